@@ -1,0 +1,5 @@
+"""ConvScope's faces: the Qt desktop application and the headless ``convscope`` CLI."""
+
+from engine import __version__
+
+__all__ = ["__version__"]

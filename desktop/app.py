@@ -1,0 +1,20 @@
+"""The QApplication and ``main()`` of the ConvScope window."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Open the ConvScope window and run the event loop; returns the exit status."""
+    from PySide6.QtWidgets import QApplication
+
+    from desktop.main_window import MainWindow
+
+    app = QApplication.instance() or QApplication(list(argv if argv is not None else sys.argv))
+    app.setApplicationName("ConvScope")
+    app.setOrganizationName("ConvScope")
+    window = MainWindow()
+    window.show()
+    return app.exec()

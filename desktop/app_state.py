@@ -1,0 +1,32 @@
+"""The small hub through which tabs talk to each other without knowing each other.
+
+``MainWindow`` makes one :class:`AppState` and hands it to every tab. A tab emits on it
+(e.g. the Train tab when a model is trained) and other tabs listen (the Classify tab switches to
+that model). Payloads are plain data: NumPy arrays, engine objects, dicts.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QObject, Signal
+
+
+class AppState(QObject):
+    # (model, label): a model became available, e.g. just trained or loaded in the Train tab.
+    model_changed = Signal(object, str)
+    # (kernel as float ndarray (k, k), description): open this kernel in the Filters tab's editor.
+    kernel_requested = Signal(object, str)
+    # (uint8 28x28 ndarray as the network sees it): the image the Classify tab now shows.
+    classify_image_changed = Signal(object)
+    # (text): a short message for the status bar.
+    status_posted = Signal(str)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.current_model: object | None = None
+        self.current_model_label = ""
+
+    def publish_model(self, model: object, label: str) -> None:
+        """Remember ``model`` as the one in use and tell every tab."""
+        self.current_model = model
+        self.current_model_label = label
+        self.model_changed.emit(model, label)

@@ -1,0 +1,18 @@
+"""The Filters tab (placeholder until its issue lands)."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+
+from desktop.app_state import AppState
+
+
+class FiltersTab(QWidget):
+    title = "Filters"
+
+    def __init__(self, state: AppState, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._state = state
+        label = QLabel("The Filters tab is coming soon.", alignment=Qt.AlignmentFlag.AlignCenter)
+        QVBoxLayout(self).addWidget(label)

@@ -1,0 +1,229 @@
+"""The main window: composes the tabs, the menus and the status bar. No maths, no file parsing.
+
+A tab is a QWidget with a ``title`` attribute and any of these optional methods, which the
+window calls when they exist:
+
+- ``open_image_file(path: Path) -> bool``: File > Open, samples, recent files, a dropped file;
+  returns False (after telling the user why) when the file could not be used.
+- ``handle_drop(mime: QMimeData) -> bool``: a drop onto the window while this tab is current;
+  when missing, the first dropped file goes to ``open_image_file``.
+- ``save_result() -> None``: File > Save result.
+- ``is_busy() -> bool`` and ``stop_work() -> None``: long work that closing must stop first; the
+  tab emits ``work_stopped`` once it is idle again.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QSettings
+from PySide6.QtGui import (
+    QAction,
+    QCloseEvent,
+    QDragEnterEvent,
+    QDragMoveEvent,
+    QDropEvent,
+    QKeySequence,
+)
+from PySide6.QtWidgets import QFileDialog, QMainWindow, QMessageBox, QTabWidget, QWidget
+
+import resources
+from desktop.app_state import AppState
+from desktop.classify_tab import ClassifyTab
+from desktop.filters_tab import FiltersTab
+from desktop.train_tab import TrainTab
+from engine import __version__
+
+IMAGE_FILTER = (
+    "Images (*.png *.jpg *.jpeg *.bmp *.gif *.tif *.tiff *.webp *.ppm *.pgm);;All files (*)"
+)
+MAX_RECENT = 8
+
+ABOUT_HTML = f"""
+<h3>ConvScope {__version__}</h3>
+<p>See and feel how a convolutional neural network works: convolve your own images with
+editable kernels, train LeNet on handwritten digits and watch it learn, and classify what you
+draw or drop. Companion to <i>An Intuitive Explanation of Convolutional Neural Networks</i>.</p>
+<p><b>MNIST</b> handwritten digits by Yann LeCun, Corinna Cortes and Christopher J.C. Burges,
+derived from NIST data; licensed CC BY-SA 3.0.</p>
+<p><b>Sample photos</b> (from scikit-image's sample data):
+astronaut.png, Eileen Collins, NASA (public domain);
+camera.png, Lav Varshney (CC0); chelsea.png, Stefan van der Walt (CC0);
+coffee.png, Rachel Michetti, courtesy of Pikolo Espresso Bar (CC0);
+rocket.jpg, SpaceX (public domain); eagle.png, Dayane Machado (CC0).</p>
+"""
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, settings: QSettings | None = None) -> None:
+        super().__init__()
+        self.setWindowTitle("ConvScope")
+        self.setAcceptDrops(True)
+        self._settings = settings if settings is not None else QSettings()
+        self._closing = False
+        self.state = AppState()
+        self.state.status_posted.connect(self._on_state_status_posted)
+
+        self.tabs = QTabWidget(objectName="mainTabs")
+        self.tabs.setDocumentMode(True)
+        self.filters_tab = FiltersTab(self.state)
+        self.train_tab = TrainTab(self.state)
+        self.classify_tab = ClassifyTab(self.state)
+        for tab in (self.filters_tab, self.train_tab, self.classify_tab):
+            self.tabs.addTab(tab, tab.title)
+            stopped = getattr(tab, "work_stopped", None)
+            if stopped is not None:
+                stopped.connect(self._on_tab_work_stopped)
+        self.setCentralWidget(self.tabs)
+        self._build_menus()
+        self.statusBar().showMessage("Ready", 3000)
+        self._restore_settings()
+
+    # ----- menus --------------------------------------------------------------------------
+    def _build_menus(self) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        self.open_action = QAction("&Open image…", self, shortcut=QKeySequence.StandardKey.Open)
+        self.open_action.triggered.connect(self._on_open_triggered)
+        file_menu.addAction(self.open_action)
+        samples = file_menu.addMenu("Open &sample image")
+        for path in resources.sample_images():
+            action = samples.addAction(path.name)
+            action.triggered.connect(lambda _checked=False, p=path: self.open_path(p))
+        self.recent_menu = file_menu.addMenu("Open &recent")
+        self._refresh_recent_menu()
+        file_menu.addSeparator()
+        self.save_action = QAction("&Save result…", self, shortcut=QKeySequence.StandardKey.Save)
+        self.save_action.triggered.connect(self._on_save_triggered)
+        file_menu.addAction(self.save_action)
+        file_menu.addSeparator()
+        quit_action = QAction("&Quit", self, shortcut=QKeySequence("Ctrl+Q"))
+        quit_action.triggered.connect(self.close)
+        file_menu.addAction(quit_action)
+
+        help_menu = self.menuBar().addMenu("&Help")
+        about = help_menu.addAction("&About ConvScope")
+        about.triggered.connect(self._on_about_triggered)
+
+    def _refresh_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        recent = self.recent_files()
+        for name in recent:
+            action = self.recent_menu.addAction(name)
+            action.triggered.connect(lambda _checked=False, p=name: self.open_path(Path(p)))
+        self.recent_menu.setEnabled(bool(recent))
+
+    # ----- opening files ------------------------------------------------------------------
+    def current_tab(self) -> QWidget:
+        return self.tabs.currentWidget()
+
+    def open_path(self, path: Path) -> bool:
+        """Open ``path`` in the current tab (or the Filters tab when it takes no images)."""
+        tab = self.current_tab()
+        if not hasattr(tab, "open_image_file"):
+            tab = self.filters_tab
+            self.tabs.setCurrentWidget(tab)
+        ok = bool(tab.open_image_file(Path(path)))
+        if ok:
+            self._remember_file(Path(path))
+        return ok
+
+    def _on_open_triggered(self) -> None:
+        start = str(self._settings.value("last_folder", str(Path.home())))
+        name, _ = QFileDialog.getOpenFileName(self, "Open image", start, IMAGE_FILTER)
+        if name:
+            self.open_path(Path(name))
+
+    def _on_save_triggered(self) -> None:
+        tab = self.current_tab()
+        if hasattr(tab, "save_result"):
+            tab.save_result()
+        else:
+            self.statusBar().showMessage("This tab has nothing to save", 4000)
+
+    def _remember_file(self, path: Path) -> None:
+        path = path.resolve()
+        self._settings.setValue("last_folder", str(path.parent))
+        recent = [p for p in self.recent_files() if p != str(path)]
+        self._settings.setValue("recent_files", [str(path), *recent][:MAX_RECENT])
+        self._refresh_recent_menu()
+
+    def recent_files(self) -> list[str]:
+        value = self._settings.value("recent_files", [])
+        if isinstance(value, str):  # QSettings gives a lone string for a one-item list
+            value = [value]
+        return [str(v) for v in (value or [])]
+
+    # ----- drag and drop anywhere on the window -------------------------------------------
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        mime = event.mimeData()
+        if mime.hasUrls() or mime.hasImage():
+            event.acceptProposedAction()
+
+    def dragMoveEvent(self, event: QDragMoveEvent) -> None:
+        event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        mime = event.mimeData()
+        tab = self.current_tab()
+        if hasattr(tab, "handle_drop"):
+            handled = tab.handle_drop(mime)
+        else:
+            paths = [Path(u.toLocalFile()) for u in mime.urls() if u.isLocalFile()]
+            handled = bool(paths) and self.open_path(paths[0])
+            if not paths:
+                self.statusBar().showMessage("Drop an image file to open it", 4000)
+        if handled:
+            event.acceptProposedAction()
+
+    # ----- status, about, settings, closing -----------------------------------------------
+    def _on_state_status_posted(self, text: str) -> None:
+        self.statusBar().showMessage(text, 6000)
+
+    def _on_about_triggered(self) -> None:
+        QMessageBox.about(self, "About ConvScope", ABOUT_HTML)
+
+    def _restore_settings(self) -> None:
+        geometry = self._settings.value("geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1280, 820)
+        index = self._settings.value("tab_index", 0)
+        try:
+            self.tabs.setCurrentIndex(int(index))
+        except (TypeError, ValueError):
+            pass
+
+    def _busy_tabs(self) -> list[QWidget]:
+        tabs = (self.tabs.widget(i) for i in range(self.tabs.count()))
+        return [t for t in tabs if hasattr(t, "is_busy") and t.is_busy()]
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        busy = self._busy_tabs()
+        if busy and not self._closing:
+            answer = QMessageBox.question(
+                self,
+                "Stop and quit?",
+                "Training is still running. Stop it and quit? The model trained so far is kept "
+                "in memory until ConvScope closes; save it first if you want it later.",
+                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                QMessageBox.StandardButton.No,
+            )
+            if answer != QMessageBox.StandardButton.Yes:
+                event.ignore()
+                return
+            self._closing = True
+        if busy:
+            for tab in busy:
+                tab.stop_work()
+            self.statusBar().showMessage("Stopping…")
+            event.ignore()  # closed again from _on_tab_work_stopped once every tab is idle
+            return
+        self._settings.setValue("geometry", self.saveGeometry())
+        self._settings.setValue("tab_index", self.tabs.currentIndex())
+        event.accept()
+
+    def _on_tab_work_stopped(self) -> None:
+        if self._closing and not self._busy_tabs():
+            self.close()
+

@@ -1,0 +1,24 @@
+"""The engine's exceptions. Each message names the file or value at fault and how to fix it.
+
+Front ends (CLI, GUI) catch :class:`EngineError` and show its message as one line.
+"""
+
+
+class EngineError(Exception):
+    """Base class of every error the engine raises on bad input."""
+
+
+class ImageLoadError(EngineError):
+    """An image file is missing, unreadable, hostile (a decompression bomb) or not an image."""
+
+
+class DatasetError(EngineError):
+    """A dataset file or folder is missing, truncated, foreign or inconsistent."""
+
+
+class ModelFileError(EngineError):
+    """A model file is corrupt, truncated, foreign or does not match its architecture."""
+
+
+class ShapeError(EngineError, ValueError):
+    """A layer, kernel or architecture does not fit its input (a kernel larger than the image)."""
