@@ -1,0 +1,77 @@
+"""The main window: tabs, menus, settings, About; the entry point opens a window."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+from PySide6.QtGui import QKeySequence
+
+from desktop.main_window import MainWindow
+
+
+def _window(qtbot, settings) -> MainWindow:
+    window = MainWindow(settings=settings)
+    qtbot.addWidget(window)
+    window.show()
+    return window
+
+
+def test_window_has_the_three_tabs_in_order(qtbot, settings):
+    window = _window(qtbot, settings)
+    titles = [window.tabs.tabText(i) for i in range(window.tabs.count())]
+    assert titles == ["Filters", "Train", "Classify"]
+
+
+def test_file_menu_shortcuts(qtbot, settings):
+    window = _window(qtbot, settings)
+    assert window.open_action.shortcut() == QKeySequence(QKeySequence.StandardKey.Open)
+    assert window.save_action.shortcut() == QKeySequence(QKeySequence.StandardKey.Save)
+    file_menu = window.menuBar().actions()[0].menu()
+    texts = [a.text().replace("&", "") for a in file_menu.actions()]
+    assert "Open image…" in texts and "Quit" in texts
+    samples = next(a.menu() for a in file_menu.actions() if a.text() == "Open &sample image")
+    assert {a.text() for a in samples.actions()} >= {"camera.png", "astronaut.png"}
+
+
+def test_about_names_data_and_photo_attributions():
+    from desktop.main_window import ABOUT_HTML
+
+    for credit in ("LeCun", "CC BY-SA 3.0", "NASA", "Lav Varshney", "Stefan van der Walt",
+                   "Rachel Michetti", "SpaceX", "Dayane Machado"):
+        assert credit in ABOUT_HTML
+
+
+def test_geometry_and_tab_are_remembered(qtbot, settings):
+    window = _window(qtbot, settings)
+    window.resize(700, 500)
+    window.tabs.setCurrentIndex(2)
+    window.close()
+    again = _window(qtbot, settings)
+    assert again.tabs.currentIndex() == 2
+    assert (again.width(), again.height()) == (700, 500)
+
+
+def test_entry_point_opens_a_window_in_a_subprocess(tmp_path):
+    code = textwrap.dedent(
+        """
+        import os, sys
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+        from PySide6.QtCore import QTimer
+        from PySide6.QtWidgets import QApplication
+        app = QApplication([])
+        def check():
+            shown = [w for w in app.topLevelWidgets() if w.isVisible()]
+            print("windows:", [w.windowTitle() for w in shown])
+            app.quit()
+        QTimer.singleShot(200, check)
+        from desktop.app import main
+        sys.exit(main())
+        """
+    )
+    env = {"HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env=env, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "ConvScope" in result.stdout
