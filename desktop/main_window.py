@@ -75,6 +75,8 @@ class MainWindow(QMainWindow):
             if stopped is not None:
                 stopped.connect(self._on_tab_work_stopped)
         self.setCentralWidget(self.tabs)
+        # A learned filter clicked in the Train tab opens in the Filters tab's kernel editor.
+        self.state.kernel_requested.connect(self._on_state_kernel_requested)
         self._build_menus()
         self.statusBar().showMessage("Ready", 3000)
         self._restore_settings()
@@ -178,6 +180,9 @@ class MainWindow(QMainWindow):
     # ----- status, about, settings, closing -----------------------------------------------
     def _on_state_status_posted(self, text: str) -> None:
         self.statusBar().showMessage(text, 6000)
+
+    def _on_state_kernel_requested(self, _kernel: object, _description: str) -> None:
+        self.tabs.setCurrentWidget(self.filters_tab)
 
     def _on_about_triggered(self) -> None:
         QMessageBox.about(self, "About ConvScope", ABOUT_HTML)
