@@ -1,0 +1,363 @@
+"""The one safe way to open (and save) an image file.
+
+Every image the app or the CLI reads goes through :func:`load_image` (a path) or
+:func:`image_from_bytes` (dropped or pasted data). Either the result is a ``uint8`` array
+
+* ``(H, W)`` grayscale (mode ``"L"``),
+* ``(H, W, 3)`` RGB or
+* ``(H, W, 4)`` RGBA,
+
+or :class:`~engine.errors.ImageLoadError` is raised with a one-line message naming the file and
+saying what is wrong. No other exception escapes for a bad file.
+
+What is handled, and how:
+
+* EXIF orientation (phone photos) is applied (``ImageOps.exif_transpose``); broken EXIF data is
+  ignored rather than fatal.
+* 16-bit grayscale (``I;16``) is *scaled* to 8 bits, ``v8 = round(v16 * 255 / 65535)``, not
+  clipped. 32-bit integer (``I``) images (TIFF) whose values fit 0..255 are kept, those that fit
+  0..65535 are scaled as 16-bit, anything else is stretched from its min..max. Float (``F``)
+  images: 0..1 is scaled by 255, 0..255 is rounded, anything else is stretched.
+* Palette images with transparency, ``LA`` and ``PA`` go through RGBA; ``CMYK`` and ``YCbCr``
+  become RGB; ``1``-bit becomes 0/255.
+* Animated GIF/PNG/WebP: the first frame.
+* ``mode=None`` keeps the file's nature: ``"L"`` for grayscale (also a palette of grays),
+  ``"RGB"`` for colour, ``"RGBA"`` when the file has an alpha channel or a transparent colour.
+  Asking for ``"L"`` or ``"RGB"`` when the file has alpha composites it onto a white background
+  (a transparent drawing is dark strokes on white, as on paper).
+* Hostile files: a missing path, a folder, zero bytes, a text file called ``.png``, a truncated
+  PNG or JPEG (refused: the missing rows would be silently grey), and decompression bombs. The
+  pixel count is read from the header and checked against ``max_pixels`` *before* any pixel is
+  decoded, so a 20000x20000 PNG of a few KB is refused in milliseconds. Pillow's own
+  ``DecompressionBombWarning`` is turned into an error locally; its global limits are untouched,
+  and ``ImageFile.LOAD_TRUNCATED_IMAGES`` is never set.
+
+Known limitation: 16-bit RGB(A) PNGs are reduced to 8 bits by Pillow itself (it keeps the high
+byte), which is the right answer anyway.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from engine.errors import EngineError, ImageLoadError
+
+__all__ = [
+    "MAX_PIXELS",
+    "SAVE_SUFFIXES",
+    "SUPPORTED_SUFFIXES",
+    "ImageSaveError",
+    "convert_array",
+    "image_from_bytes",
+    "image_from_pil",
+    "load_image",
+    "save_image",
+]
+
+#: Default limit on width*height: 50 megapixels (a 12 MP phone photo is well below it).
+MAX_PIXELS = 50_000_000
+
+#: Suffixes offered in file dialogs and picked up when scanning folders (lower case).
+SUPPORTED_SUFFIXES: tuple[str, ...] = (
+    ".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp",
+    ".ppm", ".pgm", ".pbm", ".pnm", ".tga", ".ico",
+)
+
+#: Suffixes :func:`save_image` writes, with the Pillow format used for each.
+SAVE_SUFFIXES: dict[str, str] = {
+    ".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF",
+}
+
+_MODES = (None, "L", "RGB", "RGBA")
+_WHITE = (255, 255, 255)
+
+
+class ImageSaveError(EngineError):
+    """An image could not be written (bad array, unknown suffix, folder not writable)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading
+
+
+def load_image(
+    path: str | os.PathLike[str],
+    *,
+    mode: str | None = None,
+    max_pixels: int | None = MAX_PIXELS,
+) -> np.ndarray:
+    """Open an image file as a ``uint8`` array, or raise :class:`ImageLoadError`.
+
+    Args:
+        path: the file.
+        mode: ``None`` (keep the file's nature), ``"L"`` -> ``(H, W)``, ``"RGB"`` -> ``(H, W, 3)``,
+            ``"RGBA"`` -> ``(H, W, 4)``.
+        max_pixels: refuse images with more than this many pixels (width*height) before
+            decoding them; ``None`` leaves only Pillow's own limit.
+
+    Returns:
+        A new, writable, C-contiguous ``uint8`` array.
+    """
+    _check_mode(mode)
+    p = Path(path)
+    name = p.name or str(p)
+    try:
+        if not p.exists():
+            raise ImageLoadError(f"{p}: no such file; check the path")
+        if p.is_dir():
+            raise ImageLoadError(f"{p}: is a folder, not an image file; choose a file inside it")
+        size = p.stat().st_size
+        if size == 0:
+            raise ImageLoadError(f"{name}: the file is empty (0 bytes); it is not an image")
+        with open(p, "rb") as fh:
+            return _decode(fh, name, mode, max_pixels)
+    except ImageLoadError:
+        raise
+    except PermissionError as exc:
+        raise ImageLoadError(f"{name}: permission denied; check the file's permissions") from exc
+    except OSError as exc:
+        raise ImageLoadError(f"{name}: cannot be read ({exc.strerror or exc})") from exc
+
+
+def image_from_bytes(
+    data: bytes,
+    *,
+    name: str = "dropped data",
+    mode: str | None = None,
+    max_pixels: int | None = MAX_PIXELS,
+) -> np.ndarray:
+    """Like :func:`load_image` for the bytes of an image file (a drop, the clipboard, a URL).
+
+    ``name`` is used in error messages.
+    """
+    _check_mode(mode)
+    if not data:
+        raise ImageLoadError(f"{name}: no data (0 bytes); it is not an image")
+    return _decode(io.BytesIO(bytes(data)), name, mode, max_pixels)
+
+
+def image_from_pil(img: Image.Image, mode: str | None = None) -> np.ndarray:
+    """A ``uint8`` array from an already opened (and loaded) Pillow image.
+
+    Applies the same mode rules as :func:`load_image`, but no EXIF rotation and no size check.
+    """
+    _check_mode(mode)
+    try:
+        return _to_array(img, mode)
+    except (OSError, ValueError, MemoryError) as exc:
+        raise ImageLoadError(f"image in mode {img.mode!r}: cannot be converted ({exc})") from exc
+
+
+def convert_array(image: np.ndarray, mode: str) -> np.ndarray:
+    """Convert a ``uint8`` (H,W), (H,W,3) or (H,W,4) array to ``"L"``, ``"RGB"`` or ``"RGBA"``.
+
+    Alpha is composited onto white when dropped; gray uses ITU-R 601 luma (Pillow's weights:
+    ``L = 0.299 R + 0.587 G + 0.114 B``).
+    """
+    if mode not in ("L", "RGB", "RGBA"):
+        raise ValueError(f"mode must be 'L', 'RGB' or 'RGBA', got {mode!r}")
+    return _to_array(_pil_from_array(image, ImageSaveError), mode)
+
+
+def _check_mode(mode: str | None) -> None:
+    if mode not in _MODES:
+        raise ValueError(f"mode must be None, 'L', 'RGB' or 'RGBA', got {mode!r}")
+
+
+def _decode(fh, name: str, mode: str | None, max_pixels: int | None) -> np.ndarray:
+    """Open, check the header size, decode and convert; every failure is an ImageLoadError."""
+    try:
+        with warnings.catch_warnings():
+            # Pillow warns (and later errors) on huge images; make its warning an error here only.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(fh) as img:
+                width, height = img.size
+                if width <= 0 or height <= 0:
+                    raise ImageLoadError(f"{name}: the image has no pixels ({width}x{height})")
+                if max_pixels is not None and width * height > max_pixels:
+                    raise ImageLoadError(
+                        f"{name}: {width}x{height} is {width * height / 1e6:.0f} megapixels, "
+                        f"more than the limit of {max_pixels / 1e6:.0f}; refusing to decode it "
+                        "(it may be a decompression bomb). Scale the image down first."
+                    )
+                img.load()  # decode the first frame now, so truncation shows here
+                img = _exif_transposed(img)
+                return _to_array(img, mode)
+    except ImageLoadError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageLoadError(
+            f"{name}: too many pixels for Pillow's safety limit ({exc}); "
+            "it may be a decompression bomb"
+        ) from exc
+    except UnidentifiedImageError as exc:
+        raise ImageLoadError(
+            f"{name}: not a readable image: the contents are not a known image format "
+            "or the header is damaged"
+        ) from exc
+    except MemoryError as exc:
+        raise ImageLoadError(f"{name}: not enough memory to decode this image") from exc
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError) as exc:
+        text = str(exc)
+        if "truncated" in text or isinstance(exc, EOFError):
+            raise ImageLoadError(
+                f"{name}: the file is truncated (it ends before the image data does); "
+                "re-save or re-download it"
+            ) from exc
+        raise ImageLoadError(f"{name}: damaged or unsupported image ({text or type(exc).__name__})"
+                             ) from exc
+
+
+def _exif_transposed(img: Image.Image) -> Image.Image:
+    """Apply the EXIF orientation tag; a broken EXIF block is ignored, not fatal."""
+    try:
+        return ImageOps.exif_transpose(img)
+    except Exception:  # best effort: Pillow raises many kinds of errors on bad EXIF
+        return img
+
+
+def _to_array(img: Image.Image, mode: str | None) -> np.ndarray:
+    """Normalise any Pillow mode to L / RGB / RGBA (see the module docstring), then to ``mode``."""
+    img = _canonical(img)
+    if mode is None:
+        mode = img.mode
+    if img.mode != mode:
+        if img.mode in ("RGBA", "LA") and mode != "RGBA":
+            img = _composite_on_white(img)
+        img = img.convert(mode)
+    return np.array(img, dtype=np.uint8, copy=True)
+
+
+def _canonical(img: Image.Image) -> Image.Image:
+    """The same picture in mode L, LA, RGB or RGBA (LA only as an intermediate)."""
+    m = img.mode
+    if m in ("L", "RGB", "RGBA"):
+        return img
+    if m == "LA":
+        return img.convert("RGBA")
+    if m == "1":
+        return img.convert("L")
+    if m in ("P", "PA"):
+        if m == "PA" or "transparency" in img.info:
+            return img.convert("RGBA")
+        palette = img.getpalette() or []
+        rgb = np.asarray(palette, dtype=np.int32).reshape(-1, 3) if palette else None
+        is_gray = rgb is not None and bool(np.all(rgb[:, 0] == rgb[:, 1])) and bool(
+            np.all(rgb[:, 1] == rgb[:, 2]))
+        return img.convert("L" if is_gray else "RGB")
+    if m.startswith("I;16") or m in ("I", "F"):
+        return Image.fromarray(_wide_to_uint8(np.asarray(img)), mode="L")
+    if m in ("La", "RGBa"):
+        return img.convert("RGBA")
+    if m in ("CMYK", "YCbCr", "LAB", "HSV", "RGBX"):
+        return img.convert("RGB")
+    return img.convert("RGBA" if "A" in img.getbands() else "RGB")
+
+
+def _wide_to_uint8(a: np.ndarray) -> np.ndarray:
+    """Map a 16-bit, 32-bit integer or float gray image to uint8 (rules in the module docstring)."""
+    if a.size == 0:
+        return np.zeros(a.shape, dtype=np.uint8)
+    if a.dtype.kind == "f":
+        f = np.nan_to_num(a.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+        lo, hi = float(f.min()), float(f.max())
+        if lo >= 0.0 and hi <= 1.0:
+            return np.rint(f * 255.0).astype(np.uint8)
+        if lo >= 0.0 and hi <= 255.0:
+            return np.rint(f).astype(np.uint8)
+        return _stretch(f, lo, hi)
+    is_16bit = a.dtype.itemsize == 2  # I;16 and friends: always the full 0..65535 scale
+    wide = a.astype(np.int64)
+    lo, hi = int(wide.min()), int(wide.max())
+    if not is_16bit and lo >= 0 and hi <= 255:
+        return wide.astype(np.uint8)
+    if lo >= 0 and hi <= 65535:
+        # v8 = round(v16 * 255 / 65535), in integers: (v*255 + 32767) // 65535
+        return ((wide * 255 + 32767) // 65535).astype(np.uint8)
+    return _stretch(wide.astype(np.float64), float(lo), float(hi))
+
+
+def _stretch(a: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    if hi <= lo:
+        return np.zeros(a.shape, dtype=np.uint8)
+    return np.rint((a - lo) * (255.0 / (hi - lo))).astype(np.uint8)
+
+
+def _composite_on_white(img: Image.Image) -> Image.Image:
+    rgba = img.convert("RGBA")
+    background = Image.new("RGBA", rgba.size, (*_WHITE, 255))
+    return Image.alpha_composite(background, rgba).convert("RGB")
+
+
+# ---------------------------------------------------------------------------------------------
+# Saving
+
+
+def save_image(image: np.ndarray, path: str | os.PathLike[str], *, quality: int = 95) -> Path:
+    """Write a ``uint8`` (H,W), (H,W,3) or (H,W,4) array as PNG, JPEG, BMP or TIFF (by suffix).
+
+    Atomic: the image is written to a temporary file in the same folder, flushed to disk and
+    renamed over ``path``, so a crash never leaves half a file. JPEG and BMP keep no alpha: RGBA
+    is composited onto white first. Returns the path written. Raises :class:`ImageSaveError`.
+    """
+    p = Path(path)
+    fmt = SAVE_SUFFIXES.get(p.suffix.lower())
+    if fmt is None:
+        raise ImageSaveError(
+            f"{p.name}: cannot save with suffix {p.suffix or '(none)'!r}; "
+            f"use one of {', '.join(SAVE_SUFFIXES)}"
+        )
+    img = _pil_from_array(image, ImageSaveError)
+    if fmt in ("JPEG", "BMP") and img.mode == "RGBA":  # no (readable) alpha in these formats
+        img = _composite_on_white(img)
+    folder = p.parent if str(p.parent) else Path(".")
+    if not folder.is_dir():
+        raise ImageSaveError(f"{p}: the folder {folder} does not exist")
+    tmp_name = None
+    try:
+        with tempfile.NamedTemporaryFile(
+            dir=folder, prefix=f".{p.stem}-", suffix=p.suffix + ".tmp", delete=False
+        ) as tmp:
+            tmp_name = tmp.name
+            kwargs = {"quality": quality} if fmt == "JPEG" else {}
+            img.save(tmp, format=fmt, **kwargs)
+            tmp.flush()
+            os.fsync(tmp.fileno())
+        os.replace(tmp_name, p)
+        tmp_name = None
+    except OSError as exc:
+        raise ImageSaveError(f"{p}: cannot write the image ({exc.strerror or exc})") from exc
+    finally:
+        if tmp_name is not None:
+            try:
+                os.unlink(tmp_name)
+            except OSError:
+                pass
+    return p
+
+
+def _pil_from_array(image: np.ndarray, error: type[EngineError]) -> Image.Image:
+    a = np.asarray(image)
+    if a.dtype == np.bool_:
+        a = a.astype(np.uint8) * 255
+    if a.dtype != np.uint8:
+        raise error(f"expected a uint8 image array, got dtype {a.dtype}; convert it first "
+                    "(e.g. np.clip(x, 0, 255).astype(np.uint8))")
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[:, :, 0]
+    if a.ndim == 2:
+        mode = "L"
+    elif a.ndim == 3 and a.shape[2] in (3, 4):
+        mode = "RGB" if a.shape[2] == 3 else "RGBA"
+    else:
+        raise error(f"expected an image array of shape (H,W), (H,W,3) or (H,W,4), got {a.shape}")
+    if a.shape[0] == 0 or a.shape[1] == 0:
+        raise error(f"the image array is empty (shape {a.shape})")
+    return Image.fromarray(np.ascontiguousarray(a), mode=mode)

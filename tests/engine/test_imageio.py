@@ -1,0 +1,274 @@
+"""engine.imageio: odd files open correctly, hostile files fail fast with a clear message."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from hostile import make_hostile_files, make_odd_files, png_bytes
+from PIL import Image
+
+from engine.errors import EngineError, ImageLoadError
+from engine.imageio import (
+    SUPPORTED_SUFFIXES,
+    ImageSaveError,
+    convert_array,
+    image_from_bytes,
+    image_from_pil,
+    load_image,
+    save_image,
+)
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory):
+    return make_hostile_files(tmp_path_factory.mktemp("hostile"))
+
+
+@pytest.fixture(scope="module")
+def odd(tmp_path_factory):
+    return make_odd_files(tmp_path_factory.mktemp("odd"))
+
+
+# --- hostile files ---------------------------------------------------------------------------
+
+HOSTILE_REASONS = {
+    "empty.png": "empty",
+    "text.png": "not a readable image",
+    "truncated.png": "truncated",
+    "truncated.jpg": "truncated",
+    "bad_crc.png": "header is damaged",
+    "header_only.png": "",
+    "bomb_20000.png": "decompression bomb",
+    "bomb_60mp.png": "megapixels",
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE_REASONS))
+def test_hostile_file_is_refused_fast_with_its_name(hostile, name):
+    start = time.perf_counter()
+    with pytest.raises(ImageLoadError) as info:
+        load_image(hostile[name])
+    assert time.perf_counter() - start < 1.0
+    message = str(info.value)
+    assert name in message
+    assert HOSTILE_REASONS[name] in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE_REASONS))
+def test_hostile_bytes_are_refused_too(hostile, name):
+    with pytest.raises(ImageLoadError, match="pasted"):
+        image_from_bytes(hostile[name].read_bytes(), name="pasted")
+
+
+def test_bomb_check_happens_before_decoding(hostile):
+    # the 60 MP bomb opens fine with a higher limit, proving the refusal came from our own check
+    start = time.perf_counter()
+    with pytest.raises(ImageLoadError, match="10000x6000"):
+        load_image(hostile["bomb_60mp.png"], max_pixels=50_000_000)
+    assert time.perf_counter() - start < 0.5
+    with pytest.raises(ImageLoadError, match="limit of 1"):
+        load_image(hostile["bomb_60mp.png"], max_pixels=1_000_000)
+
+
+def test_small_limit_refuses_an_ordinary_image(odd):
+    with pytest.raises(ImageLoadError, match="megapixels"):
+        load_image(odd["photo.png"], max_pixels=100)
+    assert load_image(odd["photo.png"], max_pixels=64 * 48).shape == (48, 64, 3)
+
+
+def test_pillow_global_limits_are_untouched(hostile):
+    import PIL.ImageFile
+
+    before = Image.MAX_IMAGE_PIXELS
+    with pytest.raises(ImageLoadError):
+        load_image(hostile["bomb_20000.png"], max_pixels=None)
+    assert Image.MAX_IMAGE_PIXELS == before
+    assert PIL.ImageFile.LOAD_TRUNCATED_IMAGES is False
+
+
+def test_missing_path_and_folder(tmp_path):
+    with pytest.raises(ImageLoadError, match="no such file"):
+        load_image(tmp_path / "nothing-here.png")
+    with pytest.raises(ImageLoadError, match="is a folder"):
+        load_image(tmp_path)
+
+
+def test_errors_are_engine_errors(tmp_path):
+    assert issubclass(ImageLoadError, EngineError)
+    with pytest.raises(EngineError):
+        image_from_bytes(b"")
+
+
+def test_bad_mode_is_a_programming_error(odd):
+    with pytest.raises(ValueError, match="mode"):
+        load_image(odd["photo.png"], mode="CMYK")
+
+
+# --- odd but valid files ---------------------------------------------------------------------
+
+
+def test_sixteen_bit_png_is_scaled_not_clipped(odd):
+    a = load_image(odd["gray16.png"])
+    assert a.dtype == np.uint8 and a.shape == (4, 256)
+    # the file holds v*257 for v = 0..255, which must come back as exactly v
+    np.testing.assert_array_equal(a[0], np.arange(256))
+    assert a[0, 128] == 128  # clipping would give 255 here
+
+
+def test_palette_with_transparency_keeps_alpha(odd):
+    a = load_image(odd["palette_transparent.png"])
+    assert a.shape == (4, 8, 4)
+    assert a[0, 0, 3] == 0  # the transparent index
+    assert tuple(a[0, 1]) == (0, 255, 0, 255)
+    assert tuple(a[3, 7]) == (255, 0, 0, 255)
+    rgb = load_image(odd["palette_transparent.png"], mode="RGB")
+    assert tuple(rgb[0, 0]) == (255, 255, 255)  # transparent -> white background
+    assert tuple(rgb[0, 1]) == (0, 255, 0)
+
+
+def test_gray_palette_comes_back_gray(odd):
+    a = load_image(odd["palette_gray.png"])
+    assert a.shape == (2, 6)
+    assert a[1, 5] == 200 and a[0, 0] == 0
+
+
+def test_cmyk_jpeg_becomes_rgb(odd):
+    a = load_image(odd["cmyk.jpg"])
+    assert a.shape == (8, 16, 3)
+    r, g, b = a[4, 8].astype(int)
+    assert r > 200 and g < 60 and b < 60  # C=0, M=Y=255 is red
+
+
+def test_la_and_one_bit(odd):
+    la = load_image(odd["la.png"])
+    assert la.shape == (4, 4, 4)
+    assert tuple(la[0, 0]) == (0, 0, 0, 255) and la[3, 3, 3] == 0
+    gray = load_image(odd["la.png"], mode="L")
+    assert gray[0, 0] == 0 and gray[3, 3] == 255  # transparent -> white
+    one = load_image(odd["onebit.png"])
+    assert one.shape == (3, 9) and one[2, 8] == 255 and one[0, 0] == 0
+
+
+def test_int32_and_float_tiff(odd):
+    i = load_image(odd["int32.tif"])
+    np.testing.assert_array_equal(i, [[0, 4], [156, 255]])  # 16-bit range scaled by 255/65535
+    f = load_image(odd["float.tif"])
+    np.testing.assert_array_equal(f, [[0, 128], [64, 255]])  # 0..1 scaled by 255
+
+
+def test_animated_gif_gives_first_frame(odd):
+    a = load_image(odd["animated.gif"])
+    assert a.shape == (10, 10, 3)
+    assert tuple(a[5, 5]) == (255, 0, 0)
+
+
+def test_exif_orientation_is_applied(odd):
+    a = load_image(odd["exif_rotated.jpg"])
+    assert a.shape == (40, 20)  # stored 40 wide x 20 high, rotated 90 degrees clockwise
+    assert a[:5, -5:].mean() > 200  # the mark is now top-right
+    assert a[:5, :5].mean() < 50 and a[-5:, :5].mean() < 50 and a[-5:, -5:].mean() < 50
+
+
+def test_modes_and_shapes(odd):
+    path = odd["photo.png"]
+    assert load_image(path).shape == (48, 64, 3)
+    assert load_image(path, mode="L").shape == (48, 64)
+    rgba = load_image(path, mode="RGBA")
+    assert rgba.shape == (48, 64, 4) and (rgba[..., 3] == 255).all()
+    rgb = load_image(path, mode="RGB")
+    assert rgb.flags.writeable and rgb.flags.c_contiguous
+    # luma weights 0.299, 0.587, 0.114
+    expected = np.rint(rgb.astype(float) @ [0.299, 0.587, 0.114])
+    assert np.abs(load_image(path, mode="L").astype(float) - expected).max() <= 1
+
+
+@pytest.mark.parametrize("name", ["photo.jpg", "photo.bmp", "photo.webp"])
+def test_common_formats(odd, name):
+    a = load_image(odd[name])
+    reference = load_image(odd["photo.png"])
+    assert a.shape == reference.shape
+    assert np.abs(a.astype(int) - reference).mean() < 3
+
+
+def test_transparent_drawing_becomes_dark_on_white(odd):
+    a = load_image(odd["drawing_rgba.png"], mode="L")
+    assert a[0, 0] == 255 and a[2, 2] == 0
+
+
+def test_image_from_bytes_and_pil(odd):
+    data = odd["gray16.png"].read_bytes()
+    np.testing.assert_array_equal(image_from_bytes(data), load_image(odd["gray16.png"]))
+    with Image.open(odd["palette_transparent.png"]) as img:
+        img.load()
+        assert image_from_pil(img, "RGBA").shape == (4, 8, 4)
+    rgb = image_from_bytes(png_bytes(Image.new("RGB", (3, 2), (10, 20, 30))), mode="RGB")
+    assert rgb.shape == (2, 3, 3) and tuple(rgb[1, 2]) == (10, 20, 30)
+
+
+def test_convert_array():
+    rgba = np.zeros((2, 2, 4), dtype=np.uint8)
+    rgba[0, 0] = (255, 0, 0, 255)
+    rgb = convert_array(rgba, "RGB")
+    assert tuple(rgb[0, 0]) == (255, 0, 0) and tuple(rgb[1, 1]) == (255, 255, 255)
+    assert convert_array(rgb, "L").shape == (2, 2)
+    assert convert_array(rgb[..., 0], "RGB").shape == (2, 2, 3)
+
+
+def test_supported_suffixes_are_lower_case_and_dotted():
+    assert ".png" in SUPPORTED_SUFFIXES and ".jpg" in SUPPORTED_SUFFIXES
+    assert all(s.startswith(".") and s == s.lower() for s in SUPPORTED_SUFFIXES)
+
+
+# --- saving ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("suffix", [".png", ".bmp", ".tif"])
+@pytest.mark.parametrize("channels", [0, 3, 4])
+def test_save_and_load_round_trip_lossless(tmp_path, rng, suffix, channels):
+    if suffix == ".bmp" and channels == 4:
+        pytest.skip("BMP keeps no alpha; see test_save_without_alpha_composites_on_white")
+    shape = (5, 7) if channels == 0 else (5, 7, channels)
+    image = rng.integers(0, 256, size=shape, dtype=np.uint8)
+    path = save_image(image, tmp_path / f"out{suffix}")
+    back = load_image(path)
+    np.testing.assert_array_equal(back, image)
+    assert [p.name for p in tmp_path.iterdir()] == [f"out{suffix}"]  # no temp file left
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".bmp"])
+def test_save_without_alpha_composites_on_white(tmp_path, suffix):
+    image = np.zeros((16, 16, 4), dtype=np.uint8)  # fully transparent...
+    image[:8, :, 3] = 255  # ...except the top half, opaque black
+    back = load_image(save_image(image, tmp_path / f"out{suffix}"))
+    assert back.shape == (16, 16, 3)
+    assert back[12:].min() > 240 and back[:6].max() < 15
+
+
+def test_save_replaces_existing_file(tmp_path):
+    path = tmp_path / "out.png"
+    save_image(np.zeros((2, 2), np.uint8), path)
+    save_image(np.full((3, 3), 9, np.uint8), path)
+    np.testing.assert_array_equal(load_image(path), np.full((3, 3), 9))
+
+
+@pytest.mark.parametrize(
+    ("array", "name", "match"),
+    [
+        (np.zeros((2, 2), np.uint8), "out.xyz", "suffix"),
+        (np.zeros((2, 2), np.float32), "out.png", "uint8"),
+        (np.zeros((2, 2, 2), np.uint8), "out.png", "shape"),
+        (np.zeros((0, 2), np.uint8), "out.png", "empty"),
+    ],
+)
+def test_save_refuses_bad_input(tmp_path, array, name, match):
+    with pytest.raises(ImageSaveError, match=match):
+        save_image(array, tmp_path / name)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_save_into_missing_folder(tmp_path):
+    with pytest.raises(ImageSaveError, match="does not exist"):
+        save_image(np.zeros((2, 2), np.uint8), tmp_path / "no" / "out.png")
