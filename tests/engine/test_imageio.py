@@ -272,3 +272,9 @@ def test_save_refuses_bad_input(tmp_path, array, name, match):
 def test_save_into_missing_folder(tmp_path):
     with pytest.raises(ImageSaveError, match="does not exist"):
         save_image(np.zeros((2, 2), np.uint8), tmp_path / "no" / "out.png")
+
+
+def test_broken_exif_is_ignored(tmp_path):
+    path = tmp_path / "broken_exif.jpg"
+    Image.new("RGB", (8, 6), (0, 128, 255)).save(path, exif=b"Exif\x00\x00II*\x00\xff\xff\xff\xff")
+    assert load_image(path).shape == (6, 8, 3)
