@@ -218,9 +218,12 @@ def _decode(fh, name: str, mode: str | None, max_pixels: int | None) -> np.ndarr
 def _exif_transposed(img: Image.Image) -> Image.Image:
     """Apply the EXIF orientation tag; a broken EXIF block is ignored, not fatal."""
     try:
-        if img.getexif().get(0x0112, 1) in (1, None):  # no rotation: skip exif_transpose's copy
-            return img
-        return ImageOps.exif_transpose(img)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "Corrupt EXIF data": we ignore it on purpose
+            orientation = img.getexif().get(0x0112, 1)
+            if orientation in (1, None):  # no rotation: skip exif_transpose's full copy
+                return img
+            return ImageOps.exif_transpose(img)
     except Exception:  # best effort: Pillow raises many kinds of errors on bad EXIF
         return img
 
