@@ -175,6 +175,8 @@ def _decode(fh, name: str, mode: str | None, max_pixels: int | None) -> np.ndarr
     """Open, check the header size, decode and convert; every failure is an ImageLoadError."""
     try:
         with warnings.catch_warnings():
+            # Pillow's other warnings (corrupt EXIF, odd chunks) are about data we do not use.
+            warnings.simplefilter("ignore")
             # Pillow warns (and later errors) on huge images; make its warning an error here only.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(fh) as img:
