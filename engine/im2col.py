@@ -1,0 +1,176 @@
+"""The fast kernels behind Conv2D and the pooling layers: stride tricks + one BLAS matmul.
+
+Layout trick: the convolution works internally in *CNHW* memory order (channels outermost).
+With the patches laid out as ``cols`` of shape ``(C*KH*KW, N*H'*W')`` the whole batch becomes
+ONE matrix multiply ``weight (F, C*KH*KW) @ cols -> (F, N*H'*W')``, whose result already is the
+output in CNHW order. Returned to the caller as ``out.transpose(1, 0, 2, 3)`` it has the NCHW
+shape the layer contract promises without any copy; the next convolution reads its input through
+strides and never needs NCHW memory either. The naive, obviously-correct versions of these
+operations live in :mod:`engine.reference` and are the tests' oracle.
+
+Output size of a convolution or pooling window along one axis::
+
+    H' = 1 + (H + 2*pad - KH) // stride
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+
+def output_size(size: int, kernel: int, stride: int, padding: int = 0) -> int:
+    """``1 + (size + 2*padding - kernel) // stride`` (<= 0 when the kernel does not fit)."""
+    return 1 + (size + 2 * padding - kernel) // stride
+
+
+def pad_to_cnhw(x: np.ndarray, pad: int, out: np.ndarray | None = None) -> np.ndarray:
+    """Copy NCHW ``x`` (any strides) into a zero-bordered CNHW buffer ``(C, N, H+2p, W+2p)``.
+
+    ``out`` is reused when it has the right shape and dtype: its border is still zero from the
+    previous call (only the interior is ever written), so no ``np.pad`` per batch.
+    """
+    n, c, h, w = x.shape
+    shape = (c, n, h + 2 * pad, w + 2 * pad)
+    if out is None or out.shape != shape or out.dtype != x.dtype:
+        out = np.zeros(shape, dtype=x.dtype)
+    out[:, :, pad : pad + h, pad : pad + w] = x.transpose(1, 0, 2, 3)
+    return out
+
+
+def as_cnhw(x: np.ndarray) -> np.ndarray:
+    """An NCHW-shaped array as a CNHW-shaped one (a view; no copy)."""
+    return x.transpose(1, 0, 2, 3)
+
+
+def im2col(
+    xc: np.ndarray, kh: int, kw: int, stride: int, out: np.ndarray | None = None
+) -> np.ndarray:
+    """Patches of a CNHW array (any strides, already padded) as ``cols (C*KH*KW, N*H'*W')``.
+
+    Row ``(c, i, j)`` holds input pixel ``(c, n, y*stride + i, x*stride + j)`` in column
+    ``(n, y, x)``. Built as a strided *view* ``(C, KH, KW, N, H', W')`` and copied once.
+    """
+    c, n, h, w = xc.shape
+    ho = output_size(h, kh, stride)
+    wo = output_size(w, kw, stride)
+    sc, sn, sh, sw = xc.strides
+    view = as_strided(
+        xc,
+        shape=(c, kh, kw, n, ho, wo),
+        strides=(sc, sh, sw, sn, sh * stride, sw * stride),
+        writeable=False,
+    )
+    shape = (c * kh * kw, n * ho * wo)
+    if out is None or out.shape != shape or out.dtype != xc.dtype:
+        out = np.empty(shape, dtype=xc.dtype)
+    np.copyto(out.reshape(c, kh, kw, n, ho, wo), view)
+    return out
+
+
+def col2im(
+    dcols: np.ndarray,
+    padded_shape: tuple[int, int, int, int],
+    kh: int,
+    kw: int,
+    stride: int,
+) -> np.ndarray:
+    """Adjoint of :func:`im2col`: scatter-add ``dcols (C*KH*KW, N*H'*W')`` into CNHW
+    ``(C, N, Hp, Wp)``.
+
+    One strided slice-add per kernel offset (KH*KW of them), never a loop over pixels.
+    """
+    c, n, h, w = padded_shape
+    ho = output_size(h, kh, stride)
+    wo = output_size(w, kw, stride)
+    d = dcols.reshape(c, kh, kw, n, ho, wo)
+    dx = np.zeros(padded_shape, dtype=dcols.dtype)
+    for i in range(kh):
+        hi = i + stride * ho
+        for j in range(kw):
+            dx[:, :, i:hi:stride, j : j + stride * wo : stride] += d[:, i, j]
+    return dx
+
+
+def _window_slices(size: int, stride: int, ho: int, wo: int):
+    """For each window offset (i, j): the slice of the input it reads in every window."""
+    for i in range(size):
+        for j in range(size):
+            yield (
+                i * size + j,
+                (
+                    slice(None),
+                    slice(None),
+                    slice(i, i + stride * (ho - 1) + 1, stride),
+                    slice(j, j + stride * (wo - 1) + 1, stride),
+                ),
+            )
+
+
+def maxpool_forward(x: np.ndarray, size: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
+    """Max pooling of ``x (N,C,H,W)`` -> ``(y (N,C,H',W'), argmax (N,C,H',W') int8)``.
+
+    A running maximum over the ``size*size`` window offsets, each offset being one strided
+    slice of the whole batch: ``size**2`` vectorised steps, no loop over pixels. ``argmax`` is
+    the window offset ``i*size + j`` of the FIRST maximum (as PyTorch), so backward routes each
+    gradient to exactly one input even when a window holds ties (e.g. zeros after ReLU).
+    """
+    n, c, h, w = x.shape
+    ho = output_size(h, size, stride)
+    wo = output_size(w, size, stride)
+    slices = _window_slices(size, stride, ho, wo)
+    _, s0 = next(slices)
+    y = x[s0].copy()
+    arg = np.zeros((n, c, ho, wo), dtype=np.int8)
+    m = np.empty((n, c, ho, wo), dtype=bool)
+    for k, s in slices:
+        v = x[s]
+        np.greater(v, y, out=m)
+        np.copyto(y, v, where=m)
+        np.copyto(arg, k, where=m)
+    return y, arg
+
+
+def maxpool_backward(
+    dout: np.ndarray, argmax: np.ndarray, x_shape: tuple[int, ...], size: int, stride: int
+) -> np.ndarray:
+    """Route ``dout (N,C,H',W')`` to the winning input of each window -> ``dx (N,C,H,W)``."""
+    _n, _c, h, w = x_shape
+    ho, wo = dout.shape[2], dout.shape[3]
+    disjoint = stride >= size
+    covered = disjoint and stride == size and ho * size == h and wo * size == w
+    dx = np.empty(x_shape, dtype=dout.dtype) if covered else np.zeros(x_shape, dtype=dout.dtype)
+    m = np.empty(argmax.shape, dtype=bool)
+    for k, s in _window_slices(size, stride, ho, wo):
+        np.equal(argmax, k, out=m)
+        if disjoint:
+            np.multiply(dout, m, out=dx[s])
+        else:
+            dx[s] += dout * m
+    return dx
+
+
+def avgpool_forward(x: np.ndarray, size: int, stride: int) -> np.ndarray:
+    """Average pooling of ``x (N,C,H,W)`` -> ``(N,C,H',W')``: the mean of each window."""
+    _n, _c, h, w = x.shape
+    ho = output_size(h, size, stride)
+    wo = output_size(w, size, stride)
+    slices = _window_slices(size, stride, ho, wo)
+    _, s0 = next(slices)
+    y = x[s0].copy()
+    for _, s in slices:
+        y += x[s]
+    y *= y.dtype.type(1.0 / (size * size))
+    return y
+
+
+def avgpool_backward(
+    dout: np.ndarray, x_shape: tuple[int, ...], size: int, stride: int
+) -> np.ndarray:
+    """Each input of a window gets ``dout / size**2`` (summed over overlapping windows)."""
+    ho, wo = dout.shape[2], dout.shape[3]
+    g = dout * dout.dtype.type(1.0 / (size * size))
+    dx = np.zeros(x_shape, dtype=dout.dtype)
+    for _, s in _window_slices(size, stride, ho, wo):
+        dx[s] += g
+    return dx

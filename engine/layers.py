@@ -1,0 +1,455 @@
+"""The layers: each keeps its forward maths beside its backward maths.
+
+Every layer has ``name``, ``params`` and ``grads`` (dicts with the same keys), ``forward(x,
+training=False) -> y`` (keeps what backward needs), ``backward(dout) -> dx`` (overwrites ``grads``
+in place, never mutates ``dout``), ``output_shape(input_shape)`` (shapes without N; raises
+:class:`~engine.errors.ShapeError` when the input does not fit) and ``config()`` (JSON-able
+constructor arguments, so a model can be rebuilt from its architecture).
+
+Tensors are NCHW. Layers compute in the dtype of their input and parameters: float32 normally,
+float64 for the gradient checks (see :meth:`Layer.astype`). Arrays a layer returns may be
+*views* with non-C-contiguous strides (a convolution returns CNHW memory seen as NCHW); call
+``np.ascontiguousarray`` if you need contiguous memory.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+from engine import im2col as k
+from engine.errors import ShapeError
+
+
+def _pair(v: int | tuple[int, int] | list[int], what: str) -> tuple[int, int]:
+    if isinstance(v, (int, np.integer)):
+        v = (int(v), int(v))
+    if len(v) != 2 or any(int(a) < 1 for a in v):
+        raise ShapeError(f"{what} must be a positive int or a pair of them, got {v!r}")
+    return int(v[0]), int(v[1])
+
+
+class Layer:
+    """Base class. Subclasses set ``kind`` and override forward/backward/output_shape/config."""
+
+    kind: ClassVar[str] = "layer"
+
+    def __init__(self, name: str = "") -> None:
+        self.name = name or self.kind
+        self.params: dict[str, np.ndarray] = {}
+        self.grads: dict[str, np.ndarray] = {}
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        raise NotImplementedError
+
+    def backward(self, dout: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
+        """Gradient w.r.t. the input; ``input_grad=False`` may skip it (returns None) when the
+        caller only needs the parameter gradients (the first layer of a network)."""
+        raise NotImplementedError
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        return tuple(input_shape)
+
+    def config(self) -> dict[str, Any]:
+        return {"type": self.kind, "name": self.name}
+
+    @property
+    def n_params(self) -> int:
+        return int(sum(p.size for p in self.params.values()))
+
+    def astype(self, dtype: np.dtype | type) -> Layer:
+        """Convert parameters and gradients to ``dtype`` in place (float64 for gradient checks)."""
+        for key in self.params:
+            self.params[key] = self.params[key].astype(dtype)
+            self.grads[key] = np.zeros_like(self.params[key])
+        return self
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{a}={v!r}" for a, v in self.config().items() if a != "type")
+        return f"{type(self).__name__}({args})"
+
+
+class Conv2D(Layer):
+    """2-D convolution (cross-correlation) with zero padding.
+
+    x ``(N, C, H, W)`` -> y ``(N, F, H', W')``, ``H' = 1 + (H + 2*pad - KH) // stride``.
+    params ``weight (F, C, KH, KW)``, ``bias (F,)``;
+    ``y[n,f] = sum_c x[n,c] * weight[f,c] + bias[f]`` (``*`` = cross-correlation).
+
+    The whole batch is one matrix multiply ``[weight | bias] (F, C*KH*KW+1) @ [cols; 1]``
+    (see :mod:`engine.im2col`); the row of ones in the reused ``cols`` buffer folds the bias add
+    into the matmul and gives the bias gradient in the same product in backward.
+    """
+
+    kind = "conv2d"
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int, int],
+        stride: int = 1,
+        padding: int = 0,
+        *,
+        rng: np.random.Generator | None = None,
+        init: str = "he",
+        name: str = "",
+    ) -> None:
+        super().__init__(name)
+        if in_channels < 1 or out_channels < 1:
+            raise ShapeError(
+                f"{self.name}: channel counts must be >= 1, got {in_channels}, {out_channels}"
+            )
+        if int(stride) < 1 or int(padding) < 0:
+            raise ShapeError(f"{self.name}: stride must be >= 1 and padding >= 0")
+        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
+        self.kernel_size = _pair(kernel_size, f"{self.name}: kernel_size")
+        self.stride, self.padding, self.init = int(stride), int(padding), init
+        kh, kw = self.kernel_size
+        fan_in = self.in_channels * kh * kw
+        fan_out = self.out_channels * kh * kw
+        shape = (self.out_channels, self.in_channels, kh, kw)
+        self.params = {
+            "weight": init_weight(shape, fan_in, fan_out, init, rng),
+            "bias": np.zeros(self.out_channels, dtype=np.float32),
+        }
+        self.grads = {key: np.zeros_like(p) for key, p in self.params.items()}
+        self._pad_buf: np.ndarray | None = None
+        self._cols: np.ndarray | None = None
+        self._wb: np.ndarray | None = None
+        self._x_shape: tuple[int, ...] = ()
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        c, h, w = _chw(input_shape, self.name)
+        if c != self.in_channels:
+            raise ShapeError(
+                f"{self.name}: expects {self.in_channels} input channel(s) but gets {c}; "
+                f"set in_channels={c} or change the previous layer"
+            )
+        kh, kw = self.kernel_size
+        p = self.padding
+        if h + 2 * p < kh or w + 2 * p < kw:
+            raise ShapeError(
+                f"{self.name}: a {kh}x{kw} kernel does not fit its {h}x{w} input"
+                + (f" (padding {p})" if p else "")
+                + "; use a smaller kernel or fewer pooling layers"
+            )
+        ho = k.output_size(h, kh, self.stride, p)
+        wo = k.output_size(w, kw, self.stride, p)
+        return (self.out_channels, ho, wo)
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "type": self.kind,
+            "name": self.name,
+            "in_channels": self.in_channels,
+            "out_channels": self.out_channels,
+            "kernel_size": list(self.kernel_size),
+            "stride": self.stride,
+            "padding": self.padding,
+            "init": self.init,
+        }
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        n = x.shape[0]
+        c_out, ho, wo = self.output_shape(x.shape[1:])
+        kh, kw = self.kernel_size
+        if self.padding:
+            self._pad_buf = k.pad_to_cnhw(x, self.padding, self._pad_buf)
+            xc = self._pad_buf
+        else:
+            xc = k.as_cnhw(x)
+        ckk = self.in_channels * kh * kw
+        dtype = np.result_type(x.dtype, self.params["weight"].dtype)
+        rows = ckk + 1
+        if (
+            self._cols is None
+            or self._cols.shape != (rows, n * ho * wo)
+            or self._cols.dtype != dtype
+        ):
+            self._cols = np.empty((rows, n * ho * wo), dtype=dtype)
+            self._cols[ckk] = 1  # the bias row; im2col only ever writes the rows above it
+        k.im2col(xc.astype(dtype, copy=False), kh, kw, self.stride, out=self._cols[:ckk])
+        if self._wb is None or self._wb.shape != (c_out, rows) or self._wb.dtype != dtype:
+            self._wb = np.empty((c_out, rows), dtype=dtype)
+        self._wb[:, :ckk] = self.params["weight"].reshape(c_out, ckk)
+        self._wb[:, ckk] = self.params["bias"]
+        out = self._wb @ self._cols  # (F, N*H'*W') == CNHW memory
+        self._x_shape = x.shape
+        return out.reshape(c_out, n, ho, wo).transpose(1, 0, 2, 3)
+
+    def backward(self, dout: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
+        f = self.out_channels
+        cols = self._cols
+        if cols is None:
+            raise RuntimeError(f"{self.name}: backward() called before forward()")
+        d2 = dout.transpose(1, 0, 2, 3).reshape(f, -1)  # a view when dout is CNHW memory
+        dwb = d2 @ cols.T  # (F, C*KH*KW + 1): weight and bias gradients in one product
+        ckk = cols.shape[0] - 1
+        self.grads["weight"][...] = dwb[:, :ckk].reshape(self.grads["weight"].shape)
+        self.grads["bias"][...] = dwb[:, ckk]
+        if not input_grad:
+            return None
+        n, c, h, w = self._x_shape
+        p = self.padding
+        kh, kw = self.kernel_size
+        dcols = self._wb[:, :ckk].T @ d2
+        dxp = k.col2im(dcols, (c, n, h + 2 * p, w + 2 * p), kh, kw, self.stride)
+        return dxp[:, :, p : p + h, p : p + w].transpose(1, 0, 2, 3)
+
+
+class ReLU(Layer):
+    """``y = max(x, 0)``; ``dx = dout * (x > 0)``."""
+
+    kind = "relu"
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        y = np.maximum(x, 0)
+        self._y = y
+        return y
+
+    def backward(self, dout: np.ndarray, input_grad: bool = True) -> np.ndarray:
+        dx = np.zeros_like(self._y)
+        np.copyto(dx, dout, where=self._y > 0)
+        return dx
+
+
+class Tanh(Layer):
+    """``y = tanh(x)``; ``dx = dout * (1 - y**2)``."""
+
+    kind = "tanh"
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        self._y = np.tanh(x)
+        return self._y
+
+    def backward(self, dout: np.ndarray, input_grad: bool = True) -> np.ndarray:
+        y = self._y
+        dx = np.multiply(y, y)
+        np.subtract(1, dx, out=dx)
+        dx *= dout
+        return dx
+
+
+class Sigmoid(Layer):
+    """``y = 1 / (1 + exp(-x))`` (computed as ``(1 + tanh(x/2)) / 2``, which never overflows);
+    ``dx = dout * y * (1 - y)``."""
+
+    kind = "sigmoid"
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        half = x.dtype.type(0.5) if x.dtype.kind == "f" else 0.5
+        y = np.tanh(x * half)
+        y += 1
+        y *= half
+        self._y = y
+        return y
+
+    def backward(self, dout: np.ndarray, input_grad: bool = True) -> np.ndarray:
+        y = self._y
+        dx = np.subtract(1, y)
+        dx *= y
+        dx *= dout
+        return dx
+
+
+class _Pool2D(Layer):
+    def __init__(self, size: int, stride: int | None = None, *, name: str = "") -> None:
+        super().__init__(name)
+        self.size = int(size)
+        self.stride = int(stride) if stride is not None else self.size
+        if self.size < 1 or self.stride < 1:
+            raise ShapeError(f"{self.name}: pooling size and stride must be >= 1")
+        self._x_shape: tuple[int, ...] = ()
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        c, h, w = _chw(input_shape, self.name)
+        s = self.size
+        if h < s or w < s:
+            raise ShapeError(
+                f"{self.name}: a {s}x{s} pooling window does not fit its {h}x{w} input; "
+                "use fewer pooling layers, padding or a larger input"
+            )
+        return (c, k.output_size(h, s, self.stride), k.output_size(w, s, self.stride))
+
+    def config(self) -> dict[str, Any]:
+        return {"type": self.kind, "name": self.name, "size": self.size, "stride": self.stride}
+
+
+class MaxPool2D(_Pool2D):
+    """Max over each ``size x size`` window (floor mode, no padding).
+
+    x ``(N,C,H,W)`` -> ``(N,C,H',W')``, ``H' = 1 + (H - size) // stride``. Backward sends each
+    gradient to the first maximum of its window (as PyTorch does).
+    """
+
+    kind = "maxpool2d"
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        self.output_shape(x.shape[1:])
+        y, self._argmax = k.maxpool_forward(x, self.size, self.stride)
+        self._x_shape = x.shape
+        return y
+
+    def backward(self, dout: np.ndarray, input_grad: bool = True) -> np.ndarray:
+        return k.maxpool_backward(dout, self._argmax, self._x_shape, self.size, self.stride)
+
+
+class AvgPool2D(_Pool2D):
+    """Mean over each ``size x size`` window (floor mode, no padding); gradient ``dout/size**2``
+    to every input of the window."""
+
+    kind = "avgpool2d"
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        self.output_shape(x.shape[1:])
+        self._x_shape = x.shape
+        return k.avgpool_forward(x, self.size, self.stride)
+
+    def backward(self, dout: np.ndarray, input_grad: bool = True) -> np.ndarray:
+        return k.avgpool_backward(dout, self._x_shape, self.size, self.stride)
+
+
+class Flatten(Layer):
+    """``(N, C, H, W) -> (N, C*H*W)`` in C, H, W order (as ``torch.flatten(x, 1)``)."""
+
+    kind = "flatten"
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        return (int(np.prod(input_shape)),)
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        self._x_shape = x.shape
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, dout: np.ndarray, input_grad: bool = True) -> np.ndarray:
+        return dout.reshape(self._x_shape)
+
+
+class Dense(Layer):
+    """Fully connected: x ``(N, in)`` -> ``y = x @ weight.T + bias`` ``(N, out)``.
+
+    params ``weight (out, in)`` (like ``torch.nn.Linear``), ``bias (out,)``.
+    Backward: ``dweight = dout.T @ x``, ``dbias = sum_n dout``, ``dx = dout @ weight``.
+    """
+
+    kind = "dense"
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        *,
+        rng: np.random.Generator | None = None,
+        init: str = "he",
+        name: str = "",
+    ) -> None:
+        super().__init__(name)
+        if in_features < 1 or out_features < 1:
+            raise ShapeError(f"{self.name}: feature counts must be >= 1")
+        self.in_features, self.out_features, self.init = int(in_features), int(out_features), init
+        self.params = {
+            "weight": init_weight(
+                (self.out_features, self.in_features),
+                self.in_features,
+                self.out_features,
+                init,
+                rng,
+            ),
+            "bias": np.zeros(self.out_features, dtype=np.float32),
+        }
+        self.grads = {key: np.zeros_like(p) for key, p in self.params.items()}
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        if len(input_shape) != 1:
+            raise ShapeError(
+                f"{self.name}: a dense layer needs flat input (features,), "
+                f"got {tuple(input_shape)}; "
+                "put a Flatten layer before it"
+            )
+        if input_shape[0] != self.in_features:
+            raise ShapeError(
+                f"{self.name}: expects {self.in_features} input features "
+                f"but gets {input_shape[0]}; "
+                f"set in_features={input_shape[0]}"
+            )
+        return (self.out_features,)
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "type": self.kind,
+            "name": self.name,
+            "in_features": self.in_features,
+            "out_features": self.out_features,
+            "init": self.init,
+        }
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        self.output_shape(x.shape[1:])
+        self._x = x
+        y = x @ self.params["weight"].T
+        y += self.params["bias"]
+        return y
+
+    def backward(self, dout: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
+        np.matmul(dout.T, self._x, out=self.grads["weight"])
+        np.sum(dout, axis=0, out=self.grads["bias"])
+        if not input_grad:
+            return None
+        return dout @ self.params["weight"]
+
+
+def _chw(input_shape: tuple[int, ...], name: str) -> tuple[int, int, int]:
+    if len(input_shape) != 3:
+        raise ShapeError(
+            f"{name}: expects image-shaped input (C, H, W), got {tuple(input_shape)}; "
+            "put convolution and pooling layers before Flatten"
+        )
+    c, h, w = (int(v) for v in input_shape)
+    return c, h, w
+
+
+def init_weight(
+    shape: tuple[int, ...],
+    fan_in: int,
+    fan_out: int,
+    init: str,
+    rng: np.random.Generator | None,
+) -> np.ndarray:
+    """He (``normal(0, sqrt(2/fan_in))``, for ReLU) or Xavier/Glorot
+    (``uniform(+-sqrt(6/(fan_in+fan_out)))``, for tanh/sigmoid) initial weights, float32.
+
+    ``rng=None`` uses ``numpy.random.default_rng(0)``, so an unseeded build is still repeatable.
+    """
+    rng = rng if rng is not None else np.random.default_rng(0)
+    if init == "he":
+        w = rng.standard_normal(shape, dtype=np.float32) * np.float32(np.sqrt(2.0 / fan_in))
+    elif init == "xavier":
+        lim = np.sqrt(6.0 / (fan_in + fan_out))
+        w = rng.uniform(-lim, lim, size=shape).astype(np.float32)
+    else:
+        raise ShapeError(f"unknown init {init!r}; use 'he' or 'xavier'")
+    return w
+
+
+LAYER_TYPES: dict[str, type[Layer]] = {
+    cls.kind: cls for cls in (Conv2D, ReLU, Tanh, Sigmoid, MaxPool2D, AvgPool2D, Flatten, Dense)
+}
+
+
+def layer_from_config(cfg: dict[str, Any], rng: np.random.Generator | None = None) -> Layer:
+    """Rebuild a layer from :meth:`Layer.config` (fresh random weights from ``rng``)."""
+    cfg = dict(cfg)
+    kind = cfg.pop("type", None)
+    cls = LAYER_TYPES.get(kind)  # type: ignore[arg-type]
+    if cls is None:
+        raise ShapeError(f"unknown layer type {kind!r}; known: {', '.join(LAYER_TYPES)}")
+    if cls in (Conv2D, Dense):
+        cfg["rng"] = rng
+    try:
+        return cls(**cfg)
+    except TypeError as exc:
+        raise ShapeError(
+            f"bad arguments for a {kind} layer {cfg.get('name', '')!r}: {exc}"
+        ) from None

@@ -1,0 +1,489 @@
+"""Models: the input convention, a Sequential of named layers, and the builders.
+
+A model walks a list of named layers. Parameters are reached by ``"<layer>.<param>"`` names that
+match the ``state_dict`` keys of the equivalent ``torch.nn`` model (``conv1.weight``, ...,
+``fc3.bias``), so weights move between the two without renaming. Branching blocks (residual
+add, concatenation) can later be added as layer classes that hold sub-layers: the model only
+relies on the layer interface (forward/backward/params/grads/output_shape/config).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from engine.errors import ShapeError
+from engine.layers import (
+    AvgPool2D,
+    Conv2D,
+    Dense,
+    Flatten,
+    Layer,
+    MaxPool2D,
+    ReLU,
+    Sigmoid,
+    Tanh,
+    layer_from_config,
+)
+from engine.losses import softmax
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """What the network takes: ``shape (C, H, W)`` and the pixel normalisation
+    ``x = (pixel * scale - mean) / std`` (MNIST's mean and std by default)."""
+
+    shape: tuple[int, int, int] = (1, 28, 28)
+    scale: float = 1 / 255
+    mean: float = 0.1307
+    std: float = 0.3081
+
+    @property
+    def pad_value(self) -> float:
+        """What a pixel of 0 maps to; the value used to pad smaller images."""
+        return (0.0 * self.scale - self.mean) / self.std
+
+    def to_tensor(self, images: np.ndarray) -> np.ndarray:
+        """uint8 ``(N,H,W)``, ``(N,C,H,W)`` or one ``(H,W)`` image -> float32 ``(N,C,H,W)``.
+
+        ``(pixel*scale - mean)/std``; images smaller than ``shape`` are zero-padded, centred
+        (the pad value is what pixel 0 maps to, so padding looks like more background: MNIST's
+        28x28 becomes the article's 32x32).
+        """
+        a = np.asarray(images)
+        if a.ndim == 2:
+            a = a[None, None]
+        elif a.ndim == 3:
+            a = a[:, None]
+        elif a.ndim != 4:
+            raise ShapeError(
+                f"images must be (N,H,W) or (N,C,H,W), got an array of shape {a.shape}"
+            )
+        c, h, w = self.shape
+        n, ac, ah, aw = a.shape
+        if ac != c:
+            raise ShapeError(
+                f"images have {ac} channel(s) but the model takes {c}; convert them "
+                f"({'to grayscale' if c == 1 else 'to RGB'}) first"
+            )
+        if ah > h or aw > w:
+            raise ShapeError(f"images are {ah}x{aw} but the model takes {h}x{w}; resize them first")
+        if a.dtype == np.uint8:
+            lut = ((np.arange(256) * self.scale - self.mean) / self.std).astype(np.float32)
+            x = lut[a]
+        else:
+            x = (
+                (a.astype(np.float32) * np.float32(self.scale)) - np.float32(self.mean)
+            ) / np.float32(self.std)
+        if (ah, aw) == (h, w):
+            return np.ascontiguousarray(x, dtype=np.float32)
+        out = np.full((n, c, h, w), self.pad_value, dtype=np.float32)
+        top, left = (h - ah) // 2, (w - aw) // 2
+        out[:, :, top : top + ah, left : left + aw] = x
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "shape": list(self.shape),
+            "scale": float(self.scale),
+            "mean": float(self.mean),
+            "std": float(self.std),
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> InputSpec:
+        try:
+            shape = tuple(int(v) for v in d["shape"])
+            if len(shape) != 3 or min(shape) < 1:
+                raise ValueError(f"shape {shape}")
+            spec = cls(
+                shape=shape,  # type: ignore[arg-type]
+                scale=float(d.get("scale", 1 / 255)),
+                mean=float(d.get("mean", 0.1307)),
+                std=float(d.get("std", 0.3081)),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ShapeError(f"bad input description {d!r}: {exc}") from None
+        if not np.isfinite([spec.scale, spec.mean, spec.std]).all() or spec.std == 0:
+            raise ShapeError(
+                f"bad input description {d!r}: scale, mean, std must be finite, std != 0"
+            )
+        return spec
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """One row of :meth:`Sequential.summary`: ``output_shape`` without N."""
+
+    name: str
+    kind: str
+    output_shape: tuple[int, ...]
+    n_params: int
+
+
+class Sequential:
+    """Layers applied in order. ``forward`` returns logits ``(N, K)``.
+
+    ``architecture`` is a JSON-able dict that :func:`build_model` turns back into the same
+    structure; ``meta`` is free JSON-able metadata (history, evaluation, dataset, ...).
+    """
+
+    def __init__(
+        self,
+        layers: Sequence[Layer],
+        input_spec: InputSpec,
+        classes: Sequence[str] | None = None,
+        architecture: dict[str, Any] | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> None:
+        self.layers: list[Layer] = list(layers)
+        self.input_spec = input_spec
+        names = [layer.name for layer in self.layers]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ShapeError(f"layer names must be unique; repeated: {', '.join(dup)}")
+        if any("." in n or not n for n in names):
+            raise ShapeError("layer names must be non-empty and contain no '.'")
+        self._shapes = self._infer_shapes()
+        out = self._shapes[-1] if self._shapes else tuple(input_spec.shape)
+        if len(out) != 1:
+            raise ShapeError(
+                f"the last layer must output class scores (K,), but outputs {out}; "
+                "end with Flatten and a Dense layer"
+            )
+        k = out[0]
+        self.classes: list[str] = (
+            list(classes) if classes is not None else [str(i) for i in range(k)]
+        )
+        if len(self.classes) != k:
+            raise ShapeError(f"{len(self.classes)} class names given for a model with {k} outputs")
+        if architecture is None:
+            architecture = {
+                "name": "sequential",
+                "input_shape": list(input_spec.shape),
+                "layers": [layer.config() for layer in self.layers],
+            }
+        self.architecture: dict[str, Any] = architecture
+        self.meta: dict[str, Any] = dict(meta) if meta else {}
+
+    def _infer_shapes(self) -> list[tuple[int, ...]]:
+        shape: tuple[int, ...] = tuple(self.input_spec.shape)
+        shapes = []
+        for layer in self.layers:
+            shape = tuple(layer.output_shape(shape))
+            if min(shape) < 1:
+                raise ShapeError(
+                    f"{layer.name}: output shape {shape} is empty; use a smaller kernel or stride"
+                )
+            shapes.append(shape)
+        return shapes
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    # -- compute -------------------------------------------------------------------------
+
+    def _as_input(self, x: np.ndarray) -> np.ndarray:
+        if x.dtype == np.uint8:
+            return self.input_spec.to_tensor(x)
+        if x.ndim != 4 or tuple(x.shape[1:]) != tuple(self.input_spec.shape):
+            raise ShapeError(
+                f"the model takes (N, {', '.join(map(str, self.input_spec.shape))}) tensors, got "
+                f"{x.shape}; convert images with model.input_spec.to_tensor"
+            )
+        return x
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        """``x (N, C, H, W)`` float tensor -> logits ``(N, K)``."""
+        x = self._as_input(x)
+        for layer in self.layers:
+            x = layer.forward(x, training)
+        return x
+
+    def backward(self, dlogits: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
+        """Backpropagate ``dlogits (N, K)``; fills every layer's grads; returns ``dx`` (N,C,H,W).
+
+        ``input_grad=False`` skips the gradient w.r.t. the input image (returns None): training
+        never needs it, and for the first convolution it costs as much as its weight gradient.
+        """
+        d: np.ndarray | None = dlogits
+        last = len(self.layers) - 1
+        for i in range(last, -1, -1):
+            d = self.layers[i].backward(d, input_grad=input_grad or i > 0)
+        return d
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        """Softmax probabilities ``(N, K)`` for a tensor (or uint8 images)."""
+        return softmax(self.forward(x))
+
+    def activations(self, x: np.ndarray) -> list[tuple[str, np.ndarray]]:
+        """``[("input", x), (layer name, output), ..., ("softmax", probs)]``, contiguous copies.
+
+        ``x`` is a float tensor or uint8 images (converted with ``input_spec``).
+        """
+        x = self._as_input(x)
+        out = [("input", np.array(x, dtype=np.float32))]
+        for layer in self.layers:
+            x = layer.forward(x)
+            out.append((layer.name, np.array(x, dtype=np.float32, order="C")))
+        out.append(("softmax", softmax(np.array(x, dtype=np.float64)).astype(np.float32)))
+        return out
+
+    # -- parameters ----------------------------------------------------------------------
+
+    def parameters(self) -> dict[str, np.ndarray]:
+        """``{"conv1.weight": array, ...}``: the live arrays (optimisers update them in place)."""
+        return {f"{l.name}.{k}": p for l in self.layers for k, p in l.params.items()}  # noqa: E741
+
+    def gradients(self) -> dict[str, np.ndarray]:
+        """Same keys as :meth:`parameters`: the live gradient arrays filled by :meth:`backward`."""
+        return {f"{l.name}.{k}": g for l in self.layers for k, g in l.grads.items()}  # noqa: E741
+
+    def get_weights(self) -> dict[str, np.ndarray]:
+        """Copies of the parameters, by name."""
+        return {k: p.copy() for k, p in self.parameters().items()}
+
+    def set_weights(self, weights: dict[str, np.ndarray]) -> None:
+        """Copy ``weights`` into the live parameters (in place, so optimisers keep working).
+
+        Raises :class:`ShapeError` naming every missing/unexpected name, wrong shape, non-float
+        dtype or non-finite value; nothing is changed then.
+        """
+        params = self.parameters()
+        missing = sorted(set(params) - set(weights))
+        extra = sorted(set(weights) - set(params))
+        problems = []
+        if missing:
+            problems.append(f"missing {', '.join(missing)}")
+        if extra:
+            problems.append(f"unexpected {', '.join(extra)}")
+        for key in sorted(set(params) & set(weights)):
+            v = np.asarray(weights[key])
+            if v.shape != params[key].shape:
+                problems.append(f"{key} has shape {v.shape}, expected {params[key].shape}")
+            elif v.dtype.kind != "f":
+                problems.append(f"{key} has dtype {v.dtype}, expected a float array")
+            elif not np.isfinite(v).all():
+                problems.append(f"{key} contains NaN or inf")
+        if problems:
+            raise ShapeError("weights do not fit this model: " + "; ".join(problems))
+        for key, p in params.items():
+            p[...] = weights[key]
+
+    def astype(self, dtype: np.dtype | type) -> Sequential:
+        """Convert every parameter to ``dtype`` (float64 for gradient checks); returns self."""
+        for layer in self.layers:
+            layer.astype(dtype)
+        return self
+
+    def clone(self) -> Sequential:
+        """An independent copy: same architecture, weights, input spec, classes and meta."""
+        m = build_model(self.architecture, classes=self.classes)
+        m.input_spec = self.input_spec
+        m.meta = copy.deepcopy(self.meta)
+        m.set_weights(self.parameters())
+        return m
+
+    # -- introspection -------------------------------------------------------------------
+
+    def summary(self) -> list[LayerInfo]:
+        """One :class:`LayerInfo` per layer, in order."""
+        return [
+            LayerInfo(l.name, l.kind, tuple(s), l.n_params)
+            for l, s in zip(self.layers, self._shapes, strict=False)  # noqa: E741
+        ]
+
+    def layer(self, name: str) -> Layer:
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise ShapeError(
+            f"no layer named {name!r}; layers: {', '.join(l.name for l in self.layers)}"  # noqa: E741
+        )
+
+    def conv_filters(self, layer_name: str) -> np.ndarray:
+        """A copy of a convolution's weights ``(F, C, KH, KW)``."""
+        layer = self.layer(layer_name)
+        if not isinstance(layer, Conv2D):
+            convs = [l.name for l in self.layers if isinstance(l, Conv2D)]  # noqa: E741
+            raise ShapeError(
+                f"{layer_name} is a {layer.kind} layer, not a convolution; "
+                f"convolutions: {', '.join(convs) or 'none'}"
+            )
+        return layer.params["weight"].copy()
+
+    def __repr__(self) -> str:
+        return f"Sequential({self.architecture.get('name')}, {len(self.layers)} layers)"
+
+
+# -- builders ----------------------------------------------------------------------------
+
+_ACTIVATIONS = {"relu": ReLU, "tanh": Tanh, "sigmoid": Sigmoid}
+_POOLS = {"max": MaxPool2D, "avg": AvgPool2D}
+
+
+def lenet5(
+    rng: np.random.Generator | None = None, num_classes: int = 10, in_channels: int = 1
+) -> Sequential:
+    """Classic LeNet-5 for 28x28 input (conv1 padded by 2), with ReLU and max-pooling.
+
+    conv1 6@5x5 pad 2 -> relu1 -> pool1 2 -> conv2 16@5x5 -> relu2 -> pool2 2 -> flatten (400)
+    -> fc1 120 -> relu3 -> fc2 84 -> relu4 -> fc3 K.
+    """
+    layers = _lenet_layers(rng, in_channels, conv1_padding=2, fc2=84, num_classes=num_classes)
+    arch = {"name": "lenet5", "num_classes": int(num_classes), "in_channels": int(in_channels)}
+    return Sequential(layers, InputSpec((in_channels, 28, 28)), architecture=arch)
+
+
+def lenet_article(
+    rng: np.random.Generator | None = None, num_classes: int = 10, in_channels: int = 1
+) -> Sequential:
+    """The article's network (its Figure 18): 32x32 input (MNIST padded by 2), conv 6@5x5,
+    pool 2, conv 16@5x5, pool 2, FC 120, 100, K. Same layer names as :func:`lenet5`."""
+    layers = _lenet_layers(rng, in_channels, conv1_padding=0, fc2=100, num_classes=num_classes)
+    arch = {
+        "name": "lenet-article",
+        "num_classes": int(num_classes),
+        "in_channels": int(in_channels),
+    }
+    return Sequential(layers, InputSpec((in_channels, 32, 32)), architecture=arch)
+
+
+def _lenet_layers(rng, in_channels, conv1_padding, fc2, num_classes) -> list[Layer]:
+    rng = rng if rng is not None else np.random.default_rng(0)
+    return [
+        Conv2D(in_channels, 6, 5, padding=conv1_padding, rng=rng, name="conv1"),
+        ReLU(name="relu1"),
+        MaxPool2D(2, name="pool1"),
+        Conv2D(6, 16, 5, rng=rng, name="conv2"),
+        ReLU(name="relu2"),
+        MaxPool2D(2, name="pool2"),
+        Flatten(name="flatten"),
+        Dense(400, 120, rng=rng, name="fc1"),
+        ReLU(name="relu3"),
+        Dense(120, fc2, rng=rng, name="fc2"),
+        ReLU(name="relu4"),
+        Dense(fc2, num_classes, rng=rng, name="fc3"),
+    ]
+
+
+def custom(
+    rng: np.random.Generator | None = None,
+    *,
+    input_shape: Sequence[int] = (1, 28, 28),
+    conv_filters: Sequence[int] = (6, 16),
+    kernel_size: int = 5,
+    padding: int = 0,
+    fc_widths: Sequence[int] = (120, 84),
+    activation: str = "relu",
+    pooling: str = "max",
+    num_classes: int = 10,
+) -> Sequential:
+    """A LeNet-like network of your own: per conv layer ``conv{i}`` (``conv_filters[i-1]``
+    filters, ``kernel_size``, ``padding``) -> activation -> 2x2 pooling (``"max"``, ``"avg"``
+    or ``"none"``); then flatten and ``fc{i}`` layers of ``fc_widths`` with the activation, and a
+    final ``fc`` of ``num_classes``. Activations are numbered like LeNet's (relu1, relu2, ...).
+
+    Raises :class:`ShapeError` saying which layer does not fit, e.g. "conv2: a 5x5 kernel does
+    not fit its 3x3 input; use a smaller kernel or fewer pooling layers".
+    """
+    if activation not in _ACTIVATIONS:
+        raise ShapeError(f"unknown activation {activation!r}; use relu, tanh or sigmoid")
+    if pooling not in (*_POOLS, "none"):
+        raise ShapeError(f"unknown pooling {pooling!r}; use max, avg or none")
+    conv_filters = [int(f) for f in conv_filters]
+    fc_widths = [int(f) for f in fc_widths]
+    if any(f < 1 for f in (*conv_filters, *fc_widths, num_classes)):
+        raise ShapeError("filter counts, FC widths and num_classes must all be >= 1")
+    shape = tuple(int(v) for v in input_shape)
+    if len(shape) != 3:
+        raise ShapeError(f"input_shape must be (C, H, W), got {tuple(input_shape)}")
+    rng = rng if rng is not None else np.random.default_rng(0)
+    init = "he" if activation == "relu" else "xavier"
+    act = _ACTIVATIONS[activation]
+    layers: list[Layer] = []
+    cur: tuple[int, ...] = shape
+    n_act = 0
+
+    def add(layer: Layer) -> None:
+        nonlocal cur
+        cur = layer.output_shape(cur)  # raises ShapeError naming the layer
+        layers.append(layer)
+
+    for i, f in enumerate(conv_filters, start=1):
+        add(Conv2D(cur[0], f, kernel_size, padding=padding, rng=rng, init=init, name=f"conv{i}"))
+        n_act += 1
+        add(act(name=f"{activation}{n_act}"))
+        if pooling != "none":
+            add(_POOLS[pooling](2, name=f"pool{i}"))
+    add(Flatten(name="flatten"))
+    widths = [*fc_widths, int(num_classes)]
+    for i, width in enumerate(widths, start=1):
+        add(
+            Dense(cur[0], width, rng=rng, init=init if i < len(widths) else "xavier", name=f"fc{i}")
+        )
+        if i < len(widths):
+            n_act += 1
+            add(act(name=f"{activation}{n_act}"))
+    arch = {
+        "name": "custom",
+        "input_shape": list(shape),
+        "conv_filters": conv_filters,
+        "kernel_size": int(kernel_size),
+        "padding": int(padding),
+        "fc_widths": fc_widths,
+        "activation": activation,
+        "pooling": pooling,
+        "num_classes": int(num_classes),
+    }
+    return Sequential(layers, InputSpec(shape), architecture=arch)  # type: ignore[arg-type]
+
+
+BUILDERS = ("lenet5", "lenet-article", "custom", "sequential")
+
+
+def build_model(
+    architecture: dict[str, Any] | str,
+    rng: np.random.Generator | None = None,
+    classes: Sequence[str] | None = None,
+) -> Sequential:
+    """Build ``"lenet5"``, ``"lenet-article"`` or an architecture dict (``model.architecture``:
+    ``{"name": "custom", ...}`` or ``{"name": "sequential", "input_shape", "layers"}``) with
+    fresh weights from ``rng``. ``classes`` names the outputs (and sets their number)."""
+    arch = {"name": architecture} if isinstance(architecture, str) else dict(architecture)
+    name = arch.pop("name", None)
+    if classes is not None:
+        classes = [str(c) for c in classes]
+        if "num_classes" in arch and int(arch["num_classes"]) != len(classes):
+            raise ShapeError(
+                f"{len(classes)} class names given for an architecture with "
+                f"{arch['num_classes']} outputs"
+            )
+        if name != "sequential":
+            arch["num_classes"] = len(classes)
+    try:
+        if name == "lenet5":
+            model = lenet5(rng, **arch)
+        elif name == "lenet-article":
+            model = lenet_article(rng, **arch)
+        elif name == "custom":
+            model = custom(rng, **arch)
+        elif name == "sequential":
+            rng = rng if rng is not None else np.random.default_rng(0)
+            layers = [layer_from_config(c, rng) for c in arch["layers"]]
+            spec = InputSpec(tuple(int(v) for v in arch["input_shape"]))  # type: ignore[arg-type]
+            model = Sequential(layers, spec, classes)
+        else:
+            raise ShapeError(f"unknown architecture {name!r}; use one of {', '.join(BUILDERS)}")
+    except TypeError as exc:
+        raise ShapeError(f"bad architecture {architecture!r}: {exc}") from None
+    except KeyError as exc:
+        raise ShapeError(f"bad architecture {architecture!r}: missing {exc}") from None
+    if classes is not None:
+        model.classes = list(classes)
+    return model
