@@ -1,0 +1,411 @@
+"""The network view (the article's Figure 18): every layer's activations for one image.
+
+From top to bottom: the input, the feature maps of every convolution (after its activation) and
+pooling layer, the fully connected layers as rows of cells, and the output probabilities.
+Hovering a cell explains where it came from: a pooled cell highlights the window it pooled; a
+convolution cell highlights its kernel window in the layer below and, in every case, the
+receptive field in the input image.
+
+The widget is fed plain data (:class:`ViewLayer`); :func:`view_layers` builds those from a model
+and its ``activations(x)``. :class:`PixelView` shows one small image (the 28x28 the network
+sees, the occlusion map) with crisp, enlarged pixels.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from PySide6.QtCore import QPoint, QPointF, QRectF, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QImage, QMouseEvent, QPainter, QPaintEvent, QPen
+from PySide6.QtWidgets import QSizePolicy, QWidget
+
+from desktop.qt_image import array_to_qimage
+
+LABEL_WIDTH = 118
+ROW_GAP = 12
+MAP_GAP = 4
+ACCENT = QColor(230, 120, 30)
+FIELD = QColor(60, 200, 255)
+
+# Colour ramps: sequential (dark -> blue -> orange -> pale yellow) and diverging (blue-black-orange)
+_SEQ = np.array([[8, 8, 20], [40, 50, 140], [150, 60, 140], [235, 125, 40], [255, 240, 170]],
+                dtype=np.float64)
+_DIV = np.array([[90, 170, 255], [20, 40, 90], [10, 10, 14], [110, 50, 10], [255, 170, 60]],
+                dtype=np.float64)
+_ACTIVATIONS = ("ReLU", "Tanh", "Sigmoid", "LeakyReLU")
+
+
+@dataclass(frozen=True)
+class ViewLayer:
+    name: str                      # layer name, e.g. "pool1"
+    title: str                     # shown at the left, e.g. "conv1 + ReLU"
+    kind: str                      # "input" | "conv" | "pool" | "dense" | "output"
+    values: np.ndarray             # (C, H, W) for input/conv/pool, (K,) for dense/output
+    kernel: int = 1                # conv/pool window size
+    stride: int = 1
+    padding: int = 0
+    labels: tuple[str, ...] = ()   # class names of the output
+
+
+def colorize(values: np.ndarray, vmax: float, diverging: bool) -> np.ndarray:
+    """uint8 (..., 3) colours of ``values``: 0..vmax sequential, or -vmax..vmax diverging."""
+    ramp = _DIV if diverging else _SEQ
+    vmax = float(vmax) if vmax > 0 else 1.0
+    t = values / vmax
+    t = (t + 1) / 2 if diverging else t
+    pos = np.clip(t, 0.0, 1.0) * (len(ramp) - 1)
+    lo = np.minimum(pos.astype(np.int64), len(ramp) - 2)
+    frac = (pos - lo)[..., None]
+    return (ramp[lo] * (1 - frac) + ramp[lo + 1] * frac).astype(np.uint8)
+
+
+def _geometry(layer: object, in_size: int, out_size: int, pool: bool) -> tuple[int, int, int]:
+    """(kernel, stride, padding) of a conv/pool layer, read from it or inferred from shapes."""
+    kernel = getattr(layer, "kernel_size", None) or getattr(layer, "size", None)
+    weight = getattr(layer, "params", {}).get("weight") if hasattr(layer, "params") else None
+    if kernel is None and weight is not None:
+        kernel = weight.shape[-1]
+    kernel = int(kernel[0] if isinstance(kernel, tuple | list) else kernel or 1)
+    stride = getattr(layer, "stride", None) or (kernel if pool else 1)
+    stride = int(stride[0] if isinstance(stride, tuple | list) else stride)
+    padding = getattr(layer, "padding", 0) or 0
+    padding = int(padding[0] if isinstance(padding, tuple | list) else padding)
+    if (in_size + 2 * padding - kernel) // stride + 1 != out_size and out_size > 0:
+        stride = max(1, in_size // out_size)  # fall back to what the shapes say
+        kernel, padding = (stride, 0) if pool else (in_size - (out_size - 1) * stride, 0)
+    return kernel, stride, padding
+
+
+def view_layers(model: object, activations: list[tuple[str, np.ndarray]]) -> list[ViewLayer]:
+    """What to show for ``model.activations(x)`` of ONE image (x of shape (1, C, H, W))."""
+    acts = {name: np.asarray(a)[0] for name, a in activations}
+    layers = list(getattr(model, "layers", []))
+    classes = tuple(str(c) for c in getattr(model, "classes", []))
+    out: list[ViewLayer] = [ViewLayer("input", "input", "input", acts["input"])]
+    prev_hw = acts["input"].shape[-1]
+    dense = [i for i, layer in enumerate(layers) if type(layer).__name__ == "Dense"]
+    for i, layer in enumerate(layers):
+        kind = type(layer).__name__
+        following = layers[i + 1] if i + 1 < len(layers) else None
+        act = following if type(following).__name__ in _ACTIVATIONS else None
+        shown = act.name if act is not None else layer.name
+        title = layer.name + (f" + {type(act).__name__}" if act is not None else "")
+        values = acts.get(shown)
+        if values is None:
+            continue
+        if kind == "Conv2D" or kind.endswith("Pool2D"):
+            pool = kind != "Conv2D"
+            k, s, p = _geometry(layer, prev_hw, values.shape[-1], pool)
+            out.append(ViewLayer(layer.name, title, "pool" if pool else "conv", values, k, s, p))
+            prev_hw = values.shape[-1]
+        elif kind == "Dense" and i != dense[-1]:
+            out.append(ViewLayer(layer.name, title, "dense", values))
+    if "softmax" in acts:
+        out.append(ViewLayer("softmax", "output", "output", acts["softmax"], labels=classes))
+    return out
+
+
+@dataclass
+class _Row:
+    layer: ViewLayer
+    top: float
+    height: float
+    rects: list[QRectF]       # one per map (spatial) or per cell (dense/output)
+    scale: float = 1.0        # screen pixels per map pixel (spatial)
+    images: list[QImage] | None = None
+    colors: list[QColor] | None = None
+
+
+class NetworkView(QWidget):
+    """Paints the layers; ``cell_hovered(text)`` says what is under the mouse."""
+
+    cell_hovered = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("networkView")
+        self.setMouseTracking(True)
+        self.setMinimumSize(420, 360)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self._layers: list[ViewLayer] = []
+        self._rows: list[_Row] = []
+        self._hover: tuple[int, int, int, int] | None = None  # (row, channel/cell, y, x)
+        self.hover_text = ""
+        self._message = "No activations yet"
+
+    # ----- data ---------------------------------------------------------------------------
+    def set_layers(self, layers: list[ViewLayer]) -> None:
+        self._layers = list(layers)
+        self._layout()
+        self._hover = None if self._hover is None or len(layers) != len(self._rows) else self._hover
+        self._update_hover_text()
+        self.update()
+
+    def clear(self, message: str = "No activations yet") -> None:
+        self._message = message
+        self.set_layers([])
+
+    def layers(self) -> list[ViewLayer]:
+        return list(self._layers)
+
+    def cell_center(self, name: str, index: int, y: int = 0, x: int = 0) -> QPoint:
+        """Widget position of map ``index`` pixel (y, x) of layer ``name`` (or cell ``index``)."""
+        row = next(r for r in self._rows if r.layer.name == name)
+        rect = row.rects[index]
+        if row.layer.values.ndim == 3:
+            s = row.scale
+            return QPoint(int(rect.x() + (x + 0.5) * s), int(rect.y() + (y + 0.5) * s))
+        return rect.center().toPoint()
+
+    def highlights(self) -> list[tuple[str, int | None, tuple[int, int, int, int]]]:
+        """What the hover highlights: (layer name, map or None for all, (y0, x0, y1, x1))."""
+        if self._hover is None:
+            return []
+        r, c, y, x = self._hover
+        layer = self._rows[r].layer
+        if layer.kind not in ("conv", "pool") or r == 0:
+            return []
+        below = self._rows[r - 1].layer
+        h, w = below.values.shape[-2:]
+        y0, x0 = y * layer.stride - layer.padding, x * layer.stride - layer.padding
+        window = (max(0, y0), max(0, x0), min(h, y0 + layer.kernel), min(w, x0 + layer.kernel))
+        result = [(below.name, c if layer.kind == "pool" else None, window)]
+        field = self._receptive_field(r, y, x)
+        if r - 1 != 0:
+            result.append(("input", None, field))
+        return result
+
+    def _receptive_field(self, r: int, y: int, x: int) -> tuple[int, int, int, int]:
+        y0, y1, x0, x1 = y, y + 1, x, x + 1  # half-open ranges in row r's map
+        for row in reversed(self._rows[1 : r + 1]):
+            lay = row.layer
+            y0, y1 = y0 * lay.stride - lay.padding, (y1 - 1) * lay.stride - lay.padding + lay.kernel
+            x0, x1 = x0 * lay.stride - lay.padding, (x1 - 1) * lay.stride - lay.padding + lay.kernel
+        h, w = self._rows[0].layer.values.shape[-2:]
+        return max(0, y0), max(0, x0), min(h, y1), min(w, x1)
+
+    # ----- layout -------------------------------------------------------------------------
+    def sizeHint(self) -> QSize:
+        return QSize(640, 560)
+
+    def resizeEvent(self, event) -> None:
+        self._layout()
+        super().resizeEvent(event)
+
+    def _layout(self) -> None:
+        self._rows = []
+        if not self._layers:
+            return
+        avail_w = max(50.0, self.width() - LABEL_WIDTH - 12)
+        line = self.fontMetrics().height()
+        least = 2 * line + 2  # a row is at least as tall as its two-line title
+        plans = [self._plan(layer, avail_w, line) for layer in self._layers]
+        budget = self.height() - 6 - (line + 10) - ROW_GAP * (len(plans) - 1)
+        fixed = sum(max(p[0], least) for p in plans if p[3] == 0)
+        flexible = sum(p[0] for p in plans if p[3] > 0)
+        shrink = min(1.0, max(0.2, (budget - fixed) / flexible)) if flexible else 1.0
+        top = 6.0
+        for layer, (_h, size, _k, rows) in zip(self._layers, plans, strict=True):
+            row = self._place(layer, top, avail_w, size * shrink if rows else size, rows, line)
+            self._rows.append(row)
+            top += max(row.height, least) + ROW_GAP
+
+    def _plan(self, layer: ViewLayer, avail_w: float, line: int) -> tuple[float, float, int, int]:
+        """(height, scale or cell size, -, rows of maps or 0) of the arrangement of ``layer``."""
+        if layer.values.ndim == 3:
+            c, h, w = layer.values.shape
+            cap = (96 if layer.kind == "input" else 80) / max(h, w)
+            for rows in range(1, c + 1):
+                cols = math.ceil(c / rows)
+                scale = min(cap, (avail_w - MAP_GAP * (cols - 1)) / (cols * w))
+                if scale * w >= 40 or rows == c:
+                    return rows * h * scale + (rows - 1) * MAP_GAP, scale, 0, rows
+        n = layer.values.size
+        cell = 30.0 if layer.kind == "output" else 12.0
+        if layer.kind != "output":
+            cell = min(cell, max(6.0, avail_w / n))
+        per_row = max(1, int(avail_w // cell))
+        extra = line if layer.kind == "output" else 0
+        return math.ceil(n / per_row) * (cell + extra), cell, 0, 0
+
+    def _place(self, layer: ViewLayer, top: float, avail_w: float, size: float, rows: int,
+               line: int) -> _Row:
+        x0 = float(LABEL_WIDTH)
+        if layer.values.ndim == 3:
+            c, h, w = layer.values.shape
+            cols = math.ceil(c / rows)
+            rects = [QRectF(x0 + (i % cols) * (w * size + MAP_GAP),
+                            top + (i // cols) * (h * size + MAP_GAP), w * size, h * size)
+                     for i in range(c)]
+            height = rows * h * size + (rows - 1) * MAP_GAP
+            return _Row(layer, top, height, rects, size, images=self._map_images(layer))
+        n = layer.values.size
+        per_row = max(1, int(avail_w // size))
+        extra = line if layer.kind == "output" else 0
+        rects = [QRectF(x0 + (i % per_row) * size, top + (i // per_row) * (size + extra),
+                        size - 1, size - 1) for i in range(n)]
+        height = math.ceil(n / per_row) * (size + extra)
+        return _Row(layer, top, height, rects, size, colors=self._cell_colors(layer))
+
+    @staticmethod
+    def _map_images(layer: ViewLayer) -> list[QImage]:
+        values = layer.values.astype(np.float64)
+        if layer.kind == "input":
+            lo, hi = float(values.min()), float(values.max())
+            gray = ((values - lo) / (hi - lo if hi > lo else 1.0) * 255).astype(np.uint8)
+            return [array_to_qimage(np.ascontiguousarray(m)) for m in gray]
+        vmax = float(np.abs(values).max())
+        rgb = colorize(values, vmax, diverging=bool(values.min() < 0))
+        return [array_to_qimage(np.ascontiguousarray(m)) for m in rgb]
+
+    @staticmethod
+    def _cell_colors(layer: ViewLayer) -> list[QColor]:
+        values = layer.values.astype(np.float64)
+        vmax = 1.0 if layer.kind == "output" else float(np.abs(values).max())
+        rgb = colorize(values, vmax, diverging=bool(values.min() < 0))
+        return [QColor(int(r), int(g), int(b)) for r, g, b in rgb]
+
+    # ----- painting -----------------------------------------------------------------------
+    def paintEvent(self, event: QPaintEvent) -> None:
+        painter = QPainter(self)
+        text = self.palette().windowText().color()
+        if not self._rows:
+            painter.setPen(text)
+            painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, self._message)
+            return
+        line = painter.fontMetrics().height()
+        top_cell = int(np.argmax(self._rows[-1].layer.values)) if self._rows else -1
+        for row in self._rows:
+            layer = row.layer
+            painter.setPen(text)
+            shape = "×".join(str(s) for s in layer.values.shape[-2:]) if layer.values.ndim == 3 \
+                else str(layer.values.size)
+            count = f"{layer.values.shape[0]} @ " if layer.values.ndim == 3 else ""
+            painter.drawText(QRectF(4, row.top, LABEL_WIDTH - 10, 2 * line + 2),
+                             Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop,
+                             f"{layer.title}\n{count}{shape}")
+            if row.images is not None:
+                for rect, image in zip(row.rects, row.images, strict=True):
+                    painter.drawImage(rect, image)
+            else:
+                for i, (rect, color) in enumerate(zip(row.rects, row.colors or [], strict=False)):
+                    painter.fillRect(rect, color)
+                    if layer.kind == "output":
+                        painter.setPen(ACCENT if i == top_cell else text)
+                        label = layer.labels[i] if i < len(layer.labels) else str(i)
+                        painter.drawText(QRectF(rect.x(), rect.bottom() + 1, rect.width(), line),
+                                         Qt.AlignmentFlag.AlignCenter, label)
+                        if i == top_cell:
+                            painter.setPen(QPen(ACCENT, 2))
+                            painter.drawRect(rect.adjusted(-1, -1, 1, 1))
+        self._paint_hover(painter)
+        painter.setPen(text)
+        painter.drawText(QRectF(4, self.height() - line - 4, self.width() - 8, line),
+                         Qt.AlignmentFlag.AlignLeft,
+                         self.hover_text or "Hover a cell to see where it comes from")
+
+    def _paint_hover(self, painter: QPainter) -> None:
+        if self._hover is None:
+            return
+        r, c, y, x = self._hover
+        row = self._rows[r]
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        painter.setPen(QPen(ACCENT, 2))
+        if row.layer.values.ndim == 3:
+            rect = row.rects[c]
+            painter.drawRect(QRectF(rect.x() + x * row.scale, rect.y() + y * row.scale,
+                                    row.scale, row.scale))
+        else:
+            painter.drawRect(row.rects[c].adjusted(-1, -1, 1, 1))
+        names = {rw.layer.name: rw for rw in self._rows}
+        for name, channel, (y0, x0, y1, x1) in self.highlights():
+            target = names[name]
+            maps = range(len(target.rects)) if channel is None else [channel]
+            painter.setPen(QPen(FIELD if name == "input" else ACCENT, 2))
+            for m in maps:
+                rect = target.rects[m]
+                painter.drawRect(QRectF(rect.x() + x0 * target.scale, rect.y() + y0 * target.scale,
+                                        (x1 - x0) * target.scale, (y1 - y0) * target.scale))
+
+    # ----- hover --------------------------------------------------------------------------
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:
+        hit = self._hit(event.position())
+        if hit != self._hover:
+            self._hover = hit
+            self._update_hover_text()
+            self.update()
+
+    def leaveEvent(self, event) -> None:
+        self._hover = None
+        self._update_hover_text()
+        self.update()
+
+    def _hit(self, pos: QPointF) -> tuple[int, int, int, int] | None:
+        for r, row in enumerate(self._rows):
+            for i, rect in enumerate(row.rects):
+                if rect.contains(pos):
+                    if row.layer.values.ndim == 3:
+                        x = int((pos.x() - rect.x()) / row.scale)
+                        y = int((pos.y() - rect.y()) / row.scale)
+                        h, w = row.layer.values.shape[-2:]
+                        return r, i, min(y, h - 1), min(x, w - 1)
+                    return r, i, 0, 0
+        return None
+
+    def _update_hover_text(self) -> None:
+        text = ""
+        if self._hover is not None and self._hover[0] < len(self._rows):
+            r, c, y, x = self._hover
+            layer = self._rows[r].layer
+            if layer.values.ndim == 3:
+                value = float(layer.values[c, y, x])
+                text = f"{layer.name} map {c + 1}, pixel ({x}, {y}) = {value:.3g}"
+                below = self._rows[r - 1].layer.name if r > 0 else ""
+                k = layer.kernel
+                if layer.kind == "pool":
+                    text += f": pooled from the {k}×{k} window in {below} map {c + 1}"
+                elif layer.kind == "conv":
+                    text += f": a {k}×{k} kernel over all maps of {below}"
+            else:
+                label = layer.labels[c] if layer.kind == "output" and c < len(layer.labels) else c
+                text = f"{layer.title} cell {label} = {float(layer.values[c]):.3g}"
+        self.hover_text = text
+        self.cell_hovered.emit(text)
+
+
+class PixelView(QWidget):
+    """A small uint8 image (gray or RGB) enlarged with crisp pixels and a caption below."""
+
+    def __init__(self, caption: str = "", parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setMinimumSize(96, 96 + self.fontMetrics().height())
+        self._image: QImage | None = None
+        self._array: np.ndarray | None = None
+        self.caption = caption
+
+    def set_array(self, array: np.ndarray | None) -> None:
+        self._array = None if array is None else np.array(array, dtype=np.uint8)
+        self._image = None if array is None else array_to_qimage(self._array)
+        self.update()
+
+    def array(self) -> np.ndarray | None:
+        return None if self._array is None else self._array.copy()
+
+    def sizeHint(self) -> QSize:
+        return QSize(140, 140 + self.fontMetrics().height())
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        painter = QPainter(self)
+        line = painter.fontMetrics().height()
+        side = max(10, min(self.width(), self.height() - line - 2))
+        target = QRectF((self.width() - side) / 2, 0, side, side)
+        painter.fillRect(target, QColor(0, 0, 0))
+        if self._image is not None:
+            painter.drawImage(target, self._image)
+        painter.setPen(QPen(QColor(110, 110, 110), 1))
+        painter.drawRect(target.adjusted(0, 0, -1, -1))
+        painter.setPen(self.palette().windowText().color())
+        painter.drawText(QRectF(0, side + 2, self.width(), line), Qt.AlignmentFlag.AlignCenter,
+                         self.caption)
