@@ -164,7 +164,7 @@ def test_custom_builder_says_what_does_not_fit():
     with pytest.raises(ShapeError, match="fewer pooling layers"):
         custom(input_shape=(1, 10, 10), conv_filters=(4, 4), kernel_size=5)
     with pytest.raises(ShapeError, match="pool3: a 2x2 pooling window does not fit its 1x1"):
-        custom(input_shape=(1, 8, 8), conv_filters=(2, 2, 2), kernel_size=1)
+        custom(input_shape=(1, 4, 4), conv_filters=(2, 2, 2), kernel_size=1)
     with pytest.raises(ShapeError, match="unknown activation"):
         custom(activation="gelu")
     with pytest.raises(ShapeError, match="unknown architecture"):
