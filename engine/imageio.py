@@ -92,6 +92,7 @@ def load_image(
     *,
     mode: str | None = None,
     max_pixels: int | None = MAX_PIXELS,
+    draft_size: tuple[int, int] | None = None,
 ) -> np.ndarray:
     """Open an image file as a ``uint8`` array, or raise :class:`ImageLoadError`.
 
@@ -101,6 +102,9 @@ def load_image(
             ``"RGBA"`` -> ``(H, W, 4)``.
         max_pixels: refuse images with more than this many pixels (width*height) before
             decoding them; ``None`` leaves only Pillow's own limit.
+        draft_size: only for making thumbnails (dataset loading): a JPEG may then be decoded
+            at 1/2, 1/4 or 1/8 scale, but never smaller than this (width, height). ``None``
+            (the default) always decodes at full resolution.
 
     Returns:
         A new, writable, C-contiguous ``uint8`` array.
@@ -117,7 +121,7 @@ def load_image(
         if size == 0:
             raise ImageLoadError(f"{name}: the file is empty (0 bytes); it is not an image")
         with open(p, "rb") as fh:
-            return _decode(fh, name, mode, max_pixels)
+            return _decode(fh, name, mode, max_pixels, draft_size)
     except ImageLoadError:
         raise
     except PermissionError as exc:
@@ -171,7 +175,8 @@ def _check_mode(mode: str | None) -> None:
         raise ValueError(f"mode must be None, 'L', 'RGB' or 'RGBA', got {mode!r}")
 
 
-def _decode(fh, name: str, mode: str | None, max_pixels: int | None) -> np.ndarray:
+def _decode(fh, name: str, mode: str | None, max_pixels: int | None,
+            draft_size: tuple[int, int] | None = None) -> np.ndarray:
     """Open, check the header size, decode and convert; every failure is an ImageLoadError."""
     try:
         with warnings.catch_warnings():
@@ -189,6 +194,10 @@ def _decode(fh, name: str, mode: str | None, max_pixels: int | None) -> np.ndarr
                         f"more than the limit of {max_pixels / 1e6:.0f}; refusing to decode it "
                         "(it may be a decompression bomb). Scale the image down first."
                     )
+                if draft_size is not None and img.format == "JPEG":
+                    # EXIF rotation may swap the sides later: ask for the larger side both ways
+                    side = max(draft_size)
+                    img.draft(None, (side, side))
                 img.load()  # decode the first frame now, so truncation shows here
                 img = _exif_transposed(img)
                 return _to_array(img, mode)

@@ -284,3 +284,12 @@ def test_broken_exif_is_ignored(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # and loading it warns about nothing
         assert load_image(path).shape == (6, 8, 3)
+
+
+def test_draft_size_decodes_a_big_jpeg_smaller_but_not_below_the_size(tmp_path, odd):
+    path = tmp_path / "big.jpg"
+    Image.new("RGB", (1600, 1200), (200, 100, 50)).save(path, quality=90)
+    small = load_image(path, draft_size=(100, 100))
+    assert small.shape[:2] == (150, 200)  # 1/8 scale: the largest reduction keeping >= 100
+    assert load_image(path).shape[:2] == (1200, 1600)  # full resolution by default
+    assert load_image(odd["photo.png"], draft_size=(8, 8)).shape == (48, 64, 3)  # PNG: no draft
