@@ -1,0 +1,265 @@
+"""Download a dataset (Fashion-MNIST) into the per-user cache, verified by checksum.
+
+Nothing here runs unless a user asks for it: the app and the CLI work offline with the bundled
+MNIST. Each file is streamed into a temporary file next to its destination while its MD5 and
+SHA-256 are computed; only when both match the pinned values is it renamed into place
+(``os.replace``). On any failure (HTTP error, dropped connection, timeout, checksum mismatch,
+cancel) the temporary file is deleted and :class:`~engine.errors.DatasetError` is raised, so a
+half-downloaded or foreign file is never left where the loader would find it.
+
+The cache folder is, in order of preference: the ``cache_dir`` argument, the environment
+variable ``CONVSCOPE_CACHE``, ``$XDG_CACHE_HOME/convscope``, ``~/.cache/convscope``. A dataset
+``NAME`` lives in ``<cache>/datasets/NAME/``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import tempfile
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine.errors import DatasetError
+
+__all__ = [
+    "REMOTE_DATASETS",
+    "DownloadCancelled",
+    "DownloadProgress",
+    "RemoteDataset",
+    "RemoteFile",
+    "cache_root",
+    "dataset_cache_dir",
+    "download_dataset",
+    "is_downloaded",
+]
+
+_CHUNK = 1 << 16
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """One file of a remote dataset with its pinned checksums (lower-case hex)."""
+
+    name: str
+    md5: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class RemoteDataset:
+    key: str
+    title: str
+    base_urls: tuple[str, ...]  # tried in order; each ends with "/"
+    files: tuple[RemoteFile, ...]
+    classes: tuple[str, ...]
+    licence: str
+    approx_mb: int  # download size, for the user
+
+
+# Checksums as published by the dataset's authors and the torchvision/TensorFlow loaders.
+FASHION_MNIST = RemoteDataset(
+    key="fashion-mnist",
+    title="Fashion-MNIST",
+    base_urls=(
+        "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
+        "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+    ),
+    files=(
+        RemoteFile("train-images-idx3-ubyte.gz", "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+                   "08dc20ab1689590a0bcd66e874647b6ee8464e2d501b5a3f1f78831db19a3fdc"),
+        RemoteFile("train-labels-idx1-ubyte.gz", "25c81989df183df01b3e8a0aad5dffbe",
+                   "b0197879cbda89f3dc7b894f9fd52b858e68ea4182b6947c9d8c2b67e5f18dcc"),
+        RemoteFile("t10k-images-idx3-ubyte.gz", "bef4ecab320f06d8554ea6380940ec79",
+                   "78dcbbfb5a27efaf1b6c1d616caca68560be8766c5bffcb2791df9273a534229"),
+        RemoteFile("t10k-labels-idx1-ubyte.gz", "bb300cfdad3c16e7a12a480ee83cd310",
+                   "42bd18137a62d5998cdeae52bf3a0676ac6b706f5cf8439b47bb5b151ae3dccf"),
+    ),
+    classes=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+             "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
+    licence="MIT, Zalando SE (https://github.com/zalandoresearch/fashion-mnist)",
+    approx_mb=30,
+)
+
+REMOTE_DATASETS: dict[str, RemoteDataset] = {FASHION_MNIST.key: FASHION_MNIST}
+
+
+@dataclass(frozen=True)
+class DownloadProgress:
+    """Sent to the ``progress`` callback: ``done``/``total`` bytes of ``file`` (total 0 = unknown).
+
+    ``index`` counts files from 0 up to ``count``; ``skipped`` is True for a file already in the
+    cache and verified.
+    """
+
+    file: str
+    index: int
+    count: int
+    done: int
+    total: int
+    skipped: bool = False
+
+
+class DownloadCancelled(DatasetError):
+    """The ``cancel`` callback asked to stop; nothing partial is left behind."""
+
+
+def cache_root(cache_dir: str | os.PathLike[str] | None = None) -> Path:
+    """The per-user cache folder (see the module docstring for the order of preference)."""
+    if cache_dir is not None:
+        return Path(cache_dir)
+    env = os.environ.get("CONVSCOPE_CACHE")
+    if env:
+        return Path(env)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg) if xdg else Path.home() / ".cache"
+    return base / "convscope"
+
+
+def dataset_cache_dir(name: str, cache_dir: str | os.PathLike[str] | None = None) -> Path:
+    """``<cache>/datasets/<name>``: where :func:`download_dataset` puts ``name``'s files."""
+    return cache_root(cache_dir) / "datasets" / _remote(name).key
+
+
+def is_downloaded(name: str, cache_dir: str | os.PathLike[str] | None = None) -> bool:
+    """True when every file of ``name`` is in the cache (sizes checked, not checksums)."""
+    remote = _remote(name)
+    folder = dataset_cache_dir(name, cache_dir)
+    return all((folder / f.name).is_file() for f in remote.files)
+
+
+def download_dataset(
+    name: str = "fashion-mnist",
+    *,
+    base_url: str | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    progress: Callable[[DownloadProgress], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+    checksums: Mapping[str, tuple[str, str]] | None = None,
+    timeout: float = 30.0,
+) -> Path:
+    """Download ``name`` into the cache and return its folder (ready for ``load_dataset``).
+
+    Args:
+        name: a key of :data:`REMOTE_DATASETS` (``"fashion-mnist"``).
+        base_url: fetch the files from ``base_url + file name`` instead of the official mirrors
+            (a local mirror; the tests use a server on 127.0.0.1).
+        cache_dir: the cache folder instead of the default.
+        progress: called with a :class:`DownloadProgress` at most every 64 KiB read.
+        cancel: polled between chunks; when it returns True the download stops with
+            :class:`DownloadCancelled`.
+        checksums: ``{file name: (md5, sha256)}`` replacing the pinned values (tests).
+        timeout: seconds to wait for the server on each connect/read.
+
+    Files already present with the right checksums are not downloaded again.
+    """
+    remote = _remote(name)
+    folder = dataset_cache_dir(name, cache_dir)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DatasetError(f"cannot create the cache folder {folder}: {exc.strerror or exc}; "
+                           "set CONVSCOPE_CACHE to a writable folder") from exc
+    urls = (base_url,) if base_url else remote.base_urls
+    for index, rfile in enumerate(remote.files):
+        md5, sha256 = (checksums or {}).get(rfile.name, (rfile.md5, rfile.sha256))
+        target = folder / rfile.name
+        if target.is_file() and _digests(target) == (md5, sha256):
+            if progress:
+                size = target.stat().st_size
+                progress(DownloadProgress(rfile.name, index, len(remote.files), size, size, True))
+            continue
+        errors = []
+        for base in urls:
+            url = base if base.endswith("/") else base + "/"
+            url = urllib.parse.urljoin(url, rfile.name)
+            try:
+                _fetch(url, target, md5, sha256, timeout, index, len(remote.files), progress,
+                       cancel)
+                break
+            except DownloadCancelled:
+                raise
+            except DatasetError as exc:
+                errors.append(str(exc))
+        else:
+            raise DatasetError(
+                f"could not download {remote.title} file {rfile.name}: " + "; ".join(errors)
+                + ". Check the network connection and try again."
+            )
+    return folder
+
+
+def _remote(name: str) -> RemoteDataset:
+    key = name.strip().lower().replace("_", "-")
+    if key == "fashionmnist":
+        key = "fashion-mnist"
+    try:
+        return REMOTE_DATASETS[key]
+    except KeyError:
+        raise DatasetError(
+            f"unknown dataset to download: {name!r}; available: {', '.join(REMOTE_DATASETS)}"
+        ) from None
+
+
+def _digests(path: Path) -> tuple[str, str]:
+    md5, sha = hashlib.md5(usedforsecurity=False), hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            md5.update(chunk)
+            sha.update(chunk)
+    return md5.hexdigest(), sha.hexdigest()
+
+
+def _fetch(url: str, target: Path, md5_hex: str, sha256_hex: str, timeout: float, index: int,
+           count: int, progress: Callable[[DownloadProgress], None] | None,
+           cancel: Callable[[], bool] | None) -> None:
+    """Stream ``url`` into a temp file beside ``target``; rename it only if both digests match."""
+    if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
+        raise DatasetError(f"{url}: only http and https downloads are supported")
+    md5, sha = hashlib.md5(usedforsecurity=False), hashlib.sha256()
+    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}-", suffix=".part")
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            try:
+                with urllib.request.urlopen(url, timeout=timeout) as response:
+                    total = int(response.headers.get("Content-Length") or 0)
+                    done = 0
+                    while True:
+                        if cancel is not None and cancel():
+                            raise DownloadCancelled(f"download of {target.name} cancelled")
+                        chunk = response.read(_CHUNK)
+                        if not chunk:
+                            break
+                        out.write(chunk)
+                        md5.update(chunk)
+                        sha.update(chunk)
+                        done += len(chunk)
+                        if progress:
+                            progress(DownloadProgress(target.name, index, count, done, total))
+            except urllib.error.HTTPError as exc:
+                raise DatasetError(f"{url}: HTTP {exc.code} {exc.reason}") from exc
+            except urllib.error.URLError as exc:
+                raise DatasetError(f"{url}: {exc.reason}") from exc
+            except (http.client.HTTPException, OSError) as exc:  # dropped, reset, timed out
+                what = type(exc).__name__ if not str(exc) else str(exc)
+                raise DatasetError(f"{url}: the connection failed ({what})") from exc
+            if total and done != total:
+                raise DatasetError(f"{url}: got {done} of {total} bytes (connection dropped)")
+            out.flush()
+            os.fsync(out.fileno())
+        got = (md5.hexdigest(), sha.hexdigest())
+        if got != (md5_hex.lower(), sha256_hex.lower()):
+            raise DatasetError(
+                f"{url}: checksum mismatch (MD5 {got[0]}, expected {md5_hex}); "
+                "the file was deleted, try again later or from another mirror"
+            )
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
