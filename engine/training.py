@@ -1,0 +1,542 @@
+"""Training as a generator of small progress events, driven by a CLI loop or a GUI worker thread.
+
+``train(model, images, labels, config)`` returns a generator. Each ``next()`` runs at most one
+mini-batch (forward, loss, backward, optimiser step) and yields what happened:
+
+    BatchEnd  after every batch          EpochEnd  after every epoch (with validation, if given)
+    Paused    before blocking on pause    Resumed   after a resume
+    Diverged  the loss or the weights became NaN/inf: the last good weights are back, the run ends
+    Cancelled the run ends, the weights are those trained so far
+    Finished  the run is complete
+
+The generator never prints, sleeps, writes files or starts threads. Its only waiting is the pause:
+after yielding ``Paused`` it blocks until another thread calls ``resume``, ``step`` or ``cancel``
+on its :class:`TrainControl` (or those were called before the next ``next()``).
+
+Numbering: ``epoch`` is 1-based. In ``BatchEnd`` and ``Diverged`` ``batch`` is the 1-based number
+of the batch just run; in ``Paused``, ``Resumed`` and ``Cancelled`` it is the number of batches of
+that epoch already done (0 = none yet).
+
+Data: ``images`` stay uint8. Each epoch draws one permutation from
+``numpy.random.default_rng(config.seed)``; each batch is gathered by index (``images[idx]``,
+``batch_size`` images), optionally augmented, and converted with ``model.input_spec.to_tensor``.
+No float copy of the dataset is ever made, so memory is flat across epochs. Same model weights,
+same data, same config (seed included) -> bit-identical weights after training.
+
+Divergence: the loss is checked after every forward pass (NaN, inf or above ``LOSS_LIMIT``
+ends the run before that batch's update). Known-good weights are kept in one preallocated copy,
+refreshed every ``config.snapshot_every`` batches and at every epoch end, each time only after
+checking that all parameters are finite (one ``sum`` per array). On divergence the model gets
+that copy back. Cost for LeNet-5: one 250 KB copy every 25 batches, well under 1% of the time.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from engine.errors import DatasetError, EngineError
+
+if TYPE_CHECKING:
+    from engine.model import Sequential
+
+OPTIMIZERS = ("sgd", "momentum", "adam")
+LOSSES = ("cross_entropy", "total_error")
+VALIDATION_BATCH = 500
+# A batch loss above this means the run has exploded. Cross-entropy starts near ln(K) (2.3 for 10
+# classes) and falls; 1000 means logits a thousand apart, i.e. weights blowing up (with ReLUs the
+# network then usually dies and sits at chance level without ever producing a NaN). The article's
+# total error never exceeds 1, so for it only NaN/inf count.
+LOSS_LIMIT = 1000.0
+
+
+class TrainConfigError(EngineError, ValueError):
+    """A training setting is out of range (a negative learning rate, zero epochs, ...)."""
+
+
+@dataclass
+class TrainConfig:
+    """How to train. ``snapshot_every``: batches between copies of the known-good weights."""
+
+    epochs: int = 1
+    batch_size: int = 64
+    lr: float = 0.01
+    optimizer: str = "momentum"  # "sgd" | "momentum" | "adam"
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 0.0
+    loss: str = "cross_entropy"  # | "total_error"
+    seed: int = 0
+    snapshot_every: int = 25
+
+    def validate(self) -> None:
+        """Raise :class:`TrainConfigError` naming the first bad setting and its allowed range."""
+        if not isinstance(self.epochs, int) or self.epochs < 1:
+            raise TrainConfigError(f"epochs must be a whole number >= 1, got {self.epochs!r}")
+        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise TrainConfigError(
+                f"batch size must be a whole number >= 1, got {self.batch_size!r}"
+            )
+        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
+            raise TrainConfigError(
+                f"learning rate must be a finite number > 0, got {self.lr!r} (try 0.01)"
+            )
+        if self.optimizer not in OPTIMIZERS:
+            raise TrainConfigError(
+                f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}"
+            )
+        if not (0.0 <= self.momentum < 1.0):
+            raise TrainConfigError(f"momentum must be in [0, 1), got {self.momentum!r}")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise TrainConfigError(f"weight decay must be >= 0, got {self.weight_decay!r}")
+        if self.loss not in LOSSES:
+            raise TrainConfigError(f"unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}")
+        if not isinstance(self.seed, int) or self.seed < 0:
+            raise TrainConfigError(f"seed must be a whole number >= 0, got {self.seed!r}")
+        if not isinstance(self.snapshot_every, int) or self.snapshot_every < 1:
+            raise TrainConfigError(
+                f"snapshot_every must be a whole number >= 1, got {self.snapshot_every!r}"
+            )
+
+
+class TrainControl:
+    """Cancel, pause, resume and single-step a running :func:`train` generator; thread-safe.
+
+    Another thread (GUI, CLI signal handler) calls the methods; the generator checks before every
+    batch. ``step()`` pauses (if running) and lets exactly one more batch run per call; the run
+    then pauses again. ``cancel()`` also wakes a paused run, which then ends with ``Cancelled``.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._cancelled = False
+        self._paused = False
+        self._credits = 0  # batches allowed to run while paused (one per step())
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    def cancel(self) -> None:
+        with self._cond:
+            self._cancelled = True
+            self._cond.notify_all()
+
+    def pause(self) -> None:
+        with self._cond:
+            self._paused = True
+            self._credits = 0
+
+    def resume(self) -> None:
+        with self._cond:
+            self._paused = False
+            self._credits = 0
+            self._cond.notify_all()
+
+    def step(self) -> None:
+        with self._cond:
+            self._paused = True
+            self._credits += 1
+            self._cond.notify_all()
+
+    # -- used by the generator ------------------------------------------------------------
+    def _admit(self) -> str:
+        """Non-blocking: "run", "cancel" or "wait" (paused with no step left)."""
+        if not self._paused and not self._cancelled:  # fast path: no lock while running
+            return "run"
+        with self._cond:
+            return self._decide(waiting=False)
+
+    def _wait(self) -> str:
+        """Block until resumed, stepped or cancelled: "resume", "step" or "cancel"."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._cancelled or not self._paused or self._credits > 0)
+            return self._decide(waiting=True)
+
+    def _decide(self, *, waiting: bool) -> str:
+        if self._cancelled:
+            return "cancel"
+        if not self._paused:
+            return "resume" if waiting else "run"
+        if self._credits > 0:
+            self._credits -= 1
+            return "step" if waiting else "run"
+        return "wait"
+
+
+# -- events: small, immutable, plain data -------------------------------------------------------
+@dataclass(frozen=True)
+class BatchEnd:
+    epoch: int
+    batch: int
+    batches_per_epoch: int
+    loss: float  # this batch's mean loss
+    running_accuracy: float  # fraction correct over this epoch's batches so far
+    samples_per_second: float  # over the whole run, pauses and validation excluded
+    samples_seen: int
+    samples_total: int  # epochs * training images
+    eta_seconds: float
+    running_loss: float = math.nan  # mean loss over this epoch's batches so far
+
+
+@dataclass(frozen=True)
+class EpochEnd:
+    epoch: int
+    train_loss: float
+    train_accuracy: float
+    val_loss: float | None
+    val_accuracy: float | None
+    seconds: float  # training + validation time of this epoch, pauses excluded
+
+
+@dataclass(frozen=True)
+class Paused:
+    epoch: int
+    batch: int
+
+
+@dataclass(frozen=True)
+class Resumed:
+    epoch: int
+    batch: int
+
+
+@dataclass(frozen=True)
+class Diverged:
+    epoch: int
+    batch: int
+    message: str
+    history: dict = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True)
+class Cancelled:
+    epoch: int
+    batch: int
+    history: dict = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True)
+class Finished:
+    history: dict
+
+
+TrainEvent = BatchEnd | EpochEnd | Paused | Resumed | Diverged | Cancelled | Finished
+Augment = Callable[[np.ndarray, np.random.Generator], np.ndarray]
+
+
+def event_to_dict(event: Any) -> dict:
+    """An event as a JSON-able dict with its kind: ``{"event": "BatchEnd", "epoch": 1, ...}``."""
+    return {"event": type(event).__name__, **asdict(event)}
+
+
+# -- input checks -------------------------------------------------------------------------------
+def check_images_labels(
+    images: Any, labels: Any, num_classes: int, what: str = "training"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Validate uint8 images (N,H,W) or (N,C,H,W) and integer labels (N,) in [0, num_classes).
+
+    Returns the images unchanged (never copied) and the labels as int64. Raises
+    :class:`DatasetError` naming what is wrong.
+    """
+    images = np.asarray(images)
+    labels = np.asarray(labels)
+    if images.dtype != np.uint8 or images.ndim not in (3, 4):
+        raise DatasetError(
+            f"{what} images must be a uint8 array (N,H,W) or (N,C,H,W), got {images.dtype} "
+            f"with shape {images.shape}"
+        )
+    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+        raise DatasetError(
+            f"{what} labels must be a 1-D integer array, got {labels.dtype} with shape "
+            f"{labels.shape}"
+        )
+    if len(images) != len(labels):
+        raise DatasetError(
+            f"{what} set has {len(images)} images but {len(labels)} labels; they must match"
+        )
+    if len(images) == 0:
+        raise DatasetError(f"the {what} set is empty; it needs at least one image")
+    lo, hi = int(labels.min()), int(labels.max())
+    if lo < 0 or hi >= num_classes:
+        raise DatasetError(
+            f"{what} labels run from {lo} to {hi} but the model has {num_classes} classes "
+            f"(labels 0..{num_classes - 1}); build the model with the dataset's classes"
+        )
+    return images, labels.astype(np.int64, copy=False)
+
+
+def _loss_function(name: str) -> Callable[[np.ndarray, np.ndarray], tuple[float, np.ndarray]]:
+    from engine import losses
+
+    return {"cross_entropy": losses.softmax_cross_entropy, "total_error": losses.total_error}[name]
+
+
+def _make_optimizer(config: TrainConfig, params: dict[str, np.ndarray]) -> Any:
+    from engine.optim import make_optimizer
+
+    return make_optimizer(
+        config.optimizer,
+        params,
+        lr=config.lr,
+        momentum=config.momentum,
+        nesterov=config.nesterov,
+        weight_decay=config.weight_decay,
+    )
+
+
+# -- the generator --------------------------------------------------------------------------
+def train(
+    model: Sequential,
+    images: np.ndarray,
+    labels: np.ndarray,
+    config: TrainConfig,
+    *,
+    val_images: np.ndarray | None = None,
+    val_labels: np.ndarray | None = None,
+    control: TrainControl | None = None,
+    augment: Augment | None = None,
+) -> Iterator[TrainEvent]:
+    """Train ``model`` in place; returns a generator of events (see the module docstring).
+
+    images: uint8 (N,H,W) or (N,C,H,W); labels: integers (N,) in [0, K), K = len(model.classes).
+    augment(batch_uint8, rng) -> batch_uint8 of the same shape, applied per batch.
+    loss: "cross_entropy" L = -mean(log softmax(z)[y]); "total_error" the article's
+    L = mean over samples of 1/2 * sum_k (onehot(y)_k - softmax(z)_k)^2.
+
+    Bad settings or data raise at once (:class:`TrainConfigError`, :class:`DatasetError`), not
+    at the first ``next()``. At the end (finished, cancelled or diverged) ``model.meta["history"]``
+    holds ``{"batch_loss": [...], "epochs": [EpochEnd dicts], "config": {...}, "status": ...}``.
+    """
+    config.validate()
+    num_classes = len(model.classes)
+    images, labels = check_images_labels(images, labels, num_classes)
+    if (val_images is None) != (val_labels is None):
+        raise DatasetError("give both val_images and val_labels, or neither")
+    if val_images is not None:
+        val_images, val_labels = check_images_labels(
+            val_images, val_labels, num_classes, "validation"
+        )
+        if val_images.shape[1:] != images.shape[1:]:
+            raise DatasetError(
+                f"validation images are {val_images.shape[1:]} but training images are "
+                f"{images.shape[1:]}; they must have the same size"
+            )
+    loss_fn = _loss_function(config.loss)
+    optimizer = _make_optimizer(config, model.parameters())
+    return _run(
+        model, images, labels, config, loss_fn, optimizer, val_images, val_labels, control, augment
+    )
+
+
+class _GoodWeights:
+    """One preallocated copy of the last weights known to be finite."""
+
+    def __init__(self, params: dict[str, np.ndarray]) -> None:
+        self.params = params
+        self.copy = {k: np.empty_like(v) for k, v in params.items()}
+        self.where = "at the start of training"
+
+    def take(self, where: str) -> bool:
+        """Copy the live weights if all are finite; False (nothing copied) if any is not."""
+        for v in self.params.values():
+            if not math.isfinite(float(v.sum(dtype=np.float64))):
+                return False
+        for k, v in self.params.items():
+            np.copyto(self.copy[k], v)
+        self.where = where
+        return True
+
+    def restore(self) -> None:
+        for k, v in self.params.items():
+            np.copyto(v, self.copy[k])
+
+
+def _run(
+    model: Sequential,
+    images: np.ndarray,
+    labels: np.ndarray,
+    config: TrainConfig,
+    loss_fn: Callable[[np.ndarray, np.ndarray], tuple[float, np.ndarray]],
+    optimizer: Any,
+    val_images: np.ndarray | None,
+    val_labels: np.ndarray | None,
+    control: TrainControl | None,
+    augment: Augment | None,
+) -> Iterator[TrainEvent]:
+    spec = model.input_spec
+    params = model.parameters()
+    n = len(images)
+    bs = config.batch_size
+    batches = -(-n // bs)
+    total = n * config.epochs
+    shuffle_rng = np.random.default_rng(config.seed)
+    augment_rng = np.random.default_rng([config.seed, 1])
+    batch_loss: list[float] = []
+    history: dict[str, Any] = {
+        "batch_loss": batch_loss,
+        "epochs": [],
+        "config": asdict(config),
+        "train_samples": n,
+        "val_samples": 0 if val_images is None else len(val_images),
+        "augment": augment is not None,
+        "status": "running",
+    }
+
+    def finish(status: str) -> dict:
+        history["status"] = status
+        model.meta["history"] = history
+        return history
+
+    good = _GoodWeights(params)
+    if not good.take("at the start of training"):
+        yield Diverged(
+            1,
+            0,
+            "the model's weights are not finite (NaN or inf) before training; "
+            "rebuild or reload the model",
+            finish("diverged"),
+        )
+        return
+
+    def diverged(epoch: int, batch: int, what: str) -> Diverged:
+        good.restore()
+        message = (
+            f"{what} at epoch {epoch} batch {batch}; the learning rate {config.lr:g} is "
+            f"probably too high (try {config.lr / 10:g}); weights restored to those {good.where}"
+        )
+        return Diverged(epoch, batch, message, finish("diverged"))
+
+    active = 0.0  # seconds spent in batches (pauses and validation excluded)
+    seen = 0
+    for epoch in range(1, config.epochs + 1):
+        order = shuffle_rng.permutation(n)
+        epoch_active = 0.0
+        loss_sum = 0.0
+        correct = 0
+        done = 0  # samples of this epoch
+        for b in range(batches):
+            if control is not None:
+                admitted = yield from _gate(control, epoch, b)
+                if not admitted:
+                    yield Cancelled(epoch, b, finish("cancelled"))
+                    return
+
+            t0 = time.perf_counter()
+            idx = order[b * bs : (b + 1) * bs]
+            batch = images[idx]
+            if augment is not None:
+                batch = augment(batch, augment_rng)
+            y = labels[idx]
+            logits = model.forward(spec.to_tensor(batch), training=True)
+            loss, dlogits = loss_fn(logits, y)
+            loss = float(loss)
+            if not loss <= LOSS_LIMIT:  # also true for NaN
+                if math.isnan(loss):
+                    what = "loss became NaN"
+                elif math.isinf(loss):
+                    what = "loss became infinite"
+                else:
+                    what = f"loss exploded to {loss:.3g}"
+                yield diverged(epoch, b + 1, what)
+                return
+            model.backward(dlogits, input_grad=False)  # the image's gradient is not needed
+            optimizer.step(model.gradients())
+            m = len(idx)
+            correct += int(np.count_nonzero(logits.argmax(axis=1) == y))
+            loss_sum += loss * m
+            done += m
+            seen += m
+            batch_loss.append(loss)
+            if (b + 1) % config.snapshot_every == 0 and not good.take(
+                f"after epoch {epoch} batch {b + 1}"
+            ):
+                yield diverged(epoch, b + 1, "the weights became NaN or infinite")
+                return
+            dt = time.perf_counter() - t0
+            active += dt
+            epoch_active += dt
+            rate = seen / active if active > 0 else 0.0
+            yield BatchEnd(
+                epoch=epoch,
+                batch=b + 1,
+                batches_per_epoch=batches,
+                loss=loss,
+                running_accuracy=correct / done,
+                samples_per_second=rate,
+                samples_seen=seen,
+                samples_total=total,
+                eta_seconds=(total - seen) / rate if rate > 0 else math.inf,
+                running_loss=loss_sum / done,
+            )
+
+        if not good.take(f"after epoch {epoch}"):
+            yield diverged(epoch, batches, "the weights became NaN or infinite")
+            return
+        val_loss = val_accuracy = None
+        t0 = time.perf_counter()
+        if val_images is not None:
+            result = _validate(model, val_images, val_labels, loss_fn, control)
+            if result is None:
+                yield Cancelled(epoch, batches, finish("cancelled"))
+                return
+            val_loss, val_accuracy = result
+        summary = EpochEnd(
+            epoch=epoch,
+            train_loss=loss_sum / done,
+            train_accuracy=correct / done,
+            val_loss=val_loss,
+            val_accuracy=val_accuracy,
+            seconds=epoch_active + time.perf_counter() - t0,
+        )
+        history["epochs"].append(asdict(summary))
+        yield summary
+    yield Finished(finish("finished"))
+
+
+def _gate(control: TrainControl, epoch: int, done: int) -> Iterator[TrainEvent]:
+    """Before a batch: True to run it, False if cancelled. Yields Paused/Resumed and blocks
+    (after yielding Paused) while paused; a step() lets exactly one batch through."""
+    while True:
+        gate = control._admit()
+        if gate != "wait":
+            return gate == "run"
+        yield Paused(epoch, done)
+        gate = control._wait()
+        if gate == "resume":
+            yield Resumed(epoch, done)
+            continue  # a pause or cancel may have come while Resumed was handled
+        return gate == "step"
+
+
+def _validate(
+    model: Sequential,
+    images: np.ndarray,
+    labels: np.ndarray,
+    loss_fn: Callable[[np.ndarray, np.ndarray], tuple[float, np.ndarray]],
+    control: TrainControl | None,
+) -> tuple[float, float] | None:
+    """Mean loss and accuracy over (images, labels) in batches; None if cancelled meanwhile."""
+    spec = model.input_spec
+    loss_sum = 0.0
+    correct = 0
+    for start in range(0, len(images), VALIDATION_BATCH):
+        if control is not None and control.cancelled:
+            return None
+        x = spec.to_tensor(images[start : start + VALIDATION_BATCH])
+        y = labels[start : start + VALIDATION_BATCH]
+        logits = model.forward(x, training=False)
+        loss, _ = loss_fn(logits, y)
+        loss_sum += float(loss) * len(y)
+        correct += int(np.count_nonzero(logits.argmax(axis=1) == y))
+    return loss_sum / len(images), correct / len(images)
