@@ -1,0 +1,223 @@
+"""engine.download against a local HTTP server on 127.0.0.1 (never the internet)."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import http.server
+import struct
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine.datasets import FASHION_MNIST_CLASSES, load_dataset
+from engine.download import (
+    REMOTE_DATASETS,
+    DownloadCancelled,
+    DownloadProgress,
+    cache_root,
+    dataset_cache_dir,
+    download_dataset,
+    is_downloaded,
+)
+from engine.errors import DatasetError
+
+NAMES = [f.name for f in REMOTE_DATASETS["fashion-mnist"].files]
+
+
+def _idx_gz(array: np.ndarray) -> bytes:
+    header = bytes([0, 0, 8, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    return gzip.compress(header + array.astype(np.uint8).tobytes(), mtime=0)
+
+
+@pytest.fixture(scope="module")
+def payloads() -> dict[str, bytes]:
+    rng = np.random.default_rng(7)
+    x_tr = rng.integers(0, 256, (300, 28, 28), dtype=np.uint8)  # big enough for several chunks
+    x_te = rng.integers(0, 256, (20, 28, 28), dtype=np.uint8)
+    return {
+        "train-images-idx3-ubyte.gz": _idx_gz(x_tr),
+        "train-labels-idx1-ubyte.gz": _idx_gz(np.arange(300) % 10),
+        "t10k-images-idx3-ubyte.gz": _idx_gz(x_te),
+        "t10k-labels-idx1-ubyte.gz": _idx_gz(np.arange(20) % 10),
+    }
+
+
+@pytest.fixture(scope="module")
+def sums(payloads) -> dict[str, tuple[str, str]]:
+    return {name: (hashlib.md5(data).hexdigest(), hashlib.sha256(data).hexdigest())
+            for name, data in payloads.items()}
+
+
+class Server:
+    """Serves ``files``; ``behaviour[name]`` may be "404", "drop" or "hang"."""
+
+    def __init__(self, files: dict[str, bytes]):
+        self.files = dict(files)
+        self.behaviour: dict[str, str] = {}
+        self.requests: list[str] = []
+        self.release = threading.Event()
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # http.server calls it by this name
+                name = self.path.rsplit("/", 1)[-1]
+                server.requests.append(name)
+                how = server.behaviour.get(name)
+                data = server.files.get(name)
+                if how == "hang":
+                    server.release.wait(5)
+                    return
+                if data is None or how == "404":
+                    self.send_error(404, "Not Found")
+                    return
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if how == "drop":
+                    self.wfile.write(data[: len(data) // 3])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
+                self.wfile.write(data)
+
+            def log_message(self, *args):  # keep the test output clean
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/data/"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.02,), daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.release.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(5)
+
+
+@pytest.fixture
+def server(payloads):
+    srv = Server(payloads)
+    yield srv
+    srv.close()
+
+
+def _leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+def test_download_success_then_cached(server, sums, tmp_path):
+    events: list[DownloadProgress] = []
+    folder = download_dataset("fashion-mnist", base_url=server.url, cache_dir=tmp_path,
+                              checksums=sums, progress=events.append)
+    assert folder == tmp_path / "datasets" / "fashion-mnist"
+    assert _leftovers(folder) == sorted(NAMES)  # and no temporary files
+    assert is_downloaded("fashion-mnist", tmp_path)
+    last = [e for e in events if e.file == "train-images-idx3-ubyte.gz"][-1]
+    assert last.done == last.total == len(server.files["train-images-idx3-ubyte.gz"])
+    assert {e.index for e in events} == {0, 1, 2, 3} and all(e.count == 4 for e in events)
+
+    ds = load_dataset("fashion-mnist", cache_dir=tmp_path)
+    assert ds.name == "Fashion-MNIST" and ds.classes == FASHION_MNIST_CLASSES
+    assert ds.train_images.shape == (300, 28, 28) and ds.test_labels.shape == (20,)
+
+    # a second call verifies what is there and downloads nothing
+    n_requests = len(server.requests)
+    events.clear()
+    download_dataset("fashion-mnist", base_url=server.url, cache_dir=tmp_path, checksums=sums,
+                     progress=events.append)
+    assert len(server.requests) == n_requests
+    assert all(e.skipped for e in events) and len(events) == 4
+
+
+def test_checksum_mismatch_leaves_nothing_behind(server, sums, tmp_path):
+    wrong = dict(sums)
+    wrong["train-labels-idx1-ubyte.gz"] = ("0" * 32, "0" * 64)
+    with pytest.raises(DatasetError, match="checksum mismatch") as info:
+        download_dataset("fashion-mnist", base_url=server.url, cache_dir=tmp_path,
+                         checksums=wrong)
+    assert "train-labels-idx1-ubyte.gz" in str(info.value)
+    folder = dataset_cache_dir("fashion-mnist", tmp_path)
+    assert _leftovers(folder) == ["train-images-idx3-ubyte.gz"]  # verified before the failure
+    assert not is_downloaded("fashion-mnist", tmp_path)
+
+
+def test_pinned_checksums_refuse_foreign_files(server, tmp_path):
+    # without injected checksums the real Fashion-MNIST digests apply; our test files differ
+    with pytest.raises(DatasetError, match="checksum mismatch"):
+        download_dataset("fashion-mnist", base_url=server.url, cache_dir=tmp_path)
+    assert _leftovers(dataset_cache_dir("fashion-mnist", tmp_path)) == []
+
+
+def test_a_replaced_cached_file_is_downloaded_again(server, sums, tmp_path):
+    folder = download_dataset("fashion-mnist", base_url=server.url, cache_dir=tmp_path,
+                              checksums=sums)
+    (folder / "t10k-labels-idx1-ubyte.gz").write_bytes(b"tampered")
+    server.requests.clear()
+    download_dataset("fashion-mnist", base_url=server.url, cache_dir=tmp_path, checksums=sums)
+    assert server.requests == ["t10k-labels-idx1-ubyte.gz"]
+    assert (folder / "t10k-labels-idx1-ubyte.gz").read_bytes() == server.files[
+        "t10k-labels-idx1-ubyte.gz"]
+
+
+@pytest.mark.parametrize(("how", "message"), [("404", "HTTP 404"), ("drop", "connection")])
+def test_server_errors_leave_nothing_behind(server, sums, tmp_path, how, message):
+    server.behaviour["train-images-idx3-ubyte.gz"] = how
+    with pytest.raises(DatasetError, match=message) as info:
+        download_dataset("fashion-mnist", base_url=server.url, cache_dir=tmp_path,
+                         checksums=sums)
+    text = str(info.value)
+    assert "train-images-idx3-ubyte.gz" in text and "network" in text
+    assert _leftovers(dataset_cache_dir("fashion-mnist", tmp_path)) == []
+
+
+def test_timeout(server, sums, tmp_path):
+    server.behaviour["train-images-idx3-ubyte.gz"] = "hang"
+    with pytest.raises(DatasetError, match=r"train-images-idx3-ubyte\.gz"):
+        download_dataset("fashion-mnist", base_url=server.url, cache_dir=tmp_path,
+                         checksums=sums, timeout=0.3)
+    assert _leftovers(dataset_cache_dir("fashion-mnist", tmp_path)) == []
+
+
+def test_cancel_leaves_nothing_behind(server, sums, tmp_path):
+    calls = []
+
+    def cancel() -> bool:
+        calls.append(1)
+        return len(calls) > 2  # stop during the first file's second chunk
+
+    with pytest.raises(DownloadCancelled):
+        download_dataset("fashion-mnist", base_url=server.url, cache_dir=tmp_path,
+                         checksums=sums, cancel=cancel)
+    assert _leftovers(dataset_cache_dir("fashion-mnist", tmp_path)) == []
+
+
+def test_cache_location(monkeypatch, tmp_path):
+    monkeypatch.setenv("CONVSCOPE_CACHE", str(tmp_path / "env"))
+    assert cache_root() == tmp_path / "env"
+    assert cache_root(tmp_path / "arg") == tmp_path / "arg"
+    monkeypatch.delenv("CONVSCOPE_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache_root() == tmp_path / "xdg" / "convscope"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert cache_root() == tmp_path / "home" / ".cache" / "convscope"
+
+
+def test_bad_names_and_urls(tmp_path):
+    with pytest.raises(DatasetError, match="unknown dataset"):
+        download_dataset("cifar-10", cache_dir=tmp_path)
+    with pytest.raises(DatasetError, match="only http"):
+        download_dataset("fashion-mnist", base_url="file:///etc/", cache_dir=tmp_path)
+    assert _leftovers(dataset_cache_dir("fashion-mnist", tmp_path)) == []
+
+
+def test_pinned_checksums_are_well_formed():
+    for f in REMOTE_DATASETS["fashion-mnist"].files:
+        assert len(f.md5) == 32 and len(f.sha256) == 64
+        int(f.md5, 16), int(f.sha256, 16)
+    assert REMOTE_DATASETS["fashion-mnist"].files[0].md5 == "8d4fb7e6c68d591d4c3dfef9ec88bf0d"
