@@ -1,0 +1,1 @@
+"""Reusable widgets: image view, kernel grid, charts, network view, draw canvas, ..."""
