@@ -76,6 +76,12 @@ SAVE_SUFFIXES: dict[str, str] = {
 }
 
 _MODES = (None, "L", "RGB", "RGBA")
+_UNSUPPORTED_HINTS = {
+    ".heic": "HEIC photos are not supported; export the photo as JPEG or PNG",
+    ".heif": "HEIF photos are not supported; export the photo as JPEG or PNG",
+    ".svg": "SVG is a vector format; export it as PNG first",
+    ".pdf": "PDF is not an image; export the page as PNG first",
+}
 _WHITE = (255, 255, 255)
 
 
@@ -117,6 +123,8 @@ def load_image(
             raise ImageLoadError(f"{p}: no such file; check the path")
         if p.is_dir():
             raise ImageLoadError(f"{p}: is a folder, not an image file; choose a file inside it")
+        if not p.is_file():  # a FIFO or device would block or never end
+            raise ImageLoadError(f"{p}: is not a regular file; choose an image file")
         size = p.stat().st_size
         if size == 0:
             raise ImageLoadError(f"{name}: the file is empty (0 bytes); it is not an image")
@@ -209,6 +217,9 @@ def _decode(fh, name: str, mode: str | None, max_pixels: int | None,
             "it may be a decompression bomb"
         ) from exc
     except UnidentifiedImageError as exc:
+        if Path(name).suffix.lower() in _UNSUPPORTED_HINTS:
+            raise ImageLoadError(f"{name}: {_UNSUPPORTED_HINTS[Path(name).suffix.lower()]}"
+                                 ) from exc
         raise ImageLoadError(
             f"{name}: not a readable image: the contents are not a known image format "
             "or the header is damaged"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 import warnings
 
@@ -293,3 +294,18 @@ def test_draft_size_decodes_a_big_jpeg_smaller_but_not_below_the_size(tmp_path, 
     assert small.shape[:2] == (150, 200)  # 1/8 scale: the largest reduction keeping >= 100
     assert load_image(path).shape[:2] == (1200, 1600)  # full resolution by default
     assert load_image(odd["photo.png"], draft_size=(8, 8)).shape == (48, 64, 3)  # PNG: no draft
+
+
+def test_special_files_and_unsupported_formats(tmp_path):
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("no FIFOs on this platform")
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)
+    start = time.perf_counter()
+    with pytest.raises(ImageLoadError, match="not a regular file"):
+        load_image(fifo)  # opening a FIFO would block forever
+    assert time.perf_counter() - start < 1.0
+    heic = tmp_path / "IMG_0001.HEIC"
+    heic.write_bytes(b"\x00\x00\x00\x18ftypheic" + b"\x00" * 64)
+    with pytest.raises(ImageLoadError, match="export the photo as JPEG"):
+        load_image(heic)
