@@ -1,0 +1,451 @@
+"""A user's image -> the 28x28 digit the network sees, made the way MNIST itself was made.
+
+MNIST digits are white ink on black, fit into a 20x20 box keeping their aspect ratio
+(anti-aliased, so edges are grey) and placed in a 28x28 field so that their centre of mass is
+at the centre. A dragged-in image is none of that: it is large, dark-on-light, off-centre,
+maybe a transparent drawing or a phone photo of paper under uneven light. The steps:
+
+1. **Gray.** EXIF orientation, 16-bit, palette, CMYK... are handled by
+   :func:`engine.imageio.load_image`. Here colour becomes luma, and alpha is composited onto
+   white (a transparent drawing is dark strokes on paper). If that leaves nothing to see
+   (light strokes on a transparent background), the alpha channel itself is the ink.
+2. **Locate at low resolution.** Big images are box-reduced (``Image.reduce``) to at most
+   :data:`WORK_SIZE` pixels on their longest side first: finding the ink does not need 12
+   megapixels, and it keeps a 1-megapixel image within a few milliseconds.
+3. **Polarity.** The background is the median of the border ring; the ink is whichever
+   extreme (darkest or brightest, after a 3x3 blur against noise) lies further from it.
+   Dark ink is inverted, so the ink is always bright.
+4. **Uneven light.** A photo of paper is brighter on one side and darker in the corners. The
+   lighting is fitted as a quadratic surface through the paper (robust least squares on a
+   ~48-pixel thumbnail: the ink is dropped as outliers, so strokes of any width do not pull
+   it) and subtracted. Even light gives a constant.
+5. **Ink contrast.** The ink level is a high percentile of the clearly-inked pixels; levels
+   are stretched so the stroke cores become 255 and the paper 0 (noise below a fraction of
+   the ink contrast is cut). No ink clearly above the noise -> :class:`EngineError`.
+6. **Crop** to the ink (ignoring specks: the ends of the row/column ink profiles holding less
+   than :data:`SPECK_MASS` of the ink are trimmed). A small digit in a big image is cropped
+   again from the full-resolution picture, so it is not resampled twice.
+7. **Fit into 20x20** keeping the aspect ratio (Pillow's anti-aliased Lanczos resampling) and
+   **place by centre of mass** in 28x28, at (14, 14) as in MNIST (measured: the mean centre
+   of mass of the MNIST training digits is (13.99, 14.01) in pixel indices).
+
+``auto_invert=False`` skips steps 3-4 (the image is taken as white ink on a black background
+as it is: a photo of paper then becomes a white square with a dark digit);
+``center=False`` skips steps 6-7 (the whole picture is scaled into 28x28), which shows why
+they matter: a small digit in a large picture becomes a speck.
+
+Known limitations: one digit per image (see ``engine.reading`` for several); a speck that holds
+more than :data:`SPECK_MASS` of the ink, or a frame around the digit, enlarges the crop.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from engine.errors import EngineError, ShapeError
+
+__all__ = [
+    "BOX",
+    "SIZE",
+    "WORK_SIZE",
+    "PreparedDigit",
+    "classify_images",
+    "prepare_digit",
+    "prepare_digit_file",
+    "to_gray",
+]
+
+#: Side of the field the digit is placed in, and of the box it is fit into (MNIST's numbers).
+SIZE = 28
+BOX = 20
+#: Longest side of the low-resolution copy used to find the ink.
+WORK_SIZE = 256
+#: Ink contrast below this many grey levels is "no ink" (whatever the noise).
+MIN_CONTRAST = 24.0
+#: Fraction of the ink mass that may be trimmed off each end of the profiles (specks).
+SPECK_MASS = 0.004
+#: The digit's centre of mass goes here (row, column), as in MNIST.
+CENTER = (14.0, 14.0)
+
+
+@dataclass
+class PreparedDigit:
+    """A user's image ready for the network.
+
+    image: uint8 (28, 28), white ink on black, as the network sees it (before scaling).
+    original: uint8 (H, W) grayscale after EXIF/alpha handling, for display.
+    inverted: whether the polarity was flipped (dark ink on light paper).
+    bbox: (x0, y0, x1, y1) of the ink in ``original`` (x1, y1 exclusive), or None.
+    """
+
+    image: np.ndarray
+    original: np.ndarray
+    inverted: bool
+    bbox: tuple[int, int, int, int] | None
+
+
+def prepare_digit(
+    image: np.ndarray, *, auto_invert: bool = True, center: bool = True
+) -> PreparedDigit:
+    """Turn one image of one digit into MNIST's format (see the module docstring).
+
+    Args:
+        image: uint8 (H, W), (H, W, 1), (H, W, 3) or (H, W, 4); a bool array is taken as 0/255.
+        auto_invert: detect dark ink on light paper and invert it (off: taken as is).
+        center: crop to the ink, fit into 20x20 and centre by mass (off: scale the whole picture).
+
+    Raises:
+        EngineError: the image has no ink (blank, uniform or only noise).
+        ShapeError: the array is not an image.
+    """
+    gray = to_gray(image)
+    h, w = gray.shape
+    factor = max(1, math.ceil(max(h, w) / WORK_SIZE))
+    pil = Image.fromarray(gray)
+    work = np.asarray(pil.reduce(factor) if factor > 1 else pil, dtype=np.float32)
+
+    inverted = bool(auto_invert) and _ink_is_dark(work)
+    if inverted:
+        work = 255.0 - work
+    # Without auto_invert the picture is taken as MNIST-like: bright is ink, black is paper.
+    h0, w0 = work.shape
+    if auto_invert:
+        lighting = _lighting(work)
+    else:
+        lighting = _Lighting((0.0, 0, 0, 0, 0, 0), w0, h0)
+    residual = work - lighting.sample(0, 0, w0, h0, work.shape)
+    noise = _noise(residual)
+    ink = np.maximum(residual, 0.0)
+    level, floor = _ink_level(ink, noise)
+    mask_bbox = _ink_bbox(ink, level, noise)
+    if mask_bbox is None:
+        raise EngineError(_NO_INK)
+    bbox = _scale_bbox(mask_bbox, factor, w, h)
+
+    if not center:
+        field = _stretch(ink, level, floor)
+        return PreparedDigit(_fit_whole(field), gray, inverted, bbox)
+
+    x0, y0, x1, y1 = mask_bbox
+    crop = ink[y0:y1, x0:x1]
+    if factor > 1 and max(x1 - x0, y1 - y0) < 2 * BOX:
+        # A small digit in a big picture: crop it again from the full resolution.
+        fine, reduce = _full_res_crop(gray, bbox, lighting, factor, inverted)
+        fine = np.maximum(fine, 0.0)
+        # Box-reducing k x k pixels divides white noise by k.
+        fine_noise = noise * factor / reduce
+        try:
+            fine_level, fine_floor = _ink_level(fine, fine_noise)
+            sub = _ink_bbox(fine, fine_level, fine_noise)
+        except EngineError:
+            sub = None
+        if sub is not None:
+            sx0, sy0, sx1, sy1 = sub
+            crop, level, floor = fine[sy0:sy1, sx0:sx1], fine_level, fine_floor
+    patch = _fit_box(_stretch(crop, level, floor))
+    return PreparedDigit(_place_by_mass(patch), gray, inverted, bbox)
+
+
+def prepare_digit_file(
+    path: str | os.PathLike[str], *, auto_invert: bool = True, center: bool = True
+) -> PreparedDigit:
+    """:func:`engine.imageio.load_image` then :func:`prepare_digit`.
+
+    Raises ImageLoadError for unreadable files and EngineError for images without ink.
+    """
+    from engine.imageio import load_image
+
+    image = load_image(path, mode=None)
+    try:
+        return prepare_digit(image, auto_invert=auto_invert, center=center)
+    except EngineError as exc:
+        name = os.path.basename(os.fspath(path))
+        raise type(exc)(f"{name}: {exc}") from None
+
+
+def classify_images(model, digits: list[np.ndarray] | np.ndarray) -> np.ndarray:
+    """Class probabilities ``(N, K)`` of prepared digits (uint8 (28, 28) each).
+
+    The model's ``input_spec`` scales them (and pads 28x28 to 32x32 for the article's network);
+    a model with 3 input channels gets the gray digit in all three.
+    """
+    batch = np.asarray(digits if not isinstance(digits, list) else np.stack(digits))
+    if batch.ndim == 2:
+        batch = batch[None]
+    if batch.ndim != 3 or batch.dtype != np.uint8:
+        raise ShapeError(
+            f"classify_images expects uint8 digits (N, H, W) from prepare_digit, "
+            f"got {batch.dtype} {batch.shape}"
+        )
+    channels = model.input_spec.shape[0]
+    x = batch[:, None]
+    if channels != 1:
+        x = np.repeat(x, channels, axis=1)
+    return model.predict_proba(model.input_spec.to_tensor(x))
+
+
+# ---------------------------------------------------------------------------------------------
+# Steps
+
+_NO_INK = (
+    "no ink found: the image is blank, uniform or only noise; "
+    "use an image with one clearly visible digit"
+)
+
+
+def to_gray(image: np.ndarray) -> np.ndarray:
+    """uint8 (H, W) luma of an (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) uint8 image.
+
+    Alpha is composited onto white; if that leaves no contrast but the alpha channel has some
+    (light strokes on a transparent background), ``255 - alpha`` is used: dark ink on white.
+    """
+    a = np.asarray(image)
+    if a.dtype == np.bool_:
+        a = a.astype(np.uint8) * 255
+    if a.dtype != np.uint8:
+        raise ShapeError(
+            f"expected a uint8 image, got dtype {a.dtype}; "
+            "convert it first (e.g. np.clip(x, 0, 255).astype(np.uint8))"
+        )
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[:, :, 0]
+    if a.ndim == 2:
+        if min(a.shape) == 0:
+            raise ShapeError(f"the image is empty (shape {a.shape})")
+        return np.ascontiguousarray(a)
+    if a.ndim != 3 or a.shape[2] not in (3, 4) or min(a.shape[:2]) == 0:
+        raise ShapeError(f"expected an image of shape (H,W), (H,W,3) or (H,W,4), got {a.shape}")
+    a = np.ascontiguousarray(a)
+    if a.shape[2] == 3:
+        return np.asarray(Image.fromarray(a, "RGB").convert("L"))
+    rgba = Image.fromarray(a, "RGBA")
+    alpha = rgba.getchannel("A")
+    lo_a, hi_a = alpha.getextrema()
+    if lo_a == 255:
+        return np.asarray(rgba.convert("L"))
+    white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+    composite = Image.alpha_composite(white, rgba).convert("L")
+    lo, hi = composite.getextrema()
+    if hi - lo < MIN_CONTRAST <= hi_a - lo_a:
+        return 255 - np.asarray(alpha)
+    return np.asarray(composite)
+
+
+def _border(work: np.ndarray) -> np.ndarray:
+    """The pixels of the outer ring (about 3% of the short side, at least one pixel)."""
+    h, w = work.shape
+    t = max(1, round(0.03 * min(h, w)))
+    if 2 * t >= min(h, w):
+        return work.ravel()
+    return np.concatenate(
+        [work[:t].ravel(), work[-t:].ravel(), work[t:-t, :t].ravel(), work[t:-t, -t:].ravel()]
+    )
+
+
+def _ink_is_dark(work: np.ndarray) -> bool:
+    """Is the ink darker than the background? Compare the extremes with the border median."""
+    bg = float(np.median(_border(work)))
+    smooth = _blur3(work)
+    return bg - float(smooth.min()) > float(smooth.max()) - bg
+
+
+def _blur3(a: np.ndarray) -> np.ndarray:
+    """3x3 box blur of a small float image (edge replicated)."""
+    if min(a.shape) < 3:
+        return a
+    p = np.pad(a, 1, mode="edge")
+    rows = p[:-2] + p[1:-1] + p[2:]
+    return (rows[:, :-2] + rows[:, 1:-1] + rows[:, 2:]) * np.float32(1 / 9)
+
+
+@dataclass(frozen=True)
+class _Lighting:
+    """The background level under bright ink, a smooth surface over the low-resolution image:
+    ``b(u, v) = c0 + c1 u + c2 v + c3 u^2 + c4 u v + c5 v^2`` with ``u = x / W``, ``v = y / H``
+    (work-image pixels; all zeros but ``c0`` for even light)."""
+
+    coeffs: tuple[float, ...]
+    width: int
+    height: int
+
+    def sample(self, x0: float, y0: float, x1: float, y1: float, shape: tuple[int, int]
+               ) -> np.ndarray | float:
+        """The surface over the work-image region [x0, x1) x [y0, y1), at ``shape`` pixels."""
+        c0, c1, c2, c3, c4, c5 = self.coeffs
+        if not any((c1, c2, c3, c4, c5)):
+            return c0
+        rows, cols = shape
+        u = (x0 + (np.arange(cols, dtype=np.float32) + 0.5) * ((x1 - x0) / cols)) / self.width
+        v = (y0 + (np.arange(rows, dtype=np.float32) + 0.5) * ((y1 - y0) / rows)) / self.height
+        # Separable evaluation: (c0 + c1 u + c3 u^2) + v (c2 + c4 u) + c5 v^2
+        along_u = c0 + u * (c1 + c3 * u)
+        slope_v = c2 + c4 * u
+        return along_u[None, :] + v[:, None] * slope_v[None, :] + (c5 * v * v)[:, None]
+
+
+def _lighting(work: np.ndarray) -> _Lighting:
+    """Fit the lighting of a photo of paper: a quadratic surface through the background.
+
+    A robust least-squares fit on a ~48 px thumbnail: pixels well above the fit (the ink,
+    bright here) are dropped and the fit repeated, so strokes of any width do not pull it up.
+    A surface that varies by less than a tenth of the ink contrast is replaced by a constant.
+    """
+    h, w = work.shape
+    constant = float(np.median(_border(work)))
+    g = max(1, round(max(h, w) / 48))
+    thumb = work if g == 1 else np.asarray(
+        Image.fromarray(np.clip(work, 0, 255).astype(np.uint8)).reduce(g), dtype=np.float32)
+    th, tw = thumb.shape
+    if min(th, tw) < 8:  # too small to tell strokes from light
+        return _Lighting((constant, 0, 0, 0, 0, 0), w, h)
+    vv, uu = np.mgrid[0:th, 0:tw].astype(np.float64)
+    uu = (uu + 0.5) / tw
+    vv = (vv + 0.5) / th
+    design = np.stack([np.ones_like(uu), uu, vv, uu * uu, uu * vv, vv * vv], axis=-1).reshape(-1, 6)
+    values = thumb.reshape(-1).astype(np.float64)
+    # Start from the darker half: the ink (bright) is a minority, the paper the rest.
+    keep = values <= np.median(values)
+    coeffs = np.zeros(6)
+    for _ in range(4):
+        if keep.sum() < 12:
+            return _Lighting((constant, 0, 0, 0, 0, 0), w, h)
+        coeffs = np.linalg.lstsq(design[keep], values[keep], rcond=None)[0]
+        resid = values - design @ coeffs
+        spread = 1.4826 * float(np.median(np.abs(resid[keep])))
+        keep = resid < 2.5 * max(spread, 1.0)
+    surface = design @ coeffs
+    peak = float(_blur3(work).max())
+    if float(surface.max() - surface.min()) < 0.1 * max(peak - constant, MIN_CONTRAST):
+        return _Lighting((float(np.median(surface)), 0, 0, 0, 0, 0), w, h)
+    return _Lighting(tuple(float(c) for c in coeffs), w, h)
+
+
+def _noise(residual: np.ndarray) -> float:
+    """Robust standard deviation of the paper's grain: 1.4826 * MAD of the residual."""
+    sample = residual[::2, ::2] if residual.size > 4096 else residual
+    return 1.4826 * float(np.median(np.abs(sample - np.median(sample))))
+
+
+def _ink_level(ink: np.ndarray, noise: float) -> tuple[float, float]:
+    """(level, floor): the grey value of solid ink and the noise floor cut below it.
+
+    Raises EngineError if the ink does not stand out from the noise.
+    """
+    smooth = _blur3(ink)
+    peak = float(smooth.max()) if smooth.size else 0.0
+    if peak < max(MIN_CONTRAST, 2.5 * noise):
+        raise EngineError(_NO_INK)
+    inked = ink[ink > 0.5 * peak]
+    level = float(np.percentile(inked, 75)) if inked.size else peak
+    level = max(level, peak * 0.6)
+    floor = max(0.2 * level, 3.0 * noise)
+    if floor >= 0.8 * level:
+        raise EngineError(_NO_INK)
+    return level, floor
+
+
+def _ink_bbox(ink: np.ndarray, level: float, noise: float) -> tuple[int, int, int, int] | None:
+    """(x0, y0, x1, y1) of the ink: pixels of the 3x3-blurred ink (which averages the grain
+    away) above a quarter of the ink level; the ends of the row and column profiles holding
+    less than :data:`SPECK_MASS` of the ink are trimmed (specks, dust)."""
+    smooth = _blur3(ink)
+    mass = np.where(smooth > max(0.25 * level, 1.5 * noise), smooth, 0.0)
+    total = float(mass.sum())
+    if total <= 0.0:
+        return None
+    rows = mass.sum(axis=1)
+    cols = mass.sum(axis=0)
+    y0, y1 = _trimmed_range(rows, total)
+    x0, x1 = _trimmed_range(cols, total)
+    return x0, y0, x1, y1
+
+
+def _trimmed_range(profile: np.ndarray, total: float) -> tuple[int, int]:
+    cum = np.cumsum(profile)
+    cut = SPECK_MASS * total
+    start = int(np.searchsorted(cum, cut, side="right"))
+    stop = int(np.searchsorted(cum, total - cut, side="left")) + 1
+    nz = np.flatnonzero(profile)
+    start = max(start, int(nz[0]))
+    stop = min(max(stop, start + 1), int(nz[-1]) + 1)
+    return start, stop
+
+
+def _scale_bbox(
+    bbox: tuple[int, int, int, int], factor: int, w: int, h: int
+) -> tuple[int, int, int, int]:
+    x0, y0, x1, y1 = bbox
+    return x0 * factor, y0 * factor, min(w, x1 * factor), min(h, y1 * factor)
+
+
+def _full_res_crop(
+    gray: np.ndarray,
+    bbox: tuple[int, int, int, int],
+    lighting: _Lighting,
+    factor: int,
+    inverted: bool,
+) -> tuple[np.ndarray, int]:
+    """The ink region (plus one low-resolution pixel of margin) at up to 4x the box size,
+    with the same polarity and lighting as the low-resolution copy, and the reduction used."""
+    h, w = gray.shape
+    x0, y0, x1, y1 = bbox
+    x0, y0 = max(0, x0 - factor), max(0, y0 - factor)
+    x1, y1 = min(w, x1 + factor), min(h, y1 + factor)
+    region = Image.fromarray(gray[y0:y1, x0:x1])
+    reduce = max(1, max(x1 - x0, y1 - y0) // (4 * BOX))
+    if reduce > 1:
+        region = region.reduce(reduce)
+    crop = np.asarray(region, dtype=np.float32)
+    if inverted:
+        crop = 255.0 - crop
+    field = lighting.sample(x0 / factor, y0 / factor, x1 / factor, y1 / factor, crop.shape)
+    return crop - field, reduce
+
+
+def _stretch(ink: np.ndarray, level: float, floor: float) -> np.ndarray:
+    """Map ``floor -> 0`` and ``level -> 255`` (clipped): paper black, solid ink white."""
+    out = (ink - np.float32(floor)) * np.float32(255.0 / (level - floor))
+    return np.clip(out, 0.0, 255.0).astype(np.uint8)
+
+
+def _fit_box(crop: np.ndarray) -> np.ndarray:
+    """Resize so the longer side is :data:`BOX` pixels, keeping the aspect ratio."""
+    ch, cw = crop.shape
+    s = BOX / max(ch, cw)
+    size = (max(1, round(cw * s)), max(1, round(ch * s)))
+    resized = Image.fromarray(crop).resize(size, Image.Resampling.LANCZOS)
+    return np.asarray(resized)
+
+
+def _place_by_mass(patch: np.ndarray) -> np.ndarray:
+    """Put the patch in a 28x28 black field so its centre of mass lands on :data:`CENTER`."""
+    ph, pw = patch.shape
+    weights = patch.astype(np.float32)
+    total = float(weights.sum())
+    if total > 0:
+        cy = float(weights.sum(axis=1) @ np.arange(ph)) / total
+        cx = float(weights.sum(axis=0) @ np.arange(pw)) / total
+    else:
+        cy, cx = (ph - 1) / 2, (pw - 1) / 2
+    top = min(max(round(CENTER[0] - cy), 0), SIZE - ph)
+    left = min(max(round(CENTER[1] - cx), 0), SIZE - pw)
+    out = np.zeros((SIZE, SIZE), dtype=np.uint8)
+    out[top : top + ph, left : left + pw] = patch
+    return out
+
+
+def _fit_whole(field: np.ndarray) -> np.ndarray:
+    """The whole picture scaled (aspect kept) into the 28x28 field, centred: no crop."""
+    fh, fw = field.shape
+    s = SIZE / max(fh, fw)
+    size = (max(1, round(fw * s)), max(1, round(fh * s)))
+    small = np.asarray(Image.fromarray(field).resize(size, Image.Resampling.LANCZOS))
+    out = np.zeros((SIZE, SIZE), dtype=np.uint8)
+    top, left = (SIZE - size[1]) // 2, (SIZE - size[0]) // 2
+    out[top : top + size[1], left : left + size[0]] = small
+    return out
