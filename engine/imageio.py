@@ -38,9 +38,11 @@ byte), which is the right answer anyway.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import tempfile
+import threading
 import warnings
 from pathlib import Path
 
@@ -76,6 +78,7 @@ SAVE_SUFFIXES: dict[str, str] = {
 }
 
 _MODES = (None, "L", "RGB", "RGBA")
+_WARNINGS_LOCK = threading.Lock()
 _UNSUPPORTED_HINTS = {
     ".heic": "HEIC photos are not supported; export the photo as JPEG or PNG",
     ".heif": "HEIF photos are not supported; export the photo as JPEG or PNG",
@@ -187,28 +190,24 @@ def _decode(fh, name: str, mode: str | None, max_pixels: int | None,
             draft_size: tuple[int, int] | None = None) -> np.ndarray:
     """Open, check the header size, decode and convert; every failure is an ImageLoadError."""
     try:
-        with warnings.catch_warnings():
-            # Pillow's other warnings (corrupt EXIF, odd chunks) are about data we do not use.
-            warnings.simplefilter("ignore")
-            # Pillow warns (and later errors) on huge images; make its warning an error here only.
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(fh) as img:
-                width, height = img.size
-                if width <= 0 or height <= 0:
-                    raise ImageLoadError(f"{name}: the image has no pixels ({width}x{height})")
-                if max_pixels is not None and width * height > max_pixels:
-                    raise ImageLoadError(
-                        f"{name}: {width}x{height} is {width * height / 1e6:.0f} megapixels, "
-                        f"more than the limit of {max_pixels / 1e6:.0f}; refusing to decode it "
-                        "(it may be a decompression bomb). Scale the image down first."
-                    )
-                if draft_size is not None and img.format == "JPEG":
-                    # EXIF rotation may swap the sides later: ask for the larger side both ways
-                    side = max(draft_size)
-                    img.draft(None, (side, side))
-                img.load()  # decode the first frame now, so truncation shows here
-                img = _exif_transposed(img)
-                return _to_array(img, mode)
+        with _pillow_warnings_as_errors():
+            img = Image.open(fh)  # reads the header only
+        with img:
+            width, height = img.size
+            if width <= 0 or height <= 0:
+                raise ImageLoadError(f"{name}: the image has no pixels ({width}x{height})")
+            if max_pixels is not None and width * height > max_pixels:
+                raise ImageLoadError(
+                    f"{name}: {width}x{height} is {width * height / 1e6:.0f} megapixels, "
+                    f"more than the limit of {max_pixels / 1e6:.0f}; refusing to decode it "
+                    "(it may be a decompression bomb). Scale the image down first."
+                )
+            if draft_size is not None and img.format == "JPEG":
+                # EXIF rotation may swap the sides later: ask for the larger side both ways
+                side = max(draft_size)
+                img.draft(None, (side, side))
+            img.load()  # decode the first frame now, so truncation shows here
+            return _to_array(_exif_transposed(img), mode)
     except ImageLoadError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -237,11 +236,25 @@ def _decode(fh, name: str, mode: str | None, max_pixels: int | None,
                              ) from exc
 
 
+@contextlib.contextmanager
+def _pillow_warnings_as_errors():
+    """Pillow's DecompressionBombWarning becomes an error, its other warnings (corrupt EXIF, odd
+    chunks: about data we do not use) are ignored. Only header parsing runs in here, briefly.
+
+    ``warnings.catch_warnings`` swaps process-wide state and is not thread-safe: two threads
+    nesting it can leave the wrong filters behind. A lock serialises our own uses (the GUI may
+    load images in several workers at once); decoding itself runs outside the lock.
+    """
+    with _WARNINGS_LOCK, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        yield
+
+
 def _exif_transposed(img: Image.Image) -> Image.Image:
     """Apply the EXIF orientation tag; a broken EXIF block is ignored, not fatal."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # "Corrupt EXIF data": we ignore it on purpose
+        with _pillow_warnings_as_errors():  # "Corrupt EXIF data" is ignored on purpose
             orientation = img.getexif().get(0x0112, 1)
             if orientation in (1, None):  # no rotation: skip exif_transpose's full copy
                 return img

@@ -309,3 +309,22 @@ def test_special_files_and_unsupported_formats(tmp_path):
     heic.write_bytes(b"\x00\x00\x00\x18ftypheic" + b"\x00" * 64)
     with pytest.raises(ImageLoadError, match="export the photo as JPEG"):
         load_image(heic)
+
+
+def test_concurrent_loads_leave_warning_filters_intact(odd, hostile):
+    from concurrent.futures import ThreadPoolExecutor
+
+    before = list(warnings.filters)
+    paths = [odd["photo.jpg"], odd["exif_rotated.jpg"], hostile["bomb_20000.png"],
+             odd["gray16.png"]] * 10
+
+    def load(path):
+        try:
+            return load_image(path).shape
+        except ImageLoadError:
+            return None
+
+    with ThreadPoolExecutor(4) as pool:
+        shapes = list(pool.map(load, paths))
+    assert shapes[:4] == [(48, 64, 3), (40, 20), None, (4, 256)] and shapes[4:8] == shapes[:4]
+    assert warnings.filters == before
