@@ -120,6 +120,12 @@ def test_sixteen_bit_png_is_scaled_not_clipped(odd):
     assert a[0, 128] == 128  # clipping would give 255 here
 
 
+def test_sixteen_bit_rgb_png(odd):
+    a = load_image(odd["rgb16.png"])
+    assert a.shape == (2, 4, 3)
+    assert a[0, 0].tolist() == [0, 128, 255] and a[1, 3].tolist() == [255, 0, 0]
+
+
 def test_palette_with_transparency_keeps_alpha(odd):
     a = load_image(odd["palette_transparent.png"])
     assert a.shape == (4, 8, 4)

@@ -112,6 +112,16 @@ def make_odd_files(folder: Path) -> dict[str, Path]:
     ramp = (np.arange(256, dtype=np.uint16) * 257).reshape(1, 256).repeat(4, axis=0)
     save("gray16.png", Image.fromarray(ramp))
 
+    # 16-bit RGB (Pillow cannot write it, so the PNG is built by hand): (0, 32896, 65535) top-left
+    px = np.zeros((2, 4, 3), dtype=">u2")
+    px[..., 0] = 65535
+    px[0, 0] = (0, 32896, 65535)
+    raw = b"".join(b"\x00" + px[y].tobytes() for y in range(2))
+    ihdr = struct.pack(">IIBBBBB", 4, 2, 16, 2, 0, 0, 0)
+    files["rgb16.png"] = folder / "rgb16.png"
+    files["rgb16.png"].write_bytes(b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr)
+                                   + _chunk(b"IDAT", zlib.compress(raw)) + _chunk(b"IEND", b""))
+
     # palette image: index 0 transparent, index 1 red, index 2 green
     pal = Image.new("P", (8, 4), 1)
     pal.putpalette([0, 0, 0, 255, 0, 0, 0, 255, 0] + [0] * (253 * 3))
