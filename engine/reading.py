@@ -1,0 +1,340 @@
+"""Reading a number: split an image of several digits into digits and read them left to right.
+
+LeNet's original job was reading ZIP codes. The steps, each a small function:
+
+1. :func:`ink_map` - ink strength 0..1 per pixel, whatever the polarity: the background level is
+   the median of the border pixels, ink is the distance from it, and Otsu's threshold on that
+   distance separates ink from paper.
+2. :func:`label_components` - 8-connected components of the ink mask, found on *runs* (horizontal
+   stretches of ink) with a union-find, so the Python loop is over runs, not pixels.
+3. :func:`segment_digits` - merge the broken pieces of one digit (the bar and the body of a 5,
+   a 4 written in two strokes: pieces that overlap horizontally), drop specks, split touching
+   digits (a piece much wider than a digit is cut at the columns with the least ink near the
+   expected digit boundaries: a vertical-projection minimum) and order the digits left to right.
+4. :func:`read_digits` - each digit (its own ink only, white on black) goes through
+   :func:`engine.preprocess.prepare_digit` and the model.
+
+Large images are segmented on a block-averaged copy (at most ``max_side`` pixels a side) for
+speed; boxes are given in the original image's pixels. Known limitations: digits must stand in
+one row; a digit broken into pieces side by side (not overlapping) reads as two digits; heavy
+slant makes touching digits hard to cut with vertical lines.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from engine.errors import EngineError, ShapeError
+from engine.preprocess import classify_images, prepare_digit
+
+Box = tuple[int, int, int, int]  # (x0, y0, x1, y1), x1/y1 exclusive
+
+
+@dataclass(frozen=True)
+class Segment:
+    box: Box             # in the original image's pixels
+    mask: np.ndarray     # bool (y1-y0, x1-x0): this digit's own ink inside the box
+
+
+@dataclass(frozen=True)
+class ReadDigit:
+    box: Box
+    prediction: str              # class name
+    confidence: float            # its probability
+    probabilities: np.ndarray    # (K,)
+    image: np.ndarray            # uint8 (28, 28): what the network saw
+
+    def to_json(self) -> dict:
+        return {"box": list(self.box), "prediction": self.prediction,
+                "confidence": round(self.confidence, 6)}
+
+
+@dataclass(frozen=True)
+class Reading:
+    text: str                    # the predictions joined left to right
+    digits: list[ReadDigit] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return {"text": self.text, "digits": [d.to_json() for d in self.digits]}
+
+
+# ----- 1. ink -------------------------------------------------------------------------------
+def to_gray(image: np.ndarray) -> np.ndarray:
+    """float32 (H, W) gray 0..255 of a uint8 (H, W), (H, W, 3) or (H, W, 4) image.
+
+    Transparent pixels count as white paper (alpha composited onto white).
+    """
+    image = np.asarray(image)
+    if image.ndim == 2:
+        return image.astype(np.float32)
+    if image.ndim != 3 or image.shape[2] not in (3, 4):
+        raise ShapeError(f"expected an (H, W), (H, W, 3) or (H, W, 4) image, got {image.shape}")
+    rgb = image[..., :3].astype(np.float32)
+    gray = rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    if image.shape[2] == 4:
+        alpha = image[..., 3].astype(np.float32) / 255
+        gray = gray * alpha + 255 * (1 - alpha)
+    return gray
+
+
+def otsu_threshold(values: np.ndarray) -> float:
+    """Otsu's threshold of values in 0..1: maximises the between-class variance (256 bins)."""
+    hist = np.bincount(np.clip((values.ravel() * 255).astype(np.int64), 0, 255), minlength=256)
+    p = hist / max(1, hist.sum())
+    omega = np.cumsum(p)
+    mu = np.cumsum(p * np.arange(256))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        between = (mu[-1] * omega - mu) ** 2 / (omega * (1 - omega))
+    between[~np.isfinite(between)] = -1
+    return (int(np.argmax(between)) + 0.5) / 255
+
+
+def ink_map(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(ink float32 0..1, mask bool) of a gray image, dark-on-light or light-on-dark."""
+    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    background = float(np.median(border))
+    ink = np.abs(gray - background)
+    top = float(ink.max())
+    if top < 1:
+        return np.zeros_like(gray, dtype=np.float32), np.zeros(gray.shape, dtype=bool)
+    ink = (ink / top).astype(np.float32)
+    threshold = max(otsu_threshold(ink), 0.2)
+    return ink, ink > threshold
+
+
+# ----- 2. connected components --------------------------------------------------------------
+def label_components(mask: np.ndarray) -> tuple[np.ndarray, int]:
+    """8-connected components of ``mask`` (H, W): (labels int32 (H, W), 0 = none, count).
+
+    Labels are 1..count in order of first appearance (row-major).
+    """
+    h, w = mask.shape
+    padded = np.zeros((h, w + 2), dtype=np.int8)
+    padded[:, 1:-1] = mask
+    d = np.diff(padded, axis=1)
+    rows, starts = np.nonzero(d == 1)        # run r: row rows[r], columns starts[r]..ends[r]-1
+    _, ends = np.nonzero(d == -1)
+    n = rows.size
+    labels = np.zeros((h, w), dtype=np.int32)
+    if n == 0:
+        return labels, 0
+    # Runs a (row y) and b (row y+1) touch, 8-connected, when b.start <= a.end and b.end >= a.start
+    # (ends exclusive). Row-major keys make one searchsorted find every such b for every a.
+    width = w + 2
+    start_key, end_key = rows * width + starts, rows * width + ends
+    lo = np.searchsorted(end_key, (rows + 1) * width + starts, side="left")
+    hi = np.searchsorted(start_key, (rows + 1) * width + ends, side="right")
+    counts = np.maximum(hi - lo, 0)
+    a = np.repeat(np.arange(n), counts)
+    b = np.repeat(lo - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())
+    parent = list(range(n))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]  # path halving
+            i = parent[i]
+        return i
+
+    for i, j in zip(a.tolist(), b.tolist(), strict=True):
+        ri, rj = find(i), find(j)
+        if ri != rj:
+            parent[max(ri, rj)] = min(ri, rj)
+    roots = np.array([find(i) for i in range(n)])
+    _, run_label = np.unique(roots, return_inverse=True)  # roots ascend with first appearance
+    lengths = ends - starts
+    flat = np.repeat(rows * w + starts - np.cumsum(lengths) + lengths, lengths)
+    flat += np.arange(lengths.sum())
+    labels.ravel()[flat] = np.repeat(run_label + 1, lengths)
+    return labels, int(run_label.max()) + 1
+
+
+# ----- 3. segmentation ----------------------------------------------------------------------
+@dataclass
+class _Group:
+    x0: int
+    y0: int
+    x1: int
+    y1: int
+    ids: list[int]
+    area: int
+
+    @property
+    def width(self) -> int:
+        return self.x1 - self.x0
+
+    @property
+    def height(self) -> int:
+        return self.y1 - self.y0
+
+
+def _merge_pieces(groups: list[_Group]) -> list[_Group]:
+    """Merge the pieces of one digit: pieces nested or stacked (overlapping horizontally by at
+    least half the narrower one), pieces that touch horizontally and together are no wider than
+    a digit (a 4 in two strokes), and small pieces (the bar of a 5) next to a digit."""
+    tallest = max(g.height for g in groups)
+    line = float(np.median([g.height for g in groups if g.height >= 0.5 * tallest]))
+    groups = sorted(groups, key=lambda g: g.x0)
+    merged = True
+    while merged and len(groups) > 1:
+        merged = False
+        pairs = [(i, j) for i in range(len(groups)) for j in range(i + 1, len(groups))]
+        for i, j in sorted(pairs, key=lambda ij: _distance(groups[ij[0]], groups[ij[1]])):
+            a, b = groups[i], groups[j]
+            overlap = min(a.x1, b.x1) - max(a.x0, b.x0)
+            union = max(a.x1, b.x1) - min(a.x0, b.x0)
+            small = min(a.height, b.height) < 0.45 * line
+            if (overlap >= 0.5 * min(a.width, b.width)
+                    or (overlap > 0 and union <= 0.9 * line)
+                    or (small and overlap > -0.15 * line and union <= 1.1 * line)):
+                groups[i] = _Group(min(a.x0, b.x0), min(a.y0, b.y0), max(a.x1, b.x1),
+                                   max(a.y1, b.y1), a.ids + b.ids, a.area + b.area)
+                del groups[j]
+                merged = True
+                break
+    return groups
+
+
+def _distance(a: _Group, b: _Group) -> float:
+    """Gap between two boxes (negative when they overlap horizontally)."""
+    return max(a.x0, b.x0) - min(a.x1, b.x1)
+
+
+def _cuts(profile: np.ndarray, pieces: int) -> list[int]:
+    """Columns where to cut a ``profile`` (ink per column) into ``pieces``: the least ink
+    within a quarter digit width of each ideal cut, the nearest column on ties."""
+    width = profile.size
+    step = width / pieces
+    cuts = []
+    for i in range(1, pieces):
+        ideal = i * step
+        lo, hi = max(1, int(ideal - step / 4)), min(width - 1, int(ideal + step / 4) + 1)
+        window = profile[lo:hi]
+        candidates = np.flatnonzero(window == window.min()) + lo
+        cuts.append(int(candidates[np.argmin(np.abs(candidates - ideal))]))
+    return cuts
+
+
+def segment_digits(image: np.ndarray, *, max_side: int = 600, aspect_split: float = 1.25,
+                   neck_ratio: float = 0.6) -> list[Segment]:
+    """The digits of ``image`` (uint8 gray/RGB/RGBA), left to right, as :class:`Segment`s.
+
+    A group wider than ``aspect_split`` times its height (or than 1.6 typical digit widths of
+    this image, a typical width being at least 0.7 line heights) is taken as touching digits
+    and cut; a lone group barely too wide only at a neck: a column holding at most
+    ``neck_ratio`` times the median ink of its columns.
+    """
+    gray = to_gray(image)
+    h, w = gray.shape
+    factor = max(1, -(-max(h, w) // max_side))
+    small = gray
+    if factor > 1:  # block mean: a cheap, alias-free reduction
+        hh, ww = h // factor, w // factor
+        small = gray[: hh * factor, : ww * factor].reshape(hh, factor, ww, factor).mean((1, 3))
+    _ink, mask = ink_map(small)
+    labels, count = label_components(mask)
+    if count == 0:
+        return []
+    ys, xs = np.nonzero(labels)
+    lab = labels[ys, xs] - 1
+    groups = [
+        _Group(int(x.min()), int(y.min()), int(x.max()) + 1, int(y.max()) + 1, [i + 1], int(x.size))
+        for i, (y, x) in enumerate(_split_by_label(ys, xs, lab, count))
+    ]
+    groups = _merge_pieces(groups)
+    biggest = max(g.area for g in groups)
+    tallest = max(g.height for g in groups)
+    groups = [g for g in groups if g.area >= 0.03 * biggest or g.height >= 0.4 * tallest]
+    line = float(np.median([g.height for g in groups if g.height >= 0.5 * tallest]))
+    narrow = [g.width for g in groups if g.width <= aspect_split * g.height]
+    typical = max(float(np.median(narrow)), 0.7 * line) if narrow else 0.8 * line
+    segments: list[Segment] = []
+    for g in sorted(groups, key=lambda g: g.x0):
+        own = np.isin(labels[g.y0:g.y1, g.x0:g.x1], g.ids)
+        profile = own.sum(axis=0)
+        bounds = [0, g.width]
+        if g.width > aspect_split * g.height or (len(groups) > 1 and g.width > 1.6 * typical):
+            pieces = max(2, round(g.width / typical))
+            cuts = _cuts(profile, pieces)
+            if g.width <= 1.4 * g.height and len(groups) == 1:
+                # barely too wide and nothing to compare with: cut only at a neck, a column with
+                # far less ink than the typical one (a wide 0 or 2 has none)
+                neck = neck_ratio * float(np.median(profile[profile > 0]))
+                cuts = [c for c in cuts if profile[c] <= neck]
+            bounds = [0, *cuts, g.width]
+        for c0, c1 in itertools.pairwise(bounds):
+            part = np.zeros_like(own)
+            part[:, c0:c1] = own[:, c0:c1]
+            segment = _full_resolution(part, g.x0, g.y0, factor, gray.shape)
+            if segment is not None:
+                segments.append(segment)
+    return segments
+
+
+def _split_by_label(ys, xs, lab, count):
+    order = np.argsort(lab, kind="stable")
+    bounds = np.searchsorted(lab[order], np.arange(count + 1))
+    return [(ys[order[bounds[i]:bounds[i + 1]]], xs[order[bounds[i]:bounds[i + 1]]])
+            for i in range(count)]
+
+
+def _full_resolution(part: np.ndarray, x0: int, y0: int, factor: int,
+                     shape: tuple[int, int]) -> Segment | None:
+    """The piece's mask in original pixels: blocks grown by one (anti-aliased edges), trimmed."""
+    if not part.any():
+        return None
+    grown = part.copy()
+    grown[1:] |= part[:-1]
+    grown[:-1] |= part[1:]
+    grown[:, 1:] |= grown[:, :-1].copy()
+    grown[:, :-1] |= grown[:, 1:].copy()
+    rows, cols = np.nonzero(grown)
+    r0, r1, c0, c1 = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
+    mask = np.repeat(np.repeat(grown[r0:r1, c0:c1], factor, axis=0), factor, axis=1)
+    bx0, by0 = (x0 + c0) * factor, (y0 + r0) * factor
+    bx1, by1 = min(shape[1], bx0 + mask.shape[1]), min(shape[0], by0 + mask.shape[0])
+    return Segment((int(bx0), int(by0), int(bx1), int(by1)), mask[: by1 - by0, : bx1 - bx0])
+
+
+# ----- 4. reading ---------------------------------------------------------------------------
+def digit_crop(ink_full: np.ndarray, segment: Segment) -> np.ndarray:
+    """uint8 white-on-black image of the segment's own ink (``ink_full`` 0..1 of the whole
+    image, from :func:`ink_map`), with a margin of black."""
+    x0, y0, x1, y1 = segment.box
+    strength = ink_full[y0:y1, x0:x1] * segment.mask
+    margin = max(2, (max(x1 - x0, y1 - y0)) // 8)
+    crop = np.zeros((y1 - y0 + 2 * margin, x1 - x0 + 2 * margin), dtype=np.uint8)
+    crop[margin:-margin, margin:-margin] = np.round(strength * 255).astype(np.uint8)
+    return crop
+
+
+def read_digits(model, image: np.ndarray, *, max_side: int = 600) -> Reading:
+    """Read the digits of ``image`` (uint8) with ``model``, left to right.
+
+    Ink below a tenth of the strongest stroke is treated as paper (JPEG noise, paper texture).
+    """
+    gray = to_gray(image)
+    segments = segment_digits(image, max_side=max_side)
+    if not segments:
+        return Reading("", [])
+    ink, _ = ink_map(gray)
+    ink = np.where(ink > 0.1, ink, 0).astype(np.float32)
+    kept, prepared = [], []
+    for segment in segments:
+        try:
+            digit = prepare_digit(digit_crop(ink, segment), auto_invert=False, center=True)
+        except EngineError:  # too faint to be a digit after all
+            continue
+        kept.append(segment)
+        prepared.append(digit.image)
+    if not kept:
+        return Reading("", [])
+    probs = classify_images(model, prepared)
+    classes = [str(c) for c in model.classes]
+    digits = []
+    for segment, picture, p in zip(kept, prepared, probs, strict=True):
+        k = int(np.argmax(p))
+        digits.append(ReadDigit(segment.box, classes[k], float(p[k]), p.copy(), picture))
+    return Reading("".join(d.prediction for d in digits), digits)
