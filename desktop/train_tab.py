@@ -1,18 +1,540 @@
-"""The Train tab (placeholder until its issue lands)."""
+"""The Train tab: set up a run, watch LeNet learn live, then inspect what it got wrong.
+
+Composition only: the run setup panel (left), the controls and progress bar, live charts, the
+activation and filter views and the results page. Training runs in a :class:`TrainingSession`
+(one worker thread over the engine's ``train()`` generator); every number shown comes from an
+engine function (training events, ``evaluate``, :mod:`engine.visualize`).
+
+Tab protocol (see ``main_window``): ``is_busy()``, ``stop_work()`` and ``work_stopped``.
+Own signal: ``training_finished(status)`` once a run and its evaluation are over ("finished",
+"cancelled", "diverged" or "error").
+"""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QSplitter,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
 
 from desktop.app_state import AppState
+from desktop.qt_image import array_to_pixmap
+from desktop.training_session import (
+    Cancelled,
+    Diverged,
+    EpochEnd,
+    Evaluated,
+    EvaluationProgress,
+    Finished,
+    Paused,
+    ProbeLoss,
+    Resumed,
+    RunRequest,
+    TrainingSession,
+    WeightsSnapshot,
+)
+from desktop.widgets.activation_view import ActivationView
+from desktop.widgets.confusion_view import ConfusionView, ImageGallery
+from desktop.widgets.filter_view import FilterView
+from desktop.widgets.run_setup import RunSetup
+from desktop.widgets.training_charts import TrainingCharts
+from engine.errors import EngineError
+from engine.training import BatchEnd
+from engine.visualize import confusion_cell, display_layers, format_duration, to_gray
+
+PROBE_SIZE = 256
+CELL_IMAGES = 60
+MISTAKES = 40
+
+
+def _scrolled(widget: QWidget) -> QScrollArea:
+    area = QScrollArea()
+    area.setWidget(widget)
+    area.setWidgetResizable(True)
+    area.setFrameShape(QScrollArea.Shape.NoFrame)
+    return area
 
 
 class TrainTab(QWidget):
     title = "Train"
+    work_stopped = Signal()
+    training_finished = Signal(str)
 
     def __init__(self, state: AppState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._state = state
-        label = QLabel("The Train tab is coming soon.", alignment=Qt.AlignmentFlag.AlignCenter)
-        QVBoxLayout(self).addWidget(label)
+        self.model = None  # the model trained or loaded last (trained in the worker thread)
+        self._view_model = None  # a GUI-thread clone fed with weight snapshots
+        self._sample: np.ndarray | None = None
+        self._classify_image: np.ndarray | None = None
+        self._status = ""
+        self._probe: tuple[float, int] | None = None
+        self._run_status = "error"
+        self.result = None
+        self._test_images: np.ndarray | None = None
+        self.test_limit: int | None = None  # tests evaluate on a slice
+        self.session = TrainingSession(self)
+        self.session.event_received.connect(self._on_session_event_received)
+        self.session.errored.connect(self._on_session_errored)
+        self.session.stopped.connect(self._on_session_stopped)
+
+        self.setup = RunSetup()
+        self.setup.dataset_loaded.connect(self._on_setup_dataset_loaded)
+        self.setup.sample_clicked.connect(self._on_setup_sample_clicked)
+        self.setup.loading_finished.connect(self._on_work_maybe_stopped)
+        setup_area = _scrolled(self.setup)
+        setup_area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        setup_area.setMinimumWidth(340)
+
+        self.charts = TrainingCharts()
+        self.activation_view = ActivationView()
+        self.activation_view.hovered.connect(self._on_view_hovered)
+        self.filter_view = FilterView()
+        self.filter_view.hovered.connect(self._on_view_hovered)
+        self.filter_view.kernel_clicked.connect(self._on_filter_view_kernel_clicked)
+
+        splitter = QSplitter(Qt.Orientation.Vertical)
+        splitter.addWidget(self.charts)
+        self.pages = QTabWidget(objectName="trainPages")
+        self.pages.addTab(self._build_live_page(), "Inside the network (live)")
+        self.pages.addTab(self._build_results_page(), "Results on the test set")
+        splitter.addWidget(self.pages)
+        splitter.setStretchFactor(0, 2)
+        splitter.setStretchFactor(1, 3)
+        right = QWidget()
+        right_layout = QVBoxLayout(right)
+        right_layout.setContentsMargins(4, 4, 4, 4)
+        right_layout.addLayout(self._build_controls())
+        self.message = QLabel(objectName="trainMessage")
+        self.message.setWordWrap(True)
+        self.message.setVisible(False)
+        right_layout.addWidget(self.message)
+        right_layout.addWidget(splitter, 1)
+        outer = QSplitter(Qt.Orientation.Horizontal)
+        outer.addWidget(setup_area)
+        outer.addWidget(right)
+        outer.setStretchFactor(1, 1)
+        outer.setSizes([350, 930])
+        QHBoxLayout(self).addWidget(outer)
+        self.layout().setContentsMargins(0, 0, 0, 0)
+        state.classify_image_changed.connect(self._on_state_classify_image_changed)
+        self._update_buttons()
+        self.setup.load()
+
+    # ----- building ---------------------------------------------------------------------
+    def _build_controls(self) -> QVBoxLayout:
+        row = QHBoxLayout()
+        self.start_button = QPushButton("▶ Start", objectName="startButton")
+        self.start_button.setToolTip("Build the network and train it with these settings")
+        self.pause_button = QPushButton("⏸ Pause", objectName="pauseButton")
+        self.step_button = QPushButton("Step", objectName="stepButton")
+        self.step_button.setToolTip("Train on one batch, then pause (the loss before and after)")
+        self.stop_button = QPushButton("■ Stop", objectName="stopButton")
+        self.stop_button.setToolTip("Stop after the current batch; the model trained so far stays")
+        self.start_button.clicked.connect(self._on_start_clicked)
+        self.pause_button.clicked.connect(self._on_pause_clicked)
+        self.step_button.clicked.connect(self._on_step_clicked)
+        self.stop_button.clicked.connect(self._on_stop_clicked)
+        self.progress = QProgressBar(objectName="epochProgress")
+        self.progress.setTextVisible(True)
+        self.progress.setFormat("Not started")
+        self.progress.setValue(0)
+        self.continue_check = QCheckBox("Continue the current model", objectName="continueCheck")
+        self.continue_check.setToolTip("Train the loaded or last trained model further")
+        self.save_button = QPushButton("Save model…", objectName="saveModelButton")
+        self.load_button = QPushButton("Load model…", objectName="loadModelButton")
+        self.save_button.clicked.connect(self._on_save_clicked)
+        self.load_button.clicked.connect(self._on_load_clicked)
+        for w in (self.start_button, self.pause_button, self.step_button, self.stop_button):
+            row.addWidget(w)
+        row.addStretch(1)
+        for w in (self.continue_check, self.save_button, self.load_button):
+            row.addWidget(w)
+        column = QVBoxLayout()
+        column.addLayout(row)
+        column.addWidget(self.progress)
+        return column
+
+    def _build_live_page(self) -> QWidget:
+        page = QWidget()
+        layout = QVBoxLayout(page)
+        layout.setContentsMargins(2, 2, 2, 2)
+        head = QHBoxLayout()
+        self.sample_thumb = QLabel(objectName="pinnedSample")
+        self.sample_thumb.setFixedSize(32, 32)
+        self.sample_thumb.setScaledContents(True)
+        self.sample_caption = QLabel("Pinned sample: click an image of the dataset preview")
+        self.pin_classify_button = QPushButton(
+            "Pin the Classify tab's image", objectName="pinClassifyButton"
+        )
+        self.pin_classify_button.setEnabled(False)
+        self.pin_classify_button.clicked.connect(self._on_pin_classify_clicked)
+        head.addWidget(self.sample_thumb)
+        head.addWidget(self.sample_caption, 1)
+        head.addWidget(self.pin_classify_button)
+        layout.addLayout(head)
+        inner = QSplitter(Qt.Orientation.Horizontal)
+        inner.addWidget(_scrolled(self.activation_view))
+        inner.addWidget(_scrolled(self.filter_view))
+        inner.setStretchFactor(0, 3)
+        inner.setStretchFactor(1, 2)
+        inner.setSizes([560, 360])
+        layout.addWidget(inner, 1)
+        self.hover_label = QLabel(" ", objectName="hoverInfo")
+        self.hover_label.setStyleSheet("color: #444;")
+        layout.addWidget(self.hover_label)
+        return page
+
+    def _build_results_page(self) -> QWidget:
+        page = QWidget()
+        layout = QHBoxLayout(page)
+        left = QVBoxLayout()
+        self.test_label = QLabel(
+            "Train a model: its test accuracy, confusion matrix and mistakes appear here.",
+            objectName="testAccuracy",
+        )
+        self.test_label.setWordWrap(True)
+        self.confusion_view = ConfusionView()
+        self.confusion_view.cell_clicked.connect(self._on_confusion_cell_clicked)
+        left.addWidget(self.test_label)
+        left.addWidget(self.confusion_view, 1)
+        right = QVBoxLayout()
+        self.cell_label = QLabel("Click a cell of the matrix to see its images.")
+        self.cell_gallery = ImageGallery("cellGallery")
+        self.mistakes_label = QLabel("Most confident mistakes")
+        self.mistakes_gallery = ImageGallery("mistakesGallery")
+        for w in (self.cell_label, self.cell_gallery, self.mistakes_label, self.mistakes_gallery):
+            right.addWidget(w)
+        layout.addLayout(left, 1)
+        layout.addLayout(right, 1)
+        return page
+
+    # ----- tab protocol -----------------------------------------------------------------
+    def is_busy(self) -> bool:
+        return self.session.is_running() or self.setup.is_loading()
+
+    def stop_work(self) -> None:
+        self.session.stop()
+
+    def _on_work_maybe_stopped(self) -> None:
+        if not self.is_busy():
+            self.work_stopped.emit()
+        self._update_buttons()
+
+    # ----- buttons ----------------------------------------------------------------------
+    def _update_buttons(self) -> None:
+        running = self.session.is_running()
+        paused = running and self.session.control.paused
+        ready = self.setup.dataset is not None and not self.setup.is_loading()
+        self.start_button.setEnabled(not running and ready)
+        self.pause_button.setEnabled(running)
+        self.pause_button.setText("▶ Resume" if paused else "⏸ Pause")
+        self.step_button.setEnabled(ready and (paused or not running))
+        self.stop_button.setEnabled(running)
+        self.save_button.setEnabled(self.model is not None and not running)
+        self.load_button.setEnabled(not running)
+        self.continue_check.setEnabled(self.model is not None and not running)
+        self.setup.set_enabled_for_run(running)
+
+    def _on_start_clicked(self) -> None:
+        self._start(paused=False)
+
+    def _on_pause_clicked(self) -> None:
+        if self.session.control.paused:
+            self.session.resume()
+        else:
+            self.session.pause()
+        self._update_buttons()
+
+    def _on_step_clicked(self) -> None:
+        if self.session.is_running():
+            self.session.step()
+        else:
+            self._start(paused=True)
+
+    def _on_stop_clicked(self) -> None:
+        self.session.stop()
+        self._set_progress_text("Stopping after this batch…")
+
+    def _start(self, *, paused: bool) -> None:
+        dataset = self.setup.dataset
+        try:
+            if self.continue_check.isChecked() and self.model is not None:
+                model = self.model
+            else:
+                model = self.setup.build()
+            from engine.datasets import split_validation
+
+            rng = np.random.default_rng(self.setup.seed_spin.value())
+            tr_x, tr_y, va_x, va_y = split_validation(
+                dataset.train_images, dataset.train_labels, self.setup.validation_fraction(), rng
+            )
+            has_val = len(va_y) > 0
+            probe_x, probe_y = (va_x, va_y) if has_val else (tr_x, tr_y)
+            test_x, test_y = dataset.test_images, dataset.test_labels
+            if self.test_limit is not None:
+                test_x, test_y = test_x[: self.test_limit], test_y[: self.test_limit]
+            request = RunRequest(
+                model,
+                tr_x,
+                tr_y,
+                self.setup.config(),
+                val_images=va_x if has_val else None,
+                val_labels=va_y if has_val else None,
+                test_images=test_x if len(test_y) else None,
+                test_labels=test_y if len(test_y) else None,
+                probe_images=probe_x[:PROBE_SIZE],
+                probe_labels=probe_y[:PROBE_SIZE],
+                label=self.setup.describe(),
+            )
+            self.session.start(request, step=paused)
+        except (EngineError, ValueError) as exc:
+            self._show_message(f"Cannot start: {exc}", error=True)
+            return
+        self.model = model
+        self._view_model = model.clone()
+        self._test_images = to_gray(test_x)
+        self._probe = None
+        self._run_status = "error"
+        self.charts.begin_run(request.label)
+        self._show_message("")
+        self.progress.setMaximum(max(1, request.config.epochs * len(tr_y)))
+        self.progress.setValue(0)
+        self._set_progress_text("Starting…")
+        self._refresh_views()
+        self._update_buttons()
+
+    # ----- session events ---------------------------------------------------------------
+    def _on_session_event_received(self, event: object) -> None:
+        if isinstance(event, BatchEnd):
+            self._on_batch_end(event)
+        elif isinstance(event, WeightsSnapshot):
+            if self._view_model is not None:
+                self._view_model.set_weights(event.weights)
+                self._refresh_views()
+        elif isinstance(event, EpochEnd):
+            self._refresh_charts()
+            val = None if event.val_accuracy is None else 100 * event.val_accuracy
+            self.charts.add_epoch(float(event.epoch), 100 * event.train_accuracy, val)
+        elif isinstance(event, Paused):
+            self._refresh_charts()
+            self._set_progress_text(f"Paused at epoch {event.epoch}, batch {event.batch}")
+            self._update_buttons()
+        elif isinstance(event, Resumed):
+            self._update_buttons()
+        elif isinstance(event, ProbeLoss):
+            self._on_probe_loss(event)
+        elif isinstance(event, (Finished, Cancelled, Diverged)):
+            self._on_run_ended(event)
+        elif isinstance(event, EvaluationProgress):
+            self._set_progress_text(f"Evaluating on the test set… {event.fraction:.0%}")
+        elif isinstance(event, Evaluated):
+            self._on_evaluated(event.result)
+
+    def _on_batch_end(self, event: BatchEnd) -> None:
+        self._refresh_charts()
+        self.progress.setValue(event.samples_seen)
+        epochs = self.session.request.config.epochs
+        self._set_progress_text(
+            f"Epoch {event.epoch}/{epochs} · batch {event.batch}/{event.batches_per_epoch} · "
+            f"{event.samples_per_second:,.0f} samples/s · ETA {format_duration(event.eta_seconds)}"
+        )
+
+    def _refresh_charts(self) -> None:
+        x, loss, smooth, acc = self.session.log.arrays()
+        self.charts.set_batch_curves(x, loss, smooth, acc)
+
+    def _on_probe_loss(self, event: ProbeLoss) -> None:
+        n = len(self.session.log)
+        if self._probe is not None and n > self._probe[1]:
+            before, count = self._probe[0], n - self._probe[1]
+            batch_loss = self.session.log.last_loss()
+            what = "this batch" if count == 1 else f"these {count} batches"
+            self._show_message(
+                f"Step: the batch's own loss was {batch_loss:.4f}. On {PROBE_SIZE} fixed "
+                f"validation images the loss went from {before:.4f} before {what} to "
+                f"{event.loss:.4f} after.",
+                error=False,
+            )
+        self._probe = (event.loss, n)
+
+    def _on_run_ended(self, event: object) -> None:
+        self._refresh_charts()
+        if isinstance(event, Diverged):
+            self._run_status = "diverged"
+            self._show_message(f"Training diverged and was stopped: {event.message}.", error=True)
+            self._set_progress_text("Diverged: weights restored")
+            return
+        self._run_status = "finished" if isinstance(event, Finished) else "cancelled"
+        if isinstance(event, Cancelled):
+            self._set_progress_text(f"Stopped at epoch {event.epoch}, batch {event.batch}")
+        else:
+            self.progress.setValue(self.progress.maximum())
+        label = f"Trained here: {self.session.request.label}"
+        self._state.publish_model(self.model.clone(), label)
+        self._state.status_posted.emit(f"Model {self._run_status}; the Classify tab uses it now")
+
+    def _on_evaluated(self, result) -> None:
+        self.result = result
+        self.model.meta["evaluation"] = result.to_json()
+        self.test_label.setText(
+            f"<b>Test accuracy {result.accuracy:.2%}</b> on {result.count:,} test images "
+            f"(loss {result.loss:.3f}). Per-class accuracy is in the last column; click a cell "
+            f"to see its images."
+        )
+        self.confusion_view.set_result(result.confusion, result.per_class, result.classes)
+        picks = result.misclassified[:MISTAKES]
+        self.mistakes_label.setText(
+            f"Most confident mistakes ({len(result.misclassified):,} in all)"
+        )
+        self.mistakes_gallery.set_images(
+            [self._test_images[i] for i in picks],
+            [
+                f"{result.classes[result.labels[i]]} → {result.classes[result.predicted[i]]} "
+                f"{result.confidence[i]:.0%}"
+                for i in picks
+            ],
+        )
+        self._set_progress_text(f"Done: test accuracy {result.accuracy:.2%}")
+        self._state.status_posted.emit(f"Test accuracy {result.accuracy:.2%}")
+        self.pages.setCurrentIndex(1)
+
+    def _on_session_errored(self, message: str) -> None:
+        self._run_status = "error"
+        self._show_message(f"Training failed: {message}", error=True)
+
+    def _on_session_stopped(self) -> None:
+        self._update_buttons()
+        self.training_finished.emit(self._run_status)
+        self._on_work_maybe_stopped()
+
+    # ----- views ------------------------------------------------------------------------
+    def _refresh_views(self) -> None:
+        """Activations of the pinned sample and the conv filters, from the GUI-thread clone."""
+        model = self._view_model
+        if model is None:
+            return
+        convs = [i.name for i in model.summary() if i.kind == "conv2d"][:2]
+        self.filter_view.set_filters([(n, model.conv_filters(n)) for n in convs], convs[:1])
+        if self._sample is not None:
+            kinds = {i.name: i.kind for i in model.summary()}
+            layers = display_layers(model.activations(self._sample[None]), kinds)
+            self.activation_view.set_layers(layers, list(model.classes))
+
+    def _pin(self, image: np.ndarray, caption: str) -> None:
+        self._sample = image
+        self.sample_thumb.setPixmap(array_to_pixmap(image))
+        self.sample_caption.setText(f"Pinned sample: {caption}")
+        self._refresh_views()
+
+    def _on_setup_dataset_loaded(self, dataset) -> None:
+        if self._sample is None:
+            self._pin(
+                to_gray(dataset.train_images[:1])[0],
+                f"the first training image (a {dataset.classes[dataset.train_labels[0]]})",
+            )
+        self._update_buttons()
+
+    def _on_setup_sample_clicked(self, image: np.ndarray) -> None:
+        self._pin(image, "from the dataset preview")
+
+    def _on_state_classify_image_changed(self, image: np.ndarray) -> None:
+        self._classify_image = np.asarray(image, dtype=np.uint8)
+        self.pin_classify_button.setEnabled(True)
+
+    def _on_pin_classify_clicked(self) -> None:
+        if self._classify_image is not None:
+            self._pin(self._classify_image, "the Classify tab's image")
+
+    def _on_view_hovered(self, text: str) -> None:
+        self.hover_label.setText(text or " ")
+
+    def _on_filter_view_kernel_clicked(self, layer: str, index: int, channel: int) -> None:
+        kernel = self._view_model.conv_filters(layer)[index, channel].astype(np.float64)
+        self._state.kernel_requested.emit(
+            kernel,
+            f"{layer} filter {index + 1} learned by {self.session.request.label}"
+            if self.session.request
+            else f"{layer} filter {index + 1}",
+        )
+
+    def _on_confusion_cell_clicked(self, true_class: int, predicted_class: int) -> None:
+        result = self.result
+        picks = confusion_cell(result.labels, result.predicted, true_class, predicted_class)
+        names = result.classes
+        self.cell_label.setText(
+            f"True {names[true_class]}, predicted {names[predicted_class]}: {len(picks):,} images"
+            + (f" (first {CELL_IMAGES})" if len(picks) > CELL_IMAGES else "")
+        )
+        picks = picks[:CELL_IMAGES]
+        self.cell_gallery.set_images(
+            [self._test_images[i] for i in picks], [f"{result.confidence[i]:.0%}" for i in picks]
+        )
+
+    # ----- messages, saving, loading ----------------------------------------------------
+    def _set_progress_text(self, text: str) -> None:
+        self.progress.setFormat(text)
+        self._state.status_posted.emit(text)
+
+    def _show_message(self, text: str, *, error: bool = False) -> None:
+        color = "#b00020" if error else "#0b5394"
+        background = "#fdecea" if error else "#e8f0fe"
+        self.message.setStyleSheet(
+            f"color: {color}; background: {background}; padding: 6px;border-radius: 4px;"
+        )
+        self.message.setText(text)
+        self.message.setVisible(bool(text))
+
+    def _on_save_clicked(self) -> None:
+        from engine.modelfile import save_model
+
+        name, _ = QFileDialog.getSaveFileName(
+            self, "Save model", "lenet.npz", "ConvScope model (*.npz)"
+        )
+        if not name:
+            return
+        path = Path(name).with_suffix(".npz")
+        try:
+            save_model(self.model, path)
+        except (EngineError, OSError) as exc:
+            self._show_message(f"Could not save {path.name}: {exc}", error=True)
+            return
+        self._state.status_posted.emit(f"Saved the model to {path}")
+
+    def _on_load_clicked(self) -> None:
+        name, _ = QFileDialog.getOpenFileName(self, "Load model", "", "ConvScope model (*.npz)")
+        if name:
+            self.load_model_file(Path(name))
+
+    def load_model_file(self, path: Path) -> bool:
+        from engine.modelfile import load_model
+
+        try:
+            model = load_model(path)
+        except (EngineError, OSError) as exc:
+            self._show_message(f"Could not load {path.name}: {exc}", error=True)
+            return False
+        self.model = model
+        self._view_model = model.clone()
+        self.continue_check.setChecked(True)
+        self._show_message(
+            f"Loaded {path.name}. Start trains it further ('Continue the current "
+            "model' is ticked); the Classify tab uses it now."
+        )
+        self._state.publish_model(model.clone(), f"Loaded {path.name}")
+        self._refresh_views()
+        self._update_buttons()
+        return True

@@ -1,0 +1,230 @@
+"""The feature maps of every layer for one sample: one row per layer, maps as tiles, FC as bars.
+
+Fed with :class:`engine.visualize.LayerView` rows (already scaled to uint8 by the engine); this
+widget only lays them out and paints them. Hovering a map or a bar group reports its layer, index
+and value range through ``hovered`` (the tab shows it under the view).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QImage, QMouseEvent, QPainter, QPaintEvent, QPen
+from PySide6.QtWidgets import QSizePolicy, QToolTip, QWidget
+
+from desktop.qt_image import array_to_qimage
+from engine.visualize import LayerView
+
+LABEL_W = 112
+GAP = 4
+ROW_GAP = 10
+BAR_H = 32
+MIN_ROW = 34  # the label needs two lines
+MARGIN = 8
+
+
+@dataclass
+class _Hit:
+    rect: QRectF
+    text: str
+
+
+class ActivationView(QWidget):
+    """Paints :class:`LayerView` rows. Signal ``hovered(text)`` ("" when leaving a map)."""
+
+    hovered = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent, objectName="activationView")
+        self.setMouseTracking(True)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        self._layers: list[LayerView] = []
+        self._images: list[list[QImage]] = []
+        self._classes: list[str] = []
+        self._hits: list[_Hit] = []
+        self._height = 120
+        self._hover_text = ""
+        self._caption = "Train or load a model to see what each layer makes of the pinned image."
+
+    # ----- data -------------------------------------------------------------------------
+    def set_layers(self, layers: list[LayerView], classes: list[str]) -> None:
+        self._layers = layers
+        self._classes = classes
+        self._images = [
+            [array_to_qimage(m) for m in layer.images] if layer.images is not None else []
+            for layer in layers
+        ]
+        self._relayout()
+        self.update()
+
+    def layer_names(self) -> list[str]:
+        return [layer.name for layer in self._layers]
+
+    def clear(self, caption: str) -> None:
+        self._caption = caption
+        self.set_layers([], [])
+
+    # ----- layout -----------------------------------------------------------------------
+    def _tile_size(self, layer: LayerView, avail: int) -> tuple[int, int]:
+        """(tile px, tiles per line) for a maps row."""
+        count, h = layer.images.shape[0], layer.images.shape[1]
+        biggest = min(48, max(24, 3 * h))
+        fit = (avail - GAP * (count - 1)) // max(1, count)
+        tile = max(14, min(biggest, fit))
+        per_line = max(1, (avail + GAP) // (tile + GAP))
+        return tile, per_line
+
+    def _relayout(self) -> None:
+        self._hits = []
+        avail = max(120, self.width() - LABEL_W - 2 * MARGIN)
+        y = MARGIN
+        for layer in self._layers:
+            if layer.kind == "maps":
+                tile, per_line = self._tile_size(layer, avail)
+                count = layer.images.shape[0]
+                for i in range(count):
+                    row, col = divmod(i, per_line)
+                    rect = QRectF(
+                        MARGIN + LABEL_W + col * (tile + GAP), y + row * (tile + GAP), tile, tile
+                    )
+                    text = (
+                        f"{layer.label} · map {i + 1} of {count} · "
+                        f"values {layer.low[i]:.3g} … {layer.high[i]:.3g}"
+                    )
+                    self._hits.append(_Hit(rect, text))
+                lines = -(-count // per_line)
+                y += max(MIN_ROW, lines * (tile + GAP) - GAP) + ROW_GAP
+            else:
+                height = max(MIN_ROW, BAR_H) + (14 if layer.name == "softmax" else 0)
+                rect = QRectF(MARGIN + LABEL_W, y, avail, BAR_H)
+                n = layer.values.size
+                what = "class probabilities" if layer.name == "softmax" else f"{n} units"
+                text = f"{layer.label} · {what} · values {layer.low[0]:.3g} … {layer.high[0]:.3g}"
+                self._hits.append(_Hit(rect, text))
+                y += height + ROW_GAP
+        self._height = max(120, y + MARGIN)
+        self.updateGeometry()
+
+    def sizeHint(self) -> QSize:
+        return QSize(600, self._height)
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(300, self._height)
+
+    def hasHeightForWidth(self) -> bool:
+        return True
+
+    def heightForWidth(self, _width: int) -> int:
+        return self._height
+
+    def resizeEvent(self, event) -> None:
+        self._relayout()
+        super().resizeEvent(event)
+
+    # ----- hover ------------------------------------------------------------------------
+    def text_at(self, pos: QPointF) -> str:
+        for hit in self._hits:
+            if hit.rect.contains(pos):
+                return hit.text
+        return ""
+
+    def hit_rects(self) -> list[QRectF]:
+        return [h.rect for h in self._hits]
+
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:
+        text = self.text_at(event.position())
+        if text != self._hover_text:
+            self._hover_text = text
+            self.hovered.emit(text)
+            if text:
+                QToolTip.showText(event.globalPosition().toPoint(), text, self)
+            else:
+                QToolTip.hideText()
+
+    def leaveEvent(self, event) -> None:
+        if self._hover_text:
+            self._hover_text = ""
+            self.hovered.emit("")
+        super().leaveEvent(event)
+
+    # ----- painting ---------------------------------------------------------------------
+    def paintEvent(self, _event: QPaintEvent) -> None:
+        painter = QPainter(self)
+        painter.fillRect(self.rect(), QColor("#fafafa"))
+        if not self._layers:
+            painter.setPen(QColor("#777"))
+            painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, self._caption)
+            return
+        small = QFont(self.font())
+        small.setPointSizeF(max(7.0, small.pointSizeF() - 1))
+        hits = iter(self._hits)
+        for layer, images in zip(self._layers, self._images, strict=True):
+            if layer.kind == "maps":
+                rects = [next(hits).rect for _ in images]
+                self._draw_label(painter, layer, rects[0].top(), small)
+                painter.setPen(QPen(QColor("#bbb"), 1))
+                for rect, image in zip(rects, images, strict=True):
+                    painter.drawImage(rect, image)
+                    painter.drawRect(rect.adjusted(-0.5, -0.5, 0.5, 0.5))
+            else:
+                rect = next(hits).rect
+                self._draw_label(painter, layer, rect.top(), small)
+                self._draw_bars(painter, layer, rect, small)
+        painter.end()
+
+    def _draw_label(self, painter: QPainter, layer: LayerView, top: float, font: QFont) -> None:
+        painter.setFont(self.font())
+        painter.setPen(QColor("#222"))
+        painter.drawText(
+            QRectF(MARGIN, top, LABEL_W - 8, 18), Qt.AlignmentFlag.AlignLeft, layer.label
+        )
+        painter.setFont(font)
+        painter.setPen(QColor("#777"))
+        shape = (
+            "×".join(str(s) for s in layer.images.shape)
+            if layer.images is not None
+            else str(layer.values.size)
+        )
+        painter.drawText(
+            QRectF(MARGIN, top + 17, LABEL_W - 8, 16), Qt.AlignmentFlag.AlignLeft, shape
+        )
+
+    def _draw_bars(self, painter: QPainter, layer: LayerView, rect: QRectF, font: QFont) -> None:
+        values = layer.values
+        n = values.size
+        painter.fillRect(rect, QColor("#ffffff"))
+        painter.setPen(QPen(QColor("#ddd"), 1))
+        painter.drawRect(rect)
+        if n == 0:
+            return
+        is_softmax = layer.name == "softmax"
+        scale = float(np.abs(values).max()) or 1.0
+        lo = min(0.0, float(values.min()))
+        base = rect.bottom() if lo >= 0 else rect.top() + rect.height() / 2
+        half = rect.height() - 2 if lo >= 0 else rect.height() / 2 - 1
+        if is_softmax:
+            scale = 1.0
+        slot = rect.width() / n
+        width = max(1.0, slot * (0.7 if n <= 20 else 0.9))
+        best = int(np.argmax(values))
+        for i, v in enumerate(values):
+            height = float(v) / scale * half
+            color = QColor(
+                "#d62728" if (is_softmax and i == best) else ("#1f77b4" if v >= 0 else "#ff7f0e")
+            )
+            x = rect.left() + i * slot + (slot - width) / 2
+            painter.fillRect(QRectF(x, base - max(height, 0), width, abs(height)), color)
+        if is_softmax and self._classes:
+            painter.setFont(font)
+            painter.setPen(QColor("#333"))
+            for i in range(min(n, len(self._classes))):
+                label = self._classes[i]
+                if i == best:
+                    label = f"{label} {values[i] * 100:.0f}%"
+                painter.drawText(
+                    QRectF(rect.left() + i * slot, rect.bottom() + 1, slot, 14),
+                    Qt.AlignmentFlag.AlignHCenter,
+                    label,
+                )

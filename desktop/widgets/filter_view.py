@@ -1,0 +1,142 @@
+"""Learned convolution kernels as small blue-white-red images (blue < 0 < red).
+
+One block per layer: a row per input channel, a column per filter. Clicking a kernel emits
+``kernel_clicked(layer, filter_index, channel)``; hovering reports its weight range.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QImage, QMouseEvent, QPainter, QPaintEvent, QPen
+from PySide6.QtWidgets import QSizePolicy, QToolTip, QWidget
+
+from desktop.qt_image import array_to_qimage
+from engine.visualize import kernel_images
+
+MARGIN = 8
+GAP = 3
+TITLE_H = 20
+
+
+@dataclass
+class _Tile:
+    rect: QRectF
+    layer: str
+    index: int
+    channel: int
+    image: QImage
+    text: str
+
+
+class FilterView(QWidget):
+    """Paints the kernels of some conv layers (``set_filters``)."""
+
+    kernel_clicked = Signal(str, int, int)
+    hovered = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent, objectName="filterView")
+        self.setMouseTracking(True)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        self.setCursor(Qt.CursorShape.PointingHandCursor)
+        self._layers: list[tuple[str, np.ndarray]] = []
+        self._tiles: list[_Tile] = []
+        self._titles: list[tuple[QRectF, str]] = []
+        self._height = 80
+        self._hover = ""
+        self.clickable_layers: tuple[str, ...] = ()
+
+    def set_filters(self, layers: list[tuple[str, np.ndarray]], clickable: tuple[str, ...] = ()):
+        """``layers``: (name, weights (F, C, KH, KW)); kernels of ``clickable`` layers click."""
+        self._layers = layers
+        self.clickable_layers = clickable
+        self._relayout()
+        self.update()
+
+    def tiles(self) -> list[tuple[str, int, int, QRectF]]:
+        return [(t.layer, t.index, t.channel, t.rect) for t in self._tiles]
+
+    def _relayout(self) -> None:
+        self._tiles, self._titles = [], []
+        avail = max(100, self.width() - 2 * MARGIN)
+        y = MARGIN
+        for name, weights in self._layers:
+            f, c, kh, kw = weights.shape
+            images, limit = kernel_images(weights)
+            hint = (
+                " (click one to try it in the Filters tab)" if name in self.clickable_layers else ""
+            )
+            title = f"{name}: {f} filters of {c}×{kh}×{kw}, ±{limit:.2g}{hint}"
+            self._titles.append((QRectF(MARGIN, y, avail, TITLE_H), title))
+            y += TITLE_H
+            biggest = 44 if c == 1 else 22
+            tile = max(8, min(biggest, (avail - GAP * (f - 1)) // f))
+            for ch in range(c):
+                for k in range(f):
+                    rect = QRectF(MARGIN + k * (tile + GAP), y + ch * (tile + GAP), tile, tile)
+                    kernel = weights[k, ch]
+                    text = (
+                        f"{name} filter {k + 1}, input channel {ch + 1} · weights "
+                        f"{kernel.min():.3g} … {kernel.max():.3g}"
+                    )
+                    self._tiles.append(
+                        _Tile(rect, name, k, ch, array_to_qimage(images[k, ch]), text)
+                    )
+            y += c * (tile + GAP) + 8
+        self._height = max(60, y + MARGIN)
+        self.updateGeometry()
+
+    def sizeHint(self) -> QSize:
+        return QSize(300, self._height)
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(200, self._height)
+
+    def resizeEvent(self, event) -> None:
+        self._relayout()
+        super().resizeEvent(event)
+
+    def _tile_at(self, pos: QPointF) -> _Tile | None:
+        for tile in self._tiles:
+            if tile.rect.contains(pos):
+                return tile
+        return None
+
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:
+        tile = self._tile_at(event.position())
+        text = tile.text if tile else ""
+        if text != self._hover:
+            self._hover = text
+            self.hovered.emit(text)
+            if text:
+                QToolTip.showText(event.globalPosition().toPoint(), text, self)
+
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:
+        tile = self._tile_at(event.position())
+        if (
+            tile is not None
+            and tile.layer in self.clickable_layers
+            and event.button() == Qt.MouseButton.LeftButton
+        ):
+            self.kernel_clicked.emit(tile.layer, tile.index, tile.channel)
+
+    def paintEvent(self, _event: QPaintEvent) -> None:
+        painter = QPainter(self)
+        painter.fillRect(self.rect(), QColor("#fafafa"))
+        if not self._layers:
+            painter.setPen(QColor("#777"))
+            painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, "No conv filters yet")
+            return
+        painter.setPen(QColor("#222"))
+        for rect, title in self._titles:
+            painter.drawText(
+                rect, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, title
+            )
+        painter.setPen(QPen(QColor("#999"), 1))
+        for tile in self._tiles:
+            painter.drawImage(tile.rect, tile.image)
+            painter.drawRect(tile.rect.adjusted(-0.5, -0.5, 0.5, 0.5))
+        painter.end()

@@ -1,0 +1,435 @@
+"""The run setup panel of the Train tab: dataset, architecture and hyperparameters.
+
+It reads the UI and calls engine functions: ``load_dataset`` (in a worker thread), ``build_model``
+for the live layer table, ``class_counts`` / ``sample_indices`` / ``image_grid`` for the dataset
+preview. It emits ``dataset_loaded(dataset)``, ``sample_clicked(image uint8)`` (a preview image
+to pin for the activation view) and ``loading_finished()``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, QThread, Signal
+from PySide6.QtGui import QMouseEvent
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QSpinBox,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop.qt_image import array_to_pixmap
+from desktop.workers import GeneratorWorker, start_worker
+from engine.errors import EngineError
+from engine.model import build_model
+from engine.training import TrainConfig
+from engine.visualize import class_counts, image_grid, sample_indices, to_gray
+
+SOURCES = ("MNIST (bundled)", "IDX folder…", "Image folder (one subfolder per class)…")
+LIMITS = (
+    (2_000, "2,000 (a few seconds)"),
+    (10_000, "10,000 (quick, recommended first)"),
+    (30_000, "30,000"),
+    (None, "all of them (60,000 for MNIST)"),
+)
+ARCHITECTURES = ("lenet5", "lenet-article", "custom")
+OPTIMIZERS = (("momentum", "SGD + momentum"), ("sgd", "SGD"), ("adam", "Adam"))
+DEFAULT_LR = {"momentum": 0.01, "sgd": 0.05, "adam": 0.001}
+LOSSES = (("cross_entropy", "cross-entropy"), ("total_error", "total error ½Σ(t−o)² (article)"))
+PER_CLASS = 3
+THUMB = 1  # preview zoom
+
+
+def _parse_ints(text: str) -> list[int]:
+    return [int(v) for v in text.replace(";", ",").split(",") if v.strip()]
+
+
+class _SampleGrid(QLabel):
+    """The preview grid: column = class, row = sample; a click reports the cell."""
+
+    cell_clicked = Signal(int, int)
+
+    def __init__(self) -> None:
+        super().__init__(objectName="sampleGrid")
+        self.cell = (28, 28)
+        self.setCursor(Qt.CursorShape.PointingHandCursor)
+        self.setToolTip("Click an image to pin it as the sample of the activation view")
+        self.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:
+        h, w = self.cell
+        col = int(event.position().x() // ((w + 1) * THUMB))
+        row = int(event.position().y() // ((h + 1) * THUMB))
+        self.cell_clicked.emit(row, col)
+
+
+class RunSetup(QWidget):
+    dataset_loaded = Signal(object)
+    dataset_failed = Signal(str)
+    sample_clicked = Signal(object)
+    loading_finished = Signal()
+    architecture_changed = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.dataset = None
+        self._spec: str | Path = "mnist"
+        self._thread: QThread | None = None
+        self._worker: GeneratorWorker | None = None
+        self._samples = np.zeros((0, 0), dtype=np.int64)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self._build_dataset_group())
+        self.arch_group = self._build_architecture_group()
+        self.hyper_group = self._build_hyper_group()
+        layout.addWidget(self.arch_group)
+        layout.addWidget(self.hyper_group)
+        layout.addStretch(1)
+        self._on_architecture_changed()
+
+    # ----- dataset ----------------------------------------------------------------------
+    def _build_dataset_group(self) -> QGroupBox:
+        box = QGroupBox("1 · Dataset")
+        form = QFormLayout(box)
+        self.source_combo = QComboBox(objectName="datasetSource")
+        self.source_combo.addItems(SOURCES)
+        self.source_combo.activated.connect(self._on_source_combo_activated)
+        form.addRow("Source", self.source_combo)
+        self.limit_combo = QComboBox(objectName="trainLimit")
+        for value, text in LIMITS:
+            self.limit_combo.addItem(text, value)
+        self.limit_combo.setCurrentIndex(1)
+        self.limit_combo.activated.connect(lambda _i: self.load())
+        self.limit_combo.setToolTip(
+            "How many training images to use. 10,000 train LeNet-5 to about 97% in a few "
+            "seconds; all 60,000 take longer and reach about 99%."
+        )
+        form.addRow("Training images", self.limit_combo)
+        hint = QLabel("Fewer images = a faster first run; use all for the best model.")
+        hint.setWordWrap(True)
+        hint.setStyleSheet("color: #666;")
+        form.addRow(hint)
+        self.dataset_label = QLabel("Loading…", objectName="datasetInfo")
+        self.dataset_label.setWordWrap(True)
+        form.addRow(self.dataset_label)
+        self.counts_plot = pg.PlotWidget(objectName="classCountsPlot")
+        self.counts_plot.setBackground("w")
+        self.counts_plot.setFixedHeight(90)
+        self.counts_plot.setMenuEnabled(False)
+        self.counts_plot.setMouseEnabled(False, False)
+        self.counts_plot.getPlotItem().hideButtons()
+        self.counts_plot.getPlotItem().setTitle(
+            "<span style='color:#444;font-size:8pt'>training images per class</span>"
+        )
+        self._bars = pg.BarGraphItem(x=[], height=[], width=0.7, brush="#1f77b4")
+        self.counts_plot.addItem(self._bars)
+        form.addRow(self.counts_plot)
+        self.sample_grid = _SampleGrid()
+        self.sample_grid.cell_clicked.connect(self._on_sample_grid_cell_clicked)
+        form.addRow(self.sample_grid)
+        return box
+
+    def _on_source_combo_activated(self, index: int) -> None:
+        if index == 0:
+            self._spec = "mnist"
+        else:
+            title = (
+                "IDX folder (MNIST layout)" if index == 1 else "Folder with a subfolder per class"
+            )
+            folder = QFileDialog.getExistingDirectory(self, title, str(Path.home()))
+            if not folder:
+                self.source_combo.setCurrentIndex(0 if self._spec == "mnist" else index)
+                return
+            self._spec = Path(folder)
+        self.load()
+
+    def set_source(self, spec: str | Path, limit: int | None) -> None:
+        """Programmatic choice (tests, benches): a spec for ``load_dataset`` and a limit."""
+        self._spec = spec
+        found = self.limit_combo.findData(limit)
+        if found < 0:
+            self.limit_combo.addItem(f"{limit:,}", limit)
+            found = self.limit_combo.count() - 1
+        self.limit_combo.setCurrentIndex(found)
+        self.load()
+
+    def limit(self) -> int | None:
+        return self.limit_combo.currentData()
+
+    def is_loading(self) -> bool:
+        return self._thread is not None
+
+    def load(self) -> None:
+        """Load the chosen dataset in a worker thread (``dataset_loaded`` when done)."""
+        if self._thread is not None:
+            return
+        from engine.datasets import load_dataset
+
+        spec, limit = self._spec, self.limit()
+        self.dataset_label.setText(f"Loading {spec}…")
+        worker = GeneratorWorker(lambda: [load_dataset(spec, limit=limit)])
+        worker.yielded.connect(self._on_loader_yielded)
+        worker.errored.connect(self._on_loader_errored)
+        self._worker = worker  # keep the Python side alive while it runs
+        self._thread = start_worker(worker, self)
+        self._thread.finished.connect(self._on_loader_thread_finished)
+
+    def _on_loader_thread_finished(self) -> None:
+        self._thread = None
+        self._worker = None
+        self.loading_finished.emit()
+
+    def _on_loader_errored(self, message: str) -> None:
+        self.dataset_label.setText(f"<span style='color:#b00'>Could not load: {message}</span>")
+        self.dataset_failed.emit(message)
+
+    def _on_loader_yielded(self, dataset) -> None:
+        self.dataset = dataset
+        counts = class_counts(dataset.train_labels, len(dataset.classes))
+        shape = "×".join(str(s) for s in dataset.train_images.shape[1:])
+        skipped = f", {len(dataset.skipped)} unreadable files skipped" if dataset.skipped else ""
+        self.dataset_label.setText(
+            f"<b>{dataset.name}</b>: {len(dataset.train_labels):,} training and "
+            f"{len(dataset.test_labels):,} test images of {shape} pixels, "
+            f"{len(dataset.classes)} classes{skipped}"
+        )
+        self._bars.setOpts(x=np.arange(len(counts)), height=counts, width=0.7)
+        axis = self.counts_plot.getPlotItem().getAxis("bottom")
+        axis.setTicks([[(i, str(c)) for i, c in enumerate(dataset.classes)]])
+        self._samples = sample_indices(dataset.train_labels, len(dataset.classes), PER_CLASS)
+        gray = to_gray(dataset.train_images)
+        h, w = gray.shape[1:]
+        order = self._samples.T.reshape(-1)
+        tiles = np.zeros((order.size, h, w), dtype=np.uint8)
+        tiles[order >= 0] = gray[order[order >= 0]]
+        grid = image_grid(tiles, cols=len(dataset.classes))
+        self.sample_grid.cell = (h, w)
+        pixmap = array_to_pixmap(grid)
+        self.sample_grid.setPixmap(pixmap.scaled(pixmap.size() * THUMB))
+        self._on_architecture_changed()
+        self.dataset_loaded.emit(dataset)
+
+    def _on_sample_grid_cell_clicked(self, row: int, col: int) -> None:
+        if self.dataset is None or not (0 <= row < PER_CLASS and 0 <= col < self._samples.shape[0]):
+            return
+        index = int(self._samples[col, row])
+        if index >= 0:
+            self.sample_clicked.emit(to_gray(self.dataset.train_images[index : index + 1])[0])
+
+    def preview_image(self, row: int, col: int) -> None:
+        self._on_sample_grid_cell_clicked(row, col)
+
+    # ----- architecture -----------------------------------------------------------------
+    def _build_architecture_group(self) -> QGroupBox:
+        box = QGroupBox("2 · Architecture")
+        form = QFormLayout(box)
+        self.arch_combo = QComboBox(objectName="architecture")
+        self.arch_combo.addItems(ARCHITECTURES)
+        self.arch_combo.setToolTip(
+            "lenet5: LeNet-5 on 28×28 (conv1 padded). lenet-article: the article's network on "
+            "32×32. custom: your own filters, kernel, FC widths, activation and pooling."
+        )
+        form.addRow("Network", self.arch_combo)
+        self.custom_box = QWidget()
+        custom = QFormLayout(self.custom_box)
+        custom.setContentsMargins(0, 0, 0, 0)
+        self.filters_edit = QLineEdit("6, 16", objectName="convFilters")
+        self.filters_edit.setToolTip("Filters per conv layer, comma separated")
+        self.kernel_spin = QSpinBox(minimum=1, maximum=11, value=5)
+        self.padding_spin = QSpinBox(minimum=0, maximum=5, value=0)
+        self.fc_edit = QLineEdit("120, 84", objectName="fcWidths")
+        self.activation_combo = QComboBox()
+        self.activation_combo.addItems(["relu", "tanh", "sigmoid"])
+        self.pooling_combo = QComboBox()
+        self.pooling_combo.addItems(["max", "avg", "none"])
+        custom.addRow("Conv filters", self.filters_edit)
+        custom.addRow("Kernel size", self.kernel_spin)
+        custom.addRow("Padding", self.padding_spin)
+        custom.addRow("FC widths", self.fc_edit)
+        custom.addRow("Activation", self.activation_combo)
+        custom.addRow("Pooling (2×2)", self.pooling_combo)
+        form.addRow(self.custom_box)
+        self.arch_error = QLabel(objectName="architectureError")
+        self.arch_error.setWordWrap(True)
+        self.arch_error.setStyleSheet("color: #b00020; font-weight: bold;")
+        form.addRow(self.arch_error)
+        self.layer_table = QTableWidget(0, 3, objectName="layerTable")
+        self.layer_table.setHorizontalHeaderLabels(["layer", "output", "params"])
+        self.layer_table.verticalHeader().setVisible(False)
+        self.layer_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.layer_table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.layer_table.setMinimumHeight(160)
+        form.addRow(self.layer_table)
+        self.params_label = QLabel()
+        form.addRow(self.params_label)
+        for signal in (
+            self.arch_combo.currentIndexChanged,
+            self.kernel_spin.valueChanged,
+            self.padding_spin.valueChanged,
+            self.activation_combo.currentIndexChanged,
+            self.pooling_combo.currentIndexChanged,
+            self.filters_edit.textChanged,
+            self.fc_edit.textChanged,
+        ):
+            signal.connect(self._on_architecture_changed)
+        return box
+
+    def architecture(self) -> dict | str:
+        """What ``build_model`` takes; raises ValueError for unreadable number lists."""
+        name = self.arch_combo.currentText()
+        if name != "custom":
+            return name
+        shape = (1, 28, 28)
+        if self.dataset is not None:
+            images = self.dataset.train_images
+            shape = (1, *images.shape[1:]) if images.ndim == 3 else tuple(images.shape[1:])
+        return {
+            "name": "custom",
+            "input_shape": list(shape),
+            "conv_filters": _parse_ints(self.filters_edit.text()),
+            "kernel_size": self.kernel_spin.value(),
+            "padding": self.padding_spin.value(),
+            "fc_widths": _parse_ints(self.fc_edit.text()),
+            "activation": self.activation_combo.currentText(),
+            "pooling": self.pooling_combo.currentText(),
+        }
+
+    def classes(self) -> list[str]:
+        return (
+            list(self.dataset.classes) if self.dataset is not None else [str(i) for i in range(10)]
+        )
+
+    def build(self, seed: int | None = None):
+        """A fresh model of the chosen architecture (raises EngineError/ValueError)."""
+        rng = np.random.default_rng(self.seed_spin.value() if seed is None else seed)
+        arch = self.architecture()
+        if (
+            isinstance(arch, str)
+            and self.dataset is not None
+            and self.dataset.train_images.ndim == 4
+        ):
+            arch = {"name": arch, "in_channels": int(self.dataset.train_images.shape[1])}
+        return build_model(arch, rng, classes=self.classes())
+
+    def _on_architecture_changed(self, *_args) -> None:
+        self.custom_box.setVisible(self.arch_combo.currentText() == "custom")
+        try:
+            model = self.build(seed=0)
+        except (EngineError, ValueError) as exc:
+            self.arch_error.setText(f"This network does not fit: {exc}")
+            self.layer_table.setRowCount(0)
+            self.params_label.setText("")
+            self.architecture_changed.emit()
+            return
+        self.arch_error.setText("")
+        rows = model.summary()
+        self.layer_table.setRowCount(len(rows) + 1)
+        input_shape = "×".join(str(s) for s in model.input_spec.shape)
+        for r, (name, shape, n) in enumerate(
+            [("input", input_shape, "")]
+            + [
+                (
+                    f"{i.name} ({i.kind})",
+                    "×".join(str(s) for s in i.output_shape),
+                    f"{i.n_params:,}" if i.n_params else "",
+                )
+                for i in rows
+            ]
+        ):
+            for c, text in enumerate((name, shape, n)):
+                self.layer_table.setItem(r, c, QTableWidgetItem(text))
+        total = sum(i.n_params for i in rows)
+        self.params_label.setText(f"{total:,} trainable parameters")
+        self.architecture_changed.emit()
+
+    def architecture_ok(self) -> bool:
+        return not self.arch_error.text()
+
+    # ----- hyperparameters --------------------------------------------------------------
+    def _build_hyper_group(self) -> QGroupBox:
+        box = QGroupBox("3 · Hyperparameters")
+        form = QFormLayout(box)
+        self.optimizer_combo = QComboBox(objectName="optimizer")
+        for key, text in OPTIMIZERS:
+            self.optimizer_combo.addItem(text, key)
+        self.optimizer_combo.currentIndexChanged.connect(self._on_optimizer_changed)
+        self.lr_spin = QDoubleSpinBox(
+            objectName="learningRate",
+            decimals=4,
+            minimum=0.0001,
+            maximum=100.0,
+            value=0.01,
+            singleStep=0.001,
+        )
+        self.lr_spin.setToolTip("Step size of each update. Try 10 to see a run diverge.")
+        self.batch_spin = QSpinBox(objectName="batchSize", minimum=1, maximum=4096, value=64)
+        self.epochs_spin = QSpinBox(objectName="epochs", minimum=1, maximum=200, value=3)
+        self.decay_spin = QDoubleSpinBox(
+            decimals=5, minimum=0.0, maximum=1.0, value=0.0, singleStep=0.0001
+        )
+        self.seed_spin = QSpinBox(objectName="seed", minimum=0, maximum=2**31 - 1, value=0)
+        self.val_spin = QDoubleSpinBox(
+            objectName="validationFraction",
+            decimals=2,
+            minimum=0.0,
+            maximum=0.5,
+            value=0.1,
+            singleStep=0.05,
+        )
+        self.val_spin.setToolTip("Part of the training images held out to check each epoch")
+        self.loss_combo = QComboBox(objectName="loss")
+        for key, text in LOSSES:
+            self.loss_combo.addItem(text, key)
+        form.addRow("Optimiser", self.optimizer_combo)
+        form.addRow("Learning rate", self.lr_spin)
+        form.addRow("Batch size", self.batch_spin)
+        form.addRow("Epochs", self.epochs_spin)
+        form.addRow("Weight decay", self.decay_spin)
+        form.addRow("Seed", self.seed_spin)
+        form.addRow("Validation part", self.val_spin)
+        form.addRow("Loss", self.loss_combo)
+        return box
+
+    def _on_optimizer_changed(self, _index: int) -> None:
+        if self.lr_spin.value() in DEFAULT_LR.values():
+            self.lr_spin.setValue(DEFAULT_LR[self.optimizer_combo.currentData()])
+
+    def config(self) -> TrainConfig:
+        return TrainConfig(
+            epochs=self.epochs_spin.value(),
+            batch_size=self.batch_spin.value(),
+            lr=float(self.lr_spin.value()),
+            optimizer=self.optimizer_combo.currentData(),
+            weight_decay=float(self.decay_spin.value()),
+            loss=self.loss_combo.currentData(),
+            seed=self.seed_spin.value(),
+        )
+
+    def validation_fraction(self) -> float:
+        return float(self.val_spin.value())
+
+    def describe(self) -> str:
+        """A short label for the run list, e.g. "lenet5 · momentum lr 0.01 · bs 64 · 10,000"."""
+        arch = self.arch_combo.currentText()
+        n = len(self.dataset.train_labels) if self.dataset is not None else 0
+        return (
+            f"{arch} · {self.optimizer_combo.currentData()} lr {self.lr_spin.value():g} · "
+            f"bs {self.batch_spin.value()} · {n:,} images"
+        )
+
+    def set_enabled_for_run(self, running: bool) -> None:
+        """Freeze the settings during a run (the dataset preview stays clickable)."""
+        for widget in (self.source_combo, self.limit_combo, self.arch_group, self.hyper_group):
+            widget.setEnabled(not running)
