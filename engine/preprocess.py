@@ -25,13 +25,16 @@ maybe a transparent drawing or a phone photo of paper under uneven light. The st
 6. **Crop** to the ink (ignoring specks: the ends of the row/column ink profiles holding less
    than :data:`SPECK_MASS` of the ink are trimmed). A small digit in a big image is cropped
    again from the full-resolution picture, so it is not resampled twice.
-7. **Fit into 20x20** keeping the aspect ratio (Pillow's anti-aliased Lanczos resampling) and
+7. **Pen width.** MNIST's pen is about 1.8 px wide in the 20x20 box (:func:`stroke_width`).
+   A thin pen on a big canvas would become a hairline; it is widened (a grey max filter at
+   4x the box size) towards MNIST's width. Thick pens are left alone.
+8. **Fit into 20x20** keeping the aspect ratio (Pillow's anti-aliased Lanczos resampling) and
    **place by centre of mass** in 28x28, at (14, 14) as in MNIST (measured: the mean centre
    of mass of the MNIST training digits is (13.99, 14.01) in pixel indices).
 
 ``auto_invert=False`` skips steps 3-4 (the image is taken as white ink on a black background
 as it is: a photo of paper then becomes a white square with a dark digit);
-``center=False`` skips steps 6-7 (the whole picture is scaled into 28x28), which shows why
+``center=False`` skips steps 6-8 (the whole picture is scaled into 28x28), which shows why
 they matter: a small digit in a large picture becomes a speck.
 
 Known limitations: one digit per image (see ``engine.reading`` for several); a speck that holds
