@@ -95,6 +95,7 @@ class TrainTab(QWidget):
         self.setup.dataset_loaded.connect(self._on_setup_dataset_loaded)
         self.setup.sample_clicked.connect(self._on_setup_sample_clicked)
         self.setup.loading_finished.connect(self._on_work_maybe_stopped)
+        self.setup.architecture_changed.connect(self._update_buttons)
         setup_area = _scrolled(self.setup)
         setup_area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         setup_area.setMinimumWidth(340)
@@ -127,7 +128,7 @@ class TrainTab(QWidget):
         outer.addWidget(setup_area)
         outer.addWidget(right)
         outer.setStretchFactor(1, 1)
-        outer.setSizes([350, 930])
+        outer.setSizes([370, 910])
         QHBoxLayout(self).addWidget(outer)
         self.layout().setContentsMargins(0, 0, 0, 0)
         state.classify_image_changed.connect(self._on_state_classify_image_changed)
@@ -154,6 +155,7 @@ class TrainTab(QWidget):
         self.progress.setValue(0)
         self.continue_check = QCheckBox("Continue the current model", objectName="continueCheck")
         self.continue_check.setToolTip("Train the loaded or last trained model further")
+        self.continue_check.toggled.connect(self._update_buttons)
         self.save_button = QPushButton("Save model…", objectName="saveModelButton")
         self.load_button = QPushButton("Load model…", objectName="loadModelButton")
         self.save_button.clicked.connect(self._on_save_clicked)
@@ -239,6 +241,9 @@ class TrainTab(QWidget):
         running = self.session.is_running()
         paused = running and self.session.control.paused
         ready = self.setup.dataset is not None and not self.setup.is_loading()
+        ready = ready and (
+            running or self.continue_check.isChecked() or self.setup.architecture_ok()
+        )
         self.start_button.setEnabled(not running and ready)
         self.pause_button.setEnabled(running)
         self.pause_button.setText("▶ Resume" if paused else "⏸ Pause")
@@ -403,7 +408,7 @@ class TrainTab(QWidget):
         self.mistakes_gallery.set_images(
             [self._test_images[i] for i in picks],
             [
-                f"{result.classes[result.labels[i]]} → {result.classes[result.predicted[i]]} "
+                f"{result.classes[result.labels[i]]}→{result.classes[result.predicted[i]]} "
                 f"{result.confidence[i]:.0%}"
                 for i in picks
             ],

@@ -66,12 +66,13 @@ class FilterView(QWidget):
         for name, weights in self._layers:
             f, c, kh, kw = weights.shape
             images, limit = kernel_images(weights)
-            hint = (
-                " (click one to try it in the Filters tab)" if name in self.clickable_layers else ""
-            )
-            title = f"{name}: {f} filters of {c}×{kh}×{kw}, ±{limit:.2g}{hint}"
+            title = f"{name}: {f} filters of {c}×{kh}×{kw} · blue < 0 < red, ±{limit:.2g}"
             self._titles.append((QRectF(MARGIN, y, avail, TITLE_H), title))
             y += TITLE_H
+            if name in self.clickable_layers:
+                hint = "click a filter to try it on a photo in the Filters tab"
+                self._titles.append((QRectF(MARGIN, y - 4, avail, TITLE_H), hint))
+                y += TITLE_H - 4
             biggest = 44 if c == 1 else 22
             tile = max(8, min(biggest, (avail - GAP * (f - 1)) // f))
             for ch in range(c):
@@ -130,8 +131,8 @@ class FilterView(QWidget):
             painter.setPen(QColor("#777"))
             painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, "No conv filters yet")
             return
-        painter.setPen(QColor("#222"))
         for rect, title in self._titles:
+            painter.setPen(QColor("#666" if title.startswith("click") else "#222"))
             painter.drawText(
                 rect, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, title
             )

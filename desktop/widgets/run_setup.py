@@ -88,6 +88,7 @@ class RunSetup(QWidget):
         self._spec: str | Path = "mnist"
         self._thread: QThread | None = None
         self._worker: GeneratorWorker | None = None
+        self._reload = False
         self._samples = np.zeros((0, 0), dtype=np.int64)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
@@ -97,6 +98,11 @@ class RunSetup(QWidget):
         layout.addWidget(self.arch_group)
         layout.addWidget(self.hyper_group)
         layout.addStretch(1)
+        for combo in self.findChildren(QComboBox):  # let long item texts elide, not widen the panel
+            combo.setSizeAdjustPolicy(
+                QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+            )
+            combo.setMinimumContentsLength(8)
         self._on_architecture_changed()
 
     # ----- dataset ----------------------------------------------------------------------
@@ -174,7 +180,9 @@ class RunSetup(QWidget):
     def load(self) -> None:
         """Load the chosen dataset in a worker thread (``dataset_loaded`` when done)."""
         if self._thread is not None:
+            self._reload = True  # load again with the newest choice once this one is done
             return
+        self._reload = False
         from engine.datasets import load_dataset
 
         spec, limit = self._spec, self.limit()
@@ -189,6 +197,9 @@ class RunSetup(QWidget):
     def _on_loader_thread_finished(self) -> None:
         self._thread = None
         self._worker = None
+        if self._reload:
+            self.load()
+            return
         self.loading_finished.emit()
 
     def _on_loader_errored(self, message: str) -> None:

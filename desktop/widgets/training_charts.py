@@ -65,7 +65,7 @@ class TrainingCharts(QWidget):
         self.accuracy_plot = pg.PlotWidget(objectName="accuracyPlot")
         _style_plot(
             self.accuracy_plot,
-            "Accuracy (line: running train, ● train per epoch, ◆ validation)",
+            "Accuracy (line: running train, ● epoch train, ◆ validation)",
             "accuracy %",
         )
         self.accuracy_plot.setYRange(0, 100, padding=0.02)

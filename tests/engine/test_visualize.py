@@ -1,0 +1,130 @@
+"""engine.visualize: the display maths of the Train tab (counts, smoothing, scaling, grids)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from engine import visualize as vz
+from engine.losses import softmax_cross_entropy
+from engine.model import build_model
+
+
+def test_class_counts_counts_each_label_and_rejects_out_of_range():
+    labels = np.array([0, 2, 2, 1, 2, 0])
+    assert vz.class_counts(labels, 4).tolist() == [2, 1, 3, 0]
+    with pytest.raises(ValueError, match=r"0\.\.2"):
+        vz.class_counts(np.array([0, 3]), 3)
+
+
+def test_sample_indices_takes_the_first_of_each_class_and_marks_missing():
+    labels = np.array([1, 0, 1, 1, 0])
+    out = vz.sample_indices(labels, 3, 2)
+    assert out.tolist() == [[1, 4], [0, 2], [-1, -1]]
+
+
+def test_image_grid_places_images_row_major_with_padding():
+    images = np.stack([np.full((2, 3), v, np.uint8) for v in (10, 20, 30)])
+    grid = vz.image_grid(images, cols=2, pad=1, pad_value=0)
+    assert grid.shape == (2 * 3 - 1, 2 * 4 - 1)
+    assert grid[0, 0] == 10 and grid[0, 4] == 20 and grid[3, 0] == 30
+    assert grid[2, 0] == 0 and grid[3, 4] == 0  # padding row, empty cell
+
+
+def test_ema_is_debiased_and_follows_a_step():
+    # A constant series stays constant (no pull towards 0 at the start).
+    assert np.allclose(vz.ema([3.0] * 5, 0.9), 3.0)
+    s = vz.ema([0.0] * 20 + [1.0] * 200, 0.9)
+    assert s[19] == 0.0 and 0.05 < s[20] < 0.15 and s[-1] == pytest.approx(1.0, abs=1e-6)
+    # Hand computation for two values: (0.1*1 + 0.09*... ) / (1 - 0.81)
+    a, b = vz.ema([1.0, 2.0], 0.9)
+    assert a == pytest.approx(1.0)
+    assert b == pytest.approx((0.9 * 0.1 * 1.0 + 0.1 * 2.0) / (1 - 0.81))
+
+
+def test_ema_skips_non_finite_values():
+    smoother = vz.EmaSmoother(0.5)
+    assert math.isnan(smoother.update(float("nan")))
+    assert smoother.update(2.0) == pytest.approx(2.0)
+    assert smoother.update(float("inf")) == pytest.approx(2.0)
+    with pytest.raises(ValueError):
+        vz.EmaSmoother(1.0)
+
+
+def test_epoch_position_and_duration_format():
+    assert vz.epoch_position(0, 50, 100) == 0.5
+    assert vz.epoch_position(1, 100, 100) == 2.0
+    assert vz.format_duration(7.4) == "0:07"
+    assert vz.format_duration(750) == "12:30"
+    assert vz.format_duration(3723) == "1:02:03"
+    assert vz.format_duration(math.inf) == "–" and vz.format_duration(None) == "–"
+
+
+def test_maps_to_uint8_uses_one_scale_per_layer():
+    maps = np.array([[[0.0, 1.0]], [[2.0, 4.0]]], dtype=np.float32)
+    images, low, high = vz.maps_to_uint8(maps)
+    assert images.dtype == np.uint8
+    assert images[0, 0, 0] == 0 and images[1, 0, 1] == 255
+    assert images[0, 0, 1] == round(255 / 4)  # 1.0 on the layer's 0..4 scale
+    assert low.tolist() == [0.0, 2.0] and high.tolist() == [1.0, 4.0]
+
+
+def test_display_layers_for_lenet5_folds_activations_and_ends_with_softmax(rng):
+    model = build_model("lenet5", rng)
+    x = rng.integers(0, 256, (1, 28, 28), dtype=np.uint8)
+    kinds = {info.name: info.kind for info in model.summary()}
+    views = vz.display_layers(model.activations(x), kinds)
+    names = [v.name for v in views]
+    assert names == ["input", "conv1", "pool1", "conv2", "pool2", "fc1", "fc2", "fc3", "softmax"]
+    by_name = {v.name: v for v in views}
+    assert by_name["conv1"].label == "conv1 + relu1" and by_name["conv1"].images.shape == (
+        6,
+        28,
+        28,
+    )
+    assert by_name["conv1"].values.min() >= 0  # the rectified map
+    assert by_name["fc3"].label == "fc3 (logits)" and by_name["fc3"].kind == "bars"
+    assert by_name["softmax"].values.sum() == pytest.approx(1.0, abs=1e-5)
+    assert by_name["pool2"].images.shape == (16, 5, 5)
+
+
+def test_diverging_rgb_maps_sign_to_colour():
+    rgb = vz.diverging_rgb(np.array([-2.0, 0.0, 2.0, 1.0]))
+    assert rgb[0].tolist() == [0, 0, 255]  # most negative: blue
+    assert rgb[1].tolist() == [255, 255, 255]  # zero: white
+    assert rgb[2].tolist() == [255, 0, 0]  # most positive: red
+    assert rgb[3].tolist() == [255, 128, 128]
+
+
+def test_kernel_images_share_one_symmetric_scale():
+    w = np.zeros((2, 1, 3, 3))
+    w[0, 0, 0, 0] = 0.5
+    w[1, 0, 1, 1] = -0.25
+    images, limit = vz.kernel_images(w)
+    assert images.shape == (2, 1, 3, 3, 3) and limit == 0.5
+    assert images[0, 0, 0, 0].tolist() == [255, 0, 0]
+    assert images[1, 0, 1, 1].tolist() == [128, 128, 255]  # half the scale: light blue
+
+
+def test_confusion_cell_and_row_fractions():
+    labels = np.array([0, 0, 1, 1, 1])
+    predicted = np.array([0, 1, 1, 0, 1])
+    assert vz.confusion_cell(labels, predicted, 1, 0).tolist() == [3]
+    assert vz.confusion_cell(labels, predicted, 1, 1).tolist() == [2, 4]
+    fractions = vz.row_fractions(np.array([[1, 1], [1, 3], [0, 0]]))
+    assert fractions.tolist() == [[0.5, 0.5], [0.25, 0.75], [0.0, 0.0]]
+
+
+def test_probe_loss_is_the_mean_loss_without_training(rng):
+    model = build_model("lenet5", rng)
+    images = rng.integers(0, 256, (8, 28, 28), dtype=np.uint8)
+    labels = rng.integers(0, 10, 8)
+    before = model.get_weights()
+    loss = vz.probe_loss(model, images, labels)
+    expected, _ = softmax_cross_entropy(model.forward(model.input_spec.to_tensor(images)), labels)
+    assert loss == pytest.approx(float(expected), rel=1e-6)
+    after = model.get_weights()
+    assert all(np.array_equal(before[k], after[k]) for k in before)
+    assert vz.probe_loss(model, images, labels, "total_error") < loss
