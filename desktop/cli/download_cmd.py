@@ -17,10 +17,16 @@ HELP = "download an optional dataset (Fashion-MNIST) into the per-user cache, ch
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", choices=sorted(REMOTE_DATASETS), help="the dataset to download")
-    parser.add_argument("--cache-dir", help="cache folder (default: $CONVSCOPE_CACHE, "
-                        "$XDG_CACHE_HOME/convscope or ~/.cache/convscope)")
-    parser.add_argument("--mirror", metavar="URL",
-                        help="fetch the files from URL/<file name> instead of the official mirrors")
+    parser.add_argument(
+        "--cache-dir",
+        help="cache folder (default: $CONVSCOPE_CACHE, "
+        "$XDG_CACHE_HOME/convscope or ~/.cache/convscope)",
+    )
+    parser.add_argument(
+        "--mirror",
+        metavar="URL",
+        help="fetch the files from URL/<file name> instead of the official mirrors",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON document on stdout")
 
 
@@ -31,13 +37,19 @@ def run(args: argparse.Namespace) -> int:
         if p.skipped:
             print(f"[{p.index + 1}/{p.count}] {p.file}: already in the cache", file=sys.stderr)
         elif p.total and p.done == p.total:
-            print(f"[{p.index + 1}/{p.count}] {p.file}: {p.total / 1e6:.1f} MB, verified",
-                  file=sys.stderr)
+            print(
+                f"[{p.index + 1}/{p.count}] {p.file}: {p.total / 1e6:.1f} MB, verified",
+                file=sys.stderr,
+            )
 
-    print(f"Downloading {remote.title} (about {remote.approx_mb} MB, {remote.licence}) to "
-          f"{dataset_cache_dir(args.name, args.cache_dir)}", file=sys.stderr)
-    folder = download_dataset(args.name, base_url=args.mirror, cache_dir=args.cache_dir,
-                              progress=progress)
+    print(
+        f"Downloading {remote.title} (about {remote.approx_mb} MB, {remote.licence}) to "
+        f"{dataset_cache_dir(args.name, args.cache_dir)}",
+        file=sys.stderr,
+    )
+    folder = download_dataset(
+        args.name, base_url=args.mirror, cache_dir=args.cache_dir, progress=progress
+    )
     if args.json:
         print(json.dumps({"dataset": remote.key, "folder": str(folder)}))
     else:
