@@ -91,7 +91,7 @@ class ActivationView(QWidget):
                     )
                     text = (
                         f"{layer.label} · map {i + 1} of {count} · "
-                        f"values {layer.low[i]:.3g} … {layer.high[i]:.3g}"
+                        f"values {layer.low[i] + 0.0:.3g} … {layer.high[i] + 0.0:.3g}"
                     )
                     self._hits.append(_Hit(rect, text))
                 lines = -(-count // per_line)

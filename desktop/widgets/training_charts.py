@@ -60,9 +60,11 @@ class TrainingCharts(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.loss_plot = pg.PlotWidget(objectName="lossPlot")
+        self.loss_plot = pg.PlotWidget()
+        self.loss_plot.setObjectName("lossPlot")  # PlotWidget passes keywords to its PlotItem
         _style_plot(self.loss_plot, "Batch loss (thin: each batch, bold: smoothed)", "loss")
-        self.accuracy_plot = pg.PlotWidget(objectName="accuracyPlot")
+        self.accuracy_plot = pg.PlotWidget()
+        self.accuracy_plot.setObjectName("accuracyPlot")
         _style_plot(
             self.accuracy_plot,
             "Accuracy (line: running train, ● epoch train, ◆ validation)",

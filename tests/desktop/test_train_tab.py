@@ -1,0 +1,308 @@
+"""The Train tab, driven like a user: short runs on a slice of the bundled MNIST.
+
+Every run trains LeNet-5 on about a thousand images, so each test takes a few seconds.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPoint, Qt
+from PySide6.QtWidgets import QFileDialog, QMessageBox
+
+from desktop.app_state import AppState
+from desktop.train_tab import TrainTab
+
+LIMIT = 1200  # training images (10% of them validate)
+TEST_LIMIT = 300
+RUN_TIMEOUT = 60_000
+
+
+@pytest.fixture
+def make_tab(qtbot):
+    """TrainTab factory; at the end every run is stopped before the tab is closed (not through
+    qtbot.addWidget, which would close a tab whose thread still runs after a failed test)."""
+    made: list[TrainTab] = []
+
+    def make(state: AppState | None = None) -> TrainTab:
+        tab = TrainTab(state or AppState())
+        tab.resize(1280, 790)
+        tab.show()
+        made.append(tab)
+        return tab
+
+    yield make
+    for tab in made:
+        if tab.is_busy():
+            tab.stop_work()
+            qtbot.waitUntil(lambda t=tab: not t.is_busy(), timeout=RUN_TIMEOUT)
+        tab.close()
+        tab.deleteLater()
+
+
+def _prepare(qtbot, tab: TrainTab, *, epochs: int = 1, batch: int = 32) -> TrainTab:
+    tab.setup.set_source("mnist", LIMIT)
+    qtbot.waitUntil(
+        lambda: (
+            tab.start_button.isEnabled()
+            and tab.setup.dataset is not None
+            and len(tab.setup.dataset.train_labels) == LIMIT
+        ),
+        timeout=30_000,
+    )
+    tab.test_limit = TEST_LIMIT
+    tab.setup.epochs_spin.setValue(epochs)
+    tab.setup.batch_spin.setValue(batch)
+    return tab
+
+
+@pytest.fixture
+def tab(qtbot, make_tab):
+    return _prepare(qtbot, make_tab())
+
+
+def _run(qtbot, tab: TrainTab) -> str:
+    with qtbot.waitSignal(tab.training_finished, timeout=RUN_TIMEOUT) as blocker:
+        qtbot.mouseClick(tab.start_button, Qt.MouseButton.LeftButton)
+    return blocker.args[0]
+
+
+def test_object_names_of_the_key_widgets(tab):
+    names = [
+        "startButton",
+        "pauseButton",
+        "stopButton",
+        "stepButton",
+        "lossPlot",
+        "accuracyPlot",
+        "activationView",
+        "filterView",
+        "confusionView",
+        "epochProgress",
+    ]
+    for name in names:
+        assert tab.findChild(object, name) is not None, name
+
+
+def test_a_short_run_fills_the_charts_and_learns(qtbot, tab):
+    tab.setup.epochs_spin.setValue(2)
+    published = []
+    tab._state.model_changed.connect(lambda model, label: published.append(label))
+    assert _run(qtbot, tab) == "finished"
+
+    batches = len(tab.session.log)
+    assert batches == 2 * -(-int(LIMIT * 0.9) // 32)
+    counts = tab.charts.point_counts()
+    assert counts["loss"] == counts["smoothed"] == counts["running"] == batches
+    assert counts["train"] == counts["val"] == 2
+    train_acc, _val_acc = tab.charts.epoch_accuracies()
+    assert train_acc[1] > train_acc[0]
+    _x, _loss, smooth, _acc = tab.session.log.arrays()
+    assert smooth[-1] < smooth[5]  # the smoothed loss went down
+    assert tab.progress.value() == tab.progress.maximum()
+    assert tab.result is not None and tab.result.accuracy > 0.6
+    assert "Test accuracy" in tab.test_label.text()
+    assert tab.pages.currentIndex() == 1  # the results page shows
+    assert tab.mistakes_gallery.count() == min(40, len(tab.result.misclassified))
+    assert published and published[-1].startswith("Trained here")
+    assert tab._state.current_model is not tab.model  # a copy: training on never races Classify
+    # The live views show every layer and both conv layers' filters.
+    assert tab.activation_view.layer_names() == [
+        "input",
+        "conv1",
+        "pool1",
+        "conv2",
+        "pool2",
+        "fc1",
+        "fc2",
+        "fc3",
+        "softmax",
+    ]
+    layers = {layer for layer, *_ in tab.filter_view.tiles()}
+    assert layers == {"conv1", "conv2"} and len(tab.filter_view.tiles()) == 6 + 16 * 6
+    assert tab.start_button.isEnabled() and not tab.stop_button.isEnabled()
+
+
+def test_pause_resume_and_stop_within_one_batch(qtbot, tab):
+    tab.setup.epochs_spin.setValue(30)
+    published = []
+    tab._state.model_changed.connect(lambda model, label: published.append(label))
+    qtbot.mouseClick(tab.start_button, Qt.MouseButton.LeftButton)
+    assert not tab.start_button.isEnabled() and tab.stop_button.isEnabled()
+    qtbot.waitUntil(lambda: len(tab.session.log) >= 3, timeout=RUN_TIMEOUT)
+
+    qtbot.mouseClick(tab.pause_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: tab.progress.format().startswith("Paused"), timeout=RUN_TIMEOUT)
+    assert tab.pause_button.text().endswith("Resume") and tab.step_button.isEnabled()
+    # "Paused at epoch E, batch B": the log holds exactly the batches run so far.
+    words = tab.progress.format().replace(",", "").split()
+    epoch, batch = int(words[3]), int(words[5])
+    per_epoch = -(-int(LIMIT * 0.9) // 32)
+    assert len(tab.session.log) == (epoch - 1) * per_epoch + batch
+
+    paused_at = len(tab.session.log)
+    qtbot.mouseClick(tab.pause_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: len(tab.session.log) > paused_at + 2, timeout=RUN_TIMEOUT)
+    assert tab.pause_button.text().endswith("Pause")
+
+    with qtbot.waitSignal(tab.training_finished, timeout=RUN_TIMEOUT) as blocker:
+        qtbot.mouseClick(tab.stop_button, Qt.MouseButton.LeftButton)
+        at_stop = len(tab.session.log)
+    assert blocker.args == ["cancelled"]
+    assert len(tab.session.log) <= at_stop + 1
+    assert tab.progress.format().startswith("Stopped at epoch")
+    assert published  # the model trained so far is kept and offered to the Classify tab
+    assert not tab.is_busy()
+
+
+def test_step_runs_one_batch_and_shows_the_loss_before_and_after(qtbot, tab):
+    qtbot.mouseClick(tab.step_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "after" in tab.message.text(), timeout=RUN_TIMEOUT)
+    assert len(tab.session.log) == 1
+    first = tab.message.text()
+    assert "before this batch" in first and tab.message.isVisible()
+
+    qtbot.mouseClick(tab.step_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: tab.message.text() != first, timeout=RUN_TIMEOUT)
+    assert len(tab.session.log) == 2
+    # The "before" of the second step is the "after" of the first one.
+    after_first = first.rsplit("to ", 1)[1].split()[0]
+    assert f"from {after_first}" in tab.message.text()
+
+    with qtbot.waitSignal(tab.training_finished, timeout=RUN_TIMEOUT) as blocker:
+        qtbot.mouseClick(tab.stop_button, Qt.MouseButton.LeftButton)
+    assert blocker.args == ["cancelled"] and len(tab.session.log) == 2
+
+
+def test_a_diverging_run_stops_with_a_message_and_good_weights(qtbot, tab):
+    tab.setup.lr_spin.setValue(10.0)
+    tab.setup.optimizer_combo.setCurrentIndex(0)  # momentum
+    assert _run(qtbot, tab) == "diverged"
+    assert tab.message.isVisible()
+    text = tab.message.text()
+    assert "diverged" in text and "restored" in text and "too high" in text
+    assert all(np.isfinite(p).all() for p in tab.model.parameters().values())
+    assert tab.progress.format().startswith("Diverged")
+
+
+def test_confusion_cell_click_shows_its_images(qtbot, tab):
+    assert _run(qtbot, tab) == "finished"
+    view = tab.confusion_view
+    confusion = tab.result.confusion
+    off = confusion - np.diag(np.diag(confusion))
+    true_class, predicted = np.unravel_index(np.argmax(off), off.shape)
+    assert off[true_class, predicted] > 0
+    centre = view.cell_rect(int(true_class), int(predicted)).center().toPoint()
+    qtbot.mouseClick(view, Qt.MouseButton.LeftButton, pos=centre)
+    assert tab.cell_gallery.count() == min(60, int(confusion[true_class, predicted]))
+    assert f"True {true_class}, predicted {predicted}" in tab.cell_label.text()
+    qtbot.mouseClick(view, Qt.MouseButton.LeftButton, pos=view.cell_rect(0, 0).center().toPoint())
+    assert tab.cell_gallery.count() == min(60, int(confusion[0, 0]))
+
+
+def test_hover_click_filter_and_pinning(qtbot, tab):
+    state = tab._state
+    qtbot.mouseClick(tab.step_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(
+        lambda: bool(tab.activation_view.hit_rects()) and bool(tab.filter_view.tiles()),
+        timeout=RUN_TIMEOUT,
+    )
+    # Hovering the second conv1 map names layer, index and range.
+    rects = tab.activation_view.hit_rects()
+    qtbot.mouseMove(tab.activation_view, rects[2].center().toPoint())
+    qtbot.waitUntil(lambda: "conv1" in tab.hover_label.text())
+    assert "map 2 of 6" in tab.hover_label.text() and "values" in tab.hover_label.text()
+    # Clicking a conv1 filter sends it to the Filters tab.
+    layer, index, channel, rect = tab.filter_view.tiles()[3]
+    assert (index, channel) == (3, 0)
+    assert layer == "conv1"
+    with qtbot.waitSignal(state.kernel_requested) as blocker:
+        qtbot.mouseClick(tab.filter_view, Qt.MouseButton.LeftButton, pos=rect.center().toPoint())
+    kernel, description = blocker.args
+    assert kernel.shape == (5, 5) and "conv1 filter 4" in description
+    np.testing.assert_allclose(kernel, tab._view_model.conv_filters("conv1")[3, 0])
+    # The Classify tab's image can be pinned as the sample.
+    assert not tab.pin_classify_button.isEnabled()
+    digit = np.zeros((28, 28), np.uint8)
+    digit[6:22, 12:16] = 255
+    state.classify_image_changed.emit(digit)
+    qtbot.mouseClick(tab.pin_classify_button, Qt.MouseButton.LeftButton)
+    assert "Classify" in tab.sample_caption.text()
+    input_row = tab.activation_view._layers[0]
+    assert input_row.name == "input" and input_row.values.max() > input_row.values.min()
+    # A dataset preview image can be pinned too (row 0, class 7).
+    tab.setup.preview_image(0, 7)
+    assert "dataset preview" in tab.sample_caption.text()
+    with qtbot.waitSignal(tab.training_finished, timeout=RUN_TIMEOUT):
+        tab.stop_work()
+
+
+def test_a_custom_network_that_does_not_fit_is_explained(qtbot, tab):
+    setup = tab.setup
+    setup.arch_combo.setCurrentText("custom")
+    assert setup.layer_table.rowCount() > 5 and setup.architecture_ok()
+    setup.filters_edit.setText("6, 16, 32")
+    setup.kernel_spin.setValue(7)
+    assert "does not fit" in setup.arch_error.text()
+    assert setup.layer_table.rowCount() == 0 and not tab.start_button.isEnabled()
+    setup.filters_edit.setText("4, 8")
+    setup.kernel_spin.setValue(3)
+    assert setup.architecture_ok() and tab.start_button.isEnabled()
+    assert "trainable parameters" in setup.params_label.text()
+
+
+def test_save_and_reload_then_continue_training(qtbot, tab, make_tab, tmp_path, monkeypatch):
+    pytest.importorskip("engine.modelfile")
+    assert _run(qtbot, tab) == "finished"
+    path = tmp_path / "mine.npz"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(path), ""))
+    qtbot.mouseClick(tab.save_button, Qt.MouseButton.LeftButton)
+    assert path.exists()
+
+    state = AppState()
+    other = _prepare(qtbot, make_tab(state))
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(path), ""))
+    with qtbot.waitSignal(state.model_changed) as blocker:
+        qtbot.mouseClick(other.load_button, Qt.MouseButton.LeftButton)
+    assert blocker.args[1] == "Loaded mine.npz"
+    saved = tab.model.get_weights()
+    loaded = other.model.get_weights()
+    assert all(np.array_equal(saved[k], loaded[k]) for k in saved)
+    assert other.continue_check.isChecked()
+    assert _run(qtbot, other) == "finished"
+    assert other.result.accuracy >= tab.result.accuracy - 0.05  # it went on from there
+
+
+def test_closing_the_window_during_training_stops_cleanly(qtbot, settings, monkeypatch):
+    from desktop.main_window import MainWindow
+
+    window = MainWindow(settings=settings)
+    qtbot.addWidget(window)
+    window.show()
+    window.tabs.setCurrentWidget(window.train_tab)
+    tab = _prepare(qtbot, window.train_tab)
+    tab.setup.epochs_spin.setValue(30)
+    asked = []
+
+    def question(*args, **kwargs):
+        asked.append(args)
+        return QMessageBox.StandardButton.Yes
+
+    monkeypatch.setattr(QMessageBox, "question", question)
+    qtbot.mouseClick(tab.start_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: len(tab.session.log) >= 2, timeout=RUN_TIMEOUT)
+    thread = tab.session._thread
+    assert thread is not None and thread.isRunning()
+    with qtbot.waitSignal(tab.work_stopped, timeout=RUN_TIMEOUT):
+        window.close()
+        assert window.isVisible()  # the first close only asks to stop
+    qtbot.waitUntil(lambda: not window.isVisible(), timeout=RUN_TIMEOUT)
+    assert len(asked) == 1 and not tab.is_busy()
+    assert window._settings.value("tab_index") is not None  # the real close ran
+    assert window.state.current_model is not None  # the model trained so far was kept
+
+
+def test_hovering_outside_maps_clears_the_text(qtbot, tab):
+    view = tab.activation_view
+    qtbot.mouseMove(view, QPoint(2, 2))
+    assert view.text_at(QPoint(2, 2).toPointF()) == ""
