@@ -174,3 +174,48 @@ def avgpool_backward(
     for _, s in _window_slices(size, stride, ho, wo):
         dx[s] += g
     return dx
+
+
+def memory_order(x: np.ndarray) -> tuple[tuple[int, int, int, int], np.ndarray]:
+    """``(perm, xm)`` with ``xm = x.transpose(perm)`` C-contiguous and the spatial axes last.
+
+    A convolution's output is CNHW memory seen as NCHW; pooling it in its own memory order
+    avoids a transposing copy. Anything else is made C-contiguous (NCHW) first.
+    """
+    xm = x.transpose(1, 0, 2, 3)
+    if xm.flags.c_contiguous:
+        return (1, 0, 2, 3), xm
+    return (0, 1, 2, 3), np.ascontiguousarray(x)
+
+
+def maxpool2x2_forward(x: np.ndarray) -> tuple[np.ndarray, tuple]:
+    """2x2, stride-2 max pooling of ``x (N,C,H,W)`` with even H, W, by reshaping (no gather).
+
+    In memory order, ``x`` is ``(M, 2, W/2, 2)`` with ``M = C*N*H/2``: the max of the two rows
+    of each window, then of the two columns. ``state`` keeps which row and which column won
+    (bool, first one on ties), so backward routes each gradient to exactly one input.
+    """
+    perm, xm = memory_order(x)
+    a, b, h, w = xm.shape
+    x4 = xm.reshape(a * b * h // 2, 2, w // 2, 2)
+    r0, r1 = x4[:, 0], x4[:, 1]
+    row1 = np.greater(r1, r0)  # the bottom row wins
+    rm = np.maximum(r0, r1)
+    col1 = np.greater(rm[..., 1], rm[..., 0])  # the right column wins
+    y = np.maximum(rm[..., 0], rm[..., 1])
+    y = y.reshape(a, b, h // 2, w // 2).transpose(np.argsort(perm))
+    return y, (perm, xm.shape, row1, col1)
+
+
+def maxpool2x2_backward(dout: np.ndarray, state: tuple) -> np.ndarray:
+    """Adjoint of :func:`maxpool2x2_forward`: ``dout (N,C,H/2,W/2)`` -> ``dx (N,C,H,W)``."""
+    perm, shape, row1, col1 = state
+    a, b, h, w = shape
+    dy = np.ascontiguousarray(dout.transpose(perm)).reshape(col1.shape)
+    drm = np.empty(row1.shape, dtype=dout.dtype)
+    np.multiply(dy, col1, out=drm[..., 1])
+    np.subtract(dy, drm[..., 1], out=drm[..., 0])  # exactly one column gets dy
+    dx = np.empty((a * b * h // 2, 2, w // 2, 2), dtype=dout.dtype)
+    np.multiply(drm, row1, out=dx[:, 1])
+    np.subtract(drm, dx[:, 1], out=dx[:, 0])  # exactly one row gets it
+    return dx.reshape(shape).transpose(np.argsort(perm))

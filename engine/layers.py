@@ -185,10 +185,12 @@ class Conv2D(Layer):
         if cols is None:
             raise RuntimeError(f"{self.name}: backward() called before forward()")
         d2 = dout.transpose(1, 0, 2, 3).reshape(f, -1)  # a view when dout is CNHW memory
-        dwb = d2 @ cols.T  # (F, C*KH*KW + 1): weight and bias gradients in one product
+        # (C*KH*KW + 1, F): weight and bias gradients in one product (cols @ d2.T runs
+        # about twice as fast in OpenBLAS as d2 @ cols.T for these long, thin shapes)
+        dwb = cols @ d2.T
         ckk = cols.shape[0] - 1
-        self.grads["weight"][...] = dwb[:, :ckk].reshape(self.grads["weight"].shape)
-        self.grads["bias"][...] = dwb[:, ckk]
+        self.grads["weight"][...] = dwb[:ckk].T.reshape(self.grads["weight"].shape)
+        self.grads["bias"][...] = dwb[ckk]
         if not input_grad:
             return None
         n, c, h, w = self._x_shape
@@ -205,14 +207,13 @@ class ReLU(Layer):
     kind = "relu"
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        y = np.maximum(x, 0)
-        self._y = y
-        return y
+        # x * (x > 0) rather than np.maximum(x, 0): the mask is needed for backward anyway,
+        # and a bool multiply is faster than maximum against a scalar
+        self._mask = np.greater(x, 0)
+        return np.multiply(x, self._mask)
 
     def backward(self, dout: np.ndarray, input_grad: bool = True) -> np.ndarray:
-        dx = np.zeros_like(self._y)
-        np.copyto(dx, dout, where=self._y > 0)
-        return dx
+        return np.multiply(dout, self._mask)
 
 
 class Tanh(Layer):
@@ -288,12 +289,19 @@ class MaxPool2D(_Pool2D):
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         self.output_shape(x.shape[1:])
-        y, self._argmax = k.maxpool_forward(x, self.size, self.stride)
         self._x_shape = x.shape
+        if self.size == self.stride == 2 and x.shape[2] % 2 == 0 and x.shape[3] % 2 == 0:
+            y, self._state = k.maxpool2x2_forward(x)  # the common case, by reshaping
+            self._fast = True
+            return y
+        y, self._state = k.maxpool_forward(x, self.size, self.stride)
+        self._fast = False
         return y
 
     def backward(self, dout: np.ndarray, input_grad: bool = True) -> np.ndarray:
-        return k.maxpool_backward(dout, self._argmax, self._x_shape, self.size, self.stride)
+        if self._fast:
+            return k.maxpool2x2_backward(dout, self._state)
+        return k.maxpool_backward(dout, self._state, self._x_shape, self.size, self.stride)
 
 
 class AvgPool2D(_Pool2D):

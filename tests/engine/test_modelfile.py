@@ -1,0 +1,169 @@
+"""Model files: round trip, torch-style names, atomic save, and clear errors for bad files."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+
+import numpy as np
+import pytest
+
+from engine.errors import ModelFileError
+from engine.model import InputSpec, custom, lenet5, lenet_article
+from engine.modelfile import load_meta, load_model, save_model
+
+
+@pytest.fixture
+def trained(rng):
+    m = lenet5(rng, num_classes=3)
+    m.classes = ["cat", "dog", "owl"]
+    m.input_spec = InputSpec((1, 28, 28), mean=0.2, std=0.5)
+    m.meta = {"history": {"batch_loss": [2.3, float("nan"), 1.1]}, "evaluation": {"accuracy": 0.5}}
+    return m
+
+
+def test_round_trip_gives_identical_outputs(trained, tmp_path, rng):
+    path = save_model(trained, tmp_path / "m.npz")
+    back = load_model(path)
+    x = rng.standard_normal((4, 1, 28, 28)).astype(np.float32)
+    assert np.array_equal(back.forward(x), trained.forward(x))
+    assert back.classes == ["cat", "dog", "owl"]
+    assert back.input_spec == trained.input_spec
+    assert back.meta["evaluation"] == {"accuracy": 0.5}
+    assert back.meta["history"]["batch_loss"] == [2.3, None, 1.1]  # NaN stored as null
+    assert back.summary() == trained.summary()
+
+
+def test_file_holds_torch_state_dict_names_and_json_meta(trained, tmp_path):
+    path = save_model(trained, tmp_path / "m.npz")
+    with np.load(path, allow_pickle=False) as z:
+        assert set(z.files) == {*trained.parameters(), "meta"}
+        assert z["conv1.weight"].shape == (6, 1, 5, 5) and z["conv1.weight"].dtype == np.float32
+        assert z["fc3.weight"].shape == (3, 84)
+        meta = json.loads(str(z["meta"][()]))
+    assert meta["format"] == "convscope-model" and meta["version"] == 1
+    assert meta["architecture"] == {"name": "lenet5", "num_classes": 3, "in_channels": 1}
+    assert meta["input"] == {"shape": [1, 28, 28], "scale": 1 / 255, "mean": 0.2, "std": 0.5}
+    assert load_meta(path)["classes"] == ["cat", "dog", "owl"]
+
+
+@pytest.mark.parametrize("build", [lenet_article, lambda r: custom(r, activation="tanh")])
+def test_other_architectures_round_trip(build, tmp_path, rng):
+    m = build(rng)
+    back = load_model(save_model(m, tmp_path / "m.npz"))
+    x = rng.standard_normal((2, *m.input_spec.shape)).astype(np.float32)
+    assert np.array_equal(back.forward(x), m.forward(x))
+
+
+def test_failed_save_leaves_the_old_file_intact(trained, tmp_path, monkeypatch):
+    path = save_model(trained, tmp_path / "m.npz")
+    before = path.read_bytes()
+
+    def boom(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(np, "savez", boom)
+    with pytest.raises(ModelFileError, match="No space left"):
+        save_model(lenet5(np.random.default_rng(9), num_classes=3), path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["m.npz"]  # no temp file left behind
+
+
+def test_save_into_missing_folder(trained, tmp_path):
+    with pytest.raises(ModelFileError, match="does not exist"):
+        save_model(trained, tmp_path / "nope" / "m.npz")
+
+
+def _npz_bytes(**arrays) -> bytes:
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+def test_bad_files_get_clear_errors(trained, tmp_path):
+    good = save_model(trained, tmp_path / "good.npz").read_bytes()
+    cases = {
+        "missing.npz": (None, "no such file"),
+        "empty.npz": (b"", "empty"),
+        "truncated.npz": (good[: len(good) // 2], "truncated or corrupt"),
+        "photo.npz": (b"\x89PNG\r\n\x1a\n" + b"\0" * 64, "PNG image"),
+        "text.npz": (b"hello, I am not a model\n" * 10, "not a ConvScope model file"),
+        "foreign.npz": (_npz_bytes(a=np.zeros(3), b=np.ones(2)), "without ConvScope metadata"),
+        "array.npz": (_npy_bytes(), "single NumPy array"),
+    }
+    for name, (content, message) in cases.items():
+        p = tmp_path / name
+        if content is not None:
+            p.write_bytes(content)
+        with pytest.raises(ModelFileError, match=message) as e:
+            load_model(p)
+        assert name in str(e.value)
+
+
+def _npy_bytes() -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, np.zeros(3))
+    return buf.getvalue()
+
+
+def _rewrite(src, dst, change):
+    """Copy the archive src to dst, letting change(name, array) alter/drop entries."""
+    with np.load(src, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays = change(arrays)
+    with open(dst, "wb") as f:
+        np.savez(f, **arrays)
+
+
+def _with_meta(arrays, **updates):
+    meta = json.loads(str(arrays["meta"][()]))
+    meta.update(updates)
+    arrays["meta"] = np.array(json.dumps(meta))
+    return arrays
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda a: {k: v for k, v in a.items() if k != "fc2.bias"}, "missing fc2.bias"),
+        (lambda a: {**a, "fc9.weight": np.zeros(2, np.float32)}, "unexpected fc9.weight"),
+        (lambda a: {**a, "fc1.weight": np.zeros((120, 401), np.float32)}, r"shape \(120, 401\)"),
+        (lambda a: {**a, "fc1.bias": np.zeros(120, np.int32)}, "dtype int32"),
+        (lambda a: {**a, "fc1.bias": np.full(120, np.inf, np.float32)}, "NaN or infinite"),
+        (lambda a: _with_meta(a, version=7), "newer ConvScope"),
+        (lambda a: _with_meta(a, format="other"), "not a ConvScope model file"),
+        (lambda a: _with_meta(a, architecture={"name": "alexnet"}), "architecture"),
+        (lambda a: _with_meta(a, classes=["a", "b"]), "architecture"),
+        (lambda a: _with_meta(a, input={"shape": [1, 32, 32]}), "input shape"),
+        (lambda a: {**a, "meta": np.array("{not json")}, "not valid JSON"),
+    ],
+)
+def test_mismatched_files_are_refused(change, message, trained, tmp_path):
+    src = save_model(trained, tmp_path / "good.npz")
+    dst = tmp_path / "bad.npz"
+    _rewrite(src, dst, change)
+    with pytest.raises(ModelFileError, match=message):
+        load_model(dst)
+
+
+def test_pickled_entries_are_never_loaded(trained, tmp_path):
+    src = save_model(trained, tmp_path / "good.npz")
+    dst = tmp_path / "pickled.npz"
+    _rewrite(src, dst, lambda a: {**a, "fc1.bias": np.array([{"evil": 1}], dtype=object)})
+    with pytest.raises(ModelFileError, match=r"fc1\.bias"):
+        load_model(dst)
+
+
+def test_corrupt_member_is_reported(trained, tmp_path):
+    src = save_model(trained, tmp_path / "good.npz")
+    dst = tmp_path / "flipped.npz"
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w", zipfile.ZIP_DEFLATED) as zout:
+        for item in zin.infolist():
+            zout.writestr(item.filename, zin.read(item.filename), zipfile.ZIP_DEFLATED)
+    raw = bytearray(dst.read_bytes())
+    start = raw.find(b"fc1.weight.npy") + 200
+    raw[start : start + 64] = b"\xff" * 64
+    dst.write_bytes(bytes(raw))
+    with pytest.raises(ModelFileError, match="corrupt"):
+        load_model(dst)
