@@ -78,8 +78,15 @@ def main() -> None:
         file_min = _MINIMA[-1]
 
         script = Path(sys.executable).with_name("convscope")  # the installed entry point
-        launcher = [str(script)] if script.is_file() else [
-            sys.executable, "-c", "import sys; from desktop.cli import main; sys.exit(main())"]
+        launcher = (
+            [str(script)]
+            if script.is_file()
+            else [
+                sys.executable,
+                "-c",
+                "import sys; from desktop.cli import main; sys.exit(main())",
+            ]
+        )
         cmd = [*launcher, "classify", "shipped", str(png)]
         runs = []
         for _ in range(7):
@@ -96,14 +103,20 @@ def main() -> None:
     aug_ms = _median_ms(lambda: augment_digits(batch, rng), 300)
     aug_min = _MINIMA[-1]
 
-    print(f"1-megapixel picture, from the array: preprocess {prep:.2f} ms + inference "
-          f"{infer:.2f} ms; together {array_ms:.2f} ms median, {array_min:.2f} ms best "
-          "(target < 5 ms)")
-    print(f"1-megapixel PNG, from the file (decoding included): {file_ms:.2f} ms median, "
-          f"{file_min:.2f} ms best")
-    print(f"`convscope classify shipped one.png` process wall time: "
-          f"{statistics.median(runs) * 1e3:.0f} ms median of {len(runs)}, "
-          f"{min(runs) * 1e3:.0f} ms best")
+    print(
+        f"1-megapixel picture, from the array: preprocess {prep:.2f} ms + inference "
+        f"{infer:.2f} ms; together {array_ms:.2f} ms median, {array_min:.2f} ms best "
+        "(target < 5 ms)"
+    )
+    print(
+        f"1-megapixel PNG, from the file (decoding included): {file_ms:.2f} ms median, "
+        f"{file_min:.2f} ms best"
+    )
+    print(
+        f"`convscope classify shipped one.png` process wall time: "
+        f"{statistics.median(runs) * 1e3:.0f} ms median of {len(runs)}, "
+        f"{min(runs) * 1e3:.0f} ms best"
+    )
     print(f"augment_digits, batch of 64: {aug_ms:.2f} ms median, {aug_min:.2f} ms best")
 
 

@@ -291,8 +291,9 @@ class _Lighting:
     width: int
     height: int
 
-    def sample(self, x0: float, y0: float, x1: float, y1: float, shape: tuple[int, int]
-               ) -> np.ndarray | float:
+    def sample(
+        self, x0: float, y0: float, x1: float, y1: float, shape: tuple[int, int]
+    ) -> np.ndarray | float:
         """The surface over the work-image region [x0, x1) x [y0, y1), at ``shape`` pixels."""
         c0, c1, c2, c3, c4, c5 = self.coeffs
         if not any((c1, c2, c3, c4, c5)):
@@ -383,8 +384,7 @@ def _ink_level(ink: np.ndarray, noise: float, smooth: np.ndarray) -> tuple[float
     return level, floor
 
 
-def _ink_bbox(smooth: np.ndarray, level: float, noise: float
-              ) -> tuple[int, int, int, int] | None:
+def _ink_bbox(smooth: np.ndarray, level: float, noise: float) -> tuple[int, int, int, int] | None:
     """(x0, y0, x1, y1) of the ink: pixels of the 3x3-blurred ink ``smooth`` (which averages
     the grain away) above a quarter of the ink level; the ends of the row and column profiles
     holding less than :data:`SPECK_MASS` of the ink are trimmed (specks, dust)."""
@@ -474,8 +474,12 @@ def stroke_width(a: np.ndarray, level: int = 128) -> float:
     m = a >= level
     area = int(m.sum())
     edges = (
-        int((m[:, 1:] != m[:, :-1]).sum()) + int((m[1:] != m[:-1]).sum())
-        + int(m[:, 0].sum()) + int(m[:, -1].sum()) + int(m[0].sum()) + int(m[-1].sum())
+        int((m[:, 1:] != m[:, :-1]).sum())
+        + int((m[1:] != m[:-1]).sum())
+        + int(m[:, 0].sum())
+        + int(m[:, -1].sum())
+        + int(m[0].sum())
+        + int(m[-1].sum())
     )
     return 2.0 * area / edges if edges else 0.0
 

@@ -22,8 +22,9 @@ def _seven(size=(300, 240), box=(90, 60, 170, 180), ink=0, paper=255, width=12, 
     """A '7' drawn as two thick strokes inside ``box`` (x0, y0, x1, y1) of a canvas."""
     img = Image.new(mode, size, paper)
     x0, y0, x1, y1 = box
-    ImageDraw.Draw(img).line([(x0, y0), (x1, y0), (x0 + (x1 - x0) // 3, y1)], fill=ink,
-                             width=width, joint="curve")
+    ImageDraw.Draw(img).line(
+        [(x0, y0), (x1, y0), (x0 + (x1 - x0) // 3, y1)], fill=ink, width=width, joint="curve"
+    )
     return np.asarray(img)
 
 
@@ -115,8 +116,14 @@ def test_white_strokes_on_transparent_background_use_the_alpha():
 
 def test_colour_ink_works():
     seven = _seven()
-    rgb = np.stack([np.where(seven < 128, 20, 250), np.where(seven < 128, 40, 250),
-                    np.where(seven < 128, 180, 250)], axis=-1).astype(np.uint8)  # blue pen
+    rgb = np.stack(
+        [
+            np.where(seven < 128, 20, 250),
+            np.where(seven < 128, 40, 250),
+            np.where(seven < 128, 180, 250),
+        ],
+        axis=-1,
+    ).astype(np.uint8)  # blue pen
     assert _iou(prepare_digit(rgb).image, prepare_digit(seven).image) > 0.9
 
 
@@ -167,8 +174,8 @@ def test_a_small_digit_on_a_big_canvas_is_taken_at_full_resolution():
         np.full((100, 80), 255, np.uint8),
         np.zeros((50, 50), np.uint8),
         np.full((300, 300, 4), 0, np.uint8),  # fully transparent
-        np.full((64, 64), 128, np.uint8) + np.random.default_rng(0).integers(0, 6, (64, 64)).astype(
-            np.uint8),  # faint grain only
+        np.full((64, 64), 128, np.uint8)
+        + np.random.default_rng(0).integers(0, 6, (64, 64)).astype(np.uint8),  # faint grain only
     ],
     ids=["white", "black", "transparent", "grain"],
 )

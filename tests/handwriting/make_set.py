@@ -61,25 +61,34 @@ STYLES: dict[int, list[list[list[tuple[float, float]]]]] = {
         [[(0.3, 0.24), (0.55, 0.04), (0.55, 0.95)], [(0.3, 0.96), (0.8, 0.96)]],
     ],
     2: [
-        [_arc(0.5, 0.3, 0.32, 0.26, 200, 380) + [(0.12, 0.95), (0.9, 0.95)]],
-        [_arc(0.48, 0.28, 0.3, 0.24, 190, 400) + [(0.3, 0.75), (0.12, 0.94), (0.9, 0.92)]],
+        [[*_arc(0.5, 0.3, 0.32, 0.26, 200, 380), (0.12, 0.95), (0.9, 0.95)]],
+        [[*_arc(0.48, 0.28, 0.3, 0.24, 190, 400), (0.3, 0.75), (0.12, 0.94), (0.9, 0.92)]],
     ],
     3: [
         [_arc(0.48, 0.27, 0.3, 0.22, 205, 450) + _arc(0.48, 0.72, 0.34, 0.23, 270, 515)],
-        [[(0.15, 0.05), (0.82, 0.05), (0.42, 0.42)] + _arc(0.48, 0.7, 0.34, 0.26, 280, 510)],
+        [[(0.15, 0.05), (0.82, 0.05), (0.42, 0.42), *_arc(0.48, 0.7, 0.34, 0.26, 280, 510)]],
     ],
     4: [
         [[(0.62, 0.04), (0.12, 0.66), (0.9, 0.66)], [(0.66, 0.3), (0.66, 0.97)]],
         [[(0.2, 0.04), (0.14, 0.6), (0.86, 0.6)], [(0.7, 0.08), (0.7, 0.97)]],
     ],
     5: [
-        [[(0.82, 0.05), (0.26, 0.05), (0.22, 0.45)] + _arc(0.48, 0.68, 0.33, 0.27, 230, 500)],
-        [[(0.24, 0.05), (0.2, 0.45)] + _arc(0.48, 0.68, 0.33, 0.27, 230, 500),
-         [(0.24, 0.05), (0.84, 0.06)]],
+        [[(0.82, 0.05), (0.26, 0.05), (0.22, 0.45), *_arc(0.48, 0.68, 0.33, 0.27, 230, 500)]],
+        [
+            [(0.24, 0.05), (0.2, 0.45), *_arc(0.48, 0.68, 0.33, 0.27, 230, 500)],
+            [(0.24, 0.05), (0.84, 0.06)],
+        ],
     ],
     6: [
-        [[(0.74, 0.04), (0.5, 0.14), (0.32, 0.32), (0.22, 0.55)]
-         + _arc(0.5, 0.7, 0.28, 0.25, 180, 530)],
+        [
+            [
+                (0.74, 0.04),
+                (0.5, 0.14),
+                (0.32, 0.32),
+                (0.22, 0.55),
+                *_arc(0.5, 0.7, 0.28, 0.25, 180, 530),
+            ]
+        ],
         [_arc(0.9, 0.62, 0.66, 0.58, 250, 180) + _arc(0.52, 0.72, 0.28, 0.23, 180, 540)],
     ],
     7: [
@@ -92,8 +101,8 @@ STYLES: dict[int, list[list[list[tuple[float, float]]]]] = {
         [_arc(0.5, 0.26, 0.26, 0.22, 0, 362), _arc(0.5, 0.72, 0.32, 0.24, 0, 362)],
     ],
     9: [
-        [_arc(0.48, 0.3, 0.3, 0.25, 0, 362) + [(0.78, 0.3), (0.72, 0.96)]],
-        [_arc(0.5, 0.28, 0.3, 0.24, 20, 382) + [(0.78, 0.42), (0.62, 0.75), (0.4, 0.96)]],
+        [[*_arc(0.48, 0.3, 0.3, 0.25, 0, 362), (0.78, 0.3), (0.72, 0.96)]],
+        [[*_arc(0.5, 0.28, 0.3, 0.24, 20, 382), (0.78, 0.42), (0.62, 0.75), (0.4, 0.96)]],
     ],
 }
 
@@ -130,8 +139,10 @@ def _stroke_patch(digit: int, height: int, rng: np.random.Generator) -> Image.Im
     draw = ImageDraw.Draw(img)
     r = pen * SS / 2
     for s in strokes:
-        pts = [((x - lo[0]) * height * SS + pad * SS, (y - lo[1]) * height * SS + pad * SS)
-               for x, y in s]
+        pts = [
+            ((x - lo[0]) * height * SS + pad * SS, (y - lo[1]) * height * SS + pad * SS)
+            for x, y in s
+        ]
         draw.line(pts, fill=255, width=max(1, round(pen * SS)), joint="curve")
         for x, y in (pts[0], pts[-1]):
             draw.ellipse((x - r, y - r, x + r, y + r), fill=255)
@@ -144,8 +155,9 @@ def _stroke_patch(digit: int, height: int, rng: np.random.Generator) -> Image.Im
 
 def _font_paths() -> list[str]:
     try:
-        out = subprocess.run(["fc-list", ":fontformat=TrueType", "file"], capture_output=True,
-                             text=True, check=True).stdout
+        out = subprocess.run(
+            ["fc-list", ":fontformat=TrueType", "file"], capture_output=True, text=True, check=True
+        ).stdout
     except (OSError, subprocess.CalledProcessError):
         out = ""
     paths = sorted({line.split(":")[0].strip() for line in out.splitlines() if line.strip()})
@@ -155,8 +167,7 @@ def _font_paths() -> list[str]:
 def _font_patch(digit: int, height: int, font: str | None, rng: np.random.Generator) -> Image.Image:
     """An 'L' patch, ink = 255 on 0, of a typed digit, tightly cropped."""
     size = max(8, height)
-    f = (ImageFont.load_default(size=size) if font is None
-         else ImageFont.truetype(font, size=size))
+    f = ImageFont.load_default(size=size) if font is None else ImageFont.truetype(font, size=size)
     img = Image.new("L", (size * 2, size * 2), 0)
     ImageDraw.Draw(img).text((size, size), str(digit), fill=255, font=f, anchor="mm")
     box = img.getbbox() or (0, 0, 1, 1)
@@ -255,11 +266,12 @@ def make_photo(digit, rng, fonts):
     typed = rng.random() < 0.3
     patch, name = _digit_patch(digit, (w, h), rng, fonts, typed=typed, rel=(0.3, 0.75))
     if rng.random() < 0.4:
-        patch = _fit_patch(patch.rotate(rng.uniform(-8, 8), Image.Resampling.BICUBIC,
-                                        expand=True), (w, h))
+        patch = _fit_patch(
+            patch.rotate(rng.uniform(-8, 8), Image.Resampling.BICUBIC, expand=True), (w, h)
+        )
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     theta = rng.uniform(0, 2 * math.pi)
-    ramp = (np.cos(theta) * (xx / w - 0.5) + np.sin(theta) * (yy / h - 0.5))
+    ramp = np.cos(theta) * (xx / w - 0.5) + np.sin(theta) * (yy / h - 0.5)
     base = rng.uniform(150, 215)
     amp = rng.uniform(30, 90)
     vignette = ((xx / w - 0.5) ** 2 + (yy / h - 0.5) ** 2) * rng.uniform(0, 80)
@@ -269,7 +281,7 @@ def make_photo(digit, rng, fonts):
     x0, y0 = _place((w, h), patch, rng)
     alpha = np.zeros((h, w), np.float32)
     a = np.asarray(patch, np.float32) / 255.0 * rng.uniform(0.75, 1.0)
-    alpha[y0:y0 + a.shape[0], x0:x0 + a.shape[1]] = a[: h - y0, : w - x0]
+    alpha[y0 : y0 + a.shape[0], x0 : x0 + a.shape[1]] = a[: h - y0, : w - x0]
     gray = paper * (1 - alpha) + ink_level * alpha
     rgb = gray[:, :, None] * tint[None, None]
     img = Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8), "RGB")

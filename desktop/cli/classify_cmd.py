@@ -1,0 +1,178 @@
+"""``convscope classify MODEL IMAGE...``: the digit in each image, with every class's probability.
+
+Each image is prepared the way MNIST was made (:mod:`engine.preprocess`: polarity, lighting,
+crop to the ink, 20x20 box, centre of mass), then all of them go through the network in one
+batch. A folder argument classifies every image file directly inside it, sorted by name.
+
+Exit status: 0 every image classified; 1 some images could not be read or hold no digit (the
+others are still reported; each failure is one line on stderr); 2 nothing classified (bad
+model, no images at all, or every image failed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from desktop.cli import CliError
+
+HELP = "classify handwritten digits in image files (or folders of them) with a saved model"
+
+EXIT_SOME_FAILED = 1
+EXIT_ALL_FAILED = 2
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        f"{HELP}. Each image is preprocessed like MNIST (dark ink on light paper is inverted, "
+        "the digit is cropped, fit into 20x20 and centred by its centre of mass) and classified."
+    )
+    parser.epilog = (
+        "Exit status: 0 all classified, 1 some files failed (reported on stderr), "
+        "2 nothing classified."
+    )
+    parser.add_argument(
+        "model",
+        metavar="MODEL",
+        help="a model file (.npz) saved by ConvScope, or the word 'shipped' for the bundled "
+        "LeNet-5 trained on MNIST",
+    )
+    parser.add_argument(
+        "images",
+        metavar="IMAGE",
+        nargs="+",
+        help="image files (PNG, JPEG, BMP, GIF, TIFF, WebP, ...) or folders of them",
+    )
+    parser.add_argument(
+        "--no-invert",
+        action="store_true",
+        help="do not detect dark-on-light images: take every image as white ink on black",
+    )
+    parser.add_argument(
+        "--no-center",
+        action="store_true",
+        help="do not crop to the digit and centre it: scale the whole picture to 28x28",
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help='print a JSON list of {"file", "prediction", "classes", "probabilities", ...}',
+    )
+
+
+def resolve_model_path(spec: str) -> Path:
+    """``shipped`` -> the bundled model; anything else is a path that must exist."""
+    if spec == "shipped":
+        from resources import shipped_model_path
+
+        path = shipped_model_path()
+        if not path.is_file():
+            raise CliError(
+                f"the shipped model is missing ({path}); reinstall ConvScope or train one "
+                "with 'convscope train --augment --out MODEL.npz'"
+            )
+        return path
+    path = Path(spec).expanduser()
+    if not path.exists():
+        raise CliError(f"{spec}: no such model file (use 'shipped' for the bundled model)")
+    if path.is_dir():
+        raise CliError(f"{spec}: is a folder, not a model file (.npz)")
+    return path
+
+
+def expand_images(args: list[str]) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Files to classify, in order (folders expanded, sorted), and (argument, problem) pairs."""
+    from engine.imageio import SUPPORTED_SUFFIXES
+
+    files: list[Path] = []
+    problems: list[tuple[str, str]] = []
+    for arg in args:
+        path = Path(arg).expanduser()
+        if path.is_dir():
+            inside = sorted(
+                p
+                for p in path.iterdir()
+                if p.is_file()
+                and not p.name.startswith(".")
+                and p.suffix.lower() in SUPPORTED_SUFFIXES
+            )
+            if not inside:
+                problems.append((arg, "the folder holds no image files"))
+            files.extend(inside)
+        else:
+            files.append(path)  # missing or unreadable files are reported by load_image
+    return files, problems
+
+
+def run(args: argparse.Namespace) -> int:
+    from engine.errors import EngineError
+    from engine.modelfile import load_model
+    from engine.preprocess import classify_images, prepare_digit_file
+
+    model = load_model(resolve_model_path(args.model))
+    files, problems = expand_images(args.images)
+    prepared = []
+    results: list[dict[str, Any]] = []
+    for path in files:
+        try:
+            digit = prepare_digit_file(
+                path, auto_invert=not args.no_invert, center=not args.no_center
+            )
+        except EngineError as exc:
+            problem = _without_name(str(exc), path)
+            problems.append((str(path), problem))
+            results.append({"file": str(path), "error": problem})
+            continue
+        prepared.append((len(results), digit))
+        results.append({"file": str(path)})
+
+    if prepared:
+        probs = classify_images(model, [d.image for _, d in prepared])
+        classes = [str(c) for c in model.classes]
+        for (slot, digit), p in zip(prepared, probs, strict=True):
+            k = int(p.argmax())
+            results[slot].update(
+                prediction=classes[k],
+                confidence=float(p[k]),
+                classes=classes,
+                probabilities=[round(float(v), 6) for v in p],
+                inverted=digit.inverted,
+                bbox=list(digit.bbox) if digit.bbox is not None else None,
+            )
+
+    for where, problem in problems:
+        print(f"convscope classify: {where}: {problem}", file=sys.stderr)
+    if args.json:
+        for r in results:
+            r.setdefault("prediction", None)
+            r.setdefault("classes", [str(c) for c in model.classes])
+            r.setdefault("probabilities", None)
+        print(json.dumps(results))
+    else:
+        for r in results:
+            if "prediction" in r:
+                print(_format_line(r))
+    if not prepared:
+        if not files and not problems:
+            raise CliError("no images given")
+        return EXIT_ALL_FAILED
+    return EXIT_SOME_FAILED if problems else 0
+
+
+def _without_name(message: str, path: Path) -> str:
+    """The engine's message names the file; the CLI line already starts with the path."""
+    for prefix in (f"{path}: ", f"{path.name}: "):
+        if message.startswith(prefix):
+            return message[len(prefix) :]
+    return message
+
+
+def _format_line(result: dict[str, Any]) -> str:
+    """``digit.png: 7 (98.2%)   0 0.0%  1 0.1% ...``"""
+    probs = "  ".join(
+        f"{c} {p:5.1%}" for c, p in zip(result["classes"], result["probabilities"], strict=True)
+    )
+    return f"{result['file']}: {result['prediction']} ({result['confidence']:.1%})   {probs}"
