@@ -1,0 +1,120 @@
+"""``convscope evaluate MODEL``: accuracy, per-class accuracy and confusion matrix on a test split.
+
+Text output is a readable report; ``--json`` prints ``{"accuracy", "per_class", "confusion",
+"classes", "count", "loss", "misclassified", "most_confident_mistakes", "model", "dataset"}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from desktop.cli import CliError
+from desktop.cli.progress import Progress
+
+if TYPE_CHECKING:
+    from engine.evaluation import EvaluationResult
+
+HELP = "evaluate a saved model on a dataset's test split: accuracy, per class, confusion matrix"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", metavar="MODEL", help="a model file (.npz) saved by ConvScope")
+    parser.add_argument(
+        "--dataset",
+        default="mnist",
+        help="'mnist' (bundled, the default), a folder of IDX files, or a folder with one "
+        "subfolder of images per class",
+    )
+    parser.add_argument(
+        "--limit", type=int, default=None, metavar="N", help="first N test images only"
+    )
+    parser.add_argument("--batch-size", type=int, default=500, help="(default 500)")
+    parser.add_argument(
+        "--mistakes",
+        type=int,
+        default=10,
+        metavar="N",
+        help="list the N most confident mistakes (default 10)",
+    )
+    parser.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
+
+
+def run(args: argparse.Namespace) -> int:
+    from desktop.cli.train_cmd import load_dataset_for
+    from engine.evaluation import evaluate_iter
+    from engine.modelfile import load_model
+
+    if args.limit is not None and args.limit < 1:
+        raise CliError(f"--limit must be >= 1, got {args.limit}")
+    if args.batch_size < 1:
+        raise CliError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.mistakes < 0:
+        raise CliError(f"--mistakes must be >= 0, got {args.mistakes}")
+    path = Path(args.model).expanduser()
+    if not path.is_file():
+        raise CliError(f"{args.model}: no such model file")
+    model = load_model(path)
+    progress = Progress()
+    dataset = load_dataset_for(args.dataset, tuple(model.input_spec.shape), None, progress)
+    progress.close()
+    if len(dataset.classes) != len(model.classes):
+        raise CliError(
+            f"{path.name} has {len(model.classes)} classes but the dataset {dataset.name} has "
+            f"{len(dataset.classes)}; evaluate it on the dataset it was trained for"
+        )
+    images, labels = dataset.test_images, dataset.test_labels
+    if args.limit is not None:
+        images, labels = images[: args.limit], labels[: args.limit]
+
+    result = None
+    for item in evaluate_iter(model, images, labels, args.batch_size):
+        if isinstance(item, float):
+            progress.update(item, f"evaluating on {len(images):,} test images")
+        else:
+            result = item
+    progress.close()
+    assert result is not None
+
+    if args.json:
+        doc = {"model": str(path), "dataset": dataset.name, **result.to_json(args.mistakes)}
+        print(json.dumps(doc))
+        return 0
+    names = list(model.classes)
+    print(report(result, names, f"{path.name} on the {dataset.name} test split", args.mistakes))
+    return 0
+
+
+def report(result: EvaluationResult, names: list[str], title: str, mistakes: int = 10) -> str:
+    """The text report: headline, per-class table, confusion matrix, most confident mistakes."""
+    r = result
+    wrong = len(r.misclassified)
+    lines = [
+        f"{title}: {r.count:,} images",
+        f"accuracy {r.accuracy:.2%} ({wrong:,} wrong)",
+        "",
+    ]
+    counts = r.confusion.sum(axis=1)
+    name_w = max(5, *(len(n) for n in names))
+    lines.append(f"{'class':<{name_w}}  {'images':>7}  {'accuracy':>8}")
+    for name, n, acc in zip(names, counts, r.per_class, strict=True):
+        shown = "-" if math.isnan(acc) else f"{acc:.2%}"
+        lines.append(f"{name:<{name_w}}  {int(n):>7,}  {shown:>8}")
+    lines += ["", "confusion matrix (rows = true class, columns = predicted class):"]
+    confusion = r.confusion
+    short = [n[:6] for n in names]
+    cell = max(4, len(str(int(confusion.max()))), *(len(s) for s in short)) + 1
+    lines.append(" " * name_w + "".join(f"{s:>{cell}}" for s in short))
+    for name, row in zip(names, confusion, strict=True):
+        lines.append(f"{name:<{name_w}}" + "".join(f"{int(v):>{cell}}" for v in row))
+    if mistakes and wrong:
+        lines += ["", "most confident mistakes (index: true -> predicted, confidence):"]
+        for m in r.mistakes(mistakes):
+            lines.append(
+                f"  #{m['index']}: {names[m['true']]} -> {names[m['predicted']]}, "
+                f"{m['confidence']:.1%}"
+            )
+    return "\n".join(lines)

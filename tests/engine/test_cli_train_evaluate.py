@@ -1,0 +1,254 @@
+"""``convscope train`` and ``convscope evaluate``, headless (no Qt), on a small IDX folder."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import desktop.cli.train_cmd as train_cmd
+from desktop.cli import main
+from desktop.cli.progress import Progress, bar_text, format_duration
+
+MNIST = Path(__file__).resolve().parents[2] / "resources" / "datasets" / "mnist"
+
+
+def _read(name: str, header: int, count: int, item: int) -> bytes:
+    with gzip.open(MNIST / name) as f:
+        f.read(header)
+        return f.read(count * item)
+
+
+def _write_idx(path: Path, payload: bytes, dims: tuple[int, ...]) -> None:
+    magic = bytes([0, 0, 0x08, len(dims)])
+    head = b"".join(d.to_bytes(4, "big") for d in dims)
+    path.write_bytes(magic + head + payload)
+
+
+@pytest.fixture(scope="module")
+def digits_folder(tmp_path_factory) -> Path:
+    """A folder of raw IDX files in MNIST layout: 640 training and 200 test digits."""
+    folder = tmp_path_factory.mktemp("digits")
+    n_train, n_test = 640, 200
+    images = _read("train-images-idx3-ubyte.gz", 16, n_train + n_test, 784)
+    labels = _read("train-labels-idx1-ubyte.gz", 8, n_train + n_test, 1)
+    _write_idx(folder / "train-images-idx3-ubyte", images[: n_train * 784], (n_train, 28, 28))
+    _write_idx(folder / "train-labels-idx1-ubyte", labels[:n_train], (n_train,))
+    _write_idx(folder / "t10k-images-idx3-ubyte", images[n_train * 784 :], (n_test, 28, 28))
+    _write_idx(folder / "t10k-labels-idx1-ubyte", labels[n_train:], (n_test,))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def trained(digits_folder, tmp_path_factory) -> tuple[Path, dict, str]:
+    """One `convscope train --json` run: (model path, its JSON, its stderr)."""
+    out = tmp_path_factory.mktemp("model") / "digits.npz"
+    args = ["train", "--dataset", str(digits_folder), "--epochs", "4", "--seed", "3"]
+    result = _run_in_process([*args, "--out", str(out), "--json"])
+    assert result[0] == 0, result
+    return out, json.loads(result[1]), result[2]
+
+
+def _run_in_process(argv: list[str]) -> tuple[int, str, str]:
+    """main(argv) with stdout/stderr captured: (status, stdout, stderr)."""
+    import contextlib
+    import io
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        status = main(argv)
+    return status, out.getvalue(), err.getvalue()
+
+
+def test_train_json_reports_metrics_and_saves_a_complete_model(trained, digits_folder):
+    from engine.modelfile import load_model
+
+    out, doc, _ = trained
+    assert doc["status"] == "finished" and doc["model"] == str(out)
+    assert doc["epochs"] == 4 and doc["arch"] == "lenet5"
+    assert doc["dataset"] == digits_folder.name
+    assert 0.6 < doc["test_accuracy"] <= 1 and 0.6 < doc["val_accuracy"] <= 1
+    assert doc["train_accuracy"] > 0.5 and doc["train_loss"] > 0 and doc["seconds"] > 0
+    assert set(doc["timings"]) == {"load", "train", "evaluate", "save", "total"}
+
+    model = load_model(out)
+    meta = model.meta
+    assert meta["evaluation"]["accuracy"] == doc["test_accuracy"]
+    assert meta["evaluation"]["count"] == 200 and meta["evaluation"]["split"] == "test"
+    assert [e["epoch"] for e in meta["history"]["epochs"]] == [1, 2, 3, 4]
+    assert meta["history"]["config"]["seed"] == 3
+    # --val-fraction 0.1 of 640 (stratified per class)
+    assert meta["dataset"]["train"] + meta["dataset"]["val"] == 640
+    assert 55 <= meta["dataset"]["val"] <= 75
+    assert meta["trained_at"].endswith("+00:00")
+
+
+def test_train_progress_goes_to_stderr_as_plain_lines(trained):
+    _, _, stderr = trained
+    lines = stderr.splitlines()
+    assert any(line.startswith("training lenet5 on") for line in lines)
+    first_batch = next(line for line in lines if "img/s" in line)
+    assert "epoch 1/4" in first_batch and "loss" in first_batch and "ETA" in first_batch
+    assert sum(line.startswith("epoch ") and "val loss" in line for line in lines) == 4
+    assert "\r" not in stderr  # not a terminal: no in-place redraws
+
+
+def test_evaluate_json_matches_what_train_stored(trained, digits_folder):
+    out, doc, _ = trained
+    status, stdout, _ = _run_in_process(
+        ["evaluate", str(out), "--dataset", str(digits_folder), "--json"]
+    )
+    assert status == 0
+    result = json.loads(stdout)
+    assert result["accuracy"] == doc["test_accuracy"]
+    confusion = np.array(result["confusion"])
+    assert confusion.shape == (10, 10) and confusion.sum() == 200
+    assert np.trace(confusion) / 200 == pytest.approx(result["accuracy"])
+    per_class = np.diag(confusion) / confusion.sum(axis=1)
+    assert result["per_class"] == pytest.approx(per_class.tolist())
+
+
+def test_evaluate_text_report_is_a_readable_table(trained, digits_folder):
+    out, _, _ = trained
+    status, stdout, _ = _run_in_process(
+        ["evaluate", str(out), "--dataset", str(digits_folder), "--limit", "50"]
+    )
+    assert status == 0
+    lines = stdout.splitlines()
+    assert lines[0].startswith("digits.npz on the") and lines[0].endswith(": 50 images")
+    assert lines[1].startswith("accuracy ")
+    assert "confusion matrix (rows = true class, columns = predicted class):" in lines
+    table = lines[lines.index("confusion matrix (rows = true class, columns = predicted class):") :]
+    rows = [line.split() for line in table[2:12]]
+    assert [r[0] for r in rows] == [str(k) for k in range(10)]
+    assert sum(int(v) for r in rows for v in r[1:]) == 50
+
+
+def test_divergence_exits_1_with_a_clear_message_and_writes_nothing(digits_folder, tmp_path):
+    out = tmp_path / "exploded.npz"
+    argv = ["train", "--dataset", str(digits_folder), "--optimizer", "sgd", "--lr", "10"]
+    status, stdout, stderr = _run_in_process([*argv, "--out", str(out)])
+    assert status == 1
+    assert "learning rate 10 is probably too high" in stderr
+    assert f"nothing was written to {out}" in stderr
+    assert "Traceback" not in stderr and stdout.startswith("training diverged")
+    assert not out.exists()
+
+
+def _interrupt_on_first_batch(monkeypatch) -> None:
+    """Make the progress display send this process a SIGINT (a Ctrl+C) at the first batch."""
+
+    class CtrlC(Progress):
+        def update(self, fraction, text, *, force=False):
+            if text.startswith("epoch 1/"):
+                signal.raise_signal(signal.SIGINT)
+            return super().update(fraction, text, force=force)
+
+    monkeypatch.setattr(train_cmd, "Progress", CtrlC)
+
+
+def test_ctrl_c_without_save_on_interrupt_saves_nothing(digits_folder, tmp_path, monkeypatch):
+    _interrupt_on_first_batch(monkeypatch)
+    out = tmp_path / "model.npz"
+    status, _, stderr = _run_in_process(
+        ["train", "--dataset", str(digits_folder), "--epochs", "5", "--out", str(out)]
+    )
+    assert status == 130
+    assert "interrupted at epoch 1 batch 1; nothing saved (add --save-on-interrupt" in stderr
+    assert not out.exists()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+
+
+def test_ctrl_c_with_save_on_interrupt_saves_what_was_trained(digits_folder, tmp_path):
+    """A real Ctrl+C (SIGINT) to a real `convscope train` process."""
+    from engine.modelfile import load_model
+
+    out = tmp_path / "partial.npz"
+    code = (
+        "import sys; from desktop.cli import main; rc = main(sys.argv[1:]); "
+        "assert 'PySide6' not in sys.modules, 'the CLI imported Qt'; sys.exit(rc)"
+    )
+    argv = ["train", "--dataset", str(digits_folder), "--epochs", "200", "--val-fraction", "0"]
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, *argv, "--out", str(out), "--save-on-interrupt", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for line in proc.stderr:  # wait for the first progress line: training has started
+            if "img/s" in line:
+                break
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, stderr
+    doc = json.loads(stdout)
+    assert doc["status"] == "interrupted" and doc["model"] == str(out)
+    model = load_model(out)
+    assert model.meta["history"]["status"] == "cancelled"
+    assert model.meta["interrupted_at"].startswith("epoch 1 batch ")
+    assert "Traceback" not in stderr
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["train", "--epochs", "0"], "epochs must be a whole number >= 1"),
+        (["train", "--lr", "-1"], "learning rate must be a finite number > 0"),
+        (["train", "--val-fraction", "1.5"], "--val-fraction must be in [0, 1)"),
+        (["train", "--limit", "0"], "--limit must be >= 1"),
+        (["train", "--out", "model.txt"], "a model file name must end in .npz"),
+        (["train", "--out", "/no/such/folder/m.npz"], "the folder /no/such/folder does not exist"),
+        (["train", "--dataset", "/no/such/dataset"], "no such dataset or folder"),
+        (["evaluate", "/no/such/model.npz"], "no such model file"),
+    ],
+)
+def test_bad_arguments_give_one_clear_line(argv, message):
+    status, stdout, stderr = _run_in_process(argv)
+    assert status == 2
+    assert stdout == ""
+    assert stderr.count("\n") == 1 and message in stderr, stderr
+    assert stderr.startswith(f"convscope {argv[0]}: error: ")
+
+
+def test_evaluate_refuses_a_file_that_is_not_a_model(tmp_path):
+    bogus = tmp_path / "bogus.npz"
+    bogus.write_bytes(b"not a zip file at all")
+    status, _, stderr = _run_in_process(["evaluate", str(bogus)])
+    assert status == 2 and "bogus.npz" in stderr and "Traceback" not in stderr
+    assert stderr.count("\n") == 1
+
+
+def test_progress_helpers():
+    assert format_duration(75.4) == "1:15" and format_duration(3725) == "1:02:05"
+    assert format_duration(float("inf")) == "?"
+    assert bar_text(0.5, 10) == "[#####-----]"
+
+    class Tty:
+        def __init__(self) -> None:
+            self.text = ""
+
+        def isatty(self) -> bool:
+            return True
+
+        def write(self, s: str) -> None:
+            self.text += s
+
+        def flush(self) -> None:
+            pass
+
+    tty = Tty()
+    bar = Progress(tty, tty_interval=3600)
+    assert bar.update(0.5, "half", force=True)
+    assert not bar.update(0.6, "throttled")
+    bar.message("done")
+    assert tty.text.startswith("\r[") and "half" in tty.text and "throttled" not in tty.text
+    assert tty.text.endswith("\ndone\n")
