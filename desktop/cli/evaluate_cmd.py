@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from desktop.cli import CliError
@@ -22,7 +21,11 @@ HELP = "evaluate a saved model on a dataset's test split: accuracy, per class, c
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", metavar="MODEL", help="a model file (.npz) saved by ConvScope")
+    parser.add_argument(
+        "model",
+        metavar="MODEL",
+        help="a model file (.npz) saved by ConvScope, or 'shipped' for the bundled model",
+    )
     parser.add_argument(
         "--dataset",
         default="mnist",
@@ -44,6 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from desktop.cli.classify_cmd import resolve_model_path
     from desktop.cli.train_cmd import load_dataset_for
     from engine.evaluation import evaluate_iter
     from engine.modelfile import load_model
@@ -54,9 +58,7 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.mistakes < 0:
         raise CliError(f"--mistakes must be >= 0, got {args.mistakes}")
-    path = Path(args.model).expanduser()
-    if not path.is_file():
-        raise CliError(f"{args.model}: no such model file")
+    path = resolve_model_path(args.model)
     model = load_model(path)
     progress = Progress()
     dataset = load_dataset_for(args.dataset, tuple(model.input_spec.shape), None, progress)

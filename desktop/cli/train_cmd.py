@@ -66,7 +66,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="cross-entropy (default), or the article's total error 1/2*sum((target-output)^2)",
     )
     parser.add_argument("--seed", type=int, default=0, help="same seed, same model (default 0)")
-    parser.add_argument("--limit", type=int, default=None, metavar="N", help="first N images only")
+    parser.add_argument(
+        "--limit", type=int, default=None, metavar="N", help="first N training images only"
+    )
     parser.add_argument(
         "--val-fraction",
         type=float,
