@@ -418,6 +418,8 @@ def _run(
         return Diverged(epoch, batch, message, finish("diverged"))
 
     active = 0.0  # seconds spent in batches (pauses and validation excluded)
+    n_val = 0 if val_images is None else len(val_images)
+    val_seconds = None  # one validation pass, once measured
     seen = 0
     for epoch in range(1, config.epochs + 1):
         order = shuffle_rng.permutation(n)
@@ -457,7 +459,7 @@ def _run(
             loss_sum += loss * m
             done += m
             seen += m
-            batch_loss.append(loss)
+            batch_loss.append(float(f"{loss:.5g}"))  # 5 digits keep model files small
             if (b + 1) % config.snapshot_every == 0 and not good.take(
                 f"after epoch {epoch} batch {b + 1}"
             ):
@@ -476,7 +478,7 @@ def _run(
                 samples_per_second=rate,
                 samples_seen=seen,
                 samples_total=total,
-                eta_seconds=(total - seen) / rate if rate > 0 else math.inf,
+                eta_seconds=_eta(total - seen, rate, config.epochs - epoch + 1, n_val, val_seconds),
                 running_loss=loss_sum / done,
             )
 
@@ -491,6 +493,7 @@ def _run(
                 yield Cancelled(epoch, batches, finish("cancelled"))
                 return
             val_loss, val_accuracy = result
+            val_seconds = time.perf_counter() - t0
         summary = EpochEnd(
             epoch=epoch,
             train_loss=loss_sum / done,
@@ -502,6 +505,19 @@ def _run(
         history["epochs"].append(asdict(summary))
         yield summary
     yield Finished(finish("finished"))
+
+
+def _eta(
+    samples_left: int, rate: float, validations_left: int, n_val: int, val_seconds: float | None
+) -> float:
+    """Seconds to the end: the batches left at ``rate``, plus the validation passes left (a
+    forward pass costs about a third of a training step until one has been timed)."""
+    if rate <= 0:
+        return math.inf
+    if n_val == 0:
+        return samples_left / rate
+    per_validation = val_seconds if val_seconds is not None else n_val / (3 * rate)
+    return samples_left / rate + validations_left * per_validation
 
 
 def _gate(control: TrainControl, epoch: int, done: int) -> Iterator[TrainEvent]:
