@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -64,14 +65,35 @@ def generator_epoch(images: np.ndarray, labels: np.ndarray, seed: int) -> tuple[
     return time.perf_counter() - t0, acc
 
 
-def cli_run(workdir: Path, seed: int) -> dict:
+def pipeline_only(images: np.ndarray, labels: np.ndarray, seed: int) -> float:
+    """The generator's per-batch data work alone (gather, to_tensor, labels, accuracy count,
+    loss check, the event), no forward/backward: the pipeline's cost with no noise from BLAS."""
+    spec = lenet5().input_spec
+    order = np.random.default_rng(seed).permutation(len(images))
+    logits = np.zeros((BATCH, 10), np.float32)
+    t0 = time.perf_counter()
+    for b, i in enumerate(range(0, len(images), BATCH)):
+        idx = order[i : i + BATCH]
+        x = spec.to_tensor(images[idx])
+        y = labels[idx]
+        correct = int(np.count_nonzero(logits[: len(idx)].argmax(axis=1) == y))
+        loss = float(np.float32(0.5))
+        BatchEnd(1, b, 938, loss, correct / len(x), 1.0, i, len(images), 1.0, loss)
+    return time.perf_counter() - t0
+
+
+def cli_run(workdir: Path, seed: int, threads: int) -> dict:
     out = workdir / f"bench-{seed}.npz"
     code = "import sys; from desktop.cli import main; sys.exit(main(sys.argv[1:]))"
     argv = ["train", "--epochs", "1", "--batch-size", str(BATCH), "--val-fraction", "0"]
     argv += ["--seed", str(seed), "--out", str(out), "--json"]
     t0 = time.perf_counter()
     res = subprocess.run(
-        [sys.executable, "-c", code, *argv], capture_output=True, text=True, cwd=ROOT
+        [sys.executable, "-c", code, *argv],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "OPENBLAS_NUM_THREADS": str(threads)},
     )
     wall = time.perf_counter() - t0
     if res.returncode != 0:
@@ -97,7 +119,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-cli", action="store_true", help="skip the subprocess runs")
+    parser.add_argument("--threads", type=int, default=2, help="BLAS threads (default 2)")
     args = parser.parse_args()
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(args.threads)
+    except ImportError:
+        print("threadpoolctl not installed: BLAS threads not limited")
 
     print(f"BLAS: {blas()}")
     ds = load_dataset("mnist")
@@ -113,14 +142,16 @@ def main() -> None:
         gen.append(t)
         print(f"  run {r + 1}: pure engine {pure[-1]:.2f} s, train() {t:.2f} s (acc {acc:.3f})")
     p, g = statistics.median(pure), statistics.median(gen)
+    d = statistics.median(pipeline_only(images, labels, r) for r in range(args.repeats))
     print(f"pure engine epoch   median {p:.2f} s")
     print(f"train() generator   median {g:.2f} s   ratio {g / p:.3f} (target <= 1.10)")
+    print(f"data pipeline alone median {d:.3f} s = {d / p:.1%} of the pure epoch")
     del x
 
     if args.no_cli:
         return
     with tempfile.TemporaryDirectory() as tmp:
-        runs = [cli_run(Path(tmp), r) for r in range(args.repeats)]
+        runs = [cli_run(Path(tmp), r, args.threads) for r in range(args.repeats)]
     for r, doc in enumerate(runs, 1):
         t = doc["timings"]
         print(

@@ -5,7 +5,8 @@ mini-batch (forward, loss, backward, optimiser step) and yields what happened:
 
     BatchEnd  after every batch          EpochEnd  after every epoch (with validation, if given)
     Paused    before blocking on pause    Resumed   after a resume
-    Diverged  the loss or the weights became NaN/inf: the last good weights are back, the run ends
+    Diverged  the loss exploded or became NaN/inf, or the weights did: the last good weights
+              are back (see below), the run ends
     Cancelled the run ends, the weights are those trained so far
     Finished  the run is complete
 
@@ -22,6 +23,10 @@ Data: ``images`` stay uint8. Each epoch draws one permutation from
 ``batch_size`` images), optionally augmented, and converted with ``model.input_spec.to_tensor``.
 No float copy of the dataset is ever made, so memory is flat across epochs. Same model weights,
 same data, same config (seed included) -> bit-identical weights after training.
+
+Speed: ``samples_per_second`` counts batch time only (pauses and validation excluded);
+``eta_seconds`` adds the validation passes still to come. Validation runs in batches of
+``VALIDATION_BATCH`` with the training loss function.
 
 Divergence: the loss is checked after every forward pass (NaN, inf or above ``LOSS_LIMIT``
 ends the run before that batch's update). Known-good weights are kept in one preallocated copy,
