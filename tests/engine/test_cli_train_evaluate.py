@@ -252,3 +252,44 @@ def test_progress_helpers():
     bar.message("done")
     assert tty.text.startswith("\r[") and "half" in tty.text and "throttled" not in tty.text
     assert tty.text.endswith("\ndone\n")
+
+
+@pytest.fixture(scope="module")
+def colour_folder(tmp_path_factory) -> Path:
+    """An image folder of two classes (reddish and bluish squares), 12 PNGs each."""
+    from PIL import Image
+
+    folder = tmp_path_factory.mktemp("colours")
+    rng = np.random.default_rng(0)
+    for name, channel in (("red", 0), ("blue", 2)):
+        (folder / name).mkdir()
+        for i in range(12):
+            pixels = rng.integers(0, 80, size=(40, 40, 3), dtype=np.uint8)
+            pixels[..., channel] = rng.integers(150, 256, size=(40, 40), dtype=np.uint8)
+            Image.fromarray(pixels).save(folder / name / f"{i}.png")
+    return folder
+
+
+def test_train_on_a_colour_image_folder_with_the_article_network(colour_folder, tmp_path):
+    from engine.modelfile import load_model
+
+    out = tmp_path / "colours.npz"
+    argv = ["train", "--dataset", str(colour_folder), "--arch", "lenet-article"]
+    argv += ["--channels", "3", "--epochs", "3", "--batch-size", "4", "--val-fraction", "0"]
+    status, stdout, stderr = _run_in_process([*argv, "--out", str(out), "--json"])
+    assert status == 0, stderr
+    doc = json.loads(stdout)
+    model = load_model(out)
+    assert model.input_spec.shape == (3, 32, 32)
+    assert model.classes == ["blue", "red"] or model.classes == ["red", "blue"]
+    assert model.meta["evaluation"]["count"] == 4  # 20% of each class held out as the test set
+    assert model.meta["dataset"]["train"] == 20
+    assert doc["test_accuracy"] >= 0.75  # red against blue is easy
+    assert len(model.meta["evaluation"]["confusion"]) == 2
+
+
+def test_evaluate_refuses_a_dataset_with_other_classes(trained, colour_folder):
+    out, _, _ = trained
+    status, _, stderr = _run_in_process(["evaluate", str(out), "--dataset", str(colour_folder)])
+    assert status == 2
+    assert "has 10 classes but the dataset" in stderr and "has 2" in stderr
