@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QFileDialog,
@@ -56,6 +56,7 @@ from engine.training import BatchEnd
 from engine.visualize import confusion_cell, display_layers, format_duration, to_gray
 
 PROBE_SIZE = 256
+UI_INTERVAL_MS = 250  # charts and progress bar refresh while training
 CELL_IMAGES = 60
 MISTAKES = 40
 
@@ -90,6 +91,10 @@ class TrainTab(QWidget):
         self.session.event_received.connect(self._on_session_event_received)
         self.session.errored.connect(self._on_session_errored)
         self.session.stopped.connect(self._on_session_stopped)
+        self._pending_batch: BatchEnd | None = None
+        self._ui_timer = QTimer(self)
+        self._ui_timer.setInterval(UI_INTERVAL_MS)
+        self._ui_timer.timeout.connect(self._on_ui_timer_timeout)
 
         self.setup = RunSetup()
         self.setup.dataset_loaded.connect(self._on_setup_dataset_loaded)
@@ -314,7 +319,9 @@ class TrainTab(QWidget):
         self._test_images = to_gray(test_x)
         self._probe = None
         self._run_status = "error"
-        self.charts.begin_run(request.label)
+        self.charts.begin_run(request.label, request.config.epochs)
+        self._pending_batch = None
+        self._ui_timer.start()
         self._show_message("")
         self.progress.setMaximum(max(1, request.config.epochs * len(tr_y)))
         self.progress.setValue(0)
@@ -331,10 +338,12 @@ class TrainTab(QWidget):
                 self._view_model.set_weights(event.weights)
                 self._refresh_views()
         elif isinstance(event, EpochEnd):
+            self._on_ui_timer_timeout()
             self._refresh_charts()
             val = None if event.val_accuracy is None else 100 * event.val_accuracy
             self.charts.add_epoch(float(event.epoch), 100 * event.train_accuracy, val)
         elif isinstance(event, Paused):
+            self._on_ui_timer_timeout()
             self._refresh_charts()
             self._set_progress_text(f"Paused at epoch {event.epoch}, batch {event.batch}")
             self._update_buttons()
@@ -350,6 +359,16 @@ class TrainTab(QWidget):
             self._on_evaluated(event.result)
 
     def _on_batch_end(self, event: BatchEnd) -> None:
+        # Shown by the UI timer (a few times a second: repainting plots and the progress bar
+        # is the GUI's main cost), at once while stepping.
+        self._pending_batch = event
+        if self.session.control.paused:
+            self._on_ui_timer_timeout()
+
+    def _on_ui_timer_timeout(self) -> None:
+        event, self._pending_batch = self._pending_batch, None
+        if event is None:
+            return
         self._refresh_charts()
         self.progress.setValue(event.samples_seen)
         epochs = self.session.request.config.epochs
@@ -377,6 +396,7 @@ class TrainTab(QWidget):
         self._probe = (event.loss, n)
 
     def _on_run_ended(self, event: object) -> None:
+        self._pending_batch = None
         self._refresh_charts()
         if isinstance(event, Diverged):
             self._run_status = "diverged"
@@ -422,6 +442,8 @@ class TrainTab(QWidget):
         self._show_message(f"Training failed: {message}", error=True)
 
     def _on_session_stopped(self) -> None:
+        self._ui_timer.stop()
+        self._pending_batch = None
         self._update_buttons()
         self.training_finished.emit(self._run_status)
         self._on_work_maybe_stopped()

@@ -92,10 +92,18 @@ class TrainingCharts(QWidget):
         layout.addWidget(splitter, 1)
         layout.addLayout(runs_row)
         self._runs: list[_Run] = []
+        self._max_epochs = 1
 
     # ----- runs -------------------------------------------------------------------------
-    def begin_run(self, label: str) -> int:
-        """Add curves for a new run (earlier runs are drawn thinner); returns its index."""
+    def begin_run(self, label: str, epochs: int = 1) -> int:
+        """Add curves for a new run (earlier runs are drawn thinner); returns its index.
+
+        The x axis is fixed to the longest run's epochs, so it does not rescale (and repaint)
+        with every update.
+        """
+        self._max_epochs = max(self._max_epochs, epochs)
+        for plot in (self.loss_plot, self.accuracy_plot):
+            plot.setXRange(0, self._max_epochs, padding=0.02)
         for old in self._runs:
             self._thin(old)
         color = PALETTE[len(self._runs) % len(PALETTE)]
@@ -119,6 +127,9 @@ class TrainingCharts(QWidget):
                 symbolPen=pg.mkPen(color, width=2),
             ),
         ]
+        raw = run.items[0]
+        raw.setClipToView(True)
+        raw.setDownsampling(auto=True, method="peak")  # long runs: thousands of batches
         self._runs.append(run)
         item = QListWidgetItem(f"Run {len(self._runs)}: {label}")
         item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
