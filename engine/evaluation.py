@@ -113,6 +113,7 @@ def evaluate_iter(
     if not isinstance(batch_size, int) or batch_size < 1:
         raise EngineError(f"batch size must be a whole number >= 1, got {batch_size!r}")
     images, labels = check_images_labels(images, labels, len(model.classes), "evaluation")
+    model.input_spec.to_tensor(images[:1])  # a ShapeError now if the images do not fit
     return _run(model, images, labels, batch_size, control)
 
 

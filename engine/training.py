@@ -319,9 +319,10 @@ def train(
     loss: "cross_entropy" L = -mean(log softmax(z)[y]); "total_error" the article's
     L = mean over samples of 1/2 * sum_k (onehot(y)_k - softmax(z)_k)^2.
 
-    Bad settings or data raise at once (:class:`TrainConfigError`, :class:`DatasetError`), not
-    at the first ``next()``. At the end (finished, cancelled or diverged) ``model.meta["history"]``
-    holds ``{"batch_loss": [...], "epochs": [EpochEnd dicts], "config": {...}, "status": ...}``.
+    Bad settings or data raise at once (:class:`TrainConfigError`, :class:`DatasetError`,
+    :class:`ShapeError` for images the model cannot take), not at the first ``next()``.
+    At the end (finished, cancelled or diverged) ``model.meta["history"]`` holds
+    ``{"batch_loss": [...], "epochs": [EpochEnd dicts], "config": {...}, "status": ...}``.
     """
     config.validate()
     num_classes = len(model.classes)
@@ -337,6 +338,7 @@ def train(
                 f"validation images are {val_images.shape[1:]} but training images are "
                 f"{images.shape[1:]}; they must have the same size"
             )
+    model.input_spec.to_tensor(images[:1])  # a ShapeError now if the images do not fit
     loss_fn = _loss_function(config.loss)
     optimizer = _make_optimizer(config, model.parameters())
     return _run(

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from engine.errors import DatasetError
+from engine.errors import DatasetError, ShapeError
 from engine.evaluation import EvaluationResult, evaluate, evaluate_iter
 from engine.model import InputSpec, lenet5
 
@@ -111,6 +111,8 @@ def test_bad_input_is_refused_at_the_call():
         evaluate_iter(model, _images(6), LABELS[:5])
     with pytest.raises(DatasetError, match="3 classes"):
         evaluate_iter(model, _images(6), LABELS + 1)
+    with pytest.raises(ShapeError, match="2x2"):
+        evaluate_iter(model, np.zeros((6, 2, 2), np.uint8), LABELS)
 
 
 def test_real_model_matches_a_direct_forward_pass(rng):

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.errors import DatasetError
+from engine.errors import DatasetError, ShapeError
 from engine.evaluation import evaluate
 from engine.model import InputSpec, lenet5
 from engine.training import (
@@ -292,7 +292,8 @@ def test_batches_are_converted_one_at_a_time_from_uint8(digits):
     model = _model()
     model.input_spec = SpySpec(calls=[])
     list(train(model, x, y, TrainConfig(batch_size=50), val_images=vx, val_labels=vy))
-    calls = model.input_spec.calls
+    check, *calls = model.input_spec.calls
+    assert check == (1, np.uint8)  # train() tries one image up front (a ShapeError at the call)
     train_calls, val_calls = calls[:6], calls[6:]
     assert train_calls == [(50, np.uint8)] * 6
     assert [n for n, _ in val_calls] == [500, 500, 100]
@@ -351,6 +352,8 @@ def test_bad_settings_and_data_are_refused_at_the_call(digits):
         train(model, x.astype(np.float32), y, TrainConfig())
     with pytest.raises(DatasetError, match="10 classes"):
         train(model, x, y + 5, TrainConfig())
+    with pytest.raises(ShapeError, match="3 channel"):
+        train(model, np.zeros((4, 3, 28, 28), np.uint8), y[:4], TrainConfig())
     with pytest.raises(DatasetError, match="both"):
         train(model, x, y, TrainConfig(), val_images=x)
     assert math.isfinite(sum(float(v.sum()) for v in model.get_weights().values()))
