@@ -1,0 +1,250 @@
+"""A zoomable, pannable image view that reports the pixel under the mouse.
+
+Reusable by any tab. ``ImageView.set_image(array)`` shows a uint8 ``(H, W)``, ``(H, W, 3)`` or
+``(H, W, 4)`` array. An image may be placed in *scene* coordinates with a scale and an offset
+(``set_image(result, scale=2, offset=(1, 1))``), so a smaller result (stride, pooling, valid
+border) lines up with its source in another view; :meth:`link` then keeps two views on the same
+zoom and scroll position.
+
+Mouse: wheel zooms around the pointer, drag pans, double-click fits the image. Zoomed in, pixels
+are drawn as crisp squares (nearest neighbour); zoomed out, smoothly.
+
+Signals: ``pixel_hovered(row, col)`` (image pixel under the mouse), ``hover_left()``,
+``view_changed()`` (zoom or scroll changed by the user).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import (
+    QBrush,
+    QColor,
+    QImage,
+    QMouseEvent,
+    QPainter,
+    QPen,
+    QPixmap,
+    QResizeEvent,
+    QTransform,
+    QWheelEvent,
+)
+from PySide6.QtWidgets import (
+    QFrame,
+    QGraphicsPixmapItem,
+    QGraphicsRectItem,
+    QGraphicsScene,
+    QGraphicsView,
+    QWidget,
+)
+
+from desktop.qt_image import array_to_qimage, qimage_to_array
+
+MIN_ZOOM, MAX_ZOOM = 0.02, 64.0
+
+
+class ImageView(QGraphicsView):
+    pixel_hovered = Signal(int, int)
+    hover_left = Signal()
+    view_changed = Signal()
+
+    def __init__(self, parent: QWidget | None = None, *, placeholder: str = "") -> None:
+        super().__init__(parent)
+        self._scene = QGraphicsScene(self)
+        self.setScene(self._scene)
+        self._item = QGraphicsPixmapItem()
+        self._item.setTransformationMode(Qt.TransformationMode.SmoothTransformation)
+        self._scene.addItem(self._item)
+        self._marker = QGraphicsRectItem()
+        pen = QPen(QColor(255, 196, 0), 0)  # cosmetic: one screen pixel wide at any zoom
+        pen.setCosmetic(True)
+        pen.setWidthF(2.0)
+        self._marker.setPen(pen)
+        self._marker.setBrush(QBrush(QColor(255, 196, 0, 40)))
+        self._marker.setZValue(10)
+        self._marker.hide()
+        self._scene.addItem(self._marker)
+        self._image_size = (0, 0)  # (h, w) of the array shown
+        self._fit = True
+        self._linked: list[ImageView] = []
+        self._syncing = False
+        self._placeholder = placeholder
+        self.setMouseTracking(True)
+        self.setDragMode(QGraphicsView.DragMode.ScrollHandDrag)
+        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
+        self.setResizeAnchor(QGraphicsView.ViewportAnchor.AnchorViewCenter)
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setBackgroundBrush(QColor(38, 40, 44))
+        self.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
+        self.setMinimumSize(120, 120)
+        self.horizontalScrollBar().valueChanged.connect(self._on_scrolled)
+        self.verticalScrollBar().valueChanged.connect(self._on_scrolled)
+
+    # ----- content ------------------------------------------------------------------------
+    def set_image(
+        self,
+        image: np.ndarray | QImage,
+        *,
+        scale: float = 1.0,
+        offset: tuple[float, float] = (0.0, 0.0),
+        scene_size: tuple[int, int] | None = None,
+    ) -> None:
+        """Show ``image`` (uint8 array or QImage) with pixel (r, c) at scene point
+        ``(offset + (c, r) * scale)``; ``scene_size`` (h, w) sets the scrollable area
+        (default: the image's own size times scale)."""
+        qimage = image if isinstance(image, QImage) else array_to_qimage(image)
+        self._item.setPixmap(QPixmap.fromImage(qimage))
+        self._image_size = (qimage.height(), qimage.width())
+        self._item.setTransform(QTransform().scale(scale, scale))
+        self._item.setPos(QPointF(offset[1], offset[0]))
+        h, w = scene_size or (qimage.height() * scale, qimage.width() * scale)
+        self._scene.setSceneRect(QRectF(0, 0, w, h))
+        if self._fit:
+            self.fit()
+        self._update_smoothing()
+        self.viewport().update()
+
+    def clear(self) -> None:
+        self._item.setPixmap(QPixmap())
+        self._image_size = (0, 0)
+        self._marker.hide()
+
+    def has_image(self) -> bool:
+        return self._image_size != (0, 0)
+
+    def image_size(self) -> tuple[int, int]:
+        """``(h, w)`` of the image shown (before its scene scale)."""
+        return self._image_size
+
+    def shown_image(self) -> np.ndarray:
+        """An RGBA ``(H, W, 4)`` copy of exactly the pixels on screen (for tests and copying)."""
+        return qimage_to_array(self._item.pixmap().toImage())
+
+    def shown_qimage(self) -> QImage:
+        return self._item.pixmap().toImage()
+
+    def set_marker(self, rect: tuple[float, float, float, float] | None) -> None:
+        """Outline ``(row, col, height, width)`` in scene coordinates (None hides it)."""
+        if rect is None:
+            self._marker.hide()
+            return
+        r, c, h, w = rect
+        self._marker.setRect(QRectF(c, r, w, h))
+        self._marker.show()
+
+    # ----- zoom and pan -------------------------------------------------------------------
+    def zoom(self) -> float:
+        return self.transform().m11()
+
+    def fit(self) -> None:
+        """Show the whole image and follow the window size until the user zooms."""
+        self._fit = True
+        rect = self._scene.sceneRect()
+        if rect.isEmpty():
+            return
+        self.fitInView(rect, Qt.AspectRatioMode.KeepAspectRatio)
+        self._update_smoothing()
+        self._broadcast()
+
+    def set_zoom(self, factor: float) -> None:
+        """Zoom to ``factor`` screen pixels per scene pixel, around the view's centre."""
+        factor = min(max(factor, MIN_ZOOM), MAX_ZOOM)
+        self._fit = False
+        self.setTransform(QTransform().scale(factor, factor))
+        self._update_smoothing()
+        self._broadcast()
+
+    def link(self, other: ImageView) -> None:
+        """Keep this view and ``other`` on the same zoom and scroll position (both ways)."""
+        if other not in self._linked:
+            self._linked.append(other)
+        if self not in other._linked:
+            other._linked.append(self)
+
+    def _broadcast(self) -> None:
+        self.view_changed.emit()
+        if self._syncing:
+            return
+        for other in self._linked:
+            other._follow(self)
+
+    def _follow(self, leader: ImageView) -> None:
+        self._syncing = True
+        try:
+            self._fit = leader._fit
+            self.setTransform(leader.transform())
+            self.horizontalScrollBar().setValue(leader.horizontalScrollBar().value())
+            self.verticalScrollBar().setValue(leader.verticalScrollBar().value())
+            self._update_smoothing()
+        finally:
+            self._syncing = False
+
+    def _on_scrolled(self, _value: int) -> None:
+        if not self._syncing:
+            self._broadcast()
+
+    def _update_smoothing(self) -> None:
+        scale = self.zoom() * self._item.transform().m11()
+        mode = (
+            Qt.TransformationMode.FastTransformation
+            if scale >= 2.0
+            else Qt.TransformationMode.SmoothTransformation
+        )
+        self._item.setTransformationMode(mode)
+
+    # ----- events -------------------------------------------------------------------------
+    def wheelEvent(self, event: QWheelEvent) -> None:
+        steps = event.angleDelta().y() / 120.0
+        if not steps or not self.has_image():
+            return
+        factor = 1.25**steps
+        new = min(max(self.zoom() * factor, MIN_ZOOM), MAX_ZOOM)
+        self._fit = False
+        self.scale(new / self.zoom(), new / self.zoom())
+        self._update_smoothing()
+        self._broadcast()
+
+    def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:
+        self.fit()
+        event.accept()
+
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:
+        super().mouseMoveEvent(event)
+        if not self.has_image():
+            return
+        local = self._item.mapFromScene(self.mapToScene(event.position().toPoint()))
+        row, col = int(np.floor(local.y())), int(np.floor(local.x()))
+        h, w = self._image_size
+        if 0 <= row < h and 0 <= col < w:
+            self.pixel_hovered.emit(row, col)
+        else:
+            self.hover_left.emit()
+
+    def leaveEvent(self, event) -> None:
+        self.hover_left.emit()
+        super().leaveEvent(event)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        if self._fit:
+            self.fit()
+
+    def drawForeground(self, painter: QPainter, rect: QRectF) -> None:
+        if self.has_image() or not self._placeholder:
+            return
+        painter.save()
+        painter.resetTransform()
+        painter.setPen(QColor(170, 170, 170))
+        painter.drawText(
+            self.viewport().rect(),
+            Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
+            self._placeholder,
+        )
+        painter.restore()
+
+    def hover_pixel_at(self, pos: QPointF) -> tuple[int, int] | None:
+        """The image pixel at a viewport position (None outside the image)."""
+        local = self._item.mapFromScene(self.mapToScene(pos.toPoint()))
+        row, col = int(np.floor(local.y())), int(np.floor(local.x()))
+        h, w = self._image_size
+        return (row, col) if 0 <= row < h and 0 <= col < w else None

@@ -1,0 +1,196 @@
+"""The article's Figure 5 for one output pixel: input patch × kernel = products, and their sum.
+
+:func:`draw_matrix` paints a small matrix of numbers (also used by the step-through
+animation). :class:`PixelInspector` shows an :class:`engine.filters.Inspection`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QRectF, QSize, Qt
+from PySide6.QtGui import QColor, QFont, QPainter, QPaintEvent, QPen
+from PySide6.QtWidgets import QSizePolicy, QWidget
+
+from engine.filters import Inspection, format_number
+
+TEXT = QColor(32, 33, 36)
+MUTED = QColor(120, 124, 130)
+
+
+def short(v: float) -> str:
+    """A number in at most ~5 characters: 255, -12.5, 0.111, 1e+03."""
+    if float(v).is_integer() and abs(v) < 100000:
+        return str(int(v))
+    if abs(v) >= 1000:
+        return f"{v:.0f}" if abs(v) < 100000 else f"{v:.0e}"
+    if abs(v) >= 10:
+        return f"{v:.1f}"
+    return format_number(round(v, 3))
+
+
+def draw_matrix(
+    painter: QPainter,
+    rect: QRectF,
+    values: np.ndarray,
+    *,
+    fill: np.ndarray | None = None,
+    shown: np.ndarray | None = None,
+    highlight: tuple[int, int, int, int] | None = None,
+    shaded: np.ndarray | None = None,
+    title: str = "",
+) -> QRectF:
+    """Paint ``values`` (h, w) as square cells centred in ``rect``; returns the grid's rect.
+
+    ``fill`` (h, w, 3) uint8 colours the cells (default: a gray ramp of the values);
+    ``shown`` (h, w) bool hides the numbers of cells not yet filled; ``highlight`` =
+    (row, col, h, w) is outlined; ``shaded`` (h, w) bool marks padding cells with hatching.
+    """
+    h, w = values.shape
+    title_h = 18.0 if title else 0.0
+    cell = min((rect.width()) / w, (rect.height() - title_h) / h)
+    cell = max(6.0, min(cell, 46.0))
+    gw, gh = cell * w, cell * h
+    x0 = rect.x() + (rect.width() - gw) / 2
+    y0 = rect.y() + title_h + (rect.height() - title_h - gh) / 2
+    if title:
+        title_font = QFont(painter.font())
+        title_font.setPixelSize(12)
+        painter.setFont(title_font)
+        painter.setPen(MUTED)
+        painter.drawText(
+            QRectF(rect.x(), y0 - title_h, rect.width(), title_h),
+            Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop,
+            title,
+        )
+    font = QFont(painter.font())
+    font.setPixelSize(max(7, int(cell * (0.36 if w <= 7 else 0.3))))
+    painter.setFont(font)
+    finite = values[np.isfinite(values)]
+    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    for r in range(h):
+        for c in range(w):
+            cr = QRectF(x0 + c * cell, y0 + r * cell, cell, cell)
+            if fill is not None:
+                color = QColor(*(int(x) for x in fill[r, c]))
+            else:
+                t = 0.5 if hi == lo else (values[r, c] - lo) / (hi - lo)
+                g = int(250 - 70 * t)
+                color = QColor(g, g, g)
+            if shown is not None and not shown[r, c]:
+                color = QColor(245, 246, 248)
+            painter.fillRect(cr, color)
+            if shaded is not None and shaded[r, c]:
+                painter.fillRect(cr, QColor(0, 0, 0, 25))
+                painter.fillRect(cr, Qt.BrushStyle.BDiagPattern)
+            painter.setPen(QPen(QColor(200, 203, 208), 1))
+            painter.drawRect(cr)
+            if shown is None or shown[r, c]:
+                lum = color.red() * 0.3 + color.green() * 0.59 + color.blue() * 0.11
+                painter.setPen(TEXT if lum > 120 else QColor(250, 250, 250))
+                painter.drawText(cr, Qt.AlignmentFlag.AlignCenter, short(values[r, c]))
+    if highlight is not None:
+        hr, hc, hh, hw = highlight
+        pen = QPen(QColor(230, 120, 0), 3)
+        painter.setPen(pen)
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        painter.drawRect(QRectF(x0 + hc * cell, y0 + hr * cell, hw * cell, hh * cell))
+    return QRectF(x0, y0, gw, gh)
+
+
+def patch_colors(patch: np.ndarray) -> np.ndarray:
+    """Input pixels coloured as they look (0 black .. 255 white)."""
+    g = np.clip(patch, 0, 255).astype(np.uint8)
+    return np.repeat(g[:, :, None], 3, axis=2)
+
+
+def weight_colors(weights: np.ndarray) -> np.ndarray:
+    """Warm for positive, cool for negative, white for 0 (as in the kernel grid)."""
+    peak = float(np.abs(weights).max()) or 1.0
+    t = np.clip(weights / peak, -1, 1)[:, :, None]
+    warm = np.array([255, 183, 120], float)
+    cool = np.array([130, 170, 255], float)
+    white = np.array([255, 255, 255], float)
+    tint = np.where(t > 0, warm, cool)
+    return np.rint(white + (tint - white) * np.abs(t) * 0.8).astype(np.uint8)
+
+
+class PixelInspector(QWidget):
+    """Shows patch × weights = products, Σ = total (+ offset) for the hovered result pixel."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("pixelInspector")
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        self.setMinimumHeight(130)
+        self._inspection: Inspection | None = None
+        self._caption = ""
+
+    def sizeHint(self) -> QSize:
+        return QSize(560, 150)
+
+    def inspection(self) -> Inspection | None:
+        return self._inspection
+
+    def show_inspection(self, inspection: Inspection | None, caption: str = "") -> None:
+        self._inspection = inspection
+        self._caption = caption
+        self.update()
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        painter = QPainter(self)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing, False)
+        painter.fillRect(self.rect(), QColor(255, 255, 255))
+        ins = self._inspection
+        if ins is None:
+            painter.setPen(MUTED)
+            painter.drawText(
+                self.rect(),
+                Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
+                "Hover the result to see how one output pixel is computed:\n"
+                "the input patch under the kernel × the weights = the products; their sum "
+                "is the output value.",
+            )
+            painter.end()
+            return
+        W, H = self.width(), self.height()
+        caption_h = 20.0
+        sign_w = 26.0
+        sum_w = min(190.0, W * 0.26)
+        mw = (W - sum_w - 3 * sign_w - 16) / 3
+        top = QRectF(8, caption_h + 2, mw, H - caption_h - 8)
+        painter.setPen(TEXT)
+        painter.drawText(
+            QRectF(8, 2, W - 16, caption_h), Qt.AlignmentFlag.AlignVCenter, self._caption
+        )
+        x = 8.0
+        parts = [
+            (ins.patch, patch_colors(ins.patch), "input patch"),
+            (ins.weights, weight_colors(ins.weights), "weights"),
+            (ins.products, weight_colors(ins.products), "products"),
+        ]
+        big = QFont(painter.font())
+        for i, (values, fill, title) in enumerate(parts):
+            draw_matrix(
+                painter, QRectF(x, top.y(), mw, top.height()), values, fill=fill, title=title
+            )
+            x += mw
+            sign = "×" if i == 0 else "=" if i == 1 else "Σ"
+            big.setPixelSize(20)
+            painter.setFont(big)
+            painter.setPen(MUTED)
+            painter.drawText(
+                QRectF(x, top.y(), sign_w, top.height()), Qt.AlignmentFlag.AlignCenter, sign
+            )
+            x += sign_w
+        big.setPixelSize(15)
+        painter.setFont(big)
+        painter.setPen(TEXT)
+        lines = [f"sum = {short(ins.total)}"]
+        if ins.value != ins.total:
+            lines.append(f"+ offset {short(ins.value - ins.total)} = {short(ins.value)}")
+        painter.drawText(
+            QRectF(x, top.y(), W - x - 4, top.height()),
+            Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft,
+            "\n".join(lines),
+        )
+        painter.end()
