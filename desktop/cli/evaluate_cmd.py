@@ -107,11 +107,16 @@ def report(result: EvaluationResult, names: list[str], title: str, mistakes: int
         lines.append(f"{name:<{name_w}}  {int(n):>7,}  {shown:>8}")
     lines += ["", "confusion matrix (rows = true class, columns = predicted class):"]
     confusion = r.confusion
-    short = [n[:6] for n in names]
-    cell = max(4, len(str(int(confusion.max()))), *(len(s) for s in short)) + 1
-    lines.append(" " * name_w + "".join(f"{s:>{cell}}" for s in short))
-    for name, row in zip(names, confusion, strict=True):
-        lines.append(f"{name:<{name_w}}" + "".join(f"{int(v):>{cell}}" for v in row))
+    if max(len(n) for n in names) <= 6:
+        heads, rows = list(names), list(names)
+    else:  # long names: number the columns, and the rows too so they can be matched
+        heads = [str(k) for k in range(len(names))]
+        rows = [f"{k} {n}" for k, n in enumerate(names)]
+    row_w = max(len(t) for t in rows)
+    cell = max(4, len(str(int(confusion.max()))), *(len(h) for h in heads)) + 1
+    lines.append(" " * row_w + "".join(f"{h:>{cell}}" for h in heads))
+    for label, row in zip(rows, confusion, strict=True):
+        lines.append(f"{label:<{row_w}}" + "".join(f"{int(v):>{cell}}" for v in row))
     if mistakes and wrong:
         lines += ["", "most confident mistakes (index: true -> predicted, confidence):"]
         for m in r.mistakes(mistakes):
