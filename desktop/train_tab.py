@@ -145,7 +145,7 @@ class TrainTab(QWidget):
         row = QHBoxLayout()
         self.start_button = QPushButton("▶ Start", objectName="startButton")
         self.start_button.setToolTip("Build the network and train it with these settings")
-        self.pause_button = QPushButton("⏸ Pause", objectName="pauseButton")
+        self.pause_button = QPushButton("Pause", objectName="pauseButton")
         self.step_button = QPushButton("Step", objectName="stepButton")
         self.step_button.setToolTip("Train on one batch, then pause (the loss before and after)")
         self.stop_button = QPushButton("■ Stop", objectName="stopButton")
@@ -221,7 +221,7 @@ class TrainTab(QWidget):
         right = QVBoxLayout()
         self.cell_label = QLabel("Click a cell of the matrix to see its images.")
         self.cell_gallery = ImageGallery("cellGallery")
-        self.mistakes_label = QLabel("Most confident mistakes")
+        self.mistakes_label = QLabel("Most confident mistakes (true→predicted)")
         self.mistakes_gallery = ImageGallery("mistakesGallery")
         for w in (self.cell_label, self.cell_gallery, self.mistakes_label, self.mistakes_gallery):
             right.addWidget(w)
@@ -251,7 +251,7 @@ class TrainTab(QWidget):
         )
         self.start_button.setEnabled(not running and ready)
         self.pause_button.setEnabled(running)
-        self.pause_button.setText("▶ Resume" if paused else "⏸ Pause")
+        self.pause_button.setText("▶ Resume" if paused else "Pause")
         self.step_button.setEnabled(ready and (paused or not running))
         self.stop_button.setEnabled(running)
         self.save_button.setEnabled(self.model is not None and not running)
@@ -423,13 +423,13 @@ class TrainTab(QWidget):
         self.confusion_view.set_result(result.confusion, result.per_class, result.classes)
         picks = result.misclassified[:MISTAKES]
         self.mistakes_label.setText(
-            f"Most confident mistakes ({len(result.misclassified):,} in all)"
+            f"Most confident mistakes, true→predicted ({len(result.misclassified):,} in all)"
         )
         self.mistakes_gallery.set_images(
             [self._test_images[i] for i in picks],
             [
-                f"{result.classes[result.labels[i]]}→{result.classes[result.predicted[i]]} "
-                f"{result.confidence[i]:.0%}"
+                f"{result.classes[result.labels[i]]}→{result.classes[result.predicted[i]]}\n"
+                f"{result.confidence[i]:.0%} sure"
                 for i in picks
             ],
         )

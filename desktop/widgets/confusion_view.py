@@ -158,7 +158,7 @@ class ImageGallery(QListWidget):
         super().__init__(parent, objectName=object_name)
         self.setViewMode(QListView.ViewMode.IconMode)
         self.setIconSize(QSize(56, 56))
-        self.setGridSize(QSize(92, 90))
+        self.setGridSize(QSize(84, 100))
         self.setResizeMode(QListView.ResizeMode.Adjust)
         self.setMovement(QListView.Movement.Static)
         self.setWordWrap(True)

@@ -13,6 +13,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
+    QCheckBox,
     QHBoxLayout,
     QLabel,
     QListWidget,
@@ -87,6 +88,10 @@ class TrainingCharts(QWidget):
         caption.setAlignment(Qt.AlignmentFlag.AlignTop)
         runs_row.addWidget(caption)
         runs_row.addWidget(self.runs_list, 1)
+        self.log_check = QCheckBox("log loss axis", objectName="logLossCheck")
+        self.log_check.setToolTip("A logarithmic loss axis shows the slow progress late in a run")
+        self.log_check.toggled.connect(self._on_log_check_toggled)
+        runs_row.addWidget(self.log_check, 0, Qt.AlignmentFlag.AlignTop)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(splitter, 1)
@@ -146,6 +151,9 @@ class TrainingCharts(QWidget):
         raw.setVisible(False)  # only the smoothed curve of earlier runs, to keep plots readable
         smooth.setPen(pg.mkPen(run.color, width=1.2, style=Qt.PenStyle.DotLine))
         running.setPen(pg.mkPen(run.color, width=1.2, style=Qt.PenStyle.DotLine))
+
+    def _on_log_check_toggled(self, checked: bool) -> None:
+        self.loss_plot.getPlotItem().setLogMode(y=checked)
 
     def run_count(self) -> int:
         return len(self._runs)
