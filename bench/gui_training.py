@@ -129,6 +129,25 @@ class AppRunner:
             loop.exec()
         timer.stop()
 
+    def idle_stall(self, seconds: float = 3.0) -> float:
+        """Longest gap of the 10 ms probe with nothing running: the machine's own noise."""
+        gaps: list[float] = []
+        last = [time.perf_counter()]
+
+        def tick() -> None:
+            now = time.perf_counter()
+            gaps.append(now - last[0])
+            last[0] = now
+
+        probe = self.QTimer()
+        probe.setInterval(10)
+        probe.timeout.connect(tick)
+        probe.start()
+        end = time.perf_counter() + seconds
+        self._wait(lambda: time.perf_counter() > end)
+        probe.stop()
+        return 1000 * max(gaps)
+
     def run(self) -> dict:
         from engine.training import BatchEnd, Finished
 
@@ -182,6 +201,7 @@ def main() -> int:
         results["bare"].append(bare_run(args.limit, args.epochs, args.batch_size))
         results["app"].append(runner.run())
         results["cli"].append(cli_run(args.limit, args.epochs, args.batch_size))
+        results["app"][-1]["idle_stall_ms"] = runner.idle_stall()
         print(
             f"repeat {i + 1}: "
             + "  ".join(
@@ -207,6 +227,7 @@ def main() -> int:
         f"p99 {med('app', 'stall_p99_ms'):.1f} ms (medians over runs; worst max "
         f"{max(r['stall_max_ms'] for r in results['app']):.1f} ms)"
     )
+    print(f"same probe with the app idle (machine noise): max {med('app', 'idle_stall_ms'):.1f} ms")
     refresh = runner.refresh_ms
     print(
         f"activations + filters refresh in the GUI thread: median {statistics.median(refresh):.2f}"

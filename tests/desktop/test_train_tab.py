@@ -306,3 +306,41 @@ def test_hovering_outside_maps_clears_the_text(qtbot, tab):
     view = tab.activation_view
     qtbot.mouseMove(view, QPoint(2, 2))
     assert view.text_at(QPoint(2, 2).toPointF()) == ""
+
+
+def test_an_image_folder_dataset_trains_a_two_class_network(qtbot, tab, tmp_path, monkeypatch):
+    from PIL import Image
+
+    folder = tmp_path / "shapes"
+    rng = np.random.default_rng(0)
+    for name in ("bars", "dots"):
+        (folder / name).mkdir(parents=True)
+        for i in range(30):
+            image = np.zeros((28, 28), np.uint8)
+            if name == "bars":
+                image[4:24, rng.integers(4, 20) :][:, :4] = 255
+            else:
+                y, x = rng.integers(4, 20, 2)
+                image[y : y + 5, x : x + 5] = 255
+            Image.fromarray(image).save(folder / name / f"{i}.png")
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(folder))
+    tab.setup.source_combo.setCurrentIndex(2)
+    tab.setup.source_combo.activated.emit(2)
+    qtbot.waitUntil(
+        lambda: (
+            tab.setup.dataset is not None
+            and tab.setup.dataset.classes == ["bars", "dots"]
+            and tab.start_button.isEnabled()
+        ),
+        timeout=30_000,
+    )
+    dataset = tab.setup.dataset
+    assert "shapes" in tab.setup.dataset_label.text()
+    heights = tab.setup._bars.opts["height"]
+    assert list(heights) == [int(np.sum(dataset.train_labels == k)) for k in (0, 1)]
+    tab.setup.epochs_spin.setValue(3)
+    tab.setup.batch_spin.setValue(8)
+    assert _run(qtbot, tab) == "finished"
+    assert tab.model.classes == ["bars", "dots"]
+    assert tab.result.confusion.shape == (2, 2)
+    assert tab.activation_view._layers[-1].values.shape == (2,)
