@@ -14,6 +14,7 @@ float64 for the gradient checks (see :meth:`Layer.astype`). Arrays a layer retur
 
 from __future__ import annotations
 
+import copy
 from typing import Any, ClassVar
 
 import numpy as np
@@ -57,6 +58,21 @@ class Layer:
     @property
     def n_params(self) -> int:
         return int(sum(p.size for p in self.params.values()))
+
+    def replica(self) -> Layer:
+        """A copy sharing this layer's parameter arrays, with its own grads and buffers.
+
+        Used to run shards of a batch in parallel threads; the owner sums the replicas' grads.
+        """
+        r = copy.copy(self)
+        r.__dict__ = {a: v for a, v in self.__dict__.items() if not a.startswith("_")}
+        r.params = self.params
+        r.grads = {key: np.zeros_like(g) for key, g in self.grads.items()}
+        r._reset_buffers()
+        return r
+
+    def _reset_buffers(self) -> None:
+        """(Re)create the private buffers a layer reuses between calls."""
 
     def astype(self, dtype: np.dtype | type) -> Layer:
         """Convert parameters and gradients to ``dtype`` in place (float64 for gradient checks)."""
@@ -115,6 +131,9 @@ class Conv2D(Layer):
             "bias": np.zeros(self.out_channels, dtype=np.float32),
         }
         self.grads = {key: np.zeros_like(p) for key, p in self.params.items()}
+        self._reset_buffers()
+
+    def _reset_buffers(self) -> None:
         self._pad_buf: np.ndarray | None = None
         self._cols: np.ndarray | None = None
         self._wb: np.ndarray | None = None
