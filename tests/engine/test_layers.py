@@ -1,0 +1,154 @@
+"""The fast layers against the naive loop references, shapes, dtypes and error messages."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engine import reference as ref
+from engine.errors import ShapeError
+from engine.layers import (
+    AvgPool2D,
+    Conv2D,
+    Dense,
+    Flatten,
+    MaxPool2D,
+    ReLU,
+    Sigmoid,
+    Tanh,
+    layer_from_config,
+)
+from engine.model import lenet5
+
+
+def random_conv_cases(rng, count=12):
+    for _ in range(count):
+        k = int(rng.integers(1, 6))
+        stride = int(rng.integers(1, 4))
+        pad = int(rng.integers(0, 3))
+        h = int(rng.integers(max(1, k - 2 * pad), 12))
+        w = int(rng.integers(max(1, k - 2 * pad), 12))
+        yield int(rng.integers(1, 4)), int(rng.integers(1, 5)), k, stride, pad, h, w
+
+
+def test_conv_matches_reference_on_random_shapes(rng):
+    for cin, cout, k, stride, pad, h, w in random_conv_cases(rng):
+        layer = Conv2D(cin, cout, k, stride, pad, rng=rng)
+        layer.params["bias"][...] = rng.standard_normal(cout)
+        x = rng.standard_normal((3, cin, h, w)).astype(np.float32)
+        y = layer.forward(x, training=True)
+        expect = ref.conv2d(x, layer.params["weight"], layer.params["bias"], stride, pad)
+        case = (cin, cout, k, stride, pad, h, w)
+        assert y.shape == expect.shape == (3, *layer.output_shape((cin, h, w))), case
+        np.testing.assert_allclose(y, expect, rtol=1e-4, atol=1e-5, err_msg=str(case))
+        dout = rng.standard_normal(y.shape).astype(np.float32)
+        dx = layer.backward(dout)
+        rdx, rdw, rdb = ref.conv2d_backward(x, layer.params["weight"], dout, stride, pad)
+        np.testing.assert_allclose(dx, rdx, rtol=1e-4, atol=1e-4, err_msg=str(case))
+        np.testing.assert_allclose(layer.grads["weight"], rdw, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(layer.grads["bias"], rdb, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize(("cls", "mode"), [(MaxPool2D, "max"), (AvgPool2D, "avg")])
+def test_pooling_matches_reference_on_random_shapes(cls, mode, rng):
+    for _ in range(12):
+        size = int(rng.integers(1, 4))
+        stride = int(rng.integers(1, 4))
+        h, w = (int(v) for v in rng.integers(size, 11, 2))
+        x = rng.standard_normal((2, 3, h, w)).astype(np.float32)
+        layer = cls(size, stride)
+        y = layer.forward(x, training=True)
+        np.testing.assert_allclose(y, ref.pool2d(x, size, stride, mode), rtol=1e-6, atol=1e-6)
+        dout = rng.standard_normal(y.shape).astype(np.float32)
+        expect = ref.pool2d_backward(x, dout, size, stride, mode)
+        np.testing.assert_allclose(layer.backward(dout), expect, rtol=1e-5, atol=1e-6)
+
+
+def test_fast_2x2_maxpool_on_a_conv_output_view(rng):
+    """A convolution returns CNHW memory seen as NCHW; pooling reads it in that order."""
+    conv = Conv2D(2, 4, 3, padding=1, rng=rng)
+    x = rng.standard_normal((5, 2, 8, 6)).astype(np.float32)
+    z = conv.forward(x)
+    assert not z.flags.c_contiguous
+    pool = MaxPool2D(2)
+    y = pool.forward(z, training=True)
+    np.testing.assert_array_equal(y, ref.pool2d(np.ascontiguousarray(z), 2, 2))
+    dout = rng.standard_normal(y.shape).astype(np.float32)
+    np.testing.assert_array_equal(
+        pool.backward(dout), ref.pool2d_backward(np.ascontiguousarray(z), dout, 2, 2)
+    )
+
+
+@pytest.mark.parametrize(("size", "stride"), [(2, 2), (3, 1)])
+def test_maxpool_ties_send_each_gradient_to_exactly_one_input(size, stride):
+    x = np.zeros((1, 1, 6, 6), np.float32)  # every window is a tie
+    pool = MaxPool2D(size, stride)
+    y = pool.forward(x, training=True)
+    dout = np.ones_like(y)
+    dx = pool.backward(dout)
+    assert dx.sum() == dout.sum()
+    assert set(np.unique(dx)) <= set(range(size * size + 1))
+
+
+def test_float32_stays_float32_and_float64_stays_float64(rng):
+    m = lenet5(rng)
+    x = rng.standard_normal((2, 1, 28, 28)).astype(np.float32)
+    assert all(a.dtype == np.float32 for _, a in m.activations(x))
+    assert m.forward(x).dtype == np.float32
+    m.astype(np.float64)
+    assert m.forward(x.astype(np.float64)).dtype == np.float64
+
+
+def test_execution_plan_equals_declared_order(rng):
+    m = lenet5(rng)
+    x = rng.standard_normal((4, 1, 28, 28)).astype(np.float32)
+    logits = dict(m.activations(x))["fc3"]
+    np.testing.assert_allclose(m.forward(x), logits, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("cls", [ReLU, Tanh, Sigmoid])
+def test_activations_forward(cls, rng):
+    x = rng.standard_normal((2, 3, 4, 4)).astype(np.float32) * 4
+    expect = {
+        ReLU: np.maximum(x, 0),
+        Tanh: np.tanh(x),
+        Sigmoid: 1 / (1 + np.exp(-x.astype(np.float64))),
+    }[cls]
+    np.testing.assert_allclose(cls().forward(x), expect, rtol=1e-6, atol=1e-6)
+    big = np.array([[-1000.0, 1000.0]], np.float32)
+    assert np.isfinite(Sigmoid().forward(big)).all()
+
+
+def test_dense_and_flatten_shapes(rng):
+    d = Dense(6, 4, rng=rng)
+    x = rng.standard_normal((3, 6)).astype(np.float32)
+    np.testing.assert_allclose(d.forward(x), x @ d.params["weight"].T + d.params["bias"], atol=1e-6)
+    f = Flatten()
+    a = np.arange(2 * 3 * 2 * 2, dtype=np.float32).reshape(2, 3, 2, 2)
+    assert np.array_equal(f.forward(a)[1], a[1].ravel())  # C, H, W order, as torch.flatten
+    with pytest.raises(ShapeError, match="put a Flatten layer before it"):
+        d.output_shape((1, 2, 3))
+    with pytest.raises(ShapeError, match="expects 6 input features but gets 7"):
+        d.output_shape((7,))
+
+
+def test_shape_errors_name_the_layer_and_the_fix(rng):
+    conv = Conv2D(1, 2, 5, name="conv9", rng=rng)
+    with pytest.raises(ShapeError, match="conv9: a 5x5 kernel does not fit its 3x4 input"):
+        conv.output_shape((1, 3, 4))
+    with pytest.raises(ShapeError, match="conv9: expects 1 input channel"):
+        conv.output_shape((3, 8, 8))
+    with pytest.raises(ShapeError, match="pooling window does not fit"):
+        MaxPool2D(3, name="p").output_shape((1, 2, 2))
+    assert Conv2D(1, 1, 3, stride=2, padding=1).output_shape((1, 7, 8)) == (1, 4, 4)
+
+
+def test_layers_rebuild_from_config(rng):
+    for layer in (Conv2D(2, 3, (3, 2), 2, 1, name="c"), MaxPool2D(3, 2, name="p"), Dense(4, 2)):
+        again = layer_from_config(layer.config(), rng)
+        assert again.config() == layer.config()
+        assert {k: v.shape for k, v in again.params.items()} == {
+            k: v.shape for k, v in layer.params.items()
+        }
+    with pytest.raises(ShapeError, match="unknown layer type"):
+        layer_from_config({"type": "lstm"})
