@@ -6,8 +6,12 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem
+
+from engine.errors import EngineError
+from engine.preprocess import classify_images, prepare_digit_file
 
 COLUMNS = ("File", "Prediction", "Confidence")
 
@@ -18,6 +22,30 @@ class BatchRow:
     prediction: str      # class name, or "" when the file could not be read
     confidence: float    # probability of the prediction (0..1); NaN when unreadable
     error: str = ""      # why the file could not be classified
+
+
+def classify_files(
+    model, paths: list[Path], *, auto_invert: bool = True, center: bool = True
+) -> list[BatchRow]:
+    """One row per file: each is prepared, then all go through ``model`` in one batch.
+
+    An unreadable file or one without ink gets a row with its ``error`` instead of failing.
+    """
+    rows: list[BatchRow | None] = []
+    digits, where = [], []
+    for path in paths:
+        try:
+            digits.append(prepare_digit_file(path, auto_invert=auto_invert, center=center).image)
+            where.append(len(rows))
+            rows.append(None)
+        except EngineError as exc:
+            rows.append(BatchRow(str(path), "", float("nan"), str(exc)))
+    if digits:
+        probs = classify_images(model, digits)
+        for i, p in zip(where, probs, strict=True):
+            k = int(np.argmax(p))
+            rows[i] = BatchRow(str(paths[i]), str(model.classes[k]), float(p[k]))
+    return [r for r in rows if r is not None]
 
 
 class _NumberItem(QTableWidgetItem):

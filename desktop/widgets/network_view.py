@@ -400,12 +400,31 @@ class PixelView(QWidget):
         painter = QPainter(self)
         line = painter.fontMetrics().height()
         side = max(10, min(self.width(), self.height() - line - 2))
-        target = QRectF((self.width() - side) / 2, 0, side, side)
-        painter.fillRect(target, QColor(0, 0, 0))
+        frame = QRectF((self.width() - side) / 2, 0, side, side)
+        painter.fillRect(frame, QColor(0, 0, 0))
         if self._image is not None:
+            w, h = self._image.width(), self._image.height()
+            scale = side / max(w, h)
+            target = QRectF(
+                frame.x() + (side - w * scale) / 2, (side - h * scale) / 2, w * scale, h * scale
+            )
+            # enlarged: crisp pixels (what the network sees); reduced: smooth
+            painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, scale < 1)
             painter.drawImage(target, self._image)
         painter.setPen(QPen(QColor(110, 110, 110), 1))
-        painter.drawRect(target.adjusted(0, 0, -1, -1))
+        painter.drawRect(frame.adjusted(0, 0, -1, -1))
         painter.setPen(self.palette().windowText().color())
         painter.drawText(QRectF(0, side + 2, self.width(), line), Qt.AlignmentFlag.AlignCenter,
                          self.caption)
+
+
+def occlusion_rgb(image: np.ndarray, heat: np.ndarray) -> np.ndarray:
+    """uint8 (H, W, 3): the digit (dimmed gray) under the occlusion heat map.
+
+    Orange where covering the pixel lowers the predicted class's probability (evidence for it),
+    blue where it raises it; ``heat`` is :attr:`engine.occlusion.OcclusionMap.heat`.
+    """
+    vmax = max(float(np.abs(heat).max()), 0.05)  # tiny drops stay dark, not amplified noise
+    colour = colorize(heat.astype(np.float64), vmax, diverging=True).astype(np.float64)
+    gray = image.astype(np.float64)[..., None] * 0.35
+    return np.clip(colour + gray, 0, 255).astype(np.uint8)

@@ -41,7 +41,7 @@ def mnist():
 
 
 @pytest.fixture(scope="module")
-def model(mnist, request):
+def model(mnist, request, tmp_path_factory):
     """The shipped model when it exists, else a LeNet-5 trained for a few seconds (cached)."""
     path = resources.shipped_model_path()
     if path.exists():
@@ -52,7 +52,9 @@ def model(mnist, request):
     from engine.training import TrainConfig, train
 
     net = lenet5(np.random.default_rng(0))
-    cache = request.config.cache.mkdir("convscope-quick-lenet5") / "weights-v1.npz"
+    cache_dir = (request.config.cache.mkdir("convscope-quick-lenet5")
+                 if getattr(request.config, "cache", None) else tmp_path_factory.mktemp("lenet"))
+    cache = cache_dir / "weights-v1.npz"
     if cache.exists():
         with np.load(cache) as f:
             net.set_weights({k: f[k] for k in f.files})

@@ -1,0 +1,310 @@
+"""The Classify tab driven like a user: drops, paste, drawing, a bad file, a batch, reading."""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+
+import numpy as np
+import pytest
+from PIL import Image
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent
+from PySide6.QtWidgets import QApplication
+
+import resources
+from desktop.app_state import AppState
+from desktop.classify_tab import ClassifyTab
+from desktop.main_window import MainWindow
+from desktop.qt_image import array_to_qimage
+from desktop.widgets.drop_area import DropArea
+from desktop.widgets.network_view import NetworkView
+from desktop.widgets.probability_chart import ProbabilityChart
+from engine.datasets import load_dataset
+from engine.imageio import save_image
+from engine.preprocess import classify_images
+
+OBJECT_NAMES = ("dropArea", "drawCanvas", "probabilityChart", "predictionLabel", "networkView",
+                "preprocessedView", "batchTable")
+
+
+@pytest.fixture(scope="module")
+def mnist():
+    return load_dataset("mnist", limit=8000)
+
+
+@pytest.fixture(scope="module")
+def model(mnist, request, tmp_path_factory):
+    """The shipped model when it exists, else a LeNet-5 trained for a few seconds (cached)."""
+    path = resources.shipped_model_path()
+    if path.exists():
+        from engine.modelfile import load_model
+
+        return load_model(path)
+    from engine.model import lenet5
+    from engine.training import TrainConfig, train
+
+    net = lenet5(np.random.default_rng(0))
+    cache_dir = (request.config.cache.mkdir("convscope-quick-lenet5")
+                 if getattr(request.config, "cache", None) else tmp_path_factory.mktemp("lenet"))
+    cache = cache_dir / "weights-v1.npz"
+    if cache.exists():
+        with np.load(cache) as f:
+            net.set_weights({k: f[k] for k in f.files})
+        return net
+    config = TrainConfig(epochs=1, batch_size=64, lr=0.002, optimizer="adam", seed=0)
+    for _event in train(net, mnist.train_images, mnist.train_labels, config):
+        pass
+    np.savez(cache, **net.get_weights())
+    return net
+
+
+@pytest.fixture(scope="module")
+def sure_digits(mnist, model):
+    """Indices of MNIST test digits the model gets right with confidence > 0.95, per class."""
+    probs = classify_images(model, mnist.test_images[:600])
+    right = (probs.argmax(1) == mnist.test_labels[:600]) & (probs.max(1) > 0.95)
+    return {c: [int(i) for i in np.flatnonzero(right & (mnist.test_labels[:600] == c))]
+            for c in range(10)}
+
+
+def _paper(digit: np.ndarray) -> np.ndarray:
+    """A scanned-looking digit: dark ink on white paper, enlarged 4x, with a margin."""
+    return 255 - np.kron(np.pad(digit, 6), np.ones((4, 4), np.uint8))
+
+
+def _png(tmp_path, mnist, index: int, name: str | None = None):
+    path = tmp_path / (name or f"digit{index}.png")
+    save_image(_paper(mnist.test_images[index]), path)
+    return path
+
+
+def _drop(target, mime: QMimeData) -> None:
+    """A drag entering ``target`` then dropping ``mime`` there, as a file manager does."""
+    pos = QPointF(target.rect().center())
+    args = (pos, Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton,
+            Qt.KeyboardModifier.NoModifier)
+    enter = QDragEnterEvent(*args)
+    QApplication.sendEvent(target, enter)
+    assert enter.isAccepted()
+    QApplication.sendEvent(target, QDropEvent(*args))
+
+
+def _shown_class(tab: ClassifyTab) -> str:
+    return tab.prediction_label.text().split()[0]
+
+
+def _assert_bars(tab: ClassifyTab, expected: str) -> None:
+    chart = tab.findChild(ProbabilityChart, "probabilityChart")
+    probs = chart.probabilities()
+    assert probs.shape == (10,)
+    assert probs.sum() == pytest.approx(1.0, abs=1e-4)
+    assert chart.highlighted_class() == expected
+    assert _shown_class(tab) == expected
+    assert tab.prediction_label.text().endswith("%")
+
+
+@pytest.fixture
+def tab(qtbot, model):
+    state = AppState()
+    widget = ClassifyTab(state)
+    qtbot.addWidget(widget)
+    widget.resize(1200, 760)
+    widget.show()
+    state.publish_model(model, "test model")
+    yield widget
+    widget._occlusion_timer.stop()  # let a running occlusion map finish before teardown
+    qtbot.waitUntil(lambda: widget._occlusion_worker is None, timeout=5000)
+
+
+def test_key_widgets_carry_their_object_names(tab):
+    for name in OBJECT_NAMES:
+        assert tab.findChild(object, name) is not None, name
+    assert "test model" in tab.model_label.text()
+
+
+def test_drop_file_urls_on_the_drop_area(qtbot, tab, mnist, sure_digits, tmp_path):
+    index = sure_digits[3][0]
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(_png(tmp_path, mnist, index)))])
+    with qtbot.waitSignal(tab.classified, timeout=3000):
+        _drop(tab.findChild(DropArea, "dropArea"), mime)
+    _assert_bars(tab, "3")
+    assert tab.preprocessed_view.array().shape == (28, 28)
+    assert tab.preprocessed_view.array()[0, 0] == 0 and tab.preprocessed_view.array().max() > 200
+    assert len(tab.top3_label.text().split("(")) == 4  # three classes named
+
+
+def _idle(window: MainWindow) -> bool:
+    """No tab busy (the Train tab loads its dataset at start); closing would ask otherwise."""
+    tabs = [window.tabs.widget(i) for i in range(window.tabs.count())]
+    return not any(t.is_busy() for t in tabs if hasattr(t, "is_busy"))
+
+
+def test_drop_raw_image_data_on_the_main_window(qtbot, settings, model, mnist, sure_digits):
+    window = MainWindow(settings=settings)
+    qtbot.addWidget(window)
+    window.show()
+    window.tabs.setCurrentWidget(window.classify_tab)
+    window.state.publish_model(model, "test model")
+    mime = QMimeData()  # a browser's drop: image data (its URL would be remote)
+    mime.setImageData(array_to_qimage(_paper(mnist.test_images[sure_digits[6][0]])))
+    mime.setUrls([QUrl("https://example.org/six.png")])
+    try:
+        with qtbot.waitSignal(window.classify_tab.classified, timeout=3000):
+            _drop(window, mime)
+        _assert_bars(window.classify_tab, "6")
+    finally:
+        window.classify_tab._occlusion_timer.stop()
+        qtbot.waitUntil(lambda: window.classify_tab._occlusion_worker is None, timeout=5000)
+        qtbot.waitUntil(lambda: _idle(window), timeout=20000)
+
+
+def test_drop_raw_png_bytes_on_the_drop_area(qtbot, tab, mnist, sure_digits):
+    buffer = io.BytesIO()
+    Image.fromarray(_paper(mnist.test_images[sure_digits[5][0]])).save(buffer, format="PNG")
+    mime = QMimeData()
+    mime.setData("application/octet-stream", buffer.getvalue())
+    with qtbot.waitSignal(tab.classified, timeout=3000):
+        _drop(tab.drop_area, mime)
+    _assert_bars(tab, "5")
+
+
+def test_paste_with_ctrl_v(qtbot, tab, mnist, sure_digits):
+    QApplication.clipboard().setImage(array_to_qimage(_paper(mnist.test_images[sure_digits[2][0]])))
+    tab.activateWindow()
+    tab.setFocus()
+    with qtbot.waitSignal(tab.classified, timeout=3000):
+        qtbot.keyClick(tab, Qt.Key.Key_V, Qt.KeyboardModifier.ControlModifier)
+    _assert_bars(tab, "2")
+
+
+def _stroke(qtbot, canvas, points: list[tuple[float, float]]) -> None:
+    """Drag the mouse along ``points`` given in canvas pixels (0..280)."""
+    side = min(canvas.width(), canvas.height())
+    ox, oy = (canvas.width() - side) / 2, (canvas.height() - side) / 2
+
+    def at(x: float, y: float) -> QPoint:
+        return QPoint(int(ox + x / 280 * side), int(oy + y / 280 * side))
+
+    qtbot.mousePress(canvas, Qt.MouseButton.LeftButton, pos=at(*points[0]))
+    for (x0, y0), (x1, y1) in itertools.pairwise(points):
+        for t in np.linspace(0, 1, 10)[1:]:
+            qtbot.mouseMove(canvas, at(x0 + t * (x1 - x0), y0 + t * (y1 - y0)))
+    qtbot.mouseRelease(canvas, Qt.MouseButton.LeftButton, pos=at(*points[-1]))
+
+
+def test_drawing_is_classified_and_the_prediction_follows_the_strokes(qtbot, tab):
+    canvas = tab.findChild(object, "drawCanvas")
+    with qtbot.waitSignal(tab.classified, timeout=3000):
+        _stroke(qtbot, canvas, [(140, 50), (140, 230)])
+    _assert_bars(tab, "1")
+    assert tab.network_view.layers()[0].name == "input"
+    with qtbot.waitSignal(tab.classified, timeout=3000):
+        _stroke(qtbot, canvas, [(140, 50), (90, 80), (80, 140), (100, 225), (180, 225),
+                                (200, 140), (185, 70), (140, 50)])
+    assert _shown_class(tab) == "0"
+    tab.draw_panel.undo_button.click()
+    assert _shown_class(tab) == "1"
+    tab.draw_panel.clear_button.click()
+    assert tab.chart.probabilities().size == 0
+
+
+def test_a_bad_file_shows_a_message_and_keeps_the_prediction(qtbot, tab, mnist, sure_digits,
+                                                             tmp_path):
+    assert tab.open_image_file(_png(tmp_path, mnist, sure_digits[4][0]))
+    before = tab.prediction_label.text()
+    bad = tmp_path / "notes.png"
+    bad.write_text("this is not an image")
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(bad))])
+    _drop(tab.drop_area, mime)
+    assert tab.message_label.isVisible()
+    assert "notes.png" in tab.message_label.text()
+    assert tab.prediction_label.text() == before
+    _assert_bars(tab, "4")
+    hostile = QMimeData()
+    hostile.setData("image/png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
+    _drop(tab.drop_area, hostile)
+    assert "dropped" in tab.message_label.text()
+    assert tab.prediction_label.text() == before
+
+
+def test_batch_drop_fills_a_sortable_table_exported_to_csv(qtbot, tab, mnist, sure_digits,
+                                                           tmp_path):
+    files = [_png(tmp_path, mnist, sure_digits[c][0], f"d{c}.png") for c in (1, 7, 9)]
+    (tmp_path / "broken.png").write_bytes(b"nope")
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in [*files, tmp_path / "broken.png"]])
+    _drop(tab.drop_area, mime)
+    table = tab.batch_table
+    assert table.rowCount() == 4
+    shown = {table.item(r, 0).text(): table.item(r, 1).text() for r in range(4)}
+    assert shown == {"d1.png": "1", "d7.png": "7", "d9.png": "9", "broken.png": "unreadable"}
+    table.horizontalHeader().sectionClicked.emit(2)  # sort by confidence
+    table.sortItems(2, Qt.SortOrder.DescendingOrder)
+    assert table.item(3, 0).text() == "broken.png"
+    out = tmp_path / "predictions.csv"
+    table.export_csv(out)
+    rows = list(csv.DictReader(out.open(encoding="utf-8")))
+    assert [r["prediction"] for r in rows[:3]] != ["", "", ""]
+    assert {r["file"].rsplit("/", 1)[-1]: r["prediction"] for r in rows}["d7.png"] == "7"
+    assert rows[-1]["error"]
+
+
+def test_folder_drop_is_a_batch(qtbot, tab, mnist, sure_digits, tmp_path):
+    for c in (0, 5):
+        _png(tmp_path, mnist, sure_digits[c][0], f"x{c}.png")
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(tmp_path))])
+    _drop(tab.drop_area, mime)
+    assert tab.batch_table.rowCount() == 2
+
+
+def test_a_number_is_read_with_boxes(qtbot, tab, mnist, sure_digits, tmp_path):
+    digits = [mnist.test_images[sure_digits[c][0]] for c in (2, 0, 4, 8)]
+    row = np.concatenate([np.pad(d, ((0, 0), (3, 3))) for d in digits], axis=1)
+    path = tmp_path / "number.png"
+    save_image(255 - np.kron(np.pad(row, 8), np.ones((3, 3), np.uint8)), path)
+    with qtbot.waitSignal(tab.number_read, timeout=3000):
+        assert tab.open_image_file(path)
+    assert tab.reading.text == "2048"
+    assert len(tab.preview.boxes()) == 4
+    assert "2048" in tab.reading_label.text()
+
+
+def test_network_view_hover_shows_the_pooled_window(qtbot, tab, mnist, sure_digits, tmp_path):
+    tab.open_image_file(_png(tmp_path, mnist, sure_digits[8][0]))
+    view = tab.findChild(NetworkView, "networkView")
+    qtbot.mouseMove(view, view.cell_center("pool1", 2, 5, 6))
+    assert ("conv1", 2, (10, 12, 12, 14)) in view.highlights()
+    assert "pool1" in view.hover_text
+    qtbot.mouseMove(view, view.cell_center("conv1", 0, 9, 9))
+    window = view.highlights()[0]
+    assert window[0] == "input" and window[2][2] - window[2][0] == 5  # a 5x5 receptive field
+
+
+def test_occlusion_map_arrives_from_a_worker(qtbot, tab, mnist, sure_digits, tmp_path):
+    with qtbot.waitSignal(tab.occlusion_finished, timeout=5000) as blocker:
+        tab.open_image_file(_png(tmp_path, mnist, sure_digits[7][0]))
+    assert blocker.args[0].heat.shape == (28, 28)
+    assert blocker.args[0].target == 7
+    assert tab.occlusion_view.array().shape == (28, 28, 3)
+
+
+def test_switching_off_centring_changes_what_the_network_sees(qtbot, tab, mnist, sure_digits,
+                                                              tmp_path):
+    tab.open_image_file(_png(tmp_path, mnist, sure_digits[1][0]))
+    centred = tab.preprocessed_view.array()
+    tab.center_box.setChecked(False)
+    assert not np.array_equal(tab.preprocessed_view.array(), centred)
+    tab.invert_box.setChecked(False)
+    assert tab.preprocessed_view.array().mean() > 128  # white paper is now "ink"
+
+
+def test_a_model_trained_elsewhere_is_announced(qtbot, tab, model):
+    with qtbot.waitSignal(tab._state.status_posted, timeout=1000) as blocker:
+        tab._state.publish_model(model, "Just trained (2 epochs)")
+    assert "Just trained" in blocker.args[0]
+    assert "Just trained" in tab.model_label.text()
