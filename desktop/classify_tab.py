@@ -44,14 +44,10 @@ from desktop.widgets.probability_chart import ProbabilityChart
 from desktop.workers import GeneratorWorker, start_worker
 from engine.errors import EngineError
 from engine.imageio import load_image
+from engine.modelfile import load_model
 from engine.occlusion import occlusion_map
 from engine.preprocess import PreparedDigit, prepare_digit
 from engine.reading import Reading, read_digits
-
-try:  # TEMPORARY until engine.modelfile lands (E1)
-    from engine.modelfile import load_model
-except ModuleNotFoundError:  # pragma: no cover
-    load_model = None
 
 DROP_HINT = (
     "Drop an image of a digit (or of a number) here\n\nor paste it with Ctrl+V, "
@@ -197,7 +193,7 @@ class ClassifyTab(QWidget):
     # ----- the model ----------------------------------------------------------------------
     def _load_shipped_model(self) -> None:
         path = resources.shipped_model_path()
-        if not path.exists() or load_model is None:
+        if not path.exists():
             self.set_model(None, "")
             return
         try:

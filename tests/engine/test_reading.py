@@ -177,3 +177,49 @@ def test_reads_touching_pairs(mnist, model):
         right += reading.text == f"{mnist.test_labels[j]}{mnist.test_labels[k]}"
     # vertical cuts cannot separate digits that overlap (a known limitation): about half
     assert right >= 4, f"{right}/10 touching pairs read right"
+
+
+# ----- convscope read (headless; never imports Qt) ----------------------------------------------
+@pytest.fixture(scope="module")
+def model_file(model, tmp_path_factory):
+    from engine.modelfile import save_model
+
+    path = tmp_path_factory.mktemp("model") / "lenet.npz"
+    save_model(model, path)
+    return path
+
+
+def test_cli_read_prints_json_per_file(mnist, model_file, tmp_path, capsys):
+    import json
+
+    from desktop.cli import main
+    from engine.imageio import save_image
+
+    rng = np.random.default_rng(2)
+    idx = rng.choice(len(mnist.test_images), 3, replace=False)
+    image = tmp_path / "number.png"
+    save_image(_number([mnist.test_images[i] for i in idx]), image)
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not a png")
+    status = main(["read", str(model_file), str(image), str(bad), "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert status == 1  # one file failed, the other was read
+    assert out[0]["file"] == str(image)
+    assert len(out[0]["digits"]) == 3
+    assert out[0]["text"] == "".join(d["prediction"] for d in out[0]["digits"])
+    for d in out[0]["digits"]:
+        assert set(d) == {"box", "prediction", "confidence"}
+        x0, y0, x1, y1 = d["box"]
+        assert 0 <= x0 < x1 and 0 <= y0 < y1
+    assert out[1]["file"] == str(bad) and "error" in out[1]
+
+
+def test_cli_read_text_output(mnist, model_file, tmp_path, capsys):
+    from desktop.cli import main
+    from engine.imageio import save_image
+
+    image = tmp_path / "n.png"
+    save_image(_number([mnist.test_images[i] for i in (0, 1)]), image)
+    assert main(["read", str(model_file), str(image)]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith(f"{image}: ") and len(line.split(": ")[1].split()[0]) == 2
