@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPushButton,
+    QSizePolicy,
     QStackedWidget,
     QTabWidget,
     QToolButton,
@@ -113,6 +114,7 @@ class ClassifyTab(QWidget):
         self.canvas.drawing_changed.connect(self._on_canvas_drawing_changed)
         self.canvas.cleared.connect(self._on_canvas_cleared)
         self.preview = ImagePreview(DROP_HINT)
+        self.preview.box_clicked.connect(self.show_reading_digit)
         self.sources = QStackedWidget()
         self.sources.addWidget(self.draw_panel)
         self.sources.addWidget(self.preview)
@@ -145,9 +147,13 @@ class ClassifyTab(QWidget):
         self.preprocessed_view.setObjectName("preprocessedView")
         self.occlusion_view = PixelView("occlusion map")
         self.occlusion_view.setObjectName("occlusionView")
-        seen = QGridLayout()
+        seen_box = QGroupBox("What the network sees")
+        seen_box.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
+        seen = QGridLayout(seen_box)
         for i, view in enumerate((self.original_view, self.preprocessed_view, self.occlusion_view)):
             seen.addWidget(view, 0, i)
+        self.occlusion_label = QLabel(objectName="occlusionLabel", wordWrap=True)
+        seen.addWidget(self.occlusion_label, 1, 0, 1, 3)
         self.prediction_label = QLabel("–", objectName="predictionLabel")
         font = QFont(self.prediction_label.font())
         font.setPointSizeF(font.pointSizeF() * 2.4)
@@ -160,9 +166,10 @@ class ClassifyTab(QWidget):
         self.open_model_button = QPushButton("Open model…", objectName="openModelButton")
         self.open_model_button.clicked.connect(self._on_open_model_clicked)
         middle = QVBoxLayout()
-        middle.addLayout(seen)
+        middle.addWidget(seen_box)
         middle.addWidget(self.prediction_label)
         middle.addWidget(self.top3_label)
+        middle.addWidget(QLabel("Probability of each class (softmax output, sums to 100%)"))
         middle.addWidget(self.chart, 1)
         model_box = QGroupBox("Model")
         model_layout = QVBoxLayout(model_box)
@@ -323,12 +330,17 @@ class ClassifyTab(QWidget):
             self._show_message(f"{source}: {exc}")
             return False
         self._show_message("")
-        self.original_view.set_array(prepared.original)
+        self._show_input(prepared, prepared.original)
+        return True
+
+    def _show_input(self, prepared: PreparedDigit, original: np.ndarray) -> None:
+        """One forward pass of ``prepared.image``: bars, prediction, network view, occlusion."""
+        self.original_view.set_array(original)
         self.preprocessed_view.set_array(prepared.image)
         self._state.classify_image_changed.emit(prepared.image)
         if self.model is None:
             self.network_view.clear("No model loaded")
-            return True
+            return
         x = prepared.image[None, None]
         channels = self.model.input_spec.shape[0]
         acts = self.model.activations(
@@ -347,7 +359,6 @@ class ClassifyTab(QWidget):
         self.network_view.set_layers(view_layers(self.model, acts))
         self.classified.emit(self.result)
         self._occlusion_timer.start()
-        return True
 
     def _clear_result(self, text: str) -> None:
         self.result = None
@@ -357,6 +368,7 @@ class ClassifyTab(QWidget):
         self.original_view.set_array(None)
         self.preprocessed_view.set_array(None)
         self.occlusion_view.set_array(None)
+        self.occlusion_label.clear()
         self.network_view.clear()
 
     def _read_number(self) -> None:
@@ -367,12 +379,28 @@ class ClassifyTab(QWidget):
         if len(digits) > 1:
             self.preview.set_boxes([(*d.box, f"{d.prediction} {d.confidence:.0%}") for d in digits])
             self.reading_label.setText(
-                f"Reads as <b>{self.reading.text}</b> ({len(digits)} digits, left to right)"
+                f"Reads as <b>{self.reading.text}</b> ({len(digits)} digits, left to right). "
+                "Click a box to look inside the network for that digit."
             )
+            self.show_reading_digit(0)
         else:
             self.preview.set_boxes([])
             self.reading_label.setText("One digit in this image" if digits else "")
         self.number_read.emit(self.reading)
+
+    def show_reading_digit(self, index: int) -> None:
+        """Show digit ``index`` of the number read: its input, bars and feature maps."""
+        if self.reading is None or not 0 <= index < len(self.reading.digits):
+            return
+        digit = self.reading.digits[index]
+        x0, y0, x1, y1 = digit.box
+        crop = self._image[y0:y1, x0:x1]
+        self.preview.set_selected(index)
+        self._show_input(PreparedDigit(digit.image, crop, False, digit.box), crop)
+        self.prediction_label.setText(f"{self.reading.text}")
+        self.top3_label.setText(
+            f"Digit {index + 1} of {len(self.reading.digits)}: " + self.top3_label.text()
+        )
 
     # ----- occlusion (off the GUI thread) -------------------------------------------------
     def _start_occlusion(self) -> None:
@@ -397,6 +425,11 @@ class ClassifyTab(QWidget):
         if self.result is None or not np.array_equal(self.result.prepared.image, image):
             return  # stale: the image changed meanwhile (a newer map is on its way)
         self.occlusion_view.set_array(occlusion_rgb(image, result.heat))
+        name = self.model.classes[result.target] if self.model is not None else result.target
+        self.occlusion_label.setText(
+            f"Occlusion: covering the orange parts lowers the probability of “{name}” the most "
+            f"(a black {result.patch}×{result.patch} patch slid over the input); blue parts "
+            "speak against it.")
         self.occlusion_finished.emit(result)
 
     def _on_occlusion_finished(self) -> None:

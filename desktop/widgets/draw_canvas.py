@@ -48,7 +48,9 @@ class DrawCanvas(QWidget):
         super().__init__(parent)
         self.setObjectName("drawCanvas")
         self.setMinimumSize(160, 160)
-        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        policy = QSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        policy.setHeightForWidth(True)
+        self.setSizePolicy(policy)
         self.setCursor(Qt.CursorShape.CrossCursor)
         self.setToolTip("Draw a digit with the mouse; it is classified as you draw")
         self._image = QImage(CANVAS_SIZE, CANVAS_SIZE, QImage.Format.Format_Grayscale8)
@@ -202,8 +204,16 @@ class DrawPanel(QWidget):
         tools.addWidget(self.clear_button)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.canvas, 1)
+        hint = QLabel(
+            "Draw one digit with the mouse; it is classified as you draw, so watch the bars "
+            "and the feature maps change stroke by stroke. Ctrl+Z undoes a stroke.\n\n"
+            "Or drop a photo or scan of a digit (or of a number, like a ZIP code) anywhere "
+            "on this tab, or paste one with Ctrl+V.", wordWrap=True)
+        hint.setContentsMargins(0, 8, 0, 0)
+        layout.addWidget(self.canvas)
         layout.addLayout(tools)
+        layout.addWidget(hint)
+        layout.addStretch(1)
 
     def _on_width_changed(self, value: int) -> None:
         self.canvas.pen_width = value

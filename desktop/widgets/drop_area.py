@@ -21,6 +21,7 @@ from PySide6.QtGui import (
     QDropEvent,
     QFont,
     QImage,
+    QMouseEvent,
     QPainter,
     QPaintEvent,
     QPen,
@@ -121,7 +122,12 @@ class DropArea(QFrame):
 
 
 class ImagePreview(QWidget):
-    """An image scaled to fit, with optional boxes (x0, y0, x1, y1, label) over it."""
+    """An image scaled to fit, with optional boxes (x0, y0, x1, y1, label) over it.
+
+    Clicking a box emits ``box_clicked(index)``; the selected box is drawn thicker.
+    """
+
+    box_clicked = Signal(int)
 
     def __init__(self, placeholder: str = "", parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -129,6 +135,7 @@ class ImagePreview(QWidget):
         self.setMinimumSize(120, 120)
         self._image: QImage | None = None
         self._boxes: list[tuple[int, int, int, int, str]] = []
+        self._selected = -1
         self._placeholder = placeholder
 
     def set_image(self, image: np.ndarray | None) -> None:
@@ -138,7 +145,32 @@ class ImagePreview(QWidget):
 
     def set_boxes(self, boxes: list[tuple[int, int, int, int, str]]) -> None:
         self._boxes = list(boxes)
+        self._selected = -1
         self.update()
+
+    def set_selected(self, index: int) -> None:
+        self._selected = index
+        self.update()
+
+    def box_rect(self, index: int) -> QRectF:
+        """Where box ``index`` is drawn, in widget coordinates."""
+        target, scale = self._placement()
+        x0, y0, x1, y1, _label = self._boxes[index]
+        return QRectF(target.x() + x0 * scale, target.y() + y0 * scale,
+                      (x1 - x0) * scale, (y1 - y0) * scale)
+
+    def _placement(self) -> tuple[QRectF, float]:
+        w, h = self._image.width(), self._image.height()
+        scale = min(self.width() / w, self.height() / h)
+        target = QRectF((self.width() - w * scale) / 2, (self.height() - h * scale) / 2,
+                        w * scale, h * scale)
+        return target, scale
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:
+        for i in range(len(self._boxes)):
+            if self.box_rect(i).adjusted(-3, -3, 3, 3).contains(event.position()):
+                self.box_clicked.emit(i)
+                return
 
     def boxes(self) -> list[tuple[int, int, int, int, str]]:
         return list(self._boxes)
@@ -156,10 +188,7 @@ class ImagePreview(QWidget):
             painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
                              self._placeholder)
             return
-        w, h = self._image.width(), self._image.height()
-        scale = min(self.width() / w, self.height() / h)
-        target = QRectF((self.width() - w * scale) / 2, (self.height() - h * scale) / 2,
-                        w * scale, h * scale)
+        target, scale = self._placement()
         painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, scale < 1)
         painter.drawImage(target, self._image)
         if not self._boxes:
@@ -167,15 +196,17 @@ class ImagePreview(QWidget):
         font = QFont(painter.font())
         font.setBold(True)
         painter.setFont(font)
-        line = painter.fontMetrics().height()
-        for x0, y0, x1, y1, label in self._boxes:
-            box = QRectF(target.x() + x0 * scale, target.y() + y0 * scale,
-                         (x1 - x0) * scale, (y1 - y0) * scale)
-            painter.setPen(QPen(QColor(230, 120, 30), 2))
+        metrics = painter.fontMetrics()
+        line = metrics.height()
+        for i, (*_box, label) in enumerate(self._boxes):
+            box = self.box_rect(i)
+            selected = i == self._selected
+            painter.setPen(QPen(QColor(230, 120, 30), 3 if selected else 1.5))
             painter.drawRect(box)
-            tag = QRectF(box.x(), box.y() - line - 2, max(box.width(), 40.0), line + 2)
+            width = metrics.horizontalAdvance(label) + 8
+            tag = QRectF(box.center().x() - width / 2, box.y() - line - 3, width, line + 2)
             if tag.y() < 0:
-                tag.moveTop(box.bottom() + 1)
-            painter.fillRect(tag, QColor(230, 120, 30, 220))
+                tag.moveTop(box.bottom() + 2)
+            painter.fillRect(tag, QColor(230, 120, 30, 255 if selected else 200))
             painter.setPen(QColor(255, 255, 255))
             painter.drawText(tag, Qt.AlignmentFlag.AlignCenter, label)

@@ -272,6 +272,14 @@ def test_a_number_is_read_with_boxes(qtbot, tab, mnist, sure_digits, tmp_path):
     assert tab.reading.text == "2048"
     assert len(tab.preview.boxes()) == 4
     assert "2048" in tab.reading_label.text()
+    assert tab.prediction_label.text().startswith("2048")
+    assert tab.chart.highlighted_class() == "2"  # the first digit is shown inside the network
+    with qtbot.waitSignal(tab.classified, timeout=3000) as blocker:
+        qtbot.mouseClick(tab.preview, Qt.MouseButton.LeftButton,
+                         pos=tab.preview.box_rect(2).center().toPoint())
+    assert blocker.args[0].prediction == "4"
+    assert tab.chart.highlighted_class() == "4"
+    assert "Digit 3 of 4" in tab.top3_label.text()
 
 
 def test_network_view_hover_shows_the_pooled_window(qtbot, tab, mnist, sure_digits, tmp_path):
@@ -308,3 +316,25 @@ def test_a_model_trained_elsewhere_is_announced(qtbot, tab, model):
         tab._state.publish_model(model, "Just trained (2 epochs)")
     assert "Just trained" in blocker.args[0]
     assert "Just trained" in tab.model_label.text()
+
+
+def test_canvas_updates_are_coalesced_while_drawing(qtbot, tab):
+    canvas = tab.canvas
+    emitted = []
+    canvas.drawing_changed.connect(emitted.append)
+    points = [(60 + i * 3, 140 + (i % 7)) for i in range(50)]  # 49 segments, drawn at once
+    _stroke(qtbot, canvas, points)
+    assert 1 <= len(emitted) <= 5  # one per interval plus the finished stroke, not one per move
+    assert emitted[-1].shape == (280, 280) and emitted[-1].max() == 255
+
+
+def test_without_a_model_the_tab_says_so(qtbot, monkeypatch, tmp_path):
+    monkeypatch.setattr(resources, "shipped_model_path", lambda: tmp_path / "missing.npz")
+    widget = ClassifyTab(AppState())
+    qtbot.addWidget(widget)
+    assert widget.model is None
+    assert "No model loaded" in widget.model_label.text()
+    assert widget.prediction_label.text() == "No model loaded"
+    widget.canvas.set_pixels(np.pad(np.full((180, 20), 255, np.uint8), ((50, 50), (130, 130))))
+    assert widget.preprocessed_view.array() is not None  # preprocessing still shows
+    assert widget.chart.probabilities().size == 0
