@@ -12,7 +12,10 @@ LeNet's original job was reading ZIP codes. The steps, each a small function:
    digits (a piece much wider than a digit is cut at the columns with the least ink near the
    expected digit boundaries: a vertical-projection minimum) and order the digits left to right.
 4. :func:`read_digits` - each digit (its own ink only, white on black) goes through
-   :func:`engine.preprocess.prepare_digit` and the model.
+   :func:`engine.preprocess.prepare_digit` and the model. Where the cut of touching digits is
+   uncertain, :func:`segment_candidates` offers several cuts and the network picks: the
+   reading whose confidences have the highest geometric mean wins (by :data:`SWITCH_MARGIN`
+   over the projection-minimum cut). All candidates go through the network in one batch.
 
 Large images are segmented on a block-averaged copy (at most ``max_side`` pixels a side) for
 speed; boxes are given in the original image's pixels. Known limitations: digits must stand in
@@ -31,6 +34,10 @@ from engine.errors import EngineError, ShapeError
 from engine.preprocess import classify_images, prepare_digit
 
 Box = tuple[int, int, int, int]  # (x0, y0, x1, y1), x1/y1 exclusive
+
+#: How much higher (in mean log-confidence) another way of cutting a group must score than the
+#: first one for :func:`read_digits` to prefer it (0.5 = a geometric mean 65 % higher).
+SWITCH_MARGIN = 0.5
 
 
 @dataclass(frozen=True)
@@ -223,8 +230,22 @@ def segment_digits(image: np.ndarray, *, max_side: int = 600, aspect_split: floa
 
     A group wider than ``aspect_split`` times its height (or than 1.6 typical digit widths of
     this image, a typical width being at least 0.7 line heights) is taken as touching digits
-    and cut; a lone group barely too wide only at a neck: a column holding at most
-    ``neck_ratio`` times the median ink of its columns.
+    and cut at projection minima; a lone group barely too wide only at a neck: a column holding
+    at most ``neck_ratio`` times the median ink of its columns.
+    """
+    groups = segment_candidates(image, max_side=max_side, aspect_split=aspect_split,
+                                neck_ratio=neck_ratio)
+    return [segment for candidates in groups for segment in candidates[0]]
+
+
+def segment_candidates(image: np.ndarray, *, max_side: int = 600, aspect_split: float = 1.25,
+                       neck_ratio: float = 0.6) -> list[list[list[Segment]]]:
+    """Per group of ink, left to right, the ways to read it: lists of segments.
+
+    The first way is :func:`segment_digits`'s choice. A group taken as touching digits also
+    offers other cuts (for two digits: cuts swept over the middle 40 % of its width; for more:
+    one digit fewer or more) and, when it was ambiguous, not cutting at all, so that
+    :func:`read_digits` can let the classifier choose the most convincing reading.
     """
     gray = to_gray(image)
     h, w = gray.shape
@@ -250,12 +271,12 @@ def segment_digits(image: np.ndarray, *, max_side: int = 600, aspect_split: floa
     line = float(np.median([g.height for g in groups if g.height >= 0.5 * tallest]))
     narrow = [g.width for g in groups if g.width <= aspect_split * g.height]
     typical = max(float(np.median(narrow)), 0.7 * line) if narrow else 0.8 * line
-    segments: list[Segment] = []
+    result: list[list[list[Segment]]] = []
     for g in sorted(groups, key=lambda g: g.x0):
         own = np.isin(labels[g.y0:g.y1, g.x0:g.x1], g.ids)
-        profile = own.sum(axis=0)
-        bounds = [0, g.width]
+        ways = [[]]
         if g.width > aspect_split * g.height or (len(groups) > 1 and g.width > 1.6 * typical):
+            profile = own.sum(axis=0)
             pieces = max(2, round(g.width / typical))
             cuts = _cuts(profile, pieces)
             if g.width <= 1.4 * g.height and len(groups) == 1:
@@ -263,14 +284,31 @@ def segment_digits(image: np.ndarray, *, max_side: int = 600, aspect_split: floa
                 # far less ink than the typical one (a wide 0 or 2 has none)
                 neck = neck_ratio * float(np.median(profile[profile > 0]))
                 cuts = [c for c in cuts if profile[c] <= neck]
-            bounds = [0, *cuts, g.width]
-        for c0, c1 in itertools.pairwise(bounds):
-            part = np.zeros_like(own)
-            part[:, c0:c1] = own[:, c0:c1]
-            segment = _full_resolution(part, g.x0, g.y0, factor, gray.shape)
-            if segment is not None:
-                segments.append(segment)
-    return segments
+                ways = [cuts] if cuts else [[], *([c] for c in _sweep(g.width))]
+            elif pieces == 2:
+                ways = [cuts, *([c] for c in _sweep(g.width) if c != cuts[0])]
+            else:
+                ways = [cuts, _cuts(profile, pieces - 1), _cuts(profile, pieces + 1)]
+        elif g.width > 1.15 * typical or g.width > g.height:
+            # perhaps two touching digits after all (a narrow one, like 1): let the network judge
+            ways = [[], *([c] for c in _sweep(g.width))]
+        candidates = []
+        for cuts in ways:
+            segments = []
+            for c0, c1 in itertools.pairwise([0, *cuts, g.width]):
+                part = np.zeros_like(own)
+                part[:, c0:c1] = own[:, c0:c1]
+                segment = _full_resolution(part, g.x0, g.y0, factor, gray.shape)
+                if segment is not None:
+                    segments.append(segment)
+            candidates.append(segments)
+        result.append(candidates)
+    return result
+
+
+def _sweep(width: int, steps: int = 9) -> list[int]:
+    """Cut columns spread over the middle 40 % of a group ``width`` columns wide."""
+    return sorted({int(width * f + 0.5) for f in np.linspace(0.3, 0.7, steps)})
 
 
 def _split_by_label(ys, xs, lab, count):
@@ -316,25 +354,37 @@ def read_digits(model, image: np.ndarray, *, max_side: int = 600) -> Reading:
     Ink below a tenth of the strongest stroke is treated as paper (JPEG noise, paper texture).
     """
     gray = to_gray(image)
-    segments = segment_digits(image, max_side=max_side)
-    if not segments:
+    groups = segment_candidates(image, max_side=max_side)
+    if not groups:
         return Reading("", [])
     ink, _ = ink_map(gray)
     ink = np.where(ink > 0.1, ink, 0).astype(np.float32)
+    # every segment of every candidate reading goes through the network in one batch
+    flat = [(gi, ci, s) for gi, cands in enumerate(groups) for ci, c in enumerate(cands) for s in c]
     kept, prepared = [], []
-    for segment in segments:
+    for item in flat:
         try:
-            digit = prepare_digit(digit_crop(ink, segment), auto_invert=False, center=True)
+            digit = prepare_digit(digit_crop(ink, item[2]), auto_invert=False, center=True)
         except EngineError:  # too faint to be a digit after all
             continue
-        kept.append(segment)
+        kept.append(item)
         prepared.append(digit.image)
     if not kept:
         return Reading("", [])
     probs = classify_images(model, prepared)
     classes = [str(c) for c in model.classes]
-    digits = []
-    for segment, picture, p in zip(kept, prepared, probs, strict=True):
+    by_candidate: dict[tuple[int, int], list[ReadDigit]] = {}
+    for (gi, ci, segment), picture, p in zip(kept, prepared, probs, strict=True):
         k = int(np.argmax(p))
-        digits.append(ReadDigit(segment.box, classes[k], float(p[k]), p.copy(), picture))
+        by_candidate.setdefault((gi, ci), []).append(
+            ReadDigit(segment.box, classes[k], float(p[k]), p.copy(), picture))
+    digits: list[ReadDigit] = []
+    for gi, cands in enumerate(groups):
+        readings = [by_candidate.get((gi, ci), []) for ci in range(len(cands))]
+        # the most convincing reading: the highest mean log-confidence (geometric mean)
+        scores = [np.mean([np.log(max(d.confidence, 1e-9)) for d in r]) if r else -np.inf
+                  for r in readings]
+        best = int(np.argmax(scores))
+        # another reading must be clearly more convincing than the first (the default) one
+        digits.extend(readings[best if scores[best] > scores[0] + SWITCH_MARGIN else 0])
     return Reading("".join(d.prediction for d in digits), digits)

@@ -175,8 +175,9 @@ def test_reads_touching_pairs(mnist, model):
         total += 1
         reading = read_digits(model, 255 - np.pad(pair, 10))
         right += reading.text == f"{mnist.test_labels[j]}{mnist.test_labels[k]}"
-    # vertical cuts cannot separate digits that overlap (a known limitation): about half
-    assert right >= 4, f"{right}/10 touching pairs read right"
+    # the network picks the most convincing cut; vertical cuts cannot separate digits that
+    # overlap a lot (a known limitation): about 70 % are read right
+    assert right >= 6, f"{right}/10 touching pairs read right"
 
 
 # ----- convscope read (headless; never imports Qt) ----------------------------------------------
