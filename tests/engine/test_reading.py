@@ -167,7 +167,7 @@ def test_reads_composed_numbers(mnist, model):
 def test_reads_touching_pairs(mnist, model):
     rng = np.random.default_rng(5)
     right = total = 0
-    while total < 10:
+    while total < 30:
         j, k = rng.choice(2000, 2, replace=False)
         pair = _touching(mnist.test_images[j], mnist.test_images[k])
         if pair is None or pair.shape[1] < 30:
@@ -176,8 +176,8 @@ def test_reads_touching_pairs(mnist, model):
         reading = read_digits(model, 255 - np.pad(pair, 10))
         right += reading.text == f"{mnist.test_labels[j]}{mnist.test_labels[k]}"
     # the network picks the most convincing cut; vertical cuts cannot separate digits that
-    # overlap a lot (a known limitation): about 70 % are read right
-    assert right >= 6, f"{right}/10 touching pairs read right"
+    # overlap a lot (a known limitation): 60-70 % are read right
+    assert right >= 15, f"{right}/30 touching pairs read right"
 
 
 # ----- convscope read (headless; never imports Qt) ----------------------------------------------
