@@ -37,7 +37,7 @@ from PySide6.QtWidgets import (
 
 import resources
 from desktop.app_state import AppState
-from desktop.widgets.batch_table import BatchTable, classify_files
+from desktop.widgets.batch_table import BatchProgress, BatchTable, classify_files_steps
 from desktop.widgets.draw_canvas import DrawPanel
 from desktop.widgets.drop_area import DropArea, ImagePreview, parse_mime
 from desktop.widgets.network_view import NetworkView, PixelView, occlusion_rgb, view_layers
@@ -84,6 +84,7 @@ class ClassifyTab(QWidget):
     classified = Signal(object)  # Classification, after the bars are updated
     number_read = Signal(object)  # Reading of a dropped/opened image
     occlusion_finished = Signal(object)
+    batch_classified = Signal(object)  # list[BatchRow], once the batch table is filled
 
     def __init__(self, state: AppState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -96,6 +97,8 @@ class ClassifyTab(QWidget):
         self._occlusion_thread = None
         self._occlusion_worker: GeneratorWorker | None = None
         self._occlusion_pending = False
+        self._batch_thread = None
+        self._batch_worker: GeneratorWorker | None = None
         self._occlusion_timer = QTimer(self, singleShot=True, interval=120)
         self._occlusion_timer.timeout.connect(self._start_occlusion)
         self._build()
@@ -183,8 +186,14 @@ class ClassifyTab(QWidget):
         self.export_button.clicked.connect(self._on_export_clicked)
         batch_page = QWidget()
         batch_layout = QVBoxLayout(batch_page)
+        self.batch_status = QLabel(
+            "Drop several image files or a folder to classify them all.", objectName="batchStatus"
+        )
+        batch_row = QHBoxLayout()
+        batch_row.addWidget(self.batch_status, 1)
+        batch_row.addWidget(self.export_button)
         batch_layout.addWidget(self.batch_table, 1)
-        batch_layout.addWidget(self.export_button, 0, Qt.AlignmentFlag.AlignRight)
+        batch_layout.addLayout(batch_row)
         self.right_tabs = QTabWidget(objectName="classifyViews")
         self.right_tabs.addTab(self.network_view, "Inside the network")
         self.right_tabs.addTab(batch_page, "Batch results")
@@ -277,23 +286,46 @@ class ClassifyTab(QWidget):
         return True
 
     def classify_batch(self, paths: list[Path]) -> bool:
+        """Classify ``paths`` off the GUI thread into the batch table."""
         if self.model is None:
             self._show_message("No model loaded: train one or open a model file first")
             return False
-        rows = classify_files(
-            self.model,
-            paths,
-            auto_invert=self.invert_box.isChecked(),
-            center=self.center_box.isChecked(),
+        if self._batch_worker is not None:
+            self._show_message("Still classifying the previous files; drop these again then")
+            return False
+        model = self.model.clone()  # the worker's own copy: layers keep buffers between calls
+        invert, center = self.invert_box.isChecked(), self.center_box.isChecked()
+        worker = GeneratorWorker(
+            lambda: classify_files_steps(model, paths, auto_invert=invert, center=center),
+            essential=lambda event: isinstance(event, list),
         )
-        self.batch_table.set_rows(rows)
+        worker.yielded.connect(self._on_batch_yielded)
+        worker.errored.connect(self._show_message)
+        worker.finished.connect(self._on_batch_finished)
+        self._batch_worker = worker
         self.right_tabs.setCurrentIndex(1)
-        bad = sum(1 for r in rows if r.error)
-        self._show_message(
-            f"{bad} of {len(rows)} files could not be read" if bad else "",
-            status=f"Classified {len(rows)} files",
-        )
+        self._show_message("", status=f"Classifying {len(paths)} files…")
+        self._batch_thread = start_worker(worker, QApplication.instance())
         return True
+
+    def _on_batch_yielded(self, event) -> None:
+        if isinstance(event, BatchProgress):
+            self.batch_status.setText(f"Preparing file {event.done} of {event.total}…")
+            return
+        self.batch_table.set_rows(event)
+        bad = sum(1 for r in event if r.error)
+        self.batch_status.setText(
+            f"{len(event)} files classified" + (f"; {bad} could not be read" if bad else "")
+        )
+        self._show_message(
+            f"{bad} of {len(event)} files could not be read" if bad else "",
+            status=f"Classified {len(event)} files",
+        )
+        self.batch_classified.emit(event)
+
+    def _on_batch_finished(self) -> None:
+        self._batch_worker = None
+        self._batch_thread = None
 
     def _on_canvas_drawing_changed(self, pixels: np.ndarray) -> None:
         self.mode_group.button(0).setChecked(True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,12 +25,20 @@ class BatchRow:
     error: str = ""      # why the file could not be classified
 
 
-def classify_files(
+@dataclass(frozen=True)
+class BatchProgress:
+    done: int    # files prepared so far
+    total: int
+
+
+def classify_files_steps(
     model, paths: list[Path], *, auto_invert: bool = True, center: bool = True
-) -> list[BatchRow]:
-    """One row per file: each is prepared, then all go through ``model`` in one batch.
+) -> Iterator[BatchProgress | list[BatchRow]]:
+    """Prepare each file (yielding :class:`BatchProgress` after each), then classify them all
+    in one batch and yield the rows, one per file, in the order given.
 
     An unreadable file or one without ink gets a row with its ``error`` instead of failing.
+    Meant to run in a :class:`desktop.workers.GeneratorWorker`, with its own copy of the model.
     """
     rows: list[BatchRow | None] = []
     digits, where = [], []
@@ -40,12 +49,21 @@ def classify_files(
             rows.append(None)
         except EngineError as exc:
             rows.append(BatchRow(str(path), "", float("nan"), str(exc)))
+        yield BatchProgress(len(rows), len(paths))
     if digits:
         probs = classify_images(model, digits)
         for i, p in zip(where, probs, strict=True):
             k = int(np.argmax(p))
             rows[i] = BatchRow(str(paths[i]), str(model.classes[k]), float(p[k]))
-    return [r for r in rows if r is not None]
+    yield [r for r in rows if r is not None]
+
+
+def classify_files(
+    model, paths: list[Path], *, auto_invert: bool = True, center: bool = True
+) -> list[BatchRow]:
+    """:func:`classify_files_steps` run to the end: the rows."""
+    *_progress, rows = classify_files_steps(model, paths, auto_invert=auto_invert, center=center)
+    return rows
 
 
 class _NumberItem(QTableWidgetItem):

@@ -114,8 +114,9 @@ def tab(qtbot, model):
     widget.show()
     state.publish_model(model, "test model")
     yield widget
-    widget._occlusion_timer.stop()  # let a running occlusion map finish before teardown
+    widget._occlusion_timer.stop()  # let running workers finish before teardown
     qtbot.waitUntil(lambda: widget._occlusion_worker is None, timeout=5000)
+    qtbot.waitUntil(lambda: widget._batch_worker is None, timeout=5000)
 
 
 def test_key_widgets_carry_their_object_names(tab):
@@ -237,7 +238,9 @@ def test_batch_drop_fills_a_sortable_table_exported_to_csv(qtbot, tab, mnist, su
     (tmp_path / "broken.png").write_bytes(b"nope")
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(p)) for p in [*files, tmp_path / "broken.png"]])
-    _drop(tab.drop_area, mime)
+    with qtbot.waitSignal(tab.batch_classified, timeout=5000):
+        _drop(tab.drop_area, mime)
+    assert "1 could not be read" in tab.batch_status.text()
     table = tab.batch_table
     assert table.rowCount() == 4
     shown = {table.item(r, 0).text(): table.item(r, 1).text() for r in range(4)}
@@ -258,7 +261,8 @@ def test_folder_drop_is_a_batch(qtbot, tab, mnist, sure_digits, tmp_path):
         _png(tmp_path, mnist, sure_digits[c][0], f"x{c}.png")
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(tmp_path))])
-    _drop(tab.drop_area, mime)
+    with qtbot.waitSignal(tab.batch_classified, timeout=5000):
+        _drop(tab.drop_area, mime)
     assert tab.batch_table.rowCount() == 2
 
 
