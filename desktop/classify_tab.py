@@ -266,6 +266,8 @@ class ClassifyTab(QWidget):
             return False
         if payload.batch:
             return self.classify_batch(payload.paths)
+        if payload.paths and payload.paths[0].suffix.lower() == ".npz":
+            return self.open_model_file(payload.paths[0])  # a model file: classify with it
         if payload.paths:
             return self.open_image_file(payload.paths[0])
         return self.show_image(payload.image, payload.name)
@@ -477,6 +479,21 @@ class ClassifyTab(QWidget):
         if name:
             self.batch_table.export_csv(Path(name))
             self._state.status_posted.emit(f"Saved {name}")
+
+    def save_result(self) -> None:
+        """File > Save result: the batch table as CSV, or a picture of the tab."""
+        if self.right_tabs.currentIndex() == 1 and self.batch_table.rowCount():
+            self._on_export_clicked()
+            return
+        name, _ = QFileDialog.getSaveFileName(self, "Save picture", "classify.png", "PNG (*.png)")
+        if name:
+            self.save_picture(Path(name))
+
+    def save_picture(self, path: Path) -> bool:
+        """A PNG of the tab as shown: input, prediction, bars and the network view."""
+        ok = self.grab().save(str(path))
+        self._show_message("" if ok else f"Could not write {path}", status=f"Saved {path}")
+        return ok
 
     def _show_message(self, text: str, status: str = "") -> None:
         self.message_label.setText(text)

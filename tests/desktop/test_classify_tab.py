@@ -342,3 +342,21 @@ def test_without_a_model_the_tab_says_so(qtbot, monkeypatch, tmp_path):
     widget.canvas.set_pixels(np.pad(np.full((180, 20), 255, np.uint8), ((50, 50), (130, 130))))
     assert widget.preprocessed_view.array() is not None  # preprocessing still shows
     assert widget.chart.probabilities().size == 0
+
+
+def test_a_dropped_model_file_is_used_and_a_picture_saved(qtbot, tab, model, tmp_path):
+    from engine.modelfile import save_model
+
+    path = tmp_path / "mine.npz"
+    save_model(model, path)
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(path))])
+    _drop(tab.drop_area, mime)
+    assert "mine.npz" in tab.model_label.text()
+    (tmp_path / "junk.npz").write_bytes(b"PK not really")
+    mime.setUrls([QUrl.fromLocalFile(str(tmp_path / "junk.npz"))])
+    _drop(tab.drop_area, mime)
+    assert "junk.npz" in tab.message_label.text()
+    assert "mine.npz" in tab.model_label.text()  # the model in use is kept
+    assert tab.save_picture(tmp_path / "shot.png")
+    assert Image.open(tmp_path / "shot.png").size[0] == tab.width()
