@@ -183,9 +183,31 @@ def memory_order(x: np.ndarray) -> tuple[tuple[int, int, int, int], np.ndarray]:
     avoids a transposing copy. Anything else is made C-contiguous (NCHW) first.
     """
     xm = x.transpose(1, 0, 2, 3)
-    if xm.flags.c_contiguous:
+    if _rows_compact(xm):
         return (1, 0, 2, 3), xm
+    if _rows_compact(x):
+        return (0, 1, 2, 3), x
     return (0, 1, 2, 3), np.ascontiguousarray(x)
+
+
+def _rows_compact(a: np.ndarray) -> bool:
+    """C-ordered except that rows may be longer than W (a wide convolution's output)."""
+    it = a.itemsize
+    s0, s1, s2, s3 = a.strides
+    _, n1, n2, n3 = a.shape
+    return s3 == it and s2 >= n3 * it and s1 == n2 * s2 and s0 == n1 * s1
+
+
+def _tiles(xm: np.ndarray, size: int) -> np.ndarray:
+    """``xm (A, B, H, W)`` (rows compact) as ``(A*B*H/size, size, W/size, size)``, a view."""
+    a, b, h, w = xm.shape
+    it, rs = xm.itemsize, xm.strides[2]
+    return as_strided(
+        xm,
+        shape=(a * b * h // size, size, w // size, size),
+        strides=(size * rs, rs, size * it, it),
+        writeable=False,
+    )
 
 
 def maxpool2x2_forward(x: np.ndarray) -> tuple[np.ndarray, tuple]:
@@ -197,7 +219,7 @@ def maxpool2x2_forward(x: np.ndarray) -> tuple[np.ndarray, tuple]:
     """
     perm, xm = memory_order(x)
     a, b, h, w = xm.shape
-    x4 = xm.reshape(a * b * h // 2, 2, w // 2, 2)
+    x4 = _tiles(xm, 2)
     r0, r1 = x4[:, 0], x4[:, 1]
     row1 = np.greater(r1, r0)  # the bottom row wins
     rm = np.maximum(r0, r1)
@@ -219,3 +241,112 @@ def maxpool2x2_backward(dout: np.ndarray, state: tuple) -> np.ndarray:
     np.multiply(drm, row1, out=dx[:, 1])
     np.subtract(drm, dx[:, 1], out=dx[:, 0])  # exactly one row gets it
     return dx.reshape(shape).transpose(np.argsort(perm))
+
+
+# -- stride-1 convolutions: "wide" rows ------------------------------------------------------
+#
+# For stride 1, im2col is built over output positions (n, y, x) with x running over the whole
+# PADDED width Wp instead of W' (the columns x >= W' are junk and are dropped afterwards).
+# Then, for each (c, i, j) and each sample, the patch row is ONE contiguous run of H'*Wp input
+# values, so im2col and its adjoint move long runs instead of W'-long snippets: several times
+# faster for small images, for ~(Wp/W') more matmul columns. The buffers carry KW-1 elements of
+# slack because the last run of a block reads (or writes zeros) up to KW-1 elements past it.
+
+
+def padded_flat(
+    x: np.ndarray, pad: int, slack: int, buf: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Copy NCHW ``x`` into a zero-bordered CNHW buffer with ``slack`` trailing elements.
+
+    Returns ``(flat, xc)``: the 1-D buffer (reused when its size fits) and its
+    ``(C, N, H+2p, W+2p)`` view. Only the interior is written, so borders stay zero.
+    """
+    n, c, h, w = x.shape
+    shape = (c, n, h + 2 * pad, w + 2 * pad)
+    size = int(np.prod(shape)) + slack
+    if buf is None or buf.size != size or buf.dtype != x.dtype:
+        buf = np.zeros(size, dtype=x.dtype)
+    xc = buf[: size - slack].reshape(shape)
+    xc[:, :, pad : pad + h, pad : pad + w] = x.transpose(1, 0, 2, 3)
+    return buf, xc
+
+
+def _runs(flat: np.ndarray, shape: tuple[int, int, int, int], kh: int, kw: int, writeable: bool):
+    c, n, hp, wp = shape
+    ho = hp - kh + 1
+    it = flat.itemsize
+    return as_strided(
+        flat,
+        shape=(c, kh, kw, n, ho * wp),
+        strides=(n * hp * wp * it, wp * it, it, hp * wp * it, it),
+        writeable=writeable,
+    )
+
+
+def im2col_wide(
+    flat: np.ndarray, shape: tuple[int, int, int, int], kh: int, kw: int, out: np.ndarray
+) -> np.ndarray:
+    """Stride-1 patches of the padded CNHW buffer ``flat`` -> ``out (C*KH*KW, N*H'*Wp)``.
+
+    ``out[(c,i,j), (n,y,x)] = xpad[c, n, y+i, x+j]`` for x in ``0..Wp-1`` (x >= W' is junk).
+    """
+    c, n, hp, wp = shape
+    ho = hp - kh + 1
+    np.copyto(out.reshape(c, kh, kw, n, ho * wp), _runs(flat, shape, kh, kw, False))
+    return out
+
+
+def col2im_wide(
+    dcols: np.ndarray, shape: tuple[int, int, int, int], kh: int, kw: int, out: np.ndarray
+) -> np.ndarray:
+    """Adjoint of :func:`im2col_wide`: add ``dcols (C*KH*KW, N*H'*Wp)`` into the zeroed flat
+    buffer ``out`` (``C*N*Hp*Wp`` + slack). The junk columns of ``dcols`` must be zero."""
+    c, n, hp, wp = shape
+    ho = hp - kh + 1
+    d = dcols.reshape(c, kh, kw, n, ho * wp)
+    it = out.itemsize
+    for i in range(kh):
+        for j in range(kw):
+            off = i * wp + j
+            target = as_strided(
+                out[off:],
+                shape=(c, n, ho * wp),
+                strides=(n * hp * wp * it, hp * wp * it, it),
+                writeable=True,
+            )
+            target += d[:, i, j]
+    return out
+
+
+def wide_chunks(
+    flat: np.ndarray,
+    shape: tuple[int, int, int, int],
+    kh: int,
+    kw: int,
+    cols: np.ndarray,
+    chunk: int,
+):
+    """Yield ``(src, dst, columns)`` per block of ``chunk`` samples for a blocked
+    :func:`im2col_wide`: copy ``src`` into ``dst`` (rows ``0..C*KH*KW-1`` of ``cols``), then
+    ``cols[:, columns]`` holds the block's patches."""
+    c, n, hp, wp = shape
+    ho = hp - kh + 1
+    run = ho * wp
+    it = flat.itemsize
+    ci = cols.itemsize
+    rows_stride = cols.strides[0]
+    for n0 in range(0, n, chunk):
+        nc = min(chunk, n - n0)
+        src = as_strided(
+            flat[n0 * hp * wp :],
+            shape=(c, kh, kw, nc, run),
+            strides=(n * hp * wp * it, wp * it, it, hp * wp * it, it),
+            writeable=False,
+        )
+        dst = as_strided(
+            cols[:, n0 * run :],
+            shape=(c, kh, kw, nc, run),
+            strides=(kh * kw * rows_stride, kw * rows_stride, rows_stride, run * ci, ci),
+            writeable=True,
+        )
+        yield src, dst, slice(n0 * run, (n0 + nc) * run)
