@@ -368,6 +368,9 @@ class NetworkView(QWidget):
                     text += f": pooled from the {k}×{k} window in {below} map {c + 1}"
                 elif layer.kind == "conv":
                     text += f": a {k}×{k} kernel over all maps of {below}"
+                if r > 1:
+                    y0, x0, y1, x1 = self._receptive_field(r, y, x)
+                    text += f"; it sees {y1 - y0}×{x1 - x0} pixels of the input (blue)"
             else:
                 label = layer.labels[c] if layer.kind == "output" and c < len(layer.labels) else c
                 text = f"{layer.title} cell {label} = {float(layer.values[c]):.3g}"
