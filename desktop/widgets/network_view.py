@@ -202,7 +202,7 @@ class NetworkView(QWidget):
         line = self.fontMetrics().height()
         least = 2 * line + 2  # a row is at least as tall as its two-line title
         plans = [self._plan(layer, avail_w, line) for layer in self._layers]
-        budget = self.height() - 6 - (line + 10) - ROW_GAP * (len(plans) - 1)
+        budget = self.height() - 6 - (2 * line + 10) - ROW_GAP * (len(plans) - 1)
         fixed = sum(max(p[0], least) for p in plans if p[3] == 0)
         flexible = sum(p[0] for p in plans if p[3] > 0)
         shrink = min(1.0, max(0.2, (budget - fixed) / flexible)) if flexible else 1.0
@@ -302,8 +302,9 @@ class NetworkView(QWidget):
                             painter.drawRect(rect.adjusted(-1, -1, 1, 1))
         self._paint_hover(painter)
         painter.setPen(text)
-        painter.drawText(QRectF(4, self.height() - line - 4, self.width() - 8, line),
-                         Qt.AlignmentFlag.AlignLeft,
+        painter.drawText(QRectF(4, self.height() - 2 * line - 4, self.width() - 8, 2 * line),
+                         Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignBottom
+                         | Qt.TextFlag.TextWordWrap,
                          self.hover_text or "Hover a cell to see where it comes from")
 
     def _paint_hover(self, painter: QPainter) -> None:
