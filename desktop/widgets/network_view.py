@@ -137,8 +137,19 @@ class NetworkView(QWidget):
 
     # ----- data ---------------------------------------------------------------------------
     def set_layers(self, layers: list[ViewLayer]) -> None:
+        same_shapes = [(a.name, a.values.shape) for a in layers] == [
+            (r.layer.name, r.layer.values.shape) for r in self._rows
+        ]
         self._layers = list(layers)
-        self._layout()
+        if same_shapes and layers:  # the next image of the same network: keep the layout
+            for row, layer in zip(self._rows, layers, strict=True):
+                row.layer = layer
+                if row.images is not None:
+                    row.images = self._map_images(layer)
+                else:
+                    row.colors = self._cell_colors(layer)
+        else:
+            self._layout()
         self._hover = None if self._hover is None or len(layers) != len(self._rows) else self._hover
         self._update_hover_text()
         self.update()
