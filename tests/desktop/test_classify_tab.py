@@ -360,3 +360,23 @@ def test_a_dropped_model_file_is_used_and_a_picture_saved(qtbot, tab, model, tmp
     assert "mine.npz" in tab.model_label.text()  # the model in use is kept
     assert tab.save_picture(tmp_path / "shot.png")
     assert Image.open(tmp_path / "shot.png").size[0] == tab.width()
+
+
+def test_drops_without_an_image_say_why(qtbot, tab, mnist, sure_digits, tmp_path):
+    assert tab.open_image_file(_png(tmp_path, mnist, sure_digits[9][0]))
+    before = tab.prediction_label.text()
+    remote = QMimeData()
+    remote.setUrls([QUrl("https://example.org/digit.png")])
+    _drop(tab.drop_area, remote)
+    assert "does not download" in tab.message_label.text()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    folder = QMimeData()
+    folder.setUrls([QUrl.fromLocalFile(str(empty))])
+    _drop(tab.drop_area, folder)
+    assert "No image files" in tab.message_label.text()
+    text = QMimeData()
+    text.setText("seven")
+    assert not tab.handle_drop(text)
+    assert "not an image" in tab.message_label.text()
+    assert tab.prediction_label.text() == before
