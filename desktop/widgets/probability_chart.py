@@ -90,7 +90,10 @@ class ProbabilityChart(QWidget):
                 painter.setFont(bold if i == top else self.font())
                 painter.setPen(TOP_COLOR if i == top else text_color)
                 label = QRectF(left + i * slot, plot_bottom + 3, slot, line)
-                painter.drawText(label, Qt.AlignmentFlag.AlignCenter, self._classes[i])
+                name = painter.fontMetrics().elidedText(  # "T-shirt/top" -> "T-s…"
+                    self._classes[i], Qt.TextElideMode.ElideRight, int(slot) - 2
+                ) if i != top else self._classes[i]
+                painter.drawText(label, Qt.AlignmentFlag.AlignCenter, name)
         painter.setFont(bold)
         painter.setPen(TOP_COLOR)
         x_top = left + top * slot + slot / 2
