@@ -7,7 +7,8 @@
    Target: < 5 ms from the array.
 3. ``engine.augment.augment_digits`` on a 64-image batch (it runs once per training batch).
 
-Run: ``env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/classify_latency.py``
+Run: ``env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/classify_latency.py [MODEL]``
+(default: the shipped model).
 """
 
 from __future__ import annotations
@@ -57,7 +58,8 @@ def main() -> None:
     from engine.preprocess import classify_images, prepare_digit, prepare_digit_file
     from resources import shipped_model_path
 
-    model = load_model(shipped_model_path())
+    model_path = Path(sys.argv[1]) if len(sys.argv) > 1 else shipped_model_path()
+    model = load_model(model_path)
     picture = _picture()
     with tempfile.TemporaryDirectory() as tmp:
         png = Path(tmp) / "one.png"
@@ -87,7 +89,7 @@ def main() -> None:
                 "import sys; from desktop.cli import main; sys.exit(main())",
             ]
         )
-        cmd = [*launcher, "classify", "shipped", str(png)]
+        cmd = [*launcher, "classify", str(model_path), str(png)]
         runs = []
         for _ in range(7):
             t = time.perf_counter()
@@ -113,7 +115,7 @@ def main() -> None:
         f"{file_min:.2f} ms best"
     )
     print(
-        f"`convscope classify shipped one.png` process wall time: "
+        f"`convscope classify MODEL one.png` process wall time: "
         f"{statistics.median(runs) * 1e3:.0f} ms median of {len(runs)}, "
         f"{min(runs) * 1e3:.0f} ms best"
     )

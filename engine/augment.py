@@ -37,10 +37,10 @@ class AugmentConfig:
     """
 
     rotation: float = 15.0
-    scale: tuple[float, float] = (0.8, 1.2)
+    scale: tuple[float, float] = (0.9, 1.1)
     aspect: float = 0.1
     shear: float = 0.2
-    shift: float = 3.0
+    shift: float = 2.0
     stroke: float = 0.5
     stroke_strength: tuple[float, float] = (0.3, 1.0)
 
