@@ -38,6 +38,12 @@ Box = tuple[int, int, int, int]  # (x0, y0, x1, y1), x1/y1 exclusive
 #: How much higher (in mean log-confidence) another way of cutting a group must score than the
 #: first one for :func:`read_digits` to prefer it (0.5 = a geometric mean 65 % higher).
 SWITCH_MARGIN = 0.5
+#: Components smaller than this fraction of the largest one are specks (dust, JPEG noise).
+SPECK_FRACTION = 0.02
+#: More pieces of ink than this is clutter (a photo, a page of text), not a row of digits.
+MAX_GROUPS = 40
+#: An image with more of its area "ink" than this is a photo or texture, not ink on paper.
+MAX_INK_FRACTION = 0.4
 
 
 @dataclass(frozen=True)
@@ -255,15 +261,27 @@ def segment_candidates(image: np.ndarray, *, max_side: int = 600, aspect_split: 
         hh, ww = h // factor, w // factor
         small = gray[: hh * factor, : ww * factor].reshape(hh, factor, ww, factor).mean((1, 3))
     _ink, mask = ink_map(small)
+    if mask.mean() > MAX_INK_FRACTION:  # a photo or a texture, not ink on paper
+        return []
     labels, count = label_components(mask)
     if count == 0:
         return []
     ys, xs = np.nonzero(labels)
     lab = labels[ys, xs] - 1
-    groups = [
-        _Group(int(x.min()), int(y.min()), int(x.max()) + 1, int(y.max()) + 1, [i + 1], int(x.size))
-        for i, (y, x) in enumerate(_split_by_label(ys, xs, lab, count))
-    ]
+    areas = np.bincount(lab, minlength=count)
+    kept = np.flatnonzero(areas >= SPECK_FRACTION * areas.max())  # specks go before merging
+    if kept.size > MAX_GROUPS:  # clutter, not a row of digits
+        return []
+    big = np.isin(lab, kept)
+    ys, xs, lab = ys[big], xs[big], lab[big]
+    left, top = np.full(count, mask.shape[1]), np.full(count, mask.shape[0])
+    right, bottom = np.zeros(count, np.int64), np.zeros(count, np.int64)
+    np.minimum.at(left, lab, xs)
+    np.minimum.at(top, lab, ys)
+    np.maximum.at(right, lab, xs)
+    np.maximum.at(bottom, lab, ys)
+    groups = [_Group(int(left[i]), int(top[i]), int(right[i]) + 1, int(bottom[i]) + 1,
+                     [int(i) + 1], int(areas[i])) for i in kept]
     groups = _merge_pieces(groups)
     biggest = max(g.area for g in groups)
     tallest = max(g.height for g in groups)
@@ -309,13 +327,6 @@ def segment_candidates(image: np.ndarray, *, max_side: int = 600, aspect_split: 
 def _sweep(width: int, steps: int = 9) -> list[int]:
     """Cut columns spread over the middle 40 % of a group ``width`` columns wide."""
     return sorted({int(width * f + 0.5) for f in np.linspace(0.3, 0.7, steps)})
-
-
-def _split_by_label(ys, xs, lab, count):
-    order = np.argsort(lab, kind="stable")
-    bounds = np.searchsorted(lab[order], np.arange(count + 1))
-    return [(ys[order[bounds[i]:bounds[i + 1]]], xs[order[bounds[i]:bounds[i + 1]]])
-            for i in range(count)]
 
 
 def _full_resolution(part: np.ndarray, x0: int, y0: int, factor: int,
