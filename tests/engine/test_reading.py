@@ -146,6 +146,19 @@ def test_touching_digits_are_split(mnist):
     assert ok >= 0.8 * total, f"{ok}/{total} touching pairs split"
 
 
+def test_noise_and_photos_are_not_numbers_and_are_quick():
+    import time
+
+    from engine.imageio import load_image
+
+    noise = np.random.default_rng(0).integers(0, 256, size=(400, 600), dtype=np.uint8)
+    assert segment_digits(noise) == []
+    start = time.perf_counter()
+    for path in resources.sample_images():
+        segment_digits(load_image(path))
+    assert time.perf_counter() - start < 10  # was minutes before clutter was refused early
+
+
 def test_blank_image_has_no_digits():
     assert segment_digits(np.full((40, 90), 255, np.uint8)) == []
 
