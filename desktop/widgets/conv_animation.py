@@ -28,8 +28,8 @@ from PySide6.QtWidgets import (
 from desktop.widgets.pixel_inspector import draw_matrix, patch_colors, short, weight_colors
 from engine.filters import FIGURE5_IMAGE, FIGURE5_KERNEL, ConvSteps, conv_steps
 
-FIGURE5 = "The article's example (Figure 5)"
-CROP = "A crop of the image, with your kernel"
+FIGURE5 = "Article's example (Figure 5)"
+CROP = "Crop of your image, your kernel"
 
 
 class _Board(QWidget):
@@ -60,7 +60,7 @@ class _Board(QWidget):
         # widths in proportion to the number of columns, with room for the signs
         cols = m.shape[1] + k.shape[1] + steps.output.shape[1]
         sign_w = 40.0
-        unit = min((W - 2 * sign_w - 24) / cols, (H - 30) / max(m.shape[0], 1), 56.0)
+        unit = min((W - 2 * sign_w - 24) / cols, (H - 30) / max(m.shape[0], 1), 72.0)
         total_w = unit * cols + 2 * sign_w
         x = (W - total_w) / 2
         shaded = np.zeros(m.shape, bool)
@@ -78,6 +78,7 @@ class _Board(QWidget):
             highlight=hl,
             shaded=shaded,
             title="input" + (" (padded)" if steps.pad else ""),
+            max_cell=72.0,
         )
         x += unit * m.shape[1]
         big = QFont(p.font())
@@ -86,7 +87,14 @@ class _Board(QWidget):
         p.setPen(QColor(120, 124, 130))
         p.drawText(QRectF(x, 0, sign_w, H), Qt.AlignmentFlag.AlignCenter, "∗")
         x += sign_w
-        draw_matrix(p, QRectF(x, 0, unit * k.shape[1], H), k, fill=weight_colors(k), title="kernel")
+        draw_matrix(
+            p,
+            QRectF(x, 0, unit * k.shape[1], H),
+            k,
+            fill=weight_colors(k),
+            title="kernel",
+            max_cell=72.0,
+        )
         x += unit * k.shape[1]
         p.setFont(big)
         p.setPen(QColor(120, 124, 130))
@@ -105,6 +113,7 @@ class _Board(QWidget):
             highlight=ohl,
             fill=owner.output_fill(out),
             title="output (feature map)",
+            max_cell=72.0,
         )
         p.end()
 
@@ -145,14 +154,14 @@ class ConvAnimation(QWidget):
 
         controls = QHBoxLayout()
         controls.addWidget(self.source_box)
-        controls.addSpacing(12)
-        for b in (self.reset_button, self.back_button, self.play_button, self.step_button):
-            controls.addWidget(b)
-        controls.addSpacing(12)
+        controls.addStretch(1)
         controls.addWidget(QLabel("Speed"))
         controls.addWidget(self.speed)
         controls.addWidget(self.speed_label)
-        controls.addStretch(1)
+        buttons = QHBoxLayout()
+        for b in (self.reset_button, self.back_button, self.play_button, self.step_button):
+            buttons.addWidget(b)
+        buttons.addStretch(1)
 
         self.board = _Board(self)
         self.explain = QLabel(objectName="stepExplanation")
@@ -171,6 +180,7 @@ class ConvAnimation(QWidget):
         intro.setWordWrap(True)
         layout.addWidget(intro)
         layout.addLayout(controls)
+        layout.addLayout(buttons)
         layout.addWidget(self.board, 1)
         layout.addWidget(self.explain)
         self._load(conv_steps(FIGURE5_IMAGE, FIGURE5_KERNEL))

@@ -38,6 +38,7 @@ def draw_matrix(
     highlight: tuple[int, int, int, int] | None = None,
     shaded: np.ndarray | None = None,
     title: str = "",
+    max_cell: float = 46.0,
 ) -> QRectF:
     """Paint ``values`` (h, w) as square cells centred in ``rect``; returns the grid's rect.
 
@@ -48,7 +49,7 @@ def draw_matrix(
     h, w = values.shape
     title_h = 18.0 if title else 0.0
     cell = min((rect.width()) / w, (rect.height() - title_h) / h)
-    cell = max(6.0, min(cell, 46.0))
+    cell = max(6.0, min(cell, max_cell))
     gw, gh = cell * w, cell * h
     x0 = rect.x() + (rect.width() - gw) / 2
     y0 = rect.y() + title_h + (rect.height() - title_h - gh) / 2

@@ -1,0 +1,273 @@
+"""The Filters tab driven through its real widgets, inside the real main window."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from PIL import Image
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication
+from PySide6.QtWidgets import QApplication, QComboBox, QSpinBox
+
+from desktop.main_window import MainWindow
+from desktop.widgets.kernel_grid import KernelGrid
+from engine import filters as F
+
+
+@pytest.fixture
+def window(qtbot, settings):
+    win = MainWindow(settings=settings)
+    qtbot.addWidget(win)
+    win.resize(1280, 820)
+    win.show()
+    win.tabs.setCurrentWidget(win.filters_tab)
+    wait_idle(qtbot, win.filters_tab)
+    # pytest-qt closes the window after the test, and closing asks "stop and quit?" while
+    # another tab works (the Train tab loads its data at start): let it finish first
+    qtbot.waitUntil(lambda: not any_tab_busy(win), timeout=30000)
+    return win
+
+
+def any_tab_busy(win) -> bool:
+    tabs = (win.tabs.widget(i) for i in range(win.tabs.count()))
+    return any(t.is_busy() for t in tabs if hasattr(t, "is_busy"))
+
+
+def wait_idle(qtbot, tab) -> None:
+    qtbot.waitUntil(lambda: tab.result() is not None and not tab.is_computing(), timeout=10000)
+
+
+def shown(view) -> np.ndarray:
+    """The RGB pixels the view really shows."""
+    return view.shown_image()[:, :, :3]
+
+
+def expected_picture(
+    image, kernel, *, divisor=1.0, border="zero", stride=1, color="gray", display="clip"
+) -> np.ndarray:
+    """What the engine makes of it, computed here independently of the tab's settings."""
+    src = F.to_gray(image) if color == "gray" else image
+    values = F.correlate(src, np.asarray(kernel, float) / divisor, border=border, stride=stride)
+    return F.display(values, display)
+
+
+def test_opens_with_a_filtered_sample_and_the_named_widgets(window):
+    tab = window.filters_tab
+    for name, kind in [
+        ("kernelGrid", KernelGrid),
+        ("presetBox", QComboBox),
+        ("borderBox", QComboBox),
+        ("strideBox", QSpinBox),
+    ]:
+        assert isinstance(tab.findChild(kind, name), kind), name
+    for name in ("resultView", "sourceView", "stepAnimation"):
+        assert tab.findChild(object, name) is not None, name
+    assert tab.image() is not None
+    assert "camera.png" in tab.source_caption.text()
+    kernel = F.PRESETS[tab.preset_box.currentText()].array()
+    assert np.array_equal(shown(tab.result_view), expected_picture(tab.image(), kernel))
+
+
+def test_choosing_presets_shows_the_engines_result(window, qtbot):
+    tab = window.filters_tab
+    for name in ("Sharpen", "Gaussian blur 3x3"):
+        with qtbot.waitSignal(tab.result_shown, timeout=10000):
+            tab.preset_box.setCurrentText(name)
+        preset = F.PRESETS[name]
+        assert tab.grid.kernel().tolist() == preset.array().tolist()
+        assert tab.divisor_spin.value() == preset.divisor
+        picture = expected_picture(tab.image(), preset.array(), divisor=preset.divisor)
+        assert np.array_equal(shown(tab.result_view), picture)
+    assert "separable" in tab.kernel_info.text() and "[1 2 1]" in tab.kernel_info.text()
+
+
+def test_typing_fractions_refusing_letters_and_undo(window, qtbot):
+    tab = window.filters_tab
+    with qtbot.waitSignal(tab.result_shown, timeout=10000):
+        tab.preset_box.setCurrentText("Identity")
+    cell = tab.grid.cell(0, 0)
+    cell.setFocus()
+    cell.selectAll()
+    with qtbot.waitSignal(tab.result_shown, timeout=10000):
+        qtbot.keyClicks(cell, "1/2")
+    assert tab.grid.kernel()[0, 0] == 0.5
+    assert tab.preset_box.currentText() == "Custom kernel"
+    kernel = F.PRESETS["Identity"].array()
+    kernel[0, 0] = 0.5
+    assert np.array_equal(shown(tab.result_view), expected_picture(tab.image(), kernel))
+
+    before = shown(tab.result_view)
+    qtbot.keyClicks(cell, "x")  # never part of a number: refused as typed
+    assert cell.text() == "1/2"
+    assert tab.hint.isVisible() and "Only numbers" in tab.hint.text()
+
+    other = tab.grid.cell(2, 2)
+    other.setFocus()
+    other.selectAll()
+    qtbot.keyClicks(other, "3/")  # not a number yet: red cell with the reason
+    assert tab.grid.kernel() is None
+    assert other.property("bad") is True and "row 3, column 3" in other.toolTip()
+    assert tab.hint.isVisible()
+    qtbot.waitUntil(lambda: not tab.is_computing())
+    assert np.array_equal(shown(tab.result_view), before)  # the last valid kernel stays
+
+    qtbot.keyClick(other, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert other.text() == "0"  # the whole typing in that cell is one undo step
+    assert not tab.hint.isVisible()
+    qtbot.keyClick(other, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert cell.text() == "0"
+    qtbot.keyClick(
+        other, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier
+    )
+    assert cell.text() == "1/2"
+
+
+def test_keyboard_moves_between_cells(window, qtbot):
+    grid = window.filters_tab.grid
+    start = grid.cell(0, 0)
+    start.setFocus()
+    start.setCursorPosition(len(start.text()))
+    qtbot.keyClick(start, Qt.Key.Key_Right)
+    assert grid.cell(0, 1).hasFocus()
+    qtbot.keyClick(grid.cell(0, 1), Qt.Key.Key_Down)
+    assert grid.cell(1, 1).hasFocus()
+    qtbot.keyClick(grid.cell(1, 1), Qt.Key.Key_Tab)
+    assert grid.cell(1, 2).hasFocus()
+    qtbot.keyClick(grid.cell(1, 2), Qt.Key.Key_Up)
+    assert grid.cell(0, 2).hasFocus()
+
+
+def test_border_stride_and_size_formula(window, qtbot):
+    tab = window.filters_tab
+    with qtbot.waitSignal(tab.result_shown, timeout=10000):
+        tab.preset_box.setCurrentText("Emboss")
+    with qtbot.waitSignal(tab.result_shown, timeout=10000):
+        tab.border_box.setCurrentIndex(tab.border_box.findData("valid"))
+        tab.stride_box.setValue(2)
+    h, w = tab.image().shape[:2]
+    out_w = (w - 3) // 2 + 1
+    assert tab.result().maps.shape[1:3] == ((h - 3) // 2 + 1, out_w)
+    assert f"({w} − 3 + 2·0)//2 + 1 = {out_w}" in tab.formula.text()
+    picture = expected_picture(tab.image(), F.PRESETS["Emboss"].array(), border="valid", stride=2)
+    assert np.array_equal(shown(tab.result_view), picture)
+    with qtbot.waitSignal(tab.result_shown, timeout=10000):
+        tab.border_box.setCurrentIndex(tab.border_box.findData("wrap"))
+    picture = expected_picture(tab.image(), F.PRESETS["Emboss"].array(), border="wrap", stride=2)
+    assert np.array_equal(shown(tab.result_view), picture)
+
+
+def test_relu_pooling_rgb_and_display_mapping(window, qtbot):
+    tab = window.filters_tab
+    with qtbot.waitSignal(tab.result_shown, timeout=10000):
+        tab.preset_box.setCurrentText("Sobel x")
+        tab.rgb_radio.setChecked(True)
+        tab.relu_check.setChecked(True)
+        tab.pool_box.setCurrentIndex(tab.pool_box.findData("max"))
+        tab.display_box.setCurrentIndex(tab.display_box.findData("normalize"))
+    h, w = tab.image().shape[:2]
+    assert f"max pool <b>{h // 2}×{w // 2}×3</b>" in tab.stages_label.text()
+    values = F.correlate(tab.image(), F.PRESETS["Sobel x"].array(), border="zero")
+    pooled = F.pool(np.maximum(values, 0), "max", 2, 2)
+    assert np.array_equal(shown(tab.result_view), F.display(pooled, "normalize"))
+    assert tab.histogram.counts().sum() > 0
+
+
+def drop_files(window, paths) -> None:
+    """A real drag: enter (which the window must accept), then drop."""
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    with warnings.catch_warnings():  # PySide marks the QPoint constructor deprecated
+        warnings.simplefilter("ignore", DeprecationWarning)
+        enter = QDragEnterEvent(
+            QPoint(300, 300),
+            Qt.DropAction.CopyAction,
+            mime,
+            Qt.MouseButton.LeftButton,
+            Qt.KeyboardModifier.NoModifier,
+        )
+    QApplication.sendEvent(window, enter)
+    assert enter.isAccepted()
+    drop = QDropEvent(
+        QPointF(300, 300),
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
+    QApplication.sendEvent(window, drop)
+
+
+def test_dropping_a_photo_opens_it_and_a_hostile_file_keeps_it(window, qtbot, tmp_path, rng):
+    tab = window.filters_tab
+    pixels = rng.integers(0, 256, (40, 60, 3), dtype=np.uint8)
+    photo = tmp_path / "mine.png"
+    Image.fromarray(pixels).save(photo)
+    with qtbot.waitSignal(tab.result_shown, timeout=10000):
+        drop_files(window, [photo])
+    assert np.array_equal(tab.image(), pixels)
+    assert "mine.png" in tab.source_caption.text()
+    assert window.recent_files()[0] == str(photo.resolve())
+    kernel = F.PRESETS[tab.preset_box.currentText()].array()
+    assert np.array_equal(shown(tab.result_view), expected_picture(pixels, kernel))
+
+    fake = tmp_path / "notes.png"
+    fake.write_text("not a picture at all")
+    empty = tmp_path / "empty.jpg"
+    empty.write_bytes(b"")
+    for bad in (fake, empty):
+        drop_files(window, [bad])
+        assert tab.banner.isVisible() and bad.name in tab.banner.text()
+        assert bad.name in window.statusBar().currentMessage()
+        assert np.array_equal(tab.image(), pixels)  # the previous image stays
+    assert not tab.is_computing()
+    assert np.array_equal(shown(tab.result_view), expected_picture(pixels, kernel))
+
+
+def test_step_through_figure5(window, qtbot):
+    anim = window.filters_tab.animation
+    window.filters_tab.pages.setCurrentWidget(anim)
+    anim.show_figure5()
+    for _ in range(3):
+        qtbot.mouseClick(anim.step_button, Qt.MouseButton.LeftButton)
+    assert anim.position() == 3
+    assert "= <b>4</b>" in anim.explain.text()  # the third cell of the article's output
+    qtbot.mouseClick(anim.back_button, Qt.MouseButton.LeftButton)
+    assert anim.position() == 2 and "= <b>3</b>" in anim.explain.text()
+    anim.speed.setValue(anim.speed.maximum())
+    qtbot.mouseClick(anim.play_button, Qt.MouseButton.LeftButton)
+    assert anim.is_playing()
+    qtbot.waitUntil(lambda: anim.position() == 9, timeout=5000)
+    qtbot.waitUntil(lambda: not anim.is_playing(), timeout=2000)
+    assert anim.steps().output.tolist() == [[4, 3, 4], [2, 4, 3], [2, 3, 4]]
+    anim.source_box.setCurrentIndex(1)  # a crop of the photo with the user's kernel
+    assert anim.steps() is not None and anim.steps().matrix.shape[0] >= 8
+    qtbot.mouseClick(anim.step_button, Qt.MouseButton.LeftButton)
+    assert anim.position() == 1
+
+
+def test_learned_filter_request_stacks_save_and_copy(window, qtbot, tmp_path, rng):
+    tab = window.filters_tab
+    learned = rng.normal(size=(5, 5)).round(3)
+    with qtbot.waitSignals([tab.activation_requested, tab.result_shown], timeout=10000):
+        window.state.kernel_requested.emit(learned, "conv1 filter 3")
+    assert tab.grid.kernel_size() == 5
+    np.testing.assert_allclose(tab.grid.kernel(), learned)
+    assert tab.display_mode() == "diverging"
+    with qtbot.waitSignal(tab.result_shown, timeout=10000):
+        qtbot.mouseClick(tab.add_kernel_button, Qt.MouseButton.LeftButton)
+    assert tab.result().maps.shape[0] == 2
+    assert tab.pages.tabText(1) == "Feature maps (2)"
+    raw = tmp_path / "maps.npy"
+    assert tab.save_result_to(raw)
+    h, w = tab.image().shape[:2]
+    assert np.load(raw).shape == (2, h, w)
+    np.testing.assert_allclose(
+        np.load(raw)[0], F.correlate(F.to_gray(tab.image()), learned), atol=1e-3
+    )
+    png = tmp_path / "maps.png"
+    assert tab.save_result_to(png)
+    assert Image.open(png).size[0] > w  # the two maps side by side
+    tab.copy_result()
+    assert not QGuiApplication.clipboard().image().isNull()
