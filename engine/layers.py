@@ -139,6 +139,8 @@ class Conv2D(Layer):
         self._cols: np.ndarray | None = None
         self._wb: np.ndarray | None = None
         self._dwide: np.ndarray | None = None
+        self._chunks: list = []
+        self._chunks_key: tuple = ()
         self._x_shape: tuple[int, ...] = ()
         self._padded_shape: tuple[int, int, int, int] = (0, 0, 0, 0)
         self._width = 0
@@ -180,7 +182,8 @@ class Conv2D(Layer):
         kh, kw = self.kernel_size
         p = self.padding
         dtype = np.result_type(x.dtype, self.params["weight"].dtype)
-        x = x.astype(dtype, copy=False)
+        if x.dtype != dtype:
+            x = x.astype(dtype)
         ckk = self.in_channels * kh * kw
         wide = self.stride == 1
         if wide:  # rows of the padded width: long contiguous runs (see im2col_wide)
@@ -204,12 +207,20 @@ class Conv2D(Layer):
             # Cache blocking: build a block of samples' patches and multiply it while it is
             # still in cache; a few small matmuls beat one large one that streams from memory.
             out = np.empty((c_out, n * ho * width), dtype=dtype)
-            for src, dst, cs in k.wide_chunks(self._xbuf, xc.shape, kh, kw, cols, chunk):
+            key = (id(self._xbuf), id(cols), xc.shape, chunk)
+            if self._chunks_key != key:  # the views depend only on the buffers: keep them
+                self._chunks = list(k.wide_chunks(self._xbuf, xc.shape, kh, kw, cols, chunk))
+                self._chunks_key = key
+            for src, dst, cs in self._chunks:
                 np.copyto(dst, src)
                 np.matmul(wb, cols[:, cs], out=out[:, cs])
         else:
             if wide:
-                k.im2col_wide(self._xbuf, xc.shape, kh, kw, out=cols[:ckk])
+                key = (id(self._xbuf), id(cols), xc.shape, 0)
+                if self._chunks_key != key:
+                    src = k.wide_chunks(self._xbuf, xc.shape, kh, kw, cols, n)
+                    self._chunks, self._chunks_key = list(src), key
+                np.copyto(self._chunks[0][1], self._chunks[0][0])
             else:
                 k.im2col(xc, kh, kw, self.stride, out=cols[:ckk])
             out = wb @ cols  # (F, N*H'*width): CNHW memory
@@ -362,7 +373,7 @@ class MaxPool2D(_Pool2D):
         self.output_shape(x.shape[1:])
         self._x_shape = x.shape
         if self.size == self.stride == 2 and x.shape[2] % 2 == 0 and x.shape[3] % 2 == 0:
-            y, self._state = k.maxpool2x2_forward(x)  # the common case, by reshaping
+            y, self._state = k.maxpool2x2_forward(x, training)  # the common case: reshaping
             self._fast = True
             return y
         y, self._state = k.maxpool_forward(x, self.size, self.stride)
