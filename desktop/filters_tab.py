@@ -148,9 +148,11 @@ class _Rendered:
     edges: np.ndarray
     seconds: float
     token: int
+    origin: object  # the tab's image this was computed from
 
 
 def _render(
+    origin: np.ndarray,
     image: np.ndarray,
     settings: F.FilterSettings,
     display: str,
@@ -171,7 +173,8 @@ def _render(
     pictures = [F.display(m, display) for m in result.maps]
     mosaic = F.tile_maps(pictures) if len(pictures) > 1 else None
     counts, edges = F.histogram(result.maps[min(current, len(pictures) - 1)])
-    yield _Rendered(result, pictures, mosaic, counts, edges, time.perf_counter() - start, token)
+    seconds = time.perf_counter() - start
+    yield _Rendered(result, pictures, mosaic, counts, edges, seconds, token, origin)
 
 
 class _KernelEdit(QUndoCommand):
@@ -225,6 +228,7 @@ class FiltersTab(QWidget):
         super().__init__(parent)
         self._state = state
         self._image: np.ndarray | None = None  # RGB uint8 as loaded
+        self._gray: tuple[np.ndarray, np.ndarray] | None = None  # (image, its gray version)
         self._image_name = ""
         self._kernels = [_Kernel.from_spec(F.PRESETS["Edge detection 3"].spec())]
         self._current = 0
@@ -609,6 +613,7 @@ class FiltersTab(QWidget):
     def set_image(self, image: np.ndarray, name: str) -> None:
         """Use ``image`` (uint8 RGB) as the input."""
         self._image = image
+        self._gray = None
         self._image_name = name
         self.banner.hide()
         self.source_view.fit()
@@ -863,14 +868,17 @@ class FiltersTab(QWidget):
             return
         self._token += 1
         cancel = threading.Event()
+        # the gray version of the image is made once (by the first gray job) and reused
+        gray = self._gray if self._gray is not None and self._gray[0] is self._image else None
+        origin = self._image
         image, display, current, token = (
-            self._image,
+            gray[1] if gray is not None and settings.color == "gray" else self._image,
             self.display_mode(),
             self._current,
             self._token,
         )
         worker = GeneratorWorker(
-            lambda: _render(image, settings, display, current, cancel, token),
+            lambda: _render(origin, image, settings, display, current, cancel, token),
             essential=lambda e: isinstance(e, _Rendered),
         )
         worker.yielded.connect(self._on_worker_yielded)
@@ -927,6 +935,8 @@ class FiltersTab(QWidget):
 
     def _show_rendered(self, rendered: _Rendered) -> None:
         self._rendered = rendered
+        if rendered.result.source.ndim == 2 and rendered.origin is self._image:
+            self._gray = (self._image, rendered.result.source)
         result = rendered.result
         settings = result.settings
         src = result.source

@@ -960,7 +960,7 @@ def display(
 
 
 def histogram(
-    values: np.ndarray, bins: int = 64, max_samples: int = 250_000
+    values: np.ndarray, bins: int = 64, max_samples: int = 65_536
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(counts, edges)`` of the output values over ``[min, max]``; big arrays are sampled on
     a regular grid of about ``max_samples`` values (enough for the shape of the histogram)."""

@@ -271,3 +271,23 @@ def test_learned_filter_request_stacks_save_and_copy(window, qtbot, tmp_path, rn
     assert Image.open(png).size[0] > w  # the two maps side by side
     tab.copy_result()
     assert not QGuiApplication.clipboard().image().isNull()
+
+
+def test_hover_inspects_a_pixel_and_views_zoom_together(window, qtbot):
+    tab = window.filters_tab
+    with qtbot.waitSignal(tab.result_shown, timeout=10000):
+        tab.preset_box.setCurrentText("Sharpen")
+    view = tab.result_view
+    centre = view.viewport().rect().center()
+    with qtbot.waitSignal(view.pixel_hovered, timeout=3000) as blocker:
+        qtbot.mouseMove(view.viewport(), centre)
+    row, col = blocker.args
+    ins = tab.inspector.inspection()
+    assert ins is not None
+    assert ins.value == pytest.approx(float(tab.result().maps[0][row, col, 0]), abs=1e-3)
+    assert ins.total == pytest.approx(float((ins.patch * F.PRESETS["Sharpen"].array()).sum()))
+    assert f"x {col}, y {row}" in tab.hover_label.text()
+    tab.source_view.set_zoom(3.0)
+    tab.source_view.horizontalScrollBar().setValue(120)
+    assert view.zoom() == pytest.approx(3.0)
+    assert view.horizontalScrollBar().value() == 120
