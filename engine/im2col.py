@@ -8,6 +8,11 @@ shape the layer contract promises without any copy; the next convolution reads i
 strides and never needs NCHW memory either. The naive, obviously-correct versions of these
 operations live in :mod:`engine.reference` and are the tests' oracle.
 
+Stride-1 convolutions (all of LeNet's) use "wide" patch rows over the padded width (see
+:func:`wide_chunks`), so im2col and col2im copy long contiguous runs; 2x2 max-pooling is a
+reshape and two maxima (:func:`maxpool2x2_forward`); other pooling takes one strided slice per
+window offset. Loops in this module run over kernel offsets or blocks of samples, never pixels.
+
 Output size of a convolution or pooling window along one axis::
 
     H' = 1 + (H + 2*pad - KH) // stride
@@ -290,31 +295,12 @@ def padded_flat(
     return buf, xc
 
 
-def _runs(flat: np.ndarray, shape: tuple[int, int, int, int], kh: int, kw: int) -> np.ndarray:
-    c, n, hp, wp = shape
-    ho = hp - kh + 1
-    it = flat.itemsize
-    return view(flat, (c, kh, kw, n, ho * wp), (n * hp * wp * it, wp * it, it, hp * wp * it, it))
-
-
-def im2col_wide(
-    flat: np.ndarray, shape: tuple[int, int, int, int], kh: int, kw: int, out: np.ndarray
-) -> np.ndarray:
-    """Stride-1 patches of the padded CNHW buffer ``flat`` -> ``out (C*KH*KW, N*H'*Wp)``.
-
-    ``out[(c,i,j), (n,y,x)] = xpad[c, n, y+i, x+j]`` for x in ``0..Wp-1`` (x >= W' is junk).
-    """
-    c, n, hp, wp = shape
-    ho = hp - kh + 1
-    np.copyto(out.reshape(c, kh, kw, n, ho * wp), _runs(flat, shape, kh, kw))
-    return out
-
-
 def col2im_wide(
     dcols: np.ndarray, shape: tuple[int, int, int, int], kh: int, kw: int, out: np.ndarray
 ) -> np.ndarray:
-    """Adjoint of :func:`im2col_wide`: add ``dcols (C*KH*KW, N*H'*Wp)`` into the zeroed flat
-    buffer ``out`` (``C*N*Hp*Wp`` + slack). The junk columns of ``dcols`` must be zero."""
+    """Adjoint of the wide im2col (:func:`wide_chunks`): add ``dcols (C*KH*KW, N*H'*Wp)`` into
+    the zeroed flat buffer ``out`` (``C*N*Hp*Wp`` + slack). The junk columns of ``dcols`` must
+    be zero. One add of long runs per kernel offset (KH*KW of them)."""
     c, n, hp, wp = shape
     ho = hp - kh + 1
     d = dcols.reshape(c, kh, kw, n, ho * wp)
@@ -336,9 +322,14 @@ def wide_chunks(
     cols: np.ndarray,
     chunk: int,
 ):
-    """Yield ``(src, dst, columns)`` per block of ``chunk`` samples for a blocked
-    :func:`im2col_wide`: copy ``src`` into ``dst`` (rows ``0..C*KH*KW-1`` of ``cols``), then
-    ``cols[:, columns]`` holds the block's patches."""
+    """The wide im2col, per block of ``chunk`` samples: yields ``(src, dst, columns)``; copying
+    ``src`` into ``dst`` (rows ``0..C*KH*KW-1`` of ``cols (C*KH*KW+1, N*H'*Wp)``) fills
+    ``cols[:, columns]`` with the block's patches::
+
+        cols[(c,i,j), (n,y,x)] = xpad[c, n, y+i, x+j]    x in 0..Wp-1 (x >= W' is junk)
+
+    ``flat`` is the padded CNHW buffer of :func:`padded_flat` (with KW-1 slack). The views
+    depend only on the buffers, so a layer keeps them between calls."""
     c, n, hp, wp = shape
     ho = hp - kh + 1
     run = ho * wp

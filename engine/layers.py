@@ -186,7 +186,7 @@ class Conv2D(Layer):
             x = x.astype(dtype)
         ckk = self.in_channels * kh * kw
         wide = self.stride == 1
-        if wide:  # rows of the padded width: long contiguous runs (see im2col_wide)
+        if wide:  # rows of the padded width: long contiguous runs (see im2col.wide_chunks)
             self._xbuf, xc = k.padded_flat(x, p, kw - 1, self._xbuf)
             width = xc.shape[3]
         else:

@@ -44,7 +44,7 @@ def softmax_cross_entropy(z: np.ndarray, labels: np.ndarray) -> tuple[float, np.
     shifted = z - z.max(axis=1, keepdims=True)
     e = np.exp(shifted)
     s = e.sum(axis=1, keepdims=True)
-    loss = float(np.mean(np.log(s[:, 0]) - shifted[rows, labels]))
+    loss = (float(np.log(s).sum()) - float(shifted[rows, labels].sum())) / n
     e /= s
     e[rows, labels] -= 1
     e *= e.dtype.type(1.0 / n)
@@ -66,7 +66,7 @@ def total_error(z: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
     p = softmax(z)
     g = p.copy()
     g[np.arange(n), labels] -= 1
-    loss = float(0.5 * np.mean(np.sum(g * g, axis=1)))
+    loss = 0.5 * float(np.sum(g * g)) / n
     dz = g - np.sum(p * g, axis=1, keepdims=True)
     dz *= p
     dz *= dz.dtype.type(1.0 / n)
