@@ -261,13 +261,20 @@ class FiltersTab(QWidget):
         col.addWidget(self._build_kernel_group())
         col.addWidget(self._build_conv_group())
         col.addWidget(self._build_stages_group())
+        tip = QLabel(
+            "Tip: hover the result to see how one pixel is computed; <b>Step through</b> "
+            "plays the article's Figure 5; + stacks kernels into feature maps."
+        )
+        tip.setWordWrap(True)
+        tip.setStyleSheet("QLabel { color: #5f6368; }")
+        col.addWidget(tip)
         col.addStretch(1)
         scroll = QScrollArea()
         scroll.setWidget(controls)
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setMinimumWidth(330)
+        scroll.setMinimumWidth(320)
         scroll.setMaximumWidth(380)
 
         self.pages = QTabWidget(objectName="filterPages")
@@ -541,11 +548,13 @@ class FiltersTab(QWidget):
         self.channel_box.currentIndexChanged.connect(self._refresh_inspector)
         ins = QHBoxLayout()
         ins.setSpacing(10)
-        ins.addWidget(self.inspector, 1)
+        self.inspector.setMinimumWidth(340)
+        ins.addWidget(self.inspector, 3)
         ins.addWidget(self.channel_box, 0, Qt.AlignmentFlag.AlignTop)
         display = self._build_display_group()
-        display.setFixedWidth(300)
-        ins.addWidget(display)
+        display.setMinimumWidth(200)
+        display.setMaximumWidth(300)
+        ins.addWidget(display, 1)
         v.addLayout(ins)
         self.source_view.pixel_hovered.connect(self._on_source_view_pixel_hovered)
         self.result_view.pixel_hovered.connect(self._on_result_view_pixel_hovered)
@@ -962,7 +971,7 @@ class FiltersTab(QWidget):
         shapes = " → ".join(
             f"{name} <b>{'×'.join(map(str, shape))}</b>" for name, shape in result.stages
         )
-        self.stages_label.setText(shapes)
+        self.stages_label.setText(shapes + " <span style='color:#5f6368'>(H×W×C)</span>")
         self.timing.setText(f"{w}×{h} computed in {rendered.seconds * 1000:.0f} ms")
         n = result.maps.shape[0]
         if rendered.mosaic is not None:
@@ -975,7 +984,7 @@ class FiltersTab(QWidget):
         else:
             self.maps_view.set_image(rendered.pictures[0])
             self.maps_caption.setText(
-                "One kernel gives one feature map. Add kernels with ＋ (up to 8) to see a "
+                "One kernel gives one feature map. Add kernels with + (up to 8) to see a "
                 "depth-N stack, like a convolution layer's output (the article's Figure 7)."
             )
         self.pages.setTabText(1, f"Feature maps ({n})")

@@ -73,8 +73,7 @@ class Histogram(QWidget):
         labels = QRectF(plot.x(), plot.bottom() + 2, plot.width(), label_h)
         p.drawText(labels, Qt.AlignmentFlag.AlignLeft, short(lo))
         p.drawText(labels, Qt.AlignmentFlag.AlignRight, short(hi))
-        if lo < 0 < hi:
-            p.drawText(labels, Qt.AlignmentFlag.AlignHCenter, "log counts · dashed: 0")
-        else:
-            p.drawText(labels, Qt.AlignmentFlag.AlignHCenter, "log counts")
+        if self.width() >= 260:  # room between the two end labels
+            text = "log counts · dashed: 0" if lo < 0 < hi else "log counts"
+            p.drawText(labels, Qt.AlignmentFlag.AlignHCenter, text)
         p.end()

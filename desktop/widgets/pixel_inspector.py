@@ -58,8 +58,8 @@ def draw_matrix(
         title_font.setPixelSize(12)
         painter.setFont(title_font)
         painter.setPen(MUTED)
-        painter.drawText(
-            QRectF(rect.x(), y0 - title_h, rect.width(), title_h),
+        painter.drawText(  # may overhang the grid: titles are wider than a 3x3 of numbers
+            QRectF(rect.x() - 30, y0 - title_h, rect.width() + 60, title_h),
             Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop,
             title,
         )
@@ -85,7 +85,7 @@ def draw_matrix(
                 painter.fillRect(cr, Qt.BrushStyle.BDiagPattern)
             painter.setPen(QPen(QColor(200, 203, 208), 1))
             painter.drawRect(cr)
-            if shown is None or shown[r, c]:
+            if (shown is None or shown[r, c]) and cell >= 16:  # tiny cells: colours only
                 lum = color.red() * 0.3 + color.green() * 0.59 + color.blue() * 0.11
                 painter.setPen(TEXT if lum > 120 else QColor(250, 250, 250))
                 painter.drawText(cr, Qt.AlignmentFlag.AlignCenter, short(values[r, c]))
@@ -156,7 +156,7 @@ class PixelInspector(QWidget):
         W, H = self.width(), self.height()
         caption_h = 20.0
         sign_w = 26.0
-        sum_w = min(190.0, W * 0.26)
+        sum_w = min(170.0, max(120.0, W * 0.22))
         mw = (W - sum_w - 3 * sign_w - 16) / 3
         top = QRectF(8, caption_h + 2, mw, H - caption_h - 8)
         painter.setPen(TEXT)
