@@ -12,6 +12,18 @@ from engine.model import custom, lenet5
 EPS = 1e-6
 
 
+@pytest.fixture
+def one_blas_thread():
+    """BLAS on one thread: on a busy machine 2-thread OpenBLAS is up to 10x slower here."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # not installed: run as is
+        yield
+        return
+    with threadpool_limits(1, user_api="blas"):
+        yield
+
+
 def numeric_grad(f, a: np.ndarray) -> np.ndarray:
     """Central differences of the scalar f() w.r.t. every element of a (changed in place)."""
     g = np.zeros_like(a)
@@ -99,7 +111,7 @@ def test_losses_values_and_stability():
 
 
 @pytest.mark.parametrize("threads", [1, 2])
-def test_whole_model_gradient_matches_finite_differences(threads, rng):
+def test_whole_model_gradient_matches_finite_differences(threads, rng, one_blas_thread):
     """The model's execution plan (activation moved after max-pool) and its batch sharding
     must not change the gradient."""
     m = custom(
@@ -128,7 +140,7 @@ def test_whole_model_gradient_matches_finite_differences(threads, rng):
     np.testing.assert_allclose(dx[:2], numeric_grad(f, x)[:2], rtol=1e-5, atol=1e-8)
 
 
-def test_sharded_batches_equal_one_thread(rng):
+def test_sharded_batches_equal_one_thread(rng, one_blas_thread):
     a = lenet5(np.random.default_rng(1))
     b = lenet5(np.random.default_rng(1))
     b.threads = 2
