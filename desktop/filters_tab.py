@@ -26,7 +26,14 @@ from pathlib import Path
 import numpy as np
 import shiboken6
 from PySide6.QtCore import QCoreApplication, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QGuiApplication, QKeySequence, QUndoCommand, QUndoStack
+from PySide6.QtGui import (
+    QAction,
+    QGuiApplication,
+    QImage,
+    QKeySequence,
+    QUndoCommand,
+    QUndoStack,
+)
 from PySide6.QtWidgets import (
     QButtonGroup,
     QCheckBox,
@@ -54,6 +61,7 @@ from PySide6.QtWidgets import (
 
 import resources
 from desktop.app_state import AppState
+from desktop.qt_image import array_to_qimage
 from desktop.widgets.conv_animation import ConvAnimation
 from desktop.widgets.histogram import Histogram
 from desktop.widgets.image_view import ImageView
@@ -149,6 +157,9 @@ class _Rendered:
     seconds: float
     token: int
     origin: object  # the tab's image this was computed from
+    stats: tuple[float, float, float]  # min, max, mean of the current kernel's map
+    current: int  # the kernel shown in the result view
+    qimage: QImage  # its picture, made off the GUI thread (QImage is safe there)
 
 
 def _render(
@@ -172,9 +183,15 @@ def _render(
         return
     pictures = [F.display(m, display) for m in result.maps]
     mosaic = F.tile_maps(pictures) if len(pictures) > 1 else None
-    counts, edges = F.histogram(result.maps[min(current, len(pictures) - 1)])
+    shown = result.maps[min(current, len(pictures) - 1)]
+    counts, edges = F.histogram(shown)
+    stats = (float(shown.min()), float(shown.max()), float(shown.mean()))
     seconds = time.perf_counter() - start
-    yield _Rendered(result, pictures, mosaic, counts, edges, seconds, token, origin)
+    index = min(current, len(pictures) - 1)
+    qimage = array_to_qimage(pictures[index])
+    yield _Rendered(
+        result, pictures, mosaic, counts, edges, seconds, token, origin, stats, index, qimage
+    )
 
 
 class _KernelEdit(QUndoCommand):
@@ -239,6 +256,7 @@ class FiltersTab(QWidget):
         self._running: tuple[GeneratorWorker, object, threading.Event] | None = None
         self._pending = False
         self._retired: list[GeneratorWorker] = []
+        self._shown_source: tuple[int, int] | None = None
         self._hover: tuple[int, int] | None = None
         self._schedule_timer = QTimer(self, singleShot=True, interval=0)
         self._schedule_timer.timeout.connect(self._on_schedule_timer_timeout)
@@ -950,12 +968,14 @@ class FiltersTab(QWidget):
         settings = result.settings
         src = result.source
         h, w = src.shape[:2]
-        self.source_view.set_image(src)
+        key = (id(rendered.origin), src.ndim)
+        if self._shown_source != key:  # a 12 MP photo is not re-uploaded on every edit
+            self.source_view.set_image(src)
+            self._shown_source = key
         index = min(self._current, len(rendered.pictures) - 1)
         scale, offset = self._placement(settings)
-        self.result_view.set_image(
-            rendered.pictures[index], scale=scale, offset=offset, scene_size=(h, w)
-        )
+        picture = rendered.qimage if index == rendered.current else rendered.pictures[index]
+        self.result_view.set_image(picture, scale=scale, offset=offset, scene_size=(h, w))
         self.result_view._follow(self.source_view)
         colour = "grayscale" if src.ndim == 2 else "RGB"
         self.source_caption.setText(f"Input — {self._image_name} · {w}×{h} {colour}")
@@ -963,11 +983,8 @@ class FiltersTab(QWidget):
         self.result_caption.setText(f"Result — kernel {index + 1} · {mw}×{mh}")
         window = (0.0, 255.0) if self.display_mode() in ("clip", "abs") else None
         self.histogram.set_data(rendered.counts, rendered.edges, window)
-        m = result.maps[index]
-        self.value_label.setText(
-            f"values {short(float(m.min()))} … {short(float(m.max()))}"
-            f" · mean {short(float(m.mean()))}"
-        )
+        lo, hi, mean = rendered.stats
+        self.value_label.setText(f"values {short(lo)} … {short(hi)} · mean {short(mean)}")
         shapes = " → ".join(
             f"{name} <b>{'×'.join(map(str, shape))}</b>" for name, shape in result.stages
         )
@@ -1106,15 +1123,14 @@ class FiltersTab(QWidget):
             return
         settings = rendered.result.settings
         src = rendered.result.source
-        gray = src if src.ndim == 2 else F.to_gray(src)
-        h, w = gray.shape
+        h, w = src.shape[:2]
         if self._hover is not None and settings.pool == "none":
             cy, cx = self._hover[0] * settings.stride, self._hover[1] * settings.stride
         else:
             cy, cx = h // 2, w // 2
         y0 = int(np.clip(cy - CROP // 2, 0, max(h - CROP, 0)))
         x0 = int(np.clip(cx - CROP // 2, 0, max(w - CROP, 0)))
-        crop = gray[y0 : y0 + CROP, x0 : x0 + CROP]
+        crop = F.to_gray(src[y0 : y0 + CROP, x0 : x0 + CROP])
         spec = settings.kernels[min(self._current, len(settings.kernels) - 1)]
         try:
             steps = F.conv_steps(
