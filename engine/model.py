@@ -132,6 +132,10 @@ class Sequential:
 
     ``architecture`` is a JSON-able dict that :func:`build_model` turns back into the same
     structure; ``meta`` is free JSON-able metadata (history, evaluation, dataset, ...).
+
+    Layers keep state between ``forward`` and ``backward`` (and reuse buffers), so one thread
+    at a time trains or evaluates a model; :meth:`activations` is the exception (it runs on its
+    own replica of the layers). Use :meth:`clone` for an independent copy.
     """
 
     def __init__(
@@ -176,6 +180,7 @@ class Sequential:
         self._replicas: list[list[Layer]] = []
         self._pool: ThreadPoolExecutor | None = None
         self._shards: list[tuple[int, int]] = []
+        self._inspector: list[Layer] = []
 
     @property
     def threads(self) -> int:
@@ -292,11 +297,15 @@ class Sequential:
     def activations(self, x: np.ndarray) -> list[tuple[str, np.ndarray]]:
         """``[("input", x), (layer name, output), ..., ("softmax", probs)]``, contiguous copies.
 
-        ``x`` is a float tensor or uint8 images (converted with ``input_spec``).
+        ``x`` is a float tensor or uint8 images (converted with ``input_spec``). Runs on a
+        replica of the layers that shares the weights but none of the buffers, so a view may
+        call it while another thread trains the model (it then sees the weights of the moment).
         """
         x = self._as_input(x)
+        if len(self._inspector) != len(self.layers):
+            self._inspector = [layer.replica() for layer in self.layers]
         out = [("input", np.array(x, dtype=np.float32))]
-        for layer in self.layers:
+        for layer in self._inspector:
             x = layer.forward(x)
             out.append((layer.name, np.array(x, dtype=np.float32, order="C")))
         out.append(("softmax", softmax(np.array(x, dtype=np.float64)).astype(np.float32)))
@@ -348,6 +357,7 @@ class Sequential:
         for layer in self.layers:
             layer.astype(dtype)
         self._replicas = []
+        self._inspector = []
         return self
 
     def clone(self) -> Sequential:

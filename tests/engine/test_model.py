@@ -95,6 +95,20 @@ def test_activations_in_order_by_name(rng):
     assert np.array_equal(dict(acts)["relu1"], np.maximum(dict(acts)["conv1"], 0))
 
 
+def test_activations_do_not_disturb_a_training_step(rng):
+    m = lenet5(rng)
+    x = rng.standard_normal((6, 1, 28, 28)).astype(np.float32)
+    y = np.arange(6)
+    _, dz = softmax_cross_entropy(m.forward(x, training=True), y)
+    m.backward(dz)
+    expect = {k: g.copy() for k, g in m.gradients().items()}
+    _, dz = softmax_cross_entropy(m.forward(x, training=True), y)
+    m.activations(rng.standard_normal((1, 1, 28, 28)).astype(np.float32))  # e.g. a GUI view
+    m.backward(dz)
+    for key, g in m.gradients().items():
+        np.testing.assert_array_equal(g, expect[key], err_msg=key)
+
+
 def test_conv_filters_is_a_copy(rng):
     m = lenet5(rng)
     f = m.conv_filters("conv2")
