@@ -89,8 +89,7 @@ def main() -> int:
           f"(min {min(drop) * 1e3:.1f}, {REPEATS} runs; shows {shown!r})")
     print(f"canvas update -> bars:             median {statistics.median(draw) * 1e3:.1f} ms")
     print(f"reading the number (after the bars): median {statistics.median(reads) * 1e3:.1f} ms")
-    tab._occlusion_timer.stop()
-    while tab._occlusion_worker is not None:
+    while tab.background_busy():
         app.processEvents()
     return 0
 

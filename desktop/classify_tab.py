@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QMimeData, Qt, QTimer, Signal
+from PySide6.QtCore import QMimeData, QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QFont, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QApplication,
@@ -79,6 +79,46 @@ def describe_model(model, label: str) -> str:
     return " · ".join(parts)
 
 
+class OneAtATime(QObject):
+    """Runs one job at a time off the GUI thread (a :class:`GeneratorWorker`).
+
+    A job submitted while one runs waits; a newer submission replaces a waiting one, so a
+    fast stream of requests (a digit being drawn) never piles up threads. ``job()`` returns an
+    iterable of events, each handed to ``on_event`` on the GUI thread.
+    """
+
+    def __init__(self, parent: QObject, on_error) -> None:
+        super().__init__(parent)
+        self._on_error = on_error
+        self._waiting = None
+        self._worker: GeneratorWorker | None = None
+        self._thread = None
+
+    def submit(self, job, on_event, essential=None) -> None:
+        self._waiting = (job, on_event, essential)
+        if self._worker is None:
+            self._start()
+
+    def busy(self) -> bool:
+        return self._worker is not None or self._waiting is not None
+
+    def _start(self) -> None:
+        (job, on_event, essential), self._waiting = self._waiting, None
+        extra = {} if essential is None else {"essential": essential}
+        worker = GeneratorWorker(job, **extra)
+        worker.yielded.connect(on_event)
+        worker.errored.connect(self._on_error)
+        worker.finished.connect(self._on_finished)
+        self._worker = worker
+        # owned by the application, so a tab closed mid-way never destroys a running thread
+        self._thread = start_worker(worker, QApplication.instance())
+
+    def _on_finished(self) -> None:
+        self._worker = self._thread = None
+        if self._waiting is not None:
+            self._start()
+
+
 class ClassifyTab(QWidget):
     title = "Classify"
     classified = Signal(object)  # Classification, after the bars are updated
@@ -94,11 +134,9 @@ class ClassifyTab(QWidget):
         self._image_name = ""
         self.result: Classification | None = None
         self.reading: Reading | None = None
-        self._occlusion_thread = None
-        self._occlusion_worker: GeneratorWorker | None = None
-        self._occlusion_pending = False
-        self._batch_thread = None
-        self._batch_worker: GeneratorWorker | None = None
+        self._occlusion_jobs = OneAtATime(self, self._show_message)
+        self._reading_jobs = OneAtATime(self, self._show_message)
+        self._batch_jobs = OneAtATime(self, self._show_message)
         self._occlusion_timer = QTimer(self, singleShot=True, interval=120)
         self._occlusion_timer.timeout.connect(self._start_occlusion)
         self._build()
@@ -284,7 +322,7 @@ class ClassifyTab(QWidget):
         self.sources.setCurrentIndex(1)
         self.preview.set_image(image)
         self.reading_label.clear()
-        QTimer.singleShot(0, self._read_number)  # after the bars are painted
+        self._start_reading()  # off the GUI thread: a big photo takes a moment
         return True
 
     def classify_batch(self, paths: list[Path]) -> bool:
@@ -292,22 +330,15 @@ class ClassifyTab(QWidget):
         if self.model is None:
             self._show_message("No model loaded: train one or open a model file first")
             return False
-        if self._batch_worker is not None:
-            self._show_message("Still classifying the previous files; drop these again then")
-            return False
         model = self.model.clone()  # the worker's own copy: layers keep buffers between calls
         invert, center = self.invert_box.isChecked(), self.center_box.isChecked()
-        worker = GeneratorWorker(
+        self._batch_jobs.submit(
             lambda: classify_files_steps(model, paths, auto_invert=invert, center=center),
+            self._on_batch_yielded,
             essential=lambda event: isinstance(event, list),
         )
-        worker.yielded.connect(self._on_batch_yielded)
-        worker.errored.connect(self._show_message)
-        worker.finished.connect(self._on_batch_finished)
-        self._batch_worker = worker
         self.right_tabs.setCurrentIndex(1)
         self._show_message("", status=f"Classifying {len(paths)} files…")
-        self._batch_thread = start_worker(worker, QApplication.instance())
         return True
 
     def _on_batch_yielded(self, event) -> None:
@@ -324,10 +355,6 @@ class ClassifyTab(QWidget):
             status=f"Classified {len(event)} files",
         )
         self.batch_classified.emit(event)
-
-    def _on_batch_finished(self) -> None:
-        self._batch_worker = None
-        self._batch_thread = None
 
     def _on_canvas_drawing_changed(self, pixels: np.ndarray) -> None:
         self.mode_group.button(0).setChecked(True)
@@ -405,22 +432,30 @@ class ClassifyTab(QWidget):
         self.occlusion_label.clear()
         self.network_view.clear()
 
-    def _read_number(self) -> None:
-        if self.model is None or self._image is None or self.mode_group.checkedId() != 1:
+    def _start_reading(self) -> None:
+        if self.model is None or self._image is None:
             return
-        self.reading = read_digits(self.model, self._image)
-        digits = self.reading.digits
+        model, image = self.model.clone(), self._image
+        self._reading_jobs.submit(lambda: [(image, read_digits(model, image))],
+                                  self._on_reading_yielded)
+
+    def _on_reading_yielded(self, event) -> None:
+        image, reading = event
+        if image is not self._image or self.mode_group.checkedId() != 1:
+            return  # stale: another image (or the canvas) is shown now
+        self.reading = reading
+        digits = reading.digits
         if len(digits) > 1:
             self.preview.set_boxes([(*d.box, f"{d.prediction} {d.confidence:.0%}") for d in digits])
             self.reading_label.setText(
-                f"Reads as <b>{self.reading.text}</b> ({len(digits)} digits, left to right). "
+                f"Reads as <b>{reading.text}</b> ({len(digits)} digits, left to right). "
                 "Click a box to look inside the network for that digit."
             )
             self.show_reading_digit(0)
         else:
             self.preview.set_boxes([])
             self.reading_label.setText("One digit in this image" if digits else "")
-        self.number_read.emit(self.reading)
+        self.number_read.emit(reading)
 
     def show_reading_digit(self, index: int) -> None:
         """Show digit ``index`` of the number read: its input, bars and feature maps."""
@@ -440,19 +475,18 @@ class ClassifyTab(QWidget):
     def _start_occlusion(self) -> None:
         if self.result is None or self.model is None:
             return
-        if self._occlusion_worker is not None:  # one at a time; redo when it is done
-            self._occlusion_pending = True
-            return
         # a copy: layers keep buffers between calls, and the GUI thread uses the model meanwhile
         model, image = self.model.clone(), self.result.prepared.image.copy()
         target = int(np.argmax(self.result.probabilities))
-        worker = GeneratorWorker(lambda: [(image, occlusion_map(model, image, target=target))])
-        worker.yielded.connect(self._on_occlusion_yielded)
-        worker.errored.connect(self._show_message)
-        worker.finished.connect(self._on_occlusion_finished)
-        self._occlusion_worker = worker
-        # owned by the application, so a tab closed mid-way never destroys a running thread
-        self._occlusion_thread = start_worker(worker, QApplication.instance())
+        self._occlusion_jobs.submit(
+            lambda: [(image, occlusion_map(model, image, target=target))],
+            self._on_occlusion_yielded,
+        )
+
+    def background_busy(self) -> bool:
+        """Whether an occlusion map, a reading or a batch is still being computed."""
+        jobs = (self._occlusion_jobs, self._reading_jobs, self._batch_jobs)
+        return self._occlusion_timer.isActive() or any(j.busy() for j in jobs)
 
     def _on_occlusion_yielded(self, event) -> None:
         image, result = event
@@ -465,13 +499,6 @@ class ClassifyTab(QWidget):
             f"(a black {result.patch}×{result.patch} patch slid over the input); blue parts "
             "speak against it.")
         self.occlusion_finished.emit(result)
-
-    def _on_occlusion_finished(self) -> None:
-        self._occlusion_worker = None
-        self._occlusion_thread = None
-        if self._occlusion_pending:
-            self._occlusion_pending = False
-            self._start_occlusion()
 
     # ----- output -------------------------------------------------------------------------
     def _on_export_clicked(self) -> None:

@@ -85,7 +85,10 @@ def _drop(target, mime: QMimeData) -> None:
     pos = QPointF(target.rect().center())
     args = (pos, Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton,
             Qt.KeyboardModifier.NoModifier)
-    enter = QDragEnterEvent(*args)
+    try:
+        enter = QDragEnterEvent(*args)
+    except TypeError:  # PySide6 < 6.12 takes a QPoint here
+        enter = QDragEnterEvent(pos.toPoint(), *args[1:])
     QApplication.sendEvent(target, enter)
     assert enter.isAccepted()
     QApplication.sendEvent(target, QDropEvent(*args))
@@ -109,14 +112,14 @@ def _assert_bars(tab: ClassifyTab, expected: str) -> None:
 def tab(qtbot, model):
     state = AppState()
     widget = ClassifyTab(state)
-    qtbot.addWidget(widget)
     widget.resize(1200, 760)
     widget.show()
     state.publish_model(model, "test model")
     yield widget
-    widget._occlusion_timer.stop()  # let running workers finish before teardown
-    qtbot.waitUntil(lambda: widget._occlusion_worker is None, timeout=5000)
-    qtbot.waitUntil(lambda: widget._batch_worker is None, timeout=5000)
+    # not qtbot.addWidget: that would delete the tab before this teardown could wait
+    qtbot.waitUntil(lambda: not widget.background_busy(), timeout=10000)  # workers done
+    widget.close()
+    widget.deleteLater()
 
 
 def test_key_widgets_carry_their_object_names(tab):
@@ -157,8 +160,7 @@ def test_drop_raw_image_data_on_the_main_window(qtbot, settings, model, mnist, s
             _drop(window, mime)
         _assert_bars(window.classify_tab, "6")
     finally:
-        window.classify_tab._occlusion_timer.stop()
-        qtbot.waitUntil(lambda: window.classify_tab._occlusion_worker is None, timeout=5000)
+        qtbot.waitUntil(lambda: not window.classify_tab.background_busy(), timeout=10000)
         qtbot.waitUntil(lambda: _idle(window), timeout=20000)
 
 
