@@ -66,6 +66,8 @@ def test_lenet_article_takes_32x32_and_pads_mnist(rng):
     pad = (0 - 0.1307) / 0.3081
     assert np.allclose(x[:, :, :2, :], pad) and np.allclose(x[:, :, -2:, :], pad)
     assert np.allclose(x[:, :, 2:30, 2:30], (1 - 0.1307) / 0.3081)
+    zero = m.input_spec.to_tensor(np.zeros((1, 28, 28), np.uint8))
+    assert np.all(zero == zero[0, 0, 0, 0])  # padding == what pixel 0 maps to, exactly
 
 
 def test_input_spec_formula_and_errors():
