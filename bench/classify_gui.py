@@ -7,6 +7,10 @@ bars, prediction text, network view data; the number reading follows after the b
 280x280 canvas -> bars). Prints medians of several runs.
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/classify_gui.py
+    python bench/classify_gui.py --screenshot docs/screenshots/classify.png
+
+``--screenshot PATH [MODEL]`` instead renders the main window (1280x820) on the Classify tab with a
+hand-drawn 7 and a hovered pooling cell, and saves it as PNG (the README's picture).
 """
 
 from __future__ import annotations
@@ -40,6 +44,57 @@ def _megapixel_digit(folder: Path) -> Path:
     path = folder / "seven_1mp.png"
     Image.fromarray(np.clip(paper, 0, 255).astype(np.uint8)).save(path)
     return path
+
+
+def _drawn_seven() -> np.ndarray:
+    """A 7 drawn with round strokes on the 280x280 canvas, as a mouse would."""
+    from PySide6.QtCore import QPointF, Qt
+    from PySide6.QtGui import QColor, QImage, QPainter, QPen
+
+    from desktop.qt_image import qimage_to_array
+
+    image = QImage(280, 280, QImage.Format.Format_Grayscale8)
+    image.fill(0)
+    painter = QPainter(image)
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    painter.setPen(QPen(QColor(255, 255, 255), 20, Qt.PenStyle.SolidLine,
+                        Qt.PenCapStyle.RoundCap, Qt.PenJoinStyle.RoundJoin))
+    painter.drawPolyline([QPointF(72, 66), QPointF(205, 60), QPointF(186, 110),
+                          QPointF(132, 228)])
+    painter.drawLine(QPointF(112, 148), QPointF(190, 146))
+    painter.end()
+    return qimage_to_array(image)[:, :, 0]
+
+
+def screenshot(path: Path, model_path: Path | None = None) -> int:
+    """The README picture: the main window on the Classify tab with a drawn digit."""
+    _app = QApplication.instance() or QApplication(sys.argv)
+    from PySide6.QtCore import QEventLoop, QSettings, QTimer
+    from PySide6.QtTest import QTest
+
+    from desktop.main_window import MainWindow
+
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = QSettings(str(Path(tmp) / "s.ini"), QSettings.Format.IniFormat)
+        window = MainWindow(settings=settings)
+        window.resize(1280, 820)
+        window.show()
+        tab = window.classify_tab
+        window.tabs.setCurrentWidget(tab)
+        if model_path is not None:
+            tab.open_model_file(model_path)
+        if tab.model is None:
+            print("no model: the screenshot would show 'No model loaded'", file=sys.stderr)
+            return 1
+        tab.canvas.set_pixels(_drawn_seven())
+        loop = QEventLoop()
+        QTimer.singleShot(600, loop.quit)  # occlusion map and painting
+        loop.exec()
+        view = tab.network_view
+        QTest.mouseMove(view, view.cell_center("pool1", 3, 4, 7))
+        window.grab().save(str(path))
+        print(f"{path}: {tab.prediction_label.text()!r} with {tab.model_label.text()[:60]!r}")
+    return 0
 
 
 def main() -> int:
@@ -95,7 +150,10 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    status = main()
+    if len(sys.argv) in (3, 4) and sys.argv[1] == "--screenshot":
+        status = screenshot(Path(sys.argv[2]), Path(sys.argv[3]) if len(sys.argv) == 4 else None)
+    else:
+        status = main()
     sys.stdout.flush()
     # PySide6 6.12 may crash while finalising after a QThread worker ran ("none_dealloc");
     # the figures are printed, so leave without the interpreter's teardown.
