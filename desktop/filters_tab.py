@@ -650,7 +650,8 @@ class FiltersTab(QWidget):
     def image(self) -> np.ndarray | None:
         return self._image
 
-    def _show_error(self, text: str) -> None:
+    def _show_error(self, text: str, kind: str = "file") -> None:
+        self.banner.setProperty("kind", kind)
         self.banner.setText(text)
         self.banner.show()
         self._state.status_posted.emit(text)
@@ -879,20 +880,16 @@ class FiltersTab(QWidget):
             self._running[2].set()  # the latest settings win
             return
         self._pending = False
-        settings = self.settings()
-        if self._image is None or settings is None:
-            return
         try:
-            for n in (self._image.shape[0], self._image.shape[1]):
-                F.output_size(
-                    n,
-                    settings.kernels[0].size,
-                    F.padding_for(settings.border, settings.kernels[0].size),
-                    settings.stride,
-                )
+            settings = self.settings()
+            if self._image is None or settings is None:
+                return
+            settings.check_fits(*self._image.shape[:2])
         except EngineError as exc:
-            self._show_error(str(exc))
+            self._show_error(str(exc), "settings")
             return
+        if self.banner.isVisible() and self.banner.property("kind") == "settings":
+            self.banner.hide()
         self._token += 1
         cancel = threading.Event()
         # the gray version of the image is made once (by the first gray job) and reused

@@ -790,6 +790,25 @@ class FilterSettings:
             raise KernelError(f"colour {self.color!r}: use gray or rgb")
         if self.pool not in POOLS:
             raise KernelError(f"pooling {self.pool!r}: use one of {', '.join(POOLS)}")
+        sizes = sorted({k.size for k in self.kernels})
+        if self.border == "valid" and len(sizes) > 1:
+            raise KernelError(
+                f"kernels of sizes {', '.join(f'{n}x{n}' for n in sizes)} give maps of "
+                "different sizes without padding; use one size or a padding border"
+            )
+
+    def check_fits(self, height: int, width: int) -> None:
+        """Raise :class:`ShapeError` when a kernel (or the pooling) does not fit the image."""
+        for k in self.kernels:
+            p = padding_for(self.border, k.size)
+            oh, ow = (output_size(n, k.size, p, self.stride) for n in (height, width))
+            if self.pool != "none":
+                for n in (oh, ow):
+                    if n < self.pool_size:
+                        raise ShapeError(
+                            f"the {self.pool_size}x{self.pool_size} pooling window does not "
+                            f"fit the {oh}x{ow} convolution output; use a smaller pool size"
+                        )
 
 
 @dataclass(frozen=True)

@@ -291,3 +291,19 @@ def test_hover_inspects_a_pixel_and_views_zoom_together(window, qtbot):
     tab.source_view.horizontalScrollBar().setValue(120)
     assert view.zoom() == pytest.approx(3.0)
     assert view.horizontalScrollBar().value() == 120
+
+
+def test_settings_that_cannot_work_say_why_until_fixed(window, qtbot):
+    tab = window.filters_tab
+    with qtbot.waitSignal(tab.result_shown, timeout=10000):
+        qtbot.mouseClick(tab.add_kernel_button, Qt.MouseButton.LeftButton)
+    with qtbot.waitSignal(tab.result_shown, timeout=10000):
+        tab.size_box.setCurrentIndex(1)  # the second kernel becomes 5x5
+    assert tab.grid.kernel_size() == 5
+    tab.border_box.setCurrentIndex(tab.border_box.findData("valid"))
+    qtbot.waitUntil(lambda: tab.banner.isVisible())
+    assert "different sizes" in tab.banner.text()
+    with qtbot.waitSignal(tab.result_shown, timeout=10000):
+        tab.border_box.setCurrentIndex(tab.border_box.findData("symmetric"))
+    assert not tab.banner.isVisible()
+    assert tab.result().maps.shape[0] == 2

@@ -348,3 +348,15 @@ def test_iter_filter_reports_progress_and_honours_cancel(rng):
     next(gen)
     cancel.set()
     assert not any(isinstance(e, F.FilterResult) for e in gen)
+
+
+def test_settings_refuse_mixed_sizes_without_padding_and_pools_that_do_not_fit():
+    k3, k5 = F.PRESETS["Sharpen"].spec(), F.PRESETS["Gaussian blur 5x5"].spec()
+    with pytest.raises(F.KernelError, match="different sizes"):
+        F.FilterSettings((k3, k5), border="valid")
+    mixed = F.FilterSettings((k3, k5), border="reflect", stride=2)
+    result = F.run_filter(np.zeros((9, 8), np.uint8), mixed)
+    assert result.maps.shape == (2, 5, 4, 1)
+    with pytest.raises(ShapeError, match="pooling window"):
+        F.FilterSettings((k3,), pool="max", pool_size=4).check_fits(3, 30)
+    F.FilterSettings((k3,), pool="max", pool_size=3).check_fits(3, 30)
