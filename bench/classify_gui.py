@@ -57,10 +57,16 @@ def _drawn_seven() -> np.ndarray:
     image.fill(0)
     painter = QPainter(image)
     painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-    painter.setPen(QPen(QColor(255, 255, 255), 20, Qt.PenStyle.SolidLine,
-                        Qt.PenCapStyle.RoundCap, Qt.PenJoinStyle.RoundJoin))
-    painter.drawPolyline([QPointF(72, 66), QPointF(205, 60), QPointF(186, 110),
-                          QPointF(132, 228)])
+    painter.setPen(
+        QPen(
+            QColor(255, 255, 255),
+            20,
+            Qt.PenStyle.SolidLine,
+            Qt.PenCapStyle.RoundCap,
+            Qt.PenJoinStyle.RoundJoin,
+        )
+    )
+    painter.drawPolyline([QPointF(72, 66), QPointF(205, 60), QPointF(186, 110), QPointF(132, 228)])
     painter.drawLine(QPointF(112, 148), QPointF(190, 146))
     painter.end()
     return qimage_to_array(image)[:, :, 0]
@@ -125,7 +131,7 @@ def main() -> int:
         pixels = np.zeros((280, 280), np.uint8)
         pixels[60:230, 130:150] = 255
         for i in range(REPEATS):
-            pixels[60:70, 90 + i:190] = 255
+            pixels[60:70, 90 + i : 190] = 255
             t0 = time.perf_counter()
             tab._on_canvas_drawing_changed(pixels.copy())
             draw.append(time.perf_counter() - t0)
@@ -140,8 +146,10 @@ def main() -> int:
             read_digits(tab.model, image)
             reads.append(time.perf_counter() - t0)
         shown = tab.prediction_label.text()
-    print(f"drop of a 1-megapixel PNG -> bars: median {statistics.median(drop) * 1e3:.1f} ms "
-          f"(min {min(drop) * 1e3:.1f}, {REPEATS} runs; shows {shown!r})")
+    print(
+        f"drop of a 1-megapixel PNG -> bars: median {statistics.median(drop) * 1e3:.1f} ms "
+        f"(min {min(drop) * 1e3:.1f}, {REPEATS} runs; shows {shown!r})"
+    )
     print(f"canvas update -> bars:             median {statistics.median(draw) * 1e3:.1f} ms")
     print(f"reading the number (after the bars): median {statistics.median(reads) * 1e3:.1f} ms")
     while tab.background_busy():

@@ -436,8 +436,9 @@ class ClassifyTab(QWidget):
         if self.model is None or self._image is None:
             return
         model, image = self.model.clone(), self._image
-        self._reading_jobs.submit(lambda: [(image, read_digits(model, image))],
-                                  self._on_reading_yielded)
+        self._reading_jobs.submit(
+            lambda: [(image, read_digits(model, image))], self._on_reading_yielded
+        )
 
     def _on_reading_yielded(self, event) -> None:
         image, reading = event
@@ -497,7 +498,8 @@ class ClassifyTab(QWidget):
         self.occlusion_label.setText(
             f"Occlusion: covering the orange parts lowers the probability of “{name}” the most "
             f"(a black {result.patch}×{result.patch} patch slid over the input); blue parts "
-            "speak against it.")
+            "speak against it."
+        )
         self.occlusion_finished.emit(result)
 
     # ----- output -------------------------------------------------------------------------

@@ -27,12 +27,12 @@ from engine.preprocess import classify_images
 
 @dataclass(frozen=True)
 class OcclusionMap:
-    target: int                  # index of the class whose probability is tracked
-    base_probability: float      # p(target) for the image without occlusion
-    drop: np.ndarray             # float32 (len(ys), len(xs)): drop per patch position
-    heat: np.ndarray             # float32 (H, W): mean drop of the patches covering each pixel
-    ys: np.ndarray               # int (len(ys),) top rows of the patch positions
-    xs: np.ndarray               # int (len(xs),) left columns
+    target: int  # index of the class whose probability is tracked
+    base_probability: float  # p(target) for the image without occlusion
+    drop: np.ndarray  # float32 (len(ys), len(xs)): drop per patch position
+    heat: np.ndarray  # float32 (H, W): mean drop of the patches covering each pixel
+    ys: np.ndarray  # int (len(ys),) top rows of the patch positions
+    xs: np.ndarray  # int (len(xs),) left columns
     patch: int
     stride: int
     fill: int
@@ -61,12 +61,16 @@ def occlusion_map(
     """
     image = np.asarray(image)
     if image.dtype != np.uint8 or image.ndim != 2:
-        raise ShapeError(f"occlusion_map takes a uint8 (H, W) image, got {image.dtype} "
-                         f"{image.shape}; pass PreparedDigit.image")
+        raise ShapeError(
+            f"occlusion_map takes a uint8 (H, W) image, got {image.dtype} "
+            f"{image.shape}; pass PreparedDigit.image"
+        )
     h, w = image.shape
     if not 1 <= patch <= min(h, w) or stride < 1:
-        raise ShapeError(f"patch {patch} / stride {stride} do not fit a {h}x{w} image; use "
-                         f"1 <= patch <= {min(h, w)} and stride >= 1")
+        raise ShapeError(
+            f"patch {patch} / stride {stride} do not fit a {h}x{w} image; use "
+            f"1 <= patch <= {min(h, w)} and stride >= 1"
+        )
     ys, xs = _positions(h, patch, stride), _positions(w, patch, stride)
     # rows[i, r] is True where patch row i covers image row r; the masks are their outer "and"
     rows = (np.arange(h)[None, :] >= ys[:, None]) & (np.arange(h)[None, :] < ys[:, None] + patch)
@@ -80,5 +84,14 @@ def occlusion_map(
     drop = (base - probs[1:, cls]).astype(np.float32)
     cover = masks.sum(axis=0)
     heat = np.tensordot(drop, masks.astype(np.float32), axes=1) / np.maximum(cover, 1)
-    return OcclusionMap(cls, base, drop.reshape(len(ys), len(xs)), heat.astype(np.float32),
-                        ys, xs, patch, stride, int(fill))
+    return OcclusionMap(
+        cls,
+        base,
+        drop.reshape(len(ys), len(xs)),
+        heat.astype(np.float32),
+        ys,
+        xs,
+        patch,
+        stride,
+        int(fill),
+    )

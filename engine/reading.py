@@ -48,26 +48,29 @@ MAX_INK_FRACTION = 0.4
 
 @dataclass(frozen=True)
 class Segment:
-    box: Box             # in the original image's pixels
-    mask: np.ndarray     # bool (y1-y0, x1-x0): this digit's own ink inside the box
+    box: Box  # in the original image's pixels
+    mask: np.ndarray  # bool (y1-y0, x1-x0): this digit's own ink inside the box
 
 
 @dataclass(frozen=True)
 class ReadDigit:
     box: Box
-    prediction: str              # class name
-    confidence: float            # its probability
-    probabilities: np.ndarray    # (K,)
-    image: np.ndarray            # uint8 (28, 28): what the network saw
+    prediction: str  # class name
+    confidence: float  # its probability
+    probabilities: np.ndarray  # (K,)
+    image: np.ndarray  # uint8 (28, 28): what the network saw
 
     def to_json(self) -> dict:
-        return {"box": list(self.box), "prediction": self.prediction,
-                "confidence": round(self.confidence, 6)}
+        return {
+            "box": list(self.box),
+            "prediction": self.prediction,
+            "confidence": round(self.confidence, 6),
+        }
 
 
 @dataclass(frozen=True)
 class Reading:
-    text: str                    # the predictions joined left to right
+    text: str  # the predictions joined left to right
     digits: list[ReadDigit] = field(default_factory=list)
 
     def to_json(self) -> dict:
@@ -128,7 +131,7 @@ def label_components(mask: np.ndarray) -> tuple[np.ndarray, int]:
     padded = np.zeros((h, w + 2), dtype=np.int8)
     padded[:, 1:-1] = mask
     d = np.diff(padded, axis=1)
-    rows, starts = np.nonzero(d == 1)        # run r: row rows[r], columns starts[r]..ends[r]-1
+    rows, starts = np.nonzero(d == 1)  # run r: row rows[r], columns starts[r]..ends[r]-1
     _, ends = np.nonzero(d == -1)
     n = rows.size
     labels = np.zeros((h, w), dtype=np.int32)
@@ -199,11 +202,19 @@ def _merge_pieces(groups: list[_Group]) -> list[_Group]:
             overlap = min(a.x1, b.x1) - max(a.x0, b.x0)
             union = max(a.x1, b.x1) - min(a.x0, b.x0)
             small = min(a.height, b.height) < 0.45 * line
-            if (overlap >= 0.5 * min(a.width, b.width)
-                    or (overlap > 0 and union <= 0.9 * line)
-                    or (small and overlap > -0.15 * line and union <= 1.1 * line)):
-                groups[i] = _Group(min(a.x0, b.x0), min(a.y0, b.y0), max(a.x1, b.x1),
-                                   max(a.y1, b.y1), a.ids + b.ids, a.area + b.area)
+            if (
+                overlap >= 0.5 * min(a.width, b.width)
+                or (overlap > 0 and union <= 0.9 * line)
+                or (small and overlap > -0.15 * line and union <= 1.1 * line)
+            ):
+                groups[i] = _Group(
+                    min(a.x0, b.x0),
+                    min(a.y0, b.y0),
+                    max(a.x1, b.x1),
+                    max(a.y1, b.y1),
+                    a.ids + b.ids,
+                    a.area + b.area,
+                )
                 del groups[j]
                 merged = True
                 break
@@ -230,8 +241,9 @@ def _cuts(profile: np.ndarray, pieces: int) -> list[int]:
     return cuts
 
 
-def segment_digits(image: np.ndarray, *, max_side: int = 600, aspect_split: float = 1.25,
-                   neck_ratio: float = 0.6) -> list[Segment]:
+def segment_digits(
+    image: np.ndarray, *, max_side: int = 600, aspect_split: float = 1.25, neck_ratio: float = 0.6
+) -> list[Segment]:
     """The digits of ``image`` (uint8 gray/RGB/RGBA), left to right, as :class:`Segment`s.
 
     A group wider than ``aspect_split`` times its height (or than 1.6 typical digit widths of
@@ -239,13 +251,15 @@ def segment_digits(image: np.ndarray, *, max_side: int = 600, aspect_split: floa
     and cut at projection minima; a lone group barely too wide only at a neck: a column holding
     at most ``neck_ratio`` times the median ink of its columns.
     """
-    groups = segment_candidates(image, max_side=max_side, aspect_split=aspect_split,
-                                neck_ratio=neck_ratio)
+    groups = segment_candidates(
+        image, max_side=max_side, aspect_split=aspect_split, neck_ratio=neck_ratio
+    )
     return [segment for candidates in groups for segment in candidates[0]]
 
 
-def segment_candidates(image: np.ndarray, *, max_side: int = 600, aspect_split: float = 1.25,
-                       neck_ratio: float = 0.6) -> list[list[list[Segment]]]:
+def segment_candidates(
+    image: np.ndarray, *, max_side: int = 600, aspect_split: float = 1.25, neck_ratio: float = 0.6
+) -> list[list[list[Segment]]]:
     """Per group of ink, left to right, the ways to read it: lists of segments.
 
     The first way is :func:`segment_digits`'s choice. A group taken as touching digits also
@@ -280,8 +294,17 @@ def segment_candidates(image: np.ndarray, *, max_side: int = 600, aspect_split: 
     np.minimum.at(top, lab, ys)
     np.maximum.at(right, lab, xs)
     np.maximum.at(bottom, lab, ys)
-    groups = [_Group(int(left[i]), int(top[i]), int(right[i]) + 1, int(bottom[i]) + 1,
-                     [int(i) + 1], int(areas[i])) for i in kept]
+    groups = [
+        _Group(
+            int(left[i]),
+            int(top[i]),
+            int(right[i]) + 1,
+            int(bottom[i]) + 1,
+            [int(i) + 1],
+            int(areas[i]),
+        )
+        for i in kept
+    ]
     groups = _merge_pieces(groups)
     biggest = max(g.area for g in groups)
     tallest = max(g.height for g in groups)
@@ -291,7 +314,7 @@ def segment_candidates(image: np.ndarray, *, max_side: int = 600, aspect_split: 
     typical = max(float(np.median(narrow)), 0.7 * line) if narrow else 0.8 * line
     result: list[list[list[Segment]]] = []
     for g in sorted(groups, key=lambda g: g.x0):
-        own = np.isin(labels[g.y0:g.y1, g.x0:g.x1], g.ids)
+        own = np.isin(labels[g.y0 : g.y1, g.x0 : g.x1], g.ids)
         ways = [[]]
         if g.width > aspect_split * g.height or (len(groups) > 1 and g.width > 1.6 * typical):
             profile = own.sum(axis=0)
@@ -329,8 +352,9 @@ def _sweep(width: int, steps: int = 9) -> list[int]:
     return sorted({int(width * f + 0.5) for f in np.linspace(0.3, 0.7, steps)})
 
 
-def _full_resolution(part: np.ndarray, x0: int, y0: int, factor: int,
-                     shape: tuple[int, int]) -> Segment | None:
+def _full_resolution(
+    part: np.ndarray, x0: int, y0: int, factor: int, shape: tuple[int, int]
+) -> Segment | None:
     """The piece's mask in original pixels: blocks grown by one (anti-aliased edges), trimmed."""
     if not part.any():
         return None
@@ -388,13 +412,16 @@ def read_digits(model, image: np.ndarray, *, max_side: int = 600) -> Reading:
     for (gi, ci, segment), picture, p in zip(kept, prepared, probs, strict=True):
         k = int(np.argmax(p))
         by_candidate.setdefault((gi, ci), []).append(
-            ReadDigit(segment.box, classes[k], float(p[k]), p.copy(), picture))
+            ReadDigit(segment.box, classes[k], float(p[k]), p.copy(), picture)
+        )
     digits: list[ReadDigit] = []
     for gi, cands in enumerate(groups):
         readings = [by_candidate.get((gi, ci), []) for ci in range(len(cands))]
         # the most convincing reading: the highest mean log-confidence (geometric mean)
-        scores = [np.mean([np.log(max(d.confidence, 1e-9)) for d in r]) if r else -np.inf
-                  for r in readings]
+        scores = [
+            np.mean([np.log(max(d.confidence, 1e-9)) for d in r]) if r else -np.inf
+            for r in readings
+        ]
         best = int(np.argmax(scores))
         # another reading must be clearly more convincing than the first (the default) one
         digits.extend(readings[best if scores[best] > scores[0] + SWITCH_MARGIN else 0])

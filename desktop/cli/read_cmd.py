@@ -31,16 +31,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         f"{HELP}. Each image is split into digits (connected ink; broken strokes merged, "
         "touching digits cut), each digit is classified, and the number is read left to right."
     )
-    parser.epilog = ("Exit status: 0 all read, 1 some files failed (reported on stderr), "
-                     "2 nothing read.")
-    parser.add_argument("model", metavar="MODEL",
-                        help="a model file (.npz) saved by ConvScope, or 'shipped' for the "
-                             "bundled LeNet-5 trained on MNIST")
-    parser.add_argument("images", metavar="IMAGE", nargs="+",
-                        help="image files or folders of them")
-    parser.add_argument("--json", action="store_true",
-                        help='print a JSON list of {"file", "text", "digits": [{"box", '
-                             '"prediction", "confidence"}]}')
+    parser.epilog = (
+        "Exit status: 0 all read, 1 some files failed (reported on stderr), 2 nothing read."
+    )
+    parser.add_argument(
+        "model",
+        metavar="MODEL",
+        help="a model file (.npz) saved by ConvScope, or 'shipped' for the "
+        "bundled LeNet-5 trained on MNIST",
+    )
+    parser.add_argument("images", metavar="IMAGE", nargs="+", help="image files or folders of them")
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help='print a JSON list of {"file", "text", "digits": [{"box", '
+        '"prediction", "confidence"}]}',
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -19,15 +19,15 @@ COLUMNS = ("File", "Prediction", "Confidence")
 
 @dataclass(frozen=True)
 class BatchRow:
-    file: str            # the file's path
-    prediction: str      # class name, or "" when the file could not be read
-    confidence: float    # probability of the prediction (0..1); NaN when unreadable
-    error: str = ""      # why the file could not be classified
+    file: str  # the file's path
+    prediction: str  # class name, or "" when the file could not be read
+    confidence: float  # probability of the prediction (0..1); NaN when unreadable
+    error: str = ""  # why the file could not be classified
 
 
 @dataclass(frozen=True)
 class BatchProgress:
-    done: int    # files prepared so far
+    done: int  # files prepared so far
     total: int
 
 

@@ -156,8 +156,13 @@ class DrawCanvas(QWidget):
         painter = QPainter(self._image)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         color = QColor(0, 0, 0) if self.eraser else QColor(255, 255, 255)
-        pen = QPen(color, self.pen_width, Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap,
-                   Qt.PenJoinStyle.RoundJoin)
+        pen = QPen(
+            color,
+            self.pen_width,
+            Qt.PenStyle.SolidLine,
+            Qt.PenCapStyle.RoundCap,
+            Qt.PenJoinStyle.RoundJoin,
+        )
         painter.setPen(pen)
         painter.drawLine(a, b)
         painter.end()
@@ -208,7 +213,9 @@ class DrawPanel(QWidget):
             "Draw one digit with the mouse; it is classified as you draw, so watch the bars "
             "and the feature maps change stroke by stroke. Ctrl+Z undoes a stroke.\n\n"
             "Or drop a photo or scan of a digit (or of a number, like a ZIP code) anywhere "
-            "on this tab, or paste one with Ctrl+V.", wordWrap=True)
+            "on this tab, or paste one with Ctrl+V.",
+            wordWrap=True,
+        )
         hint.setContentsMargins(0, 8, 0, 0)
         layout.addWidget(self.canvas)
         layout.addLayout(tools)

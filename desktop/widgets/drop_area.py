@@ -33,23 +33,30 @@ from engine.errors import ImageLoadError
 from engine.imageio import SUPPORTED_SUFFIXES, image_from_bytes
 
 # Raw image bytes a browser or another app may put in a drop, most specific first.
-BYTE_FORMATS = ("image/png", "image/jpeg", "image/gif", "image/bmp", "image/webp",
-                "application/octet-stream")
+BYTE_FORMATS = (
+    "image/png",
+    "image/jpeg",
+    "image/gif",
+    "image/bmp",
+    "image/webp",
+    "application/octet-stream",
+)
 
 
 @dataclass
 class DropPayload:
-    paths: list[Path] = field(default_factory=list)   # local files (folders expanded)
-    image: np.ndarray | None = None                  # decoded pixels of dropped image data
-    name: str = ""                                   # what to call the image in messages
-    error: str = ""                                  # why nothing usable arrived
-    batch: bool = False                              # several files or a folder
+    paths: list[Path] = field(default_factory=list)  # local files (folders expanded)
+    image: np.ndarray | None = None  # decoded pixels of dropped image data
+    name: str = ""  # what to call the image in messages
+    error: str = ""  # why nothing usable arrived
+    batch: bool = False  # several files or a folder
 
 
 def image_files_in(folder: Path) -> list[Path]:
     """The image files directly inside ``folder``, sorted by name."""
-    return sorted(p for p in folder.iterdir()
-                  if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES)
+    return sorted(
+        p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES
+    )
 
 
 def parse_mime(mime: QMimeData) -> DropPayload:
@@ -68,8 +75,9 @@ def parse_mime(mime: QMimeData) -> DropPayload:
         if mime.hasFormat(fmt):
             data = bytes(mime.data(fmt).data())
             try:
-                return DropPayload(image=image_from_bytes(data, name=f"dropped {fmt} data"),
-                                   name="dropped image")
+                return DropPayload(
+                    image=image_from_bytes(data, name=f"dropped {fmt} data"), name="dropped image"
+                )
             except ImageLoadError as exc:
                 byte_error = str(exc)
     if mime.hasImage():
@@ -80,8 +88,10 @@ def parse_mime(mime: QMimeData) -> DropPayload:
         return DropPayload(error=byte_error)
     remote = [u for u in mime.urls() if not u.isLocalFile()]
     if remote:
-        return DropPayload(error=f"ConvScope does not download {remote[0].toString()}: "
-                                 "save the image, then drop the file")
+        return DropPayload(
+            error=f"ConvScope does not download {remote[0].toString()}: "
+            "save the image, then drop the file"
+        )
     if mime.hasText():
         return DropPayload(error="That was text, not an image: drop an image file or image")
     return DropPayload(error="Nothing to classify: drop image files, a folder or an image")
@@ -156,14 +166,16 @@ class ImagePreview(QWidget):
         """Where box ``index`` is drawn, in widget coordinates."""
         target, scale = self._placement()
         x0, y0, x1, y1, _label = self._boxes[index]
-        return QRectF(target.x() + x0 * scale, target.y() + y0 * scale,
-                      (x1 - x0) * scale, (y1 - y0) * scale)
+        return QRectF(
+            target.x() + x0 * scale, target.y() + y0 * scale, (x1 - x0) * scale, (y1 - y0) * scale
+        )
 
     def _placement(self) -> tuple[QRectF, float]:
         w, h = self._image.width(), self._image.height()
         scale = min(self.width() / w, self.height() / h)
-        target = QRectF((self.width() - w * scale) / 2, (self.height() - h * scale) / 2,
-                        w * scale, h * scale)
+        target = QRectF(
+            (self.width() - w * scale) / 2, (self.height() - h * scale) / 2, w * scale, h * scale
+        )
         return target, scale
 
     def mousePressEvent(self, event: QMouseEvent) -> None:
@@ -185,8 +197,11 @@ class ImagePreview(QWidget):
         painter = QPainter(self)
         if self._image is None:
             painter.setPen(self.palette().placeholderText().color())
-            painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
-                             self._placeholder)
+            painter.drawText(
+                self.rect(),
+                Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
+                self._placeholder,
+            )
             return
         target, scale = self._placement()
         painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, scale < 1)

@@ -30,23 +30,25 @@ ACCENT = QColor(230, 120, 30)
 FIELD = QColor(60, 200, 255)
 
 # Colour ramps: sequential (dark -> blue -> orange -> pale yellow) and diverging (blue-black-orange)
-_SEQ = np.array([[8, 8, 20], [40, 50, 140], [150, 60, 140], [235, 125, 40], [255, 240, 170]],
-                dtype=np.float64)
-_DIV = np.array([[90, 170, 255], [20, 40, 90], [10, 10, 14], [110, 50, 10], [255, 170, 60]],
-                dtype=np.float64)
+_SEQ = np.array(
+    [[8, 8, 20], [40, 50, 140], [150, 60, 140], [235, 125, 40], [255, 240, 170]], dtype=np.float64
+)
+_DIV = np.array(
+    [[90, 170, 255], [20, 40, 90], [10, 10, 14], [110, 50, 10], [255, 170, 60]], dtype=np.float64
+)
 _ACTIVATIONS = ("ReLU", "Tanh", "Sigmoid", "LeakyReLU")
 
 
 @dataclass(frozen=True)
 class ViewLayer:
-    name: str                      # layer name, e.g. "pool1"
-    title: str                     # shown at the left, e.g. "conv1 + ReLU"
-    kind: str                      # "input" | "conv" | "pool" | "dense" | "output"
-    values: np.ndarray             # (C, H, W) for input/conv/pool, (K,) for dense/output
-    kernel: int = 1                # conv/pool window size
+    name: str  # layer name, e.g. "pool1"
+    title: str  # shown at the left, e.g. "conv1 + ReLU"
+    kind: str  # "input" | "conv" | "pool" | "dense" | "output"
+    values: np.ndarray  # (C, H, W) for input/conv/pool, (K,) for dense/output
+    kernel: int = 1  # conv/pool window size
     stride: int = 1
     padding: int = 0
-    labels: tuple[str, ...] = ()   # class names of the output
+    labels: tuple[str, ...] = ()  # class names of the output
 
 
 def colorize(values: np.ndarray, vmax: float, diverging: bool) -> np.ndarray:
@@ -112,8 +114,8 @@ class _Row:
     layer: ViewLayer
     top: float
     height: float
-    rects: list[QRectF]       # one per map (spatial) or per cell (dense/output)
-    scale: float = 1.0        # screen pixels per map pixel (spatial)
+    rects: list[QRectF]  # one per map (spatial) or per cell (dense/output)
+    scale: float = 1.0  # screen pixels per map pixel (spatial)
     images: list[QImage] | None = None
     colors: list[QColor] | None = None
 
@@ -241,22 +243,33 @@ class NetworkView(QWidget):
         extra = line if layer.kind == "output" else 0
         return math.ceil(n / per_row) * (cell + extra), cell, 0, 0
 
-    def _place(self, layer: ViewLayer, top: float, avail_w: float, size: float, rows: int,
-               line: int) -> _Row:
+    def _place(
+        self, layer: ViewLayer, top: float, avail_w: float, size: float, rows: int, line: int
+    ) -> _Row:
         x0 = float(LABEL_WIDTH)
         if layer.values.ndim == 3:
             c, h, w = layer.values.shape
             cols = math.ceil(c / rows)
-            rects = [QRectF(x0 + (i % cols) * (w * size + MAP_GAP),
-                            top + (i // cols) * (h * size + MAP_GAP), w * size, h * size)
-                     for i in range(c)]
+            rects = [
+                QRectF(
+                    x0 + (i % cols) * (w * size + MAP_GAP),
+                    top + (i // cols) * (h * size + MAP_GAP),
+                    w * size,
+                    h * size,
+                )
+                for i in range(c)
+            ]
             height = rows * h * size + (rows - 1) * MAP_GAP
             return _Row(layer, top, height, rects, size, images=self._map_images(layer))
         n = layer.values.size
         per_row = max(1, int(avail_w // size))
         extra = line if layer.kind == "output" else 0
-        rects = [QRectF(x0 + (i % per_row) * size, top + (i // per_row) * (size + extra),
-                        size - 1, size - 1) for i in range(n)]
+        rects = [
+            QRectF(
+                x0 + (i % per_row) * size, top + (i // per_row) * (size + extra), size - 1, size - 1
+            )
+            for i in range(n)
+        ]
         height = math.ceil(n / per_row) * (size + extra)
         return _Row(layer, top, height, rects, size, colors=self._cell_colors(layer))
 
@@ -291,12 +304,17 @@ class NetworkView(QWidget):
         for row in self._rows:
             layer = row.layer
             painter.setPen(text)
-            shape = "×".join(str(s) for s in layer.values.shape[-2:]) if layer.values.ndim == 3 \
+            shape = (
+                "×".join(str(s) for s in layer.values.shape[-2:])
+                if layer.values.ndim == 3
                 else str(layer.values.size)
+            )
             count = f"{layer.values.shape[0]} @ " if layer.values.ndim == 3 else ""
-            painter.drawText(QRectF(4, row.top, LABEL_WIDTH - 10, 2 * line + 2),
-                             Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop,
-                             f"{layer.title}\n{count}{shape}")
+            painter.drawText(
+                QRectF(4, row.top, LABEL_WIDTH - 10, 2 * line + 2),
+                Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop,
+                f"{layer.title}\n{count}{shape}",
+            )
             if row.images is not None:
                 for rect, image in zip(row.rects, row.images, strict=True):
                     painter.drawImage(rect, image)
@@ -306,17 +324,21 @@ class NetworkView(QWidget):
                     if layer.kind == "output":
                         painter.setPen(ACCENT if i == top_cell else text)
                         label = layer.labels[i] if i < len(layer.labels) else str(i)
-                        painter.drawText(QRectF(rect.x(), rect.bottom() + 1, rect.width(), line),
-                                         Qt.AlignmentFlag.AlignCenter, label)
+                        painter.drawText(
+                            QRectF(rect.x(), rect.bottom() + 1, rect.width(), line),
+                            Qt.AlignmentFlag.AlignCenter,
+                            label,
+                        )
                         if i == top_cell:
                             painter.setPen(QPen(ACCENT, 2))
                             painter.drawRect(rect.adjusted(-1, -1, 1, 1))
         self._paint_hover(painter)
         painter.setPen(text)
-        painter.drawText(QRectF(4, self.height() - 2 * line - 4, self.width() - 8, 2 * line),
-                         Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignBottom
-                         | Qt.TextFlag.TextWordWrap,
-                         self.hover_text or "Hover a cell to see where it comes from")
+        painter.drawText(
+            QRectF(4, self.height() - 2 * line - 4, self.width() - 8, 2 * line),
+            Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignBottom | Qt.TextFlag.TextWordWrap,
+            self.hover_text or "Hover a cell to see where it comes from",
+        )
 
     def _paint_hover(self, painter: QPainter) -> None:
         if self._hover is None:
@@ -327,8 +349,9 @@ class NetworkView(QWidget):
         painter.setPen(QPen(ACCENT, 2))
         if row.layer.values.ndim == 3:
             rect = row.rects[c]
-            painter.drawRect(QRectF(rect.x() + x * row.scale, rect.y() + y * row.scale,
-                                    row.scale, row.scale))
+            painter.drawRect(
+                QRectF(rect.x() + x * row.scale, rect.y() + y * row.scale, row.scale, row.scale)
+            )
         else:
             painter.drawRect(row.rects[c].adjusted(-1, -1, 1, 1))
         names = {rw.layer.name: rw for rw in self._rows}
@@ -338,8 +361,14 @@ class NetworkView(QWidget):
             painter.setPen(QPen(FIELD if name == "input" else ACCENT, 2))
             for m in maps:
                 rect = target.rects[m]
-                painter.drawRect(QRectF(rect.x() + x0 * target.scale, rect.y() + y0 * target.scale,
-                                        (x1 - x0) * target.scale, (y1 - y0) * target.scale))
+                painter.drawRect(
+                    QRectF(
+                        rect.x() + x0 * target.scale,
+                        rect.y() + y0 * target.scale,
+                        (x1 - x0) * target.scale,
+                        (y1 - y0) * target.scale,
+                    )
+                )
 
     # ----- hover --------------------------------------------------------------------------
     def mouseMoveEvent(self, event: QMouseEvent) -> None:
@@ -429,8 +458,9 @@ class PixelView(QWidget):
         painter.setPen(QPen(QColor(110, 110, 110), 1))
         painter.drawRect(frame.adjusted(0, 0, -1, -1))
         painter.setPen(self.palette().windowText().color())
-        painter.drawText(QRectF(0, side + 2, self.width(), line), Qt.AlignmentFlag.AlignCenter,
-                         self.caption)
+        painter.drawText(
+            QRectF(0, side + 2, self.width(), line), Qt.AlignmentFlag.AlignCenter, self.caption
+        )
 
 
 def occlusion_rgb(image: np.ndarray, heat: np.ndarray) -> np.ndarray:

@@ -90,9 +90,13 @@ class ProbabilityChart(QWidget):
                 painter.setFont(bold if i == top else self.font())
                 painter.setPen(TOP_COLOR if i == top else text_color)
                 label = QRectF(left + i * slot, plot_bottom + 3, slot, line)
-                name = painter.fontMetrics().elidedText(  # "T-shirt/top" -> "T-s…"
-                    self._classes[i], Qt.TextElideMode.ElideRight, int(slot) - 2
-                ) if i != top else self._classes[i]
+                name = (
+                    painter.fontMetrics().elidedText(  # "T-shirt/top" -> "T-s…"
+                        self._classes[i], Qt.TextElideMode.ElideRight, int(slot) - 2
+                    )
+                    if i != top
+                    else self._classes[i]
+                )
                 painter.drawText(label, Qt.AlignmentFlag.AlignCenter, name)
         painter.setFont(bold)
         painter.setPen(TOP_COLOR)
@@ -101,5 +105,6 @@ class ProbabilityChart(QWidget):
         width = metrics.horizontalAdvance(text) + 8
         x_text = min(max(x_top - width / 2, 0.0), self.width() - width)
         y_text = plot_bottom - self._probs[top] * (plot_bottom - plot_top) - line - 2
-        painter.drawText(QRectF(x_text, max(0.0, y_text), width, line),
-                         Qt.AlignmentFlag.AlignCenter, text)
+        painter.drawText(
+            QRectF(x_text, max(0.0, y_text), width, line), Qt.AlignmentFlag.AlignCenter, text
+        )

@@ -25,8 +25,15 @@ from engine.datasets import load_dataset
 from engine.imageio import save_image
 from engine.preprocess import classify_images
 
-OBJECT_NAMES = ("dropArea", "drawCanvas", "probabilityChart", "predictionLabel", "networkView",
-                "preprocessedView", "batchTable")
+OBJECT_NAMES = (
+    "dropArea",
+    "drawCanvas",
+    "probabilityChart",
+    "predictionLabel",
+    "networkView",
+    "preprocessedView",
+    "batchTable",
+)
 
 
 @pytest.fixture(scope="module")
@@ -46,8 +53,11 @@ def model(mnist, request, tmp_path_factory):
     from engine.training import TrainConfig, train
 
     net = lenet5(np.random.default_rng(0))
-    cache_dir = (request.config.cache.mkdir("convscope-quick-lenet5")
-                 if getattr(request.config, "cache", None) else tmp_path_factory.mktemp("lenet"))
+    cache_dir = (
+        request.config.cache.mkdir("convscope-quick-lenet5")
+        if getattr(request.config, "cache", None)
+        else tmp_path_factory.mktemp("lenet")
+    )
     cache = cache_dir / "weights-v1.npz"
     if cache.exists():
         with np.load(cache) as f:
@@ -65,8 +75,10 @@ def sure_digits(mnist, model):
     """Indices of MNIST test digits the model gets right with confidence > 0.95, per class."""
     probs = classify_images(model, mnist.test_images[:600])
     right = (probs.argmax(1) == mnist.test_labels[:600]) & (probs.max(1) > 0.95)
-    return {c: [int(i) for i in np.flatnonzero(right & (mnist.test_labels[:600] == c))]
-            for c in range(10)}
+    return {
+        c: [int(i) for i in np.flatnonzero(right & (mnist.test_labels[:600] == c))]
+        for c in range(10)
+    }
 
 
 def _paper(digit: np.ndarray) -> np.ndarray:
@@ -83,8 +95,13 @@ def _png(tmp_path, mnist, index: int, name: str | None = None):
 def _drop(target, mime: QMimeData) -> None:
     """A drag entering ``target`` then dropping ``mime`` there, as a file manager does."""
     pos = QPointF(target.rect().center())
-    args = (pos, Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton,
-            Qt.KeyboardModifier.NoModifier)
+    args = (
+        pos,
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.NoButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
     try:
         enter = QDragEnterEvent(*args)
     except TypeError:  # PySide6 < 6.12 takes a QPoint here
@@ -205,8 +222,20 @@ def test_drawing_is_classified_and_the_prediction_follows_the_strokes(qtbot, tab
     _assert_bars(tab, "1")
     assert tab.network_view.layers()[0].name == "input"
     with qtbot.waitSignal(tab.classified, timeout=3000):
-        _stroke(qtbot, canvas, [(140, 50), (90, 80), (80, 140), (100, 225), (180, 225),
-                                (200, 140), (185, 70), (140, 50)])
+        _stroke(
+            qtbot,
+            canvas,
+            [
+                (140, 50),
+                (90, 80),
+                (80, 140),
+                (100, 225),
+                (180, 225),
+                (200, 140),
+                (185, 70),
+                (140, 50),
+            ],
+        )
     assert _shown_class(tab) == "0"
     tab.draw_panel.undo_button.click()
     assert _shown_class(tab) == "1"
@@ -214,8 +243,9 @@ def test_drawing_is_classified_and_the_prediction_follows_the_strokes(qtbot, tab
     assert tab.chart.probabilities().size == 0
 
 
-def test_a_bad_file_shows_a_message_and_keeps_the_prediction(qtbot, tab, mnist, sure_digits,
-                                                             tmp_path):
+def test_a_bad_file_shows_a_message_and_keeps_the_prediction(
+    qtbot, tab, mnist, sure_digits, tmp_path
+):
     assert tab.open_image_file(_png(tmp_path, mnist, sure_digits[4][0]))
     before = tab.prediction_label.text()
     bad = tmp_path / "notes.png"
@@ -234,8 +264,9 @@ def test_a_bad_file_shows_a_message_and_keeps_the_prediction(qtbot, tab, mnist, 
     assert tab.prediction_label.text() == before
 
 
-def test_batch_drop_fills_a_sortable_table_exported_to_csv(qtbot, tab, mnist, sure_digits,
-                                                           tmp_path):
+def test_batch_drop_fills_a_sortable_table_exported_to_csv(
+    qtbot, tab, mnist, sure_digits, tmp_path
+):
     files = [_png(tmp_path, mnist, sure_digits[c][0], f"d{c}.png") for c in (1, 7, 9)]
     (tmp_path / "broken.png").write_bytes(b"nope")
     mime = QMimeData()
@@ -281,8 +312,9 @@ def test_a_number_is_read_with_boxes(qtbot, tab, mnist, sure_digits, tmp_path):
     assert tab.prediction_label.text().startswith("2048")
     assert tab.chart.highlighted_class() == "2"  # the first digit is shown inside the network
     with qtbot.waitSignal(tab.classified, timeout=3000) as blocker:
-        qtbot.mouseClick(tab.preview, Qt.MouseButton.LeftButton,
-                         pos=tab.preview.box_rect(2).center().toPoint())
+        qtbot.mouseClick(
+            tab.preview, Qt.MouseButton.LeftButton, pos=tab.preview.box_rect(2).center().toPoint()
+        )
     assert blocker.args[0].prediction == "4"
     assert tab.chart.highlighted_class() == "4"
     assert "Digit 3 of 4" in tab.top3_label.text()
@@ -307,8 +339,9 @@ def test_occlusion_map_arrives_from_a_worker(qtbot, tab, mnist, sure_digits, tmp
     assert tab.occlusion_view.array().shape == (28, 28, 3)
 
 
-def test_switching_off_centring_changes_what_the_network_sees(qtbot, tab, mnist, sure_digits,
-                                                              tmp_path):
+def test_switching_off_centring_changes_what_the_network_sees(
+    qtbot, tab, mnist, sure_digits, tmp_path
+):
     tab.open_image_file(_png(tmp_path, mnist, sure_digits[1][0]))
     centred = tab.preprocessed_view.array()
     tab.center_box.setChecked(False)

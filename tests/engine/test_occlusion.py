@@ -40,15 +40,15 @@ def _slow_occlusion(model, image, patch, stride, fill, target):
     for i, y in enumerate(ys):
         for j, x in enumerate(xs):
             covered = image.copy()
-            covered[y:y + patch, x:x + patch] = fill
+            covered[y : y + patch, x : x + patch] = fill
             drop[i, j] = base - model.predict_proba(covered[None, None])[0, target]
     return drop
 
 
 def test_one_forward_pass_and_the_drop_is_where_the_evidence_is():
     image = np.zeros((28, 28), np.uint8)
-    image[2:6, 2:6] = 255          # evidence for class 0
-    image[20:26, 18:26] = 255      # irrelevant ink
+    image[2:6, 2:6] = 255  # evidence for class 0
+    image[20:26, 18:26] = 255  # irrelevant ink
     model = _BrightCornerModel()
     result = occlusion_map(model, image, patch=4, stride=2)
     assert model.calls == 1
@@ -58,7 +58,7 @@ def test_one_forward_pass_and_the_drop_is_where_the_evidence_is():
     assert (result.ys[i], result.xs[j]) == (2, 2)  # covering exactly the evidence hurts most
     assert result.heat.shape == (28, 28)
     assert result.heat[3, 3] > 0.5 * result.drop.max()
-    assert abs(result.heat[22, 22]) < 1e-6       # covering the irrelevant ink changes nothing
+    assert abs(result.heat[22, 22]) < 1e-6  # covering the irrelevant ink changes nothing
 
 
 def test_matches_covering_position_by_position_with_lenet(rng):
@@ -76,9 +76,12 @@ def test_heat_is_the_mean_drop_of_covering_patches(rng):
     image = rng.integers(0, 256, size=(28, 28), dtype=np.uint8)
     result = occlusion_map(model, image, patch=6, stride=4)
     y, x = 10, 13
-    covering = [result.drop[i, j] for i, yy in enumerate(result.ys)
-                for j, xx in enumerate(result.xs)
-                if yy <= y < yy + 6 and xx <= x < xx + 6]
+    covering = [
+        result.drop[i, j]
+        for i, yy in enumerate(result.ys)
+        for j, xx in enumerate(result.xs)
+        if yy <= y < yy + 6 and xx <= x < xx + 6
+    ]
     assert result.heat[y, x] == pytest.approx(np.mean(covering), abs=1e-6)
 
 

@@ -52,8 +52,11 @@ def model(mnist, request, tmp_path_factory):
     from engine.training import TrainConfig, train
 
     net = lenet5(np.random.default_rng(0))
-    cache_dir = (request.config.cache.mkdir("convscope-quick-lenet5")
-                 if getattr(request.config, "cache", None) else tmp_path_factory.mktemp("lenet"))
+    cache_dir = (
+        request.config.cache.mkdir("convscope-quick-lenet5")
+        if getattr(request.config, "cache", None)
+        else tmp_path_factory.mktemp("lenet")
+    )
     cache = cache_dir / "weights-v1.npz"
     if cache.exists():
         with np.load(cache) as f:
@@ -68,7 +71,7 @@ def model(mnist, request, tmp_path_factory):
 
 def _crop(digit: np.ndarray) -> np.ndarray:
     cols = np.flatnonzero((digit > 60).any(axis=0))
-    return digit[:, cols[0]:cols[-1] + 1]
+    return digit[:, cols[0] : cols[-1] + 1]
 
 
 def _number(digits: list[np.ndarray], gap: int = 6, scale: int = 3) -> np.ndarray:
@@ -87,7 +90,7 @@ def _touching(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
         width = a.shape[1] + b.shape[1] - overlap
         row = np.zeros((28, width), np.uint8)
         row[:, : a.shape[1]] = a
-        row[:, width - b.shape[1]:] = np.maximum(row[:, width - b.shape[1]:], b)
+        row[:, width - b.shape[1] :] = np.maximum(row[:, width - b.shape[1] :], b)
         if label_components(row > 100)[1] == 1:
             return row
     return None  # they never touch without overlapping a lot
@@ -125,7 +128,7 @@ def test_separate_digits_are_found_left_to_right(mnist):
 def test_broken_strokes_of_one_digit_are_merged(mnist):
     five = mnist.test_images[np.flatnonzero(mnist.test_labels == 5)[0]].copy()
     rows = np.flatnonzero((five > 60).any(axis=1))
-    five[rows[0] + 4: rows[0] + 6] = 0  # cut the bar of the 5 from its body
+    five[rows[0] + 4 : rows[0] + 6] = 0  # cut the bar of the 5 from its body
     assert label_components(five > 100)[1] >= 2
     assert len(segment_digits(_number([five, mnist.test_images[1]]))) == 2
 
