@@ -307,3 +307,20 @@ def test_settings_that_cannot_work_say_why_until_fixed(window, qtbot):
         tab.border_box.setCurrentIndex(tab.border_box.findData("symmetric"))
     assert not tab.banner.isVisible()
     assert tab.result().maps.shape[0] == 2
+
+
+def test_kernel_files_load_into_the_stack_and_bad_ones_are_explained(window, qtbot, tmp_path):
+    tab = window.filters_tab
+    specs = [F.PRESETS["Sobel x"].spec(), F.KernelSpec(np.ones((5, 5)), normalize=True)]
+    path = F.save_kernels(tmp_path / "pair.json", specs)
+    with qtbot.waitSignal(tab.result_shown, timeout=10000):
+        assert tab.load_kernel_file(path)
+    assert tab.kernel_tabs.count() == 2
+    assert tab.grid.kernel().tolist() == specs[0].kernel.tolist()
+    tab.kernel_tabs.setCurrentIndex(1)
+    assert tab.grid.kernel_size() == 5 and tab.normalize_check.isChecked()
+    bad = tmp_path / "bad.json"
+    bad.write_text("{ not json")
+    assert not tab.load_kernel_file(bad)
+    assert tab.banner.isVisible() and "bad.json" in tab.banner.text()
+    assert tab.kernel_tabs.count() == 2  # the stack is kept

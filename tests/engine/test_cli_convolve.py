@@ -151,3 +151,20 @@ def test_hostile_file_is_one_line(tmp_path, capsys):
     assert main(["convolve", str(bad), "--preset", "sharpen", "--out", "x.png"]) == 2
     err = capsys.readouterr().err.strip()
     assert "text.png" in err and len(err.splitlines()) == 1
+
+
+def test_kernel_file_stack(photo, tmp_path, capsys):
+    path, pixels = photo
+    kernels = F.save_kernels(
+        tmp_path / "k.json", [F.PRESETS["Sobel x"].spec(), F.PRESETS["Sobel y"].spec()]
+    )
+    raw = tmp_path / "k.npy"
+    assert (
+        main(["convolve", str(path), "--kernel-file", str(kernels), "--rgb", "--raw", str(raw)])
+        == 0
+    )
+    values = np.load(raw)
+    assert values.shape == (2, 30, 40, 3)
+    np.testing.assert_allclose(
+        values[1], F.correlate(pixels, F.PRESETS["Sobel y"].array()), atol=1e-3
+    )
