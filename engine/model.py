@@ -124,6 +124,9 @@ class LayerInfo:
     n_params: int
 
 
+INFERENCE_BLOCK = 64  # samples per thread in one inference block of Sequential.forward
+
+
 class Sequential:
     """Layers applied in order. ``forward`` returns logits ``(N, K)``.
 
@@ -237,6 +240,11 @@ class Sequential:
         """
         x = self._as_input(x)
         n = x.shape[0]
+        block = INFERENCE_BLOCK * self._threads
+        if not training and n > block:
+            # big inference batches in blocks: the layers' buffers stay training-sized
+            # (no 50 MB of patches for a batch of 500) and warm in cache
+            return np.concatenate([self.forward(x[a : a + block]) for a in range(0, n, block)])
         if self._threads > 1 and n >= 8 * self._threads:
             return self._forward_parallel(x, training)
         self._shards = []

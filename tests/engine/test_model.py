@@ -212,3 +212,12 @@ def test_tiny_batch_overfits_with_every_optimiser(one_blas_thread):
             opt.step(m.gradients())
         acc = (m.forward(x).argmax(axis=1) == y).mean()
         assert acc == 1.0, (name, acc)
+
+
+def test_big_inference_batches_equal_small_ones(rng):
+    m = lenet5(rng)
+    x = rng.standard_normal((150, 1, 28, 28)).astype(np.float32)  # > one inference block
+    whole = m.forward(x)
+    parts = np.concatenate([m.forward(x[i : i + 7]) for i in range(0, 150, 7)])
+    assert whole.shape == (150, 10)
+    np.testing.assert_allclose(whole, parts, rtol=1e-5, atol=1e-5)
