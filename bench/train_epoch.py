@@ -75,10 +75,10 @@ class NumpyRun:
         self.model.threads = threads  # batch shards in parallel threads (BLAS single-threaded)
         self.opt = make_optimizer("momentum", self.model.parameters(), LR, momentum=MOMENTUM)
 
-    def epoch(self, seed: int) -> tuple[float, float]:
+    def epoch(self, seed: int) -> tuple[float, float, float]:
         m, opt, x, y = self.model, self.opt, self.x, self.y
         order = np.random.default_rng(seed).permutation(len(x))
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         loss = 0.0
         for i in range(0, len(x), BATCH):
             idx = order[i : i + BATCH]
@@ -86,7 +86,7 @@ class NumpyRun:
             loss, dz = softmax_cross_entropy(logits, y[idx])
             m.backward(dz, input_grad=False)
             opt.step(m.gradients())
-        return time.perf_counter() - t0, loss
+        return time.perf_counter() - t0, time.process_time() - c0, loss
 
     def latency_us(self, n: int) -> float:
         x1 = self.x[:1].copy()
@@ -99,7 +99,8 @@ class NumpyRun:
         return statistics.median(times) * 1e6
 
     def accuracy(self, n: int = 10000) -> float:
-        p = np.concatenate([self.model.forward(self.x[i : i + 1000]) for i in range(0, n, 1000)])
+        n = min(n, len(self.x))
+        p = self.model.forward(self.x[:n])
         return float((p.argmax(1) == self.y[:n]).mean())
 
 
@@ -134,11 +135,11 @@ class TorchRun:
         self.opt = torch.optim.SGD(self.model.parameters(), lr=LR, momentum=MOMENTUM)
         self.x, self.y = torch.from_numpy(x), torch.from_numpy(y)
 
-    def epoch(self, seed: int) -> tuple[float, float]:
+    def epoch(self, seed: int) -> tuple[float, float, float]:
         torch, F, m, opt = self.torch, self.F, self.model, self.opt
         order = torch.from_numpy(np.random.default_rng(seed).permutation(len(self.x)))
         m.train()
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         loss = None
         for i in range(0, len(self.x), BATCH):
             idx = order[i : i + BATCH]
@@ -146,7 +147,8 @@ class TorchRun:
             loss = F.cross_entropy(m(self.x[idx]), self.y[idx])
             loss.backward()
             opt.step()
-        return time.perf_counter() - t0, float(loss.item()) if loss is not None else 0.0
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        return wall, cpu, float(loss.item()) if loss is not None else 0.0
 
     def latency_us(self, n: int) -> float:
         torch = self.torch
@@ -205,7 +207,7 @@ def run_part(part: str, args: argparse.Namespace) -> dict:
     x, y, _ = load_data(args.limit)
     data_mb = rss_mb()
     run = NumpyRun(x, y, args.np_threads) if part == "numpy" else TorchRun(x, y, args.threads)
-    seconds, _ = run.epoch(0)
+    seconds, _, _ = run.epoch(0)
     return {"part": part, "seconds": seconds, "peak_rss_mb": peak_rss_mb(), "data_mb": data_mb}
 
 
@@ -268,15 +270,18 @@ def main() -> int:
     print("BLAS:", *blas_info(), sep="\n  ")
     if tr is not None:
         print(f"torch {tr.torch.__version__}, {tr.torch.get_num_threads()} threads")
-    np_times, t_times = [], []
+    np_times, t_times, np_cpu, t_cpu = [], [], [], []
     for r in range(args.repeats):
-        s, loss = npr.epoch(r)
+        s, cpu, loss = npr.epoch(r)
         np_times.append(s)
-        line = f"epoch {r + 1}: numpy {s:.3f} s (loss {loss:.3f})"
+        np_cpu.append(cpu)
+        line = f"epoch {r + 1}: numpy {s:.3f} s (cpu {cpu:.2f} s, loss {loss:.3f})"
         if tr is not None:
-            s, loss = tr.epoch(r)
+            s, cpu, loss = tr.epoch(r)
             t_times.append(s)
-            line += f"  torch {s:.3f} s (loss {loss:.3f})"
+            t_cpu.append(cpu)
+            line += f"  torch {s:.3f} s (cpu {cpu:.2f} s, loss {loss:.3f})"
+            line += f"  ratio {np_times[-1] / s:.2f}"
         print(line, flush=True)
     np_med = statistics.median(np_times)
     print(
@@ -287,7 +292,14 @@ def main() -> int:
     if tr is not None:
         t_med = statistics.median(t_times)
         print(f"torch epoch median {t_med:.3f} s")
-        print(f"ratio numpy/torch {np_med / t_med:.2f}")
+        print(f"ratio numpy/torch {np_med / t_med:.2f} (of the medians)")
+        pair = statistics.median(a / b for a, b in zip(np_times, t_times, strict=True))
+        print(f"median of the per-epoch ratios {pair:.2f}")
+        cpu_ratio = statistics.median(np_cpu) / statistics.median(t_cpu)
+        print(
+            f"CPU time (all threads) per epoch, medians: numpy {statistics.median(np_cpu):.2f} s, "
+            f"torch {statistics.median(t_cpu):.2f} s, ratio {cpu_ratio:.2f}"
+        )
         t_lat = tr.latency_us(args.latency_n)
         print(f"single image: numpy {np_lat:.0f} us, torch {t_lat:.0f} us (median)")
     else:

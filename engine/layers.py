@@ -140,6 +140,7 @@ class Conv2D(Layer):
         self._wb: np.ndarray | None = None
         self._dwide: np.ndarray | None = None
         self._chunks: list = []
+        self._cols_dtype: np.dtype | None = None
         self._chunks_key: tuple = ()
         self._x_shape: tuple[int, ...] = ()
         self._padded_shape: tuple[int, int, int, int] = (0, 0, 0, 0)
@@ -182,6 +183,9 @@ class Conv2D(Layer):
         kh, kw = self.kernel_size
         p = self.padding
         dtype = np.result_type(x.dtype, self.params["weight"].dtype)
+        if n == 0:  # an empty batch gives an empty output
+            self._x_shape = x.shape
+            return np.zeros((0, c_out, ho, wo), dtype=dtype)
         if x.dtype != dtype:
             x = x.astype(dtype)
         ckk = self.in_channels * kh * kw
@@ -196,9 +200,11 @@ class Conv2D(Layer):
             else:
                 xc = k.as_cnhw(x)
             width = wo
+        fresh = self._cols is None or self._cols.shape != (ckk + 1, n * ho * width)
         cols = self._buffer("_cols", (ckk + 1, n * ho * width), dtype)
-        if cols[ckk, 0] != 1:
+        if fresh or cols.dtype != self._cols_dtype:
             cols[ckk] = 1  # the bias row; im2col only ever writes the rows above it
+            self._cols_dtype = cols.dtype
         wb = self._buffer("_wb", (c_out, ckk + 1), dtype)
         wb[:, :ckk] = self.params["weight"].reshape(c_out, ckk)
         wb[:, ckk] = self.params["bias"]
@@ -411,7 +417,7 @@ class Flatten(Layer):
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         self._x_shape = x.shape
-        return x.reshape(x.shape[0], -1)
+        return x.reshape(x.shape[0], int(np.prod(x.shape[1:])))
 
     def backward(self, dout: np.ndarray, input_grad: bool = True) -> np.ndarray:
         return dout.reshape(self._x_shape)

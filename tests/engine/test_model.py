@@ -221,3 +221,9 @@ def test_big_inference_batches_equal_small_ones(rng):
     parts = np.concatenate([m.forward(x[i : i + 7]) for i in range(0, 150, 7)])
     assert whole.shape == (150, 10)
     np.testing.assert_allclose(whole, parts, rtol=1e-5, atol=1e-5)
+
+
+def test_empty_batch_gives_empty_output(rng):
+    for m in (lenet5(rng), custom(rng, kernel_size=3, pooling="avg", activation="sigmoid")):
+        assert m.forward(np.zeros((0, 1, 28, 28), np.float32)).shape == (0, 10)
+        assert m.predict_proba(np.zeros((0, 28, 28), np.uint8)).shape == (0, 10)
