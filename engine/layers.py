@@ -95,7 +95,11 @@ class Conv2D(Layer):
 
     The whole batch is one matrix multiply ``[weight | bias] (F, C*KH*KW+1) @ [cols; 1]``
     (see :mod:`engine.im2col`); the row of ones in the reused ``cols`` buffer folds the bias add
-    into the matmul and gives the bias gradient in the same product in backward.
+    into the matmul and gives the bias gradient in the same product in backward. Stride 1 uses
+    "wide" patch rows (long contiguous copies); when one sample's matmul is small (few
+    channels, like LeNet's conv1) the batch is multiplied in cache-sized blocks of samples.
+    The output is CNHW memory seen as NCHW (a transposed view), which the next layers read
+    without copying. Buffers are kept between calls, so a layer serves one thread at a time.
     """
 
     kind = "conv2d"
