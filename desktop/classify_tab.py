@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QMimeData, QObject, Qt, QTimer, Signal
+from PySide6.QtCore import QMimeData, QObject, Qt, QThread, QTimer, Signal, Slot
 from PySide6.QtGui import QFont, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QApplication,
@@ -42,7 +42,7 @@ from desktop.widgets.draw_canvas import DrawPanel
 from desktop.widgets.drop_area import DropArea, ImagePreview, parse_mime
 from desktop.widgets.network_view import NetworkView, PixelView, occlusion_rgb, view_layers
 from desktop.widgets.probability_chart import ProbabilityChart
-from desktop.workers import GeneratorWorker, start_worker
+from desktop.workers import GeneratorWorker
 from engine.errors import EngineError
 from engine.imageio import load_image
 from engine.modelfile import load_model
@@ -80,43 +80,60 @@ def describe_model(model, label: str) -> str:
 
 
 class OneAtATime(QObject):
-    """Runs one job at a time off the GUI thread (a :class:`GeneratorWorker`).
+    """Runs one job at a time off the GUI thread (a :class:`GeneratorWorker` in a QThread).
 
     A job submitted while one runs waits; a newer submission replaces a waiting one, so a
     fast stream of requests (a digit being drawn) never piles up threads. ``job()`` returns an
     iterable of events, each handed to ``on_event`` on the GUI thread.
+
+    Unlike :func:`desktop.workers.start_worker` nothing is ``deleteLater``-ed: the worker and
+    its thread are kept here until the thread has finished, then released on the GUI thread.
+    (Deferred deletes racing with the release of the Python wrappers crashed the tests.)
     """
 
     def __init__(self, parent: QObject, on_error) -> None:
         super().__init__(parent)
         self._on_error = on_error
         self._waiting = None
-        self._worker: GeneratorWorker | None = None
-        self._thread = None
+        self._running = False
+        self._alive: list[tuple[GeneratorWorker, QThread]] = []
 
     def submit(self, job, on_event, essential=None) -> None:
         self._waiting = (job, on_event, essential)
-        if self._worker is None:
+        if not self._running:
             self._start()
 
     def busy(self) -> bool:
-        return self._worker is not None or self._waiting is not None
+        return self._running or self._waiting is not None or bool(self._alive)
 
     def _start(self) -> None:
         (job, on_event, essential), self._waiting = self._waiting, None
         extra = {} if essential is None else {"essential": essential}
         worker = GeneratorWorker(job, **extra)
+        thread = QThread()
+        worker.moveToThread(thread)
+        thread.started.connect(worker.run)
         worker.yielded.connect(on_event)
         worker.errored.connect(self._on_error)
-        worker.finished.connect(self._on_finished)
-        self._worker = worker
-        # owned by the application, so a tab closed mid-way never destroys a running thread
-        self._thread = start_worker(worker, QApplication.instance())
+        worker.finished.connect(thread.quit)
+        worker.finished.connect(self._on_worker_finished)
+        thread.finished.connect(self._on_thread_finished)
+        self._alive.append((worker, thread))
+        self._running = True
+        thread.start()
 
-    def _on_finished(self) -> None:
-        self._worker = self._thread = None
+    @Slot()
+    def _on_worker_finished(self) -> None:
+        self._running = False
         if self._waiting is not None:
             self._start()
+
+    @Slot()
+    def _on_thread_finished(self) -> None:
+        done = [(w, t) for w, t in self._alive if t.isFinished()]
+        for _worker, thread in done:
+            thread.wait()  # already over: returns at once; then both go on this thread
+        self._alive = [(w, t) for w, t in self._alive if (w, t) not in done]
 
 
 class ClassifyTab(QWidget):

@@ -321,7 +321,8 @@ def test_a_number_is_read_with_boxes(qtbot, tab, mnist, sure_digits, tmp_path):
 
 
 def test_network_view_hover_shows_the_pooled_window(qtbot, tab, mnist, sure_digits, tmp_path):
-    tab.open_image_file(_png(tmp_path, mnist, sure_digits[8][0]))
+    with qtbot.waitSignal(tab.number_read, timeout=5000):  # nothing changes under the mouse
+        tab.open_image_file(_png(tmp_path, mnist, sure_digits[8][0]))
     view = tab.findChild(NetworkView, "networkView")
     qtbot.mouseMove(view, view.cell_center("pool1", 2, 5, 6))
     assert ("conv1", 2, (10, 12, 12, 14)) in view.highlights()
