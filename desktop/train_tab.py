@@ -47,18 +47,16 @@ from desktop.training_session import (
     WeightsSnapshot,
 )
 from desktop.widgets.activation_view import ActivationView
-from desktop.widgets.confusion_view import ConfusionView, ImageGallery
+from desktop.widgets.confusion_view import ResultsPanel
 from desktop.widgets.filter_view import FilterView
 from desktop.widgets.run_setup import RunSetup
 from desktop.widgets.training_charts import TrainingCharts
 from engine.errors import EngineError
 from engine.training import BatchEnd
-from engine.visualize import confusion_cell, display_layers, format_duration, to_gray
+from engine.visualize import display_layers, format_duration, to_gray
 
 PROBE_SIZE = 256
 UI_INTERVAL_MS = 250  # charts and progress bar refresh while training
-CELL_IMAGES = 60
-MISTAKES = 40
 
 
 def _scrolled(widget: QWidget) -> QScrollArea:
@@ -116,7 +114,8 @@ class TrainTab(QWidget):
         splitter.addWidget(self.charts)
         self.pages = QTabWidget(objectName="trainPages")
         self.pages.addTab(self._build_live_page(), "Inside the network (live)")
-        self.pages.addTab(self._build_results_page(), "Results on the test set")
+        self.results = ResultsPanel()
+        self.pages.addTab(self.results, "Results on the test set")
         splitter.addWidget(self.pages)
         splitter.setStretchFactor(0, 2)
         splitter.setStretchFactor(1, 3)
@@ -203,30 +202,6 @@ class TrainTab(QWidget):
         self.hover_label = QLabel(" ", objectName="hoverInfo")
         self.hover_label.setStyleSheet("color: #444;")
         layout.addWidget(self.hover_label)
-        return page
-
-    def _build_results_page(self) -> QWidget:
-        page = QWidget()
-        layout = QHBoxLayout(page)
-        left = QVBoxLayout()
-        self.test_label = QLabel(
-            "Train a model: its test accuracy, confusion matrix and mistakes appear here.",
-            objectName="testAccuracy",
-        )
-        self.test_label.setWordWrap(True)
-        self.confusion_view = ConfusionView()
-        self.confusion_view.cell_clicked.connect(self._on_confusion_cell_clicked)
-        left.addWidget(self.test_label)
-        left.addWidget(self.confusion_view, 1)
-        right = QVBoxLayout()
-        self.cell_label = QLabel("Click a cell of the matrix to see its images.")
-        self.cell_gallery = ImageGallery("cellGallery")
-        self.mistakes_label = QLabel("Most confident mistakes (true→predicted)")
-        self.mistakes_gallery = ImageGallery("mistakesGallery")
-        for w in (self.cell_label, self.cell_gallery, self.mistakes_label, self.mistakes_gallery):
-            right.addWidget(w)
-        layout.addLayout(left, 1)
-        layout.addLayout(right, 1)
         return page
 
     # ----- tab protocol -----------------------------------------------------------------
@@ -382,17 +357,19 @@ class TrainTab(QWidget):
         self.charts.set_batch_curves(x, loss, smooth, acc)
 
     def _on_probe_loss(self, event: ProbeLoss) -> None:
-        n = len(self.session.log)
+        """Compare with the previous pause: the effect of one step (or of the batches since)."""
+        n = event.batches
         if self._probe is not None and n > self._probe[1]:
             before, count = self._probe[0], n - self._probe[1]
-            batch_loss = self.session.log.last_loss()
-            what = "this batch" if count == 1 else f"these {count} batches"
-            self._show_message(
-                f"Step: the batch's own loss was {batch_loss:.4f}. On {PROBE_SIZE} fixed "
-                f"validation images the loss went from {before:.4f} before {what} to "
-                f"{event.loss:.4f} after.",
-                error=False,
-            )
+            probe = f"On {PROBE_SIZE} fixed held-out images the loss went from {before:.4f}"
+            if count == 1:
+                text = (
+                    f"Step: the batch's own loss was {self.session.log.last_loss():.4f}. "
+                    f"{probe} before this batch to {event.loss:.4f} after."
+                )
+            else:
+                text = f"{probe} at the last pause to {event.loss:.4f} now, {count} batches later."
+            self._show_message(text, error=False)
         self._probe = (event.loss, n)
 
     def _on_run_ended(self, event: object) -> None:
@@ -415,26 +392,8 @@ class TrainTab(QWidget):
     def _on_evaluated(self, result) -> None:
         self.result = result
         self.model.meta["evaluation"] = result.to_json()
-        self.test_label.setText(
-            f"<b>Test accuracy {result.accuracy:.2%}</b> on {result.count:,} test images "
-            f"(loss {result.loss:.3f}). Per-class accuracy is in the last column; click a cell "
-            f"to see its images."
-        )
-        self.confusion_view.set_result(result.confusion, result.per_class, result.classes)
-        picks = result.misclassified[:MISTAKES]
-        self.mistakes_label.setText(
-            f"Most confident mistakes, true→predicted ({len(result.misclassified):,} in all)"
-        )
-        self.mistakes_gallery.set_images(
-            [self._test_images[i] for i in picks],
-            [
-                f"{result.classes[result.labels[i]]}→{result.classes[result.predicted[i]]}\n"
-                f"{result.confidence[i]:.0%} sure"
-                for i in picks
-            ],
-        )
+        self.results.show_result(result, self._test_images)
         self._set_progress_text(f"Done: test accuracy {result.accuracy:.2%}")
-        self._state.status_posted.emit(f"Test accuracy {result.accuracy:.2%}")
         self.pages.setCurrentIndex(1)
 
     def _on_session_errored(self, message: str) -> None:
@@ -496,19 +455,6 @@ class TrainTab(QWidget):
             f"{layer} filter {index + 1} learned by {self.session.request.label}"
             if self.session.request
             else f"{layer} filter {index + 1}",
-        )
-
-    def _on_confusion_cell_clicked(self, true_class: int, predicted_class: int) -> None:
-        result = self.result
-        picks = confusion_cell(result.labels, result.predicted, true_class, predicted_class)
-        names = result.classes
-        self.cell_label.setText(
-            f"True {names[true_class]}, predicted {names[predicted_class]}: {len(picks):,} images"
-            + (f" (first {CELL_IMAGES})" if len(picks) > CELL_IMAGES else "")
-        )
-        picks = picks[:CELL_IMAGES]
-        self.cell_gallery.set_images(
-            [self._test_images[i] for i in picks], [f"{result.confidence[i]:.0%}" for i in picks]
         )
 
     # ----- messages, saving, loading ----------------------------------------------------

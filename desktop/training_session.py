@@ -74,7 +74,7 @@ class WeightsSnapshot:
 @dataclass(frozen=True)
 class ProbeLoss:
     loss: float
-    samples_seen: int
+    batches: int  # batches trained when it was measured
 
 
 @dataclass(frozen=True)
@@ -154,13 +154,12 @@ def run_job(
     model = request.model
     last_snapshot = time.perf_counter()
     ended = None
-    seen = 0
 
     def probe() -> ProbeLoss | None:
         if request.probe_images is None:
             return None
         loss = probe_loss(model, request.probe_images, request.probe_labels, request.config.loss)
-        return ProbeLoss(loss, seen)
+        return ProbeLoss(loss, len(log))
 
     if control.paused:  # started with a step: measure the loss before it
         measured = probe()
@@ -169,7 +168,6 @@ def run_job(
     for event in events:
         if isinstance(event, BatchEnd):
             log.append(event)
-            seen = event.samples_seen
         yield event
         now = time.perf_counter()
         if isinstance(event, Paused):

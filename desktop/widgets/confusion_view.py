@@ -1,4 +1,6 @@
-"""The confusion matrix (rows = true class, columns = predicted) and a gallery of images.
+"""The results page: test accuracy, the confusion matrix and galleries of images.
+
+The confusion matrix (rows = true class, columns = predicted)
 
 Cells are shaded by the fraction of their row (from :func:`engine.visualize.row_fractions`);
 the diagonal is green, mistakes red. The last column shows each class's accuracy. Clicking a cell
@@ -10,10 +12,22 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QIcon, QMouseEvent, QPainter, QPaintEvent, QPixmap
-from PySide6.QtWidgets import QListView, QListWidget, QListWidgetItem, QSizePolicy, QWidget
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QListView,
+    QListWidget,
+    QListWidgetItem,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
 
 from desktop.qt_image import array_to_qimage
-from engine.visualize import row_fractions
+from engine.visualize import confusion_cell, row_fractions
+
+CELL_IMAGES = 60
+MISTAKES = 40
 
 HEADER = 34
 ACC_W = 58
@@ -173,3 +187,72 @@ class ImageGallery(QListWidget):
             item = QListWidgetItem(QIcon(pixmap), caption)
             item.setToolTip(caption)
             self.addItem(item)
+
+
+class ResultsPanel(QWidget):
+    """Test accuracy, the confusion matrix (per-class accuracy in its last column), the images
+    of a clicked cell and the most confident mistakes, for one ``EvaluationResult``."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.result = None
+        self._images: np.ndarray | None = None
+        self.test_label = QLabel(
+            "Train a model: its test accuracy, confusion matrix and mistakes appear here.",
+            objectName="testAccuracy",
+        )
+        self.test_label.setWordWrap(True)
+        self.confusion_view = ConfusionView()
+        self.confusion_view.cell_clicked.connect(self._on_confusion_view_cell_clicked)
+        self.cell_label = QLabel("Click a cell of the matrix to see its images.")
+        self.cell_gallery = ImageGallery("cellGallery")
+        self.mistakes_label = QLabel("Most confident mistakes (true→predicted)")
+        self.mistakes_gallery = ImageGallery("mistakesGallery")
+        left = QVBoxLayout()
+        left.addWidget(self.test_label)
+        left.addWidget(self.confusion_view, 1)
+        right = QVBoxLayout()
+        for w in (self.cell_label, self.cell_gallery, self.mistakes_label, self.mistakes_gallery):
+            right.addWidget(w)
+        layout = QHBoxLayout(self)
+        layout.addLayout(left, 1)
+        layout.addLayout(right, 1)
+
+    def show_result(self, result, images: np.ndarray) -> None:
+        """``result``: an ``EvaluationResult``; ``images``: uint8 (N,H,W), the evaluated images."""
+        self.result, self._images = result, images
+        self.test_label.setText(
+            f"<b>Test accuracy {result.accuracy:.2%}</b> on {result.count:,} test images "
+            f"(loss {result.loss:.3f}). Per-class accuracy is in the last column; click a cell "
+            f"to see its images."
+        )
+        self.confusion_view.set_result(result.confusion, result.per_class, result.classes)
+        self.cell_gallery.clear()
+        self.cell_label.setText("Click a cell of the matrix to see its images.")
+        names = result.classes
+        picks = result.misclassified[:MISTAKES]
+        self.mistakes_label.setText(
+            f"Most confident mistakes, true→predicted ({len(result.misclassified):,} in all)"
+        )
+        self.mistakes_gallery.set_images(
+            [images[i] for i in picks],
+            [
+                f"{names[result.labels[i]]}→{names[result.predicted[i]]}\n"
+                f"{result.confidence[i]:.0%} sure"
+                for i in picks
+            ],
+        )
+
+    def _on_confusion_view_cell_clicked(self, true_class: int, predicted_class: int) -> None:
+        result = self.result
+        picks = confusion_cell(result.labels, result.predicted, true_class, predicted_class)
+        names = result.classes
+        more = f" (first {CELL_IMAGES})" if len(picks) > CELL_IMAGES else ""
+        self.cell_label.setText(
+            f"True {names[true_class]}, predicted {names[predicted_class]}: "
+            f"{len(picks):,} images{more}"
+        )
+        picks = picks[:CELL_IMAGES]
+        self.cell_gallery.set_images(
+            [self._images[i] for i in picks], [f"{result.confidence[i]:.0%}" for i in picks]
+        )

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QPoint, Qt
+from PySide6.QtCore import QObject, QPoint, Qt
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from desktop.app_state import AppState
@@ -81,7 +81,7 @@ def test_object_names_of_the_key_widgets(tab):
         "epochProgress",
     ]
     for name in names:
-        assert tab.findChild(object, name) is not None, name
+        assert tab.findChild(QObject, name) is not None, name
 
 
 def test_a_short_run_fills_the_charts_and_learns(qtbot, tab):
@@ -101,9 +101,9 @@ def test_a_short_run_fills_the_charts_and_learns(qtbot, tab):
     assert smooth[-1] < smooth[5]  # the smoothed loss went down
     assert tab.progress.value() == tab.progress.maximum()
     assert tab.result is not None and tab.result.accuracy > 0.6
-    assert "Test accuracy" in tab.test_label.text()
+    assert "Test accuracy" in tab.results.test_label.text()
     assert tab.pages.currentIndex() == 1  # the results page shows
-    assert tab.mistakes_gallery.count() == min(40, len(tab.result.misclassified))
+    assert tab.results.mistakes_gallery.count() == min(40, len(tab.result.misclassified))
     assert published and published[-1].startswith("Trained here")
     assert tab._state.current_model is not tab.model  # a copy: training on never races Classify
     # The live views show every layer and both conv layers' filters.
@@ -187,17 +187,17 @@ def test_a_diverging_run_stops_with_a_message_and_good_weights(qtbot, tab):
 
 def test_confusion_cell_click_shows_its_images(qtbot, tab):
     assert _run(qtbot, tab) == "finished"
-    view = tab.confusion_view
+    view = tab.results.confusion_view
     confusion = tab.result.confusion
     off = confusion - np.diag(np.diag(confusion))
     true_class, predicted = np.unravel_index(np.argmax(off), off.shape)
     assert off[true_class, predicted] > 0
     centre = view.cell_rect(int(true_class), int(predicted)).center().toPoint()
     qtbot.mouseClick(view, Qt.MouseButton.LeftButton, pos=centre)
-    assert tab.cell_gallery.count() == min(60, int(confusion[true_class, predicted]))
-    assert f"True {true_class}, predicted {predicted}" in tab.cell_label.text()
+    assert tab.results.cell_gallery.count() == min(60, int(confusion[true_class, predicted]))
+    assert f"True {true_class}, predicted {predicted}" in tab.results.cell_label.text()
     qtbot.mouseClick(view, Qt.MouseButton.LeftButton, pos=view.cell_rect(0, 0).center().toPoint())
-    assert tab.cell_gallery.count() == min(60, int(confusion[0, 0]))
+    assert tab.results.cell_gallery.count() == min(60, int(confusion[0, 0]))
 
 
 def test_hover_click_filter_and_pinning(qtbot, tab):
@@ -344,3 +344,21 @@ def test_an_image_folder_dataset_trains_a_two_class_network(qtbot, tab, tmp_path
     assert tab.model.classes == ["bars", "dots"]
     assert tab.result.confusion.shape == (2, 2)
     assert tab.activation_view._layers[-1].values.shape == (2,)
+
+
+def test_earlier_runs_stay_on_the_charts_and_can_be_hidden(qtbot, tab):
+    assert _run(qtbot, tab) == "finished"
+    first_points = tab.charts.point_counts()["smoothed"]
+    tab.setup.lr_spin.setValue(0.02)
+    assert _run(qtbot, tab) == "finished"
+    charts = tab.charts
+    assert charts.run_count() == 2 and charts.runs_list.count() == 2
+    assert "lr 0.02" in charts.runs_list.item(1).text()
+    smoothed_first = charts._runs[0].items[1]
+    assert len(smoothed_first.getData()[0]) == first_points and smoothed_first.isVisible()
+    charts.runs_list.item(0).setCheckState(Qt.CheckState.Unchecked)
+    assert not charts.run_visible(0) and charts.run_visible(1)
+    charts.runs_list.item(0).setCheckState(Qt.CheckState.Checked)
+    assert charts.run_visible(0)
+    charts.log_check.setChecked(True)
+    assert charts.loss_plot.getPlotItem().ctrl.logYCheck.isChecked()
