@@ -292,7 +292,7 @@ def kernel_to_text(kernel: np.ndarray) -> str:
     return "; ".join(" ".join(format_number(v) for v in row) for row in np.asarray(kernel))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds arrays: compare fields yourself
 class KernelSpec:
     """One kernel as the user edits it.
 
@@ -768,7 +768,7 @@ def pool(x: np.ndarray, kind: str, size: int = 2, stride: int | None = None) -> 
 # The pipeline the tab and the CLI run: convolution -> ReLU -> pooling, for 1..8 kernels
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds arrays: compare fields yourself
 class FilterSettings:
     """Everything that defines a result. ``color`` is ``"gray"`` or ``"rgb"``."""
 
@@ -819,7 +819,7 @@ class FilterProgress:
     total: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds arrays: compare fields yourself
 class FilterResult:
     """``maps``: float32 ``(N, H', W', C)`` after all stages (C = 1 gray, 3 RGB).
     ``stages``: ``[("input", (H, W, C)), ("conv", ...), ("relu", ...), ("max pool", ...)]``.
@@ -1024,7 +1024,7 @@ FIGURE5_IMAGE = np.array(
 FIGURE5_KERNEL = np.array([[1, 0, 1], [0, 1, 0], [1, 0, 1]], dtype=np.float64)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds arrays: compare fields yourself
 class Inspection:
     """What is under the kernel at one output pixel: the input ``patch`` (F, F) (padding
     included), ``weights`` (kernel / divisor), ``products = patch * weights``, their ``total``
@@ -1071,7 +1071,7 @@ def inspect_pixel(
     )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds arrays: compare fields yourself
 class ConvStep:
     """One position of the sliding window: output cell ``(out_row, out_col)`` is filled with
     ``total = sum(patch * kernel)``; the window's top-left is ``(row0, col0)`` in the padded
@@ -1086,7 +1086,7 @@ class ConvStep:
     total: float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds arrays: compare fields yourself
 class ConvSteps:
     """The whole step-through: the (padded) ``matrix``, ``pad``, the ``kernel``, the ``steps``
     in raster order and the final ``output`` (out_h, out_w)."""
