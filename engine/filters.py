@@ -583,6 +583,35 @@ def _apply(
             np.add(out, tmp, out=out)
 
 
+def _split_centre(
+    weights: np.ndarray,
+) -> tuple[tuple[np.ndarray, np.ndarray] | None, float]:
+    """``((col, row), d)`` with ``weights = outer(col, row) + d * centre``, or ``(None, 0)``.
+
+    Catches rank-1 kernels (d = 0) and the "identity times a, minus a blur" family
+    (Outline/Edge detection 3 = 9*identity - box, Unsharp = 2*identity - Gaussian), which then
+    run as two 1-D passes plus one multiply-add of the centre pixel.
+    """
+    factors = separable_factors(weights)
+    if factors is not None:
+        return factors, 0.0
+    f = weights.shape[0]
+    m = (f - 1) // 2
+    off = np.abs(weights).copy()
+    off[m, :] = 0
+    off[:, m] = 0
+    if not off.any():
+        return None, 0.0
+    i, j = np.unravel_index(int(np.argmax(off)), off.shape)
+    centre = weights[m, j] * weights[i, m] / weights[i, j]  # what a rank-1 kernel needs there
+    rest = weights.copy()
+    rest[m, m] = centre
+    factors = separable_factors(rest)
+    if factors is None:
+        return None, 0.0
+    return factors, float(weights[m, m] - centre)
+
+
 def _index_map(n: int, pad: int, border: str) -> np.ndarray:
     """Source index of every padded position (np.pad semantics); -1 where zero padding."""
     if pad == 0:
@@ -621,14 +650,17 @@ class _Correlator:
         taps = {(i, j): float(weights[i, j]) for i in range(f) for j in range(f)}
         self.groups2d = _groups(taps)
         self.sep = None
-        factors = separable_factors(weights)
-        if factors is not None:
-            col, row = factors
+        self.delta = 0.0  # a centre weight added to a separable kernel (see _split_centre)
+        rank1, delta = _split_centre(weights)
+        if rank1 is not None:
+            col, row = rank1
             g_row = _groups({(0, j): float(v) for j, v in enumerate(row)})
             g_col = _groups({(i, 0): float(v) for i, v in enumerate(col)})
             # the row pass runs on the (band + F - 1) input rows, the column pass on the band
-            if _passes(g_row) * 1.15 + _passes(g_col) < _passes(self.groups2d):
+            cost = _passes(g_row) * 1.15 + _passes(g_col) + (0 if delta == 0 else 2)
+            if cost < _passes(self.groups2d):
                 self.sep = (g_col, g_row)
+                self.delta = delta
         row_bytes = self.wp * c * 4
         in_rows = max(f + stride, _BAND_BYTES // max(row_bytes, 1))
         self.band = max(1, (in_rows - f) // stride + 1)
@@ -686,6 +718,11 @@ class _Correlator:
                 hb, g_row, lambda pos: buf[:, pos[1] : pos[1] + ow_span : s], htmp_all[: r1 - r0]
             )
             _apply(out, g_col, lambda pos: hb[pos[0] : pos[0] + oh_span : s], tmp)
+            if self.delta:
+                m = (f - 1) // 2
+                centre = buf[m : m + oh_span : s, m : m + ow_span : s]
+                np.multiply(centre, np.float32(self.delta), out=tmp)
+                np.add(out, tmp, out=out)
         if self.offset:
             np.add(out, self.offset, out=out)
 

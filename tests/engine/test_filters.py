@@ -149,7 +149,7 @@ def test_divisor_normalise_and_offset():
 @pytest.mark.parametrize("stride", [1, 2, 3])
 def test_correlate_matches_np_pad_reference(border, stride, rng):
     img = rng.integers(0, 256, (23, 19, 3), dtype=np.uint8)
-    for name in ("Sharpen", "Emboss", "Gaussian blur 3x3", "Unsharp 5x5"):
+    for name in ("Sharpen", "Emboss", "Gaussian blur 3x3", "Unsharp 5x5", "Outline"):
         w = F.PRESETS[name].spec().weights()
         got = F.correlate(img, w, border=border, stride=stride, offset=-3)
         ref = naive_correlate(img, w, border, stride, offset=-3)
@@ -193,6 +193,13 @@ def test_separable_kernels_are_found_and_the_fast_path_agrees(rng):
     job2d.run(job2d.bands, parallel=False)
     np.testing.assert_allclose(sep, job2d.out, atol=1e-3)
     np.testing.assert_allclose(sep, naive_correlate(img, w, "symmetric", 2), atol=1e-3)
+    # "a * identity + rank 1" (Outline, Unsharp) runs as two 1-D passes plus the centre
+    w[2, 2] += 3.5
+    job = F._Correlator(img, w, "wrap", 1, 0.0)
+    assert job.sep is not None and job.delta == pytest.approx(3.5)
+    np.testing.assert_allclose(
+        F.correlate(img, w, border="wrap"), naive_correlate(img, w, "wrap", 1), atol=1e-3
+    )
 
 
 @pytest.mark.parametrize(
