@@ -81,7 +81,8 @@ def main() -> None:
         "dense 3x3 (9 distinct)": F.KernelSpec(dense),
         "gaussian 3x3 (separable)": F.PRESETS["Gaussian blur 3x3"].spec(),
         "gaussian 5x5 (separable)": F.PRESETS["Gaussian blur 5x5"].spec(),
-        "unsharp 5x5": F.PRESETS["Unsharp 5x5"].spec(),
+        "edge detection 3 (9I-box)": F.PRESETS["Edge detection 3"].spec(),
+        "unsharp 5x5 (2I-gauss)": F.PRESETS["Unsharp 5x5"].spec(),
     }
     print(f"1920x1080 RGB, median of {args.repeats} interleaved runs (ms)")
     header = f"{'kernel':26} {'ours':>6} {'+disp':>6} {'pillow':>7} {'numpy':>6}"
