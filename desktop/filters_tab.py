@@ -103,7 +103,7 @@ DISPLAY_LABELS = {
     "clip": "Clip to 0–255",
     "abs": "Absolute value",
     "normalize": "Stretch min..max",
-    "diverging": "Diverging colours (− blue, + red)",
+    "diverging": "Diverging: − blue, + red",
 }
 # kernels offered, in order, when the user adds one to the stack
 STACK_ORDER = (
