@@ -324,3 +324,17 @@ def test_kernel_files_load_into_the_stack_and_bad_ones_are_explained(window, qtb
     assert not tab.load_kernel_file(bad)
     assert tab.banner.isVisible() and "bad.json" in tab.banner.text()
     assert tab.kernel_tabs.count() == 2  # the stack is kept
+
+
+def test_odd_but_valid_images_open(window, qtbot, tmp_path, rng):
+    tab = window.filters_tab
+    deep = tmp_path / "deep.png"
+    Image.fromarray(rng.integers(0, 65536, (20, 30), dtype=np.uint16)).save(deep)
+    cmyk = tmp_path / "print.jpg"
+    Image.fromarray(rng.integers(0, 256, (24, 16, 3), dtype=np.uint8)).convert("CMYK").save(cmyk)
+    for path, shape in ((deep, (20, 30, 3)), (cmyk, (24, 16, 3))):
+        with qtbot.waitSignal(tab.result_shown, timeout=10000):
+            assert window.open_path(path)
+        assert tab.image().shape == shape and tab.image().dtype == np.uint8
+        assert shown(tab.result_view).shape[:2] == shape[:2]
+        assert not tab.banner.isVisible()
