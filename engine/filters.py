@@ -480,6 +480,8 @@ def to_gray(image: np.ndarray) -> np.ndarray:
 
 _BAND_BYTES = 1 << 20  # one band's padded float32 buffer: about 1 MB, well inside L2
 _POOL: ThreadPoolExecutor | None = None
+# helper threads besides the caller's: one per extra core, at most 3
+_POOL_THREADS = max(1, min(4, os.cpu_count() or 1) - 1)
 _POOL_LOCK = threading.Lock()
 
 
@@ -487,8 +489,7 @@ def _pool() -> ThreadPoolExecutor:
     global _POOL
     with _POOL_LOCK:
         if _POOL is None:
-            workers = max(1, min(4, (os.cpu_count() or 1)) - 1)
-            _POOL = ThreadPoolExecutor(workers, thread_name_prefix="convscope-filter")
+            _POOL = ThreadPoolExecutor(_POOL_THREADS, thread_name_prefix="convscope-filter")
         return _POOL
 
 
@@ -502,7 +503,7 @@ def _run_parallel(
     threads (each with its own scratch buffers); returns when all bands are done."""
     if not bands:
         return
-    workers = 1 if not parallel else min(len(bands), _pool()._max_workers + 1)
+    workers = 1 if not parallel else min(len(bands), _POOL_THREADS + 1)
     it = iter(bands)
     lock = threading.Lock()
 
