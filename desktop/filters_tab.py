@@ -632,7 +632,8 @@ class FiltersTab(QWidget):
         try:
             image = load_image(path, mode="RGB")
         except EngineError as exc:
-            self._show_error(f"Could not open {Path(path).name}: {exc}")
+            kept = f"; still showing {self._image_name}" if self._image is not None else ""
+            self._show_error(f"Could not open {exc}{kept}")
             return False
         self.set_image(image, Path(path).name)
         return True
