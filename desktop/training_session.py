@@ -20,13 +20,13 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 from PySide6.QtCore import QObject, QThread, Signal
 
-from desktop.workers import GeneratorWorker, start_worker
+from desktop.workers import GeneratorWorker
 from engine.evaluation import EvaluationResult, evaluate_iter
 from engine.training import (
     BatchEnd,
@@ -190,6 +190,24 @@ def run_job(
                 yield EvaluationProgress(float(item))
 
 
+def start_worker_notifying(
+    worker: GeneratorWorker, parent: QObject, on_finished: Callable[[], None]
+) -> QThread:
+    """:func:`desktop.workers.start_worker`, with ``on_finished`` connected to the thread's
+    ``finished`` BEFORE the thread starts: connected afterwards, a job that ends at once (an error,
+    a busy machine that schedules the worker first) could finish unheard and the tab would
+    believe it busy forever."""
+    thread = QThread(parent)
+    worker.moveToThread(thread)
+    thread.started.connect(worker.run)
+    worker.finished.connect(thread.quit)
+    worker.finished.connect(worker.deleteLater)
+    thread.finished.connect(on_finished)
+    thread.finished.connect(thread.deleteLater)
+    thread.start()
+    return thread
+
+
 class TrainingSession(QObject):
     """Starts a run and forwards its events as signals; ``stopped`` once its thread is done.
 
@@ -249,8 +267,7 @@ class TrainingSession(QObject):
         worker.yielded.connect(self.event_received)
         worker.errored.connect(self.errored)
         self._worker = worker
-        self._thread = start_worker(worker, self)
-        self._thread.finished.connect(self._on_thread_finished)
+        self._thread = start_worker_notifying(worker, self, self._on_thread_finished)
 
     def pause(self) -> None:
         self.control.pause()

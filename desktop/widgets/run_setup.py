@@ -31,7 +31,8 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.qt_image import array_to_pixmap
-from desktop.workers import GeneratorWorker, start_worker
+from desktop.training_session import start_worker_notifying
+from desktop.workers import GeneratorWorker
 from engine.errors import EngineError
 from engine.model import build_model
 from engine.training import TrainConfig
@@ -192,8 +193,7 @@ class RunSetup(QWidget):
         worker.yielded.connect(self._on_loader_yielded)
         worker.errored.connect(self._on_loader_errored)
         self._worker = worker  # keep the Python side alive while it runs
-        self._thread = start_worker(worker, self)
-        self._thread.finished.connect(self._on_loader_thread_finished)
+        self._thread = start_worker_notifying(worker, self, self._on_loader_thread_finished)
 
     def _on_loader_thread_finished(self) -> None:
         self._thread = None
