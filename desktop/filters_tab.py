@@ -16,6 +16,7 @@ another tab sent a kernel here (the main window should switch to this tab).
 
 from __future__ import annotations
 
+import math
 import sys
 import threading
 import time
@@ -162,6 +163,15 @@ class _Rendered:
     qimage: QImage  # its picture, made off the GUI thread (QImage is safe there)
 
 
+@dataclass(frozen=True)
+class _Preview:
+    """A big photo's quick first picture: every ``step``-th result pixel, exact."""
+
+    qimage: QImage
+    step: int
+    token: int
+
+
 def _render(
     origin: np.ndarray,
     image: np.ndarray,
@@ -170,9 +180,21 @@ def _render(
     current: int,
     cancel: threading.Event,
     token: int,
+    preview_step: int = 1,
 ) -> Iterator[object]:
-    """The worker's job: the pipeline, then the display mapping, histogram and mosaic."""
+    """The worker's job: the pipeline, then the display mapping, histogram and mosaic.
+
+    With ``preview_step`` > 1 a subsampled picture of the current map comes first."""
     start = time.perf_counter()
+    if preview_step > 1 and settings.pool == "none":
+        spec = settings.kernels[min(current, len(settings.kernels) - 1)]
+        one = F.FilterSettings(
+            (spec,), settings.border, settings.stride, settings.color, settings.relu
+        )
+        quick = F.subsampled_maps(image, one, preview_step)[0]
+        if cancel.is_set():
+            return
+        yield _Preview(array_to_qimage(F.display(quick, display)), preview_step, token)
     result = None
     for event in F.iter_filter(image, settings, cancel=cancel):
         if isinstance(event, F.FilterResult):
@@ -239,6 +261,9 @@ def _group(title: str) -> tuple[QGroupBox, QVBoxLayout]:
 class FiltersTab(QWidget):
     title = "Filters"
     result_shown = Signal()
+    preview_shown = Signal()
+    #: above this many pixels a subsampled preview is shown before the full result
+    PREVIEW_PIXELS = 3_000_000
     activation_requested = Signal()
 
     def __init__(self, state: AppState, parent: QWidget | None = None) -> None:
@@ -902,15 +927,18 @@ class FiltersTab(QWidget):
             self._current,
             self._token,
         )
+        pixels = image.shape[0] * image.shape[1]
+        step = 1
+        if pixels > self.PREVIEW_PIXELS:  # about 1.5 MP in the preview, fast enough to type
+            step = max(2, math.ceil(math.sqrt(pixels / 1_500_000)))
         worker = GeneratorWorker(
-            lambda: _render(origin, image, settings, display, current, cancel, token),
-            essential=lambda e: isinstance(e, _Rendered),
+            lambda: _render(origin, image, settings, display, current, cancel, token, step),
+            essential=lambda e: isinstance(e, (_Rendered, _Preview)),
         )
         worker.yielded.connect(self._on_worker_yielded)
         worker.errored.connect(self._on_worker_errored)
         worker.finished.connect(self._on_worker_finished)
-        big = image.shape[0] * image.shape[1] > 4_000_000
-        self.progress.setVisible(big)
+        self.progress.setVisible(pixels > self.PREVIEW_PIXELS)
         self.progress.setValue(0)
         # owned by the application, so closing the tab mid-job never destroys a running thread
         thread = start_worker(worker, QCoreApplication.instance())
@@ -929,6 +957,19 @@ class FiltersTab(QWidget):
             self.progress.setValue(event.done)
         elif isinstance(event, _Rendered) and event.token == self._token:
             self._show_rendered(event)
+        elif isinstance(event, _Preview) and event.token == self._token:
+            self._show_preview(event)
+
+    def _show_preview(self, preview: _Preview) -> None:
+        settings = self.settings()
+        if settings is None or self._image is None:
+            return
+        h, w = self._image.shape[:2]
+        scale, offset = self._placement(settings, preview.step)
+        self.result_view.set_image(preview.qimage, scale=scale, offset=offset, scene_size=(h, w))
+        self.result_view._follow(self.source_view)
+        self.timing.setText(f"quick preview (every {preview.step}th pixel)…")
+        self.preview_shown.emit()
 
     def _on_worker_errored(self, message: str) -> None:
         self._show_error(f"Filtering failed: {message}")
@@ -947,10 +988,13 @@ class FiltersTab(QWidget):
             self._schedule_timer.start()
 
     # ===== showing results ==================================================================
-    def _placement(self, settings: F.FilterSettings) -> tuple[float, tuple[float, float]]:
-        """Scale and offset that put result pixels over the input pixels they come from."""
+    def _placement(
+        self, settings: F.FilterSettings, step: int = 1
+    ) -> tuple[float, tuple[float, float]]:
+        """Scale and offset that put result pixels over the input pixels they come from
+        (``step``: a preview showing every step-th result pixel)."""
         f = settings.kernels[0].size
-        s = settings.stride
+        s = settings.stride * step
         off = (f - 1) / 2 - F.padding_for(settings.border, f) + 0.5 - s / 2
         scale = float(s)
         if settings.pool != "none":

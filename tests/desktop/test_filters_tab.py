@@ -338,3 +338,19 @@ def test_odd_but_valid_images_open(window, qtbot, tmp_path, rng):
         assert tab.image().shape == shape and tab.image().dtype == np.uint8
         assert shown(tab.result_view).shape[:2] == shape[:2]
         assert not tab.banner.isVisible()
+
+
+def test_big_photos_show_an_exact_subsampled_preview_first(window, qtbot):
+    tab = window.filters_tab
+    tab.PREVIEW_PIXELS = 1000  # the sample counts as big here
+    with qtbot.waitSignals([tab.preview_shown, tab.result_shown], order="strict", timeout=10000):
+        tab.preset_box.setCurrentText("Sobel y")
+    full = expected_picture(tab.image(), F.PRESETS["Sobel y"].array())
+    assert np.array_equal(shown(tab.result_view), full)
+    preview = []
+    tab.preview_shown.connect(lambda: preview.append(shown(tab.result_view)))
+    with qtbot.waitSignal(tab.result_shown, timeout=10000):
+        tab.preset_box.setCurrentText("Sobel x")
+    assert preview, "no preview before the full result"
+    full = expected_picture(tab.image(), F.PRESETS["Sobel x"].array())
+    assert np.array_equal(preview[0], full[::2, ::2])

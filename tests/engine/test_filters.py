@@ -367,3 +367,23 @@ def test_settings_refuse_mixed_sizes_without_padding_and_pools_that_do_not_fit()
     with pytest.raises(ShapeError, match="pooling window"):
         F.FilterSettings((k3,), pool="max", pool_size=4).check_fits(3, 30)
     F.FilterSettings((k3,), pool="max", pool_size=3).check_fits(3, 30)
+
+
+@pytest.mark.parametrize(
+    ("border", "stride", "step"), [("zero", 1, 3), ("valid", 2, 2), ("wrap", 1, 4)]
+)
+def test_subsampled_preview_is_exactly_every_kth_pixel(border, stride, step, rng):
+    img = rng.integers(0, 256, (41, 37, 3), dtype=np.uint8)
+    kernels = (F.PRESETS["Sobel x"].spec(), F.KernelSpec(rng.normal(size=(5, 5))))
+    settings = F.FilterSettings(
+        kernels,
+        border=border if border != "valid" else "extend",
+        stride=stride,
+        color="rgb",
+        relu=True,
+    )
+    full = F.run_filter(img, settings).maps
+    quick = F.subsampled_maps(img, settings, step)
+    np.testing.assert_allclose(quick, full[:, ::step, ::step], atol=1e-3)
+    with pytest.raises(F.KernelError, match="no pooling"):
+        F.subsampled_maps(img, F.FilterSettings(kernels, pool="max"), 2)
