@@ -227,3 +227,15 @@ def test_empty_batch_gives_empty_output(rng):
     for m in (lenet5(rng), custom(rng, kernel_size=3, pooling="avg", activation="sigmoid")):
         assert m.forward(np.zeros((0, 1, 28, 28), np.float32)).shape == (0, 10)
         assert m.predict_proba(np.zeros((0, 28, 28), np.uint8)).shape == (0, 10)
+
+
+def test_clone_is_independent(rng):
+    m = lenet5(rng)
+    m.meta = {"history": {"batch_loss": [1.0]}}
+    c = m.clone()
+    x = rng.standard_normal((2, 1, 28, 28)).astype(np.float32)
+    assert np.array_equal(c.forward(x), m.forward(x)) and c.meta == m.meta
+    c.parameters()["fc3.bias"][...] += 1
+    c.meta["history"]["batch_loss"].append(2.0)
+    assert not np.array_equal(c.forward(x), m.forward(x))
+    assert m.meta == {"history": {"batch_loss": [1.0]}}
