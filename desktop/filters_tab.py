@@ -1080,7 +1080,14 @@ class FiltersTab(QWidget):
                 f"[{fmt(short(v) for v in col)}]ᵀ × [{fmt(short(v) for v in row)}]"
             )
         else:
-            text += " · not separable"
+            rank1, delta = F.split_centre(matrix)
+            if rank1 is not None:
+                text += (
+                    f" · {short(delta)}×centre + a separable kernel "
+                    "<span style='color:#188038'>(fast)</span>"
+                )
+            else:
+                text += " · not separable"
         self.kernel_info.setText(text)
 
     def _refresh_formula(self) -> None:

@@ -78,6 +78,7 @@ __all__ = [
     "save_kernels",
     "separable_factors",
     "size_formula",
+    "split_centre",
     "subsampled_maps",
     "tile_maps",
     "to_gray",
@@ -585,7 +586,7 @@ def _apply(
             np.add(out, tmp, out=out)
 
 
-def _split_centre(
+def split_centre(
     weights: np.ndarray,
 ) -> tuple[tuple[np.ndarray, np.ndarray] | None, float]:
     """``((col, row), d)`` with ``weights = outer(col, row) + d * centre``, or ``(None, 0)``.
@@ -652,8 +653,8 @@ class _Correlator:
         taps = {(i, j): float(weights[i, j]) for i in range(f) for j in range(f)}
         self.groups2d = _groups(taps)
         self.sep = None
-        self.delta = 0.0  # a centre weight added to a separable kernel (see _split_centre)
-        rank1, delta = _split_centre(weights)
+        self.delta = 0.0  # a centre weight added to a separable kernel (see split_centre)
+        rank1, delta = split_centre(weights)
         if rank1 is not None:
             col, row = rank1
             g_row = _groups({(0, j): float(v) for j, v in enumerate(row)})
