@@ -274,7 +274,8 @@ def maxpool2x2_backward(dout: np.ndarray, state: tuple) -> np.ndarray:
 # Then, for each (c, i, j) and each sample, the patch row is ONE contiguous run of H'*Wp input
 # values, so im2col and its adjoint move long runs instead of W'-long snippets: several times
 # faster for small images, for ~(Wp/W') more matmul columns. The buffers carry KW-1 elements of
-# slack because the last run of a block reads (or writes zeros) up to KW-1 elements past it.
+# slack because the last run of a block reads (or writes zeros) up to KW-1 elements past it
+# (junk columns only, whose gradients are zero).
 
 
 def padded_flat(
@@ -295,23 +296,16 @@ def padded_flat(
     return buf, xc
 
 
-def col2im_wide(
-    dcols: np.ndarray, shape: tuple[int, int, int, int], kh: int, kw: int, out: np.ndarray
+def shifted_view(
+    flat: np.ndarray, shape: tuple[int, int, int, int], kh: int, i: int, j: int
 ) -> np.ndarray:
-    """Adjoint of the wide im2col (:func:`wide_chunks`): add ``dcols (C*KH*KW, N*H'*Wp)`` into
-    the zeroed flat buffer ``out`` (``C*N*Hp*Wp`` + slack). The junk columns of ``dcols`` must
-    be zero. One add of long runs per kernel offset (KH*KW of them)."""
+    """The ``(C, N, H'*Wp)`` window of the padded CNHW buffer ``flat`` that kernel offset
+    ``(i, j)`` of a stride-1 convolution touches, in the wide layout: adding each offset's
+    ``weight[:, :, i, j].T @ dout`` into its window is the adjoint of the wide im2col."""
     c, n, hp, wp = shape
     ho = hp - kh + 1
-    d = dcols.reshape(c, kh, kw, n, ho * wp)
-    it = out.itemsize
-    for i in range(kh):
-        for j in range(kw):
-            target = view(
-                out, (c, n, ho * wp), (n * hp * wp * it, hp * wp * it, it), (i * wp + j) * it
-            )
-            target += d[:, i, j]
-    return out
+    it = flat.itemsize
+    return view(flat, (c, n, ho * wp), (n * hp * wp * it, hp * wp * it, it), (i * wp + j) * it)
 
 
 def wide_chunks(

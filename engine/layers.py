@@ -283,12 +283,23 @@ class Conv2D(Layer):
             return None
         p = self.padding
         kh, kw = self.kernel_size
-        dcols = self._wb[:, :ckk].T @ d2
         if self.stride == 1:
-            flat = np.zeros(int(np.prod(self._padded_shape)) + kw - 1, dtype=dcols.dtype)
-            k.col2im_wide(dcols, self._padded_shape, kh, kw, out=flat)
+            # dx = sum over kernel offsets (i, j) of weight[:, :, i, j].T @ dout, shifted by
+            # (i, j): one small matmul per offset whose (C, N*H'*Wp) result is still in cache
+            # when it is added, instead of a (C*KH*KW, N*H'*Wp) matrix of patch gradients
+            # written to memory and read back by col2im.
+            flat = np.zeros(int(np.prod(self._padded_shape)) + kw - 1, dtype=d2.dtype)
+            taps = np.ascontiguousarray(
+                self._wb[:, :ckk].reshape(f, c, kh, kw).transpose(2, 3, 1, 0)
+            )  # (KH, KW, C, F)
+            tmp = self._buffer("_dtap", (c, d2.shape[1]), d2.dtype)
+            for i in range(kh):
+                for j in range(kw):
+                    np.matmul(taps[i, j], d2, out=tmp)
+                    k.shifted_view(flat, self._padded_shape, kh, i, j)[...] += tmp.reshape(c, n, -1)
             dxp = flat[: flat.size - kw + 1].reshape(self._padded_shape)
         else:
+            dcols = self._wb[:, :ckk].T @ d2
             dxp = k.col2im(dcols, (c, n, h + 2 * p, w + 2 * p), kh, kw, self.stride)
         return dxp[:, :, p : p + h, p : p + w].transpose(1, 0, 2, 3)
 
