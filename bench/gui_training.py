@@ -3,7 +3,8 @@
 Runs offscreen. For each repeat it trains LeNet-5 with the same settings three ways and prints
 medians:
 
-- **bare**: ``engine.training.train()`` looped in this process, no Qt;
+- **bare**: ``engine.training.train()`` looped in this process, no Qt (**bare1**: the same with
+  BLAS limited to one thread, as the app does while training);
 - **app**: the Train tab of a 1280x820 MainWindow (live charts, activations, filters), with a
   10 ms QTimer probe in the GUI thread measuring the longest gap between its ticks (a stall);
 - **cli**: ``convscope train --json`` in a subprocess (its own samples/s figure).
@@ -31,7 +32,14 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 import numpy as np
 
 
-def bare_run(limit: int, epochs: int, batch: int) -> dict:
+def bare_run(limit: int, epochs: int, batch: int, threads: int | None = None) -> dict:
+    from desktop.training_session import blas_threads
+
+    with blas_threads(threads):
+        return _bare_run(limit, epochs, batch)
+
+
+def _bare_run(limit: int, epochs: int, batch: int) -> dict:
     from engine.datasets import load_dataset, split_validation
     from engine.model import build_model
     from engine.training import BatchEnd, TrainConfig, train
@@ -196,9 +204,10 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     runner = AppRunner(args.limit, args.epochs, args.batch_size)
-    results: dict[str, list[dict]] = {"bare": [], "app": [], "cli": []}
+    results: dict[str, list[dict]] = {"bare": [], "bare1": [], "app": [], "cli": []}
     for i in range(args.repeats):
         results["bare"].append(bare_run(args.limit, args.epochs, args.batch_size))
+        results["bare1"].append(bare_run(args.limit, args.epochs, args.batch_size, threads=1))
         results["app"].append(runner.run())
         results["cli"].append(cli_run(args.limit, args.epochs, args.batch_size))
         results["app"][-1]["idle_stall_ms"] = runner.idle_stall()
@@ -218,7 +227,7 @@ def main() -> int:
         f"{args.batch_size}, median of {args.repeats}"
     )
     print(f"{'':6}{'engine samples/s':>18}{'wall samples/s':>16}")
-    for kind in ("bare", "app", "cli"):
+    for kind in ("bare", "bare1", "app", "cli"):
         print(f"{kind:6}{med(kind, 'engine'):>18,.0f}{med(kind, 'wall'):>16,.0f}")
     print(f"app / cli (engine figure): {med('app', 'engine') / med('cli', 'engine'):.1%}")
     print(f"app / bare (wall clock):   {med('app', 'wall') / med('bare', 'wall'):.1%}")

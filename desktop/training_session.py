@@ -17,6 +17,7 @@ between them; everything else is essential).
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
 import time
@@ -64,6 +65,7 @@ guard_singleton_refcounts()
 
 SNAPSHOT_INTERVAL = 0.3
 MIN_INTERVAL = 0.05  # at most ~20 non-essential updates a second
+BLAS_THREADS = 1  # while training; see blas_threads()
 
 
 @dataclass(frozen=True)
@@ -143,14 +145,43 @@ class TrainingLog:
             )
 
 
+def blas_threads(limit: int | None) -> contextlib.AbstractContextManager:
+    """Limit BLAS to ``limit`` threads for the duration (no-op if None or without threadpoolctl).
+
+    Why: LeNet's matrix products are small, so a second BLAS thread adds little, and on a busy
+    2-core machine (the GUI thread, other programs) OpenBLAS threads that wait for each other
+    made training up to 10x slower; with one thread the app trains as fast as the bare engine.
+    """
+    if limit is None:
+        return contextlib.nullcontext()
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # an optional speed-up
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=limit, user_api="blas")
+
+
 def run_job(
     request: RunRequest,
     control: TrainControl,
     log: TrainingLog,
     events: Iterator,
     snapshot_interval: float = SNAPSHOT_INTERVAL,
+    threads: int | None = None,
 ) -> Iterator[object]:
-    """The worker-thread loop: engine events plus snapshots, probe losses and the evaluation."""
+    """The worker-thread loop: engine events plus snapshots, probe losses and the evaluation,
+    with BLAS limited to ``threads`` threads (see :func:`blas_threads`)."""
+    with blas_threads(threads):
+        yield from _job(request, control, log, events, snapshot_interval)
+
+
+def _job(
+    request: RunRequest,
+    control: TrainControl,
+    log: TrainingLog,
+    events: Iterator,
+    snapshot_interval: float,
+) -> Iterator[object]:
     model = request.model
     last_snapshot = time.perf_counter()
     ended = None
@@ -228,6 +259,7 @@ class TrainingSession(QObject):
         self._worker: GeneratorWorker | None = None
         self._thread: QThread | None = None
         self.snapshot_interval = SNAPSHOT_INTERVAL
+        self.blas_threads: int | None = BLAS_THREADS
 
     def is_running(self) -> bool:
         return self._thread is not None
@@ -260,7 +292,7 @@ class TrainingSession(QObject):
 
         self.control, self.log, self.request = control, log, request
         worker = GeneratorWorker(
-            lambda: run_job(request, control, log, events, interval),
+            lambda: run_job(request, control, log, events, interval, self.blas_threads),
             min_interval=MIN_INTERVAL,
             essential=essential,
         )
