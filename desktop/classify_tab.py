@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 from PySide6.QtCore import QMimeData, QObject, Qt, QThread, QTimer, Signal, Slot
@@ -91,12 +92,21 @@ class OneAtATime(QObject):
     (Deferred deletes racing with the release of the Python wrappers crashed the tests.)
     """
 
+    # Every worker and thread not yet finished, across instances: a tab deleted mid-job must
+    # not take a running QThread with it. Waited for when the application quits.
+    _alive: ClassVar[list[tuple[GeneratorWorker, QThread]]] = []
+    _hooked: ClassVar[list[QApplication]] = []
+
     def __init__(self, parent: QObject, on_error) -> None:
         super().__init__(parent)
         self._on_error = on_error
         self._waiting = None
         self._running = False
-        self._alive: list[tuple[GeneratorWorker, QThread]] = []
+        self._mine: list[QThread] = []
+        app = QApplication.instance()
+        if app is not None and app not in OneAtATime._hooked:
+            OneAtATime._hooked.append(app)
+            app.aboutToQuit.connect(OneAtATime.wait_all)
 
     def submit(self, job, on_event, essential=None) -> None:
         self._waiting = (job, on_event, essential)
@@ -104,7 +114,14 @@ class OneAtATime(QObject):
             self._start()
 
     def busy(self) -> bool:
-        return self._running or self._waiting is not None or bool(self._alive)
+        return self._running or self._waiting is not None or bool(self._mine)
+
+    @staticmethod
+    def wait_all() -> None:
+        """Block until every job's thread is over (at quit; the jobs take well under a second)."""
+        for _worker, thread in OneAtATime._alive:
+            thread.wait()
+        OneAtATime._alive.clear()
 
     def _start(self) -> None:
         (job, on_event, essential), self._waiting = self._waiting, None
@@ -115,10 +132,12 @@ class OneAtATime(QObject):
         thread.started.connect(worker.run)
         worker.yielded.connect(on_event)
         worker.errored.connect(self._on_error)
-        worker.finished.connect(thread.quit)
+        # direct: QThread.quit is thread-safe, and the GUI thread may be blocked in wait_all
+        worker.finished.connect(thread.quit, Qt.ConnectionType.DirectConnection)
         worker.finished.connect(self._on_worker_finished)
         thread.finished.connect(self._on_thread_finished)
-        self._alive.append((worker, thread))
+        OneAtATime._alive.append((worker, thread))
+        self._mine.append(thread)
         self._running = True
         thread.start()
 
@@ -130,10 +149,11 @@ class OneAtATime(QObject):
 
     @Slot()
     def _on_thread_finished(self) -> None:
-        done = [(w, t) for w, t in self._alive if t.isFinished()]
-        for _worker, thread in done:
-            thread.wait()  # already over: returns at once; then both go on this thread
-        self._alive = [(w, t) for w, t in self._alive if (w, t) not in done]
+        done = [t for _w, t in OneAtATime._alive if t.isFinished()]
+        for thread in done:
+            thread.wait()  # already over: returns at once; then both are released here
+        OneAtATime._alive[:] = [(w, t) for w, t in OneAtATime._alive if t not in done]
+        self._mine = [t for t in self._mine if t not in done]
 
 
 class ClassifyTab(QWidget):
