@@ -5,8 +5,10 @@ boxes). Middle: the original next to the 28x28 the network sees, the occlusion m
 prediction, the probability bars and the model in use. Right: the network view, or the table
 of a batch of files.
 
-A slot reads the UI, calls one engine function and updates the UI. The occlusion map runs off
-the GUI thread (:mod:`desktop.workers`); everything else takes a few milliseconds.
+A slot reads the UI, calls one engine function and updates the UI. The occlusion map, the
+reading of a number and a batch of files run off the GUI thread (:class:`OneAtATime`, built on
+:class:`desktop.workers.GeneratorWorker`, each job with its own copy of the model); a drop or a
+stroke is classified on the GUI thread in a few milliseconds.
 """
 
 from __future__ import annotations
