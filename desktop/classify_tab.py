@@ -259,6 +259,8 @@ class ClassifyTab(QWidget):
 
         self.network_view = NetworkView()
         self.batch_table = BatchTable()
+        self.batch_table.setToolTip("Double-click a file to look at it inside the network")
+        self.batch_table.cellDoubleClicked.connect(self._on_batch_row_double_clicked)
         self.export_button = QPushButton("Export CSV…", objectName="exportCsvButton")
         self.export_button.clicked.connect(self._on_export_clicked)
         batch_page = QWidget()
@@ -394,6 +396,10 @@ class ClassifyTab(QWidget):
             status=f"Classified {len(event)} files",
         )
         self.batch_classified.emit(event)
+
+    def _on_batch_row_double_clicked(self, row: int, _column: int) -> None:
+        if self.open_image_file(Path(self.batch_table.displayed_files()[row])):
+            self.right_tabs.setCurrentIndex(0)
 
     def _on_canvas_drawing_changed(self, pixels: np.ndarray) -> None:
         self.mode_group.button(0).setChecked(True)

@@ -287,6 +287,13 @@ def test_batch_drop_fills_a_sortable_table_exported_to_csv(
     assert [r["prediction"] for r in rows[:3]] != ["", "", ""]
     assert {r["file"].rsplit("/", 1)[-1]: r["prediction"] for r in rows}["d7.png"] == "7"
     assert rows[-1]["error"]
+    row = tab.batch_table.displayed_files().index(str(files[1]))
+    cell = tab.batch_table.visualItemRect(tab.batch_table.item(row, 0)).center()
+    with qtbot.waitSignal(tab.classified, timeout=3000):  # a row opens in the network view
+        qtbot.mouseClick(tab.batch_table.viewport(), Qt.MouseButton.LeftButton, pos=cell)
+        qtbot.mouseDClick(tab.batch_table.viewport(), Qt.MouseButton.LeftButton, pos=cell)
+    _assert_bars(tab, "7")
+    assert tab.right_tabs.currentIndex() == 0
 
 
 def test_folder_drop_is_a_batch(qtbot, tab, mnist, sure_digits, tmp_path):
