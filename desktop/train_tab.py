@@ -56,7 +56,7 @@ from engine.training import BatchEnd
 from engine.visualize import display_layers, format_duration, to_gray
 
 PROBE_SIZE = 256
-UI_INTERVAL_MS = 250  # charts and progress bar refresh while training
+UI_INTERVAL_MS = 150  # charts+progress and views refresh, alternating, while training
 
 
 def _scrolled(widget: QWidget) -> QScrollArea:
@@ -90,6 +90,8 @@ class TrainTab(QWidget):
         self.session.errored.connect(self._on_session_errored)
         self.session.stopped.connect(self._on_session_stopped)
         self._pending_batch: BatchEnd | None = None
+        self._pending_weights: dict | None = None
+        self._charts_last = False
         self._ui_timer = QTimer(self)
         self._ui_timer.setInterval(UI_INTERVAL_MS)
         self._ui_timer.timeout.connect(self._on_ui_timer_timeout)
@@ -295,7 +297,7 @@ class TrainTab(QWidget):
         self._probe = None
         self._run_status = "error"
         self.charts.begin_run(request.label, request.config.epochs)
-        self._pending_batch = None
+        self._pending_batch = self._pending_weights = None
         self._ui_timer.start()
         self._show_message("")
         self.progress.setMaximum(max(1, request.config.epochs * len(tr_y)))
@@ -309,16 +311,16 @@ class TrainTab(QWidget):
         if isinstance(event, BatchEnd):
             self._on_batch_end(event)
         elif isinstance(event, WeightsSnapshot):
-            if self._view_model is not None:
-                self._view_model.set_weights(event.weights)
-                self._refresh_views()
+            self._pending_weights = event.weights
+            if self.session.control.paused:
+                self._flush_weights()
         elif isinstance(event, EpochEnd):
-            self._on_ui_timer_timeout()
+            self._flush_batch()
             self._refresh_charts()
             val = None if event.val_accuracy is None else 100 * event.val_accuracy
             self.charts.add_epoch(float(event.epoch), 100 * event.train_accuracy, val)
         elif isinstance(event, Paused):
-            self._on_ui_timer_timeout()
+            self._flush_batch()
             self._refresh_charts()
             self._set_progress_text(f"Paused at epoch {event.epoch}, batch {event.batch}")
             self._update_buttons()
@@ -338,9 +340,26 @@ class TrainTab(QWidget):
         # is the GUI's main cost), at once while stepping.
         self._pending_batch = event
         if self.session.control.paused:
-            self._on_ui_timer_timeout()
+            self._flush_batch()
 
     def _on_ui_timer_timeout(self) -> None:
+        """One job per tick, alternating, so no tick stacks chart and view repaints."""
+        views_due = self._pending_weights is not None and (
+            self._charts_last or self._pending_batch is None
+        )
+        if views_due:
+            self._flush_weights()
+        else:
+            self._flush_batch()
+        self._charts_last = not views_due
+
+    def _flush_weights(self) -> None:
+        weights, self._pending_weights = self._pending_weights, None
+        if weights is not None and self._view_model is not None:
+            self._view_model.set_weights(weights)
+            self._refresh_views()
+
+    def _flush_batch(self) -> None:
         event, self._pending_batch = self._pending_batch, None
         if event is None:
             return
@@ -403,6 +422,7 @@ class TrainTab(QWidget):
     def _on_session_stopped(self) -> None:
         self._ui_timer.stop()
         self._pending_batch = None
+        self._flush_weights()  # the final weights
         self._update_buttons()
         self.training_finished.emit(self._run_status)
         self._on_work_maybe_stopped()

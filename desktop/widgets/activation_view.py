@@ -104,8 +104,10 @@ class ActivationView(QWidget):
                 text = f"{layer.label} · {what} · values {layer.low[0]:.3g} … {layer.high[0]:.3g}"
                 self._hits.append(_Hit(rect, text))
                 y += height + ROW_GAP
-        self._height = max(120, y + MARGIN)
-        self.updateGeometry()
+        height = max(120, y + MARGIN)
+        if height != self._height:  # a relayout of the page repaints every widget on it
+            self._height = height
+            self.updateGeometry()
 
     def sizeHint(self) -> QSize:
         return QSize(600, self._height)

@@ -87,8 +87,10 @@ class FilterView(QWidget):
                         _Tile(rect, name, k, ch, array_to_qimage(images[k, ch]), text)
                     )
             y += c * (tile + GAP) + 8
-        self._height = max(60, y + MARGIN)
-        self.updateGeometry()
+        height = max(60, y + MARGIN)
+        if height != self._height:  # a relayout of the page repaints every widget on it
+            self._height = height
+            self.updateGeometry()
 
     def sizeHint(self) -> QSize:
         return QSize(300, self._height)
