@@ -41,6 +41,15 @@ def test_metadata_describes_the_model(model):
     assert meta["dataset"]["train"] == 60_000 and meta["dataset"]["augment"] is True
     assert len(meta["history"]["epochs"]) >= 1
     assert meta["evaluation"]["split"] == "test" and meta["evaluation"]["count"] == 10_000
+    # the settings of the command in resources/models/README.md
+    config = meta["history"]["config"]
+    readme = (shipped_model_path().parent / "README.md").read_text(encoding="utf-8")
+    command = (
+        f"--epochs {config['epochs']} --optimizer {config['optimizer']} --lr {config['lr']:g} "
+        f"--augment --val-fraction 0 --seed {config['seed']}"
+    )
+    assert command in readme
+    assert config["batch_size"] == 64 and meta["history"]["augment"] is True
 
 
 def test_mnist_test_accuracy_is_at_least_99_percent_and_matches_the_metadata(model):
