@@ -238,7 +238,7 @@ class ResultsPanel(QWidget):
             [images[i] for i in picks],
             [
                 f"{names[result.labels[i]]}→{names[result.predicted[i]]}\n"
-                f"{result.confidence[i]:.0%} sure"
+                f"{result.confidence[i]:.1%}"
                 for i in picks
             ],
         )
