@@ -70,6 +70,7 @@ SIZE = 28
 BOX = 20
 #: Longest side of the low-resolution copy used to find the ink.
 WORK_SIZE = 256
+MIN_WORK_SIDE = 32
 #: Ink contrast below this many grey levels is "no ink" (whatever the noise).
 MIN_CONTRAST = 24.0
 #: Fraction of the ink mass that may be trimmed off each end of the profiles (specks).
@@ -118,7 +119,9 @@ def prepare_digit(
     """
     gray = to_gray(image)
     h, w = gray.shape
-    factor = max(1, math.ceil(max(h, w) / WORK_SIZE))
+    # Reduce the long side to WORK_SIZE, but keep the short side >= MIN_WORK_SIDE (a long, thin
+    # picture must not collapse to a few pixels across).
+    factor = max(1, min(math.ceil(max(h, w) / WORK_SIZE), min(h, w) // MIN_WORK_SIDE))
     pil = Image.fromarray(gray)
     small = pil.reduce(factor) if factor > 1 else pil
     work = np.asarray(small, dtype=np.float32)

@@ -168,6 +168,16 @@ def test_a_small_digit_on_a_big_canvas_is_taken_at_full_resolution():
     assert _iou(prepare_digit(big).image, prepare_digit(ref).image) > 0.6
 
 
+def test_a_long_thin_picture_does_not_collapse():
+    """A '1' on a 1000x12 strip: reducing the long side to 256 would leave 3 pixels across."""
+    strip = np.full((1000, 12), 255, np.uint8)
+    strip[100:900, 5:7] = 0
+    d = prepare_digit(strip)
+    assert d.bbox is not None and d.bbox[0] >= 3 and d.bbox[2] <= 9
+    x0, y0, x1, y1 = _ink_bbox(d.image, level=60)
+    assert y1 - y0 == BOX and x1 - x0 <= 3
+
+
 @pytest.mark.parametrize(
     "image",
     [
