@@ -123,14 +123,14 @@ class AppRunner:
         self.tab.setup.batch_spin.setValue(batch)
         self.tab.test_limit = 1000
         self.refresh_ms: list[float] = []
-        original = self.tab._refresh_views
+        original = self.tab.live.refresh
 
         def timed() -> None:
             t = time.perf_counter()
             original()
             self.refresh_ms.append(1000 * (time.perf_counter() - t))
 
-        self.tab._refresh_views = timed
+        self.tab.live.refresh = timed
 
     def _wait(self, predicate, timeout: float = 300.0) -> None:
         loop = self.QEventLoop()

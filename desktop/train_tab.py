@@ -31,7 +31,6 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.app_state import AppState
-from desktop.qt_image import array_to_pixmap
 from desktop.training_session import (
     Cancelled,
     Diverged,
@@ -46,14 +45,13 @@ from desktop.training_session import (
     TrainingSession,
     WeightsSnapshot,
 )
-from desktop.widgets.activation_view import ActivationView
+from desktop.widgets.activation_view import LivePanel
 from desktop.widgets.confusion_view import ResultsPanel
-from desktop.widgets.filter_view import FilterView
 from desktop.widgets.run_setup import RunSetup
 from desktop.widgets.training_charts import TrainingCharts
 from engine.errors import EngineError
 from engine.training import BatchEnd
-from engine.visualize import display_layers, format_duration, to_gray
+from engine.visualize import format_duration, to_gray
 
 PROBE_SIZE = 256
 UI_INTERVAL_MS = 150  # charts+progress and views refresh, alternating, while training
@@ -77,9 +75,6 @@ class TrainTab(QWidget):
         self._state = state
         self.model = None  # the model trained or loaded last (trained in the worker thread)
         self._view_model = None  # a GUI-thread clone fed with weight snapshots
-        self._sample: np.ndarray | None = None
-        self._classify_image: np.ndarray | None = None
-        self._status = ""
         self._probe: tuple[float, int] | None = None
         self._run_status = "error"
         self.result = None
@@ -106,16 +101,13 @@ class TrainTab(QWidget):
         setup_area.setMinimumWidth(340)
 
         self.charts = TrainingCharts()
-        self.activation_view = ActivationView()
-        self.activation_view.hovered.connect(self._on_view_hovered)
-        self.filter_view = FilterView()
-        self.filter_view.hovered.connect(self._on_view_hovered)
-        self.filter_view.kernel_clicked.connect(self._on_filter_view_kernel_clicked)
+        self.live = LivePanel()
+        self.live.kernel_clicked.connect(self._on_live_kernel_clicked)
 
         splitter = QSplitter(Qt.Orientation.Vertical)
         splitter.addWidget(self.charts)
         self.pages = QTabWidget(objectName="trainPages")
-        self.pages.addTab(self._build_live_page(), "Inside the network (live)")
+        self.pages.addTab(self.live, "Inside the network (live)")
         self.results = ResultsPanel()
         self.pages.addTab(self.results, "Results on the test set")
         splitter.addWidget(self.pages)
@@ -137,7 +129,7 @@ class TrainTab(QWidget):
         outer.setSizes([370, 910])
         QHBoxLayout(self).addWidget(outer)
         self.layout().setContentsMargins(0, 0, 0, 0)
-        state.classify_image_changed.connect(self._on_state_classify_image_changed)
+        state.classify_image_changed.connect(self.live.offer_classify_image)
         self._update_buttons()
         self.setup.load()
 
@@ -175,36 +167,6 @@ class TrainTab(QWidget):
         column.addLayout(row)
         column.addWidget(self.progress)
         return column
-
-    def _build_live_page(self) -> QWidget:
-        page = QWidget()
-        layout = QVBoxLayout(page)
-        layout.setContentsMargins(2, 2, 2, 2)
-        head = QHBoxLayout()
-        self.sample_thumb = QLabel(objectName="pinnedSample")
-        self.sample_thumb.setFixedSize(32, 32)
-        self.sample_thumb.setScaledContents(True)
-        self.sample_caption = QLabel("Pinned sample: click an image of the dataset preview")
-        self.pin_classify_button = QPushButton(
-            "Pin the Classify tab's image", objectName="pinClassifyButton"
-        )
-        self.pin_classify_button.setEnabled(False)
-        self.pin_classify_button.clicked.connect(self._on_pin_classify_clicked)
-        head.addWidget(self.sample_thumb)
-        head.addWidget(self.sample_caption, 1)
-        head.addWidget(self.pin_classify_button)
-        layout.addLayout(head)
-        inner = QSplitter(Qt.Orientation.Horizontal)
-        inner.addWidget(_scrolled(self.activation_view))
-        inner.addWidget(_scrolled(self.filter_view))
-        inner.setStretchFactor(0, 3)
-        inner.setStretchFactor(1, 2)
-        inner.setSizes([560, 360])
-        layout.addWidget(inner, 1)
-        self.hover_label = QLabel(" ", objectName="hoverInfo")
-        self.hover_label.setStyleSheet("color: #444;")
-        layout.addWidget(self.hover_label)
-        return page
 
     # ----- tab protocol -----------------------------------------------------------------
     def is_busy(self) -> bool:
@@ -287,12 +249,14 @@ class TrainTab(QWidget):
                 probe_labels=probe_y[:PROBE_SIZE],
                 label=self.setup.describe(),
             )
+            view_model = model.clone()  # before the worker starts changing the weights
             self.session.start(request, step=paused)
         except (EngineError, ValueError) as exc:
             self._show_message(f"Cannot start: {exc}", error=True)
             return
         self.model = model
-        self._view_model = model.clone()
+        self._view_model = view_model
+        self.live.set_model(view_model)
         self._test_images = to_gray(test_x)
         self._probe = None
         self._run_status = "error"
@@ -303,7 +267,6 @@ class TrainTab(QWidget):
         self.progress.setMaximum(max(1, request.config.epochs * len(tr_y)))
         self.progress.setValue(0)
         self._set_progress_text("Starting…")
-        self._refresh_views()
         self._update_buttons()
 
     # ----- session events ---------------------------------------------------------------
@@ -357,7 +320,7 @@ class TrainTab(QWidget):
         weights, self._pending_weights = self._pending_weights, None
         if weights is not None and self._view_model is not None:
             self._view_model.set_weights(weights)
-            self._refresh_views()
+            self.live.refresh()
 
     def _flush_batch(self) -> None:
         event, self._pending_batch = self._pending_batch, None
@@ -428,54 +391,21 @@ class TrainTab(QWidget):
         self._on_work_maybe_stopped()
 
     # ----- views ------------------------------------------------------------------------
-    def _refresh_views(self) -> None:
-        """Activations of the pinned sample and the conv filters, from the GUI-thread clone."""
-        model = self._view_model
-        if model is None:
-            return
-        convs = [i.name for i in model.summary() if i.kind == "conv2d"][:2]
-        self.filter_view.set_filters([(n, model.conv_filters(n)) for n in convs], convs[:1])
-        if self._sample is not None:
-            kinds = {i.name: i.kind for i in model.summary()}
-            layers = display_layers(model.activations(self._sample[None]), kinds)
-            self.activation_view.set_layers(layers, list(model.classes))
-
-    def _pin(self, image: np.ndarray, caption: str) -> None:
-        self._sample = image
-        self.sample_thumb.setPixmap(array_to_pixmap(image))
-        self.sample_caption.setText(f"Pinned sample: {caption}")
-        self._refresh_views()
-
     def _on_setup_dataset_loaded(self, dataset) -> None:
-        if self._sample is None:
-            self._pin(
+        if self.live.sample is None:
+            self.live.pin(
                 to_gray(dataset.train_images[:1])[0],
                 f"the first training image (a {dataset.classes[dataset.train_labels[0]]})",
             )
         self._update_buttons()
 
     def _on_setup_sample_clicked(self, image: np.ndarray) -> None:
-        self._pin(image, "from the dataset preview")
+        self.live.pin(image, "from the dataset preview")
 
-    def _on_state_classify_image_changed(self, image: np.ndarray) -> None:
-        self._classify_image = np.asarray(image, dtype=np.uint8)
-        self.pin_classify_button.setEnabled(True)
-
-    def _on_pin_classify_clicked(self) -> None:
-        if self._classify_image is not None:
-            self._pin(self._classify_image, "the Classify tab's image")
-
-    def _on_view_hovered(self, text: str) -> None:
-        self.hover_label.setText(text or " ")
-
-    def _on_filter_view_kernel_clicked(self, layer: str, index: int, channel: int) -> None:
-        kernel = self._view_model.conv_filters(layer)[index, channel].astype(np.float64)
-        self._state.kernel_requested.emit(
-            kernel,
-            f"{layer} filter {index + 1} learned by {self.session.request.label}"
-            if self.session.request
-            else f"{layer} filter {index + 1}",
-        )
+    def _on_live_kernel_clicked(self, kernel: np.ndarray, layer: str, index: int) -> None:
+        request = self.session.request
+        learned = f" learned by {request.label}" if request else ""
+        self._state.kernel_requested.emit(kernel, f"{layer} filter {index + 1}{learned}")
 
     # ----- messages, saving, loading ----------------------------------------------------
     def _set_progress_text(self, text: str) -> None:
@@ -528,6 +458,6 @@ class TrainTab(QWidget):
             "model' is ticked); the Classify tab uses it now."
         )
         self._state.publish_model(model.clone(), f"Loaded {path.name}")
-        self._refresh_views()
+        self.live.set_model(self._view_model)
         self._update_buttons()
         return True

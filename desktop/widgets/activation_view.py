@@ -1,4 +1,6 @@
-"""The feature maps of every layer for one sample: one row per layer, maps as tiles, FC as bars.
+"""The live page of the Train tab: the pinned sample, its feature maps in every layer and the
+conv filters (:class:`LivePanel`), and the feature-map view itself (:class:`ActivationView`:
+one row per layer, maps as tiles, FC layers as bars).
 
 Fed with :class:`engine.visualize.LayerView` rows (already scaled to uint8 by the engine); this
 widget only lays them out and paints them. Hovering a map or a bar group reports its layer, index
@@ -12,10 +14,21 @@ from dataclasses import dataclass
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QImage, QMouseEvent, QPainter, QPaintEvent, QPen
-from PySide6.QtWidgets import QSizePolicy, QToolTip, QWidget
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QScrollArea,
+    QSizePolicy,
+    QSplitter,
+    QToolTip,
+    QVBoxLayout,
+    QWidget,
+)
 
-from desktop.qt_image import array_to_qimage
-from engine.visualize import LayerView
+from desktop.qt_image import array_to_pixmap, array_to_qimage
+from desktop.widgets.filter_view import FilterView
+from engine.visualize import LayerView, display_layers
 
 LABEL_W = 112
 GAP = 4
@@ -230,3 +243,98 @@ class ActivationView(QWidget):
                     Qt.AlignmentFlag.AlignHCenter,
                     label,
                 )
+
+
+def _scrolled(widget: QWidget) -> QScrollArea:
+    area = QScrollArea()
+    area.setWidget(widget)
+    area.setWidgetResizable(True)
+    area.setFrameShape(QScrollArea.Shape.NoFrame)
+    return area
+
+
+class LivePanel(QWidget):
+    """The pinned sample, its activations and the conv filters of a GUI-thread model.
+
+    ``set_model(model)`` / ``refresh()`` recompute from the model (a copy fed with weight
+    snapshots, never the one being trained). Signal ``kernel_clicked(kernel, layer, index)``
+    for a click on a first-layer kernel (float64 (KH, KW)).
+    """
+
+    kernel_clicked = Signal(object, str, int)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.model = None
+        self.sample: np.ndarray | None = None
+        self._classify_image: np.ndarray | None = None
+        self.activation_view = ActivationView()
+        self.filter_view = FilterView()
+        self.activation_view.hovered.connect(self._on_view_hovered)
+        self.filter_view.hovered.connect(self._on_view_hovered)
+        self.filter_view.kernel_clicked.connect(self._on_filter_view_kernel_clicked)
+        self.sample_thumb = QLabel(objectName="pinnedSample")
+        self.sample_thumb.setFixedSize(32, 32)
+        self.sample_thumb.setScaledContents(True)
+        self.sample_caption = QLabel("Pinned sample: click an image of the dataset preview")
+        self.pin_classify_button = QPushButton(
+            "Pin the Classify tab's image", objectName="pinClassifyButton"
+        )
+        self.pin_classify_button.setEnabled(False)
+        self.pin_classify_button.clicked.connect(self._on_pin_classify_clicked)
+        head = QHBoxLayout()
+        head.addWidget(self.sample_thumb)
+        head.addWidget(self.sample_caption, 1)
+        head.addWidget(self.pin_classify_button)
+        inner = QSplitter(Qt.Orientation.Horizontal)
+        inner.addWidget(_scrolled(self.activation_view))
+        inner.addWidget(_scrolled(self.filter_view))
+        inner.setStretchFactor(0, 3)
+        inner.setStretchFactor(1, 2)
+        inner.setSizes([560, 360])
+        self.hover_label = QLabel(" ", objectName="hoverInfo")
+        self.hover_label.setStyleSheet("color: #444;")
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.addLayout(head)
+        layout.addWidget(inner, 1)
+        layout.addWidget(self.hover_label)
+
+    def set_model(self, model) -> None:
+        self.model = model
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Activations of the pinned sample and the first two conv layers' filters."""
+        model = self.model
+        if model is None:
+            return
+        summary = model.summary()
+        convs = [i.name for i in summary if i.kind == "conv2d"][:2]
+        self.filter_view.set_filters([(n, model.conv_filters(n)) for n in convs], convs[:1])
+        if self.sample is not None:
+            kinds = {i.name: i.kind for i in summary}
+            layers = display_layers(model.activations(self.sample[None]), kinds)
+            self.activation_view.set_layers(layers, list(model.classes))
+
+    def pin(self, image: np.ndarray, caption: str) -> None:
+        """Show ``image`` (uint8 (H, W)) going through the network."""
+        self.sample = image
+        self.sample_thumb.setPixmap(array_to_pixmap(image))
+        self.sample_caption.setText(f"Pinned sample: {caption}")
+        self.refresh()
+
+    def offer_classify_image(self, image: np.ndarray) -> None:
+        self._classify_image = np.asarray(image, dtype=np.uint8)
+        self.pin_classify_button.setEnabled(True)
+
+    def _on_pin_classify_clicked(self) -> None:
+        if self._classify_image is not None:
+            self.pin(self._classify_image, "the Classify tab's image")
+
+    def _on_view_hovered(self, text: str) -> None:
+        self.hover_label.setText(text or " ")
+
+    def _on_filter_view_kernel_clicked(self, layer: str, index: int, channel: int) -> None:
+        kernel = self.model.conv_filters(layer)[index, channel].astype(np.float64)
+        self.kernel_clicked.emit(kernel, layer, index)

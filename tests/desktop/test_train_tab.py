@@ -107,7 +107,7 @@ def test_a_short_run_fills_the_charts_and_learns(qtbot, tab):
     assert published and published[-1].startswith("Trained here")
     assert tab._state.current_model is not tab.model  # a copy: training on never races Classify
     # The live views show every layer and both conv layers' filters.
-    assert tab.activation_view.layer_names() == [
+    assert tab.live.activation_view.layer_names() == [
         "input",
         "conv1",
         "pool1",
@@ -118,8 +118,8 @@ def test_a_short_run_fills_the_charts_and_learns(qtbot, tab):
         "fc3",
         "softmax",
     ]
-    layers = {layer for layer, *_ in tab.filter_view.tiles()}
-    assert layers == {"conv1", "conv2"} and len(tab.filter_view.tiles()) == 6 + 16 * 6
+    layers = {layer for layer, *_ in tab.live.filter_view.tiles()}
+    assert layers == {"conv1", "conv2"} and len(tab.live.filter_view.tiles()) == 6 + 16 * 6
     assert tab.start_button.isEnabled() and not tab.stop_button.isEnabled()
 
 
@@ -204,35 +204,37 @@ def test_hover_click_filter_and_pinning(qtbot, tab):
     state = tab._state
     qtbot.mouseClick(tab.step_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(
-        lambda: bool(tab.activation_view.hit_rects()) and bool(tab.filter_view.tiles()),
+        lambda: bool(tab.live.activation_view.hit_rects()) and bool(tab.live.filter_view.tiles()),
         timeout=RUN_TIMEOUT,
     )
     # Hovering the second conv1 map names layer, index and range.
-    rects = tab.activation_view.hit_rects()
-    qtbot.mouseMove(tab.activation_view, rects[2].center().toPoint())
-    qtbot.waitUntil(lambda: "conv1" in tab.hover_label.text())
-    assert "map 2 of 6" in tab.hover_label.text() and "values" in tab.hover_label.text()
+    rects = tab.live.activation_view.hit_rects()
+    qtbot.mouseMove(tab.live.activation_view, rects[2].center().toPoint())
+    qtbot.waitUntil(lambda: "conv1" in tab.live.hover_label.text())
+    assert "map 2 of 6" in tab.live.hover_label.text() and "values" in tab.live.hover_label.text()
     # Clicking a conv1 filter sends it to the Filters tab.
-    layer, index, channel, rect = tab.filter_view.tiles()[3]
+    layer, index, channel, rect = tab.live.filter_view.tiles()[3]
     assert (index, channel) == (3, 0)
     assert layer == "conv1"
     with qtbot.waitSignal(state.kernel_requested) as blocker:
-        qtbot.mouseClick(tab.filter_view, Qt.MouseButton.LeftButton, pos=rect.center().toPoint())
+        qtbot.mouseClick(
+            tab.live.filter_view, Qt.MouseButton.LeftButton, pos=rect.center().toPoint()
+        )
     kernel, description = blocker.args
     assert kernel.shape == (5, 5) and "conv1 filter 4" in description
     np.testing.assert_allclose(kernel, tab._view_model.conv_filters("conv1")[3, 0])
     # The Classify tab's image can be pinned as the sample.
-    assert not tab.pin_classify_button.isEnabled()
+    assert not tab.live.pin_classify_button.isEnabled()
     digit = np.zeros((28, 28), np.uint8)
     digit[6:22, 12:16] = 255
     state.classify_image_changed.emit(digit)
-    qtbot.mouseClick(tab.pin_classify_button, Qt.MouseButton.LeftButton)
-    assert "Classify" in tab.sample_caption.text()
-    input_row = tab.activation_view._layers[0]
+    qtbot.mouseClick(tab.live.pin_classify_button, Qt.MouseButton.LeftButton)
+    assert "Classify" in tab.live.sample_caption.text()
+    input_row = tab.live.activation_view._layers[0]
     assert input_row.name == "input" and input_row.values.max() > input_row.values.min()
     # A dataset preview image can be pinned too (row 0, class 7).
     tab.setup.preview_image(0, 7)
-    assert "dataset preview" in tab.sample_caption.text()
+    assert "dataset preview" in tab.live.sample_caption.text()
     with qtbot.waitSignal(tab.training_finished, timeout=RUN_TIMEOUT):
         tab.stop_work()
 
@@ -303,7 +305,7 @@ def test_closing_the_window_during_training_stops_cleanly(qtbot, settings, monke
 
 
 def test_hovering_outside_maps_clears_the_text(qtbot, tab):
-    view = tab.activation_view
+    view = tab.live.activation_view
     qtbot.mouseMove(view, QPoint(2, 2))
     assert view.text_at(QPoint(2, 2).toPointF()) == ""
 
@@ -343,7 +345,7 @@ def test_an_image_folder_dataset_trains_a_two_class_network(qtbot, tab, tmp_path
     assert _run(qtbot, tab) == "finished"
     assert tab.model.classes == ["bars", "dots"]
     assert tab.result.confusion.shape == (2, 2)
-    assert tab.activation_view._layers[-1].values.shape == (2,)
+    assert tab.live.activation_view._layers[-1].values.shape == (2,)
 
 
 def test_earlier_runs_stay_on_the_charts_and_can_be_hidden(qtbot, tab):
