@@ -36,8 +36,8 @@ from engine.preprocess import classify_images, prepare_digit
 Box = tuple[int, int, int, int]  # (x0, y0, x1, y1), x1/y1 exclusive
 
 #: How much higher (in mean log-confidence) another way of cutting a group must score than the
-#: first one for :func:`read_digits` to prefer it (0.5 = a geometric mean 65 % higher).
-SWITCH_MARGIN = 0.5
+#: first one for :func:`read_digits` to prefer it (0.25 = a geometric mean 28 % higher).
+SWITCH_MARGIN = 0.25
 #: Components smaller than this fraction of the largest one are specks (dust, JPEG noise).
 SPECK_FRACTION = 0.02
 #: More pieces of ink than this is clutter (a photo, a page of text), not a row of digits.

@@ -42,32 +42,11 @@ def mnist():
 
 
 @pytest.fixture(scope="module")
-def model(mnist, request, tmp_path_factory):
-    """The shipped model when it exists, else a LeNet-5 trained for a few seconds (cached)."""
-    path = resources.shipped_model_path()
-    if path.exists():
-        from engine.modelfile import load_model
+def model():
+    """The shipped LeNet-5 (99% on MNIST), as the app uses it on its first start."""
+    from engine.modelfile import load_model
 
-        return load_model(path)
-    from engine.model import lenet5
-    from engine.training import TrainConfig, train
-
-    net = lenet5(np.random.default_rng(0))
-    cache_dir = (
-        request.config.cache.mkdir("convscope-quick-lenet5")
-        if getattr(request.config, "cache", None)
-        else tmp_path_factory.mktemp("lenet")
-    )
-    cache = cache_dir / "weights-v1.npz"
-    if cache.exists():
-        with np.load(cache) as f:
-            net.set_weights({k: f[k] for k in f.files})
-        return net
-    config = TrainConfig(epochs=1, batch_size=64, lr=0.002, optimizer="adam", seed=0)
-    for _event in train(net, mnist.train_images, mnist.train_labels, config):
-        pass
-    np.savez(cache, **net.get_weights())
-    return net
+    return load_model(resources.shipped_model_path())
 
 
 @pytest.fixture(scope="module")

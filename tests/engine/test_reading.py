@@ -41,32 +41,11 @@ def mnist():
 
 
 @pytest.fixture(scope="module")
-def model(mnist, request, tmp_path_factory):
-    """The shipped model when it exists, else a LeNet-5 trained for a few seconds (cached)."""
-    path = resources.shipped_model_path()
-    if path.exists():
-        from engine.modelfile import load_model
+def model():
+    """The shipped LeNet-5 (99% on MNIST), as the app uses it on its first start."""
+    from engine.modelfile import load_model
 
-        return load_model(path)
-    from engine.model import lenet5
-    from engine.training import TrainConfig, train
-
-    net = lenet5(np.random.default_rng(0))
-    cache_dir = (
-        request.config.cache.mkdir("convscope-quick-lenet5")
-        if getattr(request.config, "cache", None)
-        else tmp_path_factory.mktemp("lenet")
-    )
-    cache = cache_dir / "weights-v1.npz"
-    if cache.exists():
-        with np.load(cache) as f:
-            net.set_weights({k: f[k] for k in f.files})
-        return net
-    config = TrainConfig(epochs=1, batch_size=64, lr=0.002, optimizer="adam", seed=0)
-    for _event in train(net, mnist.train_images, mnist.train_labels, config):
-        pass
-    np.savez(cache, **net.get_weights())
-    return net
+    return load_model(resources.shipped_model_path())
 
 
 def _crop(digit: np.ndarray) -> np.ndarray:
@@ -177,7 +156,7 @@ def test_reads_composed_numbers(mnist, model):
         assert len(reading.digits) == 4
         assert all(0 < d.confidence <= 1 for d in reading.digits)
         assert reading.to_json()["text"] == reading.text
-    assert correct >= 6, f"{correct}/8 numbers read right"
+    assert correct >= 7, f"{correct}/8 numbers read right"
 
 
 def test_reads_touching_pairs(mnist, model):
@@ -192,8 +171,8 @@ def test_reads_touching_pairs(mnist, model):
         reading = read_digits(model, 255 - np.pad(pair, 10))
         right += reading.text == f"{mnist.test_labels[j]}{mnist.test_labels[k]}"
     # the network picks the most convincing cut; vertical cuts cannot separate digits that
-    # overlap a lot (a known limitation): 60-70 % are read right
-    assert right >= 15, f"{right}/30 touching pairs read right"
+    # overlap a lot (a known limitation): 26 of these 30 are read right
+    assert right >= 22, f"{right}/30 touching pairs read right"
 
 
 # ----- convscope read (headless; never imports Qt) ----------------------------------------------
