@@ -173,3 +173,26 @@ def test_help_mentions_the_shipped_model_in_a_subprocess():
         timeout=60,
     )
     assert check.stdout.strip().splitlines()[-1] == "False"  # headless: Qt never imported
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_a_model_of_other_classes_gets_the_plain_picture(capsys, tmp_path, channels):
+    from engine.model import build_model
+    from engine.modelfile import save_model
+
+    model = build_model(
+        {"name": "lenet-article", "in_channels": channels},
+        np.random.default_rng(0),
+        classes=["dog", "cat", "boat"],
+    )
+    path = tmp_path / "animals.npz"
+    save_model(model, path)
+    photo = tmp_path / "photo.jpg"
+    Image.new("RGB", (64, 48), (200, 120, 40)).save(photo)  # no digit, no ink: still classified
+    code, out, err = _run(capsys, path, photo, "--json")
+    assert code == 0, err
+    (result,) = json.loads(out)
+    assert result["classes"] == ["dog", "cat", "boat"] and len(result["probabilities"]) == 3
+    assert "inverted" not in result  # no digit preparation happened
+    code, _, err = _run(capsys, path, photo, "--preprocess", "digit")
+    assert code == 2 and "no ink found" in err  # forcing digit preparation on a flat picture
