@@ -111,7 +111,9 @@ def screenshot(path: Path, model_path: Path | None = None) -> int:
         QTimer.singleShot(600, loop.quit)  # occlusion map and painting
         loop.exec()
         view = tab.network_view
-        QTest.mouseMove(view, view.cell_center("pool1", 3, 4, 7))
+        pool1 = next(layer for layer in view.layers() if layer.name == "pool1").values
+        c, y, x = np.unravel_index(int(np.argmax(pool1)), pool1.shape)  # a strong response
+        QTest.mouseMove(view, view.cell_center("pool1", int(c), int(y), int(x)))
         window.grab().save(str(path))
         print(f"{path}: {tab.prediction_label.text()!r} with {tab.model_label.text()[:60]!r}")
     return 0

@@ -401,7 +401,7 @@ class NetworkView(QWidget):
             r, c, y, x = self._hover
             layer = self._rows[r].layer
             if layer.values.ndim == 3:
-                value = float(layer.values[c, y, x])
+                value = float(layer.values[c, y, x]) + 0.0  # no "-0"
                 text = f"{layer.name} map {c + 1}, pixel ({x}, {y}) = {value:.3g}"
                 below = self._rows[r - 1].layer.name if r > 0 else ""
                 k = layer.kernel
@@ -414,7 +414,7 @@ class NetworkView(QWidget):
                     text += f"; it sees {y1 - y0}×{x1 - x0} pixels of the input (blue)"
             else:
                 label = layer.labels[c] if layer.kind == "output" and c < len(layer.labels) else c
-                text = f"{layer.title} cell {label} = {float(layer.values[c]):.3g}"
+                text = f"{layer.title} cell {label} = {float(layer.values[c]) + 0.0:.3g}"
         self.hover_text = text
         self.cell_hovered.emit(text)
 
