@@ -50,7 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from desktop.cli.classify_cmd import expand_images, resolve_model_path
+    from desktop.cli.classify_cmd import _without_name, expand_images, resolve_model_path
     from engine.errors import EngineError
     from engine.imageio import load_image
     from engine.modelfile import load_model
@@ -65,8 +65,9 @@ def run(args: argparse.Namespace) -> int:
         try:
             reading = read_digits(model, load_image(path))
         except EngineError as exc:
-            problems.append((str(path), str(exc)))
-            results.append({"file": str(path), "error": str(exc)})
+            problem = _without_name(str(exc), path)  # the line starts with the path already
+            problems.append((str(path), problem))
+            results.append({"file": str(path), "error": problem})
             continue
         results.append({"file": str(path), **reading.to_json()})
     for where, problem in problems:
