@@ -2,8 +2,9 @@
 
 LeNet's original job was reading ZIP codes. The steps, each a small function:
 
-1. :func:`ink_map` - ink strength 0..1 per pixel, whatever the polarity: the background level is
-   the median of the border pixels, ink is the distance from it, and Otsu's threshold on that
+1. :func:`ink_map` - ink strength 0..1 per pixel, whatever the polarity and the lighting: the
+   paper's level is estimated by a grey closing of a thumbnail (:func:`paper_level`, for phone
+   photos under uneven light), ink is the distance from it, and Otsu's threshold on that
    distance separates ink from paper.
 2. :func:`label_components` - 8-connected components of the ink mask, found on *runs* (horizontal
    stretches of ink) with a union-find, so the Python loop is over runs, not pixels.
@@ -29,6 +30,7 @@ import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
+from PIL import Image
 
 from engine.errors import EngineError, ShapeError
 from engine.preprocess import classify_images, prepare_digit
@@ -109,16 +111,72 @@ def otsu_threshold(values: np.ndarray) -> float:
 
 
 def ink_map(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(ink float32 0..1, mask bool) of a gray image, dark-on-light or light-on-dark."""
+    """(ink float32 0..1, mask bool) of a gray image, dark-on-light or light-on-dark.
+
+    The polarity: whichever extreme (of the darkest and brightest pixels of ~64x64 blocks) lies
+    further from the border median is the ink. The paper under uneven light (a phone photo) is
+    estimated by :func:`paper_level`; ink is the distance from it in the ink's direction,
+    scaled so that a high percentile of the inked pixels is 1. Otsu's threshold (at least
+    0.25) makes the mask.
+    """
     border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
-    background = float(np.median(border))
-    ink = np.abs(gray - background)
-    top = float(ink.max())
-    if top < 1:
+    level = float(np.median(border))
+    f = max(1, -(-max(gray.shape) // 64))  # extremes of ~64x64 blocks keep thin strokes
+    hh, ww = max(1, gray.shape[0] // f), max(1, gray.shape[1] // f)
+    blocks = gray[: hh * f, : ww * f].reshape(hh, f, ww, f)
+    lo = float(np.percentile(blocks.min(axis=(1, 3)), 0.5))
+    hi = float(np.percentile(blocks.max(axis=(1, 3)), 99.5))
+    dark = level - lo > hi - level
+    if max(level - lo, hi - level) < 8:  # no contrast: blank paper
         return np.zeros_like(gray, dtype=np.float32), np.zeros(gray.shape, dtype=bool)
-    ink = (ink / top).astype(np.float32)
-    threshold = max(otsu_threshold(ink), 0.2)
+    paper = paper_level(gray, dark)
+    ink = (paper - gray) if dark else (gray - paper)
+    np.maximum(ink, 0, out=ink)
+    strong = ink[ink > 0.25 * float(ink.max())]
+    top = float(np.percentile(strong, 90)) if strong.size else float(ink.max())
+    ink = np.minimum(ink / max(top, 1.0), 1.0).astype(np.float32)
+    threshold = max(otsu_threshold(ink), 0.25)
     return ink, ink > threshold
+
+
+def paper_level(gray: np.ndarray, dark_ink: bool) -> np.ndarray:
+    """float32 (H, W): the brightness of the paper under the ink, for uneven light.
+
+    A grey *closing* (dark ink: max filter, then min filter) of a ~64-pixel thumbnail with a
+    window a sixth of its side erases strokes thinner than the window and keeps the slowly
+    varying paper; it is box-blurred and scaled back up bilinearly. When that leaves almost no
+    ink (strokes as wide as the window: a bold digit filling the picture), the border median is
+    used instead, as for evenly lit scans.
+    """
+    h, w = gray.shape
+    f = max(1, -(-max(h, w) // 64))
+    hh, ww = max(1, h // f), max(1, w // f)
+    thumb = gray[: hh * f, : ww * f].reshape(hh, f, ww, f).mean(axis=(1, 3))
+    k = max(3, (max(hh, ww) // 6) | 1)
+    if dark_ink:
+        field = _window(_window(thumb, k, np.max), k, np.min)
+    else:
+        field = _window(_window(thumb, k, np.min), k, np.max)
+    field = _window(field, k, np.mean)
+    up = np.asarray(
+        Image.fromarray(field.astype(np.float32), mode="F").resize(
+            (w, h), Image.Resampling.BILINEAR
+        ),
+        dtype=np.float32,
+    )
+    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    flat = np.full_like(up, float(np.median(border)))
+    ink_flat = (flat - gray) if dark_ink else (gray - flat)
+    ink_up = (up - gray) if dark_ink else (gray - up)
+    if float(np.maximum(ink_up, 0).max()) < 0.5 * float(np.maximum(ink_flat, 0).max()):
+        return flat
+    return up
+
+
+def _window(a: np.ndarray, k: int, reduce) -> np.ndarray:
+    """``reduce`` (np.max, np.min, np.mean) over the k x k window around each pixel."""
+    padded = np.pad(a, k // 2, mode="edge")
+    return reduce(np.lib.stride_tricks.sliding_window_view(padded, (k, k)), axis=(-2, -1))
 
 
 # ----- 2. connected components --------------------------------------------------------------
@@ -267,25 +325,31 @@ def segment_candidates(
     one digit fewer or more) and, when it was ambiguous, not cutting at all, so that
     :func:`read_digits` can let the classifier choose the most convincing reading.
     """
-    gray = to_gray(image)
+    return _segment(to_gray(image), max_side, aspect_split, neck_ratio)[0]
+
+
+def _segment(
+    gray: np.ndarray, max_side: int, aspect_split: float, neck_ratio: float
+) -> tuple[list[list[list[Segment]]], np.ndarray, int]:
+    """:func:`segment_candidates` of a gray image, with the ink map it made and its scale."""
     h, w = gray.shape
     factor = max(1, -(-max(h, w) // max_side))
     small = gray
     if factor > 1:  # block mean: a cheap, alias-free reduction
         hh, ww = h // factor, w // factor
         small = gray[: hh * factor, : ww * factor].reshape(hh, factor, ww, factor).mean((1, 3))
-    _ink, mask = ink_map(small)
+    ink, mask = ink_map(small)
     if mask.mean() > MAX_INK_FRACTION:  # a photo or a texture, not ink on paper
-        return []
+        return [], ink, factor
     labels, count = label_components(mask)
     if count == 0:
-        return []
+        return [], ink, factor
     ys, xs = np.nonzero(labels)
     lab = labels[ys, xs] - 1
     areas = np.bincount(lab, minlength=count)
     kept = np.flatnonzero(areas >= SPECK_FRACTION * areas.max())  # specks go before merging
     if kept.size > MAX_GROUPS:  # clutter, not a row of digits
-        return []
+        return [], ink, factor
     big = np.isin(lab, kept)
     ys, xs, lab = ys[big], xs[big], lab[big]
     left, top = np.full(count, mask.shape[1]), np.full(count, mask.shape[0])
@@ -344,7 +408,7 @@ def segment_candidates(
                     segments.append(segment)
             candidates.append(segments)
         result.append(candidates)
-    return result
+    return result, ink, factor
 
 
 def _sweep(width: int, steps: int = 9) -> list[int]:
@@ -389,10 +453,11 @@ def read_digits(model, image: np.ndarray, *, max_side: int = 600) -> Reading:
     Ink below a tenth of the strongest stroke is treated as paper (JPEG noise, paper texture).
     """
     gray = to_gray(image)
-    groups = segment_candidates(image, max_side=max_side)
+    groups, ink, factor = _segment(gray, max_side, 1.25, 0.6)
     if not groups:
         return Reading("", [])
-    ink, _ = ink_map(gray)
+    if factor > 1:  # the crops are cut from the full-resolution picture
+        ink, _ = ink_map(gray)
     ink = np.where(ink > 0.1, ink, 0).astype(np.float32)
     # every segment of every candidate reading goes through the network in one batch
     flat = [(gi, ci, s) for gi, cands in enumerate(groups) for ci, c in enumerate(cands) for s in c]

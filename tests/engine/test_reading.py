@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections import deque
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -126,6 +127,21 @@ def test_touching_digits_are_split(mnist):
         ok += len(segment_digits(number)) == 3
     assert total >= 10
     assert ok >= 0.8 * total, f"{ok}/{total} touching pairs split"
+
+
+def test_single_digits_of_every_kind_read_as_one_digit(model):
+    """The non-MNIST handwriting set (fonts, pen strokes, transparent, inverted, rotated and
+    phone-style photos under uneven light): a single digit is read as that one digit."""
+    import csv
+
+    from engine.imageio import load_image
+
+    folder = Path(__file__).parents[1] / "handwriting"
+    rows = list(csv.DictReader((folder / "labels.csv").open(encoding="utf-8")))[::5]
+    texts = [read_digits(model, load_image(folder / "images" / r["file"])).text for r in rows]
+    wrong = [(r["file"], t) for r, t in zip(rows, texts, strict=True) if t != r["label"]]
+    assert len(rows) == 60
+    assert len(wrong) <= 2, wrong
 
 
 def test_noise_and_photos_are_not_numbers_and_are_quick():
