@@ -491,7 +491,7 @@ class ClassifyTab(QWidget):
             return  # stale: another image (or the canvas) is shown now
         self.reading = reading
         digits = reading.digits
-        if len(digits) > 1:
+        if reading.looks_like_a_number():  # not the blobs of a photo
             self.preview.set_boxes([(*d.box, f"{d.prediction} {d.confidence:.0%}") for d in digits])
             self.reading_label.setText(
                 f"Reads as <b>{reading.text}</b> ({len(digits)} digits, left to right). "
@@ -500,7 +500,7 @@ class ClassifyTab(QWidget):
             self.show_reading_digit(0)
         else:
             self.preview.set_boxes([])
-            self.reading_label.setText("One digit in this image" if digits else "")
+            self.reading_label.setText("One digit in this image" if len(digits) == 1 else "")
         self.number_read.emit(reading)
 
     def show_reading_digit(self, index: int) -> None:

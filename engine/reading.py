@@ -78,6 +78,32 @@ class Reading:
     def to_json(self) -> dict:
         return {"text": self.text, "digits": [d.to_json() for d in self.digits]}
 
+    def looks_like_a_number(self) -> bool:
+        """Two or more digits in a row, of similar height, read with confidence.
+
+        Neighbours overlapping by at most a quarter of the narrower one, heights within a factor
+        2 of their median, vertical centres within 0.6 median heights of theirs, and a geometric
+        mean confidence of at least 0.8: a photo's blobs rarely pass.
+        """
+        if len(self.digits) < 2:
+            return False
+        heights = np.array([d.box[3] - d.box[1] for d in self.digits], dtype=np.float64)
+        centres = np.array([(d.box[1] + d.box[3]) / 2 for d in self.digits])
+        h = float(np.median(heights))
+        confident = np.exp(np.mean(np.log([max(d.confidence, 1e-9) for d in self.digits])))
+        overlaps = [
+            (min(a.box[2], b.box[2]) - max(a.box[0], b.box[0]))
+            / min(a.box[2] - a.box[0], b.box[2] - b.box[0])
+            for a, b in itertools.pairwise(self.digits)
+        ]
+        return bool(
+            max(overlaps) <= 0.25
+            and heights.max() <= 2 * h
+            and heights.min() >= h / 2
+            and np.abs(centres - np.median(centres)).max() <= 0.6 * h
+            and confident >= 0.8
+        )
+
 
 # ----- 1. ink -------------------------------------------------------------------------------
 def to_gray(image: np.ndarray) -> np.ndarray:

@@ -402,3 +402,11 @@ def test_drops_without_an_image_say_why(qtbot, tab, mnist, sure_digits, tmp_path
     assert not tab.handle_drop(text)
     assert "not an image" in tab.message_label.text()
     assert tab.prediction_label.text() == before
+
+
+def test_a_photo_gets_no_reading_boxes(qtbot, tab):
+    with qtbot.waitSignal(tab.number_read, timeout=5000):
+        assert tab.open_image_file(resources.resource_path("samples", "camera.png"))
+    assert tab.preview.boxes() == []
+    assert "Reads as" not in tab.reading_label.text()
+    assert tab.chart.probabilities().sum() == pytest.approx(1.0, abs=1e-4)

@@ -157,6 +157,14 @@ def test_noise_and_photos_are_not_numbers_and_are_quick():
     assert time.perf_counter() - start < 10  # was minutes before clutter was refused early
 
 
+def test_photos_do_not_look_like_numbers(model):
+    from engine.imageio import load_image
+
+    for path in resources.sample_images():
+        reading = read_digits(model, load_image(path))
+        assert not reading.looks_like_a_number(), (path.name, reading.text)
+
+
 def test_blank_image_has_no_digits():
     assert segment_digits(np.full((40, 90), 255, np.uint8)) == []
 
@@ -172,6 +180,7 @@ def test_reads_composed_numbers(mnist, model):
         assert len(reading.digits) == 4
         assert all(0 < d.confidence <= 1 for d in reading.digits)
         assert reading.to_json()["text"] == reading.text
+        assert reading.looks_like_a_number()
     assert correct >= 7, f"{correct}/8 numbers read right"
 
 
