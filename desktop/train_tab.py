@@ -15,12 +15,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QFileDialog,
     QHBoxLayout,
     QLabel,
+    QLayout,
     QProgressBar,
     QPushButton,
     QScrollArea,
@@ -94,7 +95,7 @@ class TrainTab(QWidget):
         self.setup = RunSetup()
         self.setup.dataset_loaded.connect(self._on_setup_dataset_loaded)
         self.setup.sample_clicked.connect(self._on_setup_sample_clicked)
-        self.setup.loading_finished.connect(self._on_work_maybe_stopped)
+        self.setup.loading_finished.connect(self._update_buttons)
         self.setup.architecture_changed.connect(self._update_buttons)
         setup_area = _scrolled(self.setup)
         setup_area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
@@ -127,11 +128,23 @@ class TrainTab(QWidget):
         outer.addWidget(right)
         outer.setStretchFactor(1, 1)
         outer.setSizes([370, 910])
-        QHBoxLayout(self).addWidget(outer)
-        self.layout().setContentsMargins(0, 0, 0, 0)
+        layout = QHBoxLayout(self)
+        layout.addWidget(outer)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSizeConstraint(QLayout.SizeConstraint.SetNoConstraint)
         state.classify_image_changed.connect(self.live.offer_classify_image)
         self._update_buttons()
-        self.setup.load()
+
+    def minimumSizeHint(self) -> QSize:
+        # Never force the window to the full layout's minimum (about 1160x670): in a small
+        # window the panels are squeezed instead (the splitters and scroll areas adapt).
+        return QSize(480, 360)
+
+    def showEvent(self, event) -> None:
+        # The dataset loads when the tab is first shown, not at every start of the app.
+        if self.setup.dataset is None and not self.setup.is_loading():
+            self.setup.load()
+        super().showEvent(event)
 
     # ----- building ---------------------------------------------------------------------
     def _build_controls(self) -> QVBoxLayout:
@@ -170,7 +183,9 @@ class TrainTab(QWidget):
 
     # ----- tab protocol -----------------------------------------------------------------
     def is_busy(self) -> bool:
-        return self.session.is_running() or self.setup.is_loading()
+        """Training (or its evaluation) runs. A dataset load is not work to stop: it ends by
+        itself within a second and survives the window (see RunSetup.load)."""
+        return self.session.is_running()
 
     def stop_work(self) -> None:
         self.session.stop()

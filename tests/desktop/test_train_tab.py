@@ -364,3 +364,21 @@ def test_earlier_runs_stay_on_the_charts_and_can_be_hidden(qtbot, tab):
     assert charts.run_visible(0)
     charts.log_check.setChecked(True)
     assert charts.loss_plot.getPlotItem().ctrl.logYCheck.isChecked()
+
+
+def test_closing_while_the_dataset_loads_neither_asks_nor_crashes(qtbot, settings, monkeypatch):
+    from desktop.main_window import MainWindow
+
+    asked = []
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: asked.append(a))
+    window = MainWindow(settings=settings)
+    qtbot.addWidget(window)
+    window.show()
+    assert not window.train_tab.setup.is_loading()  # nothing loads before the tab is shown
+    window.tabs.setCurrentWidget(window.train_tab)
+    setup = window.train_tab.setup
+    assert setup.is_loading()
+    thread = setup._thread
+    window.close()
+    assert not window.isVisible() and asked == []
+    qtbot.waitUntil(thread.isFinished, timeout=30_000)  # the load ends by itself, unharmed
