@@ -18,6 +18,7 @@ between them; everything else is essential).
 from __future__ import annotations
 
 import contextlib
+import inspect
 import sys
 import threading
 import time
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 from PySide6.QtCore import QObject, QThread, Signal
 
+from desktop import workers
 from desktop.workers import GeneratorWorker
 from engine.evaluation import EvaluationResult, evaluate_iter
 from engine.training import (
@@ -222,12 +224,17 @@ def _job(
 
 
 def start_worker_notifying(
-    worker: GeneratorWorker, parent: QObject, on_finished: Callable[[], None]
+    worker: GeneratorWorker, parent: QObject | None, on_finished: Callable[[], None]
 ) -> QThread:
-    """:func:`desktop.workers.start_worker`, with ``on_finished`` connected to the thread's
-    ``finished`` BEFORE the thread starts: connected afterwards, a job that ends at once (an error,
-    a busy machine that schedules the worker first) could finish unheard and the tab would
-    believe it busy forever."""
+    """Start ``worker`` with ``on_finished`` connected to its thread's ``finished`` BEFORE the
+    thread starts (connected afterwards, a job that ends at once could finish unheard and the
+    tab would believe it busy forever).
+
+    Uses ``workers.start_worker(worker, on_finished)`` when it offers that (it also keeps worker
+    and thread alive until done); otherwise the same pattern as the original ``start_worker``.
+    """
+    if "on_finished" in inspect.signature(workers.start_worker).parameters:
+        return workers.start_worker(worker, on_finished=on_finished)
     thread = QThread(parent)
     worker.moveToThread(thread)
     thread.started.connect(worker.run)
