@@ -31,6 +31,7 @@ from PySide6.QtCore import QMimeData, QUrl
 from PySide6.QtWidgets import QApplication
 
 REPEATS = 15
+SIZE = tuple(int(v) for v in os.environ.get("SHOT_SIZE", "1280x820").split("x"))
 
 
 def _megapixel_digit(folder: Path) -> Path:
@@ -97,7 +98,7 @@ def screenshot(path: Path, model_path: Path | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         settings = QSettings(str(Path(tmp) / "s.ini"), QSettings.Format.IniFormat)
         window = MainWindow(settings=settings)
-        window.resize(1280, 820)
+        window.resize(*SIZE)
         window.show()
         tab = window.classify_tab
         window.tabs.setCurrentWidget(tab)

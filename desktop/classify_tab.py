@@ -25,11 +25,13 @@ from PySide6.QtWidgets import (
     QButtonGroup,
     QCheckBox,
     QFileDialog,
+    QFrame,
     QGridLayout,
     QGroupBox,
     QHBoxLayout,
     QLabel,
     QPushButton,
+    QScrollArea,
     QSizePolicy,
     QStackedWidget,
     QTabWidget,
@@ -210,8 +212,13 @@ class ClassifyTab(QWidget):
         self.reading_label = QLabel(objectName="readingLabel", wordWrap=True)
         self.message_label = QLabel(objectName="messageLabel", wordWrap=True)
         self.message_label.setStyleSheet("color: #c0392b;")
-        self.invert_box = QCheckBox("Auto-invert dark ink on light paper", checked=True)
-        self.center_box = QCheckBox("Crop, fit 20×20 and centre by mass (as MNIST)", checked=True)
+        self.invert_box = QCheckBox("Auto-invert dark ink", checked=True)
+        self.invert_box.setToolTip("Dark ink on light paper becomes white on black, as in MNIST")
+        self.center_box = QCheckBox("Crop and centre (MNIST)", checked=True)
+        self.center_box.setToolTip(
+            "Crop to the ink, fit into 20×20 and centre by mass in 28×28, as MNIST was made; "
+            "off: the whole picture is scaled to 28×28"
+        )
         for box in (self.invert_box, self.center_box):
             box.toggled.connect(self._on_option_toggled)
         left = QVBoxLayout(self.drop_area)
@@ -249,7 +256,9 @@ class ClassifyTab(QWidget):
         middle.addWidget(seen_box)
         middle.addWidget(self.prediction_label)
         middle.addWidget(self.top3_label)
-        middle.addWidget(QLabel("Probability of each class (softmax output, sums to 100%)"))
+        middle.addWidget(
+            QLabel("Probability of each class (softmax: they sum to 100%)", wordWrap=True)
+        )
         middle.addWidget(self.chart, 1)
         model_box = QGroupBox("Model")
         model_layout = QVBoxLayout(model_box)
@@ -266,7 +275,9 @@ class ClassifyTab(QWidget):
         batch_page = QWidget()
         batch_layout = QVBoxLayout(batch_page)
         self.batch_status = QLabel(
-            "Drop several image files or a folder to classify them all.", objectName="batchStatus"
+            "Drop several image files or a folder to classify them all.",
+            objectName="batchStatus",
+            wordWrap=True,
         )
         batch_row = QHBoxLayout()
         batch_row.addWidget(self.batch_status, 1)
@@ -277,10 +288,17 @@ class ClassifyTab(QWidget):
         self.right_tabs.addTab(self.network_view, "Inside the network")
         self.right_tabs.addTab(batch_page, "Batch results")
 
-        root = QHBoxLayout(self)
-        root.addWidget(self.drop_area, 3)
-        root.addLayout(middle, 3)
-        root.addWidget(self.right_tabs, 5)
+        # In a scroll area: a small window scrolls the tab instead of growing to fit it.
+        content = QWidget()
+        columns = QHBoxLayout(content)
+        columns.addWidget(self.drop_area, 3)
+        columns.addLayout(middle, 3)
+        columns.addWidget(self.right_tabs, 5)
+        scroll = QScrollArea(widgetResizable=True, frameShape=QFrame.Shape.NoFrame)
+        scroll.setWidget(content)
+        root = QVBoxLayout(self)
+        root.setContentsMargins(0, 0, 0, 0)
+        root.addWidget(scroll)
         paste = QShortcut(QKeySequence.StandardKey.Paste, self)
         paste.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
         paste.activated.connect(self._on_paste_activated)

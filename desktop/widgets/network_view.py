@@ -129,7 +129,7 @@ class NetworkView(QWidget):
         super().__init__(parent)
         self.setObjectName("networkView")
         self.setMouseTracking(True)
-        self.setMinimumSize(420, 360)
+        self.setMinimumSize(360, 360)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self._layers: list[ViewLayer] = []
         self._rows: list[_Row] = []
@@ -424,7 +424,7 @@ class PixelView(QWidget):
 
     def __init__(self, caption: str = "", parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setMinimumSize(96, 96 + self.fontMetrics().height())
+        self.setMinimumSize(72, 72 + self.fontMetrics().height())
         self._image: QImage | None = None
         self._array: np.ndarray | None = None
         self.caption = caption
@@ -459,7 +459,11 @@ class PixelView(QWidget):
         painter.drawRect(frame.adjusted(0, 0, -1, -1))
         painter.setPen(self.palette().windowText().color())
         painter.drawText(
-            QRectF(0, side + 2, self.width(), line), Qt.AlignmentFlag.AlignCenter, self.caption
+            QRectF(0, side + 2, self.width(), line),
+            Qt.AlignmentFlag.AlignCenter,
+            painter.fontMetrics().elidedText(
+                self.caption, Qt.TextElideMode.ElideRight, self.width()
+            ),
         )
 
 
