@@ -10,6 +10,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Open the ConvScope window and run the event loop; returns the exit status."""
     from PySide6.QtWidgets import QApplication
 
+    import desktop.qt_compat  # noqa: F401  (binding work-arounds, before any widget)
     from desktop.main_window import MainWindow
 
     app = QApplication.instance() or QApplication(list(argv if argv is not None else sys.argv))

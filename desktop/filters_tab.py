@@ -17,7 +17,6 @@ another tab sent a kernel here (the main window should switch to this tab).
 from __future__ import annotations
 
 import math
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -25,7 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import shiboken6
 from PySide6.QtCore import QCoreApplication, Qt, QTimer, Signal
 from PySide6.QtGui import (
     QAction,
@@ -72,24 +70,6 @@ from desktop.workers import GeneratorWorker, start_worker
 from engine import filters as F
 from engine.errors import EngineError
 from engine.imageio import load_image, save_image
-
-
-def _guard_singleton_refcounts() -> None:
-    """PySide6 6.12 on CPython 3.11 drops a reference to None/True/False on each void call and
-    each ``emit``; a busy tab would crash with "none_dealloc" after a few thousand. Raise their
-    counts out of reach (3.12+ makes them immortal). The same guard is in
-    ``desktop/training_session.py``; it belongs in ``desktop/app.py`` and ``tests/conftest.py``."""
-    if sys.version_info >= (3, 12) or sys.implementation.name != "cpython":
-        return
-    import ctypes
-
-    for obj in (None, True, False):
-        count = ctypes.c_ssize_t.from_address(id(obj))
-        if count.value < 1 << 40:
-            count.value += 1 << 40
-
-
-_guard_singleton_refcounts()
 
 CUSTOM = "Custom kernel"
 BORDER_LABELS = {
@@ -280,7 +260,6 @@ class FiltersTab(QWidget):
         self._token = 0
         self._running: tuple[GeneratorWorker, object, threading.Event] | None = None
         self._pending = False
-        self._retired: list[GeneratorWorker] = []
         self._shown_source: tuple[int, int] | None = None
         self._hover: tuple[int, int] | None = None
         self._schedule_timer = QTimer(self, singleShot=True, interval=0)
@@ -940,8 +919,9 @@ class FiltersTab(QWidget):
         worker.finished.connect(self._on_worker_finished)
         self.progress.setVisible(pixels > self.PREVIEW_PIXELS)
         self.progress.setValue(0)
-        # owned by the application, so closing the tab mid-job never destroys a running thread
-        thread = start_worker(worker, QCoreApplication.instance())
+        # kept alive by desktop.workers until it has finished, so closing the tab mid-job
+        # never destroys a running thread
+        thread = start_worker(worker)
         self._running = (worker, thread, cancel)
 
     def _on_app_about_to_quit(self) -> None:
@@ -975,12 +955,6 @@ class FiltersTab(QWidget):
         self._show_error(f"Filtering failed: {message}")
 
     def _on_worker_finished(self) -> None:
-        # Keep the worker's Python wrapper until Qt has deleted the object (deleteLater in its
-        # thread): dropping it earlier makes PySide delete it too ("shared QObject was deleted
-        # directly") and the app crashes now and then.
-        if self._running is not None:
-            self._retired.append(self._running[0])
-        self._retired = [w for w in self._retired if shiboken6.isValid(w)]
         self._running = None
         self.progress.hide()
         if self._pending:

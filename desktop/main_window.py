@@ -27,6 +27,7 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QFileDialog, QMainWindow, QMessageBox, QTabWidget, QWidget
 
+import desktop.qt_compat  # noqa: F401  (binding work-arounds, before any widget)
 import resources
 from desktop.app_state import AppState
 from desktop.classify_tab import ClassifyTab

@@ -1,10 +1,11 @@
 """The one threading pattern of the app: a plain engine generator driven by a QObject worker.
 
-A :class:`GeneratorWorker` is moved to its own :class:`QThread`. It loops over the iterable the
-job returns (an engine generator such as training or full-resolution filtering) and emits each
-event it yields as plain data. Cancellation and pause are cooperative: the engine generator checks
-its own control object between steps, so the worker never kills a thread and the GUI thread
-never ``wait()``s on one. ``finished`` is always emitted, from a ``finally``.
+A :class:`GeneratorWorker` is moved to its own :class:`QThread` by :func:`start_worker`. It
+loops over the iterable the job returns (an engine generator such as training or
+full-resolution filtering) and emits each event it yields as plain data. Cancellation and pause
+are cooperative: the engine generator checks its own control object between steps, so the
+worker never kills a thread and the GUI thread never ``wait()``s on one (except at quit, for
+jobs already cancelled). ``finished`` is always emitted, from a ``finally``.
 
 Throttling happens here, at the source: at most one non-essential event per ``min_interval``
 seconds reaches the GUI (about 20 a second), whatever the batch rate; events for which
@@ -17,7 +18,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterable
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QObject, Qt, QThread, Signal, Slot
 
 
 def _always(_event: object) -> bool:
@@ -62,17 +63,68 @@ class GeneratorWorker(QObject):
             self.finished.emit()
 
 
-def start_worker(worker: GeneratorWorker, parent: QObject) -> QThread:
-    """Move ``worker`` to a new thread owned by ``parent`` and start it.
+class _Keeper(QObject):
+    """Holds every started worker and its thread until the thread has finished.
 
-    The thread quits when the worker finishes; both are deleted later by Qt. Keep a reference to
-    the returned thread (and the worker) for as long as the job runs.
+    The Python wrappers of both are released here, on the GUI thread, once the thread is over;
+    nothing is ``deleteLater``-ed (deferred deletes racing with the release of the Python
+    wrappers crash PySide). At application quit, the few jobs still running (each cancelled by
+    its tab, and cancellation is checked between steps) are waited for, so no QThread is ever
+    destroyed while running.
     """
-    thread = QThread(parent)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.alive: list[tuple[GeneratorWorker, QThread]] = []
+
+    @Slot()
+    def release(self) -> None:
+        thread = self.sender()
+        self.alive = [(w, t) for (w, t) in self.alive if t is not thread]
+
+    def wait_all(self) -> None:
+        for _worker, thread in list(self.alive):
+            thread.wait()
+        self.alive.clear()
+
+
+_keeper: _Keeper | None = None
+
+
+def _the_keeper() -> _Keeper:
+    global _keeper
+    if _keeper is None:
+        _keeper = _Keeper()
+        app = QCoreApplication.instance()
+        if app is not None:
+            app.aboutToQuit.connect(_keeper.wait_all)
+    return _keeper
+
+
+def running_workers() -> int:
+    """How many started workers have a thread that has not finished yet."""
+    return len(_the_keeper().alive)
+
+
+def start_worker(
+    worker: GeneratorWorker, on_finished: Callable[[], None] | None = None
+) -> QThread:
+    """Run ``worker`` in a new QThread and return the thread.
+
+    ``on_finished`` (a slot of a GUI-thread QObject) is connected to the thread's ``finished``
+    before the thread starts, so a job that ends at once is never missed. The worker and the
+    thread are kept alive by this module until the thread has finished; callers need not hold
+    references, and a tab closed mid-job never takes a running thread with it.
+    """
+    keeper = _the_keeper()
+    thread = QThread()
     worker.moveToThread(thread)
     thread.started.connect(worker.run)
-    worker.finished.connect(thread.quit)
-    worker.finished.connect(worker.deleteLater)
-    thread.finished.connect(thread.deleteLater)
+    # direct: QThread.quit is thread-safe, and the GUI thread may be blocked in wait_all
+    worker.finished.connect(thread.quit, Qt.ConnectionType.DirectConnection)
+    if on_finished is not None:
+        thread.finished.connect(on_finished)
+    thread.finished.connect(keeper.release)
+    keeper.alive.append((worker, thread))
     thread.start()
     return thread

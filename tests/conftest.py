@@ -9,6 +9,8 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 import numpy as np
 import pytest
 
+import desktop.qt_compat  # noqa: F401  (binding work-arounds, as the app applies them)
+
 
 @pytest.fixture
 def rng() -> np.random.Generator:
