@@ -1185,9 +1185,7 @@ class FiltersTab(QWidget):
             return False
         try:
             if path.suffix.lower() == ".npy":
-                maps = rendered.result.maps
-                raw = maps[..., 0] if maps.shape[-1] == 1 else maps
-                np.save(path, raw[0] if raw.shape[0] == 1 else raw)
+                F.save_raw(rendered.result, path)
             else:
                 save_image(
                     rendered.mosaic if rendered.mosaic is not None else rendered.pictures[0], path

@@ -39,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.atomic import atomic_write
 from engine.errors import EngineError, ShapeError
 
 __all__ = [
@@ -367,10 +368,9 @@ class KernelSpec:
 
 def save_kernels(path: str | os.PathLike[str], specs: Sequence[KernelSpec]) -> Path:
     """Write kernels as JSON ``{"format": "convscope-kernels", "version": 1, "kernels": [...]}``."""
-    p = Path(path)
     doc = {"format": "convscope-kernels", "version": 1, "kernels": [s.to_json() for s in specs]}
-    p.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
-    return p
+    text = (json.dumps(doc, indent=2) + "\n").encode("utf-8")
+    return atomic_write(path, lambda f: f.write(text))
 
 
 def load_kernels(path: str | os.PathLike[str]) -> list[KernelSpec]:
@@ -869,6 +869,17 @@ class FilterResult:
     stages: list[tuple[str, tuple[int, ...]]]
     source: np.ndarray = field(repr=False)
     settings: FilterSettings | None = None
+
+    def raw(self) -> np.ndarray:
+        """The float32 values before any display mapping, without size-1 axes of the stack
+        and channel: ``(H', W')`` for one gray kernel, ``(N, H', W', 3)`` for an RGB stack."""
+        raw = self.maps[..., 0] if self.maps.shape[-1] == 1 else self.maps
+        return np.ascontiguousarray(raw[0] if raw.shape[0] == 1 else raw, dtype=np.float32)
+
+
+def save_raw(result: FilterResult, path: str | os.PathLike[str]) -> Path:
+    """Write ``result.raw()`` to ``path`` (.npy) atomically."""
+    return atomic_write(path, lambda f: np.save(f, result.raw()))
 
 
 def prepare_source(image: np.ndarray, color: str) -> np.ndarray:

@@ -41,7 +41,6 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import tempfile
 import threading
 import warnings
 from pathlib import Path
@@ -49,6 +48,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from engine.atomic import atomic_write
 from engine.errors import EngineError, ImageLoadError
 
 __all__ = [
@@ -360,26 +360,11 @@ def save_image(image: np.ndarray, path: str | os.PathLike[str], *, quality: int 
     folder = p.parent if str(p.parent) else Path(".")
     if not folder.is_dir():
         raise ImageSaveError(f"{p}: the folder {folder} does not exist")
-    tmp_name = None
+    kwargs = {"quality": quality} if fmt == "JPEG" else {}
     try:
-        with tempfile.NamedTemporaryFile(
-            dir=folder, prefix=f".{p.stem}-", suffix=p.suffix + ".tmp", delete=False
-        ) as tmp:
-            tmp_name = tmp.name
-            kwargs = {"quality": quality} if fmt == "JPEG" else {}
-            img.save(tmp, format=fmt, **kwargs)
-            tmp.flush()
-            os.fsync(tmp.fileno())
-        os.replace(tmp_name, p)
-        tmp_name = None
+        atomic_write(p, lambda f: img.save(f, format=fmt, **kwargs))
     except OSError as exc:
         raise ImageSaveError(f"{p}: cannot write the image ({exc.strerror or exc})") from exc
-    finally:
-        if tmp_name is not None:
-            try:
-                os.unlink(tmp_name)
-            except OSError:
-                pass
     return p
 
 

@@ -23,11 +23,10 @@ Loading never unpickles (``allow_pickle=False``) and checks everything it reads.
 
 from __future__ import annotations
 
-import contextlib
+import io
 import json
 import math
 import os
-import tempfile
 import zipfile
 import zlib
 from pathlib import Path
@@ -36,8 +35,12 @@ from typing import Any
 import numpy as np
 
 from engine import __version__
+from engine.atomic import atomic_write
 from engine.errors import EngineError, ModelFileError
 from engine.model import InputSpec, Sequential, build_model
+
+# A LeNet is well under 1 MB; anything this large is not one of ours (and is not read).
+MAX_MODEL_BYTES = 512 * 1024 * 1024
 
 FORMAT = "convscope-model"
 VERSION = 1
@@ -103,25 +106,10 @@ def save_model(model: Sequential, path: str | os.PathLike) -> Path:
         raise ModelFileError(f"cannot save {path}: the folder {folder} does not exist")
     arrays = {k: np.asarray(p, dtype=np.float32) for k, p in model.parameters().items()}
     meta = json.dumps(model_meta(model), allow_nan=False)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, meta=np.array(meta), **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(exc, OSError):
-            raise ModelFileError(f"cannot save {path}: {exc.strerror or exc}") from exc
-        raise
-    with contextlib.suppress(OSError, AttributeError):  # make the rename itself durable
-        dfd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+        atomic_write(path, lambda f: np.savez(f, meta=np.array(meta), **arrays))
+    except OSError as exc:
+        raise ModelFileError(f"cannot save {path}: {exc.strerror or exc}") from exc
     return path
 
 
@@ -144,8 +132,14 @@ def _open(path: Path):
         raise ModelFileError(f"{path} is a folder, not a model file")
     if path.stat().st_size == 0:
         raise ModelFileError(f"{path} is empty (0 bytes); save the model again")
+    if path.stat().st_size > MAX_MODEL_BYTES:
+        raise ModelFileError(
+            f"{path} is {path.stat().st_size / 1e6:.0f} MB, far larger than any ConvScope model; "
+            "it is not a model file"
+        )
     try:
-        data = np.load(path, allow_pickle=False)
+        # read into memory: np.load leaves the file open when the archive turns out corrupt
+        data = np.load(io.BytesIO(path.read_bytes()), allow_pickle=False)
     except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
         raise ModelFileError(
             f"{path} is truncated or corrupt ({exc}); save or download it again"

@@ -17,9 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
-
-import numpy as np
 
 from desktop.cli import CliError
 from engine import filters as F
@@ -146,16 +143,14 @@ def run(args: argparse.Namespace) -> int:
     image = load_image(args.image)
     result = F.run_filter(image, settings)
     maps = result.maps  # (N, H', W', C)
-    raw = maps[..., 0] if maps.shape[-1] == 1 else maps
-    raw = raw[0] if raw.shape[0] == 1 else raw
+    raw = result.raw()
     written = {}
     if args.out:
         pictures = [F.display(m, args.display) for m in maps]
         picture = pictures[0] if len(pictures) == 1 else F.tile_maps(pictures)
         written["out"] = str(save_image(picture, args.out))
     if args.raw:
-        np.save(args.raw, raw.astype(np.float32))
-        written["raw"] = str(Path(args.raw))
+        written["raw"] = str(F.save_raw(result, args.raw))
     summary = {
         "input": str(args.image),
         "input_shape": list(image.shape),
