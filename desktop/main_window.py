@@ -159,7 +159,9 @@ class MainWindow(QMainWindow):
     # ----- drag and drop anywhere on the window -------------------------------------------
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         mime = event.mimeData()
-        if mime.hasUrls() or mime.hasImage():
+        raw_image = any(f.startswith("image/") or f == "application/octet-stream"
+                        for f in mime.formats())
+        if mime.hasUrls() or mime.hasImage() or raw_image:
             event.acceptProposedAction()
 
     def dragMoveEvent(self, event: QDragMoveEvent) -> None:
