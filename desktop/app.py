@@ -16,6 +16,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     app = QApplication.instance() or QApplication(list(argv if argv is not None else sys.argv))
     app.setApplicationName("ConvScope")
     app.setOrganizationName("ConvScope")
+    from desktop.workers import wait_for_all
+
     window = MainWindow()
     window.show()
-    return app.exec()
+    status = app.exec()
+    wait_for_all()  # a job started while quitting (e.g. a last preview) must not outlive the app
+    return status

@@ -101,6 +101,12 @@ def _the_keeper() -> _Keeper:
     return _keeper
 
 
+def wait_for_all() -> None:
+    """Block until every started worker's thread has finished (call after the event loop ends:
+    a job started while the application was quitting must not outlive it)."""
+    _the_keeper().wait_all()
+
+
 def running_workers() -> int:
     """How many started workers have a thread that has not finished yet."""
     return len(_the_keeper().alive)
