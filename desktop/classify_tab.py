@@ -6,8 +6,8 @@ prediction, the probability bars and the model in use. Right: the network view, 
 of a batch of files.
 
 A slot reads the UI, calls one engine function and updates the UI. The occlusion map, the
-reading of a number and a batch of files run off the GUI thread (:class:`OneAtATime`, built on
-:class:`desktop.workers.GeneratorWorker`, each job with its own copy of the model); a drop or a
+reading of a number and a batch of files run off the GUI thread
+(:class:`desktop.workers.OneAtATime`, each job with its own copy of the model); a drop or a
 stroke is classified on the GUI thread in a few milliseconds.
 """
 
@@ -15,10 +15,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
 
 import numpy as np
-from PySide6.QtCore import QMimeData, QObject, Qt, QThread, QTimer, Signal, Slot
+from PySide6.QtCore import QMimeData, Qt, QTimer, Signal
 from PySide6.QtGui import QFont, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QApplication,
@@ -47,7 +46,7 @@ from desktop.widgets.draw_canvas import DrawPanel
 from desktop.widgets.drop_area import DropArea, ImagePreview, parse_mime
 from desktop.widgets.network_view import NetworkView, PixelView, occlusion_rgb, view_layers
 from desktop.widgets.probability_chart import ProbabilityChart
-from desktop.workers import GeneratorWorker
+from desktop.workers import OneAtATime
 from engine.errors import EngineError
 from engine.imageio import load_image
 from engine.modelfile import load_model
@@ -82,82 +81,6 @@ def describe_model(model, label: str) -> str:
     if meta.get("trained_at"):
         parts.append(f"trained {str(meta['trained_at'])[:10]}")
     return " · ".join(parts)
-
-
-class OneAtATime(QObject):
-    """Runs one job at a time off the GUI thread (a :class:`GeneratorWorker` in a QThread).
-
-    A job submitted while one runs waits; a newer submission replaces a waiting one, so a
-    fast stream of requests (a digit being drawn) never piles up threads. ``job()`` returns an
-    iterable of events, each handed to ``on_event`` on the GUI thread.
-
-    Unlike :func:`desktop.workers.start_worker` nothing is ``deleteLater``-ed: the worker and
-    its thread are kept here until the thread has finished, then released on the GUI thread.
-    (Deferred deletes racing with the release of the Python wrappers crashed the tests.)
-    """
-
-    # Every worker and thread not yet finished, across instances: a tab deleted mid-job must
-    # not take a running QThread with it. Waited for when the application quits.
-    _alive: ClassVar[list[tuple[GeneratorWorker, QThread]]] = []
-    _hooked: ClassVar[list[QApplication]] = []
-
-    def __init__(self, parent: QObject, on_error) -> None:
-        super().__init__(parent)
-        self._on_error = on_error
-        self._waiting = None
-        self._running = False
-        self._mine: list[QThread] = []
-        app = QApplication.instance()
-        if app is not None and app not in OneAtATime._hooked:
-            OneAtATime._hooked.append(app)
-            app.aboutToQuit.connect(OneAtATime.wait_all)
-
-    def submit(self, job, on_event, essential=None) -> None:
-        self._waiting = (job, on_event, essential)
-        if not self._running:
-            self._start()
-
-    def busy(self) -> bool:
-        return self._running or self._waiting is not None or bool(self._mine)
-
-    @staticmethod
-    def wait_all() -> None:
-        """Block until every job's thread is over (at quit; the jobs take well under a second)."""
-        for _worker, thread in OneAtATime._alive:
-            thread.wait()
-        OneAtATime._alive.clear()
-
-    def _start(self) -> None:
-        (job, on_event, essential), self._waiting = self._waiting, None
-        extra = {} if essential is None else {"essential": essential}
-        worker = GeneratorWorker(job, **extra)
-        thread = QThread()
-        worker.moveToThread(thread)
-        thread.started.connect(worker.run)
-        worker.yielded.connect(on_event)
-        worker.errored.connect(self._on_error)
-        # direct: QThread.quit is thread-safe, and the GUI thread may be blocked in wait_all
-        worker.finished.connect(thread.quit, Qt.ConnectionType.DirectConnection)
-        worker.finished.connect(self._on_worker_finished)
-        thread.finished.connect(self._on_thread_finished)
-        OneAtATime._alive.append((worker, thread))
-        self._mine.append(thread)
-        self._running = True
-        thread.start()
-
-    @Slot()
-    def _on_worker_finished(self) -> None:
-        self._running = False
-        if self._waiting is not None:
-            self._start()
-
-    @Slot()
-    def _on_thread_finished(self) -> None:
-        done = [t for _w, t in OneAtATime._alive if t.isFinished()]
-        for thread in done:
-            thread.wait()  # already over: returns at once; then both are released here
-        OneAtATime._alive[:] = [(w, t) for w, t in OneAtATime._alive if t not in done]
-        self._mine = [t for t in self._mine if t not in done]
 
 
 class ClassifyTab(QWidget):

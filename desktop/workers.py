@@ -134,3 +134,47 @@ def start_worker(
     keeper.alive.append((worker, thread))
     thread.start()
     return thread
+
+
+class OneAtATime(QObject):
+    """Runs one job at a time through :func:`start_worker`; the newest waiting request wins.
+
+    A job submitted while one runs waits; a newer submission replaces a waiting one, so a fast
+    stream of requests (a digit being drawn, a slider dragged) never piles up threads.
+    ``job()`` returns an iterable of events, each handed to ``on_event`` on the GUI thread;
+    errors go to ``on_error(message)``.
+    """
+
+    def __init__(self, parent: QObject, on_error: Callable[[str], None]) -> None:
+        super().__init__(parent)
+        self._on_error = on_error
+        self._waiting: tuple | None = None
+        self._running = False
+
+    def submit(
+        self,
+        job: Callable[[], Iterable[object]],
+        on_event: Callable[[object], None],
+        essential: Callable[[object], bool] | None = None,
+    ) -> None:
+        self._waiting = (job, on_event, essential)
+        if not self._running:
+            self._start()
+
+    def busy(self) -> bool:
+        """True while a job runs (until its thread has finished) or waits."""
+        return self._running or self._waiting is not None
+
+    def _start(self) -> None:
+        (job, on_event, essential), self._waiting = self._waiting, None
+        worker = GeneratorWorker(job, essential=essential or _always)
+        worker.yielded.connect(on_event)
+        worker.errored.connect(self._on_error)
+        self._running = True
+        start_worker(worker, self._on_thread_finished)
+
+    @Slot()
+    def _on_thread_finished(self) -> None:
+        self._running = False
+        if self._waiting is not None:
+            self._start()
