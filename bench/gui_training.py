@@ -5,8 +5,9 @@ medians:
 
 - **bare**: ``engine.training.train()`` looped in this process, no Qt (**bare1**: the same with
   BLAS limited to one thread, as the app does while training);
-- **app**: the Train tab of a 1280x820 MainWindow (live charts, activations, filters), with a
-  10 ms QTimer probe in the GUI thread measuring the longest gap between its ticks (a stall);
+- **app**: the Train tab of a 1280x820 MainWindow (live charts, activations, filters);
+  **probe**: the same run with a 10 ms QTimer probe in the GUI thread measuring the longest gap
+  between its ticks (a stall); the probe's own wake-ups cost some throughput;
 - **cli**: ``convscope train --json`` in a subprocess (its own samples/s figure); **cli1** the
   same with ``OPENBLAS_NUM_THREADS=1``.
 
@@ -164,7 +165,9 @@ class AppRunner:
         probe.stop()
         return 1000 * max(gaps)
 
-    def run(self) -> dict:
+    def run(self, probe_on: bool = True) -> dict:
+        """One run; with ``probe_on`` a 10 ms QTimer measures GUI stalls (it costs some
+        throughput itself, so throughput is also measured in runs without it)."""
         from engine.training import BatchEnd, Finished
 
         tab = self.tab
@@ -185,23 +188,31 @@ class AppRunner:
                 seen["batch"] = event
             elif isinstance(event, Finished):
                 seen["finished"] = time.perf_counter()
+                loop.quit()
 
+        loop = self.QEventLoop()  # woken by the Finished event: no polling timer meanwhile
         tab.session.event_received.connect(on_event)
         probe = self.QTimer()
         probe.setInterval(10)
         probe.timeout.connect(tick)
-        probe.start()
+        if probe_on:
+            probe.start()
         t0 = time.perf_counter()
         last_tick[0] = t0
         tab.start_button.click()
-        self._wait(lambda: "finished" in seen)
+        loop.exec()
         probe.stop()
         self._wait(lambda: not tab.is_busy())
         tab.session.event_received.disconnect(on_event)
         n = len(tab.session.request.train_labels) * tab.session.request.config.epochs
-        return {
+        result = {
             "engine": seen["batch"].samples_per_second,
             "wall": n / (seen["finished"] - t0),
+        }
+        if not probe_on:
+            return result
+        return {
+            **result,
             "stall_max_ms": 1000 * max(gaps),
             # the same without the start click's own work (building the run, one full repaint)
             "stall_running_ms": 1000 * max(b - a for a, b in self.gap_log if a - t0 > 0.25),
@@ -217,18 +228,29 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     runner = AppRunner(args.limit, args.epochs, args.batch_size)
-    results: dict[str, list[dict]] = {"bare": [], "bare1": [], "app": [], "cli": [], "cli1": []}
+    results: dict[str, list[dict]] = {
+        "bare": [],
+        "bare1": [],
+        "app": [],
+        "probe": [],
+        "cli": [],
+        "cli1": [],
+    }
     for i in range(args.repeats):
         results["bare"].append(bare_run(args.limit, args.epochs, args.batch_size))
         results["bare1"].append(bare_run(args.limit, args.epochs, args.batch_size, threads=1))
-        results["app"].append(runner.run())
-        results["cli"].append(cli_run(args.limit, args.epochs, args.batch_size))
-        results["cli1"].append(cli_run(args.limit, args.epochs, args.batch_size, threads=1))
-        results["app"][-1]["idle_stall_ms"] = runner.idle_stall()
+        results["app"].append(runner.run(probe_on=False))
+        results["probe"].append(runner.run(probe_on=True))
+        for kind, threads in (("cli", None), ("cli1", 1)):
+            try:
+                results[kind].append(cli_run(args.limit, args.epochs, args.batch_size, threads))
+            except subprocess.CalledProcessError as exc:  # report, keep the other figures
+                print(f"{kind} failed: {exc.stderr.strip().splitlines()[-1:]}", file=sys.stderr)
+        results["probe"][-1]["idle_stall_ms"] = runner.idle_stall()
         print(
             f"repeat {i + 1}: "
             + "  ".join(
-                f"{k} {v[-1]['engine']:,.0f}/{v[-1]['wall']:,.0f}" for k, v in results.items()
+                f"{k} {v[-1]['engine']:,.0f}/{v[-1]['wall']:,.0f}" for k, v in results.items() if v
             ),
             file=sys.stderr,
         )
@@ -241,24 +263,29 @@ def main() -> int:
         f"{args.batch_size}, median of {args.repeats}"
     )
     print(f"{'':6}{'engine samples/s':>18}{'wall samples/s':>16}")
-    for kind in ("bare", "bare1", "app", "cli", "cli1"):
+    for kind in ("bare", "bare1", "app", "probe", "cli", "cli1"):
         print(f"{kind:6}{med(kind, 'engine'):>18,.0f}{med(kind, 'wall'):>16,.0f}")
     print(
         f"app / cli (engine figure): {med('app', 'engine') / med('cli', 'engine'):.1%}; "
         f"app / cli with one BLAS thread: {med('app', 'engine') / med('cli1', 'engine'):.1%}"
     )
-    print(f"app / bare (wall clock):   {med('app', 'wall') / med('bare', 'wall'):.1%}")
     print(
-        f"GUI stall (10 ms probe): max {med('app', 'stall_max_ms'):.1f} ms, "
-        f"p99 {med('app', 'stall_p99_ms'):.1f} ms (medians over runs; worst max "
-        f"{max(r['stall_max_ms'] for r in results['app']):.1f} ms)"
+        f"app / bare (wall clock):   {med('app', 'wall') / med('bare', 'wall'):.1%}; app / bare "
+        f"with one BLAS thread: {med('app', 'wall') / med('bare1', 'wall'):.1%}"
+    )
+    print(
+        f"GUI stall (10 ms probe): max {med('probe', 'stall_max_ms'):.1f} ms, "
+        f"p99 {med('probe', 'stall_p99_ms'):.1f} ms (medians over runs; worst max "
+        f"{max(r['stall_max_ms'] for r in results['probe']):.1f} ms)"
     )
     print(
         f"  while running (from 0.25 s after the start click): max "
-        f"{med('app', 'stall_running_ms'):.1f} ms (worst "
-        f"{max(r['stall_running_ms'] for r in results['app']):.1f} ms)"
+        f"{med('probe', 'stall_running_ms'):.1f} ms (worst "
+        f"{max(r['stall_running_ms'] for r in results['probe']):.1f} ms)"
     )
-    print(f"same probe with the app idle (machine noise): max {med('app', 'idle_stall_ms'):.1f} ms")
+    print(
+        f"same probe with the app idle (machine noise): max {med('probe', 'idle_stall_ms'):.1f} ms"
+    )
     refresh = runner.refresh_ms
     print(
         f"activations + filters refresh in the GUI thread: median {statistics.median(refresh):.2f}"

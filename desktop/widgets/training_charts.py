@@ -14,6 +14,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QCheckBox,
+    QGraphicsItem,
     QHBoxLayout,
     QLabel,
     QListWidget,
@@ -35,6 +36,9 @@ def _style_plot(plot: pg.PlotWidget, title: str, left: str) -> None:
         axis = item.getAxis(name)
         axis.setPen(pg.mkPen("#888"))
         axis.setTextPen(pg.mkPen("#444"))
+        # Axes repaint with every curve update otherwise (their text was the GUI's main cost).
+        axis.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+    item.titleLabel.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
     item.setLabel("left", left, color="#444")
     item.setLabel("bottom", "epochs", color="#444")
     item.setMenuEnabled(False)
