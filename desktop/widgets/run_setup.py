@@ -246,9 +246,6 @@ class RunSetup(QWidget):
         if index >= 0:
             self.sample_clicked.emit(to_gray(self.dataset.train_images[index : index + 1])[0])
 
-    def preview_image(self, row: int, col: int) -> None:
-        self._on_sample_grid_cell_clicked(row, col)
-
     # ----- architecture -----------------------------------------------------------------
     def _build_architecture_group(self) -> QGroupBox:
         box = QGroupBox("2 · Architecture")

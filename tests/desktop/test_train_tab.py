@@ -232,9 +232,11 @@ def test_hover_click_filter_and_pinning(qtbot, tab):
     assert "Classify" in tab.live.sample_caption.text()
     input_row = tab.live.activation_view._layers[0]
     assert input_row.name == "input" and input_row.values.max() > input_row.values.min()
-    # A dataset preview image can be pinned too (row 0, class 7).
-    tab.setup.preview_image(0, 7)
+    # A dataset preview image can be pinned too: click the first 7 of the sample grid.
+    qtbot.mouseClick(tab.setup.sample_grid, Qt.MouseButton.LeftButton, pos=QPoint(7 * 29 + 14, 14))
     assert "dataset preview" in tab.live.sample_caption.text()
+    first_seven = int(np.flatnonzero(tab.setup.dataset.train_labels == 7)[0])
+    np.testing.assert_array_equal(tab.live.sample, tab.setup.dataset.train_images[first_seven])
     with qtbot.waitSignal(tab.training_finished, timeout=RUN_TIMEOUT):
         tab.stop_work()
 
