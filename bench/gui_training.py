@@ -102,6 +102,8 @@ class AppRunner:
         from PySide6.QtCore import QEventLoop, QSettings, QTimer
         from PySide6.QtWidgets import QApplication
 
+        import desktop.qt_compat  # noqa: F401  (binding work-arounds, as the app applies them)
+
         self.app = QApplication.instance() or QApplication([])
         from desktop.main_window import MainWindow
 

@@ -18,18 +18,15 @@ between them; everything else is essential).
 from __future__ import annotations
 
 import contextlib
-import inspect
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 from PySide6.QtCore import QObject, QThread, Signal
 
-from desktop import workers
-from desktop.workers import GeneratorWorker
+from desktop.workers import GeneratorWorker, start_worker
 from engine.evaluation import EvaluationResult, evaluate_iter
 from engine.training import (
     BatchEnd,
@@ -44,26 +41,6 @@ from engine.training import (
     train,
 )
 from engine.visualize import EmaSmoother, epoch_position, probe_loss
-
-
-def guard_singleton_refcounts() -> None:
-    """Work around PySide6 6.12 on CPython 3.11: each call of a void Qt method drops one
-    reference to ``None`` and each ``Signal.emit`` one to ``True``/``False``, so a busy GUI hits
-    "Fatal Python error: none_dealloc" after a few thousand calls. These singletons are never
-    freed, so raising their counts far out of reach is harmless (3.12+ makes them immortal).
-    Belongs in ``desktop/app.py`` and ``tests/conftest.py``; here so the Train tab is safe now.
-    """
-    if sys.version_info >= (3, 12) or sys.implementation.name != "cpython":
-        return
-    import ctypes
-
-    for obj in (None, True, False):
-        count = ctypes.c_ssize_t.from_address(id(obj))
-        if count.value < 1 << 40:
-            count.value += 1 << 40
-
-
-guard_singleton_refcounts()
 
 SNAPSHOT_INTERVAL = 0.3
 MIN_INTERVAL = 0.05  # at most ~20 non-essential updates a second
@@ -223,29 +200,6 @@ def _job(
                 yield EvaluationProgress(float(item))
 
 
-def start_worker_notifying(
-    worker: GeneratorWorker, parent: QObject | None, on_finished: Callable[[], None]
-) -> QThread:
-    """Start ``worker`` with ``on_finished`` connected to its thread's ``finished`` BEFORE the
-    thread starts (connected afterwards, a job that ends at once could finish unheard and the
-    tab would believe it busy forever).
-
-    Uses ``workers.start_worker(worker, on_finished)`` when it offers that (it also keeps worker
-    and thread alive until done); otherwise the same pattern as the original ``start_worker``.
-    """
-    if "on_finished" in inspect.signature(workers.start_worker).parameters:
-        return workers.start_worker(worker, on_finished=on_finished)
-    thread = QThread(parent)
-    worker.moveToThread(thread)
-    thread.started.connect(worker.run)
-    worker.finished.connect(thread.quit)
-    worker.finished.connect(worker.deleteLater)
-    thread.finished.connect(on_finished)
-    thread.finished.connect(thread.deleteLater)
-    thread.start()
-    return thread
-
-
 class TrainingSession(QObject):
     """Starts a run and forwards its events as signals; ``stopped`` once its thread is done.
 
@@ -306,7 +260,7 @@ class TrainingSession(QObject):
         worker.yielded.connect(self.event_received)
         worker.errored.connect(self.errored)
         self._worker = worker
-        self._thread = start_worker_notifying(worker, self, self._on_thread_finished)
+        self._thread = start_worker(worker, on_finished=self._on_thread_finished)
 
     def pause(self) -> None:
         self.control.pause()

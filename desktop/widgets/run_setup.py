@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QCoreApplication, Qt, QThread, Signal
+from PySide6.QtCore import Qt, QThread, Signal
 from PySide6.QtGui import QMouseEvent
 from PySide6.QtWidgets import (
     QComboBox,
@@ -31,8 +31,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.qt_image import array_to_pixmap
-from desktop.training_session import start_worker_notifying
-from desktop.workers import GeneratorWorker
+from desktop.workers import GeneratorWorker, start_worker
 from engine.errors import EngineError
 from engine.model import build_model
 from engine.training import TrainConfig
@@ -50,7 +49,6 @@ OPTIMIZERS = (("momentum", "SGD + momentum"), ("sgd", "SGD"), ("adam", "Adam"))
 DEFAULT_LR = {"momentum": 0.01, "sgd": 0.05, "adam": 0.001}
 LOSSES = (("cross_entropy", "cross-entropy"), ("total_error", "total error ½Σ(t−o)² (article)"))
 PER_CLASS = 3
-_LOADS: dict[int, tuple] = {}  # running dataset loads: (thread, worker), alive until done
 THUMB = 1  # preview zoom
 
 
@@ -193,15 +191,11 @@ class RunSetup(QWidget):
         worker = GeneratorWorker(lambda: [load_dataset(spec, limit=limit)])
         worker.yielded.connect(self._on_loader_yielded)
         worker.errored.connect(self._on_loader_errored)
-        # Parentless and kept in _LOADS: a window closed during the load must not destroy a
-        # running thread; the quit waits for it (at most the load's duration, about a second).
-        thread = start_worker_notifying(worker, None, self._on_loader_thread_finished)
-        _LOADS[id(thread)] = (thread, worker)
-        QCoreApplication.instance().aboutToQuit.connect(thread.wait)
-        self._thread, self._worker = thread, worker
+        # workers.start_worker keeps the thread alive until it ends (a window closed during the
+        # load never destroys it) and the quit waits for it.
+        self._thread = start_worker(worker, on_finished=self._on_loader_thread_finished)
 
     def _on_loader_thread_finished(self) -> None:
-        _LOADS.pop(id(self._thread), None)
         self._thread = None
         self._worker = None
         if self._reload:
