@@ -55,7 +55,7 @@ from engine.training import BatchEnd
 from engine.visualize import format_duration, to_gray
 
 PROBE_SIZE = 256
-UI_INTERVAL_MS = 150  # charts+progress and views refresh, alternating, while training
+UI_INTERVAL_MS = 200  # charts+progress and views refresh, alternating (each ~2.5/s)
 
 
 def _scrolled(widget: QWidget) -> QScrollArea:

@@ -42,7 +42,7 @@ from engine.training import (
 )
 from engine.visualize import EmaSmoother, epoch_position, probe_loss
 
-SNAPSHOT_INTERVAL = 0.3
+SNAPSHOT_INTERVAL = 0.4  # seconds between weight snapshots for the live views
 MIN_INTERVAL = 0.05  # at most ~20 non-essential updates a second
 BLAS_THREADS = 1  # while training; see blas_threads()
 
