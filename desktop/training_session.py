@@ -18,6 +18,7 @@ between them; everything else is essential).
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -44,7 +45,8 @@ from engine.visualize import EmaSmoother, epoch_position, probe_loss
 
 SNAPSHOT_INTERVAL = 0.4  # seconds between weight snapshots for the live views
 MIN_INTERVAL = 0.05  # at most ~20 non-essential updates a second
-BLAS_THREADS = 1  # while training; see blas_threads()
+# While training, BLAS keeps one core free for the GUI thread (see blas_threads()).
+BLAS_THREADS = max(1, (os.cpu_count() or 2) - 1)
 
 
 @dataclass(frozen=True)
@@ -127,9 +129,10 @@ class TrainingLog:
 def blas_threads(limit: int | None) -> contextlib.AbstractContextManager:
     """Limit BLAS to ``limit`` threads for the duration (no-op if None or without threadpoolctl).
 
-    Why: LeNet's matrix products are small, so a second BLAS thread adds little, and on a busy
-    2-core machine (the GUI thread, other programs) OpenBLAS threads that wait for each other
-    made training up to 10x slower; with one thread the app trains as fast as the bare engine.
+    Why: training shares the machine with the GUI thread. On a 2-core machine with other work
+    running, OpenBLAS threads that wait for each other made in-app training up to 10x slower;
+    with one core left to the GUI (``BLAS_THREADS``) it stays within ~10% of the bare engine
+    limited the same way (bench/gui_training.py).
     """
     if limit is None:
         return contextlib.nullcontext()
