@@ -4,12 +4,12 @@ Runs offscreen. For each repeat it trains LeNet-5 with the same settings three w
 medians:
 
 - **bare**: ``engine.training.train()`` looped in this process, no Qt (**bare1**: the same with
-  BLAS limited to one thread, as the app does while training);
+  BLAS limited to ``BLAS_THREADS``, all cores but one, as the app does while training);
 - **app**: the Train tab of a 1280x820 MainWindow (live charts, activations, filters);
   **probe**: the same run with a 10 ms QTimer probe in the GUI thread measuring the longest gap
   between its ticks (a stall); the probe's own wake-ups cost some throughput;
 - **cli**: ``convscope train --json`` in a subprocess (its own samples/s figure); **cli1** the
-  same with ``OPENBLAS_NUM_THREADS=1``.
+  same with ``OPENBLAS_NUM_THREADS=BLAS_THREADS``.
 
 Throughput is samples per second: the engine's own figure (batch time only, as the CLI reports
 it) and the wall-clock one (training images x epochs / seconds from start to ``Finished``).
@@ -32,6 +32,8 @@ from pathlib import Path
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import numpy as np
+
+from desktop.training_session import BLAS_THREADS
 
 
 def bare_run(limit: int, epochs: int, batch: int, threads: int | None = None) -> dict:
@@ -240,10 +242,12 @@ def main() -> int:
     }
     for i in range(args.repeats):
         results["bare"].append(bare_run(args.limit, args.epochs, args.batch_size))
-        results["bare1"].append(bare_run(args.limit, args.epochs, args.batch_size, threads=1))
+        results["bare1"].append(
+            bare_run(args.limit, args.epochs, args.batch_size, threads=BLAS_THREADS)
+        )
         results["app"].append(runner.run(probe_on=False))
         results["probe"].append(runner.run(probe_on=True))
-        for kind, threads in (("cli", None), ("cli1", 1)):
+        for kind, threads in (("cli", None), ("cli1", BLAS_THREADS)):
             try:
                 results[kind].append(cli_run(args.limit, args.epochs, args.batch_size, threads))
             except subprocess.CalledProcessError as exc:  # report, keep the other figures
@@ -269,11 +273,12 @@ def main() -> int:
         print(f"{kind:6}{med(kind, 'engine'):>18,.0f}{med(kind, 'wall'):>16,.0f}")
     print(
         f"app / cli (engine figure): {med('app', 'engine') / med('cli', 'engine'):.1%}; "
-        f"app / cli with one BLAS thread: {med('app', 'engine') / med('cli1', 'engine'):.1%}"
+        f"app / cli with {BLAS_THREADS} BLAS thread(s): "
+        f"{med('app', 'engine') / med('cli1', 'engine'):.1%}"
     )
     print(
         f"app / bare (wall clock):   {med('app', 'wall') / med('bare', 'wall'):.1%}; app / bare "
-        f"with one BLAS thread: {med('app', 'wall') / med('bare1', 'wall'):.1%}"
+        f"with {BLAS_THREADS} BLAS thread(s): {med('app', 'wall') / med('bare1', 'wall'):.1%}"
     )
     print(
         f"GUI stall (10 ms probe): max {med('probe', 'stall_max_ms'):.1f} ms, "
