@@ -23,12 +23,16 @@ from typing import Any
 import numpy as np
 
 from desktop.cli import CliError
+from desktop.cli.common import (
+    EXIT_ALL_FAILED,
+    EXIT_SOME_FAILED,
+    add_model_argument,
+    expand_images,
+    resolve_model_path,
+    without_name,
+)
 
 HELP = "classify handwritten digits in image files (or folders of them) with a saved model"
-
-EXIT_SOME_FAILED = 1
-EXIT_ALL_FAILED = 2
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = (
@@ -39,12 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "Exit status: 0 all classified, 1 some files failed (reported on stderr), "
         "2 nothing classified."
     )
-    parser.add_argument(
-        "model",
-        metavar="MODEL",
-        help="a model file (.npz) saved by ConvScope, or the word 'shipped' for the bundled "
-        "LeNet-5 trained on MNIST",
-    )
+    add_model_argument(parser)
     parser.add_argument(
         "images",
         metavar="IMAGE",
@@ -76,50 +75,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def resolve_model_path(spec: str) -> Path:
-    """``shipped`` -> the bundled model; anything else is a path that must exist."""
-    if spec == "shipped":
-        from resources import shipped_model_path
-
-        path = shipped_model_path()
-        if not path.is_file():
-            raise CliError(
-                f"the shipped model is missing ({path}); reinstall ConvScope or train one "
-                "with 'convscope train --augment --out MODEL.npz'"
-            )
-        return path
-    path = Path(spec).expanduser()
-    if not path.exists():
-        raise CliError(f"{spec}: no such model file (use 'shipped' for the bundled model)")
-    if path.is_dir():
-        raise CliError(f"{spec}: is a folder, not a model file (.npz)")
-    return path
-
-
-def expand_images(args: list[str]) -> tuple[list[Path], list[tuple[str, str]]]:
-    """Files to classify, in order (folders expanded, sorted), and (argument, problem) pairs."""
-    from engine.imageio import SUPPORTED_SUFFIXES
-
-    files: list[Path] = []
-    problems: list[tuple[str, str]] = []
-    for arg in args:
-        path = Path(arg).expanduser()
-        if path.is_dir():
-            inside = sorted(
-                p
-                for p in path.iterdir()
-                if p.is_file()
-                and not p.name.startswith(".")
-                and p.suffix.lower() in SUPPORTED_SUFFIXES
-            )
-            if not inside:
-                problems.append((arg, "the folder holds no image files"))
-            files.extend(inside)
-        else:
-            files.append(path)  # missing or unreadable files are reported by load_image
-    return files, problems
-
-
 def is_digit_model(model: Any) -> bool:
     """A model whose classes are the ten digits gets MNIST-style digit preprocessing."""
     return [str(c) for c in model.classes] == [str(k) for k in range(10)]
@@ -139,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             item = prepare(path, model, args)
         except EngineError as exc:
-            problem = _without_name(str(exc), path)
+            problem = without_name(str(exc), path)
             problems.append((str(path), problem))
             results.append({"file": str(path), "error": problem})
             continue
@@ -203,14 +158,6 @@ def _prepare_plain(path: Path, model: Any, args: argparse.Namespace) -> np.ndarr
     channels, height, width = model.input_spec.shape
     image = load_image(path, mode="L" if channels == 1 else "RGB")
     return fit_image(image, (height, width), channels)
-
-
-def _without_name(message: str, path: Path) -> str:
-    """The engine's message names the file; the CLI line already starts with the path."""
-    for prefix in (f"{path}: ", f"{path.name}: "):
-        if message.startswith(prefix):
-            return message[len(prefix) :]
-    return message
 
 
 def _format_line(result: dict[str, Any]) -> str:

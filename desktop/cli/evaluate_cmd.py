@@ -47,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from desktop.cli.classify_cmd import resolve_model_path
+    from desktop.cli.common import resolve_model_path
     from desktop.cli.train_cmd import load_dataset_for
     from engine.evaluation import evaluate_iter
     from engine.modelfile import load_model

@@ -19,12 +19,16 @@ import sys
 from typing import Any
 
 from desktop.cli import CliError
+from desktop.cli.common import (
+    EXIT_ALL_FAILED,
+    EXIT_SOME_FAILED,
+    add_model_argument,
+    expand_images,
+    resolve_model_path,
+    without_name,
+)
 
 HELP = "read numbers (several handwritten digits in a row) in image files with a saved model"
-
-EXIT_SOME_FAILED = 1
-EXIT_ALL_FAILED = 2
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = (
@@ -34,12 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = (
         "Exit status: 0 all read, 1 some files failed (reported on stderr), 2 nothing read."
     )
-    parser.add_argument(
-        "model",
-        metavar="MODEL",
-        help="a model file (.npz) saved by ConvScope, or 'shipped' for the "
-        "bundled LeNet-5 trained on MNIST",
-    )
+    add_model_argument(parser)
     parser.add_argument("images", metavar="IMAGE", nargs="+", help="image files or folders of them")
     parser.add_argument(
         "--json",
@@ -50,7 +49,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from desktop.cli.classify_cmd import _without_name, expand_images, resolve_model_path
     from engine.errors import EngineError
     from engine.imageio import load_image
     from engine.modelfile import load_model
@@ -65,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             reading = read_digits(model, load_image(path))
         except EngineError as exc:
-            problem = _without_name(str(exc), path)  # the line starts with the path already
+            problem = without_name(str(exc), path)  # the line starts with the path already
             problems.append((str(path), problem))
             results.append({"file": str(path), "error": problem})
             continue
