@@ -40,9 +40,9 @@ from engine.visualize import class_counts, image_grid, sample_indices, to_gray
 SOURCES = ("MNIST (bundled)", "IDX folder…", "Image folder (one subfolder per class)…")
 LIMITS = (
     (2_000, "2,000 (a few seconds)"),
-    (10_000, "10,000 (quick, recommended first)"),
+    (10_000, "10,000 (quick first run)"),
     (30_000, "30,000"),
-    (None, "all of them (60,000 for MNIST)"),
+    (None, "all (60,000 for MNIST)"),
 )
 ARCHITECTURES = ("lenet5", "lenet-article", "custom")
 OPTIMIZERS = (("momentum", "SGD + momentum"), ("sgd", "SGD"), ("adam", "Adam"))
