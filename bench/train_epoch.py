@@ -69,24 +69,47 @@ def load_data(limit: int) -> tuple[np.ndarray, np.ndarray, str]:
 
 
 class NumpyRun:
-    def __init__(self, x: np.ndarray, y: np.ndarray, threads: int = 1) -> None:
-        self.x, self.y = x, y
+    def __init__(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        threads: int = 1,
+        fused: bool = True,
+        processes: bool = False,
+    ) -> None:
+        self.x, self.y, self.fused = x, y, fused
         self.model = lenet5(np.random.default_rng(0))
-        self.model.threads = threads  # batch shards in parallel threads (BLAS single-threaded)
+        self.model.threads = threads  # batch shards in parallel (BLAS single-threaded)
+        self.model.processes = processes  # shards 1.. in forked worker processes (no shared GIL)
         self.opt = make_optimizer("momentum", self.model.parameters(), LR, momentum=MOMENTUM)
 
     def epoch(self, seed: int) -> tuple[float, float, float]:
         m, opt, x, y = self.model, self.opt, self.x, self.y
         order = np.random.default_rng(seed).permutation(len(x))
-        c0, t0 = time.process_time(), time.perf_counter()
+        c0, t0 = self.cpu_time(), time.perf_counter()
         loss = 0.0
         for i in range(0, len(x), BATCH):
             idx = order[i : i + BATCH]
-            logits = m.forward(x[idx], training=True)
-            loss, dz = softmax_cross_entropy(logits, y[idx])
-            m.backward(dz, input_grad=False)
+            if self.fused:  # forward, loss and backward per shard in one go
+                loss, _ = m.train_step(x[idx], y[idx], softmax_cross_entropy)
+            else:
+                logits = m.forward(x[idx], training=True)
+                loss, dz = softmax_cross_entropy(logits, y[idx])
+                m.backward(dz, input_grad=False)
             opt.step(m.gradients())
-        return time.perf_counter() - t0, time.process_time() - c0, loss
+        return time.perf_counter() - t0, self.cpu_time() - c0, loss
+
+    def cpu_time(self) -> float:
+        """CPU seconds of this process plus the model's shard worker processes (Linux /proc)."""
+        total = time.process_time()
+        workers = getattr(self.model, "_workers", None)
+        for proc in workers.procs if workers is not None else []:
+            try:
+                fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+                total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            except (OSError, IndexError, ValueError):
+                pass
+        return total
 
     def latency_us(self, n: int) -> float:
         x1 = self.x[:1].copy()
@@ -206,7 +229,11 @@ def run_part(part: str, args: argparse.Namespace) -> dict:
     """One framework alone (used in a subprocess to attribute peak memory)."""
     x, y, _ = load_data(args.limit)
     data_mb = rss_mb()
-    run = NumpyRun(x, y, args.np_threads) if part == "numpy" else TorchRun(x, y, args.threads)
+    run = (
+        NumpyRun(x, y, args.np_threads, processes=args.parallel == "processes")
+        if part == "numpy"
+        else TorchRun(x, y, args.threads)
+    )
     seconds, _, _ = run.epoch(0)
     return {"part": part, "seconds": seconds, "peak_rss_mb": peak_rss_mb(), "data_mb": data_mb}
 
@@ -215,7 +242,8 @@ def measure_memory(args: argparse.Namespace) -> dict[str, float]:
     out = {}
     for part in ("numpy", "torch") if args.torch else ("numpy",):
         cmd = [sys.executable, __file__, "--part", part, "--limit", str(args.limit)]
-        cmd += ["--threads", str(args.threads)] + (["--numpy-blas"] if args.numpy_blas else [])
+        cmd += ["--threads", str(args.threads), "--parallel", args.parallel]
+        cmd += ["--numpy-blas"] if args.numpy_blas else []
         res = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if res.returncode != 0:
             print(f"memory subprocess for {part} failed:\n{res.stderr}", file=sys.stderr)
@@ -234,6 +262,12 @@ def main() -> int:
         "--numpy-blas",
         action="store_true",
         help="NumPy: give the threads to OpenBLAS instead of splitting the batch over threads",
+    )
+    ap.add_argument(
+        "--parallel",
+        choices=("processes", "threads"),
+        default="processes",
+        help="NumPy: run the batch shards in worker processes (default) or Python threads",
     )
     ap.add_argument("--no-torch", dest="torch", action="store_false", help="skip PyTorch")
     ap.add_argument("--no-memory", dest="memory", action="store_false", help="skip peak RSS runs")
@@ -263,9 +297,13 @@ def main() -> int:
             print(f"warning: {var}={os.environ[var]} is set; it slows OpenBLAS (unset it)")
     x, y, source = load_data(args.limit)
     print(f"data: {len(x)} images, {source}; batch {BATCH}, SGD lr {LR} momentum {MOMENTUM}")
-    npr = NumpyRun(x, y, np_threads)
+    npr = NumpyRun(x, y, np_threads, processes=args.parallel == "processes")
     tr = TorchRun(x, y, args.threads) if args.torch else None
-    mode = "OpenBLAS threads" if args.numpy_blas else "batch shards, BLAS 1 thread each"
+    mode = (
+        "OpenBLAS threads"
+        if args.numpy_blas
+        else f"batch shards in {args.parallel}, BLAS 1 thread each"
+    )
     print(f"numpy engine: {args.threads} threads ({mode})")
     print("BLAS:", *blas_info(), sep="\n  ")
     if tr is not None:

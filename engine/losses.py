@@ -32,15 +32,19 @@ def _check(z: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return labels
 
 
-def softmax_cross_entropy(z: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
+def softmax_cross_entropy(
+    z: np.ndarray, labels: np.ndarray, batch: int | None = None
+) -> tuple[float, np.ndarray]:
     """Fused softmax + cross-entropy: ``L = mean_n(-log p[n, y_n])``, ``dz = (p - onehot(y)) / N``.
 
     Computed through log-sum-exp (``-log p_y = logsumexp(z) - z_y``), so large logits never
-    overflow and a confident wrong answer gives a large finite loss, not inf.
+    overflow and a confident wrong answer gives a large finite loss, not inf. ``batch`` is the
+    ``N`` to divide by (default ``len(z)``): a shard of a batch passes the whole batch's size,
+    so its rows of ``dz`` equal the whole batch's and the shards' losses add up to ``L``.
     """
     labels = _check(z, labels)
-    n = z.shape[0]
-    rows = np.arange(n)
+    rows = np.arange(z.shape[0])
+    n = z.shape[0] if batch is None else int(batch)
     shifted = z - z.max(axis=1, keepdims=True)
     e = np.exp(shifted)
     s = e.sum(axis=1, keepdims=True)
@@ -51,7 +55,9 @@ def softmax_cross_entropy(z: np.ndarray, labels: np.ndarray) -> tuple[float, np.
     return loss, e
 
 
-def total_error(z: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
+def total_error(
+    z: np.ndarray, labels: np.ndarray, batch: int | None = None
+) -> tuple[float, np.ndarray]:
     """The article's "total error" ``E = 1/2 * sum_k (t_k - p_k)^2`` on softmax outputs ``p``,
     averaged over the batch (``t`` = one-hot target).
 
@@ -60,12 +66,14 @@ def total_error(z: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
         g = p - t;   dz = p * (g - sum_k p_k g_k) / N
 
     A teaching option: it learns more slowly than cross-entropy, which is worth seeing.
+    ``batch`` is the ``N`` to average over (default ``len(z)``), as in
+    :func:`softmax_cross_entropy`.
     """
     labels = _check(z, labels)
-    n = z.shape[0]
+    n = z.shape[0] if batch is None else int(batch)
     p = softmax(z)
     g = p.copy()
-    g[np.arange(n), labels] -= 1
+    g[np.arange(z.shape[0]), labels] -= 1
     loss = 0.5 * float(np.sum(g * g)) / n
     dz = g - np.sum(p * g, axis=1, keepdims=True)
     dz *= p

@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import copy
 import itertools
+import mmap
+import multiprocessing
+import sys
+import weakref
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -31,7 +35,7 @@ from engine.layers import (
     Tanh,
     layer_from_config,
 )
-from engine.losses import softmax
+from engine.losses import softmax, softmax_cross_entropy
 
 
 @dataclass(frozen=True)
@@ -177,6 +181,8 @@ class Sequential:
         self.meta: dict[str, Any] = dict(meta) if meta else {}
         self._plan = _execution_plan(self.layers)
         self._threads = 1
+        self.processes = False
+        self._workers: _ShardWorkers | None = None
         self._replicas: list[list[Layer]] = []
         self._pool: ThreadPoolExecutor | None = None
         self._shards: list[tuple[int, int]] = []
@@ -191,6 +197,12 @@ class Sequential:
         the result equals the single-threaded one up to float rounding. NumPy releases the
         GIL inside its loops, so shards really run in parallel. Set BLAS to one thread then
         (``threadpoolctl.threadpool_limits(1)``), or the threads oversubscribe the cores.
+
+        ``model.processes = True`` (Linux; default False) makes :meth:`train_step` run shards
+        1.. in forked worker processes instead of threads: the same results bit for bit, but
+        no GIL shared between the shards (about 1.85 busy cores on 2 instead of 1.6). The
+        workers start at the first such step and stop when ``threads`` changes or the model is
+        garbage-collected; fork before starting other threads you rely on in the children.
         """
         return self._threads
 
@@ -200,6 +212,7 @@ class Sequential:
         if n != self._threads:
             self._threads = n
             self._replicas = []
+            self._stop_workers()
             if self._pool is not None:
                 self._pool.shutdown(wait=False)
                 self._pool = None
@@ -260,6 +273,78 @@ class Sequential:
             return self._backward_parallel(dlogits, input_grad)
         return _backward(self.layers, self._plan, dlogits, input_grad)
 
+    def train_step(
+        self, x: np.ndarray, labels: np.ndarray, loss_fn=softmax_cross_entropy
+    ) -> tuple[float, np.ndarray]:
+        """Forward, loss and backward of one training batch: fills the grads; returns
+        ``(loss, logits (N, K))``. Same gradients as ``forward`` + ``loss_fn`` + ``backward``.
+
+        ``loss_fn(z, labels, batch=N) -> (loss, dz)`` (see :mod:`engine.losses`). With
+        :attr:`threads` > 1 each thread runs its shard through forward, the loss (normalised by
+        the whole batch's ``N``, so its rows of ``dz`` are the whole batch's) and backward in one
+        go: one hand-over between threads per batch instead of two, and the loss in parallel.
+        """
+        x = self._as_input(x)
+        labels = np.asarray(labels)
+        n = x.shape[0]
+        if not (self._threads > 1 and n >= 8 * self._threads):
+            z = self.forward(x, training=True)
+            loss, dz = loss_fn(z, labels)
+            self.backward(dz, input_grad=False)
+            return float(loss), z
+        self._ensure_replicas()
+        t = self._threads
+        bounds = [n * i // t for i in range(t + 1)]
+        self._shards = list(itertools.pairwise(bounds))
+        plan = self._plan
+        if self.processes and _FORK_OK:
+            return self._train_step_processes(x, labels, loss_fn)
+
+        def shard(r: list[Layer], a: int, b: int) -> tuple[float, np.ndarray]:
+            z = _forward(r, plan, x[a:b], True)
+            loss, dz = loss_fn(z, labels[a:b], batch=n)
+            _backward(r, plan, dz, False)
+            return float(loss), z
+
+        outs = self._run_shards(shard)
+        self._sum_grads()
+        return sum(loss for loss, _ in outs), np.concatenate([z for _, z in outs])
+
+    def _train_step_processes(
+        self, x: np.ndarray, labels: np.ndarray, loss_fn
+    ) -> tuple[float, np.ndarray]:
+        n = x.shape[0]
+        key = (self._threads, tuple((k, p.shape, p.dtype) for k, p in self.parameters().items()))
+        need = max(b - a for a, b in self._shards[1:])
+        if self._workers is None or self._workers.key != key or self._workers.cap < need:
+            self._stop_workers()
+            self._workers = _ShardWorkers(self, key, need)
+        w = self._workers
+        w.start(x, labels, self._shards[1:], n, loss_fn)
+        a, b = self._shards[0]
+        z0 = _forward(self._replicas[0], self._plan, x[a:b], True)
+        loss, dz = loss_fn(z0, labels[a:b], batch=n)
+        _backward(self._replicas[0], self._plan, dz, False)
+        losses, zs = w.finish()
+        for i, layer in enumerate(self.layers):
+            for key2, g in layer.grads.items():
+                np.add(self._replicas[0][i].grads[key2], w.grads[0][i][key2], out=g)
+                for more in w.grads[1:]:
+                    g += more[i][key2]
+        return float(loss) + sum(losses), np.concatenate([z0, *zs])
+
+    def _stop_workers(self) -> None:
+        if self._workers is not None:
+            self._workers.stop()
+            self._workers = None
+
+    def _sum_grads(self) -> None:
+        for i, layer in enumerate(self.layers):
+            for key, g in layer.grads.items():
+                np.add(self._replicas[0][i].grads[key], self._replicas[1][i].grads[key], out=g)
+                for rep in self._replicas[2:]:
+                    g += rep[i].grads[key]
+
     def _ensure_replicas(self) -> None:
         if len(self._replicas) != self._threads:
             self._replicas = [
@@ -278,11 +363,7 @@ class Sequential:
 
     def _backward_parallel(self, dlogits: np.ndarray, input_grad: bool) -> np.ndarray | None:
         outs = self._run_shards(lambda r, a, b: _backward(r, self._plan, dlogits[a:b], input_grad))
-        for i, layer in enumerate(self.layers):
-            for key, g in layer.grads.items():
-                np.add(self._replicas[0][i].grads[key], self._replicas[1][i].grads[key], out=g)
-                for rep in self._replicas[2:]:
-                    g += rep[i].grads[key]
+        self._sum_grads()
         return np.concatenate(outs) if input_grad else None
 
     def _run_shards(self, fn) -> list:
@@ -403,6 +484,117 @@ class Sequential:
 
     def __repr__(self) -> str:
         return f"Sequential({self.architecture.get('name')}, {len(self.layers)} layers)"
+
+
+_FORK_OK = sys.platform.startswith("linux")
+
+
+def _shared(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """A zeroed array in anonymous shared memory (seen by processes forked afterwards)."""
+    dtype = np.dtype(dtype)
+    size = int(np.prod(shape)) * dtype.itemsize
+    buf = mmap.mmap(-1, max(size, 1))
+    return np.frombuffer(buf, dtype=dtype, count=int(np.prod(shape))).reshape(shape)
+
+
+class _ShardWorkers:
+    """Forked worker processes for :meth:`Sequential.train_step` with ``processes = True``.
+
+    Worker ``i`` runs shard ``i + 1`` of each batch (the caller runs shard 0) on its own layer
+    replicas, with no GIL shared with the caller. Parameters, the shard's images, its logits and
+    its gradients travel through shared memory (the caller copies the current parameters in
+    before each batch, so optimisers keep updating the model's own arrays); a pipe carries the
+    labels, the loss function and the "done" answer. The arithmetic is the threaded mode's, so
+    the results are the same bit for bit.
+    """
+
+    def __init__(self, model: Sequential, key: tuple, cap: int) -> None:
+        self.key, self.cap = key, cap  # cap: the largest shard (samples) the buffers take
+        t = model.threads
+        spec = model.input_spec
+        self.params = {k: _shared(p.shape, p.dtype) for k, p in model.parameters().items()}
+        self.live = model.parameters()
+        dtype = next(iter(self.params.values())).dtype if self.params else np.float32
+        self.x = [_shared((cap, *spec.shape), dtype) for _ in range(t - 1)]
+        self.z = [_shared((cap, model.num_classes), dtype) for _ in range(t - 1)]
+        self.grads: list[list[dict[str, np.ndarray]]] = []
+        self.conns = []
+        self.procs = []
+        ctx = multiprocessing.get_context("fork")
+        for i in range(t - 1):
+            layers = []
+            for layer in model.layers:
+                r = layer.replica()
+                r.params = {k: self.params[f"{layer.name}.{k}"] for k in layer.params}
+                r.grads = {k: _shared(g.shape, g.dtype) for k, g in layer.grads.items()}
+                layers.append(r)
+            self.grads.append([r.grads for r in layers])
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(
+                target=_shard_worker,
+                args=(child, layers, model._plan, self.x[i], self.z[i]),
+                daemon=True,
+                name=f"convscope-shard{i + 1}",
+            )
+            proc.start()
+            child.close()
+            self.conns.append(parent)
+            self.procs.append(proc)
+        self._finalizer = weakref.finalize(self, _stop, self.conns, self.procs)
+        self._sizes: list[int] = []
+
+    def start(self, x: np.ndarray, labels: np.ndarray, shards, n: int, loss_fn) -> None:
+        for k, p in self.live.items():
+            np.copyto(self.params[k], p)
+        self._sizes = []
+        for i, (a, b) in enumerate(shards):
+            self.x[i][: b - a] = x[a:b]
+            self._sizes.append(b - a)
+            self.conns[i].send((b - a, labels[a:b], n, loss_fn))
+
+    def finish(self) -> tuple[list[float], list[np.ndarray]]:
+        losses = []
+        for conn in self.conns:
+            answer = conn.recv()
+            if isinstance(answer, BaseException):
+                raise answer
+            losses.append(answer)
+        return losses, [z[:m].copy() for z, m in zip(self.z, self._sizes, strict=True)]
+
+    def stop(self) -> None:
+        self._finalizer()
+
+
+def _stop(conns, procs) -> None:
+    for conn in conns:
+        try:
+            conn.send(None)
+        except OSError:
+            pass
+    for proc in procs:
+        proc.join(timeout=2)
+        if proc.is_alive():
+            proc.terminate()
+
+
+def _shard_worker(conn, layers, plan, xbuf: np.ndarray, zbuf: np.ndarray) -> None:
+    """The loop of one :class:`_ShardWorkers` process."""
+    while True:
+        try:
+            msg = conn.recv()
+        except EOFError:
+            return
+        if msg is None:
+            return
+        m, labels, n, loss_fn = msg
+        try:
+            z = _forward(layers, plan, xbuf[:m], True)
+            loss, dz = loss_fn(z, labels, batch=n)
+            _backward(layers, plan, dz, False)
+            zbuf[:m] = z
+            conn.send(float(loss))
+        except Exception as exc:  # handed to the caller, which raises it
+            conn.send(exc)
 
 
 def _execution_plan(layers: Sequence[Layer]) -> list[int]:
