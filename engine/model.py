@@ -315,17 +315,22 @@ class Sequential:
     ) -> tuple[float, np.ndarray]:
         n = x.shape[0]
         key = (self._threads, tuple((k, p.shape, p.dtype) for k, p in self.parameters().items()))
+        key = (*key, loss_fn)  # the workers get the loss function when they are forked
         need = max(b - a for a, b in self._shards[1:])
         if self._workers is None or self._workers.key != key or self._workers.cap < need:
             self._stop_workers()
-            self._workers = _ShardWorkers(self, key, need)
+            self._workers = _ShardWorkers(self, key, need, loss_fn)
         w = self._workers
-        w.start(x, labels, self._shards[1:], n, loss_fn)
-        a, b = self._shards[0]
-        z0 = _forward(self._replicas[0], self._plan, x[a:b], True)
-        loss, dz = loss_fn(z0, labels[a:b], batch=n)
-        _backward(self._replicas[0], self._plan, dz, False)
-        losses, zs = w.finish()
+        try:
+            w.start(x, labels, self._shards[1:], n)
+            a, b = self._shards[0]
+            z0 = _forward(self._replicas[0], self._plan, x[a:b], True)
+            loss, dz = loss_fn(z0, labels[a:b], batch=n)
+            _backward(self._replicas[0], self._plan, dz, False)
+            losses, zs = w.finish()
+        except BaseException:
+            self._stop_workers()  # an answer may be pending: never reuse these workers
+            raise
         for i, layer in enumerate(self.layers):
             for key2, g in layer.grads.items():
                 np.add(self._replicas[0][i].grads[key2], w.grads[0][i][key2], out=g)
@@ -508,7 +513,7 @@ class _ShardWorkers:
     the results are the same bit for bit.
     """
 
-    def __init__(self, model: Sequential, key: tuple, cap: int) -> None:
+    def __init__(self, model: Sequential, key: tuple, cap: int, loss_fn) -> None:
         self.key, self.cap = key, cap  # cap: the largest shard (samples) the buffers take
         t = model.threads
         spec = model.input_spec
@@ -532,7 +537,7 @@ class _ShardWorkers:
             parent, child = ctx.Pipe()
             proc = ctx.Process(
                 target=_shard_worker,
-                args=(child, layers, model._plan, self.x[i], self.z[i]),
+                args=(child, layers, model._plan, self.x[i], self.z[i], loss_fn),
                 daemon=True,
                 name=f"convscope-shard{i + 1}",
             )
@@ -543,19 +548,22 @@ class _ShardWorkers:
         self._finalizer = weakref.finalize(self, _stop, self.conns, self.procs)
         self._sizes: list[int] = []
 
-    def start(self, x: np.ndarray, labels: np.ndarray, shards, n: int, loss_fn) -> None:
+    def start(self, x: np.ndarray, labels: np.ndarray, shards, n: int) -> None:
         for k, p in self.live.items():
             np.copyto(self.params[k], p)
         self._sizes = []
         for i, (a, b) in enumerate(shards):
             self.x[i][: b - a] = x[a:b]
             self._sizes.append(b - a)
-            self.conns[i].send((b - a, labels[a:b], n, loss_fn))
+            self.conns[i].send((b - a, labels[a:b], n))
 
     def finish(self) -> tuple[list[float], list[np.ndarray]]:
         losses = []
         for conn in self.conns:
-            answer = conn.recv()
+            try:
+                answer = conn.recv()
+            except (EOFError, OSError) as exc:
+                raise RuntimeError(f"a training worker process died ({exc!r})") from None
             if isinstance(answer, BaseException):
                 raise answer
             losses.append(answer)
@@ -577,7 +585,7 @@ def _stop(conns, procs) -> None:
             proc.terminate()
 
 
-def _shard_worker(conn, layers, plan, xbuf: np.ndarray, zbuf: np.ndarray) -> None:
+def _shard_worker(conn, layers, plan, xbuf: np.ndarray, zbuf: np.ndarray, loss_fn) -> None:
     """The loop of one :class:`_ShardWorkers` process."""
     while True:
         try:
@@ -586,7 +594,7 @@ def _shard_worker(conn, layers, plan, xbuf: np.ndarray, zbuf: np.ndarray) -> Non
             return
         if msg is None:
             return
-        m, labels, n, loss_fn = msg
+        m, labels, n = msg
         try:
             z = _forward(layers, plan, xbuf[:m], True)
             loss, dz = loss_fn(z, labels, batch=n)
@@ -594,7 +602,10 @@ def _shard_worker(conn, layers, plan, xbuf: np.ndarray, zbuf: np.ndarray) -> Non
             zbuf[:m] = z
             conn.send(float(loss))
         except Exception as exc:  # handed to the caller, which raises it
-            conn.send(exc)
+            try:
+                conn.send(exc)
+            except Exception:  # not picklable: send its text
+                conn.send(RuntimeError(f"training worker: {exc!r}"))
 
 
 def _execution_plan(layers: Sequence[Layer]) -> list[int]:
