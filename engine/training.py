@@ -447,9 +447,9 @@ def _run(
             if augment is not None:
                 batch = augment(batch, augment_rng)
             y = labels[idx]
-            logits = model.forward(spec.to_tensor(batch), training=True)
-            loss, dlogits = loss_fn(logits, y)
-            loss = float(loss)
+            # forward, loss and backward in one call: with model.threads > 1 each shard runs
+            # all three (see Sequential.train_step); the update waits for the loss check below
+            loss, logits = model.train_step(spec.to_tensor(batch), y, loss_fn)
             if not loss <= LOSS_LIMIT:  # also true for NaN
                 if math.isnan(loss):
                     what = "loss became NaN"
@@ -459,7 +459,6 @@ def _run(
                     what = f"loss exploded to {loss:.3g}"
                 yield diverged(epoch, b + 1, what)
                 return
-            model.backward(dlogits, input_grad=False)  # the image's gradient is not needed
             optimizer.step(model.gradients())
             m = len(idx)
             correct += int(np.count_nonzero(logits.argmax(axis=1) == y))

@@ -1,0 +1,62 @@
+"""Sharded training steps: threads and forked worker processes give the single-thread result."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+
+from desktop.cli import main as cli_main
+from engine.losses import softmax_cross_entropy
+from engine.model import lenet5
+
+
+def _batch(n: int = 64):
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((n, 1, 28, 28)).astype(np.float32)
+    y = rng.integers(0, 10, n)
+    return x, y
+
+
+def _grads_after_step(threads: int, processes: bool) -> tuple[float, dict[str, np.ndarray]]:
+    model = lenet5(np.random.default_rng(3))
+    model.threads = threads
+    model.processes = processes
+    x, y = _batch()
+    try:
+        loss, logits = model.train_step(x, y, softmax_cross_entropy)
+        assert logits.shape == (64, 10)
+        return loss, {k: g.copy() for k, g in model.gradients().items()}
+    finally:
+        model.threads = 1  # stops worker processes
+
+
+def test_sharded_threads_match_one_thread():
+    loss1, g1 = _grads_after_step(1, False)
+    loss2, g2 = _grads_after_step(2, False)
+    assert loss2 == pytest.approx(loss1, rel=1e-5)
+    for name in g1:
+        np.testing.assert_allclose(g2[name], g1[name], rtol=1e-4, atol=1e-6, err_msg=name)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="process shards need fork")
+def test_process_shards_equal_thread_shards_bit_for_bit():
+    loss_t, g_t = _grads_after_step(2, False)
+    loss_p, g_p = _grads_after_step(2, True)
+    assert loss_p == loss_t
+    for name in g_t:
+        np.testing.assert_array_equal(g_p[name], g_t[name], err_msg=name)
+
+
+def test_cli_train_with_two_workers_saves_a_model(tmp_path, capsys):
+    out = tmp_path / "w2.npz"
+    rc = cli_main(["train", "--limit", "640", "--val-fraction", "0", "--workers", "2",
+                   "--out", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    assert out.is_file()
+
+
+def test_cli_refuses_silly_worker_counts(capsys):
+    assert cli_main(["train", "--workers", "0", "--limit", "64"]) == 2
+    assert "--workers" in capsys.readouterr().err
