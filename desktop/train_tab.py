@@ -24,7 +24,6 @@ from PySide6.QtWidgets import (
     QLayout,
     QProgressBar,
     QPushButton,
-    QScrollArea,
     QSplitter,
     QTabWidget,
     QVBoxLayout,
@@ -46,6 +45,7 @@ from desktop.training_session import (
     TrainingSession,
     WeightsSnapshot,
 )
+from desktop.widgets import scrolled
 from desktop.widgets.activation_view import LivePanel
 from desktop.widgets.confusion_view import ResultsPanel
 from desktop.widgets.run_setup import RunSetup
@@ -56,14 +56,6 @@ from engine.visualize import format_duration, to_gray
 
 PROBE_SIZE = 256
 UI_INTERVAL_MS = 200  # charts+progress and views refresh, alternating (each ~2.5/s)
-
-
-def _scrolled(widget: QWidget) -> QScrollArea:
-    area = QScrollArea()
-    area.setWidget(widget)
-    area.setWidgetResizable(True)
-    area.setFrameShape(QScrollArea.Shape.NoFrame)
-    return area
 
 
 class TrainTab(QWidget):
@@ -97,7 +89,7 @@ class TrainTab(QWidget):
         self.setup.sample_clicked.connect(self._on_setup_sample_clicked)
         self.setup.loading_finished.connect(self._update_buttons)
         self.setup.architecture_changed.connect(self._update_buttons)
-        setup_area = _scrolled(self.setup)
+        setup_area = scrolled(self.setup)
         setup_area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         setup_area.setMinimumWidth(340)
 

@@ -18,7 +18,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPushButton,
-    QScrollArea,
     QSizePolicy,
     QSplitter,
     QToolTip,
@@ -27,6 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.qt_image import array_to_pixmap, array_to_qimage
+from desktop.widgets import scrolled
 from desktop.widgets.filter_view import FilterView
 from engine.visualize import LayerView, display_layers
 
@@ -245,14 +245,6 @@ class ActivationView(QWidget):
                 )
 
 
-def _scrolled(widget: QWidget) -> QScrollArea:
-    area = QScrollArea()
-    area.setWidget(widget)
-    area.setWidgetResizable(True)
-    area.setFrameShape(QScrollArea.Shape.NoFrame)
-    return area
-
-
 class LivePanel(QWidget):
     """The pinned sample, its activations and the conv filters of a GUI-thread model.
 
@@ -287,8 +279,8 @@ class LivePanel(QWidget):
         head.addWidget(self.sample_caption, 1)
         head.addWidget(self.pin_classify_button)
         inner = QSplitter(Qt.Orientation.Horizontal)
-        inner.addWidget(_scrolled(self.activation_view))
-        inner.addWidget(_scrolled(self.filter_view))
+        inner.addWidget(scrolled(self.activation_view))
+        inner.addWidget(scrolled(self.filter_view))
         inner.setStretchFactor(0, 3)
         inner.setStretchFactor(1, 2)
         inner.setSizes([560, 360])
