@@ -354,3 +354,25 @@ def test_big_photos_show_an_exact_subsampled_preview_first(window, qtbot):
     assert preview, "no preview before the full result"
     full = expected_picture(tab.image(), F.PRESETS["Sobel x"].array())
     assert np.array_equal(preview[0], full[::2, ::2])
+
+
+def test_a_large_file_is_decoded_off_the_gui_thread(window, qtbot, tmp_path, rng, monkeypatch):
+    tab = window.filters_tab
+    monkeypatch.setattr(tab, "BACKGROUND_LOAD_BYTES", 1000)  # any real photo counts as large
+    pixels = rng.integers(0, 256, (120, 90, 3), dtype=np.uint8)
+    photo = tmp_path / "large.png"
+    Image.fromarray(pixels).save(photo)
+    assert photo.stat().st_size > 1000
+    with qtbot.waitSignal(tab.result_shown, timeout=10000):
+        assert tab.open_image_file(photo)
+        assert tab.is_loading()  # accepted at once, decoded in the background
+    assert np.array_equal(tab.image(), pixels)
+    kernel = F.PRESETS[tab.preset_box.currentText()].array()
+    assert np.array_equal(shown(tab.result_view), expected_picture(pixels, kernel))
+
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(photo.read_bytes()[:1500])  # truncated, still "large"
+    assert tab.open_image_file(broken)
+    qtbot.waitUntil(lambda: not tab.is_loading(), timeout=10000)
+    assert tab.banner.isVisible() and "broken.png" in tab.banner.text()
+    assert np.array_equal(tab.image(), pixels)  # the previous image stays
