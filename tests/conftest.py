@@ -23,3 +23,12 @@ def settings(tmp_path):
     from PySide6.QtCore import QSettings
 
     return QSettings(str(tmp_path / "convscope.ini"), QSettings.Format.IniFormat)
+
+
+@pytest.fixture
+def one_blas_thread():
+    """BLAS on one thread: on a busy machine 2-thread OpenBLAS is up to 10x slower here."""
+    from threadpoolctl import threadpool_limits  # a runtime dependency
+
+    with threadpool_limits(1, user_api="blas"):
+        yield

@@ -12,18 +12,6 @@ from engine.model import custom, lenet5
 EPS = 1e-6
 
 
-@pytest.fixture
-def one_blas_thread():
-    """BLAS on one thread: on a busy machine 2-thread OpenBLAS is up to 10x slower here."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # not installed: run as is
-        yield
-        return
-    with threadpool_limits(1, user_api="blas"):
-        yield
-
-
 def numeric_grad(f, a: np.ndarray) -> np.ndarray:
     """Central differences of the scalar f() w.r.t. every element of a (changed in place)."""
     g = np.zeros_like(a)

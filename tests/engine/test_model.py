@@ -31,18 +31,6 @@ TORCH_SHAPES = {
 }
 
 
-@pytest.fixture
-def one_blas_thread():
-    """BLAS on one thread: on a busy machine 2-thread OpenBLAS is up to 10x slower here."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # not installed: run as is
-        yield
-        return
-    with threadpool_limits(1, user_api="blas"):
-        yield
-
-
 def test_lenet5_names_shapes_and_parameter_keys(rng):
     m = lenet5(rng)
     assert [info.name for info in m.summary()] == LENET_NAMES
