@@ -46,9 +46,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as home:
         one_run(home)  # warm the file cache
         times = [one_run(home) for _ in range(args.repeats)]
-    print(f"start-up to usable window: median {statistics.median(times) * 1000:.0f} ms "
-          f"(min {min(times) * 1000:.0f}, max {max(times) * 1000:.0f}, n={len(times)}); "
-          "process start and exit included")
+    print(
+        f"start-up to usable window: median {statistics.median(times) * 1000:.0f} ms "
+        f"(min {min(times) * 1000:.0f}, max {max(times) * 1000:.0f}, n={len(times)}); "
+        "process start and exit included"
+    )
 
 
 if __name__ == "__main__":

@@ -159,8 +159,9 @@ class MainWindow(QMainWindow):
     # ----- drag and drop anywhere on the window -------------------------------------------
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         mime = event.mimeData()
-        raw_image = any(f.startswith("image/") or f == "application/octet-stream"
-                        for f in mime.formats())
+        raw_image = any(
+            f.startswith("image/") or f == "application/octet-stream" for f in mime.formats()
+        )
         if mime.hasUrls() or mime.hasImage() or raw_image:
             event.acceptProposedAction()
 
@@ -234,4 +235,3 @@ class MainWindow(QMainWindow):
     def _on_tab_work_stopped(self) -> None:
         if self._closing and not self._busy_tabs():
             self.close()
-

@@ -112,9 +112,7 @@ def running_workers() -> int:
     return len(_the_keeper().alive)
 
 
-def start_worker(
-    worker: GeneratorWorker, on_finished: Callable[[], None] | None = None
-) -> QThread:
+def start_worker(worker: GeneratorWorker, on_finished: Callable[[], None] | None = None) -> QThread:
     """Run ``worker`` in a new QThread and return the thread.
 
     ``on_finished`` (a slot of a GUI-thread QObject) is connected to the thread's ``finished``

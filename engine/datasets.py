@@ -100,8 +100,10 @@ class Dataset:
     def summary(self) -> str:
         c, h, w = self.input_shape
         colour = "gray" if c == 1 else f"{c} channels"
-        text = (f"{self.name}: {len(self.train_labels):,} training and {len(self.test_labels):,} "
-                f"test images, {h}x{w} {colour}, {self.num_classes} classes")
+        text = (
+            f"{self.name}: {len(self.train_labels):,} training and {len(self.test_labels):,} "
+            f"test images, {h}x{w} {colour}, {self.num_classes} classes"
+        )
         if self.skipped:
             text += f" ({len(self.skipped)} unreadable files skipped)"
         return text
@@ -135,7 +137,7 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
         header, payload = _gunzip_idx(raw, p)
     else:
         header = _parse_header(raw, p)
-        payload = memoryview(raw)[header.offset:]
+        payload = memoryview(raw)[header.offset :]
         if len(payload) != header.nbytes:
             _size_error(p, header.nbytes, len(payload))
     return _to_array(payload, header)
@@ -162,8 +164,10 @@ def _parse_header(data: bytes, p: Path) -> _Header:
         )
     code, ndim = data[2], data[3]
     if code not in _IDX_TYPES:
-        raise DatasetError(f"{p.name}: unknown IDX data type 0x{code:02x}; "
-                           "expected 0x08 (uint8) or another IDX type")
+        raise DatasetError(
+            f"{p.name}: unknown IDX data type 0x{code:02x}; "
+            "expected 0x08 (uint8) or another IDX type"
+        )
     if not 1 <= ndim <= 8:
         raise DatasetError(f"{p.name}: IDX header says {ndim} dimensions; expected 1 to 8")
     end = 4 + 4 * ndim
@@ -172,8 +176,10 @@ def _parse_header(data: bytes, p: Path) -> _Header:
     dims = tuple(int(d) for d in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
     header = _Header(np.dtype(_IDX_TYPES[code]), dims, end)
     if header.nbytes > _MAX_IDX_BYTES:
-        raise DatasetError(f"{p.name}: header claims {'x'.join(map(str, dims))} values "
-                           f"({header.nbytes / 2**30:.0f} GiB); too large, probably damaged")
+        raise DatasetError(
+            f"{p.name}: header claims {'x'.join(map(str, dims))} values "
+            f"({header.nbytes / 2**30:.0f} GiB); too large, probably damaged"
+        )
     return header
 
 
@@ -187,20 +193,22 @@ def _gunzip_idx(raw: bytes, p: Path) -> tuple[_Header, bytes]:
         header = _parse_header(head, p)
         payload = d.decompress(d.unconsumed_tail, header.nbytes + 1)
     except zlib.error as exc:
-        raise DatasetError(f"{p.name}: damaged gzip data ({exc}); download the file again"
-                           ) from exc
+        raise DatasetError(f"{p.name}: damaged gzip data ({exc}); download the file again") from exc
     if len(payload) != header.nbytes:
         _size_error(p, header.nbytes, len(payload))
     if not d.eof:
-        raise DatasetError(f"{p.name}: the gzip file is truncated (its end is missing); "
-                           "download the file again")
+        raise DatasetError(
+            f"{p.name}: the gzip file is truncated (its end is missing); download the file again"
+        )
     return header, payload
 
 
 def _size_error(p: Path, expected: int, got: int) -> None:
     what = "truncated" if got < expected else "longer than its header says"
-    raise DatasetError(f"{p.name}: {what}: the header announces {expected:,} bytes of data, "
-                       f"the file holds {got:,}; download it again")
+    raise DatasetError(
+        f"{p.name}: {what}: the header announces {expected:,} bytes of data, "
+        f"the file holds {got:,}; download it again"
+    )
 
 
 def _to_array(payload, header: _Header) -> np.ndarray:
@@ -220,8 +228,10 @@ _IDX_NAME = re.compile(
     r"[-_.]idx\d[-_.]ubyte(?P<gz>\.gz)?$",
     re.IGNORECASE,
 )
-_EXPECTED = ("train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], "
-             "t10k-images-idx3-ubyte[.gz], t10k-labels-idx1-ubyte[.gz]")
+_EXPECTED = (
+    "train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], "
+    "t10k-images-idx3-ubyte[.gz], t10k-labels-idx1-ubyte[.gz]"
+)
 
 
 def _find_idx_files(folder: Path) -> tuple[str, dict[str, Path]] | None:
@@ -250,12 +260,15 @@ def _find_idx_files(folder: Path) -> tuple[str, dict[str, Path]] | None:
     complete = {k: v for k, v in found.items() if len(v) == 4}
     if len(complete) > 1:
         names = ", ".join(repr(k.rstrip("-_.") or "(no prefix)") for k in sorted(complete))
-        raise DatasetError(f"{folder}: holds several IDX datasets ({names}); "
-                           "move each into its own folder")
+        raise DatasetError(
+            f"{folder}: holds several IDX datasets ({names}); move each into its own folder"
+        )
     if not complete:
         have = sorted(p.name for slot in found.values() for p in slot.values())
-        raise DatasetError(f"{folder}: incomplete IDX dataset: found {', '.join(have)}; "
-                           f"expected the four files {_EXPECTED}")
+        raise DatasetError(
+            f"{folder}: incomplete IDX dataset: found {', '.join(have)}; "
+            f"expected the four files {_EXPECTED}"
+        )
     prefix, slot = next(iter(complete.items()))
     return prefix, {f"{s}-{k}": path for (s, k), path in slot.items()}
 
@@ -280,25 +293,35 @@ def _load_idx_folder_cached(key: tuple) -> tuple:
         raise DatasetError(f"{folder}: no IDX files found; expected {_EXPECTED}")
     prefix, files = found
     arrays = {name: read_idx(path) for name, path in files.items()}
-    x_tr, y_tr, x_te, y_te = (arrays["train-images"], arrays["train-labels"],
-                              arrays["test-images"], arrays["test-labels"])
+    x_tr, y_tr, x_te, y_te = (
+        arrays["train-images"],
+        arrays["train-labels"],
+        arrays["test-images"],
+        arrays["test-labels"],
+    )
     for name, images in (("train-images", x_tr), ("test-images", x_te)):
         if images.ndim not in (3, 4) or images.dtype != np.uint8:
             raise DatasetError(
                 f"{files[name].name}: expected uint8 images of shape (N, H, W), "
-                f"got {images.dtype} {images.shape}")
+                f"got {images.dtype} {images.shape}"
+            )
     for name, labels in (("train-labels", y_tr), ("test-labels", y_te)):
         if labels.ndim != 1 or labels.dtype.kind not in "iu":
-            raise DatasetError(f"{files[name].name}: expected integer labels of shape (N,), "
-                               f"got {labels.dtype} {labels.shape}")
+            raise DatasetError(
+                f"{files[name].name}: expected integer labels of shape (N,), "
+                f"got {labels.dtype} {labels.shape}"
+            )
     for split, images, labels in (("train", x_tr, y_tr), ("test", x_te, y_te)):
         if len(images) != len(labels):
             raise DatasetError(
                 f"{folder}: {files[split + '-images'].name} holds {len(images):,} images but "
-                f"{files[split + '-labels'].name} {len(labels):,} labels; they must match")
+                f"{files[split + '-labels'].name} {len(labels):,} labels; they must match"
+            )
     if x_tr.shape[1:] != x_te.shape[1:]:
-        raise DatasetError(f"{folder}: training images are {x_tr.shape[1:]} but test images "
-                           f"{x_te.shape[1:]}; they must have the same size")
+        raise DatasetError(
+            f"{folder}: training images are {x_tr.shape[1:]} but test images "
+            f"{x_te.shape[1:]}; they must have the same size"
+        )
     if "emnist" in prefix:  # EMNIST stores each image transposed
         x_tr, x_te = (np.ascontiguousarray(x.swapaxes(-1, -2)) for x in (x_tr, x_te))
     y_tr, y_te = (_readonly(y.astype(np.int64)) for y in (y_tr, y_te))
@@ -310,8 +333,9 @@ def _readonly(a: np.ndarray) -> np.ndarray:
     return a
 
 
-def _idx_classes(folder: Path, prefix: str, y_tr: np.ndarray, y_te: np.ndarray,
-                 name: str) -> tuple[list[str], np.ndarray, np.ndarray]:
+def _idx_classes(
+    folder: Path, prefix: str, y_tr: np.ndarray, y_te: np.ndarray, name: str
+) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Class names for an IDX dataset, and the labels (shifted for EMNIST letters)."""
     if len(y_tr) == 0:
         raise DatasetError(f"{folder}: the training set holds no images")
@@ -324,8 +348,10 @@ def _idx_classes(folder: Path, prefix: str, y_tr: np.ndarray, y_te: np.ndarray,
         names = [s.strip() for s in classes_txt.read_text(encoding="utf-8").splitlines()]
         names = [s for s in names if s]
         if len(names) < k:
-            raise DatasetError(f"{classes_txt}: lists {len(names)} class names but the labels "
-                               f"go up to {k - 1}; give one name per line for all {k}")
+            raise DatasetError(
+                f"{classes_txt}: lists {len(names)} class names but the labels "
+                f"go up to {k - 1}; give one name per line for all {k}"
+            )
         return names[:k], y_tr, y_te
     mappings = sorted(folder.glob(f"{prefix}*mapping.txt")) if prefix else []
     if mappings:  # EMNIST: "label ascii-code" per line
@@ -336,8 +362,7 @@ def _idx_classes(folder: Path, prefix: str, y_tr: np.ndarray, y_te: np.ndarray,
                 table[int(parts[0])] = chr(int(parts[1]))
         if table and all(i in table for i in range(low, k)):
             if low == 1:  # EMNIST letters count from 1
-                return ([table[i] for i in range(1, k)], _readonly(y_tr - 1),
-                        _readonly(y_te - 1))
+                return ([table[i] for i in range(1, k)], _readonly(y_tr - 1), _readonly(y_te - 1))
             return [table[i] for i in range(k)], y_tr, y_te
     lowered = name.lower()
     if "fashion" in lowered and k == 10:
@@ -356,8 +381,15 @@ def _load_idx_dataset(folder: Path, name: str, source: str) -> Dataset:
 # ---------------------------------------------------------------------------------------------
 # image folders
 
-_SPLIT_NAMES = {"train": "train", "training": "train", "test": "test", "testing": "test",
-                "val": "test", "valid": "test", "validation": "test"}
+_SPLIT_NAMES = {
+    "train": "train",
+    "training": "train",
+    "test": "test",
+    "testing": "test",
+    "val": "test",
+    "valid": "test",
+    "validation": "test",
+}
 
 
 def _natural_key(text: str) -> list:
@@ -365,13 +397,17 @@ def _natural_key(text: str) -> list:
 
 
 def _subfolders(folder: Path) -> list[Path]:
-    return sorted((e for e in folder.iterdir() if e.is_dir() and not e.name.startswith(".")),
-                  key=lambda e: _natural_key(e.name))
+    return sorted(
+        (e for e in folder.iterdir() if e.is_dir() and not e.name.startswith(".")),
+        key=lambda e: _natural_key(e.name),
+    )
 
 
 def _files(folder: Path) -> list[Path]:
-    return sorted((e for e in folder.iterdir() if e.is_file() and not e.name.startswith(".")),
-                  key=lambda e: _natural_key(e.name))
+    return sorted(
+        (e for e in folder.iterdir() if e.is_file() and not e.name.startswith(".")),
+        key=lambda e: _natural_key(e.name),
+    )
 
 
 def fit_image(image: np.ndarray, size: tuple[int, int], channels: int = 1) -> np.ndarray:
@@ -386,9 +422,14 @@ def fit_image(image: np.ndarray, size: tuple[int, int], channels: int = 1) -> np
     return out if channels == 1 else out.transpose(2, 0, 1)
 
 
-def _load_image_folder(folder: Path, image_size: tuple[int, int], channels: int,
-                       test_fraction: float, seed: int,
-                       progress: Callable[[int, int], None] | None) -> Dataset:
+def _load_image_folder(
+    folder: Path,
+    image_size: tuple[int, int],
+    channels: int,
+    test_fraction: float,
+    seed: int,
+    progress: Callable[[int, int], None] | None,
+) -> Dataset:
     subs = _subfolders(folder)
     splits = {_SPLIT_NAMES.get(s.name.lower()) for s in subs}
     skipped: list[tuple[str, str]] = []
@@ -400,10 +441,11 @@ def _load_image_folder(folder: Path, image_size: tuple[int, int], channels: int,
             test_classes = [d.name for d in _subfolders(parts["test"])]
             extra = sorted(set(test_classes) - set(classes))
             if extra:
-                raise DatasetError(f"{parts['test']}: classes {extra} are not in "
-                                   f"{parts['train'].name}/; both need the same class folders")
-        plan = [(parts["train"], "train")] + ([(parts["test"], "test")] if "test" in parts
-                                              else [])
+                raise DatasetError(
+                    f"{parts['test']}: classes {extra} are not in "
+                    f"{parts['train'].name}/; both need the same class folders"
+                )
+        plan = [(parts["train"], "train")] + ([(parts["test"], "test")] if "test" in parts else [])
     else:
         classes = [d.name for d in subs]
         plan = [(folder, "all")]
@@ -411,7 +453,8 @@ def _load_image_folder(folder: Path, image_size: tuple[int, int], channels: int,
         raise DatasetError(
             f"{folder}: an image dataset needs one subfolder per class (at least two), e.g. "
             f"{folder.name}/cat/*.jpg and {folder.name}/dog/*.jpg; found "
-            f"{len(classes)} class folder{'s' if len(classes) != 1 else ''}")
+            f"{len(classes)} class folder{'s' if len(classes) != 1 else ''}"
+        )
     work: list[tuple[Path, str, int]] = []  # (file, part, label)
     for root, part in plan:
         for f in _files(root):
@@ -444,9 +487,11 @@ def _load_image_folder(folder: Path, image_size: tuple[int, int], channels: int,
         counts = np.bincount(y[part_arr == part], minlength=len(classes))
         empty = [classes[k] for k in np.flatnonzero(counts == 0)]
         if empty:
-            raise DatasetError(f"{root}: class folder{'s' if len(empty) > 1 else ''} "
-                               f"{', '.join(empty)} hold{'s' if len(empty) == 1 else ''} no "
-                               "readable image; add images or remove the folder")
+            raise DatasetError(
+                f"{root}: class folder{'s' if len(empty) > 1 else ''} "
+                f"{', '.join(empty)} hold{'s' if len(empty) == 1 else ''} no "
+                "readable image; add images or remove the folder"
+            )
     shape = (0, *image_size) if channels == 1 else (0, channels, *image_size)
     x = np.stack(images) if images else np.zeros(shape, np.uint8)
     rng = np.random.default_rng(seed)
@@ -456,16 +501,25 @@ def _load_image_folder(folder: Path, image_size: tuple[int, int], channels: int,
     else:
         train_idx, test_idx = _stratified_indices(y, test_fraction, rng)
     train_idx = rng.permutation(train_idx)  # so that `limit` keeps a mix of classes
-    return Dataset(folder.name, classes, x[train_idx], y[train_idx], x[test_idx], y[test_idx],
-                   str(folder), skipped)
+    return Dataset(
+        folder.name,
+        classes,
+        x[train_idx],
+        y[train_idx],
+        x[test_idx],
+        y[test_idx],
+        str(folder),
+        skipped,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
 # splits
 
 
-def _stratified_indices(labels: np.ndarray, fraction: float, rng: np.random.Generator
-                        ) -> tuple[np.ndarray, np.ndarray]:
+def _stratified_indices(
+    labels: np.ndarray, fraction: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """(keep, held_out) indices, both sorted: round(fraction*n_c) of each class held out, but at
     least one when fraction > 0 and the class has two or more samples, and never all of them."""
     keep, held = [], []
@@ -480,13 +534,20 @@ def _stratified_indices(labels: np.ndarray, fraction: float, rng: np.random.Gene
         held.append(idx[chosen[:k]])
         keep.append(idx[chosen[k:]])
     empty = np.zeros(0, dtype=np.int64)
-    return (np.sort(np.concatenate(keep)) if keep else empty,
-            np.sort(np.concatenate(held)) if held else empty)
+    return (
+        np.sort(np.concatenate(keep)) if keep else empty,
+        np.sort(np.concatenate(held)) if held else empty,
+    )
 
 
-def split_validation(images: np.ndarray, labels: np.ndarray, fraction: float,
-                     rng: np.random.Generator, *, stratify: bool = True
-                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def split_validation(
+    images: np.ndarray,
+    labels: np.ndarray,
+    fraction: float,
+    rng: np.random.Generator,
+    *,
+    stratify: bool = True,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Hold out ``fraction`` of the training data for validation (seeded by ``rng``).
 
     Returns ``(train_x, train_y, val_x, val_y)``. With ``stratify`` each class gives the same
@@ -554,13 +615,16 @@ def load_dataset(
         if not is_downloaded(key, cache_dir):
             raise DatasetError(
                 f"{remote.title} is not downloaded yet (about {remote.approx_mb} MB, needs a "
-                f"network): download it first, or pass the folder holding its IDX files")
+                f"network): download it first, or pass the folder holding its IDX files"
+            )
         ds = _load_idx_dataset(folder, remote.title, str(folder))
     else:
         folder = Path(text).expanduser()
         if not folder.exists():
-            raise DatasetError(f"{text}: no such dataset or folder; use 'mnist', "
-                               "'fashion-mnist' or a folder of IDX files or class subfolders")
+            raise DatasetError(
+                f"{text}: no such dataset or folder; use 'mnist', "
+                "'fashion-mnist' or a folder of IDX files or class subfolders"
+            )
         if not folder.is_dir():
             raise DatasetError(f"{folder}: is a file; pass the folder that holds the dataset")
         if _find_idx_files(folder) is not None:
@@ -568,10 +632,13 @@ def load_dataset(
             ds = _load_idx_dataset(folder, name, str(folder))
         else:
             if not any(folder.iterdir()):
-                raise DatasetError(f"{folder}: the folder is empty; expected IDX files "
-                                   f"({_EXPECTED}) or one subfolder of images per class")
-            ds = _load_image_folder(folder, tuple(image_size), channels, test_fraction, seed,
-                                    progress)
+                raise DatasetError(
+                    f"{folder}: the folder is empty; expected IDX files "
+                    f"({_EXPECTED}) or one subfolder of images per class"
+                )
+            ds = _load_image_folder(
+                folder, tuple(image_size), channels, test_fraction, seed, progress
+            )
     if channels == 3 and ds.train_images.ndim == 3:
         ds.train_images = np.repeat(ds.train_images[:, None], 3, axis=1)
         ds.test_images = np.repeat(ds.test_images[:, None], 3, axis=1)

@@ -71,17 +71,39 @@ FASHION_MNIST = RemoteDataset(
         "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
     ),
     files=(
-        RemoteFile("train-images-idx3-ubyte.gz", "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
-                   "08dc20ab1689590a0bcd66e874647b6ee8464e2d501b5a3f1f78831db19a3fdc"),
-        RemoteFile("train-labels-idx1-ubyte.gz", "25c81989df183df01b3e8a0aad5dffbe",
-                   "b0197879cbda89f3dc7b894f9fd52b858e68ea4182b6947c9d8c2b67e5f18dcc"),
-        RemoteFile("t10k-images-idx3-ubyte.gz", "bef4ecab320f06d8554ea6380940ec79",
-                   "78dcbbfb5a27efaf1b6c1d616caca68560be8766c5bffcb2791df9273a534229"),
-        RemoteFile("t10k-labels-idx1-ubyte.gz", "bb300cfdad3c16e7a12a480ee83cd310",
-                   "42bd18137a62d5998cdeae52bf3a0676ac6b706f5cf8439b47bb5b151ae3dccf"),
+        RemoteFile(
+            "train-images-idx3-ubyte.gz",
+            "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+            "08dc20ab1689590a0bcd66e874647b6ee8464e2d501b5a3f1f78831db19a3fdc",
+        ),
+        RemoteFile(
+            "train-labels-idx1-ubyte.gz",
+            "25c81989df183df01b3e8a0aad5dffbe",
+            "b0197879cbda89f3dc7b894f9fd52b858e68ea4182b6947c9d8c2b67e5f18dcc",
+        ),
+        RemoteFile(
+            "t10k-images-idx3-ubyte.gz",
+            "bef4ecab320f06d8554ea6380940ec79",
+            "78dcbbfb5a27efaf1b6c1d616caca68560be8766c5bffcb2791df9273a534229",
+        ),
+        RemoteFile(
+            "t10k-labels-idx1-ubyte.gz",
+            "bb300cfdad3c16e7a12a480ee83cd310",
+            "42bd18137a62d5998cdeae52bf3a0676ac6b706f5cf8439b47bb5b151ae3dccf",
+        ),
     ),
-    classes=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-             "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
+    classes=(
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
+    ),
     licence="MIT, Zalando SE (https://github.com/zalandoresearch/fashion-mnist)",
     approx_mb=30,
 )
@@ -163,8 +185,10 @@ def download_dataset(
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise DatasetError(f"cannot create the cache folder {folder}: {exc.strerror or exc}; "
-                           "set CONVSCOPE_CACHE to a writable folder") from exc
+        raise DatasetError(
+            f"cannot create the cache folder {folder}: {exc.strerror or exc}; "
+            "set CONVSCOPE_CACHE to a writable folder"
+        ) from exc
     urls = (base_url,) if base_url else remote.base_urls
     for index, rfile in enumerate(remote.files):
         md5, sha256 = (checksums or {}).get(rfile.name, (rfile.md5, rfile.sha256))
@@ -179,8 +203,9 @@ def download_dataset(
             url = base if base.endswith("/") else base + "/"
             url = urllib.parse.urljoin(url, rfile.name)
             try:
-                _fetch(url, target, md5, sha256, timeout, index, len(remote.files), progress,
-                       cancel)
+                _fetch(
+                    url, target, md5, sha256, timeout, index, len(remote.files), progress, cancel
+                )
                 break
             except DownloadCancelled:
                 raise
@@ -188,7 +213,8 @@ def download_dataset(
                 errors.append(str(exc))
         else:
             raise DatasetError(
-                f"could not download {remote.title} file {rfile.name}: " + "; ".join(errors)
+                f"could not download {remote.title} file {rfile.name}: "
+                + "; ".join(errors)
                 + ". Check the network connection and try again."
             )
     return folder
@@ -215,9 +241,17 @@ def _digests(path: Path) -> tuple[str, str]:
     return md5.hexdigest(), sha.hexdigest()
 
 
-def _fetch(url: str, target: Path, md5_hex: str, sha256_hex: str, timeout: float, index: int,
-           count: int, progress: Callable[[DownloadProgress], None] | None,
-           cancel: Callable[[], bool] | None) -> None:
+def _fetch(
+    url: str,
+    target: Path,
+    md5_hex: str,
+    sha256_hex: str,
+    timeout: float,
+    index: int,
+    count: int,
+    progress: Callable[[DownloadProgress], None] | None,
+    cancel: Callable[[], bool] | None,
+) -> None:
     """Stream ``url`` into a temp file beside ``target``; rename it only if both digests match."""
     if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
         raise DatasetError(f"{url}: only http and https downloads are supported")

@@ -68,13 +68,30 @@ MAX_PIXELS = 50_000_000
 
 #: Suffixes offered in file dialogs and picked up when scanning folders (lower case).
 SUPPORTED_SUFFIXES: tuple[str, ...] = (
-    ".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp",
-    ".ppm", ".pgm", ".pbm", ".pnm", ".tga", ".ico",
+    ".png",
+    ".jpg",
+    ".jpeg",
+    ".bmp",
+    ".gif",
+    ".tif",
+    ".tiff",
+    ".webp",
+    ".ppm",
+    ".pgm",
+    ".pbm",
+    ".pnm",
+    ".tga",
+    ".ico",
 )
 
 #: Suffixes :func:`save_image` writes, with the Pillow format used for each.
 SAVE_SUFFIXES: dict[str, str] = {
-    ".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF",
+    ".png": "PNG",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".bmp": "BMP",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
 }
 
 _MODES = (None, "L", "RGB", "RGBA")
@@ -186,8 +203,13 @@ def _check_mode(mode: str | None) -> None:
         raise ValueError(f"mode must be None, 'L', 'RGB' or 'RGBA', got {mode!r}")
 
 
-def _decode(fh, name: str, mode: str | None, max_pixels: int | None,
-            draft_size: tuple[int, int] | None = None) -> np.ndarray:
+def _decode(
+    fh,
+    name: str,
+    mode: str | None,
+    max_pixels: int | None,
+    draft_size: tuple[int, int] | None = None,
+) -> np.ndarray:
     """Open, check the header size, decode and convert; every failure is an ImageLoadError."""
     try:
         with _pillow_warnings_as_errors():
@@ -217,8 +239,9 @@ def _decode(fh, name: str, mode: str | None, max_pixels: int | None,
         ) from exc
     except UnidentifiedImageError as exc:
         if Path(name).suffix.lower() in _UNSUPPORTED_HINTS:
-            raise ImageLoadError(f"{name}: {_UNSUPPORTED_HINTS[Path(name).suffix.lower()]}"
-                                 ) from exc
+            raise ImageLoadError(
+                f"{name}: {_UNSUPPORTED_HINTS[Path(name).suffix.lower()]}"
+            ) from exc
         raise ImageLoadError(
             f"{name}: not a readable image: the contents are not a known image format "
             "or the header is damaged"
@@ -232,8 +255,9 @@ def _decode(fh, name: str, mode: str | None, max_pixels: int | None,
                 f"{name}: the file is truncated (it ends before the image data does); "
                 "re-save or re-download it"
             ) from exc
-        raise ImageLoadError(f"{name}: damaged or unsupported image ({text or type(exc).__name__})"
-                             ) from exc
+        raise ImageLoadError(
+            f"{name}: damaged or unsupported image ({text or type(exc).__name__})"
+        ) from exc
 
 
 @contextlib.contextmanager
@@ -289,8 +313,11 @@ def _canonical(img: Image.Image) -> Image.Image:
             return img.convert("RGBA")
         palette = img.getpalette() or []
         rgb = np.asarray(palette, dtype=np.int32).reshape(-1, 3) if palette else None
-        is_gray = rgb is not None and bool(np.all(rgb[:, 0] == rgb[:, 1])) and bool(
-            np.all(rgb[:, 1] == rgb[:, 2]))
+        is_gray = (
+            rgb is not None
+            and bool(np.all(rgb[:, 0] == rgb[:, 1]))
+            and bool(np.all(rgb[:, 1] == rgb[:, 2]))
+        )
         return img.convert("L" if is_gray else "RGB")
     if m.startswith("I;16") or m in ("I", "F"):
         return Image.fromarray(_wide_to_uint8(np.asarray(img)), mode="L")
@@ -373,8 +400,10 @@ def _pil_from_array(image: np.ndarray, error: type[EngineError]) -> Image.Image:
     if a.dtype == np.bool_:
         a = a.astype(np.uint8) * 255
     if a.dtype != np.uint8:
-        raise error(f"expected a uint8 image array, got dtype {a.dtype}; convert it first "
-                    "(e.g. np.clip(x, 0, 255).astype(np.uint8))")
+        raise error(
+            f"expected a uint8 image array, got dtype {a.dtype}; convert it first "
+            "(e.g. np.clip(x, 0, 255).astype(np.uint8))"
+        )
     if a.ndim == 3 and a.shape[2] == 1:
         a = a[:, :, 0]
     if a.ndim == 2:

@@ -34,6 +34,7 @@ from desktop.cli.common import (
 
 HELP = "classify handwritten digits in image files (or folders of them) with a saved model"
 
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = (
         f"{HELP}. Each image is preprocessed like MNIST (dark ink on light paper is inverted, "

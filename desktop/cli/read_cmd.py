@@ -30,6 +30,7 @@ from desktop.cli.common import (
 
 HELP = "read numbers (several handwritten digits in a row) in image files with a saved model"
 
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = (
         f"{HELP}. Each image is split into digits (connected ink; broken strokes merged, "

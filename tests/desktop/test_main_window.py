@@ -38,8 +38,16 @@ def test_file_menu_shortcuts(qtbot, settings):
 def test_about_names_data_and_photo_attributions():
     from desktop.main_window import ABOUT_HTML
 
-    for credit in ("LeCun", "CC BY-SA 3.0", "NASA", "Lav Varshney", "Stefan van der Walt",
-                   "Rachel Michetti", "SpaceX", "Dayane Machado"):
+    for credit in (
+        "LeCun",
+        "CC BY-SA 3.0",
+        "NASA",
+        "Lav Varshney",
+        "Stefan van der Walt",
+        "Rachel Michetti",
+        "SpaceX",
+        "Dayane Machado",
+    ):
         assert credit in ABOUT_HTML
 
 
@@ -72,7 +80,8 @@ def test_entry_point_opens_a_window_in_a_subprocess(tmp_path):
         """
     )
     env = {"HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            env=env, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     assert "ConvScope" in result.stdout

@@ -21,8 +21,14 @@ from engine.datasets import (
 )
 from engine.errors import DatasetError
 
-_CODES = {np.dtype(np.uint8): 0x08, np.dtype(np.int8): 0x09, np.dtype(np.int16): 0x0B,
-          np.dtype(np.int32): 0x0C, np.dtype(np.float32): 0x0D, np.dtype(np.float64): 0x0E}
+_CODES = {
+    np.dtype(np.uint8): 0x08,
+    np.dtype(np.int8): 0x09,
+    np.dtype(np.int16): 0x0B,
+    np.dtype(np.int32): 0x0C,
+    np.dtype(np.float32): 0x0D,
+    np.dtype(np.float64): 0x0E,
+}
 
 
 def idx_bytes(array: np.ndarray) -> bytes:
@@ -37,9 +43,22 @@ def write_idx(path: Path, array: np.ndarray) -> Path:
     return path
 
 
-def make_idx_folder(folder: Path, rng, *, n_train=30, n_test=10, k=10, size=(6, 5), gz=True,
-                    names=("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-                           "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")):
+def make_idx_folder(
+    folder: Path,
+    rng,
+    *,
+    n_train=30,
+    n_test=10,
+    k=10,
+    size=(6, 5),
+    gz=True,
+    names=(
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+    ),
+):
     folder.mkdir(parents=True, exist_ok=True)
     suffix = ".gz" if gz else ""
     x_tr = rng.integers(0, 256, (n_train, *size), dtype=np.uint8)
@@ -155,9 +174,18 @@ def test_idx_folder_gz(tmp_path, rng):
 
 def test_idx_folder_dotted_names_raw_subfolder_and_classes_txt(tmp_path, rng):
     folder = tmp_path / "Shapes"
-    make_idx_folder(folder / "raw", rng, k=3, gz=False,
-                    names=("train-images.idx3-ubyte", "train-labels.idx1-ubyte",
-                           "t10k-images.idx3-ubyte", "t10k-labels.idx1-ubyte"))
+    make_idx_folder(
+        folder / "raw",
+        rng,
+        k=3,
+        gz=False,
+        names=(
+            "train-images.idx3-ubyte",
+            "train-labels.idx1-ubyte",
+            "t10k-images.idx3-ubyte",
+            "t10k-labels.idx1-ubyte",
+        ),
+    )
     (folder / "classes.txt").write_text("circle\nsquare\ntriangle\n", encoding="utf-8")
     ds = load_dataset(folder)
     assert ds.classes == ["circle", "square", "triangle"]
@@ -183,7 +211,8 @@ def test_emnist_letters_are_transposed_and_named(tmp_path, rng):
         write_idx(folder / f"{prefix}{split}-images-idx3-ubyte.gz", np.repeat(image, 2, 0))
         write_idx(folder / f"{prefix}{split}-labels-idx1-ubyte.gz", np.array([1, 26], np.uint8))
     (folder / "emnist-letters-mapping.txt").write_text(
-        "\n".join(f"{i} {64 + i} {96 + i}" for i in range(1, 27)), encoding="utf-8")
+        "\n".join(f"{i} {64 + i} {96 + i}" for i in range(1, 27)), encoding="utf-8"
+    )
     ds = load_dataset(folder)
     assert ds.train_images[0, 3, 0] == 255 and ds.train_images[0, 0, 3] == 0
     assert ds.classes[0] == "A" and ds.classes[-1] == "Z" and len(ds.classes) == 26
@@ -208,10 +237,16 @@ def test_idx_folder_errors(tmp_path, rng):
         load_dataset(tmp_path / "sizes")
 
     make_idx_folder(tmp_path / "two", rng)
-    make_idx_folder(tmp_path / "two", rng, names=("k-train-images-idx3-ubyte",
-                                                  "k-train-labels-idx1-ubyte",
-                                                  "k-t10k-images-idx3-ubyte",
-                                                  "k-t10k-labels-idx1-ubyte"))
+    make_idx_folder(
+        tmp_path / "two",
+        rng,
+        names=(
+            "k-train-images-idx3-ubyte",
+            "k-train-labels-idx1-ubyte",
+            "k-t10k-images-idx3-ubyte",
+            "k-t10k-labels-idx1-ubyte",
+        ),
+    )
     with pytest.raises(DatasetError, match="several IDX datasets"):
         load_dataset(tmp_path / "two")
 
@@ -360,8 +395,9 @@ def test_split_validation_plain_and_zero(rng):
 def test_split_validation_of_mnist_is_fast():
     ds = load_dataset("mnist")
     start = time.perf_counter()
-    tr_x, tr_y, _va_x, va_y = split_validation(ds.train_images, ds.train_labels, 1 / 12,
-                                              np.random.default_rng(0))
+    tr_x, tr_y, _va_x, va_y = split_validation(
+        ds.train_images, ds.train_labels, 1 / 12, np.random.default_rng(0)
+    )
     assert time.perf_counter() - start < 1.0
     assert abs(len(va_y) - 5000) <= 5 and len(tr_y) + len(va_y) == 60000
     assert tr_x.flags.writeable  # a copy, independent of the cached read-only arrays

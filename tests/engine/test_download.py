@@ -47,8 +47,10 @@ def payloads() -> dict[str, bytes]:
 
 @pytest.fixture(scope="module")
 def sums(payloads) -> dict[str, tuple[str, str]]:
-    return {name: (hashlib.md5(data).hexdigest(), hashlib.sha256(data).hexdigest())
-            for name, data in payloads.items()}
+    return {
+        name: (hashlib.md5(data).hexdigest(), hashlib.sha256(data).hexdigest())
+        for name, data in payloads.items()
+    }
 
 
 class Server:
@@ -112,8 +114,13 @@ def _leftovers(folder: Path) -> list[str]:
 
 def test_download_success_then_cached(server, sums, tmp_path):
     events: list[DownloadProgress] = []
-    folder = download_dataset("fashion-mnist", base_url=server.url, cache_dir=tmp_path,
-                              checksums=sums, progress=events.append)
+    folder = download_dataset(
+        "fashion-mnist",
+        base_url=server.url,
+        cache_dir=tmp_path,
+        checksums=sums,
+        progress=events.append,
+    )
     assert folder == tmp_path / "datasets" / "fashion-mnist"
     assert _leftovers(folder) == sorted(NAMES)  # and no temporary files
     assert is_downloaded("fashion-mnist", tmp_path)
@@ -128,8 +135,13 @@ def test_download_success_then_cached(server, sums, tmp_path):
     # a second call verifies what is there and downloads nothing
     n_requests = len(server.requests)
     events.clear()
-    download_dataset("fashion-mnist", base_url=server.url, cache_dir=tmp_path, checksums=sums,
-                     progress=events.append)
+    download_dataset(
+        "fashion-mnist",
+        base_url=server.url,
+        cache_dir=tmp_path,
+        checksums=sums,
+        progress=events.append,
+    )
     assert len(server.requests) == n_requests
     assert all(e.skipped for e in events) and len(events) == 4
 
@@ -138,8 +150,7 @@ def test_checksum_mismatch_leaves_nothing_behind(server, sums, tmp_path):
     wrong = dict(sums)
     wrong["train-labels-idx1-ubyte.gz"] = ("0" * 32, "0" * 64)
     with pytest.raises(DatasetError, match="checksum mismatch") as info:
-        download_dataset("fashion-mnist", base_url=server.url, cache_dir=tmp_path,
-                         checksums=wrong)
+        download_dataset("fashion-mnist", base_url=server.url, cache_dir=tmp_path, checksums=wrong)
     assert "train-labels-idx1-ubyte.gz" in str(info.value)
     folder = dataset_cache_dir("fashion-mnist", tmp_path)
     assert _leftovers(folder) == ["train-images-idx3-ubyte.gz"]  # verified before the failure
@@ -154,22 +165,23 @@ def test_pinned_checksums_refuse_foreign_files(server, tmp_path):
 
 
 def test_a_replaced_cached_file_is_downloaded_again(server, sums, tmp_path):
-    folder = download_dataset("fashion-mnist", base_url=server.url, cache_dir=tmp_path,
-                              checksums=sums)
+    folder = download_dataset(
+        "fashion-mnist", base_url=server.url, cache_dir=tmp_path, checksums=sums
+    )
     (folder / "t10k-labels-idx1-ubyte.gz").write_bytes(b"tampered")
     server.requests.clear()
     download_dataset("fashion-mnist", base_url=server.url, cache_dir=tmp_path, checksums=sums)
     assert server.requests == ["t10k-labels-idx1-ubyte.gz"]
     assert (folder / "t10k-labels-idx1-ubyte.gz").read_bytes() == server.files[
-        "t10k-labels-idx1-ubyte.gz"]
+        "t10k-labels-idx1-ubyte.gz"
+    ]
 
 
 @pytest.mark.parametrize(("how", "message"), [("404", "HTTP 404"), ("drop", "connection")])
 def test_server_errors_leave_nothing_behind(server, sums, tmp_path, how, message):
     server.behaviour["train-images-idx3-ubyte.gz"] = how
     with pytest.raises(DatasetError, match=message) as info:
-        download_dataset("fashion-mnist", base_url=server.url, cache_dir=tmp_path,
-                         checksums=sums)
+        download_dataset("fashion-mnist", base_url=server.url, cache_dir=tmp_path, checksums=sums)
     text = str(info.value)
     assert "train-images-idx3-ubyte.gz" in text and "network" in text
     assert _leftovers(dataset_cache_dir("fashion-mnist", tmp_path)) == []
@@ -178,8 +190,9 @@ def test_server_errors_leave_nothing_behind(server, sums, tmp_path, how, message
 def test_timeout(server, sums, tmp_path):
     server.behaviour["train-images-idx3-ubyte.gz"] = "hang"
     with pytest.raises(DatasetError, match=r"train-images-idx3-ubyte\.gz"):
-        download_dataset("fashion-mnist", base_url=server.url, cache_dir=tmp_path,
-                         checksums=sums, timeout=0.3)
+        download_dataset(
+            "fashion-mnist", base_url=server.url, cache_dir=tmp_path, checksums=sums, timeout=0.3
+        )
     assert _leftovers(dataset_cache_dir("fashion-mnist", tmp_path)) == []
 
 
@@ -191,8 +204,9 @@ def test_cancel_leaves_nothing_behind(server, sums, tmp_path):
         return len(calls) > 2  # stop during the first file's second chunk
 
     with pytest.raises(DownloadCancelled):
-        download_dataset("fashion-mnist", base_url=server.url, cache_dir=tmp_path,
-                         checksums=sums, cancel=cancel)
+        download_dataset(
+            "fashion-mnist", base_url=server.url, cache_dir=tmp_path, checksums=sums, cancel=cancel
+        )
     assert _leftovers(dataset_cache_dir("fashion-mnist", tmp_path)) == []
 
 

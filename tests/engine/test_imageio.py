@@ -287,7 +287,8 @@ def test_broken_exif_is_ignored(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Pillow itself warns while writing the broken block
         Image.new("RGB", (8, 6), (0, 128, 255)).save(
-            path, exif=b"Exif\x00\x00II*\x00\xff\xff\xff\xff")
+            path, exif=b"Exif\x00\x00II*\x00\xff\xff\xff\xff"
+        )
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # and loading it warns about nothing
         assert load_image(path).shape == (6, 8, 3)
@@ -321,8 +322,12 @@ def test_concurrent_loads_leave_warning_filters_intact(odd, hostile):
     from concurrent.futures import ThreadPoolExecutor
 
     before = list(warnings.filters)
-    paths = [odd["photo.jpg"], odd["exif_rotated.jpg"], hostile["bomb_20000.png"],
-             odd["gray16.png"]] * 10
+    paths = [
+        odd["photo.jpg"],
+        odd["exif_rotated.jpg"],
+        hostile["bomb_20000.png"],
+        odd["gray16.png"],
+    ] * 10
 
     def load(path):
         try:

@@ -51,8 +51,9 @@ def test_process_shards_equal_thread_shards_bit_for_bit():
 
 def test_cli_train_with_two_workers_saves_a_model(tmp_path, capsys):
     out = tmp_path / "w2.npz"
-    rc = cli_main(["train", "--limit", "640", "--val-fraction", "0", "--workers", "2",
-                   "--out", str(out)])
+    rc = cli_main(
+        ["train", "--limit", "640", "--val-fraction", "0", "--workers", "2", "--out", str(out)]
+    )
     assert rc == 0, capsys.readouterr().err
     assert out.is_file()
 

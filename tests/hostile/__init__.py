@@ -59,14 +59,19 @@ def make_bomb_png(width: int, height: int) -> bytes:
     parts.append(comp.compress(row * rest))
     parts.append(comp.flush())
     ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)  # bit depth 1, grayscale
-    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", b"".join(parts))
-            + _chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _chunk(b"IHDR", ihdr)
+        + _chunk(b"IDAT", b"".join(parts))
+        + _chunk(b"IEND", b"")
+    )
 
 
 def _photo(width: int = 64, height: int = 48) -> Image.Image:
     y, x = np.mgrid[0:height, 0:width]
-    rgb = np.stack([x * 255 // max(width - 1, 1), y * 255 // max(height - 1, 1),
-                    (x + y) % 256], axis=-1).astype(np.uint8)
+    rgb = np.stack(
+        [x * 255 // max(width - 1, 1), y * 255 // max(height - 1, 1), (x + y) % 256], axis=-1
+    ).astype(np.uint8)
     return Image.fromarray(rgb, mode="RGB")
 
 
@@ -119,8 +124,12 @@ def make_odd_files(folder: Path) -> dict[str, Path]:
     raw = b"".join(b"\x00" + px[y].tobytes() for y in range(2))
     ihdr = struct.pack(">IIBBBBB", 4, 2, 16, 2, 0, 0, 0)
     files["rgb16.png"] = folder / "rgb16.png"
-    files["rgb16.png"].write_bytes(b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr)
-                                   + _chunk(b"IDAT", zlib.compress(raw)) + _chunk(b"IEND", b""))
+    files["rgb16.png"].write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + _chunk(b"IHDR", ihdr)
+        + _chunk(b"IDAT", zlib.compress(raw))
+        + _chunk(b"IEND", b"")
+    )
 
     # palette image: index 0 transparent, index 1 red, index 2 green
     pal = Image.new("P", (8, 4), 1)
