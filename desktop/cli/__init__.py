@@ -63,14 +63,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         from desktop.app import main as gui_main  # Qt only when the window is wanted
 
         return gui_main()
+    from desktop.cli.common import safe_print  # here: common imports CliError from this module
+
     try:
         return int(args._run(args) or 0)
     except (CliError, EngineError) as exc:
-        print(f"convscope {args.command}: error: {exc}", file=sys.stderr)
+        safe_print(f"convscope {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"convscope {args.command}: interrupted", file=sys.stderr)
+        safe_print(f"convscope {args.command}: interrupted", file=sys.stderr)
         return 130
     except OSError as exc:
-        print(f"convscope {args.command}: error: {exc}", file=sys.stderr)
+        safe_print(f"convscope {args.command}: error: {exc}", file=sys.stderr)
         return 1

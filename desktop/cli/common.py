@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
+from typing import TextIO
 
 from desktop.cli import CliError
 
@@ -70,3 +72,26 @@ def without_name(message: str, path: Path) -> str:
         if message.startswith(prefix):
             return message[len(prefix) :]
     return message
+
+
+# What a terminal that cannot show a symbol gets instead (PYTHONIOENCODING=ascii, a C locale).
+_PLAIN = str.maketrans(
+    {"×": "x", "→": "->", "÷": "/", "−": "-", "…": "...", "·": "*", "–": "-", "—": "-", "²": "^2"}
+)
+
+
+def safe_print(*parts: object, file: TextIO | None = None, sep: str = " ", end: str = "\n") -> None:
+    """``print`` that never raises UnicodeEncodeError: on a terminal whose encoding lacks a
+    character, the usual symbols become ASCII (× -> x, → -> ->, ÷ -> /) and anything else
+    (a non-UTF-8 file name, an emoji) is written as a backslash escape."""
+    stream = sys.stdout if file is None else file
+    text = sep.join(str(p) for p in parts) + end
+    encoding = getattr(stream, "encoding", None) or "utf-8"
+    try:
+        text.encode(encoding)
+    except UnicodeEncodeError:
+        text = text.translate(_PLAIN).encode(encoding, "backslashreplace").decode(encoding)
+    except LookupError:  # an encoding Python does not know: ASCII is always safe
+        text = text.translate(_PLAIN).encode("ascii", "backslashreplace").decode("ascii")
+    stream.write(text)
+    stream.flush()

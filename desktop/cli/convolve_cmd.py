@@ -19,6 +19,7 @@ import json
 import sys
 
 from desktop.cli import CliError
+from desktop.cli.common import safe_print
 from engine import filters as F
 
 HELP = "convolve an image with kernels (+ ReLU, pooling), as the Filters tab does"
@@ -114,7 +115,7 @@ def _kernel_specs(args: argparse.Namespace) -> list[F.KernelSpec]:
 def _list_presets() -> int:
     for p in F.PRESETS.values():
         div = "" if p.divisor == 1 else f" (÷{F.format_number(p.divisor)})"
-        print(f"{p.name:20} {F.kernel_to_text(p.array())}{div}")
+        safe_print(f"{p.name:20} {F.kernel_to_text(p.array())}{div}")
     return 0
 
 
@@ -171,12 +172,12 @@ def run(args: argparse.Namespace) -> int:
         "raw": written.get("raw"),
     }
     if args.json:
-        print(json.dumps(summary, indent=2))
+        safe_print(json.dumps(summary, indent=2))
     else:
         flow = " → ".join(f"{n} {'×'.join(map(str, s))}" for n, s in result.stages)
-        print(flow)
-        print(f"values {summary['min']:.4g} .. {summary['max']:.4g}")
+        safe_print(flow)
+        safe_print(f"values {summary['min']:.4g} .. {summary['max']:.4g}")
         for key in ("out", "raw"):
             if key in written:
-                print(f"wrote {written[key]}", file=sys.stderr)
+                safe_print(f"wrote {written[key]}", file=sys.stderr)
     return 0

@@ -168,3 +168,48 @@ def test_kernel_file_stack(photo, tmp_path, capsys):
     np.testing.assert_allclose(
         values[1], F.correlate(pixels, F.PRESETS["Sobel y"].array()), atol=1e-3
     )
+
+
+def _run_cli(args, tmp_path, encoding="ascii"):
+    """``convscope ARGS`` in a child process whose terminal speaks only ``encoding``."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONIOENCODING": encoding, "PYTHONPATH": str(root)}
+    code = "import sys; from desktop.cli import main; sys.exit(main(sys.argv[1:]))"
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        errors="replace",
+        cwd=tmp_path,
+        timeout=60,
+    )
+
+
+def test_an_ascii_terminal_gets_plain_symbols_not_a_traceback(photo, tmp_path):
+    path, _ = photo
+    done = _run_cli(
+        ["convolve", str(path), "--preset", "sharpen", "--pool", "max", "--out", "o.png"], tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "input 30x40x1 -> conv 30x40x1 -> max pool 15x20x1" in done.stdout
+    listing = _run_cli(["convolve", "--list-presets"], tmp_path)
+    assert listing.returncode == 0 and "(/9)" in listing.stdout
+
+
+def test_safe_print_escapes_what_the_stream_cannot_encode():
+    import io
+
+    from desktop.cli.common import safe_print
+
+    raw = io.BytesIO()
+    stream = io.TextIOWrapper(raw, encoding="ascii")
+    safe_print("3×3 → ÷ 🙂 \udcff.png", file=stream)
+    assert raw.getvalue().decode("ascii") == "3x3 -> / \\U0001f642 \\udcff.png\n"
