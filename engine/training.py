@@ -28,11 +28,25 @@ Speed: ``samples_per_second`` counts batch time only (pauses and validation excl
 ``eta_seconds`` adds the validation passes still to come. Validation runs in batches of
 ``VALIDATION_BATCH`` with the training loss function.
 
-Divergence: the loss is checked after every forward pass (NaN, inf or above ``LOSS_LIMIT``
-ends the run before that batch's update). Known-good weights are kept in one preallocated copy,
-refreshed every ``config.snapshot_every`` batches and at every epoch end, each time only after
-checking that all parameters are finite (one ``sum`` per array). On divergence the model gets
-that copy back. Cost for LeNet-5: one 250 KB copy every 25 batches, well under 1% of the time.
+Divergence is detected three ways, because a bounded loss hides it: the article's total error
+never exceeds 1, so with a huge learning rate its weights grow to 1e6 while the network sits at
+chance and the loss looks fine.
+
+- the loss, after every forward pass: NaN, inf or above ``LOSS_LIMIT`` ends the run before that
+  batch's update;
+- the weights, every ``config.snapshot_every`` batches and at every epoch end: all finite, and
+  none larger in magnitude than ``WEIGHT_LIMIT`` (or 100 times the largest at the start, for a
+  model loaded with large weights);
+- the accuracy, at every epoch end: an epoch no better than chance (``CHANCE_MARGIN``) while the
+  largest weight grew ``GROWTH_LIMIT`` times since the start is a blown-up network, not a slow one.
+
+Known-good weights are kept in one preallocated copy, refreshed at those checks when they pass
+(one ``min`` and ``max`` per array). On divergence the model gets that copy back. Cost for LeNet-5:
+one 250 KB copy every 25 batches, well under 1% of the time. When weight decay is what blew up
+(``lr * weight_decay`` above ``DECAY_LIMIT`` with SGD: each step then shrinks a weight by more
+than the weight itself), the message says so instead of blaming the learning rate.
+
+Time comes from ``clock`` (``time.perf_counter`` unless a test injects another).
 """
 
 from __future__ import annotations
@@ -59,6 +73,15 @@ VALIDATION_BATCH = 500
 # network then usually dies and sits at chance level without ever producing a NaN). The article's
 # total error never exceeds 1, so for it only NaN/inf count.
 LOSS_LIMIT = 1000.0
+# Weights larger than this (in magnitude) mean the run has blown up: inputs are normalised and
+# trained weights of these networks stay within a few units.
+WEIGHT_LIMIT = 1e4
+# An epoch whose accuracy is at most CHANCE_MARGIN times chance (1/K) after the largest weight
+# grew GROWTH_LIMIT times since the start: the weights exploded and the network is dead.
+CHANCE_MARGIN = 1.5
+GROWTH_LIMIT = 30.0
+# SGD with L2 decay multiplies a weight by (1 - lr*wd) each step: past 1 it overshoots zero.
+DECAY_LIMIT = 1.0
 
 
 class TrainConfigError(EngineError, ValueError):
@@ -240,11 +263,6 @@ TrainEvent = BatchEnd | EpochEnd | Paused | Resumed | Diverged | Cancelled | Fin
 Augment = Callable[[np.ndarray, np.random.Generator], np.ndarray]
 
 
-def event_to_dict(event: Any) -> dict:
-    """An event as a JSON-able dict with its kind: ``{"event": "BatchEnd", "epoch": 1, ...}``."""
-    return {"event": type(event).__name__, **asdict(event)}
-
-
 # -- input checks -------------------------------------------------------------------------------
 def check_images_labels(
     images: Any, labels: Any, num_classes: int, what: str = "training"
@@ -311,6 +329,7 @@ def train(
     val_labels: np.ndarray | None = None,
     control: TrainControl | None = None,
     augment: Augment | None = None,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> Iterator[TrainEvent]:
     """Train ``model`` in place; returns a generator of events (see the module docstring).
 
@@ -342,31 +361,76 @@ def train(
     loss_fn = _loss_function(config.loss)
     optimizer = _make_optimizer(config, model.parameters())
     return _run(
-        model, images, labels, config, loss_fn, optimizer, val_images, val_labels, control, augment
-    )
+        model, images, labels, config, loss_fn, optimizer, val_images, val_labels, control, augment,
+        clock,
+    )  # fmt: skip
 
 
 class _GoodWeights:
-    """One preallocated copy of the last weights known to be finite."""
+    """One preallocated copy of the last weights known to be sound (finite, not exploded)."""
 
     def __init__(self, params: dict[str, np.ndarray]) -> None:
         self.params = params
         self.copy = {k: np.empty_like(v) for k, v in params.items()}
         self.where = "at the start of training"
+        self.initial = self.largest()
+        self.limit = max(WEIGHT_LIMIT, 100.0 * self.initial)
+        self.problem = ""  # why the last take() refused, for the message
+
+    def largest(self) -> float:
+        """The largest weight magnitude (NaN if any weight is NaN; one min and max per array)."""
+        top = 0.0
+        for v in self.params.values():
+            if v.size:
+                top = max(top, abs(float(v.max())), abs(float(v.min())))
+                if not math.isfinite(top):
+                    return math.nan if math.isnan(top) else math.inf
+        return top
+
+    def check(self) -> str:
+        """ "" if the live weights are sound, else what is wrong with them."""
+        top = self.largest()
+        if not math.isfinite(top):
+            return "the weights became NaN or infinite"
+        if top > self.limit:
+            return f"the weights exploded (the largest grew from {self.initial:.3g} to {top:.3g})"
+        return ""
 
     def take(self, where: str) -> bool:
-        """Copy the live weights if all are finite; False (nothing copied) if any is not."""
-        for v in self.params.values():
-            if not math.isfinite(float(v.sum(dtype=np.float64))):
-                return False
+        """Copy the live weights if sound; else False (nothing copied, ``problem`` says why)."""
+        self.problem = self.check()
+        if self.problem:
+            return False
         for k, v in self.params.items():
             np.copyto(self.copy[k], v)
         self.where = where
         return True
 
+    def dead(self, accuracy: float, num_classes: int) -> str:
+        """A problem text if the network is at chance after its weights blew up, else ""."""
+        top = self.largest()
+        if accuracy <= CHANCE_MARGIN / num_classes and top > GROWTH_LIMIT * max(self.initial, 1e-3):
+            return (
+                f"the accuracy stays at chance ({accuracy:.0%}) while the weights grew from "
+                f"{self.initial:.3g} to {top:.3g}"
+            )
+        return ""
+
     def restore(self) -> None:
         for k, v in self.params.items():
             np.copyto(v, self.copy[k])
+
+
+def _advice(config: TrainConfig) -> str:
+    """What most likely made the run diverge, and what to try."""
+    decay_step = config.lr * config.weight_decay
+    if config.optimizer != "adam" and decay_step > DECAY_LIMIT:
+        return (
+            f"the weight decay {config.weight_decay:g} is too strong for learning rate "
+            f"{config.lr:g}: each step takes {decay_step:g} times a weight off it, more than the "
+            f"weight itself (try weight decay {0.1 / config.lr:g} or less)"
+        )
+    return f"the learning rate {config.lr:g} is probably too high (try {config.lr / 10:g})"
 
 
 def _run(
@@ -380,6 +444,7 @@ def _run(
     val_labels: np.ndarray | None,
     control: TrainControl | None,
     augment: Augment | None,
+    clock: Callable[[], float],
 ) -> Iterator[TrainEvent]:
     spec = model.input_spec
     params = model.parameters()
@@ -387,6 +452,7 @@ def _run(
     bs = config.batch_size
     batches = -(-n // bs)
     total = n * config.epochs
+    num_classes = len(model.classes)
     shuffle_rng = np.random.default_rng(config.seed)
     augment_rng = np.random.default_rng([config.seed, 1])
     batch_loss: list[float] = []
@@ -419,8 +485,8 @@ def _run(
     def diverged(epoch: int, batch: int, what: str) -> Diverged:
         good.restore()
         message = (
-            f"{what} at epoch {epoch} batch {batch}; the learning rate {config.lr:g} is "
-            f"probably too high (try {config.lr / 10:g}); weights restored to those {good.where}"
+            f"{what} at epoch {epoch} batch {batch}; {_advice(config)}; weights restored to "
+            f"those {good.where}"
         )
         return Diverged(epoch, batch, message, finish("diverged"))
 
@@ -441,7 +507,7 @@ def _run(
                     yield Cancelled(epoch, b, finish("cancelled"))
                     return
 
-            t0 = time.perf_counter()
+            t0 = clock()
             idx = order[b * bs : (b + 1) * bs]
             batch = images[idx]
             if augment is not None:
@@ -469,9 +535,9 @@ def _run(
             if (b + 1) % config.snapshot_every == 0 and not good.take(
                 f"after epoch {epoch} batch {b + 1}"
             ):
-                yield diverged(epoch, b + 1, "the weights became NaN or infinite")
+                yield diverged(epoch, b + 1, good.problem)
                 return
-            dt = time.perf_counter() - t0
+            dt = clock() - t0
             active += dt
             epoch_active += dt
             rate = seen / active if active > 0 else 0.0
@@ -488,25 +554,27 @@ def _run(
                 running_loss=loss_sum / done,
             )
 
-        if not good.take(f"after epoch {epoch}"):
-            yield diverged(epoch, batches, "the weights became NaN or infinite")
+        problem = good.check() or good.dead(correct / done, num_classes)
+        if problem or not good.take(f"after epoch {epoch}"):
+            yield diverged(epoch, batches, problem or good.problem)
             return
         val_loss = val_accuracy = None
-        t0 = time.perf_counter()
+        validation_time = 0.0
         if val_images is not None:
+            t0 = clock()
             result = _validate(model, val_images, val_labels, loss_fn, control)
             if result is None:
                 yield Cancelled(epoch, batches, finish("cancelled"))
                 return
             val_loss, val_accuracy = result
-            val_seconds = time.perf_counter() - t0
+            val_seconds = validation_time = clock() - t0
         summary = EpochEnd(
             epoch=epoch,
             train_loss=loss_sum / done,
             train_accuracy=correct / done,
             val_loss=val_loss,
             val_accuracy=val_accuracy,
-            seconds=epoch_active + time.perf_counter() - t0,
+            seconds=epoch_active + validation_time,
         )
         history["epochs"].append(asdict(summary))
         yield summary

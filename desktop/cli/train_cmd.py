@@ -21,7 +21,6 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -135,14 +134,13 @@ def _slug(text: str) -> str:
 
 
 def _check_out_path(out: str) -> Path:
-    path = Path(out).expanduser()
-    if path.suffix.lower() != ".npz":
-        raise CliError(f"--out {out}: a model file name must end in .npz")
-    if path.is_dir():
-        raise CliError(f"--out {out}: is a folder; give a file name ending in .npz")
-    if not path.parent.is_dir():
-        raise CliError(f"--out {out}: the folder {path.parent} does not exist; create it first")
-    return path
+    """``engine.run.check_writable`` with the option's name: refused before the dataset loads."""
+    from engine.run import RunError, check_writable
+
+    try:
+        return check_writable(out)
+    except RunError as exc:
+        raise CliError(f"--out {exc}") from None
 
 
 @contextmanager
@@ -171,24 +169,14 @@ def _pct(x: float | None) -> str:
 
 # -- the subcommand -----------------------------------------------------------------------------
 def run(args: argparse.Namespace) -> int:
-    from engine.evaluation import evaluate_iter
     from engine.model import build_model
     from engine.modelfile import save_model
-    from engine.training import Cancelled, Diverged, Finished, TrainControl, train
+    from engine.run import RunSettings, training_run
 
     config = _config(args)
     out = _check_out_path(args.out) if args.out is not None else None
-    augment = None
-    if args.augment:
-        if args.channels != 1:
-            raise CliError(
-                "--augment distorts grayscale digits; it cannot be used with --channels 3"
-            )
-        from engine.augment import augment_digits as augment
-
     progress = Progress()
     t_start = time.perf_counter()
-    seeds = np.random.SeedSequence(args.seed).spawn(2)  # weights, validation split
     probe = build_model(args.arch, np.random.default_rng(0))
     input_shape = (args.channels, *probe.input_spec.shape[1:])
     dataset = load_dataset_for(args.dataset, input_shape, args.limit, progress)
@@ -196,26 +184,28 @@ def run(args: argparse.Namespace) -> int:
     _report_skipped(progress, dataset.skipped)
     if out is None:
         out = _check_out_path(f"{args.arch}-{_slug(dataset.name)}.npz")
-    tr_x, tr_y = dataset.train_images, dataset.train_labels
-    val_x = val_y = None
-    if args.val_fraction > 0:
-        from engine.datasets import split_validation
-
-        tr_x, tr_y, val_x, val_y = split_validation(
-            tr_x, tr_y, args.val_fraction, np.random.default_rng(seeds[1])
-        )
-    model = build_model(
-        {"name": args.arch, "in_channels": args.channels},
-        np.random.default_rng(seeds[0]),
-        classes=list(dataset.classes),
+    augment, augment_name = _augment(args)
+    settings = RunSettings(
+        architecture=args.arch,
+        config=config,
+        val_fraction=args.val_fraction,
+        augment=augment,
+        augment_name=augment_name,
+        out=out,
+        limit=args.limit,
     )
-    n_val = 0 if val_x is None else len(val_x)
+    try:
+        run_ = training_run(dataset, settings)  # every check, before anything is trained
+    except ValueError as exc:  # the engine's checks are EngineErrors; this is the rest
+        raise CliError(str(exc)) from None
+    model, counts = run_.model, run_.counts()
     t_loaded = time.perf_counter()
 
     progress.message(
-        f"training {args.arch} on {dataset.name}: {len(tr_x):,} training + {n_val:,} validation "
-        f"images, {config.epochs} epoch{'s' if config.epochs > 1 else ''}, batch "
-        f"{config.batch_size}, {config.optimizer} lr {config.lr:g}, seed {config.seed}"
+        f"training {args.arch} on {dataset.name}: {counts['train']:,} training + "
+        f"{counts['val']:,} validation images, {config.epochs} epoch"
+        f"{'s' if config.epochs > 1 else ''}, batch {config.batch_size}, {config.optimizer} lr "
+        f"{config.lr:g}, seed {config.seed}"
     )
     stack = contextlib.ExitStack()
     if args.workers > 1:
@@ -225,71 +215,38 @@ def run(args: argparse.Namespace) -> int:
         model.threads = args.workers
         model.processes = True
         stack.callback(setattr, model, "threads", 1)  # stops the worker processes
-    control = TrainControl()
-    events = train(
-        model, tr_x, tr_y, config, val_images=val_x, val_labels=val_y, control=control,
-        augment=augment,
-    )  # fmt: skip
-    with stack, _ctrl_c_cancels(control):
-        outcome, epochs_done, rate = _follow(events, progress, config.epochs)
-        t_trained = time.perf_counter()
-        evaluation = None
-        if isinstance(outcome, Finished):
-            for item in evaluate_iter(
-                model, dataset.test_images, dataset.test_labels, control=control
-            ):
-                if isinstance(item, float):
-                    progress.update(item, f"evaluating on {len(dataset.test_images):,} test images")
-                else:
-                    evaluation = item
-            if evaluation is None:  # Ctrl+C during the evaluation
-                outcome = Cancelled(config.epochs, 0)
+    with stack, _ctrl_c_cancels(run_.control):
+        ended = _follow(run_.events(), progress, config.epochs)
     progress.close()
-    t_evaluated = time.perf_counter()
+    t_done = time.perf_counter()
 
-    last = epochs_done[-1] if epochs_done else None
+    last = ended.epochs[-1] if ended.epochs else None
+    evaluation = ended.evaluation
     summary: dict[str, Any] = {
         "model": None,
         "arch": args.arch,
         "dataset": dataset.name,
-        "epochs": len(epochs_done),
+        "epochs": len(ended.epochs),
         "train_loss": last and last.train_loss,
         "train_accuracy": last and last.train_accuracy,
         "val_loss": last and last.val_loss,
         "val_accuracy": last and last.val_accuracy,
         "test_accuracy": evaluation and evaluation.accuracy,
         "test_loss": evaluation and evaluation.loss,
-        "seconds": round(t_trained - t_loaded, 3),
-        "samples_per_second": rate,
+        "seconds": round(ended.seconds, 3),
+        "samples_per_second": ended.samples_per_second,
         "status": "finished",
     }
-    model.meta["dataset"] = {
-        "name": dataset.name,
-        "source": str(dataset.source),
-        "train": len(tr_x),
-        "val": n_val,
-        "test": len(dataset.test_images),
-        "limit": args.limit,
-        "augment": bool(args.augment),
-    }
-    model.meta["trained_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    model.meta["training_seconds"] = summary["seconds"]
-    if evaluation is not None:
-        model.meta["evaluation"] = {
-            "dataset": dataset.name,
-            "split": "test",
-            **evaluation.to_json(),
-        }
 
-    if isinstance(outcome, Diverged):
-        summary.update(status="diverged", message=outcome.message)
-        _print_result(args, summary, f"training diverged: {outcome.message}")
-        print(f"convscope train: {outcome.message}; nothing was written to {out}", file=sys.stderr)
+    if ended.status == "diverged":
+        summary.update(status="diverged", message=ended.message)
+        _print_result(args, summary, f"training diverged: {ended.message}")
+        print(f"convscope train: {ended.message}; nothing was written to {out}", file=sys.stderr)
         return EXIT_DIVERGED
 
-    if isinstance(outcome, Cancelled):
+    if ended.status == "cancelled":
         summary["status"] = "interrupted"
-        where = f"epoch {outcome.epoch} batch {outcome.batch}"
+        where = ended.where
         if not args.save_on_interrupt:
             _print_result(args, summary, f"interrupted at {where}; nothing saved")
             print(
@@ -298,7 +255,6 @@ def run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return EXIT_INTERRUPTED
-        model.meta["interrupted_at"] = where
         save_model(model, out)
         summary["model"] = str(out)
         _print_result(args, summary, f"interrupted at {where}; saved the weights to {out}")
@@ -313,20 +269,31 @@ def run(args: argparse.Namespace) -> int:
     summary["model"] = str(out)
     summary["timings"] = {
         "load": round(t_loaded - t_start, 3),
-        "train": round(t_trained - t_loaded, 3),
-        "evaluate": round(t_evaluated - t_trained, 3),
-        "save": round(t_saved - t_evaluated, 3),
+        "train": round(ended.seconds, 3),
+        "evaluate": round(max(0.0, t_done - t_loaded - ended.seconds), 3),
+        "save": round(t_saved - t_done, 3),
         "total": round(t_saved - t_start, 3),
     }
     _print_result(
         args,
         summary,
-        f"test accuracy {_pct(summary['test_accuracy'])} on {len(dataset.test_images):,} "
+        f"test accuracy {_pct(summary['test_accuracy'])} on {counts['test']:,} "
         f"{dataset.name} test images (val {_pct(summary['val_accuracy'])}, train "
         f"{_pct(summary['train_accuracy'])}); trained in {format_duration(summary['seconds'])}\n"
         f"saved {out}",
     )
     return 0
+
+
+def _augment(args: argparse.Namespace) -> tuple[Any, str]:
+    """The per-batch augmentation asked for and its name in the metadata."""
+    if not args.augment:
+        return None, ""
+    if args.channels != 1:
+        raise CliError("--augment distorts grayscale digits; it cannot be used with --channels 3")
+    from engine.augment import augment_digits
+
+    return augment_digits, "digits"
 
 
 def _config(args: argparse.Namespace) -> Any:
@@ -353,16 +320,15 @@ def _config(args: argparse.Namespace) -> Any:
     return config
 
 
-def _follow(events: Iterator, progress: Progress, epochs: int) -> tuple[Any, list, float | None]:
-    """Show the training events; returns (final event, EpochEnd list, last samples/s)."""
-    from engine.training import BatchEnd, Cancelled, Diverged, EpochEnd, Finished
+def _follow(events: Iterator, progress: Progress, epochs: int) -> Any:
+    """Show a run's events; returns its :class:`engine.run.RunEnded`."""
+    from engine.progress import Progress as Done
+    from engine.run import RunEnded
+    from engine.training import BatchEnd, EpochEnd
 
-    outcome = None
-    epochs_done = []
-    rate = None
+    ended = None
     for event in events:
         if isinstance(event, BatchEnd):
-            rate = event.samples_per_second
             progress.update(
                 event.samples_seen / event.samples_total,
                 f"epoch {event.epoch}/{epochs}  loss {event.running_loss:.4f}  "
@@ -371,7 +337,6 @@ def _follow(events: Iterator, progress: Progress, epochs: int) -> tuple[Any, lis
                 force=event.batch == 1 and event.epoch == 1,
             )
         elif isinstance(event, EpochEnd):
-            epochs_done.append(event)
             val = ""
             if event.val_accuracy is not None:
                 val = f", val loss {event.val_loss:.4f} acc {_pct(event.val_accuracy)}"
@@ -379,9 +344,11 @@ def _follow(events: Iterator, progress: Progress, epochs: int) -> tuple[Any, lis
                 f"epoch {event.epoch}/{epochs}: train loss {event.train_loss:.4f} "
                 f"acc {_pct(event.train_accuracy)}{val} ({event.seconds:.1f} s)"
             )
-        elif isinstance(event, (Finished, Cancelled, Diverged)):
-            outcome = event  # the last event
-    return outcome, epochs_done, rate
+        elif isinstance(event, Done):
+            progress.update(event.fraction, f"evaluating on {event.total:,} test images")
+        elif isinstance(event, RunEnded):
+            ended = event
+    return ended
 
 
 def _report_skipped(progress: Progress, skipped: list) -> None:

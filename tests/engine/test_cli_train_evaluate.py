@@ -293,3 +293,33 @@ def test_evaluate_refuses_a_dataset_with_other_classes(trained, colour_folder):
     status, _, stderr = _run_in_process(["evaluate", str(out), "--dataset", str(colour_folder)])
     assert status == 2
     assert "has 10 classes but the dataset" in stderr and "has 2" in stderr
+
+
+def test_an_unwritable_out_is_refused_before_the_dataset_loads(digits_folder):
+    argv = ["train", "--dataset", str(digits_folder), "--out", "/proc/model.npz"]
+    status, stdout, stderr = _run_in_process(argv)
+    assert status == 2 and stdout == "" and "img/s" not in stderr
+    assert "--out /proc/model.npz: cannot write in /proc" in stderr
+
+
+def test_total_error_with_a_huge_lr_exits_1_and_keeps_the_old_model(digits_folder, tmp_path):
+    out = tmp_path / "kept.npz"
+    out.write_bytes(b"an earlier model")
+    argv = ["train", "--dataset", str(digits_folder), "--loss", "total-error", "--lr", "1e6"]
+    status, stdout, stderr = _run_in_process([*argv, "--out", str(out), "--json"])
+    assert status == 1, stderr
+    doc = json.loads(stdout)
+    assert doc["status"] == "diverged" and "weights exploded" in doc["message"]
+    assert out.read_bytes() == b"an earlier model"
+
+
+def test_an_empty_test_split_is_refused_before_training(tmp_path):
+    from PIL import Image
+
+    for name in ("a", "b"):  # one image per class: nothing can be held out for the test
+        (tmp_path / "tiny" / name).mkdir(parents=True)
+        Image.new("L", (28, 28), 0 if name == "a" else 255).save(tmp_path / "tiny" / name / "0.png")
+    argv = ["train", "--dataset", str(tmp_path / "tiny"), "--out", str(tmp_path / "m.npz")]
+    status, _, stderr = _run_in_process(argv)
+    assert status == 2 and "test split is empty" in stderr and "img/s" not in stderr
+    assert not (tmp_path / "m.npz").exists()

@@ -81,9 +81,6 @@ def test_training_learns_mnist_and_reports_consistent_numbers(digits):
     assert [e.batch for e in batches[:3]] == [1, 2, 3] and batches[-1].epoch == 2
     assert batches[-1].samples_seen == batches[-1].samples_total == 4000
     assert batches[-1].samples_per_second > 0
-    # the ETA falls, and at the last batch only the last validation pass is left
-    assert batches[-1].eta_seconds < batches[32].eta_seconds < batches[0].eta_seconds
-    assert 0 < batches[-1].eta_seconds < epochs[-1].seconds
     assert isinstance(events[-1], Finished) and len(epochs) == 2
 
     after = evaluate(model, vx, vy)
@@ -102,6 +99,37 @@ def test_training_learns_mnist_and_reports_consistent_numbers(digits):
     )
     assert [h["epoch"] for h in history["epochs"]] == [1, 2]
     assert history["config"]["seed"] == 1
+
+
+class TickClock:
+    """A clock that advances one second per reading: a batch takes 1 s, a validation pass 1 s."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        self.now += 1.0
+        return self.now
+
+
+def test_speed_and_eta_follow_the_injected_clock(digits):
+    x, y = _small(digits, 128)  # 4 batches of 32 per epoch
+    vx, vy = digits[0][1000:1100], digits[1][1000:1100]
+    events = list(
+        train(_model(), x, y, TrainConfig(epochs=2, batch_size=32), val_images=vx,
+              val_labels=vy, clock=TickClock())
+    )  # fmt: skip
+    batches = [e for e in events if isinstance(e, BatchEnd)]
+    epochs = [e for e in events if isinstance(e, EpochEnd)]
+    assert [b.samples_per_second for b in batches] == [32.0] * 8  # 32 images per 1 s batch
+    # before the first validation is timed, it is guessed at a third of a training step per
+    # image (100 / (3 * 32) s); then it is known (1 s)
+    guess = 100 / (3 * 32)
+    assert batches[0].eta_seconds == pytest.approx(7 + 2 * guess)
+    assert batches[3].eta_seconds == pytest.approx(4 + 2 * guess)
+    assert batches[4].eta_seconds == pytest.approx(3 + 1)
+    assert batches[-1].eta_seconds == pytest.approx(1)  # only the last validation is left
+    assert [e.seconds for e in epochs] == [5.0, 5.0]  # 4 batches + 1 validation
 
 
 def test_total_error_loss_also_learns(digits):
@@ -358,3 +386,44 @@ def test_bad_settings_and_data_are_refused_at_the_call(digits):
     with pytest.raises(DatasetError, match="both"):
         train(model, x, y, TrainConfig(), val_images=x)
     assert math.isfinite(sum(float(v.sum()) for v in model.get_weights().values()))
+
+
+def test_total_error_with_a_huge_learning_rate_is_caught_by_the_weights(digits):
+    """The article's total error never exceeds 1, so the loss alone never shows this run blowing
+    up: the weights grow to about 1e6 while the network sits at chance."""
+    x, y = _small(digits, 256)
+    model = _model()
+    initial = model.get_weights()
+    config = TrainConfig(epochs=3, lr=1e6, loss="total_error", batch_size=32)
+    events = list(train(model, x, y, config))
+    last = events[-1]
+    assert isinstance(last, Diverged), last
+    assert "weights exploded" in last.message and "learning rate 1e+06" in last.message
+    assert not any(isinstance(e, EpochEnd) for e in events)  # caught in the first epoch
+    now = model.get_weights()
+    assert all(np.array_equal(initial[k], now[k]) for k in now)
+
+
+def test_a_network_at_chance_after_its_weights_blew_up_is_diverged(digits, monkeypatch):
+    """Below the absolute weight limit, a dead network (chance accuracy, weights grown many
+    times) still ends the run, at the epoch's end; a slow but sound network does not."""
+    import engine.training as training
+
+    monkeypatch.setattr(training, "WEIGHT_LIMIT", 1e12)
+    x, y = _small(digits, 256)
+    model = _model()
+    events = list(train(model, x, y, TrainConfig(epochs=2, lr=1e6, loss="total_error")))
+    assert isinstance(events[-1], Diverged)
+    assert "accuracy stays at chance" in events[-1].message
+    slow = list(train(_model(), x, y, TrainConfig(epochs=1, lr=1e-4, optimizer="sgd")))
+    assert isinstance(slow[-1], Finished)
+
+
+def test_weight_decay_divergence_advice_names_the_weight_decay(digits):
+    x, y = _small(digits, 256)
+    config = TrainConfig(epochs=2, lr=0.01, weight_decay=300.0, batch_size=32)
+    events = list(train(_model(), x, y, config))
+    message = events[-1].message
+    assert isinstance(events[-1], Diverged)
+    assert "weight decay 300 is too strong" in message and "try weight decay 10" in message
+    assert "learning rate 0.01 is probably too high" not in message

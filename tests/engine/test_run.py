@@ -1,0 +1,171 @@
+"""The training run (engine.run): split, build, train, evaluate, record, and its up-front checks."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine.datasets import Dataset
+from engine.errors import DatasetError
+from engine.model import lenet5
+from engine.progress import CancelFlag, Progress
+from engine.run import RunEnded, RunError, RunSettings, check_writable, training_run
+from engine.training import BatchEnd, EpochEnd, Finished, TrainConfig, TrainControl
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_training import mnist_slice
+
+
+@pytest.fixture(scope="module")
+def digits() -> Dataset:
+    x, y = mnist_slice(700)
+    classes = [str(k) for k in range(10)]
+    return Dataset("digits", classes, x[:500], y[:500], x[500:], y[500:], "test slice")
+
+
+def _settings(**changes) -> RunSettings:
+    config = TrainConfig(epochs=changes.pop("epochs", 2), batch_size=50, seed=4)
+    return RunSettings("lenet5", config, **changes)
+
+
+def test_a_run_splits_trains_evaluates_and_records_its_metadata(digits):
+    run = training_run(digits, _settings(val_fraction=0.2))
+    counts = run.counts()  # stratified: round(0.2 * n) of each class
+    assert counts["train"] + counts["val"] == 500 and 95 <= counts["val"] <= 105
+    assert counts["test"] == 200
+    events = list(run.events())
+    kinds = [type(e) for e in events]
+    assert kinds.count(EpochEnd) == 2 and kinds.index(Finished) < kinds.index(Progress)
+    ended = events[-1]
+    assert isinstance(ended, RunEnded) and ended.status == "finished"
+    progress = [e for e in events if isinstance(e, Progress)]
+    assert progress[-1] == Progress("evaluate", 200, 200) and progress[-1].fraction == 1.0
+    assert ended.evaluation.count == 200 and ended.evaluation.accuracy > 0.5
+    assert ended.epochs == tuple(e for e in events if isinstance(e, EpochEnd))
+    assert (
+        ended.samples_per_second
+        == [e for e in events if isinstance(e, BatchEnd)][-1].samples_per_second
+    )
+
+    meta = run.model.meta
+    assert meta["evaluation"]["accuracy"] == ended.evaluation.accuracy
+    assert meta["evaluation"]["split"] == "test" and meta["evaluation"]["dataset"] == "digits"
+    assert meta["dataset"] == {
+        "name": "digits", "source": "test slice", **counts,
+        "limit": None, "augment": False,
+    }  # fmt: skip
+    assert meta["config"]["seed"] == 4 and meta["config"]["val_fraction"] == 0.2
+    assert meta["history"]["status"] == "finished" and meta["trained_at"].endswith("+00:00")
+    assert meta["training_seconds"] > 0
+
+
+def test_same_settings_same_model(digits):
+    weights = []
+    for _ in range(2):
+        run = training_run(digits, _settings(epochs=1))
+        list(run.events())
+        weights.append(run.model.get_weights())
+    assert all(np.array_equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
+def test_cancel_during_training_records_where_and_drops_a_stale_evaluation(digits):
+    model = lenet5(np.random.default_rng(0))
+    model.meta["evaluation"] = {"accuracy": 0.99}  # from an earlier run: no longer true
+    control = TrainControl()
+    run = training_run(digits, _settings(epochs=3), model=model, control=control)
+    assert run.model is model
+    events = []
+    for event in run.events():
+        events.append(event)
+        if isinstance(event, BatchEnd) and event.batch == 2:
+            control.cancel()
+    ended = events[-1]
+    assert ended.status == "cancelled" and ended.where == "epoch 1 batch 2"
+    assert ended.evaluation is None and not any(isinstance(e, Progress) for e in events)
+    assert "evaluation" not in model.meta and model.meta["interrupted_at"] == "epoch 1 batch 2"
+
+
+def test_cancel_during_the_evaluation_makes_the_run_cancelled(digits):
+    control = TrainControl()
+    run = training_run(digits, _settings(epochs=1), control=control)
+    for event in run.events():
+        if isinstance(event, Finished):
+            control.cancel()
+        last = event
+    assert last.status == "cancelled" and last.evaluation is None
+
+
+def test_a_diverging_run_ends_diverged_without_evaluation(digits):
+    config = TrainConfig(epochs=3, lr=1e6, loss="total_error", batch_size=50)
+    run = training_run(digits, RunSettings("lenet5", config))
+    ended = list(run.events())[-1]
+    assert ended.status == "diverged" and "weights exploded" in ended.message
+    assert ended.evaluation is None and run.model.meta["history"]["status"] == "diverged"
+
+
+def test_an_empty_test_split_is_refused_before_training(digits):
+    empty = Dataset("one each", digits.classes, digits.train_images, digits.train_labels,
+                    digits.test_images[:0], digits.test_labels[:0], "x")  # fmt: skip
+    with pytest.raises(DatasetError, match="test split is empty"):
+        training_run(empty, _settings())
+    run = training_run(empty, _settings(evaluate=False, epochs=1))  # fine without evaluation
+    assert list(run.events())[-1].status == "finished"
+
+
+def test_images_of_two_channels_are_refused(digits):
+    two = np.repeat(digits.train_images[:, None], 2, axis=1)
+    ds = Dataset(
+        "two", digits.classes, two, digits.train_labels, two[:10], digits.test_labels[:10], "x"
+    )
+    with pytest.raises(DatasetError, match="2 channels"):
+        training_run(ds, _settings())
+
+
+def test_continuing_a_model_on_other_classes_is_refused(digits):
+    model = lenet5(np.random.default_rng(0), num_classes=2)
+    model.classes = ["cat", "dog"]
+    with pytest.raises(RunError, match="start a new model"):
+        training_run(digits, _settings(), model=model)
+
+
+def test_colour_images_build_a_colour_network(digits):
+    colour = np.repeat(digits.train_images[:, None], 3, axis=1)
+    ds = Dataset("rgb", digits.classes, colour, digits.train_labels, colour[:20],
+                 digits.train_labels[:20], "x")  # fmt: skip
+    run = training_run(ds, _settings(epochs=1))
+    assert run.model.input_spec.shape[0] == 3
+
+
+def test_an_output_that_cannot_be_written_is_refused_before_training(digits, tmp_path):
+    with pytest.raises(RunError, match=r"must end in \.npz"):
+        check_writable(tmp_path / "model.txt")
+    with pytest.raises(RunError, match="does not exist"):
+        check_writable(tmp_path / "missing" / "m.npz")
+    with pytest.raises(RunError, match="is a folder"):
+        (tmp_path / "dir.npz").mkdir()
+        check_writable(tmp_path / "dir.npz")
+    with pytest.raises(RunError, match="cannot write in /proc"):
+        training_run(digits, _settings(out=Path("/proc/model.npz")))
+    if os.geteuid() != 0:  # root writes anywhere
+        locked = tmp_path / "locked"
+        locked.mkdir()
+        locked.chmod(0o500)
+        try:
+            with pytest.raises(RunError, match="cannot write in"):
+                check_writable(locked / "m.npz")
+        finally:
+            locked.chmod(0o700)
+            locked.rmdir()
+    assert check_writable(tmp_path / "ok.npz") == tmp_path / "ok.npz"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dir.npz"]  # the probe file is gone
+
+
+def test_a_cancel_flag_is_the_shared_protocol():
+    flag = CancelFlag()
+    assert not flag.cancelled
+    flag.cancel()
+    assert flag.cancelled
