@@ -991,18 +991,17 @@ class FiltersTab(QWidget):
             self._schedule_timer.start()
 
     # ===== showing results ==================================================================
-    def _placement(
-        self, settings: F.FilterSettings, step: int = 1
-    ) -> tuple[float, tuple[float, float]]:
-        """Scale and offset that put result pixels over the input pixels they come from
-        (``step``: a preview showing every step-th result pixel)."""
-        f = settings.kernels[0].size
-        s = settings.stride * step
-        off = (f - 1) / 2 - F.padding_for(settings.border, f) + 0.5 - s / 2
-        scale = float(s)
-        if settings.pool != "none":
-            off += (settings.pool_size - settings.pool_stride) * s / 2
-            scale *= settings.pool_stride
+    @staticmethod
+    def _placement(settings: F.FilterSettings, step: int = 1) -> tuple[float, tuple[float, float]]:
+        pooled = settings.pool != "none"
+        scale, off = F.placement(
+            settings.kernels[0].size,
+            settings.border,
+            settings.stride,
+            pool_size=settings.pool_size if pooled else 0,
+            pool_stride=settings.pool_stride if pooled else 0,
+            step=step,
+        )
         return scale, (off, off)
 
     def _show_rendered(self, rendered: _Rendered) -> None:
@@ -1103,7 +1102,7 @@ class FiltersTab(QWidget):
         s = self.stride_box.value()
         h, w = self._image.shape[:2]
         try:
-            fw, fh = F.size_formula(w, f, p, s), F.size_formula(h, f, p, s)
+            fw, fh = F.size_formula(w, f, s, p), F.size_formula(h, f, s, p)
         except EngineError as exc:
             self.formula.setText(f"<span style='color:#c5221f'>{exc}</span>")
             return

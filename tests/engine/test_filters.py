@@ -9,6 +9,7 @@ import pytest
 
 from engine import filters as F
 from engine.errors import EngineError, ShapeError
+from engine.filters.correlate import Correlator
 
 NP_MODES = {
     "zero": "constant",
@@ -185,17 +186,17 @@ def test_separable_kernels_are_found_and_the_fast_path_agrees(rng):
     # the engine runs rank-1 kernels as two 1-D passes: same numbers as the 2-D path
     img = rng.integers(0, 256, (37, 29, 3), dtype=np.uint8)
     w = np.outer(rng.normal(size=5), rng.normal(size=5))
-    job = F._Correlator(img, w, "symmetric", 2, 0.0)
+    job = Correlator(img, w, "symmetric", 2, 0.0)
     assert job.sep is not None
     sep = F.correlate(img, w, border="symmetric", stride=2)
-    job2d = F._Correlator(img, w, "symmetric", 2, 0.0)
+    job2d = Correlator(img, w, "symmetric", 2, 0.0)
     job2d.sep = None
     job2d.run(job2d.bands, parallel=False)
     np.testing.assert_allclose(sep, job2d.out, atol=1e-3)
     np.testing.assert_allclose(sep, naive_correlate(img, w, "symmetric", 2), atol=1e-3)
     # "a * identity + rank 1" (Outline, Unsharp) runs as two 1-D passes plus the centre
     w[2, 2] += 3.5
-    job = F._Correlator(img, w, "wrap", 1, 0.0)
+    job = Correlator(img, w, "wrap", 1, 0.0)
     assert job.sep is not None and job.delta == pytest.approx(3.5)
     np.testing.assert_allclose(
         F.correlate(img, w, border="wrap"), naive_correlate(img, w, "wrap", 1), atol=1e-3
@@ -215,8 +216,8 @@ def test_separable_kernels_are_found_and_the_fast_path_agrees(rng):
 )
 def test_output_size_formula(n, f, border, stride, expected):
     p = F.padding_for(border, f)
-    assert F.output_size(n, f, p, stride) == expected
-    assert F.size_formula(n, f, p, stride).endswith(f"= {expected}")
+    assert F.fitted_output_size(n, f, stride, p) == expected
+    assert F.size_formula(n, f, stride, p).endswith(f"= {expected}")
     img = np.zeros((n if n < 100 else 9, n), np.uint8)
     assert F.correlate(img, np.ones((f, f)), border=border, stride=stride).shape[1] == expected
 

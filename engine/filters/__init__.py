@@ -1,0 +1,116 @@
+"""The kernel editor's maths: presets, parsing, borders, stride, divisor/offset, display, pooling.
+
+Everything the Filters tab and ``convscope convolve`` compute comes from this package, so the
+window and the command line give the same numbers. Pure NumPy; no Qt. The modules, in the
+order a reader meets them:
+
+- :mod:`.kernels`: the number grammar, kernel text, :class:`KernelSpec`, separability;
+- :mod:`.kernelfile`: saving and loading kernels (JSON, atomic, untrusted on read);
+- :mod:`.presets`: the named kernels;
+- :mod:`.geometry`: borders, padding, stride, output sizes, where result pixels sit;
+- :mod:`.correlate`: the fast banded, threaded correlation;
+- :mod:`.pipeline`: convolution -> ReLU -> pooling for 1..8 kernels, with progress and cancel;
+- :mod:`.display`: float results -> pictures, the histogram, the mosaic;
+- :mod:`.teaching`: the pixel inspector and the Figure 5 step-through.
+
+Everything public is re-exported here: ``from engine.filters import KernelSpec`` keeps working.
+"""
+
+from __future__ import annotations
+
+from engine.filters.correlate import correlate
+from engine.filters.display import DISPLAYS, display, histogram, tile_maps
+from engine.filters.geometry import (
+    BORDERS,
+    MAX_STRIDE,
+    fitted_output_size,
+    output_size,
+    padding_for,
+    placement,
+    size_formula,
+)
+from engine.filters.kernelfile import load_kernels, save_kernels
+from engine.filters.kernels import (
+    KERNEL_SIZES,
+    MAX_KERNELS,
+    KernelError,
+    KernelSpec,
+    format_number,
+    kernel_to_text,
+    parse_kernel,
+    parse_number,
+    separable_factors,
+    split_centre,
+)
+from engine.filters.pipeline import (
+    POOLS,
+    FilterProgress,
+    FilterResult,
+    FilterSettings,
+    iter_filter,
+    pool,
+    prepare_source,
+    relu,
+    run_filter,
+    save_raw,
+    subsampled_maps,
+)
+from engine.filters.presets import PRESETS, Preset
+from engine.filters.teaching import (
+    FIGURE5_IMAGE,
+    FIGURE5_KERNEL,
+    ConvStep,
+    ConvSteps,
+    Inspection,
+    conv_steps,
+    inspect_pixel,
+)
+from engine.imageops import to_gray
+
+__all__ = [
+    "BORDERS",
+    "DISPLAYS",
+    "FIGURE5_IMAGE",
+    "FIGURE5_KERNEL",
+    "KERNEL_SIZES",
+    "MAX_KERNELS",
+    "MAX_STRIDE",
+    "POOLS",
+    "PRESETS",
+    "ConvStep",
+    "ConvSteps",
+    "FilterProgress",
+    "FilterResult",
+    "FilterSettings",
+    "Inspection",
+    "KernelError",
+    "KernelSpec",
+    "Preset",
+    "conv_steps",
+    "correlate",
+    "display",
+    "fitted_output_size",
+    "format_number",
+    "histogram",
+    "inspect_pixel",
+    "iter_filter",
+    "kernel_to_text",
+    "load_kernels",
+    "output_size",
+    "padding_for",
+    "parse_kernel",
+    "parse_number",
+    "placement",
+    "pool",
+    "prepare_source",
+    "relu",
+    "run_filter",
+    "save_kernels",
+    "save_raw",
+    "separable_factors",
+    "size_formula",
+    "split_centre",
+    "subsampled_maps",
+    "tile_maps",
+    "to_gray",
+]

@@ -1,0 +1,257 @@
+"""The pipeline the tab and the CLI run: convolution -> ReLU -> pooling, for 1..8 kernels.
+
+Convolution, as in the article and in CNNs, is *cross-correlation*: the kernel is not flipped::
+
+    out[y, x] = sum_{i,j} K[i, j] * P[y*S + i, x*S + j] / divisor + offset
+
+where ``P`` is the image padded by ``pad = (F - 1) // 2`` pixels with the border mode, or not
+padded at all for ``"valid"``. Shapes: images are ``uint8`` ``(H, W)`` or ``(H, W, C)``; a stack
+of N kernels gives float32 ``(N, H', W', C)`` feature maps.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from engine.atomic import atomic_write
+from engine.errors import ShapeError
+from engine.filters.correlate import Correlator
+from engine.filters.geometry import (
+    check_border,
+    check_stride,
+    fitted_output_size,
+    output_size,
+    padding_for,
+)
+from engine.filters.kernels import MAX_KERNELS, KernelError, KernelSpec
+from engine.imageops import to_gray
+
+POOLS = ("none", "max", "avg", "sum")
+
+__all__ = [
+    "POOLS",
+    "FilterProgress",
+    "FilterResult",
+    "FilterSettings",
+    "iter_filter",
+    "pool",
+    "prepare_source",
+    "relu",
+    "run_filter",
+    "save_raw",
+    "subsampled_maps",
+]
+
+
+def relu(x: np.ndarray) -> np.ndarray:
+    """``max(x, 0)`` as a new float32 array."""
+    return np.maximum(x, np.float32(0))
+
+
+def pool(x: np.ndarray, kind: str, size: int = 2, stride: int | None = None) -> np.ndarray:
+    """Max, average or sum pooling of float ``(H, W)`` or ``(H, W, C)`` over ``size x size``
+    windows moved by ``stride`` (default ``size``): ``H' = (H - size) // stride + 1``."""
+    if kind not in ("max", "avg", "sum"):
+        raise KernelError(f"pooling {kind!r}: use max, avg or sum")
+    stride = size if stride is None else stride
+    if not 1 <= size <= 8 or not 1 <= stride <= 8:
+        raise KernelError(f"pool size {size} / stride {stride}: use whole numbers from 1 to 8")
+    a = np.asarray(x, dtype=np.float32)
+    h, w = a.shape[:2]
+    if min(h, w) < size:
+        raise ShapeError(
+            f"the {size}x{size} pooling window does not fit the {h}x{w} map it pools; "
+            "use a smaller pool size, a smaller stride or a padding border before it"
+        )
+    oh, ow = output_size(h, size, stride, 0), output_size(w, size, stride, 0)
+    out = a[0 : (oh - 1) * stride + 1 : stride, 0 : (ow - 1) * stride + 1 : stride].copy()
+    for i in range(size):
+        for j in range(size):
+            if i == j == 0:
+                continue
+            v = a[i : i + (oh - 1) * stride + 1 : stride, j : j + (ow - 1) * stride + 1 : stride]
+            if kind == "max":
+                np.maximum(out, v, out=out)
+            else:
+                np.add(out, v, out=out)
+    if kind == "avg":
+        out *= np.float32(1.0 / (size * size))
+    return out
+
+
+@dataclass(frozen=True, eq=False)  # holds arrays: compare fields yourself
+class FilterSettings:
+    """Everything that defines a result. ``color`` is ``"gray"`` or ``"rgb"``."""
+
+    kernels: tuple[KernelSpec, ...]
+    border: str = "zero"
+    stride: int = 1
+    color: str = "gray"
+    relu: bool = False
+    pool: str = "none"
+    pool_size: int = 2
+    pool_stride: int = 2
+
+    def __post_init__(self) -> None:
+        if not 1 <= len(self.kernels) <= MAX_KERNELS:
+            raise KernelError(f"{len(self.kernels)} kernels: use 1 to {MAX_KERNELS}")
+        check_border(self.border)
+        check_stride(self.stride)
+        if self.color not in ("gray", "rgb"):
+            raise KernelError(f"colour {self.color!r}: use gray or rgb")
+        if self.pool not in POOLS:
+            raise KernelError(f"pooling {self.pool!r}: use one of {', '.join(POOLS)}")
+        sizes = sorted({k.size for k in self.kernels})
+        if self.border == "valid" and len(sizes) > 1:
+            raise KernelError(
+                f"kernels of sizes {', '.join(f'{n}x{n}' for n in sizes)} give maps of "
+                "different sizes without padding; use one size or a padding border"
+            )
+
+    def check_fits(self, height: int, width: int) -> None:
+        """Raise :class:`ShapeError` when a kernel (or the pooling) does not fit the image."""
+        for k in self.kernels:
+            p = padding_for(self.border, k.size)
+            oh, ow = (fitted_output_size(n, k.size, self.stride, p) for n in (height, width))
+            if self.pool != "none":
+                for n in (oh, ow):
+                    if n < self.pool_size:
+                        raise ShapeError(
+                            f"the {self.pool_size}x{self.pool_size} pooling window does not "
+                            f"fit the {oh}x{ow} convolution output; use a smaller pool size"
+                        )
+
+
+@dataclass(frozen=True)
+class FilterProgress:
+    """Emitted while a big image is filtered: ``done`` of ``total`` output rows (all kernels)."""
+
+    done: int
+    total: int
+
+
+@dataclass(frozen=True, eq=False)  # holds arrays: compare fields yourself
+class FilterResult:
+    """``maps``: float32 ``(N, H', W', C)`` after all stages (C = 1 gray, 3 RGB).
+    ``stages``: ``[("input", (H, W, C)), ("conv", ...), ("relu", ...), ("max pool", ...)]``.
+    ``source``: the image the kernels ran on (uint8, gray ``(H, W)`` or RGB ``(H, W, 3)``)."""
+
+    maps: np.ndarray
+    stages: list[tuple[str, tuple[int, ...]]]
+    source: np.ndarray = field(repr=False)
+    settings: FilterSettings | None = None
+
+    def raw(self) -> np.ndarray:
+        """The float32 values before any display mapping, without size-1 axes of the stack
+        and channel: ``(H', W')`` for one gray kernel, ``(N, H', W', 3)`` for an RGB stack."""
+        raw = self.maps[..., 0] if self.maps.shape[-1] == 1 else self.maps
+        return np.ascontiguousarray(raw[0] if raw.shape[0] == 1 else raw, dtype=np.float32)
+
+
+def save_raw(result: FilterResult, path: str | os.PathLike[str]) -> Path:
+    """Write ``result.raw()`` to ``path`` (.npy) atomically."""
+    return atomic_write(path, lambda f: np.save(f, result.raw()))
+
+
+def prepare_source(image: np.ndarray, color: str) -> np.ndarray:
+    """The image the kernels run on: gray ``(H, W)`` uint8 or RGB ``(H, W, 3)`` (alpha dropped)."""
+    a = np.asarray(image)
+    if color == "gray":
+        return to_gray(a)
+    if a.ndim == 2:
+        return np.repeat(a[:, :, None], 3, axis=2)
+    return a[:, :, :3]
+
+
+def iter_filter(
+    image: np.ndarray,
+    settings: FilterSettings,
+    *,
+    cancel: threading.Event | None = None,
+    parallel: bool = True,
+    rows_per_step: int = 256,
+) -> Iterator[FilterProgress | FilterResult]:
+    """Run the pipeline, yielding :class:`FilterProgress` every ``rows_per_step`` output rows
+    and finally a :class:`FilterResult`. When ``cancel`` is set between steps the generator
+    returns without a result. For 12 MP photos off the GUI thread."""
+    src = prepare_source(image, settings.color)
+    img = src if src.ndim == 3 else src[:, :, None]
+    jobs = [
+        Correlator(
+            img, k.weights(), settings.border, settings.stride, k.offset, max_band=rows_per_step
+        )
+        for k in settings.kernels
+    ]
+    total = sum(j.oh for j in jobs)
+    done = 0
+    for job in jobs:
+        step = max(1, rows_per_step // job.band) if rows_per_step else len(job.bands)
+        for i in range(0, len(job.bands), step):
+            if cancel is not None and cancel.is_set():
+                return
+            chunk = job.bands[i : i + step]
+            job.run(chunk, parallel)
+            done += chunk[-1][1] - chunk[0][0]
+            if done < total:
+                yield FilterProgress(done, total)
+    yield _finish(src, img.shape, [j.out for j in jobs], settings)
+
+
+def subsampled_maps(
+    image: np.ndarray, settings: FilterSettings, step: int, *, parallel: bool = True
+) -> np.ndarray:
+    """Every ``step``-th row and column of the maps, exactly, at about 1/step² of the cost:
+    ``subsampled_maps(img, s, k) == run_filter(img, s).maps[:, ::k, ::k]`` (no pooling).
+
+    The quick first picture of a big photo while the full result is computed: output pixel
+    ``y*k`` of stride S is output pixel ``y`` of stride ``S*k``. Returns float32
+    ``(N, ceil(H'/k), ceil(W'/k), C)``.
+    """
+    if settings.pool != "none":
+        raise KernelError("a subsampled preview needs every convolution output: no pooling")
+    src = prepare_source(image, settings.color)
+    img = src if src.ndim == 3 else src[:, :, None]
+    maps = []
+    for k in settings.kernels:
+        job = Correlator(img, k.weights(), settings.border, settings.stride * step, k.offset)
+        job.run(job.bands, parallel)
+        maps.append(job.out)
+    out = np.stack(maps)
+    if settings.relu:
+        np.maximum(out, np.float32(0), out=out)
+    return out
+
+
+def run_filter(
+    image: np.ndarray, settings: FilterSettings, *, parallel: bool = True
+) -> FilterResult:
+    """The whole pipeline at once (the preview and the CLI)."""
+    result = None
+    for event in iter_filter(image, settings, parallel=parallel, rows_per_step=0):
+        result = event
+    assert isinstance(result, FilterResult)
+    return result
+
+
+def _finish(
+    src: np.ndarray, in_shape: tuple[int, ...], convs: list[np.ndarray], settings: FilterSettings
+) -> FilterResult:
+    stages: list[tuple[str, tuple[int, ...]]] = [("input", tuple(in_shape))]
+    n = len(convs)
+    depth = (n,) if n > 1 else ()
+    stages.append(("conv", (*depth, *convs[0].shape)))
+    maps = convs
+    if settings.relu:
+        for m in maps:
+            np.maximum(m, np.float32(0), out=m)
+        stages.append(("ReLU", stages[-1][1]))
+    if settings.pool != "none":
+        maps = [pool(m, settings.pool, settings.pool_size, settings.pool_stride) for m in maps]
+        stages.append((f"{settings.pool} pool", (*depth, *maps[0].shape)))
+    return FilterResult(np.stack(maps) if n > 1 else maps[0][None], stages, src, settings)
