@@ -161,7 +161,7 @@ def _warp_bilinear(x: np.ndarray, matrices: np.ndarray, shifts: np.ndarray) -> n
 
 def _stroke_width(x: np.ndarray, rng: np.random.Generator, config: AugmentConfig) -> np.ndarray:
     """Blend some images (in place) towards their 3x3 grey dilation (thicker) or erosion."""
-    n = x.shape[0]
+    n: int = x.shape[0]
     change = rng.random(n) < config.stroke
     thicker = rng.random(n) < 0.5
     weight = rng.uniform(config.stroke_strength[0], config.stroke_strength[1], n)

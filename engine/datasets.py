@@ -35,6 +35,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -133,6 +134,7 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
         raise DatasetError(f"{p}: is a folder, expected an IDX file") from None
     except OSError as exc:
         raise DatasetError(f"{p}: cannot be read ({exc.strerror or exc})") from exc
+    payload: bytes | memoryview
     if raw[:2] == b"\x1f\x8b":
         header, payload = _gunzip_idx(raw, p)
     else:
@@ -636,9 +638,8 @@ def load_dataset(
                     f"{folder}: the folder is empty; expected IDX files "
                     f"({_EXPECTED}) or one subfolder of images per class"
                 )
-            ds = _load_image_folder(
-                folder, tuple(image_size), channels, test_fraction, seed, progress
-            )
+            size = cast(tuple[int, int], tuple(image_size))
+            ds = _load_image_folder(folder, size, channels, test_fraction, seed, progress)
     if channels == 3 and ds.train_images.ndim == 3:
         ds.train_images = np.repeat(ds.train_images[:, None], 3, axis=1)
         ds.test_images = np.repeat(ds.test_images[:, None], 3, axis=1)

@@ -219,6 +219,7 @@ class Conv2D(Layer):
             out = np.empty((c_out, n * ho * width), dtype=dtype)
             key = (id(self._xbuf), id(cols), xc.shape, chunk)
             if self._chunks_key != key:  # the views depend only on the buffers: keep them
+                assert self._xbuf is not None  # chunk < n only when wide: set above
                 self._chunks = list(k.wide_chunks(self._xbuf, xc.shape, kh, kw, cols, chunk))
                 self._chunks_key = key
             for src, dst, cs in self._chunks:
@@ -228,6 +229,7 @@ class Conv2D(Layer):
             if wide:
                 key = (id(self._xbuf), id(cols), xc.shape, 0)
                 if self._chunks_key != key:
+                    assert self._xbuf is not None  # set by padded_flat above
                     src = k.wide_chunks(self._xbuf, xc.shape, kh, kw, cols, n)
                     self._chunks, self._chunks_key = list(src), key
                 np.copyto(self._chunks[0][1], self._chunks[0][0])
@@ -283,6 +285,7 @@ class Conv2D(Layer):
             return None
         p = self.padding
         kh, kw = self.kernel_size
+        assert self._wb is not None  # set by forward
         if self.stride == 1:
             # dx = sum over kernel offsets (i, j) of weight[:, :, i, j].T @ dout, shifted by
             # (i, j): one small matmul per offset whose (C, N*H'*Wp) result is still in cache
@@ -389,6 +392,7 @@ class MaxPool2D(_Pool2D):
     """
 
     kind = "maxpool2d"
+    _state: tuple | np.ndarray  # maxpool2x2 state (fast path) or argmax
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         self.output_shape(x.shape[1:])
@@ -403,7 +407,9 @@ class MaxPool2D(_Pool2D):
 
     def backward(self, dout: np.ndarray, input_grad: bool = True) -> np.ndarray:
         if self._fast:
+            assert isinstance(self._state, tuple)
             return k.maxpool2x2_backward(dout, self._state)
+        assert isinstance(self._state, np.ndarray)
         return k.maxpool_backward(dout, self._state, self._x_shape, self.size, self.stride)
 
 

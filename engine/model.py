@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from engine.errors import ShapeError
 from engine.layers import (
@@ -314,8 +315,8 @@ class Sequential:
         self, x: np.ndarray, labels: np.ndarray, loss_fn
     ) -> tuple[float, np.ndarray]:
         n = x.shape[0]
-        key = (self._threads, tuple((k, p.shape, p.dtype) for k, p in self.parameters().items()))
-        key = (*key, loss_fn)  # the workers get the loss function when they are forked
+        params = tuple((k, p.shape, p.dtype) for k, p in self.parameters().items())
+        key = (self._threads, params, loss_fn)  # the workers get the loss fn when forked
         need = max(b - a for a, b in self._shards[1:])
         if self._workers is None or self._workers.key != key or self._workers.cap < need:
             self._stop_workers()
@@ -494,7 +495,7 @@ class Sequential:
 _FORK_OK = sys.platform.startswith("linux")
 
 
-def _shared(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+def _shared(shape: tuple[int, ...], dtype: npt.DTypeLike) -> np.ndarray:
     """A zeroed array in anonymous shared memory (seen by processes forked afterwards)."""
     dtype = np.dtype(dtype)
     size = int(np.prod(shape)) * dtype.itemsize
@@ -634,11 +635,15 @@ def _forward(layers: Sequence[Layer], plan: list[int], x: np.ndarray, training: 
     return x
 
 
-def _backward(layers: Sequence[Layer], plan: list[int], d: np.ndarray, input_grad: bool):
+def _backward(
+    layers: Sequence[Layer], plan: list[int], d: np.ndarray, input_grad: bool
+) -> np.ndarray | None:
     first = plan[0]
+    g: np.ndarray | None = d
     for i in reversed(plan):
-        d = layers[i].backward(d, input_grad=input_grad or i != first)
-    return d
+        assert g is not None  # only the first layer's backward may return None
+        g = layers[i].backward(g, input_grad=input_grad or i != first)
+    return g
 
 
 # -- builders ----------------------------------------------------------------------------
@@ -775,7 +780,9 @@ def build_model(
     """Build ``"lenet5"``, ``"lenet-article"`` or an architecture dict (``model.architecture``:
     ``{"name": "custom", ...}`` or ``{"name": "sequential", "input_shape", "layers"}``) with
     fresh weights from ``rng``. ``classes`` names the outputs (and sets their number)."""
-    arch = {"name": architecture} if isinstance(architecture, str) else dict(architecture)
+    arch: dict[str, Any] = (
+        {"name": architecture} if isinstance(architecture, str) else dict(architecture)
+    )
     name = arch.pop("name", None)
     if classes is not None:
         classes = [str(c) for c in classes]

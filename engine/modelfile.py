@@ -107,7 +107,8 @@ def save_model(model: Sequential, path: str | os.PathLike) -> Path:
     arrays = {k: np.asarray(p, dtype=np.float32) for k, p in model.parameters().items()}
     meta = json.dumps(model_meta(model), allow_nan=False)
     try:
-        atomic_write(path, lambda f: np.savez(f, meta=np.array(meta), **arrays))
+        # ignore: mypy cannot tell that no key of **arrays (parameter names) is allow_pickle
+        atomic_write(path, lambda f: np.savez(f, meta=np.array(meta), **arrays))  # type: ignore[arg-type]
     except OSError as exc:
         raise ModelFileError(f"cannot save {path}: {exc.strerror or exc}") from exc
     return path

@@ -49,6 +49,7 @@ import functools
 import math
 import os
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 from PIL import Image, ImageFilter
@@ -249,12 +250,12 @@ def to_gray(image: np.ndarray) -> np.ndarray:
         return np.asarray(Image.fromarray(a, "RGB").convert("L"))
     rgba = Image.fromarray(a, "RGBA")
     alpha = rgba.getchannel("A")
-    lo_a, hi_a = alpha.getextrema()
+    lo_a, hi_a = cast(tuple[int, int], alpha.getextrema())  # one 8-bit band: (min, max)
     if lo_a == 255:
         return np.asarray(rgba.convert("L"))
     white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
     composite = Image.alpha_composite(white, rgba).convert("L")
-    lo, hi = composite.getextrema()
+    lo, hi = cast(tuple[int, int], composite.getextrema())
     if hi - lo < MIN_CONTRAST <= hi_a - lo_a:
         return 255 - np.asarray(alpha)
     return np.asarray(composite)

@@ -117,7 +117,7 @@ def to_gray(image: np.ndarray) -> np.ndarray:
     if image.ndim != 3 or image.shape[2] not in (3, 4):
         raise ShapeError(f"expected an (H, W), (H, W, 3) or (H, W, 4) image, got {image.shape}")
     rgb = image[..., :3].astype(np.float32)
-    gray = rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    gray: np.ndarray = rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
     if image.shape[2] == 4:
         alpha = image[..., 3].astype(np.float32) / 255
         gray = gray * alpha + 255 * (1 - alpha)
@@ -405,7 +405,7 @@ def _segment(
     result: list[list[list[Segment]]] = []
     for g in sorted(groups, key=lambda g: g.x0):
         own = np.isin(labels[g.y0 : g.y1, g.x0 : g.x1], g.ids)
-        ways = [[]]
+        ways: list[list[int]] = [[]]  # the cut columns of each way to split g
         if g.width > aspect_split * g.height or (len(groups) > 1 and g.width > 1.6 * typical):
             profile = own.sum(axis=0)
             pieces = max(2, round(g.width / typical))

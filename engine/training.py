@@ -54,7 +54,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -562,6 +562,7 @@ def _run(
         validation_time = 0.0
         if val_images is not None:
             t0 = clock()
+            assert val_labels is not None  # checked at the start: both or neither
             result = _validate(model, val_images, val_labels, loss_fn, control)
             if result is None:
                 yield Cancelled(epoch, batches, finish("cancelled"))
@@ -594,7 +595,7 @@ def _eta(
     return samples_left / rate + validations_left * per_validation
 
 
-def _gate(control: TrainControl, epoch: int, done: int) -> Iterator[TrainEvent]:
+def _gate(control: TrainControl, epoch: int, done: int) -> Generator[TrainEvent, None, bool]:
     """Before a batch: True to run it, False if cancelled. Yields Paused/Resumed and blocks
     (after yielding Paused) while paused; a step() lets exactly one batch through."""
     while True:

@@ -171,6 +171,7 @@ def display_layers(
             label = "input"
         elif "conv" in kind or "dense" in kind or "linear" in kind:
             if follows_act:
+                assert nxt is not None  # follows_act implies a next layer
                 x = np.asarray(nxt[1])[0]
                 label = f"{name} + {nxt[0]}"
             elif "conv" not in kind and nxt is not None and nxt[0] == "softmax":
