@@ -1,0 +1,316 @@
+"""The one registry of architectures: the ConvNet family the article names, each a graph spec.
+
+Every member is registered once here, with its CLI name, a title, a paragraph (in our own words)
+on the idea it adds, and a builder ``(input_shape, num_classes) -> graph spec``. The CLI's
+``--arch`` choices and help, the Train tab's architecture list and ``docs/FAMILY.md`` all read
+this registry: :func:`names`, :func:`describe`, :func:`build_spec`.
+
+Each member takes grey ``(1, 28, 28)`` and colour ``(3, 32, 32)`` input (any size from 28x28 up
+for the family; LeNet-5 is fixed at 28x28 and the article's LeNet at 32x32, and images are
+resized to them) and any number of classes. They are scaled down from the papers (fewer
+channels, fewer blocks) so that one epoch of a few thousand CIFAR-sized images runs in minutes
+on a laptop CPU; the ideas, and the node names of the PyTorch equivalents, are kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from engine.errors import ShapeError
+from engine.graphspec import SpecBuilder
+
+SpecFn = Callable[[tuple[int, int, int], int], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """One registered architecture: ``build(input_shape, num_classes) -> graph spec``."""
+
+    name: str
+    title: str
+    idea: str
+    build: SpecFn
+    input_size: tuple[int, int] | None = None  # a fixed (H, W), or None: any size >= 28x28
+
+
+# -- LeNet (the chain the app started with) ---------------------------------------------------
+
+
+def _lenet(conv1_padding: int, fc2: int) -> SpecFn:
+    def build(shape: tuple[int, int, int], k: int) -> dict[str, Any]:
+        b = SpecBuilder(shape)
+        x = b.conv("conv1", "input", 6, 5, padding=conv1_padding)
+        x = b.pool("pool1", b.act("relu1", x), 2)
+        x = b.conv("conv2", x, 16, 5, padding=0)
+        x = b.pool("pool2", b.act("relu2", x), 2)
+        x = b.act("relu3", b.dense("fc1", b.flatten("flatten", x), 120))
+        x = b.act("relu4", b.dense("fc2", x, fc2))
+        return b.spec(b.dense("fc3", x, k, init="xavier"))
+
+    return build
+
+
+# -- AlexNet and ZF Net -----------------------------------------------------------------------
+
+
+def _alexnet(conv1_kernel: int, conv1_stride: int) -> SpecFn:
+    """Five convolutions (conv1 as given), overlapping 3x3/2 max pools, a dropout classifier."""
+
+    def build(shape: tuple[int, int, int], k: int) -> dict[str, Any]:
+        b = SpecBuilder(shape)
+        x = b.conv("conv1", "input", 32, conv1_kernel, stride=conv1_stride)
+        x = b.pool("pool1", b.act("relu1", x), 3, 2, padding=1)
+        x = b.pool("pool2", b.act("relu2", b.conv("conv2", x, 64, 5)), 3, 2, padding=1)
+        x = b.act("relu3", b.conv("conv3", x, 96, 3))
+        x = b.act("relu4", b.conv("conv4", x, 96, 3))
+        x = b.act("relu5", b.conv("conv5", x, 64, 3))
+        x = b.flatten("flatten", b.pool("pool3", x, 3, 2, padding=1))
+        x = b.act("relu6", b.dense("fc1", b.dropout("drop1", x, 0.5), 256))
+        x = b.act("relu7", b.dense("fc2", b.dropout("drop2", x, 0.5), 256))
+        return b.spec(b.dense("fc3", x, k, init="xavier"))
+
+    return build
+
+
+# -- VGG ----------------------------------------------------------------------------------------
+
+
+def _vgg(shape: tuple[int, int, int], k: int) -> dict[str, Any]:
+    """Three stacks of two 3x3 conv + BatchNorm + ReLU, a 2x2 max pool after each stack."""
+    b = SpecBuilder(shape)
+    x = "input"
+    for s, width in enumerate((16, 32, 64), start=1):
+        for i in (1, 2):
+            x = b.conv(f"block{s}.conv{i}", x, width, 3, bias=False)
+            x = b.act(f"block{s}.relu{i}", b.bn(f"block{s}.bn{i}", x))
+        x = b.pool(f"block{s}.pool", x, 2)
+    x = b.act("relu", b.dense("fc1", b.flatten("flatten", x), 128))
+    return b.spec(b.dense("fc2", b.dropout("dropout", x, 0.5), k, init="xavier"))
+
+
+# -- GoogLeNet ----------------------------------------------------------------------------------
+
+
+def _inception(b: SpecBuilder, name: str, x: str, widths: Sequence[int]) -> str:
+    """Four branches side by side, concatenated on channels: 1x1; 1x1 -> 3x3; 1x1 -> 5x5;
+    3x3 max pool -> 1x1. ``widths = (b1, b2 reduce, b2, b3 reduce, b3, b4)``."""
+    w1, r3, w3, r5, w5, wp = widths
+    one = b.act(f"{name}.branch1.1", b.conv(f"{name}.branch1.0", x, w1, 1))
+    two = b.act(f"{name}.branch2.1", b.conv(f"{name}.branch2.0", x, r3, 1))
+    two = b.act(f"{name}.branch2.3", b.conv(f"{name}.branch2.2", two, w3, 3))
+    three = b.act(f"{name}.branch3.1", b.conv(f"{name}.branch3.0", x, r5, 1))
+    three = b.act(f"{name}.branch3.3", b.conv(f"{name}.branch3.2", three, w5, 5))
+    four = b.pool(f"{name}.branch4.0", x, 3, 1, padding=1)
+    four = b.act(f"{name}.branch4.2", b.conv(f"{name}.branch4.1", four, wp, 1))
+    return b.concat(f"{name}.cat", [one, two, three, four])
+
+
+def _googlenet(shape: tuple[int, int, int], k: int) -> dict[str, Any]:
+    b = SpecBuilder(shape)
+    x = b.act("relu1", b.conv("conv1", "input", 32, 3))
+    x = b.pool("pool1", x, 3, 2, padding=1)
+    x = _inception(b, "inception3a", x, (16, 16, 32, 4, 8, 8))  # 64 channels
+    x = _inception(b, "inception3b", x, (24, 24, 48, 8, 12, 12))  # 96
+    x = b.pool("pool2", x, 3, 2, padding=1)
+    x = _inception(b, "inception4a", x, (32, 24, 48, 8, 16, 16))  # 112
+    x = b.dropout("dropout", b.gap("avgpool", x), 0.2)
+    return b.spec(b.dense("fc", x, k, init="xavier"))
+
+
+# -- ResNet ----------------------------------------------------------------------------------
+
+
+def _basic_block(b: SpecBuilder, name: str, x: str, width: int, stride: int) -> str:
+    """conv3x3-BN-ReLU-conv3x3-BN, plus the shortcut (identity, or a 1x1 conv + BN projection
+    when the shape changes), then ReLU."""
+    y = b.conv(f"{name}.conv1", x, width, 3, stride=stride, bias=False)
+    y = b.act(f"{name}.relu1", b.bn(f"{name}.bn1", y))
+    y = b.bn(f"{name}.bn2", b.conv(f"{name}.conv2", y, width, 3, bias=False))
+    shortcut = x
+    if stride != 1 or b.shape(x)[0] != width:
+        p = b.conv(f"{name}.downsample.0", x, width, 1, stride=stride, padding=0, bias=False)
+        shortcut = b.bn(f"{name}.downsample.1", p)
+    return b.act(f"{name}.relu2", b.sum(f"{name}.add", y, shortcut))
+
+
+def _resnet(n: int) -> SpecFn:
+    """The CIFAR ResNet of 6n+2 layers: conv1, three stages of n basic blocks (16, 32, 64
+    channels, the last two starting with stride 2), global average pooling, fc."""
+
+    def build(shape: tuple[int, int, int], k: int) -> dict[str, Any]:
+        b = SpecBuilder(shape)
+        x = b.act("relu", b.bn("bn1", b.conv("conv1", "input", 16, 3, bias=False)))
+        for stage, width in enumerate((16, 32, 64), start=1):
+            for i in range(n):
+                stride = 2 if stage > 1 and i == 0 else 1
+                x = _basic_block(b, f"layer{stage}.{i}", x, width, stride)
+        return b.spec(b.dense("fc", b.gap("avgpool", x), k, init="xavier"))
+
+    return build
+
+
+# -- DenseNet ------------------------------------------------------------------------------
+
+
+def _densenet(shape: tuple[int, int, int], k: int) -> dict[str, Any]:
+    """Three dense blocks of 4 layers (BN-ReLU-3x3 conv of 12 new channels, concatenated to
+    everything before), transitions (BN-ReLU-1x1 conv halving the channels, 2x2 average pool)."""
+    growth, layers = 12, 4
+    b = SpecBuilder(shape)
+    x = b.conv("conv1", "input", 2 * growth, 3, bias=False)
+    for blk in (1, 2, 3):
+        for i in range(1, layers + 1):
+            p = f"block{blk}.layer{i}"
+            y = b.act(f"{p}.relu", b.bn(f"{p}.norm", x))
+            y = b.conv(f"{p}.conv", y, growth, 3, bias=False)
+            x = b.concat(f"{p}.cat", [x, y])
+        if blk < 3:
+            t = f"trans{blk}"
+            y = b.act(f"{t}.relu", b.bn(f"{t}.norm", x))
+            y = b.conv(f"{t}.conv", y, b.shape(x)[0] // 2, 1, padding=0, bias=False)
+            x = b.pool(f"{t}.pool", y, 2, kind="avg")
+    x = b.act("relu", b.bn("norm", x))
+    return b.spec(b.dense("fc", b.gap("avgpool", x), k, init="xavier"))
+
+
+# -- the registry -------------------------------------------------------------------------------
+
+_REGISTRY: dict[str, Architecture] = {
+    a.name: a
+    for a in (
+        Architecture(
+            "lenet5",
+            "LeNet-5",
+            "Two convolutions, each followed by ReLU and 2x2 max pooling, then three fully "
+            "connected layers. This is the pattern every later network elaborates: learned "
+            "local filters, a non-linearity, pooling that trades position for robustness, and a "
+            "classifier on top. Takes 28x28 input (conv1 padded by 2).",
+            _lenet(conv1_padding=2, fc2=84),
+            input_size=(28, 28),
+        ),
+        Architecture(
+            "lenet-article",
+            "The article's LeNet",
+            "The network drawn in the article's Figure 18: 32x32 input (a 28x28 digit padded "
+            "by 2), conv 6@5x5, pool, conv 16@5x5, pool, then fully connected layers of 120, "
+            "100 and one per class. The same layer names as LeNet-5.",
+            _lenet(conv1_padding=0, fc2=100),
+            input_size=(32, 32),
+        ),
+        Architecture(
+            "alexnet",
+            "AlexNet (small)",
+            "Deeper and wider than LeNet: a large first filter with a stride (7x7, stride 2, "
+            "here) looks at a big patch at once, ReLU everywhere makes deep training fast, max "
+            "pooling windows overlap (3x3 every 2 pixels), and dropout in the fully connected "
+            "classifier switches random units off while training so that no unit can rely on "
+            "another.",
+            _alexnet(conv1_kernel=7, conv1_stride=2),
+        ),
+        Architecture(
+            "zfnet",
+            "ZF Net (small)",
+            "AlexNet with a smaller first filter and stride (3x3, stride 1, here). Looking at "
+            "AlexNet's first-layer filters, Zeiler and Fergus saw that the big stride skipped "
+            "detail and left dead filters; a finer first layer keeps more of the image for the "
+            "layers after it, at the price of more computation.",
+            _alexnet(conv1_kernel=3, conv1_stride=1),
+        ),
+        Architecture(
+            "vgg",
+            "VGG (small)",
+            "Only 3x3 convolutions, stacked: two 3x3 layers see a 5x5 patch with fewer weights "
+            "and one more non-linearity than a single 5x5 layer. Each stack is followed by one "
+            "2x2 max pooling and doubles the channels. BatchNorm after every convolution "
+            "normalises each channel over the batch, which makes such deep stacks easy to train.",
+            _vgg,
+        ),
+        Architecture(
+            "googlenet",
+            "GoogLeNet (small)",
+            "Inception modules: four branches look at the same input side by side (a 1x1 "
+            "convolution; 1x1 then 3x3; 1x1 then 5x5; 3x3 max pooling then 1x1) and their maps "
+            "are concatenated, so the network chooses the filter size per feature. The 1x1 "
+            "convolutions shrink the channels before the expensive filters. Global average "
+            "pooling replaces the big fully connected layers.",
+            _googlenet,
+        ),
+        Architecture(
+            "resnet8",
+            "ResNet-8",
+            "Residual blocks: each block adds its input back to its output (a shortcut), so it "
+            "only learns a correction, and gradients flow straight through the additions to "
+            "the first layers. Basic blocks of two 3x3 convolutions with BatchNorm; where a "
+            "stage halves the size and doubles the channels the shortcut is a 1x1 convolution "
+            "(a projection). The CIFAR ResNet with 6n+2 layers, n = 1.",
+            _resnet(1),
+        ),
+        Architecture(
+            "resnet20",
+            "ResNet-20",
+            "The same residual design with three blocks per stage (6n+2 layers, n = 3): 20 "
+            "layers that still train as easily as a shallow network, because every block "
+            "can start as (almost) the identity.",
+            _resnet(3),
+        ),
+        Architecture(
+            "densenet",
+            "DenseNet (small)",
+            "Dense blocks: every layer (BatchNorm, ReLU, 3x3 convolution) adds 12 new channels "
+            "(the growth rate) and passes on everything it received, concatenated, so each "
+            "layer sees the maps of all layers before it in its block and features are reused "
+            "instead of relearned. Transitions between blocks (1x1 convolution, 2x2 average "
+            "pooling) halve the channels and the size.",
+            _densenet,
+        ),
+    )
+}
+
+DEFAULT_INPUT = {1: (1, 28, 28), 3: (3, 32, 32)}
+
+
+def names() -> list[str]:
+    """The registered architecture names, in the order to show them."""
+    return list(_REGISTRY)
+
+
+def get(name: str) -> Architecture:
+    """The registry entry; ShapeError listing the names when there is none."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ShapeError(f"unknown architecture {name!r}; use one of {', '.join(names())}") from None
+
+
+def describe(name: str) -> str:
+    """The paragraph on the idea ``name`` adds, in our own words."""
+    return get(name).idea
+
+
+def input_shape_for(name: str, channels: int) -> tuple[int, int, int]:
+    """The input ``(C, H, W)`` the member takes for ``channels``-channel images: its fixed size,
+    else 28x28 for grey and 32x32 for colour."""
+    fixed = get(name).input_size
+    if fixed is not None:
+        return (int(channels), *fixed)
+    return DEFAULT_INPUT.get(int(channels), (int(channels), 32, 32))
+
+
+def build_spec(
+    name: str, input_shape: Sequence[int] = (3, 32, 32), num_classes: int = 10
+) -> dict[str, Any]:
+    """The graph spec of ``name`` for ``input_shape (C, H, W)`` and ``num_classes`` outputs."""
+    arch = get(name)
+    shape = tuple(int(v) for v in input_shape)
+    if len(shape) != 3 or min(shape) < 1:
+        raise ShapeError(f"input_shape must be (C, H, W) of positive sizes, got {shape}")
+    if int(num_classes) < 1:
+        raise ShapeError(f"num_classes must be >= 1, got {num_classes}")
+    if arch.input_size is not None and shape[1:] != arch.input_size:
+        h, w = arch.input_size
+        raise ShapeError(
+            f"{name} takes {h}x{w} input, not {shape[1]}x{shape[2]}; images are resized to it"
+        )
+    return arch.build(shape, int(num_classes))  # type: ignore[arg-type]
