@@ -14,12 +14,14 @@ on a laptop CPU; the ideas, and the node names of the PyTorch equivalents, are k
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from engine.errors import ShapeError
-from engine.graphspec import SpecBuilder
+from engine.graphspec import SpecBuilder, spec_stats
 
 SpecFn = Callable[[tuple[int, int, int], int], dict[str, Any]]
 
@@ -281,7 +283,9 @@ def get(name: str) -> Architecture:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise ShapeError(f"unknown architecture {name!r}; use one of {', '.join(names())}") from None
+        raise ShapeError(
+            f"unknown architecture {name!r}; use one of {', '.join(names())}"
+        ) from None
 
 
 def describe(name: str) -> str:
@@ -314,3 +318,147 @@ def build_spec(
             f"{name} takes {h}x{w} input, not {shape[1]}x{shape[2]}; images are resized to it"
         )
     return arch.build(shape, int(num_classes))  # type: ignore[arg-type]
+
+
+LENETS = ("lenet5", "lenet-article")  # built by engine.model's own builders (shipped files)
+
+
+@dataclass(frozen=True)
+class Choice:
+    """What the user chose in ``--arch`` or the Train tab's architecture box.
+
+    ``kind`` is ``"name"`` (a registered architecture), ``"text"`` (a custom network's text
+    form) or ``"file"`` (a JSON file with a model file's architecture); ``label`` is a short
+    name for file names and messages; ``input_shape`` what the network takes."""
+
+    kind: str
+    label: str
+    input_shape: tuple[int, int, int]
+    source: Any  # the name, the text, or the architecture dict read from the file
+
+    def architecture(self, num_classes: int) -> dict[str, Any]:
+        """The architecture dict :func:`engine.model.build_model` takes, for ``num_classes``."""
+        k = int(num_classes)
+        if self.kind == "name":
+            if self.source in LENETS:
+                return {"name": self.source, "num_classes": k, "in_channels": self.input_shape[0]}
+            return {"name": self.source, "num_classes": k, "input_shape": list(self.input_shape)}
+        if self.kind == "text":
+            from engine.archtext import to_spec
+
+            return to_spec(self.source, self.input_shape, k)
+        arch = dict(self.source)
+        if arch.get("name") != "graph":
+            arch["num_classes"] = k  # a named architecture: the dataset sets the classes
+        return arch
+
+
+def choose(arch: str, channels: int = 1) -> Choice:
+    """Read an ``--arch`` value: a registered name, ``FILE.json`` (the ``architecture`` of a
+    model file's metadata, or that whole metadata) or a custom network's text form (anything
+    else; see :mod:`engine.archtext`). Checked now (ShapeError with the reason), before any
+    data is loaded; the classes come later, in :meth:`Choice.architecture`."""
+    arch = arch.strip()
+    if arch in _REGISTRY:
+        return Choice("name", arch, input_shape_for(arch, channels), arch)
+    if arch.lower().endswith(".json"):
+        return _choose_file(Path(arch).expanduser(), channels)
+    from engine.archtext import LAYER_WORDS, to_spec
+
+    shape = DEFAULT_INPUT.get(int(channels), (int(channels), 32, 32))
+    first = arch.split(maxsplit=1)[0].lower() if arch else ""
+    if "," not in arch and "\n" not in arch and first not in LAYER_WORDS:
+        # no layer of the text form: most likely a mistyped name
+        raise ShapeError(
+            f"unknown architecture {arch!r}; use one of {', '.join(names())}, a FILE.json "
+            "or a network in the text form, e.g. 'conv 16 3, relu, maxpool 2, flatten, dense 10'"
+        )
+    to_spec(arch, shape, None)  # raises ArchTextError naming the bad token
+    return Choice("text", "custom", shape, arch)
+
+
+def _choose_file(path: Path, channels: int) -> Choice:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ShapeError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ShapeError(f"{path}: not a JSON file ({exc})") from None
+    if isinstance(data, dict) and isinstance(data.get("architecture"), dict):
+        data = data["architecture"]  # a model file's whole metadata
+    if not isinstance(data, dict) or not isinstance(data.get("name"), str):
+        raise ShapeError(
+            f'{path}: not an architecture; expected a JSON object with a "name" (the '
+            '"architecture" of a model file\'s metadata)'
+        )
+    name = data["name"]
+    if name in LENETS:
+        shape = input_shape_for(name, int(data.get("in_channels", 1)))
+    elif "input_shape" in data:
+        try:
+            shape = tuple(int(v) for v in data["input_shape"])  # type: ignore[assignment]
+        except (TypeError, ValueError):
+            shape = ()  # type: ignore[assignment]
+        if len(shape) != 3 or min(shape) < 1:
+            raise ShapeError(f"{path}: input_shape must be [C, H, W], got {data['input_shape']}")
+    elif name in _REGISTRY:
+        shape = input_shape_for(name, channels)
+    else:
+        raise ShapeError(f"{path}: architecture {name!r} has no input_shape")
+    if shape[0] != int(channels):
+        raise ShapeError(
+            f"{path}: the network takes {shape[0]}-channel input; add --channels {shape[0]}"
+        )
+    return Choice("file", path.stem, shape, data)  # type: ignore[arg-type]
+
+
+def stats(name: str, channels: int = 3, num_classes: int = 10) -> tuple[int, int]:
+    """``(parameters, multiply-adds per image)`` of ``name`` for its input of ``channels``."""
+    return spec_stats(build_spec(name, input_shape_for(name, channels), num_classes))
+
+
+def family_markdown() -> str:
+    """``docs/FAMILY.md``, written from this registry and the text form's grammar (a test
+    checks the file against it; regenerate with ``python -m engine.architectures``)."""
+    from engine.archtext import GRAMMAR
+
+    lines = [
+        "# The ConvNet family",
+        "",
+        "<!-- Generated: python -m engine.architectures > docs/FAMILY.md (a test checks it) -->",
+        "",
+        "The networks ConvScope builds by name (`convscope train --arch NAME`, the Train",
+        "tab's architecture list). Each is a graph of named nodes whose names are the PyTorch",
+        "module paths of the equivalent `torch.nn` module. Figures for 10 classes;",
+        "multiply-adds per image (convolutions and dense layers).",
+        "",
+        "| name | network | grey input | parameters | multiply-adds | colour input "
+        "| parameters | multiply-adds |",
+        "|---|---|---|---:|---:|---|---:|---:|",
+    ]
+    for name in names():
+        row = [f"`{name}`", get(name).title]
+        for channels in (1, 3):
+            p, m = stats(name, channels)
+            row += ["x".join(map(str, input_shape_for(name, channels))), f"{p:,}", f"{m:,}"]
+        lines.append("| " + " | ".join(row) + " |")
+    for name in names():
+        lines += ["", f"## `{name}`: {get(name).title}", "", describe(name)]
+    lines += [
+        "",
+        "## Your own network: the text form",
+        "",
+        '`convscope train --arch "conv 16 3, relu, maxpool 2, flatten, dense 64, relu, dense 10"`',
+        "and the Train tab's architecture box take a network written as layers separated by",
+        "commas:",
+        "",
+        "```",
+        GRAMMAR,
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(family_markdown(), end="")

@@ -164,10 +164,10 @@ def _add(b: SpecBuilder, x: str, item: list[Token], name: _Namer) -> str:
     raise _fail(item[0], item, f"unknown layer; use one of {', '.join(LAYER_WORDS)}")
 
 
-def to_spec(
-    text: str, input_shape: Sequence[int], num_classes: int
-) -> dict[str, Any]:
-    """The graph spec of ``text`` for ``input_shape (C, H, W)`` and ``num_classes`` outputs.
+def to_spec(text: str, input_shape: Sequence[int], num_classes: int | None) -> dict[str, Any]:
+    """The graph spec of ``text`` for ``input_shape (C, H, W)`` and ``num_classes`` outputs
+    (``None``: only check the text and its shapes, before the classes are known; no classifier
+    is added then).
 
     Node names follow the layer kinds: ``conv1, conv2, ...``, ``bn1``, ``relu1``, ``pool1``,
     ``gap1``, ``flatten1``, ``drop1``, ``fc1, fc2, ...`` (the names of the PyTorch module's
@@ -192,7 +192,7 @@ def to_spec(
     last = items[-1]
     if last[0].text.lower() == "dense":
         got = b.shape(x)[0]
-        if got != num_classes:
+        if num_classes is not None and got != num_classes:
             raise _fail(
                 last[1],
                 last,
@@ -201,11 +201,8 @@ def to_spec(
             )
         b.nodes[-1]["init"] = "xavier"  # the classifier, as in the named architectures
         return b.spec(x)
+    if num_classes is None:
+        return b.spec(x)
     if len(b.shape(x)) != 1:
         x = b.flatten(name("flatten"), x)
     return b.spec(b.dense(name("fc"), x, num_classes, init="xavier"))
-
-
-def looks_like_text(arch: str) -> bool:
-    """True when ``arch`` is a custom network's text rather than a name or a file."""
-    return "," in arch or "\n" in arch or " " in arch.strip()

@@ -217,3 +217,34 @@ class SpecBuilder:
             "nodes": self.nodes,
             "output": output,
         }
+
+
+def node_params(node: dict[str, Any]) -> int:
+    """Trainable parameters of one node (BatchNorm's running statistics are buffers, not
+    counted): conv ``F*C*KH*KW (+F)``, dense ``in*out + out``, BatchNorm ``2*C``."""
+    kind = node["type"]
+    if kind == "conv2d":
+        kh, kw = node["kernel_size"]
+        f = node["out_channels"]
+        return f * node["in_channels"] * kh * kw + (f if node.get("bias", True) else 0)
+    if kind == "dense":
+        return node["in_features"] * node["out_features"] + node["out_features"]
+    if kind == "batchnorm2d":
+        return 2 * node["num_features"]
+    return 0
+
+
+def spec_stats(spec: dict[str, Any]) -> tuple[int, int]:
+    """``(parameters, multiply-adds per image)`` of a graph spec; the multiply-adds count the
+    convolutions (``H'*W'*F*C*KH*KW``) and dense layers (``in*out``), the bulk of the work."""
+    shapes = spec_shapes(spec)
+    params = macs = 0
+    for node in spec["nodes"]:
+        params += node_params(node)
+        if node["type"] == "conv2d":
+            kh, kw = node["kernel_size"]
+            _, ho, wo = shapes[node["name"]]
+            macs += ho * wo * node["out_channels"] * node["in_channels"] * kh * kw
+        elif node["type"] == "dense":
+            macs += node["in_features"] * node["out_features"]
+    return params, macs

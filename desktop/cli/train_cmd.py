@@ -24,14 +24,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from desktop.cli import CliError
 from desktop.cli.progress import Progress, format_duration
 
 HELP = "train a LeNet on MNIST or a dataset folder, evaluate it on the test split and save it"
 
-ARCHS = ("lenet5", "lenet-article")
 DEFAULT_LR = {"sgd": 0.1, "momentum": 0.01, "adam": 0.001}
 EXIT_DIVERGED = 1
 EXIT_INTERRUPTED = 130
@@ -44,7 +41,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="'mnist' (bundled, the default), a folder of IDX files in MNIST layout, or a "
         "folder with one subfolder of images per class",
     )
-    parser.add_argument("--arch", choices=ARCHS, default="lenet5", help="network (default lenet5)")
+    from engine import architectures
+    from engine.archtext import GRAMMAR
+
+    parser.add_argument(
+        "--arch",
+        default="lenet5",
+        metavar="NAME|TEXT|FILE.json",
+        help=f"the network: one of {', '.join(architectures.names())} (default lenet5; see "
+        "docs/FAMILY.md), a network in the text form below, or a JSON file with the "
+        "architecture of a model file",
+    )
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = (
+        "--arch text form (layers separated by commas), e.g.\n"
+        '  --arch "conv 16 3, relu, maxpool 2, flatten, dense 64, relu, dense 10"\n\n' + GRAMMAR
+    )
     parser.add_argument("--epochs", type=int, default=1, help="passes over the data (default 1)")
     parser.add_argument("--batch-size", type=int, default=64, help="images per step (default 64)")
     parser.add_argument(
@@ -169,24 +181,23 @@ def _pct(x: float | None) -> str:
 
 # -- the subcommand -----------------------------------------------------------------------------
 def run(args: argparse.Namespace) -> int:
-    from engine.model import build_model
+    from engine.architectures import choose
     from engine.modelfile import save_model
     from engine.run import RunSettings, training_run
 
     config = _config(args)
+    choice = choose(args.arch, args.channels)  # NAME, TEXT or FILE.json; checked before loading
     out = _check_out_path(args.out) if args.out is not None else None
     progress = Progress()
     t_start = time.perf_counter()
-    probe = build_model(args.arch, np.random.default_rng(0))
-    input_shape = (args.channels, *probe.input_spec.shape[1:])
-    dataset = load_dataset_for(args.dataset, input_shape, args.limit, progress)
+    dataset = load_dataset_for(args.dataset, choice.input_shape, args.limit, progress)
     progress.close()
     _report_skipped(progress, dataset.skipped)
     if out is None:
-        out = _check_out_path(f"{args.arch}-{_slug(dataset.name)}.npz")
+        out = _check_out_path(f"{choice.label}-{_slug(dataset.name)}.npz")
     augment, augment_name = _augment(args)
     settings = RunSettings(
-        architecture=args.arch,
+        architecture=choice.architecture(len(dataset.classes)),
         config=config,
         val_fraction=args.val_fraction,
         augment=augment,
@@ -202,7 +213,7 @@ def run(args: argparse.Namespace) -> int:
     t_loaded = time.perf_counter()
 
     progress.message(
-        f"training {args.arch} on {dataset.name}: {counts['train']:,} training + "
+        f"training {choice.label} on {dataset.name}: {counts['train']:,} training + "
         f"{counts['val']:,} validation images, {config.epochs} epoch"
         f"{'s' if config.epochs > 1 else ''}, batch {config.batch_size}, {config.optimizer} lr "
         f"{config.lr:g}, seed {config.seed}"

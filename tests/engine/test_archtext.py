@@ -1,0 +1,112 @@
+"""The text form of custom networks: parsing, node names, the final layer rule, and errors that
+name the bad token and where it is."""
+
+from __future__ import annotations
+
+import pytest
+
+from engine.archtext import GRAMMAR, LAYER_WORDS, ArchTextError, to_spec
+from engine.errors import ShapeError
+from engine.graphspec import spec_shapes
+
+FIGURE16 = (
+    "conv 16 3, relu, conv 16 3, relu, maxpool 2, conv 32 3, relu, maxpool 2, flatten, "
+    "dense 64, relu, dropout 0.5, dense 10"
+)
+
+
+def test_the_articles_figure16_network():
+    spec = to_spec(FIGURE16, (1, 28, 28), 10)
+    shapes = spec_shapes(spec)
+    names = [n["name"] for n in spec["nodes"]]
+    assert names == [
+        "conv1", "relu1", "conv2", "relu2", "pool1", "conv3", "relu3", "pool2",
+        "flatten1", "fc1", "relu4", "drop1", "fc2",
+    ]  # fmt: skip
+    assert shapes["conv2"] == (16, 28, 28)  # "same" padding keeps the size
+    assert shapes["pool2"] == (32, 7, 7)
+    assert spec["nodes"][0]["padding"] == 1 and spec["nodes"][0]["in_channels"] == 1
+    assert spec_shapes(spec)["fc1"] == (64,) and spec["nodes"][9]["in_features"] == 32 * 7 * 7
+    assert spec["nodes"][11]["p"] == 0.5
+    assert spec["output"] == "fc2" and shapes["fc2"] == (10,)
+
+
+def test_every_layer_word_and_option():
+    text = (
+        "conv 8 5 valid, bn, tanh, conv 8 3 stride 2, batchnorm, sigmoid, avgpool 2 stride 1, "
+        "conv 4 3 valid stride 1, maxpool 3 stride 2, relu, globalavgpool, dense 6, relu"
+    )
+    spec = to_spec(text, (3, 32, 32), 5)
+    shapes = spec_shapes(spec)
+    kinds = [n["type"] for n in spec["nodes"]]
+    assert set(kinds) >= {"conv2d", "batchnorm2d", "tanh", "sigmoid", "avgpool2d", "maxpool2d"}
+    assert shapes["conv1"] == (8, 28, 28)  # valid: 32 - 5 + 1
+    assert shapes["conv2"] == (8, 14, 14)  # same, stride 2
+    assert shapes["pool1"] == (8, 13, 13)  # 2x2 every pixel
+    assert shapes["conv3"] == (4, 11, 11)
+    assert shapes["pool2"] == (4, 5, 5)  # overlapping 3x3/2
+    assert shapes["gap1"] == (4,)
+    # the text ends with relu, so the classifier is added
+    assert spec["nodes"][-1] == {
+        "type": "dense",
+        "name": "fc2",
+        "inputs": ["relu2"],
+        "in_features": 6,
+        "out_features": 5,
+        "init": "xavier",
+    }
+    assert {w for w in LAYER_WORDS} <= set(GRAMMAR.split()) | {"batchnorm"}
+
+
+def test_the_classifier_is_added_after_a_flatten_when_the_text_ends_on_maps():
+    spec = to_spec("conv 8 3, relu, maxpool 2", (3, 32, 32), 4)
+    assert [n["name"] for n in spec["nodes"]][-2:] == ["flatten1", "fc1"]
+    assert spec_shapes(spec)["fc1"] == (4,)
+    assert spec["nodes"][-1]["in_features"] == 8 * 16 * 16
+
+
+def test_a_final_dense_must_match_the_classes():
+    with pytest.raises(ArchTextError) as err:
+        to_spec(FIGURE16, (3, 32, 32), 4)
+    msg = str(err.value)
+    assert msg.startswith("item 13, column ")
+    assert "'10' in 'dense 10'" in msg and "4 classes" in msg and "write 'dense 4'" in msg
+    col = int(msg.split("column ")[1].split(":")[0])
+    assert FIGURE16[col - 1 : col + 1] == "10"
+
+
+@pytest.mark.parametrize(
+    ("text", "item", "token", "why"),
+    [
+        ("conv 16 x", 1, "x", "kernel size must be a whole number"),
+        ("conv 16", 1, "16", "kernel size is missing"),
+        ("conv 0 3", 1, "0", "number of filters"),
+        ("conv 16 3, relu, maxpool two", 3, "two", "pooling size"),
+        ("conv 16 4", 1, "4", "odd kernel size"),
+        ("conv 8 3, rleu", 2, "rleu", "unknown layer; use one of conv"),
+        ("conv 8 3 same extra", 1, "extra", "unexpected; write 'conv OUT K"),
+        ("conv 8 3 stride", 1, "stride", "stride is missing"),
+        ("conv 8 3, dropout 1.5", 2, "1.5", "in [0, 1)"),
+        ("conv 8 3, dropout", 2, "dropout", "write 'dropout 0.5'"),
+        ("conv 8 3, dense 10", 2, "dense", "add a flatten before it"),
+        ("conv 8 3, flatten, conv 8 3", 3, "conv", "takes maps"),
+        ("maxpool 2, maxpool 2, maxpool 2, maxpool 2, maxpool 2", 5, "maxpool", "does not fit"),
+        ("conv 8 3, dense", 2, "dense", "number of outputs is missing"),
+    ],
+)
+def test_errors_name_the_token_and_its_position(text, item, token, why):
+    with pytest.raises(ArchTextError) as err:
+        to_spec(text, (1, 28, 28), 10)
+    msg = str(err.value)
+    assert isinstance(err.value, ShapeError)  # the CLI and the tab already report these
+    assert msg.startswith(f"item {item}, column ")
+    col = int(msg.split("column ")[1].split(":")[0])
+    assert text[col - 1 : col - 1 + len(token)] == token
+    assert f"{token!r} in " in msg and why in msg
+
+
+def test_new_lines_separate_items_too_and_empty_text_is_refused():
+    spec = to_spec("conv 4 3\nrelu\n\nflatten, dense 3", (1, 28, 28), 3)
+    assert [n["name"] for n in spec["nodes"]] == ["conv1", "relu1", "flatten1", "fc1"]
+    with pytest.raises(ArchTextError, match="empty"):
+        to_spec(" , ,", (1, 28, 28), 3)

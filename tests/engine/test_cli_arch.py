@@ -1,0 +1,100 @@
+"""``convscope train --arch NAME|TEXT|FILE.json``: the registry's names, the text form and
+architecture files, with one clear line for every mistake."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+
+import numpy as np
+import pytest
+
+from desktop.cli import main
+from engine import architectures
+from engine.archtext import GRAMMAR
+
+
+@pytest.fixture(scope="module")
+def colours(tmp_path_factory):
+    """An image folder of two classes (reddish and bluish squares), 10 PNGs each."""
+    from PIL import Image
+
+    folder = tmp_path_factory.mktemp("colours")
+    rng = np.random.default_rng(0)
+    for name, channel in (("red", 0), ("blue", 2)):
+        (folder / name).mkdir()
+        for i in range(10):
+            pixels = rng.integers(0, 80, size=(36, 36, 3), dtype=np.uint8)
+            pixels[..., channel] = rng.integers(150, 256, size=(36, 36), dtype=np.uint8)
+            Image.fromarray(pixels).save(folder / name / f"{i}.png")
+    return folder
+
+
+def run(argv: list[str]) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            status = main(argv)
+        except SystemExit as exc:  # argparse
+            status = int(exc.code or 0)
+    return status, out.getvalue(), err.getvalue()
+
+
+def test_help_lists_every_registered_name_and_the_grammar():
+    status, out, _ = run(["train", "--help"])
+    assert status == 0
+    flat = " ".join(out.split())
+    for name in architectures.names():
+        assert name in flat
+    assert GRAMMAR.splitlines()[0] in out  # the grammar, verbatim
+
+
+@pytest.mark.parametrize(
+    ("arch", "message"),
+    [
+        ("resnt8", "unknown architecture 'resnt8'; use one of lenet5, lenet-article, alexnet"),
+        ("conv 16 x, relu", "item 1, column 9: 'x' in 'conv 16 x': the kernel size"),
+        ("conv 8 3, relu, dense 10", "item 3, column 17: 'dense' in 'dense 10'"),
+        ("missing.json", "missing.json: cannot read it"),
+    ],
+)
+def test_a_bad_arch_is_one_clear_line_before_any_data_is_read(arch, message, tmp_path):
+    status, out, err = run(["train", "--dataset", str(tmp_path / "none"), "--arch", arch])
+    assert status == 2
+    assert err.count("\n") == 1 and message in err, err
+    assert out == ""
+
+
+def test_a_json_file_that_is_not_an_architecture(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("[1, 2]")
+    status, _, err = run(["train", "--arch", str(bad)])
+    assert status == 2 and "not an architecture" in err
+    bad.write_text("{nope")
+    status, _, err = run(["train", "--arch", str(bad)])
+    assert status == 2 and "not a JSON file" in err
+    grey = tmp_path / "colour.json"
+    grey.write_text(json.dumps({"name": "resnet8", "num_classes": 4, "input_shape": [3, 32, 32]}))
+    status, _, err = run(["train", "--arch", str(grey)])
+    assert status == 2 and "takes 3-channel input; add --channels 3" in err
+
+
+@pytest.mark.parametrize("wrap", [False, True])
+def test_arch_file_takes_the_architecture_of_a_model_file(tmp_path, wrap, colours):
+    from engine.modelfile import load_model
+
+    arch = {"name": "lenet-article", "num_classes": 10, "in_channels": 1}
+    path = tmp_path / "arch.json"
+    path.write_text(json.dumps({"architecture": arch, "classes": []} if wrap else arch))
+    out = tmp_path / "m.npz"
+    argv = ["train", "--arch", str(path), "--dataset", str(colours), "--val-fraction", "0"]
+    status, stdout, err = run([*argv, "--out", str(out), "--json"])
+    assert status == 0, err
+    model = load_model(out)
+    assert model.architecture["name"] == "lenet-article"
+    assert model.input_spec.shape == (1, 32, 32)
+    assert model.parameters()["fc2.weight"].shape == (100, 120)
+    assert model.classes == ["blue", "red"]  # the dataset's classes, not the file's 10
+    assert json.loads(stdout)["arch"] == str(path)
+    assert np.isfinite(json.loads(stdout)["train_loss"])
