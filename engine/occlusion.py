@@ -1,12 +1,14 @@
 """Occlusion maps: which parts of the input most change the prediction when covered.
 
-Zeiler & Fergus's experiment: slide a square patch over the input (here filled with black, the
-background of an MNIST-style digit, so covering means *erasing* ink) and watch the probability
-of the predicted class. All occluded copies go through the network in one batched forward pass.
+Zeiler & Fergus's experiment: slide a square patch over the input and watch the probability of
+the predicted class. A digit's patch is black, the background of an MNIST-style digit, so
+covering means *erasing* ink; a photo's patch is the mean colour of the training photos (what
+normalises to zero), so covering means *removing* what was there. All occluded copies go
+through the network in one batched forward pass.
 
-For an image ``(H, W)``, a ``P x P`` patch and stride ``S``, the patch's top-left corners are
-``y in {0, S, 2S, ...} ∪ {H - P}`` (the last position is always included, so every pixel is
-covered) and the same for ``x``:
+For an input ``(H, W)`` (a digit) or ``(C, H, W)`` (a photo), a ``P x P`` patch and stride
+``S``, the patch's top-left corners are ``y in {0, S, 2S, ...} ∪ {H - P}`` (the last position
+is always included, so every pixel is covered) and the same for ``x``:
 
     drop[i, j] = p(target | image) - p(target | image with the patch at (y_i, x_j))
 
@@ -22,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.errors import ShapeError
-from engine.preprocess import classify_images
+from engine.inference import classify_inputs
 
 
 @dataclass(frozen=True)
@@ -35,7 +37,7 @@ class OcclusionMap:
     xs: np.ndarray  # int (len(xs),) left columns
     patch: int
     stride: int
-    fill: int
+    fill: int | tuple[int, ...]  # the patch value (per channel for a photo)
 
 
 def _positions(size: int, patch: int, stride: int) -> np.ndarray:
@@ -51,21 +53,24 @@ def occlusion_map(
     *,
     patch: int = 6,
     stride: int = 2,
-    fill: int = 0,
+    fill: int | None = None,
     target: int | None = None,
 ) -> OcclusionMap:
-    """The occlusion map of ``image`` (uint8 (H, W), as the network sees it) for ``model``.
+    """The occlusion map of ``image`` (uint8 (H, W) digit or (C, H, W) photo, as the network
+    sees it: ``engine.inference.Prepared.network``) for ``model``.
 
+    ``fill`` is the patch's pixel value; default: 0 for a digit, the pixel value that the
+    model's normalisation maps to zero (mean / scale, the mean colour) for a photo.
     ``target`` defaults to the predicted class. One forward pass of
     ``len(ys) * len(xs) + 1`` images (about 170 for 28x28, patch 6, stride 2).
     """
     image = np.asarray(image)
-    if image.dtype != np.uint8 or image.ndim != 2:
+    if image.dtype != np.uint8 or image.ndim not in (2, 3):
         raise ShapeError(
-            f"occlusion_map takes a uint8 (H, W) image, got {image.dtype} "
-            f"{image.shape}; pass PreparedDigit.image"
+            f"occlusion_map takes a uint8 (H, W) or (C, H, W) image, got {image.dtype} "
+            f"{image.shape}; pass Prepared.network"
         )
-    h, w = image.shape
+    h, w = image.shape[-2:]
     if not 1 <= patch <= min(h, w) or stride < 1:
         raise ShapeError(
             f"patch {patch} / stride {stride} do not fit a {h}x{w} image; use "
@@ -76,9 +81,14 @@ def occlusion_map(
     rows = (np.arange(h)[None, :] >= ys[:, None]) & (np.arange(h)[None, :] < ys[:, None] + patch)
     cols = (np.arange(w)[None, :] >= xs[:, None]) & (np.arange(w)[None, :] < xs[:, None] + patch)
     masks = (rows[:, None, :, None] & cols[None, :, None, :]).reshape(-1, h, w)
+    fills = _fill(model, image, fill)
     batch = np.repeat(image[None], len(masks) + 1, axis=0)  # copy 0 stays unoccluded
-    batch[1:][masks] = np.uint8(fill)
-    probs = classify_images(model, batch)
+    if image.ndim == 2:
+        batch[1:][masks] = fills[0]
+    else:
+        covered = batch[1:].transpose(0, 2, 3, 1)  # (N, H, W, C) view
+        covered[masks] = fills
+    probs = classify_inputs(model, batch)
     cls = int(np.argmax(probs[0])) if target is None else int(target)
     base = float(probs[0, cls])
     drop = (base - probs[1:, cls]).astype(np.float32)
@@ -93,5 +103,17 @@ def occlusion_map(
         xs,
         patch,
         stride,
-        int(fill),
+        int(fills[0]) if fills.size == 1 else tuple(int(v) for v in fills),
     )
+
+
+def _fill(model, image: np.ndarray, fill: int | None) -> np.ndarray:
+    """The patch's value per channel (uint8 (C,))."""
+    channels = 1 if image.ndim == 2 else image.shape[0]
+    if fill is not None:
+        return np.full(channels, fill, dtype=np.uint8)
+    if image.ndim == 2:
+        return np.zeros(1, dtype=np.uint8)
+    spec = model.input_spec
+    mean = np.broadcast_to(np.asarray(spec.mean, dtype=np.float64), (channels,))
+    return np.clip(np.rint(mean / float(spec.scale)), 0, 255).astype(np.uint8)

@@ -148,8 +148,7 @@ def ink_map(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
     level = float(np.median(border))
     f = max(1, -(-max(gray.shape) // 64))  # extremes of ~64x64 blocks keep thin strokes
-    hh, ww = max(1, gray.shape[0] // f), max(1, gray.shape[1] // f)
-    blocks = gray[: hh * f, : ww * f].reshape(hh, f, ww, f)
+    blocks = _blocks(gray, f)
     lo = float(np.percentile(blocks.min(axis=(1, 3)), 0.5))
     hi = float(np.percentile(blocks.max(axis=(1, 3)), 99.5))
     dark = level - lo > hi - level
@@ -176,8 +175,8 @@ def paper_level(gray: np.ndarray, dark_ink: bool) -> np.ndarray:
     """
     h, w = gray.shape
     f = max(1, -(-max(h, w) // 64))
-    hh, ww = max(1, h // f), max(1, w // f)
-    thumb = gray[: hh * f, : ww * f].reshape(hh, f, ww, f).mean(axis=(1, 3))
+    thumb = _blocks(gray, f).mean(axis=(1, 3))
+    hh, ww = thumb.shape
     k = max(3, (max(hh, ww) // 6) | 1)
     if dark_ink:
         field = _window(_window(thumb, k, np.max), k, np.min)
@@ -197,6 +196,17 @@ def paper_level(gray: np.ndarray, dark_ink: bool) -> np.ndarray:
     if float(np.maximum(ink_up, 0).max()) < 0.5 * float(np.maximum(ink_flat, 0).max()):
         return flat
     return up
+
+
+def _blocks(a: np.ndarray, f: int) -> np.ndarray:
+    """``a`` (H, W) as ``f x f`` blocks: shape (ceil(H/f), f, ceil(W/f), f). The last row and
+    column of blocks are completed by repeating the edge, so a strip thinner than ``f`` pixels
+    (a 640x9 picture) still makes one row of blocks."""
+    h, w = a.shape
+    hh, ww = -(-h // f), -(-w // f)
+    if (hh * f, ww * f) != (h, w):
+        a = np.pad(a, ((0, hh * f - h), (0, ww * f - w)), mode="edge")
+    return a.reshape(hh, f, ww, f)
 
 
 def _window(a: np.ndarray, k: int, reduce) -> np.ndarray:
@@ -320,6 +330,9 @@ def _cuts(profile: np.ndarray, pieces: int) -> list[int]:
         ideal = i * step
         lo, hi = max(1, int(ideal - step / 4)), min(width - 1, int(ideal + step / 4) + 1)
         window = profile[lo:hi]
+        if window.size == 0:  # a group only a few columns wide: cut at the ideal column
+            cuts.append(min(max(1, round(ideal)), max(1, width - 1)))
+            continue
         candidates = np.flatnonzero(window == window.min()) + lo
         cuts.append(int(candidates[np.argmin(np.abs(candidates - ideal))]))
     return cuts
@@ -362,8 +375,7 @@ def _segment(
     factor = max(1, -(-max(h, w) // max_side))
     small = gray
     if factor > 1:  # block mean: a cheap, alias-free reduction
-        hh, ww = h // factor, w // factor
-        small = gray[: hh * factor, : ww * factor].reshape(hh, factor, ww, factor).mean((1, 3))
+        small = _blocks(gray, factor).mean((1, 3))
     ink, mask = ink_map(small)
     if mask.mean() > MAX_INK_FRACTION:  # a photo or a texture, not ink on paper
         return [], ink, factor

@@ -31,6 +31,15 @@ def mnist_dir() -> Path:
     return resource_path("datasets", "mnist")
 
 
+#: File name of the shipped four-class photo model (bird, cat, dog, ship) in ``models/``.
+PHOTO_MODEL_FILE = "cifar4-photos.npz"
+
+
+def photo_model_path() -> Path:
+    """The four-class photo model ('photos' on the command line); it may not exist yet."""
+    return resource_path("models", PHOTO_MODEL_FILE)
+
+
 def shipped_model_path() -> Path:
     """The LeNet-5 trained on MNIST that the app classifies with on first start."""
     return resource_path("models", "lenet5-mnist.npz")

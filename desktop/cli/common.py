@@ -1,77 +1,89 @@
-"""What several subcommands share: the MODEL argument, image arguments, exit statuses."""
+"""What several subcommands share: the MODEL argument, image arguments, JSON, exit statuses."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import sys
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from desktop.cli import CliError
 
 EXIT_SOME_FAILED = 1
 EXIT_ALL_FAILED = 2
 
+#: The words that name the models bundled with ConvScope.
+SHIPPED_WORDS = {
+    "shipped": "the bundled LeNet-5 trained on MNIST (handwritten digits)",
+    "photos": "the bundled four-class photo model (bird, cat, dog, ship)",
+}
+MODEL_HELP = (
+    "a model file (.npz) saved by ConvScope, or 'shipped' for the bundled LeNet-5 trained on "
+    "MNIST digits, or 'photos' for the bundled photo model (bird, cat, dog, ship)"
+)
+
 
 def add_model_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "model",
-        metavar="MODEL",
-        help="a model file (.npz) saved by ConvScope, or the word 'shipped' for the bundled "
-        "LeNet-5 trained on MNIST",
-    )
+    parser.add_argument("model", metavar="MODEL", help=MODEL_HELP)
+
+
+def shipped_path(word: str) -> Path:
+    """Where the bundled model named ``word`` ('shipped' or 'photos') lives."""
+    import resources
+
+    return resources.shipped_model_path() if word == "shipped" else resources.photo_model_path()
 
 
 def resolve_model_path(spec: str) -> Path:
-    """``shipped`` -> the bundled model; anything else is a path that must exist."""
-    if spec == "shipped":
-        from resources import shipped_model_path
-
-        path = shipped_model_path()
+    """'shipped' / 'photos' -> the bundled model; anything else is a path that must exist."""
+    if spec in SHIPPED_WORDS:
+        path = shipped_path(spec)
         if not path.is_file():
             raise CliError(
-                f"the shipped model is missing ({path}); reinstall ConvScope or train one "
-                "with 'convscope train --augment --out MODEL.npz'"
+                f"{SHIPPED_WORDS[spec]} is missing ({path}); reinstall ConvScope or train a "
+                "model with 'convscope train --out MODEL.npz' and give its path"
             )
         return path
+    if spec == "":
+        raise CliError("the model path is an empty string; give a model file or 'shipped'")
     path = Path(spec).expanduser()
-    if not path.exists():
-        raise CliError(f"{spec}: no such model file (use 'shipped' for the bundled model)")
+    problem = path_problem(path)
+    if problem == "missing":
+        raise CliError(f"{spec}: no such model file (use 'shipped' or 'photos' for a bundled one)")
+    if problem:
+        raise CliError(f"{spec}: {problem}")
     if path.is_dir():
         raise CliError(f"{spec}: is a folder, not a model file (.npz)")
     return path
 
 
-def expand_images(args: list[str]) -> tuple[list[Path], list[tuple[str, str]]]:
-    """Files to classify, in order (folders expanded, sorted), and (argument, problem) pairs."""
-    from engine.imageio import SUPPORTED_SUFFIXES
+def path_problem(path: Path) -> str:
+    """'' when ``path`` exists, 'missing' when it does not, else why it cannot be looked at
+    (a name longer than the system allows, a component that is a file...)."""
+    try:
+        return "" if path.exists() else "missing"
+    except OSError as exc:
+        return f"cannot be opened ({exc.strerror or type(exc).__name__})"
 
-    files: list[Path] = []
-    problems: list[tuple[str, str]] = []
-    for arg in args:
-        path = Path(arg).expanduser()
-        if path.is_dir():
-            inside = sorted(
-                p
-                for p in path.iterdir()
-                if p.is_file()
-                and not p.name.startswith(".")
-                and p.suffix.lower() in SUPPORTED_SUFFIXES
-            )
-            if not inside:
-                problems.append((arg, "the folder holds no image files"))
-            files.extend(inside)
-        else:
-            files.append(path)  # missing or unreadable files are reported by load_image
-    return files, problems
+
+def expand_images(args: list[str]) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Files to classify, in order (folders expanded, sorted, dot files skipped), and
+    (argument, problem) pairs. An empty-string argument is refused (it is not the current
+    folder)."""
+    from engine.inference import expand_paths
+
+    if any(arg == "" for arg in args):
+        raise CliError("an image argument is an empty string; give image files or folders")
+    return expand_paths(args)
 
 
 def without_name(message: str, path: Path) -> str:
     """The engine's message names the file; the CLI line already starts with the path."""
-    for prefix in (f"{path}: ", f"{path.name}: "):
-        if message.startswith(prefix):
-            return message[len(prefix) :]
-    return message
+    from engine.inference import without_name as strip
+
+    return strip(message, path)
 
 
 # What a terminal that cannot show a symbol gets instead (PYTHONIOENCODING=ascii, a C locale).
@@ -95,3 +107,21 @@ def safe_print(*parts: object, file: TextIO | None = None, sep: str = " ", end: 
         text = text.translate(_PLAIN).encode("ascii", "backslashreplace").decode("ascii")
     stream.write(text)
     stream.flush()
+
+
+def finite(value: Any) -> Any:
+    """``value`` with every non-finite float (NaN, Infinity) replaced by None, recursively."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(v) for v in value]
+    if hasattr(value, "item") and hasattr(value, "dtype"):  # a NumPy scalar
+        return finite(value.item())
+    return value
+
+
+def json_text(doc: Any) -> str:
+    """Strict JSON (never ``NaN`` or ``Infinity``, which are not JSON: they become null)."""
+    return json.dumps(finite(doc), allow_nan=False)

@@ -12,6 +12,7 @@ import math
 from typing import TYPE_CHECKING
 
 from desktop.cli import CliError
+from desktop.cli.common import add_model_argument
 from desktop.cli.progress import Progress
 
 if TYPE_CHECKING:
@@ -21,11 +22,7 @@ HELP = "evaluate a saved model on a dataset's test split: accuracy, per class, c
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "model",
-        metavar="MODEL",
-        help="a model file (.npz) saved by ConvScope, or 'shipped' for the bundled model",
-    )
+    add_model_argument(parser)
     parser.add_argument(
         "--dataset",
         default="mnist",

@@ -14,7 +14,6 @@ Exit status: 0 every image read; 1 some images could not be read (each is one li
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
@@ -24,7 +23,9 @@ from desktop.cli.common import (
     EXIT_SOME_FAILED,
     add_model_argument,
     expand_images,
+    json_text,
     resolve_model_path,
+    safe_print,
     without_name,
 )
 
@@ -52,10 +53,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from engine.errors import EngineError
     from engine.imageio import load_image
+    from engine.inference import preparation_for
     from engine.modelfile import load_model
     from engine.reading import read_digits
 
     model = load_model(resolve_model_path(args.model))
+    if preparation_for(model) != "digit":
+        raise CliError(
+            f"{args.model}: reading numbers needs a digit model (classes 0-9, one channel); "
+            "this one has classes "
+            + ", ".join(str(c) for c in model.classes[:10])
+            + ("…" if len(model.classes) > 10 else "")
+            + "; use 'convscope classify' for photos"
+        )
     files, problems = expand_images(args.images)
     if not files and not problems:
         raise CliError("no images given")
@@ -70,13 +80,13 @@ def run(args: argparse.Namespace) -> int:
             continue
         results.append({"file": str(path), **reading.to_json()})
     for where, problem in problems:
-        print(f"convscope read: {where}: {problem}", file=sys.stderr)
+        safe_print(f"convscope read: {where}: {problem}", file=sys.stderr)
     if args.json:
-        print(json.dumps(results))
+        safe_print(json_text(results))
     else:
         for r in results:
             if "text" in r:
-                print(_format_line(r))
+                safe_print(_format_line(r))
     read = sum(1 for r in results if "text" in r)
     if read == 0:
         return EXIT_ALL_FAILED

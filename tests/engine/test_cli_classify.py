@@ -196,3 +196,122 @@ def test_a_model_of_other_classes_gets_the_plain_picture(capsys, tmp_path, chann
     assert "inverted" not in result  # no digit preparation happened
     code, _, err = _run(capsys, path, photo, "--preprocess", "digit")
     assert code == 2 and "no ink found" in err  # forcing digit preparation on a flat picture
+
+
+# ----- issue 10/11: photos, extreme images, hostile arguments, terminals ------------------------
+@pytest.fixture(scope="module")
+def photo_model_file(tmp_path_factory) -> Path:
+    from engine.model import build_model
+    from engine.modelfile import save_model
+
+    model = build_model(
+        {"name": "lenet-article", "in_channels": 3},
+        np.random.default_rng(0),
+        classes=["bird", "cat", "dog", "ship"],
+    )
+    path = tmp_path_factory.mktemp("photo") / "photo4.npz"
+    save_model(model, path)
+    return path
+
+
+def test_a_photo_model_gets_the_photo_preparation(capsys, tmp_path, photo_model_file):
+    from engine.inference import classify_inputs
+    from engine.modelfile import load_model
+    from engine.photo import prepare_photo
+
+    photo = tmp_path / "boat.jpg"
+    Image.new("RGB", (120, 80), (40, 90, 200)).save(photo)
+    code, out, err = _run(capsys, photo_model_file, photo, "--json")
+    assert code == 0, err
+    (result,) = json.loads(out)
+    model = load_model(photo_model_file)
+    expected = classify_inputs(
+        model, [prepare_photo(np.asarray(Image.open(photo)), model.input_spec)]
+    )
+    np.testing.assert_allclose(result["probabilities"], expected[0], atol=2e-6)
+    code, out, _ = _run(capsys, photo_model_file, photo)
+    assert out.startswith(f"{photo}: {result['prediction']} (")
+
+
+@pytest.mark.parametrize("size", [(65, 1), (640, 9), (9, 640), (2000, 3), (2, 2)])
+def test_read_thin_strips_and_extreme_shapes_give_a_result(capsys, tmp_path, model_file, size):
+    a = np.full(size[::-1], 255, np.uint8)
+    a[size[1] // 3 : max(size[1] // 3 + 1, 2 * size[1] // 3), size[0] // 3 : 2 * size[0] // 3] = 0
+    path = tmp_path / "strip.png"
+    Image.fromarray(a).save(path)
+    for command in ("read", "classify"):
+        code = main([command, str(model_file), str(path), "--json"])
+        out, err = capsys.readouterr()
+        assert "Traceback" not in err and "Error" not in err
+        assert code in (0, 2)
+        json.loads(out)  # a result per file (or its reason)
+
+
+def test_json_never_holds_nan_or_infinity():
+    from desktop.cli.common import json_text
+
+    text = json_text({"p": [float("nan"), 0.5, float("inf")], "q": np.float32("-inf")})
+    assert text == '{"p": [null, 0.5, null], "q": null}'
+
+
+def test_an_empty_string_is_not_the_current_folder(capsys, tmp_path, model_file):
+    _digit_png(tmp_path / "a.png")
+    for command in ("classify", "read"):
+        code = main([command, str(model_file), ""])
+        _, err = capsys.readouterr()
+        assert code == 2 and "empty string" in err and len(err.strip().splitlines()) == 1
+
+
+def test_too_long_names_and_missing_folders_name_the_users_path(capsys, tmp_path, model_file):
+    long_name = "n" * 300 + ".png"
+    code, out, err = _run(capsys, model_file, long_name)
+    assert code == 2 and out == "" and long_name in err and "too long" in err.lower()
+    missing = tmp_path / "no" / "such" / "folder" / "x.png"
+    code, _, err = _run(capsys, model_file, missing)
+    assert code == 2 and str(missing) in err
+    code, _, err = _run(capsys, tmp_path / ("m" * 300 + ".npz"), tmp_path / "x.png")
+    assert code == 2 and "m" * 300 in err and "Errno" not in err
+    code, _, err = _run(capsys, "", tmp_path / "x.png")
+    assert code == 2 and "empty string" in err
+
+
+def test_read_refuses_a_photo_model_in_one_line(capsys, tmp_path, photo_model_file):
+    code = main(["read", str(photo_model_file), str(_digit_png(tmp_path / "a.png"))])
+    _, err = capsys.readouterr()
+    assert code == 2 and "digit model" in err and len(err.strip().splitlines()) == 1
+
+
+def test_an_ascii_terminal_and_a_non_utf8_file_name_print_no_traceback(tmp_path, model_file):
+    import os
+
+    folder = os.fsencode(tmp_path / "names")
+    os.mkdir(folder)
+    _digit_png(Path(os.fsdecode(folder + b"/caf\xe9.png")))
+    Image.new("L", (30, 30), 255).save(os.fsdecode(folder + b"/blank-\xff.png"))
+    env = {**os.environ, "PYTHONIOENCODING": "ascii", "LC_ALL": "C"}
+    outputs = []
+    for command in ("classify", "read"):
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import sys; from desktop.cli import main; sys.exit(main())",
+                command,
+                str(model_file),
+                os.fsdecode(folder),
+            ],
+            capture_output=True,
+            env=env,
+            timeout=120,
+        )
+        assert b"Traceback" not in done.stderr, done.stderr
+        assert done.returncode in (0, 1), done.stderr
+        outputs.append(done.stdout + done.stderr)
+    assert all(b"caf\\udce9.png" in out and b"blank-\\udcff.png" in out for out in outputs)
+
+
+def test_help_speaks_of_photos_too(capsys):
+    with pytest.raises(SystemExit):
+        main(["classify", "--help"])
+    out = capsys.readouterr().out
+    assert "photo" in out and "'photos'" in out and "digit" in out

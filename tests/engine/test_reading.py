@@ -244,3 +244,24 @@ def test_cli_read_text_output(mnist, model_file, tmp_path, capsys):
     assert main(["read", str(model_file), str(image)]) == 0
     line = capsys.readouterr().out.strip()
     assert line.startswith(f"{image}: ") and len(line.split(": ")[1].split()[0]) == 2
+
+
+def test_extreme_shapes_and_thin_strips_never_raise(model):
+    """Seeded hostile shapes (issue 11: 65x1 and 640x9 raised IndexError/ValueError)."""
+    rng = np.random.default_rng(11)
+    sides = [1, 2, 3, 9, 17, 65, 129]
+    for i in range(16):
+        h, w = int(rng.choice(sides)), int(rng.choice([*sides, 700]))
+        if i % 3 == 0:
+            image = rng.integers(0, 256, (h, w), dtype=np.uint8)
+        else:
+            image = np.full((h, w), 255, np.uint8)
+            y, x = int(rng.integers(0, h)), int(rng.integers(0, w))
+            image[y : y + int(rng.integers(1, h + 1)), x : x + int(rng.integers(1, w + 1))] = 0
+        if i % 4 == 1:
+            image = np.repeat(image[..., None], 4, axis=2)  # RGBA, opaque
+            image[..., 3] = 255
+        reading = read_digits(model, image)
+        assert all(
+            0 <= d.box[0] < d.box[2] <= w and 0 <= d.box[1] < d.box[3] <= h for d in reading.digits
+        )

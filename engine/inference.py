@@ -1,0 +1,308 @@
+"""Classifying images and files: the one home of inference for the CLI and the Classify tab.
+
+- :func:`preparation_for` is THE policy: a digit model (ten classes "0".."9", one input channel)
+  gets MNIST-style digit preparation (:mod:`engine.preprocess`), every other model gets photo
+  preparation (:mod:`engine.photo`).
+- :func:`prepare_input` turns one picture into what the network sees, by that policy (or a
+  forced one); :func:`classify_inputs` runs prepared inputs through the network in one batch;
+  :func:`classify_image` does both for one picture and keeps the activations for the views.
+- :func:`image_files_in` is THE folder listing (image files directly inside, sorted by name,
+  dot files skipped); :func:`expand_paths` expands files and folders given by a user.
+- :func:`classify_files_steps` prepares and classifies files, yielding progress; a file that
+  cannot be read or holds no digit gets a :class:`FileResult` with the reason, never an
+  exception.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from engine.errors import EngineError, ShapeError
+
+__all__ = [
+    "ClassifiedImage",
+    "FileResult",
+    "FilesProgress",
+    "Prepared",
+    "classify_files",
+    "classify_files_steps",
+    "classify_image",
+    "classify_inputs",
+    "expand_paths",
+    "image_files_in",
+    "is_digit_model",
+    "preparation_for",
+    "prepare_file",
+    "prepare_input",
+]
+
+Preparation = Literal["digit", "photo"]
+DIGIT_CLASSES = [str(k) for k in range(10)]
+
+
+def is_digit_model(model: Any) -> bool:
+    """Ten classes named "0".."9" and one input channel: a handwritten-digit model."""
+    classes = [str(c) for c in getattr(model, "classes", [])]
+    return classes == DIGIT_CLASSES and int(model.input_spec.shape[0]) == 1
+
+
+def preparation_for(model: Any) -> Preparation:
+    """``"digit"`` for a digit model (:func:`is_digit_model`), ``"photo"`` for every other."""
+    return "digit" if is_digit_model(model) else "photo"
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """One picture ready for the network.
+
+    network: uint8, what the network sees before normalisation: ``(28, 28)`` for a digit
+        (``input_spec.to_tensor`` pads it to the model's size), ``(C, H, W)`` for a photo.
+    display: the same as a picture: ``(H, W)`` gray or ``(H, W, 3)`` colour.
+    kind: ``"digit"`` or ``"photo"``.
+    inverted, bbox: digits only (see :class:`engine.preprocess.PreparedDigit`).
+    """
+
+    network: np.ndarray
+    display: np.ndarray
+    kind: Preparation
+    inverted: bool = False
+    bbox: tuple[int, int, int, int] | None = None
+
+    def gray(self) -> np.ndarray:
+        """uint8 ``(H, W)``: the input as one gray picture (mean of the channels)."""
+        if self.network.ndim == 2:
+            return self.network
+        return np.rint(self.network.mean(axis=0)).astype(np.uint8)
+
+
+def prepare_input(
+    model: Any,
+    image: np.ndarray,
+    *,
+    kind: Preparation | None = None,
+    auto_invert: bool = True,
+    center: bool = True,
+) -> Prepared:
+    """Prepare ``image`` (uint8 (H, W), (H, W, 3) or (H, W, 4), upright) for ``model``.
+
+    ``kind`` forces a preparation (default: :func:`preparation_for`); ``auto_invert`` and
+    ``center`` are the digit preparation's switches (ignored for photos).
+
+    Raises:
+        EngineError: a digit image without ink; ShapeError: not an image.
+    """
+    kind = kind or preparation_for(model)
+    if kind == "digit":
+        from engine.preprocess import prepare_digit
+
+        digit = prepare_digit(image, auto_invert=auto_invert, center=center)
+        return Prepared(digit.image, digit.image, "digit", digit.inverted, digit.bbox)
+    from engine.photo import prepare_photo, to_display
+
+    photo = prepare_photo(image, model.input_spec)
+    return Prepared(photo, to_display(photo), "photo")
+
+
+def prepare_file(
+    model: Any,
+    path: str | os.PathLike[str],
+    *,
+    kind: Preparation | None = None,
+    auto_invert: bool = True,
+    center: bool = True,
+) -> Prepared:
+    """:func:`engine.imageio.load_image` then :func:`prepare_input`; errors name the file."""
+    from engine.imageio import load_image
+
+    image = load_image(path)
+    try:
+        return prepare_input(model, image, kind=kind, auto_invert=auto_invert, center=center)
+    except EngineError as exc:
+        raise type(exc)(f"{Path(path).name}: {exc}") from None
+
+
+def to_batch(model: Any, inputs: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
+    """uint8 ``(N, C, H, W)`` of prepared inputs: digits ``(H, W)`` get a channel axis (repeated
+    when the model takes several channels), photos ``(C, H, W)`` are stacked as they are."""
+    batch = np.asarray(inputs) if not isinstance(inputs, list) else np.stack(inputs)
+    if batch.dtype != np.uint8 or batch.ndim not in (3, 4):
+        raise ShapeError(
+            f"expected prepared uint8 inputs (N, H, W) or (N, C, H, W), got {batch.dtype} "
+            f"{batch.shape}; use prepare_input"
+        )
+    if batch.ndim == 3:
+        batch = np.repeat(batch[:, None], int(model.input_spec.shape[0]), axis=1)
+    return batch
+
+
+def classify_inputs(model: Any, inputs: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
+    """float64 ``(N, K)`` class probabilities of prepared inputs, in one batch."""
+    x = model.input_spec.to_tensor(to_batch(model, inputs))
+    return np.asarray(model.predict_proba(x), dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class ClassifiedImage:
+    """One picture through the network: its input, the probabilities and every activation."""
+
+    prepared: Prepared
+    probabilities: np.ndarray  # float64 (K,)
+    classes: list[str]
+    activations: list[tuple[str, np.ndarray]]  # model.activations of the one input
+
+    @property
+    def index(self) -> int:
+        return int(np.argmax(self.probabilities))
+
+    @property
+    def prediction(self) -> str:
+        return self.classes[self.index]
+
+    @property
+    def confidence(self) -> float:
+        return float(self.probabilities[self.index])
+
+
+def classify_prepared(model: Any, prepared: Prepared) -> ClassifiedImage:
+    """One forward pass of ``prepared``, keeping the activations (for the network view)."""
+    acts = model.activations(model.input_spec.to_tensor(to_batch(model, [prepared.network])))
+    probs = np.asarray(acts[-1][1][0], dtype=np.float64)
+    return ClassifiedImage(prepared, probs, [str(c) for c in model.classes], acts)
+
+
+def classify_image(model: Any, image: np.ndarray, **options: Any) -> ClassifiedImage:
+    """:func:`prepare_input` (same options) then :func:`classify_prepared`."""
+    return classify_prepared(model, prepare_input(model, image, **options))
+
+
+# ----- files ----------------------------------------------------------------------------------
+def image_files_in(folder: str | os.PathLike[str]) -> list[Path]:
+    """The image files directly inside ``folder``, sorted by name; dot files are skipped
+    (hidden files, editors' and macOS's ``._`` companions)."""
+    from engine.imageio import SUPPORTED_SUFFIXES
+
+    files = []
+    for p in Path(folder).iterdir():
+        if p.name.startswith(".") or p.suffix.lower() not in SUPPORTED_SUFFIXES:
+            continue
+        try:
+            if p.is_file():
+                files.append(p)
+        except OSError:  # a broken entry: not an image we can read
+            continue
+    return sorted(files)
+
+
+def expand_paths(
+    paths: Sequence[str | os.PathLike[str]],
+) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Files to classify, in order (folders expanded by :func:`image_files_in`), and
+    ``(path, problem)`` pairs for folders with no images or that cannot be listed.
+
+    A missing file stays in the list: reading it gives the reason (as for any unreadable file).
+    """
+    files: list[Path] = []
+    problems: list[tuple[str, str]] = []
+    for given in paths:
+        path = Path(given).expanduser()
+        if not _is_dir(path):
+            files.append(path)
+            continue
+        try:
+            inside = image_files_in(path)
+        except OSError as exc:
+            problems.append((str(given), f"the folder cannot be listed ({exc.strerror or exc})"))
+            continue
+        if not inside:
+            problems.append((str(given), "the folder holds no image files"))
+        files.extend(inside)
+    return files, problems
+
+
+def _is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except OSError:  # a name too long, a loop of links...: reading it will say what is wrong
+        return False
+
+
+@dataclass(frozen=True)
+class FileResult:
+    """One file's classification, or why it has none (``error``)."""
+
+    file: str
+    prediction: str = ""  # class name; "" when the file could not be classified
+    confidence: float = float("nan")  # probability of the prediction; NaN with an error
+    probabilities: tuple[float, ...] = ()
+    error: str = ""
+    inverted: bool | None = None  # digits only
+    bbox: tuple[int, int, int, int] | None = None  # digits only
+
+
+@dataclass(frozen=True)
+class FilesProgress:
+    done: int  # files prepared so far
+    total: int
+
+
+def classify_files_steps(
+    model: Any,
+    paths: Sequence[str | os.PathLike[str]],
+    *,
+    kind: Preparation | None = None,
+    auto_invert: bool = True,
+    center: bool = True,
+) -> Iterator[FilesProgress | list[FileResult]]:
+    """Prepare each file (yielding :class:`FilesProgress` after each), then classify all of
+    them in one batch and yield the results, one per file, in the order given.
+
+    A file that cannot be read, or a digit image without ink, gets a result with its ``error``
+    (the reason, without the file's name). Runs in a worker thread with its own model copy.
+    """
+    results: list[FileResult | None] = []
+    inputs: list[Prepared] = []
+    where: list[int] = []
+    for path in paths:
+        try:
+            inputs.append(
+                prepare_file(model, path, kind=kind, auto_invert=auto_invert, center=center)
+            )
+            where.append(len(results))
+            results.append(None)
+        except EngineError as exc:
+            results.append(FileResult(str(path), error=without_name(str(exc), Path(path))))
+        yield FilesProgress(len(results), len(paths))
+    if inputs:
+        probs = classify_inputs(model, [p.network for p in inputs])
+        classes = [str(c) for c in model.classes]
+        for i, prepared, p in zip(where, inputs, probs, strict=True):
+            k = int(np.argmax(p))
+            results[i] = FileResult(
+                str(paths[i]),
+                classes[k],
+                float(p[k]),
+                tuple(float(v) for v in p),
+                inverted=prepared.inverted if prepared.kind == "digit" else None,
+                bbox=prepared.bbox,
+            )
+    yield [r for r in results if r is not None]
+
+
+def classify_files(model: Any, paths: Sequence[str | os.PathLike[str]], **options: Any):
+    """:func:`classify_files_steps` run to the end: the list of :class:`FileResult`."""
+    *_progress, results = classify_files_steps(model, paths, **options)
+    return results
+
+
+def without_name(message: str, path: Path) -> str:
+    """An engine message starts with the file's path or name; the caller names it already."""
+    for prefix in (f"{path}: ", f"{path.name}: "):
+        if message.startswith(prefix):
+            return message[len(prefix) :]
+    return message

@@ -1,0 +1,132 @@
+"""A user's photo -> the picture a photo model sees: THE photo preparation of ConvScope.
+
+Used by ``convscope classify``/``evaluate`` on image files, the Classify tab and the PyTorch
+export (which copies this module's code into the generated file, so it depends only on NumPy
+and Pillow). The steps, for a model whose ``input_spec.shape`` is ``(C, H, W)``:
+
+1. **Orientation.** A Pillow image is turned upright by its EXIF orientation tag (a phone
+   photo is stored sideways with a tag saying so). Arrays from
+   :func:`engine.imageio.load_image` are upright already.
+2. **Alpha on white.** Transparent pixels become white paper (RGBA and LA images).
+3. **Colour.** RGB for ``C == 3``, luma ``L = 0.299 R + 0.587 G + 0.114 B`` for ``C == 1``
+   (Pillow's ITU-R 601 weights).
+4. **Shorter side, then centre crop.** The picture is scaled so that it just covers ``H x W``
+   (scale ``s = max(H / h, W / w)`` for an ``h x w`` picture) and the centre ``H x W`` is kept:
+   the crop box in the original is ``w' = W / s`` by ``h' = H / s`` pixels, centred. Nothing is
+   stretched; for a square input the shorter side becomes the input's side. Resampling is
+   Pillow's antialiased bicubic; a big photo is first box-reduced by an integer factor
+   (``reducing_gap``: exact enough, and a 12-megapixel photo takes a few milliseconds).
+
+The result is ``uint8 (C, H, W)``: what the network sees, before ``input_spec.to_tensor``
+subtracts the mean and divides by the std of each channel. It is also what the app shows as
+"network input".
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image, ImageOps
+
+__all__ = ["crop_box", "prepare_photo", "to_display"]
+
+#: Pillow's ``reducing_gap``: box-reduce first while the picture is more than this many times
+#: the target size, then resample the rest with bicubic.
+REDUCING_GAP = 3.0
+_WHITE = (255, 255, 255)
+
+
+def crop_box(width: int, height: int, out_h: int, out_w: int) -> tuple[float, float, float, float]:
+    """The centred box ``(x0, y0, x1, y1)`` of a ``width x height`` picture with the aspect of
+    ``out_w x out_h``: the largest such box, the part of the picture the network sees."""
+    scale = max(out_h / height, out_w / width)
+    box_w, box_h = out_w / scale, out_h / scale
+    x0, y0 = (width - box_w) / 2, (height - box_h) / 2
+    return (x0, y0, x0 + box_w, y0 + box_h)
+
+
+def prepare_photo(image: np.ndarray | Image.Image, spec) -> np.ndarray:
+    """Prepare one photo for a model whose input is ``spec.shape == (C, H, W)`` (C is 1 or 3).
+
+    Args:
+        image: a Pillow image (any mode; EXIF orientation applied here) or a uint8 array
+            ``(H, W)``, ``(H, W, 1)``, ``(H, W, 3)`` or ``(H, W, 4)`` (upright already, as
+            :func:`engine.imageio.load_image` returns it).
+        spec: anything with a ``shape`` attribute ``(C, H, W)`` (an ``InputSpec``), or the
+            shape itself.
+
+    Returns:
+        uint8 ``(C, H, W)``.
+
+    Raises:
+        ValueError: ``image`` is not an image or ``spec`` asks for a channel count other than
+            1 or 3 (the engine raises its own :class:`engine.errors.ShapeError`, a ValueError).
+    """
+    channels, out_h, out_w = (int(v) for v in getattr(spec, "shape", spec))
+    if channels not in (1, 3) or out_h < 1 or out_w < 1:
+        raise _shape_error(f"a photo model takes 1 or 3 channels, not an input of {spec!r}")
+    pil = _upright(image) if isinstance(image, Image.Image) else _from_array(image)
+    pil = _on_white(pil).convert("L" if channels == 1 else "RGB")
+    box = crop_box(pil.width, pil.height, out_h, out_w)
+    fitted = pil.resize(
+        (out_w, out_h), Image.Resampling.BICUBIC, box=box, reducing_gap=REDUCING_GAP
+    )
+    out = np.asarray(fitted, dtype=np.uint8)
+    return np.ascontiguousarray(out[None] if channels == 1 else out.transpose(2, 0, 1))
+
+
+def to_display(prepared: np.ndarray) -> np.ndarray:
+    """``(C, H, W)`` as returned by :func:`prepare_photo` -> ``(H, W)`` or ``(H, W, 3)`` for
+    showing it as a picture."""
+    a = np.asarray(prepared)
+    if a.ndim == 3 and a.shape[0] == 1:
+        return a[0]
+    if a.ndim == 3 and a.shape[0] == 3:
+        return np.ascontiguousarray(a.transpose(1, 2, 0))
+    return a
+
+
+def _upright(img: Image.Image) -> Image.Image:
+    """Apply the EXIF orientation tag; a broken EXIF block is ignored, not fatal."""
+    try:
+        return ImageOps.exif_transpose(img) or img
+    except Exception:  # Pillow raises many kinds of errors on bad EXIF: keep the picture as is
+        return img
+
+
+def _from_array(image: np.ndarray) -> Image.Image:
+    a = np.asarray(image)
+    if a.dtype == np.bool_:
+        a = a.astype(np.uint8) * 255
+    if a.dtype != np.uint8:
+        raise _shape_error(f"expected a uint8 image, got dtype {a.dtype}")
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[:, :, 0]
+    if a.ndim == 2:
+        mode = "L"
+    elif a.ndim == 3 and a.shape[2] in (3, 4):
+        mode = "RGB" if a.shape[2] == 3 else "RGBA"
+    else:
+        raise _shape_error(f"expected an image of shape (H,W), (H,W,3) or (H,W,4), got {a.shape}")
+    if min(a.shape[:2]) == 0:
+        raise _shape_error(f"the image is empty (shape {a.shape})")
+    return Image.fromarray(np.ascontiguousarray(a), mode=mode)
+
+
+def _on_white(img: Image.Image) -> Image.Image:
+    """Alpha composited onto white; palette and other modes converted to L or RGB(A) first."""
+    if img.mode in ("L", "RGB"):
+        return img
+    has_alpha = "A" in img.getbands() or "transparency" in img.info
+    if not has_alpha:
+        return img.convert("RGB")
+    rgba = img.convert("RGBA")
+    white = Image.new("RGBA", rgba.size, (*_WHITE, 255))
+    return Image.alpha_composite(white, rgba).convert("RGB")
+
+
+def _shape_error(message: str) -> ValueError:
+    try:  # the engine's own error when the module runs inside ConvScope
+        from engine.errors import ShapeError
+    except ImportError:  # copied into an exported PyTorch file
+        return ValueError(message)
+    return ShapeError(message)

@@ -1,0 +1,155 @@
+"""engine.inference: the digit-or-photo policy, folder listing, classifying files with reasons."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from engine.inference import (
+    FileResult,
+    FilesProgress,
+    classify_files,
+    classify_files_steps,
+    classify_image,
+    classify_inputs,
+    expand_paths,
+    image_files_in,
+    preparation_for,
+    prepare_input,
+)
+from engine.model import build_model, lenet5
+from engine.occlusion import occlusion_map
+from engine.photo import prepare_photo
+
+PHOTO_CLASSES = ["bird", "cat", "dog", "ship"]
+
+
+@pytest.fixture(scope="module")
+def photo_model():
+    """An untrained four-class colour model (seeded): the plumbing does not need good weights."""
+    return build_model(
+        {"name": "lenet-article", "in_channels": 3},
+        np.random.default_rng(0),
+        classes=PHOTO_CLASSES,
+    )
+
+
+@pytest.fixture(scope="module")
+def digit_model():
+    return lenet5(np.random.default_rng(0))
+
+
+def _photo(path, colour=(200, 120, 40), size=(64, 48)):
+    img = Image.new("RGB", size, colour)
+    ImageDraw.Draw(img).ellipse((10, 8, 40, 40), fill=(30, 60, 200))
+    img.save(path)
+    return path
+
+
+def _digit(path):
+    img = Image.new("L", (120, 100), 255)
+    ImageDraw.Draw(img).line([(40, 20), (80, 20), (55, 85)], fill=0, width=8)
+    img.save(path)
+    return path
+
+
+def test_the_policy_digit_models_and_everything_else(digit_model, photo_model):
+    assert preparation_for(digit_model) == "digit"
+    assert preparation_for(photo_model) == "photo"
+    grey_animals = build_model("lenet5", np.random.default_rng(0), classes=list("abc"))
+    assert preparation_for(grey_animals) == "photo"  # not the ten digits
+    colour_digits = build_model(
+        {"name": "lenet-article", "in_channels": 3},
+        np.random.default_rng(0),
+        classes=list("0123456789"),
+    )
+    assert preparation_for(colour_digits) == "photo"  # digits in colour photos (house numbers)
+
+
+def test_a_photo_is_prepared_in_colour_and_classified_like_the_batch(tmp_path, photo_model):
+    image = np.asarray(Image.open(_photo(tmp_path / "a.png")))
+    prepared = prepare_input(photo_model, image)
+    assert prepared.kind == "photo" and prepared.network.shape == (3, 32, 32)
+    assert prepared.display.shape == (32, 32, 3)
+    np.testing.assert_array_equal(prepared.network, prepare_photo(image, photo_model.input_spec))
+    one = classify_image(photo_model, image)
+    assert one.classes == PHOTO_CLASSES and one.probabilities.shape == (4,)
+    assert one.prediction == PHOTO_CLASSES[int(np.argmax(one.probabilities))]
+    batch = classify_inputs(photo_model, [prepared.network, prepared.network])
+    np.testing.assert_allclose(batch[0], one.probabilities, atol=1e-6)
+    assert one.activations[0][0] == "input"
+
+
+def test_files_keep_their_order_and_failures_say_why(tmp_path, photo_model):
+    good = _photo(tmp_path / "good.png")
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    text = tmp_path / "text.jpg"
+    text.write_text("not an image")
+    steps = list(classify_files_steps(photo_model, [good, empty, tmp_path / "missing.png", text]))
+    assert [s.done for s in steps[:-1]] == [1, 2, 3, 4]
+    assert all(isinstance(s, FilesProgress) for s in steps[:-1])
+    results = steps[-1]
+    assert [r.file for r in results] == [
+        str(good),
+        str(empty),
+        str(tmp_path / "missing.png"),
+        str(text),
+    ]
+    assert results[0].error == "" and results[0].prediction in PHOTO_CLASSES
+    assert sum(results[0].probabilities) == pytest.approx(1.0, abs=1e-5)
+    assert "empty" in results[1].error and results[1].prediction == ""
+    assert "no such file" in results[2].error
+    assert "not a readable image" in results[3].error and "text.jpg" not in results[3].error
+    assert np.isnan(results[3].confidence)
+
+
+def test_digit_files_get_digit_preparation_and_blank_ones_a_reason(tmp_path, digit_model):
+    seven = _digit(tmp_path / "seven.png")
+    blank = tmp_path / "blank.png"
+    Image.new("L", (40, 40), 255).save(blank)
+    a, b = classify_files(digit_model, [seven, blank])
+    assert a.error == "" and a.inverted is True and a.bbox is not None
+    assert "no ink found" in b.error
+    (forced,) = classify_files(digit_model, [blank], kind="photo")  # a forced photo preparation
+    assert forced.error == "" and forced.inverted is None
+
+
+def test_one_folder_rule_dot_files_and_non_images_are_skipped(tmp_path):
+    for name in ("b.png", "a.JPG", ".hidden.png", "._a.JPG", "notes.txt"):
+        (tmp_path / name).write_bytes(b"x")
+    (tmp_path / "sub.png").mkdir()  # a folder named like an image
+    assert [p.name for p in image_files_in(tmp_path)] == ["a.JPG", "b.png"]
+    empty = tmp_path / "nothing"
+    empty.mkdir()
+    files, problems = expand_paths([tmp_path / "b.png", empty, tmp_path, tmp_path / "gone.png"])
+    assert [p.name for p in files] == ["b.png", "a.JPG", "b.png", "gone.png"]
+    assert problems == [(str(empty), "the folder holds no image files")]
+    too_long = "x" * 400 + ".png"
+    files, problems = expand_paths([too_long])  # left for reading to report
+    assert files == [tmp_path.__class__(too_long)] and problems == []
+    (result,) = classify_files(lenet5(np.random.default_rng(0)), files)
+    assert "too long" in result.error.lower()
+
+
+def test_occlusion_of_a_photo_covers_with_the_mean_colour(photo_model):
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 256, (3, 32, 32), dtype=np.uint8)
+    result = occlusion_map(photo_model, image, patch=8, stride=8)
+    spec = photo_model.input_spec
+    expected = int(np.clip(np.rint(spec.mean / spec.scale), 0, 255))
+    assert result.fill == (expected,) * 3
+    assert result.heat.shape == (32, 32) and result.drop.shape == (4, 4)
+    # the reference: each covered copy through the network, one by one
+    covered = image.copy()
+    covered[:, 8:16, 16:24] = expected
+    probs = classify_inputs(photo_model, [image, covered])
+    assert result.drop[1, 2] == pytest.approx(
+        probs[0, result.target] - probs[1, result.target], abs=1e-5
+    )
+
+
+def test_file_result_defaults_are_an_unclassified_file():
+    r = FileResult("x.png", error="why")
+    assert r.prediction == "" and np.isnan(r.confidence) and r.probabilities == ()
