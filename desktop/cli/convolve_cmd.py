@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+from pathlib import Path
 
 from desktop.cli import CliError
 from desktop.cli.common import safe_print
 from engine import filters as F
+from engine.filters.memory import check_memory, image_size, streamed_bytes
 
 HELP = "convolve an image with kernels (+ ReLU, pooling), as the Filters tab does"
 
@@ -63,8 +66,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     stages = parser.add_argument_group("next stages")
     stages.add_argument("--relu", action="store_true", help="ReLU: max(x, 0)")
     stages.add_argument("--pool", choices=("max", "avg", "sum"), default=None)
-    stages.add_argument("--pool-size", type=int, default=2, help="(default 2)")
-    stages.add_argument("--pool-stride", type=int, default=None, help="(default: the pool size)")
+    stages.add_argument(
+        "--pool-size", type=int, default=2, help="the pooling window's side, 1 to 8 (default 2)"
+    )
+    stages.add_argument(
+        "--pool-stride", type=int, default=None, help="1 to 8 (default: the pool size)"
+    )
     out = parser.add_argument_group("output")
     out.add_argument("--out", metavar="OUT.png", help="the result as a picture")
     out.add_argument(
@@ -75,6 +82,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     out.add_argument("--raw", metavar="OUT.npy", help="the float values before display mapping")
     out.add_argument("--json", action="store_true", help="print shapes, min/max and paths as JSON")
+    out.add_argument(
+        "--overwrite", action="store_true", help="allow --out or --raw to replace the input image"
+    )
 
 
 def find_preset(name: str) -> F.Preset:
@@ -119,17 +129,44 @@ def _list_presets() -> int:
     return 0
 
 
-def run(args: argparse.Namespace) -> int:
-    if args.list_presets:
-        return _list_presets()
-    if args.image is None:
-        raise CliError("give an IMAGE to filter (or --list-presets)")
-    if not (args.out or args.raw or args.json):
-        raise CliError("nothing to write: give --out OUT.png and/or --raw OUT.npy (or --json)")
-    if args.raw and not args.raw.lower().endswith(".npy"):
-        raise CliError(f"--raw {args.raw}: the file name must end in .npy")
-    specs = _kernel_specs(args)
-    settings = F.FilterSettings(
+def _check_output(path: str, flag: str, image: str, overwrite: bool) -> None:
+    """Refuse, before any work, an output path that cannot be written: a folder, a missing
+    folder, a name longer than the system allows, or the input image itself."""
+    if path == "":
+        raise CliError(f"{flag} is an empty string; give a file name")
+    p = Path(path).expanduser()
+    folder = p.parent if str(p.parent) else Path(".")
+    try:
+        limit = os.pathconf(folder if folder.is_dir() else ".", "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):
+        limit = 255
+    # the atomic writer's temporary name adds about 14 characters to the file name
+    if len(os.fsencode(p.name)) + 14 > limit:
+        raise CliError(
+            f"{flag} {path}: the file name is longer than the system allows "
+            f"({limit} bytes, less room for a temporary name); use a shorter name"
+        )
+    try:
+        if p.is_dir():
+            raise CliError(f"{flag} {path}: is a folder; give a file name inside it")
+        if not folder.is_dir():
+            raise CliError(f"{flag} {path}: the folder {folder} does not exist")
+        same = p.exists() and Path(image).exists() and os.path.samefile(p, image)
+    except OSError as exc:
+        raise CliError(f"{flag} {path}: cannot be used ({exc.strerror or exc})") from None
+    if same and not overwrite:
+        raise CliError(
+            f"{flag} {path} is the input image; give another name (or --overwrite to replace it)"
+        )
+
+
+def _settings(args: argparse.Namespace, specs: list[F.KernelSpec]) -> F.FilterSettings:
+    for flag, value in (("--pool-size", args.pool_size), ("--pool-stride", args.pool_stride)):
+        if value is not None and not 1 <= value <= F.MAX_POOL:
+            raise CliError(
+                f"{flag} {value}: the pooling window takes a whole number from 1 to {F.MAX_POOL}"
+            )
+    return F.FilterSettings(
         tuple(specs),
         border=args.border,
         stride=args.stride,
@@ -137,21 +174,64 @@ def run(args: argparse.Namespace) -> int:
         relu=args.relu,
         pool=args.pool or "none",
         pool_size=args.pool_size,
-        pool_stride=args.pool_stride or args.pool_size,
+        pool_stride=args.pool_size if args.pool_stride is None else args.pool_stride,
     )
+
+
+def _check_memory(settings: F.FilterSettings, height: int, width: int, picture: bool) -> None:
+    needed = streamed_bytes(height, width, settings, picture=picture)
+    n = len(settings.kernels)
+    what = f"convolving this {width}x{height} image with {n} kernel{'s' if n > 1 else ''}"
+    check_memory(needed, what)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.list_presets:
+        return _list_presets()
+    if args.image is None:
+        raise CliError("give an IMAGE to filter (or --list-presets)")
+    if args.image == "":
+        raise CliError("the IMAGE argument is an empty string; give an image file")
+    if not (args.out or args.raw or args.json):
+        raise CliError("nothing to write: give --out OUT.png and/or --raw OUT.npy (or --json)")
+    if args.raw and not args.raw.lower().endswith(".npy"):
+        raise CliError(f"--raw {args.raw}: the file name must end in .npy")
+    for flag, path in (("--out", args.out), ("--raw", args.raw)):
+        if path is not None:
+            _check_output(path, flag, args.image, args.overwrite)
+    specs = _kernel_specs(args)
+    settings = _settings(args, specs)
+    header = image_size(args.image)
+    if header is not None:  # refuse before decoding what could not be filtered anyway
+        settings.check_fits(*header)
+        _check_memory(settings, *header, picture=bool(args.out))
     from engine.imageio import load_image, save_image
 
     image = load_image(args.image)
-    result = F.run_filter(image, settings)
-    maps = result.maps  # (N, H', W', C)
-    raw = result.raw()
+    h, w = image.shape[:2]
+    settings.check_fits(h, w)
+    _check_memory(settings, h, w, picture=bool(args.out))
+    n, oh, ow, c = settings.output_shape(h, w)
+    raw_shape = (*((n,) if n > 1 else ()), oh, ow, *((c,) if c > 1 else ()))
+    mosaic = F.Mosaic(n, oh, ow) if args.out else None
+    extremes: list[float] = []
+
+    def maps():  # one kernel's map at a time: the memory follows the work
+        for i, m in enumerate(F.iter_maps(image, settings)):
+            extremes.extend((float(m.min()), float(m.max())))
+            if mosaic is not None:
+                mosaic.place(i, F.display(m, args.display))
+            yield m
+
     written = {}
-    if args.out:
-        pictures = [F.display(m, args.display) for m in maps]
-        picture = pictures[0] if len(pictures) == 1 else F.tile_maps(pictures)
-        written["out"] = str(save_image(picture, args.out))
     if args.raw:
-        written["raw"] = str(F.save_raw(result, args.raw))
+        written["raw"] = str(F.save_raw_stream(args.raw, raw_shape, maps()))
+    else:
+        for _ in maps():
+            pass
+    if mosaic is not None:
+        written["out"] = str(save_image(mosaic.canvas, args.out))
+    stages = F.stages(image.shape, settings)
     summary = {
         "input": str(args.image),
         "input_shape": list(image.shape),
@@ -164,17 +244,18 @@ def run(args: argparse.Namespace) -> int:
             }
             for s in specs
         ],
-        "stages": [{"name": name, "shape": list(shape)} for name, shape in result.stages],
-        "output_shape": list(raw.shape),
-        "min": float(maps.min()),
-        "max": float(maps.max()),
+        "stages": [{"name": name, "shape": list(shape)} for name, shape in stages],
+        "output_shape": list(raw_shape),
+        "min": min(extremes),
+        "max": max(extremes),
         "out": written.get("out"),
         "raw": written.get("raw"),
     }
     if args.json:
-        safe_print(json.dumps(summary, indent=2))
+        # strict JSON: the kernel limits keep every value finite, so this never fails
+        safe_print(json.dumps(summary, indent=2, allow_nan=False))
     else:
-        flow = " → ".join(f"{n} {'×'.join(map(str, s))}" for n, s in result.stages)
+        flow = " → ".join(f"{n} {'×'.join(map(str, s))}" for n, s in stages)
         safe_print(flow)
         safe_print(f"values {summary['min']:.4g} .. {summary['max']:.4g}")
         for key in ("out", "raw"):

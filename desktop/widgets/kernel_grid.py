@@ -1,4 +1,4 @@
-"""An editable grid of kernel weights (3x3, 5x5 or 7x7).
+"""An editable grid of kernel weights (1x1, 3x3, 5x5 or 7x7).
 
 Each cell takes a number or a fraction (``1/9``); characters that can never be part of one are
 refused as they are typed (and ``input_refused`` is emitted so the owner can say why); text
@@ -141,8 +141,8 @@ class KernelGrid(QWidget):
             cell.deleteLater()
         self._cells = []
         font = QFont(self.font())
-        font.setPointSizeF(font.pointSizeF() * (1.1 if size == 3 else 0.95 if size == 5 else 0.85))
-        height = {3: 34, 5: 30, 7: 26}[size]
+        font.setPointSizeF(font.pointSizeF() * (1.1 if size <= 3 else 0.95 if size == 5 else 0.85))
+        height = {1: 34, 3: 34, 5: 30, 7: 26}[size]
         for i in range(size * size):
             cell = _Cell(self, i)
             cell.setFont(font)

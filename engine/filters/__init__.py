@@ -11,6 +11,7 @@ order a reader meets them:
 - :mod:`.correlate`: the fast banded, threaded correlation;
 - :mod:`.pipeline`: convolution -> ReLU -> pooling for 1..8 kernels, with progress and cancel;
 - :mod:`.display`: float results -> pictures, the histogram, the mosaic;
+- :mod:`.memory`: what a job needs and what is available (refusals with a message);
 - :mod:`.teaching`: the pixel inspector and the Figure 5 step-through.
 
 Everything public is re-exported here: ``from engine.filters import KernelSpec`` keeps working.
@@ -19,7 +20,7 @@ Everything public is re-exported here: ``from engine.filters import KernelSpec``
 from __future__ import annotations
 
 from engine.filters.correlate import correlate
-from engine.filters.display import DISPLAYS, display, histogram, tile_maps
+from engine.filters.display import DISPLAYS, Mosaic, display, histogram, tile_maps
 from engine.filters.geometry import (
     BORDERS,
     MAX_STRIDE,
@@ -43,16 +44,21 @@ from engine.filters.kernels import (
     split_centre,
 )
 from engine.filters.pipeline import (
+    MAX_POOL,
     POOLS,
     FilterProgress,
     FilterResult,
+    FilterSaveError,
     FilterSettings,
     iter_filter,
+    iter_maps,
     pool,
     prepare_source,
     relu,
     run_filter,
     save_raw,
+    save_raw_stream,
+    stages,
     subsampled_maps,
 )
 from engine.filters.presets import PRESETS, Preset
@@ -74,6 +80,7 @@ __all__ = [
     "FIGURE5_KERNEL",
     "KERNEL_SIZES",
     "MAX_KERNELS",
+    "MAX_POOL",
     "MAX_STRIDE",
     "POOLS",
     "PRESETS",
@@ -81,10 +88,12 @@ __all__ = [
     "ConvSteps",
     "FilterProgress",
     "FilterResult",
+    "FilterSaveError",
     "FilterSettings",
     "Inspection",
     "KernelError",
     "KernelSpec",
+    "Mosaic",
     "Preset",
     "conv_steps",
     "correlate",
@@ -94,6 +103,7 @@ __all__ = [
     "histogram",
     "inspect_pixel",
     "iter_filter",
+    "iter_maps",
     "kernel_to_text",
     "load_kernels",
     "output_size",
@@ -107,9 +117,11 @@ __all__ = [
     "run_filter",
     "save_kernels",
     "save_raw",
+    "save_raw_stream",
     "separable_factors",
     "size_formula",
     "split_centre",
+    "stages",
     "subsampled_maps",
     "tile_maps",
     "to_gray",

@@ -13,7 +13,7 @@ from engine.filters.kernels import KernelError
 
 DISPLAYS = ("clip", "abs", "normalize", "diverging")
 
-__all__ = ["DISPLAYS", "display", "histogram", "tile_maps"]
+__all__ = ["DISPLAYS", "Mosaic", "display", "histogram", "tile_maps"]
 
 
 def display(
@@ -86,20 +86,34 @@ def histogram(
     return counts, edges
 
 
-def tile_maps(
-    maps: Sequence[np.ndarray], columns: int | None = None, gap: int = 6, background: int = 40
-) -> np.ndarray:
+class Mosaic:
+    """A grid of N ``(H, W, 3)`` pictures filled one at a time (:func:`tile_maps` at once):
+    ``ceil(sqrt(N))`` columns, ``gap`` pixels of ``background`` between them."""
+
+    def __init__(self, n: int, height: int, width: int, gap: int = 6, background: int = 40) -> None:
+        if n < 1:
+            raise KernelError("no maps to lay out")
+        self.cols = math.ceil(math.sqrt(n))
+        rows = math.ceil(n / self.cols)
+        self.h, self.w, self.gap = height, width, gap
+        self.canvas = np.full(
+            (rows * height + (rows - 1) * gap, self.cols * width + (self.cols - 1) * gap, 3),
+            background,
+            np.uint8,
+        )
+
+    def place(self, index: int, picture: np.ndarray) -> None:
+        r, c = divmod(index, self.cols)
+        y, x = r * (self.h + self.gap), c * (self.w + self.gap)
+        self.canvas[y : y + self.h, x : x + self.w] = picture
+
+
+def tile_maps(maps: Sequence[np.ndarray], gap: int = 6, background: int = 40) -> np.ndarray:
     """Lay out N uint8 ``(H, W, 3)`` maps of one size in a grid (depth-N feature maps)."""
-    n = len(maps)
-    if n == 0:
+    if len(maps) == 0:
         raise KernelError("no maps to lay out")
-    cols = columns or math.ceil(math.sqrt(n))
-    rows = math.ceil(n / cols)
     h, w = maps[0].shape[:2]
-    canvas = np.full(
-        (rows * h + (rows - 1) * gap, cols * w + (cols - 1) * gap, 3), background, np.uint8
-    )
+    mosaic = Mosaic(len(maps), h, w, gap=gap, background=background)
     for i, m in enumerate(maps):
-        r, c = divmod(i, cols)
-        canvas[r * (h + gap) : r * (h + gap) + h, c * (w + gap) : c * (w + gap) + w] = m
-    return canvas
+        mosaic.place(i, m)
+    return mosaic.canvas

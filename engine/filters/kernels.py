@@ -7,14 +7,15 @@ Pure NumPy. Files of kernels live in :mod:`engine.filters.kernelfile`.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
-from fractions import Fraction
 
 import numpy as np
 
 from engine.errors import EngineError
 
-KERNEL_SIZES = (3, 5, 7)
+#: the kernel sides the editor, ``--kernel`` and kernel files accept (one limit for all)
+KERNEL_SIZES = (1, 3, 5, 7)
 MAX_KERNELS = 8
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "MAX_KERNELS",
     "KernelError",
     "KernelSpec",
+    "check_size",
     "format_number",
     "kernel_to_text",
     "parse_kernel",
@@ -35,38 +37,67 @@ class KernelError(EngineError, ValueError):
     """A kernel's text, file or values cannot be used (not a number, not square, divisor 0)."""
 
 
+# The number grammar of a cell: a decimal (sign, digits, point, exponent) or one fraction a/b
+# of two decimals. No "nan", "inf", "1_000", hex or a second "/" ("1/3/4" is refused).
+_DECIMAL = r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
+_NUMBER = re.compile(rf"\s*({_DECIMAL})\s*(?:/\s*({_DECIMAL})\s*)?")
+#: longest cell text: enough for -0.0000123456789 or 12345/67890, not for a number of 5000 digits
+MAX_CELL_CHARS = 32
+#: largest magnitude of a weight, an offset or a divisor: float32's range
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+#: a kernel whose results could exceed this is refused: kept below float32's 3.4e38 with room
+#: for an 8x8 sum pooling (x64), so no result is ever Infinity
+MAX_RESULT = 1e36
+
+
 def parse_number(text: str) -> float:
     """A cell's value: ``"2"``, ``"-0.5"``, ``".25"``, ``"1e-3"``, ``"1/9"``, ``"-1/16"``.
 
-    Raises :class:`KernelError` for anything else (empty, ``"abc"``, ``"1/0"``, ``"nan"``).
+    The grammar: a decimal number, or one fraction ``a/b`` of two decimals (``1/3/4`` is not
+    one), at most :data:`MAX_CELL_CHARS` characters; the value must be finite and within
+    float32's range (``1e39``, ``1/1e-320``, ``1e10000000/1`` are refused). Raises
+    :class:`KernelError` with one line for anything else (empty, ``"abc"``, ``"1/0"``, ``"nan"``).
     """
+    shown = text.strip()[:40]
     s = text.strip().replace("\u2212", "-")  # a typographic minus counts as a minus
     if not s:
         raise KernelError("empty cell; type a number such as 1, -0.5 or 1/9")
-    try:
-        if "/" in s:
-            num, _, den = s.partition("/")
-            value = float(Fraction(num.strip()) / Fraction(den.strip()))
-        else:
-            value = float(s)
-    except (ValueError, ZeroDivisionError):
+    if len(s) > MAX_CELL_CHARS:
         raise KernelError(
-            f"{text.strip()!r} is not a number; type e.g. 1, -0.5 or a fraction like 1/9"
-        ) from None
-    if not math.isfinite(value):
-        raise KernelError(f"{text.strip()!r} is not a finite number; type e.g. 1, -0.5 or 1/9")
+            f"{shown!r}... is too long for a number (at most {MAX_CELL_CHARS} characters)"
+        )
+    match = _NUMBER.fullmatch(s)
+    if match is None:
+        hint = "one fraction a/b only" if s.count("/") > 1 else "e.g. 1, -0.5 or 1/9"
+        raise KernelError(f"{shown!r} is not a number; type {hint}")
+    num, den = match.group(1), match.group(2)
+    with np.errstate(all="ignore"):
+        value = float(num) if den is None else float(np.float64(num) / np.float64(den))
+    if den is not None and float(den) == 0:
+        raise KernelError(f"{shown!r} divides by 0; a fraction needs a non-zero denominator")
+    if not math.isfinite(value) or abs(value) > FLOAT32_MAX:
+        raise KernelError(
+            f"{shown!r} is too large: a weight must lie within +-3.4e38 (float32's range)"
+        )
     return value
 
 
 def parse_kernel(text: str) -> np.ndarray:
     """Parse ``"a b c; d e f; g h i"`` (rows split by ``;`` or new lines, cells by spaces or
-    commas, fractions allowed) into a float64 ``(F, F)`` array with F in 3, 5, 7.
+    commas, numbers as in :func:`parse_number`) into a float64 ``(F, F)`` array with F one of
+    :data:`KERNEL_SIZES` (odd, 1 to 7).
 
     Raises :class:`KernelError` naming the bad cell or the bad shape.
     """
+    if len(text) > 100_000:
+        raise KernelError(f"kernel text of {len(text)} characters: a 7x7 kernel needs far fewer")
     rows = [r for r in text.replace("\n", ";").split(";") if r.strip()]
     if not rows:
         raise KernelError("empty kernel; type rows like '0 -1 0; -1 5 -1; 0 -1 0'")
+    if len(rows) > max(KERNEL_SIZES):
+        raise KernelError(
+            f"kernel has {len(rows)} rows; it must be square with an odd side from 1 to 7"
+        )
     values: list[list[float]] = []
     for i, row in enumerate(rows, 1):
         cells = row.replace(",", " ").split()
@@ -81,11 +112,15 @@ def parse_kernel(text: str) -> np.ndarray:
             f"{len(values)} numbers"
         )
     k = np.array(values, dtype=np.float64)
-    if k.shape[0] != k.shape[1] or k.shape[0] not in KERNEL_SIZES:
-        raise KernelError(
-            f"kernel is {k.shape[0]}x{k.shape[1]}; it must be square: 3x3, 5x5 or 7x7"
-        )
+    check_size(k.shape)
     return k
+
+
+def check_size(shape: tuple[int, ...]) -> None:
+    """Raise :class:`KernelError` unless ``shape`` is ``(F, F)`` with F in :data:`KERNEL_SIZES`."""
+    if len(shape) != 2 or shape[0] != shape[1] or shape[0] not in KERNEL_SIZES:
+        size = "x".join(str(n) for n in shape) or "a single number"
+        raise KernelError(f"kernel is {size}; it must be square with an odd side from 1 to 7")
 
 
 def format_number(value: float) -> str:
@@ -115,16 +150,28 @@ class KernelSpec:
     name: str = ""
 
     def __post_init__(self) -> None:
-        k = np.asarray(self.kernel, dtype=np.float64)
-        if k.ndim != 2 or k.shape[0] != k.shape[1] or k.shape[0] % 2 == 0:
-            raise KernelError(f"kernel shape {k.shape}: it must be square and odd, e.g. 3x3")
-        if not np.all(np.isfinite(k)):
-            raise KernelError("kernel has a value that is not a finite number")
-        if self.divisor == 0 or not math.isfinite(self.divisor):
-            raise KernelError(f"divisor {self.divisor}: it must be a non-zero number")
-        if not math.isfinite(self.offset):
-            raise KernelError(f"offset {self.offset}: it must be a finite number")
+        try:
+            k = np.asarray(self.kernel, dtype=np.float64)
+        except (TypeError, ValueError, OverflowError):
+            raise KernelError("the kernel must be a square matrix of numbers") from None
+        check_size(k.shape)
+        if not np.all(np.isfinite(k)) or np.abs(k).max() > FLOAT32_MAX:
+            raise KernelError("a kernel value is not a number within +-3.4e38 (float32's range)")
+        for what in ("divisor", "offset"):
+            value = getattr(self, what)
+            if not isinstance(value, (int, float, np.number)) or not math.isfinite(value):
+                raise KernelError(f"{what} {value!r}: it must be a finite number")
+            if abs(float(value)) > FLOAT32_MAX:
+                raise KernelError(f"{what} {value:g}: it must lie within +-3.4e38")
+        if self.divisor == 0:
+            raise KernelError("divisor 0: it must be a non-zero number")
         object.__setattr__(self, "kernel", k)
+        bound = self.output_bound()
+        if not bound <= MAX_RESULT:
+            raise KernelError(
+                f"kernel weights too large: a result could reach {bound:.2g}, beyond what "
+                "float32 holds safely (1e36); use smaller weights or a larger divisor"
+            )
 
     @property
     def size(self) -> int:
@@ -135,6 +182,11 @@ class KernelSpec:
         if self.normalize and abs(total) > 1e-12:
             return total
         return float(self.divisor)
+
+    def output_bound(self) -> float:
+        """The largest magnitude a result can have on 0..255 pixels: ``255 sum|w| + |offset|``."""
+        with np.errstate(all="ignore"):
+            return float(np.abs(self.weights()).sum()) * 255 + abs(float(self.offset))
 
     def weights(self) -> np.ndarray:
         """The weights applied: float64 ``kernel / effective_divisor()``."""
@@ -156,17 +208,16 @@ class KernelSpec:
         if not isinstance(d, dict) or "kernel" not in d:
             raise KernelError(f"{where}: expected an object with a 'kernel' matrix")
         try:
-            k = np.array(d["kernel"], dtype=np.float64)
             spec = cls(
-                k,
+                np.array(d["kernel"], dtype=np.float64),
                 divisor=float(d.get("divisor", 1.0)),
                 normalize=bool(d.get("normalize", False)),
                 offset=float(d.get("offset", 0.0)),
-                name=str(d.get("name", "")),
+                name=str(d.get("name", ""))[:200],
             )
-        except (TypeError, ValueError) as exc:
-            if isinstance(exc, KernelError):
-                raise KernelError(f"{where}: {exc}") from None
+        except KernelError as exc:
+            raise KernelError(f"{where}: {exc}") from None
+        except (TypeError, ValueError, OverflowError):
             raise KernelError(f"{where}: the kernel must be a square matrix of numbers") from None
         return spec
 
@@ -183,6 +234,8 @@ def separable_factors(
     k = np.asarray(kernel, dtype=np.float64)
     if not np.any(k):
         return None
+    if k.shape == (1, 1):
+        return np.ones(1), k[0].copy()
     s = np.linalg.svd(k, compute_uv=False)
     if s[1] > tol * s[0]:
         return None

@@ -11,16 +11,17 @@ of N kernels gives float32 ``(N, H', W', C)`` feature maps.
 
 from __future__ import annotations
 
+import math
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from engine.atomic import atomic_write
-from engine.errors import ShapeError
+from engine.errors import EngineError, ShapeError
 from engine.filters.correlate import Correlator
 from engine.filters.geometry import (
     check_border,
@@ -33,18 +34,23 @@ from engine.filters.kernels import MAX_KERNELS, KernelError, KernelSpec
 from engine.imageops import to_gray
 
 POOLS = ("none", "max", "avg", "sum")
+MAX_POOL = 8
 
 __all__ = [
     "POOLS",
     "FilterProgress",
     "FilterResult",
+    "FilterSaveError",
     "FilterSettings",
     "iter_filter",
+    "iter_maps",
     "pool",
     "prepare_source",
     "relu",
     "run_filter",
     "save_raw",
+    "save_raw_stream",
+    "stages",
     "subsampled_maps",
 ]
 
@@ -60,8 +66,10 @@ def pool(x: np.ndarray, kind: str, size: int = 2, stride: int | None = None) -> 
     if kind not in ("max", "avg", "sum"):
         raise KernelError(f"pooling {kind!r}: use max, avg or sum")
     stride = size if stride is None else stride
-    if not 1 <= size <= 8 or not 1 <= stride <= 8:
-        raise KernelError(f"pool size {size} / stride {stride}: use whole numbers from 1 to 8")
+    if not 1 <= size <= MAX_POOL or not 1 <= stride <= MAX_POOL:
+        raise KernelError(
+            f"pooling window size {size} / stride {stride}: use whole numbers from 1 to {MAX_POOL}"
+        )
     a = np.asarray(x, dtype=np.float32)
     h, w = a.shape[:2]
     if min(h, w) < size:
@@ -107,6 +115,12 @@ class FilterSettings:
             raise KernelError(f"colour {self.color!r}: use gray or rgb")
         if self.pool not in POOLS:
             raise KernelError(f"pooling {self.pool!r}: use one of {', '.join(POOLS)}")
+        if self.pool != "none":
+            for what, n in (("size", self.pool_size), ("stride", self.pool_stride)):
+                if not isinstance(n, (int, np.integer)) or not 1 <= n <= MAX_POOL:
+                    raise KernelError(
+                        f"pooling window {what} {n!r}: use a whole number from 1 to {MAX_POOL}"
+                    )
         sizes = sorted({k.size for k in self.kernels})
         if self.border == "valid" and len(sizes) > 1:
             raise KernelError(
@@ -124,8 +138,21 @@ class FilterSettings:
                     if n < self.pool_size:
                         raise ShapeError(
                             f"the {self.pool_size}x{self.pool_size} pooling window does not "
-                            f"fit the {oh}x{ow} convolution output; use a smaller pool size"
+                            f"fit the {oh}x{ow} convolution output; use a smaller pooling "
+                            "window, or a padding border and stride 1 before it"
                         )
+
+    def output_shape(self, height: int, width: int) -> tuple[int, int, int, int]:
+        """``(N, H', W', C)`` of the maps for an image of ``height`` x ``width`` (after every
+        stage), without computing anything; raises like :meth:`check_fits`."""
+        self.check_fits(height, width)
+        f = self.kernels[0].size
+        p = padding_for(self.border, f)
+        oh, ow = (fitted_output_size(n, f, self.stride, p) for n in (height, width))
+        if self.pool != "none":
+            oh = output_size(oh, self.pool_size, self.pool_stride, 0)
+            ow = output_size(ow, self.pool_size, self.pool_stride, 0)
+        return len(self.kernels), oh, ow, 3 if self.color == "rgb" else 1
 
 
 @dataclass(frozen=True)
@@ -155,8 +182,43 @@ class FilterResult:
 
 
 def save_raw(result: FilterResult, path: str | os.PathLike[str]) -> Path:
-    """Write ``result.raw()`` to ``path`` (.npy) atomically."""
-    return atomic_write(path, lambda f: np.save(f, result.raw()))
+    """Write ``result.raw()`` to ``path`` (.npy) atomically; :class:`FilterSaveError` names
+    ``path`` when it cannot be written."""
+    return save_raw_stream(path, result.raw().shape, [result.raw()])
+
+
+class FilterSaveError(EngineError, OSError):
+    """A result or kernel file cannot be written where the user asked (the message names it)."""
+
+
+def save_raw_stream(
+    path: str | os.PathLike[str], shape: tuple[int, ...], parts: Iterable[np.ndarray]
+) -> Path:
+    """Write a float32 ``.npy`` of ``shape`` from ``parts`` (C-order pieces, e.g. one map per
+    kernel) without holding them all: the memory of one part. Atomic; on failure
+    (:class:`FilterSaveError` naming ``path``) nothing is left at ``path``."""
+    header = {
+        "descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)),
+        "fortran_order": False,
+        "shape": tuple(shape),
+    }
+
+    def write(f) -> None:
+        np.lib.format.write_array_header_1_0(f, header)
+        written = 0
+        for part in parts:
+            data = np.ascontiguousarray(part, dtype=np.float32)
+            f.write(data.tobytes())  # a copy of one part at most
+            written += data.size
+        if written != math.prod(shape):
+            raise ShapeError(f"raw values: wrote {written} values for shape {shape}")
+
+    try:
+        return atomic_write(path, write)
+    except OSError as exc:
+        raise FilterSaveError(
+            f"{os.fspath(path)}: cannot be written ({exc.strerror or type(exc).__name__})"
+        ) from None
 
 
 def prepare_source(image: np.ndarray, color: str) -> np.ndarray:
@@ -225,6 +287,51 @@ def subsampled_maps(
     out = np.stack(maps)
     if settings.relu:
         np.maximum(out, np.float32(0), out=out)
+    return out
+
+
+def iter_maps(
+    image: np.ndarray,
+    settings: FilterSettings,
+    *,
+    cancel: threading.Event | None = None,
+    parallel: bool = True,
+) -> Iterator[np.ndarray]:
+    """Each kernel's final map (convolution, ReLU, pooling), float32 ``(H', W', C)``, one at a
+    time: the memory of one map, not N (``convscope convolve`` on a big image)."""
+    src = prepare_source(image, settings.color)
+    img = src if src.ndim == 3 else src[:, :, None]
+    for k in settings.kernels:
+        if cancel is not None and cancel.is_set():
+            return
+        job = Correlator(img, k.weights(), settings.border, settings.stride, k.offset)
+        job.run(job.bands, parallel)
+        m = job.out
+        if settings.relu:
+            np.maximum(m, np.float32(0), out=m)
+        if settings.pool != "none":
+            m = pool(m, settings.pool, settings.pool_size, settings.pool_stride)
+        yield m
+
+
+def stages(image_shape: tuple[int, ...], settings: FilterSettings) -> list[tuple[str, tuple]]:
+    """The stage names and shapes of :class:`FilterResult`, without computing anything."""
+    h, w = image_shape[:2]
+    c = 3 if settings.color == "rgb" else 1
+    n = len(settings.kernels)
+    depth = (n,) if n > 1 else ()
+    f = settings.kernels[0].size
+    p = padding_for(settings.border, f)
+    conv = (
+        fitted_output_size(h, f, settings.stride, p),
+        fitted_output_size(w, f, settings.stride, p),
+    )
+    out: list[tuple[str, tuple]] = [("input", (h, w, c)), ("conv", (*depth, *conv, c))]
+    if settings.relu:
+        out.append(("ReLU", out[-1][1]))
+    if settings.pool != "none":
+        _, oh, ow, _ = settings.output_shape(h, w)
+        out.append((f"{settings.pool} pool", (*depth, oh, ow, c)))
     return out
 
 

@@ -298,7 +298,7 @@ def test_settings_that_cannot_work_say_why_until_fixed(window, qtbot):
     with qtbot.waitSignal(tab.result_shown, timeout=10000):
         qtbot.mouseClick(tab.add_kernel_button, Qt.MouseButton.LeftButton)
     with qtbot.waitSignal(tab.result_shown, timeout=10000):
-        tab.size_box.setCurrentIndex(1)  # the second kernel becomes 5x5
+        tab.size_box.setCurrentIndex(F.KERNEL_SIZES.index(5))  # the second kernel becomes 5x5
     assert tab.grid.kernel_size() == 5
     tab.border_box.setCurrentIndex(tab.border_box.findData("valid"))
     qtbot.waitUntil(lambda: tab.banner.isVisible())

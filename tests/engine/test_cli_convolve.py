@@ -128,7 +128,7 @@ def test_list_presets(capsys):
     ("extra", "message"),
     [
         (["--preset", "nope", "--out", "x.png"], "unknown preset 'nope'"),
-        (["--kernel", "1 2; 3 4", "--out", "x.png"], "3x3, 5x5 or 7x7"),
+        (["--kernel", "1 2; 3 4", "--out", "x.png"], "odd side from 1 to 7"),
         (["--kernel", "1 a 0; 0 1 0; 0 0 1", "--out", "x.png"], "not a number"),
         (["--preset", "sharpen"], "nothing to write"),
         (["--out", "x.png"], "no kernel"),
@@ -213,3 +213,100 @@ def test_safe_print_escapes_what_the_stream_cannot_encode():
     stream = io.TextIOWrapper(raw, encoding="ascii")
     safe_print("3×3 → ÷ 🙂 \udcff.png", file=stream)
     assert raw.getvalue().decode("ascii") == "3x3 -> / \\U0001f642 \\udcff.png\n"
+
+
+@pytest.mark.parametrize(
+    ("where", "hint"),
+    [
+        ("folder", "is a folder"),
+        ("missing/raw.npy", "does not exist"),
+        ("x" * 300 + ".npy", "longer than the system allows"),
+    ],
+)
+def test_raw_paths_that_cannot_be_written_exit_2_naming_the_users_path(
+    photo, tmp_path, capsys, where, hint
+):
+    path, _ = photo
+    (tmp_path / "folder.npy").mkdir()
+    target = str(tmp_path / (where + ".npy" if where == "folder" else where))
+    code = main(["convolve", str(path), "--preset", "sharpen", "--raw", target])
+    err = capsys.readouterr().err
+    assert code == 2 and hint in err and target in err
+    assert ".tmp" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_out_equal_to_the_input_is_refused_unless_overwrite(photo, capsys):
+    path, pixels = photo
+    code = main(["convolve", str(path), "--preset", "sharpen", "--out", str(path)])
+    assert code == 2 and "is the input image" in capsys.readouterr().err
+    assert np.array_equal(np.asarray(Image.open(path)), pixels)  # untouched
+    code = main(["convolve", str(path), "--preset", "identity", "--out", str(path), "--overwrite"])
+    assert code == 0
+
+
+@pytest.mark.parametrize(
+    ("extra", "hint"),
+    [
+        (["--pool", "max", "--pool-stride", "0", "--preset", "sharpen"], "--pool-stride 0"),
+        (["--pool", "max", "--pool-size", "0", "--preset", "sharpen"], "--pool-size 0"),
+        (
+            [
+                "--pool",
+                "max",
+                "--pool-size",
+                "8",
+                "--stride",
+                "4",
+                "--border",
+                "valid",
+                "--preset",
+                "sharpen",
+            ],
+            "pooling window",
+        ),
+        (["--kernel", "1e38 0 0; 0 0 0; 0 0 0"], "too large"),
+        (["--kernel", "1/1e-320"], "too large"),
+        (["--kernel", "1/3/4"], "one fraction"),
+        (["--preset", "sharpen", "--divisor", "1e-300"], "too large"),
+    ],
+)
+def test_pooling_and_overflow_mistakes_exit_2_in_one_line(photo, tmp_path, capsys, extra, hint):
+    path, _ = photo
+    code = main(["convolve", str(path), *extra, "--json"])
+    captured = capsys.readouterr()
+    assert code == 2 and hint in captured.err and captured.out == ""
+    assert "kernel does not fit" not in captured.err
+
+
+def test_json_is_strict_and_a_1x1_kernel_file_works(photo, tmp_path, capsys):
+    path, pixels = photo
+    kfile = tmp_path / "one.json"
+    kfile.write_text('{"kernel": [[2]]}')
+    code = main(["convolve", str(path), "--kernel-file", str(kfile), "--json"])
+    text = capsys.readouterr().out
+    assert code == 0 and "Infinity" not in text and "NaN" not in text
+    doc = json.loads(text)
+    assert doc["max"] == pytest.approx(2 * float(F.to_gray(pixels).max()), abs=1)
+
+
+def test_a_job_that_would_not_fit_in_memory_is_refused_before_decoding(
+    photo, tmp_path, capsys, monkeypatch
+):
+    from engine.filters import memory
+
+    big = tmp_path / "big.png"
+    Image.new("L", (3000, 2000)).save(big)
+    monkeypatch.setattr(memory, "available_memory", lambda: 50_000_000)
+    decoded = []
+    import engine.imageio
+
+    real = engine.imageio.load_image
+    monkeypatch.setattr(
+        engine.imageio, "load_image", lambda *a, **k: decoded.append(1) or real(*a, **k)
+    )
+    presets = ["sobel x", "sobel y", "sharpen", "emboss"]
+    args = ["convolve", str(big), *[a for p in presets for a in ("--preset", p)], "--out", "m.png"]
+    code = main(args)
+    err = capsys.readouterr().err
+    assert code == 2 and "needs about" in err and "available" in err
+    assert decoded == []
