@@ -19,7 +19,7 @@ from types import ModuleType
 from engine import __version__
 from engine.errors import EngineError
 
-SUBCOMMANDS = ("train", "evaluate", "classify", "read", "convolve", "download")
+SUBCOMMANDS = ("train", "evaluate", "classify", "read", "convolve", "download", "export")
 
 
 class CliError(Exception):

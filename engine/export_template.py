@@ -1,0 +1,494 @@
+"""ConvScope network exported to PyTorch (this line is replaced by the title).
+
+Written by ``convscope export MODEL.npz --pytorch THIS.py``. Needs only torch, numpy and Pillow.
+
+In Python::
+
+    import THIS
+    net = THIS.load("model.npz")                  # the torch.nn.Module, weights loaded, eval mode
+    x = THIS.preprocess(PIL.Image.open("a.png"))  # (1, C, H, W), prepared as ConvScope does
+    probs = net(x).softmax(1)
+
+From a shell::
+
+    python THIS.py predict --weights model.npz a.png b.jpg
+    python THIS.py train --weights model.npz --data FOLDER --epochs 10 --out bigger.npz
+    torchrun --nproc_per_node 4 THIS.py train --data FOLDER --epochs 10 --out bigger.npz
+
+``train`` continues training the network (CPU, one GPU, or several GPUs or machines under
+``torchrun`` with DistributedDataParallel) and writes a ConvScope model file, which the app
+opens. FOLDER holds one subfolder of images per class (optionally under ``train/`` and
+``test/``) or MNIST-style IDX files, read by ConvScope's own dataset code.
+
+Below: the network as data, the engine's preparation code (embedded verbatim), the module, and
+the commands. (In ConvScope's source tree this file is ``engine/export_template.py``, the
+template the exported files are made from; its data block is empty there.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.abc
+import importlib.util
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+# --- export data: begin ---
+GRAPH: dict[str, Any] = {"name": "graph", "input_shape": [1, 1, 1], "nodes": [], "output": "input"}
+CLASSES: list[str] = []
+INPUT: dict[str, Any] = {}
+PREPARATION = "digit"
+META: dict[str, Any] = {}
+SOURCE_MODEL = ""
+ENGINE_VERSION = ""
+ENGINE_PACKAGE = "_convscope_engine"
+INPUT_SPEC_MODULE = "inputspec"
+ENGINE_SOURCES: dict[str, str] = {}
+# --- export data: end ---
+
+
+# ---------------------------------------------------------------------------------------------
+# The embedded engine modules, served from ENGINE_SOURCES as the package ENGINE_PACKAGE.
+
+
+class _EngineSources(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname == ENGINE_PACKAGE:
+            return importlib.util.spec_from_loader(fullname, self, is_package=True)
+        package, _, name = fullname.partition(".")
+        if package == ENGINE_PACKAGE and name in ENGINE_SOURCES:
+            return importlib.util.spec_from_loader(fullname, self)
+        return None
+
+    def create_module(self, spec):
+        return None
+
+    def exec_module(self, module) -> None:
+        name = module.__name__.partition(".")[2]
+        if name:
+            code = compile(ENGINE_SOURCES[name], f"<convscope engine/{name}.py>", "exec")
+            exec(code, module.__dict__)
+
+
+def engine(name: str) -> Any:
+    """The embedded ConvScope module ``name`` (``"preprocess"``, ``"datasets"``, ...)."""
+    if not any(isinstance(f, _EngineSources) for f in sys.meta_path):
+        sys.meta_path.append(_EngineSources())
+    return importlib.import_module(f"{ENGINE_PACKAGE}.{name}")
+
+
+def input_spec() -> Any:
+    """ConvScope's ``InputSpec``: shape (C, H, W) and ``x = (pixel * scale - mean) / std``."""
+    return engine(INPUT_SPEC_MODULE).InputSpec.from_json(INPUT)
+
+
+# ---------------------------------------------------------------------------------------------
+# The network: an interpreter of GRAPH.
+
+
+def _pair(v: Any) -> tuple[int, int]:
+    return (int(v[0]), int(v[1])) if isinstance(v, (list, tuple)) else (int(v), int(v))
+
+
+def _module_for(node: dict[str, Any]) -> nn.Module | None:
+    """The torch module holding ``node``'s parameters and buffers (None: it has none)."""
+    kind = node["type"]
+    if kind == "conv2d":
+        return nn.Conv2d(
+            int(node["in_channels"]),
+            int(node["out_channels"]),
+            _pair(node["kernel_size"]),
+            stride=_pair(node.get("stride", 1)),
+            padding=_pair(node.get("padding", 0)),
+            bias=bool(node.get("bias", True)),
+        )
+    if kind == "dense":
+        return nn.Linear(
+            int(node["in_features"]), int(node["out_features"]), bias=bool(node.get("bias", True))
+        )
+    if kind == "batchnorm2d":
+        return nn.BatchNorm2d(
+            int(node["num_features"]),
+            eps=float(node.get("eps", 1e-5)),
+            momentum=float(node.get("momentum", 0.1)),
+        )
+    if kind in _FUNCTIONS:
+        return None
+    raise ValueError(f"{node['name']}: unknown operation {kind!r}")
+
+
+def _pool(node: dict[str, Any], x: torch.Tensor) -> torch.Tensor:
+    size = _pair(node["size"])
+    stride = _pair(node.get("stride") or node["size"])
+    padding = _pair(node.get("padding", 0))
+    if node["type"] == "maxpool2d":
+        return F.max_pool2d(x, size, stride, padding)
+    count_pad = bool(node.get("count_include_pad", True))
+    return F.avg_pool2d(x, size, stride, padding, count_include_pad=count_pad)
+
+
+_FUNCTIONS = {
+    "relu": lambda node, xs, training: F.relu(xs[0]),
+    "tanh": lambda node, xs, training: torch.tanh(xs[0]),
+    "sigmoid": lambda node, xs, training: torch.sigmoid(xs[0]),
+    "maxpool2d": lambda node, xs, training: _pool(node, xs[0]),
+    "avgpool2d": lambda node, xs, training: _pool(node, xs[0]),
+    "globalavgpool": lambda node, xs, training: xs[0].mean(dim=(2, 3)),
+    "flatten": lambda node, xs, training: torch.flatten(xs[0], 1),
+    "dropout": lambda node, xs, training: F.dropout(xs[0], float(node["p"]), training),
+    "add": lambda node, xs, training: torch.stack(xs).sum(0) if len(xs) > 2 else xs[0] + xs[1],
+    "concat": lambda node, xs, training: torch.cat(xs, dim=1),
+}
+
+
+class Network(nn.Module):
+    """The ConvScope graph as a ``torch.nn.Module``: logits ``(N, K)`` of ``(N, C, H, W)``.
+
+    Each node with parameters is the module at its dotted name (``layer1.0.conv1``), so
+    ``state_dict()`` has exactly the model file's keys; the other nodes are functions.
+    """
+
+    def __init__(self, graph: dict[str, Any] | None = None, classes: list[str] | None = None):
+        super().__init__()
+        self.graph = graph if graph is not None else GRAPH
+        self.classes = list(classes if classes is not None else CLASSES)
+        self.nodes = list(self.graph["nodes"])
+        self.output = self.graph.get("output") or self.nodes[-1]["name"]
+        made = {n["name"]: m for n in self.nodes if (m := _module_for(n)) is not None}
+        for name in sorted(made, key=lambda n: n.count(".")):  # parents before children
+            parent: nn.Module = self
+            *path, leaf = name.split(".")
+            for part in path:
+                if not hasattr(parent, part):
+                    parent.add_module(part, nn.Module())
+                parent = getattr(parent, part)
+            parent.add_module(leaf, made[name])
+        self._made = set(made)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        values: dict[str, torch.Tensor] = {"input": x}
+        for node in self.nodes:
+            name = node["name"]
+            xs = [values[i] for i in node["inputs"]]
+            if name in self._made:
+                values[name] = self.get_submodule(name)(xs[0])
+            else:
+                values[name] = _FUNCTIONS[node["type"]](node, xs, self.training)
+        return values[self.output]
+
+
+# ---------------------------------------------------------------------------------------------
+# Model files: ConvScope's .npz (arrays named like the state_dict + JSON meta).
+
+
+def read_model_file(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray], dict]:
+    """The arrays and the metadata of a ConvScope model file (never unpickles)."""
+    with np.load(path, allow_pickle=False) as data:
+        if "meta" not in data.files:
+            raise ValueError(f"{path} is not a ConvScope model file (no 'meta' entry)")
+        meta = json.loads(str(data["meta"][()]))
+        return {k: data[k] for k in data.files if k != "meta"}, meta
+
+
+def load(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> Network:
+    """The network with the weights of the ConvScope model file ``path``, in eval mode.
+
+    Raises ValueError naming missing, unexpected or misshapen arrays.
+    """
+    arrays, meta = read_model_file(path)
+    net = Network(classes=meta.get("classes") or CLASSES)
+    expected = net.state_dict()
+    missing = sorted(set(expected) - set(arrays))
+    extra = sorted(set(arrays) - set(expected))
+    bad = [k for k in expected if k in arrays and tuple(arrays[k].shape) != expected[k].shape]
+    if missing or extra or bad:
+        raise ValueError(
+            f"{path} does not hold this network's weights: missing {missing}, "
+            f"unexpected {extra}, wrong shape {bad}"
+        )
+    state = {k: torch.from_numpy(np.ascontiguousarray(a)) for k, a in arrays.items()}
+    net.load_state_dict(state, strict=True)
+    return net.to(device).eval()
+
+
+def save(net: nn.Module, path: str | os.PathLike[str], meta: dict[str, Any] | None = None):
+    """Write ``net`` as a ConvScope model file (atomically, with ConvScope's own writer)."""
+    net = getattr(net, "module", net)  # DistributedDataParallel wraps the network
+    arrays = {k: v.detach().cpu().numpy() for k, v in net.state_dict().items()}
+    for k, a in arrays.items():
+        if a.dtype.kind == "f":
+            arrays[k] = a.astype(np.float32)
+    meta = dict(META if meta is None else meta)
+    meta["classes"] = list(getattr(net, "classes", CLASSES))
+    text = json.dumps(meta, allow_nan=False)
+    return engine("atomic").atomic_write(path, lambda f: np.savez(f, meta=np.array(text), **arrays))
+
+
+# ---------------------------------------------------------------------------------------------
+# Images: exactly the preparation `convscope classify` applies with this model.
+
+
+def prepared_image(image: Image.Image) -> np.ndarray:
+    """uint8 ``(C, H, W)`` or ``(H, W)``: the picture as ConvScope prepares it, before scaling."""
+    imageio = engine("imageio")
+    image.load()
+    image = imageio._exif_transposed(image)
+    c, h, w = input_spec().shape
+    if PREPARATION == "digit":
+        digit = engine("preprocess").prepare_digit(imageio.image_from_pil(image, None)).image
+        return np.repeat(digit[None], c, axis=0) if c != 1 else digit
+    if "photo" in ENGINE_SOURCES:
+        return np.asarray(engine("photo").prepare_photo(image, input_spec()))
+    array = imageio.image_from_pil(image, "L" if c == 1 else "RGB")
+    return engine("datasets").fit_image(array, (h, w), c)
+
+
+def to_tensor(images: np.ndarray) -> torch.Tensor:
+    """uint8 images ``(N, H, W)`` or ``(N, C, H, W)`` -> the float32 input ``(N, C, H, W)``."""
+    return torch.from_numpy(input_spec().to_tensor(np.asarray(images)))
+
+
+def preprocess(image: Image.Image) -> torch.Tensor:
+    """``(1, C, H, W)`` float32: what `convscope classify` feeds this network for ``image``."""
+    a = prepared_image(image)
+    return to_tensor(a[None] if a.ndim == 3 else a[None, None])
+
+
+# ---------------------------------------------------------------------------------------------
+# Training
+
+
+def _find_weights(given: str | None) -> Path | None:
+    if given:
+        return Path(given)
+    if SOURCE_MODEL:
+        here = Path(__file__).resolve().parent
+        for p in (
+            Path(SOURCE_MODEL),
+            here / Path(SOURCE_MODEL).name,
+            Path(Path(SOURCE_MODEL).name),
+        ):
+            if p.is_file():
+                return p
+    return None
+
+
+def _starting_network(args: argparse.Namespace, device: torch.device) -> Network:
+    if args.from_scratch:
+        torch.manual_seed(args.seed)
+        return Network().to(device)
+    path = _find_weights(args.weights)
+    if path is None:
+        raise SystemExit(
+            f"{Path(sys.argv[0]).name}: no weights to start from: pass --weights MODEL.npz "
+            f"(the file this was exported from: {SOURCE_MODEL or 'unknown'}) or --from-scratch"
+        )
+    return load(path, device)
+
+
+def _dataset(folder: str, seed: int) -> tuple[torch.Tensor, ...]:
+    """(train x, train y, test x, test y) of FOLDER, labels in CLASSES order, by ConvScope's
+    own dataset reader (image folders are fit to the input size as `convscope train` does)."""
+    c, h, w = input_spec().shape
+    ds = engine("datasets").load_dataset(folder, image_size=(h, w), channels=c, seed=seed)
+    if sorted(ds.classes) != sorted(CLASSES):
+        raise SystemExit(
+            f"{folder}: its classes {ds.classes} are not the network's {CLASSES}; "
+            "train on a dataset with the same classes"
+        )
+    order = np.array([CLASSES.index(name) for name in ds.classes], dtype=np.int64)
+
+    def part(images: np.ndarray, labels: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        return to_tensor(images), torch.from_numpy(order[np.asarray(labels, dtype=np.int64)])
+
+    return (*part(ds.train_images, ds.train_labels), *part(ds.test_images, ds.test_labels))
+
+
+def _device(name: str, local_rank: int) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":
+        torch.cuda.set_device(local_rank)
+        return torch.device("cuda", local_rank)
+    return torch.device(name)
+
+
+def _accuracy(net: nn.Module, x: torch.Tensor, y: torch.Tensor, device, rank: int, world: int):
+    """Correct and total over this process's share of ``x`` (every world-th sample)."""
+    net.eval()
+    correct = total = 0
+    with torch.no_grad():
+        idx = torch.arange(rank, len(x), world)
+        for i in range(0, len(idx), 512):
+            batch = idx[i : i + 512]
+            pred = net(x[batch].to(device)).argmax(1).cpu()
+            correct += int((pred == y[batch]).sum())
+            total += len(batch)
+    return correct, total
+
+
+def _start_processes(device_name: str) -> tuple[int, int, int, torch.device]:
+    """``(world, rank, local_rank, device)``; under torchrun, joins the process group."""
+    import torch.distributed as dist
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    device = _device(device_name, local_rank)
+    if world > 1:
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return world, (dist.get_rank() if world > 1 else 0), local_rank, device
+
+
+def _epoch(model: nn.Module, loader, opt, device: torch.device) -> torch.Tensor:
+    """One pass over ``loader``: ``[sum of losses, correct, samples]`` of this process."""
+    model.train()
+    stats = torch.zeros(3, dtype=torch.float64)
+    for xb, yb in loader:
+        xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
+        opt.zero_grad(set_to_none=True)
+        logits = model(xb)
+        loss = F.cross_entropy(logits, yb)
+        loss.backward()
+        opt.step()
+        correct = (logits.argmax(1) == yb).sum().item()
+        stats += torch.tensor([loss.item() * len(yb), correct, len(yb)], dtype=torch.float64)
+    return stats
+
+
+def train(args: argparse.Namespace) -> int:
+    """``train``: continue training on FOLDER; rank 0 writes the ConvScope model file."""
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+    from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
+
+    world, rank, local_rank, device = _start_processes(args.device)
+    say = print if rank == 0 else (lambda *a, **k: None)
+    torch.manual_seed(args.seed)
+    net = _starting_network(args, device)
+    xtr, ytr, xte, yte = _dataset(args.data, args.seed)
+    say(f"{len(xtr)} training and {len(xte)} test images, classes {CLASSES}, {world} process(es)")
+    model: nn.Module = net
+    data = TensorDataset(xtr, ytr)
+    sampler: DistributedSampler | None = None
+    if world > 1:
+        ids = [local_rank] if device.type == "cuda" else None
+        model = DistributedDataParallel(net, device_ids=ids)
+        sampler = DistributedSampler(data, world, rank, shuffle=True, seed=args.seed)
+    gen = torch.Generator().manual_seed(args.seed)
+    loader = DataLoader(data, args.batch_size, shuffle=world == 1, sampler=sampler, generator=gen)
+    opt = torch.optim.SGD(
+        net.parameters(), lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay
+    )
+    epochs: list[dict[str, Any]] = []
+    for epoch in range(1, args.epochs + 1):
+        if sampler is not None:
+            sampler.set_epoch(epoch)
+        start = time.perf_counter()
+        stats = _epoch(model, loader, opt, device)
+        test = torch.tensor(_accuracy(net, xte, yte, device, rank, world), dtype=torch.float64)
+        if world > 1:
+            dist.all_reduce(stats)
+            dist.all_reduce(test)
+        loss, accuracy = (stats[:2] / max(stats[2].item(), 1)).tolist()
+        if not math.isfinite(loss):
+            say(f"epoch {epoch}: the loss is not finite; stopping (try a smaller --lr)")
+            break
+        test_accuracy = test[0].item() / test[1].item() if test[1] > 0 else None
+        epochs.append(
+            {
+                "epoch": epoch,
+                "loss": loss,
+                "accuracy": accuracy,
+                "test_accuracy": test_accuracy,
+                "seconds": round(time.perf_counter() - start, 3),
+            }
+        )
+        test_text = "" if test_accuracy is None else f", test {test_accuracy:.2%}"
+        say(f"epoch {epoch}: loss {loss:.4f}, train {accuracy:.2%}{test_text}")
+    if rank == 0:
+        say(f"saved {save(net, args.out, _trained_meta(args, epochs, world, device))}")
+    if world > 1:
+        dist.barrier()
+        dist.destroy_process_group()
+    return 0 if epochs or args.epochs == 0 else 1
+
+
+def _trained_meta(args: argparse.Namespace, epochs: list, world: int, device: torch.device):
+    meta = dict(META)
+    meta["history"] = None  # ConvScope's own training history no longer describes these weights
+    meta["evaluation"] = None
+    meta["pytorch_training"] = {
+        "data": str(args.data),
+        "epochs": epochs,
+        "processes": world,
+        "device": device.type,
+        "batch_size_per_process": args.batch_size,
+        "lr": args.lr,
+        "momentum": args.momentum,
+        "weight_decay": args.weight_decay,
+        "seed": args.seed,
+        "torch_version": torch.__version__,
+        "started_from": "scratch" if args.from_scratch else str(_find_weights(args.weights)),
+    }
+    return meta
+
+
+def predict(args: argparse.Namespace) -> int:
+    """``predict``: the class probabilities of each image, as `convscope classify` gives them."""
+    path = _find_weights(args.weights)
+    if path is None:
+        raise SystemExit("no weights: pass --weights MODEL.npz")
+    net = load(path)
+    failed = 0
+    for name in args.images:
+        try:
+            with Image.open(name) as image:
+                x = preprocess(image)
+        except Exception as exc:  # one line per unreadable image, the others still run
+            print(f"{name}: {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        with torch.no_grad():
+            p = net(x).softmax(1)[0]
+        k = int(p.argmax())
+        rest = "  ".join(f"{c} {v:5.1%}" for c, v in zip(net.classes, p.tolist(), strict=True))
+        print(f"{name}: {net.classes[k]} ({p[k].item():.1%})   {rest}")
+    return 1 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("predict", help="classify image files")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--weights", help=f"ConvScope model file (default: {SOURCE_MODEL or 'none'})")
+    t = sub.add_parser("train", help="continue training; writes a ConvScope model file")
+    t.add_argument("--data", required=True, help="folder: a subfolder per class, or IDX files")
+    t.add_argument("--epochs", type=int, default=1)
+    t.add_argument("--out", required=True, help="the ConvScope model file (.npz) to write")
+    t.add_argument("--weights", help=f"start from this model file (default: {SOURCE_MODEL})")
+    t.add_argument("--from-scratch", action="store_true", help="start from random weights")
+    t.add_argument("--batch-size", type=int, default=64, help="per process (default 64)")
+    t.add_argument("--lr", type=float, default=0.01)
+    t.add_argument("--momentum", type=float, default=0.9)
+    t.add_argument("--weight-decay", type=float, default=0.0)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--device", default="auto", help="auto (a GPU if there is one), cpu, cuda")
+    args = parser.parse_args(argv)
+    return predict(args) if args.command == "predict" else train(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,97 @@
+"""``convscope export``: bad input is one clear line and exit 2; the file's contents (no torch)."""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+import pytest
+
+from desktop.cli import main
+from engine.export_torch import ExportError, engine_sources, render
+from engine.model import lenet5
+
+ALLOWED = {"numpy", "PIL", "torch"}
+
+
+def _run(capsys, *argv) -> tuple[int, str, str]:
+    code = main(["export", *map(str, argv)])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_missing_model_and_bad_targets_are_one_line(capsys, tmp_path):
+    code, _, err = _run(capsys, tmp_path / "nope.npz", "--pytorch", tmp_path / "a.py")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "no such model file" in err
+    code, _, err = _run(capsys, "shipped", "--pytorch", tmp_path / "no" / "a.py")
+    assert code == 2 and "does not exist" in err and "Traceback" not in err
+    code, _, err = _run(capsys, "shipped", "--pytorch", tmp_path)
+    assert code == 2 and "is a folder" in err
+    not_a_model = tmp_path / "x.npz"
+    not_a_model.write_text("hello")
+    code, _, err = _run(capsys, not_a_model, "--pytorch", tmp_path / "a.py")
+    assert code == 2 and "not a ConvScope model file" in err
+    assert not (tmp_path / "a.py").exists()
+
+
+def test_generated_file_imports_only_torch_numpy_pillow_and_stdlib(capsys, tmp_path):
+    out = tmp_path / "lenet.py"
+    code, text, _ = _run(capsys, "shipped", "--pytorch", out, "--json")
+    assert code == 0 and '"preparation": "digit"' in text
+    tree = ast.parse(out.read_text())
+    heads = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            heads |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            heads.add(node.module.split(".")[0])
+    assert heads - ALLOWED - set(sys.stdlib_module_names) == set()
+    # the embedded engine modules, too (at module level: see engine.export_torch)
+    for source in _embedded(out):
+        top = ast.parse(source).body
+        for node in top:
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                names = [node.module] if isinstance(node, ast.ImportFrom) else []
+                names += [a.name for a in node.names] if isinstance(node, ast.Import) else []
+                for name in names:
+                    head = name.split(".")[0]
+                    assert (
+                        head in ALLOWED
+                        or head in sys.stdlib_module_names
+                        or head.startswith("_convscope_engine_")
+                    ), name
+
+
+def _embedded(path: Path) -> list[str]:
+    tree = ast.parse(path.read_text())
+    out = []
+    for node in tree.body:
+        if (
+            isinstance(node, ast.Assign)
+            and isinstance(node.targets[0], ast.Subscript)
+            and getattr(node.targets[0].value, "id", "") == "ENGINE_SOURCES"
+        ):
+            out.append(ast.literal_eval(node.value))
+    assert out, "no embedded engine sources found"
+    return out
+
+
+def test_engine_sources_refuse_a_module_importing_a_foreign_package():
+    foreign = "import numpy\nimport requests\n"
+    with pytest.raises(ExportError, match="requests"):
+        engine_sources((), {"engine.fake": foreign})
+    # inside a function it is left alone (only that function would fail)
+    assert "engine.fake" in engine_sources((), {"engine.fake": "def f():\n    import requests\n"})
+
+
+def test_unknown_operation_is_refused():
+    model = lenet5()
+    model.graph_spec = lambda: {  # type: ignore[attr-defined]
+        "name": "graph",
+        "input_shape": [1, 28, 28],
+        "nodes": [{"type": "lstm", "name": "rnn", "inputs": ["input"]}],
+        "output": "rnn",
+    }
+    with pytest.raises(ExportError, match="lstm"):
+        render(model)
