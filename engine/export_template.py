@@ -240,18 +240,33 @@ def save(net: nn.Module, path: str | os.PathLike[str], meta: dict[str, Any] | No
 # Images: exactly the preparation `convscope classify` applies with this model.
 
 
+class _Model:
+    """What ConvScope's inference functions read of a model: its classes and input spec."""
+
+    def __init__(self) -> None:
+        self.classes = list(CLASSES)
+        self.input_spec = input_spec()
+
+
 def prepared_image(image: Image.Image) -> np.ndarray:
-    """uint8 ``(C, H, W)`` or ``(H, W)``: the picture as ConvScope prepares it, before scaling."""
+    """uint8 ``(C, H, W)`` or ``(H, W)``: the picture as ConvScope prepares it, before scaling.
+
+    The steps of `convscope classify`: the image as ``load_image`` reads a file (EXIF
+    orientation applied, the file's own mode), then the engine's preparation for this model.
+    """
     imageio = engine("imageio")
     image.load()
-    image = imageio._exif_transposed(image)
+    upright = imageio._exif_transposed(image)
+    array = imageio.image_from_pil(upright, None)
+    if "inference" in ENGINE_SOURCES:
+        inference, model = engine("inference"), _Model()
+        prepared = inference.prepare_input(model, array, kind=PREPARATION)
+        return inference.to_batch(model, [prepared.network])[0]
     c, h, w = input_spec().shape
     if PREPARATION == "digit":
-        digit = engine("preprocess").prepare_digit(imageio.image_from_pil(image, None)).image
+        digit = engine("preprocess").prepare_digit(array).image
         return np.repeat(digit[None], c, axis=0) if c != 1 else digit
-    if "photo" in ENGINE_SOURCES:
-        return np.asarray(engine("photo").prepare_photo(image, input_spec()))
-    array = imageio.image_from_pil(image, "L" if c == 1 else "RGB")
+    array = imageio.image_from_pil(upright, "L" if c == 1 else "RGB")
     return engine("datasets").fit_image(array, (h, w), c)
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import importlib
+import importlib.util
 import inspect
 import os
 import pprint
@@ -43,8 +44,10 @@ TITLE = "ConvScope network exported to PyTorch (this line is replaced by the tit
 
 #: Top-level packages an embedded engine module may import at module level (besides stdlib).
 ALLOWED_IMPORTS = frozenset({"numpy", "PIL"})
-#: Engine modules whose functions the generated file calls directly.
+#: Engine modules whose functions the generated file calls directly (``engine.inference``, the
+#: classification policy and preparation, where this engine has it).
 ROOT_MODULES = ("engine.imageio", "engine.preprocess", "engine.datasets", "engine.atomic")
+OPTIONAL_ROOTS = ("engine.inference",)
 #: Node types the generated interpreter runs.
 SUPPORTED_NODES = frozenset(
     {
@@ -203,7 +206,8 @@ def render(model: Any, *, source_name: str = "") -> str:
             f"the PyTorch export does not know the operation(s) {', '.join(map(str, unknown))}"
         )
     spec_module, given = _input_spec_source()
-    sources = engine_sources((*ROOT_MODULES, spec_module), given)
+    optional = tuple(m for m in OPTIONAL_ROOTS if importlib.util.find_spec(m) is not None)
+    sources = engine_sources((*ROOT_MODULES, *optional, spec_module), given)
     digest = hashlib.sha256("".join(sources.values()).encode()).hexdigest()[:10]
     package = f"_convscope_engine_{digest}"
     embedded = {n.removeprefix("engine."): _rename_engine(s, package) for n, s in sources.items()}
