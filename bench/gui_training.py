@@ -208,7 +208,7 @@ class AppRunner:
         probe.stop()
         self._wait(lambda: not tab.is_busy())
         tab.session.event_received.disconnect(on_event)
-        n = len(tab.session.request.train_labels) * tab.session.request.config.epochs
+        n = len(tab.session.run.train_labels) * tab.session.run.settings.config.epochs
         result = {
             "engine": seen["batch"].samples_per_second,
             "wall": n / (seen["finished"] - t0),

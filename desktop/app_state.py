@@ -11,8 +11,11 @@ from PySide6.QtCore import QObject, Signal
 
 
 class AppState(QObject):
-    # (model, label): a model became available, e.g. just trained or loaded in the Train tab.
+    # (model, label): the model in use changed (a tab chose it; everyone follows).
     model_changed = Signal(object, str)
+    # (model, label): a model trained or loaded in the Train tab, offered as one more choice
+    # (the Classify tab's model chooser lists it; nothing switches to it by itself).
+    model_offered = Signal(object, str)
     # (kernel as float ndarray (k, k), description): open this kernel in the Filters tab's editor.
     kernel_requested = Signal(object, str)
     # (uint8 28x28 ndarray as the network sees it): the image the Classify tab now shows.
@@ -24,6 +27,12 @@ class AppState(QObject):
         super().__init__()
         self.current_model: object | None = None
         self.current_model_label = ""
+        self.offered_models: list[tuple[str, object]] = []  # (label, model), oldest first
+
+    def offer_model(self, model: object, label: str) -> None:
+        """Add ``model`` to the models a tab may choose from, without switching to it."""
+        self.offered_models.append((label, model))
+        self.model_offered.emit(model, label)
 
     def publish_model(self, model: object, label: str) -> None:
         """Remember ``model`` as the one in use and tell every tab."""

@@ -2,8 +2,11 @@
 
 Composition only: the run setup panel (left), the controls and progress bar, live charts, the
 activation and filter views and the results page. Training runs in a :class:`TrainingSession`
-(one worker thread over the engine's ``train()`` generator); every number shown comes from an
-engine function (training events, ``evaluate``, :mod:`engine.visualize`).
+(one worker thread over the engine's run, :func:`engine.run.training_run`, the same as
+``convscope train``); every number shown comes from an engine function (training events, the
+evaluation, :mod:`engine.visualize`). A trained or loaded model is offered to the other tabs as
+one more choice (``AppState.offer_model``); nothing switches to it by itself. Model files are
+opened off the GUI thread.
 
 Tab protocol (see ``main_window``): ``is_busy()``, ``stop_work()`` and ``work_stopped``.
 Own signal: ``training_finished(status)`` once a run and its evaluation are over ("finished",
@@ -12,6 +15,7 @@ Own signal: ``training_finished(status)`` once a run and its evaluation are over
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -32,16 +36,16 @@ from PySide6.QtWidgets import (
 
 from desktop.app_state import AppState
 from desktop.training_session import (
+    PROBE_SIZE,
     Cancelled,
     Diverged,
     EpochEnd,
-    Evaluated,
-    EvaluationProgress,
     Finished,
     Paused,
     ProbeLoss,
+    Progress,
     Resumed,
-    RunRequest,
+    RunEnded,
     TrainingSession,
     WeightsSnapshot,
 )
@@ -50,11 +54,11 @@ from desktop.widgets.activation_view import LivePanel
 from desktop.widgets.confusion_view import ResultsPanel
 from desktop.widgets.run_setup import RunSetup
 from desktop.widgets.training_charts import TrainingCharts
+from desktop.workers import GeneratorWorker, start_worker
 from engine.errors import EngineError
 from engine.training import BatchEnd
-from engine.visualize import format_duration, to_gray
+from engine.visualize import format_duration
 
-PROBE_SIZE = 256
 UI_INTERVAL_MS = 200  # charts+progress and views refresh, alternating (each ~2.5/s)
 
 
@@ -62,6 +66,7 @@ class TrainTab(QWidget):
     title = "Train"
     work_stopped = Signal()
     training_finished = Signal(str)
+    model_load_finished = Signal(bool)
 
     def __init__(self, state: AppState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -71,8 +76,11 @@ class TrainTab(QWidget):
         self._probe: tuple[float, int] | None = None
         self._run_status = "error"
         self.result = None
-        self._test_images: np.ndarray | None = None
         self.test_limit: int | None = None  # tests evaluate on a slice
+        self._run_label = ""
+        self._loading_model: Path | None = None  # a model file being opened
+        self._model_loaded_ok = False
+        self._pinned_from: str | None = None  # the dataset whose image is pinned
         self.session = TrainingSession(self)
         self.session.event_received.connect(self._on_session_event_received)
         self.session.errored.connect(self._on_session_errored)
@@ -87,6 +95,7 @@ class TrainTab(QWidget):
         self.setup = RunSetup()
         self.setup.dataset_loaded.connect(self._on_setup_dataset_loaded)
         self.setup.sample_clicked.connect(self._on_setup_sample_clicked)
+        self.setup.loading_started.connect(self._update_buttons)
         self.setup.loading_finished.connect(self._update_buttons)
         self.setup.architecture_changed.connect(self._update_buttons)
         setup_area = scrolled(self.setup)
@@ -191,7 +200,9 @@ class TrainTab(QWidget):
     def _update_buttons(self) -> None:
         running = self.session.is_running()
         paused = running and self.session.control.paused
+        # Start waits for a dataset load: it would train the previous dataset otherwise
         ready = self.setup.dataset is not None and not self.setup.is_loading()
+        ready = ready and self._loading_model is None
         ready = ready and (
             running or self.continue_check.isChecked() or self.setup.architecture_ok()
         )
@@ -201,7 +212,7 @@ class TrainTab(QWidget):
         self.step_button.setEnabled(ready and (paused or not running))
         self.stop_button.setEnabled(running)
         self.save_button.setEnabled(self.model is not None and not running)
-        self.load_button.setEnabled(not running)
+        self.load_button.setEnabled(not running and self._loading_model is None)
         self.continue_check.setEnabled(self.model is not None and not running)
         self.setup.set_enabled_for_run(running)
 
@@ -226,52 +237,29 @@ class TrainTab(QWidget):
         self._set_progress_text("Stopping after this batch…")
 
     def _start(self, *, paused: bool) -> None:
-        dataset = self.setup.dataset
+        if self.setup.is_loading() or self._loading_model is not None:
+            return  # the buttons are disabled meanwhile; a queued click must not start
+        keep = self.continue_check.isChecked() and self.model is not None
         try:
-            if self.continue_check.isChecked() and self.model is not None:
-                model = self.model
-            else:
-                model = self.setup.build()
-            from engine.datasets import split_validation
-
-            rng = np.random.default_rng(self.setup.seed_spin.value())
-            tr_x, tr_y, va_x, va_y = split_validation(
-                dataset.train_images, dataset.train_labels, self.setup.validation_fraction(), rng
+            settings = replace(self.setup.settings(), test_limit=self.test_limit)
+            run = self.session.start(
+                self.setup.dataset, settings, model=self.model if keep else None, step=paused
             )
-            has_val = len(va_y) > 0
-            probe_x, probe_y = (va_x, va_y) if has_val else (tr_x, tr_y)
-            test_x, test_y = dataset.test_images, dataset.test_labels
-            if self.test_limit is not None:
-                test_x, test_y = test_x[: self.test_limit], test_y[: self.test_limit]
-            request = RunRequest(
-                model,
-                tr_x,
-                tr_y,
-                self.setup.config(),
-                val_images=va_x if has_val else None,
-                val_labels=va_y if has_val else None,
-                test_images=test_x if len(test_y) else None,
-                test_labels=test_y if len(test_y) else None,
-                probe_images=probe_x[:PROBE_SIZE],
-                probe_labels=probe_y[:PROBE_SIZE],
-                label=self.setup.describe(),
-            )
-            view_model = model.clone()  # before the worker starts changing the weights
-            self.session.start(request, step=paused)
         except (EngineError, ValueError) as exc:
             self._show_message(f"Cannot start: {exc}", error=True)
             return
-        self.model = model
-        self._view_model = view_model
-        self.live.set_model(view_model)
-        self._test_images = to_gray(test_x)
+        self.model = run.model
+        self._view_model = run.model.clone()  # the worker may have begun: snapshots follow
+        self.live.set_model(self._view_model)
         self._probe = None
         self._run_status = "error"
-        self.charts.begin_run(request.label, request.config.epochs)
+        self._run_label = self.setup.describe()
+        config = settings.config
+        self.charts.begin_run(self._run_label, config.epochs)
         self._pending_batch = self._pending_weights = None
         self._ui_timer.start()
         self._show_message("")
-        self.progress.setMaximum(max(1, request.config.epochs * len(tr_y)))
+        self.progress.setMaximum(max(1, config.epochs * len(run.train_labels)))
         self.progress.setValue(0)
         self._set_progress_text("Starting…")
         self._update_buttons()
@@ -299,11 +287,11 @@ class TrainTab(QWidget):
         elif isinstance(event, ProbeLoss):
             self._on_probe_loss(event)
         elif isinstance(event, (Finished, Cancelled, Diverged)):
-            self._on_run_ended(event)
-        elif isinstance(event, EvaluationProgress):
+            self._on_training_ended(event)
+        elif isinstance(event, Progress):
             self._set_progress_text(f"Evaluating on the test set… {event.fraction:.0%}")
-        elif isinstance(event, Evaluated):
-            self._on_evaluated(event.result)
+        elif isinstance(event, RunEnded):
+            self._on_run_ended(event)
 
     def _on_batch_end(self, event: BatchEnd) -> None:
         # Shown by the UI timer (a few times a second: repainting plots and the progress bar
@@ -335,7 +323,7 @@ class TrainTab(QWidget):
             return
         self._refresh_charts()
         self.progress.setValue(event.samples_seen)
-        epochs = self.session.request.config.epochs
+        epochs = self.session.run.settings.config.epochs
         self._set_progress_text(
             f"Epoch {event.epoch}/{epochs} · batch {event.batch}/{event.batches_per_epoch} · "
             f"{event.samples_per_second:,.0f} samples/s · ETA {format_duration(event.eta_seconds)}"
@@ -361,29 +349,37 @@ class TrainTab(QWidget):
             self._show_message(text, error=False)
         self._probe = (event.loss, n)
 
-    def _on_run_ended(self, event: object) -> None:
+    def _on_training_ended(self, event: object) -> None:
+        """The training part is over (the evaluation may follow)."""
         self._pending_batch = None
         self._refresh_charts()
         if isinstance(event, Diverged):
-            self._run_status = "diverged"
             self._show_message(f"Training diverged and was stopped: {event.message}.", error=True)
             self._set_progress_text("Diverged: weights restored")
-            return
-        self._run_status = "finished" if isinstance(event, Finished) else "cancelled"
-        if isinstance(event, Cancelled):
+        elif isinstance(event, Cancelled):
             self._set_progress_text(f"Stopped at epoch {event.epoch}, batch {event.batch}")
         else:
             self.progress.setValue(self.progress.maximum())
-        label = f"Trained here: {self.session.request.label}"
-        self._state.publish_model(self.model.clone(), label)
-        self._state.status_posted.emit(f"Model {self._run_status}; the Classify tab uses it now")
 
-    def _on_evaluated(self, result) -> None:
-        self.result = result
-        self.model.meta["evaluation"] = result.to_json()
-        self.results.show_result(result, self._test_images)
-        self._set_progress_text(f"Done: test accuracy {result.accuracy:.2%}")
-        self.pages.setCurrentIndex(1)
+    def _on_run_ended(self, event: RunEnded) -> None:
+        """The run is over, its metadata recorded: offer the model, show the results."""
+        self._run_status = event.status
+        if event.status == "cancelled" and event.evaluation is None:
+            self._set_progress_text(f"Stopped at {event.where}")
+        if event.status != "diverged":
+            label = f"Trained here: {self._run_label}"
+            if event.status == "cancelled":
+                label += f" (stopped at {event.where})"
+            self._state.offer_model(self.model.clone(), label)
+            self._state.status_posted.emit(
+                f"Model {event.status}; the Classify tab can choose it now"
+            )
+        if event.evaluation is not None:
+            self.result = event.evaluation
+            run = self.session.run
+            self.results.show_result(event.evaluation, run.test_images)
+            self._set_progress_text(f"Done: test accuracy {event.evaluation.accuracy:.2%}")
+            self.pages.setCurrentIndex(1)
 
     def _on_session_errored(self, message: str) -> None:
         self._run_status = "error"
@@ -399,9 +395,11 @@ class TrainTab(QWidget):
 
     # ----- views ------------------------------------------------------------------------
     def _on_setup_dataset_loaded(self, dataset) -> None:
-        if self.live.sample is None:
+        source = f"{dataset.source}|{dataset.name}"
+        if self._pinned_from != source:  # a new dataset: pin one of its images
+            self._pinned_from = source
             self.live.pin(
-                to_gray(dataset.train_images[:1])[0],
+                np.asarray(dataset.train_images[0]),
                 f"the first training image (a {dataset.classes[dataset.train_labels[0]]})",
             )
         self._update_buttons()
@@ -410,8 +408,7 @@ class TrainTab(QWidget):
         self.live.pin(image, "from the dataset preview")
 
     def _on_live_kernel_clicked(self, kernel: np.ndarray, layer: str, index: int) -> None:
-        request = self.session.request
-        learned = f" learned by {request.label}" if request else ""
+        learned = f" learned by {self._run_label}" if self._run_label else ""
         self._state.kernel_requested.emit(kernel, f"{layer} filter {index + 1}{learned}")
 
     # ----- messages, saving, loading ----------------------------------------------------
@@ -449,22 +446,47 @@ class TrainTab(QWidget):
         if name:
             self.load_model_file(Path(name))
 
-    def load_model_file(self, path: Path) -> bool:
+    def load_model_file(self, path: Path) -> None:
+        """Open ``path`` off the GUI thread; ``model_load_finished(ok)`` when done (a message
+        says what went wrong: a crafted or foreign file never raises here)."""
         from engine.modelfile import load_model
 
-        try:
-            model = load_model(path)
-        except (EngineError, OSError) as exc:
-            self._show_message(f"Could not load {path.name}: {exc}", error=True)
-            return False
+        def job():
+            try:
+                yield path, load_model(path)
+            except (EngineError, OSError, ValueError, MemoryError, RecursionError) as exc:
+                yield path, f"{exc}" or type(exc).__name__
+
+        self._loading_model = path
+        self._state.status_posted.emit(f"Opening {path.name}…")
+        worker = GeneratorWorker(job)
+        worker.yielded.connect(self._on_model_loader_yielded)
+        worker.errored.connect(self._on_model_loader_errored)
+        start_worker(worker, on_finished=self._on_model_loader_finished)
+        self._update_buttons()
+
+    def _on_model_loader_yielded(self, loaded: tuple) -> None:
+        path, model = loaded
+        if isinstance(model, str):
+            self._show_message(f"Could not load {path.name}: {model}", error=True)
+            return
         self.model = model
         self._view_model = model.clone()
         self.continue_check.setChecked(True)
         self._show_message(
             f"Loaded {path.name}. Start trains it further ('Continue the current "
-            "model' is ticked); the Classify tab uses it now."
+            "model' is ticked); the Classify tab can choose it."
         )
-        self._state.publish_model(model.clone(), f"Loaded {path.name}")
+        self._state.offer_model(model.clone(), f"Loaded {path.name}")
         self.live.set_model(self._view_model)
+        self._model_loaded_ok = True
+
+    def _on_model_loader_errored(self, message: str) -> None:
+        name = self._loading_model.name if self._loading_model else "the file"
+        self._show_message(f"Could not load {name}: {message}", error=True)
+
+    def _on_model_loader_finished(self) -> None:
+        ok, self._model_loaded_ok = self._model_loaded_ok, False
+        self._loading_model = None
         self._update_buttons()
-        return True
+        self.model_load_finished.emit(ok)

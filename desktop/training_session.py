@@ -1,14 +1,15 @@
 """One training run off the GUI thread: the worker, its thread, its control and its loss log.
 
-The job (run in the worker thread) loops over the engine's ``train()`` generator and adds a few
-events of its own, all plain data:
+The run is the engine's (:func:`engine.run.training_run`, the same as ``convscope train``:
+split, build, train, evaluate on the test split, record the metadata). The job (run in the
+worker thread) loops over its events (training events, ``Progress`` of the evaluation,
+``RunEnded`` last) and adds a few of its own, all plain data:
 
 - ``WeightsSnapshot``: copies of the weights every ``snapshot_interval`` seconds, at each epoch
-  end, on pause and at the end; the GUI rebuilds activations and filters from them, so it never
-  touches the model being trained.
+  end, on pause and when the training ends; the GUI rebuilds activations and filters from them,
+  so it never touches the model being trained.
 - ``ProbeLoss``: the loss on a small fixed set, measured whenever the run pauses (a step = one
   batch between two pauses, so the user sees the loss before and after that batch).
-- ``EvaluationProgress`` / ``Evaluated``: the test set, after a finished run.
 
 Every batch loss goes into a :class:`TrainingLog` (thread-safe), so the loss chart has every
 point although the GUI gets at most ~20 events a second (``GeneratorWorker`` drops BatchEnds
@@ -28,7 +29,8 @@ import numpy as np
 from PySide6.QtCore import QObject, QThread, Signal
 
 from desktop.workers import GeneratorWorker, start_worker
-from engine.evaluation import EvaluationResult, evaluate_iter
+from engine.progress import Progress
+from engine.run import RunEnded, RunSettings, TrainingRun, training_run
 from engine.training import (
     BatchEnd,
     Cancelled,
@@ -37,14 +39,13 @@ from engine.training import (
     Finished,
     Paused,
     Resumed,
-    TrainConfig,
     TrainControl,
-    train,
 )
 from engine.visualize import EmaSmoother, epoch_position, probe_loss
 
 SNAPSHOT_INTERVAL = 0.4  # seconds between weight snapshots for the live views
 MIN_INTERVAL = 0.05  # at most ~20 non-essential updates a second
+PROBE_SIZE = 256  # fixed held-out images whose loss is shown at each pause
 # While training, BLAS keeps one core free for the GUI thread (see blas_threads()).
 BLAS_THREADS = max(1, (os.cpu_count() or 2) - 1)
 
@@ -58,33 +59,6 @@ class WeightsSnapshot:
 class ProbeLoss:
     loss: float
     batches: int  # batches trained when it was measured
-
-
-@dataclass(frozen=True)
-class EvaluationProgress:
-    fraction: float
-
-
-@dataclass(frozen=True)
-class Evaluated:
-    result: EvaluationResult
-
-
-@dataclass
-class RunRequest:
-    """Everything one run needs; the arrays are not copied (the engine never changes them)."""
-
-    model: object
-    train_images: np.ndarray
-    train_labels: np.ndarray
-    config: TrainConfig
-    val_images: np.ndarray | None = None
-    val_labels: np.ndarray | None = None
-    test_images: np.ndarray | None = None
-    test_labels: np.ndarray | None = None
-    probe_images: np.ndarray | None = None
-    probe_labels: np.ndarray | None = None
-    label: str = ""
 
 
 class TrainingLog:
@@ -127,7 +101,7 @@ class TrainingLog:
 
 
 def blas_threads(limit: int | None) -> contextlib.AbstractContextManager:
-    """Limit BLAS to ``limit`` threads for the duration (no-op if None or without threadpoolctl).
+    """Limit BLAS to ``limit`` threads for the duration (no-op if None).
 
     Why: training shares the machine with the GUI thread. On a 2-core machine with other work
     running, OpenBLAS threads that wait for each other made in-app training up to 10x slower;
@@ -136,71 +110,55 @@ def blas_threads(limit: int | None) -> contextlib.AbstractContextManager:
     """
     if limit is None:
         return contextlib.nullcontext()
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # an optional speed-up
-        return contextlib.nullcontext()
+    from threadpoolctl import threadpool_limits
+
     return threadpool_limits(limits=limit, user_api="blas")
 
 
 def run_job(
-    request: RunRequest,
-    control: TrainControl,
+    run: TrainingRun,
     log: TrainingLog,
-    events: Iterator,
     snapshot_interval: float = SNAPSHOT_INTERVAL,
     threads: int | None = None,
 ) -> Iterator[object]:
-    """The worker-thread loop: engine events plus snapshots, probe losses and the evaluation,
-    with BLAS limited to ``threads`` threads (see :func:`blas_threads`)."""
+    """The worker-thread loop: the run's events plus snapshots and probe losses, with BLAS
+    limited to ``threads`` threads (see :func:`blas_threads`)."""
     with blas_threads(threads):
-        yield from _job(request, control, log, events, snapshot_interval)
+        yield from _job(run, log, snapshot_interval)
 
 
-def _job(
-    request: RunRequest,
-    control: TrainControl,
-    log: TrainingLog,
-    events: Iterator,
-    snapshot_interval: float,
-) -> Iterator[object]:
-    model = request.model
+def _probe_set(run: TrainingRun) -> tuple[np.ndarray, np.ndarray]:
+    """The first PROBE_SIZE validation images (training images without a validation part)."""
+    if len(run.val_labels):
+        return run.val_images[:PROBE_SIZE], run.val_labels[:PROBE_SIZE]
+    return run.train_images[:PROBE_SIZE], run.train_labels[:PROBE_SIZE]
+
+
+def _job(run: TrainingRun, log: TrainingLog, snapshot_interval: float) -> Iterator[object]:
+    model, control = run.model, run.control
+    probe_x, probe_y = _probe_set(run)
+    loss_name = run.settings.config.loss
     last_snapshot = time.perf_counter()
-    ended = None
 
-    def probe() -> ProbeLoss | None:
-        if request.probe_images is None:
-            return None
-        loss = probe_loss(model, request.probe_images, request.probe_labels, request.config.loss)
-        return ProbeLoss(loss, len(log))
+    def probe() -> ProbeLoss:
+        return ProbeLoss(probe_loss(model, probe_x, probe_y, loss_name), len(log))
 
     if control.paused:  # started with a step: measure the loss before it
-        measured = probe()
-        if measured is not None:
-            yield measured
-    for event in events:
+        yield probe()
+    for event in run.events():
         if isinstance(event, BatchEnd):
             log.append(event)
         yield event
         now = time.perf_counter()
         if isinstance(event, Paused):
-            measured = probe()
-            if measured is not None:
-                yield measured
+            yield probe()
             yield WeightsSnapshot(model.get_weights())
             last_snapshot = now
-        elif isinstance(event, EpochEnd) or now - last_snapshot >= snapshot_interval:
+        elif isinstance(event, (EpochEnd, Finished, Cancelled, Diverged)) or (
+            isinstance(event, BatchEnd) and now - last_snapshot >= snapshot_interval
+        ):
             yield WeightsSnapshot(model.get_weights())
             last_snapshot = now
-        if isinstance(event, (Finished, Cancelled, Diverged)):
-            ended = event
-    yield WeightsSnapshot(model.get_weights())
-    if isinstance(ended, Finished) and request.test_images is not None:
-        for item in evaluate_iter(model, request.test_images, request.test_labels, control=control):
-            if isinstance(item, EvaluationResult):
-                yield Evaluated(item)
-            else:
-                yield EvaluationProgress(float(item))
 
 
 class TrainingSession(QObject):
@@ -219,7 +177,7 @@ class TrainingSession(QObject):
         super().__init__(parent)
         self.control = TrainControl()
         self.log = TrainingLog()
-        self.request: RunRequest | None = None
+        self.run: TrainingRun | None = None
         self._worker: GeneratorWorker | None = None
         self._thread: QThread | None = None
         self.snapshot_interval = SNAPSHOT_INTERVAL
@@ -228,35 +186,32 @@ class TrainingSession(QObject):
     def is_running(self) -> bool:
         return self._thread is not None
 
-    def start(self, request: RunRequest, *, step: bool = False) -> None:
-        """Validate (errors raise here, in the GUI thread) and start the run in its thread.
+    def start(
+        self, dataset: object, settings: RunSettings, *, model: object = None, step: bool = False
+    ) -> TrainingRun:
+        """Check and prepare the run (errors raise here, in the GUI thread: an EngineError or
+        ValueError naming what to fix) and start it in its thread; returns the run (its model
+        is being trained: read it only through the snapshots until the session stops).
 
-        ``step``: run one batch, then pause (the Step button on an idle tab).
+        model: continue this model instead of building one. step: run one batch, then pause
+        (the Step button on an idle tab).
         """
         if self._thread is not None:
             raise RuntimeError("a run is already going; stop it first")
         control = TrainControl()
+        run = training_run(dataset, settings, model=model, control=control)  # type: ignore[arg-type]
         if step:
             control.step()
-        events = train(
-            request.model,
-            request.train_images,
-            request.train_labels,
-            request.config,
-            val_images=request.val_images,
-            val_labels=request.val_labels,
-            control=control,
-        )
         log = TrainingLog()
         interval = self.snapshot_interval
 
         def essential(event: object) -> bool:
             # Batch ends are throttled, except while stepping (the user waits for that one).
-            return not isinstance(event, (BatchEnd, EvaluationProgress)) or control.paused
+            return not isinstance(event, (BatchEnd, Progress)) or control.paused
 
-        self.control, self.log, self.request = control, log, request
+        self.control, self.log, self.run = control, log, run
         worker = GeneratorWorker(
-            lambda: run_job(request, control, log, events, interval, self.blas_threads),
+            lambda: run_job(run, log, interval, self.blas_threads),
             min_interval=MIN_INTERVAL,
             essential=essential,
         )
@@ -264,6 +219,7 @@ class TrainingSession(QObject):
         worker.errored.connect(self.errored)
         self._worker = worker
         self._thread = start_worker(worker, on_finished=self._on_thread_finished)
+        return run
 
     def pause(self) -> None:
         self.control.pause()
@@ -288,13 +244,12 @@ __all__ = [
     "Cancelled",
     "Diverged",
     "EpochEnd",
-    "Evaluated",
-    "EvaluationProgress",
     "Finished",
     "Paused",
     "ProbeLoss",
+    "Progress",
     "Resumed",
-    "RunRequest",
+    "RunEnded",
     "TrainingLog",
     "TrainingSession",
     "WeightsSnapshot",

@@ -28,6 +28,8 @@ from PySide6.QtWidgets import (
 from desktop.qt_image import array_to_pixmap, array_to_qimage
 from desktop.widgets import scrolled
 from desktop.widgets.filter_view import FilterView
+from engine.errors import EngineError
+from engine.preview import display_image
 from engine.visualize import LayerView, display_layers
 
 LABEL_W = 112
@@ -306,13 +308,23 @@ class LivePanel(QWidget):
         self.filter_view.set_filters([(n, model.conv_filters(n)) for n in convs], convs[:1])
         if self.sample is not None:
             kinds = {i.name: i.kind for i in summary}
-            layers = display_layers(model.activations(self.sample[None]), kinds)
+            try:
+                activations = model.activations(self.sample[None])
+            except EngineError as exc:  # a colour model and a grey sample, or other sizes
+                shape = "×".join(str(v) for v in model.input_spec.shape)
+                self.activation_view.clear(
+                    f"The pinned image does not fit this model, which takes {shape} "
+                    f"({exc}). Pin an image of a dataset that fits it."
+                )
+                return
+            layers = display_layers(activations, kinds)
             self.activation_view.set_layers(layers, list(model.classes))
 
     def pin(self, image: np.ndarray, caption: str) -> None:
-        """Show ``image`` (uint8 (H, W)) going through the network."""
+        """Show ``image`` (uint8 (H, W) grey or (C, H, W), as in the dataset) going through
+        the network."""
         self.sample = image
-        self.sample_thumb.setPixmap(array_to_pixmap(image))
+        self.sample_thumb.setPixmap(array_to_pixmap(display_image(image)))
         self.sample_caption.setText(f"Pinned sample: {caption}")
         self.refresh()
 

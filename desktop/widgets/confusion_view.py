@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.qt_image import array_to_qimage
+from engine.preview import display_image
 from engine.visualize import confusion_cell, row_fractions
 
 CELL_IMAGES = 60
@@ -178,14 +179,17 @@ class ImageGallery(QListWidget):
         self.setWordWrap(True)
         self.setUniformItemSizes(True)
 
-    def set_images(self, images: list[np.ndarray], captions: list[str]) -> None:
+    def set_images(
+        self, images: list[np.ndarray], captions: list[str], tips: list[str] | None = None
+    ) -> None:
         self.clear()
-        for image, caption in zip(images, captions, strict=True):
+        tips = tips if tips is not None else captions
+        for image, caption, tip in zip(images, captions, tips, strict=True):
             pixmap = QPixmap.fromImage(array_to_qimage(image)).scaled(
                 56, 56, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.FastTransformation
             )
             item = QListWidgetItem(QIcon(pixmap), caption)
-            item.setToolTip(caption)
+            item.setToolTip(tip)
             self.addItem(item)
 
 
@@ -197,6 +201,7 @@ class ResultsPanel(QWidget):
         super().__init__(parent)
         self.result = None
         self._images: np.ndarray | None = None
+        self._files: list[str] | None = None
         self.test_label = QLabel(
             "Train a model: its test accuracy, confusion matrix and mistakes appear here.",
             objectName="testAccuracy",
@@ -218,9 +223,10 @@ class ResultsPanel(QWidget):
         layout.addLayout(left, 1)
         layout.addLayout(right, 1)
 
-    def show_result(self, result, images: np.ndarray) -> None:
-        """``result``: an ``EvaluationResult``; ``images``: uint8 (N,H,W), the evaluated images."""
-        self.result, self._images = result, images
+    def show_result(self, result, images: np.ndarray, files: list[str] | None = None) -> None:
+        """``result``: an ``EvaluationResult``; ``images``: uint8 (N,H,W) or (N,C,H,W), the
+        evaluated images; ``files``: their file names, when they came from files."""
+        self.result, self._images, self._files = result, images, files
         self.test_label.setText(
             f"<b>Test accuracy {result.accuracy:.2%}</b> on {result.count:,} test images "
             f"(loss {result.loss:.3f}). Per-class accuracy is in the last column; click a cell "
@@ -235,13 +241,24 @@ class ResultsPanel(QWidget):
             f"Most confident mistakes, true→predicted ({len(result.misclassified):,} in all)"
         )
         self.mistakes_gallery.set_images(
-            [images[i] for i in picks],
+            [display_image(images[i]) for i in picks],
             [
                 f"{names[result.labels[i]]}→{names[result.predicted[i]]}\n"
                 f"{result.confidence[i]:.1%}"
                 for i in picks
             ],
+            self._tips(picks),
         )
+
+    def _tips(self, picks: np.ndarray) -> list[str]:
+        """Tooltips: the true and predicted class, the confidence and the file name."""
+        result, names = self.result, self.result.classes
+        return [
+            f"true {names[result.labels[i]]}, predicted {names[result.predicted[i]]} "
+            f"({result.confidence[i]:.1%})"
+            + (f"\n{self._files[i]}" if self._files is not None else f"\ntest image {i}")
+            for i in picks
+        ]
 
     def _on_confusion_view_cell_clicked(self, true_class: int, predicted_class: int) -> None:
         result = self.result
@@ -254,5 +271,7 @@ class ResultsPanel(QWidget):
         )
         picks = picks[:CELL_IMAGES]
         self.cell_gallery.set_images(
-            [self._images[i] for i in picks], [f"{result.confidence[i]:.0%}" for i in picks]
+            [display_image(self._images[i]) for i in picks],
+            [f"{result.confidence[i]:.0%}" for i in picks],
+            self._tips(picks),
         )

@@ -1,9 +1,12 @@
 """The run setup panel of the Train tab: dataset, architecture and hyperparameters.
 
-It reads the UI and calls engine functions: ``load_dataset`` (in a worker thread), ``build_model``
-for the live layer table, ``class_counts`` / ``sample_indices`` / ``image_grid`` for the dataset
-preview. It emits ``dataset_loaded(dataset)``, ``sample_clicked(image uint8)`` (a preview image
-to pin for the activation view) and ``loading_finished()``.
+It reads the UI and calls engine functions: ``load_dataset`` and ``dataset_preview`` (together
+in a worker thread: a 300-class folder never blocks the window), ``custom_size`` then
+``build_model`` for the live layer table (the size comes from arithmetic first, so a huge
+network is refused before anything is built), and ``settings()`` gives the engine's
+``RunSettings``. It emits ``loading_started()``, ``dataset_loaded(dataset)``,
+``sample_clicked(image uint8, (H, W) or (C, H, W))`` (a preview image to pin for the
+activation view) and ``loading_finished()``.
 """
 
 from __future__ import annotations
@@ -12,9 +15,10 @@ from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, QThread, Signal
+from PySide6.QtCore import Qt, QThread, QTimer, Signal
 from PySide6.QtGui import QMouseEvent
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDoubleSpinBox,
     QFileDialog,
@@ -34,8 +38,9 @@ from desktop.qt_image import array_to_pixmap
 from desktop.workers import GeneratorWorker, start_worker
 from engine.errors import EngineError
 from engine.model import build_model
+from engine.preview import DatasetPreview, dataset_preview
+from engine.run import RunSettings, custom_size
 from engine.training import TrainConfig
-from engine.visualize import class_counts, image_grid, sample_indices, to_gray
 
 SOURCES = ("MNIST (bundled)", "IDX folder…", "Image folder (one subfolder per class)…")
 LIMITS = (
@@ -50,6 +55,9 @@ DEFAULT_LR = {"momentum": 0.01, "sgd": 0.05, "adam": 0.001}
 LOSSES = (("cross_entropy", "cross-entropy"), ("total_error", "total error ½Σ(t−o)² (article)"))
 PER_CLASS = 3
 THUMB = 1  # preview zoom
+MAX_PREVIEW_CLASSES = 10  # columns of the sample grid; more classes are counted, not shown
+MAX_TICK_CLASSES = 20  # class names under the count bars up to this many classes
+ARCH_DELAY_MS = 150  # the layer table follows typing after this pause
 
 
 def _parse_ints(text: str) -> list[int]:
@@ -76,6 +84,7 @@ class _SampleGrid(QLabel):
 
 
 class RunSetup(QWidget):
+    loading_started = Signal()
     dataset_loaded = Signal(object)
     dataset_failed = Signal(str)
     sample_clicked = Signal(object)
@@ -90,6 +99,8 @@ class RunSetup(QWidget):
         self._worker: GeneratorWorker | None = None
         self._reload = False
         self._samples = np.zeros((0, 0), dtype=np.int64)
+        self._arch_timer = QTimer(self, singleShot=True, interval=ARCH_DELAY_MS)
+        self._arch_timer.timeout.connect(self._on_architecture_changed)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self._build_dataset_group())
@@ -188,12 +199,20 @@ class RunSetup(QWidget):
 
         spec, limit = self._spec, self.limit()
         self.dataset_label.setText(f"Loading {spec}…")
-        worker = GeneratorWorker(lambda: [load_dataset(spec, limit=limit)])
+
+        def job():
+            dataset = load_dataset(spec, limit=limit)
+            images, labels = dataset.train_images, dataset.train_labels
+            k = len(dataset.classes)
+            yield dataset, dataset_preview(images, labels, k, PER_CLASS, MAX_PREVIEW_CLASSES)
+
+        worker = GeneratorWorker(job)
         worker.yielded.connect(self._on_loader_yielded)
         worker.errored.connect(self._on_loader_errored)
         # workers.start_worker keeps the thread alive until it ends (a window closed during the
         # load never destroys it) and the quit waits for it.
         self._thread = start_worker(worker, on_finished=self._on_loader_thread_finished)
+        self.loading_started.emit()
 
     def _on_loader_thread_finished(self) -> None:
         self._thread = None
@@ -207,38 +226,41 @@ class RunSetup(QWidget):
         self.dataset_label.setText(f"<span style='color:#b00'>Could not load: {message}</span>")
         self.dataset_failed.emit(message)
 
-    def _on_loader_yielded(self, dataset) -> None:
+    def _on_loader_yielded(self, loaded: tuple) -> None:
+        dataset, preview = loaded
         self.dataset = dataset
-        counts = class_counts(dataset.train_labels, len(dataset.classes))
+        self._show_preview(dataset, preview)
+        self.augment_check.setEnabled(dataset.train_images.ndim == 3)  # grey digits only
+        self._on_architecture_changed()
+        self.dataset_loaded.emit(dataset)
+
+    def _show_preview(self, dataset, preview: DatasetPreview) -> None:
+        k = len(dataset.classes)
         shape = "×".join(str(s) for s in dataset.train_images.shape[1:])
         skipped = f", {len(dataset.skipped)} unreadable files skipped" if dataset.skipped else ""
+        shown = "" if preview.shown_classes == k else f" (the first {preview.shown_classes} shown)"
         self.dataset_label.setText(
             f"<b>{dataset.name}</b>: {len(dataset.train_labels):,} training and "
             f"{len(dataset.test_labels):,} test images of {shape} pixels, "
-            f"{len(dataset.classes)} classes{skipped}"
+            f"{k} classes{skipped}{shown}"
         )
-        self._bars.setOpts(x=np.arange(len(counts)), height=counts, width=0.7)
+        self._bars.setOpts(x=np.arange(k), height=preview.counts, width=0.7)
         axis = self.counts_plot.getPlotItem().getAxis("bottom")
-        axis.setTicks([[(i, str(c)) for i, c in enumerate(dataset.classes)]])
-        self._samples = sample_indices(dataset.train_labels, len(dataset.classes), PER_CLASS)
-        gray = to_gray(dataset.train_images)
-        h, w = gray.shape[1:]
-        order = self._samples.T.reshape(-1)
-        tiles = np.zeros((order.size, h, w), dtype=np.uint8)
-        tiles[order >= 0] = gray[order[order >= 0]]
-        grid = image_grid(tiles, cols=len(dataset.classes))
-        self.sample_grid.cell = (h, w)
-        pixmap = array_to_pixmap(grid)
+        ticks = (
+            [(i, str(c)) for i, c in enumerate(dataset.classes)] if k <= MAX_TICK_CLASSES else []
+        )
+        axis.setTicks([ticks] if ticks else None)
+        self._samples = preview.samples
+        self.sample_grid.cell = preview.cell
+        pixmap = array_to_pixmap(preview.grid)
         self.sample_grid.setPixmap(pixmap.scaled(pixmap.size() * THUMB))
-        self._on_architecture_changed()
-        self.dataset_loaded.emit(dataset)
 
     def _on_sample_grid_cell_clicked(self, row: int, col: int) -> None:
         if self.dataset is None or not (0 <= row < PER_CLASS and 0 <= col < self._samples.shape[0]):
             return
         index = int(self._samples[col, row])
         if index >= 0:
-            self.sample_clicked.emit(to_gray(self.dataset.train_images[index : index + 1])[0])
+            self.sample_clicked.emit(np.asarray(self.dataset.train_images[index]))
 
     # ----- architecture -----------------------------------------------------------------
     def _build_architecture_group(self) -> QGroupBox:
@@ -289,10 +311,10 @@ class RunSetup(QWidget):
             self.padding_spin.valueChanged,
             self.activation_combo.currentIndexChanged,
             self.pooling_combo.currentIndexChanged,
-            self.filters_edit.textChanged,
-            self.fc_edit.textChanged,
         ):
             signal.connect(self._on_architecture_changed)
+        for edit in (self.filters_edit, self.fc_edit):  # typing: once the keys pause
+            edit.textChanged.connect(self._arch_timer.start)
         return box
 
     def architecture(self) -> dict | str:
@@ -333,8 +355,12 @@ class RunSetup(QWidget):
         return build_model(arch, rng, classes=self.classes())
 
     def _on_architecture_changed(self, *_args) -> None:
+        self._arch_timer.stop()
         self.custom_box.setVisible(self.arch_combo.currentText() == "custom")
         try:
+            arch = self.architecture()
+            if isinstance(arch, dict):
+                custom_size({**arch, "num_classes": len(self.classes())})  # before building
             model = self.build(seed=0)
         except (EngineError, ValueError) as exc:
             self.arch_error.setText(f"This network does not fit: {exc}")
@@ -364,7 +390,8 @@ class RunSetup(QWidget):
         self.architecture_changed.emit()
 
     def architecture_ok(self) -> bool:
-        return not self.arch_error.text()
+        """The network fits (as of the last check; typing re-checks after a short pause)."""
+        return not self.arch_error.text() and not self._arch_timer.isActive()
 
     # ----- hyperparameters --------------------------------------------------------------
     def _build_hyper_group(self) -> QGroupBox:
@@ -386,7 +413,23 @@ class RunSetup(QWidget):
         self.batch_spin = QSpinBox(objectName="batchSize", minimum=1, maximum=4096, value=64)
         self.epochs_spin = QSpinBox(objectName="epochs", minimum=1, maximum=200, value=3)
         self.decay_spin = QDoubleSpinBox(
-            decimals=5, minimum=0.0, maximum=1.0, value=0.0, singleStep=0.0001
+            objectName="weightDecay", decimals=5, minimum=0.0, maximum=1.0, value=0.0,
+            singleStep=0.0001,
+        )  # fmt: skip
+        self.decay_spin.setToolTip("L2 penalty: each step also pulls every weight towards 0")
+        self.momentum_spin = QDoubleSpinBox(
+            objectName="momentum", decimals=2, minimum=0.0, maximum=0.99, value=0.9,
+            singleStep=0.05,
+        )  # fmt: skip
+        self.momentum_spin.setToolTip(
+            "How much of the previous step each step keeps (SGD + momentum)"
+        )
+        self.nesterov_check = QCheckBox("Nesterov", objectName="nesterov")
+        self.nesterov_check.setToolTip("Look ahead along the momentum before taking the gradient")
+        self.augment_check = QCheckBox("Augment digits", objectName="augment")
+        self.augment_check.setToolTip(
+            "Random shifts, rotations, scale and stroke width per batch (grey digits only): "
+            "helps the model read real handwriting"
         )
         self.seed_spin = QSpinBox(objectName="seed", minimum=0, maximum=2**31 - 1, value=0)
         self.val_spin = QDoubleSpinBox(
@@ -405,25 +448,52 @@ class RunSetup(QWidget):
         form.addRow("Learning rate", self.lr_spin)
         form.addRow("Batch size", self.batch_spin)
         form.addRow("Epochs", self.epochs_spin)
+        form.addRow("Momentum", self.momentum_spin)
+        form.addRow("", self.nesterov_check)
         form.addRow("Weight decay", self.decay_spin)
         form.addRow("Seed", self.seed_spin)
         form.addRow("Validation part", self.val_spin)
         form.addRow("Loss", self.loss_combo)
+        form.addRow("", self.augment_check)
+        self._on_optimizer_changed(0)
         return box
 
     def _on_optimizer_changed(self, _index: int) -> None:
         if self.lr_spin.value() in DEFAULT_LR.values():
             self.lr_spin.setValue(DEFAULT_LR[self.optimizer_combo.currentData()])
+        has_momentum = self.optimizer_combo.currentData() == "momentum"
+        self.momentum_spin.setEnabled(has_momentum)
+        self.nesterov_check.setEnabled(has_momentum)
 
     def config(self) -> TrainConfig:
+        optimizer = self.optimizer_combo.currentData()
         return TrainConfig(
             epochs=self.epochs_spin.value(),
             batch_size=self.batch_spin.value(),
             lr=float(self.lr_spin.value()),
-            optimizer=self.optimizer_combo.currentData(),
+            optimizer=optimizer,
+            momentum=float(self.momentum_spin.value()),
+            nesterov=optimizer == "momentum" and self.nesterov_check.isChecked(),
             weight_decay=float(self.decay_spin.value()),
             loss=self.loss_combo.currentData(),
             seed=self.seed_spin.value(),
+        )
+
+    def settings(self) -> RunSettings:
+        """The engine's settings of a run with what the panel shows (ValueError for unreadable
+        number lists)."""
+        augment, name = None, ""
+        if self.augment_check.isChecked() and self.augment_check.isEnabled():
+            from engine.augment import augment_digits as augment
+
+            name = "digits"
+        return RunSettings(
+            architecture=self.architecture(),
+            config=self.config(),
+            val_fraction=self.validation_fraction(),
+            augment=augment,
+            augment_name=name,
+            limit=self.limit(),
         )
 
     def validation_fraction(self) -> float:

@@ -87,7 +87,9 @@ def test_object_names_of_the_key_widgets(tab):
 def test_a_short_run_fills_the_charts_and_learns(qtbot, tab):
     tab.setup.epochs_spin.setValue(2)
     published = []
-    tab._state.model_changed.connect(lambda model, label: published.append(label))
+    tab._state.model_offered.connect(lambda model, label: published.append(label))
+    switched = []
+    tab._state.model_changed.connect(lambda model, label: switched.append(label))
     assert _run(qtbot, tab) == "finished"
 
     batches = len(tab.session.log)
@@ -105,7 +107,13 @@ def test_a_short_run_fills_the_charts_and_learns(qtbot, tab):
     assert tab.pages.currentIndex() == 1  # the results page shows
     assert tab.results.mistakes_gallery.count() == min(40, len(tab.result.misclassified))
     assert published and published[-1].startswith("Trained here")
-    assert tab._state.current_model is not tab.model  # a copy: training on never races Classify
+    assert switched == []  # offered as one more choice; the Classify tab's model stays
+    offered = tab._state.offered_models[-1][1]
+    assert offered is not tab.model  # a copy: training on never races Classify
+    # the model handed over carries the run's whole metadata, evaluation included
+    assert offered.meta["evaluation"]["accuracy"] == tab.result.accuracy
+    assert offered.meta["evaluation"]["count"] == TEST_LIMIT
+    assert offered.meta["dataset"]["name"] == "MNIST" and "trained_at" in offered.meta
     # The live views show every layer and both conv layers' filters.
     assert tab.live.activation_view.layer_names() == [
         "input",
@@ -126,7 +134,7 @@ def test_a_short_run_fills_the_charts_and_learns(qtbot, tab):
 def test_pause_resume_and_stop_within_one_batch(qtbot, tab):
     tab.setup.epochs_spin.setValue(30)
     published = []
-    tab._state.model_changed.connect(lambda model, label: published.append(label))
+    tab._state.model_offered.connect(lambda model, label: published.append(label))
     qtbot.mouseClick(tab.start_button, Qt.MouseButton.LeftButton)
     assert not tab.start_button.isEnabled() and tab.stop_button.isEnabled()
     qtbot.waitUntil(lambda: len(tab.session.log) >= 3, timeout=RUN_TIMEOUT)
@@ -247,11 +255,12 @@ def test_a_custom_network_that_does_not_fit_is_explained(qtbot, tab):
     assert setup.layer_table.rowCount() > 5 and setup.architecture_ok()
     setup.filters_edit.setText("6, 16, 32")
     setup.kernel_spin.setValue(7)
-    assert "does not fit" in setup.arch_error.text()
+    qtbot.waitUntil(lambda: "does not fit" in setup.arch_error.text())
     assert setup.layer_table.rowCount() == 0 and not tab.start_button.isEnabled()
     setup.filters_edit.setText("4, 8")
     setup.kernel_spin.setValue(3)
-    assert setup.architecture_ok() and tab.start_button.isEnabled()
+    qtbot.waitUntil(setup.architecture_ok)
+    assert tab.start_button.isEnabled()
     assert "trainable parameters" in setup.params_label.text()
 
 
@@ -266,9 +275,9 @@ def test_save_and_reload_then_continue_training(qtbot, tab, make_tab, tmp_path, 
     state = AppState()
     other = _prepare(qtbot, make_tab(state))
     monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(path), ""))
-    with qtbot.waitSignal(state.model_changed) as blocker:
+    with qtbot.waitSignal(other.model_load_finished) as blocker:
         qtbot.mouseClick(other.load_button, Qt.MouseButton.LeftButton)
-    assert blocker.args[1] == "Loaded mine.npz"
+    assert blocker.args == [True] and state.offered_models[-1][0] == "Loaded mine.npz"
     saved = tab.model.get_weights()
     loaded = other.model.get_weights()
     assert all(np.array_equal(saved[k], loaded[k]) for k in saved)
@@ -303,7 +312,7 @@ def test_closing_the_window_during_training_stops_cleanly(qtbot, settings, monke
     qtbot.waitUntil(lambda: not window.isVisible(), timeout=RUN_TIMEOUT)
     assert len(asked) == 1 and not tab.is_busy()
     assert window._settings.value("tab_index") is not None  # the real close ran
-    assert window.state.current_model is not None  # the model trained so far was kept
+    assert window.state.offered_models  # the model trained so far was kept
 
 
 def test_hovering_outside_maps_clears_the_text(qtbot, tab):
@@ -384,3 +393,131 @@ def test_closing_while_the_dataset_loads_neither_asks_nor_crashes(qtbot, setting
     window.close()
     assert not window.isVisible() and asked == []
     qtbot.waitUntil(thread.isFinished, timeout=30_000)  # the load ends by itself, unharmed
+
+
+def test_start_waits_for_a_dataset_load(qtbot, tab):
+    assert tab.start_button.isEnabled()
+    tab.setup.set_source("mnist", 600)  # a new load begins: Start must not train the old data
+    assert tab.setup.is_loading()
+    assert not tab.start_button.isEnabled() and not tab.step_button.isEnabled()
+    qtbot.mouseClick(tab.start_button, Qt.MouseButton.LeftButton)
+    assert not tab.is_busy()
+    qtbot.waitUntil(tab.start_button.isEnabled, timeout=30_000)
+    assert len(tab.setup.dataset.train_labels) == 600
+
+
+def _save_colour_model(path):
+    from engine.model import build_model
+    from engine.modelfile import save_model
+
+    model = build_model({"name": "lenet5", "in_channels": 3}, np.random.default_rng(0))
+    save_model(model, path)
+
+
+def test_loading_a_colour_model_with_digits_pinned_explains_instead_of_raising(
+    qtbot, tab, tmp_path, monkeypatch
+):
+    path = tmp_path / "colour.npz"
+    _save_colour_model(path)
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(path), ""))
+    with qtbot.waitSignal(tab.model_load_finished, timeout=30_000) as blocker:
+        qtbot.mouseClick(tab.load_button, Qt.MouseButton.LeftButton)
+        assert not tab.load_button.isEnabled()  # opened off the GUI thread
+    assert blocker.args == [True]
+    caption = tab.live.activation_view._caption
+    assert "does not fit this model, which takes 3×28×28" in caption
+    assert "Train or load a model" not in caption
+    assert tab.live.filter_view.tiles()  # its filters still show
+    # Start (continue) explains that the grey digits do not fit the colour network
+    qtbot.mouseClick(tab.start_button, Qt.MouseButton.LeftButton)
+    assert "Cannot start" in tab.message.text() and not tab.is_busy()
+
+
+@pytest.mark.parametrize(
+    "content", [b"not a zip", b"PK\x03\x04 truncated", b""], ids=["text", "zip", "empty"]
+)
+def test_a_crafted_model_file_gives_a_message(qtbot, tab, tmp_path, content):
+    path = tmp_path / "crafted.npz"
+    path.write_bytes(content)
+    with qtbot.waitSignal(tab.model_load_finished, timeout=30_000) as blocker:
+        tab.load_model_file(path)
+    assert blocker.args == [False]
+    assert tab.message.isVisible() and "Could not load crafted.npz" in tab.message.text()
+    assert tab.load_button.isEnabled() and tab._state.offered_models == []
+
+
+def _two_class_folder(folder, classes=("bars", "dots"), per_class=30, size=28, colour=False):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for k, name in enumerate(classes):
+        (folder / name).mkdir(parents=True)
+        for i in range(per_class):
+            image = np.zeros((size, size, 3) if colour else (size, size), np.uint8)
+            y, x = rng.integers(0, size - 5, 2)
+            image[y : y + 6, x : x + 6] = 60 + (k * 37) % 190
+            Image.fromarray(image).save(folder / name / f"{i}.png")
+    return folder
+
+
+def _choose_folder(qtbot, tab, folder, monkeypatch):
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(folder))
+    tab.setup.source_combo.setCurrentIndex(2)
+    with qtbot.waitSignal(tab.setup.dataset_loaded, timeout=30_000):
+        tab.setup.source_combo.activated.emit(2)
+
+
+def test_the_pinned_sample_follows_a_new_dataset(qtbot, tab, tmp_path, monkeypatch):
+    np.testing.assert_array_equal(tab.live.sample, tab.setup.dataset.train_images[0])
+    _choose_folder(qtbot, tab, _two_class_folder(tmp_path / "shapes"), monkeypatch)
+    np.testing.assert_array_equal(tab.live.sample, tab.setup.dataset.train_images[0])
+    assert "bars" in tab.live.sample_caption.text() or "dots" in tab.live.sample_caption.text()
+
+
+def test_a_300_class_folder_shows_a_bounded_preview(qtbot, tab, tmp_path, monkeypatch):
+    names = [f"c{k:03d}" for k in range(300)]
+    _choose_folder(qtbot, tab, _two_class_folder(tmp_path / "many", names, 2, 12), monkeypatch)
+    setup = tab.setup
+    assert (
+        len(setup.dataset.classes) == 300 and "(the first 10 shown)" in setup.dataset_label.text()
+    )
+    assert setup._samples.shape == (10, 3)
+    width = setup.sample_grid.cell[1]
+    assert setup.sample_grid.pixmap().width() == 10 * (width + 1) - 1  # ten columns
+    assert len(setup._bars.opts["height"]) == 300
+
+
+def test_huge_custom_networks_are_refused_by_arithmetic(qtbot, tab):
+    setup = tab.setup
+    setup.arch_combo.setCurrentText("custom")
+    setup.fc_edit.setText("1200000")
+    assert not setup.architecture_ok()  # while typing: not yet checked, Start waits
+    qtbot.waitUntil(lambda: "parameters" in setup.arch_error.text())
+    assert "more than the 20,000,000 allowed" in setup.arch_error.text()
+    assert not tab.start_button.isEnabled() and setup.layer_table.rowCount() == 0
+    first = setup.arch_error.text()
+    setup.fc_edit.setText("120, 84")
+    setup.filters_edit.setText("100000")  # 100,000 filters: 1.7 billion parameters
+    qtbot.waitUntil(lambda: setup.arch_error.text() not in ("", first))
+    assert "1,730,611,134 parameters" in setup.arch_error.text()
+
+
+def test_two_channel_images_do_not_start_a_run(qtbot, tab, tmp_path):
+    folder = tmp_path / "twochannel"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", 40), ("t10k", 10)):
+        pixels = rng.integers(0, 255, n * 2 * 28 * 28, dtype=np.uint8).tobytes()
+        head = bytes([0, 0, 8, 4]) + b"".join(d.to_bytes(4, "big") for d in (n, 2, 28, 28))
+        (folder / f"{prefix}-images-idx3-ubyte").write_bytes(head + pixels)
+        labels = (np.arange(n) % 10).astype(np.uint8).tobytes()
+        (folder / f"{prefix}-labels-idx1-ubyte").write_bytes(
+            bytes([0, 0, 8, 1]) + n.to_bytes(4, "big") + labels
+        )
+    with qtbot.waitSignal(tab.setup.loading_finished, timeout=30_000):
+        tab.setup.set_source(folder, None)
+    if tab.setup.dataset is None or tab.setup.dataset.train_images.ndim != 4:
+        pytest.skip("this IDX reader refuses 2-channel images itself")
+    qtbot.mouseClick(tab.start_button, Qt.MouseButton.LeftButton)
+    assert not tab.is_busy()
+    assert "Cannot start" in tab.message.text() and "2 channels" in tab.message.text()
