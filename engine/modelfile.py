@@ -23,12 +23,9 @@ Loading never unpickles (``allow_pickle=False``) and checks everything it reads.
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import os
-import zipfile
-import zlib
 from pathlib import Path
 from typing import Any
 
@@ -38,11 +35,12 @@ from engine import __version__
 from engine.atomic import atomic_write
 from engine.errors import EngineError, ModelFileError
 from engine.model import InputSpec, Sequential, build_model
+from engine.modelschema import FORMAT, MAX_META_CHARS, parse_meta_text, trim_history, validate_meta
+from engine.modelzip import ModelArchive
 
 # A LeNet is well under 1 MB; anything this large is not one of ours (and is not read).
 MAX_MODEL_BYTES = 512 * 1024 * 1024
 
-FORMAT = "convscope-model"
 VERSION = 1
 _RESERVED = ("format", "version", "architecture", "classes", "input")
 
@@ -91,6 +89,8 @@ def model_meta(model: Sequential) -> dict[str, Any]:
     for key, value in model.meta.items():
         if key not in _RESERVED:
             meta[key] = value
+    if isinstance(meta.get("history"), dict):
+        meta["history"] = trim_history(meta["history"])  # files stay within the read limits
     return _jsonable(meta)
 
 
@@ -126,11 +126,13 @@ def _sniff(path: Path) -> str | None:
     return None
 
 
-def _open(path: Path):
+def _open(path: Path) -> ModelArchive:
     if not path.exists():
         raise ModelFileError(f"{path}: no such file")
     if path.is_dir():
         raise ModelFileError(f"{path} is a folder, not a model file")
+    if not path.is_file():
+        raise ModelFileError(f"{path} is not a regular file (a pipe or a device?)")
     if path.stat().st_size == 0:
         raise ModelFileError(f"{path} is empty (0 bytes); save the model again")
     if path.stat().st_size > MAX_MODEL_BYTES:
@@ -138,65 +140,21 @@ def _open(path: Path):
             f"{path} is {path.stat().st_size / 1e6:.0f} MB, far larger than any ConvScope model; "
             "it is not a model file"
         )
-    try:
-        # read into memory: np.load leaves the file open when the archive turns out corrupt
-        data = np.load(io.BytesIO(path.read_bytes()), allow_pickle=False)
-    except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
-        raise ModelFileError(
-            f"{path} is truncated or corrupt ({exc}); save or download it again"
-        ) from None
-    except ValueError:
-        what = _sniff(path)
-        raise ModelFileError(
-            f"{path} is not a ConvScope model file"
-            + (f" (it looks like {what})" if what else " (not a NumPy .npz archive)")
-        ) from None
-    except OSError as exc:
-        raise ModelFileError(f"cannot read {path}: {exc.strerror or exc}") from None
-    if not isinstance(data, np.lib.npyio.NpzFile):
-        raise ModelFileError(
-            f"{path} is not a ConvScope model file (it holds a single NumPy array, "
-            "not a model archive)"
-        )
-    return data
+    what = _sniff(path)
+    if what:
+        raise ModelFileError(f"{path} is not a ConvScope model file (it looks like {what})")
+    return ModelArchive(path)
 
 
-def _read(data, key: str, path: Path) -> np.ndarray:
-    try:
-        return data[key]
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
-        raise ModelFileError(f"{path}: entry {key!r} is truncated or corrupt ({exc})") from None
-    except ValueError as exc:
-        raise ModelFileError(f"{path}: entry {key!r} cannot be read safely ({exc})") from None
-
-
-def _parse_meta(data, path: Path) -> dict[str, Any]:
-    if "meta" not in data.files:
-        names = ", ".join(data.files[:6]) + (", ..." if len(data.files) > 6 else "")
+def _parse_meta(data: ModelArchive, path: Path) -> dict[str, Any]:
+    if "meta" not in data.names:
+        names = ", ".join(data.names[:6]) + (", ..." if len(data.names) > 6 else "")
         raise ModelFileError(
             f"{path} is not a ConvScope model file: an .npz without ConvScope metadata "
             f"(it holds {names or 'nothing'})"
         )
-    raw = _read(data, "meta", path)
-    if raw.ndim != 0 or raw.dtype.kind != "U":
-        raise ModelFileError(f"{path}: the 'meta' entry is not a JSON text")
-    try:
-        meta = json.loads(str(raw[()]))
-    except json.JSONDecodeError as exc:
-        raise ModelFileError(f"{path}: the metadata is not valid JSON ({exc})") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise ModelFileError(f"{path} is not a ConvScope model file (format is not {FORMAT!r})")
-    version = meta.get("version")
-    if not isinstance(version, int):
-        raise ModelFileError(f"{path}: the metadata has no format version")
-    if version > VERSION:
-        raise ModelFileError(
-            f"{path} was written by a newer ConvScope (model format {version}, this one reads "
-            f"{VERSION}); update ConvScope"
-        )
-    if version < 1:
-        raise ModelFileError(f"{path}: unknown model format version {version}")
-    return meta
+    text = data.read_text("meta", MAX_META_CHARS)
+    return validate_meta(parse_meta_text(text, path), path, newest=VERSION)
 
 
 def load_meta(path: str | os.PathLike) -> dict[str, Any]:
@@ -214,12 +172,10 @@ def load_model(path: str | os.PathLike) -> Sequential:
     """
     path = Path(path)
     with _open(path) as data:
-        meta = _parse_meta(data, path)
-        classes = meta.get("classes")
-        if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
-            raise ModelFileError(f"{path}: 'classes' must be a list of names")
+        meta = _parse_meta(data, path)  # types, ranges and sizes checked: building is safe
+        classes = meta["classes"]
         try:
-            model = build_model(meta.get("architecture") or {}, classes=classes)
+            model = build_model(meta["architecture"], classes=classes)
             spec = InputSpec.from_json(meta.get("input") or {})
         except EngineError as exc:
             raise ModelFileError(
@@ -231,7 +187,7 @@ def load_model(path: str | os.PathLike) -> Sequential:
                 f"{list(model.input_spec.shape)}"
             )
         params = model.parameters()
-        names = set(data.files) - {"meta"}
+        names = set(data.names) - {"meta"}
         missing = sorted(set(params) - names)
         extra = sorted(names - set(params))
         if missing or extra:
@@ -243,13 +199,8 @@ def load_model(path: str | os.PathLike) -> Sequential:
             )
         weights = {}
         for key, p in params.items():
-            a = _read(data, key, path)
-            if a.shape != p.shape:
-                raise ModelFileError(
-                    f"{path}: {key} has shape {a.shape}, the architecture needs {p.shape}"
-                )
-            if a.dtype not in (np.float32, np.float64):
-                raise ModelFileError(f"{path}: {key} has dtype {a.dtype}, expected float32")
+            # header checked against the architecture before any data is inflated
+            a = data.read_array(key, p.shape, (np.float32, np.float64))
             if not np.isfinite(a).all():
                 raise ModelFileError(
                     f"{path}: {key} contains NaN or infinite values (did training diverge?)"
