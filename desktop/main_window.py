@@ -47,6 +47,8 @@ editable kernels, train LeNet on handwritten digits and watch it learn, and clas
 draw or drop. Companion to <i>An Intuitive Explanation of Convolutional Neural Networks</i>.</p>
 <p><b>MNIST</b> handwritten digits by Yann LeCun, Corinna Cortes and Christopher J.C. Burges,
 derived from NIST data; licensed CC BY-SA 3.0.</p>
+<p><b>Photos of birds, cats, dogs and ships</b> from CIFAR-10: Alex Krizhevsky, <i>Learning
+Multiple Layers of Features from Tiny Images</i>, University of Toronto, 2009.</p>
 <p><b>Sample photos</b> (from scikit-image's sample data):
 astronaut.png, Eileen Collins, NASA (public domain);
 camera.png, Lav Varshney (CC0); chelsea.png, Stefan van der Walt (CC0);

@@ -1,4 +1,5 @@
-"""Random distortions of digit images, so a model trained on MNIST reads real handwriting.
+"""Random distortions of training images: digits (so a model trained on MNIST reads real
+handwriting) and photos (random crop with padding, horizontal flip).
 
 MNIST digits are all centred by their centre of mass, fit in a 20x20 box and written with a
 similar pen. A user's digit is drawn with a different pen, a little rotated, slanted or off
@@ -12,8 +13,11 @@ one inverse-affine sampling grid per image, ``src = A^-1 (dst - c - t) + c``, ev
 the whole batch with one batched matrix product and gathered with bilinear interpolation from
 a zero-padded copy of the batch. Its signature matches ``engine.training.train(..., augment=...)``.
 
-Known limitation: only (N, H, W) grayscale batches; colour datasets are returned unchanged
-by :func:`augment_images`, which dispatches on the shape.
+Photos get the standard CIFAR recipe instead (:func:`augment_photos`): each image is padded by
+``pad`` zero pixels on every side and a random ``H x W`` window of the padded image is kept
+(a shift of up to ``pad`` pixels each way), then mirrored left-right with probability 1/2.
+Digits must never be mirrored, photos never slanted: :func:`augmenter` picks by the data
+(colour = photos, gray = digits) unless told, and :func:`augment_images` dispatches on the shape.
 """
 
 from __future__ import annotations
@@ -24,7 +28,18 @@ import numpy as np
 
 from engine.errors import ShapeError
 
-__all__ = ["AugmentConfig", "augment_digits", "augment_images", "random_affine_matrices"]
+__all__ = [
+    "AUGMENTATIONS",
+    "AugmentConfig",
+    "augment_digits",
+    "augment_images",
+    "augment_photos",
+    "augmenter",
+    "random_affine_matrices",
+]
+
+#: What ``augmenter`` (and ``convscope train --augment``) accepts.
+AUGMENTATIONS = ("auto", "digits", "photos")
 
 
 @dataclass(frozen=True)
@@ -76,13 +91,58 @@ def augment_digits(
 
 
 def augment_images(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """:func:`augment_digits` for (N, H, W) and (N, 1, H, W) batches; other layouts unchanged."""
+    """:func:`augment_digits` for (N, H, W) and (N, 1, H, W) batches, :func:`augment_photos`
+    for colour (N, 3, H, W) ones."""
     x = np.asarray(images)
     if x.ndim == 4 and x.shape[1] == 1:
         return augment_digits(x[:, 0], rng)[:, None]
     if x.ndim == 3:
         return augment_digits(x, rng)
-    return x
+    return augment_photos(x, rng)
+
+
+def augment_photos(images: np.ndarray, rng: np.random.Generator, pad: int = 4) -> np.ndarray:
+    """Randomly shifted (crop of the zero-padded image) and mirrored copies of a batch.
+
+    Args:
+        images: ``uint8`` (N, C, H, W) or (N, H, W).
+        rng: the only source of randomness (per image: two offsets in ``0..2*pad``, one coin).
+        pad: the largest shift in pixels.
+    """
+    x = np.asarray(images)
+    if x.ndim not in (3, 4) or x.dtype != np.uint8:
+        raise ShapeError(f"augment_photos needs uint8 (N, C, H, W), got {x.dtype} {x.shape}")
+    gray = x.ndim == 3
+    if gray:
+        x = x[:, None]
+    n, c, h, w = x.shape
+    if pad < 0:
+        raise ShapeError(f"padding must be >= 0, got {pad}")
+    padded = np.zeros((n, c, h + 2 * pad, w + 2 * pad), np.uint8)
+    padded[:, :, pad : pad + h, pad : pad + w] = x
+    oy = np.asarray(rng.integers(0, 2 * pad + 1, size=n), dtype=np.int64)
+    ox = np.asarray(rng.integers(0, 2 * pad + 1, size=n), dtype=np.int64)
+    flip = np.asarray(rng.random(size=n)) < 0.5
+    cols = np.arange(w)
+    cols = np.where(flip[:, None], cols[::-1], cols) + ox[:, None]  # (N, W)
+    rows = oy[:, None] + np.arange(h)  # (N, H)
+    idx = np.arange(n)[:, None, None]
+    out = np.empty_like(x)
+    for ch in range(c):
+        out[:, ch] = padded[:, ch][idx, rows[:, :, None], cols[:, None, :]]
+    return out[:, 0] if gray else out
+
+
+def augmenter(kind: str, images: np.ndarray):  # -> engine.training.Augment
+    """The augmentation for ``kind`` ("digits", "photos" or "auto": photos for colour
+    (N, 3, H, W) data, digits for gray) as a ``train(..., augment=...)`` function."""
+    if kind not in AUGMENTATIONS:
+        raise ShapeError(f"unknown augmentation {kind!r}; choose {', '.join(AUGMENTATIONS)}")
+    if kind == "auto":
+        kind = "photos" if np.ndim(images) == 4 and np.shape(images)[1] == 3 else "digits"
+    if kind == "photos":
+        return augment_photos
+    return augment_images
 
 
 def random_affine_matrices(

@@ -1,4 +1,4 @@
-"""Download a dataset (Fashion-MNIST) into the per-user cache, verified by checksum.
+"""Download a dataset (Fashion-MNIST, CIFAR-10) into the per-user cache, verified by checksum.
 
 Nothing here runs unless a user asks for it: the app and the CLI work offline with the bundled
 MNIST. Each file is streamed into a temporary file next to its destination while its MD5 and
@@ -10,13 +10,23 @@ half-downloaded or foreign file is never left where the loader would find it.
 The cache folder is, in order of preference: the ``cache_dir`` argument, the environment
 variable ``CONVSCOPE_CACHE``, ``$XDG_CACHE_HOME/convscope``, ``~/.cache/convscope``. A dataset
 ``NAME`` lives in ``<cache>/datasets/NAME/``.
+
+An archive (CIFAR-10's ``cifar-10-binary.tar.gz``) is verified, then unpacked into a temporary
+folder and renamed into place: only the expected members are taken, only as regular files, each
+of bounded size (no links, no paths outside the folder, nothing executed or unpickled); the
+archive is then deleted. A full disk (while downloading or unpacking) is reported as a disk
+problem, naming the folder, never as a network failure; a download larger than the free space
+is refused before it starts.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import http.client
 import os
+import shutil
+import tarfile
 import tempfile
 import urllib.error
 import urllib.parse
@@ -48,7 +58,7 @@ class RemoteFile:
 
     name: str
     md5: str
-    sha256: str
+    sha256: str | None  # None: only the MD5 is published
 
 
 @dataclass(frozen=True)
@@ -60,6 +70,9 @@ class RemoteDataset:
     classes: tuple[str, ...]
     licence: str
     approx_mb: int  # download size, for the user
+    description: str = ""
+    #: for an archive: the folder inside it and the members to unpack from that folder
+    unpack: tuple[str, tuple[str, ...]] | None = None
 
 
 # Checksums as published by the dataset's authors and the torchvision/TensorFlow loaders.
@@ -106,9 +119,43 @@ FASHION_MNIST = RemoteDataset(
     ),
     licence="MIT, Zalando SE (https://github.com/zalandoresearch/fashion-mnist)",
     approx_mb=30,
+    description="70,000 photos of clothes in 10 classes, 28x28 gray",
 )
 
-REMOTE_DATASETS: dict[str, RemoteDataset] = {FASHION_MNIST.key: FASHION_MNIST}
+CIFAR10 = RemoteDataset(
+    key="cifar10",
+    title="CIFAR-10",
+    base_urls=("https://www.cs.toronto.edu/~kriz/",),
+    # the MD5 published by the authors on https://www.cs.toronto.edu/~kriz/cifar.html
+    files=(RemoteFile("cifar-10-binary.tar.gz", "c32a1d4ab5d03f1284b67883e8d87530", None),),
+    classes=(
+        "airplane",
+        "automobile",
+        "bird",
+        "cat",
+        "deer",
+        "dog",
+        "frog",
+        "horse",
+        "ship",
+        "truck",
+    ),
+    licence="Alex Krizhevsky, Learning Multiple Layers of Features from Tiny Images, 2009",
+    approx_mb=163,
+    description="60,000 photos in 10 classes, 32x32 colour (the binary version)",
+    unpack=(
+        "cifar-10-batches-bin",
+        (
+            "batches.meta.txt",
+            *(f"data_batch_{i}.bin" for i in range(1, 6)),
+            "test_batch.bin",
+            "readme.html",
+        ),
+    ),
+)
+
+REMOTE_DATASETS: dict[str, RemoteDataset] = {FASHION_MNIST.key: FASHION_MNIST, CIFAR10.key: CIFAR10}
+_MAX_MEMBER = 64 << 20  # bytes: an official CIFAR-10 batch is 30.7 MB
 
 
 @dataclass(frozen=True)
@@ -131,6 +178,10 @@ class DownloadCancelled(DatasetError):
     """The ``cancel`` callback asked to stop; nothing partial is left behind."""
 
 
+class DiskError(DatasetError):
+    """The cache folder cannot take the file (disk full, quota, read-only): not the network."""
+
+
 def cache_root(cache_dir: str | os.PathLike[str] | None = None) -> Path:
     """The per-user cache folder (see the module docstring for the order of preference)."""
     if cache_dir is not None:
@@ -149,9 +200,13 @@ def dataset_cache_dir(name: str, cache_dir: str | os.PathLike[str] | None = None
 
 
 def is_downloaded(name: str, cache_dir: str | os.PathLike[str] | None = None) -> bool:
-    """True when every file of ``name`` is in the cache (sizes checked, not checksums)."""
+    """True when every file of ``name`` is in the cache (present; checksums not re-checked).
+    For an archive: when its unpacked files are."""
     remote = _remote(name)
     folder = dataset_cache_dir(name, cache_dir)
+    if remote.unpack is not None:
+        inner, members = remote.unpack
+        return all((folder / inner / m).is_file() for m in members if m.endswith((".bin", ".txt")))
     return all((folder / f.name).is_file() for f in remote.files)
 
 
@@ -168,17 +223,18 @@ def download_dataset(
     """Download ``name`` into the cache and return its folder (ready for ``load_dataset``).
 
     Args:
-        name: a key of :data:`REMOTE_DATASETS` (``"fashion-mnist"``).
+        name: a key of :data:`REMOTE_DATASETS` (``"fashion-mnist"``, ``"cifar10"``).
         base_url: fetch the files from ``base_url + file name`` instead of the official mirrors
             (a local mirror; the tests use a server on 127.0.0.1).
         cache_dir: the cache folder instead of the default.
         progress: called with a :class:`DownloadProgress` at most every 64 KiB read.
         cancel: polled between chunks; when it returns True the download stops with
             :class:`DownloadCancelled`.
-        checksums: ``{file name: (md5, sha256)}`` replacing the pinned values (tests).
+        checksums: ``{file name: (md5, sha256 or None)}`` replacing the pinned values (tests).
         timeout: seconds to wait for the server on each connect/read.
 
-    Files already present with the right checksums are not downloaded again.
+    Files already present with the right checksums (an archive: already unpacked) are not
+    downloaded again. Raises :class:`DiskError` when the cache folder cannot take the files.
     """
     remote = _remote(name)
     folder = dataset_cache_dir(name, cache_dir)
@@ -193,7 +249,11 @@ def download_dataset(
     for index, rfile in enumerate(remote.files):
         md5, sha256 = (checksums or {}).get(rfile.name, (rfile.md5, rfile.sha256))
         target = folder / rfile.name
-        if target.is_file() and _digests(target) == (md5, sha256):
+        if remote.unpack is not None and is_downloaded(remote.key, cache_dir):
+            if progress:
+                progress(DownloadProgress(rfile.name, index, len(remote.files), 0, 0, True))
+            continue
+        if target.is_file() and _matches(_digests(target), md5, sha256):
             if progress:
                 size = target.stat().st_size
                 progress(DownloadProgress(rfile.name, index, len(remote.files), size, size, True))
@@ -207,7 +267,7 @@ def download_dataset(
                     url, target, md5, sha256, timeout, index, len(remote.files), progress, cancel
                 )
                 break
-            except DownloadCancelled:
+            except (DownloadCancelled, DiskError):
                 raise
             except DatasetError as exc:
                 errors.append(str(exc))
@@ -217,6 +277,8 @@ def download_dataset(
                 + "; ".join(errors)
                 + ". Check the network connection and try again."
             )
+        if remote.unpack is not None:
+            _unpack(target, folder, remote.unpack, cancel)
     return folder
 
 
@@ -232,6 +294,40 @@ def _remote(name: str) -> RemoteDataset:
         ) from None
 
 
+def _matches(got: tuple[str, str], md5: str, sha256: str | None) -> bool:
+    return got[0] == md5.lower() and (sha256 is None or got[1] == sha256.lower())
+
+
+def _disk_error(folder: Path, exc: OSError, what: str) -> DiskError:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        reason = "the disk is full"
+    elif exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        reason = "the folder is not writable"
+    else:
+        reason = exc.strerror or str(exc)
+    return DiskError(
+        f"cannot write {what} into {folder}: {reason}; free some space or set "
+        "CONVSCOPE_CACHE (or --cache-dir) to another folder"
+    )
+
+
+def _write(out, chunk: bytes) -> None:
+    out.write(chunk)
+
+
+def _check_space(folder: Path, needed: int) -> None:
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return
+    if needed > free:
+        raise DiskError(
+            f"not enough free space in {folder}: the download needs {needed / 1e6:,.0f} MB, "
+            f"{free / 1e6:,.0f} MB are free; free some space or set CONVSCOPE_CACHE "
+            "(or --cache-dir) to another folder"
+        )
+
+
 def _digests(path: Path) -> tuple[str, str]:
     md5, sha = hashlib.md5(usedforsecurity=False), hashlib.sha256()
     with open(path, "rb") as fh:
@@ -245,7 +341,7 @@ def _fetch(
     url: str,
     target: Path,
     md5_hex: str,
-    sha256_hex: str,
+    sha256_hex: str | None,
     timeout: float,
     index: int,
     count: int,
@@ -256,13 +352,19 @@ def _fetch(
     if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
         raise DatasetError(f"{url}: only http and https downloads are supported")
     md5, sha = hashlib.md5(usedforsecurity=False), hashlib.sha256()
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}-", suffix=".part")
+    try:
+        fd, tmp_name = tempfile.mkstemp(
+            dir=target.parent, prefix=f".{target.name}-", suffix=".part"
+        )
+    except OSError as exc:
+        raise _disk_error(target.parent, exc, target.name) from exc
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as out:
             try:
                 with urllib.request.urlopen(url, timeout=timeout) as response:
                     total = int(response.headers.get("Content-Length") or 0)
+                    _check_space(target.parent, total)
                     done = 0
                     while True:
                         if cancel is not None and cancel():
@@ -270,7 +372,10 @@ def _fetch(
                         chunk = response.read(_CHUNK)
                         if not chunk:
                             break
-                        out.write(chunk)
+                        try:
+                            _write(out, chunk)
+                        except OSError as exc:
+                            raise _disk_error(target.parent, exc, target.name) from exc
                         md5.update(chunk)
                         sha.update(chunk)
                         done += len(chunk)
@@ -285,10 +390,13 @@ def _fetch(
                 raise DatasetError(f"{url}: the connection failed ({what})") from exc
             if total and done != total:
                 raise DatasetError(f"{url}: got {done} of {total} bytes (connection dropped)")
-            out.flush()
-            os.fsync(out.fileno())
+            try:
+                out.flush()
+                os.fsync(out.fileno())
+            except OSError as exc:
+                raise _disk_error(target.parent, exc, target.name) from exc
         got = (md5.hexdigest(), sha.hexdigest())
-        if got != (md5_hex.lower(), sha256_hex.lower()):
+        if not _matches(got, md5_hex, sha256_hex):
             raise DatasetError(
                 f"{url}: checksum mismatch (MD5 {got[0]}, expected {md5_hex}); "
                 "the file was deleted, try again later or from another mirror"
@@ -297,3 +405,54 @@ def _fetch(
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def _unpack(
+    archive: Path,
+    folder: Path,
+    unpack: tuple[str, tuple[str, ...]],
+    cancel: Callable[[], bool] | None,
+) -> None:
+    """Unpack the expected members of a verified ``.tar.gz`` into ``folder/inner``, atomically
+    (a temporary folder renamed into place), then delete the archive."""
+    inner, wanted = unpack
+    final = folder / inner
+    try:
+        tmp = Path(tempfile.mkdtemp(dir=folder, prefix=f".{inner}-"))
+    except OSError as exc:
+        raise _disk_error(folder, exc, inner) from exc
+    try:
+        try:
+            with tarfile.open(archive, "r:gz") as tar:
+                for member in tar:
+                    if cancel is not None and cancel():
+                        raise DownloadCancelled(f"unpacking {archive.name} cancelled")
+                    parent, _, base = member.name.rpartition("/")
+                    if parent != inner or base not in wanted or not member.isreg():
+                        continue  # links, folders, anything unexpected: never extracted
+                    if member.size > _MAX_MEMBER:
+                        raise DatasetError(f"{archive.name}: {member.name} is too large")
+                    source = tar.extractfile(member)
+                    if source is None:
+                        continue
+                    with source, open(tmp / base, "wb") as out:
+                        shutil.copyfileobj(source, out, _CHUNK)
+        except OSError as exc:
+            if isinstance(exc, (tarfile.TarError, EOFError)) or exc.errno is None:
+                raise DatasetError(f"{archive.name}: damaged archive ({exc})") from exc
+            raise _disk_error(folder, exc, inner) from exc
+        except (tarfile.TarError, EOFError) as exc:
+            raise DatasetError(f"{archive.name}: damaged archive ({exc})") from exc
+        missing = [m for m in wanted if m.endswith((".bin", ".txt")) and not (tmp / m).is_file()]
+        if missing:
+            raise DatasetError(
+                f"{archive.name}: the archive lacks {inner}/{', '.join(missing)}; "
+                "it is not the official CIFAR-10 binary archive"
+            )
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    archive.unlink()

@@ -61,6 +61,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from engine.errors import DatasetError, EngineError
+from engine.schedule import learning_rate
 
 if TYPE_CHECKING:
     from engine.model import Sequential
@@ -102,6 +103,7 @@ class TrainConfig:
     loss: str = "cross_entropy"  # | "total_error"
     seed: int = 0
     snapshot_every: int = 25
+    schedule: str = "constant"  # | "cosine" | "onecycle": see engine/schedule.py
 
     def validate(self) -> None:
         """Raise :class:`TrainConfigError` naming the first bad setting and its allowed range."""
@@ -127,6 +129,12 @@ class TrainConfig:
             raise TrainConfigError(f"unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}")
         if not isinstance(self.seed, int) or self.seed < 0:
             raise TrainConfigError(f"seed must be a whole number >= 0, got {self.seed!r}")
+        from engine.schedule import SCHEDULES
+
+        if self.schedule not in SCHEDULES:
+            raise TrainConfigError(
+                f"unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}"
+            )
         if not isinstance(self.snapshot_every, int) or self.snapshot_every < 1:
             raise TrainConfigError(
                 f"snapshot_every must be a whole number >= 1, got {self.snapshot_every!r}"
@@ -525,6 +533,8 @@ def _run(
                     what = f"loss exploded to {loss:.3g}"
                 yield diverged(epoch, b + 1, what)
                 return
+            step = (epoch - 1) * batches + b
+            optimizer.lr = learning_rate(config.schedule, config.lr, step, batches * config.epochs)
             optimizer.step(model.gradients())
             m = len(idx)
             correct += int(np.count_nonzero(logits.argmax(axis=1) == y))

@@ -1,4 +1,4 @@
-"""ConvScope's package data: the bundled MNIST, sample photos and the shipped model.
+"""ConvScope's package data: the bundled MNIST and photos, sample photos and the shipped model.
 
 Files are reached through :mod:`importlib.resources`, so they load from an installed
 wheel as well as from a source checkout. See ``resources/ATTRIBUTION.md`` for licences.
@@ -38,6 +38,12 @@ PHOTO_MODEL_FILE = "cifar4-photos.npz"
 def photo_model_path() -> Path:
     """The four-class photo model ('photos' on the command line); it may not exist yet."""
     return resource_path("models", PHOTO_MODEL_FILE)
+
+
+def cifar4_dir() -> Path:
+    """Folder of the bundled four-class photo set (``train/`` and ``test/``, one subfolder per
+    class: bird, cat, dog, ship)."""
+    return resource_path("datasets", "cifar4")
 
 
 def shipped_model_path() -> Path:

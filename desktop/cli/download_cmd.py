@@ -1,7 +1,8 @@
-"""``convscope download``: fetch an optional dataset (Fashion-MNIST) into the per-user cache.
+"""``convscope download``: fetch an optional dataset (Fashion-MNIST, CIFAR-10) into the cache.
 
 Every file is verified against its pinned MD5 and SHA-256 before it is kept; a failed or
-tampered download leaves nothing behind. ConvScope never downloads anything unless asked.
+tampered download leaves nothing behind; CIFAR-10's archive is then unpacked (its binary
+batches only). ConvScope never downloads anything unless asked.
 """
 
 from __future__ import annotations
@@ -12,7 +13,10 @@ import sys
 
 from engine.download import REMOTE_DATASETS, DownloadProgress, dataset_cache_dir, download_dataset
 
-HELP = "download an optional dataset (Fashion-MNIST) into the per-user cache, checksum-verified"
+HELP = (
+    "download an optional dataset (Fashion-MNIST, CIFAR-10) into the per-user cache, "
+    "checksum-verified"
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,6 +40,11 @@ def run(args: argparse.Namespace) -> int:
     def progress(p: DownloadProgress) -> None:
         if p.skipped:
             print(f"[{p.index + 1}/{p.count}] {p.file}: already in the cache", file=sys.stderr)
+        elif p.total and p.done == p.total and remote.unpack is not None:
+            print(
+                f"[{p.index + 1}/{p.count}] {p.file}: {p.total / 1e6:.1f} MB, verified; unpacking",
+                file=sys.stderr,
+            )
         elif p.total and p.done == p.total:
             print(
                 f"[{p.index + 1}/{p.count}] {p.file}: {p.total / 1e6:.1f} MB, verified",

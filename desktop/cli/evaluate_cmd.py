@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from desktop.cli import CliError
 from desktop.cli.common import add_model_argument
 from desktop.cli.progress import Progress
+from desktop.cli.train_cmd import add_classes_argument
 
 if TYPE_CHECKING:
     from engine.evaluation import EvaluationResult
@@ -26,9 +27,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--dataset",
         default="mnist",
-        help="'mnist' (bundled, the default), a folder of IDX files, or a folder with one "
-        "subfolder of images per class",
+        help="'mnist' (bundled, the default), 'cifar4', 'fashion-mnist', 'cifar10', a folder of "
+        "IDX files or CIFAR-10 batches (their test files are used), or a folder of class "
+        "subfolders (its test/ part if it has one, else every image in it)",
     )
+    add_classes_argument(parser)
     parser.add_argument(
         "--limit", type=int, default=None, metavar="N", help="first N test images only"
     )
@@ -58,7 +61,14 @@ def run(args: argparse.Namespace) -> int:
     path = resolve_model_path(args.model)
     model = load_model(path)
     progress = Progress()
-    dataset = load_dataset_for(args.dataset, tuple(model.input_spec.shape), None, progress)
+    dataset = load_dataset_for(
+        args.dataset,
+        tuple(model.input_spec.shape),
+        None,
+        progress,
+        classes=args.classes,
+        test_fraction=1.0,  # a plain class-folder tree: every image is scored
+    )
     progress.close()
     if len(dataset.classes) != len(model.classes):
         raise CliError(
@@ -70,20 +80,28 @@ def run(args: argparse.Namespace) -> int:
         images, labels = images[: args.limit], labels[: args.limit]
 
     result = None
+    if len(images) == 0:
+        raise CliError(f"{dataset.test_summary()}: no images to evaluate")
     for item in evaluate_iter(model, images, labels, args.batch_size):
         if isinstance(item, float):
-            progress.update(item, f"evaluating on {len(images):,} test images")
+            progress.update(item, f"evaluating on {len(images):,} images")
         else:
             result = item
     progress.close()
     assert result is not None
 
     if args.json:
-        doc = {"model": str(path), "dataset": dataset.name, **result.to_json(args.mistakes)}
+        doc = {
+            "model": str(path),
+            "dataset": dataset.name,
+            "split": dataset.test_split,
+            **result.to_json(args.mistakes),
+        }
         print(json.dumps(doc))
         return 0
     names = list(model.classes)
-    print(report(result, names, f"{path.name} on the {dataset.name} test split", args.mistakes))
+    title = f"{path.name} on {dataset.name}, {dataset.test_split}"
+    print(report(result, names, title, args.mistakes))
     return 0
 
 

@@ -26,6 +26,8 @@ from typing import Any
 
 from desktop.cli import CliError
 from desktop.cli.progress import Progress, format_duration
+from engine.augment import AUGMENTATIONS
+from engine.schedule import SCHEDULES
 
 HELP = "train a LeNet on MNIST or a dataset folder, evaluate it on the test split and save it"
 
@@ -38,9 +40,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--dataset",
         default="mnist",
-        help="'mnist' (bundled, the default), a folder of IDX files in MNIST layout, or a "
-        "folder with one subfolder of images per class",
+        help="'mnist' (bundled, the default), 'cifar4' (bundled photos: bird, cat, dog, ship), "
+        "'fashion-mnist' or 'cifar10' once downloaded, a folder of IDX files in MNIST layout, "
+        "of CIFAR-10 binary batches, or with one subfolder of images per class",
     )
+    add_classes_argument(parser)
     from engine import architectures
     from engine.archtext import GRAMMAR
 
@@ -97,15 +101,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--augment",
-        action="store_true",
-        help="random shifts, rotations, scale and stroke width (for real handwriting)",
+        nargs="?",
+        const="auto",
+        default=None,
+        choices=AUGMENTATIONS,
+        help="augment the training images: 'digits' (random shifts, rotations, scale and stroke "
+        "width, for real handwriting), 'photos' (random crop with 4 pixels of padding, "
+        "horizontal flip), or 'auto' (the default: photos for colour data, digits for gray)",
+    )
+    parser.add_argument(
+        "--schedule",
+        choices=SCHEDULES,
+        default="constant",
+        help="learning-rate schedule over the run: constant (default), cosine (down to 0), "
+        "onecycle (up from lr/25 to lr over 30%% of the steps, then down)",
     )
     parser.add_argument(
         "--channels",
         type=int,
         choices=(1, 3),
-        default=1,
-        help="1 = grayscale (default), 3 = colour; used for image folders",
+        default=None,
+        help="1 = grayscale, 3 = colour (default: the data's own; colour photos stay colour)",
     )
     parser.add_argument(
         "--out",
@@ -122,11 +138,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 # -- helpers shared with evaluate_cmd -----------------------------------------------------------
+def add_classes_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--classes",
+        metavar="A,B,...",
+        default=None,
+        help="keep only these classes of the dataset, in this order (e.g. bird,cat,dog,ship)",
+    )
+
+
 def load_dataset_for(
-    spec: str, input_shape: tuple[int, ...], limit: int | None = None, progress: Any = None
+    spec: str,
+    input_shape: tuple[Any, ...],
+    limit: int | None = None,
+    progress: Any = None,
+    *,
+    classes: str | None = None,
+    test_fraction: float = 0.2,
 ) -> Any:
     """``engine.datasets.load_dataset`` with image folders converted to a model input (C,H,W)
-    (IDX datasets keep their size; the model's InputSpec pads 28x28 to 32x32)."""
+    (IDX datasets keep their size; the model's InputSpec pads 28x28 to 32x32). A channel
+    count of None keeps the data's own."""
     from engine.datasets import load_dataset
 
     channels, height, width = input_shape
@@ -137,7 +169,13 @@ def load_dataset_for(
             progress.update(done / max(total, 1), f"reading {spec}: {done:,}/{total:,} images")
 
     return load_dataset(
-        spec, limit=limit, image_size=(height, width), channels=channels, progress=report
+        spec,
+        limit=limit,
+        image_size=(height, width),
+        channels=channels,
+        progress=report,
+        classes=classes,
+        test_fraction=test_fraction,
     )
 
 
@@ -186,16 +224,25 @@ def run(args: argparse.Namespace) -> int:
     from engine.run import RunSettings, training_run
 
     config = _config(args)
-    choice = choose(args.arch, args.channels)  # NAME, TEXT or FILE.json; checked before loading
+    # NAME, TEXT or FILE.json: checked before loading; the channels are the data's unless given
+    choice = choose(args.arch, args.channels or 1)
     out = _check_out_path(args.out) if args.out is not None else None
     progress = Progress()
     t_start = time.perf_counter()
-    dataset = load_dataset_for(args.dataset, choice.input_shape, args.limit, progress)
+    dataset = load_dataset_for(
+        args.dataset,
+        (args.channels, *choice.input_shape[1:]),
+        args.limit,
+        progress,
+        classes=args.classes,
+    )
     progress.close()
     _report_skipped(progress, dataset.skipped)
+    if dataset.input_shape[0] != choice.input_shape[0]:
+        choice = choose(args.arch, dataset.input_shape[0])
     if out is None:
         out = _check_out_path(f"{choice.label}-{_slug(dataset.name)}.npz")
-    augment, augment_name = _augment(args)
+    augment, augment_name = _augment(args, dataset)
     settings = RunSettings(
         architecture=choice.architecture(len(dataset.classes)),
         config=config,
@@ -216,7 +263,11 @@ def run(args: argparse.Namespace) -> int:
         f"training {choice.label} on {dataset.name}: {counts['train']:,} training + "
         f"{counts['val']:,} validation images, {config.epochs} epoch"
         f"{'s' if config.epochs > 1 else ''}, batch {config.batch_size}, {config.optimizer} lr "
-        f"{config.lr:g}, seed {config.seed}"
+        f"{config.lr:g}"
+        + (f" ({config.schedule})" if config.schedule != "constant" else "")
+        + (f", weight decay {config.weight_decay:g}" if config.weight_decay else "")
+        + (f", {augment_name} augmentation" if augment_name else "")
+        + f", seed {config.seed}"
     )
     stack = contextlib.ExitStack()
     if args.workers > 1:
@@ -289,22 +340,24 @@ def run(args: argparse.Namespace) -> int:
         args,
         summary,
         f"test accuracy {_pct(summary['test_accuracy'])} on {counts['test']:,} "
-        f"{dataset.name} test images (val {_pct(summary['val_accuracy'])}, train "
-        f"{_pct(summary['train_accuracy'])}); trained in {format_duration(summary['seconds'])}\n"
+        f"{dataset.name} test images ({dataset.test_split}; val "
+        f"{_pct(summary['val_accuracy'])}, train {_pct(summary['train_accuracy'])}); "
+        f"trained in {format_duration(summary['seconds'])}\n"
         f"saved {out}",
     )
     return 0
 
 
-def _augment(args: argparse.Namespace) -> tuple[Any, str]:
-    """The per-batch augmentation asked for and its name in the metadata."""
+def _augment(args: argparse.Namespace, dataset: Any) -> tuple[Any, str]:
+    """The per-batch augmentation asked for (``auto``: by the data) and its name."""
     if not args.augment:
         return None, ""
-    if args.channels != 1:
-        raise CliError("--augment distorts grayscale digits; it cannot be used with --channels 3")
-    from engine.augment import augment_digits
+    from engine.augment import augmenter
 
-    return augment_digits, "digits"
+    kind = args.augment
+    if kind == "auto":
+        kind = "photos" if dataset.input_shape[0] == 3 else "digits"
+    return augmenter(kind, dataset.train_images), kind
 
 
 def _config(args: argparse.Namespace) -> Any:
@@ -326,6 +379,7 @@ def _config(args: argparse.Namespace) -> Any:
         weight_decay=args.weight_decay,
         loss=args.loss.replace("-", "_"),
         seed=args.seed,
+        schedule=args.schedule,
     )
     config.validate()
     return config

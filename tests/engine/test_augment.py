@@ -103,7 +103,37 @@ def test_augment_images_dispatches_on_layout(rng):
     y = augment_images(x[:, None], np.random.default_rng(1))
     assert y.shape == (4, 1, 28, 28)
     colour = np.zeros((4, 3, 32, 32), np.uint8)
-    assert augment_images(colour, np.random.default_rng(1)) is colour
+    colour[:, :, 8:24, 8:24] = 200
+    out = augment_images(colour, np.random.default_rng(1))
+    assert out.shape == colour.shape and not np.array_equal(out, colour)
+    assert out.sum() == colour.sum()  # shifted by at most 4 pixels: nothing cropped away
+
+
+def test_augment_photos_crops_and_flips(rng):
+    from engine.augment import augment_photos, augmenter
+
+    x = rng.integers(0, 256, (300, 3, 8, 10), dtype=np.uint8)
+    y = augment_photos(x, np.random.default_rng(5), pad=2)
+    assert y.shape == x.shape and y.dtype == np.uint8
+    matched = {"shift": 0, "flip": 0}
+    for a, b in zip(x, y, strict=True):  # every output is a shifted, maybe mirrored, input
+        found = None
+        for flip in (False, True):
+            src = a[:, :, ::-1] if flip else a
+            padded = np.pad(src, ((0, 0), (2, 2), (2, 2)))
+            for dy in range(5):
+                for dx in range(5):
+                    if np.array_equal(padded[:, dy : dy + 8, dx : dx + 10], b):
+                        found = (flip, dy, dx)
+        assert found is not None
+        matched["flip" if found[0] else "shift"] += 1
+    assert 100 < matched["flip"] < 200  # about half mirrored
+    again = augment_photos(x, np.random.default_rng(5), pad=2)
+    np.testing.assert_array_equal(again, y)
+    assert augment_photos(x[:, 0], np.random.default_rng(5)).shape == (300, 8, 10)
+    assert augmenter("auto", x) is augment_photos
+    assert augmenter("auto", x[:, 0]) is not augment_photos
+    assert augmenter("photos", x[:, 0]) is augment_photos
 
 
 def test_empty_batch():

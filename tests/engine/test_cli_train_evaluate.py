@@ -121,7 +121,9 @@ def test_evaluate_text_report_is_a_readable_table(trained, digits_folder):
     )
     assert status == 0
     lines = stdout.splitlines()
-    assert lines[0].startswith("digits.npz on the") and lines[0].endswith(": 50 images")
+    assert lines[0].startswith("digits.npz on digits0, the t10k files") and lines[0].endswith(
+        ": 50 images"
+    )
     assert lines[1].startswith("accuracy ")
     assert "confusion matrix (rows = true class, columns = predicted class):" in lines
     table = lines[lines.index("confusion matrix (rows = true class, columns = predicted class):") :]

@@ -301,7 +301,9 @@ def make_image_folder(root: Path, per_class=5) -> Path:
 def test_image_folder_dataset(tmp_path):
     root = make_image_folder(tmp_path / "pets")
     calls = []
-    ds = load_dataset(root, image_size=(12, 10), progress=lambda d, t: calls.append((d, t)))
+    ds = load_dataset(
+        root, image_size=(12, 10), channels=1, progress=lambda d, t: calls.append((d, t))
+    )
     assert ds.classes == ["bird", "boat", "cat", "dog"] and ds.name == "pets"
     assert ds.train_images.shape[1:] == (12, 10) and ds.train_images.dtype == np.uint8
     assert len(ds.train_labels) + len(ds.test_labels) == 20
@@ -327,7 +329,7 @@ def test_image_folder_rgb_seeded_and_limited(tmp_path):
     assert not np.array_equal(a.train_labels, c.train_labels)
     red = a.train_images[a.train_labels == 2]
     assert (red[:, 0] > 240).all() and (red[:, 1] < 15).all()
-    limited = load_dataset(root, image_size=(8, 8), limit=6, seed=1)
+    limited = load_dataset(root, image_size=(8, 8), channels=1, limit=6, seed=1)
     assert len(limited.train_labels) == 6 and len(set(limited.train_labels.tolist())) > 1
 
 

@@ -235,3 +235,100 @@ def test_pinned_checksums_are_well_formed():
         assert len(f.md5) == 32 and len(f.sha256) == 64
         int(f.md5, 16), int(f.sha256, 16)
     assert REMOTE_DATASETS["fashion-mnist"].files[0].md5 == "8d4fb7e6c68d591d4c3dfef9ec88bf0d"
+
+
+# --- CIFAR-10: an archive, unpacked after the checksum ----------------------------------------
+
+
+def _cifar_archive(extra: dict[str, bytes] | None = None, drop: str | None = None) -> bytes:
+    import io
+    import tarfile
+
+    from engine.cifar import RECORD
+
+    rng = np.random.default_rng(3)
+    members = {}
+    for name in [f"data_batch_{i}.bin" for i in range(1, 6)] + ["test_batch.bin"]:
+        rec = rng.integers(0, 256, (4, RECORD), dtype=np.uint8)
+        rec[:, 0] = [2, 3, 5, 8]
+        members[f"cifar-10-batches-bin/{name}"] = rec.tobytes()
+    members["cifar-10-batches-bin/batches.meta.txt"] = (
+        b"airplane\nautomobile\nbird\ncat\ndeer\ndog\nfrog\nhorse\nship\ntruck\n"
+    )
+    members.update(extra or {})
+    members.pop(drop or "", None)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        link = tarfile.TarInfo("cifar-10-batches-bin/readme.html")
+        link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
+        tar.addfile(link)
+    return buf.getvalue()
+
+
+def _serve_cifar(archive: bytes):
+    srv = Server({"cifar-10-binary.tar.gz": archive})
+    md5 = hashlib.md5(archive).hexdigest()
+    return srv, {"cifar-10-binary.tar.gz": (md5, None)}
+
+
+def test_cifar10_download_unpacks_the_binary_batches(tmp_path):
+    srv, sums = _serve_cifar(_cifar_archive({"cifar-10-batches-bin/../../evil.txt": b"x"}))
+    try:
+        folder = download_dataset("cifar10", base_url=srv.url, cache_dir=tmp_path, checksums=sums)
+        assert is_downloaded("cifar10", tmp_path)
+        assert sorted(p.name for p in folder.iterdir()) == ["cifar-10-batches-bin"]
+        inner = sorted(p.name for p in (folder / "cifar-10-batches-bin").iterdir())
+        assert inner == [
+            "batches.meta.txt",
+            *(f"data_batch_{i}.bin" for i in range(1, 6)),
+            "test_batch.bin",
+        ]  # no link, nothing outside, the archive deleted
+        assert not list(tmp_path.rglob("evil.txt"))
+        ds = load_dataset("cifar10", cache_dir=tmp_path, classes="bird,cat,dog,ship")
+        assert ds.name == "CIFAR-10" and len(ds.train_labels) == 20 and len(ds.test_labels) == 4
+        srv.requests.clear()
+        download_dataset("cifar10", base_url=srv.url, cache_dir=tmp_path, checksums=sums)
+        assert srv.requests == []  # already unpacked: nothing fetched again
+    finally:
+        srv.close()
+
+
+def test_cifar10_pinned_md5_and_an_archive_without_batches(tmp_path):
+    srv, sums = _serve_cifar(_cifar_archive(drop="cifar-10-batches-bin/test_batch.bin"))
+    try:
+        with pytest.raises(DatasetError, match="checksum mismatch"):  # the pinned official MD5
+            download_dataset("cifar10", base_url=srv.url, cache_dir=tmp_path)
+        with pytest.raises(DatasetError, match=r"lacks cifar-10-batches-bin/test_batch\.bin"):
+            download_dataset("cifar10", base_url=srv.url, cache_dir=tmp_path, checksums=sums)
+        assert not is_downloaded("cifar10", tmp_path)
+        assert _leftovers(dataset_cache_dir("cifar10", tmp_path)) == ["cifar-10-binary.tar.gz"]
+    finally:
+        srv.close()
+    assert REMOTE_DATASETS["cifar10"].files[0].md5 == "c32a1d4ab5d03f1284b67883e8d87530"
+
+
+def test_a_full_disk_is_a_disk_problem_not_a_network_failure(server, sums, tmp_path, monkeypatch):
+    import errno
+
+    import engine.download as download
+    from engine.download import DiskError
+
+    def full(out, chunk):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(download, "_write", full)
+    with pytest.raises(DiskError) as info:
+        download_dataset(base_url=server.url, cache_dir=tmp_path, checksums=sums)
+    text = str(info.value)
+    assert "the disk is full" in text and "network" not in text and "connection" not in text
+    assert len(server.requests) == 1  # not retried, not blamed on the mirror
+    assert _leftovers(dataset_cache_dir("fashion-mnist", tmp_path)) == []
+    monkeypatch.setattr(download.shutil, "disk_usage", lambda p: type("U", (), {"free": 10})())
+    monkeypatch.undo()
+    monkeypatch.setattr(download.shutil, "disk_usage", lambda p: type("U", (), {"free": 10})())
+    with pytest.raises(DiskError, match="not enough free space"):
+        download_dataset(base_url=server.url, cache_dir=tmp_path, checksums=sums)

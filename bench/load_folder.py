@@ -1,0 +1,70 @@
+"""Loading an image folder of 20,000 small JPEGs (the CIFAR four-class photos, 32x32).
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE /work/main/.venv/bin/python bench/load_folder.py
+
+Alternates, in one process so that machine load hits both alike, ``--repeats`` times:
+
+1. ``engine.datasets.load_dataset(FOLDER, image_size=(32, 32), channels=3)`` (the loader);
+2. the reference: the previous loader's per-file work, ``load_image(path, mode="RGB",
+   draft_size=...)`` then ``fit_image`` for every file (what loading cost before: about 10 s).
+
+Prints the medians and the ratio loader/reference. Target: 3 s or less for the loader.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from engine.datasets import fit_image, load_dataset  # noqa: E402
+from engine.imageio import load_image  # noqa: E402
+
+DEFAULT = ROOT.parent.parent / "shared" / "data" / "cifar4" / "train"
+
+
+def reference(files: list[Path]) -> np.ndarray:
+    out = np.empty((len(files), 3, 32, 32), np.uint8)
+    for i, f in enumerate(files):
+        out[i] = fit_image(load_image(f, mode="RGB", draft_size=(32, 32)), (32, 32), 3)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--folder", type=Path, default=DEFAULT)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--no-reference", action="store_true")
+    args = parser.parse_args()
+    folder = args.folder if args.folder.is_dir() else Path("/work/shared/data/cifar4/train")
+    files = sorted(folder.glob("*/*.jpg"))
+    print(f"{folder}: {len(files):,} files")
+    ours, ref = [], []
+    for _ in range(args.repeats):
+        t = time.perf_counter()
+        ds = load_dataset(folder, image_size=(32, 32), channels=3)
+        ours.append(time.perf_counter() - t)
+        if not args.no_reference:
+            t = time.perf_counter()
+            reference(files)
+            ref.append(time.perf_counter() - t)
+        print(f"  loader {ours[-1]:.2f} s" + (f", reference {ref[-1]:.2f} s" if ref else ""))
+    n = len(ds.train_labels) + len(ds.test_labels)
+    print(f"loader: median {statistics.median(ours):.2f} s for {n:,} images")
+    if ref:
+        r = statistics.median(ref)
+        ratios = [a / b for a, b in zip(ours, ref, strict=True)]
+        print(
+            f"reference: median {r:.2f} s; ratio loader/reference {statistics.median(ratios):.2f}"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,71 @@
+"""The :class:`Dataset` every loader returns, and the limits every loader enforces.
+
+Kept apart from :mod:`engine.datasets` (the entry point) so that the loaders of each format
+(:mod:`engine.idx`, :mod:`engine.imagefolder`, :mod:`engine.cifar`) can build one without an
+import cycle.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+#: Most classes a dataset may have (ImageNet has 1,000): more is a damaged or hostile label file.
+MAX_CLASSES = 1000
+#: Largest image side (pixels) a dataset file may declare, and most pixels per image.
+MAX_IMAGE_SIDE = 4096
+MAX_IMAGE_PIXELS = 1 << 22
+#: Most bytes one dataset array may take once decompressed (1 GiB; EMNIST ByClass takes 550 MB).
+MAX_ARRAY_BYTES = 1 << 30
+#: Longest class name (characters) read from a class file.
+MAX_CLASS_NAME = 100
+
+
+@dataclass
+class Dataset:
+    """A labelled image dataset, split into training and test parts.
+
+    ``train_images``/``test_images``: ``uint8 (N, H, W)`` or ``(N, C, H, W)``;
+    ``train_labels``/``test_labels``: ``int64 (N,)`` with values in ``0..len(classes)-1``.
+    ``test_split`` says in words where the test images come from ("the t10k files", "the test/
+    folder", "20% of each class held out (seed 0)", "every image in the folder").
+    ``test_files``: for image folders, the path of each test image relative to ``source``.
+    """
+
+    name: str
+    classes: list[str]
+    train_images: np.ndarray
+    train_labels: np.ndarray
+    test_images: np.ndarray
+    test_labels: np.ndarray
+    source: str
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    test_split: str = "the test split"
+    test_files: list[str] | None = None
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of one image, as an ``InputSpec.shape``."""
+        shape = self.train_images.shape[1:]
+        return (1, *shape) if len(shape) == 2 else tuple(shape)  # type: ignore[return-value]
+
+    def summary(self) -> str:
+        c, h, w = self.input_shape
+        colour = "gray" if c == 1 else ("colour" if c == 3 else f"{c} channels")
+        text = (
+            f"{self.name}: {len(self.train_labels):,} training images and "
+            f"{len(self.test_labels):,} test images ({self.test_split}), {h}x{w} {colour}, "
+            f"{self.num_classes} classes"
+        )
+        if self.skipped:
+            text += f" ({len(self.skipped)} unreadable files skipped)"
+        return text
+
+    def test_summary(self) -> str:
+        """One line for an evaluation: which split, how many images."""
+        return f"{self.name}, {self.test_split}: {len(self.test_labels):,} images"

@@ -1,0 +1,343 @@
+"""Image-folder datasets: one subfolder of images per class, optionally under train/ and test/.
+
+Colour and size come from the data unless given: ``channels=None`` gives RGB when the sampled
+images are colour and gray otherwise; ``image_size=None`` gives the images' own size when the
+sampled images all share one (at most :data:`AUTO_MAX_SIDE` a side), else :data:`AUTO_SIZE`.
+An image of another size is centre-cropped to the target aspect ratio and resized (the subject
+stays large; nothing is letterboxed); one already at the target size is taken as it is, which
+is what makes a folder of 20,000 CIFAR JPEGs load in about 1.5 s (reading the file's bytes and
+decoding them from memory through :func:`engine.imageio.image_from_bytes`, with every check of
+:mod:`engine.imageio`: pixel limit before decoding, truncation, decompression bombs).
+
+Loading is a generator (:func:`iter_image_folder`) of ``Progress("load", done, total)`` events
+and then the :class:`~engine.dataset_types.Dataset`, with the protocol of :mod:`engine.progress`:
+``control`` is anything with a ``cancelled`` attribute, polled between chunks of images; when it
+turns true the generator ends without a dataset.
+"""
+
+from __future__ import annotations
+
+import io
+import mmap
+import multiprocessing
+import os
+import re
+import sys
+from collections.abc import Generator, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from engine.dataset_types import MAX_CLASSES, Dataset
+from engine.errors import DatasetError, ImageLoadError
+from engine.imageio import MAX_PIXELS, image_from_bytes, load_image
+from engine.progress import Progress
+
+__all__ = ["AUTO_MAX_SIDE", "AUTO_SIZE", "fit_image", "iter_image_folder"]
+
+AUTO_SIZE = (32, 32)
+AUTO_MAX_SIDE = 128
+_SMALL_FILE = 1 << 16  # decoded from memory; larger files are decoded in draft mode
+_CHUNK = 256  # images between two progress events / cancellation checks
+_PARALLEL_MIN = 2000  # images: below this a second process is not worth its start
+_FORK_OK = sys.platform.startswith("linux")
+_GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
+
+_SPLIT_NAMES = {
+    "train": "train",
+    "training": "train",
+    "test": "test",
+    "testing": "test",
+    "val": "test",
+    "valid": "test",
+    "validation": "test",
+}
+
+
+def _natural_key(text: str) -> list:
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", text)]
+
+
+def _entries(folder: Path, want_dirs: bool) -> list[Path]:
+    with os.scandir(folder) as it:  # DirEntry.is_dir/is_file need no stat on most systems
+        names = [
+            e.name
+            for e in it
+            if not e.name.startswith(".") and (e.is_dir() if want_dirs else e.is_file())
+        ]
+    return [folder / n for n in sorted(names, key=_natural_key)]
+
+
+def _subfolders(folder: Path) -> list[Path]:
+    return _entries(folder, True)
+
+
+def _files(folder: Path) -> list[Path]:
+    return _entries(folder, False)
+
+
+def fit_image(image: np.ndarray, size: tuple[int, int], channels: int = 1) -> np.ndarray:
+    """Centre-crop ``image`` (uint8 (H,W) or (H,W,3)) to the aspect of ``size`` = (H', W') and
+    resize it (bicubic, antialiased). Returns ``(H', W')`` for 1 channel, ``(3, H', W')`` for 3.
+    """
+    height, width = size
+    pil = Image.fromarray(image)
+    pil = pil.convert("L" if channels == 1 else "RGB")
+    fitted = ImageOps.fit(pil, (width, height), method=Image.Resampling.BICUBIC)
+    out = np.asarray(fitted, dtype=np.uint8)
+    return out if channels == 1 else out.transpose(2, 0, 1)
+
+
+def _plan(folder: Path) -> tuple[list[str], list[tuple[Path, str]]]:
+    """Class names and the (root, part) pairs to read: part "train"/"test" or "all"."""
+    subs = _subfolders(folder)
+    splits = {_SPLIT_NAMES.get(s.name.lower()) for s in subs}
+    if subs and "train" in splits and splits <= {"train", "test"}:
+        parts = {_SPLIT_NAMES[s.name.lower()]: s for s in subs}
+        classes = [d.name for d in _subfolders(parts["train"])]
+        if "test" in parts:
+            test_classes = [d.name for d in _subfolders(parts["test"])]
+            extra = sorted(set(test_classes) - set(classes))
+            if extra:
+                raise DatasetError(
+                    f"{parts['test']}: classes {extra} are not in "
+                    f"{parts['train'].name}/; both need the same class folders"
+                )
+            return classes, [(parts["train"], "train"), (parts["test"], "test")]
+        return classes, [(parts["train"], "train")]
+    return [d.name for d in subs], [(folder, "all")]
+
+
+def _detect(work: list[tuple[Path, str, int]]) -> tuple[int, tuple[int, int] | None]:
+    """(channels, common size or None) from the headers of up to 32 files spread over the set."""
+    picks = work[:: max(1, len(work) // 32)][:32]
+    colour = False
+    sizes = set()
+    for path, _, _ in picks:
+        try:
+            with Image.open(path) as im:
+                colour = colour or im.mode not in _GRAY_MODES
+                sizes.add((im.size[1], im.size[0]))
+        except (OSError, ValueError, Image.DecompressionBombError):
+            continue  # an unreadable file is reported when it is read
+    size = next(iter(sizes)) if len(sizes) == 1 else None
+    if size is not None and max(size) > AUTO_MAX_SIDE:
+        size = None
+    return (3 if colour else 1), size
+
+
+def _plain_jpeg(data: bytes, mode: str) -> np.ndarray | None:
+    """The common case, fast: a small baseline JPEG without EXIF, in L or RGB, decoded with no
+    more than Pillow's own work. None for anything else (or any doubt), which then goes the
+    full way through :func:`engine.imageio.image_from_bytes` (orientation, alpha, messages)."""
+    try:
+        with Image.open(io.BytesIO(data), formats=("JPEG",)) as im:
+            width, height = im.size
+            if not (0 < width * height <= MAX_PIXELS) or im.mode not in ("L", "RGB"):
+                return None
+            if im.info.get("exif"):
+                return None
+            im.load()  # a truncated file raises here (LOAD_TRUNCATED_IMAGES is never set)
+            return np.asarray(im if im.mode == mode else im.convert(mode))
+    except Exception:
+        return None
+
+
+def _read(path: Path, mode: str, size: tuple[int, int], channels: int) -> np.ndarray:
+    """One image as uint8 (H, W) or (3, H, W) at ``size``; ImageLoadError if unreadable."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(_SMALL_FILE + 1)
+        small = len(data) <= _SMALL_FILE
+    except OSError as exc:
+        raise ImageLoadError(f"{path.name}: cannot be read ({exc.strerror or exc})") from exc
+    if small:
+        img = _plain_jpeg(data, mode)
+        if img is None:
+            img = image_from_bytes(data, name=path.name, mode=mode)
+    else:
+        img = load_image(path, mode=mode, draft_size=(size[1], size[0]))
+    if img.shape[:2] != size:
+        return fit_image(img, size, channels)
+    return img if channels == 1 else img.transpose(2, 0, 1)
+
+
+def iter_image_folder(
+    folder: Path,
+    image_size: tuple[int, int] | None = None,
+    channels: int | None = None,
+    test_fraction: float = 0.2,
+    seed: int = 0,
+    control: Any = None,
+) -> Iterator[Progress | Dataset]:
+    """Read an image folder: :class:`Progress` events, then the Dataset (see module doc).
+
+    ``test_fraction``: share of each class held out as the test set when the folder has no
+    ``test/`` part; 1.0 puts every image into the test set (to evaluate a model on all of it).
+    """
+    classes, plan = _plan(folder)
+    if len(classes) < 2:
+        raise DatasetError(
+            f"{folder}: an image dataset needs one subfolder per class (at least two), e.g. "
+            f"{folder.name}/cat/*.jpg and {folder.name}/dog/*.jpg; found "
+            f"{len(classes)} class folder{'s' if len(classes) != 1 else ''}"
+        )
+    if len(classes) > MAX_CLASSES:
+        raise DatasetError(f"{folder}: {len(classes):,} class folders; at most {MAX_CLASSES:,}")
+    skipped: list[tuple[str, str]] = []
+    work: list[tuple[Path, str, int]] = []  # (file, part, label)
+    for root, part in plan:
+        for f in _files(root):
+            skipped.append((str(f.relative_to(folder)), "not inside a class folder; ignored"))
+        for label, cls in enumerate(classes):
+            cdir = root / cls
+            if cdir.is_dir():
+                work += [(f, part, label) for f in _files(cdir)]
+    found_channels, found_size = _detect(work)
+    channels = channels or found_channels
+    size = tuple(image_size) if image_size is not None else (found_size or AUTO_SIZE)
+    mode = "L" if channels == 1 else "RGB"
+    shape = size if channels == 1 else (3, *size)
+    files = [w[0] for w in work]
+    x = (
+        _shared((len(work), *shape))
+        if _parallel(len(work))
+        else np.empty((len(work), *shape), np.uint8)
+    )
+    status = _shared((len(work),))  # 0 not read yet, 1 read, 2 unreadable
+    ok = yield from _decode_all(files, x, status, mode, size, channels, control)  # type: ignore[arg-type]
+    if not ok:
+        return
+    keep = status == 1
+    for i in np.flatnonzero(~keep):
+        try:
+            x[i] = _read(files[i], mode, size, channels)  # type: ignore[arg-type]
+            keep[i] = True  # read by the other process only on a second try: keep it
+        except ImageLoadError as exc:
+            skipped.append((str(files[i].relative_to(folder)), str(exc)))
+    yield _assemble(folder, classes, plan, work, x, keep, skipped, test_fraction, seed)
+
+
+def _shared(shape: tuple[int, ...]) -> np.ndarray:
+    """A zeroed uint8 array in anonymous shared memory (seen by a process forked afterwards)."""
+    n = int(np.prod(shape))
+    return np.frombuffer(mmap.mmap(-1, max(n, 1)), np.uint8, count=n).reshape(shape)
+
+
+def _parallel(n: int) -> bool:
+    return _FORK_OK and n >= _PARALLEL_MIN and (os.cpu_count() or 1) >= 2
+
+
+def _decode_range(files, x, status, lo, hi, mode, size, channels) -> None:
+    for i in range(lo, hi):
+        try:
+            x[i] = _read(files[i], mode, size, channels)
+            status[i] = 1
+        except ImageLoadError:
+            status[i] = 2
+        except BaseException:
+            status[i] = 2
+
+
+def _decode_all(
+    files: list[Path],
+    x: np.ndarray,
+    status: np.ndarray,
+    mode: str,
+    size: tuple[int, int],
+    channels: int,
+    control: Any,
+) -> Generator[Progress, None, bool]:
+    """Decode every file into ``x`` (``status`` 1 = read, 2 = unreadable), yielding progress;
+    returns False if cancelled. With many files a forked process decodes the second half
+    (Pillow's header parsing holds the GIL, so threads would not help)."""
+    n = len(files)
+    mid = n // 2 if _parallel(n) else n
+    child = None
+    if mid < n:
+        ctx = multiprocessing.get_context("fork")
+        child = ctx.Process(
+            target=_decode_range,
+            args=(files, x, status, mid, n, mode, size, channels),
+            daemon=True,
+            name="convscope-load",
+        )
+        child.start()
+    try:
+        yield Progress("load", 0, n)
+        for start in range(0, mid, _CHUNK):
+            if control is not None and control.cancelled:
+                return False
+            _decode_range(files, x, status, start, min(start + _CHUNK, mid), mode, size, channels)
+            yield Progress("load", int(np.count_nonzero(status)), n)
+        while child is not None and child.is_alive():
+            if control is not None and control.cancelled:
+                return False
+            child.join(0.05)
+            yield Progress("load", int(np.count_nonzero(status)), n)
+        yield Progress("load", n, n)
+        return True
+    finally:
+        if child is not None:
+            if child.is_alive():
+                child.terminate()
+            child.join()
+            child.close()
+
+
+def _assemble(
+    folder: Path,
+    classes: list[str],
+    plan: list[tuple[Path, str]],
+    work: list[tuple[Path, str, int]],
+    x: np.ndarray,
+    keep: np.ndarray,
+    skipped: list[tuple[str, str]],
+    test_fraction: float,
+    seed: int,
+) -> Dataset:
+    from engine.datasets import stratified_indices
+
+    x = x[keep] if not keep.all() else x
+    kept = [w for w, k in zip(work, keep, strict=True) if k]
+    y = np.asarray([w[2] for w in kept], dtype=np.int64)
+    part_arr = np.asarray([w[1] for w in kept])
+    for root, part in plan:
+        if part == "test":
+            continue
+        counts = np.bincount(y[part_arr == part], minlength=len(classes))
+        empty = [classes[k] for k in np.flatnonzero(counts == 0)]
+        if empty:
+            raise DatasetError(
+                f"{root}: class folder{'s' if len(empty) > 1 else ''} "
+                f"{', '.join(empty)} hold{'s' if len(empty) == 1 else ''} no "
+                "readable image; add images or remove the folder"
+            )
+    rng = np.random.default_rng(seed)
+    if plan[-1][1] == "test":
+        train_idx = np.flatnonzero(part_arr == "train")
+        test_idx = np.flatnonzero(part_arr == "test")
+        split = f"the {plan[-1][0].name}/ folder"
+    elif test_fraction >= 1.0:
+        train_idx, test_idx = np.zeros(0, np.int64), np.arange(len(y))
+        split = "every image in the folder"
+    else:
+        train_idx, test_idx = stratified_indices(y, test_fraction, rng)
+        split = f"{test_fraction:.0%} of each class held out, seed {seed}"
+        if plan[0][1] == "train":
+            split = f"{test_fraction:.0%} of {plan[0][0].name}/ held out, seed {seed}"
+    train_idx = rng.permutation(train_idx)  # so that `limit` keeps a mix of classes
+    return Dataset(
+        folder.name,
+        classes,
+        x[train_idx],
+        y[train_idx],
+        x[test_idx],
+        y[test_idx],
+        str(folder),
+        skipped,
+        test_split=split,
+        test_files=[str(kept[i][0].relative_to(folder)) for i in test_idx],
+    )

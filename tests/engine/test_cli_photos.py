@@ -1,0 +1,70 @@
+"""``convscope train`` / ``evaluate`` with photos: colour kept, --classes, --augment by the
+data, --schedule, whole-folder evaluation, and runs refused before any training."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+from test_cli_train_evaluate import _run_in_process
+
+COLOURS = {"bird": (0, 0, 255), "cat": (255, 0, 0), "dog": (90, 90, 90), "ship": (0, 255, 0)}
+
+
+@pytest.fixture(scope="module")
+def pets(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pets") / "pets"
+    rng = np.random.default_rng(0)
+    for cls, colour in COLOURS.items():
+        (root / cls).mkdir(parents=True)
+        for i in range(10):
+            noise = rng.integers(-30, 30, (24, 24, 3))
+            px = np.clip(np.array(colour) + noise, 0, 255).astype(np.uint8)
+            Image.fromarray(px).save(root / cls / f"{i}.png")
+    return root
+
+
+def test_train_photos_with_classes_augment_and_schedule(pets, tmp_path):
+    out = tmp_path / "m.npz"
+    status, stdout, stderr = _run_in_process([
+        "train", "--dataset", str(pets), "--arch", "lenet-article", "--classes", "ship,cat,dog",
+        "--augment", "--schedule", "cosine", "--weight-decay", "0.0005", "--epochs", "2",
+        "--val-fraction", "0", "--out", str(out), "--json",
+    ])  # fmt: skip
+    assert status == 0, stderr
+    assert "cosine" in stderr and "photos augmentation" in stderr and "weight decay" in stderr
+    doc = json.loads(stdout)
+    from engine.modelfile import load_model
+
+    model = load_model(out)
+    assert model.classes == ["ship", "cat", "dog"] and model.input_spec.shape[0] == 3
+    assert model.meta["dataset"]["augment"] == "photos"
+    assert model.meta["history"]["config"]["schedule"] == "cosine"
+    assert doc["test_accuracy"] is not None
+    # evaluate on the plain class-folder tree: every image of the three classes is scored
+    status, stdout, _ = _run_in_process(
+        ["evaluate", str(out), "--dataset", str(pets), "--classes", "ship,cat,dog", "--json"]
+    )
+    assert status == 0
+    result = json.loads(stdout)
+    assert result["count"] == 30 and result["split"] == "every image in the folder"
+
+
+def test_runs_that_could_not_finish_are_refused_before_training(pets, tmp_path):
+    status, _, stderr = _run_in_process(
+        ["train", "--dataset", str(pets), "--out", "/proc/convscope-model.npz"]
+    )
+    assert status == 2 and "/proc/convscope-model.npz" in stderr and "Traceback" not in stderr
+    one = tmp_path / "one"
+    for cls in ("a", "b"):
+        (one / cls).mkdir(parents=True)
+        Image.new("RGB", (8, 8), "red").save(one / cls / "x.png")
+    status, _, stderr = _run_in_process(
+        ["train", "--dataset", str(one), "--out", str(tmp_path / "m.npz")]
+    )
+    assert status == 2 and "test split" in stderr and "empty" in stderr
+    assert "epoch" not in stderr and not (tmp_path / "m.npz").exists()
+    status, _, stderr = _run_in_process(["train", "--dataset", str(pets), "--classes", "cat,cow"])
+    assert status == 2 and "no class 'cow'" in stderr

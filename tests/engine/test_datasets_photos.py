@@ -1,0 +1,213 @@
+"""Photo datasets: the bundled four-class set, CIFAR-10 binary folders, class subsets, image
+folders with colour and size from the data, progress and cancel, the checks before training."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hostile import EXIF_MARK, make_hostile_files, make_odd_files
+from PIL import Image
+
+from engine.cifar import RECORD
+from engine.datasets import (
+    Dataset,
+    LoadCancelled,
+    dataset_choices,
+    load_dataset,
+    load_dataset_iter,
+    select_classes,
+)
+from engine.errors import DatasetError
+from engine.progress import CancelFlag
+from engine.progress import Progress as LoadProgress
+
+COLOURS = {"bird": (0, 0, 255), "cat": (255, 0, 0), "dog": (90, 90, 90), "ship": (0, 255, 0)}
+
+
+def photo_folder(root, per_class=3, size=(20, 16), gray=False, fmt="JPEG"):
+    for cls, colour in COLOURS.items():
+        (root / cls).mkdir(parents=True)
+        for i in range(per_class):
+            img = Image.new("RGB", size, colour)
+            (img.convert("L") if gray else img).save(root / cls / f"{i:03d}.jpg", fmt)
+    return root
+
+
+def test_bundled_photos_are_a_train_and_test_split_of_four_classes():
+    ds = load_dataset("cifar4")
+    assert ds.classes == ["bird", "cat", "dog", "ship"] and ds.name == "cifar4"
+    assert ds.train_images.shape == (4000, 3, 32, 32) and ds.test_images.shape == (1000, 3, 32, 32)
+    assert np.bincount(ds.train_labels).tolist() == [1000] * 4
+    assert np.bincount(ds.test_labels).tolist() == [250] * 4
+    assert "test/ folder" in ds.summary() and "1,000 test images" in ds.summary()
+    assert ds.test_files[0] == "test/bird/4750.jpg"
+    # real photos: colour, not gray copied into three channels
+    assert np.abs(ds.train_images[:50, 0].astype(int) - ds.train_images[:50, 2]).mean() > 5
+
+
+def test_dataset_choices_list_the_named_datasets(tmp_path):
+    choices = {c.key: c for c in dataset_choices(tmp_path)}
+    assert list(choices)[:2] == ["mnist", "cifar4"]
+    assert choices["cifar4"].available and choices["cifar4"].bundled
+    assert not choices["cifar10"].available and not choices["fashion-mnist"].bundled
+    with pytest.raises(DatasetError, match="convscope download cifar10"):
+        load_dataset("cifar10", cache_dir=tmp_path)
+
+
+def test_select_classes_keeps_order_and_relabels():
+    ds = load_dataset("mnist", classes="7, 1,3", limit=None)
+    assert ds.classes == ["7", "1", "3"]
+    full = load_dataset("mnist")
+    assert len(ds.train_labels) == int(np.isin(full.train_labels, [7, 1, 3]).sum())
+    first = full.train_labels[np.isin(full.train_labels, [7, 1, 3])][:20]
+    np.testing.assert_array_equal(ds.train_labels[:20], [{7: 0, 1: 1, 3: 2}[v] for v in first])
+    cifar4 = load_dataset("cifar4")
+    photos = select_classes(cifar4, ["Ship", "bird"])
+    assert photos.classes == ["ship", "bird"] and len(photos.test_files) == 500
+    assert photos.test_files[0].startswith("test/bird/") and photos.test_labels[0] == 1
+    for bad, match in (
+        ("cat,horse", "no class 'horse'.*bird, cat, dog, ship"),
+        ("cat", "at least two"),
+        ("cat,,dog", "empty"),
+        ("cat,cat", "twice"),
+    ):
+        with pytest.raises(DatasetError, match=match):
+            select_classes(cifar4, bad)
+
+
+def test_image_folder_colour_and_size_come_from_the_data(tmp_path):
+    colour = load_dataset(photo_folder(tmp_path / "c"), seed=0)
+    assert colour.train_images.shape[1:] == (3, 16, 20)
+    red = colour.train_images[colour.train_labels == 1]
+    assert (red[:, 0] > 240).all() and (red[:, 2] < 20).all()
+    gray = load_dataset(photo_folder(tmp_path / "g", gray=True))
+    assert gray.train_images.shape[1:] == (16, 20)
+    forced = load_dataset(tmp_path / "c", channels=1, image_size=(8, 8))
+    assert forced.train_images.shape[1:] == (8, 8)
+    mixed = tmp_path / "m"
+    photo_folder(mixed)
+    Image.new("RGB", (300, 200), "white").save(mixed / "cat" / "big.jpg")
+    assert load_dataset(mixed).train_images.shape[1:] == (3, 32, 32)  # sizes differ: 32x32
+
+
+def test_train_and_test_subfolders_and_evaluating_a_whole_folder(tmp_path):
+    photo_folder(tmp_path / "set" / "train", per_class=3)
+    photo_folder(tmp_path / "set" / "test", per_class=2)
+    ds = load_dataset(tmp_path / "set")
+    assert (len(ds.train_labels), len(ds.test_labels)) == (12, 8)
+    assert ds.test_split == "the test/ folder"
+    plain = photo_folder(tmp_path / "plain", per_class=5)
+    held = load_dataset(plain)
+    assert len(held.test_labels) == 4 and "20% of each class held out" in held.summary()
+    everything = load_dataset(plain, test_fraction=1.0)
+    assert len(everything.test_labels) == 20 and len(everything.train_labels) == 0
+    assert everything.test_split == "every image in the folder"
+    assert sorted(everything.test_files)[0] == "bird/000.jpg"
+
+
+def test_loading_reports_counts_and_can_be_cancelled(tmp_path):
+    root = photo_folder(tmp_path / "p", per_class=150)  # 600 images: three chunks
+    events = list(load_dataset_iter(root))
+    progress = [e for e in events if isinstance(e, LoadProgress)]
+    assert progress[0] == LoadProgress("load", 0, 600)
+    assert progress[-1] == LoadProgress("load", 600, 600)
+    assert isinstance(events[-1], Dataset)
+
+    control = CancelFlag()
+    seen = []
+    for item in load_dataset_iter(root, control=control):
+        seen.append(item)
+        if isinstance(item, LoadProgress) and item.done > 0:
+            control.cancel()
+    assert not any(isinstance(e, Dataset) for e in seen)
+    assert max(e.done for e in seen if isinstance(e, LoadProgress)) < 600
+    with pytest.raises(LoadCancelled):
+        load_dataset(root, control=control)
+
+
+def test_many_files_are_read_by_two_processes_identically(tmp_path, monkeypatch):
+    import engine.imagefolder as imagefolder
+
+    root = photo_folder(tmp_path / "p", per_class=30)
+    (root / "dog" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")
+    one = load_dataset(root)
+    monkeypatch.setattr(imagefolder, "_PARALLEL_MIN", 10)
+    two = load_dataset(root)
+    np.testing.assert_array_equal(one.train_images, two.train_images)
+    np.testing.assert_array_equal(one.test_labels, two.test_labels)
+    assert one.skipped == two.skipped and len(two.skipped) == 1
+
+
+def test_hostile_and_odd_images_in_a_folder(tmp_path):
+    root = photo_folder(tmp_path / "p", per_class=2, size=(40, 20))
+    hostile = make_hostile_files(tmp_path / "h")
+    for name, path in hostile.items():
+        (root / "cat" / name).write_bytes(path.read_bytes())
+    odd = make_odd_files(tmp_path / "o")
+    (root / "dog" / "exif.jpg").write_bytes(odd["exif_rotated.jpg"].read_bytes())
+    ds = load_dataset(root, image_size=(40, 20), channels=1, test_fraction=1.0)
+    assert {s.split("/")[1] for s, _ in ds.skipped} == set(hostile)
+    exif = ds.test_images[ds.test_files.index("dog/exif.jpg")]
+    assert EXIF_MARK == "top-right" and exif[:3, -3:].mean() > 200 and exif[:3, :3].mean() < 50
+
+
+def _cifar_batch(path, labels, rng):
+    records = np.zeros((len(labels), RECORD), np.uint8)
+    records[:, 0] = labels
+    records[:, 1:] = rng.integers(0, 256, (len(labels), RECORD - 1), dtype=np.uint8)
+    path.write_bytes(records.tobytes())
+    return records
+
+
+def make_cifar_folder(folder, rng, batches=5):
+    inner = folder / "cifar-10-batches-bin"
+    inner.mkdir(parents=True)
+    recs = [
+        _cifar_batch(inner / f"data_batch_{i}.bin", np.arange(10) % 10, rng)
+        for i in range(1, batches + 1)
+    ]
+    test = _cifar_batch(inner / "test_batch.bin", np.arange(20) % 10, rng)
+    names = "airplane automobile bird cat deer dog frog horse ship truck".split()
+    (inner / "batches.meta.txt").write_text("\n".join(names) + "\n\n")
+    return recs, test
+
+
+def test_cifar10_binary_folder(tmp_path, rng):
+    recs, test = make_cifar_folder(tmp_path / "c10", rng)
+    (tmp_path / "c10" / "cifar-10-batches-py").mkdir()  # the pickled version is ignored
+    ds = load_dataset(tmp_path / "c10")
+    assert ds.name == "CIFAR-10" and ds.classes[8] == "ship"
+    assert ds.train_images.shape == (50, 3, 32, 32) and ds.test_images.shape == (20, 3, 32, 32)
+    # label byte, then the red, green and blue planes, each row-major
+    first = recs[0][3]
+    assert ds.train_labels[3] == first[0]
+    np.testing.assert_array_equal(ds.train_images[3, 1, 0], first[1 + 1024 : 1 + 1024 + 32])
+    np.testing.assert_array_equal(ds.test_images[19].ravel(), test[19, 1:])
+    four = load_dataset(tmp_path / "c10" / "cifar-10-batches-bin", classes="bird,cat,dog,ship")
+    assert four.classes == ["bird", "cat", "dog", "ship"] and len(four.test_labels) == 8
+    gray = load_dataset(tmp_path / "c10", channels=1)
+    assert gray.train_images.shape == (50, 32, 32)
+
+
+def test_cifar10_damaged_files(tmp_path, rng):
+    make_cifar_folder(tmp_path / "c", rng, batches=1)
+    inner = tmp_path / "c" / "cifar-10-batches-bin"
+    assert "1 of 5" in load_dataset(tmp_path / "c").name
+    (inner / "test_batch.bin").write_bytes(b"\x00" * (RECORD + 5))
+    with pytest.raises(DatasetError, match="not a CIFAR-10 binary batch"):
+        load_dataset(tmp_path / "c")
+    _cifar_batch(inner / "test_batch.bin", np.array([3, 42]), rng)
+    with pytest.raises(DatasetError, match="label 42"):
+        load_dataset(tmp_path / "c")
+    _cifar_batch(inner / "test_batch.bin", np.array([3, 4]), rng)
+    (inner / "batches.meta.txt").write_bytes(b"\xff\xfe bird\n")
+    with pytest.raises(DatasetError, match="UTF-8"):
+        load_dataset(tmp_path / "c")
+
+
+def test_one_image_per_class_or_an_empty_test_folder_give_an_empty_test_split(tmp_path):
+    ds = load_dataset(photo_folder(tmp_path / "one", per_class=1))
+    assert len(ds.test_labels) == 0 and "0 test images" in ds.summary()
+    photo_folder(tmp_path / "s" / "train", per_class=2)
+    (tmp_path / "s" / "test").mkdir()
+    assert len(load_dataset(tmp_path / "s").test_labels) == 0  # engine.run refuses to train it
