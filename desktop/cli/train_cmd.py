@@ -224,14 +224,16 @@ def run(args: argparse.Namespace) -> int:
     from engine.run import RunSettings, training_run
 
     config = _config(args)
-    # NAME, TEXT or FILE.json: checked before loading; the channels are the data's unless given
+    # NAME, TEXT or FILE.json: checked before loading. The images keep their own colour unless
+    # --channels says otherwise or the network (a FILE.json) fixes it
     choice = choose(args.arch, args.channels or 1)
+    channels = args.channels or (choice.input_shape[0] if choice.kind == "file" else None)
     out = _check_out_path(args.out) if args.out is not None else None
     progress = Progress()
     t_start = time.perf_counter()
     dataset = load_dataset_for(
         args.dataset,
-        (args.channels, *choice.input_shape[1:]),
+        (channels, *choice.input_shape[1:]),
         args.limit,
         progress,
         classes=args.classes,
