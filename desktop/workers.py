@@ -14,6 +14,7 @@ seconds reaches the GUI (about 20 a second), whatever the batch rate; events for
 
 from __future__ import annotations
 
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable
@@ -107,11 +108,6 @@ def wait_for_all() -> None:
     _the_keeper().wait_all()
 
 
-def running_workers() -> int:
-    """How many started workers have a thread that has not finished yet."""
-    return len(_the_keeper().alive)
-
-
 def start_worker(worker: GeneratorWorker, on_finished: Callable[[], None] | None = None) -> QThread:
     """Run ``worker`` in a new QThread and return the thread.
 
@@ -135,10 +131,12 @@ def start_worker(worker: GeneratorWorker, on_finished: Callable[[], None] | None
 
 
 class OneAtATime(QObject):
-    """Runs one job at a time through :func:`start_worker`; the newest waiting request wins.
+    """Runs one job at a time through :func:`start_worker`; the newest request wins.
 
     A job submitted while one runs waits; a newer submission replaces a waiting one, so a fast
-    stream of requests (a digit being drawn, a slider dragged) never piles up threads.
+    stream of requests (a digit being drawn, a slider dragged) never piles up threads. A job
+    submitted with a ``cancel`` event is also told to stop (the event is set) as soon as a newer
+    job is submitted, so a long computation never delays the newest one by more than a step.
     ``job()`` returns an iterable of events, each handed to ``on_event`` on the GUI thread;
     errors go to ``on_error(message)``.
     """
@@ -148,31 +146,43 @@ class OneAtATime(QObject):
         self._on_error = on_error
         self._waiting: tuple | None = None
         self._running = False
+        self._running_cancel: threading.Event | None = None
 
     def submit(
         self,
         job: Callable[[], Iterable[object]],
         on_event: Callable[[object], None],
         essential: Callable[[object], bool] | None = None,
+        cancel: threading.Event | None = None,
     ) -> None:
-        self._waiting = (job, on_event, essential)
+        self._waiting = (job, on_event, essential, cancel)
+        if self._running_cancel is not None:
+            self._running_cancel.set()
         if not self._running:
             self._start()
+
+    def cancel(self) -> None:
+        """Drop the waiting job and ask the running one to stop (if it has a cancel event)."""
+        self._waiting = None
+        if self._running_cancel is not None:
+            self._running_cancel.set()
 
     def busy(self) -> bool:
         """True while a job runs (until its thread has finished) or waits."""
         return self._running or self._waiting is not None
 
     def _start(self) -> None:
-        (job, on_event, essential), self._waiting = self._waiting, None
+        (job, on_event, essential, cancel), self._waiting = self._waiting, None
         worker = GeneratorWorker(job, essential=essential or _always)
         worker.yielded.connect(on_event)
         worker.errored.connect(self._on_error)
         self._running = True
+        self._running_cancel = cancel
         start_worker(worker, self._on_thread_finished)
 
     @Slot()
     def _on_thread_finished(self) -> None:
         self._running = False
+        self._running_cancel = None
         if self._waiting is not None:
             self._start()

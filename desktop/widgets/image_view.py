@@ -166,9 +166,10 @@ class ImageView(QGraphicsView):
         if self._syncing:
             return
         for other in self._linked:
-            other._follow(self)
+            other.follow(self)
 
-    def _follow(self, leader: ImageView) -> None:
+    def follow(self, leader: ImageView) -> None:
+        """Take ``leader``'s zoom and scroll position (linked views do this by themselves)."""
         self._syncing = True
         try:
             self._fit = leader._fit

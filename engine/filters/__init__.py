@@ -40,6 +40,7 @@ from engine.filters.kernels import (
     kernel_to_text,
     parse_kernel,
     parse_number,
+    resize_cells,
     separable_factors,
     split_centre,
 )
@@ -70,6 +71,8 @@ from engine.filters.teaching import (
     Inspection,
     conv_steps,
     inspect_pixel,
+    inspect_result,
+    step_through,
 )
 from engine.imageops import to_gray
 
@@ -102,6 +105,7 @@ __all__ = [
     "format_number",
     "histogram",
     "inspect_pixel",
+    "inspect_result",
     "iter_filter",
     "iter_maps",
     "kernel_to_text",
@@ -114,6 +118,7 @@ __all__ = [
     "pool",
     "prepare_source",
     "relu",
+    "resize_cells",
     "run_filter",
     "save_kernels",
     "save_raw",
@@ -122,6 +127,7 @@ __all__ = [
     "size_formula",
     "split_centre",
     "stages",
+    "step_through",
     "subsampled_maps",
     "tile_maps",
     "to_gray",

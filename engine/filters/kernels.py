@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 
@@ -16,6 +18,7 @@ from engine.errors import EngineError
 
 #: the kernel sides the editor, ``--kernel`` and kernel files accept (one limit for all)
 KERNEL_SIZES = (1, 3, 5, 7)
+T = TypeVar("T")
 MAX_KERNELS = 8
 
 __all__ = [
@@ -28,6 +31,7 @@ __all__ = [
     "kernel_to_text",
     "parse_kernel",
     "parse_number",
+    "resize_cells",
     "separable_factors",
     "split_centre",
 ]
@@ -121,6 +125,22 @@ def check_size(shape: tuple[int, ...]) -> None:
     if len(shape) != 2 or shape[0] != shape[1] or shape[0] not in KERNEL_SIZES:
         size = "x".join(str(n) for n in shape) or "a single number"
         raise KernelError(f"kernel is {size}; it must be square with an odd side from 1 to 7")
+
+
+def resize_cells(cells: Sequence[T], size: int, new: int, fill: T) -> list[T]:
+    """The row-major cells of a ``size`` x ``size`` kernel centred in a ``new`` x ``new`` one
+    (``fill`` around it) or cropped to its centre: what the editor does when the size changes.
+    Both sizes are odd, so the centre stays the centre."""
+    if len(cells) != size * size:
+        raise KernelError(f"{len(cells)} cells do not make a {size}x{size} kernel")
+    d = (new - size) // 2
+    out = []
+    for r in range(new):
+        for c in range(new):
+            rr, cc = r - d, c - d
+            inside = 0 <= rr < size and 0 <= cc < size
+            out.append(cells[rr * size + cc] if inside else fill)
+    return out
 
 
 def format_number(value: float) -> str:

@@ -29,6 +29,7 @@ from engine.filters.geometry import (
     fitted_output_size,
     output_size,
     padding_for,
+    placement,
 )
 from engine.filters.kernels import MAX_KERNELS, KernelError, KernelSpec
 from engine.imageops import to_gray
@@ -141,6 +142,19 @@ class FilterSettings:
                             f"fit the {oh}x{ow} convolution output; use a smaller pooling "
                             "window, or a padding border and stride 1 before it"
                         )
+
+    def placement(self, step: int = 1) -> tuple[float, float]:
+        """``(scale, offset)`` of result pixels over input pixels (:func:`geometry.placement`);
+        ``step``: a preview of every step-th result pixel."""
+        pooled = self.pool != "none"
+        return placement(
+            self.kernels[0].size,
+            self.border,
+            self.stride,
+            pool_size=self.pool_size if pooled else 0,
+            pool_stride=self.pool_stride if pooled else 0,
+            step=step,
+        )
 
     def output_shape(self, height: int, width: int) -> tuple[int, int, int, int]:
         """``(N, H', W', C)`` of the maps for an image of ``height`` x ``width`` (after every

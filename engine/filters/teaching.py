@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.errors import ShapeError
+from engine.errors import EngineError, ShapeError
 from engine.filters.geometry import (
     NP_PAD,
     check_border,
@@ -19,6 +19,8 @@ from engine.filters.geometry import (
     padding_for,
 )
 from engine.filters.kernels import KernelSpec
+from engine.filters.pipeline import FilterResult
+from engine.imageops import to_gray
 
 __all__ = [
     "FIGURE5_IMAGE",
@@ -28,6 +30,8 @@ __all__ = [
     "Inspection",
     "conv_steps",
     "inspect_pixel",
+    "inspect_result",
+    "step_through",
 ]
 
 
@@ -143,3 +147,53 @@ def conv_steps(
             output[r, c] = total
             steps.append(ConvStep(r, c, r * stride, c * stride, patch, products, total))
     return ConvSteps(padded, p, k, steps, output)
+
+
+def inspect_result(
+    result: FilterResult, index: int, row: int, col: int, channel: int = 0
+) -> Inspection | None:
+    """:func:`inspect_pixel` for pixel ``(row, col)`` of kernel ``index``'s map in ``result``
+    (after pooling: the first convolution pixel of its pooling window); None outside."""
+    settings = result.settings
+    if settings is None:
+        return None
+    spec = settings.kernels[min(index, len(settings.kernels) - 1)]
+    if settings.pool != "none":
+        row, col = row * settings.pool_stride, col * settings.pool_stride
+    source = result.source
+    try:
+        return inspect_pixel(
+            source,
+            spec,
+            border=settings.border,
+            stride=settings.stride,
+            row=row,
+            col=col,
+            channel=channel if source.ndim == 3 else 0,
+        )
+    except EngineError:
+        return None
+
+
+def step_through(
+    result: FilterResult, index: int, hover: tuple[int, int] | None, crop: int = 8
+) -> ConvSteps | None:
+    """The Figure 5 step-through on a ``crop`` x ``crop`` gray crop of ``result``'s source,
+    around the hovered result pixel (or the centre), with kernel ``index``; None if it cannot."""
+    settings = result.settings
+    if settings is None:
+        return None
+    src = result.source
+    h, w = src.shape[:2]
+    if hover is not None and settings.pool == "none":
+        cy, cx = hover[0] * settings.stride, hover[1] * settings.stride
+    else:
+        cy, cx = h // 2, w // 2
+    y0 = int(np.clip(cy - crop // 2, 0, max(h - crop, 0)))
+    x0 = int(np.clip(cx - crop // 2, 0, max(w - crop, 0)))
+    patch = to_gray(src[y0 : y0 + crop, x0 : x0 + crop])
+    spec = settings.kernels[min(index, len(settings.kernels) - 1)]
+    try:
+        return conv_steps(patch, spec.weights(), stride=settings.stride, border=settings.border)
+    except EngineError:
+        return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import warnings
 
 import numpy as np
@@ -65,57 +66,59 @@ def test_opens_with_a_filtered_sample_and_the_named_widgets(window):
     for name in ("resultView", "sourceView", "stepAnimation"):
         assert tab.findChild(object, name) is not None, name
     assert tab.image() is not None
-    assert "camera.png" in tab.source_caption.text()
-    kernel = F.PRESETS[tab.preset_box.currentText()].array()
-    assert np.array_equal(shown(tab.result_view), expected_picture(tab.image(), kernel))
+    assert "camera.png" in tab.pages.source_caption.text()
+    kernel = F.PRESETS[tab.editor.preset_box.currentText()].array()
+    assert np.array_equal(shown(tab.pages.result_view), expected_picture(tab.image(), kernel))
 
 
 def test_choosing_presets_shows_the_engines_result(window, qtbot):
     tab = window.filters_tab
     for name in ("Sharpen", "Gaussian blur 3x3"):
         with qtbot.waitSignal(tab.result_shown, timeout=10000):
-            tab.preset_box.setCurrentText(name)
+            tab.editor.preset_box.setCurrentText(name)
         preset = F.PRESETS[name]
-        assert tab.grid.kernel().tolist() == preset.array().tolist()
-        assert tab.divisor_spin.value() == preset.divisor
+        assert tab.editor.grid.kernel().tolist() == preset.array().tolist()
+        assert tab.editor.divisor_spin.value() == preset.divisor
         picture = expected_picture(tab.image(), preset.array(), divisor=preset.divisor)
-        assert np.array_equal(shown(tab.result_view), picture)
-    assert "separable" in tab.kernel_info.text() and "[1 2 1]" in tab.kernel_info.text()
+        assert np.array_equal(shown(tab.pages.result_view), picture)
+    assert (
+        "separable" in tab.editor.kernel_info.text() and "[1 2 1]" in tab.editor.kernel_info.text()
+    )
 
 
 def test_typing_fractions_refusing_letters_and_undo(window, qtbot):
     tab = window.filters_tab
     with qtbot.waitSignal(tab.result_shown, timeout=10000):
-        tab.preset_box.setCurrentText("Identity")
-    cell = tab.grid.cell(0, 0)
+        tab.editor.preset_box.setCurrentText("Identity")
+    cell = tab.editor.grid.cell(0, 0)
     cell.setFocus()
     cell.selectAll()
     with qtbot.waitSignal(tab.result_shown, timeout=10000):
         qtbot.keyClicks(cell, "1/2")
-    assert tab.grid.kernel()[0, 0] == 0.5
-    assert tab.preset_box.currentText() == "Custom kernel"
+    assert tab.editor.grid.kernel()[0, 0] == 0.5
+    assert tab.editor.preset_box.currentText() == "Custom kernel"
     kernel = F.PRESETS["Identity"].array()
     kernel[0, 0] = 0.5
-    assert np.array_equal(shown(tab.result_view), expected_picture(tab.image(), kernel))
+    assert np.array_equal(shown(tab.pages.result_view), expected_picture(tab.image(), kernel))
 
-    before = shown(tab.result_view)
+    before = shown(tab.pages.result_view)
     qtbot.keyClicks(cell, "x")  # never part of a number: refused as typed
     assert cell.text() == "1/2"
-    assert tab.hint.isVisible() and "Only numbers" in tab.hint.text()
+    assert tab.editor.hint.isVisible() and "Only numbers" in tab.editor.hint.text()
 
-    other = tab.grid.cell(2, 2)
+    other = tab.editor.grid.cell(2, 2)
     other.setFocus()
     other.selectAll()
     qtbot.keyClicks(other, "3/")  # not a number yet: red cell with the reason
-    assert tab.grid.kernel() is None
+    assert tab.editor.grid.kernel() is None
     assert other.property("bad") is True and "row 3, column 3" in other.toolTip()
-    assert tab.hint.isVisible()
+    assert tab.editor.hint.isVisible()
     qtbot.waitUntil(lambda: not tab.is_computing())
-    assert np.array_equal(shown(tab.result_view), before)  # the last valid kernel stays
+    assert np.array_equal(shown(tab.pages.result_view), before)  # the last valid kernel stays
 
     qtbot.keyClick(other, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     assert other.text() == "0"  # the whole typing in that cell is one undo step
-    assert not tab.hint.isVisible()
+    assert not tab.editor.hint.isVisible()
     qtbot.keyClick(other, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     assert cell.text() == "0"
     qtbot.keyClick(
@@ -125,7 +128,7 @@ def test_typing_fractions_refusing_letters_and_undo(window, qtbot):
 
 
 def test_keyboard_moves_between_cells(window, qtbot):
-    grid = window.filters_tab.grid
+    grid = window.filters_tab.editor.grid
     start = grid.cell(0, 0)
     start.setFocus()
     start.setCursorPosition(len(start.text()))
@@ -142,36 +145,40 @@ def test_keyboard_moves_between_cells(window, qtbot):
 def test_border_stride_and_size_formula(window, qtbot):
     tab = window.filters_tab
     with qtbot.waitSignal(tab.result_shown, timeout=10000):
-        tab.preset_box.setCurrentText("Emboss")
+        tab.editor.preset_box.setCurrentText("Emboss")
     with qtbot.waitSignal(tab.result_shown, timeout=10000):
-        tab.border_box.setCurrentIndex(tab.border_box.findData("valid"))
-        tab.stride_box.setValue(2)
+        tab.settings_panel.border_box.setCurrentIndex(
+            tab.settings_panel.border_box.findData("valid")
+        )
+        tab.settings_panel.stride_box.setValue(2)
     h, w = tab.image().shape[:2]
     out_w = (w - 3) // 2 + 1
     assert tab.result().maps.shape[1:3] == ((h - 3) // 2 + 1, out_w)
-    assert f"({w} − 3 + 2·0)//2 + 1 = {out_w}" in tab.formula.text()
+    assert f"({w} − 3 + 2·0)//2 + 1 = {out_w}" in tab.settings_panel.formula.text()
     picture = expected_picture(tab.image(), F.PRESETS["Emboss"].array(), border="valid", stride=2)
-    assert np.array_equal(shown(tab.result_view), picture)
+    assert np.array_equal(shown(tab.pages.result_view), picture)
     with qtbot.waitSignal(tab.result_shown, timeout=10000):
-        tab.border_box.setCurrentIndex(tab.border_box.findData("wrap"))
+        tab.settings_panel.border_box.setCurrentIndex(
+            tab.settings_panel.border_box.findData("wrap")
+        )
     picture = expected_picture(tab.image(), F.PRESETS["Emboss"].array(), border="wrap", stride=2)
-    assert np.array_equal(shown(tab.result_view), picture)
+    assert np.array_equal(shown(tab.pages.result_view), picture)
 
 
 def test_relu_pooling_rgb_and_display_mapping(window, qtbot):
     tab = window.filters_tab
     with qtbot.waitSignal(tab.result_shown, timeout=10000):
-        tab.preset_box.setCurrentText("Sobel x")
-        tab.rgb_radio.setChecked(True)
-        tab.relu_check.setChecked(True)
-        tab.pool_box.setCurrentIndex(tab.pool_box.findData("max"))
-        tab.display_box.setCurrentIndex(tab.display_box.findData("normalize"))
+        tab.editor.preset_box.setCurrentText("Sobel x")
+        tab.settings_panel.rgb_radio.setChecked(True)
+        tab.settings_panel.relu_check.setChecked(True)
+        tab.settings_panel.pool_box.setCurrentIndex(tab.settings_panel.pool_box.findData("max"))
+        tab.pages.display_box.setCurrentIndex(tab.pages.display_box.findData("normalize"))
     h, w = tab.image().shape[:2]
-    assert f"max pool <b>{h // 2}×{w // 2}×3</b>" in tab.stages_label.text()
+    assert f"max pool <b>{h // 2}×{w // 2}×3</b>" in tab.settings_panel.stages_label.text()
     values = F.correlate(tab.image(), F.PRESETS["Sobel x"].array(), border="zero")
     pooled = F.pool(np.maximum(values, 0), "max", 2, 2)
-    assert np.array_equal(shown(tab.result_view), F.display(pooled, "normalize"))
-    assert tab.histogram.counts().sum() > 0
+    assert np.array_equal(shown(tab.pages.result_view), F.display(pooled, "normalize"))
+    assert tab.pages.histogram.counts().sum() > 0
 
 
 def drop_files(window, paths) -> None:
@@ -207,10 +214,10 @@ def test_dropping_a_photo_opens_it_and_a_hostile_file_keeps_it(window, qtbot, tm
     with qtbot.waitSignal(tab.result_shown, timeout=10000):
         drop_files(window, [photo])
     assert np.array_equal(tab.image(), pixels)
-    assert "mine.png" in tab.source_caption.text()
+    assert "mine.png" in tab.pages.source_caption.text()
     assert window.recent_files()[0] == str(photo.resolve())
-    kernel = F.PRESETS[tab.preset_box.currentText()].array()
-    assert np.array_equal(shown(tab.result_view), expected_picture(pixels, kernel))
+    kernel = F.PRESETS[tab.editor.preset_box.currentText()].array()
+    assert np.array_equal(shown(tab.pages.result_view), expected_picture(pixels, kernel))
 
     fake = tmp_path / "notes.png"
     fake.write_text("not a picture at all")
@@ -222,11 +229,11 @@ def test_dropping_a_photo_opens_it_and_a_hostile_file_keeps_it(window, qtbot, tm
         assert bad.name in window.statusBar().currentMessage()
         assert np.array_equal(tab.image(), pixels)  # the previous image stays
     assert not tab.is_computing()
-    assert np.array_equal(shown(tab.result_view), expected_picture(pixels, kernel))
+    assert np.array_equal(shown(tab.pages.result_view), expected_picture(pixels, kernel))
 
 
 def test_step_through_figure5(window, qtbot):
-    anim = window.filters_tab.animation
+    anim = window.filters_tab.pages.animation
     window.filters_tab.pages.setCurrentWidget(anim)
     anim.show_figure5()
     for _ in range(3):
@@ -252,11 +259,11 @@ def test_learned_filter_request_stacks_save_and_copy(window, qtbot, tmp_path, rn
     learned = rng.normal(size=(5, 5)).round(3)
     with qtbot.waitSignals([tab.activation_requested, tab.result_shown], timeout=10000):
         window.state.kernel_requested.emit(learned, "conv1 filter 3")
-    assert tab.grid.kernel_size() == 5
-    np.testing.assert_allclose(tab.grid.kernel(), learned)
+    assert tab.editor.grid.kernel_size() == 5
+    np.testing.assert_allclose(tab.editor.grid.kernel(), learned)
     assert tab.display_mode() == "diverging"
     with qtbot.waitSignal(tab.result_shown, timeout=10000):
-        qtbot.mouseClick(tab.add_kernel_button, Qt.MouseButton.LeftButton)
+        qtbot.mouseClick(tab.editor.add_kernel_button, Qt.MouseButton.LeftButton)
     assert tab.result().maps.shape[0] == 2
     assert tab.pages.tabText(1) == "Feature maps (2)"
     raw = tmp_path / "maps.npy"
@@ -276,19 +283,19 @@ def test_learned_filter_request_stacks_save_and_copy(window, qtbot, tmp_path, rn
 def test_hover_inspects_a_pixel_and_views_zoom_together(window, qtbot):
     tab = window.filters_tab
     with qtbot.waitSignal(tab.result_shown, timeout=10000):
-        tab.preset_box.setCurrentText("Sharpen")
-    view = tab.result_view
+        tab.editor.preset_box.setCurrentText("Sharpen")
+    view = tab.pages.result_view
     centre = view.viewport().rect().center()
     with qtbot.waitSignal(view.pixel_hovered, timeout=3000) as blocker:
         qtbot.mouseMove(view.viewport(), centre)
     row, col = blocker.args
-    ins = tab.inspector.inspection()
+    ins = tab.pages.inspector.inspection()
     assert ins is not None
     assert ins.value == pytest.approx(float(tab.result().maps[0][row, col, 0]), abs=1e-3)
     assert ins.total == pytest.approx(float((ins.patch * F.PRESETS["Sharpen"].array()).sum()))
-    assert f"x {col}, y {row}" in tab.hover_label.text()
-    tab.source_view.set_zoom(3.0)
-    tab.source_view.horizontalScrollBar().setValue(120)
+    assert f"x {col}, y {row}" in tab.pages.hover_label.text()
+    tab.pages.source_view.set_zoom(3.0)
+    tab.pages.source_view.horizontalScrollBar().setValue(120)
     assert view.zoom() == pytest.approx(3.0)
     assert view.horizontalScrollBar().value() == 120
 
@@ -296,15 +303,19 @@ def test_hover_inspects_a_pixel_and_views_zoom_together(window, qtbot):
 def test_settings_that_cannot_work_say_why_until_fixed(window, qtbot):
     tab = window.filters_tab
     with qtbot.waitSignal(tab.result_shown, timeout=10000):
-        qtbot.mouseClick(tab.add_kernel_button, Qt.MouseButton.LeftButton)
+        qtbot.mouseClick(tab.editor.add_kernel_button, Qt.MouseButton.LeftButton)
     with qtbot.waitSignal(tab.result_shown, timeout=10000):
-        tab.size_box.setCurrentIndex(F.KERNEL_SIZES.index(5))  # the second kernel becomes 5x5
-    assert tab.grid.kernel_size() == 5
-    tab.border_box.setCurrentIndex(tab.border_box.findData("valid"))
+        tab.editor.size_box.setCurrentIndex(
+            F.KERNEL_SIZES.index(5)
+        )  # the second kernel becomes 5x5
+    assert tab.editor.grid.kernel_size() == 5
+    tab.settings_panel.border_box.setCurrentIndex(tab.settings_panel.border_box.findData("valid"))
     qtbot.waitUntil(lambda: tab.banner.isVisible())
     assert "different sizes" in tab.banner.text()
     with qtbot.waitSignal(tab.result_shown, timeout=10000):
-        tab.border_box.setCurrentIndex(tab.border_box.findData("symmetric"))
+        tab.settings_panel.border_box.setCurrentIndex(
+            tab.settings_panel.border_box.findData("symmetric")
+        )
     assert not tab.banner.isVisible()
     assert tab.result().maps.shape[0] == 2
 
@@ -315,15 +326,15 @@ def test_kernel_files_load_into_the_stack_and_bad_ones_are_explained(window, qtb
     path = F.save_kernels(tmp_path / "pair.json", specs)
     with qtbot.waitSignal(tab.result_shown, timeout=10000):
         assert tab.load_kernel_file(path)
-    assert tab.kernel_tabs.count() == 2
-    assert tab.grid.kernel().tolist() == specs[0].kernel.tolist()
-    tab.kernel_tabs.setCurrentIndex(1)
-    assert tab.grid.kernel_size() == 5 and tab.normalize_check.isChecked()
+    assert tab.editor.kernel_tabs.count() == 2
+    assert tab.editor.grid.kernel().tolist() == specs[0].kernel.tolist()
+    tab.editor.kernel_tabs.setCurrentIndex(1)
+    assert tab.editor.grid.kernel_size() == 5 and tab.editor.normalize_check.isChecked()
     bad = tmp_path / "bad.json"
     bad.write_text("{ not json")
     assert not tab.load_kernel_file(bad)
     assert tab.banner.isVisible() and "bad.json" in tab.banner.text()
-    assert tab.kernel_tabs.count() == 2  # the stack is kept
+    assert tab.editor.kernel_tabs.count() == 2  # the stack is kept
 
 
 def test_odd_but_valid_images_open(window, qtbot, tmp_path, rng):
@@ -336,7 +347,7 @@ def test_odd_but_valid_images_open(window, qtbot, tmp_path, rng):
         with qtbot.waitSignal(tab.result_shown, timeout=10000):
             assert window.open_path(path)
         assert tab.image().shape == shape and tab.image().dtype == np.uint8
-        assert shown(tab.result_view).shape[:2] == shape[:2]
+        assert shown(tab.pages.result_view).shape[:2] == shape[:2]
         assert not tab.banner.isVisible()
 
 
@@ -344,13 +355,13 @@ def test_big_photos_show_an_exact_subsampled_preview_first(window, qtbot):
     tab = window.filters_tab
     tab.PREVIEW_PIXELS = 1000  # the sample counts as big here
     with qtbot.waitSignals([tab.preview_shown, tab.result_shown], order="strict", timeout=10000):
-        tab.preset_box.setCurrentText("Sobel y")
+        tab.editor.preset_box.setCurrentText("Sobel y")
     full = expected_picture(tab.image(), F.PRESETS["Sobel y"].array())
-    assert np.array_equal(shown(tab.result_view), full)
+    assert np.array_equal(shown(tab.pages.result_view), full)
     preview = []
-    tab.preview_shown.connect(lambda: preview.append(shown(tab.result_view)))
+    tab.preview_shown.connect(lambda: preview.append(shown(tab.pages.result_view)))
     with qtbot.waitSignal(tab.result_shown, timeout=10000):
-        tab.preset_box.setCurrentText("Sobel x")
+        tab.editor.preset_box.setCurrentText("Sobel x")
     assert preview, "no preview before the full result"
     full = expected_picture(tab.image(), F.PRESETS["Sobel x"].array())
     assert np.array_equal(preview[0], full[::2, ::2])
@@ -367,8 +378,8 @@ def test_a_large_file_is_decoded_off_the_gui_thread(window, qtbot, tmp_path, rng
         assert tab.open_image_file(photo)
         assert tab.is_loading()  # accepted at once, decoded in the background
     assert np.array_equal(tab.image(), pixels)
-    kernel = F.PRESETS[tab.preset_box.currentText()].array()
-    assert np.array_equal(shown(tab.result_view), expected_picture(pixels, kernel))
+    kernel = F.PRESETS[tab.editor.preset_box.currentText()].array()
+    assert np.array_equal(shown(tab.pages.result_view), expected_picture(pixels, kernel))
 
     broken = tmp_path / "broken.png"
     broken.write_bytes(photo.read_bytes()[:1500])  # truncated, still "large"
@@ -376,3 +387,85 @@ def test_a_large_file_is_decoded_off_the_gui_thread(window, qtbot, tmp_path, rng
     qtbot.waitUntil(lambda: not tab.is_loading(), timeout=10000)
     assert tab.banner.isVisible() and "broken.png" in tab.banner.text()
     assert np.array_equal(tab.image(), pixels)  # the previous image stays
+
+
+def test_ten_rapid_opens_show_the_newest_image(window, qtbot, tmp_path, rng, monkeypatch):
+    tab = window.filters_tab
+    paths = []
+    for i in range(10):
+        path = tmp_path / f"photo{i}.png"
+        Image.fromarray(rng.integers(0, 256, (60 + i, 80, 3), dtype=np.uint8)).save(path)
+        paths.append(path)
+    # the first nine count as large (decoded in the background); the last is small, opened at once
+    monkeypatch.setattr(tab, "BACKGROUND_LOAD_BYTES", paths[-1].stat().st_size)
+    for path in paths[:9]:
+        tab.open_image_file(path)
+    newest = paths[-1]
+    newest.write_bytes(b"")  # replaced by a tiny valid image below
+    Image.fromarray(np.full((20, 30, 3), 7, np.uint8)).save(newest)
+    assert tab.open_image_file(newest)
+    qtbot.waitUntil(lambda: not tab.is_loading(), timeout=20000)
+    wait_idle(qtbot, tab)
+    assert tab.image().shape == (20, 30, 3)  # not one of the slower, earlier opens
+    assert "photo9.png" in tab.pages.source_caption.text()
+
+
+def test_an_image_of_many_pixels_in_a_small_file_is_decoded_off_the_gui_thread(
+    window, qtbot, tmp_path
+):
+    tab = window.filters_tab
+    path = tmp_path / "wide.png"
+    Image.new("L", (2000, 1100), 128).save(path)  # 2.2 MP in a few KB
+    assert path.stat().st_size < tab.BACKGROUND_LOAD_BYTES
+    with qtbot.waitSignal(tab.result_shown, timeout=20000):
+        assert tab.open_image_file(path)
+        assert tab.is_loading()
+    assert tab.image().shape == (1100, 2000, 3)
+
+
+@pytest.mark.parametrize(("size", "loads"), [(1, True), (51, False), (101, False)])
+def test_kernel_files_of_any_size_are_loaded_or_explained(window, qtbot, tmp_path, size, loads):
+    tab = window.filters_tab
+    path = tmp_path / f"k{size}.json"
+    path.write_text(json.dumps({"kernel": (np.ones((size, size)) * 2).tolist()}))
+    if loads:
+        with qtbot.waitSignal(tab.result_shown, timeout=10000):
+            assert tab.load_kernel_file(path)
+        assert tab.editor.grid.kernel_size() == 1
+        assert tab.editor.size_box.currentText() == "1×1"
+        expected = np.clip(2 * F.to_gray(tab.image()).astype(float) + 0.5, 0, 255).astype(np.uint8)
+        assert np.array_equal(shown(tab.pages.result_view)[:, :, 0], expected)
+    else:
+        assert not tab.load_kernel_file(path)
+        assert tab.banner.isVisible() and "odd side from 1 to 7" in tab.banner.text()
+
+
+def test_saving_kernels_where_it_cannot_be_written_says_so(window, tmp_path):
+    tab = window.filters_tab
+    target = tmp_path / "no such folder" / "kernels.json"
+    assert not tab.editor.save_kernel_file(target)
+    assert tab.banner.isVisible() and str(target) in tab.banner.text()
+    assert ".tmp" not in tab.banner.text()
+    good = tmp_path / "kernels.json"
+    assert tab.editor.save_kernel_file(good)
+    assert F.load_kernels(good)[0].name == "Edge detection 3"
+
+
+def test_a_result_too_big_for_memory_shows_a_preview_and_says_why(
+    window, qtbot, tmp_path, monkeypatch
+):
+    from engine.filters import memory
+
+    tab = window.filters_tab
+    monkeypatch.setattr(memory, "available_memory", lambda: 40_000_000)  # 40 MB
+    path = tmp_path / "big.png"
+    Image.new("L", (1500, 1000), 90).save(path)
+    for _ in range(3):
+        tab.editor.add_kernel()
+    with qtbot.waitSignal(tab.preview_shown, timeout=20000):
+        tab.open_image_file(path)
+    qtbot.waitUntil(lambda: not tab.is_computing() and not tab.is_loading(), timeout=20000)
+    assert tab.result() is None  # the full result was never made
+    assert tab.banner.isVisible() and "would need about" in tab.banner.text()
+    assert "MB" in tab.banner.text()
+    assert tab.pages.source_view.image_size() == (1000, 1500)

@@ -1,0 +1,167 @@
+"""The Filters tab's render job: the engine pipeline, then the pictures, off the GUI thread.
+
+:func:`render` is a plain generator run by :class:`desktop.workers.OneAtATime` (one job at a
+time, the newest request wins: a job is cancelled between bands when a newer one arrives). It
+yields :class:`~engine.filters.FilterProgress`, a :class:`Preview` (every ``step``-th result
+pixel, exact: a big photo's quick first picture, or the only picture when the full result
+would not fit in memory) and finally a :class:`Rendered`. The GUI thread only shows them.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+from PySide6.QtGui import QImage
+
+from desktop.qt_image import array_to_qimage
+from engine import filters as F
+from engine.filters import memory
+
+#: above this many pixels a subsampled preview is shown before the full result
+PREVIEW_PIXELS = 3_000_000
+#: pixels of a preview: about a screenful, fast enough to type
+SCREEN_PIXELS = 1_500_000
+#: the most memory one full-resolution result of the tab may take (maps, pictures, mosaic)
+MAX_RESULT_BYTES = 2_000_000_000
+
+
+@dataclass(frozen=True, eq=False)
+class RenderRequest:
+    """What to compute: ``image`` (the gray or RGB source) from the tab's ``origin``."""
+
+    origin: np.ndarray
+    image: np.ndarray
+    settings: F.FilterSettings
+    display: str
+    current: int
+    token: int
+    step: int = 1  # > 1: a subsampled preview first
+    full: bool = True  # False: the full result would not fit; the preview is all
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """What the worker hands the GUI: the engine's result and its pictures."""
+
+    result: F.FilterResult
+    pictures: list[np.ndarray]
+    mosaic: np.ndarray | None
+    counts: np.ndarray
+    edges: np.ndarray
+    seconds: float
+    token: int
+    origin: object  # the tab's image this was computed from
+    stats: tuple[float, float, float]  # min, max, mean of the current kernel's map
+    current: int  # the kernel shown in the result view
+    qimage: QImage  # its picture, made off the GUI thread (QImage is safe there)
+
+
+@dataclass(frozen=True)
+class Preview:
+    """Every ``step``-th result pixel of the current kernel, exact."""
+
+    qimage: QImage
+    step: int
+    token: int
+    final: bool = False  # True: no full result follows (it would not fit in memory)
+
+
+def ordinal(n: int) -> str:
+    """``2nd``, ``3rd``, ``4th``, ``21st``."""
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def plan(
+    image_shape: tuple[int, ...],
+    settings: F.FilterSettings,
+    available: int | None = None,
+    preview_pixels: int = PREVIEW_PIXELS,
+) -> tuple[int, bool, str]:
+    """``(step, full, message)`` for a job: the preview step (1: none), whether the full result
+    fits in memory, and, when it does not, the message that says so."""
+    h, w = image_shape[:2]
+    pixels = h * w
+    step = max(2, math.ceil(math.sqrt(pixels / SCREEN_PIXELS))) if pixels > preview_pixels else 1
+    needed = memory.whole_result_bytes(h, w, settings)
+    if available is None:
+        available = memory.available_memory()
+    budget = MAX_RESULT_BYTES if available is None else min(MAX_RESULT_BYTES, available // 2)
+    if needed <= budget:
+        return step, True, ""
+    step = max(step, 2, math.ceil(math.sqrt(needed / max(budget, 1))))
+    n = len(settings.kernels)
+    message = (
+        f"The full {w}×{h} result of {n} kernel{'s' if n > 1 else ''} would need about "
+        f"{memory.format_bytes(needed)} of memory (the window may use "
+        f"{memory.format_bytes(budget)}): "
+    )
+    if settings.pool != "none":
+        return (
+            step,
+            False,
+            message
+            + (
+                "turn pooling off to see a preview, use fewer kernels or a stride, "
+                "or run convscope convolve, which makes one map at a time."
+            ),
+        )
+    return (
+        step,
+        False,
+        message
+        + (
+            f"showing every {ordinal(step)} pixel of the current kernel's map, exactly. Use fewer "
+            "kernels or a stride for the full picture, or convscope convolve for the file."
+        ),
+    )
+
+
+def render(request: RenderRequest, cancel: threading.Event) -> Iterator[object]:
+    """The worker's job: the pipeline, then the display mapping, histogram and mosaic."""
+    start = time.perf_counter()
+    settings, current = request.settings, request.current
+    if request.step > 1 and settings.pool == "none":
+        spec = settings.kernels[min(current, len(settings.kernels) - 1)]
+        one = F.FilterSettings(
+            (spec,), settings.border, settings.stride, settings.color, settings.relu
+        )
+        quick = F.subsampled_maps(request.image, one, request.step)[0]
+        if cancel.is_set():
+            return
+        picture = F.display(quick, request.display)
+        yield Preview(array_to_qimage(picture), request.step, request.token, not request.full)
+    if not request.full:
+        return
+    result = None
+    for event in F.iter_filter(request.image, settings, cancel=cancel):
+        if isinstance(event, F.FilterResult):
+            result = event
+        else:
+            yield event
+    if result is None or cancel.is_set():
+        return
+    pictures = [F.display(m, request.display) for m in result.maps]
+    mosaic = F.tile_maps(pictures) if len(pictures) > 1 else None
+    index = min(current, len(pictures) - 1)
+    shown = result.maps[index]
+    counts, edges = F.histogram(shown)
+    stats = (float(shown.min()), float(shown.max()), float(shown.mean(dtype=np.float64)))
+    yield Rendered(
+        result,
+        pictures,
+        mosaic,
+        counts,
+        edges,
+        time.perf_counter() - start,
+        request.token,
+        request.origin,
+        stats,
+        index,
+        array_to_qimage(pictures[index]),
+    )

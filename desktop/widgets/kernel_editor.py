@@ -1,0 +1,470 @@
+"""The Filters tab's kernel editor: presets, size, the stack of kernels, the grid of weights,
+divisor/offset, undo/redo and kernel files.
+
+It holds the stack as the user types it (cell texts may be invalid for a while) and offers it
+as engine :class:`~engine.filters.KernelSpec` objects. Resizing a kernel is
+:func:`engine.filters.resize_cells`; facts about a kernel come from the engine too.
+
+Signals: ``kernels_changed()`` (any edit, undo, preset, stack change: recompute),
+``message_posted(text)`` (for the status bar), ``error_posted(text)`` (for the tab's banner).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QKeySequence, QUndoCommand, QUndoStack
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QTabBar,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop.widgets.kernel_grid import KernelGrid
+from desktop.widgets.pixel_inspector import short
+from engine import filters as F
+from engine.errors import EngineError
+
+CUSTOM = "Custom kernel"
+# kernels offered, in order, when the user adds one to the stack
+STACK_ORDER = (
+    "Edge detection 3",
+    "Sobel x",
+    "Sobel y",
+    "Sharpen",
+    "Emboss",
+    "Box blur",
+    "Edge detection 2",
+    "Edge detection 1",
+)
+
+
+@dataclass
+class _Kernel:
+    """One kernel of the stack as the editor holds it (texts may be invalid while typing)."""
+
+    size: int
+    texts: list[str]
+    divisor: float = 1.0
+    normalize: bool = False
+    offset: float = 0.0
+    name: str = ""
+
+    def snapshot(self) -> tuple:
+        return (self.size, list(self.texts), self.divisor, self.normalize, self.offset, self.name)
+
+    @classmethod
+    def from_spec(cls, spec: F.KernelSpec) -> _Kernel:
+        return cls(
+            spec.size,
+            [F.format_number(v) for v in spec.kernel.ravel()],
+            spec.divisor,
+            spec.normalize,
+            spec.offset,
+            spec.name,
+        )
+
+    def spec(self) -> F.KernelSpec:
+        """The engine's kernel; raises :class:`EngineError` while a cell is not a number."""
+        matrix = np.array([F.parse_number(t) for t in self.texts]).reshape(self.size, self.size)
+        return F.KernelSpec(matrix, self.divisor, self.normalize, self.offset, self.name)
+
+
+class _KernelEdit(QUndoCommand):
+    """An edit of one kernel: before/after snapshots; typing in one cell merges."""
+
+    def __init__(
+        self,
+        editor: KernelEditor,
+        index: int,
+        before: tuple,
+        after: tuple,
+        label: str,
+        cell: int | None = None,
+    ) -> None:
+        super().__init__(label)
+        self._editor, self.index, self.before, self.after = editor, index, before, after
+        self.cell = cell
+
+    def id(self) -> int:
+        return 1 if self.cell is not None else -1
+
+    def mergeWith(self, other: QUndoCommand) -> bool:
+        if not isinstance(other, _KernelEdit) or (other.index, other.cell) != (
+            self.index,
+            self.cell,
+        ):
+            return False
+        self.after = other.after
+        return True
+
+    def redo(self) -> None:
+        self._editor.apply_snapshot(self.index, self.after)
+
+    def undo(self) -> None:
+        self._editor.apply_snapshot(self.index, self.before)
+
+
+class KernelEditor(QGroupBox):
+    kernels_changed = Signal()
+    message_posted = Signal(str)
+    error_posted = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__("Kernel", parent)
+        self.setObjectName("kernelEditor")
+        self._kernels = [_Kernel.from_spec(F.PRESETS["Edge detection 3"].spec())]
+        self._current = 0
+        self._updating = False
+        self.undo_stack = QUndoStack(self)
+        v = QVBoxLayout(self)
+        v.setContentsMargins(10, 8, 10, 10)
+        v.setSpacing(6)
+        v.addLayout(self._build_top())
+        v.addLayout(self._build_stack_row())
+        self._build_grid(v)
+        v.addLayout(self._build_scalars())
+        v.addLayout(self._build_file_row())
+        self._build_undo_actions()
+        self._load_into_widgets()
+
+    # ----- building ----------------------------------------------------------------------
+    def _build_top(self) -> QHBoxLayout:
+        top = QHBoxLayout()
+        self.preset_box = QComboBox(objectName="presetBox")
+        self.preset_box.addItem(CUSTOM)
+        self.preset_box.addItems(list(F.PRESETS))
+        self.preset_box.setToolTip("Presets: the article's table and a few classics")
+        self.preset_box.currentIndexChanged.connect(self._on_preset_box_changed)
+        self.size_box = QComboBox(objectName="kernelSizeBox")
+        self.size_box.addItems([f"{n}×{n}" for n in F.KERNEL_SIZES])
+        self.size_box.currentIndexChanged.connect(self._on_size_box_changed)
+        top.addWidget(self.preset_box, 1)
+        top.addWidget(self.size_box)
+        return top
+
+    def _build_stack_row(self) -> QHBoxLayout:
+        stack = QHBoxLayout()
+        stack.setSpacing(4)
+        self.kernel_tabs = QTabBar(objectName="kernelTabs")
+        self.kernel_tabs.setExpanding(False)
+        self.kernel_tabs.setDrawBase(False)
+        self.kernel_tabs.addTab("1")
+        self.kernel_tabs.currentChanged.connect(self._on_kernel_tabs_changed)
+        self.add_kernel_button = QToolButton(objectName="addKernelButton", text="+")
+        self.add_kernel_button.setToolTip("Add a kernel: several kernels make depth-N maps")
+        self.add_kernel_button.clicked.connect(self.add_kernel)
+        self.remove_kernel_button = QToolButton(objectName="removeKernelButton", text="−")
+        self.remove_kernel_button.setToolTip("Remove this kernel")
+        self.remove_kernel_button.clicked.connect(self.remove_kernel)
+        stack.addWidget(QLabel("Kernels"))
+        stack.addWidget(self.kernel_tabs, 1)
+        stack.addWidget(self.add_kernel_button)
+        stack.addWidget(self.remove_kernel_button)
+        return stack
+
+    def _build_grid(self, v: QVBoxLayout) -> None:
+        self.grid = KernelGrid()
+        self.grid.texts_edited.connect(self._on_grid_texts_edited)
+        self.grid.validity_changed.connect(self._on_grid_validity_changed)
+        self.grid.input_refused.connect(self._on_grid_input_refused)
+        self.grid.undo_requested.connect(self.undo_stack.undo)
+        self.grid.redo_requested.connect(self.undo_stack.redo)
+        v.addWidget(self.grid)
+        self.hint = QLabel(objectName="kernelHint")
+        self.hint.setWordWrap(True)
+        self.hint.setStyleSheet("QLabel { color: #c5221f; }")
+        self.hint.hide()
+        v.addWidget(self.hint)
+        self.kernel_info = QLabel(objectName="kernelInfo")
+        self.kernel_info.setWordWrap(True)
+        self.kernel_info.setTextFormat(Qt.TextFormat.RichText)
+        v.addWidget(self.kernel_info)
+        self.preset_note = QLabel(objectName="presetNote")
+        self.preset_note.setWordWrap(True)
+        self.preset_note.setStyleSheet("QLabel { color: #5f6368; font-style: italic; }")
+        v.addWidget(self.preset_note)
+
+    def _build_scalars(self) -> QGridLayout:
+        row = QGridLayout()
+        row.setHorizontalSpacing(8)
+        self.divisor_spin = QDoubleSpinBox(objectName="divisorSpin")
+        self.divisor_spin.setRange(-100000, 100000)
+        self.divisor_spin.setDecimals(3)
+        self.divisor_spin.setValue(1)
+        self.divisor_spin.setToolTip("Every sum is divided by this (0 is not allowed)")
+        self.divisor_spin.valueChanged.connect(self._on_scalar_changed)
+        self.normalize_check = QCheckBox("Normalise", objectName="normalizeCheck")
+        self.normalize_check.setToolTip("Divide by the kernel's sum when it is not 0")
+        self.normalize_check.toggled.connect(self._on_scalar_changed)
+        self.offset_spin = QDoubleSpinBox(objectName="offsetSpin")
+        self.offset_spin.setRange(-1000, 1000)
+        self.offset_spin.setDecimals(1)
+        self.offset_spin.setToolTip("Added after dividing: 128 shows signed results as gray")
+        self.offset_spin.valueChanged.connect(self._on_scalar_changed)
+        row.addWidget(QLabel("Divisor"), 0, 0)
+        row.addWidget(self.divisor_spin, 0, 1)
+        row.addWidget(self.normalize_check, 0, 2)
+        row.addWidget(QLabel("Offset"), 1, 0)
+        row.addWidget(self.offset_spin, 1, 1)
+        return row
+
+    def _build_file_row(self) -> QHBoxLayout:
+        files = QHBoxLayout()
+        self.undo_button = QToolButton(objectName="undoButton", text="↶ Undo")
+        self.undo_button.setToolTip("Undo kernel edit (Ctrl+Z)")
+        self.undo_button.clicked.connect(self.undo_stack.undo)
+        self.undo_button.setEnabled(False)
+        self.undo_stack.canUndoChanged.connect(self.undo_button.setEnabled)
+        self.redo_button = QToolButton(objectName="redoButton", text="↷ Redo")
+        self.redo_button.setToolTip("Redo kernel edit (Ctrl+Shift+Z)")
+        self.redo_button.clicked.connect(self.undo_stack.redo)
+        self.redo_button.setEnabled(False)
+        self.undo_stack.canRedoChanged.connect(self.redo_button.setEnabled)
+        load = QPushButton("Load…", objectName="loadKernelButton")
+        load.setToolTip("Load kernels from a JSON file")
+        load.clicked.connect(self._on_load_clicked)
+        save = QPushButton("Save…", objectName="saveKernelButton")
+        save.setToolTip("Save the kernels as JSON")
+        save.clicked.connect(self._on_save_clicked)
+        files.addWidget(self.undo_button)
+        files.addWidget(self.redo_button)
+        files.addStretch(1)
+        files.addWidget(load)
+        files.addWidget(save)
+        return files
+
+    def _build_undo_actions(self) -> None:
+        """Ctrl+Z / Ctrl+Shift+Z for the owner to add to its window (see :meth:`actions`)."""
+        self.undo_action = self.undo_stack.createUndoAction(self, "Undo kernel edit")
+        self.undo_action.setShortcut(QKeySequence.StandardKey.Undo)
+        self.redo_action = self.undo_stack.createRedoAction(self, "Redo kernel edit")
+        self.redo_action.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
+        for action in (self.undo_action, self.redo_action):
+            action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+
+    # ----- the stack as the engine sees it -------------------------------------------------
+    def kernel_specs(self) -> list[F.KernelSpec] | None:
+        """The stack as engine specs, or None while some cell is not a number."""
+        try:
+            return [k.spec() for k in self._kernels]
+        except EngineError:
+            return None
+
+    def current_index(self) -> int:
+        return self._current
+
+    def current_size(self) -> int:
+        return self._kernels[self._current].size
+
+    def add_kernel(self) -> None:
+        if len(self._kernels) >= F.MAX_KERNELS:
+            return
+        used = {k.name for k in self._kernels}
+        name = next((n for n in STACK_ORDER if n not in used), "Identity")
+        self._kernels.append(_Kernel.from_spec(F.PRESETS[name].spec()))
+        self.kernel_tabs.addTab(str(len(self._kernels)))
+        self.kernel_tabs.setCurrentIndex(len(self._kernels) - 1)
+        self.undo_stack.clear()  # snapshots refer to kernels by position
+        self.kernels_changed.emit()
+
+    def remove_kernel(self) -> None:
+        if len(self._kernels) <= 1:
+            return
+        del self._kernels[self._current]
+        self._updating = True
+        self.kernel_tabs.removeTab(self.kernel_tabs.count() - 1)
+        self._updating = False
+        self._current = min(self._current, len(self._kernels) - 1)
+        self.kernel_tabs.setCurrentIndex(self._current)
+        self._load_into_widgets()
+        self.undo_stack.clear()
+        self.kernels_changed.emit()
+
+    def load_specs(self, specs: list[F.KernelSpec]) -> None:
+        """Replace the stack (a kernel file, another tab's learned filter)."""
+        self._kernels = [_Kernel.from_spec(s) for s in specs[: F.MAX_KERNELS]]
+        self._updating = True
+        while self.kernel_tabs.count() > len(self._kernels):
+            self.kernel_tabs.removeTab(self.kernel_tabs.count() - 1)
+        while self.kernel_tabs.count() < len(self._kernels):
+            self.kernel_tabs.addTab(str(self.kernel_tabs.count() + 1))
+        self.kernel_tabs.setCurrentIndex(0)
+        self._updating = False
+        self._current = 0
+        self.undo_stack.clear()
+        self._load_into_widgets()
+        self.kernels_changed.emit()
+
+    def load_kernel_file(self, path: Path) -> bool:
+        """Load kernels from ``path``; a bad file is explained (``error_posted``)."""
+        try:
+            self.load_specs(F.load_kernels(path))
+        except EngineError as exc:
+            self.error_posted.emit(str(exc))
+            return False
+        return True
+
+    def save_kernel_file(self, path: Path) -> bool:
+        """Save the stack to ``path``; a problem (a red cell, a read-only folder, a full disk)
+        is explained (``error_posted``) and nothing is lost."""
+        specs = self.kernel_specs()
+        if specs is None:
+            self.error_posted.emit("Fix the red kernel cell before saving.")
+            return False
+        try:
+            F.save_kernels(path, specs)
+        except EngineError as exc:
+            self.error_posted.emit(str(exc))
+            return False
+        self.message_posted.emit(f"Saved {len(specs)} kernel(s) to {path}")
+        return True
+
+    # ----- edits and undo ------------------------------------------------------------------
+    def _push_edit(self, after: _Kernel, label: str, cell: int | None = None) -> None:
+        before = self._kernels[self._current].snapshot()
+        edit = _KernelEdit(self, self._current, before, after.snapshot(), label, cell)
+        self.undo_stack.push(edit)
+
+    def apply_snapshot(self, index: int, snap: tuple) -> None:
+        """Undo/redo and edits land here: store the snapshot and show it."""
+        size, texts, divisor, normalize, offset, name = snap
+        self._kernels[index] = _Kernel(size, list(texts), divisor, normalize, offset, name)
+        if index != self._current:
+            self.kernel_tabs.setCurrentIndex(index)  # loads the editor
+        else:
+            self._load_into_widgets()
+        self.kernels_changed.emit()
+
+    def _load_into_widgets(self) -> None:
+        k = self._kernels[self._current]
+        self._updating = True
+        try:
+            self.grid.set_texts(k.size, k.texts)
+            self.size_box.setCurrentIndex(F.KERNEL_SIZES.index(k.size))
+            self.divisor_spin.setValue(k.divisor)
+            self.normalize_check.setChecked(k.normalize)
+            self.offset_spin.setValue(k.offset)
+            self.preset_box.setCurrentText(k.name if k.name in F.PRESETS else CUSTOM)
+            preset = F.PRESETS.get(k.name)
+            self.preset_note.setText(preset.description if preset else k.name)
+            self.preset_note.setVisible(bool(self.preset_note.text()))
+        finally:
+            self._updating = False
+        self.refresh_info()
+
+    def refresh_info(self) -> None:
+        """The sum, the divisor and whether the current kernel is separable."""
+        try:
+            spec = self._kernels[self._current].spec()
+        except EngineError:
+            self.kernel_info.setText("")
+            return
+        total = float(spec.kernel.sum())
+        div = spec.effective_divisor()
+        text = f"Sum <b>{short(total)}</b>"
+        if div != 1:
+            text += f" ÷ {short(div)} = <b>{short(total / div)}</b>"
+        factors = F.separable_factors(spec.kernel)
+        if factors is not None:
+            col, row = factors
+            fmt = " ".join
+            text += (
+                " · <span style='color:#188038'>separable</span>: "
+                f"[{fmt(short(v) for v in col)}]ᵀ × [{fmt(short(v) for v in row)}]"
+            )
+        else:
+            rank1, delta = F.split_centre(spec.kernel)
+            if rank1 is not None:
+                text += (
+                    f" · {short(delta)}×centre + a separable kernel "
+                    "<span style='color:#188038'>(fast)</span>"
+                )
+            else:
+                text += " · not separable"
+        self.kernel_info.setText(text)
+
+    def _on_grid_texts_edited(self, before: list, after: list) -> None:
+        k = self._kernels[self._current]
+        edited = _Kernel(k.size, list(after), k.divisor, k.normalize, k.offset, "")
+        changed = [i for i, (a, b) in enumerate(zip(before, after, strict=True)) if a != b]
+        cell = changed[0] if len(changed) == 1 else None
+        self._push_edit(edited, "edit kernel cell", cell)
+
+    def _on_grid_validity_changed(self, message: str) -> None:
+        self.hint.setText(message + " — the result keeps the last valid kernel." if message else "")
+        self.hint.setVisible(bool(message))
+        if message:
+            self.message_posted.emit(message)
+
+    def _on_grid_input_refused(self) -> None:
+        text = "Only numbers go in a kernel cell: 2, -0.5, 1e-3 or a fraction like 1/9."
+        self.hint.setText(text)
+        self.hint.show()
+        self.message_posted.emit(text)
+
+    def _on_preset_box_changed(self, index: int) -> None:
+        name = self.preset_box.itemText(index)
+        if self._updating or name not in F.PRESETS:
+            return
+        self._push_edit(_Kernel.from_spec(F.PRESETS[name].spec()), f"preset {name}")
+
+    def _on_size_box_changed(self, index: int) -> None:
+        if self._updating:
+            return
+        k = self._kernels[self._current]
+        new = F.KERNEL_SIZES[index]
+        cells = F.resize_cells(k.texts, k.size, new, fill="0")
+        edited = _Kernel(new, cells, k.divisor, k.normalize, k.offset, "")
+        self._push_edit(edited, f"kernel size {new}×{new}")
+
+    def _on_scalar_changed(self, *_args) -> None:
+        if self._updating:
+            return
+        k = self._kernels[self._current]
+        divisor = self.divisor_spin.value()
+        if divisor == 0:
+            self.divisor_spin.setStyleSheet("QDoubleSpinBox { border: 2px solid #d93025; }")
+            self.divisor_spin.setToolTip("0 is not a divisor: a division by 0 has no value")
+            return
+        self.divisor_spin.setStyleSheet("")
+        k.divisor = divisor
+        k.normalize = self.normalize_check.isChecked()
+        k.offset = self.offset_spin.value()
+        self.refresh_info()
+        self.kernels_changed.emit()
+
+    def _on_kernel_tabs_changed(self, index: int) -> None:
+        if self._updating or index < 0:
+            return
+        self._current = index
+        self._load_into_widgets()
+        self.kernels_changed.emit()
+
+    def _on_load_clicked(self) -> None:
+        name, _ = QFileDialog.getOpenFileName(self, "Load kernels", "", "Kernels (*.json)")
+        if name:
+            self.load_kernel_file(Path(name))
+
+    def _on_save_clicked(self) -> None:
+        if self.kernel_specs() is None:
+            self.error_posted.emit("Fix the red kernel cell before saving.")
+            return
+        name, _ = QFileDialog.getSaveFileName(
+            self, "Save kernels", "kernels.json", "Kernels (*.json)"
+        )
+        if name:
+            self.save_kernel_file(Path(name))
