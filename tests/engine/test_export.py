@@ -176,3 +176,112 @@ def test_torchrun_two_cpu_processes_write_one_model(capsys, tmp_path, photo_mode
     record = back.meta["pytorch_training"]
     assert record["processes"] == 2 and len(record["epochs"]) == 1
     assert record["started_from"] == str(photo_model_file.resolve())
+
+
+# -- graph models: BatchNorm, residual add, concat, padded pools, global average pooling --------
+
+
+def _node(kind: str, name: str, inputs: list[str], **config) -> dict:
+    return {"type": kind, "name": name, "inputs": inputs, **config}
+
+
+def _graph_spec() -> dict:
+    """conv-bn-relu, a residual block (layer1.0), a padded 3x3/2 max pool, an Inception-like
+    pair of branches concatenated, global average pooling, dropout, a classifier; 3x32x32."""
+    conv = {"kernel_size": 3, "padding": 1, "bias": False}
+    nodes = [
+        _node("conv2d", "conv1", ["input"], in_channels=3, out_channels=8, **conv),
+        _node("batchnorm2d", "bn1", ["conv1"], num_features=8),
+        _node("relu", "relu1", ["bn1"]),
+        _node("conv2d", "layer1.0.conv1", ["relu1"], in_channels=8, out_channels=8, **conv),
+        _node("batchnorm2d", "layer1.0.bn1", ["layer1.0.conv1"], num_features=8),
+        _node("add", "layer1.0.add", ["layer1.0.bn1", "relu1"]),
+        _node("relu", "layer1.0.relu", ["layer1.0.add"]),
+        _node("maxpool2d", "pool1", ["layer1.0.relu"], size=3, stride=2, padding=1),
+        _node("conv2d", "mix.a", ["pool1"], in_channels=8, out_channels=4, kernel_size=1),
+        _node("avgpool2d", "mix.pool", ["pool1"], size=3, stride=1, padding=1),
+        _node("conv2d", "mix.b", ["mix.pool"], in_channels=8, out_channels=4, kernel_size=1),
+        _node("concat", "mix.cat", ["mix.a", "mix.b", "pool1"]),
+        _node("tanh", "mix.tanh", ["mix.cat"]),
+        _node("globalavgpool", "gap", ["mix.tanh"]),
+        _node("dropout", "drop", ["gap"], p=0.5),
+        _node("dense", "fc", ["drop"], in_features=16, out_features=4),
+    ]
+    return {"name": "graph", "input_shape": [3, 32, 32], "nodes": nodes, "output": "fc"}
+
+
+def _graph_model(architecture: dict, seed: int = 11):
+    """A graph model with random weights, biases and BatchNorm statistics (so that evaluation
+    mode differs from training mode); skipped where the engine builds no graph models."""
+    from engine.errors import EngineError
+    from engine.model import build_model
+
+    rng = np.random.default_rng(seed)
+    try:
+        model = build_model(architecture, rng, classes=PHOTO_CLASSES)
+    except EngineError as exc:
+        pytest.skip(f"this engine does not build {architecture.get('name')}: {exc}")
+    state = model.state_dict()
+    for key, a in state.items():
+        if key.endswith("running_var"):
+            a[...] = rng.uniform(0.5, 2.0, a.shape)
+        elif key.endswith(("running_mean", "bias")) or (key.endswith("weight") and a.ndim == 1):
+            a[...] = rng.normal(0, 0.3, a.shape)
+        elif key.endswith("num_batches_tracked"):
+            a[...] = 7
+    model.load_state_dict(state)
+    return model
+
+
+@pytest.fixture(scope="module")
+def graph_model_file(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("graph") / "graph.npz"
+    save_model(_graph_model(_graph_spec()), path)
+    return path
+
+
+def test_graph_model_state_dict_and_softmax_equal_convscope(capsys, tmp_path, graph_model_file):
+    mod = _export(graph_model_file, tmp_path / "graph.py", capsys)
+    net = mod.load(graph_model_file)
+    with np.load(graph_model_file, allow_pickle=False) as z:
+        arrays = {k: (z[k].shape, z[k].dtype) for k in z.files if k != "meta"}
+    ours = {k: (tuple(v.shape), v.numpy().dtype) for k, v in net.state_dict().items()}
+    assert ours == arrays
+    assert ours["layer1.0.bn1.num_batches_tracked"] == ((), np.int64)
+    assert "mix.cat.weight" not in ours and "conv1.bias" not in ours
+    images = sample_images() + sorted(HANDWRITING.glob("*.png"))[:2]
+    _check_equal_to_convscope(capsys, mod, graph_model_file, images)
+
+
+def test_graph_model_trains_in_pytorch_and_loads_back(capsys, tmp_path, graph_model_file):
+    mod = _export(graph_model_file, tmp_path / "graph.py", capsys)
+    data = _class_folder(tmp_path / "data", PHOTO_CLASSES, per_class=4)
+    out = tmp_path / "trained.npz"
+    argv = ["train", "--data", str(data), "--epochs", "1", "--batch-size", "4", "--out", str(out)]
+    assert mod.main(argv) == 0  # the weights are found by the model file's recorded path
+    back = load_model(out)
+    assert back.classes == PHOTO_CLASSES
+    before, after = load_model(graph_model_file).state_dict(), back.state_dict()
+    assert after["bn1.num_batches_tracked"] > before["bn1.num_batches_tracked"]
+    assert not np.allclose(after["bn1.running_mean"], before["bn1.running_mean"])
+    net = mod.load(out)
+    x = torch.cat([mod.preprocess(Image.open(p)) for p in sample_images()[:3]])
+    with torch.no_grad():
+        np.testing.assert_allclose(
+            net(x).softmax(1).numpy(), back.predict_proba(x.numpy()), atol=1e-5
+        )
+
+
+@pytest.mark.parametrize("name", ["resnet8", "googlenet"])  # projection shortcuts, Inception
+def test_family_member_softmax_equals_convscope(capsys, tmp_path, name):
+    architectures = pytest.importorskip("engine.architectures")
+    model = _graph_model(architectures.build_spec(name, (3, 32, 32), 4))
+    path = tmp_path / f"{name}.npz"
+    save_model(model, path)
+    mod = _export(path, tmp_path / f"{name}.py", capsys)
+    net, back = mod.load(path), load_model(path)
+    assert set(net.state_dict()) == set(back.state_dict())
+    x = torch.cat([mod.preprocess(Image.open(p)) for p in sample_images()[:3]])
+    with torch.no_grad():
+        ours = net(x).softmax(1).numpy()
+    np.testing.assert_allclose(ours, back.predict_proba(x.numpy()), atol=1e-4)
