@@ -314,15 +314,13 @@ def _starting_network(args: argparse.Namespace, device: torch.device) -> Network
 
 
 def _dataset(folder: str, seed: int) -> tuple[torch.Tensor, ...]:
-    """(train x, train y, test x, test y) of FOLDER, labels in CLASSES order, by ConvScope's
-    own dataset reader (image folders are fit to the input size as `convscope train` does)."""
+    """(train x, train y, test x, test y) of FOLDER's classes that are the network's, labels in
+    CLASSES order, read by ConvScope's own dataset code (so a folder of CIFAR-10 trains a
+    four-class network on its four classes)."""
     c, h, w = input_spec().shape
-    ds = engine("datasets").load_dataset(folder, image_size=(h, w), channels=c, seed=seed)
-    if sorted(ds.classes) != sorted(CLASSES):
-        raise SystemExit(
-            f"{folder}: its classes {ds.classes} are not the network's {CLASSES}; "
-            "train on a dataset with the same classes"
-        )
+    ds = engine("datasets").load_dataset(
+        folder, image_size=(h, w), channels=c, seed=seed, classes=list(CLASSES)
+    )
     order = np.array([CLASSES.index(name) for name in ds.classes], dtype=np.int64)
 
     def part(images: np.ndarray, labels: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
@@ -388,6 +386,8 @@ def train(args: argparse.Namespace) -> int:
     from torch.nn.parallel import DistributedDataParallel
     from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     world, rank, local_rank, device = _start_processes(args.device)
     say = print if rank == 0 else (lambda *a, **k: None)
     torch.manual_seed(args.seed)
@@ -501,8 +501,14 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--weight-decay", type=float, default=0.0)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--device", default="auto", help="auto (a GPU if there is one), cpu, cuda")
+    t.add_argument("--threads", type=int, help="CPU threads per process (default: PyTorch's)")
     args = parser.parse_args(argv)
-    return predict(args) if args.command == "predict" else train(args)
+    try:
+        return predict(args) if args.command == "predict" else train(args)
+    except (engine("errors").EngineError, ValueError, OSError) as exc:
+        # a bad folder, image or model file: one line, not a traceback
+        print(f"{Path(sys.argv[0]).name} {args.command}: error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -30,6 +30,15 @@ SHARED_PHOTOS = Path(__file__).resolve().parents[3] / "shared" / "data" / "photo
 PHOTO_CLASSES = ["boat", "dog", "cat", "bird"]
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """PyTorch on one thread: on a busy 2-core machine its 2-thread kernels are 100x slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _export(model_arg: Path | str, out: Path, capsys) -> object:
     """``convscope export MODEL --pytorch OUT`` then import OUT as a module."""
     assert main(["export", str(model_arg), "--pytorch", str(out)]) == 0
@@ -144,6 +153,39 @@ def test_train_round_trip_loads_back_in_convscope(capsys, tmp_path, photo_model_
         )
 
 
+def _write_idx(path: Path, array: np.ndarray) -> None:
+    kind = 3 if array.ndim == 3 else 1
+    head = np.array([0x800 + kind, *array.shape], dtype=">i4").tobytes()
+    path.write_bytes(head + array.astype(np.uint8).tobytes())
+
+
+def test_train_on_an_idx_folder_and_refuse_missing_classes(capsys, tmp_path, photo_model_file):
+    """MNIST-style IDX files train the digit model; a folder without the model's classes is one
+    line and exit 2."""
+    mod = _export("shipped", tmp_path / "lenet.py", capsys)
+    rng = np.random.default_rng(5)
+    idx = tmp_path / "idx"
+    idx.mkdir()
+    for prefix, n in (("train", 24), ("t10k", 8)):
+        _write_idx(idx / f"{prefix}-images-idx3-ubyte", rng.integers(0, 256, (n, 28, 28)))
+        _write_idx(idx / f"{prefix}-labels-idx1-ubyte", np.arange(n) % 10)
+    out = tmp_path / "idx.npz"
+    argv = ["train", "--data", str(idx), "--epochs", "1", "--batch-size", "8", "--out", str(out)]
+    assert mod.main(argv) == 0
+    back = load_model(out)
+    assert back.classes == [str(k) for k in range(10)]
+    assert back.meta["pytorch_training"]["started_from"] == str(shipped_model_path().resolve())
+    capsys.readouterr()
+
+    photo = _export(photo_model_file, tmp_path / "photo.py", capsys)
+    two = _class_folder(tmp_path / "two", ["cat", "dog"], per_class=2)
+    argv = ["train", "--data", str(two), "--out", str(tmp_path / "x.npz")]
+    assert photo.main(argv) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "boat" in err and "Traceback" not in err
+    assert not (tmp_path / "x.npz").exists()
+
+
 def test_predict_script_runs_without_engine(capsys, tmp_path):
     """As a script, with the `engine` package made unimportable."""
     assert main(["export", "shipped", "--pytorch", str(tmp_path / "lenet.py")]) == 0
@@ -153,8 +195,14 @@ def test_predict_script_runs_without_engine(capsys, tmp_path):
         f"sys.argv = ['lenet.py', 'predict', {str(image)!r}]; "
         "runpy.run_path('lenet.py', run_name='__main__')"
     )
+    env = dict(os.environ, OMP_NUM_THREADS="1")
     result = subprocess.run(
-        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(f"{image}: 7 (")
