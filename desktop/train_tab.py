@@ -165,11 +165,15 @@ class TrainTab(QWidget):
         self.progress.setTextVisible(True)
         self.progress.setFormat("Not started")
         self.progress.setValue(0)
-        self.continue_check = QCheckBox("Continue the current model", objectName="continueCheck")
-        self.continue_check.setToolTip("Train the loaded or last trained model further")
+        self.continue_check = QCheckBox("Continue model", objectName="continueCheck")
+        self.continue_check.setToolTip(
+            "Continue the current model: Start trains the loaded or last trained model further"
+        )
         self.continue_check.toggled.connect(self._update_buttons)
-        self.save_button = QPushButton("Save model…", objectName="saveModelButton")
-        self.load_button = QPushButton("Load model…", objectName="loadModelButton")
+        self.save_button = QPushButton("Save…", objectName="saveModelButton")
+        self.save_button.setToolTip("Save the model to a file")
+        self.load_button = QPushButton("Load…", objectName="loadModelButton")
+        self.load_button.setToolTip("Load a model file (to look inside it or train it further)")
         self.save_button.clicked.connect(self._on_save_clicked)
         self.load_button.clicked.connect(self._on_load_clicked)
         for w in (self.start_button, self.pause_button, self.step_button, self.stop_button):
@@ -474,8 +478,8 @@ class TrainTab(QWidget):
         self._view_model = model.clone()
         self.continue_check.setChecked(True)
         self._show_message(
-            f"Loaded {path.name}. Start trains it further ('Continue the current "
-            "model' is ticked); the Classify tab can choose it."
+            f"Loaded {path.name}. Start trains it further ('Continue model' is ticked); "
+            "the Classify tab can choose it."
         )
         self._state.offer_model(model.clone(), f"Loaded {path.name}")
         self.live.set_model(self._view_model)

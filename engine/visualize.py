@@ -218,6 +218,19 @@ def kernel_images(weights: np.ndarray) -> tuple[np.ndarray, float]:
     return diverging_rgb(weights, limit), limit
 
 
+def kernel_colours(weights: np.ndarray) -> np.ndarray:
+    """Three-channel kernels ``(F, 3, KH, KW)`` as colour images ``(F, KH, KW, 3)`` uint8: each
+    weight's channel becomes that colour channel, ``u = 127.5 + 127.5 * w / limit`` with one
+    ``limit = max |w|`` for the layer, so 0 is mid-grey and a filter tuned to red looks red
+    (the way AlexNet's first-layer filters are shown)."""
+    weights = np.asarray(weights, dtype=np.float64)
+    if weights.ndim != 4 or weights.shape[1] != 3:
+        raise ValueError(f"expected kernels (F, 3, KH, KW), got shape {weights.shape}")
+    limit = float(np.abs(weights).max()) if weights.size else 1.0
+    scaled = 127.5 + 127.5 * weights / (limit if limit > 0 else 1.0)
+    return np.clip(scaled, 0, 255).round().astype(np.uint8).transpose(0, 2, 3, 1)
+
+
 # ----- results ----------------------------------------------------------------------------
 def confusion_cell(
     labels: np.ndarray, predicted: np.ndarray, true_class: int, predicted_class: int

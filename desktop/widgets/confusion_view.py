@@ -11,7 +11,16 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QIcon, QMouseEvent, QPainter, QPaintEvent, QPixmap
+from PySide6.QtGui import (
+    QColor,
+    QFont,
+    QFontMetrics,
+    QIcon,
+    QMouseEvent,
+    QPainter,
+    QPaintEvent,
+    QPixmap,
+)
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -30,8 +39,9 @@ from engine.visualize import confusion_cell, row_fractions
 CELL_IMAGES = 60
 MISTAKES = 40
 
-HEADER = 34
+TITLE_H = 16  # the "predicted" line; the "true" strip is as wide
 ACC_W = 58
+MAX_LABEL = 110  # class names longer than this (pixels) are elided; the tooltip has them whole
 
 
 class ConfusionView(QWidget):
@@ -59,24 +69,44 @@ class ConfusionView(QWidget):
     def sizeHint(self) -> QSize:
         return QSize(420, 420)
 
-    def _cell_size(self) -> float:
+    def _label_font(self) -> QFont:
+        font = QFont(self.font())
+        font.setPointSizeF(9.0)
+        return font
+
+    def _geometry(self) -> tuple[float, float, float, float, bool]:
+        """(left, top, cell size, label width, column names rotated): the row names get the
+        width of the longest (up to MAX_LABEL); column names stand upright when they fit a cell,
+        else they are written vertically."""
         k = len(self._classes) or 1
-        return max(
-            8.0, min((self.width() - HEADER - ACC_W - 8) / k, (self.height() - HEADER - 8) / k)
+        metrics = QFontMetrics(self._label_font())
+        label = min(
+            MAX_LABEL, max((metrics.horizontalAdvance(c) for c in self._classes), default=8)
         )
+        left = TITLE_H + label + 6
+        room_w = self.width() - left - ACC_W - 8
+        flat = max(8.0, min(room_w / k, (self.height() - TITLE_H - 20 - 8) / k))
+        if label <= flat - 2:
+            return left, TITLE_H + 20, flat, label, False
+        top = TITLE_H + label + 6
+        size = max(8.0, min(room_w / k, (self.height() - top - 8) / k))
+        return left, top, size, label, True
+
+    def _cell_size(self) -> float:
+        return self._geometry()[2]
 
     def cell_rect(self, true_class: int, predicted_class: int) -> QRectF:
-        s = self._cell_size()
-        return QRectF(HEADER + predicted_class * s, HEADER + true_class * s, s, s)
+        left, top, s, _label, _rotated = self._geometry()
+        return QRectF(left + predicted_class * s, top + true_class * s, s, s)
 
     def cell_at(self, pos: QPointF) -> tuple[int, int] | None:
         if self._confusion is None:
             return None
-        s = self._cell_size()
-        col = int((pos.x() - HEADER) // s)
-        row = int((pos.y() - HEADER) // s)
+        left, top, s, _label, _rotated = self._geometry()
+        col = int((pos.x() - left) // s)
+        row = int((pos.y() - top) // s)
         k = len(self._classes)
-        if pos.x() >= HEADER and pos.y() >= HEADER and 0 <= row < k and 0 <= col < k:
+        if pos.x() >= left and pos.y() >= top and 0 <= row < k and 0 <= col < k:
             return row, col
         return None
 
@@ -111,27 +141,11 @@ class ConfusionView(QWidget):
             )
             return
         k = len(self._classes)
-        s = self._cell_size()
+        left, top, s, label, rotated = self._geometry()
+        self._paint_labels(painter, left, top, s, label, rotated)
         font = QFont(self.font())
         font.setPointSizeF(max(6.0, min(10.0, s / 4.0)))
         painter.setFont(font)
-        painter.setPen(QColor("#555"))
-        painter.drawText(QRectF(HEADER, 0, k * s, 16), Qt.AlignmentFlag.AlignCenter, "predicted")
-        for i, name in enumerate(self._classes):
-            painter.drawText(
-                QRectF(HEADER + i * s, 16, s, HEADER - 16), Qt.AlignmentFlag.AlignCenter, name
-            )
-            painter.drawText(
-                QRectF(14, HEADER + i * s, HEADER - 16, s), Qt.AlignmentFlag.AlignCenter, name
-            )
-        painter.save()
-        painter.translate(10, HEADER + k * s / 2)
-        painter.rotate(-90)
-        painter.drawText(QRectF(-40, -8, 80, 14), Qt.AlignmentFlag.AlignCenter, "true")
-        painter.restore()
-        painter.drawText(
-            QRectF(HEADER + k * s + 4, 16, ACC_W, HEADER - 16), Qt.AlignmentFlag.AlignCenter, "acc."
-        )
         for t in range(k):
             for p in range(k):
                 frac = float(self._fractions[t, p])
@@ -148,22 +162,51 @@ class ConfusionView(QWidget):
             if t < len(self._per_class):
                 painter.setPen(QColor("#222"))
                 painter.drawText(
-                    QRectF(HEADER + k * s + 4, HEADER + t * s, ACC_W, s),
+                    QRectF(left + k * s + 4, top + t * s, ACC_W, s),
                     Qt.AlignmentFlag.AlignCenter,
                     f"{self._per_class[t] * 100:.1f}%",
                 )
         painter.setPen(QColor("#ccc"))
         for i in range(k + 1):
-            painter.drawLine(
-                QPointF(HEADER, HEADER + i * s), QPointF(HEADER + k * s, HEADER + i * s)
-            )
-            painter.drawLine(
-                QPointF(HEADER + i * s, HEADER), QPointF(HEADER + i * s, HEADER + k * s)
-            )
+            painter.drawLine(QPointF(left, top + i * s), QPointF(left + k * s, top + i * s))
+            painter.drawLine(QPointF(left + i * s, top), QPointF(left + i * s, top + k * s))
         if self.selected is not None:
             painter.setPen(QColor("#000"))
             painter.drawRect(self.cell_rect(*self.selected).adjusted(1, 1, -1, -1))
         painter.end()
+
+    def _paint_labels(
+        self, painter: QPainter, left: float, top: float, s: float, label: float, rotated: bool
+    ) -> None:
+        """ "predicted" and "true", the class names (elided to ``label`` pixels) and "acc."."""
+        k = len(self._classes)
+        font = self._label_font()
+        painter.setFont(font)
+        metrics = QFontMetrics(font)
+        painter.setPen(QColor("#555"))
+        center = Qt.AlignmentFlag.AlignCenter
+        painter.drawText(QRectF(left, 0, k * s, TITLE_H), center, "predicted")
+        names = [
+            metrics.elidedText(c, Qt.TextElideMode.ElideRight, int(label)) for c in self._classes
+        ]
+        right = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        up = int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+        for i, name in enumerate(names):
+            painter.drawText(QRectF(TITLE_H, top + i * s, label + 2, s), right, name)
+            if not rotated:
+                painter.drawText(QRectF(left + i * s, TITLE_H, s, top - TITLE_H), center, name)
+                continue
+            painter.save()  # written bottom to top, ending just above its column
+            painter.translate(left + i * s + s / 2, top - 3)
+            painter.rotate(-90)
+            painter.drawText(QRectF(0, -s / 2, label + 2, s), up, name)
+            painter.restore()
+        painter.save()
+        painter.translate(TITLE_H / 2 + 1, top + k * s / 2)
+        painter.rotate(-90)
+        painter.drawText(QRectF(-40, -8, 80, 14), center, "true")
+        painter.restore()
+        painter.drawText(QRectF(left + k * s + 4, top - 18, ACC_W, 16), center, "acc.")
 
 
 class ImageGallery(QListWidget):
@@ -184,6 +227,11 @@ class ImageGallery(QListWidget):
     ) -> None:
         self.clear()
         tips = tips if tips is not None else captions
+        metrics = QFontMetrics(self.font())  # cells as wide as the longest caption line
+        widest = max((metrics.horizontalAdvance(line) for c in captions for line in c.split("\n")),
+                     default=0)  # fmt: skip
+        lines = max((c.count("\n") + 1 for c in captions), default=1)
+        self.setGridSize(QSize(max(84, min(200, widest + 14)), 64 + lines * metrics.height()))
         for image, caption, tip in zip(images, captions, tips, strict=True):
             pixmap = QPixmap.fromImage(array_to_qimage(image)).scaled(
                 56, 56, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.FastTransformation

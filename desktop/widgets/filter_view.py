@@ -1,7 +1,9 @@
 """Learned convolution kernels as small blue-white-red images (blue < 0 < red).
 
-One block per layer: a row per input channel, a column per filter. Clicking a kernel emits
-``kernel_clicked(layer, filter_index, channel)``; hovering reports its weight range.
+One block per layer: a row per input channel, a column per filter; a layer that takes colour
+(3 channels) first shows each filter in colour (``kernel_colours``). Titles wrap to the width.
+Clicking a kernel emits ``kernel_clicked(layer, filter_index, channel)``; hovering reports its
+weight range.
 """
 
 from __future__ import annotations
@@ -9,16 +11,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QImage, QMouseEvent, QPainter, QPaintEvent, QPen
+from PySide6.QtCore import QPointF, QRect, QRectF, QSize, Qt, Signal
+from PySide6.QtGui import (
+    QColor,
+    QFontMetrics,
+    QImage,
+    QMouseEvent,
+    QPainter,
+    QPaintEvent,
+    QPen,
+)
 from PySide6.QtWidgets import QSizePolicy, QToolTip, QWidget
 
 from desktop.qt_image import array_to_qimage
-from engine.visualize import kernel_images
+from engine.visualize import kernel_colours, kernel_images
 
 MARGIN = 8
 GAP = 3
-TITLE_H = 20
+WRAP = Qt.TextFlag.TextWordWrap
 
 
 @dataclass
@@ -59,6 +69,12 @@ class FilterView(QWidget):
     def tiles(self) -> list[tuple[str, int, int, QRectF]]:
         return [(t.layer, t.index, t.channel, t.rect) for t in self._tiles]
 
+    def _title(self, y: float, avail: int, text: str) -> float:
+        """Lay out one wrapped title line at ``y``; returns the y below it."""
+        height = QFontMetrics(self.font()).boundingRect(QRect(0, 0, avail, 1000), WRAP, text)
+        self._titles.append((QRectF(MARGIN, y, avail, height.height() + 2), text))
+        return y + height.height() + 2
+
     def _relayout(self) -> None:
         self._tiles, self._titles = [], []
         avail = max(100, self.width() - 2 * MARGIN)
@@ -66,15 +82,22 @@ class FilterView(QWidget):
         for name, weights in self._layers:
             f, c, kh, kw = weights.shape
             images, limit = kernel_images(weights)
-            title = f"{name}: {f} filters of {c}×{kh}×{kw} · blue < 0 < red, ±{limit:.2g}"
-            self._titles.append((QRectF(MARGIN, y, avail, TITLE_H), title))
-            y += TITLE_H
+            y = self._title(
+                y, avail, f"{name}: {f} filters of {c}×{kh}×{kw} · blue < 0 < red, ±{limit:.2g}"
+            )
             if name in self.clickable_layers:
-                hint = "click a filter to try it on a photo in the Filters tab"
-                self._titles.append((QRectF(MARGIN, y - 4, avail, TITLE_H), hint))
-                y += TITLE_H - 4
-            biggest = 44 if c == 1 else 22
+                y = self._title(y, avail, "click a filter to try it on a photo in the Filters tab")
+            y += 2
+            biggest = 44 if c in (1, 3) else 22
             tile = max(8, min(biggest, (avail - GAP * (f - 1)) // f))
+            if c == 3:  # each filter in colour, then its channels (R, G, B) in blue-white-red
+                colours = kernel_colours(weights)
+                for k in range(f):
+                    rect = QRectF(MARGIN + k * (tile + GAP), y, tile, tile)
+                    text = f"{name} filter {k + 1} in colour (grey = 0)"
+                    self._tiles.append(_Tile(rect, name, k, -1, array_to_qimage(colours[k]), text))
+                y += tile + GAP + 4
+                tile = max(8, tile // 2)
             for ch in range(c):
                 for k in range(f):
                     rect = QRectF(MARGIN + k * (tile + GAP), y + ch * (tile + GAP), tile, tile)
@@ -87,7 +110,7 @@ class FilterView(QWidget):
                         _Tile(rect, name, k, ch, array_to_qimage(images[k, ch]), text)
                     )
             y += c * (tile + GAP) + 8
-        height = max(60, y + MARGIN)
+        height = int(max(60, y + MARGIN))
         if height != self._height:  # a relayout of the page repaints every widget on it
             self._height = height
             self.updateGeometry()
@@ -122,6 +145,7 @@ class FilterView(QWidget):
         if (
             tile is not None
             and tile.layer in self.clickable_layers
+            and tile.channel >= 0
             and event.button() == Qt.MouseButton.LeftButton
         ):
             self.kernel_clicked.emit(tile.layer, tile.index, tile.channel)
@@ -135,9 +159,7 @@ class FilterView(QWidget):
             return
         for rect, title in self._titles:
             painter.setPen(QColor("#666" if title.startswith("click") else "#222"))
-            painter.drawText(
-                rect, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, title
-            )
+            painter.drawText(rect, int(Qt.AlignmentFlag.AlignLeft) | int(WRAP), title)
         painter.setPen(QPen(QColor("#999"), 1))
         for tile in self._tiles:
             painter.drawImage(tile.rect, tile.image)

@@ -43,6 +43,7 @@ def _style_plot(plot: pg.PlotWidget, title: str, left: str) -> None:
     item.setLabel("bottom", "epochs", color="#444")
     item.setMenuEnabled(False)
     plot.setMinimumHeight(150)
+    plot.setMinimumWidth(160)  # narrow windows: the plots shrink, the titles stay whole
 
 
 @dataclass
@@ -67,13 +68,16 @@ class TrainingCharts(QWidget):
         super().__init__(parent)
         self.loss_plot = pg.PlotWidget()
         self.loss_plot.setObjectName("lossPlot")  # PlotWidget passes keywords to its PlotItem
-        _style_plot(self.loss_plot, "Batch loss (thin: each batch, bold: smoothed)", "loss")
+        _style_plot(self.loss_plot, "Loss (thin: batch, bold: smoothed)", "loss")
+        self.loss_plot.setToolTip(
+            "Loss of each batch (thin line) and its exponential moving average (bold line)"
+        )
         self.accuracy_plot = pg.PlotWidget()
         self.accuracy_plot.setObjectName("accuracyPlot")
-        _style_plot(
-            self.accuracy_plot,
-            "Accuracy (line: running train, ● epoch train, ◆ validation)",
-            "accuracy %",
+        _style_plot(self.accuracy_plot, "Accuracy (● train, ◆ validation)", "accuracy %")
+        self.accuracy_plot.setToolTip(
+            "Line: running training accuracy over the epoch so far; ● training accuracy of each "
+            "epoch; ◆ validation accuracy after each epoch"
         )
         self.accuracy_plot.setYRange(0, 100, padding=0.02)
         self.accuracy_plot.getPlotItem().getViewBox().setLimits(yMin=-2, yMax=102)

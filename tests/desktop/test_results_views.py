@@ -1,0 +1,69 @@
+"""The Train tab's result and filter views with photo classes: nothing clipped, colour shown."""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QRect, Qt
+from PySide6.QtGui import QFontMetrics
+
+from desktop.widgets.confusion_view import ResultsPanel
+from desktop.widgets.filter_view import FilterView
+from engine.evaluation import summarize
+from engine.visualize import kernel_colours
+
+CLASSES = ["bird", "cat", "dog", "ship (boat)"]
+
+
+def _result(n: int = 80):
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 4, n)
+    predicted = np.where(rng.random(n) < 0.7, labels, rng.integers(0, 4, n))
+    return summarize(labels, predicted, rng.random(n).astype(np.float32), 4, CLASSES)
+
+
+def test_class_names_fit_the_confusion_matrix_and_mistake_captions(qtbot):
+    panel = ResultsPanel()
+    qtbot.addWidget(panel)
+    panel.resize(640, 320)  # the results page of a 1024x700 window
+    panel.show()
+    images = np.random.default_rng(1).integers(0, 255, (80, 3, 32, 32), dtype=np.uint8)
+    result = _result()
+    files = [f"test/{CLASSES[k]}/{i:04d}.jpg" for i, k in enumerate(result.labels)]
+    panel.show_result(result, images, files=files)
+    view = panel.confusion_view
+    left, _top, size, label, _rotated = view._geometry()
+    metrics = QFontMetrics(view._label_font())
+    assert label >= metrics.horizontalAdvance("ship (boat)")  # row names whole, not "oirc"
+    assert view.cell_rect(0, 0).left() == left and size >= 8
+    # mistakes: each caption line fits the width of its cell, the tooltip names the file
+    gallery = panel.mistakes_gallery
+    assert gallery.count() > 0
+    fm = QFontMetrics(gallery.font())
+    for row in range(gallery.count()):
+        item = gallery.item(row)
+        for line in item.text().split("\n"):
+            assert fm.horizontalAdvance(line) <= gallery.gridSize().width() - 8, line
+        assert ".jpg" in item.toolTip() and "predicted" in item.toolTip()
+    assert gallery.item(0).icon().pixmap(56, 56).toImage().allGray() is False  # in colour
+    # a click on a cell lists its images, in colour too
+    qtbot.mouseClick(view, Qt.MouseButton.LeftButton, pos=view.cell_rect(3, 3).center().toPoint())
+    assert "True ship (boat), predicted ship (boat)" in panel.cell_label.text()
+
+
+def test_colour_first_layer_filters_are_shown_in_colour(qtbot):
+    view = FilterView()
+    qtbot.addWidget(view)
+    view.resize(300, 400)
+    weights = np.zeros((4, 3, 5, 5), np.float32)
+    weights[0, 0] = 1.0  # a filter that looks for red
+    view.set_filters([("conv1", weights)], ("conv1",))
+    colour = [t for t in view.tiles() if t[2] == -1]
+    assert [t[1] for t in colour] == [0, 1, 2, 3]
+    assert kernel_colours(weights)[0, 2, 2].tolist() == [255, 128, 128]  # red, others at 0
+    assert len(view.tiles()) == 4 + 4 * 3  # the colour row, then R, G and B rows
+    # titles wrap instead of being cut at a narrow width
+    for rect, title in view._titles:
+        needed = QFontMetrics(view.font()).boundingRect(
+            QRect(0, 0, int(rect.width()), 1000), Qt.TextFlag.TextWordWrap, title
+        )
+        assert needed.height() <= rect.height() and needed.width() <= rect.width()
