@@ -10,7 +10,9 @@ The one home of "train a network on a dataset", used by ``convscope train`` and 
 :func:`training_run` does every check before anything is trained and raises at the call (an
 :class:`~engine.errors.EngineError` naming what to fix): the settings, an empty training or
 test split, images the network cannot take (2-channel images, a wrong size), a model being
-continued on other classes, an output file that cannot be written. Then ``events()``:
+continued on other classes, an output file that cannot be written, a network beyond the size
+limits of :mod:`engine.modelsize` (checked by arithmetic, before anything is built).
+Then ``events()``:
 
 1. trains (the events of :func:`engine.training.train`, with the same ``control``: cancel,
    pause and step work as there);
@@ -57,10 +59,6 @@ if TYPE_CHECKING:
     from engine.model import Sequential
 
 EVALUATION_BATCH = 500
-# Custom networks larger than this are refused before anything is built (the Train tab's
-# fields are checked at every keystroke). GRAPH's anatomy limits supersede these once landed.
-MAX_PARAMETERS = 20_000_000
-MAX_ACTIVATIONS = 20_000_000  # values per image, all layers together
 
 
 class RunError(EngineError, ValueError):
@@ -139,42 +137,6 @@ def architecture_for(architecture: str | dict, dataset: Dataset) -> str | dict:
     if architecture.get("name") == "custom" and "input_shape" not in architecture:
         return {**architecture, "input_shape": list(dataset.input_shape)}
     return architecture
-
-
-def custom_size(architecture: dict) -> tuple[int, int]:
-    """(parameters, activation values per image) of a ``{"name": "custom", ...}`` network,
-    by arithmetic only (nothing is built), or :class:`RunError` when beyond ``MAX_PARAMETERS``
-    or ``MAX_ACTIVATIONS``. Conv: ``F*(C*K*K + 1)`` parameters, output ``H' = H + 2P - K + 1``;
-    each 2x2 pooling halves H and W; dense: ``out*(in + 1)``. Shapes that do not fit are left
-    to the builder, which names the layer."""
-    c, h, w = (int(v) for v in architecture.get("input_shape", (1, 28, 28)))
-    k = int(architecture.get("kernel_size", 5))
-    p = int(architecture.get("padding", 0))
-    pooled = architecture.get("pooling", "max") != "none"
-    params, values = 0, c * h * w
-    for f in architecture.get("conv_filters", (6, 16)):
-        params += int(f) * (c * k * k + 1)
-        c, h, w = int(f), max(h + 2 * p - k + 1, 0), max(w + 2 * p - k + 1, 0)
-        values += 2 * c * h * w  # the conv and its activation
-        if pooled:
-            h, w = h // 2, w // 2
-            values += c * h * w
-    n = c * h * w
-    for width in (*architecture.get("fc_widths", (120, 84)), architecture.get("num_classes", 10)):
-        params += int(width) * (n + 1)
-        n = int(width)
-        values += 2 * n
-    if params > MAX_PARAMETERS:
-        raise RunError(
-            f"{params:,} parameters, more than the {MAX_PARAMETERS:,} "
-            "allowed here; use fewer filters or narrower FC layers"
-        )
-    if values > MAX_ACTIVATIONS:
-        raise RunError(
-            f"{values:,} values to compute per image, more than the "
-            f"{MAX_ACTIVATIONS:,} allowed here; use fewer filters or more pooling"
-        )
-    return params, values
 
 
 class TrainingRun:
@@ -329,10 +291,10 @@ def training_run(
     splits = _split(dataset, settings.val_fraction, np.random.default_rng(seeds[1]))
     if model is None:
         from engine.model import build_model
+        from engine.modelsize import check_architecture
 
         architecture = architecture_for(settings.architecture, dataset)
-        if isinstance(architecture, dict) and architecture.get("name") == "custom":
-            custom_size(architecture)
+        check_architecture(architecture, len(dataset.classes))  # by arithmetic, before building
         model = build_model(
             architecture, np.random.default_rng(seeds[0]), classes=list(dataset.classes)
         )
@@ -384,7 +346,6 @@ __all__ = [
     "TrainingRun",
     "architecture_for",
     "check_writable",
-    "custom_size",
     "record_metadata",
     "training_run",
 ]

@@ -1,7 +1,7 @@
 """The run setup panel of the Train tab: dataset, architecture and hyperparameters.
 
 It reads the UI and calls engine functions: ``load_dataset`` and ``dataset_preview`` (together
-in a worker thread: a 300-class folder never blocks the window), ``custom_size`` then
+in a worker thread: a 300-class folder never blocks the window), ``check_architecture`` then
 ``build_model`` for the live layer table (the size comes from arithmetic first, so a huge
 network is refused before anything is built), and ``settings()`` gives the engine's
 ``RunSettings``. It emits ``loading_started()``, ``dataset_loaded(dataset)``,
@@ -38,8 +38,9 @@ from desktop.qt_image import array_to_pixmap
 from desktop.workers import GeneratorWorker, start_worker
 from engine.errors import EngineError
 from engine.model import build_model
+from engine.modelsize import check_architecture
 from engine.preview import DatasetPreview, dataset_preview
-from engine.run import RunSettings, custom_size
+from engine.run import RunSettings, architecture_for
 from engine.training import TrainConfig
 
 SOURCES = ("MNIST (bundled)", "IDX folder…", "Image folder (one subfolder per class)…")
@@ -359,8 +360,11 @@ class RunSetup(QWidget):
         self.custom_box.setVisible(self.arch_combo.currentText() == "custom")
         try:
             arch = self.architecture()
-            if isinstance(arch, dict):
-                custom_size({**arch, "num_classes": len(self.classes())})  # before building
+            if self.dataset is not None:
+                arch = architecture_for(arch, self.dataset)
+            check_architecture(
+                {"name": arch} if isinstance(arch, str) else arch, len(self.classes())
+            )  # by arithmetic, before building
             model = self.build(seed=0)
         except (EngineError, ValueError) as exc:
             self.arch_error.setText(f"This network does not fit: {exc}")

@@ -12,6 +12,7 @@ import pytest
 from engine.datasets import Dataset
 from engine.errors import DatasetError
 from engine.model import lenet5
+from engine.modelsize import TooLargeError
 from engine.progress import CancelFlag, Progress
 from engine.run import RunEnded, RunError, RunSettings, check_writable, training_run
 from engine.training import BatchEnd, EpochEnd, Finished, TrainConfig, TrainControl
@@ -171,15 +172,13 @@ def test_a_cancel_flag_is_the_shared_protocol():
     assert flag.cancelled
 
 
-def test_custom_sizes_come_from_arithmetic_and_huge_ones_are_refused():
-    from engine.model import build_model
-    from engine.run import custom_size
+def test_a_huge_custom_network_is_refused_before_it_is_built(digits, monkeypatch):
+    import engine.model
 
-    arch = {"name": "custom", "input_shape": [1, 28, 28], "conv_filters": [6, 16],
-            "kernel_size": 5, "padding": 0, "fc_widths": [120, 84], "pooling": "max"}  # fmt: skip
-    params, _ = custom_size(arch)
-    assert params == sum(i.n_params for i in build_model(arch).summary())
-    with pytest.raises(RunError, match="parameters"):
-        custom_size({**arch, "fc_widths": [1_200_000]})
-    with pytest.raises(RunError, match="values to compute per image"):
-        custom_size({**arch, "conv_filters": [100_000], "kernel_size": 1, "fc_widths": [1]})
+    def never(*args, **kwargs):
+        raise AssertionError("built")
+
+    monkeypatch.setattr(engine.model, "build_model", never)
+    arch = {"name": "custom", "conv_filters": [6, 16], "kernel_size": 5, "fc_widths": [1_200_000]}
+    with pytest.raises(TooLargeError, match="parameters"):
+        training_run(digits, RunSettings(arch, TrainConfig()))
