@@ -1,14 +1,25 @@
 """Colour maps: every false-colour picture of the app takes its colours from here.
 
-- :data:`DIVERGING_LUT` and :func:`diverging` (blue < 0 < red, through near white): signed
-  values such as filter results and learned kernels.
+- :data:`DIVERGING_LUT` (blue < 0 < red through near white, 256 colours): filter results.
+- :func:`blue_white_red`: any signed array (learned kernels), symmetric around 0.
+- :func:`ramp`: the network view's activation colours, sequential (dark -> blue -> orange ->
+  pale yellow) or diverging (blue -> black -> orange) on a dark background.
+- :func:`weight_tints`: the pale warm/cool tints of kernel weights behind their numbers.
+
+Every function returns uint8 ``(..., 3)`` RGB.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["DIVERGING_LUT", "diverging_lut"]
+__all__ = [
+    "DIVERGING_LUT",
+    "blue_white_red",
+    "diverging_lut",
+    "ramp",
+    "weight_tints",
+]
 
 
 def diverging_lut() -> np.ndarray:
@@ -26,3 +37,50 @@ def diverging_lut() -> np.ndarray:
 
 #: :func:`diverging_lut`, made once.
 DIVERGING_LUT = diverging_lut()
+
+
+def blue_white_red(values: np.ndarray, limit: float | None = None) -> np.ndarray:
+    """Blue (negative) - white (0) - red (positive) for any array: uint8 ``(..., 3)``.
+
+    ``t = clip(v / limit, -1, 1)``; ``limit`` defaults to ``max |v|``. Positive ``t`` fades white
+    to red (255, 255(1-t), 255(1-t)), negative to blue.
+    """
+    v = np.nan_to_num(np.asarray(values, dtype=np.float64))
+    if limit is None:
+        limit = float(np.abs(v).max()) if v.size else 1.0
+    t = np.clip(v / (limit if limit > 0 else 1.0), -1.0, 1.0)
+    fade = 255.0 * (1.0 - np.abs(t))
+    r = np.where(t >= 0, 255.0, fade)
+    b = np.where(t <= 0, 255.0, fade)
+    return np.stack([r, fade, b], axis=-1).round().astype(np.uint8)
+
+
+_SEQUENTIAL = np.array(
+    [[8, 8, 20], [40, 50, 140], [150, 60, 140], [235, 125, 40], [255, 240, 170]], dtype=np.float64
+)
+_DIVERGING_DARK = np.array(
+    [[90, 170, 255], [20, 40, 90], [10, 10, 14], [110, 50, 10], [255, 170, 60]], dtype=np.float64
+)
+
+
+def ramp(values: np.ndarray, vmax: float, diverging: bool) -> np.ndarray:
+    """uint8 (..., 3) colours of ``values``: 0..vmax sequential, or -vmax..vmax diverging."""
+    anchors = _DIVERGING_DARK if diverging else _SEQUENTIAL
+    vmax = float(vmax) if vmax > 0 else 1.0
+    t = values / vmax
+    t = (t + 1) / 2 if diverging else t
+    pos = np.clip(t, 0.0, 1.0) * (len(anchors) - 1)
+    lo = np.minimum(pos.astype(np.int64), len(anchors) - 2)
+    frac = (pos - lo)[..., None]
+    return (anchors[lo] * (1 - frac) + anchors[lo + 1] * frac).astype(np.uint8)
+
+
+def weight_tints(weights: np.ndarray) -> np.ndarray:
+    """Warm for positive, cool for negative, white for 0 (as in the kernel grid)."""
+    peak = float(np.abs(weights).max()) or 1.0
+    t = np.clip(weights / peak, -1, 1)[..., None]
+    warm = np.array([255, 183, 120], float)
+    cool = np.array([130, 170, 255], float)
+    white = np.array([255, 255, 255], float)
+    tint = np.where(t > 0, warm, cool)
+    return np.rint(white + (tint - white) * np.abs(t) * 0.8).astype(np.uint8)

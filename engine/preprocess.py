@@ -49,12 +49,13 @@ import functools
 import math
 import os
 from dataclasses import dataclass
-from typing import cast
 
 import numpy as np
 from PIL import Image, ImageFilter
 
+from engine import imageops
 from engine.errors import EngineError, ShapeError
+from engine.imageops import box_blur3
 
 __all__ = [
     "BOX",
@@ -144,7 +145,7 @@ def prepare_digit(
     residual = work - lighting.sample(0, 0, w0, h0, work.shape)
     noise = _noise(residual)
     ink = np.maximum(residual, 0.0)
-    smooth_ink = _blur3(ink)
+    smooth_ink = box_blur3(ink)
     level, floor = _ink_level(ink, noise, smooth_ink)
     mask_bbox = _ink_bbox(smooth_ink, level, noise)
     if mask_bbox is None:
@@ -164,7 +165,7 @@ def prepare_digit(
         # Box-reducing k x k pixels divides white noise by k.
         fine_noise = noise * factor / reduce
         try:
-            smooth_fine = _blur3(fine)
+            smooth_fine = box_blur3(fine)
             fine_level, fine_floor = _ink_level(fine, fine_noise, smooth_fine)
             sub = _ink_bbox(smooth_fine, fine_level, fine_noise)
         except EngineError:
@@ -245,20 +246,14 @@ def to_gray(image: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(a)
     if a.ndim != 3 or a.shape[2] not in (3, 4) or min(a.shape[:2]) == 0:
         raise ShapeError(f"expected an image of shape (H,W), (H,W,3) or (H,W,4), got {a.shape}")
-    a = np.ascontiguousarray(a)
     if a.shape[2] == 3:
-        return np.asarray(Image.fromarray(a, "RGB").convert("L"))
-    rgba = Image.fromarray(a, "RGBA")
-    alpha = rgba.getchannel("A")
-    lo_a, hi_a = cast(tuple[int, int], alpha.getextrema())  # one 8-bit band: (min, max)
-    if lo_a == 255:
-        return np.asarray(rgba.convert("L"))
-    white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-    composite = Image.alpha_composite(white, rgba).convert("L")
-    lo, hi = cast(tuple[int, int], composite.getextrema())
-    if hi - lo < MIN_CONTRAST <= hi_a - lo_a:
-        return 255 - np.asarray(alpha)
-    return np.asarray(composite)
+        return imageops.to_gray(a)
+    alpha = a[:, :, 3]
+    composite = imageops.to_gray(a, alpha="white")
+    lo_a, hi_a = int(alpha.min()), int(alpha.max())
+    if lo_a < 255 and int(composite.max()) - int(composite.min()) < MIN_CONTRAST <= hi_a - lo_a:
+        return 255 - alpha
+    return composite
 
 
 def _border(work: np.ndarray) -> np.ndarray:
@@ -276,15 +271,6 @@ def _ink_is_dark(work: np.ndarray, smooth: np.ndarray) -> bool:
     """Is the ink darker than the background? Compare the extremes with the border median."""
     bg = float(np.median(_border(work)))
     return bg - float(smooth.min()) > float(smooth.max()) - bg
-
-
-def _blur3(a: np.ndarray) -> np.ndarray:
-    """3x3 box blur of a small float image (edge replicated)."""
-    if min(a.shape) < 3:
-        return a
-    p = np.pad(a, 1, mode="edge")
-    rows = p[:-2] + p[1:-1] + p[2:]
-    return (rows[:, :-2] + rows[:, 1:-1] + rows[:, 2:]) * np.float32(1 / 9)
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from engine.errors import EngineError, ShapeError
+from engine.errors import EngineError
+from engine.imageops import otsu_threshold, to_gray, window_filter
 from engine.preprocess import classify_images, prepare_digit
 
 Box = tuple[int, int, int, int]  # (x0, y0, x1, y1), x1/y1 exclusive
@@ -106,36 +107,6 @@ class Reading:
 
 
 # ----- 1. ink -------------------------------------------------------------------------------
-def to_gray(image: np.ndarray) -> np.ndarray:
-    """float32 (H, W) gray 0..255 of a uint8 (H, W), (H, W, 3) or (H, W, 4) image.
-
-    Transparent pixels count as white paper (alpha composited onto white).
-    """
-    image = np.asarray(image)
-    if image.ndim == 2:
-        return image.astype(np.float32)
-    if image.ndim != 3 or image.shape[2] not in (3, 4):
-        raise ShapeError(f"expected an (H, W), (H, W, 3) or (H, W, 4) image, got {image.shape}")
-    rgb = image[..., :3].astype(np.float32)
-    gray: np.ndarray = rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-    if image.shape[2] == 4:
-        alpha = image[..., 3].astype(np.float32) / 255
-        gray = gray * alpha + 255 * (1 - alpha)
-    return gray
-
-
-def otsu_threshold(values: np.ndarray) -> float:
-    """Otsu's threshold of values in 0..1: maximises the between-class variance (256 bins)."""
-    hist = np.bincount(np.clip((values.ravel() * 255).astype(np.int64), 0, 255), minlength=256)
-    p = hist / max(1, hist.sum())
-    omega = np.cumsum(p)
-    mu = np.cumsum(p * np.arange(256))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        between = (mu[-1] * omega - mu) ** 2 / (omega * (1 - omega))
-    between[~np.isfinite(between)] = -1
-    return (int(np.argmax(between)) + 0.5) / 255
-
-
 def ink_map(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(ink float32 0..1, mask bool) of a gray image, dark-on-light or light-on-dark.
 
@@ -179,10 +150,10 @@ def paper_level(gray: np.ndarray, dark_ink: bool) -> np.ndarray:
     hh, ww = thumb.shape
     k = max(3, (max(hh, ww) // 6) | 1)
     if dark_ink:
-        field = _window(_window(thumb, k, np.max), k, np.min)
+        field = window_filter(window_filter(thumb, k, np.max), k, np.min)
     else:
-        field = _window(_window(thumb, k, np.min), k, np.max)
-    field = _window(field, k, np.mean)
+        field = window_filter(window_filter(thumb, k, np.min), k, np.max)
+    field = window_filter(field, k, np.mean)
     up = np.asarray(
         Image.fromarray(field.astype(np.float32), mode="F").resize(
             (w, h), Image.Resampling.BILINEAR
@@ -207,12 +178,6 @@ def _blocks(a: np.ndarray, f: int) -> np.ndarray:
     if (hh * f, ww * f) != (h, w):
         a = np.pad(a, ((0, hh * f - h), (0, ww * f - w)), mode="edge")
     return a.reshape(hh, f, ww, f)
-
-
-def _window(a: np.ndarray, k: int, reduce) -> np.ndarray:
-    """``reduce`` (np.max, np.min, np.mean) over the k x k window around each pixel."""
-    padded = np.pad(a, k // 2, mode="edge")
-    return reduce(np.lib.stride_tricks.sliding_window_view(padded, (k, k)), axis=(-2, -1))
 
 
 # ----- 2. connected components --------------------------------------------------------------
@@ -364,7 +329,9 @@ def segment_candidates(
     one digit fewer or more) and, when it was ambiguous, not cutting at all, so that
     :func:`read_digits` can let the classifier choose the most convincing reading.
     """
-    return _segment(to_gray(image), max_side, aspect_split, neck_ratio)[0]
+    return _segment(
+        to_gray(image, alpha="white", dtype=np.float32), max_side, aspect_split, neck_ratio
+    )[0]
 
 
 def _segment(
@@ -490,7 +457,7 @@ def read_digits(model, image: np.ndarray, *, max_side: int = 600) -> Reading:
 
     Ink below a tenth of the strongest stroke is treated as paper (JPEG noise, paper texture).
     """
-    gray = to_gray(image)
+    gray = to_gray(image, alpha="white", dtype=np.float32)
     groups, ink, factor = _segment(gray, max_side, 1.25, 0.6)
     if not groups:
         return Reading("", [])

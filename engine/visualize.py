@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from engine.colormap import blue_white_red
+
 ACTIVATION_KINDS = ("relu", "tanh", "sigmoid")
 
 
@@ -36,14 +38,6 @@ def sample_indices(labels: np.ndarray, num_classes: int, per_class: int) -> np.n
         found = np.flatnonzero(labels == k)[:per_class]
         out[k, : found.size] = found
     return out
-
-
-def to_gray(images: np.ndarray) -> np.ndarray:
-    """uint8 ``(N,H,W)`` from ``(N,H,W)`` or ``(N,C,H,W)`` (channels averaged)."""
-    images = np.asarray(images)
-    if images.ndim == 4:
-        return images.mean(axis=1).round().astype(np.uint8)
-    return images
 
 
 def image_grid(images: np.ndarray, cols: int, *, pad: int = 1, pad_value: int = 40) -> np.ndarray:
@@ -191,22 +185,6 @@ def display_layers(
     return views
 
 
-def diverging_rgb(values: np.ndarray, limit: float | None = None) -> np.ndarray:
-    """Blue (negative) - white (0) - red (positive) colours for any array: uint8 ``(..., 3)``.
-
-    ``t = clip(v / limit, -1, 1)``; ``limit`` defaults to ``max |v|``. Positive ``t`` fades white
-    to red (255, 255(1-t), 255(1-t)), negative to blue.
-    """
-    v = np.nan_to_num(np.asarray(values, dtype=np.float64))
-    if limit is None:
-        limit = float(np.abs(v).max()) if v.size else 1.0
-    t = np.clip(v / (limit if limit > 0 else 1.0), -1.0, 1.0)
-    fade = 255.0 * (1.0 - np.abs(t))
-    r = np.where(t >= 0, 255.0, fade)
-    b = np.where(t <= 0, 255.0, fade)
-    return np.stack([r, fade, b], axis=-1).round().astype(np.uint8)
-
-
 def kernel_images(weights: np.ndarray) -> tuple[np.ndarray, float]:
     """Kernels ``(F, C, KH, KW)`` as RGB ``(F, C, KH, KW, 3)`` with one symmetric scale.
 
@@ -215,7 +193,7 @@ def kernel_images(weights: np.ndarray) -> tuple[np.ndarray, float]:
     """
     weights = np.asarray(weights, dtype=np.float64)
     limit = float(np.abs(weights).max()) if weights.size else 1.0
-    return diverging_rgb(weights, limit), limit
+    return blue_white_red(weights, limit), limit
 
 
 def kernel_colours(weights: np.ndarray) -> np.ndarray:

@@ -25,7 +25,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop.widgets.pixel_inspector import draw_matrix, patch_colors, short, weight_colors
+from desktop.widgets.pixel_inspector import draw_matrix, patch_colors, short
+from engine.colormap import weight_tints
 from engine.filters import FIGURE5_IMAGE, FIGURE5_KERNEL, ConvSteps, conv_steps
 
 FIGURE5 = "Article's example (Figure 5)"
@@ -91,7 +92,7 @@ class _Board(QWidget):
             p,
             QRectF(x, 0, unit * k.shape[1], H),
             k,
-            fill=weight_colors(k),
+            fill=weight_tints(k),
             title="kernel",
             max_cell=72.0,
         )
@@ -225,7 +226,7 @@ class ConvAnimation(QWidget):
         return patch_colors(m)
 
     def output_fill(self, out: np.ndarray) -> np.ndarray | None:
-        return weight_colors(out) if out.min() < 0 else None
+        return weight_tints(out) if out.min() < 0 else None
 
     # ----- internals ----------------------------------------------------------------------
     def _load(self, steps: ConvSteps | None) -> None:

@@ -22,6 +22,7 @@ from PySide6.QtGui import QColor, QImage, QMouseEvent, QPainter, QPaintEvent, QP
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from desktop.qt_image import array_to_qimage
+from engine.colormap import ramp
 
 LABEL_WIDTH = 118
 ROW_GAP = 12
@@ -29,13 +30,6 @@ MAP_GAP = 4
 ACCENT = QColor(230, 120, 30)
 FIELD = QColor(60, 200, 255)
 
-# Colour ramps: sequential (dark -> blue -> orange -> pale yellow) and diverging (blue-black-orange)
-_SEQ = np.array(
-    [[8, 8, 20], [40, 50, 140], [150, 60, 140], [235, 125, 40], [255, 240, 170]], dtype=np.float64
-)
-_DIV = np.array(
-    [[90, 170, 255], [20, 40, 90], [10, 10, 14], [110, 50, 10], [255, 170, 60]], dtype=np.float64
-)
 _ACTIVATIONS = ("ReLU", "Tanh", "Sigmoid", "LeakyReLU")
 
 
@@ -49,18 +43,6 @@ class ViewLayer:
     stride: int = 1
     padding: int = 0
     labels: tuple[str, ...] = ()  # class names of the output
-
-
-def colorize(values: np.ndarray, vmax: float, diverging: bool) -> np.ndarray:
-    """uint8 (..., 3) colours of ``values``: 0..vmax sequential, or -vmax..vmax diverging."""
-    ramp = _DIV if diverging else _SEQ
-    vmax = float(vmax) if vmax > 0 else 1.0
-    t = values / vmax
-    t = (t + 1) / 2 if diverging else t
-    pos = np.clip(t, 0.0, 1.0) * (len(ramp) - 1)
-    lo = np.minimum(pos.astype(np.int64), len(ramp) - 2)
-    frac = (pos - lo)[..., None]
-    return (ramp[lo] * (1 - frac) + ramp[lo + 1] * frac).astype(np.uint8)
 
 
 def _geometry(layer: object, in_size: int, out_size: int, pool: bool) -> tuple[int, int, int]:
@@ -281,14 +263,14 @@ class NetworkView(QWidget):
             gray = ((values - lo) / (hi - lo if hi > lo else 1.0) * 255).astype(np.uint8)
             return [array_to_qimage(np.ascontiguousarray(m)) for m in gray]
         vmax = float(np.abs(values).max())
-        rgb = colorize(values, vmax, diverging=bool(values.min() < 0))
+        rgb = ramp(values, vmax, diverging=bool(values.min() < 0))
         return [array_to_qimage(np.ascontiguousarray(m)) for m in rgb]
 
     @staticmethod
     def _cell_colors(layer: ViewLayer) -> list[QColor]:
         values = layer.values.astype(np.float64)
         vmax = 1.0 if layer.kind == "output" else float(np.abs(values).max())
-        rgb = colorize(values, vmax, diverging=bool(values.min() < 0))
+        rgb = ramp(values, vmax, diverging=bool(values.min() < 0))
         return [QColor(int(r), int(g), int(b)) for r, g, b in rgb]
 
     # ----- painting -----------------------------------------------------------------------
@@ -474,6 +456,6 @@ def occlusion_rgb(image: np.ndarray, heat: np.ndarray) -> np.ndarray:
     blue where it raises it; ``heat`` is :attr:`engine.occlusion.OcclusionMap.heat`.
     """
     vmax = max(float(np.abs(heat).max()), 0.05)  # tiny drops stay dark, not amplified noise
-    colour = colorize(heat.astype(np.float64), vmax, diverging=True).astype(np.float64)
+    colour = ramp(heat.astype(np.float64), vmax, diverging=True).astype(np.float64)
     gray = image.astype(np.float64)[..., None] * 0.35
     return np.clip(colour + gray, 0, 255).astype(np.uint8)

@@ -11,6 +11,7 @@ from PySide6.QtCore import QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QFont, QPainter, QPaintEvent, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
+from engine.colormap import weight_tints
 from engine.filters import Inspection, format_number
 
 TEXT = QColor(32, 33, 36)
@@ -104,17 +105,6 @@ def patch_colors(patch: np.ndarray) -> np.ndarray:
     return np.repeat(g[:, :, None], 3, axis=2)
 
 
-def weight_colors(weights: np.ndarray) -> np.ndarray:
-    """Warm for positive, cool for negative, white for 0 (as in the kernel grid)."""
-    peak = float(np.abs(weights).max()) or 1.0
-    t = np.clip(weights / peak, -1, 1)[:, :, None]
-    warm = np.array([255, 183, 120], float)
-    cool = np.array([130, 170, 255], float)
-    white = np.array([255, 255, 255], float)
-    tint = np.where(t > 0, warm, cool)
-    return np.rint(white + (tint - white) * np.abs(t) * 0.8).astype(np.uint8)
-
-
 class PixelInspector(QWidget):
     """Shows patch × weights = products, Σ = total (+ offset) for the hovered result pixel."""
 
@@ -166,8 +156,8 @@ class PixelInspector(QWidget):
         x = 8.0
         parts = [
             (ins.patch, patch_colors(ins.patch), "input patch"),
-            (ins.weights, weight_colors(ins.weights), "weights"),
-            (ins.products, weight_colors(ins.products), "products"),
+            (ins.weights, weight_tints(ins.weights), "weights"),
+            (ins.products, weight_tints(ins.products), "products"),
         ]
         big = QFont(painter.font())
         for i, (values, fill, title) in enumerate(parts):

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from engine import visualize as vz
+from engine.colormap import blue_white_red
 from engine.losses import softmax_cross_entropy
 from engine.model import build_model
 
@@ -91,7 +92,7 @@ def test_display_layers_for_lenet5_folds_activations_and_ends_with_softmax(rng):
 
 
 def test_diverging_rgb_maps_sign_to_colour():
-    rgb = vz.diverging_rgb(np.array([-2.0, 0.0, 2.0, 1.0]))
+    rgb = blue_white_red(np.array([-2.0, 0.0, 2.0, 1.0]))
     assert rgb[0].tolist() == [0, 0, 255]  # most negative: blue
     assert rgb[1].tolist() == [255, 255, 255]  # zero: white
     assert rgb[2].tolist() == [255, 0, 0]  # most positive: red
