@@ -216,3 +216,31 @@ def test_choose_reads_names_text_and_files(tmp_path):
     assert c.architecture(5)["name"] == "graph" and "num_classes" not in c.architecture(5)
     with pytest.raises(ShapeError, match="unknown architecture 'resnet 8'"):
         arch.choose("resnet 8")
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_pytorch_runs_every_spec_with_the_same_shapes_and_parameters(channels):
+    """The bench's tiny interpreter of a spec in torch: every node's shape and the parameter
+    count agree with the spec arithmetic (an independent check of it)."""
+    torch = pytest.importorskip("torch")
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[2] / "bench" / "zoo_epoch.py"
+    loader = importlib.util.spec_from_file_location("zoo_epoch", path)
+    zoo = importlib.util.module_from_spec(loader)
+    loader.loader.exec_module(zoo)
+    for name in FAMILY:
+        shape = arch.input_shape_for(name, channels)
+        spec = arch.build_spec(name, shape, 3)
+        net = zoo.torch_module(spec)
+        assert sum(p.numel() for p in net.parameters()) == spec_stats(spec)[0], name
+        keys = set(net.state_dict())
+        for node in spec["nodes"]:
+            if node["type"] == "conv2d":
+                assert f"{node['name']}.weight" in keys
+            if node["type"] == "batchnorm2d":
+                assert f"{node['name']}.running_var" in keys
+        net.eval()
+        with torch.no_grad():
+            out = net(torch.zeros(2, *shape))
+        assert tuple(out.shape) == (2, 3), name
