@@ -323,6 +323,31 @@ def build_spec(
 LENETS = ("lenet5", "lenet-article")  # built by engine.model's own builders (shipped files)
 
 
+def builder(name: str) -> Callable[..., Any] | None:
+    """``build(rng, num_classes=10, input_shape=(3, 32, 32)) -> Network`` for a family member
+    (what ``engine.model.build_model`` calls for a name it does not build itself), or None.
+
+    The model keeps the short architecture ``{"name", "num_classes", "input_shape"}``;
+    ``model.graph_spec()`` gives the expanded graph."""
+    if name not in _REGISTRY or name in LENETS:
+        return None
+
+    def build(
+        rng: Any = None, num_classes: int = 10, input_shape: Sequence[int] = (3, 32, 32)
+    ) -> Any:
+        import numpy as np
+
+        from engine.model import build_graph
+
+        shape = [int(v) for v in input_shape]
+        spec = build_spec(name, shape, int(num_classes))
+        model = build_graph(spec, rng if rng is not None else np.random.default_rng(0))
+        model.architecture = {"name": name, "num_classes": int(num_classes), "input_shape": shape}
+        return model
+
+    return build
+
+
 @dataclass(frozen=True)
 class Choice:
     """What the user chose in ``--arch`` or the Train tab's architecture box.
