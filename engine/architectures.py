@@ -49,7 +49,7 @@ def _lenet(conv1_padding: int, fc2: int) -> SpecFn:
         x = b.pool("pool2", b.act("relu2", x), 2)
         x = b.act("relu3", b.dense("fc1", b.flatten("flatten", x), 120))
         x = b.act("relu4", b.dense("fc2", x, fc2))
-        return b.spec(b.dense("fc3", x, k, init="xavier"))
+        return b.spec(b.dense("fc3", x, k))
 
     return build
 
@@ -71,7 +71,7 @@ def _alexnet(conv1_kernel: int, conv1_stride: int) -> SpecFn:
         x = b.flatten("flatten", b.pool("pool3", x, 3, 2, padding=1))
         x = b.act("relu6", b.dense("fc1", b.dropout("drop1", x, 0.5), 256))
         x = b.act("relu7", b.dense("fc2", b.dropout("drop2", x, 0.5), 256))
-        return b.spec(b.dense("fc3", x, k, init="xavier"))
+        return b.spec(b.dense("fc3", x, k))
 
     return build
 
@@ -89,7 +89,7 @@ def _vgg(shape: tuple[int, int, int], k: int) -> dict[str, Any]:
             x = b.act(f"block{s}.relu{i}", b.bn(f"block{s}.bn{i}", x))
         x = b.pool(f"block{s}.pool", x, 2)
     x = b.act("relu", b.dense("fc1", b.flatten("flatten", x), 128))
-    return b.spec(b.dense("fc2", b.dropout("dropout", x, 0.5), k, init="xavier"))
+    return b.spec(b.dense("fc2", b.dropout("dropout", x, 0.5), k))
 
 
 # -- GoogLeNet ----------------------------------------------------------------------------------
@@ -118,7 +118,7 @@ def _googlenet(shape: tuple[int, int, int], k: int) -> dict[str, Any]:
     x = b.pool("pool2", x, 3, 2, padding=1)
     x = _inception(b, "inception4a", x, (32, 24, 48, 8, 16, 16))  # 112
     x = b.dropout("dropout", b.gap("avgpool", x), 0.2)
-    return b.spec(b.dense("fc", x, k, init="xavier"))
+    return b.spec(b.dense("fc", x, k))
 
 
 # -- ResNet ----------------------------------------------------------------------------------
@@ -148,7 +148,7 @@ def _resnet(n: int) -> SpecFn:
             for i in range(n):
                 stride = 2 if stage > 1 and i == 0 else 1
                 x = _basic_block(b, f"layer{stage}.{i}", x, width, stride)
-        return b.spec(b.dense("fc", b.gap("avgpool", x), k, init="xavier"))
+        return b.spec(b.dense("fc", b.gap("avgpool", x), k))
 
     return build
 
@@ -174,7 +174,7 @@ def _densenet(shape: tuple[int, int, int], k: int) -> dict[str, Any]:
             y = b.conv(f"{t}.conv", y, b.shape(x)[0] // 2, 1, padding=0, bias=False)
             x = b.pool(f"{t}.pool", y, 2, kind="avg")
     x = b.act("relu", b.bn("norm", x))
-    return b.spec(b.dense("fc", b.gap("avgpool", x), k, init="xavier"))
+    return b.spec(b.dense("fc", b.gap("avgpool", x), k))
 
 
 # -- the registry -------------------------------------------------------------------------------

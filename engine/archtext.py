@@ -199,10 +199,9 @@ def to_spec(text: str, input_shape: Sequence[int], num_classes: int | None) -> d
                 f"the last layer gives {got} outputs but there are {num_classes} classes; "
                 f"write 'dense {num_classes}' or leave the last dense layer out (it is added)",
             )
-        b.nodes[-1]["init"] = "xavier"  # the classifier, as in the named architectures
         return b.spec(x)
     if num_classes is None:
         return b.spec(x)
     if len(b.shape(x)) != 1:
         x = b.flatten(name("flatten"), x)
-    return b.spec(b.dense(name("fc"), x, num_classes, init="xavier"))
+    return b.spec(b.dense(name("fc"), x, num_classes))

@@ -150,7 +150,7 @@ class SpecBuilder:
         stride: int = 1,
         padding: int | None = None,
         bias: bool = True,
-        init: str = "he",
+        init: str = "torch",
     ) -> str:
         """``out`` filters of ``k x k``; ``padding=None`` is "same" (``k // 2``, odd ``k``)."""
         return self.add(
@@ -179,16 +179,16 @@ class SpecBuilder:
     def pool(
         self, name: str, x: str, size: int, stride: int | None = None, padding: int = 0, kind="max"
     ) -> str:
-        node: dict[str, Any] = {
-            "type": f"{kind}pool2d",
-            "name": name,
-            "inputs": [x],
-            "size": int(size),
-            "stride": int(stride or size),
-        }
-        if padding:
-            node["padding"] = int(padding)
-        return self.add(node)
+        return self.add(
+            {
+                "type": f"{kind}pool2d",
+                "name": name,
+                "inputs": [x],
+                "size": int(size),
+                "stride": int(stride or size),
+                "padding": int(padding),
+            }
+        )
 
     def gap(self, name: str, x: str) -> str:
         return self.add({"type": "globalavgpool", "name": name, "inputs": [x]})
@@ -199,7 +199,7 @@ class SpecBuilder:
     def dropout(self, name: str, x: str, p: float) -> str:
         return self.add({"type": "dropout", "name": name, "inputs": [x], "p": float(p)})
 
-    def dense(self, name: str, x: str, out: int, init: str = "he") -> str:
+    def dense(self, name: str, x: str, out: int, init: str = "torch") -> str:
         node = {"type": "dense", "name": name, "inputs": [x], "in_features": self._shapes[x][0]}
         return self.add({**node, "out_features": int(out), "init": init})
 

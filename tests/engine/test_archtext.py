@@ -53,7 +53,7 @@ def test_every_layer_word_and_option():
         "inputs": ["relu2"],
         "in_features": 6,
         "out_features": 5,
-        "init": "xavier",
+        "init": "torch",
     }
     assert {w for w in LAYER_WORDS} <= set(GRAMMAR.split()) | {"batchnorm"}
 
