@@ -3,7 +3,9 @@
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE /work/main/.venv/bin/python bench/zoo_epoch.py
 
 CIFAR-sized input (3x32x32), 10 classes, batch 64, SGD with momentum 0.9 (lr 0.01), float32,
-2 threads. Each member is built from its graph spec in the registry twice: as a ConvScope model
+2 threads (the engine splits each batch over 2 threads with single-threaded BLAS; a network
+with BatchNorm, whose statistics need the whole batch, runs whole with 2 BLAS threads). Each
+member is built from its graph spec in the registry twice: as a ConvScope model
 (``build_model``) and as a ``torch.nn.Module`` made by a tiny interpreter of the same spec
 (below), with the same node names, so ``state_dict`` keys match the model file's. The two
 alternate pass by pass in this one process (machine load hits both alike): the ratio of the
@@ -150,7 +152,11 @@ class NumpyRun:
 
         arch = architectures.choose(name, channels=3).architecture(CLASSES)
         self.model = build_model(arch, np.random.default_rng(0))
-        self.model.threads = threads  # batch shards in parallel, BLAS single-threaded
+        # batch shards in parallel threads with BLAS single-threaded; a network with BatchNorm
+        # is trained whole (its statistics need the whole batch), with BLAS on the threads
+        self.sharded = getattr(self.model, "parallel_training_problem", lambda: None)() is None
+        self.model.threads = threads if self.sharded else 1
+        self.blas_threads = 1 if self.sharded else threads
         self.opt = make_optimizer("momentum", self.model.parameters(), LR, momentum=MOMENTUM)
         self.loss_fn = softmax_cross_entropy
         self.x, self.y = x, y
@@ -205,7 +211,7 @@ def main() -> None:
         for r in range(args.repeats + 1):  # the first pass of each warms up, untimed
             for key, (run, times) in runs.items():
                 if key == "numpy":
-                    with threadpool_limits(1, user_api="blas"):
+                    with threadpool_limits(run.blas_threads, user_api="blas"):
                         t = run.epoch(r)
                 else:
                     t = run.epoch(r)
@@ -213,16 +219,21 @@ def main() -> None:
                     times.append(t)
         med = {k: statistics.median(t) for k, (_, t) in runs.items()}
         ratio = med["numpy"] / med["torch"] if "numpy" in med else float("nan")
-        rows.append((name, params, macs, med.get("numpy"), med["torch"], ratio))
+        mode = "" if args.no_numpy else ("shards" if npr.sharded else "BLAS")
+        rows.append((name, params, macs, med.get("numpy"), med["torch"], ratio, mode))
         print(
             f"{name:14s} {params:>9,} params {macs / 1e6:7.1f} M MACs  numpy "
-            f"{_fmt(med.get('numpy'))}  torch {_fmt(med['torch'])}  ratio {ratio:.2f}",
+            f"{_fmt(med.get('numpy'))} ({mode})  torch {_fmt(med['torch'])}  ratio {ratio:.2f}",
             flush=True,
         )
-    print("\n| member | parameters | M multiply-adds | NumPy s/pass | PyTorch s/pass | ratio |")
+    print(
+        "\n| member | parameters | M multiply-adds | NumPy s/pass (threads) | PyTorch s/pass "
+        "| ratio |"
+    )
     print("|---|---:|---:|---:|---:|---:|")
-    for name, params, macs, n, t, ratio in rows:
-        print(f"| {name} | {params:,} | {macs / 1e6:.1f} | {_fmt(n)} | {_fmt(t)} | {ratio:.2f} |")
+    for name, params, macs, n, t, ratio, mode in rows:
+        cells = f"{params:,} | {macs / 1e6:.1f} | {_fmt(n)} ({mode}) | {_fmt(t)} | {ratio:.2f}"
+        print(f"| {name} | {cells} |")
 
 
 def _fmt(v: float | None) -> str:
