@@ -10,8 +10,14 @@ thread; they are let finish between drops. Also times one canvas update (a strok
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/classify_gui.py
     python bench/classify_gui.py --screenshot docs/screenshots/classify.png
 
-``--screenshot PATH [MODEL]`` instead renders the main window (1280x820) on the Classify tab with a
-hand-drawn 7 and a hovered pooling cell, and saves it as PNG (the README's picture).
+``--screenshot PATH [MODEL]`` instead renders the main window (1280x820) on the Classify tab
+with a hand-drawn 7 and a hovered pooling cell, and saves it as PNG (the README's picture);
+``--photo-screenshot PATH MODEL PHOTO`` renders it (``SHOT_SIZE``, e.g. 1400x900) classifying
+PHOTO with a photo model (docs/screenshots/classify-photo.png).
+
+The photo timings drop a 12-megapixel JPEG with the photo model (``PHOTO_MODEL=FILE``, else the
+shipped one, else a seeded untrained network): from the end of its decoding to the bars, and
+the longest stall of the GUI thread (a 2 ms timer's largest gap); then a 49-megapixel PNG.
 """
 
 from __future__ import annotations
@@ -120,6 +126,29 @@ def screenshot(path: Path, model_path: Path | None = None) -> int:
     return 0
 
 
+def photo_screenshot(path: Path, model_path: Path, photo: Path) -> int:
+    """The main window on the Classify tab classifying ``photo`` with the photo model."""
+    _app = QApplication.instance() or QApplication(sys.argv)
+    from PySide6.QtCore import QSettings
+
+    from desktop.main_window import MainWindow
+
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = QSettings(str(Path(tmp) / "s.ini"), QSettings.Format.IniFormat)
+        window = MainWindow(settings=settings)
+        window.resize(*SIZE)
+        window.show()
+        tab = window.classify_tab
+        window.tabs.setCurrentWidget(tab)
+        tab.open_model_file(model_path)
+        _wait_idle(tab)
+        tab.open_image_file(photo)
+        _wait_idle(tab)
+        window.grab().save(str(path))
+        print(f"{path}: {tab.prediction_label.text()!r} with {tab.model_box.currentText()!r}")
+    return 0
+
+
 def main() -> int:
     _app = QApplication.instance() or QApplication(sys.argv)
     from desktop.app_state import AppState
@@ -173,11 +202,86 @@ def main() -> int:
     print(f"canvas update -> bars:             median {statistics.median(draw) * 1e3:.1f} ms")
     print(f"reading the number (after the bars): median {statistics.median(reads) * 1e3:.1f} ms")
     _wait_idle(tab)
+    photo_drops(tab)
     return 0
 
 
+def _photo_model():
+    """The shipped photo model, or a seeded untrained one (timings do not depend on weights)."""
+    import resources
+    from engine.model import build_model
+    from engine.modelfile import load_model
+
+    path = Path(os.environ.get("PHOTO_MODEL", str(resources.photo_model_path())))
+    if path.is_file():
+        return load_model(path), path.name
+    classes = ["bird", "cat", "dog", "ship"]
+    arch = {"name": "lenet-article", "in_channels": 3}
+    return build_model(arch, np.random.default_rng(0), classes=classes), "random lenet-article"
+
+
+def _max_stall(tab, start) -> tuple[float, float]:
+    """(longest gap between 2 ms timer ticks while the job runs, job time) in seconds."""
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    ticks: list[float] = []
+    loop = QEventLoop()
+    timer = QTimer(interval=2)
+    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    timer.timeout.connect(lambda: None if tab.background_busy() else loop.quit())
+    t0 = time.perf_counter()
+    start()
+    timer.start()
+    loop.exec()
+    timer.stop()
+    gaps = np.diff([t0, *ticks]) if ticks else np.array([time.perf_counter() - t0])
+    return float(gaps.max()), time.perf_counter() - t0
+
+
+def photo_drops(tab) -> None:
+    """A 12-megapixel JPEG dropped with a photo model: decode end -> bars (the tab's
+    ``last_timing``), and the longest GUI stall; then a 49-megapixel PNG's longest stall."""
+    model, name = _photo_model()
+    tab.set_model(model, name)
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        small = rng.integers(0, 256, (300, 400, 3), dtype=np.uint8)
+        photo = Path(tmp) / "photo_12mp.jpg"
+        Image.fromarray(small).resize((4000, 3000), Image.Resampling.BILINEAR).save(
+            photo, quality=90
+        )
+        mime = QMimeData()
+        mime.setUrls([QUrl.fromLocalFile(str(photo))])
+        after_decode, stalls, totals = [], [], []
+        for _ in range(7):
+            tab.last_timing = None
+            stall, total = _max_stall(tab, lambda: tab.handle_drop(mime))
+            decoded, shown = tab.last_timing
+            after_decode.append(shown - decoded)
+            stalls.append(stall)
+            totals.append(total)
+        label = tab.prediction_label.text()
+        huge = Path(tmp) / "huge_49mp.png"
+        Image.new("RGB", (7000, 7000), (200, 210, 220)).save(huge)
+        big_mime = QMimeData()
+        big_mime.setUrls([QUrl.fromLocalFile(str(huge))])
+        big_stall, big_total = _max_stall(tab, lambda: tab.handle_drop(big_mime))
+    print(
+        f"12 MP JPEG drop ({name}): decode end -> bars median "
+        f"{statistics.median(after_decode) * 1e3:.1f} ms (max {max(after_decode) * 1e3:.1f}); "
+        f"drop -> all done median {statistics.median(totals) * 1e3:.0f} ms; longest GUI stall "
+        f"median {statistics.median(stalls) * 1e3:.1f} ms; shows {label!r}"
+    )
+    print(
+        f"49 MP PNG drop: longest GUI stall {big_stall * 1e3:.1f} ms "
+        f"(the whole job {big_total:.2f} s off the GUI thread)"
+    )
+
+
 if __name__ == "__main__":
-    if len(sys.argv) in (3, 4) and sys.argv[1] == "--screenshot":
+    if len(sys.argv) == 5 and sys.argv[1] == "--photo-screenshot":
+        status = photo_screenshot(Path(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4]))
+    elif len(sys.argv) in (3, 4) and sys.argv[1] == "--screenshot":
         status = screenshot(Path(sys.argv[2]), Path(sys.argv[3]) if len(sys.argv) == 4 else None)
     else:
         status = main()

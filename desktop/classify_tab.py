@@ -1,23 +1,27 @@
-"""The Classify tab: drop, paste, open or draw a digit; see what the network sees and why.
+"""The Classify tab: drop, paste, open or draw; see what the network sees and why.
 
 Left: where images arrive (the drop area with the drawing canvas or the image and its reading
-boxes). Middle: the original next to the 28x28 the network sees, the occlusion map, the
-prediction, the probability bars and the model in use. Right: the network view, or the table
-of a batch of files.
+boxes). Middle: the original next to what the network sees (a 28x28 digit, or a photo in
+colour), the occlusion map, the prediction, the probability bars and the model chooser. Right:
+the network view, or the table of a batch of files.
 
-A slot reads the UI, calls one engine function and updates the UI. The occlusion map, the
-reading of a number and a batch of files run off the GUI thread
-(:class:`desktop.workers.OneAtATime`, each job with its own copy of the model); a drop or a
-stroke is classified on the GUI thread in a few milliseconds.
+The model decides everything digit-or-photo (:func:`engine.inference.preparation_for`): a digit
+model gets the digit switches, the drawing canvas and the reading of numbers; a photo model
+gets the photo preparation and none of those. A slot reads the UI, calls one engine function
+and updates the UI. Decoding a large image and preparing it, opening a model file, the
+occlusion map, the reading of a number and a batch of files run off the GUI thread
+(:class:`desktop.workers.OneAtATime`; the newest request wins); a small image or a stroke is
+classified on the GUI thread in a few milliseconds.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QMimeData, Qt, QTimer, Signal
+from PySide6.QtCore import QBuffer, QIODevice, QMimeData, Qt, Signal
 from PySide6.QtGui import QFont, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QApplication,
@@ -25,13 +29,9 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QFileDialog,
     QFrame,
-    QGridLayout,
-    QGroupBox,
     QHBoxLayout,
     QLabel,
-    QPushButton,
     QScrollArea,
-    QSizePolicy,
     QStackedWidget,
     QTabWidget,
     QToolButton,
@@ -39,74 +39,73 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-import resources
 from desktop.app_state import AppState
-from desktop.widgets.batch_table import BatchProgress, BatchTable, classify_files_steps
+from desktop.widgets.batch_table import BatchPage
 from desktop.widgets.draw_canvas import DrawPanel
 from desktop.widgets.drop_area import DropArea, ImagePreview, parse_mime
-from desktop.widgets.network_view import NetworkView, PixelView, occlusion_rgb, view_layers
+from desktop.widgets.model_panel import ModelPanel
+from desktop.widgets.network_view import NetworkView, view_layers
 from desktop.widgets.probability_chart import ProbabilityChart
+from desktop.widgets.seen_box import SeenBox
 from desktop.workers import OneAtATime
+from engine.atomic import atomic_write
 from engine.errors import EngineError
-from engine.imageio import load_image
-from engine.modelfile import load_model
-from engine.occlusion import occlusion_map
-from engine.preprocess import PreparedDigit, prepare_digit
+from engine.inference import (
+    ClassifiedImage,
+    Prepared,
+    ViewStep,
+    classify_prepared,
+    image_pixels,
+    preparation_for,
+    prepare_input,
+    view_steps,
+)
 from engine.reading import Reading, read_digits
 
 DROP_HINT = (
-    "Drop an image of a digit (or of a number) here\n\nor paste it with Ctrl+V, "
+    "Drop an image here (a digit, a number or a photo)\n\nor paste it with Ctrl+V, "
     "use File › Open,\nor drop several files or a folder"
 )
+#: Images with more pixels than this are decoded and prepared off the GUI thread.
+BACKGROUND_PIXELS = 1_500_000
+
+Classification = ClassifiedImage  # what ``classified`` carries
 
 
 @dataclass(frozen=True)
-class Classification:
-    prepared: PreparedDigit
-    probabilities: np.ndarray  # (K,)
-    prediction: str
-    confidence: float
+class _Shown:
+    """A step of loading an image; ``request`` tells stale results apart."""
 
-
-def describe_model(model, label: str) -> str:
-    """One rich-text paragraph: which model, its classes, accuracy and training date."""
-    meta = getattr(model, "meta", {}) or {}
-    arch = (getattr(model, "architecture", {}) or {}).get("name", "model")
-    classes = [str(c) for c in model.classes]
-    shown = ", ".join(classes) if len(classes) <= 10 else ", ".join(classes[:8]) + ", …"
-    parts = [f"<b>{label}</b> ({arch})", f"{len(classes)} classes: {shown}"]
-    accuracy = (meta.get("evaluation") or {}).get("accuracy")
-    if accuracy is not None:
-        parts.append(f"test accuracy {float(accuracy):.2%}")
-    if meta.get("trained_at"):
-        parts.append(f"trained {str(meta['trained_at'])[:10]}")
-    return " · ".join(parts)
+    request: int
+    name: str
+    step: ViewStep
 
 
 class ClassifyTab(QWidget):
     title = "Classify"
-    classified = Signal(object)  # Classification, after the bars are updated
+    classified = Signal(object)  # ClassifiedImage, after the bars are updated
     number_read = Signal(object)  # Reading of a dropped/opened image
     occlusion_finished = Signal(object)
-    batch_classified = Signal(object)  # list[BatchRow], once the batch table is filled
+    batch_classified = Signal(object)  # list[FileResult], once the batch table is filled
+    model_load_finished = Signal(bool)  # a model file opened (True) or refused (False)
 
     def __init__(self, state: AppState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._state = state
         self.model = None
         self._image: np.ndarray | None = None  # the last opened/dropped/pasted image
+        self._preview_image: np.ndarray | None = None
         self._image_name = ""
-        self.result: Classification | None = None
+        self.result: ClassifiedImage | None = None
         self.reading: Reading | None = None
-        self._occlusion_jobs = OneAtATime(self, self._show_message)
+        self.last_timing: tuple[float, float] | None = None  # (decoded, bars shown)
+        self._request = 0  # the newest image request; older results are dropped
+        self._image_jobs = OneAtATime(self, self._show_message)
         self._reading_jobs = OneAtATime(self, self._show_message)
-        self._batch_jobs = OneAtATime(self, self._show_message)
-        self._occlusion_timer = QTimer(self, singleShot=True, interval=120)
-        self._occlusion_timer.timeout.connect(self._start_occlusion)
         self._build()
         state.model_changed.connect(self._on_state_model_changed)
         if state.current_model is not None:
-            self.set_model(state.current_model, state.current_model_label)
+            self._on_state_model_changed(state.current_model, state.current_model_label)
         else:
             self._load_shipped_model()
 
@@ -124,7 +123,9 @@ class ClassifyTab(QWidget):
         self.sources.addWidget(self.draw_panel)
         self.sources.addWidget(self.preview)
         self.mode_group = QButtonGroup(self)
-        modes = QHBoxLayout()
+        self.mode_bar = QWidget()
+        modes = QHBoxLayout(self.mode_bar)
+        modes.setContentsMargins(0, 0, 0, 0)
         for i, text in enumerate(("Draw", "Image")):
             button = QToolButton(text=text, checkable=True, objectName=f"{text.lower()}Mode")
             button.setChecked(i == 0)
@@ -145,25 +146,20 @@ class ClassifyTab(QWidget):
         for box in (self.invert_box, self.center_box):
             box.toggled.connect(self._on_option_toggled)
         left = QVBoxLayout(self.drop_area)
-        left.addLayout(modes)
+        left.addWidget(self.mode_bar)
         left.addWidget(self.sources, 1)
         left.addWidget(self.reading_label)
         left.addWidget(self.message_label)
         left.addWidget(self.invert_box)
         left.addWidget(self.center_box)
 
-        self.original_view = PixelView("original")
-        self.preprocessed_view = PixelView("network input")
-        self.preprocessed_view.setObjectName("preprocessedView")
-        self.occlusion_view = PixelView("occlusion map")
-        self.occlusion_view.setObjectName("occlusionView")
-        seen_box = QGroupBox("What the network sees")
-        seen_box.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
-        seen = QGridLayout(seen_box)
-        for i, view in enumerate((self.original_view, self.preprocessed_view, self.occlusion_view)):
-            seen.addWidget(view, 0, i)
-        self.occlusion_label = QLabel(objectName="occlusionLabel", wordWrap=True)
-        seen.addWidget(self.occlusion_label, 1, 0, 1, 3)
+        self.seen_box = SeenBox()
+        self.seen_box.occlusion_finished.connect(self.occlusion_finished)
+        self.seen_box.problem.connect(self._show_message)
+        self.original_view = self.seen_box.original_view
+        self.preprocessed_view = self.seen_box.preprocessed_view
+        self.occlusion_view = self.seen_box.occlusion_view
+        self.occlusion_label = self.seen_box.occlusion_label
         self.prediction_label = QLabel("–", objectName="predictionLabel")
         font = QFont(self.prediction_label.font())
         font.setPointSizeF(font.pointSizeF() * 2.4)
@@ -171,45 +167,31 @@ class ClassifyTab(QWidget):
         self.prediction_label.setFont(font)
         self.top3_label = QLabel(objectName="top3Label", wordWrap=True)
         self.chart = ProbabilityChart()
-        self.model_label = QLabel(objectName="modelLabel", wordWrap=True)
-        self.model_label.setTextFormat(Qt.TextFormat.RichText)
-        self.open_model_button = QPushButton("Open model…", objectName="openModelButton")
-        self.open_model_button.clicked.connect(self._on_open_model_clicked)
+        self.model_panel = ModelPanel()
+        self.model_panel.model_chosen.connect(self._on_model_panel_model_chosen)
+        self.model_panel.load_finished.connect(self.model_load_finished)
+        self.model_panel.problem.connect(self._show_message)
+        self.model_box = self.model_panel.model_box
+        self.model_label = self.model_panel.model_label
         middle = QVBoxLayout()
-        middle.addWidget(seen_box)
+        middle.addWidget(self.seen_box)
         middle.addWidget(self.prediction_label)
         middle.addWidget(self.top3_label)
         middle.addWidget(
             QLabel("Probability of each class (softmax: they sum to 100%)", wordWrap=True)
         )
         middle.addWidget(self.chart, 1)
-        model_box = QGroupBox("Model")
-        model_layout = QVBoxLayout(model_box)
-        model_layout.addWidget(self.model_label)
-        model_layout.addWidget(self.open_model_button, 0, Qt.AlignmentFlag.AlignLeft)
-        middle.addWidget(model_box)
+        middle.addWidget(self.model_panel)
 
         self.network_view = NetworkView()
-        self.batch_table = BatchTable()
-        self.batch_table.setToolTip("Double-click a file to look at it inside the network")
-        self.batch_table.cellDoubleClicked.connect(self._on_batch_row_double_clicked)
-        self.export_button = QPushButton("Export CSV…", objectName="exportCsvButton")
-        self.export_button.clicked.connect(self._on_export_clicked)
-        batch_page = QWidget()
-        batch_layout = QVBoxLayout(batch_page)
-        self.batch_status = QLabel(
-            "Drop several image files or a folder to classify them all.",
-            objectName="batchStatus",
-            wordWrap=True,
-        )
-        batch_row = QHBoxLayout()
-        batch_row.addWidget(self.batch_status, 1)
-        batch_row.addWidget(self.export_button)
-        batch_layout.addWidget(self.batch_table, 1)
-        batch_layout.addLayout(batch_row)
+        self.batch_page = BatchPage()
+        self.batch_page.file_opened.connect(self._on_batch_page_file_opened)
+        self.batch_page.message.connect(self._show_message)
+        self.batch_page.batch_classified.connect(self.batch_classified)
+        self.batch_table, self.batch_status = self.batch_page.table, self.batch_page.status
         self.right_tabs = QTabWidget(objectName="classifyViews")
         self.right_tabs.addTab(self.network_view, "Inside the network")
-        self.right_tabs.addTab(batch_page, "Batch results")
+        self.right_tabs.addTab(self.batch_page, "Batch results")
 
         # In a scroll area: a small window scrolls the tab instead of growing to fit it.
         content = QWidget()
@@ -228,64 +210,134 @@ class ClassifyTab(QWidget):
 
     # ----- the model ----------------------------------------------------------------------
     def _load_shipped_model(self) -> None:
-        path = resources.shipped_model_path()
-        if not path.exists():
-            self.set_model(None, "")
-            return
-        try:
-            self.set_model(load_model(path), "Shipped LeNet-5")
-        except EngineError as exc:
-            self.set_model(None, "")
-            self._show_message(f"The shipped model could not be loaded: {exc}")
+        model, label, problem = self.model_panel.load_shipped()
+        self.set_model(model, label)
+        if problem:
+            self._show_message(problem)
 
     def set_model(self, model, label: str) -> None:
         """Classify with ``model`` from now on (None: no model loaded)."""
         self.model = model
+        self._request += 1  # a pending image was prepared for the previous model
+        self.model_panel.show_model(model, label)
         if model is None:
-            self.model_label.setText(
-                "<b>No model loaded.</b> Train one in the Train tab or open a model file."
-            )
             self.prediction_label.setText("No model loaded")
-        else:
-            self.model_label.setText(describe_model(model, label))
+        self._apply_model_kind()
         self._rerun()
 
+    def _kind(self) -> str:
+        return "digit" if self.model is None else preparation_for(self.model)
+
+    def _apply_model_kind(self) -> None:
+        """Offer only what fits the model: the canvas and the digit switches for digits."""
+        digits = self._kind() == "digit"
+        for widget in (self.mode_bar, self.invert_box, self.center_box):
+            widget.setVisible(digits)
+        if not digits and self.mode_group.checkedId() == 0:
+            self.mode_group.button(1).setChecked(True)
+            self.sources.setCurrentIndex(1)
+        self.reading_label.setVisible(digits)
+        self.preview.set_boxes([])
+
     def _on_state_model_changed(self, model, label: str) -> None:
+        self.model_panel.add_model(model, label)
         self.set_model(model, label)
         self._state.status_posted.emit(f"Classify tab: now using {label}")
 
-    def _on_open_model_clicked(self) -> None:
-        name, _ = QFileDialog.getOpenFileName(self, "Open model", "", "Models (*.npz)")
-        if name:
-            self.open_model_file(Path(name))
+    def _on_model_panel_model_chosen(self, model, label: str) -> None:
+        self.set_model(model, label)
+        self._state.status_posted.emit(f"Classify tab: now using {label}")
 
     def open_model_file(self, path: Path) -> bool:
-        try:
-            model = load_model(path)
-        except EngineError as exc:
-            self._show_message(str(exc))
-            return False
-        self.set_model(model, f"{path.name} (opened)")
+        """Open a model file off the GUI thread; ``model_load_finished`` tells how it went."""
+        self._show_message("", status=f"Opening model {Path(path).name}…")
+        self.model_panel.open_file(Path(path))
         return True
 
     # ----- input --------------------------------------------------------------------------
     def open_image_file(self, path: Path) -> bool:
-        """File > Open, recent files, a single dropped file."""
-        try:
-            image = load_image(path)
-        except EngineError as exc:
-            self._show_message(str(exc))
-            return False
-        return self.show_image(image, Path(path).name)
+        """File > Open, recent files, a single dropped file. A large image is decoded off the
+        GUI thread (accepted at once: True); a small one at once (False if it failed)."""
+        return self._open(Path(path), Path(path).name)
+
+    def show_image(self, image: np.ndarray, name: str) -> bool:
+        """Classify ``image`` (uint8, upright) and read the number in it."""
+        return self._open(image, name)
+
+    def _open(self, source: Path | np.ndarray, name: str) -> bool:
+        self._request += 1
+        request = self._request
+        model, options = self.model, self._options()
+        if isinstance(source, Path):
+            pixels = image_pixels(source)
+        else:
+            pixels = int(source.shape[0]) * int(source.shape[1])
+
+        def job():
+            for step in view_steps(source, model, name=name, **options):
+                yield _Shown(request, name, step)
+
+        if pixels is not None and pixels > BACKGROUND_PIXELS:
+            self._show_message("", status=f"Opening {name}…")
+            self._image_jobs.submit(job, self._on_image_shown)
+            return True
+        for shown in job():
+            self._on_image_shown(shown)
+        return shown.step.image is not None and shown.step.prepared is not None
+
+    def _options(self) -> dict:
+        return {
+            "kind": self._kind(),
+            "auto_invert": self.invert_box.isChecked(),
+            "center": self.center_box.isChecked(),
+        }
+
+    def _on_image_shown(self, shown: _Shown) -> None:
+        step = shown.step
+        if shown.request != self._request:
+            return  # stale: a newer image (or model) was asked for meanwhile
+        if step.image is None and step.prepared is not None:  # a photo's quick first step
+            self._show_input(step.prepared, None)
+            self.last_timing = (step.decoded_at, time.perf_counter())
+            return
+        if step.image is None:  # not an image at all: nothing stale stays on screen
+            self._image, self._preview_image = None, None
+            self.preview.set_image(None)
+            self._clear_result("–")
+            self._show_message(step.error)
+            return
+        self._image, self._preview_image, self._image_name = step.image, step.preview, shown.name
+        self.mode_group.button(1).setChecked(True)
+        self.sources.setCurrentIndex(1)
+        self.preview.set_image(step.preview)
+        self._show_message(step.error)
+        if self.result is not None and step.prepared is self.result.prepared:
+            self.original_view.set_array(step.preview)  # the rest of a photo after its bars
+            return
+        self.reading_label.clear()
+        if step.prepared is None:  # a digit model and no ink: the image, no prediction
+            self._clear_result("–")
+            self.original_view.set_array(step.preview)
+            return
+        self._show_input(step.prepared, step.preview)
+        self.last_timing = (step.decoded_at, time.perf_counter())
+        if self._kind() == "digit":
+            self._start_reading()  # off the GUI thread: a big photo takes a moment
 
     def handle_drop(self, mime: QMimeData) -> bool:
         """Files, a folder, image data or a URL dropped on the window or the drop area."""
         payload = parse_mime(mime)
+        if payload.decode_failed:  # a failed open: nothing stale stays beside the message
+            self._request += 1
+            self._on_image_shown(
+                _Shown(self._request, "", ViewStep(None, None, None, payload.error, 0))
+            )
+            return False
         if payload.error:
             self._show_message(payload.error)
             return False
         if payload.batch:
-            return self.classify_batch(payload.paths)
+            return self.classify_batch(payload.paths, payload.root)
         if payload.paths and payload.paths[0].suffix.lower() == ".npz":
             return self.open_model_file(payload.paths[0])  # a model file: classify with it
         if payload.paths:
@@ -295,56 +347,23 @@ class ClassifyTab(QWidget):
     def _on_paste_activated(self) -> None:
         self.handle_drop(QApplication.clipboard().mimeData())
 
-    def show_image(self, image: np.ndarray, name: str) -> bool:
-        """Classify ``image`` (uint8) and read the number in it; False if it has no digit."""
-        if not self._classify(image, source=name):
-            return False  # the message is shown; the previous result stays
-        self._image, self._image_name = image, name
-        self.mode_group.button(1).setChecked(True)
-        self.sources.setCurrentIndex(1)
-        self.preview.set_image(image)
-        self.reading_label.clear()
-        self._start_reading()  # off the GUI thread: a big photo takes a moment
-        return True
-
-    def classify_batch(self, paths: list[Path]) -> bool:
+    def classify_batch(self, paths: list[Path], root: Path | None = None) -> bool:
         """Classify ``paths`` off the GUI thread into the batch table."""
         if self.model is None:
             self._show_message("No model loaded: train one or open a model file first")
             return False
-        model = self.model.clone()  # the worker's own copy: layers keep buffers between calls
-        invert, center = self.invert_box.isChecked(), self.center_box.isChecked()
-        self._batch_jobs.submit(
-            lambda: classify_files_steps(model, paths, auto_invert=invert, center=center),
-            self._on_batch_yielded,
-            essential=lambda event: isinstance(event, list),
-        )
+        # the worker's own copy: layers keep buffers between calls
+        self.batch_page.classify(self.model.clone(), paths, root, **self._options())
         self.right_tabs.setCurrentIndex(1)
-        self._show_message("", status=f"Classifying {len(paths)} files…")
         return True
 
-    def _on_batch_yielded(self, event) -> None:
-        if isinstance(event, BatchProgress):
-            self.batch_status.setText(f"Preparing file {event.done} of {event.total}…")
-            return
-        self.batch_table.set_rows(event)
-        bad = sum(1 for r in event if r.error)
-        self.batch_status.setText(
-            f"{len(event)} files classified" + (f"; {bad} could not be read" if bad else "")
-        )
-        self._show_message(
-            f"{bad} of {len(event)} files could not be read" if bad else "",
-            status=f"Classified {len(event)} files",
-        )
-        self.batch_classified.emit(event)
-
-    def _on_batch_row_double_clicked(self, row: int, _column: int) -> None:
-        if self.open_image_file(Path(self.batch_table.displayed_files()[row])):
+    def _on_batch_page_file_opened(self, path: Path) -> None:
+        if self.open_image_file(path):
             self.right_tabs.setCurrentIndex(0)
 
     def _on_canvas_drawing_changed(self, pixels: np.ndarray) -> None:
         self.mode_group.button(0).setChecked(True)
-        self._classify(pixels, source="drawing", quiet=True)
+        self._classify_drawing(pixels)
 
     def _on_canvas_cleared(self) -> None:
         self._clear_result("Draw a digit")
@@ -358,64 +377,47 @@ class ClassifyTab(QWidget):
 
     def _rerun(self) -> None:
         if self.mode_group.checkedId() == 1 and self._image is not None:
-            self.show_image(self._image, self._image_name)
+            self._open(self._image, self._image_name)
         elif self.mode_group.checkedId() == 0 and not self.canvas.is_empty():
-            self._classify(self.canvas.pixels(), source="drawing", quiet=True)
+            self._classify_drawing(self.canvas.pixels())
         else:
             self._clear_result("Draw a digit" if self.mode_group.checkedId() == 0 else "–")
 
     # ----- classifying --------------------------------------------------------------------
-    def _classify(self, image: np.ndarray, *, source: str, quiet: bool = False) -> bool:
+    def _classify_drawing(self, pixels: np.ndarray) -> None:
         try:
-            prepared = prepare_digit(
-                image, auto_invert=self.invert_box.isChecked(), center=self.center_box.isChecked()
-            )
-        except EngineError as exc:
-            if quiet:  # a few dots on the canvas: not a digit yet
-                self._clear_result("Draw a digit")
-                return True
-            self._show_message(f"{source}: {exc}")
-            return False
+            prepared = prepare_input(self.model, pixels, **self._options())
+        except EngineError:  # a few dots on the canvas: not a digit yet
+            self._clear_result("Draw a digit")
+            return
         self._show_message("")
-        self._show_input(prepared, prepared.original)
-        return True
+        self._show_input(prepared, pixels)
 
-    def _show_input(self, prepared: PreparedDigit, original: np.ndarray) -> None:
-        """One forward pass of ``prepared.image``: bars, prediction, network view, occlusion."""
-        self.original_view.set_array(original)
-        self.preprocessed_view.set_array(prepared.image)
-        self._state.classify_image_changed.emit(prepared.image)
+    def _show_input(self, prepared: Prepared, original: np.ndarray | None) -> None:
+        """One forward pass of ``prepared``: bars, prediction, network view, occlusion."""
+        self.seen_box.show_input(original, prepared.display)
+        self._state.classify_image_changed.emit(prepared.network)
         if self.model is None:
             self.network_view.clear("No model loaded")
             return
-        x = prepared.image[None, None]
-        channels = self.model.input_spec.shape[0]
-        acts = self.model.activations(
-            self.model.input_spec.to_tensor(np.repeat(x, channels, axis=1) if channels != 1 else x)
-        )
-        probs = acts[-1][1][0].astype(np.float64)
-        k = int(np.argmax(probs))
-        classes = [str(c) for c in self.model.classes]
-        self.result = Classification(prepared, probs, classes[k], float(probs[k]))
+        self.result = result = classify_prepared(self.model, prepared)
+        probs, classes = result.probabilities, result.classes
         self.chart.set_probabilities(probs, classes)
-        self.prediction_label.setText(f"{classes[k]}  {probs[k]:.1%}")
+        self.prediction_label.setText(f"{result.prediction} {result.confidence:.1%}")
         top3 = np.argsort(probs)[::-1][:3]
         self.top3_label.setText(
             "Top 3: " + ",  ".join(f"{classes[i]} ({probs[i]:.1%})" for i in top3)
         )
-        self.network_view.set_layers(view_layers(self.model, acts))
-        self.classified.emit(self.result)
-        self._occlusion_timer.start()
+        self.network_view.set_layers(view_layers(self.model, result.activations))
+        self.classified.emit(result)
+        self.seen_box.schedule_occlusion(self.model, result)
 
     def _clear_result(self, text: str) -> None:
         self.result = None
         self.chart.clear()
         self.prediction_label.setText(text if self.model is not None else "No model loaded")
         self.top3_label.clear()
-        self.original_view.set_array(None)
-        self.preprocessed_view.set_array(None)
-        self.occlusion_view.set_array(None)
-        self.occlusion_label.clear()
+        self.seen_box.clear()
         self.network_view.clear()
 
     def _start_reading(self) -> None:
@@ -430,10 +432,18 @@ class ClassifyTab(QWidget):
         image, reading = event
         if image is not self._image or self.mode_group.checkedId() != 1:
             return  # stale: another image (or the canvas) is shown now
+        if self._kind() != "digit":
+            return  # the model changed to a photo model meanwhile
         self.reading = reading
         digits = reading.digits
         if reading.looks_like_a_number():  # not the blobs of a photo
-            self.preview.set_boxes([(*d.box, f"{d.prediction} {d.confidence:.0%}") for d in digits])
+            scale = self._preview_scale()
+            self.preview.set_boxes(
+                [
+                    (*(round(v * scale) for v in d.box), f"{d.prediction} {d.confidence:.0%}")
+                    for d in digits
+                ]
+            )
             self.reading_label.setText(
                 f"Reads as <b>{reading.text}</b> ({len(digits)} digits, left to right). "
                 "Click a box to look inside the network for that digit."
@@ -444,6 +454,12 @@ class ClassifyTab(QWidget):
             self.reading_label.setText("One digit in this image" if len(digits) == 1 else "")
         self.number_read.emit(reading)
 
+    def _preview_scale(self) -> float:
+        """Preview pixels per image pixel (large images are previewed smaller)."""
+        if self._image is None or self._preview_image is None:
+            return 1.0
+        return self._preview_image.shape[1] / self._image.shape[1]
+
     def show_reading_digit(self, index: int) -> None:
         """Show digit ``index`` of the number read: its input, bars and feature maps."""
         if self.reading is None or not 0 <= index < len(self.reading.digits):
@@ -452,63 +468,46 @@ class ClassifyTab(QWidget):
         x0, y0, x1, y1 = digit.box
         crop = self._image[y0:y1, x0:x1]
         self.preview.set_selected(index)
-        self._show_input(PreparedDigit(digit.image, crop, False, digit.box), crop)
+        self._show_input(Prepared(digit.image, digit.image, "digit", False, digit.box), crop)
         self.prediction_label.setText(f"{self.reading.text}")
         self.top3_label.setText(
             f"Digit {index + 1} of {len(self.reading.digits)}: " + self.top3_label.text()
         )
 
-    # ----- occlusion (off the GUI thread) -------------------------------------------------
-    def _start_occlusion(self) -> None:
-        if self.result is None or self.model is None:
-            return
-        # a copy: layers keep buffers between calls, and the GUI thread uses the model meanwhile
-        model, image = self.model.clone(), self.result.prepared.image.copy()
-        target = int(np.argmax(self.result.probabilities))
-        self._occlusion_jobs.submit(
-            lambda: [(image, occlusion_map(model, image, target=target))],
-            self._on_occlusion_yielded,
-        )
-
     def background_busy(self) -> bool:
-        """Whether an occlusion map, a reading or a batch is still being computed."""
-        jobs = (self._occlusion_jobs, self._reading_jobs, self._batch_jobs)
-        return self._occlusion_timer.isActive() or any(j.busy() for j in jobs)
-
-    def _on_occlusion_yielded(self, event) -> None:
-        image, result = event
-        if self.result is None or not np.array_equal(self.result.prepared.image, image):
-            return  # stale: the image changed meanwhile (a newer map is on its way)
-        self.occlusion_view.set_array(occlusion_rgb(image, result.heat))
-        name = self.model.classes[result.target] if self.model is not None else result.target
-        self.occlusion_label.setText(
-            f"Occlusion: covering the orange parts lowers the probability of “{name}” the most "
-            f"(a black {result.patch}×{result.patch} patch slid over the input); blue parts "
-            "speak against it."
-        )
-        self.occlusion_finished.emit(result)
+        """Whether an image, a model, an occlusion map, a reading or a batch is being made."""
+        parts = (self._image_jobs, self._reading_jobs, self.seen_box, self.model_panel)
+        return self.batch_page.busy() or any(part.busy() for part in parts)
 
     # ----- output -------------------------------------------------------------------------
-    def _on_export_clicked(self) -> None:
-        name, _ = QFileDialog.getSaveFileName(self, "Export CSV", "predictions.csv", "CSV (*.csv)")
-        if name:
-            self.batch_table.export_csv(Path(name))
-            self._state.status_posted.emit(f"Saved {name}")
+    def export_csv(self, path: Path) -> bool:
+        """The batch table as CSV, written atomically (a full disk keeps the old file)."""
+        return self.batch_page.export_csv(path)
 
     def save_result(self) -> None:
         """File > Save result: the batch table as CSV, or a picture of the tab."""
         if self.right_tabs.currentIndex() == 1 and self.batch_table.rowCount():
-            self._on_export_clicked()
+            self.batch_page.export_button.click()
             return
         name, _ = QFileDialog.getSaveFileName(self, "Save picture", "classify.png", "PNG (*.png)")
         if name:
             self.save_picture(Path(name))
 
     def save_picture(self, path: Path) -> bool:
-        """A PNG of the tab as shown: input, prediction, bars and the network view."""
-        ok = self.grab().save(str(path))
-        self._show_message("" if ok else f"Could not write {path}", status=f"Saved {path}")
-        return ok
+        """A PNG of the tab as shown, written atomically (a full disk keeps the old file)."""
+        buffer = QBuffer()
+        buffer.open(QIODevice.OpenModeFlag.WriteOnly)
+        if not self.grab().save(buffer, "PNG"):
+            self._show_message(f"Could not make the picture for {path}")
+            return False
+        data = bytes(buffer.data().data())
+        try:
+            atomic_write(path, lambda f: f.write(data))
+        except OSError as exc:
+            self._show_message(f"Could not write {path}: {exc.strerror or exc}")
+            return False
+        self._show_message("", status=f"Saved {path}")
+        return True
 
     def _show_message(self, text: str, status: str = "") -> None:
         self.message_label.setText(text)

@@ -30,3 +30,20 @@ def guard_singleton_refcounts() -> None:
 
 
 guard_singleton_refcounts()
+
+
+def preload_pillow_plugins() -> None:
+    """Import all of Pillow's format plugins now, on the main thread.
+
+    Pillow imports most plugins lazily, the first time a file is not one of the common formats
+    (``Image.init()`` inside ``Image.open``). When that first happens in a worker thread (an
+    image decoded off the GUI thread) while the GUI thread runs, the import can crash the
+    process under PySide6 (a segmentation fault inside the plugin's module code, seen with
+    Python 3.11). Importing them once up front leaves nothing to import later.
+    """
+    from PIL import Image
+
+    Image.init()
+
+
+preload_pillow_plugins()

@@ -43,7 +43,9 @@ import io
 import os
 import threading
 import warnings
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -60,6 +62,7 @@ __all__ = [
     "image_from_bytes",
     "image_from_pil",
     "load_image",
+    "load_pil_image",
     "save_image",
 ]
 
@@ -136,6 +139,24 @@ def load_image(
         A new, writable, C-contiguous ``uint8`` array.
     """
     _check_mode(mode)
+    return _open_checked(path, lambda fh, name: _decode(fh, name, mode, max_pixels, draft_size))
+
+
+def load_pil_image(
+    path: str | os.PathLike[str],
+    *,
+    max_pixels: int | None = MAX_PIXELS,
+    draft_size: tuple[int, int] | None = None,
+) -> Image.Image:
+    """Like :func:`load_image` (same checks, EXIF orientation applied, ``draft_size`` alike)
+    but the decoded Pillow image itself, in mode ``L``, ``RGB`` or ``RGBA``: no copy into an
+    array. Raises :class:`ImageLoadError`."""
+    return _open_checked(path, lambda fh, name: _decode(fh, name, "pil", max_pixels, draft_size))
+
+
+def _open_checked(path: str | os.PathLike[str], decode: Callable[[BinaryIO, str], Any]) -> Any:
+    """Check ``path`` is a non-empty regular file, then ``decode(fh, name)``; every failure is
+    an :class:`ImageLoadError` naming the file."""
     p = Path(path)
     name = p.name or str(p)
     try:
@@ -149,7 +170,7 @@ def load_image(
         if size == 0:
             raise ImageLoadError(f"{name}: the file is empty (0 bytes); it is not an image")
         with open(p, "rb") as fh:
-            return _decode(fh, name, mode, max_pixels, draft_size)
+            return decode(fh, name)
     except ImageLoadError:
         raise
     except PermissionError as exc:
@@ -209,8 +230,9 @@ def _decode(
     mode: str | None,
     max_pixels: int | None,
     draft_size: tuple[int, int] | None = None,
-) -> np.ndarray:
-    """Open, check the header size, decode and convert; every failure is an ImageLoadError."""
+) -> Any:
+    """Open, check the header size, decode and convert (to an array, or with ``mode="pil"``
+    the upright Pillow image); every failure is an ImageLoadError."""
     try:
         with _pillow_warnings_as_errors():
             img = Image.open(fh)  # reads the header only
@@ -229,6 +251,9 @@ def _decode(
                 side = max(draft_size)
                 img.draft(None, (side, side))
             img.load()  # decode the first frame now, so truncation shows here
+            if mode == "pil":  # load_pil_image: detached from the file, which closes here
+                upright = _canonical(_exif_transposed(img))
+                return upright.copy() if upright is img else upright
             return _to_array(_exif_transposed(img), mode)
     except ImageLoadError:
         raise

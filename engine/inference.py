@@ -30,16 +30,21 @@ __all__ = [
     "FileResult",
     "FilesProgress",
     "Prepared",
+    "ViewStep",
     "classify_files",
     "classify_files_steps",
     "classify_image",
     "classify_inputs",
     "expand_paths",
     "image_files_in",
+    "image_pixels",
     "is_digit_model",
+    "open_photo",
     "preparation_for",
     "prepare_file",
     "prepare_input",
+    "preview_of",
+    "view_steps",
 ]
 
 Preparation = Literal["digit", "photo"]
@@ -117,14 +122,26 @@ def prepare_file(
     auto_invert: bool = True,
     center: bool = True,
 ) -> Prepared:
-    """:func:`engine.imageio.load_image` then :func:`prepare_input`; errors name the file."""
+    """Open ``path`` and :func:`prepare_input` it; errors name the file. A photo is opened
+    as :func:`open_photo` does (a JPEG decoded at reduced size, :func:`engine.photo.draft_size`),
+    a digit at full resolution."""
     from engine.imageio import load_image
 
-    image = load_image(path)
+    kind = kind or preparation_for(model)
+    image = open_photo(path, model) if kind == "photo" else load_image(path)
     try:
         return prepare_input(model, image, kind=kind, auto_invert=auto_invert, center=center)
     except EngineError as exc:
         raise type(exc)(f"{Path(path).name}: {exc}") from None
+
+
+def open_photo(path: str | os.PathLike[str], model: Any) -> Any:
+    """The upright Pillow image of a photo file, decoded at :func:`engine.photo.draft_size`
+    for ``model`` (a JPEG at 1/2, 1/4 or 1/8 scale when that is still large enough)."""
+    from engine.imageio import load_pil_image
+    from engine.photo import draft_size
+
+    return load_pil_image(path, draft_size=draft_size(model.input_spec))
 
 
 def to_batch(model: Any, inputs: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
@@ -179,6 +196,110 @@ def classify_prepared(model: Any, prepared: Prepared) -> ClassifiedImage:
 def classify_image(model: Any, image: np.ndarray, **options: Any) -> ClassifiedImage:
     """:func:`prepare_input` (same options) then :func:`classify_prepared`."""
     return classify_prepared(model, prepare_input(model, image, **options))
+
+
+# ----- one image for the views ---------------------------------------------------------------
+#: Longest side of the preview of a large image (what the app shows beside the network input).
+PREVIEW_SIDE = 1024
+
+
+def image_pixels(path: str | os.PathLike[str]) -> int | None:
+    """Width x height from the file's header (nothing decoded), or None if it cannot be read."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            return int(img.width) * int(img.height)
+    except Exception:  # unreadable: decoding will say why
+        return None
+
+
+def preview_of(image: Any, side: int = PREVIEW_SIDE) -> np.ndarray:
+    """``image`` (an array or a Pillow image) box-reduced by an integer factor to at most
+    ``side`` pixels a side: a 12-megapixel photo is not drawn at full size."""
+    from PIL import Image
+
+    pil = image if isinstance(image, Image.Image) else None
+    factor = -(-max(pil.size if pil is not None else image.shape[:2]) // side)
+    if factor <= 1:
+        return np.asarray(pil) if pil is not None else image
+    if pil is None:
+        pil = Image.fromarray(np.ascontiguousarray(image))
+    return np.asarray(pil.reduce(factor))
+
+
+@dataclass(frozen=True)
+class ViewStep:
+    """One step of :func:`view_steps`.
+
+    image: the full-resolution upright picture (None in the quick first step of a photo, or
+        when the file is not a readable image); preview: at most :data:`PREVIEW_SIDE` a side;
+    prepared: what the network sees (None when the picture holds no digit, or without model);
+    error: why not; decoded_at: ``time.perf_counter()`` when the decoding ended.
+    """
+
+    image: np.ndarray | None
+    preview: np.ndarray | None
+    prepared: Prepared | None
+    error: str
+    decoded_at: float
+
+
+def view_steps(
+    source: str | os.PathLike[str] | np.ndarray,
+    model: Any,
+    *,
+    name: str = "",
+    kind: Preparation | None = None,
+    auto_invert: bool = True,
+    center: bool = True,
+) -> Iterator[ViewStep]:
+    """Decode (a path) and prepare one picture for the app's views; never raises
+    :class:`EngineError`. Runs off the GUI thread for large pictures.
+
+    A photo file for a photo model yields twice: first the network input alone, made from the
+    decoded Pillow image (the bars can follow the decoding at once), then the full picture and
+    its preview. Every other case yields once, everything together.
+    """
+    import time
+
+    from engine.imageio import load_image, load_pil_image
+    from engine.photo import prepare_photo, to_display
+
+    kind = kind or (preparation_for(model) if model is not None else "digit")
+    quick = None
+    if isinstance(source, np.ndarray):
+        image = source
+        decoded_at = time.perf_counter()
+    else:
+        try:
+            if kind == "photo" and model is not None:
+                small = open_photo(source, model)  # what the network needs, decoded quickly
+                decoded_at = time.perf_counter()
+                photo = prepare_photo(small, model.input_spec)
+                quick = Prepared(photo, to_display(photo), "photo")
+                yield ViewStep(None, None, quick, "", decoded_at)
+                pil = load_pil_image(source)  # the full picture, for the views
+                image, preview = np.asarray(pil), preview_of(pil)
+            else:
+                image = load_image(source)
+                decoded_at = time.perf_counter()
+        except EngineError as exc:
+            yield ViewStep(None, None, None, str(exc), time.perf_counter())
+            return
+    if quick is not None:
+        yield ViewStep(image, preview, quick, "", decoded_at)
+        return
+    preview = preview_of(image)
+    if model is None and kind != "digit":
+        yield ViewStep(image, preview, None, "", decoded_at)
+        return
+    try:
+        prepared = prepare_input(model, image, kind=kind, auto_invert=auto_invert, center=center)
+    except EngineError as exc:
+        yield ViewStep(image, preview, None, f"{name}: {exc}" if name else str(exc), decoded_at)
+        return
+    yield ViewStep(image, preview, prepared, "", decoded_at)
 
 
 # ----- files ----------------------------------------------------------------------------------

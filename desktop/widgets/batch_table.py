@@ -1,69 +1,48 @@
-"""The table of a batch of classified files: file, prediction, confidence; sortable, to CSV."""
+"""The table of a batch of classified files: file, prediction, confidence, problem; to CSV.
+
+The rows are :class:`engine.inference.FileResult` (classified off the GUI thread by
+:func:`engine.inference.classify_files_steps`). Files are shown by their path relative to the
+folder they were dropped from; a file that could not be classified shows the reason.
+"""
 
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
-from dataclasses import dataclass
+import io
+import os
 from pathlib import Path
 
-import numpy as np
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
-from engine.errors import EngineError
-from engine.preprocess import classify_images, prepare_digit_file
+from desktop.workers import OneAtATime
+from engine.atomic import atomic_write
+from engine.inference import FileResult, FilesProgress, classify_files_steps
 
-COLUMNS = ("File", "Prediction", "Confidence")
-
-
-@dataclass(frozen=True)
-class BatchRow:
-    file: str  # the file's path
-    prediction: str  # class name, or "" when the file could not be read
-    confidence: float  # probability of the prediction (0..1); NaN when unreadable
-    error: str = ""  # why the file could not be classified
-
-
-@dataclass(frozen=True)
-class BatchProgress:
-    done: int  # files prepared so far
-    total: int
-
-
-def classify_files_steps(
-    model, paths: list[Path], *, auto_invert: bool = True, center: bool = True
-) -> Iterator[BatchProgress | list[BatchRow]]:
-    """Prepare each file (yielding :class:`BatchProgress` after each), then classify them all
-    in one batch and yield the rows, one per file, in the order given.
-
-    An unreadable file or one without ink gets a row with its ``error`` instead of failing.
-    Meant to run in a :class:`desktop.workers.GeneratorWorker`, with its own copy of the model.
-    """
-    rows: list[BatchRow | None] = []
-    digits, where = [], []
-    for path in paths:
-        try:
-            digits.append(prepare_digit_file(path, auto_invert=auto_invert, center=center).image)
-            where.append(len(rows))
-            rows.append(None)
-        except EngineError as exc:
-            rows.append(BatchRow(str(path), "", float("nan"), str(exc)))
-        yield BatchProgress(len(rows), len(paths))
-    if digits:
-        probs = classify_images(model, digits)
-        for i, p in zip(where, probs, strict=True):
-            k = int(np.argmax(p))
-            rows[i] = BatchRow(str(paths[i]), str(model.classes[k]), float(p[k]))
-    yield [r for r in rows if r is not None]
+COLUMNS = ("File", "Prediction", "Confidence", "Problem")
+BatchRow = FileResult  # one row of the table
 
 
-def classify_files(
-    model, paths: list[Path], *, auto_invert: bool = True, center: bool = True
-) -> list[BatchRow]:
-    """:func:`classify_files_steps` run to the end: the rows."""
-    *_progress, rows = classify_files_steps(model, paths, auto_invert=auto_invert, center=center)
-    return rows
+def relative_name(file: str, root: Path | None) -> str:
+    """``file`` relative to ``root`` (the folder the batch was dropped from), else as given."""
+    if root is None:
+        return file
+    try:
+        return os.path.relpath(file, root)
+    except ValueError:  # another drive (Windows)
+        return file
 
 
 class _NumberItem(QTableWidgetItem):
@@ -93,35 +72,40 @@ class BatchTable(QTableWidget):
         self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.setAlternatingRowColors(True)
+        self.setWordWrap(False)
+        self.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # a long path keeps its file name
         self.verticalHeader().setVisible(False)
         header = self.horizontalHeader()
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Interactive)
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
+        header.setStretchLastSection(True)
+        self.setColumnWidth(0, 220)
         self.setSortingEnabled(True)
-        self._rows: list[BatchRow] = []
+        self._rows: list[FileResult] = []
 
-    def set_rows(self, rows: list[BatchRow]) -> None:
+    def set_rows(self, rows: list[FileResult], root: Path | None = None) -> None:
+        """Show ``rows``; file names relative to ``root`` (the dropped folder's parent)."""
         self._rows = list(rows)
         self.setSortingEnabled(False)  # filling a sorting table scrambles rows
         self.setRowCount(len(rows))
         for r, row in enumerate(rows):
-            name = QTableWidgetItem(Path(row.file).name)
-            name.setToolTip(row.error or row.file)
+            name = QTableWidgetItem(relative_name(row.file, root))
+            name.setToolTip(row.file)
             name.setData(Qt.ItemDataRole.UserRole, row.file)
-            prediction = QTableWidgetItem(row.prediction if not row.error else "unreadable")
+            prediction = QTableWidgetItem(row.prediction if not row.error else "–")
             prediction.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
-            if row.error:
-                prediction.setToolTip(row.error)
             text = "" if row.error else f"{row.confidence:.1%}"
             confidence = _NumberItem(text, row.confidence)
             confidence.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-            self.setItem(r, 0, name)
-            self.setItem(r, 1, prediction)
-            self.setItem(r, 2, confidence)
+            problem = QTableWidgetItem(row.error)
+            problem.setToolTip(row.error)
+            problem.setForeground(QColor(192, 57, 43))
+            for column, item in enumerate((name, prediction, confidence, problem)):
+                self.setItem(r, column, item)
         self.setSortingEnabled(True)
 
-    def rows(self) -> list[BatchRow]:
+    def rows(self) -> list[FileResult]:
         """The rows in the order they were given (not the display order)."""
         return list(self._rows)
 
@@ -130,12 +114,98 @@ class BatchTable(QTableWidget):
         return [str(self.item(r, 0).data(Qt.ItemDataRole.UserRole)) for r in range(self.rowCount())]
 
     def export_csv(self, path: Path) -> None:
-        """Write the rows, in display order, as CSV: file, prediction, confidence, error."""
+        """Write the rows, in display order, as CSV: file, prediction, confidence, error.
+
+        Atomic (:func:`engine.atomic.atomic_write`): a full disk never leaves a truncated file
+        where a good one was. Raises OSError.
+        """
         by_file = {row.file: row for row in self._rows}
-        with open(path, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(["file", "prediction", "confidence", "error"])
-            for name in self.displayed_files():
-                row = by_file[name]
-                confidence = "" if row.error else f"{row.confidence:.4f}"
-                writer.writerow([row.file, row.prediction, confidence, row.error])
+        text = io.StringIO(newline="")
+        writer = csv.writer(text)
+        writer.writerow(["file", "prediction", "confidence", "error"])
+        for name in self.displayed_files():
+            row = by_file[name]
+            confidence = "" if row.error else f"{row.confidence:.4f}"
+            writer.writerow([row.file, row.prediction, confidence, row.error])
+        data = text.getvalue().encode("utf-8", "surrogateescape")
+        atomic_write(path, lambda f: f.write(data))
+
+
+class BatchPage(QWidget):
+    """The "Batch results" page: the table, a status line and Export CSV….
+
+    :meth:`classify` runs :func:`engine.inference.classify_files_steps` off the GUI thread
+    (the newest batch wins). Signals: ``batch_classified(rows)``, ``file_opened(path)`` on a
+    double-click, ``message(text, status)`` for the tab's message line and status bar.
+    """
+
+    batch_classified = Signal(object)
+    file_opened = Signal(object)
+    message = Signal(str, str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.table = BatchTable()
+        self.table.setToolTip("Double-click a file to look at it inside the network")
+        self.table.cellDoubleClicked.connect(self._on_table_cell_double_clicked)
+        self.export_button = QPushButton("Export CSV…", objectName="exportCsvButton")
+        self.export_button.clicked.connect(self._on_export_clicked)
+        self.status = QLabel(
+            "Drop several image files or a folder to classify them all.",
+            objectName="batchStatus",
+            wordWrap=True,
+        )
+        row = QHBoxLayout()
+        row.addWidget(self.status, 1)
+        row.addWidget(self.export_button)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.table, 1)
+        layout.addLayout(row)
+        self._jobs = OneAtATime(self, lambda text: self.message.emit(text, ""))
+        self._root: Path | None = None
+
+    def classify(self, model, paths: list[Path], root: Path | None, **options) -> None:
+        """Classify ``paths`` with ``model`` (the worker's own copy) and fill the table."""
+        self._root = root
+        self._jobs.submit(
+            lambda: classify_files_steps(model, paths, **options),
+            self._on_job_yielded,
+            essential=lambda event: isinstance(event, list),
+        )
+        self.message.emit("", f"Classifying {len(paths)} files…")
+
+    def busy(self) -> bool:
+        return self._jobs.busy()
+
+    def _on_job_yielded(self, event) -> None:
+        if isinstance(event, FilesProgress):
+            self.status.setText(f"Preparing file {event.done} of {event.total}…")
+            return
+        self.table.set_rows(event, self._root)
+        bad = sum(1 for r in event if r.error)
+        self.status.setText(
+            f"{len(event)} files classified" + (f"; {bad} could not be classified" if bad else "")
+        )
+        self.message.emit(
+            f"{bad} of {len(event)} files could not be classified (see Problem)" if bad else "",
+            f"Classified {len(event)} files",
+        )
+        self.batch_classified.emit(event)
+
+    def _on_table_cell_double_clicked(self, row: int, _column: int) -> None:
+        self.file_opened.emit(Path(self.table.displayed_files()[row]))
+
+    def _on_export_clicked(self) -> None:
+        name, _ = QFileDialog.getSaveFileName(self, "Export CSV", "predictions.csv", "CSV (*.csv)")
+        if name:
+            self.export_csv(Path(name))
+
+    def export_csv(self, path: Path) -> bool:
+        """The table as CSV, written atomically (a full disk keeps the old file)."""
+        try:
+            self.table.export_csv(path)
+        except OSError as exc:
+            self.message.emit(f"Could not write {path}: {exc.strerror or exc}", "")
+            return False
+        self.message.emit("", f"Saved {path}")
+        return True

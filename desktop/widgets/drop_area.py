@@ -8,6 +8,7 @@ through the engine's :func:`engine.imageio.image_from_bytes`, which refuses host
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,7 +31,8 @@ from PySide6.QtWidgets import QFrame, QSizePolicy, QWidget
 
 from desktop.qt_image import array_to_qimage, qimage_to_array
 from engine.errors import ImageLoadError
-from engine.imageio import SUPPORTED_SUFFIXES, image_from_bytes
+from engine.imageio import image_from_bytes
+from engine.inference import expand_paths
 
 # Raw image bytes a browser or another app may put in a drop, most specific first.
 BYTE_FORMATS = (
@@ -50,26 +52,20 @@ class DropPayload:
     name: str = ""  # what to call the image in messages
     error: str = ""  # why nothing usable arrived
     batch: bool = False  # several files or a folder
-
-
-def image_files_in(folder: Path) -> list[Path]:
-    """The image files directly inside ``folder``, sorted by name."""
-    return sorted(
-        p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES
-    )
+    root: Path | None = None  # the folder the dropped files and folders are in
+    decode_failed: bool = False  # image data arrived but is not a readable image
 
 
 def parse_mime(mime: QMimeData) -> DropPayload:
     """What ``mime`` (a drop or the clipboard) offers to classify."""
     local = [Path(u.toLocalFile()) for u in mime.urls() if u.isLocalFile()]
     if local:
-        paths: list[Path] = []
-        for path in local:
-            paths.extend(image_files_in(path) if path.is_dir() else [path])
-        batch = len(local) > 1 or any(p.is_dir() for p in local)
+        paths, _problems = expand_paths(local)  # the one folder rule (no dot files)
+        batch = len(local) > 1 or paths != local  # several files, or a folder
         if not paths:
             return DropPayload(error=f"No image files in {local[0].name}")
-        return DropPayload(paths=paths, batch=batch, name=paths[0].name)
+        root = Path(os.path.commonpath([str(p.parent) for p in local]))
+        return DropPayload(paths=paths, batch=batch, name=paths[0].name, root=root)
     byte_error = ""
     for fmt in BYTE_FORMATS:
         if mime.hasFormat(fmt):
@@ -85,7 +81,7 @@ def parse_mime(mime: QMimeData) -> DropPayload:
         if isinstance(qimage, QImage) and not qimage.isNull():
             return DropPayload(image=qimage_to_array(qimage), name="pasted image")
     if byte_error:
-        return DropPayload(error=byte_error)
+        return DropPayload(error=byte_error, decode_failed=True)
     remote = [u for u in mime.urls() if not u.isLocalFile()]
     if remote:
         return DropPayload(

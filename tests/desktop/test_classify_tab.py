@@ -222,11 +222,11 @@ def test_drawing_is_classified_and_the_prediction_follows_the_strokes(qtbot, tab
     assert tab.chart.probabilities().size == 0
 
 
-def test_a_bad_file_shows_a_message_and_keeps_the_prediction(
+def test_a_failed_open_clears_the_previous_image_and_prediction(
     qtbot, tab, mnist, sure_digits, tmp_path
 ):
     assert tab.open_image_file(_png(tmp_path, mnist, sure_digits[4][0]))
-    before = tab.prediction_label.text()
+    assert _shown_class(tab) == "4"
     bad = tmp_path / "notes.png"
     bad.write_text("this is not an image")
     mime = QMimeData()
@@ -234,13 +234,17 @@ def test_a_bad_file_shows_a_message_and_keeps_the_prediction(
     _drop(tab.drop_area, mime)
     assert tab.message_label.isVisible()
     assert "notes.png" in tab.message_label.text()
-    assert tab.prediction_label.text() == before
-    _assert_bars(tab, "4")
+    # no stale result beside the error: neither the old picture nor its prediction
+    assert tab.prediction_label.text() == "–"
+    assert tab.chart.probabilities().size == 0 and not tab.preview.has_image()
+    assert tab.preprocessed_view.array() is None
+    assert tab.open_image_file(_png(tmp_path, mnist, sure_digits[4][0]))
     hostile = QMimeData()
     hostile.setData("image/png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
     _drop(tab.drop_area, hostile)
     assert "dropped" in tab.message_label.text()
-    assert tab.prediction_label.text() == before
+    # a drop that is no image at all (the bytes failed to decode) leaves nothing stale either
+    assert tab.prediction_label.text() == "–" and tab.chart.probabilities().size == 0
 
 
 def test_batch_drop_fills_a_sortable_table_exported_to_csv(
@@ -252,11 +256,14 @@ def test_batch_drop_fills_a_sortable_table_exported_to_csv(
     mime.setUrls([QUrl.fromLocalFile(str(p)) for p in [*files, tmp_path / "broken.png"]])
     with qtbot.waitSignal(tab.batch_classified, timeout=5000):
         _drop(tab.drop_area, mime)
-    assert "1 could not be read" in tab.batch_status.text()
+    assert "1 could not be classified" in tab.batch_status.text()
     table = tab.batch_table
     assert table.rowCount() == 4
     shown = {table.item(r, 0).text(): table.item(r, 1).text() for r in range(4)}
-    assert shown == {"d1.png": "1", "d7.png": "7", "d9.png": "9", "broken.png": "unreadable"}
+    assert shown == {"d1.png": "1", "d7.png": "7", "d9.png": "9", "broken.png": "–"}
+    problems = {table.item(r, 0).text(): table.item(r, 3).text() for r in range(4)}
+    assert "not a readable image" in problems["broken.png"]  # the real reason, in the table
+    assert problems["d7.png"] == ""
     table.horizontalHeader().sectionClicked.emit(2)  # sort by confidence
     table.sortItems(2, Qt.SortOrder.DescendingOrder)
     assert table.item(3, 0).text() == "broken.png"
@@ -373,11 +380,16 @@ def test_a_dropped_model_file_is_used_and_a_picture_saved(qtbot, tab, model, tmp
     save_model(model, path)
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(path))])
-    _drop(tab.drop_area, mime)
+    with qtbot.waitSignal(tab.model_load_finished, timeout=5000) as blocker:
+        _drop(tab.drop_area, mime)  # opened off the GUI thread
+    assert blocker.args == [True]
     assert "mine.npz" in tab.model_label.text()
+    assert tab.model_box.currentText() == "mine.npz (opened)"
     (tmp_path / "junk.npz").write_bytes(b"PK not really")
     mime.setUrls([QUrl.fromLocalFile(str(tmp_path / "junk.npz"))])
-    _drop(tab.drop_area, mime)
+    with qtbot.waitSignal(tab.model_load_finished, timeout=5000) as blocker:
+        _drop(tab.drop_area, mime)
+    assert blocker.args == [False]
     assert "junk.npz" in tab.message_label.text()
     assert "mine.npz" in tab.model_label.text()  # the model in use is kept
     assert tab.save_picture(tmp_path / "shot.png")

@@ -153,3 +153,55 @@ def test_occlusion_of_a_photo_covers_with_the_mean_colour(photo_model):
 def test_file_result_defaults_are_an_unclassified_file():
     r = FileResult("x.png", error="why")
     assert r.prediction == "" and np.isnan(r.confidence) and r.probabilities == ()
+
+
+@pytest.mark.parametrize("kind", ["RGB.jpg", "RGBA.png", "P.gif", "L.png"])
+def test_the_app_prepares_a_photo_file_exactly_as_the_cli(tmp_path, photo_model, kind):
+    from engine.inference import prepare_file, view_steps
+
+    mode, suffix = kind.split(".")
+    rng = np.random.default_rng(3)
+    pixels = rng.integers(0, 256, (90, 130, 4), dtype=np.uint8)
+    img = Image.fromarray(pixels, "RGBA")
+    img = img.convert("RGB").convert("P") if mode == "P" else img.convert(mode)
+    path = tmp_path / f"x.{suffix}"
+    img.save(path)
+    cli = prepare_file(photo_model, path)  # what `convscope classify` sees
+    quick, full = list(view_steps(path, photo_model, name=path.name))
+    assert quick.image is None and quick.prepared is full.prepared  # bars first, then the rest
+    np.testing.assert_array_equal(full.prepared.network, cli.network)
+    assert full.image.shape[:2] == (90, 130) and full.preview.shape[:2] == (90, 130)
+    (digit_step,) = view_steps(path, lenet5(np.random.default_rng(0)), name=path.name)
+    assert digit_step.image is not None  # one step for a digit model
+
+
+def test_view_steps_never_raise_and_previews_are_small(tmp_path, photo_model):
+    from engine.inference import view_steps
+
+    (bad,) = view_steps(tmp_path / "missing.png", photo_model, name="missing.png")
+    assert bad.image is None and bad.prepared is None and "no such file" in bad.error
+    big = np.zeros((2100, 3000, 3), np.uint8)
+    (step,) = view_steps(big, photo_model)
+    assert step.preview.shape == (700, 1000, 3) and step.prepared.network.shape == (3, 32, 32)
+    blank = np.full((50, 50), 255, np.uint8)
+    (no_ink,) = view_steps(blank, lenet5(np.random.default_rng(0)), name="blank.png")
+    assert no_ink.image is not None and no_ink.prepared is None and "no ink" in no_ink.error
+
+
+def test_a_big_jpeg_is_decoded_small_for_the_network_and_sees_the_same(tmp_path, photo_model):
+    from engine.imageio import load_image
+    from engine.inference import prepare_file
+    from engine.photo import draft_size
+
+    yy, xx = np.mgrid[0:1200, 0:1600]
+    picture = np.stack([xx * 255 // 1600, yy * 255 // 1200, (xx // 40 % 2) * 200], axis=2)
+    path = tmp_path / "big.jpg"
+    Image.fromarray(picture.astype(np.uint8)).save(path, quality=95)
+    spec = photo_model.input_spec
+    assert draft_size(spec) == (96, 96)
+    with Image.open(path) as img:
+        img.draft("RGB", draft_size(spec))
+        assert img.size == (200, 150)  # decoded at 1/8 scale, still 3x the input
+    quick = prepare_file(photo_model, path).network
+    full = prepare_photo(load_image(path), spec)  # every pixel decoded
+    assert np.abs(quick.astype(int) - full).mean() < 4
