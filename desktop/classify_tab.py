@@ -100,6 +100,7 @@ class ClassifyTab(QWidget):
         self.reading: Reading | None = None
         self.last_timing: tuple[float, float] | None = None  # (decoded, bars shown)
         self._request = 0  # the newest image request; older results are dropped
+        self._timed_request = -1  # the request whose first bars last_timing measured
         self._image_jobs = OneAtATime(self, self._show_message)
         self._reading_jobs = OneAtATime(self, self._show_message)
         self._build()
@@ -299,6 +300,7 @@ class ClassifyTab(QWidget):
         if step.image is None and step.prepared is not None:  # a photo's quick first step
             self._show_input(step.prepared, None)
             self.last_timing = (step.decoded_at, time.perf_counter())
+            self._timed_request = shown.request
             return
         if step.image is None:  # not an image at all: nothing stale stays on screen
             self._image, self._preview_image = None, None
@@ -311,16 +313,14 @@ class ClassifyTab(QWidget):
         self.sources.setCurrentIndex(1)
         self.preview.set_image(step.preview)
         self._show_message(step.error)
-        if self.result is not None and step.prepared is self.result.prepared:
-            self.original_view.set_array(step.preview)  # the rest of a photo after its bars
-            return
         self.reading_label.clear()
         if step.prepared is None:  # a digit model and no ink: the image, no prediction
             self._clear_result("–")
             self.original_view.set_array(step.preview)
             return
         self._show_input(step.prepared, step.preview)
-        self.last_timing = (step.decoded_at, time.perf_counter())
+        if self._timed_request != shown.request:  # the first bars of this image
+            self.last_timing = (step.decoded_at, time.perf_counter())
         if self._kind() == "digit":
             self._start_reading()  # off the GUI thread: a big photo takes a moment
 

@@ -122,13 +122,10 @@ def prepare_file(
     auto_invert: bool = True,
     center: bool = True,
 ) -> Prepared:
-    """Open ``path`` and :func:`prepare_input` it; errors name the file. A photo is opened
-    as :func:`open_photo` does (a JPEG decoded at reduced size, :func:`engine.photo.draft_size`),
-    a digit at full resolution."""
+    """:func:`engine.imageio.load_image` then :func:`prepare_input`; errors name the file."""
     from engine.imageio import load_image
 
-    kind = kind or preparation_for(model)
-    image = open_photo(path, model) if kind == "photo" else load_image(path)
+    image = load_image(path)
     try:
         return prepare_input(model, image, kind=kind, auto_invert=auto_invert, center=center)
     except EngineError as exc:
@@ -136,8 +133,10 @@ def prepare_file(
 
 
 def open_photo(path: str | os.PathLike[str], model: Any) -> Any:
-    """The upright Pillow image of a photo file, decoded at :func:`engine.photo.draft_size`
-    for ``model`` (a JPEG at 1/2, 1/4 or 1/8 scale when that is still large enough)."""
+    """The upright Pillow image of a photo file decoded quickly for a first look: at
+    :func:`engine.photo.draft_size` for ``model`` (a JPEG at 1/2, 1/4 or 1/8 scale when that is
+    still large enough; other formats in full). Close to, not exactly, what the network sees
+    from the full decoding (:func:`prepare_file`)."""
     from engine.imageio import load_pil_image
     from engine.photo import draft_size
 
@@ -257,9 +256,10 @@ def view_steps(
     """Decode (a path) and prepare one picture for the app's views; never raises
     :class:`EngineError`. Runs off the GUI thread for large pictures.
 
-    A photo file for a photo model yields twice: first the network input alone, made from the
-    decoded Pillow image (the bars can follow the decoding at once), then the full picture and
-    its preview. Every other case yields once, everything together.
+    A photo file for a photo model yields twice: first a quick network input alone, from the
+    file decoded at reduced size (:func:`open_photo`: the bars can follow at once), then the
+    full picture, its preview and the exact network input (the same as :func:`prepare_file`,
+    what the CLI sees). Every other case yields once, everything together.
     """
     import time
 
@@ -281,6 +281,7 @@ def view_steps(
                 yield ViewStep(None, None, quick, "", decoded_at)
                 pil = load_pil_image(source)  # the full picture, for the views
                 image, preview = np.asarray(pil), preview_of(pil)
+                exact = prepare_photo(pil, model.input_spec)  # as the CLI prepares the file
             else:
                 image = load_image(source)
                 decoded_at = time.perf_counter()
@@ -288,7 +289,7 @@ def view_steps(
             yield ViewStep(None, None, None, str(exc), time.perf_counter())
             return
     if quick is not None:
-        yield ViewStep(image, preview, quick, "", decoded_at)
+        yield ViewStep(image, preview, Prepared(exact, to_display(exact), "photo"), "", decoded_at)
         return
     preview = preview_of(image)
     if model is None and kind != "digit":

@@ -6,8 +6,7 @@ and Pillow). The steps, for a model whose ``input_spec.shape`` is ``(C, H, W)``:
 
 1. **Orientation.** A Pillow image is turned upright by its EXIF orientation tag (a phone
    photo is stored sideways with a tag saying so). Arrays from
-   :func:`engine.imageio.load_image` are upright already. A file is opened with
-   ``Image.draft`` at :func:`draft_size` (a big JPEG is decoded at a fraction of its size).
+   :func:`engine.imageio.load_image` are upright already.
 2. **Alpha on white.** Transparent pixels become white paper (RGBA and LA images).
 3. **Colour.** RGB for ``C == 3``, luma ``L = 0.299 R + 0.587 G + 0.114 B`` for ``C == 1``
    (Pillow's ITU-R 601 weights).
@@ -40,18 +39,17 @@ def crop_box(width: int, height: int, out_h: int, out_w: int) -> tuple[float, fl
     """The centred box ``(x0, y0, x1, y1)`` of a ``width x height`` picture with the aspect of
     ``out_w x out_h``: the largest such box, the part of the picture the network sees."""
     scale = max(out_h / height, out_w / width)
-    box_w, box_h = out_w / scale, out_h / scale
-    x0, y0 = (width - box_w) / 2, (height - box_h) / 2
-    return (x0, y0, x0 + box_w, y0 + box_h)
+    box_w, box_h = min(width, out_w / scale), min(height, out_h / scale)
+    x0, y0 = max(0.0, (width - box_w) / 2), max(0.0, (height - box_h) / 2)  # never -1e-15
+    return (x0, y0, min(float(width), x0 + box_w), min(float(height), y0 + box_h))
 
 
 def draft_size(spec) -> tuple[int, int]:
-    """``(width, height)`` to hand to Pillow's ``Image.draft`` when opening a photo file for a
-    model whose input is ``spec.shape == (C, H, W)``: a JPEG is then decoded at 1/2, 1/4 or 1/8
-    scale (its DCT blocks averaged, the same box reduction step 4 makes) but never below
-    :data:`REDUCING_GAP` times the input. A 12-megapixel JPEG decodes about 8x faster. Files
-    are opened this way everywhere (CLI, app, evaluation, export), so they all see the same
-    pixels."""
+    """``(width, height)`` to hand to Pillow's ``Image.draft`` for a quick first look at a photo
+    file for a model whose input is ``spec.shape == (C, H, W)``: a JPEG is then decoded at 1/2,
+    1/4 or 1/8 scale (its DCT blocks averaged, much like the box reduction of step 4) but never
+    below :data:`REDUCING_GAP` times the input; a 12-megapixel JPEG decodes about 8x faster.
+    Close to the full decoding, not equal: the app shows it first, then the exact result."""
     _channels, out_h, out_w = (int(v) for v in getattr(spec, "shape", spec))
     return (int(np.ceil(REDUCING_GAP * out_w)), int(np.ceil(REDUCING_GAP * out_h)))
 

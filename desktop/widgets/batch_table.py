@@ -92,7 +92,7 @@ class BatchTable(QTableWidget):
         for r, row in enumerate(rows):
             name = QTableWidgetItem(relative_name(row.file, root))
             name.setToolTip(row.file)
-            name.setData(Qt.ItemDataRole.UserRole, row.file)
+            name.setData(Qt.ItemDataRole.UserRole, r)  # an index: Qt drops undecodable names
             prediction = QTableWidgetItem(row.prediction if not row.error else "–")
             prediction.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
             text = "" if row.error else f"{row.confidence:.1%}"
@@ -109,9 +109,16 @@ class BatchTable(QTableWidget):
         """The rows in the order they were given (not the display order)."""
         return list(self._rows)
 
+    def displayed_rows(self) -> list[FileResult]:
+        """The rows in the order shown (after sorting)."""
+        order = [
+            int(self.item(r, 0).data(Qt.ItemDataRole.UserRole)) for r in range(self.rowCount())
+        ]
+        return [self._rows[i] for i in order]
+
     def displayed_files(self) -> list[str]:
         """File paths in the order shown (after sorting)."""
-        return [str(self.item(r, 0).data(Qt.ItemDataRole.UserRole)) for r in range(self.rowCount())]
+        return [row.file for row in self.displayed_rows()]
 
     def export_csv(self, path: Path) -> None:
         """Write the rows, in display order, as CSV: file, prediction, confidence, error.
@@ -119,12 +126,10 @@ class BatchTable(QTableWidget):
         Atomic (:func:`engine.atomic.atomic_write`): a full disk never leaves a truncated file
         where a good one was. Raises OSError.
         """
-        by_file = {row.file: row for row in self._rows}
         text = io.StringIO(newline="")
         writer = csv.writer(text)
         writer.writerow(["file", "prediction", "confidence", "error"])
-        for name in self.displayed_files():
-            row = by_file[name]
+        for row in self.displayed_rows():
             confidence = "" if row.error else f"{row.confidence:.4f}"
             writer.writerow([row.file, row.prediction, confidence, row.error])
         data = text.getvalue().encode("utf-8", "surrogateescape")

@@ -241,3 +241,16 @@ def test_the_tab_opens_a_photo_model_file_by_drop(qtbot, tab, photo_model, tmp_p
     assert tab.mode_group.checkedId() == 1  # the image page: no drawing for photos
     assert tab.right_tabs.currentIndex() == 0
     assert tab.model_label.text().count("photos") == 1
+
+
+def test_a_non_utf8_file_name_is_listed_and_exported(qtbot, tab, tmp_path):
+    from engine.inference import FileResult
+
+    odd = os.fsdecode(os.fsencode(str(tmp_path)) + b"/caf\xe9.png")
+    rows = [FileResult(odd, "cat", 0.9, (0.1, 0.9)), FileResult(str(tmp_path / "b.png"), error="x")]
+    tab.batch_table.set_rows(rows, tmp_path)
+    tab.batch_table.sortItems(2)  # by confidence: the failed file first
+    assert tab.batch_table.displayed_files() == [rows[1].file, odd]
+    out = tmp_path / "out.csv"
+    assert tab.export_csv(out)
+    assert b"caf\xe9.png,cat,0.9000" in out.read_bytes()

@@ -43,6 +43,18 @@ def test_a_tall_photo_and_a_non_square_input():
     assert crop_box(80, 40, 16, 16) == (20.0, 0.0, 60.0, 40.0)
 
 
+def test_every_aspect_gives_a_box_inside_the_picture():
+    rng = np.random.default_rng(5)
+    for _ in range(300):
+        w, h = (int(v) for v in rng.integers(1, 400, 2))
+        out_h, out_w = (int(v) for v in rng.integers(1, 64, 2))
+        x0, y0, x1, y1 = crop_box(w, h, out_h, out_w)
+        assert 0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h
+        assert abs((x1 - x0) / (y1 - y0) - out_w / out_h) < 1e-6 * max(w, h)
+    odd = np.zeros((107, 160, 3), np.uint8)  # 160x107 to 28x28 made a box offset of -7e-15
+    assert prepare_photo(odd, (3, 28, 28)).shape == (3, 28, 28)
+
+
 def test_gray_models_get_luma_and_transparency_is_white_paper():
     rgba = np.zeros((20, 20, 4), np.uint8)  # fully transparent
     out = prepare_photo(rgba, InputSpec((1, 10, 10)))
