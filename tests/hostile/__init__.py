@@ -7,6 +7,12 @@ Use from any test (``tests/`` is on ``sys.path`` because of ``tests/conftest.py`
     odd = make_odd_files(tmp_path)          # name -> Path of files that must open correctly
 
 All files are small (the bombs are a few hundred KB at most) and take well under a second to make.
+
+The other families of the adversarial campaign, as seeded generators (the tests that use them
+are ``test_model_files.py`` and ``test_campaign.py`` beside this file):
+``hostile.models`` (crafted model files, zip bombs, metadata mutations), ``hostile.images``
+(extreme shapes, every mode, byte damage), ``hostile.idx`` (header lies, gzip bombs, 0x0 images,
+huge label values) and ``hostile.kernels`` (kernel text and kernel files).
 """
 
 from __future__ import annotations
