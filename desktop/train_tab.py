@@ -381,7 +381,9 @@ class TrainTab(QWidget):
         if event.evaluation is not None:
             self.result = event.evaluation
             run = self.session.run
-            self.results.show_result(event.evaluation, run.test_images)
+            files = run.dataset.test_files  # image folders: shown with the mistakes
+            files = None if files is None else list(files[: len(run.test_labels)])
+            self.results.show_result(event.evaluation, run.test_images, files)
             self._set_progress_text(f"Done: test accuracy {event.evaluation.accuracy:.2%}")
             self.pages.setCurrentIndex(1)
 

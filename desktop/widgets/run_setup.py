@@ -36,14 +36,24 @@ from PySide6.QtWidgets import (
 
 from desktop.qt_image import array_to_pixmap
 from desktop.workers import GeneratorWorker, start_worker
+from engine.datasets import dataset_choices, load_dataset_iter, parse_classes
 from engine.errors import EngineError
 from engine.model import build_model
 from engine.modelsize import check_architecture
 from engine.preview import DatasetPreview, dataset_preview
+from engine.progress import CancelFlag, Progress
 from engine.run import RunSettings, architecture_for
 from engine.training import TrainConfig
 
-SOURCES = ("MNIST (bundled)", "IDX folder…", "Image folder (one subfolder per class)…")
+FOLDER = "folder"  # the source choice that asks for a folder
+FOLDER_TEXT = "Folder… (IDX files, CIFAR-10 batches or one subfolder per class)"
+AUGMENTATIONS = (
+    ("none", "none"),
+    ("auto", "auto (fits the data)"),
+    ("digits", "digits: shift, rotate, scale, stroke"),
+    ("photos", "photos: padded crop, mirror"),
+)
+SCHEDULES = (("constant", "constant"), ("cosine", "cosine decay"), ("onecycle", "one-cycle"))
 LIMITS = (
     (2_000, "2,000 (a few seconds)"),
     (10_000, "10,000 (quick first run)"),
@@ -99,6 +109,8 @@ class RunSetup(QWidget):
         self._thread: QThread | None = None
         self._worker: GeneratorWorker | None = None
         self._reload = False
+        self._load_control = CancelFlag()
+        self._classes_text = ""
         self._samples = np.zeros((0, 0), dtype=np.int64)
         self._arch_timer = QTimer(self, singleShot=True, interval=ARCH_DELAY_MS)
         self._arch_timer.timeout.connect(self._on_architecture_changed)
@@ -122,9 +134,26 @@ class RunSetup(QWidget):
         box = QGroupBox("1 · Dataset")
         form = QFormLayout(box)
         self.source_combo = QComboBox(objectName="datasetSource")
-        self.source_combo.addItems(SOURCES)
+        for choice in dataset_choices():
+            self.source_combo.addItem(choice.title, choice.key)
+            row = self.source_combo.count() - 1
+            self.source_combo.setItemData(row, choice.description, Qt.ItemDataRole.ToolTipRole)
+            if not choice.available:  # a download not made yet
+                self.source_combo.model().item(row).setEnabled(False)
+                self.source_combo.setItemData(
+                    row, f"Not downloaded yet: run 'convscope download {choice.key}'",
+                    Qt.ItemDataRole.ToolTipRole,
+                )  # fmt: skip
+        self.source_combo.addItem(FOLDER_TEXT, FOLDER)
         self.source_combo.activated.connect(self._on_source_combo_activated)
         form.addRow("Source", self.source_combo)
+        self.classes_edit = QLineEdit(objectName="classesEdit")
+        self.classes_edit.setPlaceholderText("all (or e.g. bird, cat, dog, ship)")
+        self.classes_edit.setToolTip(
+            "Keep only these classes, in this order (comma separated); empty = all"
+        )
+        self.classes_edit.editingFinished.connect(self._on_classes_edit_finished)
+        form.addRow("Classes", self.classes_edit)
         self.limit_combo = QComboBox(objectName="trainLimit")
         for value, text in LIMITS:
             self.limit_combo.addItem(text, value)
@@ -161,18 +190,22 @@ class RunSetup(QWidget):
         return box
 
     def _on_source_combo_activated(self, index: int) -> None:
-        if index == 0:
-            self._spec = "mnist"
+        key = self.source_combo.itemData(index)
+        if key != FOLDER:
+            self._spec = key
         else:
-            title = (
-                "IDX folder (MNIST layout)" if index == 1 else "Folder with a subfolder per class"
-            )
+            title = "Dataset folder (IDX files, CIFAR-10 batches or one subfolder per class)"
             folder = QFileDialog.getExistingDirectory(self, title, str(Path.home()))
             if not folder:
-                self.source_combo.setCurrentIndex(0 if self._spec == "mnist" else index)
+                if isinstance(self._spec, str):  # back to the named dataset in use
+                    self.source_combo.setCurrentIndex(self.source_combo.findData(self._spec))
                 return
             self._spec = Path(folder)
         self.load()
+
+    def _on_classes_edit_finished(self) -> None:
+        if self.classes_edit.text().strip() != self._classes_text:
+            self.load()
 
     def set_source(self, spec: str | Path, limit: int | None) -> None:
         """Programmatic choice (tests, benches): a spec for ``load_dataset`` and a limit."""
@@ -191,23 +224,37 @@ class RunSetup(QWidget):
         return self._thread is not None
 
     def load(self) -> None:
-        """Load the chosen dataset in a worker thread (``dataset_loaded`` when done)."""
+        """Load the chosen dataset in a worker thread (``dataset_loaded`` when done). A load
+        asked for while one runs cancels it; the newest choice is loaded next."""
         if self._thread is not None:
             self._reload = True  # load again with the newest choice once this one is done
+            self._load_control.cancel()
             return
         self._reload = False
-        from engine.datasets import load_dataset
-
         spec, limit = self._spec, self.limit()
+        self._classes_text = self.classes_edit.text().strip()
+        try:
+            classes = parse_classes(self._classes_text) if self._classes_text else None
+        except EngineError as exc:
+            self._on_loader_errored(str(exc))
+            return
+        control = self._load_control = CancelFlag()
         self.dataset_label.setText(f"Loading {spec}…")
 
         def job():
-            dataset = load_dataset(spec, limit=limit)
+            dataset = None
+            for item in load_dataset_iter(spec, limit=limit, classes=classes, control=control):
+                if isinstance(item, Progress):
+                    yield item
+                else:
+                    dataset = item
+            if dataset is None or control.cancelled:
+                return
             images, labels = dataset.train_images, dataset.train_labels
             k = len(dataset.classes)
             yield dataset, dataset_preview(images, labels, k, PER_CLASS, MAX_PREVIEW_CLASSES)
 
-        worker = GeneratorWorker(job)
+        worker = GeneratorWorker(job, essential=lambda event: not isinstance(event, Progress))
         worker.yielded.connect(self._on_loader_yielded)
         worker.errored.connect(self._on_loader_errored)
         # workers.start_worker keeps the thread alive until it ends (a window closed during the
@@ -224,14 +271,19 @@ class RunSetup(QWidget):
         self.loading_finished.emit()
 
     def _on_loader_errored(self, message: str) -> None:
+        self.dataset = None  # Start must not train the previous dataset instead
         self.dataset_label.setText(f"<span style='color:#b00'>Could not load: {message}</span>")
         self.dataset_failed.emit(message)
 
-    def _on_loader_yielded(self, loaded: tuple) -> None:
-        dataset, preview = loaded
+    def _on_loader_yielded(self, loaded: object) -> None:
+        if isinstance(loaded, Progress):
+            self.dataset_label.setText(
+                f"Loading {self._spec}… {loaded.done:,} of {loaded.total:,} images"
+            )
+            return
+        dataset, preview = loaded  # type: ignore[misc]
         self.dataset = dataset
         self._show_preview(dataset, preview)
-        self.augment_check.setEnabled(dataset.train_images.ndim == 3)  # grey digits only
         self._on_architecture_changed()
         self.dataset_loaded.emit(dataset)
 
@@ -366,6 +418,8 @@ class RunSetup(QWidget):
                 {"name": arch} if isinstance(arch, str) else arch, len(self.classes())
             )  # by arithmetic, before building
             model = self.build(seed=0)
+            if self.dataset is not None:  # the dataset's images must fit its input
+                model.input_spec.to_tensor(self.dataset.train_images[:1])
         except (EngineError, ValueError) as exc:
             self.arch_error.setText(f"This network does not fit: {exc}")
             self.layer_table.setRowCount(0)
@@ -430,10 +484,20 @@ class RunSetup(QWidget):
         )
         self.nesterov_check = QCheckBox("Nesterov", objectName="nesterov")
         self.nesterov_check.setToolTip("Look ahead along the momentum before taking the gradient")
-        self.augment_check = QCheckBox("Augment digits", objectName="augment")
-        self.augment_check.setToolTip(
-            "Random shifts, rotations, scale and stroke width per batch (grey digits only): "
-            "helps the model read real handwriting"
+        self.augment_combo = QComboBox(objectName="augment")
+        for key, text in AUGMENTATIONS:
+            self.augment_combo.addItem(text, key)
+        self.augment_combo.setToolTip(
+            "Random changes to each training batch. Digits: shifts, rotations, scale and stroke "
+            "width (to read real handwriting). Photos: a random crop of the padded photo and a "
+            "mirror image. Auto: photos for colour data, digits for grey."
+        )
+        self.schedule_combo = QComboBox(objectName="lrSchedule")
+        for key, text in SCHEDULES:
+            self.schedule_combo.addItem(text, key)
+        self.schedule_combo.setToolTip(
+            "How the learning rate changes over the run: constant; cosine decay from the rate "
+            "to 0; one-cycle (rises to the rate over the first 30%, then falls)"
         )
         self.seed_spin = QSpinBox(objectName="seed", minimum=0, maximum=2**31 - 1, value=0)
         self.val_spin = QDoubleSpinBox(
@@ -450,6 +514,7 @@ class RunSetup(QWidget):
             self.loss_combo.addItem(text, key)
         form.addRow("Optimiser", self.optimizer_combo)
         form.addRow("Learning rate", self.lr_spin)
+        form.addRow("LR schedule", self.schedule_combo)
         form.addRow("Batch size", self.batch_spin)
         form.addRow("Epochs", self.epochs_spin)
         form.addRow("Momentum", self.momentum_spin)
@@ -458,7 +523,7 @@ class RunSetup(QWidget):
         form.addRow("Seed", self.seed_spin)
         form.addRow("Validation part", self.val_spin)
         form.addRow("Loss", self.loss_combo)
-        form.addRow("", self.augment_check)
+        form.addRow("Augmentation", self.augment_combo)
         self._on_optimizer_changed(0)
         return box
 
@@ -481,16 +546,19 @@ class RunSetup(QWidget):
             weight_decay=float(self.decay_spin.value()),
             loss=self.loss_combo.currentData(),
             seed=self.seed_spin.value(),
+            schedule=self.schedule_combo.currentData(),
         )
 
     def settings(self) -> RunSettings:
         """The engine's settings of a run with what the panel shows (ValueError for unreadable
         number lists)."""
-        augment, name = None, ""
-        if self.augment_check.isChecked() and self.augment_check.isEnabled():
-            from engine.augment import augment_digits as augment
+        augment, name = None, self.augment_combo.currentData()
+        if name != "none" and self.dataset is not None:
+            from engine.augment import augmenter
 
-            name = "digits"
+            augment = augmenter(name, self.dataset.train_images)
+        else:
+            name = ""
         return RunSettings(
             architecture=self.architecture(),
             config=self.config(),
@@ -507,12 +575,19 @@ class RunSetup(QWidget):
         """A short label for the run list, e.g. "lenet5 · momentum lr 0.01 · bs 64 · 10,000"."""
         arch = self.arch_combo.currentText()
         n = len(self.dataset.train_labels) if self.dataset is not None else 0
+        data = f"{self.dataset.name} · " if self.dataset is not None else ""
         return (
-            f"{arch} · {self.optimizer_combo.currentData()} lr {self.lr_spin.value():g} · "
+            f"{arch} · {data}{self.optimizer_combo.currentData()} lr {self.lr_spin.value():g} · "
             f"bs {self.batch_spin.value()} · {n:,} images"
         )
 
     def set_enabled_for_run(self, running: bool) -> None:
         """Freeze the settings during a run (the dataset preview stays clickable)."""
-        for widget in (self.source_combo, self.limit_combo, self.arch_group, self.hyper_group):
+        for widget in (
+            self.source_combo,
+            self.limit_combo,
+            self.classes_edit,
+            self.arch_group,
+            self.hyper_group,
+        ):
             widget.setEnabled(not running)

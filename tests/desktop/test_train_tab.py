@@ -337,8 +337,9 @@ def test_an_image_folder_dataset_trains_a_two_class_network(qtbot, tab, tmp_path
                 image[y : y + 5, x : x + 5] = 255
             Image.fromarray(image).save(folder / name / f"{i}.png")
     monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(folder))
-    tab.setup.source_combo.setCurrentIndex(2)
-    tab.setup.source_combo.activated.emit(2)
+    index = tab.setup.source_combo.findData("folder")
+    tab.setup.source_combo.setCurrentIndex(index)
+    tab.setup.source_combo.activated.emit(index)
     qtbot.waitUntil(
         lambda: (
             tab.setup.dataset is not None
@@ -462,9 +463,10 @@ def _two_class_folder(folder, classes=("bars", "dots"), per_class=30, size=28, c
 
 def _choose_folder(qtbot, tab, folder, monkeypatch):
     monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(folder))
-    tab.setup.source_combo.setCurrentIndex(2)
+    index = tab.setup.source_combo.findData("folder")
+    tab.setup.source_combo.setCurrentIndex(index)
     with qtbot.waitSignal(tab.setup.dataset_loaded, timeout=30_000):
-        tab.setup.source_combo.activated.emit(2)
+        tab.setup.source_combo.activated.emit(index)
 
 
 def test_the_pinned_sample_follows_a_new_dataset(qtbot, tab, tmp_path, monkeypatch):
@@ -516,8 +518,46 @@ def test_two_channel_images_do_not_start_a_run(qtbot, tab, tmp_path):
         )
     with qtbot.waitSignal(tab.setup.loading_finished, timeout=30_000):
         tab.setup.set_source(folder, None)
-    if tab.setup.dataset is None or tab.setup.dataset.train_images.ndim != 4:
-        pytest.skip("this IDX reader refuses 2-channel images itself")
+    if tab.setup.dataset is None:  # refused by the reader: said so, and nothing to start
+        assert "Could not load" in tab.setup.dataset_label.text()
+        assert not tab.start_button.isEnabled()
+        return
     qtbot.mouseClick(tab.start_button, Qt.MouseButton.LeftButton)
     assert not tab.is_busy()
     assert "Cannot start" in tab.message.text() and "2 channels" in tab.message.text()
+
+
+def test_the_bundled_photos_train_in_colour_with_file_names(qtbot, make_tab):
+    tab = make_tab()
+    setup = tab.setup
+    index = setup.source_combo.findData("cifar4")
+    assert index >= 0 and "bird, cat, dog, ship" in setup.source_combo.itemText(index)
+    setup.source_combo.setCurrentIndex(index)
+    setup.limit_combo.setCurrentIndex(setup.limit_combo.findData(2_000))
+    with qtbot.waitSignal(setup.dataset_loaded, timeout=60_000):
+        setup.source_combo.activated.emit(index)
+    qtbot.waitUntil(lambda: not setup.is_loading(), timeout=30_000)
+    assert setup.dataset.classes == ["bird", "cat", "dog", "ship"]
+    assert not setup.sample_grid.pixmap().toImage().allGray()  # a colour sample grid
+    ticks = setup.counts_plot.getPlotItem().getAxis("bottom")._tickLevels[0]
+    assert [name for _, name in ticks] == ["bird", "cat", "dog", "ship"]
+    assert tab.live.sample.shape == (3, 32, 32)  # the pinned sample is a photo now
+    assert not tab.live.sample_thumb.pixmap().toImage().allGray()
+    assert "28x28" in setup.arch_error.text() and not tab.start_button.isEnabled()  # lenet5
+    setup.arch_combo.setCurrentText("lenet-article")  # the article's network takes 32x32
+    assert setup.architecture_ok() and tab.start_button.isEnabled()
+    setup.augment_combo.setCurrentIndex(setup.augment_combo.findData("auto"))
+    setup.schedule_combo.setCurrentIndex(setup.schedule_combo.findData("cosine"))
+    setup.epochs_spin.setValue(1)
+    tab.test_limit = 200
+    assert _run(qtbot, tab) == "finished"
+    assert tab.model.input_spec.shape == (3, 32, 32)
+    assert tab.model.meta["config"]["schedule"] == "cosine"
+    assert tab.model.meta["dataset"]["augment"] == "auto"
+    assert any(channel == -1 for _, _, channel, _ in tab.live.filter_view.tiles())  # colour
+    gallery = tab.results.mistakes_gallery
+    assert gallery.count() > 0 and "test/" in gallery.item(0).toolTip()
+    assert (
+        "bird" in tab.charts.runs_list.item(0).text()
+        or "cifar4" in tab.charts.runs_list.item(0).text()
+    )
