@@ -105,6 +105,7 @@ class ClassifyTab(QWidget):
         self._reading_jobs = OneAtATime(self, self._show_message)
         self._build()
         state.model_changed.connect(self._on_state_model_changed)
+        state.model_offered.connect(self.model_panel.offer_model)
         if state.current_model is not None:
             self._on_state_model_changed(state.current_model, state.current_model_label)
         else:

@@ -164,6 +164,11 @@ class ModelPanel(QGroupBox):
         """A model trained (or loaded) elsewhere becomes an entry, and the one in use."""
         self._use(self.model_box.add_entry(label, model=model))
 
+    def offer_model(self, model: object, label: str) -> None:
+        """A model trained (or loaded) in another tab becomes one more entry; the model in use
+        stays (``AppState.model_offered``)."""
+        self.model_box.add_entry(label, model=model)
+
     def show_model(self, model: object | None, label: str) -> None:
         if model is None:
             self.model_label.setText(

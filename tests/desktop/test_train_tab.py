@@ -561,3 +561,19 @@ def test_the_bundled_photos_train_in_colour_with_file_names(qtbot, make_tab):
         "bird" in tab.charts.runs_list.item(0).text()
         or "cifar4" in tab.charts.runs_list.item(0).text()
     )
+
+
+def test_a_trained_model_becomes_a_choice_of_the_classify_tab(qtbot, settings):
+    from desktop.main_window import MainWindow
+
+    window = MainWindow(settings=settings)
+    qtbot.addWidget(window)
+    window.show()
+    window.tabs.setCurrentWidget(window.train_tab)
+    box = window.classify_tab.model_panel.model_box
+    before = (box.currentIndex(), box.currentText(), box.count())
+    tab = _prepare(qtbot, window.train_tab)
+    assert _run(qtbot, tab) == "finished"
+    texts = [box.itemText(i) for i in range(box.count())]
+    assert len(texts) == before[2] + 1 and texts[-1].startswith("Trained here: lenet5")
+    assert (box.currentIndex(), box.currentText()) == before[:2]  # the model in use stays
