@@ -26,7 +26,7 @@ from engine.errors import EngineError
 from engine.training import check_images_labels
 
 if TYPE_CHECKING:
-    from engine.model import Sequential
+    from engine.graph import Network
 
 
 @dataclass(frozen=True, eq=False)
@@ -85,7 +85,7 @@ class EvaluationResult:
 
 
 def evaluate(
-    model: Sequential, images: np.ndarray, labels: np.ndarray, batch_size: int = 500
+    model: Network, images: np.ndarray, labels: np.ndarray, batch_size: int = 500
 ) -> EvaluationResult:
     """Evaluate ``model`` on uint8 images (N,H,W) or (N,C,H,W) with integer labels (N,)."""
     result = None
@@ -96,7 +96,7 @@ def evaluate(
 
 
 def evaluate_iter(
-    model: Sequential,
+    model: Network,
     images: np.ndarray,
     labels: np.ndarray,
     batch_size: int = 500,
@@ -118,7 +118,7 @@ def evaluate_iter(
 
 
 def _run(
-    model: Sequential,
+    model: Network,
     images: np.ndarray,
     labels: np.ndarray,
     batch_size: int,

@@ -1,10 +1,15 @@
 """The layers: each keeps its forward maths beside its backward maths.
 
-Every layer has ``name``, ``params`` and ``grads`` (dicts with the same keys), ``forward(x,
-training=False) -> y`` (keeps what backward needs), ``backward(dout) -> dx`` (overwrites ``grads``
-in place, never mutates ``dout``), ``output_shape(input_shape)`` (shapes without N; raises
-:class:`~engine.errors.ShapeError` when the input does not fit) and ``config()`` (JSON-able
-constructor arguments, so a model can be rebuilt from its architecture).
+Every layer has ``name``, ``params`` and ``grads`` (dicts with the same keys), ``buffers``
+(state that is not trained, e.g. BatchNorm's running statistics; empty for most layers),
+``forward(x, training=False) -> y`` (keeps what backward needs), ``backward(dout) -> dx``
+(overwrites ``grads`` in place, never mutates ``dout``), ``output_shape(input_shape)`` (shapes
+without N; raises :class:`~engine.errors.ShapeError` when the input does not fit) and ``config()``
+(JSON-able constructor arguments, so a model can be rebuilt from its architecture).
+
+A layer with ``n_inputs == 0`` (Add, Concat in :mod:`engine.blocks`) reads two or more nodes:
+its ``forward`` takes a list of arrays, ``output_shape`` a list of shapes, and ``backward``
+returns a list with one gradient per input.
 
 Tensors are NCHW. Layers compute in the dtype of their input and parameters: float32 normally,
 float64 for the gradient checks (see :meth:`Layer.astype`). Arrays a layer returns may be
@@ -35,11 +40,13 @@ class Layer:
     """Base class. Subclasses set ``kind`` and override forward/backward/output_shape/config."""
 
     kind: ClassVar[str] = "layer"
+    n_inputs: ClassVar[int] = 1  # 0: two or more (forward takes a list)
 
     def __init__(self, name: str = "") -> None:
         self.name = name or self.kind
         self.params: dict[str, np.ndarray] = {}
         self.grads: dict[str, np.ndarray] = {}
+        self.buffers: dict[str, np.ndarray] = {}
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         raise NotImplementedError
@@ -60,13 +67,15 @@ class Layer:
         return int(sum(p.size for p in self.params.values()))
 
     def replica(self) -> Layer:
-        """A copy sharing this layer's parameter arrays, with its own grads and buffers.
+        """A copy sharing this layer's parameter and buffer arrays, with its own grads and
+        private work buffers.
 
         Used to run shards of a batch in parallel threads; the owner sums the replicas' grads.
         """
         r = copy.copy(self)
         r.__dict__ = {a: v for a, v in self.__dict__.items() if not a.startswith("_")}
         r.params = self.params
+        r.buffers = self.buffers
         r.grads = {key: np.zeros_like(g) for key, g in self.grads.items()}
         r._reset_buffers()
         return r
@@ -75,10 +84,14 @@ class Layer:
         """(Re)create the private buffers a layer reuses between calls."""
 
     def astype(self, dtype: np.dtype | type) -> Layer:
-        """Convert parameters and gradients to ``dtype`` in place (float64 for gradient checks)."""
+        """Convert parameters, gradients and floating-point buffers to ``dtype`` in place
+        (float64 for gradient checks; integer buffers such as counters keep their dtype)."""
         for key in self.params:
             self.params[key] = self.params[key].astype(dtype)
             self.grads[key] = np.zeros_like(self.params[key])
+        for key, b in self.buffers.items():
+            if b.dtype.kind == "f":
+                self.buffers[key] = b.astype(dtype)
         return self
 
     def __repr__(self) -> str:
@@ -90,8 +103,9 @@ class Conv2D(Layer):
     """2-D convolution (cross-correlation) with zero padding.
 
     x ``(N, C, H, W)`` -> y ``(N, F, H', W')``, ``H' = 1 + (H + 2*pad - KH) // stride``.
-    params ``weight (F, C, KH, KW)``, ``bias (F,)``;
-    ``y[n,f] = sum_c x[n,c] * weight[f,c] + bias[f]`` (``*`` = cross-correlation).
+    params ``weight (F, C, KH, KW)``, ``bias (F,)`` (no bias with ``bias=False``, as before a
+    BatchNorm); ``y[n,f] = sum_c x[n,c] * weight[f,c] + bias[f]`` (``*`` = cross-correlation).
+    "Same" padding for an odd K at stride 1 is ``padding = K // 2``; a 1x1 conv mixes channels.
 
     The whole batch is one matrix multiply ``[weight | bias] (F, C*KH*KW+1) @ [cols; 1]``
     (see :mod:`engine.im2col`); the row of ones in the reused ``cols`` buffer folds the bias add
@@ -112,8 +126,9 @@ class Conv2D(Layer):
         stride: int = 1,
         padding: int = 0,
         *,
+        bias: bool = True,
         rng: np.random.Generator | None = None,
-        init: str = "he",
+        init: str = "torch",
         name: str = "",
     ) -> None:
         super().__init__(name)
@@ -130,10 +145,11 @@ class Conv2D(Layer):
         fan_in = self.in_channels * kh * kw
         fan_out = self.out_channels * kh * kw
         shape = (self.out_channels, self.in_channels, kh, kw)
-        self.params = {
-            "weight": init_weight(shape, fan_in, fan_out, init, rng),
-            "bias": np.zeros(self.out_channels, dtype=np.float32),
-        }
+        self.bias = bool(bias)
+        rng = rng if rng is not None else np.random.default_rng()
+        self.params = {"weight": init_weight(shape, fan_in, fan_out, init, rng)}
+        if self.bias:
+            self.params["bias"] = init_bias(self.out_channels, fan_in, init, rng)
         self.grads = {key: np.zeros_like(p) for key, p in self.params.items()}
         self._reset_buffers()
 
@@ -178,6 +194,7 @@ class Conv2D(Layer):
             "kernel_size": list(self.kernel_size),
             "stride": self.stride,
             "padding": self.padding,
+            "bias": self.bias,
             "init": self.init,
         }
 
@@ -211,7 +228,7 @@ class Conv2D(Layer):
             self._cols_dtype = cols.dtype
         wb = self._buffer("_wb", (c_out, ckk + 1), dtype)
         wb[:, :ckk] = self.params["weight"].reshape(c_out, ckk)
-        wb[:, ckk] = self.params["bias"]
+        wb[:, ckk] = self.params["bias"] if self.bias else 0
         chunk = _chunk(n, c_out * (ckk + 1) * ho * width) if wide else n
         if chunk < n:
             # Cache blocking: build a block of samples' patches and multiply it while it is
@@ -280,7 +297,8 @@ class Conv2D(Layer):
             dwb = cols @ d2.T
         ckk = cols.shape[0] - 1
         self.grads["weight"][...] = dwb[:ckk].T.reshape(self.grads["weight"].shape)
-        self.grads["bias"][...] = dwb[ckk]
+        if self.bias:
+            self.grads["bias"][...] = dwb[ckk]
         if not input_grad:
             return None
         p = self.padding
@@ -362,33 +380,71 @@ class Sigmoid(Layer):
 
 
 class _Pool2D(Layer):
-    def __init__(self, size: int, stride: int | None = None, *, name: str = "") -> None:
+    """Pooling windows of ``size x size`` every ``stride`` pixels over an input padded by
+    ``padding`` on each side (at most ``size // 2``, as PyTorch requires), floor mode::
+
+        H' = 1 + (H + 2*padding - size) // stride
+
+    Windows overlap when ``stride < size`` (AlexNet's 3x3 stride 2)."""
+
+    def __init__(
+        self, size: int, stride: int | None = None, padding: int = 0, *, name: str = ""
+    ) -> None:
         super().__init__(name)
         self.size = int(size)
         self.stride = int(stride) if stride is not None else self.size
+        self.padding = int(padding)
         if self.size < 1 or self.stride < 1:
             raise ShapeError(f"{self.name}: pooling size and stride must be >= 1")
+        if not 0 <= self.padding <= self.size // 2:
+            raise ShapeError(
+                f"{self.name}: pooling padding must be between 0 and half the window "
+                f"({self.size // 2}), got {self.padding}"
+            )
         self._x_shape: tuple[int, ...] = ()
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         c, h, w = _chw(input_shape, self.name)
-        s = self.size
-        if h < s or w < s:
+        s, p = self.size, self.padding
+        if h + 2 * p < s or w + 2 * p < s:
             raise ShapeError(
                 f"{self.name}: a {s}x{s} pooling window does not fit its {h}x{w} input; "
                 "use fewer pooling layers, padding or a larger input"
             )
-        return (c, k.output_size(h, s, self.stride), k.output_size(w, s, self.stride))
+        return (c, k.output_size(h, s, self.stride, p), k.output_size(w, s, self.stride, p))
 
     def config(self) -> dict[str, Any]:
-        return {"type": self.kind, "name": self.name, "size": self.size, "stride": self.stride}
+        return {
+            "type": self.kind,
+            "name": self.name,
+            "size": self.size,
+            "stride": self.stride,
+            "padding": self.padding,
+        }
+
+    def _padded(self, x: np.ndarray, fill: float) -> np.ndarray:
+        p = self.padding
+        if not p:
+            return x
+        n, c, h, w = x.shape
+        xp = np.full((n, c, h + 2 * p, w + 2 * p), fill, dtype=x.dtype)
+        xp[:, :, p : p + h, p : p + w] = x
+        return xp
+
+    def _crop(self, dxp: np.ndarray) -> np.ndarray:
+        p = self.padding
+        if not p:
+            return dxp
+        _, _, h, w = self._x_shape
+        return dxp[:, :, p : p + h, p : p + w]
 
 
 class MaxPool2D(_Pool2D):
-    """Max over each ``size x size`` window (floor mode, no padding).
+    """Max over each ``size x size`` window (floor mode; padding counts as ``-inf``, as in
+    PyTorch, so it never wins).
 
-    x ``(N,C,H,W)`` -> ``(N,C,H',W')``, ``H' = 1 + (H - size) // stride``. Backward sends each
-    gradient to the first maximum of its window (as PyTorch does).
+    x ``(N,C,H,W)`` -> ``(N,C,H',W')``, ``H' = 1 + (H + 2*padding - size) // stride``. Backward
+    sends each gradient to the first maximum of its window (as PyTorch does).
     """
 
     kind = "maxpool2d"
@@ -397,11 +453,14 @@ class MaxPool2D(_Pool2D):
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         self.output_shape(x.shape[1:])
         self._x_shape = x.shape
-        if self.size == self.stride == 2 and x.shape[2] % 2 == 0 and x.shape[3] % 2 == 0:
+        fast = self.size == self.stride == 2 and not self.padding
+        if fast and x.shape[2] % 2 == 0 and x.shape[3] % 2 == 0:
             y, self._state = k.maxpool2x2_forward(x, training)  # the common case: reshaping
             self._fast = True
             return y
-        y, self._state = k.maxpool_forward(x, self.size, self.stride)
+        xp = self._padded(x, -np.inf)
+        self._xp_shape = xp.shape
+        y, self._argmax = k.maxpool_forward(xp, self.size, self.stride)
         self._fast = False
         return y
 
@@ -409,23 +468,26 @@ class MaxPool2D(_Pool2D):
         if self._fast:
             assert isinstance(self._state, tuple)
             return k.maxpool2x2_backward(dout, self._state)
-        assert isinstance(self._state, np.ndarray)
-        return k.maxpool_backward(dout, self._state, self._x_shape, self.size, self.stride)
+        dxp = k.maxpool_backward(dout, self._argmax, self._xp_shape, self.size, self.stride)
+        return self._crop(dxp)
 
 
 class AvgPool2D(_Pool2D):
-    """Mean over each ``size x size`` window (floor mode, no padding); gradient ``dout/size**2``
-    to every input of the window."""
+    """Mean over each ``size x size`` window (floor mode); padding counts as zeros in the mean
+    (PyTorch's default ``count_include_pad=True``); gradient ``dout/size**2`` to every input of
+    the window."""
 
     kind = "avgpool2d"
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         self.output_shape(x.shape[1:])
         self._x_shape = x.shape
-        return k.avgpool_forward(x, self.size, self.stride)
+        xp = self._padded(x, 0.0)
+        self._xp_shape = xp.shape
+        return k.avgpool_forward(xp, self.size, self.stride)
 
     def backward(self, dout: np.ndarray, input_grad: bool = True) -> np.ndarray:
-        return k.avgpool_backward(dout, self._x_shape, self.size, self.stride)
+        return self._crop(k.avgpool_backward(dout, self._xp_shape, self.size, self.stride))
 
 
 class Flatten(Layer):
@@ -459,22 +521,18 @@ class Dense(Layer):
         out_features: int,
         *,
         rng: np.random.Generator | None = None,
-        init: str = "he",
+        init: str = "torch",
         name: str = "",
     ) -> None:
         super().__init__(name)
         if in_features < 1 or out_features < 1:
             raise ShapeError(f"{self.name}: feature counts must be >= 1")
         self.in_features, self.out_features, self.init = int(in_features), int(out_features), init
+        rng = rng if rng is not None else np.random.default_rng()
+        shape = (self.out_features, self.in_features)
         self.params = {
-            "weight": init_weight(
-                (self.out_features, self.in_features),
-                self.in_features,
-                self.out_features,
-                init,
-                rng,
-            ),
-            "bias": np.zeros(self.out_features, dtype=np.float32),
+            "weight": init_weight(shape, self.in_features, self.out_features, init, rng),
+            "bias": init_bias(self.out_features, self.in_features, init, rng),
         }
         self.grads = {key: np.zeros_like(p) for key, p in self.params.items()}
 
@@ -538,6 +596,9 @@ def _chw(input_shape: tuple[int, ...], name: str) -> tuple[int, int, int]:
     return c, h, w
 
 
+INITS = ("torch", "he", "xavier")
+
+
 def init_weight(
     shape: tuple[int, ...],
     fan_in: int,
@@ -545,20 +606,38 @@ def init_weight(
     init: str,
     rng: np.random.Generator | None,
 ) -> np.ndarray:
-    """He (``normal(0, sqrt(2/fan_in))``, for ReLU) or Xavier/Glorot
-    (``uniform(+-sqrt(6/(fan_in+fan_out)))``, for tanh/sigmoid) initial weights, float32.
+    """Initial weights, float32:
 
-    ``rng=None`` uses ``numpy.random.default_rng(0)``, so an unseeded build is still repeatable.
+    - ``"torch"``: PyTorch's default for ``Conv2d``/``Linear`` (``kaiming_uniform_`` with
+      ``a=sqrt(5)``): ``uniform(+-1/sqrt(fan_in))``. An untrained network then starts near the
+      loss of a uniform guess (ln K).
+    - ``"he"``: ``normal(0, sqrt(2/fan_in))`` (for ReLU);
+    - ``"xavier"``: Glorot ``uniform(+-sqrt(6/(fan_in+fan_out)))`` (for tanh/sigmoid).
+
+    ``rng=None`` draws fresh entropy, so two layers built without a generator differ; the model
+    builders always pass one (seed 0 by default), so a build is repeatable.
     """
-    rng = rng if rng is not None else np.random.default_rng(0)
-    if init == "he":
+    rng = rng if rng is not None else np.random.default_rng()
+    if init == "torch":
+        lim = 1.0 / np.sqrt(fan_in)
+        w = rng.uniform(-lim, lim, size=shape).astype(np.float32)
+    elif init == "he":
         w = rng.standard_normal(shape, dtype=np.float32) * np.float32(np.sqrt(2.0 / fan_in))
     elif init == "xavier":
         lim = np.sqrt(6.0 / (fan_in + fan_out))
         w = rng.uniform(-lim, lim, size=shape).astype(np.float32)
     else:
-        raise ShapeError(f"unknown init {init!r}; use 'he' or 'xavier'")
+        raise ShapeError(f"unknown init {init!r}; use one of {', '.join(INITS)}")
     return w
+
+
+def init_bias(size: int, fan_in: int, init: str, rng: np.random.Generator) -> np.ndarray:
+    """Initial biases, float32: ``uniform(+-1/sqrt(fan_in))`` for ``"torch"`` (PyTorch's
+    default), zeros for ``"he"`` and ``"xavier"``."""
+    if init == "torch":
+        lim = 1.0 / np.sqrt(fan_in)
+        return rng.uniform(-lim, lim, size=size).astype(np.float32)
+    return np.zeros(size, dtype=np.float32)
 
 
 LAYER_TYPES: dict[str, type[Layer]] = {
@@ -566,13 +645,23 @@ LAYER_TYPES: dict[str, type[Layer]] = {
 }
 
 
+def layer_types() -> dict[str, type[Layer]]:
+    """Every layer kind by its config ``type``: these and :mod:`engine.blocks`'s."""
+    from engine.blocks import BLOCK_TYPES  # imports this module: imported on first use
+
+    return {**LAYER_TYPES, **BLOCK_TYPES}
+
+
 def layer_from_config(cfg: dict[str, Any], rng: np.random.Generator | None = None) -> Layer:
     """Rebuild a layer from :meth:`Layer.config` (fresh random weights from ``rng``)."""
+    if not isinstance(cfg, dict):
+        raise ShapeError(f"a layer must be described by a JSON object, got {str(cfg)[:80]}")
     cfg = dict(cfg)
     kind = cfg.pop("type", None)
-    cls = LAYER_TYPES.get(kind)  # type: ignore[arg-type]
+    types = layer_types()
+    cls = types.get(kind) if isinstance(kind, str) else None
     if cls is None:
-        raise ShapeError(f"unknown layer type {kind!r}; known: {', '.join(LAYER_TYPES)}")
+        raise ShapeError(f"unknown layer type {kind!r}; known: {', '.join(types)}")
     if cls in (Conv2D, Dense):
         cfg["rng"] = rng
     try:

@@ -1,14 +1,20 @@
-"""Model files: one ``.npz`` with an array per parameter plus a JSON ``meta`` entry.
+"""Model files: one ``.npz`` with an array per parameter and buffer plus a JSON ``meta`` entry.
 
-Layout (``version`` 1)::
+Layout (``version`` 2)::
 
     conv1.weight (6,1,5,5) float32, conv1.bias (6,), ..., fc3.bias (10,)   # torch state_dict names
+    bn1.running_mean (C,) float32, bn1.running_var (C,) float32, bn1.num_batches_tracked () int64
     meta  0-d unicode array holding JSON:
-          {"format": "convscope-model", "version": 1,
+          {"format": "convscope-model", "version": 2,
            "architecture": {...},            # build_model(architecture) rebuilds the network
+           "graph": {"name": "graph", ...},  # model.graph_spec(): every node, for any reader
            "classes": ["0", ..., "9"],
            "input": {"shape": [1, 28, 28], "scale": 1/255, "mean": 0.1307, "std": 0.3081},
            "history": {...} | null, "evaluation": {...} | null, ...}   # plus model.meta
+
+The arrays are exactly the ``state_dict()`` of the equivalent ``torch.nn`` module (parameters
+float32, BatchNorm's counters int64). Version 1 (parameters only, no ``graph``, numbers for mean
+and std) is still read; in version 2 mean and std may be per-channel lists.
 
 Into PyTorch in three lines (with a matching ``torch.nn`` module ``net``)::
 
@@ -34,15 +40,17 @@ import numpy as np
 from engine import __version__
 from engine.atomic import atomic_write
 from engine.errors import EngineError, ModelFileError
-from engine.model import InputSpec, Sequential, build_model
+from engine.graph import Network
+from engine.inputspec import InputSpec
+from engine.model import build_model
 from engine.modelschema import FORMAT, MAX_META_CHARS, parse_meta_text, trim_history, validate_meta
 from engine.modelzip import ModelArchive
 
 # A LeNet is well under 1 MB; anything this large is not one of ours (and is not read).
 MAX_MODEL_BYTES = 512 * 1024 * 1024
 
-VERSION = 1
-_RESERVED = ("format", "version", "architecture", "classes", "input")
+VERSION = 2
+_RESERVED = ("format", "version", "architecture", "graph", "classes", "input")
 
 _MAGIC = {
     b"\x89PNG": "a PNG image",
@@ -74,12 +82,13 @@ def _jsonable(v: Any) -> Any:
     return str(v)
 
 
-def model_meta(model: Sequential) -> dict[str, Any]:
+def model_meta(model: Network) -> dict[str, Any]:
     """The JSON document stored as ``meta`` for ``model``."""
     meta: dict[str, Any] = {
         "format": FORMAT,
         "version": VERSION,
         "architecture": model.architecture,
+        "graph": model.graph_spec(),
         "classes": list(model.classes),
         "input": model.input_spec.to_json(),
         "history": None,
@@ -94,7 +103,7 @@ def model_meta(model: Sequential) -> dict[str, Any]:
     return _jsonable(meta)
 
 
-def save_model(model: Sequential, path: str | os.PathLike) -> Path:
+def save_model(model: Network, path: str | os.PathLike) -> Path:
     """Write ``model`` to ``path`` (.npz) atomically; returns the path.
 
     Raises :class:`ModelFileError` if the folder is missing or not writable; the previous file
@@ -104,7 +113,10 @@ def save_model(model: Sequential, path: str | os.PathLike) -> Path:
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise ModelFileError(f"cannot save {path}: the folder {folder} does not exist")
-    arrays = {k: np.asarray(p, dtype=np.float32) for k, p in model.parameters().items()}
+    arrays = {  # floats as float32; integer buffers (num_batches_tracked) keep int64
+        k: np.asarray(a, dtype=np.float32 if a.dtype.kind == "f" else a.dtype)
+        for k, a in model.state_dict().items()
+    }
     meta = json.dumps(model_meta(model), allow_nan=False)
     try:
         # ignore: mypy cannot tell that no key of **arrays (parameter names) is allow_pickle
@@ -164,7 +176,7 @@ def load_meta(path: str | os.PathLike) -> dict[str, Any]:
         return _parse_meta(data, path)
 
 
-def load_model(path: str | os.PathLike) -> Sequential:
+def load_model(path: str | os.PathLike) -> Network:
     """Read and validate a model file; the metadata beyond the architecture is in ``model.meta``.
 
     Raises :class:`ModelFileError` naming the problem for a missing, empty, truncated, corrupt,
@@ -186,10 +198,17 @@ def load_model(path: str | os.PathLike) -> Sequential:
                 f"{path}: the input shape {list(spec.shape)} does not match the architecture's "
                 f"{list(model.input_spec.shape)}"
             )
-        params = model.parameters()
+        graph = meta.get("graph") if meta["version"] >= 2 else None
+        if graph is not None and graph != model.graph_spec():
+            raise ModelFileError(
+                f"{path}: the graph in the metadata does not match its architecture "
+                f"{str(meta['architecture'])[:80]}; the file was edited or written elsewhere"
+            )
+        # version 1 holds the parameters only (no network of then had buffers)
+        state = model.state_dict() if meta["version"] >= 2 else model.parameters()
         names = set(data.names) - {"meta"}
-        missing = sorted(set(params) - names)
-        extra = sorted(names - set(params))
+        missing = sorted(set(state) - names)
+        extra = sorted(names - set(state))
         if missing or extra:
             parts = ([f"missing {', '.join(missing)}"] if missing else []) + (
                 [f"unexpected {', '.join(extra)}"] if extra else []
@@ -198,15 +217,16 @@ def load_model(path: str | os.PathLike) -> Sequential:
                 f"{path}: the weights do not match the architecture: {'; '.join(parts)}"
             )
         weights = {}
-        for key, p in params.items():
+        for key, p in state.items():
             # header checked against the architecture before any data is inflated
-            a = data.read_array(key, p.shape, (np.float32, np.float64))
+            kinds = (np.float32, np.float64) if p.dtype.kind == "f" else (p.dtype.type,)
+            a = data.read_array(key, p.shape, kinds)
             if not np.isfinite(a).all():
                 raise ModelFileError(
                     f"{path}: {key} contains NaN or infinite values (did training diverge?)"
                 )
             weights[key] = a
-    model.set_weights(weights)
+    model.set_weights(weights)  # buffers too, when the file has them
     model.input_spec = spec
     model.meta = {k: v for k, v in meta.items() if k not in _RESERVED}
     return model

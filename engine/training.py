@@ -64,7 +64,7 @@ from engine.errors import DatasetError, EngineError
 from engine.schedule import learning_rate
 
 if TYPE_CHECKING:
-    from engine.model import Sequential
+    from engine.graph import Network
 
 OPTIMIZERS = ("sgd", "momentum", "adam")
 LOSSES = ("cross_entropy", "total_error")
@@ -328,7 +328,7 @@ def _make_optimizer(config: TrainConfig, params: dict[str, np.ndarray]) -> Any:
 
 # -- the generator --------------------------------------------------------------------------
 def train(
-    model: Sequential,
+    model: Network,
     images: np.ndarray,
     labels: np.ndarray,
     config: TrainConfig,
@@ -375,11 +375,13 @@ def train(
 
 
 class _GoodWeights:
-    """One preallocated copy of the last weights known to be sound (finite, not exploded)."""
+    """One preallocated copy of the last weights known to be sound (finite, not exploded):
+    parameters and buffers (BatchNorm's running statistics), i.e. ``model.state_dict()``."""
 
-    def __init__(self, params: dict[str, np.ndarray]) -> None:
-        self.params = params
-        self.copy = {k: np.empty_like(v) for k, v in params.items()}
+    def __init__(self, params: dict[str, np.ndarray], state: dict[str, np.ndarray]) -> None:
+        self.params = params  # checked for soundness
+        self.state = state  # copied and restored: the parameters and the buffers
+        self.copy = {k: np.empty_like(v) for k, v in state.items()}
         self.where = "at the start of training"
         self.initial = self.largest()
         self.limit = max(WEIGHT_LIMIT, 100.0 * self.initial)
@@ -409,7 +411,7 @@ class _GoodWeights:
         self.problem = self.check()
         if self.problem:
             return False
-        for k, v in self.params.items():
+        for k, v in self.state.items():
             np.copyto(self.copy[k], v)
         self.where = where
         return True
@@ -425,7 +427,7 @@ class _GoodWeights:
         return ""
 
     def restore(self) -> None:
-        for k, v in self.params.items():
+        for k, v in self.state.items():
             np.copyto(v, self.copy[k])
 
 
@@ -442,7 +444,7 @@ def _advice(config: TrainConfig) -> str:
 
 
 def _run(
-    model: Sequential,
+    model: Network,
     images: np.ndarray,
     labels: np.ndarray,
     config: TrainConfig,
@@ -455,7 +457,7 @@ def _run(
     clock: Callable[[], float],
 ) -> Iterator[TrainEvent]:
     spec = model.input_spec
-    params = model.parameters()
+    model.rng = np.random.default_rng([config.seed, 2])  # dropout masks: the run's generator
     n = len(images)
     bs = config.batch_size
     batches = -(-n // bs)
@@ -479,7 +481,7 @@ def _run(
         model.meta["history"] = history
         return history
 
-    good = _GoodWeights(params)
+    good = _GoodWeights(model.parameters(), model.state_dict())
     if not good.take("at the start of training"):
         yield Diverged(
             1,
@@ -621,7 +623,7 @@ def _gate(control: TrainControl, epoch: int, done: int) -> Generator[TrainEvent,
 
 
 def _validate(
-    model: Sequential,
+    model: Network,
     images: np.ndarray,
     labels: np.ndarray,
     loss_fn: Callable[[np.ndarray, np.ndarray], tuple[float, np.ndarray]],

@@ -109,14 +109,34 @@ def test_conv_filters_is_a_copy(rng):
         m.conv_filters("fc1")
 
 
-def test_seeded_init_is_repeatable_and_he_scaled():
+def test_seeded_init_is_repeatable_and_scaled_like_pytorch():
     a = lenet5(np.random.default_rng(7)).get_weights()
     b = lenet5(np.random.default_rng(7)).get_weights()
     c = lenet5(np.random.default_rng(8)).get_weights()
     assert all(np.array_equal(a[k], b[k]) for k in a)
     assert not np.array_equal(a["conv1.weight"], c["conv1.weight"])
-    std = a["fc1.weight"].std()
-    assert abs(std - np.sqrt(2 / 400)) < 0.1 * np.sqrt(2 / 400)
+    # PyTorch's default: weight and bias uniform(+-1/sqrt(fan_in)), std 1/sqrt(3 fan_in)
+    for key, fan_in in (("fc1.weight", 400), ("fc1.bias", 400), ("conv2.weight", 150)):
+        lim = 1 / np.sqrt(fan_in)
+        assert np.abs(a[key]).max() <= lim
+        assert abs(a[key].std() - lim / np.sqrt(3)) < 0.15 * lim / np.sqrt(3), key
+
+
+def test_untrained_network_starts_near_the_loss_of_a_uniform_guess():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (64, 28, 28), dtype=np.uint8)
+    labels = rng.integers(0, 10, 64)
+    for seed in range(3):
+        m = lenet5(np.random.default_rng(seed))
+        loss, _ = softmax_cross_entropy(m.forward(images), labels)
+        assert abs(loss - np.log(10)) < 0.15, (seed, loss)
+
+
+def test_layers_built_without_a_generator_differ():
+    from engine.layers import Conv2D, Dense
+
+    assert not np.array_equal(Conv2D(3, 8, 3).params["weight"], Conv2D(3, 8, 3).params["weight"])
+    assert not np.array_equal(Dense(5, 4).params["weight"], Dense(5, 4).params["weight"])
 
 
 def test_set_weights_validates_and_writes_in_place(rng):
@@ -191,7 +211,7 @@ def test_tiny_batch_overfits_with_every_optimiser(one_blas_thread):
     rng = np.random.default_rng(3)
     x = rng.standard_normal((20, 1, 28, 28)).astype(np.float32)
     y = np.arange(20) % 10
-    for name, lr in (("sgd", 0.05), ("momentum", 0.02), ("adam", 0.002)):
+    for name, lr in (("sgd", 0.1), ("momentum", 0.02), ("adam", 0.002)):
         m = lenet5(np.random.default_rng(0))
         opt = make_optimizer(name, m.parameters(), lr=lr, momentum=0.9)
         for _ in range(60):

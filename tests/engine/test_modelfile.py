@@ -42,7 +42,8 @@ def test_file_holds_torch_state_dict_names_and_json_meta(trained, tmp_path):
         assert z["conv1.weight"].shape == (6, 1, 5, 5) and z["conv1.weight"].dtype == np.float32
         assert z["fc3.weight"].shape == (3, 84)
         meta = json.loads(str(z["meta"][()]))
-    assert meta["format"] == "convscope-model" and meta["version"] == 1
+    assert meta["format"] == "convscope-model" and meta["version"] == 2
+    assert meta["graph"] == trained.graph_spec()
     assert meta["architecture"] == {"name": "lenet5", "num_classes": 3, "in_channels": 1}
     assert meta["input"] == {"shape": [1, 28, 28], "scale": 1 / 255, "mean": 0.2, "std": 0.5}
     assert load_meta(path)["classes"] == ["cat", "dog", "owl"]

@@ -1,0 +1,270 @@
+"""The layers the ConvNet family adds to LeNet's: BatchNorm2d, Dropout, Add, Concat and global
+average pooling. Forward beside backward, as in :mod:`engine.layers`; shapes without N.
+
+Add and Concat read two or more nodes (``n_inputs = 0``): ``forward`` takes a list of arrays and
+``backward`` returns one gradient per input. Per-channel work (BatchNorm) runs on the CNHW
+memory a convolution leaves behind, seen as a ``(C, N*H*W)`` matrix, and hands CNHW memory on.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from engine.errors import ShapeError
+from engine.layers import Layer, _chw
+
+
+def _as_cm(x: np.ndarray) -> np.ndarray:
+    """NCHW ``x`` as a ``(C, N*H*W)`` matrix in CNHW memory (a view when ``x`` already is)."""
+    c = x.shape[1]
+    return np.ascontiguousarray(x.transpose(1, 0, 2, 3)).reshape(c, -1)
+
+
+def _from_cm(m: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Inverse of :func:`_as_cm`: ``(C, N*H*W)`` -> NCHW-shaped view of CNHW memory."""
+    n, c, h, w = shape
+    return m.reshape(c, n, h, w).transpose(1, 0, 2, 3)
+
+
+class BatchNorm2D(Layer):
+    """Batch normalisation over the channels of ``x (N, C, H, W)`` (as ``torch.nn.BatchNorm2d``).
+
+    Training: ``mu_c, var_c`` = mean and (biased) variance of channel c over N, H, W;
+    ``xhat = (x - mu) / sqrt(var + eps)``; ``y = weight * xhat + bias``. The running averages
+    move by ``momentum``: ``running_mean = (1-m)*running_mean + m*mu`` and the same for
+    ``running_var`` with the *unbiased* variance ``var * M/(M-1)`` (M = N*H*W), as PyTorch does;
+    ``num_batches_tracked`` counts the batches. Evaluation uses the running statistics.
+
+    Backward (training), with ``g = dout * weight`` and means over N, H, W::
+
+        dx = (g - mean(g) - xhat * mean(g * xhat)) / sqrt(var + eps)
+        dweight = sum(dout * xhat),  dbias = sum(dout)
+
+    In evaluation mode it is an affine map: ``dx = dout * weight / sqrt(running_var + eps)``.
+    params ``weight, bias (C,)``; buffers ``running_mean, running_var (C,)`` float32 and
+    ``num_batches_tracked ()`` int64: the ``state_dict`` keys of ``BatchNorm2d``.
+    """
+
+    kind = "batchnorm2d"
+
+    def __init__(
+        self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, *, name: str = ""
+    ) -> None:
+        super().__init__(name)
+        self.num_features = int(num_features)
+        self.eps, self.momentum = float(eps), float(momentum)
+        if self.num_features < 1:
+            raise ShapeError(f"{self.name}: num_features must be >= 1")
+        if not (self.eps > 0 and 0 <= self.momentum <= 1):
+            raise ShapeError(f"{self.name}: eps must be > 0 and momentum within [0, 1]")
+        c = self.num_features
+        self.params = {"weight": np.ones(c, np.float32), "bias": np.zeros(c, np.float32)}
+        self.grads = {key: np.zeros_like(p) for key, p in self.params.items()}
+        self.buffers = {
+            "running_mean": np.zeros(c, np.float32),
+            "running_var": np.ones(c, np.float32),
+            "num_batches_tracked": np.zeros((), np.int64),
+        }
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        c, h, w = _chw(input_shape, self.name)
+        if c != self.num_features:
+            raise ShapeError(
+                f"{self.name}: expects {self.num_features} channel(s) but gets {c}; "
+                f"set num_features={c}"
+            )
+        return (c, h, w)
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "type": self.kind,
+            "name": self.name,
+            "num_features": self.num_features,
+            "eps": self.eps,
+            "momentum": self.momentum,
+        }
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        self.output_shape(x.shape[1:])
+        dtype = np.result_type(x.dtype, self.params["weight"].dtype)
+        xm = _as_cm(x.astype(dtype, copy=False))
+        m = xm.shape[1]
+        self._shape, self._training = x.shape, training
+        weight, bias = self.params["weight"], self.params["bias"]
+        if training:
+            if m < 2:
+                raise ShapeError(
+                    f"{self.name}: batch normalisation needs more than one value per channel "
+                    f"in training (got a batch of {x.shape[0]} of {x.shape[2]}x{x.shape[3]})"
+                )
+            mu = xm.mean(axis=1)
+            xc = xm - mu[:, None]
+            var = np.einsum("ij,ij->i", xc, xc) / m
+            self._update_running(mu, var, m)
+        else:
+            mu = self.buffers["running_mean"].astype(dtype)
+            var = self.buffers["running_var"].astype(dtype)
+            xc = xm - mu[:, None]
+        inv = (1.0 / np.sqrt(var + self.eps)).astype(dtype)
+        xc *= inv[:, None]  # xc is now xhat
+        self._xhat, self._inv = xc, inv
+        y = xc * weight[:, None].astype(dtype)
+        y += bias[:, None].astype(dtype)
+        return _from_cm(y, x.shape)
+
+    def _update_running(self, mu: np.ndarray, var: np.ndarray, m: int) -> None:
+        b, mom = self.buffers, self.momentum
+        rm, rv = b["running_mean"], b["running_var"]
+        rm[...] = (1 - mom) * rm + mom * mu
+        rv[...] = (1 - mom) * rv + mom * var * (m / (m - 1))
+        b["num_batches_tracked"][...] += 1
+
+    def backward(self, dout: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
+        g = _as_cm(dout)
+        xhat, inv = self._xhat, self._inv
+        self.grads["weight"][...] = np.einsum("ij,ij->i", g, xhat)
+        self.grads["bias"][...] = g.sum(axis=1)
+        if not input_grad:
+            return None
+        scale = self.params["weight"].astype(g.dtype) * inv
+        if not self._training:
+            return _from_cm(g * scale[:, None], self._shape)
+        m = g.shape[1]
+        dx = g - (self.grads["bias"] / m)[:, None].astype(g.dtype)
+        dx -= xhat * (self.grads["weight"] / m)[:, None].astype(g.dtype)
+        dx *= scale[:, None]
+        return _from_cm(dx, self._shape)
+
+
+class Dropout(Layer):
+    """Inverted dropout: in training ``y = x * mask / (1 - p)`` with ``mask`` 0 for a fraction
+    ``p`` of the values; in evaluation ``y = x``. ``dx = dout * mask / (1 - p)``.
+
+    The mask is drawn for the whole batch by the network (:meth:`engine.graph.Network`, from its
+    seeded ``rng``) and handed to the layer in ``mask`` before the forward pass, so a batch split
+    over several workers drops exactly the values one worker would. A layer used on its own
+    draws from its ``rng`` when no mask was handed over.
+    """
+
+    kind = "dropout"
+
+    def __init__(self, p: float = 0.5, *, name: str = "") -> None:
+        super().__init__(name)
+        self.p = float(p)
+        if not 0 <= self.p < 1:
+            raise ShapeError(f"{self.name}: the dropout probability must be in [0, 1), got {p}")
+        self.mask: np.ndarray | None = None  # bool, True = kept; set per batch by the network
+        self.rng: np.random.Generator | None = None
+
+    def config(self) -> dict[str, Any]:
+        return {"type": self.kind, "name": self.name, "p": self.p}
+
+    def draw_mask(self, rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+        """A bool mask of ``shape`` (N first) with each value kept with probability 1 - p."""
+        return rng.random(shape, dtype=np.float32) >= np.float32(self.p)
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        self._keep = None
+        if not training or self.p == 0:
+            return x
+        mask, self.mask = self.mask, None  # a handed-over mask serves one batch
+        if mask is None or mask.shape != x.shape:
+            if self.rng is None:
+                self.rng = np.random.default_rng()
+            mask = self.draw_mask(self.rng, x.shape)
+        keep = mask * x.dtype.type(1.0 / (1.0 - self.p))
+        self._keep = keep
+        return x * keep
+
+    def backward(self, dout: np.ndarray, input_grad: bool = True) -> np.ndarray:
+        return dout if self._keep is None else dout * self._keep
+
+
+class Add(Layer):
+    """Elementwise sum of two or more inputs of the same shape (a residual connection):
+    ``y = x1 + x2 + ...``; each input gets ``dout`` unchanged."""
+
+    kind = "add"
+    n_inputs = 0
+
+    def output_shape(self, input_shape: Any) -> tuple[int, ...]:
+        shapes = [tuple(s) for s in input_shape]
+        if len(shapes) < 2 or any(s != shapes[0] for s in shapes):
+            raise ShapeError(
+                f"{self.name}: adds inputs of one shape, got {' + '.join(map(str, shapes))}; "
+                "use a 1x1 convolution (a projection) to match the channels and stride"
+            )
+        return shapes[0]
+
+    def forward(self, xs: Any, training: bool = False) -> np.ndarray:
+        self.output_shape([x.shape[1:] for x in xs])
+        self._n = len(xs)
+        y = xs[0] + xs[1]
+        for x in xs[2:]:
+            y += x
+        return y
+
+    def backward(self, dout: np.ndarray, input_grad: bool = True) -> Any:
+        return [dout] * self._n
+
+
+class Concat(Layer):
+    """Concatenation of two or more ``(C_i, H, W)`` inputs along the channels (Inception,
+    DenseNet): ``y (N, sum C_i, H, W)``; each input gets its channels' slice of ``dout``.
+    The output is CNHW memory (each input's block one contiguous copy)."""
+
+    kind = "concat"
+    n_inputs = 0
+
+    def output_shape(self, input_shape: Any) -> tuple[int, ...]:
+        shapes = [_chw(s, self.name) for s in input_shape]
+        if len(shapes) < 2 or any(s[1:] != shapes[0][1:] for s in shapes):
+            raise ShapeError(
+                f"{self.name}: concatenates channels of inputs with one height and width, got "
+                f"{', '.join('x'.join(map(str, s)) for s in shapes)}; pad or pool them alike"
+            )
+        return (sum(s[0] for s in shapes), shapes[0][1], shapes[0][2])
+
+    def forward(self, xs: Any, training: bool = False) -> np.ndarray:
+        c, h, w = self.output_shape([x.shape[1:] for x in xs])
+        n = xs[0].shape[0]
+        out = np.empty((c, n, h, w), dtype=np.result_type(*xs))
+        a = 0
+        self._splits = []
+        for x in xs:
+            b = a + x.shape[1]
+            out[a:b] = x.transpose(1, 0, 2, 3)
+            self._splits.append((a, b))
+            a = b
+        return out.transpose(1, 0, 2, 3)
+
+    def backward(self, dout: np.ndarray, input_grad: bool = True) -> Any:
+        return [dout[:, a:b] for a, b in self._splits]
+
+
+class GlobalAvgPool2D(Layer):
+    """Mean over each channel's whole map: ``x (N, C, H, W) -> y (N, C)``, ``y = mean_hw x``
+    (``AdaptiveAvgPool2d(1)`` then ``flatten`` in PyTorch); ``dx = dout / (H*W)`` everywhere."""
+
+    kind = "globalavgpool"
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        c, _, _ = _chw(input_shape, self.name)
+        return (c,)
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        self.output_shape(x.shape[1:])
+        self._shape = x.shape
+        return x.mean(axis=(2, 3))
+
+    def backward(self, dout: np.ndarray, input_grad: bool = True) -> np.ndarray:
+        n, c, h, w = self._shape
+        g = dout * dout.dtype.type(1.0 / (h * w))
+        return np.broadcast_to(g[:, :, None, None], (n, c, h, w))
+
+
+BLOCK_TYPES: dict[str, type[Layer]] = {
+    cls.kind: cls for cls in (BatchNorm2D, Dropout, Add, Concat, GlobalAvgPool2D)
+}

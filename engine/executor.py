@@ -1,0 +1,154 @@
+"""Running a graph of named nodes: the plan (which node runs when, what it reads) and the two
+walks over it, forward in topological order and backward in reverse.
+
+A plan is a list of :class:`Step`: run node ``node``'s layer on the values named ``inputs`` and
+store the result under ``output``. Normally ``output == node``; the one exception is the
+activation/max-pool swap below. Values are freed after their last reader, so a forward pass keeps
+only what the layers themselves keep for backward.
+
+Backward walks the steps in reverse with a dict of pending gradients by value name: a value read
+by two nodes (a residual shortcut, a DenseNet feature map) receives the SUM of both gradients
+(``a + b`` into a new array, so no layer's returned gradient is ever modified).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from engine.layers import Layer, MaxPool2D, ReLU, Sigmoid, Tanh
+
+INPUT = "input"  # the reserved name of the network's input
+
+
+@dataclass(frozen=True)
+class Step:
+    node: str  # whose layer runs
+    inputs: tuple[str, ...]  # the values it reads
+    output: str  # the value it writes
+
+
+@dataclass(frozen=True)
+class Plan:
+    steps: tuple[Step, ...]
+    output: str
+    frees: tuple[tuple[str, ...], ...]  # values dropped after each step (their last reader)
+    wants: dict[bool, tuple[tuple[bool, ...], ...]]  # input_grad -> per step, per input
+
+
+def make_plan(
+    layers: Mapping[str, Layer],
+    inputs: Mapping[str, Sequence[str]],
+    output: str,
+    *,
+    swap: bool = True,
+) -> Plan:
+    """The plan for ``layers`` (in topological order) reading ``inputs``.
+
+    With ``swap``, an elementwise non-decreasing activation (ReLU, tanh, sigmoid) whose only
+    reader is an unpadded max-pool runs after it instead: ``f(max(window)) == max(f(window))``,
+    so the output and the gradients are the same and the activation touches a quarter of the
+    values. The pool's step then writes under the activation's name and vice versa.
+    """
+    names = list(layers)
+    readers: dict[str, list[str]] = {n: [] for n in [INPUT, *names]}
+    for n in names:
+        for i in inputs[n]:
+            readers[i].append(n)
+    steps: list[Step] = []
+    done: set[str] = set()
+    for pos, n in enumerate(names):
+        if n in done:
+            continue
+        layer = layers[n]
+        nxt = names[pos + 1] if pos + 1 < len(names) else None
+        if (
+            swap
+            and nxt is not None
+            and isinstance(layer, (ReLU, Tanh, Sigmoid))
+            and readers[n] == [nxt]
+            and n != output
+            and isinstance(layers[nxt], MaxPool2D)
+            and getattr(layers[nxt], "padding", 0) == 0
+        ):
+            src = tuple(inputs[n])
+            steps.append(Step(nxt, src, n))  # pool(x) stored as n
+            steps.append(Step(n, (n,), nxt))  # act(pool(x)) stored as nxt
+            done.add(nxt)
+        else:
+            steps.append(Step(n, tuple(inputs[n]), n))
+    last: dict[str, int] = {}
+    for k, s in enumerate(steps):
+        for i in s.inputs:
+            last[i] = k
+    frees = tuple(
+        tuple(i for i in dict.fromkeys(s.inputs) if last[i] == k and i != output)
+        for k, s in enumerate(steps)
+    )
+    wants = {flag: _wants(layers, steps, flag) for flag in (True, False)}
+    return Plan(tuple(steps), output, frees, wants)
+
+
+def _wants(
+    layers: Mapping[str, Layer], steps: Sequence[Step], input_grad: bool
+) -> tuple[tuple[bool, ...], ...]:
+    """Per step, per input: is a gradient w.r.t. that input needed? (Only when something
+    upstream has parameters, or it is the network input and ``input_grad`` asks for it.)"""
+    needs = {INPUT: input_grad}
+    out = []
+    for s in steps:
+        w = tuple(needs[i] for i in s.inputs)
+        out.append(w)
+        needs[s.output] = bool(layers[s.node].params) or any(w)
+    return tuple(out)
+
+
+def forward(
+    layers: Mapping[str, Layer],
+    plan: Plan,
+    x: np.ndarray,
+    training: bool,
+    keep: list[tuple[str, np.ndarray]] | None = None,
+) -> np.ndarray:
+    """Run the plan on ``x``; returns the output value. With ``keep``, every node's output is
+    appended to it as ``(name, array)`` (and nothing is freed)."""
+    vals: dict[str, np.ndarray] = {INPUT: x}
+    for s, free in zip(plan.steps, plan.frees, strict=True):
+        layer = layers[s.node]
+        if layer.n_inputs == 1:
+            y = layer.forward(vals[s.inputs[0]], training)
+        else:
+            y = layer.forward([vals[i] for i in s.inputs], training)  # type: ignore[arg-type]
+        vals[s.output] = y
+        if keep is not None:
+            keep.append((s.output, y))
+        else:
+            for i in free:
+                del vals[i]
+    return vals[plan.output]
+
+
+def backward(
+    layers: Mapping[str, Layer], plan: Plan, d: np.ndarray, input_grad: bool
+) -> np.ndarray | None:
+    """Backpropagate ``d`` (the gradient of the output) through the plan; fills each layer's
+    grads; returns the gradient w.r.t. the input (None unless ``input_grad``)."""
+    pending: dict[str, np.ndarray] = {plan.output: d}
+    wants = plan.wants[input_grad]
+    for s, want in zip(reversed(plan.steps), reversed(wants), strict=True):
+        g = pending.pop(s.output, None)
+        layer = layers[s.node]
+        if g is None or not (layer.params or any(want)):
+            continue
+        dx = layer.backward(g, input_grad=any(want))
+        if dx is None:
+            continue
+        dxs = [dx] if layer.n_inputs == 1 else dx
+        for name, gi, w in zip(s.inputs, dxs, want, strict=True):
+            if not w:
+                continue
+            prev = pending.get(name)
+            pending[name] = gi if prev is None else prev + gi
+    return pending.get(INPUT) if input_grad else None

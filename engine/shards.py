@@ -1,0 +1,316 @@
+"""Splitting a batch over threads or forked processes; everything keyed by node name.
+
+With ``threads > 1`` each thread runs a contiguous shard of the batch through its own replica of
+the layers (sharing the parameter arrays) and the gradients are summed by name: the result equals
+the single-threaded one up to float rounding. NumPy releases the GIL inside its loops, so shards
+really run in parallel. Set BLAS to one thread then (``threadpoolctl.threadpool_limits(1)``), or
+the threads oversubscribe the cores.
+
+``processes = True`` (Linux; default False) makes ``train_step`` run shards 1.. in forked worker
+processes instead of threads: the same results bit for bit, but no GIL shared between the shards.
+The workers start at the first such step and stop when ``threads`` changes or the model is
+garbage-collected; fork before starting other threads you rely on in the children.
+
+Dropout masks are drawn for the whole batch before it is split (see ``Network._masks``), so the
+result does not depend on the number of workers. BatchNorm needs the whole batch's statistics:
+a network with BatchNorm refuses to train split (``Network.parallel_training_problem``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import mmap
+import multiprocessing
+import signal
+import sys
+import weakref
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from engine import executor
+from engine.errors import ShapeError
+from engine.layers import Layer
+
+if TYPE_CHECKING:
+    from engine.graph import Network
+
+FORK_OK = sys.platform.startswith("linux")
+Replica = dict[str, Layer]
+
+
+class Shards:
+    """The parallel machinery of one :class:`~engine.graph.Network` (held weakly)."""
+
+    def __init__(self, net: Network) -> None:
+        self._net = weakref.ref(net)
+        self.threads = 1
+        self.processes = False
+        self.replicas: list[Replica] = []
+        self.bounds: list[tuple[int, int]] = []
+        self._pool: ThreadPoolExecutor | None = None
+        self._workers: _ShardWorkers | None = None
+
+    @property
+    def net(self) -> Network:
+        net = self._net()
+        assert net is not None
+        return net
+
+    @property
+    def active(self) -> bool:
+        """True after a split forward pass whose backward has not run yet."""
+        return bool(self.bounds)
+
+    def set_threads(self, n: int) -> None:
+        n = max(1, int(n))
+        if n != self.threads:
+            self.threads = n
+            self.reset()
+            if self._pool is not None:
+                self._pool.shutdown(wait=False)
+                self._pool = None
+
+    def reset(self) -> None:
+        self.replicas = []
+        self.stop_workers()
+
+    def clear(self) -> None:
+        self.bounds = []
+
+    def split(self, n: int, training: bool) -> bool:
+        """Should a batch of ``n`` be split? Raises :class:`ShapeError` for a network that
+        cannot train split (BatchNorm)."""
+        if not (self.threads > 1 and n >= 8 * self.threads):
+            return False
+        if training:
+            problem = self.net.parallel_training_problem()
+            if problem:
+                raise ShapeError(problem)
+        return True
+
+    def _prepare(self, n: int, masks: dict[str, np.ndarray]) -> None:
+        net = self.net
+        if len(self.replicas) != self.threads:
+            self.replicas = [
+                {name: layer.replica() for name, layer in net.nodes.items()}
+                for _ in range(self.threads)
+            ]
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.threads - 1, thread_name_prefix="convscope")
+        t = self.threads
+        cuts = [n * i // t for i in range(t + 1)]
+        self.bounds = list(itertools.pairwise(cuts))
+        for rep, (a, b) in zip(self.replicas, self.bounds, strict=True):
+            for name, m in masks.items():
+                rep[name].mask = m[a:b]  # type: ignore[attr-defined]
+
+    def _run(self, fn) -> list:
+        assert self._pool is not None
+        futures = [
+            self._pool.submit(fn, rep, a, b)
+            for rep, (a, b) in zip(self.replicas[1:], self.bounds[1:], strict=True)
+        ]
+        a, b = self.bounds[0]
+        first = fn(self.replicas[0], a, b)  # shard 0 runs in the calling thread
+        return [first, *(f.result() for f in futures)]
+
+    def forward(self, x: np.ndarray, training: bool, masks: dict[str, np.ndarray]) -> np.ndarray:
+        self._prepare(x.shape[0], masks)
+        plan = self.net._plan
+        outs = self._run(lambda r, a, b: executor.forward(r, plan, x[a:b], training))
+        return np.concatenate(outs)
+
+    def backward(self, d: np.ndarray, input_grad: bool) -> np.ndarray | None:
+        plan = self.net._plan
+        outs = self._run(lambda r, a, b: executor.backward(r, plan, d[a:b], input_grad))
+        self._sum_grads([rep for rep in self.replicas])
+        return np.concatenate(outs) if input_grad else None
+
+    def _sum_grads(self, parts: list[dict[str, Any]]) -> None:
+        """The model's grads = the sum of the parts' grads, node by node, key by key (``parts``
+        are replicas ``{node: layer}`` or ``{node: grads dict}``)."""
+
+        def grads(part: dict[str, Any], name: str) -> dict[str, np.ndarray]:
+            v = part[name]
+            return v.grads if isinstance(v, Layer) else v
+
+        for name, layer in self.net.nodes.items():
+            for key, g in layer.grads.items():
+                np.add(grads(parts[0], name)[key], grads(parts[1], name)[key], out=g)
+                for more in parts[2:]:
+                    g += grads(more, name)[key]
+
+    def train_step(
+        self, x: np.ndarray, labels: np.ndarray, loss_fn, masks: dict[str, np.ndarray]
+    ) -> tuple[float, np.ndarray]:
+        n = x.shape[0]
+        self._prepare(n, masks)
+        plan = self.net._plan
+        if self.processes and FORK_OK:
+            return self._train_step_processes(x, labels, loss_fn, masks)
+
+        def shard(r: Replica, a: int, b: int) -> tuple[float, np.ndarray]:
+            z = executor.forward(r, plan, x[a:b], True)
+            loss, dz = loss_fn(z, labels[a:b], batch=n)
+            executor.backward(r, plan, dz, False)
+            return float(loss), z
+
+        outs = self._run(shard)
+        self._sum_grads(self.replicas)
+        self.bounds = []
+        return sum(loss for loss, _ in outs), np.concatenate([z for _, z in outs])
+
+    def _train_step_processes(
+        self, x: np.ndarray, labels: np.ndarray, loss_fn, masks: dict[str, np.ndarray]
+    ) -> tuple[float, np.ndarray]:
+        net = self.net
+        n = x.shape[0]
+        params = net.parameters()
+        key = (self.threads, tuple((k, p.shape, p.dtype) for k, p in params.items()), loss_fn)
+        need = max(b - a for a, b in self.bounds[1:])
+        if self._workers is None or self._workers.key != key or self._workers.cap < need:
+            self.stop_workers()
+            self._workers = _ShardWorkers(net, key, need, loss_fn)
+        w = self._workers
+        try:
+            w.start(x, labels, self.bounds[1:], n, masks)
+            a, b = self.bounds[0]
+            z0 = executor.forward(self.replicas[0], net._plan, x[a:b], True)
+            loss, dz = loss_fn(z0, labels[a:b], batch=n)
+            executor.backward(self.replicas[0], net._plan, dz, False)
+            losses, zs = w.finish()
+        except BaseException:
+            self.stop_workers()  # an answer may be pending: never reuse these workers
+            raise
+        finally:
+            self.bounds = []
+        self._sum_grads([self.replicas[0], *w.grads])
+        return float(loss) + sum(losses), np.concatenate([z0, *zs])
+
+    def stop_workers(self) -> None:
+        if self._workers is not None:
+            self._workers.stop()
+            self._workers = None
+
+
+def _shared(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """A zeroed array in anonymous shared memory (seen by processes forked afterwards)."""
+    dtype = np.dtype(dtype)
+    count = int(np.prod(shape))
+    buf = mmap.mmap(-1, max(count * dtype.itemsize, 1))
+    return np.frombuffer(buf, dtype=dtype, count=count).reshape(shape)
+
+
+class _ShardWorkers:
+    """Forked worker processes for ``train_step`` with ``processes = True``.
+
+    Worker ``i`` runs shard ``i + 1`` of each batch (the caller runs shard 0) on its own layer
+    replicas, with no GIL shared with the caller. Parameters, the shard's images, its logits and
+    its gradients travel through shared memory, by node name (the caller copies the current
+    parameters in before each batch, so optimisers keep updating the model's own arrays); a pipe
+    carries the labels, the shard's dropout masks and the "done" answer. The arithmetic is the
+    threaded mode's, so the results are the same bit for bit.
+    """
+
+    def __init__(self, net: Network, key: tuple, cap: int, loss_fn) -> None:
+        self.key, self.cap = key, cap  # cap: the largest shard (samples) the buffers take
+        t = net.threads
+        self.live = net.parameters()
+        self.params = {k: _shared(p.shape, p.dtype) for k, p in self.live.items()}
+        dtype = next(iter(self.params.values())).dtype if self.params else np.dtype(np.float32)
+        self.x = [_shared((cap, *net.input_spec.shape), dtype) for _ in range(t - 1)]
+        self.z = [_shared((cap, net.num_classes), dtype) for _ in range(t - 1)]
+        self.grads: list[dict[str, dict[str, np.ndarray]]] = []
+        self.conns = []
+        self.procs = []
+        ctx = multiprocessing.get_context("fork")
+        for i in range(t - 1):
+            layers: Replica = {}
+            for name, layer in net.nodes.items():
+                r = layer.replica()
+                r.params = {k: self.params[f"{name}.{k}"] for k in layer.params}
+                r.grads = {k: _shared(g.shape, g.dtype) for k, g in layer.grads.items()}
+                layers[name] = r
+            self.grads.append({name: r.grads for name, r in layers.items()})
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(
+                target=_shard_worker,
+                args=(child, layers, net._plan, self.x[i], self.z[i], loss_fn),
+                daemon=True,
+                name=f"convscope-shard{i + 1}",
+            )
+            proc.start()
+            child.close()
+            self.conns.append(parent)
+            self.procs.append(proc)
+        self._finalizer = weakref.finalize(self, _stop, self.conns, self.procs)
+        self._sizes: list[int] = []
+
+    def start(self, x, labels, bounds, n: int, masks: dict[str, np.ndarray]) -> None:
+        for k, p in self.live.items():
+            np.copyto(self.params[k], p)
+        self._sizes = []
+        for i, (a, b) in enumerate(bounds):
+            self.x[i][: b - a] = x[a:b]
+            self._sizes.append(b - a)
+            shard_masks = {name: m[a:b] for name, m in masks.items()}
+            self.conns[i].send((b - a, labels[a:b], n, shard_masks))
+
+    def finish(self) -> tuple[list[float], list[np.ndarray]]:
+        losses = []
+        for conn in self.conns:
+            try:
+                answer = conn.recv()
+            except (EOFError, OSError) as exc:
+                raise RuntimeError(f"a training worker process died ({exc!r})") from None
+            if isinstance(answer, BaseException):
+                raise answer
+            losses.append(answer)
+        return losses, [z[:m].copy() for z, m in zip(self.z, self._sizes, strict=True)]
+
+    def stop(self) -> None:
+        self._finalizer()
+
+
+def _stop(conns, procs) -> None:
+    for conn in conns:
+        try:
+            conn.send(None)
+        except OSError:
+            pass
+    for proc in procs:
+        proc.join(timeout=2)
+        if proc.is_alive():
+            proc.terminate()
+
+
+def _shard_worker(conn, layers: Replica, plan, xbuf: np.ndarray, zbuf: np.ndarray, loss_fn):
+    """The loop of one :class:`_ShardWorkers` process.
+
+    Ctrl+C reaches every process of the terminal's group: the worker ignores it (the parent
+    cancels the run and stops the workers), so no traceback comes from here.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    while True:
+        try:
+            msg = conn.recv()
+        except (EOFError, OSError):
+            return
+        if msg is None:
+            return
+        m, labels, n, masks = msg
+        try:
+            for name, mask in masks.items():
+                layers[name].mask = mask  # type: ignore[attr-defined]
+            z = executor.forward(layers, plan, xbuf[:m], True)
+            loss, dz = loss_fn(z, labels, batch=n)
+            executor.backward(layers, plan, dz, False)
+            zbuf[:m] = z
+            conn.send(float(loss))
+        except Exception as exc:  # handed to the caller, which raises it
+            try:
+                conn.send(exc)
+            except Exception:  # not picklable: send its text
+                conn.send(RuntimeError(f"training worker: {exc!r}"))
