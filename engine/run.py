@@ -56,7 +56,7 @@ from engine.training import (
 if TYPE_CHECKING:
     from engine.datasets import Dataset
     from engine.evaluation import EvaluationResult
-    from engine.model import Sequential
+    from engine.graph import Network
 
 EVALUATION_BATCH = 500
 
@@ -149,7 +149,7 @@ class TrainingRun:
         self,
         dataset: Dataset,
         settings: RunSettings,
-        model: Sequential,
+        model: Network,
         splits: tuple[np.ndarray, ...],
         control: TrainControl,
         clock: Callable[[], float],
@@ -264,7 +264,7 @@ def training_run(
     dataset: Dataset,
     settings: RunSettings,
     *,
-    model: Sequential | None = None,
+    model: Network | None = None,
     control: TrainControl | None = None,
     clock: Callable[[], float] = time.perf_counter,
 ) -> TrainingRun:

@@ -524,7 +524,7 @@ def _run(
                 batch = augment(batch, augment_rng)
             y = labels[idx]
             # forward, loss and backward in one call: with model.threads > 1 each shard runs
-            # all three (see Sequential.train_step); the update waits for the loss check below
+            # all three (see Network.train_step); the update waits for the loss check below
             loss, logits = model.train_step(spec.to_tensor(batch), y, loss_fn)
             if not loss <= LOSS_LIMIT:  # also true for NaN
                 if math.isnan(loss):
