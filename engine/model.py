@@ -250,10 +250,7 @@ def _build(
         return Sequential(layers, InputSpec(_shape(arch["input_shape"])), classes)
     if name == "graph":
         return build_graph(arch, rng, classes)
-    family = _family_builder(name) if isinstance(name, str) else None
-    if family is None:
-        raise ShapeError(f"unknown architecture {name!r}; use one of {', '.join(BUILDERS)}")
-    return family(rng, **arch)
+    return _build_family(name, arch, rng, classes)
 
 
 def build_graph(
@@ -292,11 +289,38 @@ def _shape(v: Any) -> tuple[int, int, int]:
     return shape  # type: ignore[return-value]
 
 
-def _family_builder(name: str):
-    """The family registry's builder ``(rng, **arch) -> Network`` for ``name``, or None."""
-    try:
-        from engine import architectures  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    find = getattr(architectures, "builder", None)
-    return find(name) if callable(find) else None
+def _build_family(
+    name: Any, arch: dict[str, Any], rng: np.random.Generator, classes: list[str] | None
+) -> Network:
+    """A member of the family registry (:mod:`engine.architectures`) from its short form
+    ``{"num_classes": K, "input_shape": [C, H, W]}`` (or ``"in_channels"``); the model keeps
+    that short form as its ``architecture``."""
+    from engine import architectures
+
+    if not isinstance(name, str) or name not in architectures.names():
+        known = ", ".join(dict.fromkeys([*architectures.names(), *BUILDERS]))
+        raise ShapeError(f"unknown architecture {name!r}; use one of {known}")
+    unknown = set(arch) - {"num_classes", "input_shape", "in_channels"}
+    if unknown:
+        raise ShapeError(f"{name}: unknown setting(s) {', '.join(sorted(unknown))}")
+    k = arch.get("num_classes", 10)
+    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+        raise ShapeError(f"{name}: num_classes must be a whole number >= 1, got {k!r}")
+    if "input_shape" in arch:
+        shape = _shape(arch["input_shape"])
+    else:
+        shape = architectures.input_shape_for(name, int(arch.get("in_channels", 1)))
+    spec = architectures.build_spec(name, shape, k)
+    short = {"name": name, "num_classes": k, "input_shape": list(shape)}
+    return _network_from_spec(spec, rng, classes, short)
+
+
+def _network_from_spec(
+    spec: dict[str, Any],
+    rng: np.random.Generator,
+    classes: Sequence[str] | None,
+    architecture: dict[str, Any],
+) -> Network:
+    model = build_graph(spec, rng, classes)
+    model.architecture = architecture
+    return model

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_gradients import check_layer, numeric_grad
 
 from engine.blocks import Add, BatchNorm2D, Concat, Dropout, GlobalAvgPool2D
 from engine.errors import ShapeError
 from engine.layers import AvgPool2D, Conv2D, MaxPool2D, layer_from_config
-from test_gradients import check_layer, numeric_grad
 
 
 @pytest.mark.parametrize("training", [True, False])
@@ -107,7 +107,7 @@ def test_merge_shape_errors_say_how_to_fix():
         Concat(name="cat").output_shape([(4, 8, 8), (4, 4, 4)])
     with pytest.raises(ShapeError, match="num_features=5"):
         BatchNorm2D(4, name="bn").output_shape((5, 2, 2))
-    with pytest.raises(ShapeError, match="at most|between 0 and half"):
+    with pytest.raises(ShapeError, match="between 0 and half"):
         MaxPool2D(3, 2, 2)
 
 
