@@ -204,7 +204,7 @@ def test_custom_builder_says_what_does_not_fit():
     with pytest.raises(ShapeError, match="unknown activation"):
         custom(activation="gelu")
     with pytest.raises(ShapeError, match="unknown architecture"):
-        build_model("alexnet")
+        build_model("resnet50")
 
 
 def test_tiny_batch_overfits_with_every_optimiser(one_blas_thread):

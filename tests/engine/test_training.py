@@ -424,9 +424,11 @@ def test_a_network_at_chance_after_its_weights_blew_up_is_diverged(digits, monke
 
 def test_weight_decay_divergence_advice_names_the_weight_decay(digits):
     x, y = _small(digits, 256)
-    config = TrainConfig(epochs=2, lr=0.01, weight_decay=300.0, batch_size=32)
+    # 1000: each step multiplies the weights by 1 - 0.01*1000 = -9 (PyTorch's small initial
+    # weights need that to pass the explosion limit within 16 steps)
+    config = TrainConfig(epochs=2, lr=0.01, weight_decay=1000.0, batch_size=32)
     events = list(train(_model(), x, y, config))
     message = events[-1].message
     assert isinstance(events[-1], Diverged)
-    assert "weight decay 300 is too strong" in message and "try weight decay 10" in message
+    assert "weight decay 1000 is too strong" in message and "try weight decay 10" in message
     assert "learning rate 0.01 is probably too high" not in message
