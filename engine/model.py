@@ -30,6 +30,7 @@ from engine.layers import (
     Tanh,
     layer_from_config,
 )
+from engine.modelsize import check_architecture
 
 __all__ = [
     "BUILDERS",
@@ -203,7 +204,11 @@ def build_model(
     ...}``, ``{"name": "sequential", "input_shape", "layers"}``) or ``model.graph_spec()``
     (``{"name": "graph", "input_shape", "nodes", "output"}``). Other names go to the family
     registry (``engine.architectures.builder(name)``) when it knows them. ``classes`` names the
-    outputs (and sets their number). Raises :class:`ShapeError` naming what is wrong."""
+    outputs (and sets their number). Raises :class:`ShapeError` naming what is wrong.
+
+    The architecture's size (parameters, activations, multiply-adds, nodes, input) is checked
+    by arithmetic before anything is allocated (:func:`engine.modelsize.check_architecture`:
+    :class:`~engine.modelsize.TooLargeError` beyond the documented limits)."""
     if isinstance(architecture, str):
         arch: dict[str, Any] = {"name": architecture}
     elif isinstance(architecture, dict):
@@ -212,6 +217,7 @@ def build_model(
         raise ShapeError(
             f"an architecture is a name or a JSON object, got {type(architecture).__name__}"
         )
+    check_architecture(arch, len(classes) if classes is not None else None)
     name = arch.pop("name", None)
     rng = rng if rng is not None else np.random.default_rng(0)
     if classes is not None:
