@@ -79,10 +79,10 @@ def test_activations_list_every_node_in_topological_order(rng):
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (lambda s: s["nodes"].reverse(), "topological order"),
+        (lambda s: s["nodes"].reverse(), "earlier node"),
         (lambda s: s["nodes"][2].update(inputs=["nowhere"]), "nowhere"),
-        (lambda s: s["nodes"][2].update(name="bad name"), "bad node name"),
-        (lambda s: s["nodes"][2].update(name="input"), "bad node name"),
+        (lambda s: s["nodes"][2].update(name="bad name"), "bad name|not an earlier"),
+        (lambda s: s["nodes"][2].update(name="input"), "name"),
         (lambda s: s["nodes"][5].update(inputs=["relu1"]), "two or more"),
         (lambda s: s["nodes"].insert(3, node("relu", "dead", ["relu1"])), "do not lead"),
         (lambda s: s.update(nodes=s["nodes"][:9], output="cat"), "class scores"),
@@ -140,6 +140,11 @@ def test_network_built_in_code_with_dotted_names(rng):
     ]
     assert m.forward(np.zeros((1, 3, 2, 2), np.float32)).shape == (1, 2)
     assert build_model(m.graph_spec()).summary() == m.summary()
+    for bad in ("a b", "input", "x..y", ".x"):
+        with pytest.raises(ShapeError, match="bad node name"):
+            Network(
+                [(Flatten(name=bad), ["input"]), (Dense(12, 2, name="fc"), [bad])], m.input_spec
+            )
 
 
 # -- shards by name ------------------------------------------------------------------------------

@@ -177,7 +177,7 @@ def crafted_models(folder: Path) -> dict[str, tuple[Path, str]]:
     meta_text = json.dumps(good)
     text_case("nan_in_meta", meta_text.replace('"history": null', '"history": NaN'), "NaN")
     text_case(
-        "huge_int", meta_text.replace('"version": 1', '"version": 1' + "0" * 5000), "cannot be read"
+        "huge_int", meta_text.replace('"version": 2', '"version": 2' + "0" * 5000), "cannot be read"
     )
     text_case("not_json", "{'format': 'convscope-model'}", "not valid JSON")
     many = '{"format": "convscope-model", "history": [' + "0," * 2_000_000 + "0]}"
