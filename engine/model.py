@@ -298,35 +298,19 @@ def _shape(v: Any) -> tuple[int, int, int]:
 def _build_family(
     name: Any, arch: dict[str, Any], rng: np.random.Generator, classes: list[str] | None
 ) -> Network:
-    """A member of the family registry (:mod:`engine.architectures`) from its short form
-    ``{"num_classes": K, "input_shape": [C, H, W]}`` (or ``"in_channels"``); the model keeps
-    that short form as its ``architecture``."""
+    """A member of the family registry from its short form ``{"num_classes": K, "input_shape":
+    [C, H, W]}`` (or ``"in_channels"``), through ``engine.architectures.builder(name)``; the
+    model keeps that short form as its ``architecture``."""
     from engine import architectures
 
-    if not isinstance(name, str) or name not in architectures.names():
+    build = architectures.builder(name) if isinstance(name, str) else None
+    if build is None:
         known = ", ".join(dict.fromkeys([*architectures.names(), *BUILDERS]))
         raise ShapeError(f"unknown architecture {name!r}; use one of {known}")
-    unknown = set(arch) - {"num_classes", "input_shape", "in_channels"}
-    if unknown:
-        raise ShapeError(f"{name}: unknown setting(s) {', '.join(sorted(unknown))}")
-    k = arch.get("num_classes", 10)
-    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-        raise ShapeError(f"{name}: num_classes must be a whole number >= 1, got {k!r}")
-    if "input_shape" in arch:
-        shape = _shape(arch["input_shape"])
-    else:
-        shape = architectures.input_shape_for(name, int(arch.get("in_channels", 1)))
-    spec = architectures.build_spec(name, shape, k)
-    short = {"name": name, "num_classes": k, "input_shape": list(shape)}
-    return _network_from_spec(spec, rng, classes, short)
-
-
-def _network_from_spec(
-    spec: dict[str, Any],
-    rng: np.random.Generator,
-    classes: Sequence[str] | None,
-    architecture: dict[str, Any],
-) -> Network:
-    model = build_graph(spec, rng, classes)
-    model.architecture = architecture
+    if "in_channels" in arch and "input_shape" not in arch:
+        channels = arch.pop("in_channels")
+        arch["input_shape"] = list(architectures.input_shape_for(name, int(channels)))
+    model = build(rng, **arch)
+    if classes is not None:
+        model.classes = list(classes)
     return model
