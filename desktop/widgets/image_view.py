@@ -213,11 +213,9 @@ class ImageView(QGraphicsView):
         super().mouseMoveEvent(event)
         if not self.has_image():
             return
-        local = self._item.mapFromScene(self.mapToScene(event.position().toPoint()))
-        row, col = int(np.floor(local.y())), int(np.floor(local.x()))
-        h, w = self._image_size
-        if 0 <= row < h and 0 <= col < w:
-            self.pixel_hovered.emit(row, col)
+        pixel = self.hover_pixel_at(event.position())
+        if pixel is not None:
+            self.pixel_hovered.emit(*pixel)
         else:
             self.hover_left.emit()
 

@@ -21,7 +21,7 @@ from PySide6.QtCore import QRegularExpression, Qt, Signal
 from PySide6.QtGui import QFont, QKeyEvent, QKeySequence, QRegularExpressionValidator
 from PySide6.QtWidgets import QGridLayout, QLineEdit, QSizePolicy, QWidget
 
-from engine.filters import KernelError, format_number, parse_number
+from engine.filters import KernelError, parse_number
 
 # what a cell may hold while typing: digits, sign, point, slash, exponent, spaces
 _ALLOWED = QRegularExpression("^[0-9\\s.+\\-\u2212/eE]*$")
@@ -102,10 +102,6 @@ class KernelGrid(QWidget):
 
     def texts(self) -> list[str]:
         return [c.text() for c in self._cells]
-
-    def set_kernel(self, kernel: np.ndarray) -> None:
-        k = np.asarray(kernel, dtype=np.float64)
-        self.set_texts(k.shape[0], [format_number(v) for v in k.ravel()])
 
     def set_texts(self, size: int, texts: list[str]) -> None:
         """Show ``texts`` (row-major, ``size * size``) without emitting ``texts_edited``."""

@@ -175,3 +175,25 @@ def test_iter_maps_and_the_streamed_raw_file_equal_the_whole_result(tmp_path, rn
     assert settings.output_shape(20, 30) == whole.maps.shape
     path = F.save_raw_stream(tmp_path / "r.npy", whole.raw().shape, iter(maps))
     np.testing.assert_array_equal(np.load(path), whole.raw())
+
+
+def test_a_full_disk_while_saving_kernels_names_the_users_path(tmp_path, monkeypatch):
+    import errno
+
+    from engine import atomic
+
+    target = tmp_path / "kernels.json"
+    target.write_text("old")
+
+    def full(f) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    real = atomic.atomic_write
+    monkeypatch.setattr(
+        "engine.filters.kernelfile.atomic_write", lambda path, write: real(path, full)
+    )
+    with pytest.raises(F.KernelError, match="No space left") as info:
+        F.save_kernels(target, [F.PRESETS["Sharpen"].spec()])
+    assert str(target) in str(info.value) and ".tmp" not in str(info.value)
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["kernels.json"]  # no temporary file left
