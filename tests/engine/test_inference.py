@@ -208,3 +208,13 @@ def test_a_big_jpeg_is_decoded_small_for_the_network_and_sees_the_same(tmp_path,
     full = prepare_file(photo_model, path).network  # every pixel decoded, as the CLI does
     np.testing.assert_array_equal(full, prepare_photo(load_image(path), spec))
     assert np.abs(quick.astype(int) - full).mean() < 4
+
+
+def test_per_channel_normalisation_gives_the_mean_colour_patch(photo_model):
+    from engine.inputspec import InputSpec
+
+    model = photo_model.clone()
+    model.input_spec = InputSpec((3, 32, 32), mean=(0.49, 0.48, 0.45), std=(0.25, 0.24, 0.26))
+    result = occlusion_map(model, np.zeros((3, 32, 32), np.uint8), patch=8, stride=8)
+    assert result.fill == (125, 122, 115)  # mean / scale per channel, what normalises to 0
+    assert classify_image(model, np.zeros((40, 50, 3), np.uint8)).probabilities.shape == (4,)
