@@ -1,0 +1,262 @@
+"""The architecture diagram of the Train tab: the network's graph, node by node.
+
+Fed with :func:`engine.graph_layout.describe` (one :class:`NodeFacts` per node) and placed by
+:func:`engine.graph_layout.layout`: one box per node in its row and lane with its name, output
+shape and parameters; Inception's branches side by side, ResNet's shortcuts and DenseNet's
+concatenations as arcs beside the main path; blocks (``layer1.0``, ``inception3a``) framed and
+named. Hovering a node shows its details (kind, window, shape, parameters, multiply-adds,
+receptive field) as a tooltip and through ``hovered``.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QMouseEvent, QPainter, QPainterPath, QPaintEvent, QPen
+from PySide6.QtWidgets import QScrollArea, QToolTip, QWidget
+
+from engine.graph_layout import Layout, NodeFacts, layout
+
+ROW_H = 44
+BOX_H = 34
+LANE_GAP = 22  # room for the arcs right of each lane
+GUTTER = 74  # block names at the left
+MARGIN = 8
+MIN_LANE = 92
+MAX_LANE = 210
+
+_COLOURS = {
+    "input": "#e0e0e0",
+    "conv2d": "#cfe2ff",
+    "dense": "#e2d5f7",
+    "maxpool2d": "#d4efd9",
+    "avgpool2d": "#d4efd9",
+    "globalavgpool": "#d4efd9",
+    "batchnorm2d": "#eeeeee",
+    "add": "#ffd8b0",
+    "concat": "#ffd8b0",
+}
+_DEFAULT = "#fff6cc"  # activations, flatten, dropout
+
+
+def _short(name: str, block: str) -> str:
+    return name[len(block) + 1 :] if block and name.startswith(block + ".") else name
+
+
+def _params(n: int) -> str:
+    if n >= 1_000_000:
+        return f"{n / 1e6:.1f}M"
+    return f"{n / 1e3:.1f}k" if n >= 1000 else str(n)
+
+
+class _Canvas(QWidget):
+    hovered = Signal(str)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setMouseTracking(True)
+        self.facts: dict[str, NodeFacts] = {}
+        self.grid: Layout | None = None
+        self.rects: dict[str, QRectF] = {}
+        self.message = "No network"
+        self._hover = ""
+        self._lane_w = float(MIN_LANE)
+
+    def set_facts(self, facts: list[NodeFacts]) -> None:
+        self.facts = {f.name: f for f in facts}
+        self.grid = layout(facts) if facts else None
+        self.relayout()
+
+    def relayout(self) -> None:
+        self.rects = {}
+        grid = self.grid
+        parent = self.parentWidget()
+        if grid is None:
+            self.setMinimumSize(0, 0)
+            if parent is not None:
+                self.resize(parent.size())
+            self.update()
+            return
+        avail = (parent.width() if parent is not None else self.width()) - GUTTER - 2 * MARGIN
+        self._lane_w = max(MIN_LANE, min(MAX_LANE, avail / grid.lanes))
+        for p in grid.nodes:
+            x = MARGIN + GUTTER + p.lane * self._lane_w
+            y = MARGIN + p.row * ROW_H
+            self.rects[p.name] = QRectF(x, y, self._lane_w - LANE_GAP, BOX_H)
+        width = int(MARGIN * 2 + GUTTER + grid.lanes * self._lane_w)
+        self.setMinimumSize(width, MARGIN * 2 + grid.rows * ROW_H)
+        self.resize(max(width, parent.width() if parent else width), self.minimumHeight())
+        self.update()
+
+    def text_at(self, pos: QPointF) -> str:
+        for name, rect in self.rects.items():
+            if rect.contains(pos):
+                return self.facts[name].details()
+        return ""
+
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:
+        text = self.text_at(event.position())
+        if text != self._hover:
+            self._hover = text
+            self.hovered.emit(text)
+            if text:
+                QToolTip.showText(event.globalPosition().toPoint(), text, self)
+            else:
+                QToolTip.hideText()
+
+    def leaveEvent(self, event) -> None:
+        if self._hover:
+            self._hover = ""
+            self.hovered.emit("")
+        super().leaveEvent(event)
+
+    # ----- painting -------------------------------------------------------------------------
+    def paintEvent(self, _event: QPaintEvent) -> None:
+        painter = QPainter(self)
+        painter.fillRect(self.rect(), QColor("#fbfbfb"))
+        if self.grid is None:
+            painter.setPen(QColor("#777"))
+            painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, self.message)
+            return
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        small = QFont(self.font())
+        small.setPointSizeF(max(7.0, small.pointSizeF() - 1.5))
+        self._paint_blocks(painter, small)
+        self._paint_edges(painter)
+        for name, rect in self.rects.items():
+            self._paint_node(painter, self.facts[name], rect, small)
+        painter.end()
+
+    def _paint_blocks(self, painter: QPainter, font: QFont) -> None:
+        spans: dict[str, QRectF] = {}
+        for name, rect in self.rects.items():
+            block = self.facts[name].block
+            if block:
+                spans[block] = spans[block].united(rect) if block in spans else QRectF(rect)
+        painter.setFont(font)
+        metrics = painter.fontMetrics()
+        for block, span in spans.items():
+            frame = QRectF(MARGIN, span.top() - 4, span.right() + LANE_GAP - 4 - MARGIN, 0)
+            frame.setBottom(span.bottom() + 4)
+            painter.setPen(QPen(QColor("#c8c8c8"), 1))
+            painter.setBrush(QColor(0, 0, 0, 10))
+            painter.drawRoundedRect(frame, 5, 5)
+            painter.setPen(QColor("#555"))
+            label = metrics.elidedText(block, Qt.TextElideMode.ElideMiddle, GUTTER - 6)
+            painter.drawText(
+                QRectF(MARGIN + 3, span.top(), GUTTER - 4, BOX_H),
+                Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+                label,
+            )
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+
+    def _blocked(self, lane: int, row0: int, row1: int) -> bool:
+        assert self.grid is not None
+        return any(p.lane == lane and row0 < p.row < row1 for p in self.grid.nodes)
+
+    def _paint_edges(self, painter: QPainter) -> None:
+        assert self.grid is not None
+        pos = {p.name: p for p in self.grid.nodes}
+        painter.setPen(QPen(QColor("#7a7a7a"), 1.3))
+        for src, dst in self.grid.edges:
+            a, b = self.rects[src], self.rects[dst]
+            ps, pd = pos[src], pos[dst]
+            path = QPainterPath(QPointF(a.center().x(), a.bottom()))
+            if ps.lane == pd.lane and self._blocked(ps.lane, ps.row, pd.row):
+                # a shortcut past nodes of the same lane: an arc on the lane's right
+                out = a.right() + LANE_GAP - 6
+                path = QPainterPath(QPointF(a.right(), a.center().y()))
+                path.cubicTo(
+                    QPointF(out, a.center().y()),
+                    QPointF(out, b.center().y()),
+                    QPointF(b.right(), b.center().y()),
+                )
+                painter.setPen(QPen(QColor("#d0701a"), 1.5))
+                painter.drawPath(path)
+                painter.setPen(QPen(QColor("#7a7a7a"), 1.3))
+                self._arrow(painter, QPointF(b.right(), b.center().y()), left=True)
+                continue
+            if ps.lane != pd.lane:
+                if self.facts[dst].kind in ("add", "concat"):
+                    bend = b.top() - 5  # down the source's lane, then across to the merge
+                    path.lineTo(QPointF(a.center().x(), bend))
+                else:
+                    bend = a.bottom() + 5  # across to the branch's lane, then down it
+                    path.lineTo(QPointF(a.center().x(), bend))
+                path.lineTo(QPointF(b.center().x(), bend))
+            path.lineTo(QPointF(b.center().x(), b.top()))
+            painter.drawPath(path)
+            self._arrow(painter, QPointF(b.center().x(), b.top()), left=False)
+
+    @staticmethod
+    def _arrow(painter: QPainter, tip: QPointF, left: bool) -> None:
+        d = 4.0
+        if left:
+            pts = [tip, QPointF(tip.x() + d, tip.y() - d), QPointF(tip.x() + d, tip.y() + d)]
+        else:
+            pts = [tip, QPointF(tip.x() - d, tip.y() - d), QPointF(tip.x() + d, tip.y() - d)]
+        path = QPainterPath(pts[0])
+        path.lineTo(pts[1])
+        path.lineTo(pts[2])
+        path.closeSubpath()
+        painter.fillPath(path, painter.pen().color())
+
+    def _paint_node(self, painter: QPainter, f: NodeFacts, rect: QRectF, font: QFont) -> None:
+        painter.setPen(QPen(QColor("#8a8a8a"), 1))
+        painter.setBrush(QColor(_COLOURS.get(f.kind, _DEFAULT)))
+        painter.drawRoundedRect(rect, 4, 4)
+        painter.setFont(font)
+        metrics = painter.fontMetrics()
+        inner = rect.adjusted(4, 1, -4, -1)
+        width = int(inner.width())
+        top = f"{_short(f.name, f.block)}"
+        if f.geometry():
+            top += f" {f.kernel}×{f.kernel}"
+        bottom = f.shape_text() + (f" · {_params(f.params)}" if f.params else "")
+        painter.setPen(QColor("#111"))
+        painter.drawText(
+            QRectF(inner.left(), inner.top(), inner.width(), inner.height() / 2),
+            Qt.AlignmentFlag.AlignCenter,
+            metrics.elidedText(top, Qt.TextElideMode.ElideRight, width),
+        )
+        painter.setPen(QColor("#444"))
+        painter.drawText(
+            QRectF(inner.left(), inner.center().y(), inner.width(), inner.height() / 2),
+            Qt.AlignmentFlag.AlignCenter,
+            metrics.elidedText(bottom, Qt.TextElideMode.ElideRight, width),
+        )
+
+
+class ArchitectureView(QScrollArea):
+    """The diagram in a scroll area. ``set_facts(describe(spec))``; ``hovered(text)``."""
+
+    hovered = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("architectureView")
+        self.canvas = _Canvas()
+        self.canvas.hovered.connect(self.hovered)
+        self.setWidget(self.canvas)
+        self.setWidgetResizable(False)
+        self.setMinimumHeight(200)
+
+    def set_facts(self, facts: list[NodeFacts]) -> None:
+        self.canvas.set_facts(list(facts))
+
+    def clear(self, message: str = "No network") -> None:
+        self.canvas.message = message
+        self.canvas.set_facts([])
+
+    def node_names(self) -> list[str]:
+        return list(self.canvas.rects)
+
+    def node_rect(self, name: str) -> QRectF:
+        """Where the node's box is, in the canvas's coordinates."""
+        return QRectF(self.canvas.rects[name])
+
+    def sizeHint(self) -> QSize:
+        return QSize(420, 420)
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self.canvas.relayout()
