@@ -1,0 +1,49 @@
+"""The architecture diagram (Train tab) of every family member, driven like a user."""
+
+from __future__ import annotations
+
+import pytest
+from PySide6.QtCore import QPoint
+
+from desktop.widgets.architecture_view import ArchitectureView
+from engine import architectures
+from engine.graph_layout import describe
+
+
+def _facts(name: str) -> list:
+    shape = architectures.input_shape_for(name, 1 if name.startswith("lenet") else 3)
+    return describe(architectures.build_spec(name, shape, 4))
+
+
+@pytest.mark.parametrize("name", architectures.names())
+def test_diagram_shows_every_node_and_hover_tells_its_shape(qtbot, name):
+    view = ArchitectureView()
+    qtbot.addWidget(view)
+    view.resize(700, 500)
+    view.show()
+    facts = _facts(name)
+    view.set_facts(facts)
+    assert view.objectName() == "architectureView"
+    assert view.node_names() == [f.name for f in facts]
+    rects = [view.node_rect(n) for n in view.node_names()]
+    assert not any(a.intersects(b) for i, a in enumerate(rects) for b in rects[i + 1 :])
+    node = next(f for f in facts if f.kind == "conv2d")
+    qtbot.mouseMove(view.canvas, QPoint(2, 2))  # off the nodes first
+    with qtbot.waitSignal(view.hovered) as hovered:
+        qtbot.mouseMove(view.canvas, view.node_rect(node.name).center().toPoint())
+    assert f"output {node.shape_text()}" in hovered.args[0]
+    assert f"{node.params:,} parameters" in hovered.args[0]
+    assert "receptive field" in hovered.args[0]
+
+
+def test_diagram_puts_inception_branches_side_by_side(qtbot):
+    view = ArchitectureView()
+    qtbot.addWidget(view)
+    view.resize(1000, 600)
+    view.set_facts(_facts("googlenet"))
+    firsts = [view.node_rect(f"inception3a.branch{b}.0") for b in (1, 2, 3, 4)]
+    assert len({round(r.top()) for r in firsts}) == 1  # one row
+    lefts = [r.left() for r in firsts]
+    assert lefts == sorted(lefts) and len(set(lefts)) == 4
+    view.clear("Nothing to draw")
+    assert view.node_names() == []
