@@ -195,24 +195,16 @@ def prepare_digit_file(
 
 
 def classify_images(model, digits: list[np.ndarray] | np.ndarray) -> np.ndarray:
-    """Class probabilities ``(N, K)`` of prepared digits (uint8 (28, 28) each).
+    """Class probabilities ``(N, K)`` of prepared digits (uint8 (28, 28) each):
+    :func:`engine.inference.classify_inputs`, the one home of batched inference.
 
     The model's ``input_spec`` scales them (and pads 28x28 to 32x32 for the article's network);
     a model with 3 input channels gets the gray digit in all three.
     """
+    from engine.inference import classify_inputs
+
     batch = np.asarray(digits if not isinstance(digits, list) else np.stack(digits))
-    if batch.ndim == 2:
-        batch = batch[None]
-    if batch.ndim != 3 or batch.dtype != np.uint8:
-        raise ShapeError(
-            f"classify_images expects uint8 digits (N, H, W) from prepare_digit, "
-            f"got {batch.dtype} {batch.shape}"
-        )
-    channels = model.input_spec.shape[0]
-    x = batch[:, None]
-    if channels != 1:
-        x = np.repeat(x, channels, axis=1)
-    return model.predict_proba(model.input_spec.to_tensor(x))
+    return classify_inputs(model, batch[None] if batch.ndim == 2 else batch)
 
 
 # ---------------------------------------------------------------------------------------------
