@@ -62,10 +62,13 @@ def _sizes(height: int, width: int, settings: FilterSettings) -> tuple[int, int,
 
 def streamed_bytes(height: int, width: int, settings: FilterSettings, *, picture: bool) -> int:
     """Peak bytes of the streamed job (``convolve``): the source, one kernel's maps and, for
-    a picture, the mosaic of all N pictures."""
+    a picture, the mosaic of all N pictures twice (Pillow copies it to encode the PNG).
+
+    Measured: a 7000x7000 PNG with 8 kernels peaks at 0.48 GB without a picture and 3.3 GB
+    with one (this estimate: 0.9 and 3.2 GB); before streaming it took 9.2 GB."""
     source, conv, final, pic = _sizes(height, width, settings)
     one = conv + final + pic * 2  # a map, its pooled version, its picture and a display band
-    return source + one + (len(settings.kernels) * pic if picture else 0)
+    return source + one + (2 * len(settings.kernels) * pic if picture else 0)
 
 
 def whole_result_bytes(height: int, width: int, settings: FilterSettings) -> int:
