@@ -69,6 +69,10 @@ class ConfusionView(QWidget):
     def sizeHint(self) -> QSize:
         return QSize(420, 420)
 
+    def accuracy_texts(self) -> list[str]:
+        """The last column: each class's accuracy, or a dash for a class without images."""
+        return ["–" if np.isnan(p) else f"{p * 100:.1f}%" for p in self._per_class]
+
     def _label_font(self) -> QFont:
         font = QFont(self.font())
         font.setPointSizeF(9.0)
@@ -164,7 +168,7 @@ class ConfusionView(QWidget):
                 painter.drawText(
                     QRectF(left + k * s + 4, top + t * s, ACC_W, s),
                     Qt.AlignmentFlag.AlignCenter,
-                    f"{self._per_class[t] * 100:.1f}%",
+                    self.accuracy_texts()[t],
                 )
         painter.setPen(QColor("#ccc"))
         for i in range(k + 1):
@@ -231,11 +235,20 @@ class ImageGallery(QListWidget):
         widest = max((metrics.horizontalAdvance(line) for c in captions for line in c.split("\n")),
                      default=0)  # fmt: skip
         lines = max((c.count("\n") + 1 for c in captions), default=1)
-        self.setGridSize(QSize(max(84, min(200, widest + 14)), 64 + lines * metrics.height()))
+        width = max(84, min(200, widest + 14))
+        self.setGridSize(QSize(width, 64 + lines * metrics.height()))
+        # in icon mode a caption is only as wide as the icon: the icon spans the cell, the
+        # image sits in its middle
+        self.setIconSize(QSize(width - 10, 56))
         for image, caption, tip in zip(images, captions, tips, strict=True):
-            pixmap = QPixmap.fromImage(array_to_qimage(image)).scaled(
+            thumb = QPixmap.fromImage(array_to_qimage(image)).scaled(
                 56, 56, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.FastTransformation
             )
+            pixmap = QPixmap(width - 10, 56)
+            pixmap.fill(Qt.GlobalColor.transparent)
+            painter = QPainter(pixmap)
+            painter.drawPixmap((width - 10 - thumb.width()) // 2, 0, thumb)
+            painter.end()
             item = QListWidgetItem(QIcon(pixmap), caption)
             item.setToolTip(tip)
             self.addItem(item)

@@ -65,7 +65,7 @@ OPTIMIZERS = (("momentum", "SGD + momentum"), ("sgd", "SGD"), ("adam", "Adam"))
 DEFAULT_LR = {"momentum": 0.01, "sgd": 0.05, "adam": 0.001}
 LOSSES = (("cross_entropy", "cross-entropy"), ("total_error", "total error ½Σ(t−o)² (article)"))
 PER_CLASS = 3
-THUMB = 1  # preview zoom
+GRID_WIDTH = 300  # small images are zoomed (up to 3x) towards this width in the preview
 MAX_PREVIEW_CLASSES = 10  # columns of the sample grid; more classes are counted, not shown
 MAX_TICK_CLASSES = 20  # class names under the count bars up to this many classes
 ARCH_DELAY_MS = 150  # the layer table follows typing after this pause
@@ -83,14 +83,15 @@ class _SampleGrid(QLabel):
     def __init__(self) -> None:
         super().__init__(objectName="sampleGrid")
         self.cell = (28, 28)
+        self.zoom = 1
         self.setCursor(Qt.CursorShape.PointingHandCursor)
         self.setToolTip("Click an image to pin it as the sample of the activation view")
         self.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
 
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:
         h, w = self.cell
-        col = int(event.position().x() // ((w + 1) * THUMB))
-        row = int(event.position().y() // ((h + 1) * THUMB))
+        col = int(event.position().x() // ((w + 1) * self.zoom))
+        row = int(event.position().y() // ((h + 1) * self.zoom))
         self.cell_clicked.emit(row, col)
 
 
@@ -210,6 +211,10 @@ class RunSetup(QWidget):
     def set_source(self, spec: str | Path, limit: int | None) -> None:
         """Programmatic choice (tests, benches): a spec for ``load_dataset`` and a limit."""
         self._spec = spec
+        found = self.source_combo.findData(spec if isinstance(spec, str) else FOLDER)
+        self.source_combo.setCurrentIndex(
+            found if found >= 0 else self.source_combo.findData(FOLDER)
+        )
         found = self.limit_combo.findData(limit)
         if found < 0:
             self.limit_combo.addItem(f"{limit:,}", limit)
@@ -306,7 +311,9 @@ class RunSetup(QWidget):
         self._samples = preview.samples
         self.sample_grid.cell = preview.cell
         pixmap = array_to_pixmap(preview.grid)
-        self.sample_grid.setPixmap(pixmap.scaled(pixmap.size() * THUMB))
+        zoom = max(1, min(3, GRID_WIDTH // max(1, pixmap.width())))
+        self.sample_grid.zoom = zoom
+        self.sample_grid.setPixmap(pixmap.scaled(pixmap.size() * zoom))
 
     def _on_sample_grid_cell_clicked(self, row: int, col: int) -> None:
         if self.dataset is None or not (0 <= row < PER_CLASS and 0 <= col < self._samples.shape[0]):

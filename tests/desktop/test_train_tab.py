@@ -487,7 +487,8 @@ def test_a_300_class_folder_shows_a_bounded_preview(qtbot, tab, tmp_path, monkey
     )
     assert setup._samples.shape == (10, 3)
     width = setup.sample_grid.cell[1]
-    assert setup.sample_grid.pixmap().width() == 10 * (width + 1) - 1  # ten columns
+    zoom = setup.sample_grid.zoom  # ten columns of small images, zoomed
+    assert setup.sample_grid.pixmap().width() == (10 * (width + 1) - 1) * zoom
     assert len(setup._bars.opts["height"]) == 300
 
 
