@@ -383,7 +383,8 @@ class TrainTab(QWidget):
             run = self.session.run
             files = run.dataset.test_files  # image folders: shown with the mistakes
             files = None if files is None else list(files[: len(run.test_labels)])
-            self.results.show_result(event.evaluation, run.test_images, files)
+            split = run.dataset.test_split
+            self.results.show_result(event.evaluation, run.test_images, files, split)
             self._set_progress_text(f"Done: test accuracy {event.evaluation.accuracy:.2%}")
             self.pages.setCurrentIndex(1)
 

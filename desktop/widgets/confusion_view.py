@@ -284,14 +284,18 @@ class ResultsPanel(QWidget):
         layout.addLayout(left, 1)
         layout.addLayout(right, 1)
 
-    def show_result(self, result, images: np.ndarray, files: list[str] | None = None) -> None:
+    def show_result(
+        self, result, images: np.ndarray, files: list[str] | None = None, split: str = ""
+    ) -> None:
         """``result``: an ``EvaluationResult``; ``images``: uint8 (N,H,W) or (N,C,H,W), the
-        evaluated images; ``files``: their file names, when they came from files."""
+        evaluated images; ``files``: their file names, when they came from files; ``split``:
+        where the test images come from, in words ("the t10k files")."""
         self.result, self._images, self._files = result, images, files
+        where = f"{split}; " if split else ""
         self.test_label.setText(
             f"<b>Test accuracy {result.accuracy:.2%}</b> on {result.count:,} test images "
-            f"(loss {result.loss:.3f}). Per-class accuracy is in the last column; click a cell "
-            f"to see its images."
+            f"({where}loss {result.loss:.3f}). Per-class accuracy is in the last column; click "
+            "a cell to see its images."
         )
         self.confusion_view.set_result(result.confusion, result.per_class, result.classes)
         self.cell_gallery.clear()

@@ -106,6 +106,7 @@ def test_a_short_run_fills_the_charts_and_learns(qtbot, tab):
     assert tab.progress.value() == tab.progress.maximum()
     assert tab.result is not None and tab.result.accuracy > 0.6
     assert "Test accuracy" in tab.results.test_label.text()
+    assert f"on {TEST_LIMIT} test images (the t10k files; loss" in tab.results.test_label.text()
     assert tab.pages.currentIndex() == 1  # the results page shows
     assert tab.results.mistakes_gallery.count() == min(40, len(tab.result.misclassified))
     assert published and published[-1].startswith("Trained here")
