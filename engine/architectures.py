@@ -403,11 +403,24 @@ def choose(arch: str, channels: int = 1) -> Choice:
 
 
 def _choose_file(path: Path, channels: int) -> Choice:
+    from engine.errors import ModelFileError
+    from engine.modelschema import MAX_META_CHARS, check_json_text
+
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        if path.exists() and not path.is_file():  # a FIFO would block, a folder is no file
+            raise ShapeError(f"{path}: not a regular file; give an architecture .json file")
+        if path.exists() and path.stat().st_size > MAX_META_CHARS:
+            raise ShapeError(f"{path}: too large for an architecture file (at most 8 MB)")
+        text = path.read_text(encoding="utf-8")
+        check_json_text(text, path, "the file")  # bounded before parsing (no RecursionError)
+        data = json.loads(text, parse_constant=_no_constant)
+    except ModelFileError as exc:
+        raise ShapeError(str(exc)) from None
+    except ShapeError:
+        raise
     except OSError as exc:
         raise ShapeError(f"{path}: cannot read it ({exc.strerror or exc})") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError, a 5000-digit integer
         raise ShapeError(f"{path}: not a JSON file ({exc})") from None
     if isinstance(data, dict) and isinstance(data.get("architecture"), dict):
         data = data["architecture"]  # a model file's whole metadata
@@ -418,14 +431,19 @@ def _choose_file(path: Path, channels: int) -> Choice:
         )
     name = data["name"]
     if name in LENETS:
-        shape = input_shape_for(name, int(data.get("in_channels", 1)))
+        channels_in = data.get("in_channels", 1)
+        if not isinstance(channels_in, int) or isinstance(channels_in, bool) or channels_in < 1:
+            raise ShapeError(f"{path}: in_channels must be a whole number >= 1")
+        shape = input_shape_for(name, channels_in)
     elif "input_shape" in data:
         try:
             shape = tuple(int(v) for v in data["input_shape"])  # type: ignore[assignment]
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             shape = ()  # type: ignore[assignment]
         if len(shape) != 3 or min(shape) < 1:
-            raise ShapeError(f"{path}: input_shape must be [C, H, W], got {data['input_shape']}")
+            raise ShapeError(
+                f"{path}: input_shape must be [C, H, W], got {str(data['input_shape'])[:60]}"
+            )
     elif name in _REGISTRY:
         shape = input_shape_for(name, channels)
     else:
@@ -435,6 +453,10 @@ def _choose_file(path: Path, channels: int) -> Choice:
             f"{path}: the network takes {shape[0]}-channel input; add --channels {shape[0]}"
         )
     return Choice("file", path.stem, shape, data)  # type: ignore[arg-type]
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a number JSON allows")
 
 
 def stats(name: str, channels: int = 3, num_classes: int = 10) -> tuple[int, int]:

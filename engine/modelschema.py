@@ -46,30 +46,35 @@ _NOT_MARKS = bytes(sorted(set(range(256)) - set(b'"[]{},')))
 
 
 def parse_meta_text(text: str, path: str | os.PathLike) -> object:
-    """``json.loads(text)`` within the limits (length, depth, number of values); NaN and
-    Infinity are refused (ConvScope writes null for them)."""
-    if len(text) > MAX_META_CHARS:
-        raise ModelFileError(
-            f"{path}: the metadata is {len(text) / 1e6:.1f} million characters, more than the "
-            f"limit of {MAX_META_CHARS / 1e6:.0f} million; it is not a ConvScope model file"
-        )
-    depth, values = _structure(text)
-    if depth > MAX_META_DEPTH:
-        raise ModelFileError(
-            f"{path}: the metadata is nested {depth} levels deep, more than the limit of "
-            f"{MAX_META_DEPTH}; it is not a ConvScope model file"
-        )
-    if values > MAX_META_VALUES:
-        raise ModelFileError(
-            f"{path}: the metadata holds about {values:,} values, more than the limit of "
-            f"{MAX_META_VALUES:,}; it is not a ConvScope model file"
-        )
+    """``json.loads(text)`` within the limits of :func:`check_json_text`; NaN and Infinity are
+    refused (ConvScope writes null for them)."""
+    check_json_text(text, path)
     try:
         return json.loads(text, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
         raise ModelFileError(f"{path}: the metadata is not valid JSON ({exc})") from None
     except (ValueError, RecursionError) as exc:  # huge integers, NaN, depth (belt and braces)
         raise ModelFileError(f"{path}: the metadata cannot be read ({exc})") from None
+
+
+def check_json_text(text: str, path: str | os.PathLike, what: str = "the metadata") -> None:
+    """Refuse JSON text longer than MAX_META_CHARS, nested deeper than MAX_META_DEPTH or
+    holding more than MAX_META_VALUES values, before any parser sees it (ModelFileError)."""
+    if len(text) > MAX_META_CHARS:
+        raise ModelFileError(
+            f"{path}: {what} is {len(text) / 1e6:.1f} million characters, more than the "
+            f"limit of {MAX_META_CHARS / 1e6:.0f} million"
+        )
+    depth, values = _structure(text)
+    if depth > MAX_META_DEPTH:
+        raise ModelFileError(
+            f"{path}: {what} is nested {depth} levels deep, more than the limit of {MAX_META_DEPTH}"
+        )
+    if values > MAX_META_VALUES:
+        raise ModelFileError(
+            f"{path}: {what} holds about {values:,} values, more than the limit of "
+            f"{MAX_META_VALUES:,}"
+        )
 
 
 def _no_constant(name: str) -> None:

@@ -163,3 +163,32 @@ def test_long_histories_are_thinned_on_save_and_load(tmp_path):
     meta["history"] = {"batch_loss": list(range(n))}
     back = load_model(write_model(tmp_path / "other.npz", json.dumps(meta), arrays))
     assert len(back.meta["history"]["batch_loss"]) == MAX_HISTORY_POINTS
+
+
+ARCH_FILES = {
+    "deep.json": "[" * 100_000 + "]" * 100_000,
+    "huge_int.json": '{"name": "lenet5", "in_channels": 1' + "0" * 5000 + "}",
+    "infinity.json": '{"name": "custom", "input_shape": [Infinity, 28, 28]}',
+    "channels_list.json": '{"name": "lenet5", "in_channels": [1]}',
+    "shape_text.json": '{"name": "custom", "input_shape": "1x28x28"}',
+    "not_utf8.json": b"\xff\xfe{}",
+    "many_values.json": "[" + "0," * 1_500_000 + "0]",
+}
+
+
+@pytest.mark.parametrize("name", [*ARCH_FILES, "fifo.json", "folder.json"])
+def test_crafted_arch_files_are_one_line_exit_2(name, tmp_path, capsys):
+    """``train --arch FILE.json`` takes a model file's metadata: the same hostility."""
+    import os
+
+    path = tmp_path / name
+    if name == "fifo.json":
+        os.mkfifo(path)
+    elif name == "folder.json":
+        path.mkdir()
+    else:
+        content = ARCH_FILES[name]
+        path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    assert main(["train", "--arch", str(path), "--dataset", str(tmp_path / "none")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err and str(path) in err, err
