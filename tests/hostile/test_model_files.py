@@ -14,7 +14,7 @@ import pytest
 
 from desktop.cli import main
 from engine.errors import ModelFileError
-from engine.modelfile import load_meta, load_model, save_model
+from engine.modelfile import VERSION, load_meta, load_model, save_model
 from engine.modelschema import MAX_HISTORY_POINTS
 from hostile.models import crafted_models, good_meta_and_arrays, mutated_metas, write_model
 
@@ -192,3 +192,47 @@ def test_crafted_arch_files_are_one_line_exit_2(name, tmp_path, capsys):
     assert main(["train", "--arch", str(path), "--dataset", str(tmp_path / "none")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err and str(path) in err, err
+
+
+@pytest.mark.skipif(VERSION < 2, reason="model file version 2 (graph + buffers) has not landed")
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("graph_list", "'graph' must be a JSON object"),
+        ("graph_100000_nodes", "100,000 layers"),
+        ("graph_of_another_net", "does not match"),
+        ("buffer_as_float", "num_batches_tracked has dtype"),
+        ("buffer_huge_shape", r"running_mean has shape \(1000000,\)"),
+        ("buffer_missing", "missing .*running_var"),
+    ],
+)
+def test_version_2_files_with_crafted_graphs_or_buffers(case, message, tmp_path):
+    from engine.model import build_model, lenet5
+
+    model = build_model({"name": "resnet8", "num_classes": 3, "input_shape": [3, 32, 32]})
+    path = save_model(model, tmp_path / "resnet8.npz")
+    with np.load(path, allow_pickle=False) as z:
+        meta = json.loads(str(z["meta"][()]))
+        arrays = {k: z[k] for k in z.files if k != "meta"}
+    counter = next(k for k in arrays if k.endswith("num_batches_tracked"))
+    bn = counter[: -len("num_batches_tracked")]
+    if case == "graph_list":
+        meta["graph"] = [1]
+    elif case == "graph_100000_nodes":
+        relus = [{"type": "relu", "name": f"r{i}", "inputs": ["input"]} for i in range(100_000)]
+        meta["graph"] = {
+            "name": "graph",
+            "input_shape": [3, 32, 32],
+            "nodes": relus,
+            "output": "r0",
+        }
+    elif case == "graph_of_another_net":
+        meta["graph"] = lenet5(num_classes=3, in_channels=3).graph_spec()
+    elif case == "buffer_as_float":
+        arrays[counter] = arrays[counter].astype(np.float64)
+    elif case == "buffer_huge_shape":
+        arrays[bn + "running_mean"] = np.zeros(1_000_000, dtype=np.float32)
+    else:
+        del arrays[bn + "running_var"]
+    with pytest.raises(ModelFileError, match=message):
+        load_model(write_model(tmp_path / f"{case}.npz", meta, arrays))
