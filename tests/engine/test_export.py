@@ -83,10 +83,14 @@ def _check_equal_to_convscope(capsys, mod, model_file: Path, images: list[Path])
 
 @pytest.fixture(scope="module")
 def photo_model_file(tmp_path_factory) -> Path:
-    """A colour LeNet for the four photo classes (random weights with non-zero biases)."""
+    """A colour LeNet for the four photo classes (random weights with non-zero biases), with a
+    per-channel normalisation."""
+    from engine.inputspec import InputSpec
+
     rng = np.random.default_rng(7)
     model = lenet5(rng, num_classes=4, in_channels=3)
     model.classes = list(PHOTO_CLASSES)
+    model.input_spec = InputSpec((3, 28, 28), mean=(0.49, 0.48, 0.45), std=(0.25, 0.24, 0.26))
     for key, p in model.parameters().items():
         if key.endswith("bias"):
             p[...] = rng.normal(0, 0.2, p.shape)
@@ -110,7 +114,7 @@ def test_shipped_lenet_state_dict_and_softmax_equal_convscope(capsys, tmp_path):
 
 def test_photo_model_softmax_equals_convscope_on_photos(capsys, tmp_path, photo_model_file):
     mod = _export(photo_model_file, tmp_path / "photo.py", capsys)
-    assert mod.PREPARATION == "photo"
+    assert mod.PREPARATION == "photo" and mod.INPUT["mean"] == [0.49, 0.48, 0.45]
     images = sample_images() + sorted(HANDWRITING.glob("*.png"))[:2]
     if SHARED_PHOTOS.is_dir():
         images += sorted(p for p in SHARED_PHOTOS.iterdir() if p.suffix in (".png", ".jpg"))
