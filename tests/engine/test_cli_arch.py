@@ -98,3 +98,25 @@ def test_arch_file_takes_the_architecture_of_a_model_file(tmp_path, wrap, colour
     assert model.classes == ["blue", "red"]  # the dataset's classes, not the file's 10
     assert json.loads(stdout)["arch"] == str(path)
     assert np.isfinite(json.loads(stdout)["train_loss"])
+
+
+@pytest.mark.parametrize(
+    ("arch", "label", "key"),
+    [
+        ("resnet8", "resnet8", "layer2.0.downsample.1.running_mean"),
+        ("conv 8 3, batchnorm, relu, maxpool 2, flatten, dense 2", "custom", "bn1.running_var"),
+    ],
+)
+def test_train_a_family_member_and_a_text_network(colours, tmp_path, arch, label, key, monkeypatch):
+    from engine.modelfile import load_model
+
+    monkeypatch.chdir(tmp_path)  # the default output name is LABEL-DATASET.npz here
+    argv = ["train", "--dataset", str(colours), "--channels", "3", "--arch", arch]
+    status, stdout, err = run([*argv, "--batch-size", "4", "--val-fraction", "0", "--json"])
+    assert status == 0, err
+    saved = json.loads(stdout)["model"]
+    assert saved.endswith(".npz") and saved.split("/")[-1].startswith(f"{label}-")
+    model = load_model(saved)
+    assert model.input_spec.shape == (3, 32, 32)
+    assert key in model.buffers()
+    assert model.classes == ["blue", "red"]
