@@ -337,7 +337,7 @@ def builder(name: str) -> Callable[..., Any] | None:
     ) -> Any:
         import numpy as np
 
-        from engine.model import build_graph  # type: ignore[attr-defined,unused-ignore]
+        from engine.model import build_graph
 
         shape = [int(v) for v in input_shape]
         spec = build_spec(name, shape, int(num_classes))
