@@ -235,16 +235,10 @@ def node_params(node: dict[str, Any]) -> int:
 
 
 def spec_stats(spec: dict[str, Any]) -> tuple[int, int]:
-    """``(parameters, multiply-adds per image)`` of a graph spec; the multiply-adds count the
-    convolutions (``H'*W'*F*C*KH*KW``) and dense layers (``in*out``), the bulk of the work."""
-    shapes = spec_shapes(spec)
-    params = macs = 0
-    for node in spec["nodes"]:
-        params += node_params(node)
-        if node["type"] == "conv2d":
-            kh, kw = node["kernel_size"]
-            _, ho, wo = shapes[node["name"]]
-            macs += ho * wo * node["out_channels"] * node["in_channels"] * kh * kw
-        elif node["type"] == "dense":
-            macs += node["in_features"] * node["out_features"]
-    return params, macs
+    """``(parameters, multiply-adds per image)`` of a graph spec: the totals of
+    :func:`engine.graph_layout.describe`, the one per-node description (its multiply-adds count
+    the convolutions ``H'*W'*F*C*KH*KW`` and dense layers ``in*out``, the bulk of the work)."""
+    from engine.graph_layout import describe  # imports this module: imported on first use
+
+    facts = describe(spec)
+    return sum(f.params for f in facts), sum(f.macs for f in facts)
