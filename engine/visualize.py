@@ -15,8 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.colormap import blue_white_red
-
-ACTIVATION_KINDS = ("relu", "tanh", "sigmoid")
+from engine.graph_layout import MERGES, NodeFacts, layout
 
 
 # ----- dataset ----------------------------------------------------------------------------
@@ -107,12 +106,113 @@ def format_duration(seconds: float | None) -> str:
 
 
 # ----- feature maps and kernels -----------------------------------------------------------
+FOLDED = ("relu", "tanh", "sigmoid", "batchnorm2d", "dropout")  # shown with the node before
+SHOWN = ("conv2d", "dense", "maxpool2d", "avgpool2d", "add", "concat", "globalavgpool")
+
+
+@dataclass(frozen=True)
+class ShownNode:
+    """A node the "inside the network" views give a row: ``name`` (the head: a convolution, a
+    pooling, a merge, a dense layer or the input) shown by the output of ``value``, the last of
+    ``chain`` (the head and the BatchNorm/activation/dropout nodes that follow it alone);
+    ``facts`` the head's description, ``source`` the shown node whose value the head reads
+    ("" for the input or a value not shown), ``lane`` its lane in :func:`graph_layout.layout`."""
+
+    name: str
+    value: str
+    chain: tuple[str, ...]
+    label: str
+    facts: NodeFacts
+    source: str
+    lane: int
+
+    @property
+    def block(self) -> str:
+        return self.facts.block
+
+
+def shown_nodes(facts: Sequence[NodeFacts]) -> list[ShownNode]:
+    """The rows of the "inside the network" views, in topological order (one home for the
+    Train tab's live view and the Classify tab's network view)."""
+    readers: dict[str, list[str]] = {f.name: [] for f in facts}
+    for f in facts:
+        for i in f.inputs:
+            readers[i].append(f.name)
+    by_name = {f.name: f for f in facts}
+    lanes = {p.name: p.lane for p in layout(facts).nodes}
+    shown_by_value: dict[str, str] = {}
+    out: list[ShownNode] = []
+    last = facts[-1].name
+    for f in facts:
+        if f.kind != "input" and f.kind not in SHOWN:
+            continue
+        chain = [f.name]
+        while len(readers[chain[-1]]) == 1:
+            nxt = by_name[readers[chain[-1]][0]]
+            if nxt.kind not in FOLDED or nxt.block != f.block:
+                break  # fold within a block only (a transition's BN is not the concat's)
+            chain.append(nxt.name)
+        label = _short(f.name, f.block)
+        if len(chain) > 1:
+            label += " + " + _short(chain[-1], f.block)
+        elif f.name == last and f.kind == "dense":
+            label += " (logits)"
+        source = shown_by_value.get(f.inputs[0], "") if len(f.inputs) == 1 else ""
+        out.append(ShownNode(f.name, chain[-1], tuple(chain), label, f, source, lanes[f.name]))
+        shown_by_value[chain[-1]] = f.name
+    return out
+
+
+def _short(name: str, block: str) -> str:
+    return name[len(block) + 1 :] if block and name.startswith(block + ".") else name
+
+
+@dataclass(frozen=True)
+class Band:
+    """Rows shown together: one column (rows one under another) or, for the branches of a block,
+    one column per lane side by side. ``columns`` hold indices into the rows; ``block`` is the
+    block the rows belong to ("" for top-level rows), the unit a view collapses."""
+
+    block: str
+    columns: list[list[int]]
+
+
+def arrange(rows: Sequence[ShownNode | LayerView]) -> list[Band]:
+    """Group rows (of :func:`shown_nodes` or :func:`display_layers`) into bands: consecutive
+    rows of one block that are not merges go side by side by lane when they use several lanes
+    (Inception's branches, a ResNet projection beside its block); everything else one row per
+    band."""
+    bands: list[Band] = []
+    i = 0
+    while i < len(rows):
+        block, kind = rows[i].block, _kind_of(rows[i])
+        j = i + 1
+        if block and kind not in MERGES:
+            while j < len(rows) and rows[j].block == block and _kind_of(rows[j]) not in MERGES:
+                j += 1
+        lanes = sorted({rows[k].lane for k in range(i, j)})
+        if len(lanes) > 1:
+            columns = [[k for k in range(i, j) if rows[k].lane == ln] for ln in lanes]
+            bands.append(Band(block, columns))
+        else:
+            bands.extend(Band(block, [[k]]) for k in range(i, j))
+        i = j
+    return bands
+
+
+def _kind_of(row: ShownNode | LayerView) -> str:
+    facts = row.facts
+    return facts.kind if facts is not None else row.name
+
+
 @dataclass(frozen=True)
 class LayerView:
     """One row of the activation view.
 
     ``kind`` is ``"maps"`` (``images`` uint8 ``(C,H,W)``) or ``"bars"`` (``values`` ``(K,)``);
-    ``low``/``high`` per map or per bar group give the value range shown on hover.
+    ``low``/``high`` per map or per bar group give the value range shown on hover; ``facts``
+    describe the node (None for the softmax), ``chain`` the nodes folded into the row,
+    ``lane`` its lane (see :func:`arrange`).
     """
 
     name: str
@@ -122,6 +222,22 @@ class LayerView:
     images: np.ndarray | None
     low: np.ndarray
     high: np.ndarray
+    facts: NodeFacts | None = None
+    chain: tuple[str, ...] = ()
+    lane: int = 0
+
+    @property
+    def block(self) -> str:
+        return self.facts.block if self.facts is not None else ""
+
+    def details(self) -> str:
+        """Hover text: the node's description and what the row folds in."""
+        if self.facts is None:
+            return "class probabilities (softmax of the logits)"
+        text = self.facts.details()
+        if len(self.chain) > 1:
+            text += "\nshown after " + " → ".join(self.chain[1:])
+        return text
 
 
 def maps_to_uint8(maps: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -142,46 +258,32 @@ def maps_to_uint8(maps: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 def display_layers(
-    activations: Sequence[tuple[str, np.ndarray]], kinds: dict[str, str]
+    activations: Sequence[tuple[str, np.ndarray]], facts: Sequence[NodeFacts]
 ) -> list[LayerView]:
     """Choose and scale the rows of the activation view for ONE sample.
 
-    ``activations`` is ``Sequential.activations(x)`` for a batch of one: ``("input", x)``, one
-    entry per layer, then ``("softmax", probs)``. ``kinds`` maps layer name to its kind (from
-    ``model.summary()``). Convolution and dense layers are shown after their activation function
-    when one follows ("conv1 + relu1": the rectified feature map), pooling layers as they are,
-    the last dense layer as logits, and the softmax as class probabilities.
+    ``activations`` is ``model.activations(x)`` for a batch of one: ``("input", x)``, one entry
+    per node, then ``("softmax", probs)``; ``facts`` is :func:`engine.graph_layout.describe` of
+    the model. One row per :func:`shown_nodes` entry (a convolution shown after its BatchNorm
+    and activation, poolings, merges, dense layers, the last as logits), then the softmax.
     """
+    acts = {name: np.asarray(array)[0] for name, array in activations}
+    rows: list[tuple[str, str, str, NodeFacts | None, tuple[str, ...], int]] = [
+        (s.value, s.name, s.label, s.facts, s.chain, s.lane) for s in shown_nodes(facts)
+    ]
+    if "softmax" in acts:
+        rows.append(("softmax", "softmax", "softmax", None, (), 0))
     views: list[LayerView] = []
-    items = list(activations)
-    for i, (name, array) in enumerate(items):
-        x = np.asarray(array)[0]
-        kind = kinds.get(name, name).lower()
-        nxt = items[i + 1] if i + 1 < len(items) else None
-        next_kind = kinds.get(nxt[0], nxt[0]).lower() if nxt else ""
-        follows_act = nxt is not None and any(a in next_kind for a in ACTIVATION_KINDS)
-        label = name
-        if name == "input":
-            label = "input"
-        elif "conv" in kind or "dense" in kind or "linear" in kind:
-            if follows_act:
-                assert nxt is not None  # follows_act implies a next layer
-                x = np.asarray(nxt[1])[0]
-                label = f"{name} + {nxt[0]}"
-            elif "conv" not in kind and nxt is not None and nxt[0] == "softmax":
-                label = f"{name} (logits)"
-        elif "pool" in kind or name == "softmax":
-            pass
-        else:
-            continue  # activation functions and flatten are folded into their neighbours
+    for value, name, label, node, chain, lane in rows:
+        x = acts[value]
         if x.ndim == 3:
             images, low, high = maps_to_uint8(x)
-            views.append(LayerView(name, label, "maps", x, images, low, high))
+            views.append(LayerView(name, label, "maps", x, images, low, high, node, chain, lane))
         else:
             flat = x.reshape(-1).astype(np.float32)
             lo = np.array([flat.min() if flat.size else 0.0], dtype=np.float32)
             hi = np.array([flat.max() if flat.size else 0.0], dtype=np.float32)
-            views.append(LayerView(name, label, "bars", flat, None, lo, hi))
+            views.append(LayerView(name, label, "bars", flat, None, lo, hi, node, chain, lane))
     return views
 
 

@@ -1,10 +1,12 @@
 """The live page of the Train tab: the pinned sample, its feature maps in every layer and the
 conv filters (:class:`LivePanel`), and the feature-map view itself (:class:`ActivationView`:
-one row per layer, maps as tiles, FC layers as bars).
+one row per shown node in topological order, maps as tiles, FC layers as bars, the branches of
+a block side by side, blocks folded by a click on their header).
 
 Fed with :class:`engine.visualize.LayerView` rows (already scaled to uint8 by the engine); this
 widget only lays them out and paints them. Hovering a map or a bar group reports its layer, index
-and value range through ``hovered`` (the tab shows it under the view).
+and value range through ``hovered`` (the tab shows it under the view) and its node's details
+(window, parameters, receptive field through all paths) in a tooltip.
 """
 
 from __future__ import annotations
@@ -29,8 +31,9 @@ from desktop.qt_image import array_to_pixmap, array_to_qimage
 from desktop.widgets import scrolled
 from desktop.widgets.filter_view import FilterView
 from engine.errors import EngineError
+from engine.graph_layout import describe_model
 from engine.preview import display_image
-from engine.visualize import LayerView, display_layers
+from engine.visualize import Band, LayerView, arrange, display_layers
 
 LABEL_W = 112
 GAP = 4
@@ -38,6 +41,7 @@ ROW_GAP = 10
 BAR_H = 32
 MIN_ROW = 34  # the label needs two lines
 MARGIN = 8
+HEADER_H = 20
 
 
 @dataclass
@@ -46,8 +50,22 @@ class _Hit:
     text: str
 
 
+@dataclass
+class _Item:
+    """One thing to paint: a block header, or a row (``index`` into the layers) with its label
+    at ``label`` and its tiles (maps) or bar area (bars) at ``rects``."""
+
+    kind: str  # "header" | "row"
+    label: QRectF
+    rects: list[QRectF]
+    index: int = -1
+    block: str = ""
+
+
 class ActivationView(QWidget):
-    """Paints :class:`LayerView` rows. Signal ``hovered(text)`` ("" when leaving a map)."""
+    """Paints :class:`LayerView` rows in :func:`engine.visualize.arrange` bands: branches of a
+    block side by side, each block under a header that a click collapses or expands. Signal
+    ``hovered(text)`` ("" when leaving a map)."""
 
     hovered = Signal(str)
 
@@ -57,69 +75,134 @@ class ActivationView(QWidget):
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         self._layers: list[LayerView] = []
         self._images: list[list[QImage]] = []
+        self._bands: list[Band] = []
         self._classes: list[str] = []
         self._hits: list[_Hit] = []
+        self._items: list[_Item] = []
+        self._collapsed: set[str] = set()
         self._height = 120
         self._hover_text = ""
         self._caption = "Train or load a model to see what each layer makes of the pinned image."
 
     # ----- data -------------------------------------------------------------------------
     def set_layers(self, layers: list[LayerView], classes: list[str]) -> None:
+        if [v.name for v in layers] != [v.name for v in self._layers]:
+            self._collapsed &= {v.block for v in layers}
         self._layers = layers
         self._classes = classes
         self._images = [
             [array_to_qimage(m) for m in layer.images] if layer.images is not None else []
             for layer in layers
         ]
+        self._bands = arrange(layers)
         self._relayout()
         self.update()
 
     def layer_names(self) -> list[str]:
         return [layer.name for layer in self._layers]
 
+    def shown_names(self) -> list[str]:
+        """The rows drawn now (collapsed blocks' rows left out)."""
+        return [self._layers[i].name for i in self._visible()]
+
+    def blocks(self) -> list[str]:
+        return list(dict.fromkeys(b.block for b in self._bands if b.block))
+
+    def set_collapsed(self, block: str, collapsed: bool) -> None:
+        (self._collapsed.add if collapsed else self._collapsed.discard)(block)
+        self._relayout()
+        self.update()
+
+    def header_rect(self, block: str) -> QRectF:
+        return next(i.label for i in self._items if i.kind == "header" and i.block == block)
+
     def clear(self, caption: str) -> None:
         self._caption = caption
         self.set_layers([], [])
 
+    def _visible(self) -> list[int]:
+        return [
+            i
+            for b in self._bands
+            if b.block not in self._collapsed
+            for col in b.columns
+            for i in col
+        ]
+
     # ----- layout -----------------------------------------------------------------------
-    def _tile_size(self, layer: LayerView, avail: int) -> tuple[int, int]:
+    @staticmethod
+    def _tile_size(count: int, h: int, avail: float) -> tuple[int, int]:
         """(tile px, tiles per line) for a maps row."""
-        count, h = layer.images.shape[0], layer.images.shape[1]
         biggest = min(48, max(24, 3 * h))
-        fit = (avail - GAP * (count - 1)) // max(1, count)
-        tile = max(14, min(biggest, fit))
-        per_line = max(1, (avail + GAP) // (tile + GAP))
+        fit = int((avail - GAP * (count - 1)) // max(1, count))
+        tile = max(12, min(biggest, fit))
+        per_line = max(1, int((avail + GAP) // (tile + GAP)))
         return tile, per_line
+
+    def _row(self, index: int, x: float, y: float, width: float, beside: bool) -> float:
+        """Place row ``index`` at (x, y) in ``width``; the label left of it (``beside``) or
+        above it; returns the height used."""
+        layer = self._layers[index]
+        label_h = 0.0 if beside else float(MIN_ROW)
+        left = x + (LABEL_W if beside else 0)
+        avail = width - (LABEL_W if beside else 0)
+        top = y + label_h
+        label = QRectF(x, y, (LABEL_W - 8) if beside else width, MIN_ROW)
+        base = layer.details()
+        if layer.kind == "maps":
+            count, h = layer.images.shape[0], layer.images.shape[1]
+            tile, per_line = self._tile_size(count, h, avail)
+            rects = []
+            for i in range(count):
+                row, col = divmod(i, per_line)
+                rect = QRectF(left + col * (tile + GAP), top + row * (tile + GAP), tile, tile)
+                rects.append(rect)
+                text = (
+                    f"{layer.label} · map {i + 1} of {count} · "
+                    f"values {layer.low[i] + 0.0:.3g} … {layer.high[i] + 0.0:.3g}\n{base}"
+                )
+                self._hits.append(_Hit(rect, text))
+            lines = -(-count // per_line)
+            used = label_h + lines * (tile + GAP) - GAP
+        else:
+            rect = QRectF(left, top, avail, BAR_H)
+            rects = [rect]
+            n = layer.values.size
+            what = "class probabilities" if layer.name == "softmax" else f"{n} units"
+            text = f"{layer.label} · {what} · values {layer.low[0]:.3g} … {layer.high[0]:.3g}"
+            self._hits.append(_Hit(rect, f"{text}\n{base}"))
+            used = label_h + BAR_H + (14 if layer.name == "softmax" else 0)
+        self._items.append(_Item("row", label, rects, index))
+        return max(MIN_ROW if beside else 0, used)
 
     def _relayout(self) -> None:
         self._hits = []
-        avail = max(120, self.width() - LABEL_W - 2 * MARGIN)
-        y = MARGIN
-        for layer in self._layers:
-            if layer.kind == "maps":
-                tile, per_line = self._tile_size(layer, avail)
-                count = layer.images.shape[0]
-                for i in range(count):
-                    row, col = divmod(i, per_line)
-                    rect = QRectF(
-                        MARGIN + LABEL_W + col * (tile + GAP), y + row * (tile + GAP), tile, tile
-                    )
-                    text = (
-                        f"{layer.label} · map {i + 1} of {count} · "
-                        f"values {layer.low[i] + 0.0:.3g} … {layer.high[i] + 0.0:.3g}"
-                    )
-                    self._hits.append(_Hit(rect, text))
-                lines = -(-count // per_line)
-                y += max(MIN_ROW, lines * (tile + GAP) - GAP) + ROW_GAP
-            else:
-                height = max(MIN_ROW, BAR_H) + (14 if layer.name == "softmax" else 0)
-                rect = QRectF(MARGIN + LABEL_W, y, avail, BAR_H)
-                n = layer.values.size
-                what = "class probabilities" if layer.name == "softmax" else f"{n} units"
-                text = f"{layer.label} · {what} · values {layer.low[0]:.3g} … {layer.high[0]:.3g}"
-                self._hits.append(_Hit(rect, text))
-                y += height + ROW_GAP
-        height = max(120, y + MARGIN)
+        self._items = []
+        width = max(120 + LABEL_W, self.width() - 2 * MARGIN)
+        y = float(MARGIN)
+        block = ""
+        for band in self._bands:
+            if band.block and band.block != block:
+                collapsed = band.block in self._collapsed
+                header = QRectF(MARGIN, y, width, HEADER_H)
+                self._items.append(_Item("header", header, [], block=band.block))
+                y += HEADER_H + (ROW_GAP if collapsed else 2)
+            block = band.block
+            if band.block in self._collapsed:
+                continue
+            if len(band.columns) == 1:
+                for index in band.columns[0]:
+                    y += self._row(index, MARGIN, y, width, beside=True) + ROW_GAP
+                continue
+            col_w = (width - GAP * 3 * (len(band.columns) - 1)) / len(band.columns)
+            bottom = y
+            for c, column in enumerate(band.columns):
+                x, cy = MARGIN + c * (col_w + 3 * GAP), y
+                for index in column:
+                    cy += self._row(index, x, cy, col_w, beside=False) + ROW_GAP
+                bottom = max(bottom, cy)
+            y = bottom
+        height = max(120, int(y) + MARGIN)
         if height != self._height:  # a relayout of the page repaints every widget on it
             self._height = height
             self.updateGeometry()
@@ -140,7 +223,7 @@ class ActivationView(QWidget):
         self._relayout()
         super().resizeEvent(event)
 
-    # ----- hover ------------------------------------------------------------------------
+    # ----- hover and clicks -------------------------------------------------------------
     def text_at(self, pos: QPointF) -> str:
         for hit in self._hits:
             if hit.rect.contains(pos):
@@ -150,11 +233,18 @@ class ActivationView(QWidget):
     def hit_rects(self) -> list[QRectF]:
         return [h.rect for h in self._hits]
 
+    def mousePressEvent(self, event: QMouseEvent) -> None:
+        for item in self._items:
+            if item.kind == "header" and item.label.contains(event.position()):
+                self.set_collapsed(item.block, item.block not in self._collapsed)
+                return
+        super().mousePressEvent(event)
+
     def mouseMoveEvent(self, event: QMouseEvent) -> None:
         text = self.text_at(event.position())
         if text != self._hover_text:
             self._hover_text = text
-            self.hovered.emit(text)
+            self.hovered.emit(text.split("\n")[0])
             if text:
                 QToolTip.showText(event.globalPosition().toPoint(), text, self)
             else:
@@ -176,26 +266,43 @@ class ActivationView(QWidget):
             return
         small = QFont(self.font())
         small.setPointSizeF(max(7.0, small.pointSizeF() - 1))
-        hits = iter(self._hits)
-        for layer, images in zip(self._layers, self._images, strict=True):
+        for item in self._items:
+            if item.kind == "header":
+                self._draw_header(painter, item)
+                continue
+            layer = self._layers[item.index]
+            self._draw_label(painter, layer, item.label, small)
             if layer.kind == "maps":
-                rects = [next(hits).rect for _ in images]
-                self._draw_label(painter, layer, rects[0].top(), small)
                 painter.setPen(QPen(QColor("#bbb"), 1))
-                for rect, image in zip(rects, images, strict=True):
+                for rect, image in zip(item.rects, self._images[item.index], strict=True):
                     painter.drawImage(rect, image)
                     painter.drawRect(rect.adjusted(-0.5, -0.5, 0.5, 0.5))
             else:
-                rect = next(hits).rect
-                self._draw_label(painter, layer, rect.top(), small)
-                self._draw_bars(painter, layer, rect, small)
+                self._draw_bars(painter, layer, item.rects[0], small)
         painter.end()
 
-    def _draw_label(self, painter: QPainter, layer: LayerView, top: float, font: QFont) -> None:
+    def _draw_header(self, painter: QPainter, item: _Item) -> None:
+        collapsed = item.block in self._collapsed
+        rows = sum(1 for v in self._layers if v.block == item.block)
+        painter.fillRect(item.label, QColor("#e8edf3"))
+        painter.setFont(self.font())
+        painter.setPen(QColor("#223"))
+        hint = f"{rows} rows hidden, click to show" if collapsed else "click to fold"
+        painter.drawText(
+            item.label.adjusted(6, 0, -6, 0),
+            Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+            f"{'▸' if collapsed else '▾'} {item.block}   ({hint})",
+        )
+
+    def _draw_label(self, painter: QPainter, layer: LayerView, rect: QRectF, font: QFont) -> None:
         painter.setFont(self.font())
         painter.setPen(QColor("#222"))
+        metrics = painter.fontMetrics()
+        width = int(rect.width())
         painter.drawText(
-            QRectF(MARGIN, top, LABEL_W - 8, 18), Qt.AlignmentFlag.AlignLeft, layer.label
+            QRectF(rect.left(), rect.top(), rect.width(), 18),
+            Qt.AlignmentFlag.AlignLeft,
+            metrics.elidedText(layer.label, Qt.TextElideMode.ElideRight, width),
         )
         painter.setFont(font)
         painter.setPen(QColor("#777"))
@@ -205,7 +312,9 @@ class ActivationView(QWidget):
             else str(layer.values.size)
         )
         painter.drawText(
-            QRectF(MARGIN, top + 17, LABEL_W - 8, 16), Qt.AlignmentFlag.AlignLeft, shape
+            QRectF(rect.left(), rect.top() + 17, rect.width(), 16),
+            Qt.AlignmentFlag.AlignLeft,
+            shape,
         )
 
     def _draw_bars(self, painter: QPainter, layer: LayerView, rect: QRectF, font: QFont) -> None:
@@ -303,11 +412,10 @@ class LivePanel(QWidget):
         model = self.model
         if model is None:
             return
-        summary = model.summary()
-        convs = [i.name for i in summary if i.kind == "conv2d"][:2]
+        facts = describe_model(model)
+        convs = [f.name for f in facts if f.kind == "conv2d" and f.kernel > 1][:2]
         self.filter_view.set_filters([(n, model.conv_filters(n)) for n in convs], convs[:1])
         if self.sample is not None:
-            kinds = {i.name: i.kind for i in summary}
             try:
                 activations = model.activations(self.sample[None])
             except EngineError as exc:  # a colour model and a grey sample, or other sizes
@@ -317,7 +425,7 @@ class LivePanel(QWidget):
                     f"({exc}). Pin an image of a dataset that fits it."
                 )
                 return
-            layers = display_layers(activations, kinds)
+            layers = display_layers(activations, facts)
             self.activation_view.set_layers(layers, list(model.classes))
 
     def pin(self, image: np.ndarray, caption: str) -> None:

@@ -1,20 +1,23 @@
 """The network view (the article's Figure 18): every layer's activations for one image.
 
-From top to bottom: the input, the feature maps of every convolution (after its activation) and
-pooling layer, the fully connected layers as rows of cells, and the output probabilities.
-Hovering a cell explains where it came from: a pooled cell highlights the window it pooled; a
-convolution cell highlights its kernel window in the layer below and, in every case, the
-receptive field in the input image.
+From top to bottom, in topological order: the input, the feature maps of every convolution (after
+its BatchNorm and activation), pooling and merge (add, concat), the fully connected layers as rows
+of cells, and the output probabilities. Blocks (``layer1.0``, ``inception3a``) fold to their
+output row by a click on a row title (a network of many rows starts folded). Hovering a cell
+explains where it came from: a pooled cell highlights the window it pooled; a convolution cell
+its kernel window in the row it reads and, in every case, the receptive field in the input
+image through all paths.
 
 The widget is fed plain data (:class:`ViewLayer`); :func:`view_layers` builds those from a model
-and its ``activations(x)``. :class:`PixelView` shows one small image (the 28x28 the network
+and its ``activations(x)`` through :func:`engine.visualize.shown_nodes`, the description the
+Train tab's live view uses too. :class:`PixelView` shows one small image (the 28x28 the network
 sees, the occlusion map) with crisp, enlarged pixels.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from PySide6.QtCore import QPoint, QPointF, QRectF, QSize, Qt, Signal
@@ -23,69 +26,60 @@ from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from desktop.qt_image import array_to_qimage
 from engine.colormap import ramp
+from engine.graph_layout import Field, describe_model
+from engine.visualize import shown_nodes
 
-LABEL_WIDTH = 118
+LABEL_WIDTH = 140
 ROW_GAP = 12
 MAP_GAP = 4
+MIN_SHRINK = 0.5  # maps shrink to half their size to fit, then the view grows
+FOLD_ABOVE = 12  # rows beyond which a new network's blocks start folded
 ACCENT = QColor(230, 120, 30)
 FIELD = QColor(60, 200, 255)
-
-_ACTIVATIONS = ("ReLU", "Tanh", "Sigmoid", "LeakyReLU")
 
 
 @dataclass(frozen=True)
 class ViewLayer:
-    name: str  # layer name, e.g. "pool1"
-    title: str  # shown at the left, e.g. "conv1 + ReLU"
-    kind: str  # "input" | "conv" | "pool" | "dense" | "output"
-    values: np.ndarray  # (C, H, W) for input/conv/pool, (K,) for dense/output
+    name: str  # node name, e.g. "pool1"
+    title: str  # shown at the left, e.g. "conv1 + relu1"
+    kind: str  # "input" | "conv" | "pool" | "merge" | "dense" | "output"
+    values: np.ndarray  # (C, H, W) for input/conv/pool/merge, (K,) for dense/output
     kernel: int = 1  # conv/pool window size
     stride: int = 1
     padding: int = 0
     labels: tuple[str, ...] = ()  # class names of the output
+    source: str = ""  # the row whose value this one reads ("" when not shown)
+    field: Field | None = None  # receptive field in the input, through all paths
+    block: str = ""  # the block a click on the title folds ("layer1.0")
+    details: str = ""  # the node's description, shown on hover
 
 
-def _geometry(layer: object, in_size: int, out_size: int, pool: bool) -> tuple[int, int, int]:
-    """(kernel, stride, padding) of a conv/pool layer, read from it or inferred from shapes."""
-    kernel = getattr(layer, "kernel_size", None) or getattr(layer, "size", None)
-    weight = getattr(layer, "params", {}).get("weight") if hasattr(layer, "params") else None
-    if kernel is None and weight is not None:
-        kernel = weight.shape[-1]
-    kernel = int(kernel[0] if isinstance(kernel, tuple | list) else kernel or 1)
-    stride = getattr(layer, "stride", None) or (kernel if pool else 1)
-    stride = int(stride[0] if isinstance(stride, tuple | list) else stride)
-    padding = getattr(layer, "padding", 0) or 0
-    padding = int(padding[0] if isinstance(padding, tuple | list) else padding)
-    if (in_size + 2 * padding - kernel) // stride + 1 != out_size and out_size > 0:
-        stride = max(1, in_size // out_size)  # fall back to what the shapes say
-        kernel, padding = (stride, 0) if pool else (in_size - (out_size - 1) * stride, 0)
-    return kernel, stride, padding
+_KINDS = {"conv2d": "conv", "maxpool2d": "pool", "avgpool2d": "pool", "add": "merge"}
 
 
 def view_layers(model: object, activations: list[tuple[str, np.ndarray]]) -> list[ViewLayer]:
-    """What to show for ``model.activations(x)`` of ONE image (x of shape (1, C, H, W))."""
+    """What to show for ``model.activations(x)`` of ONE image (x of shape (1, C, H, W)): the
+    rows of :func:`engine.visualize.shown_nodes` (the logits left to the output row)."""
     acts = {name: np.asarray(a)[0] for name, a in activations}
-    layers = list(getattr(model, "layers", []))
     classes = tuple(str(c) for c in getattr(model, "classes", []))
-    out: list[ViewLayer] = [ViewLayer("input", "input", "input", acts["input"])]
-    prev_hw = acts["input"].shape[-1]
-    dense = [i for i, layer in enumerate(layers) if type(layer).__name__ == "Dense"]
-    for i, layer in enumerate(layers):
-        kind = type(layer).__name__
-        following = layers[i + 1] if i + 1 < len(layers) else None
-        act = following if type(following).__name__ in _ACTIVATIONS else None
-        shown = act.name if act is not None else layer.name
-        title = layer.name + (f" + {type(act).__name__}" if act is not None else "")
-        values = acts.get(shown)
-        if values is None:
+    out: list[ViewLayer] = []
+    for row in shown_nodes(describe_model(model)):
+        f = row.facts
+        if row.label.endswith("(logits)"):
             continue
-        if kind == "Conv2D" or kind.endswith("Pool2D"):
-            pool = kind != "Conv2D"
-            k, s, p = _geometry(layer, prev_hw, values.shape[-1], pool)
-            out.append(ViewLayer(layer.name, title, "pool" if pool else "conv", values, k, s, p))
-            prev_hw = values.shape[-1]
-        elif kind == "Dense" and i != dense[-1]:
-            out.append(ViewLayer(layer.name, title, "dense", values))
+        kind = "input" if f.kind == "input" else _KINDS.get(f.kind, "dense")
+        if f.kind == "concat":
+            kind = "merge"
+        values = acts[row.value]
+        if values.ndim != 3 and kind != "input":
+            kind = "dense"
+        title = "input" if kind == "input" else row.label
+        out.append(
+            ViewLayer(
+                row.name, title, kind, values, max(1, f.kernel), max(1, f.stride), f.padding,
+                source=row.source, field=f.field, block=f.block, details=f.details(),
+            )
+        )  # fmt: skip
     if "softmax" in acts:
         out.append(ViewLayer("softmax", "output", "output", acts["softmax"], labels=classes))
     return out
@@ -114,6 +108,8 @@ class NetworkView(QWidget):
         self.setMinimumSize(360, 360)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self._layers: list[ViewLayer] = []
+        self._all: list[ViewLayer] = []
+        self._collapsed: set[str] = set()
         self._rows: list[_Row] = []
         self._hover: tuple[int, int, int, int] | None = None  # (row, channel/cell, y, x)
         self.hover_text = ""
@@ -121,11 +117,20 @@ class NetworkView(QWidget):
 
     # ----- data ---------------------------------------------------------------------------
     def set_layers(self, layers: list[ViewLayer]) -> None:
+        if [a.name for a in layers] != [a.name for a in self._all]:  # another network
+            blocks = {a.block for a in layers if a.block}
+            many = len(layers) > FOLD_ABOVE
+            self._collapsed = blocks if many else self._collapsed & blocks
+        self._all = list(layers)
+        self._show(relayout=False)
+
+    def _show(self, relayout: bool) -> None:
+        layers = self._visible()
         same_shapes = [(a.name, a.values.shape) for a in layers] == [
             (r.layer.name, r.layer.values.shape) for r in self._rows
         ]
-        self._layers = list(layers)
-        if same_shapes and layers:  # the next image of the same network: keep the layout
+        self._layers = layers
+        if same_shapes and layers and not relayout:  # the next image: keep the layout
             for row, layer in zip(self._rows, layers, strict=True):
                 row.layer = layer
                 if row.images is not None:
@@ -138,11 +143,35 @@ class NetworkView(QWidget):
         self._update_hover_text()
         self.update()
 
+    def _visible(self) -> list[ViewLayer]:
+        """The rows shown: a folded block by its last row (its output) alone; the first row of
+        an unfolded block names the block."""
+        last = {a.block: a.name for a in self._all if a.block}
+        shown: list[ViewLayer] = []
+        for a in self._all:
+            if a.block in self._collapsed:
+                if last[a.block] == a.name:
+                    shown.append(replace(a, title=f"▸ {a.block}"))
+            elif a.block and (not shown or shown[-1].block != a.block):
+                shown.append(replace(a, title=f"▾ {a.block}: {a.title}"))
+            else:
+                shown.append(a)
+        return shown
+
+    def set_collapsed(self, block: str, collapsed: bool) -> None:
+        """Fold a block to its output row (``collapsed``) or show all its rows."""
+        (self._collapsed.add if collapsed else self._collapsed.discard)(block)
+        self._show(relayout=True)
+
+    def collapsed(self) -> set[str]:
+        return set(self._collapsed)
+
     def clear(self, message: str = "No activations yet") -> None:
         self._message = message
         self.set_layers([])
 
     def layers(self) -> list[ViewLayer]:
+        """The rows shown now."""
         return list(self._layers)
 
     def cell_center(self, name: str, index: int, y: int = 0, x: int = 0) -> QPoint:
@@ -154,32 +183,38 @@ class NetworkView(QWidget):
             return QPoint(int(rect.x() + (x + 0.5) * s), int(rect.y() + (y + 0.5) * s))
         return rect.center().toPoint()
 
+    def title_rect(self, name: str) -> QRectF:
+        row = next(r for r in self._rows if r.layer.name == name)
+        return QRectF(4, row.top, LABEL_WIDTH - 10, 2 * self.fontMetrics().height() + 2)
+
     def highlights(self) -> list[tuple[str, int | None, tuple[int, int, int, int]]]:
-        """What the hover highlights: (layer name, map or None for all, (y0, x0, y1, x1))."""
+        """What the hover highlights: (layer name, map or None for all, (y0, x0, y1, x1)): the
+        window read in the row below (when shown) and the receptive field in the input."""
         if self._hover is None:
             return []
         r, c, y, x = self._hover
         layer = self._rows[r].layer
-        if layer.kind not in ("conv", "pool") or r == 0:
+        if layer.values.ndim != 3 or r == 0:
             return []
-        below = self._rows[r - 1].layer
-        h, w = below.values.shape[-2:]
-        y0, x0 = y * layer.stride - layer.padding, x * layer.stride - layer.padding
-        window = (max(0, y0), max(0, x0), min(h, y0 + layer.kernel), min(w, x0 + layer.kernel))
-        result = [(below.name, c if layer.kind == "pool" else None, window)]
+        result: list[tuple[str, int | None, tuple[int, int, int, int]]] = []
+        below = next((rw.layer for rw in self._rows if rw.layer.name == layer.source), None)
+        if layer.kind in ("conv", "pool") and below is not None:
+            h, w = below.values.shape[-2:]
+            y0, x0 = y * layer.stride - layer.padding, x * layer.stride - layer.padding
+            window = (max(0, y0), max(0, x0), min(h, y0 + layer.kernel), min(w, x0 + layer.kernel))
+            result.append((below.name, c if layer.kind == "pool" else None, window))
         field = self._receptive_field(r, y, x)
-        if r - 1 != 0:
+        if field is not None and (below is None or below.name != "input"):
             result.append(("input", None, field))
         return result
 
-    def _receptive_field(self, r: int, y: int, x: int) -> tuple[int, int, int, int]:
-        y0, y1, x0, x1 = y, y + 1, x, x + 1  # half-open ranges in row r's map
-        for row in reversed(self._rows[1 : r + 1]):
-            lay = row.layer
-            y0, y1 = y0 * lay.stride - lay.padding, (y1 - 1) * lay.stride - lay.padding + lay.kernel
-            x0, x1 = x0 * lay.stride - lay.padding, (x1 - 1) * lay.stride - lay.padding + lay.kernel
+    def _receptive_field(self, r: int, y: int, x: int) -> tuple[int, int, int, int] | None:
+        field = self._rows[r].layer.field
+        if field is None:
+            return None
         h, w = self._rows[0].layer.values.shape[-2:]
-        return max(0, y0), max(0, x0), min(h, y1), min(w, x1)
+        (y0, y1), (x0, x1) = field.window(y, h), field.window(x, w)
+        return y0, x0, y1, x1
 
     # ----- layout -------------------------------------------------------------------------
     def sizeHint(self) -> QSize:
@@ -200,7 +235,9 @@ class NetworkView(QWidget):
         budget = self.height() - 6 - (2 * line + 10) - ROW_GAP * (len(plans) - 1)
         fixed = sum(max(p[0], least) for p in plans if p[3] == 0)
         flexible = sum(p[0] for p in plans if p[3] > 0)
-        shrink = min(1.0, max(0.2, (budget - fixed) / flexible)) if flexible else 1.0
+        shrink = min(1.0, max(MIN_SHRINK, (budget - fixed) / flexible)) if flexible else 1.0
+        needed = self.height() - budget + fixed + int(flexible * MIN_SHRINK)
+        self.setMinimumHeight(max(360, int(needed) + 1))  # beyond: the scroll area scrolls
         top = 6.0
         for layer, (_h, size, _k, rows) in zip(self._layers, plans, strict=True):
             row = self._place(layer, top, avail_w, size * shrink if rows else size, rows, line)
@@ -282,6 +319,7 @@ class NetworkView(QWidget):
             painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, self._message)
             return
         line = painter.fontMetrics().height()
+        elide = Qt.TextElideMode.ElideRight
         top_cell = int(np.argmax(self._rows[-1].layer.values)) if self._rows else -1
         for row in self._rows:
             layer = row.layer
@@ -295,7 +333,8 @@ class NetworkView(QWidget):
             painter.drawText(
                 QRectF(4, row.top, LABEL_WIDTH - 10, 2 * line + 2),
                 Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop,
-                f"{layer.title}\n{count}{shape}",
+                f"{painter.fontMetrics().elidedText(layer.title, elide, LABEL_WIDTH - 10)}\n"
+                f"{count}{shape}",
             )
             if row.images is not None:
                 for rect, image in zip(row.rects, row.images, strict=True):
@@ -353,6 +392,15 @@ class NetworkView(QWidget):
                 )
 
     # ----- hover --------------------------------------------------------------------------
+    def mousePressEvent(self, event: QMouseEvent) -> None:
+        """A click on a block's row title folds or unfolds the block."""
+        for row in self._rows:
+            block = row.layer.block
+            if block and self.title_rect(row.layer.name).contains(event.position()):
+                self.set_collapsed(block, block not in self._collapsed)
+                return
+        super().mousePressEvent(event)
+
     def mouseMoveEvent(self, event: QMouseEvent) -> None:
         hit = self._hit(event.position())
         if hit != self._hover:
@@ -385,15 +433,18 @@ class NetworkView(QWidget):
             if layer.values.ndim == 3:
                 value = float(layer.values[c, y, x]) + 0.0  # no "-0"
                 text = f"{layer.name} map {c + 1}, pixel ({x}, {y}) = {value:.3g}"
-                below = self._rows[r - 1].layer.name if r > 0 else ""
+                below = layer.source or "the maps before it"
                 k = layer.kernel
                 if layer.kind == "pool":
                     text += f": pooled from the {k}×{k} window in {below} map {c + 1}"
                 elif layer.kind == "conv":
                     text += f": a {k}×{k} kernel over all maps of {below}"
-                if r > 1:
-                    y0, x0, y1, x1 = self._receptive_field(r, y, x)
-                    text += f"; it sees {y1 - y0}×{x1 - x0} pixels of the input (blue)"
+                elif layer.kind == "merge":
+                    text += ": the branches joined (added or stacked)"
+                field = self._receptive_field(r, y, x) if r > 0 else None
+                if field is not None and layer.source != "input":
+                    y0, x0, y1, x1 = field
+                    text += f"; through all paths it sees {y1 - y0}×{x1 - x0} input pixels (blue)"
             else:
                 label = layer.labels[c] if layer.kind == "output" and c < len(layer.labels) else c
                 text = f"{layer.title} cell {label} = {float(layer.values[c]) + 0.0:.3g}"

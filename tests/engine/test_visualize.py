@@ -7,8 +7,10 @@ import math
 import numpy as np
 import pytest
 
+from engine import architectures
 from engine import visualize as vz
 from engine.colormap import blue_white_red
+from engine.graph_layout import describe, describe_model
 from engine.losses import softmax_cross_entropy
 from engine.model import build_model
 
@@ -75,8 +77,7 @@ def test_maps_to_uint8_uses_one_scale_per_layer():
 def test_display_layers_for_lenet5_folds_activations_and_ends_with_softmax(rng):
     model = build_model("lenet5", rng)
     x = rng.integers(0, 256, (1, 28, 28), dtype=np.uint8)
-    kinds = {info.name: info.kind for info in model.summary()}
-    views = vz.display_layers(model.activations(x), kinds)
+    views = vz.display_layers(model.activations(x), describe_model(model))
     names = [v.name for v in views]
     assert names == ["input", "conv1", "pool1", "conv2", "pool2", "fc1", "fc2", "fc3", "softmax"]
     by_name = {v.name: v for v in views}
@@ -129,3 +130,52 @@ def test_probe_loss_is_the_mean_loss_without_training(rng):
     after = model.get_weights()
     assert all(np.array_equal(before[k], after[k]) for k in before)
     assert vz.probe_loss(model, images, labels, "total_error") < loss
+
+
+@pytest.mark.parametrize("name", architectures.names())
+def test_display_layers_for_every_member(rng, name):
+    channels = 1 if name == "lenet5" else 3
+    shape = architectures.input_shape_for(name, channels)
+    model = build_model({"name": "graph", **architectures.build_spec(name, shape, 4)}, rng)
+    x = rng.integers(0, 256, (1, *shape[1:]) if channels == 1 else (1, *shape), dtype=np.uint8)
+    views = vz.display_layers(model.activations(x), describe_model(model))
+    assert views[0].name == "input" and views[-1].name == "softmax"
+    assert views[-2].label.endswith("(logits)") and views[-2].values.shape == (4,)
+    shown = [v.name for v in views]
+    order = [n for n in model.nodes if n in shown]
+    assert shown[1:-1] == order  # topological order, every shown node once
+    bands = vz.arrange(views)
+    assert sorted(i for b in bands for col in b.columns for i in col) == list(range(len(views)))
+
+
+def test_shown_nodes_fold_bn_and_relu_and_put_branches_side_by_side():
+    spec = architectures.build_spec("googlenet", (3, 32, 32), 4)
+    rows = vz.shown_nodes(describe(spec))
+    by = {r.name: r for r in rows}
+    assert by["conv1"].chain == ("conv1", "relu1") and by["conv1"].label == "conv1 + relu1"
+    assert by["inception3a.branch2.2"].label == "branch2.2 + branch2.3"
+    assert by["inception3a.branch2.2"].source == "inception3a.branch2.0"
+    assert by["inception3a.branch1.0"].source == "pool1"
+    bands = vz.arrange(rows)
+    inception = [b for b in bands if b.block == "inception3a" and len(b.columns) > 1]
+    assert len(inception) == 1 and len(inception[0].columns) == 4
+    names = [[rows[i].name for i in col] for col in inception[0].columns]
+    assert names[1] == ["inception3a.branch2.0", "inception3a.branch2.2"]
+    assert names[3] == ["inception3a.branch4.0", "inception3a.branch4.1"]
+    resnet = vz.shown_nodes(describe(architectures.build_spec("resnet8", (3, 32, 32), 4)))
+    by = {r.name: r for r in resnet}
+    assert by["conv1"].chain == ("conv1", "bn1", "relu")
+    assert by["layer1.0.add"].label == "add + relu2"
+    side = [b for b in vz.arrange(resnet) if b.block == "layer2.0" and len(b.columns) > 1]
+    assert [[resnet[i].name for i in c] for c in side[0].columns] == [
+        ["layer2.0.conv1", "layer2.0.conv2"],
+        ["layer2.0.downsample.0"],
+    ]
+
+
+def test_shown_nodes_fold_within_a_block_only():
+    rows = vz.shown_nodes(describe(architectures.build_spec("densenet", (3, 32, 32), 4)))
+    by = {r.name: r for r in rows}
+    assert by["block1.layer4.cat"].chain == ("block1.layer4.cat",)
+    assert by["trans1.conv"].source == ""  # reads trans1.relu, which no row shows
+    assert by["block1.layer1.conv"].facts.field.size == 5

@@ -1,0 +1,140 @@
+"""The graph views driven like a user: the architecture diagram of every family member, the
+Train tab's live view and the Classify tab's network view for branching networks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPoint, Qt
+
+from desktop.widgets.activation_view import LivePanel
+from desktop.widgets.architecture_view import ArchitectureView
+from desktop.widgets.network_view import NetworkView, view_layers
+from engine import architectures
+from engine.graph_layout import describe
+from engine.model import build_model
+
+SMALL = (3, 16, 16)  # every member builds for it except the LeNets, and runs fast
+
+
+def _facts(name: str) -> list:
+    shape = architectures.input_shape_for(name, 1 if name.startswith("lenet") else 3)
+    return describe(architectures.build_spec(name, shape, 4))
+
+
+@pytest.mark.parametrize("name", architectures.names())
+def test_diagram_shows_every_node_and_hover_tells_its_shape(qtbot, name):
+    view = ArchitectureView()
+    qtbot.addWidget(view)
+    view.resize(700, 500)
+    view.show()
+    facts = _facts(name)
+    view.set_facts(facts)
+    assert view.objectName() == "architectureView"
+    assert view.node_names() == [f.name for f in facts]
+    rects = [view.node_rect(n) for n in view.node_names()]
+    assert not any(a.intersects(b) for i, a in enumerate(rects) for b in rects[i + 1 :])
+    node = next(f for f in facts if f.kind == "conv2d")
+    qtbot.mouseMove(view.canvas, QPoint(2, 2))  # off the nodes first
+    with qtbot.waitSignal(view.hovered) as hovered:
+        qtbot.mouseMove(view.canvas, view.node_rect(node.name).center().toPoint())
+    assert f"output {node.shape_text()}" in hovered.args[0]
+    assert f"{node.params:,} parameters" in hovered.args[0]
+    assert "receptive field" in hovered.args[0]
+
+
+def test_diagram_puts_inception_branches_side_by_side(qtbot):
+    view = ArchitectureView()
+    qtbot.addWidget(view)
+    view.resize(1000, 600)
+    view.set_facts(_facts("googlenet"))
+    firsts = [view.node_rect(f"inception3a.branch{b}.0") for b in (1, 2, 3, 4)]
+    assert len({round(r.top()) for r in firsts}) == 1  # one row
+    lefts = [r.left() for r in firsts]
+    assert lefts == sorted(lefts) and len(set(lefts)) == 4
+    view.clear("Nothing to draw")
+    assert view.node_names() == []
+
+
+def _model(name: str, shape=SMALL):
+    return build_model(
+        {"name": name, "num_classes": 4, "input_shape": list(shape)},
+        np.random.default_rng(0),
+        classes=["bird", "cat", "dog", "ship"],
+    )
+
+
+@pytest.mark.parametrize("name", ["resnet8", "googlenet"])
+def test_live_view_runs_for_branching_networks_and_folds_blocks(qtbot, name):
+    panel = LivePanel()
+    qtbot.addWidget(panel)
+    panel.resize(1000, 700)
+    panel.show()
+    panel.set_model(_model(name))
+    image = np.random.default_rng(1).integers(0, 256, SMALL, dtype=np.uint8)
+    panel.pin(image, "noise")
+    view = panel.activation_view
+    names = view.layer_names()
+    assert names[0] == "input" and names[-1] == "softmax"
+    block = "layer2.0" if name == "resnet8" else "inception3a"
+    assert block in view.blocks()
+    inside = [n for n in names if n.startswith(block + ".")]
+    assert inside and all(n in view.shown_names() for n in inside)
+    header = view.header_rect(block).center().toPoint()
+    qtbot.mouseClick(view, Qt.MouseButton.LeftButton, pos=header)
+    assert not any(n in view.shown_names() for n in inside)
+    qtbot.mouseClick(view, Qt.MouseButton.LeftButton, pos=header)
+    assert all(n in view.shown_names() for n in inside)
+    # hovering a map of a block row reports it, with the receptive field in the tooltip text
+    rect = view.hit_rects()[1]
+    qtbot.mouseMove(view, QPoint(1, 1))
+    with qtbot.waitSignal(view.hovered):
+        qtbot.mouseMove(view, rect.center().toPoint())
+    assert "receptive field" in view.text_at(rect.center())
+
+
+def test_live_view_shows_branches_side_by_side(qtbot):
+    panel = LivePanel()
+    qtbot.addWidget(panel)
+    panel.resize(1000, 700)
+    panel.show()
+    panel.set_model(_model("googlenet"))
+    panel.pin(np.zeros(SMALL, dtype=np.uint8), "black")
+    view = panel.activation_view
+    tops = {}
+    for hit_text, rect in ((view.text_at(r.center()), r) for r in view.hit_rects()):
+        label = hit_text.split(" · ")[0]
+        tops.setdefault(label, rect)
+    firsts = [tops[f"branch{b}.0" + ("" if b == 4 else f" + branch{b}.1")] for b in (1, 2, 3, 4)]
+    assert len({round(r.top()) for r in firsts}) == 1
+    assert len({round(r.left()) for r in firsts}) == 4
+
+
+@pytest.mark.parametrize("name", ["resnet8", "googlenet"])
+def test_network_view_runs_for_branching_networks(qtbot, name):
+    model = _model(name)
+    image = np.random.default_rng(2).integers(0, 256, (1, *SMALL), dtype=np.uint8)
+    view = NetworkView()
+    qtbot.addWidget(view)
+    view.resize(900, 700)
+    view.show()
+    view.set_layers(view_layers(model, model.activations(image)))
+    shown = [layer.name for layer in view.layers()]
+    assert shown[0] == "input" and shown[-1] == "softmax"
+    assert view.collapsed()  # many rows: the blocks start folded
+    block = "layer2.0" if name == "resnet8" else "inception3a"
+    qtbot.mouseClick(
+        view,
+        Qt.MouseButton.LeftButton,
+        pos=view.title_rect(next(n for n in shown if n.startswith(block))).center().toPoint(),
+    )
+    assert block not in view.collapsed()
+    first = "layer2.0.conv1" if name == "resnet8" else "inception3a.branch3.2"
+    assert first in [layer.name for layer in view.layers()]
+    qtbot.mouseMove(view, view.cell_center(first, 0, 2, 2))
+    assert "through all paths it sees" in view.hover_text
+    marks = {n: w for n, _c, w in view.highlights()}
+    field = next(v for v in view.layers() if v.name == first).field
+    (y0, y1), (x0, x1) = field.window(2, SMALL[1]), field.window(2, SMALL[2])
+    assert marks["input"] == (y0, x0, y1, x1)  # the field through every path, clipped
+    assert f"sees {y1 - y0}×{x1 - x0} input pixels" in view.hover_text
