@@ -40,6 +40,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.app_state import AppState
+from desktop.widgets import scrolled
 from desktop.widgets.batch_table import BatchPage
 from desktop.widgets.draw_canvas import DrawPanel
 from desktop.widgets.drop_area import DropArea, ImagePreview, parse_mime
@@ -194,7 +195,7 @@ class ClassifyTab(QWidget):
         self.batch_page.batch_classified.connect(self.batch_classified)
         self.batch_table, self.batch_status = self.batch_page.table, self.batch_page.status
         self.right_tabs = QTabWidget(objectName="classifyViews")
-        self.right_tabs.addTab(self.network_view, "Inside the network")
+        self.right_tabs.addTab(scrolled(self.network_view), "Inside the network")
         self.right_tabs.addTab(self.batch_page, "Batch results")
 
         # In a scroll area: a small window scrolls the tab instead of growing to fit it.

@@ -21,7 +21,8 @@ BOX_H = 34
 LANE_GAP = 22  # room for the arcs right of each lane
 GUTTER = 74  # block names at the left
 MARGIN = 8
-MIN_LANE = 92
+MIN_LANE = 84
+NARROW = 8  # the gutter when the block names do not fit
 MAX_LANE = 210
 
 _COLOURS = {
@@ -60,6 +61,7 @@ class _Canvas(QWidget):
         self.message = "No network"
         self._hover = ""
         self._lane_w = float(MIN_LANE)
+        self.gutter = GUTTER
 
     def set_facts(self, facts: list[NodeFacts]) -> None:
         self.facts = {f.name: f for f in facts}
@@ -77,12 +79,14 @@ class _Canvas(QWidget):
             self.update()
             return
         avail = (parent.width() if parent is not None else self.width()) - GUTTER - 2 * MARGIN
+        self.gutter = GUTTER if avail >= grid.lanes * MIN_LANE else NARROW
+        avail += GUTTER - self.gutter
         self._lane_w = max(MIN_LANE, min(MAX_LANE, avail / grid.lanes))
         for p in grid.nodes:
-            x = MARGIN + GUTTER + p.lane * self._lane_w
+            x = MARGIN + self.gutter + p.lane * self._lane_w
             y = MARGIN + p.row * ROW_H
             self.rects[p.name] = QRectF(x, y, self._lane_w - LANE_GAP, BOX_H)
-        width = int(MARGIN * 2 + GUTTER + grid.lanes * self._lane_w)
+        width = int(MARGIN * 2 + self.gutter + grid.lanes * self._lane_w)
         self.setMinimumSize(width, MARGIN * 2 + grid.rows * ROW_H)
         self.resize(max(width, parent.width() if parent else width), self.minimumHeight())
         self.update()
@@ -140,6 +144,8 @@ class _Canvas(QWidget):
             painter.setPen(QPen(QColor("#c8c8c8"), 1))
             painter.setBrush(QColor(0, 0, 0, 10))
             painter.drawRoundedRect(frame, 5, 5)
+            if self.gutter < GUTTER:
+                continue  # narrow: the block's name is in each node's tooltip
             painter.setPen(QColor("#555"))
             label = metrics.elidedText(block, Qt.TextElideMode.ElideMiddle, GUTTER - 6)
             painter.drawText(

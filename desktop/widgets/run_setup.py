@@ -30,14 +30,17 @@ from PySide6.QtWidgets import (
     QSpinBox,
     QTableWidget,
     QTableWidgetItem,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
 from desktop.qt_image import array_to_pixmap
+from desktop.widgets.architecture_view import ArchitectureView
 from desktop.workers import GeneratorWorker, start_worker
 from engine.datasets import dataset_choices, load_dataset_iter, parse_classes
 from engine.errors import EngineError
+from engine.graph_layout import describe_model
 from engine.model import build_model
 from engine.modelsize import check_architecture
 from engine.preview import DatasetPreview, dataset_preview
@@ -362,7 +365,12 @@ class RunSetup(QWidget):
         self.layer_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.layer_table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.layer_table.setMinimumHeight(160)
-        form.addRow(self.layer_table)
+        self.architecture_view = ArchitectureView()
+        self.arch_tabs = QTabWidget(objectName="architectureTabs")
+        self.arch_tabs.addTab(self.architecture_view, "Diagram")
+        self.arch_tabs.addTab(self.layer_table, "Layers")
+        self.arch_tabs.setMinimumHeight(320)
+        form.addRow(self.arch_tabs)
         self.params_label = QLabel()
         form.addRow(self.params_label)
         for signal in (
@@ -430,10 +438,12 @@ class RunSetup(QWidget):
         except (EngineError, ValueError) as exc:
             self.arch_error.setText(f"This network does not fit: {exc}")
             self.layer_table.setRowCount(0)
+            self.architecture_view.clear("This network does not fit")
             self.params_label.setText("")
             self.architecture_changed.emit()
             return
         self.arch_error.setText("")
+        self.architecture_view.set_facts(describe_model(model))
         rows = model.summary()
         self.layer_table.setRowCount(len(rows) + 1)
         input_shape = "×".join(str(s) for s in model.input_spec.shape)

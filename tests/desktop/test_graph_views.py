@@ -1,5 +1,5 @@
-"""The graph views driven like a user: the architecture diagram of every family member, the
-Train tab's live view and the Classify tab's network view for branching networks."""
+"""The graph views driven like a user: the Train tab's live view and the Classify tab's network
+view for branching networks, the Train tab's diagram following the chosen network."""
 
 from __future__ import annotations
 
@@ -10,50 +10,9 @@ from PySide6.QtCore import QPoint, Qt
 from desktop.widgets.activation_view import LivePanel
 from desktop.widgets.architecture_view import ArchitectureView
 from desktop.widgets.network_view import NetworkView, view_layers
-from engine import architectures
-from engine.graph_layout import describe
 from engine.model import build_model
 
 SMALL = (3, 16, 16)  # every member builds for it except the LeNets, and runs fast
-
-
-def _facts(name: str) -> list:
-    shape = architectures.input_shape_for(name, 1 if name.startswith("lenet") else 3)
-    return describe(architectures.build_spec(name, shape, 4))
-
-
-@pytest.mark.parametrize("name", architectures.names())
-def test_diagram_shows_every_node_and_hover_tells_its_shape(qtbot, name):
-    view = ArchitectureView()
-    qtbot.addWidget(view)
-    view.resize(700, 500)
-    view.show()
-    facts = _facts(name)
-    view.set_facts(facts)
-    assert view.objectName() == "architectureView"
-    assert view.node_names() == [f.name for f in facts]
-    rects = [view.node_rect(n) for n in view.node_names()]
-    assert not any(a.intersects(b) for i, a in enumerate(rects) for b in rects[i + 1 :])
-    node = next(f for f in facts if f.kind == "conv2d")
-    qtbot.mouseMove(view.canvas, QPoint(2, 2))  # off the nodes first
-    with qtbot.waitSignal(view.hovered) as hovered:
-        qtbot.mouseMove(view.canvas, view.node_rect(node.name).center().toPoint())
-    assert f"output {node.shape_text()}" in hovered.args[0]
-    assert f"{node.params:,} parameters" in hovered.args[0]
-    assert "receptive field" in hovered.args[0]
-
-
-def test_diagram_puts_inception_branches_side_by_side(qtbot):
-    view = ArchitectureView()
-    qtbot.addWidget(view)
-    view.resize(1000, 600)
-    view.set_facts(_facts("googlenet"))
-    firsts = [view.node_rect(f"inception3a.branch{b}.0") for b in (1, 2, 3, 4)]
-    assert len({round(r.top()) for r in firsts}) == 1  # one row
-    lefts = [r.left() for r in firsts]
-    assert lefts == sorted(lefts) and len(set(lefts)) == 4
-    view.clear("Nothing to draw")
-    assert view.node_names() == []
 
 
 def _model(name: str, shape=SMALL):
@@ -138,3 +97,25 @@ def test_network_view_runs_for_branching_networks(qtbot, name):
     (y0, y1), (x0, x1) = field.window(2, SMALL[1]), field.window(2, SMALL[2])
     assert marks["input"] == (y0, x0, y1, x1)  # the field through every path, clipped
     assert f"sees {y1 - y0}×{x1 - x0} input pixels" in view.hover_text
+
+
+def test_run_setup_draws_the_chosen_architecture(qtbot):
+    from desktop.widgets.run_setup import RunSetup
+
+    setup = RunSetup()
+    qtbot.addWidget(setup)
+    setup.resize(360, 900)
+    setup.show()
+    setup.set_source("mnist", 500)
+    qtbot.waitUntil(lambda: not setup.is_loading() and setup.dataset is not None, timeout=30_000)
+    view = setup.findChild(ArchitectureView, "architectureView")
+    qtbot.waitUntil(lambda: "conv1" in view.node_names(), timeout=5000)
+    assert view.node_names()[-1] == "fc3"
+    setup.arch_combo.setCurrentText("custom")
+    setup.filters_edit.setText("4")
+    qtbot.waitUntil(lambda: setup.architecture_ok(), timeout=5000)
+    convs = [n for n in view.node_names() if "conv" in n]
+    assert len(convs) == 1  # the diagram follows the custom network
+    setup.filters_edit.setText("4, 8, 16, 32, 64, 128")  # too many poolings for 28x28
+    qtbot.waitUntil(lambda: bool(setup.arch_error.text()), timeout=5000)
+    assert view.node_names() == []
