@@ -107,18 +107,18 @@ def lenet_article(
 def _lenet_layers(rng, in_channels, conv1_padding, fc2, num_classes) -> list[Layer]:
     rng = rng if rng is not None else np.random.default_rng(0)
     return [
-        Conv2D(in_channels, 6, 5, padding=conv1_padding, rng=rng, name="conv1"),
+        Conv2D(in_channels, 6, 5, padding=conv1_padding, rng=rng, init="he", name="conv1"),
         ReLU(name="relu1"),
         MaxPool2D(2, name="pool1"),
-        Conv2D(6, 16, 5, rng=rng, name="conv2"),
+        Conv2D(6, 16, 5, rng=rng, init="he", name="conv2"),
         ReLU(name="relu2"),
         MaxPool2D(2, name="pool2"),
         Flatten(name="flatten"),
-        Dense(400, 120, rng=rng, name="fc1"),
+        Dense(400, 120, rng=rng, init="he", name="fc1"),
         ReLU(name="relu3"),
-        Dense(120, fc2, rng=rng, name="fc2"),
+        Dense(120, fc2, rng=rng, init="he", name="fc2"),
         ReLU(name="relu4"),
-        Dense(fc2, num_classes, rng=rng, name="fc3"),
+        Dense(fc2, num_classes, rng=rng, init="he", name="fc3"),
     ]
 
 
@@ -154,6 +154,7 @@ def custom(
     if len(shape) != 3:
         raise ShapeError(f"input_shape must be (C, H, W), got {tuple(input_shape)}")
     rng = rng if rng is not None else np.random.default_rng(0)
+    init = "he" if activation == "relu" else "xavier"  # see engine.layers.INIT_NOTE
     act = _ACTIVATIONS[activation]
     layers: list[Layer] = []
     cur: tuple[int, ...] = shape
@@ -165,7 +166,7 @@ def custom(
         layers.append(layer)
 
     for i, f in enumerate(conv_filters, start=1):
-        add(Conv2D(cur[0], f, kernel_size, padding=padding, rng=rng, name=f"conv{i}"))
+        add(Conv2D(cur[0], f, kernel_size, padding=padding, rng=rng, init=init, name=f"conv{i}"))
         n_act += 1
         add(act(name=f"{activation}{n_act}"))
         if pooling != "none":
@@ -173,7 +174,8 @@ def custom(
     add(Flatten(name="flatten"))
     widths = [*fc_widths, int(num_classes)]
     for i, width in enumerate(widths, start=1):
-        add(Dense(cur[0], width, rng=rng, name=f"fc{i}"))
+        last = i == len(widths)
+        add(Dense(cur[0], width, rng=rng, init="xavier" if last else init, name=f"fc{i}"))
         if i < len(widths):
             n_act += 1
             add(act(name=f"{activation}{n_act}"))

@@ -86,8 +86,6 @@ def test_object_names_of_the_key_widgets(tab):
 
 def test_a_short_run_fills_the_charts_and_learns(qtbot, tab):
     tab.setup.epochs_spin.setValue(2)
-    # PyTorch's initialisation (loss ln 10 at the start) learns slowly in a few dozen steps at 0.01
-    tab.setup.lr_spin.setValue(0.05)
     published = []
     tab._state.model_offered.connect(lambda model, label: published.append(label))
     switched = []

@@ -49,17 +49,7 @@ def digits_folder(tmp_path_factory) -> Path:
 def trained(digits_folder, tmp_path_factory) -> tuple[Path, dict, str]:
     """One `convscope train --json` run: (model path, its JSON, its stderr)."""
     out = tmp_path_factory.mktemp("model") / "digits.npz"
-    args = [
-        "train",
-        "--dataset",
-        str(digits_folder),
-        "--epochs",
-        "4",
-        "--seed",
-        "3",
-        "--optimizer",
-        "adam",
-    ]
+    args = ["train", "--dataset", str(digits_folder), "--epochs", "4", "--seed", "3"]
     result = _run_in_process([*args, "--out", str(out), "--json"])
     assert result[0] == 0, result
     return out, json.loads(result[1]), result[2]

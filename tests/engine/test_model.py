@@ -109,25 +109,33 @@ def test_conv_filters_is_a_copy(rng):
         m.conv_filters("fc1")
 
 
-def test_seeded_init_is_repeatable_and_scaled_like_pytorch():
+def test_seeded_init_is_repeatable_and_he_scaled():
     a = lenet5(np.random.default_rng(7)).get_weights()
     b = lenet5(np.random.default_rng(7)).get_weights()
     c = lenet5(np.random.default_rng(8)).get_weights()
     assert all(np.array_equal(a[k], b[k]) for k in a)
     assert not np.array_equal(a["conv1.weight"], c["conv1.weight"])
-    # PyTorch's default: weight and bias uniform(+-1/sqrt(fan_in)), std 1/sqrt(3 fan_in)
-    for key, fan_in in (("fc1.weight", 400), ("fc1.bias", 400), ("conv2.weight", 150)):
-        lim = 1 / np.sqrt(fan_in)
-        assert np.abs(a[key]).max() <= lim
-        assert abs(a[key].std() - lim / np.sqrt(3)) < 0.15 * lim / np.sqrt(3), key
+    std = a["fc1.weight"].std()
+    assert abs(std - np.sqrt(2 / 400)) < 0.1 * np.sqrt(2 / 400)
 
 
-def test_untrained_network_starts_near_the_loss_of_a_uniform_guess():
+def test_pytorch_initialisation_starts_near_the_loss_of_a_uniform_guess():
+    """Layers default to PyTorch's init (weight and bias uniform(+-1/sqrt(fan_in))): the same
+    LeNet as a graph of default-initialised nodes starts near ln 10; LeNet's own He start is
+    higher (explained by engine.layers.INIT_NOTE)."""
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (64, 28, 28), dtype=np.uint8)
     labels = rng.integers(0, 10, 64)
+    spec = lenet5().graph_spec()
+    for node in spec["nodes"]:
+        node.pop("init", None)
     for seed in range(3):
-        m = lenet5(np.random.default_rng(seed))
+        m = build_model(spec, np.random.default_rng(seed))
+        w = m.parameters()
+        for key, fan_in in (("fc1.weight", 400), ("fc1.bias", 400), ("conv2.weight", 150)):
+            lim = 1 / np.sqrt(fan_in)
+            assert np.abs(w[key]).max() <= lim
+            assert abs(w[key].std() - lim / np.sqrt(3)) < 0.15 * lim / np.sqrt(3), key
         loss, _ = softmax_cross_entropy(m.forward(images), labels)
         assert abs(loss - np.log(10)) < 0.15, (seed, loss)
 
@@ -211,7 +219,7 @@ def test_tiny_batch_overfits_with_every_optimiser(one_blas_thread):
     rng = np.random.default_rng(3)
     x = rng.standard_normal((20, 1, 28, 28)).astype(np.float32)
     y = np.arange(20) % 10
-    for name, lr in (("sgd", 0.1), ("momentum", 0.02), ("adam", 0.002)):
+    for name, lr in (("sgd", 0.05), ("momentum", 0.02), ("adam", 0.002)):
         m = lenet5(np.random.default_rng(0))
         opt = make_optimizer(name, m.parameters(), lr=lr, momentum=0.9)
         for _ in range(60):
