@@ -2,7 +2,7 @@
 
 :func:`render` is a plain generator run by :class:`desktop.workers.OneAtATime` (one job at a
 time, the newest request wins: a job is cancelled between bands when a newer one arrives). It
-yields :class:`~engine.filters.FilterProgress`, a :class:`Preview` (every ``step``-th result
+yields :class:`~engine.progress.Progress`, a :class:`Preview` (every ``step``-th result
 pixel, exact: a big photo's quick first picture, or the only picture when the full result
 would not fit in memory) and finally a :class:`Rendered`. The GUI thread only shows them.
 """
@@ -10,7 +10,6 @@ would not fit in memory) and finally a :class:`Rendered`. The GUI thread only sh
 from __future__ import annotations
 
 import math
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from PySide6.QtGui import QImage
 from desktop.qt_image import array_to_qimage
 from engine import filters as F
 from engine.filters import memory
+from engine.progress import Cancellable
 
 #: above this many pixels a subsampled preview is shown before the full result
 PREVIEW_PIXELS = 3_000_000
@@ -122,7 +122,7 @@ def plan(
     )
 
 
-def render(request: RenderRequest, cancel: threading.Event) -> Iterator[object]:
+def render(request: RenderRequest, cancel: Cancellable) -> Iterator[object]:
     """The worker's job: the pipeline, then the display mapping, histogram and mosaic."""
     start = time.perf_counter()
     settings, current = request.settings, request.current
@@ -132,7 +132,7 @@ def render(request: RenderRequest, cancel: threading.Event) -> Iterator[object]:
             (spec,), settings.border, settings.stride, settings.color, settings.relu
         )
         quick = F.subsampled_maps(request.image, one, request.step)[0]
-        if cancel.is_set():
+        if cancel.cancelled:
             return
         picture = F.display(quick, request.display)
         yield Preview(array_to_qimage(picture), request.step, request.token, not request.full)
@@ -144,7 +144,7 @@ def render(request: RenderRequest, cancel: threading.Event) -> Iterator[object]:
             result = event
         else:
             yield event
-    if result is None or cancel.is_set():
+    if result is None or cancel.cancelled:
         return
     pictures = [F.display(m, request.display) for m in result.maps]
     mosaic = F.tile_maps(pictures) if len(pictures) > 1 else None

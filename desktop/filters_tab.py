@@ -15,7 +15,6 @@ quick preview, ``activation_requested()`` when another tab sent a kernel here.
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +45,7 @@ from engine import filters as F
 from engine.errors import EngineError
 from engine.filters import memory
 from engine.imageio import load_image, save_image
+from engine.progress import CancelFlag, Progress
 
 CROP = 8  # side of the image crop in the step-through
 
@@ -328,7 +328,7 @@ class FiltersTab(QWidget):
             step=step,
             full=full,
         )
-        cancel = threading.Event()
+        cancel = CancelFlag()
         self._jobs.submit(
             lambda: render(request, cancel),
             self._on_job_event,
@@ -343,7 +343,7 @@ class FiltersTab(QWidget):
         self._jobs.cancel()
 
     def _on_job_event(self, event: object) -> None:
-        if isinstance(event, F.FilterProgress):
+        if isinstance(event, Progress):
             self.progress.setMaximum(event.total)
             self.progress.setValue(event.done)
         elif isinstance(event, Rendered) and event.token == self._token:

@@ -14,12 +14,13 @@ seconds reaches the GUI (about 20 a second), whatever the batch rate; events for
 
 from __future__ import annotations
 
-import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable
 
 from PySide6.QtCore import QCoreApplication, QObject, Qt, QThread, Signal, Slot
+
+from engine.progress import CancelFlag
 
 
 def _always(_event: object) -> bool:
@@ -135,7 +136,8 @@ class OneAtATime(QObject):
 
     A job submitted while one runs waits; a newer submission replaces a waiting one, so a fast
     stream of requests (a digit being drawn, a slider dragged) never piles up threads. A job
-    submitted with a ``cancel`` event is also told to stop (the event is set) as soon as a newer
+    submitted with a ``cancel`` flag (:class:`engine.progress.CancelFlag`) is told to stop
+    (``cancel()``) as soon as a newer
     job is submitted, so a long computation never delays the newest one by more than a step.
     ``job()`` returns an iterable of events, each handed to ``on_event`` on the GUI thread;
     errors go to ``on_error(message)``.
@@ -146,26 +148,26 @@ class OneAtATime(QObject):
         self._on_error = on_error
         self._waiting: tuple | None = None
         self._running = False
-        self._running_cancel: threading.Event | None = None
+        self._running_cancel: CancelFlag | None = None
 
     def submit(
         self,
         job: Callable[[], Iterable[object]],
         on_event: Callable[[object], None],
         essential: Callable[[object], bool] | None = None,
-        cancel: threading.Event | None = None,
+        cancel: CancelFlag | None = None,
     ) -> None:
         self._waiting = (job, on_event, essential, cancel)
         if self._running_cancel is not None:
-            self._running_cancel.set()
+            self._running_cancel.cancel()
         if not self._running:
             self._start()
 
     def cancel(self) -> None:
-        """Drop the waiting job and ask the running one to stop (if it has a cancel event)."""
+        """Drop the waiting job and ask the running one to stop (if it has a cancel flag)."""
         self._waiting = None
         if self._running_cancel is not None:
-            self._running_cancel.set()
+            self._running_cancel.cancel()
 
     def busy(self) -> bool:
         """True while a job runs (until its thread has finished) or waits."""

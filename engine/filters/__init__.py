@@ -47,7 +47,6 @@ from engine.filters.kernels import (
 from engine.filters.pipeline import (
     MAX_POOL,
     POOLS,
-    FilterProgress,
     FilterResult,
     FilterSaveError,
     FilterSettings,
@@ -89,7 +88,6 @@ __all__ = [
     "PRESETS",
     "ConvStep",
     "ConvSteps",
-    "FilterProgress",
     "FilterResult",
     "FilterSaveError",
     "FilterSettings",

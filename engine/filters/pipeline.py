@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 import os
-import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,13 +32,13 @@ from engine.filters.geometry import (
 )
 from engine.filters.kernels import MAX_KERNELS, KernelError, KernelSpec
 from engine.imageops import to_gray
+from engine.progress import Cancellable, Progress
 
 POOLS = ("none", "max", "avg", "sum")
 MAX_POOL = 8
 
 __all__ = [
     "POOLS",
-    "FilterProgress",
     "FilterResult",
     "FilterSaveError",
     "FilterSettings",
@@ -169,14 +168,6 @@ class FilterSettings:
         return len(self.kernels), oh, ow, 3 if self.color == "rgb" else 1
 
 
-@dataclass(frozen=True)
-class FilterProgress:
-    """Emitted while a big image is filtered: ``done`` of ``total`` output rows (all kernels)."""
-
-    done: int
-    total: int
-
-
 @dataclass(frozen=True, eq=False)  # holds arrays: compare fields yourself
 class FilterResult:
     """``maps``: float32 ``(N, H', W', C)`` after all stages (C = 1 gray, 3 RGB).
@@ -249,12 +240,13 @@ def iter_filter(
     image: np.ndarray,
     settings: FilterSettings,
     *,
-    cancel: threading.Event | None = None,
+    cancel: Cancellable | None = None,
     parallel: bool = True,
     rows_per_step: int = 256,
-) -> Iterator[FilterProgress | FilterResult]:
-    """Run the pipeline, yielding :class:`FilterProgress` every ``rows_per_step`` output rows
-    and finally a :class:`FilterResult`. When ``cancel`` is set between steps the generator
+) -> Iterator[Progress | FilterResult]:
+    """Run the pipeline, yielding :class:`~engine.progress.Progress` (stage ``"filter"``, output
+    rows of all kernels) every ``rows_per_step`` output rows and finally a
+    :class:`FilterResult`. When ``cancel.cancelled`` turns true between steps the generator
     returns without a result. For 12 MP photos off the GUI thread."""
     src = prepare_source(image, settings.color)
     img = src if src.ndim == 3 else src[:, :, None]
@@ -269,13 +261,13 @@ def iter_filter(
     for job in jobs:
         step = max(1, rows_per_step // job.band) if rows_per_step else len(job.bands)
         for i in range(0, len(job.bands), step):
-            if cancel is not None and cancel.is_set():
+            if cancel is not None and cancel.cancelled:
                 return
             chunk = job.bands[i : i + step]
             job.run(chunk, parallel)
             done += chunk[-1][1] - chunk[0][0]
             if done < total:
-                yield FilterProgress(done, total)
+                yield Progress("filter", done, total)
     yield _finish(src, img.shape, [j.out for j in jobs], settings)
 
 
@@ -308,7 +300,7 @@ def iter_maps(
     image: np.ndarray,
     settings: FilterSettings,
     *,
-    cancel: threading.Event | None = None,
+    cancel: Cancellable | None = None,
     parallel: bool = True,
 ) -> Iterator[np.ndarray]:
     """Each kernel's final map (convolution, ReLU, pooling), float32 ``(H', W', C)``, one at a
@@ -316,7 +308,7 @@ def iter_maps(
     src = prepare_source(image, settings.color)
     img = src if src.ndim == 3 else src[:, :, None]
     for k in settings.kernels:
-        if cancel is not None and cancel.is_set():
+        if cancel is not None and cancel.cancelled:
             return
         job = Correlator(img, k.weights(), settings.border, settings.stride, k.offset)
         job.run(job.bands, parallel)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 import pytest
 
 from engine import filters as F
 from engine.errors import EngineError, ShapeError
 from engine.filters.correlate import Correlator
+from engine.progress import CancelFlag, Progress
 
 NP_MODES = {
     "zero": "constant",
@@ -344,17 +343,17 @@ def test_iter_filter_reports_progress_and_honours_cancel(rng):
     img = rng.integers(0, 256, (400, 64, 3), dtype=np.uint8)
     settings = F.FilterSettings((F.PRESETS["Sharpen"].spec(),), color="rgb")
     events = list(F.iter_filter(img, settings, rows_per_step=50))
-    progress = [e for e in events if isinstance(e, F.FilterProgress)]
+    progress = [e for e in events if isinstance(e, Progress)]
     assert len(progress) >= 3
     assert [p.done for p in progress] == sorted(p.done for p in progress)
     assert isinstance(events[-1], F.FilterResult)
     np.testing.assert_allclose(
         events[-1].maps[0], F.correlate(img, settings.kernels[0].weights()), atol=1e-4
     )
-    cancel = threading.Event()
+    cancel = CancelFlag()
     gen = F.iter_filter(img, settings, cancel=cancel, rows_per_step=50)
     next(gen)
-    cancel.set()
+    cancel.cancel()
     assert not any(isinstance(e, F.FilterResult) for e in gen)
 
 
