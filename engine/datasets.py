@@ -129,12 +129,12 @@ def dataset_choices(cache_dir: str | os.PathLike[str] | None = None) -> list[Dat
 
 def _named(key: str, cache_dir: str | os.PathLike[str] | None) -> Path | None:
     """The folder of a named dataset, None if ``key`` names none; DatasetError if missing."""
-    import resources  # the package data; not Qt, just files
+    if key in ("mnist", "cifar4", "photos"):
+        # the package data (not Qt, just files); imported only here, so that reading a folder
+        # needs nothing but this module (the PyTorch export embeds it without `resources`)
+        import resources
 
-    if key == "mnist":
-        return resources.mnist_dir()
-    if key in ("cifar4", "photos"):
-        return resources.cifar4_dir()
+        return resources.mnist_dir() if key == "mnist" else resources.cifar4_dir()
     if key == "fashionmnist":
         key = "fashion-mnist"
     if key in REMOTE_DATASETS:

@@ -139,7 +139,9 @@ def test_train_round_trip_loads_back_in_convscope(capsys, tmp_path, photo_model_
     data = _class_folder(tmp_path / "data", ["cat", "dog", "bird", "boat"])  # not model order
     out = tmp_path / "trained.npz"
     argv = ["train", "--weights", str(photo_model_file), "--data", str(data)]
-    assert mod.main([*argv, "--epochs", "2", "--batch-size", "4", "--out", str(out)]) == 0
+    with pytest.MonkeyPatch.context() as patch:  # nothing outside the file: no app package
+        patch.setitem(sys.modules, "resources", None)
+        assert mod.main([*argv, "--epochs", "2", "--batch-size", "4", "--out", str(out)]) == 0
     assert "epoch 2: loss" in capsys.readouterr().out
     back = load_model(out)
     assert back.classes == PHOTO_CLASSES
@@ -175,7 +177,9 @@ def test_train_on_an_idx_folder_and_refuse_missing_classes(capsys, tmp_path, pho
         _write_idx(idx / f"{prefix}-labels-idx1-ubyte", np.arange(n) % 10)
     out = tmp_path / "idx.npz"
     argv = ["train", "--data", str(idx), "--epochs", "1", "--batch-size", "8", "--out", str(out)]
-    assert mod.main(argv) == 0
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(sys.modules, "resources", None)
+        assert mod.main(argv) == 0
     back = load_model(out)
     assert back.classes == [str(k) for k in range(10)]
     assert back.meta["pytorch_training"]["started_from"] == str(shipped_model_path().resolve())
