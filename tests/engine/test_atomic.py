@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+from pathlib import Path
 
 import pytest
 
@@ -38,3 +39,42 @@ def test_a_failing_write_keeps_the_old_file_and_no_temporary(tmp_path):
 def test_missing_folder_raises_oserror(tmp_path):
     with pytest.raises(OSError):
         atomic_write(tmp_path / "nope" / "x.bin", lambda f: f.write(b"x"))
+
+
+@pytest.mark.skipif(os.name != "posix", reason="SIGKILL is POSIX")
+def test_a_save_killed_midway_leaves_the_old_file_and_the_next_save_removes_its_temporary(
+    tmp_path,
+):
+    import signal
+    import subprocess
+    import sys
+
+    path = tmp_path / "model.npz"
+    path.write_bytes(b"old")
+    script = (
+        "import sys; from engine.atomic import atomic_write\n"
+        "def write(f):\n"
+        "    f.write(b'half of a new file'); f.flush(); print('ready', flush=True)\n"
+        "    sys.stdin.read()  # blocks until killed\n"
+        f"atomic_write({str(path)!r}, write)\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    child = subprocess.Popen(
+        [sys.executable, "-c", script],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )
+    assert child.stdout.readline() == b"ready\n"
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    child.stdin.close()
+    child.stdout.close()
+    orphans = [p.name for p in tmp_path.iterdir() if p.name != "model.npz"]
+    assert path.read_bytes() == b"old" and len(orphans) == 1
+    assert orphans[0].startswith(f".model.npz.{child.pid}.")
+    mine = tmp_path / f".model.npz.{os.getpid()}.busy.tmp"  # a live process's save: kept
+    mine.write_bytes(b"")
+    atomic_write(path, lambda f: f.write(b"new"))
+    assert path.read_bytes() == b"new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["model.npz", mine.name])
