@@ -129,11 +129,19 @@ def check_writable(out: str | os.PathLike[str]) -> Path:
 
 
 def architecture_for(architecture: str | dict, dataset: Dataset) -> str | dict:
-    """The architecture to build for ``dataset``: a named network gets the dataset's channels;
-    a custom one without an input shape gets the dataset's."""
+    """The architecture to build for ``dataset``: a name or a network in the text form is read
+    by ``architectures.choose`` (as ``--arch``) for the dataset's channels and classes, a family
+    member taking the dataset's image size; a custom one without an input shape gets the
+    dataset's."""
     channels = dataset.input_shape[0]
     if isinstance(architecture, str):
-        return {"name": architecture, "in_channels": channels}
+        from engine import architectures
+
+        choice = architectures.choose(architecture, channels)
+        arch = choice.architecture(len(dataset.classes))
+        if choice.kind == "name" and "input_shape" in arch:
+            arch["input_shape"] = list(dataset.input_shape)
+        return arch
     if architecture.get("name") == "custom" and "input_shape" not in architecture:
         return {**architecture, "input_shape": list(dataset.input_shape)}
     return architecture

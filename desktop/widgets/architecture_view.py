@@ -22,6 +22,7 @@ LANE_GAP = 22  # room for the arcs right of each lane
 GUTTER = 74  # block names at the left
 MARGIN = 8
 MIN_LANE = 84
+MIN_NARROW_LANE = 70  # lanes of a narrow view: smaller gaps and text
 NARROW = 8  # the gutter when the block names do not fit
 MAX_LANE = 210
 
@@ -62,6 +63,7 @@ class _Canvas(QWidget):
         self._hover = ""
         self._lane_w = float(MIN_LANE)
         self.gutter = GUTTER
+        self.gap = LANE_GAP
 
     def set_facts(self, facts: list[NodeFacts]) -> None:
         self.facts = {f.name: f for f in facts}
@@ -81,11 +83,14 @@ class _Canvas(QWidget):
         avail = (parent.width() if parent is not None else self.width()) - GUTTER - 2 * MARGIN
         self.gutter = GUTTER if avail >= grid.lanes * MIN_LANE else NARROW
         avail += GUTTER - self.gutter
-        self._lane_w = max(MIN_LANE, min(MAX_LANE, avail / grid.lanes))
+        narrow = self.gutter < GUTTER
+        self.gap = 12 if narrow else LANE_GAP
+        least = MIN_NARROW_LANE if narrow else MIN_LANE
+        self._lane_w = max(least, min(MAX_LANE, avail / grid.lanes))
         for p in grid.nodes:
             x = MARGIN + self.gutter + p.lane * self._lane_w
             y = MARGIN + p.row * ROW_H
-            self.rects[p.name] = QRectF(x, y, self._lane_w - LANE_GAP, BOX_H)
+            self.rects[p.name] = QRectF(x, y, self._lane_w - self.gap, BOX_H)
         width = int(MARGIN * 2 + self.gutter + grid.lanes * self._lane_w)
         self.setMinimumSize(width, MARGIN * 2 + grid.rows * ROW_H)
         self.resize(max(width, parent.width() if parent else width), self.minimumHeight())
@@ -123,7 +128,8 @@ class _Canvas(QWidget):
             return
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         small = QFont(self.font())
-        small.setPointSizeF(max(7.0, small.pointSizeF() - 1.5))
+        shrink = 1.5 if self.gutter == GUTTER else 2.5
+        small.setPointSizeF(max(6.5, small.pointSizeF() - shrink))
         self._paint_blocks(painter, small)
         self._paint_edges(painter)
         for name, rect in self.rects.items():
@@ -139,7 +145,7 @@ class _Canvas(QWidget):
         painter.setFont(font)
         metrics = painter.fontMetrics()
         for block, span in spans.items():
-            frame = QRectF(MARGIN, span.top() - 4, span.right() + LANE_GAP - 4 - MARGIN, 0)
+            frame = QRectF(MARGIN, span.top() - 4, span.right() + self.gap - 4 - MARGIN, 0)
             frame.setBottom(span.bottom() + 4)
             painter.setPen(QPen(QColor("#c8c8c8"), 1))
             painter.setBrush(QColor(0, 0, 0, 10))
@@ -169,7 +175,7 @@ class _Canvas(QWidget):
             path = QPainterPath(QPointF(a.center().x(), a.bottom()))
             if ps.lane == pd.lane and self._blocked(ps.lane, ps.row, pd.row):
                 # a shortcut past nodes of the same lane: an arc on the lane's right
-                out = a.right() + LANE_GAP - 6
+                out = a.right() + self.gap - 4
                 path = QPainterPath(QPointF(a.right(), a.center().y()))
                 path.cubicTo(
                     QPointF(out, a.center().y()),
@@ -215,9 +221,10 @@ class _Canvas(QWidget):
         inner = rect.adjusted(4, 1, -4, -1)
         width = int(inner.width())
         top = f"{_short(f.name, f.block)}"
-        if f.geometry():
+        wide = self.gutter == GUTTER  # narrow: the window and parameters in the tooltip only
+        if f.geometry() and wide:
             top += f" {f.kernel}×{f.kernel}"
-        bottom = f.shape_text() + (f" · {_params(f.params)}" if f.params else "")
+        bottom = f.shape_text() + (f" · {_params(f.params)}" if f.params and wide else "")
         painter.setPen(QColor("#111"))
         painter.drawText(
             QRectF(inner.left(), inner.top(), inner.width(), inner.height() / 2),

@@ -38,6 +38,8 @@ from PySide6.QtWidgets import (
 from desktop.qt_image import array_to_pixmap
 from desktop.widgets.architecture_view import ArchitectureView
 from desktop.workers import GeneratorWorker, start_worker
+from engine import architectures
+from engine.archtext import GRAMMAR
 from engine.datasets import dataset_choices, load_dataset_iter, parse_classes
 from engine.errors import EngineError
 from engine.graph_layout import describe_model
@@ -63,7 +65,7 @@ LIMITS = (
     (30_000, "30,000"),
     (None, "all (60,000 for MNIST)"),
 )
-ARCHITECTURES = ("lenet5", "lenet-article", "custom")
+ARCHITECTURES = (*architectures.names(), "custom", "text")  # the registry, then the two forms
 OPTIMIZERS = (("momentum", "SGD + momentum"), ("sgd", "SGD"), ("adam", "Adam"))
 DEFAULT_LR = {"momentum": 0.01, "sgd": 0.05, "adam": 0.001}
 LOSSES = (("cross_entropy", "cross-entropy"), ("total_error", "total error ½Σ(t−o)² (article)"))
@@ -331,11 +333,28 @@ class RunSetup(QWidget):
         form = QFormLayout(box)
         self.arch_combo = QComboBox(objectName="architecture")
         self.arch_combo.addItems(ARCHITECTURES)
-        self.arch_combo.setToolTip(
-            "lenet5: LeNet-5 on 28×28 (conv1 padded). lenet-article: the article's network on "
-            "32×32. custom: your own filters, kernel, FC widths, activation and pooling."
+        for i, name in enumerate(architectures.names()):
+            self.arch_combo.setItemData(
+                i, architectures.describe(name), Qt.ItemDataRole.ToolTipRole
+            )
+        self.arch_combo.setItemData(
+            len(ARCHITECTURES) - 2,
+            "your own filters, kernel, FC widths, activation and pooling",
+            Qt.ItemDataRole.ToolTipRole,
+        )
+        self.arch_combo.setItemData(
+            len(ARCHITECTURES) - 1,
+            "a network in the text form, as convscope train --arch takes it",
+            Qt.ItemDataRole.ToolTipRole,
         )
         form.addRow("Network", self.arch_combo)
+        self.arch_text = QLineEdit(
+            "conv 16 3, relu, conv 16 3, relu, maxpool 2, conv 32 3, relu, maxpool 2, flatten, "
+            "dense 64, relu, dropout 0.5",
+            objectName="archText",
+        )
+        self.arch_text.setToolTip(GRAMMAR)
+        form.addRow(self.arch_text)
         self.custom_box = QWidget()
         custom = QFormLayout(self.custom_box)
         custom.setContentsMargins(0, 0, 0, 0)
@@ -381,13 +400,15 @@ class RunSetup(QWidget):
             self.pooling_combo.currentIndexChanged,
         ):
             signal.connect(self._on_architecture_changed)
-        for edit in (self.filters_edit, self.fc_edit):  # typing: once the keys pause
+        for edit in (self.filters_edit, self.fc_edit, self.arch_text):  # typing: on a pause
             edit.textChanged.connect(self._arch_timer.start)
         return box
 
     def architecture(self) -> dict | str:
         """What ``build_model`` takes; raises ValueError for unreadable number lists."""
         name = self.arch_combo.currentText()
+        if name == "text":
+            return self.arch_text.text()
         if name != "custom":
             return name
         shape = (1, 28, 28)
@@ -413,25 +434,24 @@ class RunSetup(QWidget):
     def build(self, seed: int | None = None):
         """A fresh model of the chosen architecture (raises EngineError/ValueError)."""
         rng = np.random.default_rng(self.seed_spin.value() if seed is None else seed)
+        return build_model(self._resolved(), rng, classes=self.classes())
+
+    def _resolved(self) -> dict:
+        """The chosen architecture for the dataset (``engine.run.architecture_for``, as a run
+        builds it) or, before one is loaded, for 28×28 digits."""
         arch = self.architecture()
-        if (
-            isinstance(arch, str)
-            and self.dataset is not None
-            and self.dataset.train_images.ndim == 4
-        ):
-            arch = {"name": arch, "in_channels": int(self.dataset.train_images.shape[1])}
-        return build_model(arch, rng, classes=self.classes())
+        if self.dataset is not None:
+            return architecture_for(arch, self.dataset)
+        if isinstance(arch, str):
+            return architectures.choose(arch, 1).architecture(len(self.classes()))
+        return arch
 
     def _on_architecture_changed(self, *_args) -> None:
         self._arch_timer.stop()
         self.custom_box.setVisible(self.arch_combo.currentText() == "custom")
+        self.arch_text.setVisible(self.arch_combo.currentText() == "text")
         try:
-            arch = self.architecture()
-            if self.dataset is not None:
-                arch = architecture_for(arch, self.dataset)
-            check_architecture(
-                {"name": arch} if isinstance(arch, str) else arch, len(self.classes())
-            )  # by arithmetic, before building
+            check_architecture(self._resolved(), len(self.classes()))  # arithmetic, before building
             model = self.build(seed=0)
             if self.dataset is not None:  # the dataset's images must fit its input
                 model.input_spec.to_tensor(self.dataset.train_images[:1])

@@ -10,6 +10,8 @@ from PySide6.QtCore import QPoint, Qt
 from desktop.widgets.activation_view import LivePanel
 from desktop.widgets.architecture_view import ArchitectureView
 from desktop.widgets.network_view import NetworkView, view_layers
+from desktop.widgets.run_setup import RunSetup
+from engine import architectures
 from engine.model import build_model
 
 SMALL = (3, 16, 16)  # every member builds for it except the LeNets, and runs fast
@@ -100,8 +102,6 @@ def test_network_view_runs_for_branching_networks(qtbot, name):
 
 
 def test_run_setup_draws_the_chosen_architecture(qtbot):
-    from desktop.widgets.run_setup import RunSetup
-
     setup = RunSetup()
     qtbot.addWidget(setup)
     setup.resize(360, 900)
@@ -119,3 +119,27 @@ def test_run_setup_draws_the_chosen_architecture(qtbot):
     setup.filters_edit.setText("4, 8, 16, 32, 64, 128")  # too many poolings for 28x28
     qtbot.waitUntil(lambda: bool(setup.arch_error.text()), timeout=5000)
     assert view.node_names() == []
+
+
+def test_architecture_box_lists_the_family_and_the_text_form(qtbot):
+    setup = RunSetup()
+    qtbot.addWidget(setup)
+    setup.resize(360, 900)
+    setup.show()
+    setup.set_source("mnist", 500)
+    qtbot.waitUntil(lambda: not setup.is_loading() and setup.dataset is not None, timeout=30_000)
+    box = setup.arch_combo
+    items = [box.itemText(i) for i in range(box.count())]
+    assert items[: len(architectures.names())] == architectures.names()
+    view = setup.architecture_view
+    box.setCurrentText("googlenet")
+    qtbot.waitUntil(lambda: "inception3a.cat" in view.node_names(), timeout=10_000)
+    assert setup.architecture_ok() and not setup.arch_error.text()
+    assert setup.build(seed=0).input_spec.shape == (1, 28, 28)  # the digits' size, grey
+    box.setCurrentText("text")
+    assert setup.arch_text.isVisible()
+    setup.arch_text.setText("conv 8 3, relu, maxpool 2, flatten, dense 10")
+    qtbot.waitUntil(lambda: setup.architecture_ok() and "conv1" in view.node_names(), timeout=5000)
+    assert setup.build(seed=0).output_shape(setup.build(seed=0).output) == (10,)
+    setup.arch_text.setText("conv 8 3, wobble 2")
+    qtbot.waitUntil(lambda: "wobble" in setup.arch_error.text(), timeout=5000)
