@@ -257,6 +257,17 @@ def maps_to_uint8(maps: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     return images, flat.min(axis=1), flat.max(axis=1)
 
 
+def colour_input(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A normalised colour input ``(3, H, W)`` as ONE RGB tile ``(1, H, W, 3)`` uint8, with one
+    scale for the three channels (``u = 255 * (x - min) / (max - min)``) so colours keep their
+    balance; ``(images, low, high)`` as :func:`maps_to_uint8` with one range."""
+    x = np.nan_to_num(np.asarray(x, dtype=np.float32))
+    lo, hi = float(x.min()), float(x.max())
+    scaled = (x - lo) * (255.0 / (hi - lo if hi > lo else 1.0))
+    rgb = np.clip(scaled, 0, 255).round().astype(np.uint8).transpose(1, 2, 0)[None]
+    return rgb, np.array([lo], np.float32), np.array([hi], np.float32)
+
+
 def display_layers(
     activations: Sequence[tuple[str, np.ndarray]], facts: Sequence[NodeFacts]
 ) -> list[LayerView]:
@@ -276,7 +287,10 @@ def display_layers(
     views: list[LayerView] = []
     for value, name, label, node, chain, lane in rows:
         x = acts[value]
-        if x.ndim == 3:
+        if name == "input" and x.ndim == 3 and x.shape[0] == 3:  # a photo: one colour tile
+            images, low, high = colour_input(x)
+            views.append(LayerView(name, label, "maps", x, images, low, high, node, chain, lane))
+        elif x.ndim == 3:
             images, low, high = maps_to_uint8(x)
             views.append(LayerView(name, label, "maps", x, images, low, high, node, chain, lane))
         else:

@@ -158,8 +158,10 @@ class ActivationView(QWidget):
                 rect = QRectF(left + col * (tile + GAP), top + row * (tile + GAP), tile, tile)
                 rects.append(rect)
                 text = (
-                    f"{layer.label} · map {i + 1} of {count} · "
-                    f"values {layer.low[i] + 0.0:.3g} … {layer.high[i] + 0.0:.3g}\n{base}"
+                    f"{layer.label} · "
+                    + ("colour (RGB)" if layer.images.ndim == 4 else f"map {i + 1} of {count}")
+                    + " · "
+                    + f"values {layer.low[i] + 0.0:.3g} … {layer.high[i] + 0.0:.3g}\n{base}"
                 )
                 self._hits.append(_Hit(rect, text))
             lines = -(-count // per_line)
@@ -306,11 +308,7 @@ class ActivationView(QWidget):
         )
         painter.setFont(font)
         painter.setPen(QColor("#777"))
-        shape = (
-            "×".join(str(s) for s in layer.images.shape)
-            if layer.images is not None
-            else str(layer.values.size)
-        )
+        shape = "×".join(str(s) for s in layer.values.shape)
         painter.drawText(
             QRectF(rect.left(), rect.top() + 17, rect.width(), 16),
             Qt.AlignmentFlag.AlignLeft,

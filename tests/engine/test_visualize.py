@@ -179,3 +179,13 @@ def test_shown_nodes_fold_within_a_block_only():
     assert by["block1.layer4.cat"].chain == ("block1.layer4.cat",)
     assert by["trans1.conv"].source == ""  # reads trans1.relu, which no row shows
     assert by["block1.layer1.conv"].facts.field.size == 5
+
+
+def test_a_colour_input_is_one_rgb_tile(rng):
+    model = build_model({"name": "resnet8", "num_classes": 4, "input_shape": [3, 8, 8]}, rng)
+    x = np.zeros((1, 3, 8, 8), dtype=np.uint8)
+    x[0, 0] = 255  # pure red
+    views = vz.display_layers(model.activations(x), describe_model(model))
+    first = views[0]
+    assert first.images.shape == (1, 8, 8, 3) and first.values.shape == (3, 8, 8)
+    assert first.images[0, 0, 0].tolist() == [255, 0, 0]
