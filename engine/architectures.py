@@ -41,15 +41,16 @@ class Architecture:
 
 
 def _lenet(conv1_padding: int, fc2: int) -> SpecFn:
+    # LeNet keeps He initialisation (engine.layers.INIT_NOTE explains why)
     def build(shape: tuple[int, int, int], k: int) -> dict[str, Any]:
         b = SpecBuilder(shape)
-        x = b.conv("conv1", "input", 6, 5, padding=conv1_padding)
+        x = b.conv("conv1", "input", 6, 5, padding=conv1_padding, init="he")
         x = b.pool("pool1", b.act("relu1", x), 2)
-        x = b.conv("conv2", x, 16, 5, padding=0)
+        x = b.conv("conv2", x, 16, 5, padding=0, init="he")
         x = b.pool("pool2", b.act("relu2", x), 2)
-        x = b.act("relu3", b.dense("fc1", b.flatten("flatten", x), 120))
-        x = b.act("relu4", b.dense("fc2", x, fc2))
-        return b.spec(b.dense("fc3", x, k))
+        x = b.act("relu3", b.dense("fc1", b.flatten("flatten", x), 120, init="he"))
+        x = b.act("relu4", b.dense("fc2", x, fc2, init="he"))
+        return b.spec(b.dense("fc3", x, k, init="he"))
 
     return build
 
