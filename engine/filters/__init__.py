@@ -12,7 +12,8 @@ order a reader meets them:
 - :mod:`.pipeline`: convolution -> ReLU -> pooling for 1..8 kernels, with progress and cancel;
 - :mod:`.display`: float results -> pictures, the histogram, the mosaic;
 - :mod:`.memory`: what a job needs and what is available (refusals with a message);
-- :mod:`.teaching`: the pixel inspector and the Figure 5 step-through.
+- :mod:`.teaching`: the pixel inspector and the Figure 5 step-through;
+- :mod:`.figures`: the pooling window (Figures 10, 12) and pixel values in cells (Figure 4).
 
 Everything public is re-exported here: ``from engine.filters import KernelSpec`` keeps working.
 """
@@ -21,6 +22,16 @@ from __future__ import annotations
 
 from engine.filters.correlate import correlate
 from engine.filters.display import DISPLAYS, Mosaic, display, histogram, tile_maps
+from engine.filters.figures import (
+    FIGURE10_MAP,
+    MIN_LABEL_CELL,
+    CellLabel,
+    PoolInspection,
+    PoolWindow,
+    cell_labels,
+    inspect_pool,
+    pool_windows,
+)
 from engine.filters.geometry import (
     BORDERS,
     MAX_STRIDE,
@@ -77,6 +88,14 @@ from engine.imageops import to_gray
 
 __all__ = [
     "BORDERS",
+    "FIGURE10_MAP",
+    "MIN_LABEL_CELL",
+    "CellLabel",
+    "PoolInspection",
+    "PoolWindow",
+    "cell_labels",
+    "inspect_pool",
+    "pool_windows",
     "DISPLAYS",
     "FIGURE5_IMAGE",
     "FIGURE5_KERNEL",
