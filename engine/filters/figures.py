@@ -14,15 +14,17 @@ from engine.errors import EngineError, ShapeError
 from engine.filters.geometry import output_size
 from engine.filters.kernels import KernelError
 from engine.filters.pipeline import MAX_POOL, FilterResult
-from engine.filters.teaching import inspect_pixel
+from engine.filters.teaching import Inspection, inspect_pixel
 
 __all__ = [
     "FIGURE10_MAP",
     "MIN_LABEL_CELL",
     "CellLabel",
+    "PixelExplanation",
     "PoolInspection",
     "PoolWindow",
     "cell_labels",
+    "explain_pixel",
     "inspect_pool",
     "pool_windows",
 ]
@@ -192,3 +194,46 @@ def cell_labels(
                 dark = bool(lum > 120)
             out.append(CellLabel(r, c, text, dark))
     return out
+
+
+@dataclass(frozen=True)
+class PixelExplanation:
+    """Everything the pixel inspector shows for one result pixel: the convolution
+    ``inspection`` of convolution pixel ``conv_rc`` (for max pooling: the window's winner),
+    ``relu_value`` (``max(0, value)`` when ReLU is on, else None) and ``pool`` (the pooling
+    window when the result is pooled, else None)."""
+
+    inspection: Inspection
+    conv_rc: tuple[int, int]
+    relu_value: float | None
+    pool: PoolInspection | None
+
+
+def explain_pixel(
+    result: FilterResult, index: int, row: int, col: int, channel: int = 0
+) -> PixelExplanation | None:
+    """The pixel inspector's content for result pixel ``(row, col)`` of kernel ``index``:
+    convolution, then ReLU when on, then the pooling window when pooled; None outside."""
+    settings = result.settings
+    if settings is None:
+        return None
+    pooled = inspect_pool(result, index, row, col, channel)
+    if settings.pool != "none" and pooled is None:
+        return None
+    conv_rc = pooled.conv_rc if pooled is not None else (row, col)
+    spec = settings.kernels[min(index, len(settings.kernels) - 1)]
+    source = result.source
+    try:
+        ins = inspect_pixel(
+            source,
+            spec,
+            border=settings.border,
+            stride=settings.stride,
+            row=conv_rc[0],
+            col=conv_rc[1],
+            channel=channel if source.ndim == 3 else 0,
+        )
+    except EngineError:
+        return None
+    relu_value = max(ins.value, 0.0) if settings.relu else None
+    return PixelExplanation(ins, conv_rc, relu_value, pooled)

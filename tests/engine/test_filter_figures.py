@@ -88,3 +88,23 @@ def test_cell_labels_gray_colour_and_zoom_threshold():
     floats = F.cell_labels(np.array([[-1.5, 0.125]]), (0, 1), (0, 2), 30.0)
     assert [lab.text for lab in floats] == ["-1.5", "0.125"]
     assert F.cell_labels(np.zeros((100, 100)), (0, 100), (0, 100), 30.0, max_cells=50) == []
+
+
+def test_explain_pixel_follows_conv_relu_and_the_pool_winner(rng):
+    img = rng.integers(0, 256, (10, 10, 3), dtype=np.uint8)
+    spec = F.PRESETS["Sobel y"].spec()
+    plain = F.run_filter(img, F.FilterSettings((spec,), color="rgb"))
+    ex = F.explain_pixel(plain, 0, 4, 5, channel=2)
+    assert ex.pool is None and ex.relu_value is None and ex.conv_rc == (4, 5)
+    assert ex.inspection.value == pytest.approx(plain.maps[0, 4, 5, 2], abs=1e-3)
+    relu = F.run_filter(img, F.FilterSettings((spec,), color="rgb", relu=True))
+    values = [F.explain_pixel(relu, 0, r, c, 0) for r in range(10) for c in range(10)]
+    assert any(v.inspection.value < 0 for v in values)  # something for ReLU to do
+    for v in values:
+        assert v.relu_value == max(v.inspection.value, 0.0)
+        assert v.relu_value == pytest.approx(relu.maps[0, v.conv_rc[0], v.conv_rc[1], 0], abs=1e-3)
+    pooled = F.run_filter(img, F.FilterSettings((spec,), color="rgb", relu=True, pool="max"))
+    ex = F.explain_pixel(pooled, 0, 2, 3, 1)
+    assert ex.pool is not None and ex.conv_rc == ex.pool.conv_rc
+    assert ex.relu_value == pytest.approx(pooled.maps[0, 2, 3, 1], abs=1e-3)
+    assert F.explain_pixel(pooled, 0, 50, 50) is None
