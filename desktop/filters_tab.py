@@ -392,7 +392,7 @@ class FiltersTab(QWidget):
         index = min(self.editor.current_index(), len(rendered.pictures) - 1)
         scale, offset = result.settings.placement()
         picture = rendered.qimage if index == rendered.current else rendered.pictures[index]
-        pages.show_result(picture, scale, offset, (h, w))
+        pages.show_result(picture, scale, offset, (h, w), result.maps[index])
         colour = "grayscale" if src.ndim == 2 else "RGB"
         pages.source_caption.setText(f"Input — {self._image_name} · {w}×{h} {colour}")
         mh, mw = result.maps.shape[1:3]
@@ -439,25 +439,25 @@ class FiltersTab(QWidget):
         rendered = self._rendered
         rgb = self.settings_panel.values()["color"] == "rgb"
         self.pages.channel_box.setVisible(rgb)
-        ins = None
+        ex = None
         if rendered is not None and self._hover is not None:
             index = self.editor.current_index()
             channel = self.pages.channel_box.currentIndex()
-            ins = F.inspect_result(rendered.result, index, *self._hover, channel)
-        if ins is None:
+            ex = F.explain_pixel(rendered.result, index, *self._hover, channel)
+        if ex is None:
             self.pages.show_inspection(None)
             return
-        settings = rendered.result.settings
-        row, col = self._hover
-        if settings.pool != "none":  # the first convolution pixel of the pooling window
-            row, col = row * settings.pool_stride, col * settings.pool_stride
+        row, col = ex.conv_rc
         where = f"conv output x {col}, y {row}"
-        if settings.pool != "none":
-            where += " (the first pixel of the pooling window)"
+        if ex.pool is not None:
+            where += " (the winner of the pooling window)" if ex.pool.window.winner else ""
         if rendered.result.source.ndim == 3:
             where += f" · {self.pages.channel_box.currentText().lower()} channel"
+        ins = ex.inspection
         f = ins.weights.shape[0]
-        self.pages.show_inspection(ins, where, (*ins.source_rc, f, f))
+        self.pages.show_inspection(
+            ins, where, (*ins.source_rc, f, f), relu_value=ex.relu_value, pool=ex.pool
+        )
 
     def _refresh_animation_crop(self) -> None:
         if self._rendered is not None:

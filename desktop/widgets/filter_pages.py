@@ -143,11 +143,17 @@ class FilterPages(QTabWidget):
         self.display_box.setCurrentIndex(list(DISPLAY_LABELS).index(mode))
 
     def show_result(
-        self, picture: object, scale: float, offset: float, scene_size: tuple[int, int]
+        self,
+        picture: object,
+        scale: float,
+        offset: float,
+        scene_size: tuple[int, int],
+        values: np.ndarray | None = None,
     ) -> None:
-        """The result picture placed over the input pixels it comes from, at the input's zoom."""
+        """The result picture placed over the input pixels it comes from, at the input's zoom;
+        ``values`` are the numbers written in its cells when zoomed in (the float result)."""
         self.result_view.set_image(
-            picture, scale=scale, offset=(offset, offset), scene_size=scene_size
+            picture, scale=scale, offset=(offset, offset), scene_size=scene_size, values=values
         )
         self.result_view.follow(self.source_view)
 
@@ -183,9 +189,11 @@ class FilterPages(QTabWidget):
         self.maps_caption.setText("The feature maps need the full result (see the message).")
         self.setTabText(1, "Feature maps")
 
-    def show_inspection(self, inspection, where: str = "", marker=None) -> None:
+    def show_inspection(
+        self, inspection, where: str = "", marker=None, *, relu_value=None, pool=None
+    ) -> None:
         """The pixel inspector's content and the kernel's square on the input (or none)."""
-        self.inspector.show_inspection(inspection, where)
+        self.inspector.show_inspection(inspection, where, relu_value=relu_value, pool=pool)
         self.source_view.set_marker(marker)
 
     def _on_result_view_hover_left(self) -> None:

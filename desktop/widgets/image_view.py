@@ -6,6 +6,10 @@ Reusable by any tab. ``ImageView.set_image(array)`` shows a uint8 ``(H, W)``, ``
 border) lines up with its source in another view; :meth:`link` then keeps two views on the same
 zoom and scroll position.
 
+Zoomed in far enough (cells of at least ``engine.filters.MIN_LABEL_CELL`` screen pixels), each
+pixel's value is written in its cell, one line per channel for colour (the article's Figure 4);
+``set_image(..., values=raw)`` writes other numbers than the picture's (e.g. float results).
+
 Mouse: wheel zooms around the pointer, drag pans, double-click fits the image. Zoomed in, pixels
 are drawn as crisp squares (nearest neighbour); zoomed out, smoothly.
 
@@ -39,6 +43,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.qt_image import array_to_qimage, qimage_to_array
+from engine.filters.figures import MIN_LABEL_CELL, cell_labels
 
 MIN_ZOOM, MAX_ZOOM = 0.02, 64.0
 
@@ -69,6 +74,9 @@ class ImageView(QGraphicsView):
         self._linked: list[ImageView] = []
         self._syncing = False
         self._placeholder = placeholder
+        self._shade: np.ndarray | None = None  # the picture's array (chooses the text colour)
+        self._values: np.ndarray | None = None  # the numbers written in cells when zoomed in
+        self._labelled = 0
         self.setMouseTracking(True)
         self.setDragMode(QGraphicsView.DragMode.ScrollHandDrag)
         self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
@@ -88,11 +96,15 @@ class ImageView(QGraphicsView):
         scale: float = 1.0,
         offset: tuple[float, float] = (0.0, 0.0),
         scene_size: tuple[int, int] | None = None,
+        values: np.ndarray | None = None,
     ) -> None:
         """Show ``image`` (uint8 array or QImage) with pixel (r, c) at scene point
         ``(offset + (c, r) * scale)``; ``scene_size`` (h, w) sets the scrollable area
-        (default: the image's own size times scale)."""
+        (default: the image's own size times scale); ``values`` (H, W[, C]) are the numbers
+        written in the cells when zoomed in (default: the array's own values)."""
         qimage = image if isinstance(image, QImage) else array_to_qimage(image)
+        self._shade = None if isinstance(image, QImage) else np.asarray(image)
+        self._values = values if values is not None else self._shade
         self._item.setPixmap(QPixmap.fromImage(qimage))
         self._image_size = (qimage.height(), qimage.width())
         self._item.setTransform(QTransform().scale(scale, scale))
@@ -107,6 +119,7 @@ class ImageView(QGraphicsView):
     def clear(self) -> None:
         self._item.setPixmap(QPixmap())
         self._image_size = (0, 0)
+        self._shade = self._values = None
         self._marker.hide()
 
     def has_image(self) -> bool:
@@ -228,8 +241,47 @@ class ImageView(QGraphicsView):
         if self._fit:
             self.fit()
 
+    def labelled_cells(self) -> int:
+        """How many cells had their value written in the last paint (0 when zoomed out)."""
+        return self._labelled
+
+    def _paint_values(self, painter: QPainter) -> None:
+        values = self._values
+        self._labelled = 0
+        if values is None or values.shape[:2] != self._image_size:
+            return
+        cell = self.zoom() * self._item.transform().m11()
+        if cell < MIN_LABEL_CELL:
+            return
+        if self._shade is None:  # a QImage was shown: read its pixels once, when needed
+            self._shade = qimage_to_array(self.shown_qimage())[:, :, :3]
+        visible = self.mapToScene(self.viewport().rect()).boundingRect()
+        local = self._item.mapFromScene(visible).boundingRect()
+        rows = (int(np.floor(local.top())), int(np.ceil(local.bottom())))
+        cols = (int(np.floor(local.left())), int(np.ceil(local.right())))
+        labels = cell_labels(values, rows, cols, cell, shade=self._shade)
+        if not labels:
+            return
+        painter.save()
+        painter.resetTransform()
+        lines = labels[0].text.count("\n") + 1
+        font = painter.font()
+        font.setPixelSize(max(7, min(16, int(cell / (1.3 * lines + 1.6)))))
+        painter.setFont(font)
+        for label in labels:
+            corner = self._item.mapToScene(QPointF(label.col, label.row))
+            far = self._item.mapToScene(QPointF(label.col + 1, label.row + 1))
+            box = QRectF(self.mapFromScene(corner), self.mapFromScene(far))
+            painter.setPen(QColor(20, 20, 20) if label.dark else QColor(245, 245, 245))
+            painter.drawText(box, Qt.AlignmentFlag.AlignCenter, label.text)
+        painter.restore()
+        self._labelled = len(labels)
+
     def drawForeground(self, painter: QPainter, rect: QRectF) -> None:
-        if self.has_image() or not self._placeholder:
+        if self.has_image():
+            self._paint_values(painter)
+            return
+        if not self._placeholder:
             return
         painter.save()
         painter.resetTransform()

@@ -12,9 +12,10 @@ from PySide6.QtGui import QColor, QFont, QPainter, QPaintEvent, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from engine.colormap import weight_tints
-from engine.filters import Inspection, format_number
+from engine.filters import Inspection, PoolInspection, format_number
 
 TEXT = QColor(32, 33, 36)
+NARROW = 640  # narrower than this, a pooled pixel shows only the window (and sums in words)
 MUTED = QColor(120, 124, 130)
 
 
@@ -115,6 +116,8 @@ class PixelInspector(QWidget):
         self.setMinimumHeight(130)
         self._inspection: Inspection | None = None
         self._caption = ""
+        self._relu_value: float | None = None
+        self._pool: PoolInspection | None = None
 
     def sizeHint(self) -> QSize:
         return QSize(560, 150)
@@ -122,9 +125,45 @@ class PixelInspector(QWidget):
     def inspection(self) -> Inspection | None:
         return self._inspection
 
-    def show_inspection(self, inspection: Inspection | None, caption: str = "") -> None:
+    def pool(self) -> PoolInspection | None:
+        """The pooling window shown beside the convolution (None when not pooled)."""
+        return self._pool
+
+    def relu_value(self) -> float | None:
+        return self._relu_value
+
+    def result_lines(self) -> list[str]:
+        """The text written right of the products: sum, offset, ReLU (what a user reads)."""
+        ins = self._inspection
+        if ins is None:
+            return []
+        lines = [f"sum = {short(ins.total)}"]
+        if ins.value != ins.total:
+            lines.append(f"+ offset {short(ins.value - ins.total)} = {short(ins.value)}")
+        if self._relu_value is not None:
+            lines.append(f"after ReLU: {short(self._relu_value)}")
+        return lines
+
+    def pool_lines(self) -> list[str]:
+        pool = self._pool
+        if pool is None:
+            return []
+        n = pool.window.values.shape[0]
+        what = f"{pool.kind} of the {n}×{n} window"
+        return [what, f"= {short(pool.window.result)}"]
+
+    def show_inspection(
+        self,
+        inspection: Inspection | None,
+        caption: str = "",
+        *,
+        relu_value: float | None = None,
+        pool: PoolInspection | None = None,
+    ) -> None:
         self._inspection = inspection
         self._caption = caption
+        self._relu_value = relu_value if inspection is not None else None
+        self._pool = pool if inspection is not None else None
         self.update()
 
     def paintEvent(self, event: QPaintEvent) -> None:
@@ -144,6 +183,14 @@ class PixelInspector(QWidget):
             painter.end()
             return
         W, H = self.width(), self.height()
+        if self._pool is not None:
+            narrow = W < NARROW
+            pool_w = W if narrow else max(190.0, W * 0.3)
+            self._paint_pool(painter, QRectF(W - pool_w, 0, pool_w, H), narrow)
+            if narrow:  # no room for patch × weights: the window, and the sums in words
+                painter.end()
+                return
+            W = int(W - pool_w)
         caption_h = 20.0
         sign_w = 26.0
         sum_w = min(170.0, max(120.0, W * 0.22))
@@ -176,12 +223,49 @@ class PixelInspector(QWidget):
         big.setPixelSize(15)
         painter.setFont(big)
         painter.setPen(TEXT)
-        lines = [f"sum = {short(ins.total)}"]
-        if ins.value != ins.total:
-            lines.append(f"+ offset {short(ins.value - ins.total)} = {short(ins.value)}")
+        if self._relu_value is not None:
+            big.setPixelSize(13)
+            painter.setFont(big)
         painter.drawText(
             QRectF(x, top.y(), W - x - 4, top.height()),
-            Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft,
-            "\n".join(lines),
+            Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft | Qt.TextFlag.TextWordWrap,
+            "\n".join(self.result_lines()),
         )
         painter.end()
+
+    def _paint_pool(self, painter: QPainter, rect: QRectF, narrow: bool) -> None:
+        """The pooling window (Figure 10): its values, the winner outlined, the result;
+        ``narrow``: the whole width, with the winner's convolution in words on top."""
+        pool = self._pool
+        assert pool is not None
+        painter.setPen(QPen(QColor(220, 223, 228), 1))
+        painter.drawLine(rect.topLeft(), rect.bottomLeft())
+        win = pool.window
+        text_w = 130.0 if narrow else 100.0
+        title = "after ReLU" if pool.relu else "conv values"
+        grid = QRectF(rect.x() + 8, rect.y() + 22, rect.width() - text_w - 12, rect.height() - 28)
+        highlight = (*win.winner, 1, 1) if win.winner is not None else None
+        draw_matrix(
+            painter,
+            grid,
+            win.values,
+            fill=weight_tints(win.values),
+            highlight=highlight,
+            title=title,
+            max_cell=40.0,
+        )
+        font = QFont(painter.font())
+        font.setPixelSize(13)
+        painter.setFont(font)
+        painter.setPen(TEXT)
+        painter.drawText(
+            QRectF(rect.x() + 8, rect.y() + 2, rect.width() - 16, 18),
+            Qt.AlignmentFlag.AlignVCenter,
+            f"{pool.kind} pooling"
+            + (" · winner: " + " · ".join(self.result_lines()) if narrow else ""),
+        )
+        painter.drawText(
+            QRectF(rect.right() - text_w, grid.y(), text_w - 4, grid.height()),
+            Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft | Qt.TextFlag.TextWordWrap,
+            "\n".join(self.pool_lines()),
+        )

@@ -1,0 +1,119 @@
+"""Figures 4 and 10 in the Filters tab: the pooling window on hover, ReLU in the inspector,
+and pixel values written in their cells when zoomed in."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPoint
+
+from desktop.main_window import MainWindow
+from desktop.widgets.image_view import ImageView
+from desktop.widgets.pixel_inspector import PixelInspector, short
+from engine import filters as F
+
+
+@pytest.fixture
+def window(qtbot, settings):
+    win = MainWindow(settings=settings)
+    qtbot.addWidget(win)
+    win.resize(1280, 820)
+    win.show()
+    win.tabs.setCurrentWidget(win.filters_tab)
+    tab = win.filters_tab
+    qtbot.waitUntil(lambda: tab.result() is not None and not tab.is_computing(), timeout=10000)
+    tabs = [win.tabs.widget(i) for i in range(win.tabs.count())]
+    busy = [t for t in tabs if hasattr(t, "is_busy")]
+    qtbot.waitUntil(lambda: not any(t.is_busy() for t in busy), timeout=30000)
+    return win
+
+
+def hover_centre(qtbot, view):
+    centre = view.viewport().rect().center()
+    qtbot.mouseMove(view.viewport(), centre - QPoint(7, 7))  # the cursor may already be there
+    with qtbot.waitSignal(view.pixel_hovered, timeout=3000) as blocker:
+        qtbot.mouseMove(view.viewport(), centre)
+    return blocker.args
+
+
+def test_hovering_a_pooled_pixel_shows_the_window_winner_and_relu(window, qtbot):
+    tab = window.filters_tab
+    with qtbot.waitSignal(tab.result_shown, timeout=10000):
+        tab.editor.preset_box.setCurrentText("Sobel x")
+        tab.settings_panel.relu_check.setChecked(True)
+        tab.settings_panel.pool_box.setCurrentIndex(tab.settings_panel.pool_box.findData("max"))
+    row, col = hover_centre(qtbot, tab.pages.result_view)
+    inspector = tab.pages.inspector
+    pool = inspector.pool()
+    assert pool is not None and pool.kind == "max" and pool.relu
+    shown_value = float(tab.result().maps[0][row, col, 0])
+    assert pool.window.result == pytest.approx(shown_value, abs=1e-3)
+    assert pool.window.values.shape == (2, 2) and pool.window.values.min() >= 0
+    wr, wc = pool.window.winner
+    assert pool.window.values[wr, wc] == pool.window.values.max()
+    ins = inspector.inspection()  # the convolution behind the winner
+    assert inspector.relu_value() == pytest.approx(max(ins.value, 0.0))
+    assert inspector.relu_value() == pytest.approx(shown_value, abs=1e-3)
+    assert f"after ReLU: {short(inspector.relu_value())}" in inspector.result_lines()
+    assert inspector.pool_lines() == ["max of the 2×2 window", f"= {short(pool.window.result)}"]
+    assert not inspector.grab().isNull()
+
+
+def test_unpooled_inspector_has_no_window_and_relu_only_when_on(window, qtbot):
+    tab = window.filters_tab
+    with qtbot.waitSignal(tab.result_shown, timeout=10000):
+        tab.editor.preset_box.setCurrentText("Sharpen")
+        tab.settings_panel.relu_check.setChecked(False)
+        tab.settings_panel.pool_box.setCurrentIndex(tab.settings_panel.pool_box.findData("none"))
+    hover_centre(qtbot, tab.pages.result_view)
+    assert tab.pages.inspector.pool() is None and tab.pages.inspector.relu_value() is None
+    assert not any("ReLU" in line for line in tab.pages.inspector.result_lines())
+
+
+def test_figure10_window_painted_by_the_inspector(qtbot):
+    inspector = PixelInspector()
+    qtbot.addWidget(inspector)
+    inspector.resize(760, 150)
+    img = np.kron(F.FIGURE10_MAP, np.ones((1, 1))).astype(np.uint8)
+    settings = F.FilterSettings((F.PRESETS["Identity"].spec(),), border="zero", pool="max")
+    result = F.run_filter(img, settings)
+    assert np.array_equal(result.maps[0, :, :, 0], [[6, 8], [3, 4]])
+    ex = F.explain_pixel(result, 0, 0, 1)
+    inspector.show_inspection(ex.inspection, "fig 10", pool=ex.pool)
+    assert np.array_equal(inspector.pool().window.values, [[2, 4], [7, 8]])
+    assert inspector.pool().window.winner == (1, 1)
+    assert inspector.pool_lines() == ["max of the 2×2 window", "= 8"]
+    assert not inspector.grab().isNull()
+
+
+def test_zoomed_in_view_writes_pixel_values_in_cells(qtbot):
+    view = ImageView()
+    qtbot.addWidget(view)
+    view.resize(320, 320)
+    view.show()
+    qtbot.waitExposed(view)
+    rgb = np.arange(16 * 16 * 3, dtype=np.uint8).reshape(16, 16, 3)
+    view.set_image(rgb)
+    view.set_zoom(8.0)  # 8 px cells: colours only
+    blank = view.grab().toImage()
+    assert view.labelled_cells() == 0
+    view.set_zoom(64.0)  # 64 px cells: 5x5 (partly) visible cells, each with R/G/B lines
+    written = view.grab().toImage()
+    visible = view.viewport().width() / 64.0
+    assert int(np.floor(visible)) ** 2 <= view.labelled_cells() <= (int(np.ceil(visible)) + 1) ** 2
+    assert blank.size() == written.size()
+
+
+def test_result_view_writes_the_float_results_not_the_picture(window, qtbot):
+    tab = window.filters_tab
+    with qtbot.waitSignal(tab.result_shown, timeout=10000):
+        tab.editor.preset_box.setCurrentText("Sobel x")
+    view = tab.pages.result_view
+    view.set_zoom(40.0)
+    view.grab()
+    assert view.labelled_cells() > 0
+    labels = F.cell_labels(tab.result().maps[0], (0, 10**6), (0, 10**6), 40.0, max_cells=10**9)
+    assert any(lab.text.startswith("-") for lab in labels)  # negative Sobel values, not 0..255
+    view.set_zoom(2.0)
+    view.grab()
+    assert view.labelled_cells() == 0
