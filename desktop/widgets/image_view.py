@@ -6,8 +6,8 @@ Reusable by any tab. ``ImageView.set_image(array)`` shows a uint8 ``(H, W)``, ``
 border) lines up with its source in another view; :meth:`link` then keeps two views on the same
 zoom and scroll position.
 
-Zoomed in far enough (cells of at least ``engine.filters.MIN_LABEL_CELL`` screen pixels), each
-pixel's value is written in its cell, one line per channel for colour (the article's Figure 4);
+Zoomed in far enough (cells of ``engine.filters.MIN_LABEL_CELL`` screen pixels, more for
+colour), each pixel's value is written in its cell, one line per channel for colour (Figure 4);
 ``set_image(..., values=raw)`` writes other numbers than the picture's (e.g. float results).
 
 Mouse: wheel zooms around the pointer, drag pans, double-click fits the image. Zoomed in, pixels

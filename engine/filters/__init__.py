@@ -24,6 +24,7 @@ from engine.filters.correlate import correlate
 from engine.filters.display import DISPLAYS, Mosaic, display, histogram, tile_maps
 from engine.filters.figures import (
     FIGURE10_MAP,
+    MIN_COLOUR_CELL,
     MIN_LABEL_CELL,
     CellLabel,
     PixelExplanation,
@@ -98,6 +99,7 @@ __all__ = [
     "MAX_KERNELS",
     "MAX_POOL",
     "MAX_STRIDE",
+    "MIN_COLOUR_CELL",
     "MIN_LABEL_CELL",
     "POOLS",
     "PRESETS",

@@ -18,6 +18,7 @@ from engine.filters.teaching import Inspection, inspect_pixel
 
 __all__ = [
     "FIGURE10_MAP",
+    "MIN_COLOUR_CELL",
     "MIN_LABEL_CELL",
     "CellLabel",
     "PixelExplanation",
@@ -32,8 +33,10 @@ __all__ = [
 #: The article's Figure 10 feature map; 2x2 max pooling with stride 2 gives ``[[6, 8], [3, 4]]``.
 FIGURE10_MAP = np.array([[1, 1, 2, 4], [5, 6, 7, 8], [3, 2, 1, 0], [1, 2, 3, 4]], dtype=np.float64)
 
-#: The smallest cell (screen pixels) that gets its value written in it.
+#: The smallest cell (screen pixels) that gets its value written in it; colour pixels (three
+#: lines, R/G/B) need :data:`MIN_COLOUR_CELL`.
 MIN_LABEL_CELL = 28.0
+MIN_COLOUR_CELL = 48.0
 
 
 @dataclass(frozen=True, eq=False)  # holds arrays: compare fields yourself
@@ -167,8 +170,9 @@ def cell_labels(
     """The Figure 4 numbers: one label per pixel of ``values`` (H, W) or (H, W, C) in the
     visible ``rows`` x ``cols`` ranges (half-open, clipped to the image) when a cell is at
     least :data:`MIN_LABEL_CELL` screen pixels wide (else none). Colour pixels get one line per
-    channel (``R 12 / G 34 / B 56``). ``shade`` (H, W[, C]) uint8 is the picture shown, used to
-    choose dark or light text; ``max_cells`` caps the work on a huge screen."""
+    channel (``R 12 / G 34 / B 56``) from :data:`MIN_COLOUR_CELL` pixels. ``shade`` (H, W[, C])
+    uint8 is the picture shown, used to choose dark or light text; ``max_cells`` caps the work
+    on a huge screen."""
     a = np.asarray(values)
     if cell_px < MIN_LABEL_CELL or a.ndim not in (2, 3):
         return []
@@ -178,6 +182,8 @@ def cell_labels(
     if r1 <= r0 or c1 <= c0 or (r1 - r0) * (c1 - c0) > max_cells:
         return []
     colour = a.ndim == 3 and a.shape[2] >= 3
+    if colour and cell_px < MIN_COLOUR_CELL:
+        return []
     names = "RGB"
     out = []
     for r in range(r0, r1):

@@ -85,6 +85,7 @@ def test_cell_labels_gray_colour_and_zoom_threshold():
     rgb[1, 1] = (255, 128, 7)
     (one,) = F.cell_labels(rgb, (1, 2), (1, 2), 60.0)
     assert one.text == "R 255\nG 128\nB 7"
+    assert F.cell_labels(rgb, (0, 2), (0, 2), F.MIN_COLOUR_CELL - 1) == []  # 3 lines need room
     floats = F.cell_labels(np.array([[-1.5, 0.125]]), (0, 1), (0, 2), 30.0)
     assert [lab.text for lab in floats] == ["-1.5", "0.125"]
     assert F.cell_labels(np.zeros((100, 100)), (0, 100), (0, 100), 30.0, max_cells=50) == []
