@@ -353,3 +353,25 @@ def test_residual_concat_batchnorm_network_matches_pytorch(dtype, rng):
     np.testing.assert_allclose(
         ze, net.eval()(torch.from_numpy(x)).detach().numpy(), rtol=tol, atol=tol
     )
+
+
+def test_build_model_refuses_absurd_sizes_before_building_anything():
+    from engine.modelsize import TooLargeError
+
+    wide = small_spec()
+    wide["nodes"][-1].update(out_features=10**9)
+    deep = {"name": "graph", "input_shape": [1, 4, 4], "output": "fc"}
+    deep["nodes"] = [node("relu", f"r{i}", [f"r{i - 1}" if i else "input"]) for i in range(100_000)]
+    deep["nodes"] += [
+        node("flatten", "flat", ["r99999"]),
+        node("dense", "fc", ["flat"], in_features=16, out_features=2),
+    ]
+    for arch in (
+        {"name": "custom", "conv_filters": [10**6]},
+        {"name": "lenet5", "in_channels": 10**6},
+        wide,
+        deep,
+        {"name": "resnet8", "num_classes": 4, "input_shape": [3, 100_000, 100_000]},
+    ):
+        with pytest.raises(TooLargeError):
+            build_model(arch)
