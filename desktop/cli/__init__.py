@@ -19,7 +19,16 @@ from types import ModuleType
 from engine import __version__
 from engine.errors import EngineError
 
-SUBCOMMANDS = ("train", "evaluate", "classify", "read", "convolve", "download", "export")
+SUBCOMMANDS = (
+    "train",
+    "evaluate",
+    "classify",
+    "read",
+    "convolve",
+    "download",
+    "export",
+    "features",
+)
 
 
 class CliError(Exception):

@@ -1,0 +1,162 @@
+"""``convscope features MODEL``: what a layer learned, as a grid image (the article's Figure 17).
+
+``--method patches``: one row per filter, the dataset patches (receptive-field crops of test
+images) that excite it most, strongest first. ``--method synthesis``: for each filter (or each
+class, when ``--layer`` names the output) an image grown by gradient ascent to excite it.
+``--json`` prints ``{"model", "layer", "method", "field", "images", "out", "filters": [...]}``;
+each filter lists its patches' source images (``index`` into the test split, ``file`` for image
+folders), positions and activations, or its synthesis' activation before and after.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from desktop.cli import CliError
+from desktop.cli.common import add_model_argument
+
+HELP = "what a layer learned: top dataset patches or synthesised images per filter, as a grid"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_model_argument(parser)
+    parser.add_argument(
+        "--layer", default=None, metavar="NAME", help="the node (default: the first convolution)"
+    )
+    parser.add_argument("--method", choices=("patches", "synthesis"), default="patches")
+    parser.add_argument(
+        "--dataset",
+        default=None,
+        help="the images patches come from (test split): 'mnist' (default for digit models), "
+        "'cifar4' (default for colour models), or a dataset folder",
+    )
+    parser.add_argument(
+        "--limit", type=int, default=2000, metavar="N", help="first N test images (default 2000)"
+    )
+    parser.add_argument("--k", type=int, default=9, help="patches per filter (default 9)")
+    parser.add_argument("--steps", type=int, default=128, help="synthesis steps (default 128)")
+    parser.add_argument("--seed", type=int, default=0, help="synthesis seed (default 0)")
+    parser.add_argument("--out", required=True, metavar="GRID.png", help="the grid image to write")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
+
+
+def _check(args: argparse.Namespace) -> None:
+    for name in ("limit", "k", "steps"):
+        if getattr(args, name) < 1:
+            raise CliError(f"--{name} must be >= 1, got {getattr(args, name)}")
+    from engine.imageio import SAVE_SUFFIXES
+
+    out = Path(args.out).expanduser()
+    if out.suffix.lower() not in SAVE_SUFFIXES:
+        raise CliError(f"{args.out}: give an image name ending in {', '.join(SAVE_SUFFIXES)}")
+    if out.is_dir():
+        raise CliError(f"{args.out}: is a folder; give an image file name")
+    if not (out.parent if str(out.parent) else Path(".")).is_dir():
+        raise CliError(f"{args.out}: the folder {out.parent} does not exist")
+
+
+def _layer(model: Any, name: str | None) -> str:
+    from engine.features import conv_nodes
+
+    if name is None:
+        convs = conv_nodes(model)
+        if not convs:
+            raise CliError("the model has no convolution; give --layer")
+        return convs[0]
+    if name not in model.nodes:
+        raise CliError(f"no layer {name!r}; choose one of {', '.join(model.nodes)}")
+    return name
+
+
+def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from desktop.cli.common import resolve_model_path
+    from desktop.cli.progress import Progress as Bar
+    from engine import features
+    from engine.imageio import save_image
+    from engine.modelfile import load_model
+    from engine.progress import Progress
+
+    _check(args)
+    path = resolve_model_path(args.model)
+    model = load_model(path)
+    layer = _layer(model, args.layer)
+    bar = Bar()
+    doc: dict[str, Any] = {"model": str(path), "layer": layer, "method": args.method}
+    if args.method == "patches":
+        field = features.receptive_field(model, layer)  # a clear error before the dataset loads
+        images, files, name = _images(args, model, bar)
+        result = None
+        for item in features.top_patches(model, layer, images, k=args.k):
+            if isinstance(item, Progress):
+                bar.update(item.fraction, f"{layer}: {item.done:,}/{item.total:,} images")
+            else:
+                result = item
+        assert result is not None
+        grid = features.patch_grid(result)
+        doc |= {
+            "dataset": name,
+            "images": len(images),
+            "field": {"size": field.size, "jump": field.jump, "offset": field.offset},
+            "filters": [_patches_json(c, ps, files) for c, ps in enumerate(result.filters)],
+        }
+    else:
+        made = None
+        rng = np.random.default_rng(args.seed)
+        for item in features.synthesize_all(model, layer, rng, steps=args.steps):
+            if isinstance(item, Progress):
+                bar.update(item.fraction, f"{layer}: step {item.done}/{item.total}")
+            else:
+                made = item
+        assert made is not None
+        grid = features.synthesis_grid(made)
+        doc["filters"] = [
+            {
+                "channel": s.channel,
+                "activation": s.activation,
+                "start_activation": s.start_activation,
+            }
+            for s in made
+        ]
+    bar.close()
+    written = save_image(grid, args.out)
+    doc["out"] = str(written)
+    if args.json:
+        print(json.dumps(doc))
+    else:
+        print(f"{layer} ({args.method}, {len(doc['filters'])} filters) -> {written}")
+    return 0
+
+
+def _images(args: argparse.Namespace, model: Any, bar: Any) -> tuple[Any, list[str] | None, str]:
+    from desktop.cli.train_cmd import load_dataset_for
+
+    spec = args.dataset or ("mnist" if model.input_spec.shape[0] == 1 else "cifar4")
+    ds = load_dataset_for(spec, tuple(model.input_spec.shape), 1, bar, test_fraction=1.0)
+    images = ds.test_images[: args.limit]
+    if len(images) == 0:
+        raise CliError(f"{ds.name}: no test images")
+    files = ds.test_files[: args.limit] if ds.test_files else None
+    return images, files, ds.name
+
+
+def _patches_json(channel: int, patches: list[Any], files: list[str] | None) -> dict[str, Any]:
+    return {
+        "channel": channel,
+        "patches": [
+            {
+                "index": p.image,
+                **({"file": files[p.image]} if files else {}),
+                "row": p.row,
+                "col": p.col,
+                "top": p.top,
+                "left": p.left,
+                "activation": p.activation,
+            }
+            for p in patches
+        ],
+    }

@@ -1,0 +1,336 @@
+"""What each layer learned (the article's Figure 17): top dataset patches and synthesised inputs.
+
+:func:`top_patches` runs a dataset through the network up to one node (a map: a convolution,
+an activation, a pool...) and keeps, for every channel (filter) of that node, the ``k`` images
+whose strongest response (the maximum over positions) is highest, with the crop of the input
+that the winning unit sees: its receptive field (``engine.graph_layout``), cut from the image as
+the network sees it (MNIST's 28x28 centred on the 32x32 input; outside the image is pixel 0).
+
+:func:`synthesize` (and :func:`synthesize_all`, every channel in one batch) starts from seeded
+noise and climbs the gradient of one channel's mean response (or one class score, when the node
+is the network's output) with respect to the input, in evaluation mode (BatchNorm uses its
+running statistics). Each step shifts the image by a random jitter before the pass and, every few
+steps, blurs it a little: both keep the picture from turning into high-frequency noise.
+
+Both are generators of :class:`engine.progress.Progress` events that check ``control.cancelled``
+between batches or steps; the last item they yield is the result (nothing more when cancelled).
+They run on replicas of the layers (shared weights, private buffers and gradients), so they may
+run while another thread trains the model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from engine import executor
+from engine.blocks import BatchNorm2D, Dropout
+from engine.errors import ShapeError
+from engine.graph_layout import Field, describe_model
+from engine.progress import Cancellable, Progress
+from engine.visualize import image_grid
+
+INPUT = "input"
+
+
+# ----- the network up to one node --------------------------------------------------------------
+
+
+class _Probe:
+    """The part of ``model`` that computes ``node``: replicas of its ancestors and their plan."""
+
+    def __init__(self, model, node: str) -> None:
+        if node not in model.nodes:
+            raise ShapeError(f"the model has no node {node!r}; its nodes: {', '.join(model.nodes)}")
+        needed: set[str] = set()
+        todo = [node]
+        while todo:
+            n = todo.pop()
+            if n == INPUT or n in needed:
+                continue
+            needed.add(n)
+            todo.extend(model.inputs[n])
+        self.layers = {n: model.nodes[n].replica() for n in model.nodes if n in needed}
+        inputs = {n: model.inputs[n] for n in self.layers}
+        self.plan = executor.make_plan(self.layers, inputs, node)
+        self.spec = model.input_spec
+
+    def forward(self, x: np.ndarray, for_gradient: bool = False) -> np.ndarray:
+        """The node's output in evaluation mode. ``for_gradient``: the layers keep what their
+        backward needs (their ``training`` flag), except BatchNorm and Dropout, whose flag also
+        changes what they compute (batch statistics, dropped units)."""
+        vals: dict[str, np.ndarray] = {INPUT: x}
+        for s in self.plan.steps:
+            layer = self.layers[s.node]
+            keep = for_gradient and not isinstance(layer, (BatchNorm2D, Dropout))
+            if layer.n_inputs == 1:
+                vals[s.output] = layer.forward(vals[s.inputs[0]], keep)
+            else:
+                vals[s.output] = layer.forward([vals[i] for i in s.inputs], keep)  # type: ignore[arg-type]
+        return vals[self.plan.output]
+
+    def input_gradient(self, d: np.ndarray) -> np.ndarray:
+        g = executor.backward(self.layers, self.plan, d, True)
+        assert g is not None
+        return g
+
+
+def map_nodes(model) -> list[str]:
+    """The nodes whose output is a stack of maps (C, H, W): the ones :func:`top_patches` takes."""
+    return [f.name for f in describe_model(model)[1:] if f.field is not None]
+
+
+def conv_nodes(model) -> list[str]:
+    """The convolution nodes in topological order."""
+    return [name for name, layer in model.nodes.items() if layer.kind == "conv2d"]
+
+
+def receptive_field(model, node: str) -> Field:
+    """The receptive field of ``node``'s units in the input; ShapeError for a vector node."""
+    for f in describe_model(model):
+        if f.name == node:
+            if f.field is None:
+                raise ShapeError(
+                    f"{node} outputs a vector, not maps: every unit sees the whole image; "
+                    f"choose one of {', '.join(map_nodes(model))}"
+                )
+            return f.field
+    raise ShapeError(f"the model has no node {node!r}; its nodes: {', '.join(model.nodes)}")
+
+
+# ----- top patches ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Patch:
+    """One image's strongest response of a filter: ``image`` (index into the images given),
+    the winning unit ``(row, col)`` of the map, its input window's top-left pixel ``(top, left)``
+    (may be negative: the field reaches past the border), ``activation``, and ``crop`` uint8
+    ``(C, size, size)``."""
+
+    image: int
+    row: int
+    col: int
+    top: int
+    left: int
+    activation: float
+    crop: np.ndarray
+
+
+@dataclass(frozen=True)
+class PatchResult:
+    """``filters[c]``: the patches of channel ``c``, strongest first."""
+
+    node: str
+    field: Field
+    count: int  # images looked at
+    filters: list[list[Patch]]
+
+
+def model_view(spec, images: np.ndarray) -> np.ndarray:
+    """uint8 images ``(N,H,W)``/``(N,C,H,W)`` as the network sees them ``(N,C,H,W)``: smaller
+    images centred on the input size with pixel 0 around (as ``InputSpec.to_tensor`` pads)."""
+    a = np.asarray(images)
+    if a.ndim == 3:
+        a = a[:, None]
+    _, h, w = spec.shape
+    n, _, ah, aw = a.shape
+    if (ah, aw) == (h, w):
+        return a
+    out = np.zeros((n, a.shape[1], h, w), dtype=np.uint8)
+    top, left = (h - ah) // 2, (w - aw) // 2
+    out[:, :, top : top + ah, left : left + aw] = a
+    return out
+
+
+def crop(image: np.ndarray, top: int, left: int, size: int) -> np.ndarray:
+    """The ``size``x``size`` window of a (C,H,W) uint8 image at ``(top, left)``; 0 outside."""
+    c, h, w = image.shape
+    out = np.zeros((c, size, size), dtype=np.uint8)
+    y0, x0 = max(0, top), max(0, left)
+    y1, x1 = min(h, top + size), min(w, left + size)
+    if y1 > y0 and x1 > x0:
+        out[:, y0 - top : y1 - top, x0 - left : x1 - left] = image[:, y0:y1, x0:x1]
+    return out
+
+
+def top_patches(
+    model,
+    node: str,
+    images: np.ndarray,
+    k: int = 9,
+    control: Cancellable | None = None,
+    batch_size: int = 256,
+) -> Iterator[Progress | PatchResult]:
+    """Yield ``Progress("patches", done, total)`` per batch, then the :class:`PatchResult`
+    (nothing when cancelled). ``images``: uint8 dataset images the model takes."""
+    field = receptive_field(model, node)
+    if k < 1:
+        raise ShapeError(f"k must be >= 1, got {k}")
+    probe = _Probe(model, node)
+    n = len(images)
+    spec = model.input_spec
+    channels = int(model.output_shape(node)[0])
+    best_val = np.full((channels, 0), -np.inf, dtype=np.float64)
+    best_img = np.zeros((channels, 0), dtype=np.int64)
+    best_pos = np.zeros((channels, 0), dtype=np.int64)
+    width = int(model.output_shape(node)[2])
+    yield Progress("patches", 0, n)
+    for start in range(0, n, batch_size):
+        if control is not None and control.cancelled:
+            return
+        stop = min(n, start + batch_size)
+        out = probe.forward(spec.to_tensor(images[start:stop]))
+        flat = out.reshape(out.shape[0], channels, -1)
+        pos = flat.argmax(axis=2)  # (B, C)
+        val = np.take_along_axis(flat, pos[:, :, None], axis=2)[:, :, 0]
+        vals = np.concatenate([best_val, val.T.astype(np.float64)], axis=1)
+        imgs = np.concatenate([best_img, np.broadcast_to(np.arange(start, stop), val.T.shape)], 1)
+        poss = np.concatenate([best_pos, pos.T], axis=1)
+        keep = np.argsort(-vals, axis=1, kind="stable")[:, :k]
+        best_val = np.take_along_axis(vals, keep, 1)
+        best_img = np.take_along_axis(imgs, keep, 1)
+        best_pos = np.take_along_axis(poss, keep, 1)
+        yield Progress("patches", stop, n)
+    filters = []
+    for c in range(channels):
+        row_patches = []
+        for v, i, p in zip(best_val[c], best_img[c], best_pos[c], strict=True):
+            r, q = divmod(int(p), width)
+            top, left = r * field.jump + field.offset, q * field.jump + field.offset
+            seen = model_view(spec, images[int(i) : int(i) + 1])[0]
+            row_patches.append(
+                Patch(int(i), r, q, top, left, float(v), crop(seen, top, left, field.size))
+            )
+        filters.append(row_patches)
+    yield PatchResult(node, field, n, filters)
+
+
+# ----- synthesis ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Synthesis:
+    """An input made to excite ``channel`` of ``node``: ``image`` uint8 (C,H,W), the ``start``
+    image it grew from, and the target's response to each (``activation``, ``start_activation``)."""
+
+    node: str
+    channel: int
+    image: np.ndarray
+    start: np.ndarray
+    activation: float
+    start_activation: float
+
+
+def _blur(x: np.ndarray) -> np.ndarray:
+    """A 3x3 binomial blur of (N,C,H,W), edges repeated."""
+    p = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)), mode="edge")
+    v = 0.25 * p[:, :, :-2] + 0.5 * p[:, :, 1:-1] + 0.25 * p[:, :, 2:]
+    return 0.25 * v[:, :, :, :-2] + 0.5 * v[:, :, :, 1:-1] + 0.25 * v[:, :, :, 2:]
+
+
+def _to_pixels(spec, x: np.ndarray) -> np.ndarray:
+    mul, add = spec._affine()
+    p = (x - add[None, :, None, None]) / mul[None, :, None, None]
+    return np.clip(np.rint(p), 0, 255).astype(np.uint8)
+
+
+def _response(out: np.ndarray, channels: np.ndarray) -> np.ndarray:
+    """Each sample's target: the mean of its channel's map, or its class score."""
+    picked = out[np.arange(len(channels)), channels]
+    return picked.reshape(len(channels), -1).mean(axis=1)
+
+
+def synthesize_all(
+    model,
+    node: str,
+    rng: np.random.Generator,
+    channels: Sequence[int] | None = None,
+    *,
+    steps: int = 128,
+    step_size: float = 0.05,
+    jitter: int = 2,
+    blur_every: int = 4,
+    control: Cancellable | None = None,
+) -> Iterator[Progress | list[Synthesis]]:
+    """Yield ``Progress("synthesis", step, steps)``, then one :class:`Synthesis` per channel
+    (every channel of ``node`` by default; the classes when ``node`` is the output)."""
+    probe = _Probe(model, node)
+    spec = model.input_spec
+    shape = model.output_shape(node)
+    count = int(shape[0])
+    chans = np.arange(count) if channels is None else np.asarray(list(channels), dtype=np.int64)
+    if chans.size == 0 or chans.min() < 0 or chans.max() >= count:
+        raise ShapeError(f"{node} has channels 0..{count - 1}; got {list(chans)}")
+    c, h, w = spec.shape
+    mul, add = spec._affine()
+    lo = add[None, :, None, None]
+    hi = (255 * mul + add)[None, :, None, None]
+    start = rng.normal(128, 20, size=(len(chans), c, h, w)).clip(0, 255).astype(np.uint8)
+    x = spec.to_tensor(start)
+    first = _response(probe.forward(x), chans)
+    yield Progress("synthesis", 0, steps)
+    for step in range(steps):
+        if control is not None and control.cancelled:
+            return
+        dy, dx = rng.integers(-jitter, jitter + 1, size=2) if jitter else (0, 0)
+        shifted = np.roll(x, (int(dy), int(dx)), axis=(2, 3))
+        out = probe.forward(shifted, for_gradient=True)
+        d = np.zeros_like(out)
+        d[np.arange(len(chans)), chans] = 1.0 / max(1, out[0, 0].size)
+        g = np.roll(probe.input_gradient(d), (-int(dy), -int(dx)), axis=(2, 3))
+        scale = np.abs(g).reshape(len(chans), -1).mean(axis=1) + 1e-12
+        x = x + step_size * g / scale[:, None, None, None]
+        if blur_every and (step + 1) % blur_every == 0:
+            x = _blur(x)
+        x = np.clip(x, lo, hi).astype(np.float32)
+        yield Progress("synthesis", step + 1, steps)
+    pixels = _to_pixels(spec, x)
+    last = _response(probe.forward(spec.to_tensor(pixels)), chans)
+    yield [
+        Synthesis(node, int(ch), pixels[i], start[i], float(last[i]), float(first[i]))
+        for i, ch in enumerate(chans)
+    ]
+
+
+def synthesize(
+    model, node: str, channel: int, rng: np.random.Generator, steps: int = 128, **options
+) -> Synthesis:
+    """:func:`synthesize_all` for one channel (or class), run to the end."""
+    for item in synthesize_all(model, node, rng, [channel], steps=steps, **options):
+        if isinstance(item, list):
+            return item[0]
+    raise AssertionError("unreachable: synthesis without a control always finishes")
+
+
+# ----- grids ----------------------------------------------------------------------------------
+
+
+def _upscale(images: np.ndarray, least: int) -> np.ndarray:
+    """(N,C,h,w) enlarged by a whole factor (nearest) so the side is at least ``least``."""
+    f = max(1, -(-least // images.shape[-1]))
+    return images.repeat(f, axis=2).repeat(f, axis=3)
+
+
+def _tile(images: np.ndarray, cols: int, pad: int = 2) -> np.ndarray:
+    """(N,C,h,w) uint8 -> one grid image (H,W) or (H,W,3) via ``visualize.image_grid``."""
+    planes = [image_grid(images[:, i], cols, pad=pad) for i in range(images.shape[1])]
+    return planes[0] if len(planes) == 1 else np.stack(planes, axis=-1)
+
+
+def patch_grid(result: PatchResult, least: int = 32) -> np.ndarray:
+    """One row per filter, its patches strongest first."""
+    k = max(len(p) for p in result.filters)
+    crops = []
+    for patches in result.filters:
+        row = [p.crop for p in patches]
+        blank = np.zeros_like(row[0])
+        crops.extend(row + [blank] * (k - len(row)))
+    return _tile(_upscale(np.stack(crops), least), k)
+
+
+def synthesis_grid(items: Sequence[Synthesis], least: int = 64, cols: int = 8) -> np.ndarray:
+    """The synthesised images, ``cols`` to a row."""
+    return _tile(_upscale(np.stack([s.image for s in items]), least), cols)

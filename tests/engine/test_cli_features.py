@@ -1,0 +1,56 @@
+"""``convscope features``: the grid image, its JSON and its one-line errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from desktop.cli import main
+
+
+def test_patches_grid_and_json_of_the_first_convolution(tmp_path, capsys):
+    out = tmp_path / "grid.png"
+    assert main(["features", "shipped", "--limit", "200", "--k", "4", "--out", str(out),
+                 "--json"]) == 0  # fmt: skip
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["layer"] == "conv1" and doc["images"] == 200 and doc["field"]["size"] == 5
+    assert [f["channel"] for f in doc["filters"]] == list(range(6))
+    for f in doc["filters"]:
+        assert len(f["patches"]) == 4
+        for p in f["patches"]:
+            assert 0 <= p["index"] < 200 and p["top"] == p["row"] - 2 and p["left"] == p["col"] - 2
+    grid = np.asarray(Image.open(out))
+    assert grid.shape == (6 * 37 - 2, 4 * 37 - 2)  # crops of 5 px enlarged x7 = 35, 2 px apart
+    assert grid.std() > 10  # patches, not a blank picture
+
+
+def test_synthesis_of_the_classes(tmp_path, capsys):
+    out = tmp_path / "classes.png"
+    assert main(["features", "shipped", "--layer", "fc3", "--method", "synthesis", "--steps",
+                 "10", "--out", str(out), "--json"]) == 0  # fmt: skip
+    doc = json.loads(capsys.readouterr().out)
+    assert len(doc["filters"]) == 10
+    assert all(f["activation"] > f["start_activation"] for f in doc["filters"])
+    assert Image.open(out).size == (8 * 86 - 2, 2 * 86 - 2)  # 28 px enlarged x3 = 84
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--layer", "nope"], "no layer 'nope'"),
+        (["--layer", "fc1"], "outputs a vector"),
+        (["--limit", "0"], "--limit must be >= 1"),
+        (["--out", "grid.txt"], "give an image name ending in .png"),
+        (["--out", "missing/grid.png"], "does not exist"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, monkeypatch, extra, message):
+    monkeypatch.chdir(tmp_path)
+    argv = ["features", "shipped", "--out", "grid.png", *extra]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err and err.startswith("convscope features: error:")
+    assert not (tmp_path / "grid.png").exists()

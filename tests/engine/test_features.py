@@ -1,0 +1,132 @@
+"""Figure 17's computations: top dataset patches and synthesised inputs per filter."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import resources
+from engine import features
+from engine.errors import ShapeError
+from engine.idx import read_idx
+from engine.modelfile import load_model
+from engine.progress import CancelFlag, Progress
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load_model(resources.shipped_model_path())
+
+
+@pytest.fixture(scope="module")
+def digits() -> np.ndarray:
+    folder = resources.shipped_model_path().parent.parent / "datasets" / "mnist"
+    return read_idx(folder / "t10k-images-idx3-ubyte.gz")[:300]
+
+
+def _result(events):
+    items = list(events)
+    assert all(isinstance(e, Progress) for e in items[:-1])
+    return items[-1]
+
+
+def _edge_model(model):
+    """The shipped LeNet with conv1's filter 0 replaced by a vertical-edge detector
+    (dark on the left, bright on the right) and no bias."""
+    m = model.clone()
+    w = m.parameters()["conv1.weight"]
+    w[0] = 0.0
+    w[0, 0, :, :2] = -1.0
+    w[0, 0, :, 3:] = 1.0
+    m.parameters()["conv1.bias"][0] = 0.0
+    return m
+
+
+def test_an_edge_detector_picks_edge_patches(model, rng):
+    m = _edge_model(model)
+    images = np.zeros((60, 28, 28), dtype=np.uint8)
+    for i in range(60):
+        if i % 3 == 0:  # a vertical step edge, dark to bright, at a random column
+            images[i, :, rng.integers(6, 22) :] = 255
+        else:  # flat grey or noise: nothing for the detector
+            images[i] = rng.integers(0, 256) if i % 3 == 1 else rng.integers(0, 80, (28, 28))
+    result = _result(features.top_patches(m, "conv1", images, k=9, batch_size=16))
+    patches = result.filters[0]
+    assert len(patches) == 9
+    assert {p.image % 3 for p in patches} == {0}
+    for p in patches:
+        crop = p.crop[0].astype(int)
+        assert crop[:, :2].mean() < 10 and crop[:, 3:].mean() > 245
+        # the activation is the filter applied to the crop: the crop is what the unit saw
+        spec = m.input_spec
+        x = (p.crop[0] * spec.scale - spec.mean) / spec.std
+        assert np.isclose(float((x * m.parameters()["conv1.weight"][0, 0]).sum()), p.activation,
+                          rtol=1e-4)  # fmt: skip
+
+
+def test_patches_are_receptive_field_crops_strongest_first(model, digits):
+    # LeNet-5: conv1 5x5 sees 5 pixels; pool 2 then conv 5 gives 5 + 1 + 4*2 = 14
+    for node, size in (("conv1", 5), ("conv2", 14)):
+        result = _result(features.top_patches(model, node, digits, k=4))
+        assert result.field.size == size and result.count == len(digits)
+        assert len(result.filters) == model.output_shape(node)[0]
+        for patches in result.filters:
+            acts = [p.activation for p in patches]
+            assert acts == sorted(acts, reverse=True)
+            assert len({p.image for p in patches}) == 4
+            for p in patches:
+                assert p.crop.shape == (1, size, size) and p.crop.dtype == np.uint8
+    # the best patch is the best response over all images and positions
+    act = dict(model.activations(model.input_spec.to_tensor(digits)))["conv2"]
+    best = result.filters[3][0]
+    assert act[:, 3].max() == pytest.approx(best.activation, rel=1e-5)
+    assert act[best.image, 3, best.row, best.col] == pytest.approx(best.activation, rel=1e-5)
+
+
+def test_patches_cancel_and_refuse_vectors(model, digits):
+    flag = CancelFlag()
+    events = []
+    for e in features.top_patches(model, "conv1", digits, batch_size=50, control=flag):
+        events.append(e)
+        flag.cancel()
+    assert all(isinstance(e, Progress) for e in events) and len(events) <= 2
+    with pytest.raises(ShapeError, match="vector"):
+        list(features.top_patches(model, "fc1", digits))
+    with pytest.raises(ShapeError, match="no node"):
+        list(features.top_patches(model, "conv9", digits))
+
+
+def test_synthesis_excites_its_filter_and_is_seeded(model):
+    a = features.synthesize(model, "conv2", 5, np.random.default_rng(3), steps=40)
+    assert a.image.shape == (1, 28, 28) and a.image.dtype == np.uint8
+    spec = model.input_spec
+
+    def response(img: np.ndarray) -> float:  # recomputed here through the whole network
+        return float(dict(model.activations(spec.to_tensor(img[None])))["conv2"][0, 5].mean())
+
+    assert response(a.image) == pytest.approx(a.activation, rel=1e-4)
+    assert response(a.image) > response(a.start) + 1.0
+    b = features.synthesize(model, "conv2", 5, np.random.default_rng(3), steps=40)
+    assert np.array_equal(a.image, b.image)
+
+
+def test_class_synthesis_raises_its_score_and_cancels(model):
+    flag = CancelFlag()
+    made = _result(features.synthesize_all(model, "fc3", np.random.default_rng(0), [2, 7],
+                                           steps=30))  # fmt: skip
+    assert [s.channel for s in made] == [2, 7]
+    for s in made:
+        logits = model.forward(model.input_spec.to_tensor(s.image[None]))[0]
+        assert logits[s.channel] == pytest.approx(s.activation, rel=1e-4)
+        assert s.activation > s.start_activation + 5
+    flag.cancel()
+    events = list(features.synthesize_all(model, "fc3", np.random.default_rng(0), control=flag))
+    assert all(isinstance(e, Progress) for e in events)
+
+
+def test_grids_hold_every_patch(model, digits):
+    result = _result(features.top_patches(model, "conv1", digits[:40], k=3))
+    grid = features.patch_grid(result, least=30)
+    # 6 rows of 3 crops of 5 px enlarged x6 = 30 px, with 2 px between them
+    assert grid.shape == (6 * 32 - 2, 3 * 32 - 2)
+    assert np.array_equal(grid[:30, :30], result.filters[0][0].crop[0].repeat(6, 0).repeat(6, 1))
