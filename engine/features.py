@@ -20,6 +20,7 @@ run while another thread trains the model.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -334,3 +335,54 @@ def patch_grid(result: PatchResult, least: int = 32) -> np.ndarray:
 def synthesis_grid(items: Sequence[Synthesis], least: int = 64, cols: int = 8) -> np.ndarray:
     """The synthesised images, ``cols`` to a row."""
     return _tile(_upscale(np.stack([s.image for s in items]), least), cols)
+
+
+# ----- every layer ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LayerGrid:
+    """One layer's grid (``method`` "patches" or "synthesis"): ``node``, ``image`` uint8."""
+
+    node: str
+    method: str
+    image: np.ndarray
+
+
+def weights_key(model) -> str:
+    """A hash of the model's structure and state (a cache key: same weights, same key)."""
+    h = hashlib.sha1(repr(model.graph_spec()).encode())
+    for name, a in model.state_dict().items():
+        h.update(name.encode())
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
+def every_layer(
+    model,
+    images: np.ndarray,
+    method: str,
+    *,
+    k: int = 9,
+    steps: int = 128,
+    seed: int = 0,
+    control: Cancellable | None = None,
+) -> Iterator[Progress | LayerGrid]:
+    """Each convolution's grid in turn (and, for synthesis, the output classes last): yields
+    ``Progress(node, ...)`` events and one :class:`LayerGrid` per layer as soon as it is done."""
+    nodes = conv_nodes(model) + ([model.output] if method == "synthesis" else [])
+    for node in nodes:
+        if method == "patches":
+            events: Iterator = top_patches(model, node, images, k=k, control=control)
+        else:
+            events = synthesize_all(model, node, np.random.default_rng(seed), steps=steps,
+                                    control=control)  # fmt: skip
+        for item in events:
+            if isinstance(item, Progress):
+                yield Progress(node, item.done, item.total)
+            elif isinstance(item, PatchResult):
+                yield LayerGrid(node, method, patch_grid(item))
+            else:
+                yield LayerGrid(node, method, synthesis_grid(item))
+        if control is not None and control.cancelled:
+            return

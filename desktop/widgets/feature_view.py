@@ -1,0 +1,167 @@
+""" "What it learned" (the article's Figure 17): each convolution's top dataset patches or
+synthesised images, layer by layer, computed off the GUI thread with progress and Cancel.
+
+The engine does the work (:func:`engine.features.every_layer`); this view only shows the grids.
+Grids are kept per (weights, images, method): showing the same model again costs nothing.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop.qt_image import array_to_pixmap
+from desktop.workers import OneAtATime
+from engine import features
+from engine.progress import CancelFlag, Progress
+
+METHODS = {"patches": "Top dataset patches", "synthesis": "Synthesised inputs"}
+EXPLAIN = {
+    "patches": "Each row is one filter: the {k} pieces of the dataset images (its receptive "
+    "field) that excite it most, strongest first.",
+    "synthesis": "Each picture is an input grown from noise to excite one filter (or, for the "
+    "output, one class), by gradient ascent with jitter and blur.",
+}
+
+
+class FeatureView(QWidget):
+    """``set_source(model, images, name)`` then Show; ``sections`` holds one QLabel per layer."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("featureView")
+        self.method_box = QComboBox(objectName="featureMethodBox")
+        for key, text in METHODS.items():
+            self.method_box.addItem(text, key)
+        self.show_button = QPushButton("Show what it learned", objectName="featureShowButton")
+        self.cancel_button = QPushButton("Cancel", objectName="featureCancelButton")
+        self.progress = QProgressBar(objectName="featureProgress", textVisible=True)
+        self.status = QLabel(objectName="featureStatus", wordWrap=True)
+        top = QHBoxLayout()
+        for w in (self.method_box, self.show_button, self.cancel_button, self.progress):
+            top.addWidget(w)
+        self._sections = QVBoxLayout()
+        self._sections.addStretch(1)
+        inner = QWidget()
+        inner.setLayout(self._sections)
+        scroll = QScrollArea(widgetResizable=True)
+        scroll.setWidget(inner)
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addWidget(self.status)
+        layout.addWidget(scroll, 1)
+        self.sections: dict[str, QLabel] = {}  # node -> its grid
+        self._headers: list[QLabel] = []
+        self._jobs = OneAtATime(self, self._on_job_errored)
+        self._cancel: CancelFlag | None = None
+        self._model = None
+        self._images: np.ndarray | None = None
+        self._source = ""
+        self._cache: dict[tuple[str, str, str], list[features.LayerGrid]] = {}
+        self._grids: list[features.LayerGrid] = []
+        self.show_button.clicked.connect(self._on_show_clicked)
+        self.cancel_button.clicked.connect(self._on_cancel_clicked)
+        self._set_running(False)
+        self.status.setText("Load or train a model, then press Show.")
+
+    def set_source(self, model, images: np.ndarray, name: str) -> None:
+        """The model (a copy is taken) and the uint8 images (named ``name``) patches come from."""
+        self._model = model.clone()
+        self._images = images
+        self._source = name
+        self._clear()
+        self.status.setText(f"{len(images):,} images of {name}. Press Show.")
+        self._set_running(False)
+
+    def is_busy(self) -> bool:
+        return self._jobs.busy()
+
+    def _set_running(self, running: bool) -> None:
+        self.show_button.setEnabled(not running and self._model is not None)
+        self.cancel_button.setEnabled(running)
+        self.progress.setVisible(running)
+
+    def _clear(self) -> None:
+        for label in [*self.sections.values(), *self._headers]:
+            label.deleteLater()
+        self.sections.clear()
+        self._headers.clear()
+        self._grids = []
+
+    def _on_show_clicked(self) -> None:
+        if self._model is None or self._images is None:
+            return
+        method = self.method_box.currentData()
+        key = (features.weights_key(self._model), self._source, method)
+        self._clear()
+        if key in self._cache:
+            for grid in self._cache[key]:
+                self._add_grid(grid)
+            self.status.setText(EXPLAIN[method].format(k=9))
+            return
+        cancel = CancelFlag()
+        self._cancel = cancel
+        model, images = self._model, self._images
+        self.status.setText(f"Computing {METHODS[method].lower()}…")
+        self._set_running(True)
+        self._jobs.submit(
+            lambda: self._job(model, images, method, cancel, key),
+            self._on_event,
+            essential=lambda e: not isinstance(e, Progress),
+            cancel=cancel,
+        )
+
+    def _job(self, model, images, method, cancel, key):
+        grids = []
+        for item in features.every_layer(model, images, method, control=cancel):
+            if isinstance(item, features.LayerGrid):
+                grids.append(item)
+            yield item
+        if cancel.cancelled:
+            yield "cancelled"
+        else:
+            self._cache[key] = grids  # a dict assignment, read on the GUI thread after "done"
+            yield "done"
+
+    def _on_event(self, event: object) -> None:
+        if isinstance(event, Progress):
+            self.progress.setValue(int(100 * event.fraction))
+            self.progress.setFormat(f"{event.stage}: %p%")
+        elif isinstance(event, features.LayerGrid):
+            self._add_grid(event)
+        elif event == "cancelled":
+            self._set_running(False)
+            self.status.setText("Cancelled. Press Show to start again.")
+        elif event == "done":
+            self._set_running(False)
+            self.status.setText(EXPLAIN[self.method_box.currentData()].format(k=9))
+
+    def _add_grid(self, grid: features.LayerGrid) -> None:
+        title = "output (one per class)" if grid.node == self._model.output else grid.node
+        label = QLabel(objectName=f"featureGrid_{grid.node}")
+        label.setPixmap(array_to_pixmap(grid.image))
+        label.setAlignment(Qt.AlignmentFlag.AlignLeft)
+        label.setToolTip(title)
+        header = QLabel(f"<b>{title}</b>")
+        self._sections.insertWidget(self._sections.count() - 1, header)
+        self._sections.insertWidget(self._sections.count() - 1, label)
+        self.sections[grid.node] = label
+        self._headers.append(header)
+        self._grids.append(grid)
+
+    def _on_cancel_clicked(self) -> None:
+        self._jobs.cancel()
+
+    def _on_job_errored(self, message: str) -> None:
+        self._set_running(False)
+        self.status.setText(f"Could not compute: {message}")

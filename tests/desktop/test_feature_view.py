@@ -1,0 +1,52 @@
+"""The "What it learned" view: layer-by-layer grids computed in a worker, with Cancel."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+
+import resources
+from desktop.widgets.feature_view import FeatureView
+from engine import features
+from engine.idx import read_idx
+from engine.modelfile import load_model
+
+
+def _source():
+    model = load_model(resources.shipped_model_path())
+    folder = resources.shipped_model_path().parent.parent / "datasets" / "mnist"
+    return model, read_idx(folder / "t10k-images-idx3-ubyte.gz")[:120]
+
+
+def test_patches_layer_by_layer_then_from_the_cache(qtbot):
+    view = FeatureView()
+    qtbot.addWidget(view)
+    view.resize(1024, 700)
+    view.show()
+    assert not view.show_button.isEnabled()
+    model, images = _source()
+    view.set_source(model, images, "MNIST")
+    qtbot.mouseClick(view.show_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "conv2" in view.sections and not view.is_busy(), timeout=30000)
+    assert list(view.sections) == ["conv1", "conv2"]
+    shown = view.sections["conv1"].pixmap().toImage()
+    expected = [e for e in features.top_patches(model, "conv1", images)][-1]
+    grid = features.patch_grid(expected)
+    assert (shown.height(), shown.width()) == grid.shape
+    assert "excite it most" in view.status.text() and view.show_button.isEnabled()
+    qtbot.mouseClick(view.show_button, Qt.MouseButton.LeftButton)  # cached: shown at once
+    assert list(view.sections) == ["conv1", "conv2"] and not view.is_busy()
+
+
+def test_synthesis_can_be_cancelled(qtbot):
+    view = FeatureView()
+    qtbot.addWidget(view)
+    model, images = _source()
+    view.set_source(model, images, "MNIST")
+    view.method_box.setCurrentIndex(view.method_box.findData("synthesis"))
+    qtbot.mouseClick(view.show_button, Qt.MouseButton.LeftButton)
+    assert view.cancel_button.isEnabled()
+    qtbot.mouseClick(view.cancel_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not view.is_busy(), timeout=30000)
+    assert "Cancelled" in view.status.text()
+    assert view.show_button.isEnabled() and not view.cancel_button.isEnabled()
+    assert "fc3" not in view.sections
