@@ -22,6 +22,7 @@ import numpy as np
 from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
+    QDialog,
     QFileDialog,
     QHBoxLayout,
     QLabel,
@@ -52,6 +53,7 @@ from desktop.training_session import (
 from desktop.widgets import scrolled
 from desktop.widgets.activation_view import LivePanel
 from desktop.widgets.confusion_view import ResultsPanel
+from desktop.widgets.feature_view import FeatureView
 from desktop.widgets.run_setup import RunSetup
 from desktop.widgets.training_charts import TrainingCharts
 from desktop.workers import GeneratorWorker, start_worker
@@ -176,10 +178,14 @@ class TrainTab(QWidget):
         self.load_button.setToolTip("Load a model file (to look inside it or train it further)")
         self.save_button.clicked.connect(self._on_save_clicked)
         self.load_button.clicked.connect(self._on_load_clicked)
+        self.learned_button = QPushButton("What it learned…", objectName="learnedButton")
+        self.learned_button.setToolTip("Each layer's top dataset patches and synthesised inputs")
+        self.learned_button.clicked.connect(self._on_learned_clicked)
+        self._learned_dialog: QDialog | None = None
         for w in (self.start_button, self.pause_button, self.step_button, self.stop_button):
             row.addWidget(w)
         row.addStretch(1)
-        for w in (self.continue_check, self.save_button, self.load_button):
+        for w in (self.continue_check, self.learned_button, self.save_button, self.load_button):
             row.addWidget(w)
         column = QVBoxLayout()
         column.addLayout(row)
@@ -216,6 +222,9 @@ class TrainTab(QWidget):
         self.step_button.setEnabled(ready and (paused or not running))
         self.stop_button.setEnabled(running)
         self.save_button.setEnabled(self.model is not None and not running)
+        self.learned_button.setEnabled(
+            self.model is not None and not running and self.setup.dataset is not None
+        )
         self.load_button.setEnabled(not running and self._loading_model is None)
         self.continue_check.setEnabled(self.model is not None and not running)
         self.setup.set_enabled_for_run(running)
@@ -410,6 +419,19 @@ class TrainTab(QWidget):
                 f"the first training image (a {dataset.classes[dataset.train_labels[0]]})",
             )
         self._update_buttons()
+
+    def _on_learned_clicked(self) -> None:
+        """Open (or raise) the "What it learned" window on the current model and test images."""
+        if self._learned_dialog is None:
+            self._learned_dialog = QDialog(self, objectName="learnedDialog")
+            self._learned_dialog.setWindowTitle("What it learned")
+            self._learned_dialog.resize(1000, 700)
+            QVBoxLayout(self._learned_dialog).addWidget(FeatureView())
+        view = self._learned_dialog.findChild(FeatureView)
+        ds = self.setup.dataset
+        view.set_source(self.model, ds.test_images[:2000], ds.name)
+        self._learned_dialog.show()
+        self._learned_dialog.raise_()
 
     def _on_setup_sample_clicked(self, image: np.ndarray) -> None:
         self.live.pin(image, "from the dataset preview")

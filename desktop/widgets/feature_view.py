@@ -159,6 +159,10 @@ class FeatureView(QWidget):
         self._headers.append(header)
         self._grids.append(grid)
 
+    def hideEvent(self, event) -> None:  # a closed window stops its work
+        self._jobs.cancel()
+        super().hideEvent(event)
+
     def _on_cancel_clicked(self) -> None:
         self._jobs.cancel()
 

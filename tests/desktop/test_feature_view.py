@@ -50,3 +50,25 @@ def test_synthesis_can_be_cancelled(qtbot):
     assert "Cancelled" in view.status.text()
     assert view.show_button.isEnabled() and not view.cancel_button.isEnabled()
     assert "fc3" not in view.sections
+
+
+def test_the_train_tab_opens_it_on_its_model_and_test_images(qtbot):
+    from desktop.app_state import AppState
+    from desktop.train_tab import TrainTab
+
+    tab = TrainTab(AppState())
+    qtbot.addWidget(tab)
+    tab.show()
+    assert not tab.learned_button.isEnabled()  # no model yet
+    tab.setup.set_source("mnist", 300)
+    qtbot.waitUntil(lambda: tab.setup.dataset is not None, timeout=30000)
+    with qtbot.waitSignal(tab.model_load_finished, timeout=30000):
+        tab.load_model_file(resources.shipped_model_path())
+    qtbot.waitUntil(tab.learned_button.isEnabled, timeout=30000)
+    qtbot.mouseClick(tab.learned_button, Qt.MouseButton.LeftButton)
+    view = tab.findChild(FeatureView, "featureView")
+    assert view is not None and view.isVisible()
+    assert "2,000 images of MNIST" in view.status.text()
+    qtbot.mouseClick(view.show_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "conv2" in view.sections and not view.is_busy(), timeout=30000)
+    view.window().close()
