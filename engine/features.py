@@ -317,7 +317,7 @@ def _upscale(images: np.ndarray, least: int) -> np.ndarray:
 
 def _tile(images: np.ndarray, cols: int, pad: int = 2) -> np.ndarray:
     """(N,C,h,w) uint8 -> one grid image (H,W) or (H,W,3) via ``visualize.image_grid``."""
-    planes = [image_grid(images[:, i], cols, pad=pad) for i in range(images.shape[1])]
+    planes = [image_grid(images[:, i], cols, pad=pad, pad_value=150) for i in range(len(images[0]))]
     return planes[0] if len(planes) == 1 else np.stack(planes, axis=-1)
 
 

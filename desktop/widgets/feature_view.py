@@ -48,8 +48,10 @@ class FeatureView(QWidget):
         self.progress = QProgressBar(objectName="featureProgress", textVisible=True)
         self.status = QLabel(objectName="featureStatus", wordWrap=True)
         top = QHBoxLayout()
-        for w in (self.method_box, self.show_button, self.cancel_button, self.progress):
+        for w in (self.method_box, self.show_button, self.cancel_button):
             top.addWidget(w)
+        top.addWidget(self.progress, 1)
+        top.addStretch(1)
         self._sections = QVBoxLayout()
         self._sections.addStretch(1)
         inner = QWidget()
