@@ -78,6 +78,8 @@ class FeatureView(QWidget):
 
     def set_source(self, model, images: np.ndarray, name: str) -> None:
         """The model (a copy is taken) and the uint8 images (named ``name``) patches come from."""
+        self._jobs.cancel()  # a job on the previous model: its events are ignored from now on
+        self._cancel = None
         self._model = model.clone()
         self._images = images
         self._source = name
@@ -118,8 +120,8 @@ class FeatureView(QWidget):
         self._set_running(True)
         self._jobs.submit(
             lambda: self._job(model, images, method, cancel, key),
-            self._on_event,
-            essential=lambda e: not isinstance(e, Progress),
+            self._on_event,  # a slot of this widget: runs on the GUI thread
+            essential=lambda e: not isinstance(e[1], Progress),
             cancel=cancel,
         )
 
@@ -128,14 +130,17 @@ class FeatureView(QWidget):
         for item in features.every_layer(model, images, method, control=cancel):
             if isinstance(item, features.LayerGrid):
                 grids.append(item)
-            yield item
+            yield cancel, item
         if cancel.cancelled:
-            yield "cancelled"
+            yield cancel, "cancelled"
         else:
             self._cache[key] = grids  # a dict assignment, read on the GUI thread after "done"
-            yield "done"
+            yield cancel, "done"
 
-    def _on_event(self, event: object) -> None:
+    def _on_event(self, tagged: tuple) -> None:
+        job, event = tagged
+        if job is not self._cancel:  # a job on a previous source
+            return
         if isinstance(event, Progress):
             self.progress.setValue(int(100 * event.fraction))
             self.progress.setFormat(f"{event.stage}: %p%")

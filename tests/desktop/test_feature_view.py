@@ -72,3 +72,16 @@ def test_the_train_tab_opens_it_on_its_model_and_test_images(qtbot):
     qtbot.mouseClick(view.show_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: "conv2" in view.sections and not view.is_busy(), timeout=30000)
     view.window().close()
+
+
+def test_a_new_source_drops_the_running_job(qtbot):
+    view = FeatureView()
+    qtbot.addWidget(view)
+    model, images = _source()
+    view.set_source(model, images, "MNIST")
+    view.method_box.setCurrentIndex(view.method_box.findData("synthesis"))
+    qtbot.mouseClick(view.show_button, Qt.MouseButton.LeftButton)
+    view.set_source(model, images[:50], "MNIST (50)")
+    qtbot.waitUntil(lambda: not view.is_busy(), timeout=30000)
+    assert view.sections == {} and "50 images of MNIST (50)" in view.status.text()
+    assert view.show_button.isEnabled() and not view.cancel_button.isEnabled()
