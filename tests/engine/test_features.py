@@ -130,3 +130,21 @@ def test_grids_hold_every_patch(model, digits):
     # 6 rows of 3 crops of 5 px enlarged x6 = 30 px, with 2 px between them
     assert grid.shape == (6 * 32 - 2, 3 * 32 - 2)
     assert np.array_equal(grid[:30, :30], result.filters[0][0].crop[0].repeat(6, 0).repeat(6, 1))
+
+
+def test_a_colour_batchnorm_graph_works_and_keeps_its_statistics():
+    from engine.model import build_model
+
+    m = build_model({"name": "resnet8", "num_classes": 4, "input_shape": [3, 32, 32]},
+                    np.random.default_rng(0))  # fmt: skip
+    before = {k: v.copy() for k, v in m.buffers().items()}
+    images = np.random.default_rng(1).integers(0, 256, (24, 3, 32, 32), dtype=np.uint8)
+    node = "layer2.0.conv2"
+    result = _result(features.top_patches(m, node, images, k=2))
+    size = result.field.size
+    assert all(p.crop.shape == (3, size, size) for ps in result.filters for p in ps)
+    act = dict(m.activations(m.input_spec.to_tensor(images)))[node]
+    assert act[:, 0].max() == pytest.approx(result.filters[0][0].activation, rel=1e-5)
+    s = features.synthesize(m, node, 0, np.random.default_rng(0), steps=8)
+    assert s.image.shape == (3, 32, 32) and s.activation > s.start_activation
+    assert all(np.array_equal(before[k], v) for k, v in m.buffers().items())
