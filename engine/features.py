@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -215,7 +216,9 @@ def top_patches(
 @dataclass(frozen=True)
 class Synthesis:
     """An input made to excite ``channel`` of ``node``: ``image`` uint8 (C,H,W), the ``start``
-    image it grew from, and the target's response to each (``activation``, ``start_activation``)."""
+    image it grew from, and the target's response to each (``activation``, ``start_activation``).
+    For a map the target is the channel's centre unit and ``window`` its receptive field
+    ``(top, left, size)`` in the image (None for a class score)."""
 
     node: str
     channel: int
@@ -223,6 +226,7 @@ class Synthesis:
     start: np.ndarray
     activation: float
     start_activation: float
+    window: tuple[int, int, int] | None = None
 
 
 def _blur(x: np.ndarray) -> np.ndarray:
@@ -238,10 +242,20 @@ def _to_pixels(spec, x: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(p), 0, 255).astype(np.uint8)
 
 
-def _response(out: np.ndarray, channels: np.ndarray) -> np.ndarray:
-    """Each sample's target: the mean of its channel's map, or its class score."""
-    picked = out[np.arange(len(channels)), channels]
-    return picked.reshape(len(channels), -1).mean(axis=1)
+def _target(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Where the target unit sits in one channel: the centre unit of a map (a filter's response
+    to one window, its receptive field), or the whole of a class score."""
+    return (shape[1] // 2, shape[2] // 2) if len(shape) == 3 else ()
+
+
+def _index(channels: np.ndarray, where: tuple[int, ...]) -> tuple[Any, ...]:
+    """Sample ``i``'s target unit: ``(i, channels[i], *where)``."""
+    return (np.arange(len(channels)), channels, *where)
+
+
+def _response(out: np.ndarray, channels: np.ndarray, where: tuple[int, ...]) -> np.ndarray:
+    """Each sample's target: its channel's centre unit, or its class score."""
+    return out[_index(channels, where)]
 
 
 def synthesize_all(
@@ -271,7 +285,8 @@ def synthesize_all(
     hi = (255 * mul + add)[None, :, None, None]
     start = rng.normal(128, 20, size=(len(chans), c, h, w)).clip(0, 255).astype(np.uint8)
     x = spec.to_tensor(start)
-    first = _response(probe.forward(x), chans)
+    where = _target(tuple(shape))
+    first = _response(probe.forward(x), chans, where)
     yield Progress("synthesis", 0, steps)
     for step in range(steps):
         if control is not None and control.cancelled:
@@ -280,7 +295,7 @@ def synthesize_all(
         shifted = np.roll(x, (int(dy), int(dx)), axis=(2, 3))
         out = probe.forward(shifted, for_gradient=True)
         d = np.zeros_like(out)
-        d[np.arange(len(chans)), chans] = 1.0 / max(1, out[0, 0].size)
+        d[_index(chans, where)] = 1.0
         g = np.roll(probe.input_gradient(d), (-int(dy), -int(dx)), axis=(2, 3))
         scale = np.abs(g).reshape(len(chans), -1).mean(axis=1) + 1e-12
         x = x + step_size * g / scale[:, None, None, None]
@@ -289,9 +304,13 @@ def synthesize_all(
         x = np.clip(x, lo, hi).astype(np.float32)
         yield Progress("synthesis", step + 1, steps)
     pixels = _to_pixels(spec, x)
-    last = _response(probe.forward(spec.to_tensor(pixels)), chans)
+    last = _response(probe.forward(spec.to_tensor(pixels)), chans, where)
+    box = None
+    if where:
+        f = receptive_field(model, node)
+        box = (where[0] * f.jump + f.offset, where[1] * f.jump + f.offset, f.size)
     yield [
-        Synthesis(node, int(ch), pixels[i], start[i], float(last[i]), float(first[i]))
+        Synthesis(node, int(ch), pixels[i], start[i], float(last[i]), float(first[i]), box)
         for i, ch in enumerate(chans)
     ]
 
@@ -333,8 +352,9 @@ def patch_grid(result: PatchResult, least: int = 32) -> np.ndarray:
 
 
 def synthesis_grid(items: Sequence[Synthesis], least: int = 64, cols: int = 8) -> np.ndarray:
-    """The synthesised images, ``cols`` to a row."""
-    return _tile(_upscale(np.stack([s.image for s in items]), least), cols)
+    """The synthesised images (their target unit's receptive field for maps), ``cols`` a row."""
+    pics = [s.image if s.window is None else crop(s.image, *s.window) for s in items]
+    return _tile(_upscale(np.stack(pics), least), cols)
 
 
 # ----- every layer ----------------------------------------------------------------------------

@@ -101,8 +101,13 @@ def test_synthesis_excites_its_filter_and_is_seeded(model):
     assert a.image.shape == (1, 28, 28) and a.image.dtype == np.uint8
     spec = model.input_spec
 
+    _, h, w = model.output_shape("conv2")
+    assert a.window == ((h // 2) * 2 - 2, (w // 2) * 2 - 2, 14)  # the centre unit's field
+
     def response(img: np.ndarray) -> float:  # recomputed here through the whole network
-        return float(dict(model.activations(spec.to_tensor(img[None])))["conv2"][0, 5].mean())
+        return float(
+            dict(model.activations(spec.to_tensor(img[None])))["conv2"][0, 5, h // 2, w // 2]
+        )
 
     assert response(a.image) == pytest.approx(a.activation, rel=1e-4)
     assert response(a.image) > response(a.start) + 1.0
