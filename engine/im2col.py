@@ -345,3 +345,23 @@ def wide_chunks(
             n0 * run * ci,
         )
         yield src, dst, slice(n0 * run, (n0 + nc) * run)
+
+
+def wide_matmul(
+    flat: np.ndarray,
+    shape: tuple[int, int, int, int],
+    kh: int,
+    kw: int,
+    cols: np.ndarray,
+    wmat: np.ndarray,
+    chunk: int,
+) -> np.ndarray:
+    """``wmat (F, C*KH*KW) @`` the wide patches of ``flat`` (see :func:`wide_chunks`), block by
+    block of ``chunk`` samples: each block's patches are copied into ``cols`` (which has exactly
+    ``C*KH*KW`` rows) and multiplied while still in cache. Returns ``(F, N*H'*Wp)`` (CNHW
+    memory, junk columns included)."""
+    out = np.empty((wmat.shape[0], cols.shape[1]), dtype=cols.dtype)
+    for src, dst, cs in wide_chunks(flat, shape, kh, kw, cols, chunk):
+        np.copyto(dst, src)
+        np.matmul(wmat, cols[:, cs], out=out[:, cs])
+    return out

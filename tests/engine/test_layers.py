@@ -49,6 +49,30 @@ def test_conv_matches_reference_on_random_shapes(rng):
         np.testing.assert_allclose(layer.grads["bias"], rdb, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize(
+    ("cin", "cout", "dtype"),
+    [(4, 4, np.float32), (2, 6, np.float32), (6, 2, np.float32), (6, 2, np.float64)],
+)
+def test_stride1_conv_input_gradient_in_blocks_and_buffer_reuse(cin, cout, dtype, rng):
+    """With F <= C the stride-1 input gradient is computed as a convolution of dout (in blocks
+    of samples for a batch of 40, in the forward's patch buffer): it matches the reference, and
+    the next forward (whose bias row was overwritten) is still right."""
+    layer = Conv2D(cin, cout, 3, 1, 1, rng=rng)
+    layer.params["bias"][...] = rng.standard_normal(cout)
+    layer.astype(dtype)
+    w, b = layer.params["weight"], layer.params["bias"]  # after astype: the live arrays
+    for _ in range(2):
+        x = rng.standard_normal((40, cin, 16, 16)).astype(dtype)
+        y = layer.forward(x, training=True)
+        assert y.dtype == dtype
+        np.testing.assert_allclose(y, ref.conv2d(x, w, b, 1, 1), rtol=1e-4, atol=1e-4)
+        dout = rng.standard_normal(y.shape).astype(dtype)
+        dx = layer.backward(dout)
+        rdx, rdw, _ = ref.conv2d_backward(x, w, dout, 1, 1)
+        np.testing.assert_allclose(dx, rdx, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(layer.grads["weight"], rdw, rtol=1e-4, atol=1e-3)
+
+
 @pytest.mark.parametrize(("cls", "mode"), [(MaxPool2D, "max"), (AvgPool2D, "avg")])
 def test_pooling_matches_reference_on_random_shapes(cls, mode, rng):
     for _ in range(12):
