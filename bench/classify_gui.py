@@ -140,7 +140,13 @@ def photo_screenshot(path: Path, model_path: Path, photo: Path) -> int:
         window.show()
         tab = window.classify_tab
         window.tabs.setCurrentWidget(tab)
-        tab.open_model_file(model_path)
+        if str(model_path) == "photos":  # the shipped photo model, chosen as a user would
+            box = tab.model_box
+            index = next(i for i in range(box.count()) if "photo" in box.itemText(i).lower())
+            box.setCurrentIndex(index)
+            box.activated.emit(index)
+        else:
+            tab.open_model_file(model_path)
         _wait_idle(tab)
         tab.open_image_file(photo)
         _wait_idle(tab)
