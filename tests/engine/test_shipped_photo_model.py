@@ -1,4 +1,4 @@
-"""The shipped photo model: the file the Classify tab's "photos" choice and `classify photos` use."""
+"""The shipped photo model: the file behind the "photos" choice and `classify photos`."""
 
 from __future__ import annotations
 
