@@ -55,10 +55,6 @@ class Optimizer:
     def _update(self, key: str, p: np.ndarray, g: np.ndarray) -> None:
         raise NotImplementedError
 
-    def reset(self) -> None:
-        """Forget the optimiser's state (velocities, moments), e.g. after restoring weights."""
-        self.steps = 0
-
 
 class SGD(Optimizer):
     """``p -= lr * g``; with momentum ``mu``: ``v = mu*v + g``, ``p -= lr * v``;
@@ -81,11 +77,6 @@ class SGD(Optimizer):
         self.nesterov = bool(nesterov)
         self._v = {k: np.zeros_like(p) for k, p in params.items()} if momentum else {}
         self._step_buf = {k: np.zeros_like(p) for k, p in params.items()}
-
-    def reset(self) -> None:
-        super().reset()
-        for v in self._v.values():
-            v[...] = 0
 
     def _update(self, key: str, p: np.ndarray, g: np.ndarray) -> None:
         s = self._step_buf[key]
@@ -127,11 +118,6 @@ class Adam(Optimizer):
         self._m = {k: np.zeros_like(p) for k, p in params.items()}
         self._s = {k: np.zeros_like(p) for k, p in params.items()}
         self._buf = {k: np.zeros_like(p) for k, p in params.items()}
-
-    def reset(self) -> None:
-        super().reset()
-        for a in (*self._m.values(), *self._s.values()):
-            a[...] = 0
 
     def _update(self, key: str, p: np.ndarray, g: np.ndarray) -> None:
         m, s, b = self._m[key], self._s[key], self._buf[key]

@@ -10,7 +10,9 @@ mini-batch (forward, loss, backward, optimiser step) and yields what happened:
     Cancelled the run ends, the weights are those trained so far
     Finished  the run is complete
 
-The generator never prints, sleeps, writes files or starts threads. Its only waiting is the pause:
+The generator never prints, sleeps or writes files; one run is driven from one thread. The model
+may split each batch over shards (``model.threads``; threads, or forked processes with
+``model.processes``, see :mod:`engine.shards`) inside ``train_step``. Its only waiting is the pause:
 after yielding ``Paused`` it blocks until another thread calls ``resume``, ``step`` or ``cancel``
 on its :class:`TrainControl` (or those were called before the next ``next()``).
 
@@ -523,8 +525,9 @@ def _run(
             if augment is not None:
                 batch = augment(batch, augment_rng)
             y = labels[idx]
-            # forward, loss and backward in one call: with model.threads > 1 each shard runs
-            # all three (see Network.train_step); the update waits for the loss check below
+            # forward, loss and backward in one call: with model.threads > 1 each shard (a thread,
+            # or a forked process with model.processes) runs all three (see Network.train_step);
+            # the update waits for the loss check below
             loss, logits = model.train_step(spec.to_tensor(batch), y, loss_fn)
             if not loss <= LOSS_LIMIT:  # also true for NaN
                 if math.isnan(loss):

@@ -36,15 +36,7 @@ class CliError(Exception):
 
 
 def _subcommand_modules() -> dict[str, ModuleType]:
-    modules = {}
-    for name in SUBCOMMANDS:
-        qualified = f"{__name__}.{name}_cmd"
-        try:
-            modules[name] = importlib.import_module(qualified)
-        except ModuleNotFoundError as exc:  # a subcommand not built yet
-            if exc.name != qualified:
-                raise
-    return modules
+    return {name: importlib.import_module(f"{__name__}.{name}_cmd") for name in SUBCOMMANDS}
 
 
 def build_parser() -> argparse.ArgumentParser:
