@@ -1,28 +1,23 @@
-"""Test setup: Qt runs offscreen, settings go to a temporary place, randomness is explicit."""
+"""Test setup for every test: randomness is explicit, BLAS can be held to one thread.
+
+No Qt import here: engine tests must run without Qt (``tests/test_boundaries.py`` checks). The Qt
+setup of the GUI tests is in ``tests/desktop/conftest.py``; only the platform is chosen here, as an
+environment variable, so a GUI test anywhere gets an offscreen Qt.
+"""
 
 from __future__ import annotations
 
 import os
 
-os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # read by Qt when the app is made
 
 import numpy as np
 import pytest
-
-import desktop.qt_compat  # noqa: F401  (binding work-arounds, as the app applies them)
 
 
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
-
-
-@pytest.fixture
-def settings(tmp_path):
-    """A QSettings in an INI file under tmp_path, so tests never touch the user's settings."""
-    from PySide6.QtCore import QSettings
-
-    return QSettings(str(tmp_path / "convscope.ini"), QSettings.Format.IniFormat)
 
 
 @pytest.fixture

@@ -44,3 +44,18 @@ def test_importing_every_engine_module_loads_no_gui_module():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_engine_tests_and_the_root_conftest_import_no_qt():
+    """Engine tests run without Qt: the Qt setup of the GUI tests lives in tests/desktop/.
+    (They may import the Qt-free CLI, ``desktop.cli``; other tests check it loads no Qt.)"""
+    qt = {"PySide6", "PyQt5", "PyQt6", "shiboken6", "pyqtgraph", "pytestqt"}
+    tests = Path(__file__).parent
+    paths = [tests / "conftest.py", *sorted((tests / "engine").rglob("*.py"))]
+    offenders = []
+    for path in paths:
+        for name in _imported_modules(path):
+            if name.split(".")[0] in qt or name == "desktop.qt_compat":
+                offenders.append(f"{path.relative_to(tests)} imports {name}")
+    assert len(paths) > 10, paths  # the engine tests were found
+    assert not offenders, offenders

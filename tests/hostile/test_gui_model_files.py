@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from PySide6.QtCore import QMimeData, QUrl
 
+import desktop.qt_compat  # noqa: F401  (binding work-arounds, as the app applies them)
 from desktop.app_state import AppState
 from hostile.models import crafted_models
 from tests.desktop.test_classify_tab import _drop
