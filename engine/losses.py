@@ -81,6 +81,7 @@ def total_error(
     return loss, dz
 
 
+# THE loss names: TrainConfig checks them, the CLI offers them, the Train tab lists them.
 LOSSES = {"cross_entropy": softmax_cross_entropy, "total_error": total_error}
 
 

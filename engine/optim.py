@@ -140,7 +140,8 @@ class Adam(Optimizer):
         p -= b
 
 
-OPTIMIZERS = ("sgd", "momentum", "adam")
+# THE optimiser names: TrainConfig checks them, the CLI offers them, the Train tab lists them.
+OPTIMIZERS = ("momentum", "sgd", "adam")
 
 
 def make_optimizer(

@@ -63,13 +63,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from engine.errors import DatasetError, EngineError
+from engine.losses import LOSSES, get_loss
+from engine.optim import OPTIMIZERS
 from engine.schedule import learning_rate
 
 if TYPE_CHECKING:
     from engine.graph import Network
 
-OPTIMIZERS = ("sgd", "momentum", "adam")
-LOSSES = ("cross_entropy", "total_error")
 VALIDATION_BATCH = 500
 # A batch loss above this means the run has exploded. Cross-entropy starts near ln(K) (2.3 for 10
 # classes) and falls; 1000 means logits a thousand apart, i.e. weights blowing up (with ReLUs the
@@ -309,12 +309,6 @@ def check_images_labels(
     return images, labels.astype(np.int64, copy=False)
 
 
-def _loss_function(name: str) -> Callable[[np.ndarray, np.ndarray], tuple[float, np.ndarray]]:
-    from engine import losses
-
-    return {"cross_entropy": losses.softmax_cross_entropy, "total_error": losses.total_error}[name]
-
-
 def _make_optimizer(config: TrainConfig, params: dict[str, np.ndarray]) -> Any:
     from engine.optim import make_optimizer
 
@@ -368,7 +362,7 @@ def train(
                 f"{images.shape[1:]}; they must have the same size"
             )
     model.input_spec.to_tensor(images[:1])  # a ShapeError now if the images do not fit
-    loss_fn = _loss_function(config.loss)
+    loss_fn = get_loss(config.loss)
     optimizer = _make_optimizer(config, model.parameters())
     return _run(
         model, images, labels, config, loss_fn, optimizer, val_images, val_labels, control, augment,

@@ -27,6 +27,8 @@ from typing import Any
 from desktop.cli import CliError
 from desktop.cli.progress import Progress, format_duration
 from engine.augment import AUGMENTATIONS
+from engine.losses import LOSSES
+from engine.optim import OPTIMIZERS
 from engine.schedule import SCHEDULES
 
 HELP = "train a LeNet on MNIST or a dataset folder, evaluate it on the test split and save it"
@@ -70,14 +72,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="learning rate (default: 0.1 for sgd, 0.01 for momentum, 0.001 for adam)",
     )
     parser.add_argument(
-        "--optimizer", choices=tuple(DEFAULT_LR), default="momentum", help="(default momentum)"
+        "--optimizer", choices=OPTIMIZERS, default="momentum", help="(default momentum)"
     )
     parser.add_argument("--momentum", type=float, default=0.9, help="(default 0.9)")
     parser.add_argument("--nesterov", action="store_true", help="Nesterov momentum")
     parser.add_argument("--weight-decay", type=float, default=0.0, help="L2 penalty (default 0)")
     parser.add_argument(
         "--loss",
-        choices=("cross-entropy", "total-error"),
+        choices=tuple(name.replace("_", "-") for name in LOSSES),
         default="cross-entropy",
         help="cross-entropy (default), or the article's total error 1/2*sum((target-output)^2)",
     )

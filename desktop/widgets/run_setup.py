@@ -43,8 +43,10 @@ from engine.archtext import GRAMMAR
 from engine.datasets import dataset_choices, load_dataset_iter, parse_classes
 from engine.errors import EngineError
 from engine.graph_layout import describe_model
+from engine.losses import LOSSES
 from engine.model import build_model
 from engine.modelsize import check_architecture
+from engine.optim import OPTIMIZERS
 from engine.preview import DatasetPreview, dataset_preview
 from engine.progress import CancelFlag, Progress
 from engine.run import RunSettings, architecture_for
@@ -66,9 +68,10 @@ LIMITS = (
     (None, "all (60,000 for MNIST)"),
 )
 ARCHITECTURES = (*architectures.names(), "custom", "text")  # the registry, then the two forms
-OPTIMIZERS = (("momentum", "SGD + momentum"), ("sgd", "SGD"), ("adam", "Adam"))
+# words for the engine's names (engine.optim.OPTIMIZERS, engine.losses.LOSSES); others show as named
+OPTIMIZER_TEXT = {"momentum": "SGD + momentum", "sgd": "SGD", "adam": "Adam"}
 DEFAULT_LR = {"momentum": 0.01, "sgd": 0.05, "adam": 0.001}
-LOSSES = (("cross_entropy", "cross-entropy"), ("total_error", "total error ½Σ(t−o)² (article)"))
+LOSS_TEXT = {"cross_entropy": "cross-entropy", "total_error": "total error ½Σ(t−o)² (article)"}
 PER_CLASS = 3
 GRID_WIDTH = 300  # small images are zoomed (up to 3x) towards this width in the preview
 MAX_PREVIEW_CLASSES = 10  # columns of the sample grid; more classes are counted, not shown
@@ -493,8 +496,8 @@ class RunSetup(QWidget):
         box = QGroupBox("3 · Hyperparameters")
         form = QFormLayout(box)
         self.optimizer_combo = QComboBox(objectName="optimizer")
-        for key, text in OPTIMIZERS:
-            self.optimizer_combo.addItem(text, key)
+        for key in OPTIMIZERS:
+            self.optimizer_combo.addItem(OPTIMIZER_TEXT.get(key, key), key)
         self.optimizer_combo.currentIndexChanged.connect(self._on_optimizer_changed)
         self.lr_spin = QDoubleSpinBox(
             objectName="learningRate",
@@ -547,8 +550,8 @@ class RunSetup(QWidget):
         )
         self.val_spin.setToolTip("Part of the training images held out to check each epoch")
         self.loss_combo = QComboBox(objectName="loss")
-        for key, text in LOSSES:
-            self.loss_combo.addItem(text, key)
+        for key in LOSSES:
+            self.loss_combo.addItem(LOSS_TEXT.get(key, key.replace("_", " ")), key)
         form.addRow("Optimiser", self.optimizer_combo)
         form.addRow("Learning rate", self.lr_spin)
         form.addRow("LR schedule", self.schedule_combo)

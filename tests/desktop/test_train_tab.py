@@ -84,6 +84,16 @@ def test_object_names_of_the_key_widgets(tab):
         assert tab.findChild(QObject, name) is not None, name
 
 
+def test_optimiser_and_loss_boxes_list_the_engine_registries(tab):
+    from engine.losses import LOSSES
+    from engine.optim import OPTIMIZERS
+
+    for box, names in ((tab.setup.optimizer_combo, OPTIMIZERS), (tab.setup.loss_combo, LOSSES)):
+        assert [box.itemData(i) for i in range(box.count())] == list(names)
+        assert all(box.itemText(i) for i in range(box.count()))
+    assert tab.setup.optimizer_combo.currentData() == "momentum"
+
+
 def test_a_short_run_fills_the_charts_and_learns(qtbot, tab):
     tab.setup.epochs_spin.setValue(2)
     published = []

@@ -325,3 +325,17 @@ def test_an_empty_test_split_is_refused_before_training(tmp_path):
     status, _, stderr = _run_in_process(argv)
     assert status == 2 and "test split is empty" in stderr and "img/s" not in stderr
     assert not (tmp_path / "m.npz").exists()
+
+
+def test_optimizer_and_loss_choices_are_the_engine_registries():
+    import argparse
+
+    from engine.losses import LOSSES
+    from engine.optim import OPTIMIZERS
+
+    parser = argparse.ArgumentParser()
+    train_cmd.add_arguments(parser)
+    choices = {a.dest: a.choices for a in parser._actions}
+    assert list(choices["optimizer"]) == list(OPTIMIZERS)
+    assert [c.replace("-", "_") for c in choices["loss"]] == list(LOSSES)
+    assert set(train_cmd.DEFAULT_LR) == set(OPTIMIZERS)  # every optimiser has a default rate
