@@ -12,6 +12,9 @@ and updates the UI. Decoding a large image and preparing it, opening a model fil
 occlusion map, the reading of a number and a batch of files run off the GUI thread
 (:class:`desktop.workers.OneAtATime`; the newest request wins); a small image or a stroke is
 classified on the GUI thread in a few milliseconds.
+
+Size: one short slot per way an image arrives (drop, paste, open, draw, batch) and per
+model change, all updating the same views; the widgets it composes live in ``desktop/widgets/``.
 """
 
 from __future__ import annotations
@@ -116,6 +119,27 @@ class ClassifyTab(QWidget):
 
     # ----- layout -------------------------------------------------------------------------
     def _build(self) -> None:
+        self._build_sources()
+        middle = self._build_middle()
+        self._build_views()
+
+        # In a scroll area: a small window scrolls the tab instead of growing to fit it.
+        content = QWidget()
+        columns = QHBoxLayout(content)
+        columns.addWidget(self.drop_area, 3)
+        columns.addLayout(middle, 3)
+        columns.addWidget(self.right_tabs, 5)
+        scroll = QScrollArea(widgetResizable=True, frameShape=QFrame.Shape.NoFrame)
+        scroll.setWidget(content)
+        root = QVBoxLayout(self)
+        root.setContentsMargins(0, 0, 0, 0)
+        root.addWidget(scroll)
+        paste = QShortcut(QKeySequence.StandardKey.Paste, self)
+        paste.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        paste.activated.connect(self._on_paste_activated)
+
+    def _build_sources(self) -> None:
+        """The left column: the drop area with the Draw/Image switch, the reading and options."""
         self.drop_area = DropArea(self)
         self.drop_area.mime_dropped.connect(self.handle_drop)
         self.draw_panel = DrawPanel()
@@ -158,6 +182,8 @@ class ClassifyTab(QWidget):
         left.addWidget(self.invert_box)
         left.addWidget(self.center_box)
 
+    def _build_middle(self) -> QVBoxLayout:
+        """The middle column: what the network sees, the prediction and the model chooser."""
         self.seen_box = SeenBox()
         self.seen_box.occlusion_finished.connect(self.occlusion_finished)
         self.seen_box.problem.connect(self._show_message)
@@ -187,7 +213,10 @@ class ClassifyTab(QWidget):
         )
         middle.addWidget(self.chart, 1)
         middle.addWidget(self.model_panel)
+        return middle
 
+    def _build_views(self) -> None:
+        """The right column: the network view and the batch results, as tabs."""
         self.network_view = NetworkView()
         self.batch_page = BatchPage()
         self.batch_page.file_opened.connect(self._on_batch_page_file_opened)
@@ -197,21 +226,6 @@ class ClassifyTab(QWidget):
         self.right_tabs = QTabWidget(objectName="classifyViews")
         self.right_tabs.addTab(scrolled(self.network_view), "Inside the network")
         self.right_tabs.addTab(self.batch_page, "Batch results")
-
-        # In a scroll area: a small window scrolls the tab instead of growing to fit it.
-        content = QWidget()
-        columns = QHBoxLayout(content)
-        columns.addWidget(self.drop_area, 3)
-        columns.addLayout(middle, 3)
-        columns.addWidget(self.right_tabs, 5)
-        scroll = QScrollArea(widgetResizable=True, frameShape=QFrame.Shape.NoFrame)
-        scroll.setWidget(content)
-        root = QVBoxLayout(self)
-        root.setContentsMargins(0, 0, 0, 0)
-        root.addWidget(scroll)
-        paste = QShortcut(QKeySequence.StandardKey.Paste, self)
-        paste.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
-        paste.activated.connect(self._on_paste_activated)
 
     # ----- the model ----------------------------------------------------------------------
     def _load_shipped_model(self) -> None:
