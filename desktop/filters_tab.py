@@ -11,6 +11,9 @@ Opening images follows the same rule: the newest open wins, even over a slower e
 
 Signals: ``result_shown()`` after the views show a new result, ``preview_shown()`` after a
 quick preview, ``activation_requested()`` when another tab sent a kernel here.
+
+Size: just over the limit: the composition with its render scheduling and image opening;
+the kernel editor, settings panel, pages and render job already live in their own modules.
 """
 
 from __future__ import annotations

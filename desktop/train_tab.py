@@ -11,6 +11,9 @@ opened off the GUI thread.
 Tab protocol (see ``main_window``): ``is_busy()``, ``stop_work()`` and ``work_stopped``.
 Own signal: ``training_finished(status)`` once a run and its evaluation are over ("finished",
 "cancelled", "diverged" or "error").
+
+Size: the composition plus the run's life cycle (start, pause, cancel, divergence,
+evaluation, publishing) in one place; the panels it composes live in ``desktop/widgets/``.
 """
 
 from __future__ import annotations

@@ -10,6 +10,9 @@ for the family; LeNet-5 is fixed at 28x28 and the article's LeNet at 32x32, and 
 resized to them) and any number of classes. They are scaled down from the papers (fewer
 channels, fewer blocks) so that one epoch of a few thousand CIFAR-sized images runs in minutes
 on a laptop CPU; the ideas, and the node names of the PyTorch equivalents, are kept.
+
+Size: each member's builder sits beside its registry entry and paragraph, and the
+paragraphs are a large part of the file; one registry is the point of the module.
 """
 
 from __future__ import annotations

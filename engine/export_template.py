@@ -23,6 +23,9 @@ opens. FOLDER holds one subfolder of images per class (optionally under ``train/
 Below: the network as data, the engine's preparation code (embedded verbatim), the module, and
 the commands. (In ConvScope's source tree this file is ``engine/export_template.py``, the
 template the exported files are made from; its data block is empty there.)
+
+Size: an exported file is one self-contained file a user copies, so the network, the
+loading, the preparation, the training and the commands stay in this one module.
 """
 
 from __future__ import annotations

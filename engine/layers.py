@@ -15,6 +15,10 @@ Tensors are NCHW. Layers compute in the dtype of their input and parameters: flo
 float64 for the gradient checks (see :meth:`Layer.astype`). Arrays a layer returns may be
 *views* with non-C-contiguous strides (a convolution returns CNHW memory seen as NCHW); call
 ``np.ascontiguousarray`` if you need contiguous memory.
+
+Size: one class per layer, each with its forward maths beside its backward maths and its
+shape checks; Conv2D alone is a third of the file. Splitting would part a layer from the base
+class and the config helpers (``layer_from_config``) every layer shares.
 """
 
 from __future__ import annotations

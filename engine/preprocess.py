@@ -41,6 +41,9 @@ Known limitations: one digit per image (see ``engine.reading`` for several); a s
 more than :data:`SPECK_MASS` of the ink, or a frame around the digit, enlarges the crop; the
 lighting model is smooth (a quadratic), so a sharp shadow edge across the paper looks like ink.
 A 12-megapixel JPEG spends most of its time in decoding (about 0.1 s), not here.
+
+Size: the steps above are one pipeline of small functions in step order, and this
+explanation is a good part of the file; a split would separate a step from its reason.
 """
 
 from __future__ import annotations

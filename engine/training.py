@@ -49,6 +49,9 @@ one 250 KB copy every 25 batches, well under 1% of the time. When weight decay i
 than the weight itself), the message says so instead of blaming the learning rate.
 
 Time comes from ``clock`` (``time.perf_counter`` unless a test injects another).
+
+Size: the config, the control, the event types and the loop that yields them are one
+protocol, read together; the loop uses all of them and the good-weights guard beside it.
 """
 
 from __future__ import annotations

@@ -12,6 +12,9 @@ The widget is fed plain data (:class:`ViewLayer`); :func:`view_layers` builds th
 and its ``activations(x)`` through :func:`engine.visualize.shown_nodes`, the description the
 Train tab's live view uses too. :class:`PixelView` shows one small image (the 28x28 the network
 sees, the occlusion map) with crisp, enlarged pixels.
+
+Size: one painted widget whose layout, painting, folding and hover explanations share
+its row geometry, plus the small :class:`PixelView` beside it.
 """
 
 from __future__ import annotations

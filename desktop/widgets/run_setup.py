@@ -7,6 +7,10 @@ network is refused before anything is built), and ``settings()`` gives the engin
 ``RunSettings``. It emits ``loading_started()``, ``dataset_loaded(dataset)``,
 ``sample_clicked(image uint8, (H, W) or (C, H, W))`` (a preview image to pin for the
 activation view) and ``loading_finished()``.
+
+Size: one form (dataset, architecture, hyperparameters) whose fields all feed one
+``settings()`` and one live layer table; a split would pass the form's widgets between modules.
+The sample grid and the dataset loading are the pieces to move out if it grows.
 """
 
 from __future__ import annotations
