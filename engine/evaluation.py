@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from engine.errors import EngineError
+from engine.progress import Progress
 from engine.training import check_images_labels
 
 if TYPE_CHECKING:
@@ -102,13 +103,14 @@ def evaluate_iter(
     batch_size: int = 500,
     *,
     control: Any = None,
-) -> Iterator[float | EvaluationResult]:
+) -> Iterator[Progress | EvaluationResult]:
     """Like :func:`evaluate`, as a generator for a progress bar or a GUI worker.
 
-    Yields the fraction done (a float in (0, 1]) after each batch, then the
-    :class:`EvaluationResult`. ``control``: anything with a ``cancelled`` attribute (a
-    ``TrainControl``); when it turns true the generator ends without a result. Bad input raises
-    at the call, not at the first ``next()``.
+    Yields ``Progress("evaluate", images done, images in all)`` after each batch (the one
+    progress shape of :mod:`engine.progress`), then the :class:`EvaluationResult`.
+    ``control``: anything with a ``cancelled`` attribute (a ``CancelFlag`` or ``TrainControl``);
+    when it turns true the generator ends without a result. Bad input raises at the call, not at
+    the first ``next()``.
     """
     if not isinstance(batch_size, int) or batch_size < 1:
         raise EngineError(f"batch size must be a whole number >= 1, got {batch_size!r}")
@@ -123,7 +125,7 @@ def _run(
     labels: np.ndarray,
     batch_size: int,
     control: Any,
-) -> Iterator[float | EvaluationResult]:
+) -> Iterator[Progress | EvaluationResult]:
     n = len(images)
     k = len(model.classes)
     spec = model.input_spec
@@ -142,7 +144,7 @@ def _run(
         confidence[start:stop] = 1.0 / sum_exp
         true_logit = z[np.arange(stop - start), labels[start:stop]]
         loss_sum += float(np.sum(np.log(sum_exp) + top - true_logit))
-        yield stop / n
+        yield Progress("evaluate", stop, n)
     yield summarize(labels, predicted, confidence, k, list(model.classes), loss_sum / n)
 
 

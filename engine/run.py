@@ -213,14 +213,13 @@ class TrainingRun:
     def _evaluate(self) -> Generator[Progress, None, EvaluationResult | None]:
         from engine.evaluation import EvaluationResult, evaluate_iter
 
-        total = len(self.test_labels)
         items = evaluate_iter(
             self.model, self.test_images, self.test_labels, EVALUATION_BATCH, control=self.control
         )
         for item in items:
             if isinstance(item, EvaluationResult):
                 return item
-            yield Progress("evaluate", round(float(item) * total), total)
+            yield item
         return None
 
 

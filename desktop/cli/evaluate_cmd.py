@@ -49,7 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from desktop.cli.common import resolve_model_path
     from desktop.cli.train_cmd import load_dataset_for
-    from engine.evaluation import evaluate_iter
+    from engine.evaluation import EvaluationResult, evaluate_iter
     from engine.modelfile import load_model
 
     if args.limit is not None and args.limit < 1:
@@ -83,10 +83,10 @@ def run(args: argparse.Namespace) -> int:
     if len(images) == 0:
         raise CliError(f"{dataset.test_summary()}: no images to evaluate")
     for item in evaluate_iter(model, images, labels, args.batch_size):
-        if isinstance(item, float):
-            progress.update(item, f"evaluating on {len(images):,} images")
-        else:
+        if isinstance(item, EvaluationResult):
             result = item
+        else:
+            progress.update(item.fraction, f"evaluating on {item.total:,} images")
     progress.close()
     assert result is not None
 
