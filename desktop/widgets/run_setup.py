@@ -418,10 +418,7 @@ class RunSetup(QWidget):
             return self.arch_text.text()
         if name != "custom":
             return name
-        shape = (1, 28, 28)
-        if self.dataset is not None:
-            images = self.dataset.train_images
-            shape = (1, *images.shape[1:]) if images.ndim == 3 else tuple(images.shape[1:])
+        shape = self.dataset.input_shape if self.dataset is not None else (1, 28, 28)
         return {
             "name": "custom",
             "input_shape": list(shape),
