@@ -35,7 +35,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.cifar import CIFAR10_CLASSES
 from engine.errors import DatasetError
+from engine.idx import FASHION_MNIST_CLASSES
 
 __all__ = [
     "REMOTE_DATASETS",
@@ -105,18 +107,7 @@ FASHION_MNIST = RemoteDataset(
             "42bd18137a62d5998cdeae52bf3a0676ac6b706f5cf8439b47bb5b151ae3dccf",
         ),
     ),
-    classes=(
-        "T-shirt/top",
-        "Trouser",
-        "Pullover",
-        "Dress",
-        "Coat",
-        "Sandal",
-        "Shirt",
-        "Sneaker",
-        "Bag",
-        "Ankle boot",
-    ),
+    classes=tuple(FASHION_MNIST_CLASSES),
     licence="MIT, Zalando SE (https://github.com/zalandoresearch/fashion-mnist)",
     approx_mb=30,
     description="70,000 photos of clothes in 10 classes, 28x28 gray",
@@ -128,18 +119,7 @@ CIFAR10 = RemoteDataset(
     base_urls=("https://www.cs.toronto.edu/~kriz/",),
     # the MD5 published by the authors on https://www.cs.toronto.edu/~kriz/cifar.html
     files=(RemoteFile("cifar-10-binary.tar.gz", "c32a1d4ab5d03f1284b67883e8d87530", None),),
-    classes=(
-        "airplane",
-        "automobile",
-        "bird",
-        "cat",
-        "deer",
-        "dog",
-        "frog",
-        "horse",
-        "ship",
-        "truck",
-    ),
+    classes=tuple(CIFAR10_CLASSES),
     licence="Alex Krizhevsky, Learning Multiple Layers of Features from Tiny Images, 2009",
     approx_mb=163,
     description="60,000 photos in 10 classes, 32x32 colour (the binary version)",
