@@ -156,6 +156,32 @@ class InputSpec:
             )
 
 
+def fitted_to(images: np.ndarray, shape: tuple[int, int, int], chunk: int = 2048) -> InputSpec:
+    """The normalisation of a colour photo model: each channel's mean and std over ``images``
+    (uint8 ``(N, C, H, W)``, pixels scaled by 1/255), rounded to 4 decimals, for ``shape``.
+
+    Counted in float64 over chunks of ``chunk`` images (no float copy of the whole set). A
+    channel that never varies gets std 1 (its input is then just shifted to 0)."""
+    a = np.asarray(images)
+    if a.ndim != 4 or a.shape[1] != shape[0] or len(a) == 0:
+        raise ShapeError(f"need (N, {shape[0]}, H, W) images, got an array of shape {a.shape}")
+    c = a.shape[1]
+    total, squares = np.zeros(c), np.zeros(c)
+    for start in range(0, len(a), chunk):
+        part = a[start : start + chunk].astype(np.float64) / 255.0
+        total += part.sum(axis=(0, 2, 3))
+        squares += np.square(part).sum(axis=(0, 2, 3))
+    count = a.shape[0] * a.shape[2] * a.shape[3]
+    mean = total / count
+    std = np.sqrt(np.maximum(squares / count - mean**2, 0.0))
+    std = np.where(std < 1e-3, 1.0, std)
+    return InputSpec(
+        shape=(int(shape[0]), int(shape[1]), int(shape[2])),
+        mean=tuple(round(float(m), 4) for m in mean),
+        std=tuple(round(float(s), 4) for s in std),
+    )
+
+
 def _int(v: Any) -> int:
     if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
         raise TypeError(f"{v!r} is not a whole number")

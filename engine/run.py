@@ -305,6 +305,10 @@ def training_run(
         model = build_model(
             architecture, np.random.default_rng(seeds[0]), classes=list(dataset.classes)
         )
+        if model.input_spec.shape[0] == 3:  # a photo model records its photos' statistics
+            from engine.inputspec import fitted_to
+
+            model.input_spec = fitted_to(splits[0], model.input_spec.shape)
     elif list(model.classes) != list(dataset.classes):
         raise RunError(
             f"the model knows the classes {_names(model.classes)} but {dataset.name} has "

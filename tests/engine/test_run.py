@@ -182,3 +182,31 @@ def test_a_huge_custom_network_is_refused_before_it_is_built(digits, monkeypatch
     arch = {"name": "custom", "conv_filters": [6, 16], "kernel_size": 5, "fc_widths": [1_200_000]}
     with pytest.raises(TooLargeError, match="parameters"):
         training_run(digits, RunSettings(arch, TrainConfig()))
+
+
+def test_a_colour_model_records_its_training_photos_per_channel_mean_and_std(tmp_path):
+    rng = np.random.default_rng(3)
+    x = np.empty((60, 3, 32, 32), dtype=np.uint8)  # red bright, green mid, blue dark and flat
+    x[:, 0] = rng.integers(150, 256, size=(60, 32, 32))
+    x[:, 1] = rng.integers(0, 256, size=(60, 32, 32))
+    x[:, 2] = 20
+    y = np.arange(60) % 4
+    data = Dataset("photos", ["bird", "cat", "dog", "ship"], x[:40], y[:40], x[40:], y[40:], "t")
+    config = TrainConfig(epochs=1, batch_size=20, seed=1)
+    run = training_run(data, RunSettings("lenet-article", config, val_fraction=0.0))
+    spec = run.model.input_spec
+    train = x[:40].astype(np.float64) / 255
+    assert spec.shape == (3, 32, 32) and spec.per_channel
+    np.testing.assert_allclose(spec.mean, train.mean(axis=(0, 2, 3)), atol=1e-4)
+    np.testing.assert_allclose(spec.std[:2], train.std(axis=(0, 2, 3))[:2], atol=1e-4)
+    assert spec.std[2] == 1.0  # a flat channel is shifted, not blown up
+    list(run.events())
+    from engine.modelfile import load_model, save_model
+
+    save_model(run.model, tmp_path / "m.npz")
+    assert load_model(tmp_path / "m.npz").input_spec == spec  # the file keeps it
+
+
+def test_a_grey_model_keeps_the_mnist_normalisation(digits):
+    run = training_run(digits, _settings(epochs=1))
+    assert run.model.input_spec.mean == 0.1307 and run.model.input_spec.std == 0.3081
