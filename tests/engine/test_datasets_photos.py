@@ -211,3 +211,43 @@ def test_one_image_per_class_or_an_empty_test_folder_give_an_empty_test_split(tm
     photo_folder(tmp_path / "s" / "train", per_class=2)
     (tmp_path / "s" / "test").mkdir()
     assert len(load_dataset(tmp_path / "s").test_labels) == 0  # engine.run refuses to train it
+
+
+def test_the_fast_jpeg_path_gives_what_the_full_way_gives(tmp_path):
+    """Small plain JPEGs skip Pillow's header parser: same pixels as engine.imageio; anything
+    unusual (EXIF, progressive with a profile, truncation, damage) goes the full way or fails."""
+    import io
+
+    from engine.imagefolder import _plain_jpeg
+    from engine.imageio import image_from_bytes
+
+    rng = np.random.default_rng(3)
+    pixels = rng.integers(0, 256, (24, 20, 3), dtype=np.uint8)
+
+    def jpeg(mode="RGB", **options):
+        buf = io.BytesIO()
+        Image.fromarray(pixels).convert(mode).save(buf, "JPEG", **options)
+        return buf.getvalue()
+
+    plain = [jpeg(), jpeg("L"), jpeg(progressive=True), jpeg(quality=30, comment=b"hi")]
+    for data in plain:
+        for mode in ("RGB", "L"):
+            fast = _plain_jpeg(data, mode)
+            assert fast is not None
+            np.testing.assert_array_equal(fast, image_from_bytes(data, mode=mode))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    assert _plain_jpeg(jpeg(exif=exif), "RGB") is None  # orientation: the full way
+    assert _plain_jpeg(jpeg("CMYK"), "RGB") is None
+    whole = jpeg()
+    for cut in (len(whole) // 2, len(whole) - 3, 40):
+        assert _plain_jpeg(whole[:cut], "RGB") is None
+    damaged = bytearray(whole)
+    damaged[len(damaged) // 2 :] = bytes(len(damaged) - len(damaged) // 2)
+    assert _plain_jpeg(bytes(damaged), "RGB") is None
+    root = photo_folder(tmp_path / "p", per_class=2)
+    (root / "cat" / "cut.jpg").write_bytes(whole[: len(whole) // 2])
+    ds = load_dataset(root, test_fraction=1.0)
+    assert [name for name, _ in ds.skipped] == ["cat/cut.jpg"]
+    reason = ds.skipped[0][1]
+    assert reason.startswith("cut.jpg: damaged") and "truncated" in reason.lower()
