@@ -5,6 +5,7 @@
 - :func:`ramp`: the network view's activation colours, sequential (dark -> blue -> orange ->
   pale yellow) or diverging (blue -> black -> orange) on a dark background.
 - :func:`weight_tints`: the pale warm/cool tints of kernel weights behind their numbers.
+- :func:`sign_colours`: the diverging map's two ends by sign (connection lines, Figure 20).
 
 Every function returns uint8 ``(..., 3)`` RGB.
 """
@@ -18,6 +19,7 @@ __all__ = [
     "blue_white_red",
     "diverging_lut",
     "ramp",
+    "sign_colours",
     "weight_tints",
 ]
 
@@ -84,3 +86,11 @@ def weight_tints(weights: np.ndarray) -> np.ndarray:
     white = np.array([255, 255, 255], float)
     tint = np.where(t > 0, warm, cool)
     return np.rint(white + (tint - white) * np.abs(t) * 0.8).astype(np.uint8)
+
+
+def sign_colours(values: np.ndarray) -> np.ndarray:
+    """The strong ends of :data:`DIVERGING_LUT` by sign: red for ``v > 0``, blue for ``v < 0``,
+    its middle for 0 (a connection's strength is drawn by its width, its sign by its colour)."""
+    v = np.asarray(values, dtype=np.float64)
+    index = np.where(v > 0, 255, np.where(v < 0, 0, 128))
+    return DIVERGING_LUT[index]

@@ -6,15 +6,17 @@ of cells, and the output probabilities. Blocks (``layer1.0``, ``inception3a``) f
 output row by a click on a row title (a network of many rows starts folded). Hovering a cell
 explains where it came from: a pooled cell highlights the window it pooled; a convolution cell
 its kernel window in the row it reads and, in every case, the receptive field in the input
-image through all paths.
+image through all paths. Hovering a fully connected cell (a dense unit, or an output class)
+draws its strongest incoming and outgoing connections (the article's Figure 20,
+:func:`engine.connections.every_connection`): red for a positive weight, blue for a negative
+one, wider for a stronger one, each weight written at its line's end and listed in a tooltip.
 
 The widget is fed plain data (:class:`ViewLayer`); :func:`view_layers` builds those from a model
 and its ``activations(x)`` through :func:`engine.visualize.shown_nodes`, the description the
-Train tab's live view uses too. :class:`PixelView` shows one small image (the 28x28 the network
-sees, the occlusion map) with crisp, enlarged pixels.
+Train tab's live view uses too.
 
-Size: one painted widget whose layout, painting, folding and hover explanations share
-its row geometry, plus the small :class:`PixelView` beside it.
+Size: one painted widget whose layout, painting, folding, hover explanations and connection
+lines share its row geometry (the small image widget is in ``pixel_view.py``).
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ from PySide6.QtGui import QColor, QImage, QMouseEvent, QPainter, QPaintEvent, QP
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from desktop.qt_image import array_to_qimage
-from engine.colormap import ramp
+from engine.colormap import ramp, sign_colours
+from engine.connections import Connections, every_connection
 from engine.graph_layout import Field, describe_model
 from engine.visualize import shown_nodes
 
@@ -55,6 +58,8 @@ class ViewLayer:
     field: Field | None = None  # receptive field in the input, through all paths
     block: str = ""  # the block a click on the title folds ("layer1.0")
     details: str = ""  # the node's description, shown on hover
+    unit_node: str = ""  # the dense node whose units the cells are (dense and output rows)
+    links: tuple[Connections, ...] = ()  # per cell: its strongest connections (Figure 20)
 
 
 _KINDS = {"conv2d": "conv", "maxpool2d": "pool", "avgpool2d": "pool", "add": "merge"}
@@ -65,6 +70,7 @@ def view_layers(model: object, activations: list[tuple[str, np.ndarray]]) -> lis
     rows of :func:`engine.visualize.shown_nodes` (the logits left to the output row)."""
     acts = {name: np.asarray(a)[0] for name, a in activations}
     classes = tuple(str(c) for c in getattr(model, "classes", []))
+    links = every_connection(model)
     out: list[ViewLayer] = []
     for row in shown_nodes(describe_model(model)):
         f = row.facts
@@ -81,10 +87,18 @@ def view_layers(model: object, activations: list[tuple[str, np.ndarray]]) -> lis
             ViewLayer(
                 row.name, title, kind, values, max(1, f.kernel), max(1, f.stride), f.padding,
                 source=row.source, field=f.field, block=f.block, details=f.details(),
+                unit_node=row.name if row.name in links else "",
+                links=tuple(links.get(row.name, ())),
             )
         )  # fmt: skip
     if "softmax" in acts:
-        out.append(ViewLayer("softmax", "output", "output", acts["softmax"], labels=classes))
+        head = str(getattr(model, "output", ""))
+        out.append(
+            ViewLayer(
+                "softmax", "output", "output", acts["softmax"], labels=classes,
+                unit_node=head if head in links else "", links=tuple(links.get(head, ())),
+            )
+        )  # fmt: skip
     return out
 
 
@@ -393,6 +407,85 @@ class NetworkView(QWidget):
                         (y1 - y0) * target.scale,
                     )
                 )
+        self._paint_links(painter)
+
+    # ----- connections (Figure 20) ----------------------------------------------------------
+    def hovered_connections(self) -> Connections | None:
+        """The strongest connections of the hovered fully connected cell (None elsewhere)."""
+        if self._hover is None or self._hover[0] >= len(self._rows):
+            return None
+        r, c, _, _ = self._hover
+        links = self._rows[r].layer.links
+        return links[c] if c < len(links) else None
+
+    def drawn_links(self) -> list[tuple[str, str, tuple[int, ...], float, QPointF, QPointF]]:
+        """The lines drawn for the hovered cell, incoming then outgoing: ("in" or "out", row,
+        unit, weight, from, to); a unit whose row is folded away gets none."""
+        conn = self.hovered_connections()
+        if conn is None or self._hover is None:
+            return []
+        start = self._rows[self._hover[0]].rects[self._hover[1]].center()
+        lines = []
+        ways = ["in"] * len(conn.incoming) + ["out"] * len(conn.outgoing)
+        for way, link in zip(ways, [*conn.incoming, *conn.outgoing], strict=True):
+            row = next(
+                (w for w in self._rows if link.node in (w.layer.name, w.layer.unit_node)), None
+            )
+            if row is None:
+                continue
+            if row.layer.values.ndim == 3:
+                ch, y, x = link.unit
+                rect, s = row.rects[ch], row.scale
+                end = QPointF(rect.x() + (x + 0.5) * s, rect.y() + (y + 0.5) * s)
+            else:
+                end = row.rects[link.unit[0]].center()
+            lines.append((way, row.layer.name, link.unit, link.weight, start, end))
+        return lines
+
+    def _paint_links(self, painter: QPainter) -> None:
+        lines = self.drawn_links()
+        if not lines:
+            return
+        weights = np.array([line[3] for line in lines])
+        peak = float(np.abs(weights).max()) or 1.0
+        metrics = painter.fontMetrics()
+        taken: list[QRectF] = []
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+        for (_, _, _, weight, start, end), rgb in zip(lines, sign_colours(weights), strict=True):
+            colour = QColor(int(rgb[0]), int(rgb[1]), int(rgb[2]))
+            painter.setPen(QPen(colour, 1.0 + 3.0 * abs(weight) / peak))
+            painter.drawLine(start, end)
+            painter.drawRect(QRectF(end.x() - 3, end.y() - 3, 6, 6))
+            text = f"{weight:+.2f}"
+            box = QRectF(0, 0, metrics.horizontalAdvance(text) + 6, metrics.height())
+            box.moveBottomLeft(QPointF(end.x() + 4, end.y() - 3))
+            if box.right() > self.width():
+                box.moveRight(end.x() - 4)
+            if not any(box.intersects(t) for t in taken):  # crowded ends: the tooltip lists all
+                taken.append(box)
+                painter.fillRect(box, QColor(255, 255, 255, 225))
+                painter.drawText(box, Qt.AlignmentFlag.AlignCenter, text)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing, False)
+
+    def _unit_text(self, name: str, unit: tuple[int, ...]) -> str:
+        row = next(w.layer for w in self._rows if w.layer.name == name)
+        if len(unit) == 3:
+            return f"{name} map {unit[0] + 1} ({unit[2]}, {unit[1]})"
+        label = row.labels[unit[0]] if unit[0] < len(row.labels) else unit[0]
+        return f"{row.title} cell {label}"
+
+    def _links_text(self) -> tuple[str, str]:
+        """(a short summary for the text below, the full list for the tooltip)."""
+        lines = self.drawn_links()
+        if not lines:
+            return "", ""
+        texts = [
+            f"{w:+.3f} {'from' if way == 'in' else 'to'} {self._unit_text(name, unit)}"
+            for way, name, unit, w, _, _ in lines
+        ]
+        full = "Strongest connections (red +, blue −):\n" + "\n".join(texts)
+        first = [t for i, t in enumerate(texts) if i == 0 or lines[i][0] != lines[i - 1][0]]
+        return "; strongest: " + ", ".join(first) + " (all drawn; red +, blue −)", full
 
     # ----- hover --------------------------------------------------------------------------
     def mousePressEvent(self, event: QMouseEvent) -> None:
@@ -451,65 +544,7 @@ class NetworkView(QWidget):
             else:
                 label = layer.labels[c] if layer.kind == "output" and c < len(layer.labels) else c
                 text = f"{layer.title} cell {label} = {float(layer.values[c]) + 0.0:.3g}"
-        self.hover_text = text
+        short, full = self._links_text()
+        self.setToolTip(full)
+        self.hover_text = text + short
         self.cell_hovered.emit(text)
-
-
-class PixelView(QWidget):
-    """A small uint8 image (gray or RGB) enlarged with crisp pixels and a caption below."""
-
-    def __init__(self, caption: str = "", parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setMinimumSize(72, 72 + self.fontMetrics().height())
-        self._image: QImage | None = None
-        self._array: np.ndarray | None = None
-        self.caption = caption
-
-    def set_array(self, array: np.ndarray | None) -> None:
-        self._array = None if array is None else np.array(array, dtype=np.uint8)
-        self._image = None if array is None else array_to_qimage(self._array)
-        self.update()
-
-    def array(self) -> np.ndarray | None:
-        return None if self._array is None else self._array.copy()
-
-    def sizeHint(self) -> QSize:
-        return QSize(140, 140 + self.fontMetrics().height())
-
-    def paintEvent(self, event: QPaintEvent) -> None:
-        painter = QPainter(self)
-        line = painter.fontMetrics().height()
-        side = max(10, min(self.width(), self.height() - line - 2))
-        frame = QRectF((self.width() - side) / 2, 0, side, side)
-        painter.fillRect(frame, QColor(0, 0, 0))
-        if self._image is not None:
-            w, h = self._image.width(), self._image.height()
-            scale = side / max(w, h)
-            target = QRectF(
-                frame.x() + (side - w * scale) / 2, (side - h * scale) / 2, w * scale, h * scale
-            )
-            # enlarged: crisp pixels (what the network sees); reduced: smooth
-            painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, scale < 1)
-            painter.drawImage(target, self._image)
-        painter.setPen(QPen(QColor(110, 110, 110), 1))
-        painter.drawRect(frame.adjusted(0, 0, -1, -1))
-        painter.setPen(self.palette().windowText().color())
-        painter.drawText(
-            QRectF(0, side + 2, self.width(), line),
-            Qt.AlignmentFlag.AlignCenter,
-            painter.fontMetrics().elidedText(
-                self.caption, Qt.TextElideMode.ElideRight, self.width()
-            ),
-        )
-
-
-def occlusion_rgb(image: np.ndarray, heat: np.ndarray) -> np.ndarray:
-    """uint8 (H, W, 3): the digit (dimmed gray) under the occlusion heat map.
-
-    Orange where covering the pixel lowers the predicted class's probability (evidence for it),
-    blue where it raises it; ``heat`` is :attr:`engine.occlusion.OcclusionMap.heat`.
-    """
-    vmax = max(float(np.abs(heat).max()), 0.05)  # tiny drops stay dark, not amplified noise
-    colour = ramp(heat.astype(np.float64), vmax, diverging=True).astype(np.float64)
-    gray = image.astype(np.float64)[..., None] * 0.35
-    return np.clip(colour + gray, 0, 255).astype(np.uint8)

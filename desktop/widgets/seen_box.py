@@ -7,7 +7,7 @@ import numpy as np
 from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import QGridLayout, QGroupBox, QLabel, QSizePolicy, QWidget
 
-from desktop.widgets.network_view import PixelView, occlusion_rgb
+from desktop.widgets.pixel_view import PixelView, occlusion_rgb
 from desktop.workers import OneAtATime
 from engine.inference import ClassifiedImage
 from engine.occlusion import occlusion_map

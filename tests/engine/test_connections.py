@@ -1,0 +1,82 @@
+"""The strongest connections of a fully connected unit (Figure 20), checked by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engine import architectures
+from engine.connections import every_connection, strongest_connections
+from engine.errors import ShapeError
+from engine.model import build_model
+
+
+def _by_hand(weights: np.ndarray, k: int) -> list[tuple[int, float]]:
+    """The k (index, weight) of largest |w|, the lower index first among equals."""
+    pairs = sorted(enumerate(weights.tolist()), key=lambda p: (-abs(p[1]), p[0]))
+    return pairs[:k]
+
+
+def test_lenet_fc1_reads_positions_in_pool2s_maps() -> None:
+    model = build_model("lenet5")
+    w = model.layer("fc1").params["weight"]  # (120, 400): pool2's 16x5x5 flattened
+    links = strongest_connections(model, "fc1", 7, k=5).incoming
+    assert [link.node for link in links] == ["pool2"] * 5
+    expected = [((i // 25, i % 25 // 5, i % 5), v) for i, v in _by_hand(w[7], 5)]
+    assert [(link.unit, link.weight) for link in links] == expected
+
+
+def test_every_incoming_link_of_a_unit_rebuilds_its_value() -> None:
+    """Summing weight x the value at each named unit gives fc1's output: the units are named
+    where the network reads them (flatten's C, H, W order)."""
+    model = build_model("lenet5")
+    x = np.random.default_rng(0).normal(size=(1, 1, 28, 28)).astype(np.float32)
+    acts = {name: a[0] for name, a in model.activations(x)}
+    links = strongest_connections(model, "fc1", 11, k=400).incoming
+    total = sum(acts[link.node][link.unit] * link.weight for link in links)
+    bias = model.layer("fc1").params["bias"][11]
+    assert total + bias == pytest.approx(float(acts["fc1"][11]), rel=1e-4, abs=1e-5)
+
+
+def test_outgoing_links_are_the_column_of_the_next_dense_layer() -> None:
+    model = build_model("lenet5")
+    w = model.layer("fc2").params["weight"]  # (84, 120); fc1 -> relu3 -> fc2
+    w[:, 5] = 0.0
+    w[10, 5], w[3, 5], w[7, 5] = 0.9, -2.0, 0.5
+    links = strongest_connections(model, "fc1", 5, k=3).outgoing
+    assert [(link.node, link.unit, link.weight) for link in links] == [
+        ("fc2", (3,), -2.0),
+        ("fc2", (10,), pytest.approx(0.9)),
+        ("fc2", (7,), 0.5),
+    ]
+    last = strongest_connections(model, "fc3", 2)
+    assert last.outgoing == [] and len(last.incoming) == 6
+    assert {link.node for link in last.incoming} == {"fc2"}
+
+
+@pytest.mark.parametrize("name", ["resnet8", "googlenet"])  # dense after global average pooling
+def test_a_graph_models_head_reads_the_pooled_channels(name: str) -> None:
+    model = build_model(architectures.build_spec(name, (3, 32, 32), 4))
+    head = model.output
+    w = model.layer(head).params["weight"]
+    conn = strongest_connections(model, head, 2, k=4)
+    assert conn.outgoing == []
+    assert [link.node for link in conn.incoming] == ["avgpool"] * 4  # googlenet: past dropout
+    expected = [((i,), v) for i, v in _by_hand(w[2], 4)]
+    assert [(link.unit, link.weight) for link in conn.incoming] == expected
+
+
+def test_bad_requests_say_what_to_choose() -> None:
+    model = build_model("lenet5")
+    with pytest.raises(ShapeError, match=r"not a fully connected node.*fc1"):
+        strongest_connections(model, "conv1", 0)
+    with pytest.raises(ShapeError, match=r"units 0\.\.83"):
+        strongest_connections(model, "fc2", 84)
+
+
+def test_every_connection_agrees_with_one_unit_at_a_time() -> None:
+    model = build_model("lenet5")
+    every = every_connection(model, k=4)
+    assert {name: len(units) for name, units in every.items()} == {"fc1": 120, "fc2": 84, "fc3": 10}
+    for node, unit in [("fc1", 0), ("fc1", 119), ("fc2", 40), ("fc3", 9)]:
+        assert every[node][unit] == strongest_connections(model, node, unit, k=4)
