@@ -55,6 +55,12 @@ class Optimizer:
     def _update(self, key: str, p: np.ndarray, g: np.ndarray) -> None:
         raise NotImplementedError
 
+    def slots(self) -> dict[str, dict[str, np.ndarray]]:
+        """The state a step reads besides the gradient, by slot then parameter name (the live
+        arrays: copy them to keep them): ``{"velocity": ...}`` for momentum, ``{"m": ...,
+        "s": ...}`` for Adam, ``{}`` for plain SGD. With :attr:`steps` it fixes the next step."""
+        return {}
+
 
 class SGD(Optimizer):
     """``p -= lr * g``; with momentum ``mu``: ``v = mu*v + g``, ``p -= lr * v``;
@@ -77,6 +83,9 @@ class SGD(Optimizer):
         self.nesterov = bool(nesterov)
         self._v = {k: np.zeros_like(p) for k, p in params.items()} if momentum else {}
         self._step_buf = {k: np.zeros_like(p) for k, p in params.items()}
+
+    def slots(self) -> dict[str, dict[str, np.ndarray]]:
+        return {"velocity": self._v} if self.momentum else {}
 
     def _update(self, key: str, p: np.ndarray, g: np.ndarray) -> None:
         s = self._step_buf[key]
@@ -118,6 +127,9 @@ class Adam(Optimizer):
         self._m = {k: np.zeros_like(p) for k, p in params.items()}
         self._s = {k: np.zeros_like(p) for k, p in params.items()}
         self._buf = {k: np.zeros_like(p) for k, p in params.items()}
+
+    def slots(self) -> dict[str, dict[str, np.ndarray]]:
+        return {"m": self._m, "s": self._s}
 
     def _update(self, key: str, p: np.ndarray, g: np.ndarray) -> None:
         m, s, b = self._m[key], self._s[key], self._buf[key]

@@ -50,6 +50,7 @@ from engine.training import (
     Finished,
     TrainConfig,
     TrainControl,
+    make_optimizer,
     train,
 )
 
@@ -171,12 +172,14 @@ class TrainingRun:
         self._clock = clock
         config = settings.config
         has_val = len(self.val_labels) > 0
+        # the run's optimiser, in reach between batches (engine.step_explain reads its state)
+        self.optimizer = make_optimizer(config, model.parameters())
         # train() checks images, labels and shapes now, at the call
         self._train_events = train(
             model, self.train_images, self.train_labels, config,
             val_images=self.val_images if has_val else None,
             val_labels=self.val_labels if has_val else None,
-            control=control, augment=settings.augment, clock=clock,
+            control=control, augment=settings.augment, clock=clock, optimizer=self.optimizer,
         )  # fmt: skip
 
     def counts(self) -> dict[str, int]:

@@ -312,10 +312,11 @@ def check_images_labels(
     return images, labels.astype(np.int64, copy=False)
 
 
-def _make_optimizer(config: TrainConfig, params: dict[str, np.ndarray]) -> Any:
-    from engine.optim import make_optimizer
+def make_optimizer(config: TrainConfig, params: dict[str, np.ndarray]) -> Any:
+    """The optimiser ``config`` asks for over ``params`` (``model.parameters()``)."""
+    from engine import optim
 
-    return make_optimizer(
+    return optim.make_optimizer(
         config.optimizer,
         params,
         lr=config.lr,
@@ -337,6 +338,7 @@ def train(
     control: TrainControl | None = None,
     augment: Augment | None = None,
     clock: Callable[[], float] = time.perf_counter,
+    optimizer: Any = None,
 ) -> Iterator[TrainEvent]:
     """Train ``model`` in place; returns a generator of events (see the module docstring).
 
@@ -347,6 +349,8 @@ def train(
 
     Bad settings or data raise at once (:class:`TrainConfigError`, :class:`DatasetError`,
     :class:`ShapeError` for images the model cannot take), not at the first ``next()``.
+    optimizer: the one to step (:func:`make_optimizer` of the config when None); a caller that
+    reads its state between batches (the step explainer) makes it and passes it here.
     At the end (finished, cancelled or diverged) ``model.meta["history"]`` holds
     ``{"batch_loss": [...], "epochs": [EpochEnd dicts], "config": {...}, "status": ...}``.
     """
@@ -366,7 +370,8 @@ def train(
             )
     model.input_spec.to_tensor(images[:1])  # a ShapeError now if the images do not fit
     loss_fn = get_loss(config.loss)
-    optimizer = _make_optimizer(config, model.parameters())
+    if optimizer is None:
+        optimizer = make_optimizer(config, model.parameters())
     return _run(
         model, images, labels, config, loss_fn, optimizer, val_images, val_labels, control, augment,
         clock,
