@@ -112,47 +112,113 @@ def _window_slices(size: int, stride: int, ho: int, wo: int):
             )
 
 
-def maxpool_forward(x: np.ndarray, size: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
-    """Max pooling of ``x (N,C,H,W)`` -> ``(y (N,C,H',W'), argmax (N,C,H',W') int8)``.
+def _phase_planes(
+    xm: np.ndarray, size: int, stride: int, pad: int, fill: float
+) -> tuple[list[list[np.ndarray]], int, int]:
+    """The padded input of a pooling, split by phase: ``planes[a][b][:, :, t, u]`` is padded
+    pixel ``(a + stride*t, b + stride*u)`` of ``xm (A, B, H, W)`` (padding reads ``fill``), for
+    ``a, b < min(stride, size)``. Window offset ``(i, j)`` of output pixel ``(y, x)`` is then
+    ``planes[i % stride][j % stride][:, :, y + i // stride, x + j // stride]``: each offset is
+    a slice with unit inner stride (fast, SIMD) instead of a stride-``stride`` gather.
+    Returns ``(planes, H', W')``."""
+    a_, b_, h, w = xm.shape
+    ho = output_size(h, size, stride, pad)
+    wo = output_size(w, size, stride, pad)
+    if stride == 1 and not pad:
+        return [[xm]], ho, wo
+    phases = range(min(stride, size))
+    rows = [_phase_range(a, size, stride, pad, ho, h) for a in phases]
+    cols = [_phase_range(b, size, stride, pad, wo, w) for b in phases]
+    planes = []
+    for ha, rdst, rsrc in rows:
+        line = []
+        for wb, cdst, csrc in cols:
+            shape = (a_, b_, ha, wb)
+            full = rdst == slice(0, ha) and cdst == slice(0, wb)
+            plane = np.empty(shape, xm.dtype) if full else np.full(shape, fill, xm.dtype)
+            plane[:, :, rdst, cdst] = xm[:, :, rsrc, csrc]
+            line.append(plane)
+        planes.append(line)
+    return planes, ho, wo
 
-    A running maximum over the ``size*size`` window offsets, each offset being one strided
-    slice of the whole batch: ``size**2`` vectorised steps, no loop over pixels. ``argmax`` is
-    the window offset ``i*size + j`` of the FIRST maximum (as PyTorch), so backward routes each
-    gradient to exactly one input even when a window holds ties (e.g. zeros after ReLU).
+
+def _phase_range(
+    a: int, size: int, stride: int, pad: int, out: int, n: int
+) -> tuple[int, slice, slice]:
+    """Phase ``a`` along one axis: ``(length, dst, src)``: the plane has ``length`` entries;
+    entries ``dst`` are the input's pixels ``src`` (a stride-``stride`` slice); the others are
+    padding."""
+    length = out + (size - 1 - a) // stride
+    t0 = max(0, -((a - pad) // stride))
+    t1 = max(t0, min(length, (n - 1 + pad - a) // stride + 1))
+    first = a + stride * t0 - pad
+    return length, slice(t0, t1), slice(first, first + stride * (t1 - t0), stride)
+
+
+def maxpool_forward(
+    x: np.ndarray, size: int, stride: int, pad: int = 0, training: bool = True
+) -> tuple[np.ndarray, tuple]:
+    """Max pooling of ``x (N,C,H,W)`` (padding reads ``-inf``) -> ``(y (N,C,H',W'), state)``.
+
+    A running maximum over the ``size*size`` window offsets, each one slice of a phase plane
+    (see :func:`_phase_planes`) of the whole batch in its memory order: ``size**2`` vectorised
+    steps, no loop over pixels, no branches. ``state`` holds the window offset ``i*size + j``
+    of the FIRST maximum (as PyTorch), so backward routes each gradient to exactly one input
+    even when a window holds ties (zeros after ReLU); ``training=False`` skips it.
     """
-    n, c, h, w = x.shape
-    ho = output_size(h, size, stride)
-    wo = output_size(w, size, stride)
-    slices = _window_slices(size, stride, ho, wo)
-    _, s0 = next(slices)
-    y = x[s0].copy()
-    arg = np.zeros((n, c, ho, wo), dtype=np.int8)
-    m = np.empty((n, c, ho, wo), dtype=bool)
-    for k, s in slices:
-        v = x[s]
-        np.greater(v, y, out=m)
-        np.copyto(y, v, where=m)
-        np.copyto(arg, k, where=m)
-    return y, arg
+    perm, xm = memory_order(x)
+    planes, ho, wo = _phase_planes(xm, size, stride, pad, -np.inf)
+    views = [
+        planes[i % stride][j % stride][
+            :, :, i // stride : i // stride + ho, j // stride : j // stride + wo
+        ]
+        for i in range(size)
+        for j in range(size)
+    ]
+    y = views[0].copy()
+    if not training:
+        for v in views[1:]:
+            np.maximum(y, v, out=y)
+        return y.transpose(perm), ()
+    arg = np.zeros(y.shape, dtype=np.int8 if size * size < 128 else np.int16)
+    step = np.empty_like(arg)
+    m = np.empty(y.shape, dtype=bool)
+    for k, v in enumerate(views[1:], start=1):
+        np.greater(v, y, out=m)  # strictly: the first maximum keeps its place
+        np.maximum(y, v, out=y)
+        np.subtract(k, arg, out=step)  # arg += m * (k - arg): branch-free
+        step *= m
+        arg += step
+    shapes = [[p.shape for p in line] for line in planes]
+    return y.transpose(perm), (perm, xm.shape, size, stride, pad, arg, shapes)
 
 
-def maxpool_backward(
-    dout: np.ndarray, argmax: np.ndarray, x_shape: tuple[int, ...], size: int, stride: int
-) -> np.ndarray:
-    """Route ``dout (N,C,H',W')`` to the winning input of each window -> ``dx (N,C,H,W)``."""
-    _n, _c, h, w = x_shape
-    ho, wo = dout.shape[2], dout.shape[3]
-    disjoint = stride >= size
-    covered = disjoint and stride == size and ho * size == h and wo * size == w
-    dx = np.empty(x_shape, dtype=dout.dtype) if covered else np.zeros(x_shape, dtype=dout.dtype)
-    m = np.empty(argmax.shape, dtype=bool)
-    for k, s in _window_slices(size, stride, ho, wo):
-        np.equal(argmax, k, out=m)
-        if disjoint:
-            np.multiply(dout, m, out=dx[s])
-        else:
-            dx[s] += dout * m
-    return dx
+def maxpool_backward(dout: np.ndarray, state: tuple) -> np.ndarray:
+    """Adjoint of :func:`maxpool_forward`: route ``dout (N,C,H',W')`` to the first maximum of
+    each window (summed where windows overlap) -> ``dx (N,C,H,W)``."""
+    perm, shape, size, stride, pad, arg, shapes = state
+    h, w = shape[2], shape[3]
+    ho, wo = arg.shape[2], arg.shape[3]
+    dy = dout.transpose(perm)
+    dplanes = [[np.zeros(s, dtype=dout.dtype) for s in line] for line in shapes]
+    m = np.empty(arg.shape, dtype=bool)
+    tmp = np.empty(arg.shape, dtype=dout.dtype)
+    for i in range(size):
+        for j in range(size):
+            np.equal(arg, i * size + j, out=m)
+            np.multiply(dy, m, out=tmp)
+            di, dj = i // stride, j // stride
+            dplanes[i % stride][j % stride][:, :, di : di + ho, dj : dj + wo] += tmp
+    if stride == 1 and not pad:
+        return dplanes[0][0].transpose(perm)
+    dx = np.zeros(shape, dtype=dout.dtype)
+    phases = range(min(stride, size))
+    rows = [_phase_range(a, size, stride, pad, ho, h) for a in phases]
+    cols = [_phase_range(b, size, stride, pad, wo, w) for b in phases]
+    for (_, rdst, rsrc), line in zip(rows, dplanes, strict=True):
+        for (_, cdst, csrc), dp in zip(cols, line, strict=True):
+            dx[:, :, rsrc, csrc] = dp[:, :, rdst, cdst]
+    return dx.transpose(perm)
 
 
 def avgpool_forward(x: np.ndarray, size: int, stride: int) -> np.ndarray:

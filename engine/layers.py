@@ -484,7 +484,7 @@ class MaxPool2D(_Pool2D):
     """
 
     kind = "maxpool2d"
-    _state: tuple | np.ndarray  # maxpool2x2 state (fast path) or argmax
+    _state: tuple  # maxpool2x2_forward's or maxpool_forward's
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         self.output_shape(x.shape[1:])
@@ -494,9 +494,7 @@ class MaxPool2D(_Pool2D):
             y, self._state = k.maxpool2x2_forward(x, training)  # the common case: reshaping
             self._fast = True
             return y
-        xp = self._padded(x, -np.inf)
-        self._xp_shape = xp.shape
-        y, self._argmax = k.maxpool_forward(xp, self.size, self.stride)
+        y, self._state = k.maxpool_forward(x, self.size, self.stride, self.padding, training)
         self._fast = False
         return y
 
@@ -504,8 +502,8 @@ class MaxPool2D(_Pool2D):
         if self._fast:
             assert isinstance(self._state, tuple)
             return k.maxpool2x2_backward(dout, self._state)
-        dxp = k.maxpool_backward(dout, self._argmax, self._xp_shape, self.size, self.stride)
-        return self._crop(dxp)
+        assert isinstance(self._state, tuple)
+        return k.maxpool_backward(dout, self._state)
 
 
 class AvgPool2D(_Pool2D):

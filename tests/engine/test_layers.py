@@ -103,6 +103,21 @@ def test_fast_2x2_maxpool_on_a_conv_output_view(rng):
     )
 
 
+@pytest.mark.parametrize(("size", "stride"), [(3, 2), (3, 1), (2, 3)])
+def test_overlapping_maxpool_on_a_conv_output_view(size, stride, rng):
+    """The general max-pool (phase planes) reads CNHW memory seen as NCHW, as the 2x2 does."""
+    conv = Conv2D(2, 4, 3, padding=1, rng=rng)
+    z = conv.forward(rng.standard_normal((5, 2, 9, 7)).astype(np.float32))
+    assert not z.flags.c_contiguous
+    pool = MaxPool2D(size, stride)
+    y = pool.forward(z, training=True)
+    zc = np.ascontiguousarray(z)
+    np.testing.assert_array_equal(y, ref.pool2d(zc, size, stride))
+    dout = rng.standard_normal(y.shape).astype(np.float32)
+    expect = ref.pool2d_backward(zc, dout, size, stride)
+    np.testing.assert_allclose(pool.backward(dout), expect, rtol=1e-6, atol=1e-6)
+
+
 @pytest.mark.parametrize(("size", "stride"), [(2, 2), (3, 1)])
 def test_maxpool_ties_send_each_gradient_to_exactly_one_input(size, stride):
     x = np.zeros((1, 1, 6, 6), np.float32)  # every window is a tie
