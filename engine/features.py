@@ -30,6 +30,7 @@ import numpy as np
 from engine import executor
 from engine.blocks import BatchNorm2D, Dropout
 from engine.errors import ShapeError
+from engine.feature_cache import FeatureCache, images_key
 from engine.graph_layout import Field, describe_model
 from engine.progress import Cancellable, Progress
 from engine.visualize import image_grid
@@ -362,11 +363,13 @@ def synthesis_grid(items: Sequence[Synthesis], least: int = 64, cols: int = 8) -
 
 @dataclass(frozen=True)
 class LayerGrid:
-    """One layer's grid (``method`` "patches" or "synthesis"): ``node``, ``image`` uint8."""
+    """One layer's grid (``method`` "patches" or "synthesis"): ``node``, ``image`` uint8;
+    ``cached`` when it was read from the disk cache rather than computed."""
 
     node: str
     method: str
     image: np.ndarray
+    cached: bool = False
 
 
 def weights_key(model) -> str:
@@ -387,11 +390,24 @@ def every_layer(
     steps: int = 128,
     seed: int = 0,
     control: Cancellable | None = None,
+    cache: FeatureCache | None = None,
 ) -> Iterator[Progress | LayerGrid]:
     """Each convolution's grid in turn (and, for synthesis, the output classes last): yields
-    ``Progress(node, ...)`` events and one :class:`LayerGrid` per layer as soon as it is done."""
+    ``Progress(node, ...)`` events and one :class:`LayerGrid` per layer as soon as it is done.
+    With a ``cache`` (:class:`engine.feature_cache.FeatureCache`) a grid found there is yielded
+    at once and a computed one is stored."""
     nodes = conv_nodes(model) + ([model.output] if method == "synthesis" else [])
+    if cache is not None:
+        weights = weights_key(model)
+        seen = images_key(images) if method == "patches" else ""  # synthesis reads no images
+        options = f"{method} k={k}" if method == "patches" else f"{method} {steps} seed={seed}"
     for node in nodes:
+        if cache is not None:
+            key = cache.key(weights, seen, options, node)
+            found = cache.load(key)
+            if found is not None:
+                yield LayerGrid(node, method, found, cached=True)
+                continue
         if method == "patches":
             events: Iterator = top_patches(model, node, images, k=k, control=control)
         else:
@@ -400,9 +416,10 @@ def every_layer(
         for item in events:
             if isinstance(item, Progress):
                 yield Progress(node, item.done, item.total)
-            elif isinstance(item, PatchResult):
-                yield LayerGrid(node, method, patch_grid(item))
             else:
-                yield LayerGrid(node, method, synthesis_grid(item))
+                grid = patch_grid(item) if isinstance(item, PatchResult) else synthesis_grid(item)
+                if cache is not None:
+                    cache.store(key, grid)
+                yield LayerGrid(node, method, grid)
         if control is not None and control.cancelled:
             return

@@ -2,7 +2,9 @@
 synthesised images, layer by layer, computed off the GUI thread with progress and Cancel.
 
 The engine does the work (:func:`engine.features.every_layer`); this view only shows the grids.
-Grids are kept per (weights, images, method): showing the same model again costs nothing.
+Grids are kept per (weights, images, method) in memory, and on disk in the per-user cache
+(:class:`engine.feature_cache.FeatureCache`): showing the same model again, in this session or
+a later one, costs nothing. "Forget saved results" empties the disk cache.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from PySide6.QtWidgets import (
 from desktop.qt_image import array_to_pixmap
 from desktop.workers import OneAtATime
 from engine import features
+from engine.feature_cache import FeatureCache
 from engine.progress import CancelFlag, Progress
 
 METHODS = {"patches": "Top dataset patches", "synthesis": "Synthesised inputs"}
@@ -37,14 +40,19 @@ EXPLAIN = {
 class FeatureView(QWidget):
     """``set_source(model, images, name)`` then Show; ``sections`` holds one QLabel per layer."""
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None, cache: FeatureCache | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("featureView")
+        self.disk_cache = cache if cache is not None else FeatureCache()
         self.method_box = QComboBox(objectName="featureMethodBox")
         for key, text in METHODS.items():
             self.method_box.addItem(text, key)
         self.show_button = QPushButton("Show what it learned", objectName="featureShowButton")
         self.cancel_button = QPushButton("Cancel", objectName="featureCancelButton")
+        self.clear_button = QPushButton("Forget saved results", objectName="featureClearButton")
+        self.clear_button.setToolTip(
+            f"Empty the cache of computed grids ({self.disk_cache.folder})"
+        )
         self.progress = QProgressBar(objectName="featureProgress", textVisible=True)
         self.status = QLabel(objectName="featureStatus", wordWrap=True)
         top = QHBoxLayout()
@@ -52,6 +60,7 @@ class FeatureView(QWidget):
             top.addWidget(w)
         top.addWidget(self.progress, 1)
         top.addStretch(1)
+        top.addWidget(self.clear_button)
         self._sections = QVBoxLayout()
         self._sections.addStretch(1)
         inner = QWidget()
@@ -73,6 +82,8 @@ class FeatureView(QWidget):
         self._grids: list[features.LayerGrid] = []
         self.show_button.clicked.connect(self._on_show_clicked)
         self.cancel_button.clicked.connect(self._on_cancel_clicked)
+        self.clear_button.clicked.connect(self._on_clear_clicked)
+        self._from_disk = 0
         self._set_running(False)
         self.status.setText("Load or train a model, then press Show.")
 
@@ -118,6 +129,7 @@ class FeatureView(QWidget):
         model, images = self._model, self._images
         self.status.setText(f"Computing {METHODS[method].lower()}…")
         self._set_running(True)
+        self._from_disk = 0
         self._jobs.submit(
             lambda: self._job(model, images, method, cancel, key),
             self._on_event,  # a slot of this widget: runs on the GUI thread
@@ -127,7 +139,8 @@ class FeatureView(QWidget):
 
     def _job(self, model, images, method, cancel, key):
         grids = []
-        for item in features.every_layer(model, images, method, control=cancel):
+        events = features.every_layer(model, images, method, control=cancel, cache=self.disk_cache)
+        for item in events:
             if isinstance(item, features.LayerGrid):
                 grids.append(item)
             yield cancel, item
@@ -145,13 +158,17 @@ class FeatureView(QWidget):
             self.progress.setValue(int(100 * event.fraction))
             self.progress.setFormat(f"{event.stage}: %p%")
         elif isinstance(event, features.LayerGrid):
+            self._from_disk += event.cached
             self._add_grid(event)
         elif event == "cancelled":
             self._set_running(False)
             self.status.setText("Cancelled. Press Show to start again.")
         elif event == "done":
             self._set_running(False)
-            self.status.setText(EXPLAIN[self.method_box.currentData()].format(k=9))
+            text = EXPLAIN[self.method_box.currentData()].format(k=9)
+            if self._from_disk:
+                text += f" ({self._from_disk} of {len(self._grids)} read from the saved results.)"
+            self.status.setText(text)
 
     def _add_grid(self, grid: features.LayerGrid) -> None:
         title = "output (one per class)" if grid.node == self._model.output else grid.node
@@ -172,6 +189,13 @@ class FeatureView(QWidget):
 
     def _on_cancel_clicked(self) -> None:
         self._jobs.cancel()
+
+    def _on_clear_clicked(self) -> None:
+        removed = self.disk_cache.clear()
+        self._cache.clear()
+        self.status.setText(
+            f"Forgot {removed} saved grid{'s' * (removed != 1)}: Show computes them again."
+        )
 
     def _on_job_errored(self, message: str) -> None:
         self._set_running(False)

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import pytest
 from PySide6.QtCore import Qt
 
 import resources
 from desktop.widgets.feature_view import FeatureView
 from engine import features
+from engine.feature_cache import FeatureCache
 from engine.idx import read_idx
 from engine.modelfile import load_model
+
+
+@pytest.fixture(autouse=True)
+def _own_cache(tmp_path, monkeypatch):
+    """The per-user cache of these tests is a fresh folder, never the user's."""
+    monkeypatch.setenv("CONVSCOPE_CACHE", str(tmp_path / "cache"))
 
 
 def _source():
@@ -85,3 +93,42 @@ def test_a_new_source_drops_the_running_job(qtbot):
     qtbot.waitUntil(lambda: not view.is_busy(), timeout=30000)
     assert view.sections == {} and "50 images of MNIST (50)" in view.status.text()
     assert view.show_button.isEnabled() and not view.cancel_button.isEnabled()
+
+
+def _shown(qtbot, view, model, images) -> None:
+    view.set_source(model, images, "MNIST")
+    qtbot.mouseClick(view.show_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "conv2" in view.sections and not view.is_busy(), timeout=30000)
+
+
+def test_a_later_session_reads_the_saved_grids_and_survives_a_damaged_file(qtbot, tmp_path):
+    model, images = _source()
+    first = FeatureView()
+    qtbot.addWidget(first)
+    assert first.disk_cache.folder == tmp_path / "cache" / "features"  # the per-user cache
+    _shown(qtbot, first, model, images)
+    assert "saved results" not in first.status.text()
+    computed = first.sections["conv2"].pixmap().toImage()
+    later = FeatureView()  # a new window: nothing in memory
+    qtbot.addWidget(later)
+    _shown(qtbot, later, model, images)
+    assert "(2 of 2 read from the saved results.)" in later.status.text()
+    assert later.sections["conv2"].pixmap().toImage() == computed
+    saved = sorted(later.disk_cache.folder.glob("*.npz"))
+    saved[0].write_bytes(b"PK\x03\x04 damaged")
+    damaged = FeatureView()
+    qtbot.addWidget(damaged)
+    _shown(qtbot, damaged, model, images)
+    assert "(1 of 2 read from the saved results.)" in damaged.status.text()
+    assert damaged.sections["conv2"].pixmap().toImage() == computed
+    qtbot.mouseClick(damaged.clear_button, Qt.MouseButton.LeftButton)
+    assert "Forgot 2 saved grids" in damaged.status.text()
+    assert not list(damaged.disk_cache.folder.glob("*.npz"))
+
+
+def test_a_given_cache_folder_is_used(qtbot, tmp_path):
+    view = FeatureView(cache=FeatureCache(tmp_path / "mine"))
+    qtbot.addWidget(view)
+    model, images = _source()
+    _shown(qtbot, view, model, images[:40])
+    assert len(list((tmp_path / "mine").glob("*.npz"))) == 2
