@@ -76,6 +76,19 @@ BACKGROUND_PIXELS = 1_500_000
 Classification = ClassifiedImage  # what ``classified`` carries
 
 
+@dataclass(frozen=True, eq=False)  # holds an array
+class ClassifySnapshot:
+    """What :meth:`ClassifyTab.snapshot` keeps."""
+
+    model: object | None
+    model_label: str
+    image: np.ndarray | None
+    preview: np.ndarray | None  # the image as the drop area shows it
+    name: str
+    mode: int  # 0 Draw, 1 Image
+    view: int  # the right-hand tab
+
+
 @dataclass(frozen=True)
 class _Shown:
     """A step of loading an image; ``request`` tells stale results apart."""
@@ -97,6 +110,7 @@ class ClassifyTab(QWidget):
         super().__init__(parent)
         self._state = state
         self.model = None
+        self.model_name = ""  # the label of the model in use
         self._image: np.ndarray | None = None  # the last opened/dropped/pasted image
         self._preview_image: np.ndarray | None = None
         self._image_name = ""
@@ -237,6 +251,7 @@ class ClassifyTab(QWidget):
     def set_model(self, model, label: str) -> None:
         """Classify with ``model`` from now on (None: no model loaded)."""
         self.model = model
+        self.model_name = label
         self._request += 1  # a pending image was prepared for the previous model
         self.model_panel.show_model(model, label)
         if model is None:
@@ -266,6 +281,46 @@ class ClassifyTab(QWidget):
     def _on_model_panel_model_chosen(self, model, label: str) -> None:
         self.set_model(model, label)
         self._state.status_posted.emit(f"Classify tab: now using {label}")
+
+    def use_shipped_model(self, kind: str) -> bool:
+        """Classify with the shipped "digits" or "photos" model; a model file not loaded yet
+        loads off the GUI thread (``model_load_finished``). False when it does not ship."""
+        if not self.model_panel.choose_shipped(kind):
+            self._show_message(f"The shipped {kind} model is not installed")
+            return False
+        return True
+
+    def show_network_view(self) -> None:
+        """Show "Inside the network" on the right."""
+        self.right_tabs.setCurrentIndex(0)
+
+    def snapshot(self) -> ClassifySnapshot:
+        """What the user set up: the model, the image, Draw or Image, the right-hand view."""
+        return ClassifySnapshot(
+            self.model,
+            self.model_name,
+            self._image,
+            self._preview_image,
+            self._image_name,
+            self.mode_group.checkedId(),
+            self.right_tabs.currentIndex(),
+        )
+
+    def restore(self, snap: ClassifySnapshot) -> None:
+        """Put back what :meth:`snapshot` saw (the drawing on the canvas was never touched)."""
+        if snap.model is not None:
+            self.model_panel.add_model(snap.model, snap.model_label)
+        self.set_model(snap.model, snap.model_label)
+        self.right_tabs.setCurrentIndex(snap.view)
+        if snap.mode == 1 and snap.image is not None:
+            self.show_image(snap.image, snap.name)  # large: decoded off the GUI thread
+            return
+        self._request += 1  # nothing older lands after this
+        self._image, self._preview_image, self._image_name = snap.image, snap.preview, snap.name
+        self.preview.set_image(snap.preview)
+        self.mode_group.button(snap.mode).setChecked(True)
+        self.sources.setCurrentIndex(snap.mode)
+        self._rerun()
 
     def open_model_file(self, path: Path) -> bool:
         """Open a model file off the GUI thread; ``model_load_finished`` tells how it went."""

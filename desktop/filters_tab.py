@@ -18,6 +18,7 @@ the kernel editor, settings panel, pages and render job already live in their ow
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +52,20 @@ from engine.imageio import load_image, save_image
 from engine.progress import CancelFlag, Progress
 
 CROP = 8  # side of the image crop in the step-through
+PAGES = ("image", "maps", "step")  # the result pages, in order
+
+
+@dataclass(frozen=True, eq=False)  # holds an array
+class FiltersSnapshot:
+    """What :meth:`FiltersTab.snapshot` keeps: the image, the kernel stack as typed, the
+    settings, the display mode and the page."""
+
+    image: np.ndarray | None
+    name: str
+    kernels: tuple
+    settings: dict
+    display: str
+    page: int
 
 
 def _load(path: Path) -> tuple[np.ndarray | None, str]:
@@ -82,6 +97,7 @@ class FiltersTab(QWidget):
         self._open_token = 0  # of the newest open request
         self._shown_source: tuple[int, int] | None = None
         self._hover: tuple[int, int] | None = None
+        self._pending_zoom: tuple[float, tuple[int, int]] | None = None
         self._build()
         self._build_jobs()
         state.kernel_requested.connect(self._on_state_kernel_requested)
@@ -409,6 +425,7 @@ class FiltersTab(QWidget):
         self._show_maps(rendered, mh, mw)
         self._refresh_animation_crop()
         self._refresh_inspector()
+        self._apply_pending_zoom()
         self.result_shown.emit()
 
     def _show_maps(self, rendered: Rendered, mh: int, mw: int) -> None:
@@ -467,6 +484,72 @@ class FiltersTab(QWidget):
             index = self.editor.current_index()
             steps = F.step_through(self._rendered.result, index, self._hover, CROP)
             self.pages.animation.set_crop(steps)
+
+    # ===== set up by others (the tour): public steps, and a snapshot to come back to ========
+    def set_kernels(self, specs: list[F.KernelSpec]) -> None:
+        """Replace the kernel stack (its undo history starts again)."""
+        self.editor.load_specs(specs)
+
+    def set_filter_settings(self, values: dict) -> None:
+        """Border, stride, colour, ReLU and pooling, as :meth:`FilterSettingsPanel.values`."""
+        self.settings_panel.set_values(values)
+
+    def set_display_mode(self, mode: str) -> None:
+        self.pages.set_display_mode(mode)
+
+    def show_page(self, page: str) -> None:
+        """Show the "image", "maps" or "step" page; "step" with the article's Figure 5."""
+        self.pages.setCurrentIndex(PAGES.index(page))
+        if page == "step":
+            self.pages.animation.show_figure5()
+
+    def current_page(self) -> str:
+        return PAGES[self.pages.currentIndex()]
+
+    def zoom_to(self, zoom: float, centre: tuple[int, int]) -> None:
+        """Zoom the input and result to ``zoom`` screen pixels per pixel around (row, col),
+        once the result being computed is shown (the views then hold the new image)."""
+        self._pending_zoom = (zoom, centre)
+        if not self.is_computing():
+            self._apply_pending_zoom()
+
+    def _apply_pending_zoom(self) -> None:
+        if self._pending_zoom is not None:
+            zoom, centre = self._pending_zoom
+            self._pending_zoom = None
+            self.pages.source_view.zoom_to(zoom, centre)
+
+    def inspect_result_pixel(self, pixel: tuple[int, int] | None) -> None:
+        """Explain result pixel (row, col) in the inspector, as hovering it does (now, or
+        when the result being computed is shown); None empties the inspector."""
+        self._hover = pixel
+        if pixel is not None and self._rendered is not None:
+            self._on_pages_result_hovered(*pixel)
+        elif pixel is None:
+            self._refresh_inspector()
+
+    def snapshot(self) -> FiltersSnapshot:
+        """What the user set up: image, kernels, settings, display and page."""
+        return FiltersSnapshot(
+            self._image,
+            self._image_name,
+            self.editor.stack_snapshot(),
+            self.settings_panel.values(),
+            self.display_mode(),
+            self.pages.currentIndex(),
+        )
+
+    def restore(self, snap: FiltersSnapshot) -> None:
+        """Put back what :meth:`snapshot` saw (the view fits the image again)."""
+        self.editor.restore_stack(snap.kernels)
+        self.settings_panel.set_values(snap.settings)
+        self.pages.set_display_mode(snap.display)
+        self.pages.setCurrentIndex(snap.page)
+        self._hover = self._pending_zoom = None
+        if snap.image is not None and snap.image is not self._image:
+            self.set_image(snap.image, snap.name)
+        self.pages.source_view.fit()
+        self._schedule()
 
     # ===== saving and copying ===============================================================
     def save_result(self) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QSettings, Qt
 from PySide6.QtGui import (
     QAction,
     QCloseEvent,
@@ -32,6 +32,7 @@ import resources
 from desktop.app_state import AppState
 from desktop.classify_tab import ClassifyTab
 from desktop.filters_tab import FiltersTab
+from desktop.tour import TourPanel
 from desktop.train_tab import TrainTab
 from engine import __version__
 
@@ -64,6 +65,7 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self._settings = settings if settings is not None else QSettings()
         self._closing = False
+        self.tour: TourPanel | None = None
         self.state = AppState()
         self.state.status_posted.connect(self._on_state_status_posted)
 
@@ -106,6 +108,8 @@ class MainWindow(QMainWindow):
         file_menu.addAction(quit_action)
 
         help_menu = self.menuBar().addMenu("&Help")
+        self.tour_action = help_menu.addAction("&Walk through the article")
+        self.tour_action.triggered.connect(self.start_tour)
         about = help_menu.addAction("&About ConvScope")
         about.triggered.connect(self._on_about_triggered)
 
@@ -189,6 +193,14 @@ class MainWindow(QMainWindow):
 
     def _on_state_kernel_requested(self, _kernel: object, _description: str) -> None:
         self.tabs.setCurrentWidget(self.filters_tab)
+
+    def start_tour(self) -> TourPanel:
+        """Help › Walk through the article: the tour panel under the tabs, at its first stop."""
+        if self.tour is None:
+            self.tour = TourPanel(self)
+            self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.tour)
+        self.tour.start()
+        return self.tour
 
     def _on_about_triggered(self) -> None:
         QMessageBox.about(self, "About ConvScope", ABOUT_HTML)

@@ -18,7 +18,7 @@ evaluation, publishing) in one place; the panels it composes live in ``desktop/w
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -67,6 +67,16 @@ from engine.visualize import format_duration
 UI_INTERVAL_MS = 200  # charts+progress and views refresh, alternating (each ~2.5/s)
 
 
+@dataclass(frozen=True, eq=False)
+class TrainSnapshot:
+    """What :meth:`TrainTab.snapshot` keeps."""
+
+    architecture: str
+    arch_page: int
+    scroll: int
+    learned: tuple | None  # the "What it learned" window's source, when it was shown
+
+
 class TrainTab(QWidget):
     title = "Train"
     work_stopped = Signal()
@@ -103,7 +113,7 @@ class TrainTab(QWidget):
         self.setup.loading_started.connect(self._update_buttons)
         self.setup.loading_finished.connect(self._update_buttons)
         self.setup.architecture_changed.connect(self._update_buttons)
-        setup_area = scrolled(self.setup)
+        self.setup_area = setup_area = scrolled(self.setup)
         setup_area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         setup_area.setMinimumWidth(340)
 
@@ -185,6 +195,7 @@ class TrainTab(QWidget):
         self.learned_button.setToolTip("Each layer's top dataset patches and synthesised inputs")
         self.learned_button.clicked.connect(self._on_learned_clicked)
         self._learned_dialog: QDialog | None = None
+        self._learned_source: tuple | None = None  # (model, images, name) it shows
         for w in (self.start_button, self.pause_button, self.step_button, self.stop_button):
             row.addWidget(w)
         row.addStretch(1)
@@ -425,16 +436,66 @@ class TrainTab(QWidget):
 
     def _on_learned_clicked(self) -> None:
         """Open (or raise) the "What it learned" window on the current model and test images."""
+        ds = self.setup.dataset
+        self.show_learned(self.model, ds.test_images[:2000], ds.name)
+
+    def show_learned(
+        self, model, images: np.ndarray, name: str, *, start: bool = False, within=None
+    ) -> FeatureView:
+        """The "What it learned" window on ``model`` and ``images`` (named ``name``); ``start``
+        computes the grids at once; ``within`` (a QRect on the screen) places the window.
+        Returns its :class:`FeatureView`."""
         if self._learned_dialog is None:
             self._learned_dialog = QDialog(self, objectName="learnedDialog")
             self._learned_dialog.setWindowTitle("What it learned")
             self._learned_dialog.resize(1000, 700)
             QVBoxLayout(self._learned_dialog).addWidget(FeatureView())
         view = self._learned_dialog.findChild(FeatureView)
-        ds = self.setup.dataset
-        view.set_source(self.model, ds.test_images[:2000], ds.name)
+        view.set_source(model, images, name)
+        self._learned_source = (model, images, name)
+        if within is not None:
+            self._learned_dialog.setGeometry(within)
         self._learned_dialog.show()
         self._learned_dialog.raise_()
+        if start:
+            view.start()
+        return view
+
+    def close_learned(self) -> None:
+        if self._learned_dialog is not None:
+            self._learned_dialog.hide()
+
+    def show_step(self) -> None:
+        """Show the live view beside the Step button, which gets the focus."""
+        self.pages.setCurrentIndex(0)
+        self.step_button.setFocus()
+
+    def show_architecture(self, name: str) -> None:
+        """Choose ``name`` in the setup panel and scroll its diagram into view."""
+        self.setup.choose_architecture(name)
+        self.setup.arch_tabs.setCurrentIndex(0)
+        self.setup_area.ensureWidgetVisible(self.setup.arch_tabs)
+
+    def snapshot(self) -> TrainSnapshot:
+        """What the user set up that others may change: the architecture choice, the setup
+        panel's scroll position and the "What it learned" window."""
+        dialog = self._learned_dialog
+        shown = dialog is not None and dialog.isVisible()
+        return TrainSnapshot(
+            self.setup.architecture_name(),
+            self.setup.arch_tabs.currentIndex(),
+            self.setup_area.verticalScrollBar().value(),
+            self._learned_source if shown else None,
+        )
+
+    def restore(self, snap: TrainSnapshot) -> None:
+        self.setup.choose_architecture(snap.architecture)
+        self.setup.arch_tabs.setCurrentIndex(snap.arch_page)
+        self.setup_area.verticalScrollBar().setValue(snap.scroll)
+        if snap.learned is not None:
+            self.show_learned(*snap.learned)
+        else:
+            self.close_learned()
 
     def _on_setup_sample_clicked(self, image: np.ndarray) -> None:
         self.live.pin(image, "from the dataset preview")

@@ -101,6 +101,10 @@ class FeatureView(QWidget):
     def is_busy(self) -> bool:
         return self._jobs.busy()
 
+    def start(self) -> None:
+        """Compute the grids now, as Show does."""
+        self._on_show_clicked()
+
     def _set_running(self, running: bool) -> None:
         self.show_button.setEnabled(not running and self._model is not None)
         self.cancel_button.setEnabled(running)

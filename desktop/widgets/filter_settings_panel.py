@@ -139,6 +139,22 @@ class FilterSettingsPanel(QWidget):
             "pool_stride": self.pool_stride.value(),
         }
 
+    def set_values(self, values: dict) -> None:
+        """Show ``values`` (keys as :meth:`values` gives them; missing keys stay)."""
+        boxes = {"border": self.border_box, "pool": self.pool_box}
+        for key, box in boxes.items():
+            if key in values:
+                box.setCurrentIndex(max(0, box.findData(values[key])))
+        spins = {"stride": self.stride_box, "pool_size": self.pool_size}
+        spins["pool_stride"] = self.pool_stride
+        for key, spin in spins.items():
+            if key in values:
+                spin.setValue(int(values[key]))
+        if "color" in values:
+            (self.rgb_radio if values["color"] == "rgb" else self.gray_radio).setChecked(True)
+        if "relu" in values:
+            self.relu_check.setChecked(bool(values["relu"]))
+
     def use_gray(self) -> None:
         """Switch to grayscale (a learned filter is shown on the gray image)."""
         self.gray_radio.setChecked(True)

@@ -167,6 +167,13 @@ class ImageView(QGraphicsView):
         self._update_smoothing()
         self._broadcast()
 
+    def zoom_to(self, factor: float, centre: tuple[int, int]) -> None:
+        """Zoom to ``factor`` with scene pixel (row, col) in the middle of the view."""
+        self.set_zoom(factor)
+        row, col = centre
+        self.centerOn(QPointF(col + 0.5, row + 0.5))
+        self._broadcast()
+
     def link(self, other: ImageView) -> None:
         """Keep this view and ``other`` on the same zoom and scroll position (both ways)."""
         if other not in self._linked:

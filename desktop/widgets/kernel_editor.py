@@ -296,18 +296,31 @@ class KernelEditor(QGroupBox):
 
     def load_specs(self, specs: list[F.KernelSpec]) -> None:
         """Replace the stack (a kernel file, another tab's learned filter)."""
-        self._kernels = [_Kernel.from_spec(s) for s in specs[: F.MAX_KERNELS]]
+        self._replace_stack([_Kernel.from_spec(s) for s in specs[: F.MAX_KERNELS]], 0)
+
+    def _replace_stack(self, kernels: list[_Kernel], current: int) -> None:
+        self._kernels = kernels
         self._updating = True
         while self.kernel_tabs.count() > len(self._kernels):
             self.kernel_tabs.removeTab(self.kernel_tabs.count() - 1)
         while self.kernel_tabs.count() < len(self._kernels):
             self.kernel_tabs.addTab(str(self.kernel_tabs.count() + 1))
-        self.kernel_tabs.setCurrentIndex(0)
+        self._current = min(current, len(self._kernels) - 1)
+        self.kernel_tabs.setCurrentIndex(self._current)
         self._updating = False
-        self._current = 0
         self.undo_stack.clear()
         self._load_into_widgets()
         self.kernels_changed.emit()
+
+    def stack_snapshot(self) -> tuple:
+        """The whole stack as typed (red cells too) and the current kernel, for
+        :meth:`restore_stack`."""
+        return self._current, tuple(k.snapshot() for k in self._kernels)
+
+    def restore_stack(self, snapshot: tuple) -> None:
+        """Put back a :meth:`stack_snapshot` (the undo history starts again)."""
+        current, kernels = snapshot
+        self._replace_stack([_Kernel(k[0], list(k[1]), *k[2:]) for k in kernels], current)
 
     def load_kernel_file(self, path: Path) -> bool:
         """Load kernels from ``path``; a bad file is explained (``error_posted``)."""

@@ -144,9 +144,12 @@ class ModelPanel(QGroupBox):
         self.digit_entry = self.model_box.add_entry(
             "Shipped LeNet-5 (digits)", path=resources.shipped_model_path()
         )
+        self.photo_entry = -1  # the shipped photo model's entry, when it ships
         photo = resources.photo_model_path()
         if photo.is_file():  # ships once trained (resources/models)
-            self.model_box.add_entry("Shipped photo model (bird, cat, dog, ship)", path=photo)
+            self.photo_entry = self.model_box.add_entry(
+                "Shipped photo model (bird, cat, dog, ship)", path=photo
+            )
 
     def load_shipped(self) -> tuple[object | None, str, str]:
         """The digit model, loaded at once (small and ours): (model, label, problem)."""
@@ -160,8 +163,18 @@ class ModelPanel(QGroupBox):
         self._use(self.digit_entry)
         return model, entry.label, ""
 
+    def choose_shipped(self, kind: str) -> bool:
+        """Choose the shipped "digits" or "photos" model as the user would (a file not
+        loaded yet loads off the GUI thread); False when it does not ship."""
+        index = self.digit_entry if kind == "digits" else self.photo_entry
+        if index < 0:
+            return False
+        self._on_model_box_activated(index)
+        return True
+
     def add_model(self, model: object, label: str) -> None:
         """A model trained (or loaded) elsewhere becomes an entry, and the one in use."""
+        self._request += 1  # a file still loading must not replace this choice
         self._use(self.model_box.add_entry(label, model=model))
 
     def offer_model(self, model: object, label: str) -> None:

@@ -411,6 +411,15 @@ class RunSetup(QWidget):
             edit.textChanged.connect(self._arch_timer.start)
         return box
 
+    def architecture_name(self) -> str:
+        """The choice in the Network box: a registry name, "custom" or "text"."""
+        return self.arch_combo.currentText()
+
+    def choose_architecture(self, name: str) -> None:
+        """Choose ``name`` in the Network box (the diagram follows); unknown names are ignored."""
+        if name in ARCHITECTURES:
+            self.arch_combo.setCurrentText(name)
+
     def architecture(self) -> dict | str:
         """What ``build_model`` takes; raises ValueError for unreadable number lists."""
         name = self.arch_combo.currentText()

@@ -1,0 +1,248 @@
+"""Help › Walk through the article: a panel under the tabs that sets the app up, stop by stop.
+
+The stops are data (:data:`engine.tour.STOPS`); this module only applies one to the tabs,
+through their public methods, and shows its text with Back and Next. Before the first stop
+changes anything, each tab's :meth:`snapshot` keeps what the user had (image, kernels,
+settings, model, architecture, the tab shown); at the end the panel offers to put it back.
+
+The panel (objectName ``tourPanel``) is a dock at the bottom of the window, so it takes room
+from the tabs instead of covering them. Signals: ``stop_shown(index)`` once a stop is set up,
+``ended(restored)`` when the user leaves the tour.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from PySide6.QtCore import QPoint, QRect, Qt, Signal
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+import resources
+from engine import tour
+from engine.errors import EngineError
+from engine.modelfile import load_model
+
+FEATURE_IMAGES = 2000  # MNIST test images the "What it learned" stop searches
+
+
+@dataclass(frozen=True)
+class UserSetup:
+    """What the user had before the tour: each tab's snapshot and the tab shown."""
+
+    filters: object
+    train: object
+    classify: object
+    tab: int
+
+
+class TourPanel(QDockWidget):
+    stop_shown = Signal(int)
+    ended = Signal(bool)
+
+    def __init__(self, window) -> None:
+        super().__init__("Walk through the article", window)
+        self.setObjectName("tourPanel")
+        self.setFeatures(QDockWidget.DockWidgetFeature.NoDockWidgetFeatures)
+        self.setTitleBarWidget(QWidget())  # the stop's title is the heading: no dock title
+        self.setStyleSheet("#tourPanel > QStackedWidget { background: #e8f0fe; }")
+        self._window = window
+        self.index = -1
+        self.saved: UserSetup | None = None
+        self._digit_model = None  # the shipped LeNet for the "What it learned" stop
+        self._build()
+
+    # ----- building ---------------------------------------------------------------------
+    def _build(self) -> None:
+        self.pages = QStackedWidget()
+        self.pages.addWidget(self._build_stop_page())
+        self.pages.addWidget(self._build_end_page())
+        self.setWidget(self.pages)
+
+    def _build_stop_page(self) -> QWidget:
+        page = QWidget()
+        self.where_label = QLabel(objectName="tourWhere")
+        self.where_label.setStyleSheet("color: #5f6368;")
+        self.title_label = QLabel(objectName="tourTitle")
+        self.title_label.setStyleSheet("font-weight: 600; font-size: 11pt;")
+        self.text_label = QLabel(objectName="tourText", wordWrap=True)
+        self.text_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.problem_label = QLabel(objectName="tourProblem", wordWrap=True)
+        self.problem_label.setStyleSheet("color: #b00020;")
+        self.problem_label.hide()
+        heading = QHBoxLayout()
+        heading.addWidget(self.title_label)
+        heading.addSpacing(10)
+        heading.addWidget(self.where_label)
+        heading.addStretch(1)
+        words = QVBoxLayout()
+        words.setSpacing(2)
+        words.addLayout(heading)
+        words.addWidget(self.text_label)
+        words.addWidget(self.problem_label)
+        self.back_button = QPushButton("◀ Back", objectName="tourBack")
+        self.next_button = QPushButton("Next ▶", objectName="tourNext")
+        self.end_button = QPushButton("End tour", objectName="tourEnd")
+        self.back_button.clicked.connect(self.back)
+        self.next_button.clicked.connect(self.next)
+        self.end_button.clicked.connect(self.finish)
+        self.next_button.setDefault(True)
+        row = QHBoxLayout(page)
+        row.setContentsMargins(10, 6, 10, 6)
+        row.addLayout(words, 1)
+        row.addSpacing(12)
+        for button in (self.back_button, self.next_button, self.end_button):
+            row.addWidget(button, 0, Qt.AlignmentFlag.AlignVCenter)
+        return page
+
+    def _build_end_page(self) -> QWidget:
+        page = QWidget()
+        self.end_label = QLabel(objectName="tourEndText", wordWrap=True)
+        self.restore_button = QPushButton("Restore my setup", objectName="tourRestore")
+        self.restore_button.setToolTip(
+            "Your image, kernels, settings, model and architecture as before the tour"
+        )
+        self.keep_button = QPushButton("Keep the tour's setup", objectName="tourKeep")
+        self.end_back_button = QPushButton("◀ Back to the tour", objectName="tourEndBack")
+        self.restore_button.clicked.connect(lambda: self._leave(restore=True))
+        self.keep_button.clicked.connect(lambda: self._leave(restore=False))
+        self.end_back_button.clicked.connect(lambda: self.show_stop(self.index))
+        row = QHBoxLayout(page)
+        row.setContentsMargins(10, 6, 10, 6)
+        row.addWidget(self.end_label, 1)
+        for button in (self.end_back_button, self.keep_button, self.restore_button):
+            row.addWidget(button)
+        return page
+
+    # ----- moving through the tour ------------------------------------------------------
+    def start(self) -> None:
+        """Keep the user's setup (unless a tour is under way) and show the first stop."""
+        if self.saved is None:
+            w = self._window
+            self.saved = UserSetup(
+                w.filters_tab.snapshot(),
+                w.train_tab.snapshot(),
+                w.classify_tab.snapshot(),
+                w.tabs.currentIndex(),
+            )
+        self.show()
+        self.show_stop(0)
+
+    def next(self) -> None:
+        if self.index + 1 < len(tour.STOPS):
+            self.show_stop(self.index + 1)
+        else:
+            self.finish()
+
+    def back(self) -> None:
+        if self.index > 0:
+            self.show_stop(self.index - 1)
+
+    def show_stop(self, index: int) -> None:
+        """Set the app up for stop ``index`` and say what to look at."""
+        stop = tour.STOPS[index]
+        leaving = tour.STOPS[self.index] if self.index >= 0 else None
+        self.index = index
+        if leaving is not None and isinstance(leaving.setup, tour.TrainSetup):
+            self._window.train_tab.close_learned()
+        self.pages.setCurrentIndex(0)
+        where = f"Stop {index + 1} of {len(tour.STOPS)}"
+        self.where_label.setText(f"{where} · {stop.where}")
+        self.title_label.setText(stop.title)
+        self.text_label.setText(stop.text)
+        self.back_button.setEnabled(index > 0)
+        self.next_button.setText("Next ▶" if index + 1 < len(tour.STOPS) else "Finish")
+        try:
+            self._apply(stop)
+        except (EngineError, OSError) as exc:
+            self.problem_label.setText(f"This stop could not be set up: {exc}")
+            self.problem_label.show()
+        else:
+            self.problem_label.hide()
+        self.stop_shown.emit(index)
+
+    def finish(self) -> None:
+        """The end: offer to put the user's setup back."""
+        self._window.train_tab.close_learned()
+        self.end_label.setText(
+            "That was the tour. Your own image, kernels, settings and model were kept when it "
+            "began: restore them, or keep what the tour set up to explore from here."
+        )
+        self.pages.setCurrentIndex(1)
+        self.restore_button.setFocus()
+
+    def _leave(self, *, restore: bool) -> None:
+        saved, self.saved = self.saved, None
+        if restore and saved is not None:
+            self.restore(saved)
+        self.index = -1
+        self.hide()
+        self.ended.emit(restore)
+
+    def restore(self, saved: UserSetup) -> None:
+        """Put back the user's setup, every tab as it was, and the tab they were on."""
+        w = self._window
+        w.filters_tab.restore(saved.filters)
+        w.train_tab.restore(saved.train)
+        w.classify_tab.restore(saved.classify)
+        w.tabs.setCurrentIndex(saved.tab)
+
+    # ----- applying a stop --------------------------------------------------------------
+    def _apply(self, stop: tour.Stop) -> None:
+        w = self._window
+        tab = {"Filters": w.filters_tab, "Train": w.train_tab, "Classify": w.classify_tab}
+        w.tabs.setCurrentWidget(tab[stop.tab])
+        setup = stop.setup
+        if isinstance(setup, tour.FiltersSetup):
+            self._apply_filters(setup)
+        elif isinstance(setup, tour.ClassifySetup):
+            self._apply_classify(setup)
+        else:
+            self._apply_train(setup)
+
+    def _image(self, source: str):
+        return tour.tour_image(
+            source, mnist_dir=resources.mnist_dir(), samples_dir=resources.resource_path("samples")
+        )
+
+    def _apply_filters(self, setup: tour.FiltersSetup) -> None:
+        filters = self._window.filters_tab
+        image, name = self._image(setup.image)
+        filters.set_kernels(tour.kernel_specs(setup.kernels))
+        filters.set_filter_settings(setup.settings())
+        filters.set_display_mode(setup.display)
+        filters.set_image(tour.as_rgb(image), name)
+        filters.show_page(setup.page)
+        if setup.zoom is not None and setup.centre is not None:
+            filters.zoom_to(setup.zoom, setup.centre)
+        filters.inspect_result_pixel(setup.hover)
+
+    def _apply_classify(self, setup: tour.ClassifySetup) -> None:
+        classify = self._window.classify_tab
+        image, name = self._image(setup.image)
+        classify.use_shipped_model(setup.model)  # the photo model loads off-thread once
+        classify.show_image(image, name)
+        classify.show_network_view()
+
+    def _apply_train(self, setup: tour.TrainSetup) -> None:
+        train = self._window.train_tab
+        if setup.view == "diagram" and setup.architecture:
+            train.show_architecture(setup.architecture)
+        elif setup.view == "features":
+            if self._digit_model is None:
+                self._digit_model = load_model(resources.shipped_model_path())
+            images = tour.mnist_test_images(resources.mnist_dir(), FEATURE_IMAGES)
+            tabs = self._window.tabs  # over the tabs, not over this panel
+            within = QRect(tabs.mapToGlobal(QPoint(0, 0)), tabs.size())
+            train.show_learned(
+                self._digit_model, images, "the MNIST test set", start=True, within=within
+            )
+        else:
+            train.show_step()

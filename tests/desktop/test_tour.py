@@ -1,0 +1,216 @@
+"""Help › Walk through the article: every stop driven forward and back through the real
+buttons, what each one shows, and the user's own setup put back at the end."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QPushButton
+
+import resources
+from desktop.main_window import MainWindow
+from desktop.tour import TourPanel
+from desktop.widgets.feature_view import FeatureView
+from engine import tour
+from engine.filters import PRESETS, KernelSpec
+from engine.model import build_model
+
+DIRS = {"mnist_dir": resources.mnist_dir(), "samples_dir": resources.resource_path("samples")}
+TAB_OF = {"Filters": "filters_tab", "Train": "train_tab", "Classify": "classify_tab"}
+LOAD_MS = 30000  # a loaded machine: generous, never slept
+
+
+@pytest.fixture
+def window(qtbot, settings):
+    win = MainWindow(settings=settings)
+    qtbot.addWidget(win)
+    win.resize(1400, 900)
+    win.show()
+    tab = win.filters_tab
+    qtbot.waitUntil(lambda: tab.result() is not None and not tab.is_computing(), timeout=LOAD_MS)
+    yield win
+    win.train_tab.close_learned()
+
+
+def _idle(win) -> bool:
+    classify, train = win.classify_tab, win.train_tab
+    return (
+        not win.filters_tab.is_computing()
+        and not classify.background_busy()
+        and not train.setup.is_loading()
+    )
+
+
+def _check_filters(win, qtbot, setup: tour.FiltersSetup) -> None:
+    tab = win.filters_tab
+    qtbot.waitUntil(lambda: tab.result() is not None and not tab.is_computing(), timeout=LOAD_MS)
+    image, name = tour.tour_image(setup.image, **DIRS)
+    np.testing.assert_array_equal(tab.image(), tour.as_rgb(image))
+    assert name in tab.pages.source_caption.text()
+    assert [k.name for k in tab.settings().kernels] == list(setup.kernels)
+    settings = tab.settings()
+    assert (settings.relu, settings.pool, settings.border) == (
+        setup.relu,
+        setup.pool,
+        setup.border,
+    )
+    assert tab.current_page() == setup.page and tab.display_mode() == setup.display
+    inspector = tab.pages.inspector
+    if setup.hover is not None:
+        assert inspector.inspection() is not None
+        assert (inspector.pool() is not None) == (setup.pool != "none")
+    if setup.zoom is not None:
+        view = tab.pages.source_view
+        assert view.zoom() == pytest.approx(setup.zoom)
+        view.grab()  # paints: the values are written in the cells
+        assert view.labelled_cells() > 0
+    if setup.page == "maps":
+        assert f"stack of {len(setup.kernels)} feature maps" in tab.pages.maps_caption.text()
+
+
+def _check_classify(win, qtbot, setup: tour.ClassifySetup, digit_label: str) -> None:
+    tab = win.classify_tab
+    qtbot.waitUntil(lambda: not tab.background_busy() and tab.result is not None, timeout=LOAD_MS)
+    if setup.model == "digits":
+        assert tab.model_name == digit_label
+        assert tab.result.prediction == setup.image.split(":")[1]  # LeNet reads it right
+    else:
+        assert tab.model_name.startswith("Shipped photo model")
+        assert tab.result.classes == ["bird", "cat", "dog", "ship"]
+        assert tab.result.prediction == "cat"  # chelsea.png
+    assert tab.right_tabs.currentIndex() == 0 and tab.network_view.layers()
+
+
+def _check_train(win, qtbot, setup: tour.TrainSetup) -> None:
+    tab = win.train_tab
+    if setup.view == "features":
+        view = tab.findChild(FeatureView, "featureView")
+        assert view is not None and view.isVisible()
+        qtbot.waitUntil(lambda: "conv2" in view.sections, timeout=LOAD_MS)
+        assert "conv1" in view.sections
+    elif setup.view == "diagram":
+        assert tab.setup.architecture_name() == setup.architecture
+        assert any("layer1" in n for n in tab.setup.architecture_view.node_names())
+    else:
+        assert tab.step_button.isVisible()
+
+
+def _check_stop(win, qtbot, panel: TourPanel, index: int, digit_label: str) -> None:
+    stop = tour.STOPS[index]
+    assert panel.index == index
+    assert panel.title_label.text() == stop.title and panel.text_label.text() == stop.text
+    assert f"Stop {index + 1} of {len(tour.STOPS)}" in panel.where_label.text()
+    assert not panel.problem_label.isVisible(), panel.problem_label.text()
+    assert win.tabs.currentWidget() is getattr(win, TAB_OF[stop.tab])
+    setup = stop.setup
+    if isinstance(setup, tour.FiltersSetup):
+        _check_filters(win, qtbot, setup)
+    elif isinstance(setup, tour.ClassifySetup):
+        _check_classify(win, qtbot, setup, digit_label)
+    else:
+        _check_train(win, qtbot, setup)
+    # the panel sits below the tabs: it hides nothing it talks about
+    assert panel.geometry().top() >= win.tabs.geometry().bottom()
+
+
+def test_every_stop_forward_then_back(window, qtbot):
+    digit_label = window.classify_tab.model_name
+    panel = window.start_tour()
+    assert panel.objectName() == "tourPanel" and panel.isVisible()
+    next_button = panel.findChild(QPushButton, "tourNext")
+    back_button = panel.findChild(QPushButton, "tourBack")
+    assert not back_button.isEnabled()
+    for index in range(len(tour.STOPS)):
+        if index:
+            with qtbot.waitSignal(panel.stop_shown, timeout=LOAD_MS):
+                qtbot.mouseClick(next_button, Qt.MouseButton.LeftButton)
+        _check_stop(window, qtbot, panel, index, digit_label)
+    assert next_button.text() == "Finish"
+    for index in range(len(tour.STOPS) - 2, -1, -1):
+        with qtbot.waitSignal(panel.stop_shown, timeout=LOAD_MS):
+            qtbot.mouseClick(back_button, Qt.MouseButton.LeftButton)
+        _check_stop(window, qtbot, panel, index, digit_label)
+    qtbot.waitUntil(lambda: _idle(window), timeout=LOAD_MS)
+
+
+def _click(qtbot, panel: TourPanel, name: str) -> None:
+    qtbot.mouseClick(panel.findChild(QPushButton, name), Qt.MouseButton.LeftButton)
+
+
+def _user_setup(win, qtbot) -> dict:
+    """Edits of the user's own in every tab the tour touches."""
+    filters, classify, train = win.filters_tab, win.classify_tab, win.train_tab
+    rng = np.random.default_rng(5)
+    mine = rng.integers(0, 256, (40, 60, 3), dtype=np.uint8)
+    filters.set_image(mine, "mine.png")
+    filters.editor.load_specs([KernelSpec(np.ones((3, 3)), divisor=9.0), PRESETS["Sobel x"].spec()])
+    filters.editor.kernel_tabs.setCurrentIndex(1)
+    filters.editor.preset_box.setCurrentText("Emboss")  # an edit, as the user makes it
+    filters.settings_panel.stride_box.setValue(2)
+    filters.settings_panel.relu_check.setChecked(True)
+    filters.settings_panel.pool_box.setCurrentIndex(filters.settings_panel.pool_box.findData("avg"))
+    filters.pages.set_display_mode("abs")
+    filters.pages.setCurrentIndex(1)
+    model = build_model("lenet5", np.random.default_rng(0), classes=[str(i) for i in range(10)])
+    win.state.publish_model(model, "My own model")
+    three = tour.mnist_digit(resources.mnist_dir(), 3)
+    classify.show_image(three, "my3.png")
+    train.setup.arch_combo.setCurrentText("vgg")
+    win.tabs.setCurrentWidget(classify)
+    qtbot.waitUntil(lambda: _idle(win), timeout=LOAD_MS)
+    return {
+        "image": mine,
+        "stack": filters.editor.stack_snapshot(),
+        "settings": filters.settings_panel.values(),
+        "model": model,
+        "digit": three,
+    }
+
+
+def test_restore_puts_back_the_users_image_kernels_settings_and_model(window, qtbot):
+    user = _user_setup(window, qtbot)
+    filters, classify, train = window.filters_tab, window.classify_tab, window.train_tab
+    panel = window.start_tour()
+    for _ in range(len(tour.STOPS) - 1):  # every stop changes something
+        with qtbot.waitSignal(panel.stop_shown, timeout=LOAD_MS):
+            _click(qtbot, panel, "tourNext")
+    qtbot.waitUntil(lambda: _idle(window), timeout=LOAD_MS)
+    assert filters.image() is not user["image"] and classify.model is not user["model"]
+    assert train.setup.architecture_name() != "vgg"
+    _click(qtbot, panel, "tourNext")  # Finish: the offer
+    assert panel.pages.currentIndex() == 1 and "restore" in panel.end_label.text()
+    with qtbot.waitSignal(panel.ended, timeout=LOAD_MS) as ended:
+        _click(qtbot, panel, "tourRestore")
+    assert ended.args == [True] and not panel.isVisible()
+    qtbot.waitUntil(lambda: _idle(window) and filters.result() is not None, timeout=LOAD_MS)
+    assert filters.image() is user["image"] and "mine.png" in filters.pages.source_caption.text()
+    assert filters.editor.stack_snapshot() == user["stack"]
+    assert [k.name for k in filters.settings().kernels] == ["", "Emboss"]
+    assert filters.editor.current_index() == 1
+    assert filters.settings_panel.values() == user["settings"]
+    assert filters.display_mode() == "abs" and filters.current_page() == "maps"
+    assert classify.model is user["model"] and classify.model_name == "My own model"
+    assert classify.model_box.currentText() == "My own model"
+    assert classify.snapshot().image is user["digit"] and classify.snapshot().mode == 1
+    assert classify.result is not None
+    assert train.setup.architecture_name() == "vgg"
+    assert not train.findChild(FeatureView, "featureView").isVisible()
+    assert window.tabs.currentWidget() is classify
+
+
+def test_keep_leaves_the_tour_setup_and_a_new_tour_keeps_the_setup_of_then(window, qtbot):
+    filters = window.filters_tab
+    before = filters.image()
+    panel = window.start_tour()
+    with qtbot.waitSignal(panel.stop_shown, timeout=LOAD_MS):
+        _click(qtbot, panel, "tourNext")
+    _click(qtbot, panel, "tourEnd")
+    with qtbot.waitSignal(panel.ended, timeout=LOAD_MS) as ended:
+        _click(qtbot, panel, "tourKeep")
+    assert ended.args == [False] and not panel.isVisible()
+    kept = filters.image()
+    assert kept is not before and kept.shape == (5, 5, 3)  # the 5x5 example stays
+    again = window.start_tour()
+    assert again is panel and panel.index == 0
+    assert panel.saved.filters.image is kept  # what the user has now, not the first tour's
