@@ -21,6 +21,12 @@ TAB_OF = {"Filters": "filters_tab", "Train": "train_tab", "Classify": "classify_
 LOAD_MS = 30000  # a loaded machine: generous, never slept
 
 
+@pytest.fixture(autouse=True)
+def _own_cache(tmp_path, monkeypatch):
+    """The "What it learned" stop saves grids in the per-user cache: a fresh folder here."""
+    monkeypatch.setenv("CONVSCOPE_CACHE", str(tmp_path / "cache"))
+
+
 @pytest.fixture
 def window(qtbot, settings):
     win = MainWindow(settings=settings)
