@@ -238,7 +238,8 @@ class ClassifyTab(QWidget):
         self.batch_page.batch_classified.connect(self.batch_classified)
         self.batch_table, self.batch_status = self.batch_page.table, self.batch_page.status
         self.right_tabs = QTabWidget(objectName="classifyViews")
-        self.right_tabs.addTab(scrolled(self.network_view), "Inside the network")
+        self.network_scroll = scrolled(self.network_view)
+        self.right_tabs.addTab(self.network_scroll, "Inside the network")
         self.right_tabs.addTab(self.batch_page, "Batch results")
 
     # ----- the model ----------------------------------------------------------------------
@@ -290,9 +291,13 @@ class ClassifyTab(QWidget):
             return False
         return True
 
-    def show_network_view(self) -> None:
-        """Show "Inside the network" on the right."""
+    def show_network_view(self, cell: tuple[str, int] | None = None) -> None:
+        """Show "Inside the network" on the right; ``cell`` (layer name, index) is scrolled
+        into view and shown as hovered."""
         self.right_tabs.setCurrentIndex(0)
+        if cell is not None and self.network_view.hover_cell(*cell):
+            centre = self.network_view.cell_center(*cell)
+            self.network_scroll.ensureVisible(centre.x(), centre.y(), 40, 160)
 
     def snapshot(self) -> ClassifySnapshot:
         """What the user set up: the model, the image, Draw or Image, the right-hand view."""

@@ -229,7 +229,7 @@ class TourPanel(QDockWidget):
         image, name = self._image(setup.image)
         classify.use_shipped_model(setup.model)  # the photo model loads off-thread once
         classify.show_image(image, name)
-        classify.show_network_view()
+        classify.show_network_view(setup.hover)
 
     def _apply_train(self, setup: tour.TrainSetup) -> None:
         train = self._window.train_tab

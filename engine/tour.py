@@ -82,10 +82,12 @@ class FiltersSetup:
 
 @dataclass(frozen=True)
 class ClassifySetup:
-    """The Classify tab: a shipped ``model`` ("digits" or "photos") classifying ``image``."""
+    """The Classify tab: a shipped ``model`` ("digits" or "photos") classifying ``image``;
+    ``hover`` (layer, cell) is the cell of "Inside the network" shown as hovered."""
 
     model: str
     image: str
+    hover: tuple[str, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -194,10 +196,11 @@ STOPS: tuple[Stop, ...] = (
         "the fully connected layer",
         "After the second pooling the 16 maps of 5 by 5 are laid out as 400 numbers. A fully "
         "connected layer computes each of its outputs from all of its inputs, so it can "
-        "combine features found anywhere in the image: fc1, fc2 and fc3 are the last rows of "
-        "'Inside the network'.",
+        "combine features found anywhere in the image: the lines join the marked fc1 cell to "
+        "the pooled pixels it weighs most and to the fc2 cells it feeds most (red positive, "
+        "blue negative).",
         "Classify",
-        ClassifySetup("digits", "digit:2"),
+        ClassifySetup("digits", "digit:2", hover=("fc1", 53)),
     ),
     Stop(
         "Softmax turns scores into probabilities",
@@ -259,11 +262,11 @@ STOPS: tuple[Stop, ...] = (
     Stop(
         "The fully connected layers up close",
         "Figure 20",
-        "The article draws the last layers as nodes joined by lines: every node of fc2 is "
-        "joined to all 120 nodes of fc1, and every output to all 84 of fc2. Hover a cell of "
-        "fc1, fc2 or fc3 in 'Inside the network' to read its value.",
+        "The article draws the last layers as nodes joined by lines. The output cell of the "
+        "8 is marked: its lines go to the fc2 cells whose weights into it are strongest, with "
+        "the weights written on them. Hover any cell of fc1, fc2 or the output to see its own.",
         "Classify",
-        ClassifySetup("digits", "digit:8"),
+        ClassifySetup("digits", "digit:8", hover=("softmax", 8)),
     ),
     Stop(
         "A family of architectures",

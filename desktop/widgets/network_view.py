@@ -200,6 +200,17 @@ class NetworkView(QWidget):
             return QPoint(int(rect.x() + (x + 0.5) * s), int(rect.y() + (y + 0.5) * s))
         return rect.center().toPoint()
 
+    def hover_cell(self, name: str, index: int, y: int = 0, x: int = 0) -> bool:
+        """Show map ``index`` pixel (y, x) of layer ``name`` (or cell ``index``) as hovered, as
+        the mouse would (the tour points at a cell this way); False when it is not shown."""
+        r = next((i for i, row in enumerate(self._rows) if row.layer.name == name), None)
+        if r is None or not 0 <= index < len(self._rows[r].rects):
+            return False
+        self._hover = (r, index, y, x)
+        self._update_hover_text()
+        self.update()
+        return True
+
     def title_rect(self, name: str) -> QRectF:
         row = next(r for r in self._rows if r.layer.name == name)
         return QRectF(4, row.top, LABEL_WIDTH - 10, 2 * self.fontMetrics().height() + 2)

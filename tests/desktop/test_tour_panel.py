@@ -86,6 +86,13 @@ def _check_classify(win, qtbot, setup: tour.ClassifySetup, digit_label: str) -> 
         assert tab.result.classes == ["bird", "cat", "dog", "ship"]
         assert tab.result.prediction == "cat"  # chelsea.png
     assert tab.right_tabs.currentIndex() == 0 and tab.network_view.layers()
+    if setup.hover is not None:  # the cell pointed at shows its strongest connections
+        layer, cell = setup.hover
+        title = "output" if layer == "softmax" else layer
+        assert tab.network_view.hover_text.startswith(f"{title}")
+        assert f"cell {cell} = " in tab.network_view.hover_text
+        assert "strongest" in tab.network_view.hover_text
+        assert tab.network_view.drawn_links()
 
 
 def _check_train(win, qtbot, setup: tour.TrainSetup) -> None:
