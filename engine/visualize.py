@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -177,8 +178,23 @@ class Band:
     columns: list[list[int]]
 
 
-def arrange(rows: Sequence[ShownNode | LayerView]) -> list[Band]:
-    """Group rows (of :func:`shown_nodes` or :func:`display_layers`) into bands: consecutive
+class Arrangeable(Protocol):
+    """What :func:`arrange` reads of a row (a :class:`ShownNode`, a :class:`LayerView` or a
+    view's own row built from them)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def block(self) -> str: ...
+    @property
+    def lane(self) -> int: ...
+    @property
+    def facts(self) -> NodeFacts | None: ...
+
+
+def arrange(rows: Sequence[Arrangeable]) -> list[Band]:
+    """Group rows (of :func:`shown_nodes`, :func:`display_layers` or anything carrying their
+    name, block, lane and facts) into bands: consecutive
     rows of one block that are not merges go side by side by lane when they use several lanes
     (Inception's branches, a ResNet projection beside its block); everything else one row per
     band."""
@@ -200,7 +216,7 @@ def arrange(rows: Sequence[ShownNode | LayerView]) -> list[Band]:
     return bands
 
 
-def _kind_of(row: ShownNode | LayerView) -> str:
+def _kind_of(row: Arrangeable) -> str:
     facts = row.facts
     return facts.kind if facts is not None else row.name
 

@@ -1,15 +1,18 @@
 """The network view (the article's Figure 18): every layer's activations for one image.
 
-From top to bottom, in topological order: the input, the feature maps of every convolution (after
-its BatchNorm and activation), pooling and merge (add, concat), the fully connected layers as rows
-of cells, and the output probabilities. Blocks (``layer1.0``, ``inception3a``) fold to their
-output row by a click on a row title (a network of many rows starts folded). Hovering a cell
-explains where it came from: a pooled cell highlights the window it pooled; a convolution cell
-its kernel window in the row it reads and, in every case, the receptive field in the input
-image through all paths. Hovering a fully connected cell (a dense unit, or an output class)
-draws its strongest incoming and outgoing connections (the article's Figure 20,
-:func:`engine.connections.every_connection`): red for a positive weight, blue for a negative
-one, wider for a stronger one, each weight written at its line's end and listed in a tooltip.
+From top to bottom, in topological order: the input (in colour for a colour model), the feature
+maps of every convolution (after its BatchNorm and activation), pooling and merge (add, concat),
+the fully connected layers as rows of cells, and the output probabilities. The branches of a
+block stand side by side (Inception's four, a ResNet projection beside its block), as
+:func:`engine.visualize.arrange` groups them for the Train tab's live view too. Blocks
+(``layer1.0``, ``inception3a``) fold to their output row by a click on a row title or a block's
+header (a network of many rows starts folded). Hovering a cell explains where it came from: a
+pooled cell highlights the window it pooled; a convolution cell its kernel window in the row it
+reads and, in every case, the receptive field in the input image through all paths. Hovering a
+fully connected cell (a dense unit, or an output class) draws its strongest incoming and
+outgoing connections (the article's Figure 20, :func:`engine.connections.every_connection`):
+red for a positive weight, blue for a negative one, wider for a stronger one, each weight
+written at its line's end and listed in a tooltip.
 
 The widget is fed plain data (:class:`ViewLayer`); :func:`view_layers` builds those from a model
 and its ``activations(x)`` through :func:`engine.visualize.shown_nodes`, the description the
@@ -32,13 +35,16 @@ from PySide6.QtWidgets import QSizePolicy, QWidget
 from desktop.qt_image import array_to_qimage
 from engine.colormap import ramp, sign_colours
 from engine.connections import Connections, every_connection
-from engine.graph_layout import Field, describe_model
-from engine.visualize import shown_nodes
+from engine.graph_layout import Field, NodeFacts, describe_model
+from engine.visualize import Band, arrange, colour_input, shown_nodes
 
 LABEL_WIDTH = 140
 ROW_GAP = 12
 MAP_GAP = 4
 MIN_SHRINK = 0.5  # maps shrink to half their size to fit, then the view grows
+MIN_TILE = 40  # a map this wide at least, else its row wraps (24 in a branch's column)
+BRANCH_TILE = 24
+COLUMN_GAP = 14  # between branches side by side
 FOLD_ABOVE = 12  # rows beyond which a new network's blocks start folded
 ACCENT = QColor(230, 120, 30)
 FIELD = QColor(60, 200, 255)
@@ -60,6 +66,20 @@ class ViewLayer:
     details: str = ""  # the node's description, shown on hover
     unit_node: str = ""  # the dense node whose units the cells are (dense and output rows)
     links: tuple[Connections, ...] = ()  # per cell: its strongest connections (Figure 20)
+    lane: int = 0  # its lane in engine.graph_layout.layout: branches side by side
+    facts: NodeFacts | None = None  # the node's description (None for the output)
+
+    @property
+    def colour(self) -> bool:
+        """A colour input: one RGB tile rather than three grey maps."""
+        return self.kind == "input" and self.values.ndim == 3 and self.values.shape[0] == 3
+
+    @property
+    def tiles(self) -> int:
+        """Pictures in the row: one per map (one for a colour input) or one per cell."""
+        if self.values.ndim != 3:
+            return int(self.values.size)
+        return 1 if self.colour else int(self.values.shape[0])
 
 
 _KINDS = {"conv2d": "conv", "maxpool2d": "pool", "avgpool2d": "pool", "add": "merge"}
@@ -89,6 +109,7 @@ def view_layers(model: object, activations: list[tuple[str, np.ndarray]]) -> lis
                 source=row.source, field=f.field, block=f.block, details=f.details(),
                 unit_node=row.name if row.name in links else "",
                 links=tuple(links.get(row.name, ())),
+                lane=row.lane, facts=f,
             )
         )  # fmt: skip
     if "softmax" in acts:
@@ -108,9 +129,11 @@ class _Row:
     top: float
     height: float
     rects: list[QRectF]  # one per map (spatial) or per cell (dense/output)
+    title: QRectF  # where the title and the shape are written (a click folds the block)
     scale: float = 1.0  # screen pixels per map pixel (spatial)
     images: list[QImage] | None = None
     colors: list[QColor] | None = None
+    header: QRectF | None = None  # the block's header above branches side by side
 
 
 class NetworkView(QWidget):
@@ -197,7 +220,7 @@ class NetworkView(QWidget):
         rect = row.rects[index]
         if row.layer.values.ndim == 3:
             s = row.scale
-            return QPoint(int(rect.x() + (x + 0.5) * s), int(rect.y() + (y + 0.5) * s))
+            return QPoint(round(rect.x() + (x + 0.5) * s), round(rect.y() + (y + 0.5) * s))
         return rect.center().toPoint()
 
     def hover_cell(self, name: str, index: int, y: int = 0, x: int = 0) -> bool:
@@ -212,8 +235,9 @@ class NetworkView(QWidget):
         return True
 
     def title_rect(self, name: str) -> QRectF:
+        """Where a click folds the row's block: the block's header, else the row's title."""
         row = next(r for r in self._rows if r.layer.name == name)
-        return QRectF(4, row.top, LABEL_WIDTH - 10, 2 * self.fontMetrics().height() + 2)
+        return row.header if row.header is not None else row.title
 
     def highlights(self) -> list[tuple[str, int | None, tuple[int, int, int, int]]]:
         """What the hover highlights: (layer name, map or None for all, (y0, x0, y1, x1)): the
@@ -230,7 +254,8 @@ class NetworkView(QWidget):
             h, w = below.values.shape[-2:]
             y0, x0 = y * layer.stride - layer.padding, x * layer.stride - layer.padding
             window = (max(0, y0), max(0, x0), min(h, y0 + layer.kernel), min(w, x0 + layer.kernel))
-            result.append((below.name, c if layer.kind == "pool" else None, window))
+            one = layer.kind == "pool" and not below.colour
+            result.append((below.name, c if one else None, window))
         field = self._receptive_field(r, y, x)
         if field is not None and (below is None or below.name != "input"):
             result.append(("input", None, field))
@@ -253,75 +278,145 @@ class NetworkView(QWidget):
         super().resizeEvent(event)
 
     def _layout(self) -> None:
+        """Place the rows band by band (:func:`engine.visualize.arrange`): a lone row with its
+        title at the left, the branches of a block in columns with their titles above; an
+        unfolded block under a header (a click folds it); the maps shrink (down to
+        :data:`MIN_SHRINK`) to fit the height, then the view grows."""
         self._rows = []
         if not self._layers:
             return
-        avail_w = max(50.0, self.width() - LABEL_WIDTH - 12)
         line = self.fontMetrics().height()
-        least = 2 * line + 2  # a row is at least as tall as its two-line title
-        plans = [self._plan(layer, avail_w, line) for layer in self._layers]
-        budget = self.height() - 6 - (2 * line + 10) - ROW_GAP * (len(plans) - 1)
-        fixed = sum(max(p[0], least) for p in plans if p[3] == 0)
-        flexible = sum(p[0] for p in plans if p[3] > 0)
-        shrink = min(1.0, max(MIN_SHRINK, (budget - fixed) / flexible)) if flexible else 1.0
-        needed = self.height() - budget + fixed + int(flexible * MIN_SHRINK)
-        self.setMinimumHeight(max(360, int(needed) + 1))  # beyond: the scroll area scrolls
-        top = 6.0
-        for layer, (_h, size, _k, rows) in zip(self._layers, plans, strict=True):
-            row = self._place(layer, top, avail_w, size * shrink if rows else size, rows, line)
-            self._rows.append(row)
-            top += max(row.height, least) + ROW_GAP
+        full = max(50.0, self.width() - 12.0)
+        slots = [self._slots(band, full) for band in arrange(self._layers)]
+        plans = {
+            i: self._plan(
+                self._layers[i], width - (LABEL_WIDTH if beside else 0), line,
+                MIN_TILE if beside else BRANCH_TILE,
+            )
+            for band in slots for column in band for i, _x, width, beside in column
+        }  # fmt: skip
 
-    def _plan(self, layer: ViewLayer, avail_w: float, line: int) -> tuple[float, float, int, int]:
-        """(height, scale or cell size, -, rows of maps or 0) of the arrangement of ``layer``."""
+        def height(i: int, beside: bool, shrink: float) -> float:
+            fixed, flexible = plans[i][:2]
+            maps = fixed + flexible * shrink
+            return max(maps, 2 * line + 2) if beside else 3 * line + 2 + maps
+
+        def band_height(band: list[list[tuple[int, float, float, bool]]], shrink: float) -> float:
+            head = line + 6 if self._opens_block(band) else 0
+            return head + max(sum(height(i, b, shrink) + ROW_GAP for i, *_r, b in c) for c in band)
+
+        avail = self.height() - 6 - (2 * line + 10) + ROW_GAP
+        shrink = 1.0
+        if sum(band_height(b, 1.0) for b in slots) > avail:
+            low, high = MIN_SHRINK, 1.0
+            for _ in range(12):
+                mid = (low + high) / 2
+                fits = sum(band_height(b, mid) for b in slots) <= avail
+                low, high = (mid, high) if fits else (low, mid)
+            shrink = low
+        least = sum(band_height(b, MIN_SHRINK) for b in slots)
+        self.setMinimumHeight(max(360, int(least - avail + self.height()) + 1))
+        placed: dict[int, _Row] = {}
+        top = 6.0
+        for band in slots:
+            header = None
+            if self._opens_block(band):
+                header = QRectF(6, top, full - 6, line + 2)
+                top += line + 6
+            bottom = top
+            for column in band:
+                y = top
+                for i, x, width, beside in column:
+                    size = plans[i][2] * (shrink if plans[i][3] else 1.0)
+                    row = self._place(self._layers[i], x, y, width, size, plans[i][3], beside)
+                    placed[i] = row
+                    y += height(i, beside, shrink) + ROW_GAP
+                bottom = max(bottom, y)
+            if header is not None:
+                placed[band[0][0][0]].header = header
+            top = bottom
+        self._rows = [placed[i] for i in range(len(self._layers))]  # in the layers' order
+
+    def _opens_block(self, band: list[list[tuple[int, float, float, bool]]]) -> bool:
+        """The band opens an unfolded block: a header above it names the block."""
+        return self._layers[band[0][0][0]].title.startswith("▾ ")
+
+    @staticmethod
+    def _slots(band: Band, width: float) -> list[list[tuple[int, float, float, bool]]]:
+        """(row index, left, width, title beside) of each row of ``band``, by column."""
+        if len(band.columns) == 1:
+            return [[(i, 0.0, width, True) for i in band.columns[0]]]
+        n = len(band.columns)
+        each = (width - 6 - COLUMN_GAP * (n - 1)) / n
+        return [
+            [(i, 6 + c * (each + COLUMN_GAP), each, False) for i in column]
+            for c, column in enumerate(band.columns)
+        ]
+
+    def _plan(
+        self, layer: ViewLayer, avail_w: float, line: int, min_tile: int
+    ) -> tuple[float, float, float, int]:
+        """(fixed height, height that shrinks, scale or cell size, lines of maps or 0) of the
+        arrangement of ``layer`` in ``avail_w``."""
         if layer.values.ndim == 3:
-            c, h, w = layer.values.shape
+            c, (h, w) = layer.tiles, layer.values.shape[-2:]
             cap = (96 if layer.kind == "input" else 80) / max(h, w)
             for rows in range(1, c + 1):
                 cols = math.ceil(c / rows)
                 scale = min(cap, (avail_w - MAP_GAP * (cols - 1)) / (cols * w))
-                if scale * w >= 40 or rows == c:
-                    return rows * h * scale + (rows - 1) * MAP_GAP, scale, 0, rows
+                if scale * w >= min_tile or rows == c:
+                    return (rows - 1) * MAP_GAP, rows * h * scale, scale, rows
         n = layer.values.size
         cell = 30.0 if layer.kind == "output" else 12.0
         if layer.kind != "output":
             cell = min(cell, max(6.0, avail_w / n))
         per_row = max(1, int(avail_w // cell))
         extra = line if layer.kind == "output" else 0
-        return math.ceil(n / per_row) * (cell + extra), cell, 0, 0
+        return math.ceil(n / per_row) * (cell + extra), 0.0, cell, 0
 
     def _place(
-        self, layer: ViewLayer, top: float, avail_w: float, size: float, rows: int, line: int
-    ) -> _Row:
-        x0 = float(LABEL_WIDTH)
+        self, layer: ViewLayer, left: float, top: float, width: float, size: float, rows: int,
+        beside: bool,
+    ) -> _Row:  # fmt: skip
+        """Row ``layer`` at (left, top): its title beside (at the left) or above its maps (three
+        lines: the title may take two)."""
+        line = self.fontMetrics().height()
+        if beside:
+            title = QRectF(left + 4, top, LABEL_WIDTH - 10, 2 * line + 2)
+            x0, y0, avail_w = left + LABEL_WIDTH, top, width - LABEL_WIDTH
+        else:
+            title = QRectF(left, top, width, 3 * line + 2)
+            x0, y0, avail_w = left, top + 3 * line + 2, width
         if layer.values.ndim == 3:
-            c, h, w = layer.values.shape
+            c, (h, w) = layer.tiles, layer.values.shape[-2:]
             cols = math.ceil(c / rows)
             rects = [
                 QRectF(
                     x0 + (i % cols) * (w * size + MAP_GAP),
-                    top + (i // cols) * (h * size + MAP_GAP),
+                    y0 + (i // cols) * (h * size + MAP_GAP),
                     w * size,
                     h * size,
                 )
                 for i in range(c)
             ]
             height = rows * h * size + (rows - 1) * MAP_GAP
-            return _Row(layer, top, height, rects, size, images=self._map_images(layer))
+            return _Row(layer, top, height, rects, title, size, images=self._map_images(layer))
         n = layer.values.size
         per_row = max(1, int(avail_w // size))
         extra = line if layer.kind == "output" else 0
         rects = [
             QRectF(
-                x0 + (i % per_row) * size, top + (i // per_row) * (size + extra), size - 1, size - 1
+                x0 + (i % per_row) * size, y0 + (i // per_row) * (size + extra), size - 1, size - 1
             )
             for i in range(n)
         ]
         height = math.ceil(n / per_row) * (size + extra)
-        return _Row(layer, top, height, rects, size, colors=self._cell_colors(layer))
+        return _Row(layer, top, height, rects, title, size, colors=self._cell_colors(layer))
 
     @staticmethod
     def _map_images(layer: ViewLayer) -> list[QImage]:
+        if layer.colour:  # one tile, the three channels on one scale (engine.visualize)
+            return [array_to_qimage(colour_input(layer.values)[0][0])]
         values = layer.values.astype(np.float64)
         if layer.kind == "input":
             lo, hi = float(values.min()), float(values.max())
@@ -347,7 +442,6 @@ class NetworkView(QWidget):
             painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, self._message)
             return
         line = painter.fontMetrics().height()
-        elide = Qt.TextElideMode.ElideRight
         top_cell = int(np.argmax(self._rows[-1].layer.values)) if self._rows else -1
         for row in self._rows:
             layer = row.layer
@@ -359,11 +453,17 @@ class NetworkView(QWidget):
             )
             count = f"{layer.values.shape[0]} @ " if layer.values.ndim == 3 else ""
             painter.drawText(
-                QRectF(4, row.top, LABEL_WIDTH - 10, 2 * line + 2),
+                row.title,
                 Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop,
-                f"{painter.fontMetrics().elidedText(layer.title, elide, LABEL_WIDTH - 10)}\n"
-                f"{count}{shape}",
+                f"{self._title_text(row)}\n{count}{shape}",
             )
+            if row.header is not None:
+                painter.fillRect(row.header, QColor(0, 0, 0, 18))
+                painter.drawText(
+                    row.header.adjusted(4, 0, -4, 0),
+                    Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+                    f"▾ {layer.block}   (click to fold)",
+                )
             if row.images is not None:
                 for rect, image in zip(row.rects, row.images, strict=True):
                     painter.drawImage(rect, image)
@@ -388,6 +488,19 @@ class NetworkView(QWidget):
             Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignBottom | Qt.TextFlag.TextWordWrap,
             self.hover_text or "Hover a cell to see where it comes from",
         )
+
+    def _title_text(self, row: _Row) -> str:
+        """The row's title elided to its place; above maps (a branch) on up to two lines."""
+        metrics = self.fontMetrics()
+        width = int(row.title.width())
+        title = row.layer.title
+        if row.header is not None:
+            title = title.split(": ", 1)[-1]  # the header names the block
+        elide = Qt.TextElideMode.ElideRight
+        if row.title.height() < 3 * metrics.height() or metrics.horizontalAdvance(title) <= width:
+            return metrics.elidedText(title, elide, width)
+        head, plus, rest = title.partition(" + ")
+        return "\n".join(metrics.elidedText(t, elide, width) for t in (head + plus, rest) if t)
 
     def _paint_hover(self, painter: QPainter) -> None:
         if self._hover is None:
@@ -446,7 +559,7 @@ class NetworkView(QWidget):
                 continue
             if row.layer.values.ndim == 3:
                 ch, y, x = link.unit
-                rect, s = row.rects[ch], row.scale
+                rect, s = row.rects[0 if row.layer.colour else ch], row.scale
                 end = QPointF(rect.x() + (x + 0.5) * s, rect.y() + (y + 0.5) * s)
             else:
                 end = row.rects[link.unit[0]].center()
@@ -537,7 +650,10 @@ class NetworkView(QWidget):
         if self._hover is not None and self._hover[0] < len(self._rows):
             r, c, y, x = self._hover
             layer = self._rows[r].layer
-            if layer.values.ndim == 3:
+            if layer.colour:
+                r_, g_, b_ = (float(v) + 0.0 for v in layer.values[:, y, x])
+                text = f"input pixel ({x}, {y}) = R {r_:.3g}, G {g_:.3g}, B {b_:.3g}"
+            elif layer.values.ndim == 3:
                 value = float(layer.values[c, y, x]) + 0.0  # no "-0"
                 text = f"{layer.name} map {c + 1}, pixel ({x}, {y}) = {value:.3g}"
                 below = layer.source or "the maps before it"

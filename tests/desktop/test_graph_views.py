@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from PIL import Image
 from PySide6.QtCore import QPoint, Qt
 
+from desktop.app_state import AppState
+from desktop.classify_tab import ClassifyTab
 from desktop.widgets.activation_view import LivePanel
 from desktop.widgets.architecture_view import ArchitectureView
 from desktop.widgets.network_view import NetworkView, view_layers
 from desktop.widgets.run_setup import RunSetup
 from engine import architectures
 from engine.model import build_model
+from engine.modelfile import save_model
 
 SMALL = (3, 16, 16)  # every member builds for it except the LeNets, and runs fast
 
@@ -143,3 +147,52 @@ def test_architecture_box_lists_the_family_and_the_text_form(qtbot):
     assert setup.build(seed=0).output_shape(setup.build(seed=0).output) == (10,)
     setup.arch_text.setText("conv 8 3, wobble 2")
     qtbot.waitUntil(lambda: "wobble" in setup.arch_error.text(), timeout=5000)
+
+
+def test_classify_tab_puts_inception_branches_side_by_side_and_shows_a_colour_input(
+    qtbot, tmp_path
+):
+    path = tmp_path / "googlenet.npz"
+    save_model(_model("googlenet"), path)
+    tab = ClassifyTab(AppState())
+    qtbot.addWidget(tab)
+    tab.resize(1400, 900)
+    tab.show()
+    with qtbot.waitSignal(tab.model_load_finished, timeout=20_000) as opened:
+        tab.open_model_file(path)
+    assert opened.args == [True] and tab.model_box.currentText() == "googlenet.npz (opened)"
+    photo = np.zeros((40, 40, 3), np.uint8)
+    photo[:, :20] = (220, 30, 30)  # red left, blue right
+    photo[:, 20:] = (30, 30, 220)
+    Image.fromarray(photo).save(tmp_path / "halves.png")
+    view = tab.network_view
+    tab.open_image_file(tmp_path / "halves.png")
+    qtbot.waitUntil(lambda: bool(view.layers()), timeout=20_000)
+    qtbot.waitUntil(lambda: not tab.background_busy(), timeout=20_000)
+    # the input is one colour picture, as the user sees it: red at the left, blue at the right
+    picture = view.grab().toImage()
+    left, right = (picture.pixelColor(view.cell_center("input", 0, 8, x)) for x in (2, 13))
+    assert left.red() > left.blue() + 100 and right.blue() > right.red() + 100
+    assert view.layers()[0].tiles == 1
+    # a click on the folded Inception module opens it: its four branches side by side
+    qtbot.mouseClick(
+        view, Qt.MouseButton.LeftButton, pos=view.title_rect("inception3a.cat").center().toPoint()
+    )
+    heads = [f"inception3a.branch{b}.0" for b in (1, 2, 3, 4)]
+    firsts = [view.cell_center(name, 0) for name in heads]
+    assert len({p.y() for p in firsts}) == 1  # one row
+    assert [p.x() for p in firsts] == sorted({p.x() for p in firsts})  # four columns, in order
+    second = view.cell_center("inception3a.branch2.2", 0)
+    assert second.x() == firsts[1].x() and second.y() > firsts[1].y()  # under its own branch
+    # the receptive field on hover goes through all paths
+    qtbot.mouseMove(view, view.cell_center("inception3a.branch2.2", 0, 3, 3))
+    field = next(v for v in view.layers() if v.name == "inception3a.branch2.2").field
+    (y0, y1), (x0, x1) = field.window(3, SMALL[1]), field.window(3, SMALL[2])
+    assert ("input", None, (y0, x0, y1, x1)) in view.highlights()
+    assert f"sees {y1 - y0}×{x1 - x0} input pixels" in view.hover_text
+    # the block's header folds it again
+    qtbot.mouseClick(
+        view, Qt.MouseButton.LeftButton, pos=view.title_rect(heads[0]).center().toPoint()
+    )
+    assert "inception3a" in view.collapsed()
+    assert not any(v.name in heads for v in view.layers())
