@@ -50,6 +50,8 @@ from desktop.training_session import (
     Progress,
     Resumed,
     RunEnded,
+    StepExplanation,
+    StepNotExplained,
     TrainingSession,
     WeightsSnapshot,
 )
@@ -58,9 +60,12 @@ from desktop.widgets.activation_view import LivePanel
 from desktop.widgets.confusion_view import ResultsPanel
 from desktop.widgets.feature_view import FeatureView
 from desktop.widgets.run_setup import RunSetup
+from desktop.widgets.step_explainer import StepWindow
 from desktop.widgets.training_charts import TrainingCharts
 from desktop.workers import GeneratorWorker, start_worker
 from engine.errors import EngineError
+from engine.layers import INIT_NOTE
+from engine.losses import uniform_guess_loss
 from engine.training import BatchEnd
 from engine.visualize import format_duration
 
@@ -120,6 +125,9 @@ class TrainTab(QWidget):
         self.charts = TrainingCharts()
         self.live = LivePanel()
         self.live.kernel_clicked.connect(self._on_live_kernel_clicked)
+        self.live.sample_pinned.connect(self.session.pin)
+        self.live.weight_picked.connect(self._on_live_weight_picked)
+        self.step_window: StepWindow | None = None  # Figure 15 in numbers, made at the first step
 
         splitter = QSplitter(Qt.Orientation.Vertical)
         splitter.addWidget(self.charts)
@@ -234,6 +242,8 @@ class TrainTab(QWidget):
         self.pause_button.setEnabled(running)
         self.pause_button.setText("▶ Resume" if paused else "Pause")
         self.step_button.setEnabled(ready and (paused or not running))
+        if self.step_window is not None:
+            self.step_window.step_button.setEnabled(self.step_button.isEnabled())
         self.stop_button.setEnabled(running)
         self.save_button.setEnabled(self.model is not None and not running)
         self.learned_button.setEnabled(
@@ -283,6 +293,10 @@ class TrainTab(QWidget):
         self._run_label = self.setup.describe()
         config = settings.config
         self.charts.begin_run(self._run_label, config.epochs)
+        k = len(run.model.classes)
+        uniform = uniform_guess_loss(k, config.loss)
+        name = f"ln {k} = {uniform:.2f}" if config.loss == "cross_entropy" else f"{uniform:.3f}"
+        self.charts.set_uniform_loss(uniform, f"{name}: a uniform guess", INIT_NOTE)
         self._pending_batch = self._pending_weights = None
         self._ui_timer.start()
         self._show_message("")
@@ -319,6 +333,8 @@ class TrainTab(QWidget):
             self._set_progress_text(f"Evaluating on the test set… {event.fraction:.0%}")
         elif isinstance(event, RunEnded):
             self._on_run_ended(event)
+        elif isinstance(event, (StepExplanation, StepNotExplained)):
+            self._on_step_explained(event)
 
     def _on_batch_end(self, event: BatchEnd) -> None:
         # Shown by the UI timer (a few times a second: repainting plots and the progress bar
@@ -428,9 +444,11 @@ class TrainTab(QWidget):
         source = f"{dataset.source}|{dataset.name}"
         if self._pinned_from != source:  # a new dataset: pin one of its images
             self._pinned_from = source
+            label = int(dataset.train_labels[0])
             self.live.pin(
                 np.asarray(dataset.train_images[0]),
-                f"the first training image (a {dataset.classes[dataset.train_labels[0]]})",
+                f"the first training image (a {dataset.classes[label]})",
+                label,
             )
         self._update_buttons()
 
@@ -497,8 +515,35 @@ class TrainTab(QWidget):
         else:
             self.close_learned()
 
-    def _on_setup_sample_clicked(self, image: np.ndarray) -> None:
-        self.live.pin(image, "from the dataset preview")
+    def _on_setup_sample_clicked(self, image: np.ndarray, label: int) -> None:
+        classes = self.setup.dataset.classes if self.setup.dataset is not None else []
+        name = f"a {classes[label]} " if 0 <= label < len(classes) else ""
+        self.live.pin(image, f"{name}from the dataset preview", label)
+
+    def _on_step_explained(self, event: StepExplanation | StepNotExplained) -> None:
+        """One step in numbers (Figure 15), in its own window beside the filters view."""
+        if self.step_window is None:
+            self.step_window = StepWindow(self)
+            self.step_window.step_requested.connect(self._on_step_clicked)
+            self.step_window.explainer.weight_picked.connect(self.live.show_picked_weight)
+            self.step_window.finished.connect(self._on_step_window_finished)
+        explainer = self.step_window.explainer
+        if isinstance(event, StepNotExplained):
+            explainer.show_reason(event.reason)
+        else:
+            explainer.show_step(event)
+            if explainer.weight is not None:
+                self.live.show_picked_weight(explainer.weight.key, explainer.weight.index)
+        self.live.set_weight_picking(True)
+        self.step_window.step_button.setEnabled(self.step_button.isEnabled())
+        self.step_window.show()
+
+    def _on_step_window_finished(self) -> None:
+        self.live.set_weight_picking(False)  # clicks send filters to the Filters tab again
+
+    def _on_live_weight_picked(self, key: str, index: tuple) -> None:
+        if self.step_window is not None:
+            self.step_window.explainer.pick(key, index)
 
     def _on_live_kernel_clicked(self, kernel: np.ndarray, layer: str, index: int) -> None:
         learned = f" learned by {self._run_label}" if self._run_label else ""

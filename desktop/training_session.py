@@ -10,6 +10,9 @@ worker thread) loops over its events (training events, ``Progress`` of the evalu
   so it never touches the model being trained.
 - ``ProbeLoss``: the loss on a small fixed set, measured whenever the run pauses (a step = one
   batch between two pauses, so the user sees the loss before and after that batch).
+- ``StepExplanation`` (or ``StepNotExplained``): after a single step, the article's Figure 15
+  in numbers for the pinned image (:mod:`engine.step_explain`; ``TrainingSession.pin`` sets the
+  image and its label, read at each pause).
 
 Every batch loss goes into a :class:`TrainingLog` (thread-safe), so the loss chart has every
 point although the GUI gets at most ~20 events a second (``GeneratorWorker`` drops BatchEnds
@@ -31,6 +34,13 @@ from PySide6.QtCore import QObject, QThread, Signal
 from desktop.workers import GeneratorWorker, start_worker
 from engine.progress import Progress
 from engine.run import RunEnded, RunSettings, TrainingRun, training_run
+from engine.step_explain import (
+    Pinned,
+    StepExplanation,
+    StepNotExplained,
+    StepRecorder,
+    explain_steps,
+)
 from engine.training import (
     BatchEnd,
     Cancelled,
@@ -120,11 +130,13 @@ def run_job(
     log: TrainingLog,
     snapshot_interval: float = SNAPSHOT_INTERVAL,
     threads: int | None = None,
+    pinned: Pinned = lambda: None,
 ) -> Iterator[object]:
-    """The worker-thread loop: the run's events plus snapshots and probe losses, with BLAS
-    limited to ``threads`` threads (see :func:`blas_threads`)."""
+    """The worker-thread loop: the run's events plus snapshots, probe losses and step
+    explanations of the ``pinned()`` image, with BLAS limited to ``threads`` threads (see
+    :func:`blas_threads`)."""
     with blas_threads(threads):
-        yield from _job(run, log, snapshot_interval)
+        yield from _job(run, log, snapshot_interval, pinned)
 
 
 def _probe_set(run: TrainingRun) -> tuple[np.ndarray, np.ndarray]:
@@ -134,8 +146,14 @@ def _probe_set(run: TrainingRun) -> tuple[np.ndarray, np.ndarray]:
     return run.train_images[:PROBE_SIZE], run.train_labels[:PROBE_SIZE]
 
 
-def _job(run: TrainingRun, log: TrainingLog, snapshot_interval: float) -> Iterator[object]:
+def _job(
+    run: TrainingRun, log: TrainingLog, snapshot_interval: float, pinned: Pinned
+) -> Iterator[object]:
     model, control = run.model, run.control
+    config = run.settings.config
+    recorder = StepRecorder(
+        model, run.optimizer, config.loss, config.batch_size, len(run.train_labels)
+    )
     probe_x, probe_y = _probe_set(run)
     loss_name = run.settings.config.loss
     last_snapshot = time.perf_counter()
@@ -145,7 +163,8 @@ def _job(run: TrainingRun, log: TrainingLog, snapshot_interval: float) -> Iterat
 
     if control.paused:  # started with a step: measure the loss before it
         yield probe()
-    for event in run.events():
+        recorder.before(*(pinned() or (None, None)))
+    for event in explain_steps(run.events(), recorder, pinned):
         if isinstance(event, BatchEnd):
             log.append(event)
         yield event
@@ -182,6 +201,14 @@ class TrainingSession(QObject):
         self._thread: QThread | None = None
         self.snapshot_interval = SNAPSHOT_INTERVAL
         self.blas_threads: int | None = BLAS_THREADS
+        self._pinned: tuple[np.ndarray, int | None] | None = None
+
+    def pin(self, image: np.ndarray | None, label: int | None) -> None:
+        """The image (uint8, as in the dataset) and label whose numbers each step explains
+        (label None: an image without one, which a step cannot explain). Read by the worker
+        at each pause: set it any time."""
+        pinned = None if image is None else (np.array(image), None if label is None else int(label))
+        self._pinned = pinned  # one reference swap: the worker sees the old or the new pair
 
     def is_running(self) -> bool:
         return self._thread is not None
@@ -211,7 +238,7 @@ class TrainingSession(QObject):
 
         self.control, self.log, self.run = control, log, run
         worker = GeneratorWorker(
-            lambda: run_job(run, log, interval, self.blas_threads),
+            lambda: run_job(run, log, interval, self.blas_threads, lambda: self._pinned),
             min_interval=MIN_INTERVAL,
             essential=essential,
         )
@@ -250,6 +277,8 @@ __all__ = [
     "Progress",
     "Resumed",
     "RunEnded",
+    "StepExplanation",
+    "StepNotExplained",
     "TrainingLog",
     "TrainingSession",
     "WeightsSnapshot",

@@ -81,6 +81,19 @@ def total_error(
     return loss, dz
 
 
+def uniform_guess_loss(num_classes: int, loss: str = "cross_entropy") -> float:
+    """The loss of a network that gives every one of K classes 1/K (an untrained one that
+    knows nothing): ``ln K`` for cross-entropy, ``(K - 1) / (2K)`` for the total error
+    (``1/2 * ((1 - 1/K)^2 + (K - 1) / K^2)``)."""
+    k = int(num_classes)
+    if k < 1:
+        raise ShapeError(f"a uniform guess needs at least one class, got {num_classes}")
+    if loss == "total_error":
+        return (k - 1) / (2 * k)
+    get_loss(loss)  # a clear error for an unknown name
+    return float(np.log(k))
+
+
 # THE loss names: TrainConfig checks them, the CLI offers them, the Train tab lists them.
 LOSSES = {"cross_entropy": softmax_cross_entropy, "total_error": total_error}
 

@@ -34,13 +34,19 @@ from engine import executor
 from engine.blocks import BatchNorm2D, Dropout
 from engine.errors import EngineError
 from engine.layers import INIT_NOTE
-from engine.losses import get_loss, softmax, softmax_cross_entropy, total_error
+from engine.losses import (
+    get_loss,
+    softmax,
+    softmax_cross_entropy,
+    total_error,
+    uniform_guess_loss,
+)
 from engine.training import BatchEnd, Paused
 
 if TYPE_CHECKING:
     from engine.graph import Network
 
-Pinned = Callable[[], "tuple[np.ndarray, int] | None"]
+Pinned = Callable[[], "tuple[np.ndarray, int | None] | None"]
 
 
 @dataclass(frozen=True)
@@ -86,6 +92,10 @@ class WeightStep:
     def name(self) -> str:
         return f"{self.key}[{', '.join(map(str, self.index))}]"
 
+    @property
+    def change(self) -> float:
+        return self.new_value - self.value
+
 
 @dataclass(frozen=True)
 class StepExplanation:
@@ -118,9 +128,22 @@ class StepExplanation:
         return t
 
     @property
+    def probability_change(self) -> np.ndarray:
+        """after - before, per class."""
+        return self.after.probs - self.before.probs
+
+    @property
+    def total_error_change(self) -> float:
+        return self.after.total_error - self.before.total_error
+
+    @property
+    def cross_entropy_change(self) -> float:
+        return self.after.cross_entropy - self.before.cross_entropy
+
+    @property
     def uniform_loss(self) -> float:
         """ln K: the cross-entropy of a uniform guess over K classes."""
-        return math.log(len(self.classes))
+        return uniform_guess_loss(len(self.classes))
 
     @property
     def init_note(self) -> str:
@@ -332,8 +355,14 @@ class StepRecorder:
         """Record the pinned image's outputs and own gradients, the weights and the optimiser's
         state (``problem`` says why when nothing could be recorded)."""
         self._before, self._batches, self.problem = None, [], ""
-        if image is None or label is None:
+        if image is None:
             self.problem = "no image is pinned"
+            return
+        if label is None:
+            self.problem = (
+                "the pinned image has no label, so there is no target to compare with: "
+                "pin an image of the dataset preview"
+            )
             return
         model = self.model
         image = np.asarray(image)

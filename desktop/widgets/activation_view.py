@@ -359,10 +359,14 @@ class LivePanel(QWidget):
 
     ``set_model(model)`` / ``refresh()`` recompute from the model (a copy fed with weight
     snapshots, never the one being trained). Signal ``kernel_clicked(kernel, layer, index)``
-    for a click on a first-layer kernel (float64 (KH, KW)).
+    for a click on a first-layer kernel (float64 (KH, KW)); ``sample_pinned(image, label)``
+    when an image is pinned (label None when unknown); ``weight_picked(key, index)`` for a
+    weight clicked while picking (``set_weight_picking``).
     """
 
     kernel_clicked = Signal(object, str, int)
+    sample_pinned = Signal(object, object)
+    weight_picked = Signal(str, tuple)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -374,6 +378,7 @@ class LivePanel(QWidget):
         self.activation_view.hovered.connect(self._on_view_hovered)
         self.filter_view.hovered.connect(self._on_view_hovered)
         self.filter_view.kernel_clicked.connect(self._on_filter_view_kernel_clicked)
+        self.filter_view.weight_clicked.connect(self._on_filter_view_weight_clicked)
         self.sample_thumb = QLabel(objectName="pinnedSample")
         self.sample_thumb.setFixedSize(32, 32)
         self.sample_thumb.setScaledContents(True)
@@ -426,10 +431,11 @@ class LivePanel(QWidget):
             layers = display_layers(activations, facts)
             self.activation_view.set_layers(layers, list(model.classes))
 
-    def pin(self, image: np.ndarray, caption: str) -> None:
+    def pin(self, image: np.ndarray, caption: str, label: int | None = None) -> None:
         """Show ``image`` (uint8 (H, W) grey or (C, H, W), as in the dataset) going through
-        the network."""
+        the network; ``label``: its class, when known."""
         self.sample = image
+        self.sample_pinned.emit(image, label)
         self.sample_thumb.setPixmap(array_to_pixmap(display_image(image)))
         self.sample_caption.setText(f"Pinned sample: {caption}")
         self.refresh()
@@ -444,6 +450,18 @@ class LivePanel(QWidget):
 
     def _on_view_hovered(self, text: str) -> None:
         self.hover_label.setText(text or " ")
+
+    def set_weight_picking(self, on: bool) -> None:
+        self.filter_view.set_picking(on)
+
+    def show_picked_weight(self, key: str, index: tuple[int, ...]) -> None:
+        """Outline weight ``key[index]`` in the filters view when it is shown there."""
+        layer, _, name = key.rpartition(".")
+        shown = name == "weight" and len(index) == 4
+        self.filter_view.set_picked(layer, tuple(index) if shown else None)
+
+    def _on_filter_view_weight_clicked(self, layer: str, index: tuple) -> None:
+        self.weight_picked.emit(f"{layer}.weight", tuple(index))
 
     def _on_filter_view_kernel_clicked(self, layer: str, index: int, channel: int) -> None:
         kernel = self.model.conv_filters(layer)[index, channel].astype(np.float64)

@@ -3,7 +3,9 @@
 One block per layer: a row per input channel, a column per filter; a layer that takes colour
 (3 channels) first shows each filter in colour (``kernel_colours``). Titles wrap to the width.
 Clicking a kernel emits ``kernel_clicked(layer, filter_index, channel)``; hovering reports its
-weight range.
+weight range. In picking mode (``set_picking(True)``, while the step explainer is open) a click
+picks one weight of any kernel instead: ``weight_clicked(layer, (filter, channel, row, col))``,
+and the picked weight is outlined.
 """
 
 from __future__ import annotations
@@ -39,12 +41,14 @@ class _Tile:
     channel: int
     image: QImage
     text: str
+    cells: tuple[int, int] = (1, 1)  # the kernel's (KH, KW)
 
 
 class FilterView(QWidget):
     """Paints the kernels of some conv layers (``set_filters``)."""
 
     kernel_clicked = Signal(str, int, int)
+    weight_clicked = Signal(str, tuple)
     hovered = Signal(str)
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -58,6 +62,29 @@ class FilterView(QWidget):
         self._height = 80
         self._hover = ""
         self.clickable_layers: tuple[str, ...] = ()
+        self.picking = False
+        self.picked: tuple[str, tuple[int, ...]] | None = None  # (layer, (f, c, row, col))
+
+    def set_picking(self, on: bool) -> None:
+        """Clicks pick a weight (True) or send a first-layer filter to the Filters tab."""
+        self.picking = on
+        self._relayout()
+        self.update()
+
+    def set_picked(self, layer: str, index: tuple[int, ...] | None) -> None:
+        """Outline weight ``index`` (filter, channel, row, col) of ``layer`` (None: none)."""
+        self.picked = None if index is None else (layer, tuple(index))
+        self.update()
+
+    def weight_rect(self, layer: str, index: tuple[int, ...]) -> QRectF | None:
+        """Where weight (filter, channel, row, col) of ``layer`` is drawn, if it is shown."""
+        f, c, row, col = index
+        for t in self._tiles:
+            if (t.layer, t.index, t.channel) == (layer, f, c):
+                kh, kw = t.cells
+                w, h = t.rect.width() / kw, t.rect.height() / kh
+                return QRectF(t.rect.left() + col * w, t.rect.top() + row * h, w, h)
+        return None
 
     def set_filters(self, layers: list[tuple[str, np.ndarray]], clickable: tuple[str, ...] = ()):
         """``layers``: (name, weights (F, C, KH, KW)); kernels of ``clickable`` layers click."""
@@ -85,7 +112,9 @@ class FilterView(QWidget):
             y = self._title(
                 y, avail, f"{name}: {f} filters of {c}×{kh}×{kw} · blue < 0 < red, ±{limit:.2g}"
             )
-            if name in self.clickable_layers:
+            if self.picking:
+                y = self._title(y, avail, "click a weight to follow it through the step")
+            elif name in self.clickable_layers:
                 y = self._title(y, avail, "click a filter to try it on a photo in the Filters tab")
             y += 2
             biggest = 44 if c in (1, 3) else 22
@@ -106,9 +135,8 @@ class FilterView(QWidget):
                         f"{name} filter {k + 1}, input channel {ch + 1} · weights "
                         f"{kernel.min():.3g} … {kernel.max():.3g}"
                     )
-                    self._tiles.append(
-                        _Tile(rect, name, k, ch, array_to_qimage(images[k, ch]), text)
-                    )
+                    image = array_to_qimage(images[k, ch])
+                    self._tiles.append(_Tile(rect, name, k, ch, image, text, (kh, kw)))
             y += c * (tile + GAP) + 8
         height = int(max(60, y + MARGIN))
         if height != self._height:  # a relayout of the page repaints every widget on it
@@ -142,6 +170,16 @@ class FilterView(QWidget):
 
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:
         tile = self._tile_at(event.position())
+        if self.picking:
+            if tile is not None and tile.channel >= 0:
+                kh, kw = tile.cells
+                pos = event.position() - tile.rect.topLeft()
+                row = min(kh - 1, int(pos.y() / tile.rect.height() * kh))
+                col = min(kw - 1, int(pos.x() / tile.rect.width() * kw))
+                index = (tile.index, tile.channel, row, col)
+                self.set_picked(tile.layer, index)
+                self.weight_clicked.emit(tile.layer, index)
+            return
         if (
             tile is not None
             and tile.layer in self.clickable_layers
@@ -164,4 +202,8 @@ class FilterView(QWidget):
         for tile in self._tiles:
             painter.drawImage(tile.rect, tile.image)
             painter.drawRect(tile.rect.adjusted(-0.5, -0.5, 0.5, 0.5))
+        cell = self.weight_rect(*self.picked) if self.picked and self.picking else None
+        if cell is not None:
+            painter.setPen(QPen(QColor("#111"), 2))
+            painter.drawRect(cell.adjusted(-1, -1, 1, 1))
         painter.end()

@@ -5,8 +5,8 @@ in a worker thread: a 300-class folder never blocks the window), ``check_archite
 ``build_model`` for the live layer table (the size comes from arithmetic first, so a huge
 network is refused before anything is built), and ``settings()`` gives the engine's
 ``RunSettings``. It emits ``loading_started()``, ``dataset_loaded(dataset)``,
-``sample_clicked(image uint8, (H, W) or (C, H, W))`` (a preview image to pin for the
-activation view) and ``loading_finished()``.
+``sample_clicked(image uint8, (H, W) or (C, H, W), label)`` (a preview image to pin for
+the activation view) and ``loading_finished()``.
 
 Size: one form (dataset, architecture, hyperparameters) whose fields all feed one
 ``settings()`` and one live layer table; a split would pass the form's widgets between modules.
@@ -111,7 +111,7 @@ class RunSetup(QWidget):
     loading_started = Signal()
     dataset_loaded = Signal(object)
     dataset_failed = Signal(str)
-    sample_clicked = Signal(object)
+    sample_clicked = Signal(object, int)
     loading_finished = Signal()
     architecture_changed = Signal()
 
@@ -332,7 +332,8 @@ class RunSetup(QWidget):
             return
         index = int(self._samples[col, row])
         if index >= 0:
-            self.sample_clicked.emit(np.asarray(self.dataset.train_images[index]))
+            image = np.asarray(self.dataset.train_images[index])
+            self.sample_clicked.emit(image, int(self.dataset.train_labels[index]))
 
     # ----- architecture -----------------------------------------------------------------
     def _build_architecture_group(self) -> QGroupBox:

@@ -100,6 +100,14 @@ class TrainingCharts(QWidget):
         self.log_check.setToolTip("A logarithmic loss axis shows the slow progress late in a run")
         self.log_check.toggled.connect(self._on_log_check_toggled)
         runs_row.addWidget(self.log_check, 0, Qt.AlignmentFlag.AlignTop)
+        self._uniform_line = self.loss_plot.plot(
+            [], [], pen=pg.mkPen("#777", width=1, style=Qt.PenStyle.DashLine)
+        )
+        self.uniform_label = pg.TextItem(color="#555", anchor=(1, 1))
+        self.uniform_label.setVisible(False)
+        self.loss_plot.addItem(self.uniform_label, ignoreBounds=True)
+        self._uniform: float | None = None
+        self._loss_tip = self.loss_plot.toolTip()
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(splitter, 1)
@@ -154,6 +162,32 @@ class TrainingCharts(QWidget):
         self.runs_list.scrollToItem(item)
         return len(self._runs) - 1
 
+    def set_uniform_loss(self, value: float | None, text: str = "", note: str = "") -> None:
+        """A dashed line at the loss of a uniform guess (``value``; None: no line), explained
+        by ``text`` beside the runs and ``note`` in its tooltip (why the first loss is where
+        it is)."""
+        self._uniform = value
+        if value is None:
+            self._uniform_line.setData([], [])
+        else:
+            self._uniform_line.setData([0.0, float(self._max_epochs)], [value, value])
+        self.uniform_label.setText(text)
+        self.uniform_label.setVisible(value is not None and bool(text))
+        self._place_uniform_label()
+        self.loss_plot.setToolTip(f"{self._loss_tip}. Dashed: {text}. {note}" if text else "")
+
+    def uniform_text(self) -> str:
+        """The dashed line's caption ("" when there is none)."""
+        return self.uniform_label.toPlainText() if self.uniform_label.isVisible() else ""
+
+    def _place_uniform_label(self) -> None:
+        # a TextItem is placed in view coordinates: log10 of the value on a log axis
+        if self._uniform is not None:
+            y = self._uniform
+            if self.log_check.isChecked():
+                y = float(np.log10(max(y, 1e-12)))
+            self.uniform_label.setPos(float(self._max_epochs), y)
+
     def _thin(self, run: _Run) -> None:
         raw, smooth, running, _train, _val = run.items
         raw.setVisible(False)  # only the smoothed curve of earlier runs, to keep plots readable
@@ -162,6 +196,7 @@ class TrainingCharts(QWidget):
 
     def _on_log_check_toggled(self, checked: bool) -> None:
         self.loss_plot.getPlotItem().setLogMode(y=checked)
+        self._place_uniform_label()
 
     def run_count(self) -> int:
         return len(self._runs)

@@ -237,3 +237,14 @@ def test_no_pinned_image_or_one_that_does_not_fit_is_said(one_blas_thread):
     assert "does not fit" in recorder.problem
     with pytest.raises(Exception, match="outside"):
         _steps(model, images, labels, config, 1)[0][0].weight("conv1.weight", (9, 0, 0, 0))
+
+
+@pytest.mark.parametrize("k", [2, 4, 10])
+def test_uniform_guess_loss_is_the_loss_of_equal_scores(k):
+    from engine.losses import softmax_cross_entropy, total_error, uniform_guess_loss
+
+    z = np.zeros((3, k))
+    y = np.arange(3) % k
+    assert uniform_guess_loss(k) == pytest.approx(softmax_cross_entropy(z, y)[0])
+    assert uniform_guess_loss(k) == pytest.approx(math.log(k))
+    assert uniform_guess_loss(k, "total_error") == pytest.approx(total_error(z, y)[0])
