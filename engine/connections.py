@@ -29,11 +29,17 @@ PASS_THROUGH = ("flatten", "relu", "tanh", "sigmoid", "dropout", "batchnorm2d")
 @dataclass(frozen=True)
 class Link:
     """One connection: ``unit`` (an index into ``node``'s output, ``(c, y, x)`` for maps,
-    ``(i,)`` for a vector) and its ``weight``."""
+    ``(i,)`` for a vector), its ``weight`` and how the views name the unit (``label``: "pool2
+    map 3 (x 1, y 4)", "fc2 unit 17", "fc3 unit 2 (cat)" for a class score)."""
 
     node: str
     unit: tuple[int, ...]
     weight: float
+    label: str = ""
+
+    def text(self, incoming: bool) -> str:
+        """``"+0.249 from pool2 map 1 (x 4, y 2)"`` (or ``to`` for an outgoing link)."""
+        return f"{self.weight:+.3f} {'from' if incoming else 'to'} {self.label}"
 
 
 @dataclass(frozen=True)
@@ -47,11 +53,31 @@ class Connections:
     incoming: list[Link]
     outgoing: list[Link]
 
+    def text(self) -> str:
+        """Every link, one a line, under a title (the views' tooltip)."""
+        lines = [f"Strongest connections of {self.node} unit {self.unit} (red +, blue −):"]
+        lines += [link.text(True) for link in self.incoming]
+        return "\n".join(lines + [link.text(False) for link in self.outgoing])
 
-def _strongest(weights: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the ``k`` largest ``|w|``, strongest first (ties: the lower index first)."""
-    order = np.argsort(-np.abs(weights), kind="stable")
-    return order[:k]
+
+def _label(node: str, unit: tuple[int, ...], classes: list[str] | None) -> str:
+    if len(unit) == 3:
+        return f"{node} map {unit[0] + 1} (x {unit[2]}, y {unit[1]})"
+    name = f" ({classes[unit[0]]})" if classes is not None and unit[0] < len(classes) else ""
+    return f"{node} unit {unit[0]}{name}"
+
+
+def _top(weights: np.ndarray, k: int) -> np.ndarray:
+    """Per row of ``weights`` (U, n), the indices of the ``k`` largest ``|w|``, strongest first
+    (equals: the lower index first). A partition first, so a large matrix costs O(n), not
+    O(n log n); which of several equal weights at the k-th place is kept is not defined."""
+    strength = -np.abs(weights)
+    if k < weights.shape[1]:
+        picked = np.argpartition(strength, k - 1, axis=1)[:, :k]
+    else:
+        picked = np.broadcast_to(np.arange(weights.shape[1]), weights.shape)
+    order = np.lexsort((picked, np.take_along_axis(strength, picked, axis=1)), axis=1)
+    return np.take_along_axis(picked, order, axis=1)
 
 
 def _source(by_name: dict[str, NodeFacts], node: str) -> str:
@@ -91,22 +117,28 @@ def _connections(
     """:class:`Connections` of ``units`` of dense ``node``: whole weight matrices sorted at
     once (one ``argsort`` per matrix, not one per unit)."""
     by_name = {f.name: f for f in facts}
+    classes = list(getattr(model, "classes", []))
+
+    def link(name: str, unit: tuple[int, ...], weight: float) -> Link:
+        shown = classes if name == model.output else None
+        return Link(name, unit, weight, _label(name, unit, shown))
+
     w = model.layer(node).params["weight"][units]  # (U, in): what each unit reads
     src = _source(by_name, node)
     shape = by_name[src].shape
-    top_in = np.argsort(-np.abs(w), axis=1, kind="stable")[:, :k]
+    top_in = _top(w, k)
     readers = []
     for reader in _dense_readers(facts, node):
         column = model.layer(reader).params["weight"][:, units].T  # (U, out): what reads each
-        readers.append((reader, column, np.argsort(-np.abs(column), axis=1, kind="stable")[:, :k]))
+        readers.append((reader, column, _top(column, k)))
     result = []
     for u, unit in enumerate(units):
         incoming = [
-            Link(src, tuple(int(v) for v in np.unravel_index(int(i), shape)), float(w[u, i]))
+            link(src, tuple(int(v) for v in np.unravel_index(int(i), shape)), float(w[u, i]))
             for i in top_in[u]
         ]
         outgoing = [
-            Link(reader, (int(i),), float(column[u, i]))
+            link(reader, (int(i),), float(column[u, i]))
             for reader, column, top in readers
             for i in top[u]
         ]

@@ -6,7 +6,12 @@ a block side by side, blocks folded by a click on their header).
 Fed with :class:`engine.visualize.LayerView` rows (already scaled to uint8 by the engine); this
 widget only lays them out and paints them. Hovering a map or a bar group reports its layer, index
 and value range through ``hovered`` (the tab shows it under the view) and its node's details
-(window, parameters, receptive field through all paths) in a tooltip.
+(window, parameters, receptive field through all paths) in a tooltip. Hovering one bar of a
+fully connected row draws that unit's strongest connections (the article's Figure 20,
+:func:`engine.connections.every_connection`, painted by ``link_lines``) and lists their weights
+in the tooltip.
+
+Size: the live view and its panel share the row layout; the panel is a few lines of wiring.
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ from PySide6.QtWidgets import (
 from desktop.qt_image import array_to_pixmap, array_to_qimage
 from desktop.widgets import scrolled
 from desktop.widgets.filter_view import FilterView
+from desktop.widgets.link_lines import Line, paint_links
+from engine.connections import Connections, every_connection
 from engine.errors import EngineError
 from engine.graph_layout import describe_model
 from engine.preview import display_image
@@ -83,6 +90,8 @@ class ActivationView(QWidget):
         self._height = 120
         self._hover_text = ""
         self._caption = "Train or load a model to see what each layer makes of the pinned image."
+        self._links: dict[str, list[Connections]] = {}
+        self._unit: tuple[int, int] | None = None  # (row, unit) of the hovered bar
 
     # ----- data -------------------------------------------------------------------------
     def set_layers(self, layers: list[LayerView], classes: list[str]) -> None:
@@ -96,6 +105,11 @@ class ActivationView(QWidget):
         ]
         self._bands = arrange(layers)
         self._relayout()
+        self.update()
+
+    def set_links(self, links: dict[str, list[Connections]]) -> None:
+        """The strongest connections of each dense node's units, drawn when a bar is hovered."""
+        self._links = links
         self.update()
 
     def layer_names(self) -> list[str]:
@@ -225,6 +239,61 @@ class ActivationView(QWidget):
         self._relayout()
         super().resizeEvent(event)
 
+    # ----- connections (Figure 20) -------------------------------------------------------
+    def _bar_at(self, pos: QPointF) -> tuple[int, int] | None:
+        """(row, unit) of the bar under ``pos`` in a row whose units have connections."""
+        for item in self._items:
+            layer = self._layers[item.index] if item.kind == "row" else None
+            if layer is None or layer.kind != "bars" or layer.name not in self._links:
+                continue
+            rect, n = item.rects[0], layer.values.size
+            if n and rect.contains(pos):
+                return item.index, min(n - 1, int((pos.x() - rect.left()) / rect.width() * n))
+        return None
+
+    def bar_center(self, name: str, unit: int) -> QPointF:
+        """Where bar ``unit`` of row ``name`` is drawn."""
+        point = self._unit_point(name, (unit,))
+        assert point is not None, f"{name} is not shown"
+        return point
+
+    def hovered_connections(self) -> Connections | None:
+        if self._unit is None or self._unit[0] >= len(self._layers):
+            return None
+        units = self._links.get(self._layers[self._unit[0]].name, [])
+        return units[self._unit[1]] if self._unit[1] < len(units) else None
+
+    def _unit_point(self, node: str, unit: tuple[int, ...]) -> QPointF | None:
+        rows = [i for i in self._items if i.kind == "row" and self._layers[i.index].name == node]
+        if not rows:  # not shown (a folded block)
+            return None
+        item = rows[0]
+        layer = self._layers[item.index]
+        if layer.kind == "maps":
+            c, y, x = unit
+            rect = item.rects[c if len(item.rects) > 1 else 0]  # a photo input: one colour tile
+            h, w = layer.values.shape[-2:]
+            fx, fy = (x + 0.5) / w, (y + 0.5) / h
+            return QPointF(rect.left() + fx * rect.width(), rect.top() + fy * rect.height())
+        rect = item.rects[0]
+        fx = (unit[0] + 0.5) / layer.values.size
+        return QPointF(rect.left() + fx * rect.width(), rect.center().y())
+
+    def drawn_links(self) -> list[Line]:
+        """The lines drawn for the hovered bar, incoming then outgoing: ("in" or "out", row,
+        unit, weight, from, to); a unit in a folded block gets none."""
+        conn = self.hovered_connections()
+        if conn is None:
+            return []
+        start = self._unit_point(conn.node, (conn.unit,))
+        lines: list[Line] = []
+        ways = ["in"] * len(conn.incoming) + ["out"] * len(conn.outgoing)
+        for way, link in zip(ways, [*conn.incoming, *conn.outgoing], strict=True):
+            end = self._unit_point(link.node, link.unit)
+            if start is not None and end is not None:
+                lines.append((way, link.node, link.unit, link.weight, start, end))
+        return lines
+
     # ----- hover and clicks -------------------------------------------------------------
     def text_at(self, pos: QPointF) -> str:
         for hit in self._hits:
@@ -243,7 +312,15 @@ class ActivationView(QWidget):
         super().mousePressEvent(event)
 
     def mouseMoveEvent(self, event: QMouseEvent) -> None:
+        unit = self._bar_at(event.position())
+        if unit != self._unit:
+            self._unit = unit
+            self.update()
         text = self.text_at(event.position())
+        conn = self.hovered_connections()
+        if conn is not None and self._unit is not None:
+            value = float(self._layers[self._unit[0]].values[self._unit[1]]) + 0.0
+            text = f"{conn.node} unit {conn.unit} = {value:.3g}\n{conn.text()}"
         if text != self._hover_text:
             self._hover_text = text
             self.hovered.emit(text.split("\n")[0])
@@ -253,6 +330,9 @@ class ActivationView(QWidget):
                 QToolTip.hideText()
 
     def leaveEvent(self, event) -> None:
+        if self._unit is not None:
+            self._unit = None
+            self.update()
         if self._hover_text:
             self._hover_text = ""
             self.hovered.emit("")
@@ -281,6 +361,8 @@ class ActivationView(QWidget):
                     painter.drawRect(rect.adjusted(-0.5, -0.5, 0.5, 0.5))
             else:
                 self._draw_bars(painter, layer, item.rects[0], small)
+        painter.setFont(small)
+        paint_links(painter, self.drawn_links(), self.width())
         painter.end()
 
     def _draw_header(self, painter: QPainter, item: _Item) -> None:
@@ -429,6 +511,7 @@ class LivePanel(QWidget):
                 )
                 return
             layers = display_layers(activations, facts)
+            self.activation_view.set_links(every_connection(model))
             self.activation_view.set_layers(layers, list(model.classes))
 
     def pin(self, image: np.ndarray, caption: str, label: int | None = None) -> None:

@@ -33,7 +33,8 @@ from PySide6.QtGui import QColor, QImage, QMouseEvent, QPainter, QPaintEvent, QP
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from desktop.qt_image import array_to_qimage
-from engine.colormap import ramp, sign_colours
+from desktop.widgets.link_lines import Line, paint_links
+from engine.colormap import ramp
 from engine.connections import Connections, every_connection
 from engine.graph_layout import Field, NodeFacts, describe_model
 from engine.visualize import Band, arrange, colour_input, shown_nodes
@@ -531,7 +532,7 @@ class NetworkView(QWidget):
                         (y1 - y0) * target.scale,
                     )
                 )
-        self._paint_links(painter)
+        paint_links(painter, self.drawn_links(), self.width())
 
     # ----- connections (Figure 20) ----------------------------------------------------------
     def hovered_connections(self) -> Connections | None:
@@ -542,7 +543,7 @@ class NetworkView(QWidget):
         links = self._rows[r].layer.links
         return links[c] if c < len(links) else None
 
-    def drawn_links(self) -> list[tuple[str, str, tuple[int, ...], float, QPointF, QPointF]]:
+    def drawn_links(self) -> list[Line]:
         """The lines drawn for the hovered cell, incoming then outgoing: ("in" or "out", row,
         unit, weight, from, to); a unit whose row is folded away gets none."""
         conn = self.hovered_connections()
@@ -566,50 +567,14 @@ class NetworkView(QWidget):
             lines.append((way, row.layer.name, link.unit, link.weight, start, end))
         return lines
 
-    def _paint_links(self, painter: QPainter) -> None:
-        lines = self.drawn_links()
-        if not lines:
-            return
-        weights = np.array([line[3] for line in lines])
-        peak = float(np.abs(weights).max()) or 1.0
-        metrics = painter.fontMetrics()
-        taken: list[QRectF] = []
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
-        for (_, _, _, weight, start, end), rgb in zip(lines, sign_colours(weights), strict=True):
-            colour = QColor(int(rgb[0]), int(rgb[1]), int(rgb[2]))
-            painter.setPen(QPen(colour, 1.0 + 3.0 * abs(weight) / peak))
-            painter.drawLine(start, end)
-            painter.drawRect(QRectF(end.x() - 3, end.y() - 3, 6, 6))
-            text = f"{weight:+.2f}"
-            box = QRectF(0, 0, metrics.horizontalAdvance(text) + 6, metrics.height())
-            box.moveBottomLeft(QPointF(end.x() + 4, end.y() - 3))
-            if box.right() > self.width():
-                box.moveRight(end.x() - 4)
-            if not any(box.intersects(t) for t in taken):  # crowded ends: the tooltip lists all
-                taken.append(box)
-                painter.fillRect(box, QColor(255, 255, 255, 225))
-                painter.drawText(box, Qt.AlignmentFlag.AlignCenter, text)
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing, False)
-
-    def _unit_text(self, name: str, unit: tuple[int, ...]) -> str:
-        row = next(w.layer for w in self._rows if w.layer.name == name)
-        if len(unit) == 3:
-            return f"{name} map {unit[0] + 1} ({unit[2]}, {unit[1]})"
-        label = row.labels[unit[0]] if unit[0] < len(row.labels) else unit[0]
-        return f"{row.title} cell {label}"
-
     def _links_text(self) -> tuple[str, str]:
-        """(a short summary for the text below, the full list for the tooltip)."""
-        lines = self.drawn_links()
-        if not lines:
+        """(the strongest incoming and outgoing link for the text below, all for the tooltip)."""
+        conn = self.hovered_connections()
+        if conn is None:
             return "", ""
-        texts = [
-            f"{w:+.3f} {'from' if way == 'in' else 'to'} {self._unit_text(name, unit)}"
-            for way, name, unit, w, _, _ in lines
-        ]
-        full = "Strongest connections (red +, blue −):\n" + "\n".join(texts)
-        first = [t for i, t in enumerate(texts) if i == 0 or lines[i][0] != lines[i - 1][0]]
-        return "; strongest: " + ", ".join(first) + " (all drawn; red +, blue −)", full
+        ends = [(conn.incoming[:1], True), (conn.outgoing[:1], False)]
+        first = [link.text(incoming) for links, incoming in ends for link in links]
+        return "; strongest: " + ", ".join(first) + " (drawn: red +, blue −)", conn.text()
 
     # ----- hover --------------------------------------------------------------------------
     def mousePressEvent(self, event: QMouseEvent) -> None:

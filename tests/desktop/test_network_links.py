@@ -1,5 +1,5 @@
-"""Figure 20 in the Classify tab's network view: hovering a fully connected cell draws its
-strongest connections, coloured by sign, with their weights."""
+"""Figure 20 in the Classify tab's network view and the Train tab's live view: hovering a fully
+connected unit draws its strongest connections, coloured by sign, with their weights."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import pytest
 from PySide6.QtCore import QPoint
 
 import resources
+from desktop.widgets.activation_view import LivePanel
 from desktop.widgets.network_view import NetworkView, view_layers
 from engine import architectures
 from engine.colormap import sign_colours
@@ -59,8 +60,9 @@ def test_hovering_fc1_draws_its_strongest_links_to_pool2_and_fc2(qtbot, lenet):
     assert (drawn[0][5] - view.cell_center("pool2", c, y, xx)).manhattanLength() <= 2
     tip = view.toolTip()
     assert all(f"{link.weight:+.3f}" in tip for link in conn.incoming + conn.outgoing)
-    assert f"{conn.incoming[0].weight:+.3f} from pool2 map {c + 1} ({xx}, {y})" in tip
-    assert "strongest:" in view.hover_text and "red +, blue −" in view.hover_text
+    assert f"{conn.incoming[0].weight:+.3f} from pool2 map {c + 1} (x {xx}, y {y})" in tip
+    assert tip == conn.text()
+    assert conn.incoming[0].text(True) in view.hover_text and "red +, blue −" in view.hover_text
     image = view.grab().toImage()
     for _way, _row, _unit, w, start, end in drawn[-1:]:  # the last line lies on top
         middle = (start + end) / 2
@@ -94,4 +96,32 @@ def test_a_dense_head_after_global_pooling_links_to_the_pooled_channels(qtbot, n
     ]
     assert "from avgpool" in view.toolTip() and "output cell cat" in view.hover_text
     qtbot.mouseMove(view, QPoint(2, 2))
+    assert view.drawn_links() == []
+
+
+def test_the_train_tabs_live_view_draws_them_for_a_hovered_bar(qtbot, lenet):
+    model, _ = lenet
+    panel = LivePanel()
+    qtbot.addWidget(panel)
+    panel.resize(1024, 700)
+    panel.show()
+    panel.set_model(model)
+    digit = read_idx(resources.mnist_dir() / "t10k-images-idx3-ubyte.gz")[0]
+    panel.pin(digit, "a 7")
+    view = panel.activation_view
+    qtbot.mouseMove(view, QPoint(1, 1))
+    qtbot.mouseMove(view, view.bar_center("fc1", 7).toPoint())
+    conn = strongest_connections(model, "fc1", 7)
+    drawn = view.drawn_links()
+    assert [(way, row, unit, w) for way, row, unit, w, _, _ in drawn] == [
+        *[("in", "pool2", link.unit, link.weight) for link in conn.incoming],
+        *[("out", "fc2", link.unit, link.weight) for link in conn.outgoing],
+    ]
+    assert panel.hover_label.text().startswith("fc1 unit 7 = ")
+    image = view.grab().toImage()
+    _way, _row, _unit, w, start, end = drawn[-1]
+    assert _drawn_near(image, (start + end) / 2, sign_colours(np.array(w)).tolist())
+    qtbot.mouseMove(view, view.bar_center("fc3", 2).toPoint())  # the logits: no outgoing
+    assert [(way, row) for way, row, *_ in view.drawn_links()] == [("in", "fc2")] * 6
+    qtbot.mouseMove(view, view.bar_center("softmax", 2).toPoint())
     assert view.drawn_links() == []

@@ -52,6 +52,22 @@ def test_outgoing_links_are_the_column_of_the_next_dense_layer() -> None:
     last = strongest_connections(model, "fc3", 2)
     assert last.outgoing == [] and len(last.incoming) == 6
     assert {link.node for link in last.incoming} == {"fc2"}
+    model.classes = [f"class {i}" for i in range(10)]
+    into = strongest_connections(model, "fc2", 0).outgoing[0]
+    assert into.label == f"fc3 unit {into.unit[0]} (class {into.unit[0]})"
+
+
+def test_the_text_names_each_unit_where_the_views_draw_it() -> None:
+    model = build_model("lenet5")
+    w = model.layer("fc1").params["weight"]
+    w[4] = 0.0
+    w[4, 2 * 25 + 3 * 5 + 1] = -0.5  # pool2 map 3, row 3, column 1
+    conn = strongest_connections(model, "fc1", 4, k=1)
+    assert conn.incoming[0].label == "pool2 map 3 (x 1, y 3)"
+    lines = conn.text().splitlines()
+    assert lines[0] == "Strongest connections of fc1 unit 4 (red +, blue −):"
+    assert lines[1] == "-0.500 from pool2 map 3 (x 1, y 3)"
+    assert lines[2].startswith(("+", "-")) and " to fc2 unit " in lines[2]
 
 
 @pytest.mark.parametrize("name", ["resnet8", "googlenet"])  # dense after global average pooling
@@ -80,3 +96,17 @@ def test_every_connection_agrees_with_one_unit_at_a_time() -> None:
     assert {name: len(units) for name, units in every.items()} == {"fc1": 120, "fc2": 84, "fc3": 10}
     for node, unit in [("fc1", 0), ("fc1", 119), ("fc2", 40), ("fc3", 9)]:
         assert every[node][unit] == strongest_connections(model, node, unit, k=4)
+
+
+def test_equal_weights_come_in_index_order() -> None:
+    model = build_model("lenet5")
+    w = model.layer("fc1").params["weight"]
+    w[0] = 0.0
+    w[0, 9], w[0, 2], w[0, 5], w[0, 7] = 0.3, -0.3, 0.3, 0.1
+    links = strongest_connections(model, "fc1", 0, k=4).incoming
+    assert [(link.unit, link.weight) for link in links] == [
+        ((0, 0, 2), pytest.approx(-0.3)),
+        ((0, 1, 0), pytest.approx(0.3)),
+        ((0, 1, 4), pytest.approx(0.3)),
+        ((0, 1, 2), pytest.approx(0.1)),
+    ]
