@@ -108,7 +108,7 @@ class Stop:
     setup: FiltersSetup | ClassifySetup | TrainSetup
 
 
-_EIGHT_ZOOM = 34.0  # cells wide enough for their value to be written in them (MIN_LABEL_CELL)
+_EIGHT_ZOOM = 30.0  # cells wide enough for their value to be written in them (MIN_LABEL_CELL)
 
 STOPS: tuple[Stop, ...] = (
     Stop(
@@ -147,6 +147,7 @@ STOPS: tuple[Stop, ...] = (
                 "Box blur",
                 "Gaussian blur 3x3",
             ),
+            display="abs",
             page="maps",
         ),
     ),
@@ -158,7 +159,10 @@ STOPS: tuple[Stop, ...] = (
         "caption above the maps says. Press + under Kernel to add a fourth.",
         "Filters",
         FiltersSetup(
-            "sample:chelsea.png", ("Edge detection 3", "Sharpen", "Box blur"), page="maps"
+            "sample:chelsea.png",
+            ("Edge detection 3", "Sharpen", "Box blur"),
+            display="abs",
+            page="maps",
         ),
     ),
     Stop(
@@ -256,7 +260,7 @@ STOPS: tuple[Stop, ...] = (
         "hover the other result cells to see theirs.",
         "Filters",
         FiltersSetup(
-            "figure10", pool="max", display="normalize", zoom=60.0, centre=(2, 2), hover=(0, 1)
+            "figure10", pool="max", display="normalize", zoom=50.0, centre=(2, 2), hover=(0, 1)
         ),
     ),
     Stop(
@@ -323,9 +327,9 @@ def tour_image(source: str, *, mnist_dir: Path, samples_dir: Path) -> tuple[np.n
     """``(uint8 image, its name)`` for a stop's image source: (H, W) grey or (H, W, 3) RGB."""
     kind, _, arg = source.partition(":")
     if kind == "figure5":
-        return FIGURE5_IMAGE.astype(np.uint8), "the article's 5×5 image"
+        return FIGURE5_IMAGE.astype(np.uint8), "Figure 5’s 5×5 image"
     if kind == "figure10":
-        return FIGURE10_MAP.astype(np.uint8), "the article's 4×4 map (Figure 10)"
+        return FIGURE10_MAP.astype(np.uint8), "Figure 10’s 4×4 map"
     if kind == "digit" and arg.isdigit():
         article = "an" if arg == "8" else "a"
         return mnist_digit(mnist_dir, int(arg)), f"{article} {arg} from MNIST"
