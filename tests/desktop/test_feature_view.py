@@ -132,3 +132,28 @@ def test_a_given_cache_folder_is_used(qtbot, tmp_path):
     model, images = _source()
     _shown(qtbot, view, model, images[:40])
     assert len(list((tmp_path / "mine").glob("*.npz"))) == 2
+
+
+def test_a_resnet_shows_every_convolution_by_its_dotted_name(qtbot, tmp_path):
+    import numpy as np
+
+    from engine.model import build_model
+
+    model = build_model(
+        {"name": "resnet8", "num_classes": 4, "input_shape": [3, 16, 16]},
+        np.random.default_rng(0),
+        classes=["bird", "cat", "dog", "ship"],
+    )
+    images = np.random.default_rng(1).integers(0, 256, (30, 3, 16, 16), dtype=np.uint8)
+    view = FeatureView()
+    qtbot.addWidget(view)
+    view.set_source(model, images, "noise")
+    convs = features.conv_nodes(model)
+    assert "layer1.0.conv1" in convs and "layer3.0.downsample.0" in convs
+    qtbot.mouseClick(view.show_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: convs[-1] in view.sections and not view.is_busy(), timeout=60000)
+    assert list(view.sections) == convs
+    shown = view.sections["layer2.0.conv1"].pixmap().toImage()
+    expected = [e for e in features.top_patches(model, "layer2.0.conv1", images)][-1]
+    assert (shown.height(), shown.width()) == features.patch_grid(expected).shape[:2]
+    assert "excite it most" in view.status.text()
