@@ -67,7 +67,7 @@ import numpy as np
 
 from engine.errors import DatasetError, EngineError
 from engine.losses import LOSSES, get_loss
-from engine.optim import OPTIMIZERS
+from engine.optim import DEFAULT_LR, OPTIMIZERS
 from engine.schedule import learning_rate
 
 if TYPE_CHECKING:
@@ -96,11 +96,15 @@ class TrainConfigError(EngineError, ValueError):
 
 @dataclass
 class TrainConfig:
-    """How to train. ``snapshot_every``: batches between copies of the known-good weights."""
+    """How to train. ``snapshot_every``: batches between copies of the known-good weights.
+
+    The field defaults are THE defaults of a run: the CLI's options and the Train tab's fields
+    start from them (the learning rate from ``engine.optim.DEFAULT_LR`` of the optimiser).
+    """
 
     epochs: int = 1
     batch_size: int = 64
-    lr: float = 0.01
+    lr: float = DEFAULT_LR["momentum"]
     optimizer: str = "momentum"  # "sgd" | "momentum" | "adam"
     momentum: float = 0.9
     nesterov: bool = False
@@ -447,6 +451,160 @@ def _advice(config: TrainConfig) -> str:
     return f"the learning rate {config.lr:g} is probably too high (try {config.lr / 10:g})"
 
 
+class _Loop:
+    """The state one run carries from event to event: the batch order and counters, the timers,
+    the known-good weights and the history; one method per step of :func:`_run`."""
+
+    def __init__(
+        self,
+        model: Network,
+        images: np.ndarray,
+        labels: np.ndarray,
+        config: TrainConfig,
+        loss_fn: Callable[[np.ndarray, np.ndarray], tuple[float, np.ndarray]],
+        optimizer: Any,
+        n_val: int,
+        augment: Augment | None,
+        clock: Callable[[], float],
+    ) -> None:
+        self.model, self.images, self.labels, self.config = model, images, labels, config
+        self.loss_fn, self.optimizer, self.augment, self.clock = loss_fn, optimizer, augment, clock
+        model.rng = np.random.default_rng([config.seed, 2])  # dropout masks: the run's generator
+        self.n = len(images)
+        self.batches = -(-self.n // config.batch_size)
+        self.total = self.n * config.epochs
+        self.n_val = n_val
+        self.shuffle_rng = np.random.default_rng(config.seed)
+        self.augment_rng = np.random.default_rng([config.seed, 1])
+        self.batch_loss: list[float] = []
+        self.history: dict[str, Any] = {
+            "batch_loss": self.batch_loss,
+            "epochs": [],
+            "config": asdict(config),
+            "train_samples": self.n,
+            "val_samples": n_val,
+            "augment": augment is not None,
+            "status": "running",
+        }
+        self.good = _GoodWeights(model.parameters(), model.state_dict())
+        self.active = 0.0  # seconds spent in batches (pauses and validation excluded)
+        self.val_seconds: float | None = None  # one validation pass, once measured
+        self.seen = 0
+        # this epoch's
+        self.order = np.arange(0)
+        self.epoch_active = 0.0
+        self.loss_sum = 0.0
+        self.correct = 0
+        self.done = 0  # samples
+
+    def finish(self, status: str) -> dict:
+        self.history["status"] = status
+        self.model.meta["history"] = self.history
+        return self.history
+
+    def diverged(self, epoch: int, batch: int, what: str) -> Diverged:
+        """The good weights back, and the event that says what went wrong and what to try."""
+        self.good.restore()
+        message = (
+            f"{what} at epoch {epoch} batch {batch}; {_advice(self.config)}; weights restored to "
+            f"those {self.good.where}"
+        )
+        return Diverged(epoch, batch, message, self.finish("diverged"))
+
+    def start_epoch(self) -> None:
+        self.order = self.shuffle_rng.permutation(self.n)
+        self.epoch_active = 0.0
+        self.loss_sum = 0.0
+        self.correct = 0
+        self.done = 0
+
+    def batch(self, epoch: int, b: int) -> BatchEnd | Diverged:
+        """Run batch ``b`` (0-based) of this epoch: forward, loss check, update, weights check."""
+        config = self.config
+        t0 = self.clock()
+        idx = self.order[b * config.batch_size : (b + 1) * config.batch_size]
+        batch = self.images[idx]
+        if self.augment is not None:
+            batch = self.augment(batch, self.augment_rng)
+        y = self.labels[idx]
+        # forward, loss and backward in one call: with model.threads > 1 each shard (a thread,
+        # or a forked process with model.processes) runs all three (see Network.train_step);
+        # the update waits for the loss check below
+        loss, logits = self.model.train_step(
+            self.model.input_spec.to_tensor(batch), y, self.loss_fn
+        )
+        if not loss <= LOSS_LIMIT:  # also true for NaN
+            return self.diverged(epoch, b + 1, _loss_problem(loss))
+        step = (epoch - 1) * self.batches + b
+        self.optimizer.lr = learning_rate(
+            config.schedule, config.lr, step, self.batches * config.epochs
+        )
+        self.optimizer.step(self.model.gradients())
+        m = len(idx)
+        self.correct += int(np.count_nonzero(logits.argmax(axis=1) == y))
+        self.loss_sum += loss * m
+        self.done += m
+        self.seen += m
+        self.batch_loss.append(float(f"{loss:.5g}"))  # 5 digits keep model files small
+        if (b + 1) % config.snapshot_every == 0 and not self.good.take(
+            f"after epoch {epoch} batch {b + 1}"
+        ):
+            return self.diverged(epoch, b + 1, self.good.problem)
+        dt = self.clock() - t0
+        self.active += dt
+        self.epoch_active += dt
+        rate = self.seen / self.active if self.active > 0 else 0.0
+        eta = _eta(
+            self.total - self.seen, rate, config.epochs - epoch + 1, self.n_val, self.val_seconds
+        )
+        return BatchEnd(
+            epoch=epoch,
+            batch=b + 1,
+            batches_per_epoch=self.batches,
+            loss=loss,
+            running_accuracy=self.correct / self.done,
+            samples_per_second=rate,
+            samples_seen=self.seen,
+            samples_total=self.total,
+            eta_seconds=eta,
+            running_loss=self.loss_sum / self.done,
+        )
+
+    def epoch_problem(self, epoch: int) -> str:
+        """At an epoch's end: "" if the weights are sound (and now the good copy), else why not."""
+        num_classes = len(self.model.classes)
+        problem = self.good.check() or self.good.dead(self.correct / self.done, num_classes)
+        if problem or not self.good.take(f"after epoch {epoch}"):
+            return problem or self.good.problem
+        return ""
+
+    def end_epoch(
+        self, epoch: int, validation: tuple[float, float] | None, validation_time: float
+    ) -> EpochEnd:
+        """The epoch's summary, recorded in the history."""
+        if validation is not None:
+            self.val_seconds = validation_time
+        val_loss, val_accuracy = validation if validation is not None else (None, None)
+        summary = EpochEnd(
+            epoch=epoch,
+            train_loss=self.loss_sum / self.done,
+            train_accuracy=self.correct / self.done,
+            val_loss=val_loss,
+            val_accuracy=val_accuracy,
+            seconds=self.epoch_active + validation_time,
+        )
+        self.history["epochs"].append(asdict(summary))
+        return summary
+
+
+def _loss_problem(loss: float) -> str:
+    if math.isnan(loss):
+        return "loss became NaN"
+    if math.isinf(loss):
+        return "loss became infinite"
+    return f"loss exploded to {loss:.3g}"
+
+
 def _run(
     model: Network,
     images: np.ndarray,
@@ -460,143 +618,46 @@ def _run(
     augment: Augment | None,
     clock: Callable[[], float],
 ) -> Iterator[TrainEvent]:
-    spec = model.input_spec
-    model.rng = np.random.default_rng([config.seed, 2])  # dropout masks: the run's generator
-    n = len(images)
-    bs = config.batch_size
-    batches = -(-n // bs)
-    total = n * config.epochs
-    num_classes = len(model.classes)
-    shuffle_rng = np.random.default_rng(config.seed)
-    augment_rng = np.random.default_rng([config.seed, 1])
-    batch_loss: list[float] = []
-    history: dict[str, Any] = {
-        "batch_loss": batch_loss,
-        "epochs": [],
-        "config": asdict(config),
-        "train_samples": n,
-        "val_samples": 0 if val_images is None else len(val_images),
-        "augment": augment is not None,
-        "status": "running",
-    }
-
-    def finish(status: str) -> dict:
-        history["status"] = status
-        model.meta["history"] = history
-        return history
-
-    good = _GoodWeights(model.parameters(), model.state_dict())
-    if not good.take("at the start of training"):
+    """The loop: epochs of batches, each batch gated by ``control``, each epoch checked for
+    divergence and validated; the steps themselves are :class:`_Loop`'s."""
+    n_val = 0 if val_images is None else len(val_images)
+    loop = _Loop(model, images, labels, config, loss_fn, optimizer, n_val, augment, clock)
+    if not loop.good.take("at the start of training"):
         yield Diverged(
             1,
             0,
             "the model's weights are not finite (NaN or inf) before training; "
             "rebuild or reload the model",
-            finish("diverged"),
+            loop.finish("diverged"),
         )
         return
-
-    def diverged(epoch: int, batch: int, what: str) -> Diverged:
-        good.restore()
-        message = (
-            f"{what} at epoch {epoch} batch {batch}; {_advice(config)}; weights restored to "
-            f"those {good.where}"
-        )
-        return Diverged(epoch, batch, message, finish("diverged"))
-
-    active = 0.0  # seconds spent in batches (pauses and validation excluded)
-    n_val = 0 if val_images is None else len(val_images)
-    val_seconds = None  # one validation pass, once measured
-    seen = 0
     for epoch in range(1, config.epochs + 1):
-        order = shuffle_rng.permutation(n)
-        epoch_active = 0.0
-        loss_sum = 0.0
-        correct = 0
-        done = 0  # samples of this epoch
-        for b in range(batches):
+        loop.start_epoch()
+        for b in range(loop.batches):
             if control is not None:
                 admitted = yield from _gate(control, epoch, b)
                 if not admitted:
-                    yield Cancelled(epoch, b, finish("cancelled"))
+                    yield Cancelled(epoch, b, loop.finish("cancelled"))
                     return
-
-            t0 = clock()
-            idx = order[b * bs : (b + 1) * bs]
-            batch = images[idx]
-            if augment is not None:
-                batch = augment(batch, augment_rng)
-            y = labels[idx]
-            # forward, loss and backward in one call: with model.threads > 1 each shard (a thread,
-            # or a forked process with model.processes) runs all three (see Network.train_step);
-            # the update waits for the loss check below
-            loss, logits = model.train_step(spec.to_tensor(batch), y, loss_fn)
-            if not loss <= LOSS_LIMIT:  # also true for NaN
-                if math.isnan(loss):
-                    what = "loss became NaN"
-                elif math.isinf(loss):
-                    what = "loss became infinite"
-                else:
-                    what = f"loss exploded to {loss:.3g}"
-                yield diverged(epoch, b + 1, what)
+            event = loop.batch(epoch, b)
+            yield event
+            if isinstance(event, Diverged):
                 return
-            step = (epoch - 1) * batches + b
-            optimizer.lr = learning_rate(config.schedule, config.lr, step, batches * config.epochs)
-            optimizer.step(model.gradients())
-            m = len(idx)
-            correct += int(np.count_nonzero(logits.argmax(axis=1) == y))
-            loss_sum += loss * m
-            done += m
-            seen += m
-            batch_loss.append(float(f"{loss:.5g}"))  # 5 digits keep model files small
-            if (b + 1) % config.snapshot_every == 0 and not good.take(
-                f"after epoch {epoch} batch {b + 1}"
-            ):
-                yield diverged(epoch, b + 1, good.problem)
-                return
-            dt = clock() - t0
-            active += dt
-            epoch_active += dt
-            rate = seen / active if active > 0 else 0.0
-            yield BatchEnd(
-                epoch=epoch,
-                batch=b + 1,
-                batches_per_epoch=batches,
-                loss=loss,
-                running_accuracy=correct / done,
-                samples_per_second=rate,
-                samples_seen=seen,
-                samples_total=total,
-                eta_seconds=_eta(total - seen, rate, config.epochs - epoch + 1, n_val, val_seconds),
-                running_loss=loss_sum / done,
-            )
-
-        problem = good.check() or good.dead(correct / done, num_classes)
-        if problem or not good.take(f"after epoch {epoch}"):
-            yield diverged(epoch, batches, problem or good.problem)
+        problem = loop.epoch_problem(epoch)
+        if problem:
+            yield loop.diverged(epoch, loop.batches, problem)
             return
-        val_loss = val_accuracy = None
-        validation_time = 0.0
+        validation, validation_time = None, 0.0
         if val_images is not None:
             t0 = clock()
             assert val_labels is not None  # checked at the start: both or neither
-            result = _validate(model, val_images, val_labels, loss_fn, control)
-            if result is None:
-                yield Cancelled(epoch, batches, finish("cancelled"))
+            validation = _validate(model, val_images, val_labels, loss_fn, control)
+            if validation is None:
+                yield Cancelled(epoch, loop.batches, loop.finish("cancelled"))
                 return
-            val_loss, val_accuracy = result
-            val_seconds = validation_time = clock() - t0
-        summary = EpochEnd(
-            epoch=epoch,
-            train_loss=loss_sum / done,
-            train_accuracy=correct / done,
-            val_loss=val_loss,
-            val_accuracy=val_accuracy,
-            seconds=epoch_active + validation_time,
-        )
-        history["epochs"].append(asdict(summary))
-        yield summary
-    yield Finished(finish("finished"))
+            validation_time = clock() - t0
+        yield loop.end_epoch(epoch, validation, validation_time)
+    yield Finished(loop.finish("finished"))
 
 
 def _eta(

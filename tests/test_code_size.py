@@ -16,19 +16,7 @@ MODULE_LINES = 500
 FUNCTION_LINES = 80
 
 # "path::qualified name" -> why it stays one function
-LONG_FUNCTIONS: dict[str, str] = {
-    "engine/training.py::_run": (
-        "the training loop as one generator: epoch, batch, pause, divergence and cancel share "
-        "its local state (weights kept good, counters, timers); pieces would pass it all around"
-    ),
-    "desktop/cli/train_cmd.py::run": (
-        "the train command read top to bottom (load, report, run, save, print); the engine "
-        "run (engine.run.training_run) does the work, this is only its CLI sequence"
-    ),
-    "desktop/cli/train_cmd.py::add_arguments": (
-        "a flat list of argparse options, one per flag; no logic to split"
-    ),
-}
+LONG_FUNCTIONS: dict[str, str] = {}
 
 
 def _python_files() -> list[Path]:
