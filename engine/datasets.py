@@ -57,6 +57,7 @@ from engine.imagefolder import fit_image, iter_image_folder
 from engine.progress import Progress
 
 __all__ = [
+    "DEFAULT_DATASET",
     "FASHION_MNIST_CLASSES",
     "KMNIST_CLASSES",
     "Dataset",
@@ -83,6 +84,8 @@ class LoadCancelled(DatasetError):
 
 # ---------------------------------------------------------------------------------------------
 # named datasets
+
+DEFAULT_DATASET = "mnist"  # what the CLI and the Train tab load unless told otherwise
 
 
 @dataclass(frozen=True)
@@ -154,7 +157,7 @@ def _named(key: str, cache_dir: str | os.PathLike[str] | None) -> Path | None:
 
 
 def load_dataset_iter(
-    spec: str | os.PathLike[str] = "mnist",
+    spec: str | os.PathLike[str] = DEFAULT_DATASET,
     *,
     limit: int | None = None,
     image_size: tuple[int, int] | None = None,
@@ -307,7 +310,7 @@ def _luma(x: np.ndarray) -> np.ndarray:
 
 
 def load_dataset(
-    spec: str | os.PathLike[str] = "mnist",
+    spec: str | os.PathLike[str] = DEFAULT_DATASET,
     *,
     limit: int | None = None,
     image_size: tuple[int, int] | None = None,

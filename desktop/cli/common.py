@@ -1,4 +1,5 @@
-"""What several subcommands share: the MODEL argument, image arguments, JSON, exit statuses."""
+"""What several subcommands share: the MODEL and --classes arguments, loading a dataset for a
+model, image arguments, JSON, exit statuses."""
 
 from __future__ import annotations
 
@@ -27,6 +28,48 @@ MODEL_HELP = (
 
 def add_model_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", metavar="MODEL", help=MODEL_HELP)
+
+
+def add_classes_argument(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--classes A,B,...`` (train, evaluate)."""
+    parser.add_argument(
+        "--classes",
+        metavar="A,B,...",
+        default=None,
+        help="keep only these classes of the dataset, in this order (e.g. bird,cat,dog,ship)",
+    )
+
+
+def load_dataset_for(
+    spec: str,
+    input_shape: tuple[Any, ...],
+    limit: int | None = None,
+    progress: Any = None,
+    *,
+    classes: str | None = None,
+    test_fraction: float = 0.2,
+) -> Any:
+    """``engine.datasets.load_dataset`` with image folders converted to a model input (C,H,W)
+    (IDX datasets keep their size; the model's InputSpec pads 28x28 to 32x32). A channel
+    count of None keeps the data's own."""
+    from engine.datasets import load_dataset
+
+    channels, height, width = input_shape
+    report = None
+    if progress is not None:
+
+        def report(done: int, total: int) -> None:
+            progress.update(done / max(total, 1), f"reading {spec}: {done:,}/{total:,} images")
+
+    return load_dataset(
+        spec,
+        limit=limit,
+        image_size=(height, width),
+        channels=channels,
+        progress=report,
+        classes=classes,
+        test_fraction=test_fraction,
+    )
 
 
 def shipped_path(word: str) -> Path:

@@ -12,9 +12,8 @@ import math
 from typing import TYPE_CHECKING
 
 from desktop.cli import CliError
-from desktop.cli.common import add_model_argument
+from desktop.cli.common import add_classes_argument, add_model_argument
 from desktop.cli.progress import Progress
-from desktop.cli.train_cmd import add_classes_argument
 
 if TYPE_CHECKING:
     from engine.evaluation import EvaluationResult
@@ -23,13 +22,15 @@ HELP = "evaluate a saved model on a dataset's test split: accuracy, per class, c
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from engine.datasets import DEFAULT_DATASET
+
     add_model_argument(parser)
     parser.add_argument(
         "--dataset",
-        default="mnist",
-        help="'mnist' (bundled, the default), 'cifar4', 'fashion-mnist', 'cifar10', a folder of "
-        "IDX files or CIFAR-10 batches (their test files are used), or a folder of class "
-        "subfolders (its test/ part if it has one, else every image in it)",
+        default=DEFAULT_DATASET,
+        help=f"(default {DEFAULT_DATASET}) 'mnist' (bundled), 'cifar4', 'fashion-mnist', "
+        "'cifar10', a folder of IDX files or CIFAR-10 batches (their test files are used), "
+        "or a folder of class subfolders (its test/ part if it has one, else every image in it)",
     )
     add_classes_argument(parser)
     parser.add_argument(
@@ -47,8 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from desktop.cli.common import resolve_model_path
-    from desktop.cli.train_cmd import load_dataset_for
+    from desktop.cli.common import load_dataset_for, resolve_model_path
     from engine.evaluation import EvaluationResult, evaluate_iter
     from engine.modelfile import load_model
 

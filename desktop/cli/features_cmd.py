@@ -133,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _images(args: argparse.Namespace, model: Any, bar: Any) -> tuple[Any, list[str] | None, str]:
-    from desktop.cli.train_cmd import load_dataset_for
+    from desktop.cli.common import load_dataset_for
 
     spec = args.dataset or ("mnist" if model.input_spec.shape[0] == 1 else "cifar4")
     ds = load_dataset_for(spec, tuple(model.input_spec.shape), 1, bar, test_fraction=1.0)

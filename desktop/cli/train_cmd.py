@@ -25,83 +25,54 @@ from pathlib import Path
 from typing import Any
 
 from desktop.cli import CliError
+from desktop.cli.common import add_classes_argument, load_dataset_for
 from desktop.cli.progress import Progress, format_duration
 from engine.augment import AUGMENTATIONS
 from engine.losses import LOSSES
-from engine.optim import OPTIMIZERS
+from engine.optim import DEFAULT_LR, OPTIMIZERS
+from engine.run import RunSettings
 from engine.schedule import SCHEDULES
+from engine.training import TrainConfig
 
 HELP = "train a LeNet on MNIST or a dataset folder, evaluate it on the test split and save it"
 
-DEFAULT_LR = {"sgd": 0.1, "momentum": 0.01, "adam": 0.001}
 EXIT_DIVERGED = 1
 EXIT_INTERRUPTED = 130
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--dataset",
-        default="mnist",
-        help="'mnist' (bundled, the default), 'cifar4' (bundled photos: bird, cat, dog, ship), "
-        "'fashion-mnist' or 'cifar10' once downloaded, a folder of IDX files in MNIST layout, "
-        "of CIFAR-10 binary batches, or with one subfolder of images per class",
-    )
-    add_classes_argument(parser)
-    from engine import architectures
-    from engine.archtext import GRAMMAR
+    """The options in four groups: the data, the network, how to train, the run and its output.
+    Their defaults are the engine's (``TrainConfig``, ``RunSettings``, ``DEFAULT_LR``)."""
+    _add_data_arguments(parser.add_argument_group("data"))
+    _add_network_arguments(parser, parser.add_argument_group("network"))
+    _add_training_arguments(parser.add_argument_group("training"))
+    _add_output_arguments(parser.add_argument_group("run and output"))
 
-    parser.add_argument(
-        "--arch",
-        default="lenet5",
-        metavar="NAME|TEXT|FILE.json",
-        help=f"the network: one of {', '.join(architectures.names())} (default lenet5; see "
-        "docs/FAMILY.md), a network in the text form below, or a JSON file with the "
-        "architecture of a model file",
+
+def _add_data_arguments(group: argparse._ArgumentGroup) -> None:
+    from engine.datasets import DEFAULT_DATASET
+
+    group.add_argument(
+        "--dataset",
+        default=DEFAULT_DATASET,
+        help=f"(default {DEFAULT_DATASET}) 'mnist' (bundled), 'cifar4' (bundled photos: "
+        "bird, cat, dog, ship), 'fashion-mnist' or 'cifar10' once downloaded, a folder of "
+        "IDX files in MNIST layout, of CIFAR-10 binary batches, or with one subfolder of "
+        "images per class",
     )
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.epilog = (
-        "--arch text form (layers separated by commas), e.g.\n"
-        '  --arch "conv 16 3, relu, maxpool 2, flatten, dense 64, relu, dense 10"\n\n' + GRAMMAR
-    )
-    parser.add_argument("--epochs", type=int, default=1, help="passes over the data (default 1)")
-    parser.add_argument("--batch-size", type=int, default=64, help="images per step (default 64)")
-    parser.add_argument(
-        "--lr",
-        type=float,
-        default=None,
-        help="learning rate (default: 0.1 for sgd, 0.01 for momentum, 0.001 for adam)",
-    )
-    parser.add_argument(
-        "--optimizer", choices=OPTIMIZERS, default="momentum", help="(default momentum)"
-    )
-    parser.add_argument("--momentum", type=float, default=0.9, help="(default 0.9)")
-    parser.add_argument("--nesterov", action="store_true", help="Nesterov momentum")
-    parser.add_argument("--weight-decay", type=float, default=0.0, help="L2 penalty (default 0)")
-    parser.add_argument(
-        "--loss",
-        choices=tuple(name.replace("_", "-") for name in LOSSES),
-        default="cross-entropy",
-        help="cross-entropy (default), or the article's total error 1/2*sum((target-output)^2)",
-    )
-    parser.add_argument("--seed", type=int, default=0, help="same seed, same model (default 0)")
-    parser.add_argument(
-        "--workers",
-        type=int,
-        default=1,
-        help="split each batch over N shards trained in parallel (forked processes on Linux, "
-        "threads elsewhere; BLAS gets one thread each). 2 is fastest on a 2-core machine; the "
-        "model equals the one of --workers 1 up to float rounding (default 1)",
-    )
-    parser.add_argument(
+    add_classes_argument(group)
+    group.add_argument(
         "--limit", type=int, default=None, metavar="N", help="first N training images only"
     )
-    parser.add_argument(
+    val_fraction = RunSettings().val_fraction
+    group.add_argument(
         "--val-fraction",
         type=float,
-        default=0.1,
-        help="part of the training set held out for validation, seeded (default 0.1; 0 = none)",
+        default=val_fraction,
+        help="part of the training set held out for validation, seeded "
+        f"(default {val_fraction:g}; 0 = none)",
     )
-    parser.add_argument(
+    group.add_argument(
         "--augment",
         nargs="?",
         const="auto",
@@ -111,74 +82,103 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "width, for real handwriting), 'photos' (random crop with 4 pixels of padding, "
         "horizontal flip), or 'auto' (the default: photos for colour data, digits for gray)",
     )
-    parser.add_argument(
-        "--schedule",
-        choices=SCHEDULES,
-        default="constant",
-        help="learning-rate schedule over the run: constant (default), cosine (down to 0), "
-        "onecycle (up from lr/25 to lr over 30%% of the steps, then down)",
-    )
-    parser.add_argument(
+    group.add_argument(
         "--channels",
         type=int,
         choices=(1, 3),
         default=None,
         help="1 = grayscale, 3 = colour (default: the data's own; colour photos stay colour)",
     )
-    parser.add_argument(
+
+
+def _add_network_arguments(parser: argparse.ArgumentParser, group: argparse._ArgumentGroup) -> None:
+    from engine import architectures
+    from engine.archtext import GRAMMAR
+
+    arch = RunSettings().architecture
+    group.add_argument(
+        "--arch",
+        default=arch,
+        metavar="NAME|TEXT|FILE.json",
+        help=f"the network: one of {', '.join(architectures.names())} (default {arch}; see "
+        "docs/FAMILY.md), a network in the text form below, or a JSON file with the "
+        "architecture of a model file",
+    )
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = (
+        "--arch text form (layers separated by commas), e.g.\n"
+        '  --arch "conv 16 3, relu, maxpool 2, flatten, dense 64, relu, dense 10"\n\n' + GRAMMAR
+    )
+
+
+def _add_training_arguments(group: argparse._ArgumentGroup) -> None:
+    d = TrainConfig()
+    group.add_argument(
+        "--epochs", type=int, default=d.epochs, help=f"passes over the data (default {d.epochs})"
+    )
+    group.add_argument(
+        "--batch-size",
+        type=int,
+        default=d.batch_size,
+        help=f"images per step (default {d.batch_size})",
+    )
+    rates = ", ".join(f"{rate:g} for {name}" for name, rate in DEFAULT_LR.items())
+    group.add_argument("--lr", type=float, default=None, help=f"learning rate (default: {rates})")
+    group.add_argument(
+        "--optimizer", choices=OPTIMIZERS, default=d.optimizer, help=f"(default {d.optimizer})"
+    )
+    group.add_argument(
+        "--momentum", type=float, default=d.momentum, help=f"(default {d.momentum:g})"
+    )
+    group.add_argument("--nesterov", action="store_true", help="Nesterov momentum")
+    group.add_argument(
+        "--weight-decay",
+        type=float,
+        default=d.weight_decay,
+        help=f"L2 penalty (default {d.weight_decay:g})",
+    )
+    loss = d.loss.replace("_", "-")
+    group.add_argument(
+        "--loss",
+        choices=tuple(name.replace("_", "-") for name in LOSSES),
+        default=loss,
+        help=f"cross-entropy or the article's total error 1/2*sum((target-output)^2) "
+        f"(default {loss})",
+    )
+    group.add_argument(
+        "--schedule",
+        choices=SCHEDULES,
+        default=d.schedule,
+        help="learning-rate schedule over the run: constant, cosine (down to 0), "
+        "onecycle (up from lr/25 to lr over 30%% of the steps, then down) "
+        f"(default {d.schedule})",
+    )
+    group.add_argument(
+        "--seed", type=int, default=d.seed, help=f"same seed, same model (default {d.seed})"
+    )
+
+
+def _add_output_arguments(group: argparse._ArgumentGroup) -> None:
+    group.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="split each batch over N shards trained in parallel (forked processes on Linux, "
+        "threads elsewhere; BLAS gets one thread each). 2 is fastest on a 2-core machine; the "
+        "model equals the one of --workers 1 up to float rounding (default 1)",
+    )
+    group.add_argument(
         "--out",
         default=None,
         metavar="MODEL.npz",
         help="where to save the model (default: ARCH-DATASET.npz in the current folder)",
     )
-    parser.add_argument(
+    group.add_argument(
         "--save-on-interrupt",
         action="store_true",
         help="on Ctrl+C, save the weights trained so far",
     )
-    parser.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
-
-
-# -- helpers shared with evaluate_cmd -----------------------------------------------------------
-def add_classes_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--classes",
-        metavar="A,B,...",
-        default=None,
-        help="keep only these classes of the dataset, in this order (e.g. bird,cat,dog,ship)",
-    )
-
-
-def load_dataset_for(
-    spec: str,
-    input_shape: tuple[Any, ...],
-    limit: int | None = None,
-    progress: Any = None,
-    *,
-    classes: str | None = None,
-    test_fraction: float = 0.2,
-) -> Any:
-    """``engine.datasets.load_dataset`` with image folders converted to a model input (C,H,W)
-    (IDX datasets keep their size; the model's InputSpec pads 28x28 to 32x32). A channel
-    count of None keeps the data's own."""
-    from engine.datasets import load_dataset
-
-    channels, height, width = input_shape
-    report = None
-    if progress is not None:
-
-        def report(done: int, total: int) -> None:
-            progress.update(done / max(total, 1), f"reading {spec}: {done:,}/{total:,} images")
-
-    return load_dataset(
-        spec,
-        limit=limit,
-        image_size=(height, width),
-        channels=channels,
-        progress=report,
-        classes=classes,
-        test_fraction=test_fraction,
-    )
+    group.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
 
 
 def _slug(text: str) -> str:
@@ -221,9 +221,51 @@ def _pct(x: float | None) -> str:
 
 # -- the subcommand -----------------------------------------------------------------------------
 def run(args: argparse.Namespace) -> int:
-    from engine.architectures import choose
+    """Load, check, train, evaluate, save: the CLI's sequence around ``engine.run``."""
     from engine.modelfile import save_model
-    from engine.run import RunSettings, training_run
+
+    progress = Progress()
+    t_start = time.perf_counter()
+    dataset, choice, run_, out = _start(args, progress)
+    t_loaded = time.perf_counter()
+    _announce(progress, choice.label, dataset.name, run_)
+    ended = _train(run_, args.workers, progress)
+    t_done = time.perf_counter()
+    summary = _summary(args, dataset.name, ended)
+    if ended.status == "diverged":
+        summary.update(status="diverged", message=ended.message)
+        _print_result(args, summary, f"training diverged: {ended.message}")
+        print(f"convscope train: {ended.message}; nothing was written to {out}", file=sys.stderr)
+        return EXIT_DIVERGED
+    if ended.status == "cancelled":
+        return _interrupted(args, summary, ended.where, run_.model, out)
+    save_model(run_.model, out)
+    t_saved = time.perf_counter()
+    summary["model"] = str(out)
+    summary["timings"] = {
+        "load": round(t_loaded - t_start, 3),
+        "train": round(ended.seconds, 3),
+        "evaluate": round(max(0.0, t_done - t_loaded - ended.seconds), 3),
+        "save": round(t_saved - t_done, 3),
+        "total": round(t_saved - t_start, 3),
+    }
+    _print_result(
+        args,
+        summary,
+        f"test accuracy {_pct(summary['test_accuracy'])} on {run_.counts()['test']:,} "
+        f"{dataset.name} test images ({dataset.test_split}; val "
+        f"{_pct(summary['val_accuracy'])}, train {_pct(summary['train_accuracy'])}); "
+        f"trained in {format_duration(summary['seconds'])}\n"
+        f"saved {out}",
+    )
+    return 0
+
+
+def _start(args: argparse.Namespace, progress: Progress) -> tuple[Any, Any, Any, Path]:
+    """Check the options, load the dataset, set the run up (every engine check before any
+    training): the dataset, the architecture choice, the run and the output path."""
+    from engine.architectures import choose
+    from engine.run import training_run
 
     config = _config(args)
     # NAME, TEXT or FILE.json: checked before loading. The images keep their own colour unless
@@ -231,8 +273,6 @@ def run(args: argparse.Namespace) -> int:
     choice = choose(args.arch, args.channels or 1)
     channels = args.channels or (choice.input_shape[0] if choice.kind == "file" else None)
     out = _check_out_path(args.out) if args.out is not None else None
-    progress = Progress()
-    t_start = time.perf_counter()
     dataset = load_dataset_for(
         args.dataset,
         (channels, *choice.input_shape[1:]),
@@ -260,11 +300,15 @@ def run(args: argparse.Namespace) -> int:
         run_ = training_run(dataset, settings)  # every check, before anything is trained
     except ValueError as exc:  # the engine's checks are EngineErrors; this is the rest
         raise CliError(str(exc)) from None
-    model, counts = run_.model, run_.counts()
-    t_loaded = time.perf_counter()
+    return dataset, choice, run_, out
 
+
+def _announce(progress: Progress, label: str, dataset_name: str, run_: Any) -> None:
+    """One line: what is trained on what, and how."""
+    config, counts = run_.settings.config, run_.counts()
+    augment_name = run_.settings.augment_name
     progress.message(
-        f"training {choice.label} on {dataset.name}: {counts['train']:,} training + "
+        f"training {label} on {dataset_name}: {counts['train']:,} training + "
         f"{counts['val']:,} validation images, {config.epochs} epoch"
         f"{'s' if config.epochs > 1 else ''}, batch {config.batch_size}, {config.optimizer} lr "
         f"{config.lr:g}"
@@ -273,25 +317,33 @@ def run(args: argparse.Namespace) -> int:
         + (f", {augment_name} augmentation" if augment_name else "")
         + f", seed {config.seed}"
     )
+
+
+def _train(run_: Any, workers: int, progress: Progress) -> Any:
+    """Run it to its end, ``workers`` shards per batch, Ctrl+C cancelling; the RunEnded."""
+    model = run_.model
     stack = contextlib.ExitStack()
-    if args.workers > 1:
+    if workers > 1:
         from threadpoolctl import threadpool_limits
 
         stack.enter_context(threadpool_limits(1))  # the shards are the parallelism
-        model.threads = args.workers
+        model.threads = workers
         model.processes = True
         stack.callback(setattr, model, "threads", 1)  # stops the worker processes
     with stack, _ctrl_c_cancels(run_.control):
-        ended = _follow(run_.events(), progress, config.epochs)
+        ended = _follow(run_.events(), progress, run_.settings.config.epochs)
     progress.close()
-    t_done = time.perf_counter()
+    return ended
 
+
+def _summary(args: argparse.Namespace, dataset_name: str, ended: Any) -> dict[str, Any]:
+    """The result as printed with --json (``model`` and ``status`` filled in by the caller)."""
     last = ended.epochs[-1] if ended.epochs else None
     evaluation = ended.evaluation
-    summary: dict[str, Any] = {
+    return {
         "model": None,
         "arch": args.arch,
-        "dataset": dataset.name,
+        "dataset": dataset_name,
         "epochs": len(ended.epochs),
         "train_loss": last and last.train_loss,
         "train_accuracy": last and last.train_accuracy,
@@ -304,52 +356,30 @@ def run(args: argparse.Namespace) -> int:
         "status": "finished",
     }
 
-    if ended.status == "diverged":
-        summary.update(status="diverged", message=ended.message)
-        _print_result(args, summary, f"training diverged: {ended.message}")
-        print(f"convscope train: {ended.message}; nothing was written to {out}", file=sys.stderr)
-        return EXIT_DIVERGED
 
-    if ended.status == "cancelled":
-        summary["status"] = "interrupted"
-        where = ended.where
-        if not args.save_on_interrupt:
-            _print_result(args, summary, f"interrupted at {where}; nothing saved")
-            print(
-                f"convscope train: interrupted at {where}; nothing saved (add "
-                "--save-on-interrupt to keep the weights trained so far)",
-                file=sys.stderr,
-            )
-            return EXIT_INTERRUPTED
-        save_model(model, out)
-        summary["model"] = str(out)
-        _print_result(args, summary, f"interrupted at {where}; saved the weights to {out}")
+def _interrupted(
+    args: argparse.Namespace, summary: dict[str, Any], where: str, model: Any, out: Path
+) -> int:
+    """Ctrl+C: save the weights trained so far if asked to; exit status 130 either way."""
+    from engine.modelfile import save_model
+
+    summary["status"] = "interrupted"
+    if not args.save_on_interrupt:
+        _print_result(args, summary, f"interrupted at {where}; nothing saved")
         print(
-            f"convscope train: interrupted at {where}; saved the weights trained so far to {out}",
+            f"convscope train: interrupted at {where}; nothing saved (add "
+            "--save-on-interrupt to keep the weights trained so far)",
             file=sys.stderr,
         )
         return EXIT_INTERRUPTED
-
     save_model(model, out)
-    t_saved = time.perf_counter()
     summary["model"] = str(out)
-    summary["timings"] = {
-        "load": round(t_loaded - t_start, 3),
-        "train": round(ended.seconds, 3),
-        "evaluate": round(max(0.0, t_done - t_loaded - ended.seconds), 3),
-        "save": round(t_saved - t_done, 3),
-        "total": round(t_saved - t_start, 3),
-    }
-    _print_result(
-        args,
-        summary,
-        f"test accuracy {_pct(summary['test_accuracy'])} on {counts['test']:,} "
-        f"{dataset.name} test images ({dataset.test_split}; val "
-        f"{_pct(summary['val_accuracy'])}, train {_pct(summary['train_accuracy'])}); "
-        f"trained in {format_duration(summary['seconds'])}\n"
-        f"saved {out}",
+    _print_result(args, summary, f"interrupted at {where}; saved the weights to {out}")
+    print(
+        f"convscope train: interrupted at {where}; saved the weights trained so far to {out}",
+        file=sys.stderr,
     )
-    return 0
+    return EXIT_INTERRUPTED
 
 
 def _augment(args: argparse.Namespace, dataset: Any) -> tuple[Any, str]:
@@ -365,8 +395,6 @@ def _augment(args: argparse.Namespace, dataset: Any) -> tuple[Any, str]:
 
 
 def _config(args: argparse.Namespace) -> Any:
-    from engine.training import TrainConfig
-
     if args.limit is not None and args.limit < 1:
         raise CliError(f"--limit must be >= 1, got {args.limit}")
     if not 0.0 <= args.val_fraction < 1.0:

@@ -15,6 +15,7 @@ The sample grid and the dataset loading are the pieces to move out if it grows.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -44,16 +45,16 @@ from desktop.widgets.architecture_view import ArchitectureView
 from desktop.workers import GeneratorWorker, start_worker
 from engine import architectures
 from engine.archtext import GRAMMAR
-from engine.datasets import dataset_choices, load_dataset_iter, parse_classes
+from engine.datasets import DEFAULT_DATASET, dataset_choices, load_dataset_iter, parse_classes
 from engine.errors import EngineError
 from engine.graph_layout import describe_model
 from engine.losses import LOSSES
 from engine.model import build_model
 from engine.modelsize import check_architecture
-from engine.optim import OPTIMIZERS
+from engine.optim import DEFAULT_LR, OPTIMIZERS
 from engine.preview import DatasetPreview, dataset_preview
 from engine.progress import CancelFlag, Progress
-from engine.run import RunSettings, architecture_for
+from engine.run import FIRST_RUN, RunSettings, architecture_for
 from engine.training import TrainConfig
 
 FOLDER = "folder"  # the source choice that asks for a folder
@@ -74,7 +75,6 @@ LIMITS = (
 ARCHITECTURES = (*architectures.names(), "custom", "text")  # the registry, then the two forms
 # words for the engine's names (engine.optim.OPTIMIZERS, engine.losses.LOSSES); others show as named
 OPTIMIZER_TEXT = {"momentum": "SGD + momentum", "sgd": "SGD", "adam": "Adam"}
-DEFAULT_LR = {"momentum": 0.01, "sgd": 0.05, "adam": 0.001}
 LOSS_TEXT = {"cross_entropy": "cross-entropy", "total_error": "total error ½Σ(t−o)² (article)"}
 PER_CLASS = 3
 GRID_WIDTH = 300  # small images are zoomed (up to 3x) towards this width in the preview
@@ -85,6 +85,15 @@ ARCH_DELAY_MS = 150  # the layer table follows typing after this pause
 
 def _parse_ints(text: str) -> list[int]:
     return [int(v) for v in text.replace(";", ",").split(",") if v.strip()]
+
+
+def _combo(name: str, items: Iterable[tuple[object, str]], current: object) -> QComboBox:
+    """A combo box of (data, text) items with the one whose data is ``current`` chosen."""
+    combo = QComboBox(objectName=name)
+    for key, text in items:
+        combo.addItem(text, key)
+    combo.setCurrentIndex(max(0, combo.findData(current)))
+    return combo
 
 
 class _SampleGrid(QLabel):
@@ -118,7 +127,7 @@ class RunSetup(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.dataset = None
-        self._spec: str | Path = "mnist"
+        self._spec: str | Path = DEFAULT_DATASET
         self._thread: QThread | None = None
         self._worker: GeneratorWorker | None = None
         self._reload = False
@@ -170,7 +179,7 @@ class RunSetup(QWidget):
         self.limit_combo = QComboBox(objectName="trainLimit")
         for value, text in LIMITS:
             self.limit_combo.addItem(text, value)
-        self.limit_combo.setCurrentIndex(1)
+        self.limit_combo.setCurrentIndex(self.limit_combo.findData(FIRST_RUN.limit))
         self.limit_combo.activated.connect(lambda _i: self.load())
         self.limit_combo.setToolTip(
             "How many training images to use. 10,000 train LeNet-5 to about 97% in a few "
@@ -341,6 +350,7 @@ class RunSetup(QWidget):
         form = QFormLayout(box)
         self.arch_combo = QComboBox(objectName="architecture")
         self.arch_combo.addItems(ARCHITECTURES)
+        self.arch_combo.setCurrentText(str(FIRST_RUN.architecture))
         for i, name in enumerate(architectures.names()):
             self.arch_combo.setItemData(
                 i, architectures.describe(name), Qt.ItemDataRole.ToolTipRole
@@ -504,65 +514,65 @@ class RunSetup(QWidget):
 
     # ----- hyperparameters --------------------------------------------------------------
     def _build_hyper_group(self) -> QGroupBox:
+        """The fields start at the engine's ``FIRST_RUN`` (the CLI's defaults, three epochs)."""
+        first = FIRST_RUN.config
         box = QGroupBox("3 · Hyperparameters")
         form = QFormLayout(box)
-        self.optimizer_combo = QComboBox(objectName="optimizer")
-        for key in OPTIMIZERS:
-            self.optimizer_combo.addItem(OPTIMIZER_TEXT.get(key, key), key)
+        self.optimizer_combo = _combo(
+            "optimizer", ((k, OPTIMIZER_TEXT.get(k, k)) for k in OPTIMIZERS), first.optimizer
+        )
         self.optimizer_combo.currentIndexChanged.connect(self._on_optimizer_changed)
         self.lr_spin = QDoubleSpinBox(
             objectName="learningRate",
             decimals=4,
             minimum=0.0001,
             maximum=100.0,
-            value=0.01,
+            value=first.lr,
             singleStep=0.001,
         )
         self.lr_spin.setToolTip("Step size of each update. Try 10 to see a run diverge.")
-        self.batch_spin = QSpinBox(objectName="batchSize", minimum=1, maximum=4096, value=64)
-        self.epochs_spin = QSpinBox(objectName="epochs", minimum=1, maximum=200, value=3)
+        self.batch_spin = QSpinBox(
+            objectName="batchSize", minimum=1, maximum=4096, value=first.batch_size
+        )
+        self.epochs_spin = QSpinBox(objectName="epochs", minimum=1, maximum=200, value=first.epochs)
         self.decay_spin = QDoubleSpinBox(
-            objectName="weightDecay", decimals=5, minimum=0.0, maximum=1.0, value=0.0,
-            singleStep=0.0001,
+            objectName="weightDecay", decimals=5, minimum=0.0, maximum=1.0,
+            value=first.weight_decay, singleStep=0.0001,
         )  # fmt: skip
         self.decay_spin.setToolTip("L2 penalty: each step also pulls every weight towards 0")
         self.momentum_spin = QDoubleSpinBox(
-            objectName="momentum", decimals=2, minimum=0.0, maximum=0.99, value=0.9,
+            objectName="momentum", decimals=2, minimum=0.0, maximum=0.99, value=first.momentum,
             singleStep=0.05,
         )  # fmt: skip
         self.momentum_spin.setToolTip(
             "How much of the previous step each step keeps (SGD + momentum)"
         )
-        self.nesterov_check = QCheckBox("Nesterov", objectName="nesterov")
+        self.nesterov_check = QCheckBox("Nesterov", objectName="nesterov", checked=first.nesterov)
         self.nesterov_check.setToolTip("Look ahead along the momentum before taking the gradient")
-        self.augment_combo = QComboBox(objectName="augment")
-        for key, text in AUGMENTATIONS:
-            self.augment_combo.addItem(text, key)
+        self.augment_combo = _combo("augment", AUGMENTATIONS, "none")
         self.augment_combo.setToolTip(
             "Random changes to each training batch. Digits: shifts, rotations, scale and stroke "
             "width (to read real handwriting). Photos: a random crop of the padded photo and a "
             "mirror image. Auto: photos for colour data, digits for grey."
         )
-        self.schedule_combo = QComboBox(objectName="lrSchedule")
-        for key, text in SCHEDULES:
-            self.schedule_combo.addItem(text, key)
+        self.schedule_combo = _combo("lrSchedule", SCHEDULES, first.schedule)
         self.schedule_combo.setToolTip(
             "How the learning rate changes over the run: constant; cosine decay from the rate "
             "to 0; one-cycle (rises to the rate over the first 30%, then falls)"
         )
-        self.seed_spin = QSpinBox(objectName="seed", minimum=0, maximum=2**31 - 1, value=0)
+        self.seed_spin = QSpinBox(objectName="seed", minimum=0, maximum=2**31 - 1, value=first.seed)
         self.val_spin = QDoubleSpinBox(
             objectName="validationFraction",
             decimals=2,
             minimum=0.0,
             maximum=0.5,
-            value=0.1,
+            value=FIRST_RUN.val_fraction,
             singleStep=0.05,
         )
         self.val_spin.setToolTip("Part of the training images held out to check each epoch")
-        self.loss_combo = QComboBox(objectName="loss")
-        for key in LOSSES:
-            self.loss_combo.addItem(LOSS_TEXT.get(key, key.replace("_", " ")), key)
+        self.loss_combo = _combo(
+            "loss", ((k, LOSS_TEXT.get(k, k.replace("_", " "))) for k in LOSSES), first.loss
+        )
         form.addRow("Optimiser", self.optimizer_combo)
         form.addRow("Learning rate", self.lr_spin)
         form.addRow("LR schedule", self.schedule_combo)
@@ -575,7 +585,7 @@ class RunSetup(QWidget):
         form.addRow("Validation part", self.val_spin)
         form.addRow("Loss", self.loss_combo)
         form.addRow("Augmentation", self.augment_combo)
-        self._on_optimizer_changed(0)
+        self._on_optimizer_changed(self.optimizer_combo.currentIndex())
         return box
 
     def _on_optimizer_changed(self, _index: int) -> None:

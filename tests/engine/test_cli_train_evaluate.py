@@ -333,11 +333,11 @@ def test_optimizer_and_loss_choices_are_the_engine_registries():
     import argparse
 
     from engine.losses import LOSSES
-    from engine.optim import OPTIMIZERS
+    from engine.optim import DEFAULT_LR, OPTIMIZERS
 
     parser = argparse.ArgumentParser()
     train_cmd.add_arguments(parser)
     choices = {a.dest: a.choices for a in parser._actions}
     assert list(choices["optimizer"]) == list(OPTIMIZERS)
     assert [c.replace("-", "_") for c in choices["loss"]] == list(LOSSES)
-    assert set(train_cmd.DEFAULT_LR) == set(OPTIMIZERS)  # every optimiser has a default rate
+    assert set(DEFAULT_LR) == set(OPTIMIZERS)  # every optimiser has a default rate
