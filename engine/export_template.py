@@ -259,7 +259,7 @@ def prepared_image(image: Image.Image) -> np.ndarray:
     """
     imageio = engine("imageio")
     image.load()
-    upright = imageio._exif_transposed(image)
+    upright = imageio.exif_transposed(image)
     array = imageio.image_from_pil(upright, None)
     if "inference" in ENGINE_SOURCES:
         inference, model = engine("inference"), _Model()

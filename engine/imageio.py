@@ -51,18 +51,21 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from engine.atomic import atomic_write
-from engine.errors import EngineError, ImageLoadError
+from engine.errors import EngineError, ImageLoadError, ShapeError
 
 __all__ = [
     "MAX_PIXELS",
     "SAVE_SUFFIXES",
     "SUPPORTED_SUFFIXES",
     "ImageSaveError",
+    "composite_on_white",
     "convert_array",
+    "exif_transposed",
     "image_from_bytes",
     "image_from_pil",
     "load_image",
     "load_pil_image",
+    "pil_from_array",
     "save_image",
 ]
 
@@ -216,7 +219,7 @@ def convert_array(image: np.ndarray, mode: str) -> np.ndarray:
     """
     if mode not in ("L", "RGB", "RGBA"):
         raise ValueError(f"mode must be 'L', 'RGB' or 'RGBA', got {mode!r}")
-    return _to_array(_pil_from_array(image, ImageSaveError), mode)
+    return _to_array(pil_from_array(image, ImageSaveError), mode)
 
 
 def _check_mode(mode: str | None) -> None:
@@ -252,9 +255,9 @@ def _decode(
                 img.draft(None, (side, side))
             img.load()  # decode the first frame now, so truncation shows here
             if mode == "pil":  # load_pil_image: detached from the file, which closes here
-                upright = _canonical(_exif_transposed(img))
+                upright = _canonical(exif_transposed(img))
                 return upright.copy() if upright is img else upright
-            return _to_array(_exif_transposed(img), mode)
+            return _to_array(exif_transposed(img), mode)
     except ImageLoadError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -300,8 +303,9 @@ def _pillow_warnings_as_errors():
         yield
 
 
-def _exif_transposed(img: Image.Image) -> Image.Image:
-    """Apply the EXIF orientation tag; a broken EXIF block is ignored, not fatal."""
+def exif_transposed(img: Image.Image) -> Image.Image:
+    """Apply the EXIF orientation tag; a broken EXIF block is ignored, not fatal (also for
+    :mod:`engine.photo` and the exported PyTorch file)."""
     try:
         with _pillow_warnings_as_errors():  # "Corrupt EXIF data" is ignored on purpose
             orientation = img.getexif().get(0x0112, 1)
@@ -319,7 +323,7 @@ def _to_array(img: Image.Image, mode: str | None) -> np.ndarray:
         mode = img.mode
     if img.mode != mode:
         if img.mode in ("RGBA", "LA") and mode != "RGBA":
-            img = _composite_on_white(img)
+            img = composite_on_white(img)
         img = img.convert(mode)
     return np.array(img, dtype=np.uint8, copy=True)
 
@@ -382,7 +386,8 @@ def _stretch(a: np.ndarray, lo: float, hi: float) -> np.ndarray:
     return np.rint((a - lo) * (255.0 / (hi - lo))).astype(np.uint8)
 
 
-def _composite_on_white(img: Image.Image) -> Image.Image:
+def composite_on_white(img: Image.Image) -> Image.Image:
+    """The picture in RGB, its transparent parts on white paper (any mode with alpha)."""
     rgba = img.convert("RGBA")
     background = Image.new("RGBA", rgba.size, (*_WHITE, 255))
     return Image.alpha_composite(background, rgba).convert("RGB")
@@ -406,9 +411,9 @@ def save_image(image: np.ndarray, path: str | os.PathLike[str], *, quality: int 
             f"{p.name}: cannot save with suffix {p.suffix or '(none)'!r}; "
             f"use one of {', '.join(SAVE_SUFFIXES)}"
         )
-    img = _pil_from_array(image, ImageSaveError)
+    img = pil_from_array(image, ImageSaveError)
     if fmt in ("JPEG", "BMP") and img.mode == "RGBA":  # no (readable) alpha in these formats
-        img = _composite_on_white(img)
+        img = composite_on_white(img)
     folder = p.parent if str(p.parent) else Path(".")
     if not folder.is_dir():
         raise ImageSaveError(f"{p}: the folder {folder} does not exist")
@@ -420,7 +425,9 @@ def save_image(image: np.ndarray, path: str | os.PathLike[str], *, quality: int 
     return p
 
 
-def _pil_from_array(image: np.ndarray, error: type[EngineError]) -> Image.Image:
+def pil_from_array(image: np.ndarray, error: type[EngineError] = ShapeError) -> Image.Image:
+    """A uint8 (H,W), (H,W,1), (H,W,3) or (H,W,4) array (bool: 0/255) as a Pillow image in mode
+    L, RGB or RGBA; anything else raises ``error`` saying what is wrong."""
     a = np.asarray(image)
     if a.dtype == np.bool_:
         a = a.astype(np.uint8) * 255

@@ -1,8 +1,9 @@
 """A user's photo -> the picture a photo model sees: THE photo preparation of ConvScope.
 
 Used by ``convscope classify``/``evaluate`` on image files, the Classify tab and the PyTorch
-export (which copies this module's code into the generated file, so it depends only on NumPy
-and Pillow). The steps, for a model whose ``input_spec.shape`` is ``(C, H, W)``:
+export (which embeds this module in the generated file with the engine modules it imports:
+:mod:`engine.imageio`, whose array-to-Pillow, EXIF and alpha helpers it uses, and
+:mod:`engine.errors`; NumPy and Pillow otherwise). The steps, for a model whose ``input_spec.shape`` is ``(C, H, W)``:
 
 1. **Orientation.** A Pillow image is turned upright by its EXIF orientation tag (a phone
    photo is stored sideways with a tag saying so). Arrays from
@@ -25,14 +26,16 @@ subtracts the mean and divides by the std of each channel. It is also what the a
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
+
+from engine.errors import ShapeError
+from engine.imageio import composite_on_white, exif_transposed, pil_from_array
 
 __all__ = ["crop_box", "draft_size", "prepare_photo", "to_display"]
 
 #: Pillow's ``reducing_gap``: box-reduce first while the picture is more than this many times
 #: the target size, then resample the rest with bicubic.
 REDUCING_GAP = 3.0
-_WHITE = (255, 255, 255)
 
 
 def crop_box(width: int, height: int, out_h: int, out_w: int) -> tuple[float, float, float, float]:
@@ -68,13 +71,13 @@ def prepare_photo(image: np.ndarray | Image.Image, spec) -> np.ndarray:
         uint8 ``(C, H, W)``.
 
     Raises:
-        ValueError: ``image`` is not an image or ``spec`` asks for a channel count other than
-            1 or 3 (the engine raises its own :class:`engine.errors.ShapeError`, a ValueError).
+        ShapeError: ``image`` is not an image or ``spec`` asks for a channel count other than
+            1 or 3 (a ValueError).
     """
     channels, out_h, out_w = (int(v) for v in getattr(spec, "shape", spec))
     if channels not in (1, 3) or out_h < 1 or out_w < 1:
-        raise _shape_error(f"a photo model takes 1 or 3 channels, not an input of {spec!r}")
-    pil = _upright(image) if isinstance(image, Image.Image) else _from_array(image)
+        raise ShapeError(f"a photo model takes 1 or 3 channels, not an input of {spec!r}")
+    pil = exif_transposed(image) if isinstance(image, Image.Image) else pil_from_array(image)
     pil = _on_white(pil).convert("L" if channels == 1 else "RGB")
     box = crop_box(pil.width, pil.height, out_h, out_w)
     fitted = pil.resize(
@@ -95,33 +98,6 @@ def to_display(prepared: np.ndarray) -> np.ndarray:
     return a
 
 
-def _upright(img: Image.Image) -> Image.Image:
-    """Apply the EXIF orientation tag; a broken EXIF block is ignored, not fatal."""
-    try:
-        return ImageOps.exif_transpose(img) or img
-    except Exception:  # Pillow raises many kinds of errors on bad EXIF: keep the picture as is
-        return img
-
-
-def _from_array(image: np.ndarray) -> Image.Image:
-    a = np.asarray(image)
-    if a.dtype == np.bool_:
-        a = a.astype(np.uint8) * 255
-    if a.dtype != np.uint8:
-        raise _shape_error(f"expected a uint8 image, got dtype {a.dtype}")
-    if a.ndim == 3 and a.shape[2] == 1:
-        a = a[:, :, 0]
-    if a.ndim == 2:
-        mode = "L"
-    elif a.ndim == 3 and a.shape[2] in (3, 4):
-        mode = "RGB" if a.shape[2] == 3 else "RGBA"
-    else:
-        raise _shape_error(f"expected an image of shape (H,W), (H,W,3) or (H,W,4), got {a.shape}")
-    if min(a.shape[:2]) == 0:
-        raise _shape_error(f"the image is empty (shape {a.shape})")
-    return Image.fromarray(np.ascontiguousarray(a), mode=mode)
-
-
 def _on_white(img: Image.Image) -> Image.Image:
     """Alpha composited onto white; palette and other modes converted to L or RGB(A) first."""
     if img.mode in ("L", "RGB"):
@@ -129,14 +105,4 @@ def _on_white(img: Image.Image) -> Image.Image:
     has_alpha = "A" in img.getbands() or "transparency" in img.info
     if not has_alpha:
         return img.convert("RGB")
-    rgba = img.convert("RGBA")
-    white = Image.new("RGBA", rgba.size, (*_WHITE, 255))
-    return Image.alpha_composite(white, rgba).convert("RGB")
-
-
-def _shape_error(message: str) -> ValueError:
-    try:  # the engine's own error when the module runs inside ConvScope
-        from engine.errors import ShapeError
-    except ImportError:  # copied into an exported PyTorch file
-        return ValueError(message)
-    return ShapeError(message)
+    return composite_on_white(img)
