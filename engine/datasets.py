@@ -54,7 +54,7 @@ from engine.idx import (
     read_idx,
 )
 from engine.imagefolder import fit_image, iter_image_folder
-from engine.progress import Progress
+from engine.progress import Progress, run_through
 
 __all__ = [
     "DEFAULT_DATASET",
@@ -338,12 +338,11 @@ def load_dataset(
         classes=classes,
         control=control,
     )
-    for item in events:
-        if isinstance(item, Dataset):
-            return item
-        if progress is not None:
-            progress(item.done, item.total)
-    raise LoadCancelled(f"loading {spec} was cancelled")
+    report = None if progress is None else lambda p: progress(p.done, p.total)
+    dataset = run_through(events, report)
+    if dataset is None:
+        raise LoadCancelled(f"loading {spec} was cancelled")
+    return dataset
 
 
 # ---------------------------------------------------------------------------------------------

@@ -4,6 +4,15 @@ Front ends (CLI, GUI) catch :class:`EngineError` and show its message as one lin
 """
 
 
+def short_repr(value: object) -> str:
+    """``repr(value)`` cut to 40 characters, for quoting a bad value in a message."""
+    try:
+        text = repr(value)
+    except ValueError:  # an integer of thousands of digits
+        return "a huge number"
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 class EngineError(Exception):
     """Base class of every error the engine raises on bad input."""
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from engine.errors import EngineError
-from engine.progress import Progress
+from engine.progress import Progress, run_through
 from engine.training import check_images_labels
 
 if TYPE_CHECKING:
@@ -89,9 +89,7 @@ def evaluate(
     model: Network, images: np.ndarray, labels: np.ndarray, batch_size: int = 500
 ) -> EvaluationResult:
     """Evaluate ``model`` on uint8 images (N,H,W) or (N,C,H,W) with integer labels (N,)."""
-    result = None
-    for item in evaluate_iter(model, images, labels, batch_size):
-        result = item
+    result = run_through(evaluate_iter(model, images, labels, batch_size))
     assert isinstance(result, EvaluationResult)
     return result
 

@@ -25,7 +25,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from engine.errors import ShapeError
+from engine.errors import ShapeError, short_repr
 
 #: Weights + biases + buffers (float32: 200 MB; training keeps three copies).
 MAX_PARAMETERS = 50_000_000
@@ -97,7 +97,7 @@ def architecture_size(arch: object, num_classes: int | None = None) -> Architect
     name = arch.get("name")
     if not isinstance(name, str) or name not in known_names():
         raise ShapeError(
-            f"unknown architecture {_short(name)}; use one of {', '.join(known_names())}"
+            f"unknown architecture {short_repr(name)}; use one of {', '.join(known_names())}"
         )
     if num_classes is None and "num_classes" in arch:
         num_classes = _int(arch, "num_classes", "architecture", lo=1)
@@ -219,19 +219,21 @@ def _walk_graph(spec: dict) -> ArchitectureSize:
         node = _dict(raw, f"node {i + 1}")
         name = node.get("name")
         if not isinstance(name, str) or not name or len(name) > 200 or name in shapes:
-            raise ShapeError(f"node {i + 1}: a name must be a new short text, got {_short(name)}")
+            raise ShapeError(
+                f"node {i + 1}: a name must be a new short text, got {short_repr(name)}"
+            )
         inputs = node.get("inputs", ["input"] if i == 0 else [])
         if not isinstance(inputs, list) or not inputs or len(inputs) > MAX_NODES:
             raise ShapeError(f"{name}: 'inputs' must be a list of node names")
         ins = []
         for src in inputs:
             if not isinstance(src, str) or src not in shapes:
-                raise ShapeError(f"{name}: input {_short(src)} is not an earlier node")
+                raise ShapeError(f"{name}: input {short_repr(src)} is not an earlier node")
             ins.append(shapes[src])
         shapes[name] = _node(node, ins, t)
     out = spec.get("output", name if nodes else "input")
     if not isinstance(out, str) or out not in shapes:
-        raise ShapeError(f"graph: output {_short(out)} is not a node")
+        raise ShapeError(f"graph: output {short_repr(out)} is not a node")
     return t.size(shapes[out])
 
 
@@ -239,7 +241,7 @@ def _node(layer: dict, ins: list[tuple[int, ...]], t: _Tally) -> tuple[int, ...]
     where = str(layer.get("name"))[:60]
     kind = layer.get("type")
     if not isinstance(kind, str):
-        raise ShapeError(f"{where}: a layer type must be a text, got {_short(kind)}")
+        raise ShapeError(f"{where}: a layer type must be a text, got {short_repr(kind)}")
     rule = _RULES.get(kind, _same)
     out = rule(layer, ins, where, t)
     t.nodes += 1
@@ -334,9 +336,9 @@ def _int(
 
 def _item(v: object, key: str, where: str, lo: int = 1, hi: int = MAX_DIMENSION) -> int:
     if not isinstance(v, int) or isinstance(v, bool):
-        raise ShapeError(f"{where}: {key} must be a whole number, got {_short(v)}")
+        raise ShapeError(f"{where}: {key} must be a whole number, got {short_repr(v)}")
     if not lo <= v <= hi:
-        raise TooLargeError(f"{where}: {key} is {_short(v)}, outside {lo}..{_count(hi)}")
+        raise TooLargeError(f"{where}: {key} is {short_repr(v)}, outside {lo}..{_count(hi)}")
     return v
 
 
@@ -351,7 +353,7 @@ def _pair(d: dict, key: str, where: str, lo: int, default: int | None = None) ->
 def _shape(d: dict, default: list | None = None) -> tuple[int, ...]:
     v = d.get("input_shape", default)
     if not isinstance(v, list) or len(v) != 3:
-        raise ShapeError(f"input_shape must be [C, H, W], got {_short(v)}")
+        raise ShapeError(f"input_shape must be [C, H, W], got {short_repr(v)}")
     c = _item(v[0], "input channels", "input_shape", 1, MAX_INPUT_CHANNELS)
     return c, *(_item(s, "input side", "input_shape", 1, MAX_INPUT_SIDE) for s in v[1:])
 
@@ -359,7 +361,7 @@ def _shape(d: dict, default: list | None = None) -> tuple[int, ...]:
 def _list(d: dict, key: str, where: str, default: list | None = None) -> list:
     v = d.get(key, default)
     if not isinstance(v, list):
-        raise ShapeError(f"{where}: {key} must be a list, got {_short(v)}")
+        raise ShapeError(f"{where}: {key} must be a list, got {short_repr(v)}")
     return v
 
 
@@ -380,14 +382,6 @@ def _kind(v: object) -> str:
     return {dict: "an object", list: "a list", str: "a text", bool: "true/false"}.get(
         type(v), "nothing" if v is None else "a number"
     )
-
-
-def _short(v: object) -> str:
-    try:
-        text = repr(v)
-    except ValueError:  # an integer of thousands of digits
-        return "a huge number"
-    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _count(n: int) -> str:

@@ -151,10 +151,13 @@ class ModelArchive:
         except (*_READ_ERRORS, RuntimeError, ValueError) as exc:
             raise ModelFileError(f"{self.path}: entry {name!r} cannot be read ({exc})") from None
 
-    def _read(self, f, n: int, name: str) -> bytes:
+    def _read(self, f, n: int, name: str, *, to_end: bool = True) -> bytes:
+        """``n`` bytes of entry ``name``; ``to_end``: they are the last (reading on to the end
+        makes zipfile check the CRC)."""
         try:
             data = f.read(n)
-            f.read(1)  # reaching the end makes zipfile check the CRC
+            if to_end:
+                f.read(1)
         except (*_READ_ERRORS, RuntimeError) as exc:
             raise ModelFileError(
                 f"{self.path}: entry {name!r} is truncated or corrupt ({exc})"
@@ -165,17 +168,17 @@ class ModelArchive:
 
     def _header(self, f, name: str) -> tuple[tuple[int, ...], bool, np.dtype, int]:
         """(shape, fortran_order, dtype, header length in bytes) of an .npy stream."""
-        magic = self._read_some(f, 8, name)
+        magic = self._read(f, 8, name, to_end=False)
         if magic[:6] != b"\x93NUMPY" or magic[6] not in (1, 2):
             raise ModelFileError(f"{self.path}: entry {name!r} is not a NumPy array")
         size_len = 2 if magic[6] == 1 else 4
-        raw_len = self._read_some(f, size_len, name)
+        raw_len = self._read(f, size_len, name, to_end=False)
         hlen = struct.unpack("<H" if size_len == 2 else "<I", raw_len)[0]
         if hlen > MAX_NPY_HEADER:
             raise ModelFileError(
                 f"{self.path}: entry {name!r} has a {hlen:,}-byte header; not a ConvScope array"
             )
-        header = self._read_some(f, hlen, name)
+        header = self._read(f, hlen, name, to_end=False)
         reader = (
             np.lib.format.read_array_header_1_0
             if magic[6] == 1
@@ -190,17 +193,6 @@ class ModelArchive:
                 f"{self.path}: entry {name!r} holds {dtype} data; model files hold numbers only"
             )
         return tuple(int(v) for v in shape), bool(fortran), dtype, 8 + size_len + hlen
-
-    def _read_some(self, f, n: int, name: str) -> bytes:
-        try:
-            data = f.read(n)
-        except (*_READ_ERRORS, RuntimeError) as exc:
-            raise ModelFileError(
-                f"{self.path}: entry {name!r} is truncated or corrupt ({exc})"
-            ) from None
-        if len(data) != n:
-            raise ModelFileError(f"{self.path}: entry {name!r} is truncated")
-        return data
 
 
 def _check_directory(f, path: Path) -> None:

@@ -3,7 +3,8 @@
 Used by ``convscope classify``/``evaluate`` on image files, the Classify tab and the PyTorch
 export (which embeds this module in the generated file with the engine modules it imports:
 :mod:`engine.imageio`, whose array-to-Pillow, EXIF and alpha helpers it uses, and
-:mod:`engine.errors`; NumPy and Pillow otherwise). The steps, for a model whose ``input_spec.shape`` is ``(C, H, W)``:
+:mod:`engine.errors`; NumPy and Pillow otherwise). The steps, for a model whose
+``input_spec.shape`` is ``(C, H, W)``:
 
 1. **Orientation.** A Pillow image is turned upright by its EXIF orientation tag (a phone
    photo is stored sideways with a tag saying so). Arrays from

@@ -153,9 +153,9 @@ def shown_nodes(facts: Sequence[NodeFacts]) -> list[ShownNode]:
             if nxt.kind not in FOLDED or nxt.block != f.block:
                 break  # fold within a block only (a transition's BN is not the concat's)
             chain.append(nxt.name)
-        label = _short(f.name, f.block)
+        label = name_in_block(f.name, f.block)
         if len(chain) > 1:
-            label += " + " + _short(chain[-1], f.block)
+            label += " + " + name_in_block(chain[-1], f.block)
         elif f.name == last and f.kind == "dense":
             label += " (logits)"
         source = shown_by_value.get(f.inputs[0], "") if len(f.inputs) == 1 else ""
@@ -164,7 +164,8 @@ def shown_nodes(facts: Sequence[NodeFacts]) -> list[ShownNode]:
     return out
 
 
-def _short(name: str, block: str) -> str:
+def name_in_block(name: str, block: str) -> str:
+    """``"res1.conv2"`` in block ``"res1"`` -> ``"conv2"``: a node's name as its block shows it."""
     return name[len(block) + 1 :] if block and name.startswith(block + ".") else name
 
 

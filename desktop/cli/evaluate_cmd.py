@@ -49,8 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from desktop.cli.common import load_dataset_for, resolve_model_path
-    from engine.evaluation import EvaluationResult, evaluate_iter
+    from engine.evaluation import evaluate_iter
     from engine.modelfile import load_model
+    from engine.progress import run_through
 
     if args.limit is not None and args.limit < 1:
         raise CliError(f"--limit must be >= 1, got {args.limit}")
@@ -79,14 +80,12 @@ def run(args: argparse.Namespace) -> int:
     if args.limit is not None:
         images, labels = images[: args.limit], labels[: args.limit]
 
-    result = None
     if len(images) == 0:
         raise CliError(f"{dataset.test_summary()}: no images to evaluate")
-    for item in evaluate_iter(model, images, labels, args.batch_size):
-        if isinstance(item, EvaluationResult):
-            result = item
-        else:
-            progress.update(item.fraction, f"evaluating on {item.total:,} images")
+    result = run_through(
+        evaluate_iter(model, images, labels, args.batch_size),
+        lambda p: progress.update(p.fraction, f"evaluating on {p.total:,} images"),
+    )
     progress.close()
     assert result is not None
 

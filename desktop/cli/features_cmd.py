@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     from engine import features
     from engine.imageio import save_image
     from engine.modelfile import load_model
-    from engine.progress import Progress
+    from engine.progress import run_through
 
     _check(args)
     path = resolve_model_path(args.model)
@@ -90,12 +90,10 @@ def run(args: argparse.Namespace) -> int:
     if args.method == "patches":
         field = features.receptive_field(model, layer)  # a clear error before the dataset loads
         images, files, name = _images(args, model, bar)
-        result = None
-        for item in features.top_patches(model, layer, images, k=args.k):
-            if isinstance(item, Progress):
-                bar.update(item.fraction, f"{layer}: {item.done:,}/{item.total:,} images")
-            else:
-                result = item
+        result = run_through(
+            features.top_patches(model, layer, images, k=args.k),
+            lambda p: bar.update(p.fraction, f"{layer}: {p.done:,}/{p.total:,} images"),
+        )
         assert result is not None
         grid = features.patch_grid(result)
         doc |= {
@@ -105,13 +103,11 @@ def run(args: argparse.Namespace) -> int:
             "filters": [_patches_json(c, ps, files) for c, ps in enumerate(result.filters)],
         }
     else:
-        made = None
         rng = np.random.default_rng(args.seed)
-        for item in features.synthesize_all(model, layer, rng, steps=args.steps):
-            if isinstance(item, Progress):
-                bar.update(item.fraction, f"{layer}: step {item.done}/{item.total}")
-            else:
-                made = item
+        made = run_through(
+            features.synthesize_all(model, layer, rng, steps=args.steps),
+            lambda p: bar.update(p.fraction, f"{layer}: step {p.done}/{p.total}"),
+        )
         assert made is not None
         grid = features.synthesis_grid(made)
         doc["filters"] = [

@@ -15,6 +15,7 @@ from PySide6.QtGui import QColor, QFont, QMouseEvent, QPainter, QPainterPath, QP
 from PySide6.QtWidgets import QScrollArea, QToolTip, QWidget
 
 from engine.graph_layout import Layout, NodeFacts, layout
+from engine.visualize import name_in_block
 
 ROW_H = 44
 BOX_H = 34
@@ -38,10 +39,6 @@ _COLOURS = {
     "concat": "#ffd8b0",
 }
 _DEFAULT = "#fff6cc"  # activations, flatten, dropout
-
-
-def _short(name: str, block: str) -> str:
-    return name[len(block) + 1 :] if block and name.startswith(block + ".") else name
 
 
 def _params(n: int) -> str:
@@ -220,7 +217,7 @@ class _Canvas(QWidget):
         metrics = painter.fontMetrics()
         inner = rect.adjusted(4, 1, -4, -1)
         width = int(inner.width())
-        top = f"{_short(f.name, f.block)}"
+        top = f"{name_in_block(f.name, f.block)}"
         wide = self.gutter == GUTTER  # narrow: the window and parameters in the tooltip only
         if f.geometry() and wide:
             top += f" {f.kernel}×{f.kernel}"
