@@ -59,6 +59,7 @@ class Rendered:
     stats: tuple[float, float, float]  # min, max, mean of the current kernel's map
     current: int  # the kernel shown in the result view
     qimage: QImage  # its picture, made off the GUI thread (QImage is safe there)
+    relu: F.ReluFigure | None = None  # Figure 8 of that kernel: before and after ReLU
 
 
 @dataclass(frozen=True)
@@ -152,6 +153,9 @@ def render(request: RenderRequest, cancel: Cancellable) -> Iterator[object]:
     shown = result.maps[index]
     counts, edges = F.histogram(shown)
     stats = (float(shown.min()), float(shown.max()), float(shown.mean(dtype=np.float64)))
+    relu = F.relu_figure(result.source, settings, index)
+    if cancel.cancelled:
+        return
     yield Rendered(
         result,
         pictures,
@@ -164,4 +168,5 @@ def render(request: RenderRequest, cancel: Cancellable) -> Iterator[object]:
         stats,
         index,
         array_to_qimage(pictures[index]),
+        relu,
     )

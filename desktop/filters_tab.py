@@ -12,8 +12,13 @@ Opening images follows the same rule: the newest open wins, even over a slower e
 Signals: ``result_shown()`` after the views show a new result, ``preview_shown()`` after a
 quick preview, ``activation_requested()`` when another tab sent a kernel here.
 
-Size: just over the limit: the composition with its render scheduling and image opening;
-the kernel editor, settings panel, pages and render job already live in their own modules.
+Set-ups a guided tour (or a test) calls: :meth:`FiltersTab.open_figure` (the article's
+Figures 5-6 and 10 as images), :meth:`FiltersTab.show_step_through`,
+:meth:`FiltersTab.show_relu_figure`, :meth:`FiltersTab.inspect_result_pixel`, ... and
+:meth:`FiltersTab.snapshot` / :meth:`FiltersTab.restore` to put the user's own back.
+
+Size: over the limit: the composition with its render scheduling, image opening and those
+set-ups; the kernel editor, settings panel, pages and render job live in their own modules.
 """
 
 from __future__ import annotations
@@ -52,7 +57,7 @@ from engine.imageio import load_image, save_image
 from engine.progress import CancelFlag, Progress
 
 CROP = 8  # side of the image crop in the step-through
-PAGES = ("image", "maps", "step")  # the result pages, in order
+PAGES = ("image", "maps", "step", "relu")  # the result pages, in order
 
 
 @dataclass(frozen=True, eq=False)  # holds an array
@@ -66,6 +71,7 @@ class FiltersSnapshot:
     settings: dict
     display: str
     page: int
+    figure: F.FigureSample | None = None  # the article's example, when one was open
 
 
 def _load(path: Path) -> tuple[np.ndarray | None, str]:
@@ -98,6 +104,9 @@ class FiltersTab(QWidget):
         self._shown_source: tuple[int, int] | None = None
         self._hover: tuple[int, int] | None = None
         self._pending_zoom: tuple[float, tuple[int, int]] | None = None
+        self._figure: F.FigureSample | None = None  # an article example is open
+        self._pending_stage: str | None = None  # shown once the next result is in
+        self._pending_mark: tuple[int, int] | None = None  # on the ReLU figure, likewise
         self._build()
         self._build_jobs()
         state.kernel_requested.connect(self._on_state_kernel_requested)
@@ -128,7 +137,9 @@ class FiltersTab(QWidget):
         col.addWidget(self.settings_panel)
         tip = QLabel(
             "Tip: hover the result to see how one pixel is computed; <b>Step through</b> "
-            "plays the article's Figure 5; + stacks kernels into feature maps."
+            "plays the article's Figure 5, then ReLU and pooling when on; <b>ReLU</b> shows "
+            "Figure 8; + stacks kernels into feature maps. File › Open sample image has the "
+            "article's small examples (Figures 5-6, 10)."
         )
         tip.setWordWrap(True)
         tip.setStyleSheet("QLabel { color: #5f6368; }")
@@ -255,6 +266,7 @@ class FiltersTab(QWidget):
     def set_image(self, image: np.ndarray, name: str) -> None:
         """Use ``image`` (uint8 RGB) as the input."""
         self._image = image
+        self._figure = None
         self._gray = None
         self._rendered = None  # hover and saving wait for this image's result
         self._image_name = name
@@ -406,7 +418,10 @@ class FiltersTab(QWidget):
         key = (id(rendered.origin), src.ndim)
         pages = self.pages
         if self._shown_source != key:  # a 12 MP photo is not re-uploaded on every edit
-            pages.source_view.set_image(src)
+            if self._figure is not None:  # the article's small numbers, told apart
+                pages.source_view.set_image(F.sample_picture(src), values=src)
+            else:
+                pages.source_view.set_image(src)
             self._shown_source = key
         index = min(self.editor.current_index(), len(rendered.pictures) - 1)
         scale, offset = result.settings.placement()
@@ -423,6 +438,11 @@ class FiltersTab(QWidget):
         self.settings_panel.show_stages(result.stages)
         self.timing.setText(f"{w}×{h} computed in {rendered.seconds * 1000:.0f} ms")
         self._show_maps(rendered, mh, mw)
+        what = f"Kernel {index + 1}: " + ("red channel: " if src.ndim == 3 else "")
+        pages.relu_view.show_figure(rendered.relu, what)
+        if self._pending_mark is not None:
+            pages.relu_view.mark(*self._pending_mark)
+            self._pending_mark = None
         self._refresh_animation_crop()
         self._refresh_inspector()
         self._apply_pending_zoom()
@@ -445,15 +465,23 @@ class FiltersTab(QWidget):
         self.pages.hover_label.setText(f"Input x {col}, y {row}: {text}")
 
     def _on_pages_result_hovered(self, row: int, col: int) -> None:
+        self._show_result_pixel(row, col)
+
+    def _show_result_pixel(self, row: int, col: int) -> bool:
+        """Inspect result pixel ``(row, col)`` as hovering it does (the pixel inspector, the
+        pooling window); False before a result or outside it."""
         if self._rendered is None:
-            return
+            return False
         result = self._rendered.result
+        if not (0 <= row < result.maps.shape[1] and 0 <= col < result.maps.shape[2]):
+            return False
         index = min(self.editor.current_index(), result.maps.shape[0] - 1)
         values = result.maps[index][row, col]
         text = " ".join(short(float(v)) for v in np.atleast_1d(values))
         self.pages.hover_label.setText(f"Result x {col}, y {row}: {text}")
         self._hover = (row, col)
         self._refresh_inspector()
+        return True
 
     def _refresh_inspector(self) -> None:
         rendered = self._rendered
@@ -482,8 +510,74 @@ class FiltersTab(QWidget):
     def _refresh_animation_crop(self) -> None:
         if self._rendered is not None:
             index = self.editor.current_index()
-            steps = F.step_through(self._rendered.result, index, self._hover, CROP)
-            self.pages.animation.set_crop(steps)
+            result = self._rendered.result
+            animation = self.pages.animation
+            animation.set_figure5(F.figure5_sequence(result.settings))
+            animation.set_crop(F.step_through(result, index, self._hover, CROP))
+            if self._pending_stage is not None:
+                animation.show_stage(self._pending_stage)
+                self._pending_stage = None
+
+    # ===== set-ups: the article's figures (a guided tour calls these) =======================
+    def open_figure(self, key: str) -> bool:
+        """Open the article's example ``key`` (``figure5``: Figures 5-6, ``figure10``: Figure
+        10; :data:`engine.filters.FIGURE_SAMPLES`): its image, kernel and settings (pooling on
+        for Figure 10), the Image page fitted so every cell shows its number, the result
+        stretched min..max. The kernel stack is replaced (:meth:`snapshot` saves it first)."""
+        try:
+            sample = F.figure_sample(key)
+        except EngineError as exc:
+            self._show_error(str(exc), "settings")
+            return False
+        self._open_token += 1  # a photo still decoding loses to this open
+        self.editor.load_specs([sample.kernel])
+        keys = ("border", "stride", "relu", "pool", "pool_size", "pool_stride")
+        values = {k: getattr(sample.settings, k) for k in keys}
+        self.settings_panel.set_values({"color": "gray", **values})
+        self.pages.set_display_mode("normalize")
+        self.set_image(sample.image.copy(), sample.name)
+        self._figure = sample
+        self._hover = None
+        self.pages.setCurrentIndex(0)
+        self._state.status_posted.emit(f"{sample.name}: {sample.about}")
+        return True
+
+    def figure(self) -> F.FigureSample | None:
+        """The article's example open now (None for a photo)."""
+        return self._figure
+
+    def show_step_through(self, source: str = "figure5", stage: str = "conv", **stages) -> bool:
+        """The Step through page on ``source`` (``figure5``: the article's example; ``crop``:
+        a crop of the image with the current kernel) at the first step of ``stage`` (conv,
+        relu or pool). ``stages`` (``relu=True``, ``pool="max"``, ``pool_size=3``,
+        ``pool_stride=2``) set the tab's ReLU and pooling first; the stage then shows once the
+        new result is in (``result_shown``). False when the sequence has no such stage."""
+        if source not in ("figure5", "crop"):
+            raise ValueError(f"step-through source {source!r}: use figure5 or crop")
+        before = self.settings_panel.values()
+        self.settings_panel.set_values(stages)
+        animation = self.pages.animation
+        self.pages.setCurrentWidget(animation)
+        if source == "figure5":
+            animation.show_figure5()
+        else:
+            animation.show_crop()
+        animation.board.setFocus()
+        if self.settings_panel.values() != before or self.is_computing():
+            self._pending_stage = stage
+            return stage in F.STAGES
+        return animation.show_stage(stage)
+
+    def show_relu_figure(self, mark: tuple[int, int] | None = None) -> None:
+        """The ReLU page (Figure 8); ``mark``: a pixel of its maps to mark on the curve, now or
+        once the result being computed is in."""
+        self.pages.setCurrentWidget(self.pages.relu_view)
+        if mark is None:
+            return
+        if self._rendered is None or self.is_computing():
+            self._pending_mark = mark
+        else:
+            self.pages.relu_view.mark(*mark)
 
     # ===== set up by others (the tour): public steps, and a snapshot to come back to ========
     def set_kernels(self, specs: list[F.KernelSpec]) -> None:
@@ -537,6 +631,7 @@ class FiltersTab(QWidget):
             self.settings_panel.values(),
             self.display_mode(),
             self.pages.currentIndex(),
+            self._figure,
         )
 
     def restore(self, snap: FiltersSnapshot) -> None:
@@ -548,6 +643,8 @@ class FiltersTab(QWidget):
         self._hover = self._pending_zoom = None
         if snap.image is not None and snap.image is not self._image:
             self.set_image(snap.image, snap.name)
+        self._figure = snap.figure
+        self._shown_source = None  # the input picture again (an example's is stretched)
         self.pages.source_view.fit()
         self._schedule()
 

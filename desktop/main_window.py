@@ -35,6 +35,7 @@ from desktop.filters_tab import FiltersTab
 from desktop.tour import TourPanel
 from desktop.train_tab import TrainTab
 from engine import __version__
+from engine.filters import FIGURE_SAMPLES
 
 IMAGE_FILTER = (
     "Images (*.png *.jpg *.jpeg *.bmp *.gif *.tif *.tiff *.webp *.ppm *.pgm);;All files (*)"
@@ -96,6 +97,11 @@ class MainWindow(QMainWindow):
         for path in resources.sample_images():
             action = samples.addAction(path.name)
             action.triggered.connect(lambda _checked=False, p=path: self.open_path(p))
+        samples.addSeparator()  # the article's small examples, in the Filters tab
+        for sample in FIGURE_SAMPLES.values():
+            action = samples.addAction(sample.label)
+            action.setObjectName(f"open_{sample.key}")
+            action.triggered.connect(lambda _c=False, k=sample.key: self._on_figure_triggered(k))
         self.recent_menu = file_menu.addMenu("Open &recent")
         self._refresh_recent_menu()
         file_menu.addSeparator()
@@ -135,6 +141,10 @@ class MainWindow(QMainWindow):
         if ok:
             self._remember_file(Path(path))
         return ok
+
+    def _on_figure_triggered(self, key: str) -> None:
+        self.tabs.setCurrentWidget(self.filters_tab)
+        self.filters_tab.open_figure(key)
 
     def _on_open_triggered(self) -> None:
         start = str(self._settings.value("last_folder", str(Path.home())))

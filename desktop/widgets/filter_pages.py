@@ -1,6 +1,7 @@
 """The Filters tab's result pages: *Image* (input and result side by side with synchronised
 zoom/pan, the pixel inspector and the display controls under them), *Feature maps* (the
-depth-N stack) and *Step through* (the article's Figure 5).
+depth-N stack), *Step through* (the article's Figure 5, then ReLU and pooling) and *ReLU*
+(Figure 8: the feature map before and after, beside the curve).
 
 A view: the tab computes, these widgets show. Signals: ``source_hovered(row, col)``,
 ``result_hovered(row, col)``, ``result_left()``, ``channel_changed()``, ``display_changed()``.
@@ -24,6 +25,7 @@ from desktop.widgets.conv_animation import ConvAnimation
 from desktop.widgets.histogram import Histogram
 from desktop.widgets.image_view import ImageView
 from desktop.widgets.pixel_inspector import PixelInspector
+from desktop.widgets.relu_view import ReluView
 
 DISPLAY_LABELS = {
     "clip": "Clip to 0–255",
@@ -48,6 +50,8 @@ class FilterPages(QTabWidget):
         self.addTab(self._build_maps_page(), "Feature maps")
         self.animation = ConvAnimation()
         self.addTab(self.animation, "Step through")
+        self.relu_view = ReluView()
+        self.addTab(self.relu_view, "ReLU (Figure 8)")
 
     def _build_image_page(self) -> QWidget:
         page = QWidget()

@@ -17,6 +17,7 @@ from engine.filters import Inspection, PoolInspection, format_number
 TEXT = QColor(32, 33, 36)
 NARROW = 640  # narrower than this, a pooled pixel shows only the window (and sums in words)
 MUTED = QColor(120, 124, 130)
+MARK = QColor(24, 128, 56)  # a winner, a zeroed cell
 
 
 def short(v: float) -> str:
@@ -41,12 +42,15 @@ def draw_matrix(
     shaded: np.ndarray | None = None,
     title: str = "",
     max_cell: float = 46.0,
+    marks: list[tuple[int, int]] | None = None,
 ) -> QRectF:
     """Paint ``values`` (h, w) as square cells centred in ``rect``; returns the grid's rect.
 
     ``fill`` (h, w, 3) uint8 colours the cells (default: a gray ramp of the values);
     ``shown`` (h, w) bool hides the numbers of cells not yet filled; ``highlight`` =
-    (row, col, h, w) is outlined; ``shaded`` (h, w) bool marks padding cells with hatching.
+    (row, col, h, w) is outlined; ``shaded`` (h, w) bool marks padding cells with hatching;
+    ``marks``: cells ringed in green inside their border (a pooling window's winner, a cell
+    ReLU set to 0).
     """
     h, w = values.shape
     title_h = 18.0 if title else 0.0
@@ -91,6 +95,10 @@ def draw_matrix(
                 lum = color.red() * 0.3 + color.green() * 0.59 + color.blue() * 0.11
                 painter.setPen(TEXT if lum > 120 else QColor(250, 250, 250))
                 painter.drawText(cr, Qt.AlignmentFlag.AlignCenter, short(values[r, c]))
+    for mr, mc in marks or ():
+        painter.setPen(QPen(MARK, 3))
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        painter.drawRect(QRectF(x0 + mc * cell + 3, y0 + mr * cell + 3, cell - 6, cell - 6))
     if highlight is not None:
         hr, hc, hh, hw = highlight
         pen = QPen(QColor(230, 120, 0), 3)

@@ -13,7 +13,10 @@ order a reader meets them:
 - :mod:`.display`: float results -> pictures, the histogram, the mosaic;
 - :mod:`.memory`: what a job needs and what is available (refusals with a message);
 - :mod:`.teaching`: the pixel inspector and the Figure 5 step-through;
-- :mod:`.figures`: the pooling window (Figures 10, 12) and pixel values in cells (Figure 4).
+- :mod:`.figures`: the pooling window (Figures 10, 12), pixel values in cells (Figure 4) and
+  the ReLU figure (Figure 8);
+- :mod:`.stepping`: the step-through sequence: convolution, ReLU cell by cell, pooling;
+- :mod:`.samples`: the article's small examples (Figures 5-6 and 10) as openable images.
 
 Everything public is re-exported here: ``from engine.filters import KernelSpec`` keeps working.
 """
@@ -30,10 +33,13 @@ from engine.filters.figures import (
     PixelExplanation,
     PoolInspection,
     PoolWindow,
+    ReluFigure,
     cell_labels,
     explain_pixel,
     inspect_pool,
     pool_windows,
+    relu_curve,
+    relu_figure,
 )
 from engine.filters.geometry import (
     BORDERS,
@@ -76,6 +82,15 @@ from engine.filters.pipeline import (
     subsampled_maps,
 )
 from engine.filters.presets import PRESETS, Preset
+from engine.filters.samples import FIGURE_SAMPLES, FigureSample, figure_sample, sample_picture
+from engine.filters.stepping import (
+    STAGES,
+    ReluStep,
+    StepSequence,
+    figure5_sequence,
+    step_sequence,
+    step_through,
+)
 from engine.filters.teaching import (
     FIGURE5_IMAGE,
     FIGURE5_KERNEL,
@@ -85,7 +100,6 @@ from engine.filters.teaching import (
     conv_steps,
     inspect_pixel,
     inspect_result,
-    step_through,
 )
 from engine.imageops import to_gray
 
@@ -95,6 +109,7 @@ __all__ = [
     "FIGURE5_IMAGE",
     "FIGURE5_KERNEL",
     "FIGURE10_MAP",
+    "FIGURE_SAMPLES",
     "KERNEL_SIZES",
     "MAX_KERNELS",
     "MAX_POOL",
@@ -103,9 +118,11 @@ __all__ = [
     "MIN_LABEL_CELL",
     "POOLS",
     "PRESETS",
+    "STAGES",
     "CellLabel",
     "ConvStep",
     "ConvSteps",
+    "FigureSample",
     "FilterResult",
     "FilterSaveError",
     "FilterSettings",
@@ -117,11 +134,16 @@ __all__ = [
     "PoolInspection",
     "PoolWindow",
     "Preset",
+    "ReluFigure",
+    "ReluStep",
+    "StepSequence",
     "cell_labels",
     "conv_steps",
     "correlate",
     "display",
     "explain_pixel",
+    "figure5_sequence",
+    "figure_sample",
     "fitted_output_size",
     "format_number",
     "histogram",
@@ -141,8 +163,11 @@ __all__ = [
     "pool_windows",
     "prepare_source",
     "relu",
+    "relu_curve",
+    "relu_figure",
     "resize_cells",
     "run_filter",
+    "sample_picture",
     "save_kernels",
     "save_raw",
     "save_raw_stream",
@@ -150,6 +175,7 @@ __all__ = [
     "size_formula",
     "split_centre",
     "stages",
+    "step_sequence",
     "step_through",
     "subsampled_maps",
     "tile_maps",

@@ -1,19 +1,21 @@
-"""The article's figures in numbers: the pooling window (Figures 10 and 12) and the image as a
-matrix of values (Figure 4).
+"""The article's figures in numbers: the pooling window (Figures 10 and 12), the image as a
+matrix of values (Figure 4) and the ReLU curve beside a feature map before and after (Figure 8).
 
 Slow and obvious on purpose, like :mod:`.teaching`: a handful of pixels at a time.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from engine.errors import EngineError, ShapeError
-from engine.filters.geometry import output_size
+from engine.filters.display import display
+from engine.filters.geometry import fitted_output_size, output_size, padding_for
 from engine.filters.kernels import KernelError
-from engine.filters.pipeline import MAX_POOL, FilterResult
+from engine.filters.pipeline import MAX_POOL, FilterResult, FilterSettings, subsampled_maps
 from engine.filters.teaching import Inspection, inspect_pixel
 
 __all__ = [
@@ -24,10 +26,13 @@ __all__ = [
     "PixelExplanation",
     "PoolInspection",
     "PoolWindow",
+    "ReluFigure",
     "cell_labels",
     "explain_pixel",
     "inspect_pool",
     "pool_windows",
+    "relu_curve",
+    "relu_figure",
 ]
 
 #: The article's Figure 10 feature map; 2x2 max pooling with stride 2 gives ``[[6, 8], [3, 4]]``.
@@ -243,3 +248,69 @@ def explain_pixel(
         return None
     relu_value = max(ins.value, 0.0) if settings.relu else None
     return PixelExplanation(ins, conv_rc, relu_value, pooled)
+
+
+def relu_curve(limit: float) -> np.ndarray:
+    """The ReLU ``y = max(0, x)`` for ``x`` in ``[-limit, limit]`` as the (3, 2) corner points
+    ``(x, y)`` of its two straight pieces: ``[[-limit, 0], [0, 0], [limit, limit]]``."""
+    m = abs(float(limit)) or 1.0
+    return np.array([[-m, 0.0], [0.0, 0.0], [m, m]])
+
+
+@dataclass(frozen=True, eq=False)  # holds arrays: compare fields yourself
+class ReluFigure:
+    """Figure 8 for one kernel: ``before`` (h, w) float32, its convolution values (every
+    ``step``-th output pixel of one channel: a screenful), ``after = max(0, before)``, their
+    pictures on one blue-white-red scale of ``[-limit, limit]``, the ``curve``
+    (:func:`relu_curve`) and ``zeroed``: how many of the ``before.size`` values ReLU sets to 0."""
+
+    before: np.ndarray
+    after: np.ndarray
+    before_picture: np.ndarray
+    after_picture: np.ndarray
+    curve: np.ndarray
+    limit: float
+    step: int
+    zeroed: int
+
+    def value_at(self, row: int, col: int) -> tuple[float, float] | None:
+        """``(x, max(0, x))`` of figure pixel ``(row, col)``; None outside."""
+        h, w = self.before.shape
+        if not (0 <= row < h and 0 <= col < w):
+            return None
+        x = float(self.before[row, col])
+        return x, max(x, 0.0)
+
+
+def relu_figure(
+    source: np.ndarray,
+    settings: FilterSettings,
+    index: int,
+    *,
+    channel: int = 0,
+    max_side: int = 512,
+) -> ReluFigure:
+    """Figure 8 of kernel ``index`` on ``source`` (a :class:`FilterResult`'s source: gray (H, W)
+    or RGB (H, W, 3) uint8): the convolution before ReLU and after, whatever the tab's ReLU and
+    pooling settings, at most ``max_side`` pixels a side (an exact every-``step``-th pixel)."""
+    spec = settings.kernels[min(index, len(settings.kernels) - 1)]
+    colour = "rgb" if source.ndim == 3 else "gray"
+    one = FilterSettings((spec,), settings.border, settings.stride, colour)
+    p = padding_for(settings.border, spec.size)
+    oh, ow = (fitted_output_size(n, spec.size, settings.stride, p) for n in source.shape[:2])
+    step = max(1, math.ceil(max(oh, ow) / max_side))
+    maps = subsampled_maps(source, one, step)[0]
+    before = np.ascontiguousarray(maps[:, :, min(channel, maps.shape[2] - 1)])
+    after = np.maximum(before, np.float32(0))
+    limit = float(np.abs(before).max()) or 1.0
+    window = (-limit, limit)
+    return ReluFigure(
+        before,
+        after,
+        display(before, "diverging", value_range=window),
+        display(after, "diverging", value_range=window),
+        relu_curve(limit),
+        limit,
+        step,
+        int(np.count_nonzero(before < 0)),
+    )

@@ -1,4 +1,5 @@
-"""Teaching: the pixel inspector and the step-through of the article's Figure 5.
+"""Teaching: the pixel inspector and the convolution steps of the article's Figure 5
+(:mod:`.stepping` continues them through ReLU and pooling).
 
 Slow and obvious on purpose (a handful of pixels): these show the arithmetic, not the speed.
 """
@@ -20,7 +21,6 @@ from engine.filters.geometry import (
 )
 from engine.filters.kernels import KernelSpec
 from engine.filters.pipeline import FilterResult
-from engine.imageops import to_gray
 
 __all__ = [
     "FIGURE5_IMAGE",
@@ -31,7 +31,6 @@ __all__ = [
     "conv_steps",
     "inspect_pixel",
     "inspect_result",
-    "step_through",
 ]
 
 
@@ -171,29 +170,5 @@ def inspect_result(
             col=col,
             channel=channel if source.ndim == 3 else 0,
         )
-    except EngineError:
-        return None
-
-
-def step_through(
-    result: FilterResult, index: int, hover: tuple[int, int] | None, crop: int = 8
-) -> ConvSteps | None:
-    """The Figure 5 step-through on a ``crop`` x ``crop`` gray crop of ``result``'s source,
-    around the hovered result pixel (or the centre), with kernel ``index``; None if it cannot."""
-    settings = result.settings
-    if settings is None:
-        return None
-    src = result.source
-    h, w = src.shape[:2]
-    if hover is not None and settings.pool == "none":
-        cy, cx = hover[0] * settings.stride, hover[1] * settings.stride
-    else:
-        cy, cx = h // 2, w // 2
-    y0 = int(np.clip(cy - crop // 2, 0, max(h - crop, 0)))
-    x0 = int(np.clip(cx - crop // 2, 0, max(w - crop, 0)))
-    patch = to_gray(src[y0 : y0 + crop, x0 : x0 + crop])
-    spec = settings.kernels[min(index, len(settings.kernels) - 1)]
-    try:
-        return conv_steps(patch, spec.weights(), stride=settings.stride, border=settings.border)
     except EngineError:
         return None
