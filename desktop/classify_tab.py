@@ -43,7 +43,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.app_state import AppState
-from desktop.widgets import scrolled
+from desktop.widgets import FitContent, scrolled
 from desktop.widgets.batch_table import BatchPage
 from desktop.widgets.draw_canvas import DrawPanel
 from desktop.widgets.drop_area import DropArea, ImagePreview, parse_mime
@@ -138,7 +138,7 @@ class ClassifyTab(QWidget):
         self._build_views()
 
         # In a scroll area: a small window scrolls the tab instead of growing to fit it.
-        content = QWidget()
+        content = FitContent()
         columns = QHBoxLayout(content)
         columns.addWidget(self.drop_area, 3)
         columns.addLayout(middle, 3)

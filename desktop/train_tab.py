@@ -55,7 +55,7 @@ from desktop.training_session import (
     TrainingSession,
     WeightsSnapshot,
 )
-from desktop.widgets import scrolled
+from desktop.widgets import compact, scrolled
 from desktop.widgets.activation_view import LivePanel
 from desktop.widgets.confusion_view import ResultsPanel
 from desktop.widgets.feature_view import FeatureView
@@ -205,10 +205,10 @@ class TrainTab(QWidget):
         self._learned_dialog: QDialog | None = None
         self._learned_source: tuple | None = None  # (model, images, name) it shows
         for w in (self.start_button, self.pause_button, self.step_button, self.stop_button):
-            row.addWidget(w)
+            row.addWidget(compact(w))
         row.addStretch(1)
         for w in (self.continue_check, self.learned_button, self.save_button, self.load_button):
-            row.addWidget(w)
+            row.addWidget(compact(w) if isinstance(w, QPushButton) else w)
         column = QVBoxLayout()
         column.addLayout(row)
         column.addWidget(self.progress)

@@ -1,6 +1,27 @@
 """Reusable widgets: image view, kernel grid, charts, network view, draw canvas, ..."""
 
-from PySide6.QtWidgets import QScrollArea, QWidget
+from PySide6.QtWidgets import QPushButton, QScrollArea, QSizePolicy, QWidget
+
+
+def compact(button: QPushButton) -> QPushButton:
+    """``button`` may shrink to its text (the style's minimum of about 80 px is for roomy
+    windows): a row of buttons in a small window narrows them before it cuts any text."""
+    button.setMinimumWidth(button.fontMetrics().horizontalAdvance(button.text()) + 24)
+    button.setSizePolicy(QSizePolicy.Policy.Preferred, button.sizePolicy().verticalPolicy())
+    return button
+
+
+class FitContent(QWidget):
+    """The content of a resizable scroll area that scrolls only when its layout's MINIMUM does
+    not fit. QScrollArea makes a height-for-width content (one with word-wrapped labels) as tall
+    as its preferred height, so a window that could show everything, slightly squeezed, showed
+    a scroll bar and cut the bottom instead."""
+
+    def heightForWidth(self, width: int) -> int:
+        layout = self.layout()
+        if layout is None:
+            return super().heightForWidth(width)
+        return layout.totalMinimumHeightForWidth(width)
 
 
 def scrolled(widget: QWidget) -> QScrollArea:

@@ -344,7 +344,11 @@ class ActivationView(QWidget):
         painter.fillRect(self.rect(), QColor("#fafafa"))
         if not self._layers:
             painter.setPen(QColor("#777"))
-            painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, self._caption)
+            painter.drawText(
+                self.rect().adjusted(12, 0, -12, 0),
+                Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
+                self._caption,
+            )
             return
         small = QFont(self.font())
         small.setPointSizeF(max(7.0, small.pointSizeF() - 1))

@@ -85,3 +85,32 @@ def test_entry_point_opens_a_window_in_a_subprocess(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert "ConvScope" in result.stdout
+
+
+def test_nothing_is_cut_at_1024x700(qtbot, settings):
+    """The Classify tab's model description shows whole without scrolling (the tab used to
+    scroll by the preferred height of its wrapped labels and cut it), and the Train tab's
+    buttons keep their text."""
+    from PySide6.QtWidgets import QCheckBox, QPushButton, QScrollArea
+
+    window = _window(qtbot, settings)
+    window.resize(1024, 700)
+    tab = window.classify_tab
+    window.tabs.setCurrentWidget(tab)
+    qtbot.waitUntil(lambda: tab.model is not None, timeout=10_000)
+    label = tab.model_label
+    assert "test accuracy" in label.text()  # the longest description: three lines here
+    scroll = tab.findChild(QScrollArea)
+    qtbot.waitUntil(lambda: scroll.widget().height() == scroll.viewport().height())
+    top_left = label.mapTo(scroll.viewport(), label.rect().topLeft())
+    bottom = top_left.y() + label.heightForWidth(label.width())
+    assert 0 <= top_left.y() and bottom <= scroll.viewport().height()
+    assert label.height() >= label.heightForWidth(label.width())
+    window.tabs.setCurrentWidget(window.train_tab)
+    row = window.train_tab.start_button.parentWidget()
+    buttons = [*row.findChildren(QPushButton), *row.findChildren(QCheckBox)]
+    toolbar = [b for b in buttons if b.isVisible() and b.y() < window.train_tab.progress.y()]
+    assert {"▶ Start", "What it learned…", "Continue model", "Load…"} <= {b.text() for b in toolbar}
+    for button in toolbar:
+        assert button.width() >= button.fontMetrics().horizontalAdvance(button.text()) + 8
+    qtbot.waitUntil(lambda: not window.train_tab.setup.is_loading(), timeout=30_000)
