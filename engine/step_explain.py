@@ -317,15 +317,23 @@ class StepNotExplained:
 
 
 @dataclass
-class _Before:
+class _Image:
+    """The pinned image seen by the network before the step."""
+
     image: np.ndarray
     label: int
     x: np.ndarray
     look: ImageLook
-    weights: dict[str, np.ndarray]
-    image_grads: dict[str, np.ndarray]
+    grads: dict[str, np.ndarray]
+
+
+@dataclass
+class _Before:
+    state: dict[str, np.ndarray]  # parameters and buffers (copies)
+    weights: dict[str, np.ndarray]  # the parameters among them
     slots: dict[str, dict[str, np.ndarray]]
     optimizer: dict[str, Any]
+    image: _Image | None
 
 
 class StepRecorder:
@@ -347,73 +355,96 @@ class StepRecorder:
         self.train_count = train_count  # the last batch of an epoch may be smaller
         self._loss_fn = get_loss(loss)
         self._before: _Before | None = None
-        self._replica: _Replica | None = None
         self._batches: list[BatchEnd] = []
-        self.problem = ""  # why the last before() recorded nothing
+        self._replica: _Replica | None = None
+        self.problem = ""  # why the pinned image could not be followed
 
     def before(self, image: np.ndarray | None, label: int | None) -> None:
-        """Record the pinned image's outputs and own gradients, the weights and the optimiser's
-        state (``problem`` says why when nothing could be recorded)."""
-        self._before, self._batches, self.problem = None, [], ""
+        """Record the weights, buffers and optimiser state, and the pinned image's outputs and
+        own gradients (``problem`` says why when the image cannot be followed)."""
+        model = self.model
+        self._batches = []
+        if self._replica is None:
+            self._replica = _Replica(model)
+        state = _copies(model.state_dict())
+        self._before = _Before(
+            state=state,
+            weights={k: state[k] for k in model.parameters()},
+            slots={name: _copies(arrays) for name, arrays in self.optimizer.slots().items()},
+            optimizer=optimizer_facts(self.optimizer),
+            image=self._see(self._replica, image, label),
+        )
+
+    def _see(self, net: _Replica, image: np.ndarray | None, label: int | None) -> _Image | None:
+        """The image through ``net`` with its own gradients; None (and ``problem``) if it
+        cannot be followed."""
+        self.problem = ""
         if image is None:
             self.problem = "no image is pinned"
-            return
+            return None
         if label is None:
             self.problem = (
                 "the pinned image has no label, so there is no target to compare with: "
                 "pin an image of the dataset preview"
             )
-            return
-        model = self.model
-        image = np.asarray(image)
-        if not 0 <= int(label) < len(model.classes):
-            self.problem = f"the label {label} is not one of the model's {len(model.classes)}"
-            return
-        if self._replica is None:
-            self._replica = _Replica(model)
+            return None
+        classes = len(self.model.classes)
+        if not 0 <= int(label) < classes:
+            self.problem = f"the label {label} is not one of the model's {classes}"
+            return None
+        image = np.array(image)
         try:
-            x = model.input_spec.to_tensor(image[None])
-            z = self._replica.logits(x, for_gradient=True)
+            x = self.model.input_spec.to_tensor(image[None])
+            z = net.logits(x, for_gradient=True)
         except EngineError as exc:
             self.problem = f"the pinned image does not fit the model ({exc})"
-            return
+            return None
         _, dz = self._loss_fn(z, np.array([int(label)]))
-        self._before = _Before(
-            image=image.copy(),
-            label=int(label),
-            x=x,
-            look=look(z, int(label)),
-            weights=_copies(model.parameters()),
-            image_grads=self._replica.gradients(dz),
-            slots={name: _copies(arrays) for name, arrays in self.optimizer.slots().items()},
-            optimizer=optimizer_facts(self.optimizer),
-        )
+        return _Image(image, int(label), x, look(z, int(label)), net.gradients(dz))
+
+    def _pinned_now(self, b: _Before, pinned: tuple[np.ndarray, int | None] | None) -> None:
+        """The user pinned another image while the run was paused: see it with the weights
+        of before the step (a clone holding them)."""
+        now = pinned or (None, None)
+        seen = b.image
+        if seen is not None and now[0] is not None and now[1] == seen.label:
+            if np.array_equal(np.asarray(now[0]), seen.image):
+                return
+        clone = self.model.clone()
+        clone.set_weights(b.state)
+        b.image = self._see(_Replica(clone), *now)
 
     def batch_done(self, event: BatchEnd) -> None:
         self._batches.append(event)
 
-    def after(self) -> StepExplanation | StepNotExplained | None:
-        """The explanation of the one batch since :meth:`before` (why there is none when
-        nothing could be recorded); None when other than exactly one batch ran (a resumed run
-        paused again)."""
+    def after(
+        self, pinned: tuple[np.ndarray, int | None] | None = None
+    ) -> StepExplanation | StepNotExplained | None:
+        """The explanation of the one batch since :meth:`before` (why there is none when the
+        image cannot be followed); None when other than exactly one batch ran (a resumed run
+        paused again). ``pinned``: the image pinned now, when it may have changed since
+        :meth:`before` (it is then seen with the weights of before the step)."""
         b, batches = self._before, self._batches
         self._before, self._batches = None, []
-        if len(batches) != 1:
+        if len(batches) != 1 or b is None or self._replica is None:
             return None
-        if b is None or self._replica is None:
-            return StepNotExplained(self.problem or "nothing was recorded before the step")
+        if pinned is not None:
+            self._pinned_now(b, pinned)
+        seen = b.image
+        if seen is None:
+            return StepNotExplained(self.problem or "no image is pinned")
         model, event = self.model, batches[0]
         grads = model.gradients()
         first = (event.batch - 1) * self.batch_size
         size = max(1, min(self.batch_size, self.train_count - first))
         return StepExplanation(
-            image=b.image,
-            label=b.label,
+            image=seen.image,
+            label=seen.label,
             classes=tuple(model.classes),
             loss=self.loss,
-            before=b.look,
-            after=look(self._replica.logits(b.x), b.label),
-            layers=layer_gradients(model, b.image_grads, grads),
+            before=seen.look,
+            after=look(self._replica.logits(seen.x), seen.label),
+            layers=layer_gradients(model, seen.grads, grads),
             batch_loss=float(event.loss),
             batch_size=size,
             epoch=event.epoch,
@@ -422,7 +453,7 @@ class StepRecorder:
             optimizer={**b.optimizer, "lr": float(self.optimizer.lr)},
             weights_before=b.weights,
             weights_after=_copies(model.parameters()),
-            image_grads=b.image_grads,
+            image_grads=seen.grads,
             batch_grads=_copies(grads),
             slots_before=b.slots,
         )
@@ -451,14 +482,15 @@ def layer_gradients(
 def explain_steps(events: Iterator[Any], recorder: StepRecorder, pinned: Pinned) -> Iterator[Any]:
     """The run's ``events``, plus a :class:`StepExplanation` (or :class:`StepNotExplained`)
     after each pause that ends a single step. ``pinned()`` gives the image to follow and its
-    label (or None), read at each pause. Call ``recorder.before`` first when the run starts
+    label (or None), read at each pause (an image pinned while the run was paused is followed
+    from the weights of before the step). Call ``recorder.before`` first when the run starts
     paused (a Step on an idle tab)."""
     for event in events:
         if isinstance(event, BatchEnd):
             recorder.batch_done(event)
         yield event
         if isinstance(event, Paused):
-            explanation = recorder.after()
+            explanation = recorder.after(pinned())
             if explanation is not None:
                 yield explanation
             recorder.before(*(pinned() or (None, None)))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QWidget
 
 from desktop.app_state import AppState
@@ -130,7 +130,7 @@ def test_pick_a_weight_in_the_filters_view_and_a_layer_then_step_again(qtbot, ta
     assert not view.picking
 
 
-def test_an_image_without_a_label_is_explained_as_such(qtbot, tab):
+def test_an_image_without_a_label_is_explained_as_such_then_a_preview_image(qtbot, tab):
     tab.live.offer_classify_image(np.zeros((28, 28), np.uint8))
     qtbot.mouseClick(tab.live.pin_classify_button, Qt.MouseButton.LeftButton)
     qtbot.mouseClick(tab.step_button, Qt.MouseButton.LeftButton)
@@ -139,3 +139,11 @@ def test_an_image_without_a_label_is_explained_as_such(qtbot, tab):
     )
     title = tab.step_window.findChild(QWidget, "stepTitle").text()
     assert "has no label" in title and "dataset preview" in title
+    # paused: pin the first 7 of the dataset preview; the next step follows it, with its label
+    grid = tab.setup.sample_grid
+    pos = QPoint(int((7 * 29 + 14) * grid.zoom), int(14 * grid.zoom))
+    qtbot.mouseClick(grid, Qt.MouseButton.LeftButton, pos=pos)
+    panel = _step(qtbot, tab)
+    assert panel.explanation.label == 7
+    assert panel.findChild(QWidget, "stepImageCaption").text() == "a 7"
+    assert "epoch 1, batch 2" in panel.findChild(QWidget, "stepTitle").text()

@@ -248,3 +248,26 @@ def test_uniform_guess_loss_is_the_loss_of_equal_scores(k):
     assert uniform_guess_loss(k) == pytest.approx(softmax_cross_entropy(z, y)[0])
     assert uniform_guess_loss(k) == pytest.approx(math.log(k))
     assert uniform_guess_loss(k, "total_error") == pytest.approx(total_error(z, y)[0])
+
+
+def test_an_image_pinned_while_paused_is_followed_from_the_weights_before_the_step(
+    one_blas_thread,
+):
+    rng = np.random.default_rng(6)
+    model = lenet5(rng)
+    images = rng.integers(0, 256, (N, 28, 28), dtype=np.uint8)
+    labels = rng.integers(0, 10, N)
+    config = TrainConfig(epochs=1, batch_size=4)
+    opt = make_optimizer(config, model.parameters())
+    control = TrainControl()
+    control.step()
+    recorder = StepRecorder(model, opt, config.loss, 4, N)
+    recorder.before(images[0], int(labels[0]))  # image 0 pinned when the run paused
+    start = model.clone()
+    pinned = [(images[5], int(labels[5]))]  # ... then image 5, before the step ran
+    events = train(model, images, labels, config, control=control, optimizer=opt)
+    e = next(x for x in explain_steps(events, recorder, lambda: pinned[0]) if hasattr(x, "image"))
+    control.cancel()
+    assert e.label == labels[5] and np.array_equal(e.image, images[5])
+    np.testing.assert_allclose(e.before.probs, start.predict_proba(images[5:6])[0], atol=1e-6)
+    np.testing.assert_allclose(e.after.probs, model.predict_proba(images[5:6])[0], atol=1e-6)
