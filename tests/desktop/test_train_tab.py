@@ -231,7 +231,11 @@ def test_hover_click_filter_and_pinning(qtbot, tab):
     qtbot.mouseMove(tab.live.activation_view, rects[2].center().toPoint())
     qtbot.waitUntil(lambda: "conv1" in tab.live.hover_label.text())
     assert "map 2 of 6" in tab.live.hover_label.text() and "values" in tab.live.hover_label.text()
-    # Clicking a conv1 filter sends it to the Filters tab.
+    # Clicking a conv1 filter sends it to the Filters tab (once the step window, where a click
+    # picks a weight to follow, is closed).
+    qtbot.waitUntil(lambda: tab.step_window is not None and tab.step_window.isVisible())
+    tab.step_window.close()
+    assert not tab.live.filter_view.picking
     layer, index, channel, rect = tab.live.filter_view.tiles()[3]
     assert (index, channel) == (3, 0)
     assert layer == "conv1"
