@@ -229,8 +229,9 @@ STOPS: tuple[Stop, ...] = (
         "Figure 15",
         "Training starts from random filters and weights. One step shows the network a batch "
         "of images, measures how far its outputs are from the right answers, and moves every "
-        "weight a little against its gradient so that the error shrinks. Press Step to run "
-        "one batch and read how the loss changed.",
+        "weight a little against its gradient so that the error shrinks. Press Step: a window "
+        "shows that step in numbers for the pinned image, from its target and outputs to one "
+        "weight before and after.",
         "Train",
         TrainSetup("step"),
     ),

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QPushButton
+from PySide6.QtWidgets import QPushButton, QWidget
 
 import resources
 from desktop.main_window import MainWindow
@@ -227,3 +227,29 @@ def test_keep_leaves_the_tour_setup_and_a_new_tour_keeps_the_setup_of_then(windo
     again = window.start_tour()
     assert again is panel and panel.index == 0
     assert panel.saved.filters.image is kept  # what the user has now, not the first tour's
+
+
+def test_the_training_step_stop_leads_to_the_step_explainer(window, qtbot):
+    train = window.train_tab
+    train.setup.set_source("mnist", 600)  # a small slice: one tiny step
+    train.setup.batch_spin.setValue(16)
+    train.test_limit = 100
+    panel = window.start_tour()
+    index = next(i for i, s in enumerate(tour.STOPS) if s.setup == tour.TrainSetup("step"))
+    with qtbot.waitSignal(panel.stop_shown, timeout=LOAD_MS):
+        panel.show_stop(index)
+    assert window.tabs.currentWidget() is train and "Press Step" in panel.text_label.text()
+    qtbot.waitUntil(lambda: train.step_button.isEnabled(), timeout=LOAD_MS)
+    qtbot.mouseClick(train.step_button, Qt.MouseButton.LeftButton)  # as the text says
+    qtbot.waitUntil(
+        lambda: (
+            train.step_window is not None
+            and train.step_window.isVisible()
+            and train.step_window.explainer.explanation is not None
+        ),
+        timeout=60_000,
+    )
+    assert train.step_window.findChild(QWidget, "stepExplainer").isVisible()
+    train.stop_work()
+    qtbot.waitUntil(lambda: not train.is_busy(), timeout=60_000)
+    train.step_window.close()
