@@ -440,12 +440,14 @@ class FiltersTab(QWidget):
         self._show_maps(rendered, mh, mw)
         what = f"Kernel {index + 1}: " + ("red channel: " if src.ndim == 3 else "")
         pages.relu_view.show_figure(rendered.relu, what)
-        if self._pending_mark is not None:
+        newer = self._schedule_timer.isActive()  # a set-up waits for the result it asked for
+        if self._pending_mark is not None and not newer:
             pages.relu_view.mark(*self._pending_mark)
             self._pending_mark = None
         self._refresh_animation_crop()
         self._refresh_inspector()
-        self._apply_pending_zoom()
+        if not newer:
+            self._apply_pending_zoom()
         self.result_shown.emit()
 
     def _show_maps(self, rendered: Rendered, mh: int, mw: int) -> None:
@@ -514,7 +516,7 @@ class FiltersTab(QWidget):
             animation = self.pages.animation
             animation.set_figure5(F.figure5_sequence(result.settings))
             animation.set_crop(F.step_through(result, index, self._hover, CROP))
-            if self._pending_stage is not None:
+            if self._pending_stage is not None and not self._schedule_timer.isActive():
                 animation.show_stage(self._pending_stage)
                 self._pending_stage = None
 

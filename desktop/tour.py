@@ -214,12 +214,20 @@ class TourPanel(QDockWidget):
 
     def _apply_filters(self, setup: tour.FiltersSetup) -> None:
         filters = self._window.filters_tab
-        image, name = self._image(setup.image)
-        filters.set_kernels(tour.kernel_specs(setup.kernels))
-        filters.set_filter_settings(setup.settings())
-        filters.set_display_mode(setup.display)
-        filters.set_image(tour.as_rgb(image), name)
-        filters.show_page(setup.page)
+        if setup.example() is not None:  # the article's example: image, kernel, settings
+            filters.open_figure(setup.image)
+        else:
+            image, name = self._image(setup.image)
+            filters.set_kernels(tour.kernel_specs(setup))
+            filters.set_filter_settings(setup.settings())
+            filters.set_display_mode(setup.display)
+            filters.set_image(tour.as_rgb(image), name)
+        if setup.page == "step":
+            filters.show_step_through("figure5" if setup.image == "figure5" else "crop")
+        elif setup.page == "relu":
+            filters.show_relu_figure(setup.hover)
+        else:
+            filters.show_page(setup.page)
         if setup.zoom is not None and setup.centre is not None:
             filters.zoom_to(setup.zoom, setup.centre)
         filters.inspect_result_pixel(setup.hover)

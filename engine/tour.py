@@ -7,7 +7,8 @@ image) or :class:`TrainSetup` (architecture, view). The desktop applies a stop t
 tabs' public methods (``desktop/tour.py``); a test iterates :data:`STOPS`.
 
 Images are named by a short source string (:func:`tour_image`): ``"figure5"`` and
-``"figure10"`` (the article's small matrices), ``"digit:8"`` (the first such digit of the
+``"figure10"`` (the article's examples, :data:`engine.filters.FIGURE_SAMPLES`, which bring
+their own kernel and settings), ``"digit:8"`` (the first such digit of the
 MNIST test set) and ``"sample:chelsea.png"`` (a bundled sample photo).
 """
 
@@ -20,13 +21,11 @@ from pathlib import Path
 import numpy as np
 
 from engine.errors import EngineError
-from engine.filters import FIGURE5_IMAGE, FIGURE5_KERNEL, PRESETS, KernelSpec
-from engine.filters.figures import FIGURE10_MAP
+from engine.filters import FIGURE_SAMPLES, PRESETS, FigureSample, KernelSpec
 from engine.idx import read_idx
 from engine.imageio import load_image
 
 __all__ = [
-    "FIGURE5_KERNEL_NAME",
     "STOPS",
     "TABS",
     "ClassifySetup",
@@ -41,42 +40,47 @@ __all__ = [
 ]
 
 TABS = ("Filters", "Train", "Classify")
-#: The kernel name that stands for the article's Figure 5 filter [[1,0,1],[0,1,0],[1,0,1]].
-FIGURE5_KERNEL_NAME = "Figure 5 filter"
-FILTER_PAGES = ("image", "maps", "step")
+FILTER_PAGES = ("image", "maps", "step", "relu")
 TRAIN_VIEWS = ("step", "features", "diagram")
 
 
 @dataclass(frozen=True)
 class FiltersSetup:
-    """The Filters tab: ``image`` (a :func:`tour_image` source), the ``kernels`` (preset names
-    or :data:`FIGURE5_KERNEL_NAME`), the stages after the convolution, the ``page`` shown
-    (image, maps, step), ``zoom`` (screen pixels per image pixel, None: fit) around ``centre``
-    (row, col), and ``hover``: the result pixel (row, col) the inspector explains."""
+    """The Filters tab: ``image`` (a :func:`tour_image` source; one of the article's examples
+    brings its own kernel and settings, the others take ``kernels``, preset names, and the
+    stages after the convolution), the ``page`` shown (image, maps, step, relu), ``zoom``
+    (screen pixels per image pixel, None: fit) around ``centre`` (row, col), and ``hover``:
+    the result pixel (row, col) the inspector explains (and the ReLU page marks)."""
 
     image: str
     kernels: tuple[str, ...] = ("Identity",)
     border: str = "zero"
     relu: bool = False
     pool: str = "none"
-    pool_size: int = 2
-    pool_stride: int = 2
     display: str = "clip"
     page: str = "image"
     zoom: float | None = None
     centre: tuple[int, int] | None = None
     hover: tuple[int, int] | None = None
 
+    def example(self) -> FigureSample | None:
+        """The article's example this stop opens (None for a photo or a digit)."""
+        return FIGURE_SAMPLES.get(self.image)
+
     def settings(self) -> dict:
         """The keyword arguments of ``FilterSettings`` but the kernels (grey input)."""
+        example = self.example()
+        if example is not None:
+            keys = ("border", "stride", "relu", "pool", "pool_size", "pool_stride")
+            return {"color": "gray", **{k: getattr(example.settings, k) for k in keys}}
         return {
             "border": self.border,
             "stride": 1,
             "color": "gray",
             "relu": self.relu,
             "pool": self.pool,
-            "pool_size": self.pool_size,
-            "pool_stride": self.pool_stride,
+            "pool_size": 2,
+            "pool_stride": 2,
         }
 
 
@@ -127,7 +131,7 @@ STOPS: tuple[Stop, ...] = (
         "[1,0,1]]. Press Step: at each position the nine products under the window are added "
         "up, and that sum fills one cell of the 3 by 3 feature map.",
         "Filters",
-        FiltersSetup("figure5", (FIGURE5_KERNEL_NAME,), border="valid", page="step"),
+        FiltersSetup("figure5", (), page="step"),
     ),
     Stop(
         "The table of filters",
@@ -168,12 +172,14 @@ STOPS: tuple[Stop, ...] = (
     Stop(
         "ReLU: negative values become zero",
         "Figures 8 and 9",
-        "An edge filter gives negative sums as well as positive ones. ReLU replaces every "
-        "negative value by zero and keeps the others: the non-linear step after each "
-        "convolution. The inspector shows one pixel's sum before and after ReLU; untick ReLU "
-        "on the left to compare the pictures.",
+        "An edge filter gives negative sums as well as positive ones. ReLU keeps every "
+        "positive value and replaces every negative one by zero: the curve between the map "
+        "before and the map after (blue below zero, red above). The marked pixel's sum is "
+        "negative, so it lands on the flat part at 0; hover the maps to mark others.",
         "Filters",
-        FiltersSetup("sample:chelsea.png", ("Edge detection 3",), relu=True, hover=(101, 167)),
+        FiltersSetup(
+            "sample:chelsea.png", ("Edge detection 3",), relu=True, page="relu", hover=(101, 167)
+        ),
     ),
     Stop(
         "Max pooling keeps the strongest",
@@ -260,9 +266,7 @@ STOPS: tuple[Stop, ...] = (
         "is [[6, 8], [3, 4]]. The inspector shows the top-right window and its winner, 8; "
         "hover the other result cells to see theirs.",
         "Filters",
-        FiltersSetup(
-            "figure10", pool="max", display="normalize", zoom=50.0, centre=(2, 2), hover=(0, 1)
-        ),
+        FiltersSetup("figure10", (), hover=(0, 1)),
     ),
     Stop(
         "The fully connected layers up close",
@@ -285,17 +289,15 @@ STOPS: tuple[Stop, ...] = (
 )
 
 
-def kernel_specs(names: tuple[str, ...]) -> list[KernelSpec]:
-    """The kernels of a :class:`FiltersSetup`: presets by name, or the Figure 5 filter."""
-    specs = []
-    for name in names:
-        if name == FIGURE5_KERNEL_NAME:
-            specs.append(KernelSpec(FIGURE5_KERNEL.copy(), name=name))
-        elif name in PRESETS:
-            specs.append(PRESETS[name].spec())
-        else:
-            raise EngineError(f"tour kernel {name!r}: not a preset")
-    return specs
+def kernel_specs(setup: FiltersSetup) -> list[KernelSpec]:
+    """The kernels of a :class:`FiltersSetup`: its example's, or its presets by name."""
+    example = setup.example()
+    if example is not None:
+        return [example.kernel]
+    missing = [name for name in setup.kernels if name not in PRESETS]
+    if missing or not setup.kernels:
+        raise EngineError(f"tour kernels {missing or '()'}: use preset names")
+    return [PRESETS[name].spec() for name in setup.kernels]
 
 
 @lru_cache(maxsize=2)
@@ -327,10 +329,9 @@ def as_rgb(image: np.ndarray) -> np.ndarray:
 def tour_image(source: str, *, mnist_dir: Path, samples_dir: Path) -> tuple[np.ndarray, str]:
     """``(uint8 image, its name)`` for a stop's image source: (H, W) grey or (H, W, 3) RGB."""
     kind, _, arg = source.partition(":")
-    if kind == "figure5":
-        return FIGURE5_IMAGE.astype(np.uint8), "Figure 5’s 5×5 image"
-    if kind == "figure10":
-        return FIGURE10_MAP.astype(np.uint8), "Figure 10’s 4×4 map"
+    if source in FIGURE_SAMPLES:
+        example = FIGURE_SAMPLES[source]
+        return example.image.copy(), example.name
     if kind == "digit" and arg.isdigit():
         article = "an" if arg == "8" else "a"
         return mnist_digit(mnist_dir, int(arg)), f"{article} {arg} from MNIST"

@@ -75,9 +75,9 @@ FILTER_STOPS = [s for s in tour.STOPS if isinstance(s.setup, tour.FiltersSetup)]
 def test_filter_stops_compute_and_their_hovered_pixel_is_in_the_result(stop):
     setup = stop.setup
     image, _ = tour.tour_image(setup.image, **DIRS)
-    settings = F.FilterSettings(tuple(tour.kernel_specs(setup.kernels)), **setup.settings())
+    settings = F.FilterSettings(tuple(tour.kernel_specs(setup)), **setup.settings())
     result = F.run_filter(tour.as_rgb(image), settings)
-    assert result.maps.shape[0] == len(setup.kernels)
+    assert result.maps.shape[0] == len(setup.kernels or (1,))
     assert setup.page in tour.FILTER_PAGES
     if setup.zoom is not None:
         assert setup.zoom >= F.MIN_LABEL_CELL  # zoomed enough for values in the cells
@@ -93,7 +93,7 @@ def test_the_pooling_window_stop_is_figure_10():
     stop = next(s for s in FILTER_STOPS if s.setup.image == "figure10")
     setup = stop.setup
     image, _ = tour.tour_image(setup.image, **DIRS)
-    settings = F.FilterSettings(tuple(tour.kernel_specs(setup.kernels)), **setup.settings())
+    settings = F.FilterSettings(tuple(tour.kernel_specs(setup)), **setup.settings())
     result = F.run_filter(tour.as_rgb(image), settings)
     np.testing.assert_array_equal(result.maps[0][..., 0], [[6, 8], [3, 4]])
     assert "[[6, 8], [3, 4]]" in stop.text
@@ -101,9 +101,15 @@ def test_the_pooling_window_stop_is_figure_10():
 
 def test_the_5x5_stop_uses_the_article_filter_and_a_3x3_output():
     stop = next(s for s in FILTER_STOPS if s.setup.image == "figure5")
-    (spec,) = tour.kernel_specs(stop.setup.kernels)
+    (spec,) = tour.kernel_specs(stop.setup)
     np.testing.assert_array_equal(spec.kernel, F.FIGURE5_KERNEL)
-    assert stop.setup.border == "valid" and stop.setup.page == "step"
+    assert stop.setup.settings()["border"] == "valid" and stop.setup.page == "step"
+    image, _ = tour.tour_image("figure5", **DIRS)
+    settings = F.FilterSettings((spec,), **stop.setup.settings())
+    np.testing.assert_array_equal(
+        F.run_filter(tour.as_rgb(image), settings).maps[0][..., 0],
+        [[4, 3, 4], [2, 4, 3], [2, 3, 4]],
+    )
 
 
 def test_train_stops_name_known_views_and_architectures():
@@ -116,5 +122,5 @@ def test_train_stops_name_known_views_and_architectures():
 def test_bad_sources_and_kernels_say_so():
     with pytest.raises(EngineError, match="tour image"):
         tour.tour_image("drawing:1", **DIRS)
-    with pytest.raises(EngineError, match="not a preset"):
-        tour.kernel_specs(("No such kernel",))
+    with pytest.raises(EngineError, match="use preset names"):
+        tour.kernel_specs(tour.FiltersSetup("sample:camera.png", ("No such kernel",)))
