@@ -226,6 +226,27 @@ def load(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> Ne
     return net.to(device).eval()
 
 
+def plain_batchnorm(module: nn.Module) -> nn.Module:
+    """``module`` with each SyncBatchNorm (multi-GPU training) replaced by a BatchNorm2d holding
+    its parameters and running statistics: ``state_dict()`` keys and values are unchanged, and
+    the network runs again on one process or the CPU. Returns the module (changed in place
+    unless ``module`` is itself a SyncBatchNorm)."""
+    if isinstance(module, nn.SyncBatchNorm):
+        plain = nn.BatchNorm2d(
+            module.num_features, module.eps, module.momentum, module.affine,
+            module.track_running_stats,
+        )  # fmt: skip
+        state = module.state_dict()
+        first = next(iter(state.values()), None)
+        if first is not None:
+            plain.to(first.device)
+        plain.load_state_dict(state)
+        return plain.train(module.training)
+    for name, child in list(module.named_children()):
+        module.add_module(name, plain_batchnorm(child))
+    return module
+
+
 def save(net: nn.Module, path: str | os.PathLike[str], meta: dict[str, Any] | None = None):
     """Write ``net`` as a ConvScope model file (atomically, with ConvScope's own writer)."""
     net = getattr(net, "module", net)  # DistributedDataParallel wraps the network
@@ -367,6 +388,33 @@ def _start_processes(device_name: str) -> tuple[int, int, int, torch.device]:
     return world, (dist.get_rank() if world > 1 else 0), local_rank, device
 
 
+def _batchnorm_across(net: Network, device: torch.device, world: int, say) -> Network:
+    """BatchNorm under several processes: on GPUs SyncBatchNorm, so that the statistics cover
+    the global batch; on CPUs (gloo, where SyncBatchNorm does not run) plain BatchNorm, each
+    process normalising with its own share, which one line says."""
+    if world < 2 or not any(isinstance(m, nn.BatchNorm2d) for m in net.modules()):
+        return net
+    if device.type == "cuda":
+        say(f"BatchNorm: statistics over the global batch of {world} processes (SyncBatchNorm)")
+        return nn.SyncBatchNorm.convert_sync_batchnorm(net)
+    say(
+        "BatchNorm: each CPU process normalises with the statistics of its own share of the "
+        "batch (SyncBatchNorm needs GPUs); the running averages kept are rank 0's"
+    )
+    return net
+
+
+def _summed(t: torch.Tensor, device: torch.device, world: int) -> torch.Tensor:
+    """``t`` summed over the processes (NCCL reduces tensors on the GPU only)."""
+    if world < 2:
+        return t
+    import torch.distributed as dist
+
+    on_device = t.to(device)
+    dist.all_reduce(on_device)
+    return on_device.cpu()
+
+
 def _epoch(model: nn.Module, loader, opt, device: torch.device) -> torch.Tensor:
     """One pass over ``loader``: ``[sum of losses, correct, samples]`` of this process."""
     model.train()
@@ -384,28 +432,44 @@ def _epoch(model: nn.Module, loader, opt, device: torch.device) -> torch.Tensor:
 
 
 def train(args: argparse.Namespace) -> int:
-    """``train``: continue training on FOLDER; rank 0 writes the ConvScope model file."""
+    """``train``: continue training on FOLDER; rank 0 writes the ConvScope model file. Under
+    ``torchrun`` every process leaves its group, also after an error (a peer still waiting in
+    a collective then fails at once instead of waiting for the 30-minute timeout)."""
     import torch.distributed as dist
-    from torch.nn.parallel import DistributedDataParallel
-    from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
     if args.threads:
         torch.set_num_threads(args.threads)
     world, rank, local_rank, device = _start_processes(args.device)
+    try:
+        return _train(args, world, rank, local_rank, device)
+    finally:
+        if world > 1 and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _train(args: argparse.Namespace, world: int, rank: int, local_rank: int, device) -> int:
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+    from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
+
     say = print if rank == 0 else (lambda *a, **k: None)
     torch.manual_seed(args.seed)
     net = _starting_network(args, device)
     xtr, ytr, xte, yte = _dataset(args.data, args.seed)
     say(f"{len(xtr)} training and {len(xte)} test images, classes {CLASSES}, {world} process(es)")
+    net = _batchnorm_across(net, device, world, say)
     model: nn.Module = net
     data = TensorDataset(xtr, ytr)
     sampler: DistributedSampler | None = None
+    ids = [local_rank] if device.type == "cuda" else None
     if world > 1:
-        ids = [local_rank] if device.type == "cuda" else None
         model = DistributedDataParallel(net, device_ids=ids)
         sampler = DistributedSampler(data, world, rank, shuffle=True, seed=args.seed)
     gen = torch.Generator().manual_seed(args.seed)
-    loader = DataLoader(data, args.batch_size, shuffle=world == 1, sampler=sampler, generator=gen)
+    loader = DataLoader(
+        data, args.batch_size, shuffle=world == 1, sampler=sampler, generator=gen,
+        pin_memory=device.type == "cuda",
+    )  # fmt: skip
     opt = torch.optim.SGD(
         net.parameters(), lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay
     )
@@ -414,11 +478,9 @@ def train(args: argparse.Namespace) -> int:
         if sampler is not None:
             sampler.set_epoch(epoch)
         start = time.perf_counter()
-        stats = _epoch(model, loader, opt, device)
+        stats = _summed(_epoch(model, loader, opt, device), device, world)
         test = torch.tensor(_accuracy(net, xte, yte, device, rank, world), dtype=torch.float64)
-        if world > 1:
-            dist.all_reduce(stats)
-            dist.all_reduce(test)
+        test = _summed(test, device, world)
         loss, accuracy = (stats[:2] / max(stats[2].item(), 1)).tolist()
         if not math.isfinite(loss):
             say(f"epoch {epoch}: the loss is not finite; stopping (try a smaller --lr)")
@@ -435,11 +497,11 @@ def train(args: argparse.Namespace) -> int:
         )
         test_text = "" if test_accuracy is None else f", test {test_accuracy:.2%}"
         say(f"epoch {epoch}: loss {loss:.4f}, train {accuracy:.2%}{test_text}")
+    plain_batchnorm(net)  # in place: the file holds plain BatchNorm (the same keys)
     if rank == 0:
         say(f"saved {save(net, args.out, _trained_meta(args, epochs, world, device))}")
     if world > 1:
-        dist.barrier()
-        dist.destroy_process_group()
+        dist.barrier(device_ids=ids)  # the file is written before any process leaves
     return 0 if epochs or args.epochs == 0 else 1
 
 

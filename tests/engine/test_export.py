@@ -216,9 +216,10 @@ def test_predict_script_runs_without_engine(capsys, tmp_path):
     assert result.stdout.startswith(f"{image}: 7 (")
 
 
-def test_torchrun_two_cpu_processes_write_one_model(capsys, tmp_path, photo_model_file):
-    script = tmp_path / "photo.py"
-    assert main(["export", str(photo_model_file), "--pytorch", str(script)]) == 0
+def test_torchrun_two_cpu_processes_write_one_model(capsys, tmp_path, graph_model_file):
+    """DDP on the CPU (gloo) with BatchNorm: one line says statistics are per process."""
+    script = tmp_path / "graph.py"
+    assert main(["export", str(graph_model_file), "--pytorch", str(script)]) == 0
     data = _class_folder(tmp_path / "data", PHOTO_CLASSES, per_class=4)
     out = tmp_path / "ddp.npz"
     env = dict(os.environ, CUDA_VISIBLE_DEVICES="", OMP_NUM_THREADS="1")
@@ -227,11 +228,13 @@ def test_torchrun_two_cpu_processes_write_one_model(capsys, tmp_path, photo_mode
     cmd += ["--out", str(out), "--device", "cpu"]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
     assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("each CPU process normalises with the statistics of its own") == 1
     back = load_model(out)
     assert back.classes == PHOTO_CLASSES
+    assert set(back.state_dict()) == set(load_model(graph_model_file).state_dict())
     record = back.meta["pytorch_training"]
     assert record["processes"] == 2 and len(record["epochs"]) == 1
-    assert record["started_from"] == str(photo_model_file.resolve())
+    assert record["started_from"] == str(graph_model_file.resolve())
 
 
 # -- graph models: BatchNorm, residual add, concat, padded pools, global average pooling --------
@@ -341,3 +344,43 @@ def test_family_member_softmax_equals_convscope(capsys, tmp_path, name):
     with torch.no_grad():
         ours = net(x).softmax(1).numpy()
     np.testing.assert_allclose(ours, back.predict_proba(x.numpy()), atol=1e-4)
+
+
+def test_sync_batchnorm_on_gpus_and_plain_batchnorm_in_the_file(capsys, tmp_path, graph_model_file):
+    """Under torchrun on GPUs BatchNorm becomes SyncBatchNorm (the global batch's statistics);
+    the model file is written from plain BatchNorm with the same keys and values; on CPUs one
+    line says each process uses its own statistics. (The conversion needs no GPU.)"""
+    mod = _export(graph_model_file, tmp_path / "graph.py", capsys)
+    net = mod.load(graph_model_file)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    plain = [n for n, m in net.named_modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    said: list[str] = []
+    assert mod._batchnorm_across(net, torch.device("cuda", 0), 1, said.append) is net
+    assert mod._batchnorm_across(net, torch.device("cpu"), 2, said.append) is net and not said[1:]
+    assert len(said) == 1 and "own share of the batch" in said[0]
+    synced = mod._batchnorm_across(net, torch.device("cuda", 0), 2, said.append)
+    assert "global batch of 2 processes (SyncBatchNorm)" in said[1]
+    syncs = [n for n, m in synced.named_modules() if isinstance(m, torch.nn.SyncBatchNorm)]
+    assert syncs == plain and len(plain) >= 2
+    written = tmp_path / "written.npz"
+    mod.save(synced, written)
+    with np.load(graph_model_file) as a, np.load(written) as b:
+        assert sorted(a.files) == sorted(b.files)
+        for key in a.files:
+            if key != "meta":
+                assert a[key].dtype == b[key].dtype
+                np.testing.assert_array_equal(a[key], b[key])
+    back = mod.plain_batchnorm(synced)
+    assert back is synced and not any(isinstance(m, torch.nn.SyncBatchNorm) for m in back.modules())
+    assert [n for n, m in back.named_modules() if type(m) is torch.nn.BatchNorm2d] == plain
+    after = back.state_dict()
+    assert list(after) == list(before)
+    for key, value in before.items():
+        assert torch.equal(after[key], value)
+    x = torch.cat([mod.preprocess(Image.open(p)) for p in sample_images()[:2]])
+    with torch.no_grad():
+        probs = back.eval()(x).softmax(1).numpy()
+    expected = load_model(graph_model_file).predict_proba(x.numpy())
+    np.testing.assert_allclose(probs, expected, atol=1e-5)
+    one = mod.plain_batchnorm(torch.nn.SyncBatchNorm(4, momentum=0.3).eval())
+    assert type(one) is torch.nn.BatchNorm2d and one.momentum == 0.3 and not one.training
