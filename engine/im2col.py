@@ -20,6 +20,8 @@ Output size of a convolution or pooling window along one axis::
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
@@ -431,3 +433,107 @@ def wide_matmul(
         np.copyto(dst, src)
         np.matmul(wmat, cols[:, cs], out=out[:, cs])
     return out
+
+
+# -- stride-1 convolutions without patches: "direct" ------------------------------------------
+#
+# With the output laid out over the WHOLE padded grid, (F, N*Hp*Wp) (the rows y >= H' and the
+# columns x >= W' are junk and are dropped afterwards), kernel offset (i, j) reads, for every
+# channel c, one contiguous run of the padded CNHW buffer starting i*Wp + j elements in. So the
+# inputs of one offset are a plain strided matrix (C, N*Hp*Wp) over that buffer, and
+#
+#     out = sum over (i, j) of weight[:, :, i, j] @ X_ij        dweight[:, :, i, j] = dout @ X_ij.T
+#
+# with no patch matrix at all: no C*KH*KW-row copy to build and, above all, none to keep for
+# backward. The products run block by block of columns so each block's sum stays in cache.
+# The buffer carries (KH-1)*Wp + KW-1 elements of zero slack (the last channel's run of the
+# farthest offset reads that far past it; only junk outputs see them).
+
+DIRECT_BLOCK = 4096  # output columns per block of the direct products
+
+
+def direct_slack(kh: int, kw: int, wp: int) -> int:
+    """Zero elements the direct products read past a ``(C, N, Hp, Wp)`` buffer."""
+    return (kh - 1) * wp + kw - 1
+
+
+def _offset_matrix(flat: np.ndarray, c: int, m: int, offset: int, cols: int) -> np.ndarray:
+    """Columns ``offset .. offset+cols-1`` of every channel's run in ``flat``: ``(C, cols)``."""
+    it = flat.itemsize
+    return view(flat, (c, cols), (m * it, it), offset * it)
+
+
+def direct_conv(
+    flat: np.ndarray,
+    shape: tuple[int, int, int, int],
+    taps: np.ndarray,
+    bias: np.ndarray | None,
+) -> np.ndarray:
+    """``sum_(i,j) taps[i, j] @ X_ij (+ bias)``: a stride-1 convolution of the padded CNHW
+    buffer ``flat`` (``shape`` ``(C, N, Hp, Wp)`` plus :func:`direct_slack` zeros) with
+    ``taps (KH, KW, F, C)``. Returns ``(F, N*Hp*Wp)``: CNHW memory over the padded grid."""
+    c, n, hp, wp = shape
+    kh, kw, f, _ = taps.shape
+    m = n * hp * wp
+    out = np.empty((f, m), dtype=flat.dtype)
+    tmp = np.empty((f, min(m, DIRECT_BLOCK)), dtype=flat.dtype)
+    for a in range(0, m, DIRECT_BLOCK):
+        cols = min(DIRECT_BLOCK, m - a)
+        o, t = out[:, a : a + cols], tmp[:, :cols]
+        for i in range(kh):
+            for j in range(kw):
+                x = _offset_matrix(flat, c, m, a + i * wp + j, cols)
+                if i == 0 and j == 0:
+                    np.matmul(taps[0, 0], x, out=o)
+                else:
+                    np.matmul(taps[i, j], x, out=t)
+                    o += t
+        if bias is not None:
+            o += bias[:, None]
+    return out
+
+
+def direct_weight_grad(
+    flat: np.ndarray, shape: tuple[int, int, int, int], d2: np.ndarray, kh: int, kw: int
+) -> np.ndarray:
+    """Adjoint of :func:`direct_conv` for the weights: ``(KH, KW, C, F)``, entry ``[i, j]`` is
+    ``X_ij @ d2.T`` with ``d2 (F, N*Hp*Wp)`` zero at the junk outputs. Block by block of
+    columns, the offsets' inputs are stacked into a small patch block that stays in cache, so
+    each block is ONE product with ``KH*KW*C`` rows (as fast as a full im2col's, without
+    keeping one)."""
+    c, n, hp, wp = shape
+    f = d2.shape[0]
+    m = n * hp * wp
+    rows = kh * kw * c
+    block = max(256, (PATCH_BLOCK_BYTES // (rows * flat.itemsize)) // 256 * 256)
+    patches = np.empty((kh, kw, c, min(block, m)), dtype=flat.dtype)
+    dw = np.zeros((rows, f), dtype=d2.dtype)
+    tmp = np.empty_like(dw)
+    for a in range(0, m, block):
+        cols = min(block, m - a)
+        p = patches[..., :cols]
+        for i in range(kh):
+            for j in range(kw):
+                np.copyto(p[i, j], _offset_matrix(flat, c, m, a + i * wp + j, cols))
+        np.matmul(p.reshape(rows, cols), d2[:, a : a + cols].T, out=tmp)
+        dw += tmp
+    return dw.reshape(kh, kw, c, f)
+
+
+PATCH_BLOCK_BYTES = 2 * 1024 * 1024  # one block of patches in direct_weight_grad
+
+
+_WORKSPACE = threading.local()
+
+
+def workspace(size: int, dtype: np.dtype) -> np.ndarray:
+    """A scratch array of ``size`` elements, one per thread and dtype, shared by every layer
+    (contents undefined; valid until the next call from the same thread): the transient
+    patches of an input gradient need no buffer per layer."""
+    bufs = _WORKSPACE.__dict__.setdefault("bufs", {})
+    key = np.dtype(dtype)
+    buf = bufs.get(key)
+    if buf is None or buf.size < size:
+        buf = np.empty(size, dtype=key)
+        bufs[key] = buf
+    return buf[:size]

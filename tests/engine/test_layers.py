@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from engine import im2col
 from engine import reference as ref
 from engine.errors import ShapeError
 from engine.layers import (
@@ -47,6 +48,41 @@ def test_conv_matches_reference_on_random_shapes(rng):
         np.testing.assert_allclose(dx, rdx, rtol=1e-4, atol=1e-4, err_msg=str(case))
         np.testing.assert_allclose(layer.grads["weight"], rdw, rtol=1e-4, atol=1e-4)
         np.testing.assert_allclose(layer.grads["bias"], rdb, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("cin", "cout", "k", "pad", "bias", "dtype"),
+    [
+        (5, 3, 3, 1, True, np.float64),
+        (3, 3, 3, 2, False, np.float32),
+        (6, 2, 1, 0, True, np.float64),
+        (3, 3, 3, 1, True, np.float32),
+    ],
+)
+def test_direct_stride1_conv_matches_the_reference(
+    cin, cout, k, pad, bias, dtype, rng, monkeypatch
+):
+    """Stride 1 with F <= C runs without a patch matrix (engine.im2col.direct_conv over the
+    padded grid, the weight gradient in blocks of patches; small blocks here, so several):
+    forward, all three gradients, a second batch of another size through the reused buffers."""
+    monkeypatch.setattr(im2col, "DIRECT_BLOCK", 200)
+    monkeypatch.setattr(im2col, "PATCH_BLOCK_BYTES", 1024)
+    layer = Conv2D(cin, cout, k, 1, pad, bias=bias, rng=rng).astype(dtype)
+    w = layer.params["weight"]
+    b = layer.params["bias"] if bias else np.zeros(cout, dtype)
+    for n, h, wd in ((1, 18, 17), (2, 19, 18), (2, 19, 18)):
+        x = rng.standard_normal((n, cin, h, wd)).astype(dtype)
+        y = layer.forward(x, training=True)
+        assert layer._direct  # the path under test
+        assert y.dtype == dtype
+        np.testing.assert_allclose(y, ref.conv2d(x, w, b, 1, pad), rtol=1e-4, atol=1e-4)
+        dout = rng.standard_normal(y.shape).astype(dtype)
+        dx = layer.backward(dout)
+        rdx, rdw, rdb = ref.conv2d_backward(x, w, dout, 1, pad)
+        np.testing.assert_allclose(dx, rdx, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(layer.grads["weight"], rdw, rtol=1e-4, atol=1e-3)
+        if bias:
+            np.testing.assert_allclose(layer.grads["bias"], rdb, rtol=1e-4, atol=1e-3)
 
 
 @pytest.mark.parametrize(
