@@ -162,27 +162,39 @@ def maxpool_forward(
 ) -> tuple[np.ndarray, tuple]:
     """Max pooling of ``x (N,C,H,W)`` (padding reads ``-inf``) -> ``(y (N,C,H',W'), state)``.
 
-    A running maximum over the ``size*size`` window offsets, each one slice of a phase plane
-    (see :func:`_phase_planes`) of the whole batch in its memory order: ``size**2`` vectorised
-    steps, no loop over pixels, no branches. ``state`` holds the window offset ``i*size + j``
-    of the FIRST maximum (as PyTorch), so backward routes each gradient to exactly one input
-    even when a window holds ties (zeros after ReLU); ``training=False`` skips it.
+    Separable, on the phase planes of the whole batch in its memory order (see
+    :func:`_phase_planes`; every step reads unit-stride slices): a running maximum over the
+    ``size`` column offsets of each padded row, then over the ``size`` row offsets of those
+    maxima, no loop over pixels, no branches. ``state`` keeps, at each stage, which offset
+    held the FIRST maximum, which together is the first maximum of the window in row-major
+    order (as PyTorch), so backward routes each gradient to exactly one input even when a
+    window holds ties (zeros after ReLU); ``training=False`` skips them.
     """
     perm, xm = memory_order(x)
     planes, ho, wo = _phase_planes(xm, size, stride, pad, -np.inf)
-    views = [
-        planes[i % stride][j % stride][
-            :, :, i // stride : i // stride + ho, j // stride : j // stride + wo
-        ]
-        for i in range(size)
-        for j in range(size)
+    s = stride
+    rows = [
+        _running_max([line[j % s][..., j // s : j // s + wo] for j in range(size)], training)
+        for line in planes
     ]
-    y = views[0].copy()
+    views = [rows[i % s][0][:, :, i // s : i // s + ho] for i in range(size)]
+    y, argi = _running_max(views, training)
     if not training:
+        return y.transpose(perm), ()
+    argj = [a for _, a in rows]
+    shapes = [[p.shape for p in line] for line in planes]
+    return y.transpose(perm), (perm, xm.shape, size, stride, pad, argi, argj, shapes)
+
+
+def _running_max(views: list[np.ndarray], track: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Elementwise max of same-shaped ``views`` and (with ``track``) the index of the first
+    view holding it (int8; an empty array without ``track``)."""
+    y = views[0].copy()
+    if not track:
         for v in views[1:]:
             np.maximum(y, v, out=y)
-        return y.transpose(perm), ()
-    arg = np.zeros(y.shape, dtype=np.int8 if size * size < 128 else np.int16)
+        return y, np.empty(0, np.int8)
+    arg = np.zeros(y.shape, dtype=np.int8)
     step = np.empty_like(arg)
     m = np.empty(y.shape, dtype=bool)
     for k, v in enumerate(views[1:], start=1):
@@ -191,36 +203,42 @@ def maxpool_forward(
         np.subtract(k, arg, out=step)  # arg += m * (k - arg): branch-free
         step *= m
         arg += step
-    shapes = [[p.shape for p in line] for line in planes]
-    return y.transpose(perm), (perm, xm.shape, size, stride, pad, arg, shapes)
+    return y, arg
 
 
 def maxpool_backward(dout: np.ndarray, state: tuple) -> np.ndarray:
     """Adjoint of :func:`maxpool_forward`: route ``dout (N,C,H',W')`` to the first maximum of
     each window (summed where windows overlap) -> ``dx (N,C,H,W)``."""
-    perm, shape, size, stride, pad, arg, shapes = state
+    perm, shape, size, s, pad, argi, argj, shapes = state
     h, w = shape[2], shape[3]
-    ho, wo = arg.shape[2], arg.shape[3]
-    dy = dout.transpose(perm)
-    dplanes = [[np.zeros(s, dtype=dout.dtype) for s in line] for line in shapes]
-    m = np.empty(arg.shape, dtype=bool)
-    tmp = np.empty(arg.shape, dtype=dout.dtype)
-    for i in range(size):
-        for j in range(size):
-            np.equal(arg, i * size + j, out=m)
-            np.multiply(dy, m, out=tmp)
-            di, dj = i // stride, j // stride
-            dplanes[i % stride][j % stride][:, :, di : di + ho, dj : dj + wo] += tmp
-    if stride == 1 and not pad:
+    ho, wo = argi.shape[2], argi.shape[3]
+    drows = [np.zeros(a.shape, dtype=dout.dtype) for a in argj]
+    _route(
+        dout.transpose(perm), argi, [drows[i % s][:, :, i // s : i // s + ho] for i in range(size)]
+    )
+    dplanes = [[np.zeros(p, dtype=dout.dtype) for p in line] for line in shapes]
+    for dr, aj, dline in zip(drows, argj, dplanes, strict=True):
+        _route(dr, aj, [dline[j % s][..., j // s : j // s + wo] for j in range(size)])
+    if s == 1 and not pad:
         return dplanes[0][0].transpose(perm)
     dx = np.zeros(shape, dtype=dout.dtype)
-    phases = range(min(stride, size))
-    rows = [_phase_range(a, size, stride, pad, ho, h) for a in phases]
-    cols = [_phase_range(b, size, stride, pad, wo, w) for b in phases]
-    for (_, rdst, rsrc), line in zip(rows, dplanes, strict=True):
-        for (_, cdst, csrc), dp in zip(cols, line, strict=True):
+    phases = range(min(s, size))
+    prows = [_phase_range(a, size, s, pad, ho, h) for a in phases]
+    pcols = [_phase_range(b, size, s, pad, wo, w) for b in phases]
+    for (_, rdst, rsrc), line in zip(prows, dplanes, strict=True):
+        for (_, cdst, csrc), dp in zip(pcols, line, strict=True):
             dx[:, :, rsrc, csrc] = dp[:, :, rdst, cdst]
     return dx.transpose(perm)
+
+
+def _route(g: np.ndarray, arg: np.ndarray, targets: list[np.ndarray]) -> None:
+    """Adjoint of :func:`_running_max`: add ``g`` where ``arg == k`` into ``targets[k]``."""
+    m = np.empty(arg.shape, dtype=bool)
+    tmp = np.empty(arg.shape, dtype=g.dtype)
+    for k, t in enumerate(targets):
+        np.equal(arg, k, out=m)
+        np.multiply(g, m, out=tmp)
+        t += tmp
 
 
 def avgpool_forward(x: np.ndarray, size: int, stride: int) -> np.ndarray:
