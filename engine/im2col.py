@@ -16,6 +16,10 @@ window offset. Loops in this module run over kernel offsets or blocks of samples
 Output size of a convolution or pooling window along one axis::
 
     H' = 1 + (H + 2*pad - KH) // stride
+
+Size: the kernels of every convolution path (im2col, wide rows, direct products) and of the
+pooling layers share the strided-view helpers and the layout conventions above; split, each
+part would repeat them.
 """
 
 from __future__ import annotations
