@@ -54,6 +54,7 @@ from engine.idx import (
     read_idx,
 )
 from engine.imagefolder import fit_image, iter_image_folder
+from engine.imageops import to_gray_batch
 from engine.progress import Progress, run_through
 
 __all__ = [
@@ -295,18 +296,10 @@ def _with_channels(ds: Dataset, channels: int | None) -> Dataset:
         ds.train_images = np.repeat(ds.train_images[:, None], 3, axis=1)
         ds.test_images = np.repeat(ds.test_images[:, None], 3, axis=1)
     elif channels == 1 and ds.train_images.ndim == 4:
-        ds.train_images, ds.test_images = (_luma(x) for x in (ds.train_images, ds.test_images))
+        ds.train_images, ds.test_images = (
+            to_gray_batch(x) for x in (ds.train_images, ds.test_images)
+        )
     return ds
-
-
-def _luma(x: np.ndarray) -> np.ndarray:
-    """ITU-R 601 luma of (N, 3, H, W) uint8, as Pillow's ``convert("L")`` computes it."""
-    out = np.empty((x.shape[0], *x.shape[2:]), np.uint8)
-    for start in range(0, len(x), 4096):  # bounded float memory
-        part = x[start : start + 4096].astype(np.float32)
-        y = part[:, 0] * 0.299 + part[:, 1] * 0.587 + part[:, 2] * 0.114
-        out[start : start + 4096] = np.clip(np.rint(y), 0, 255)
-    return out
 
 
 def load_dataset(
