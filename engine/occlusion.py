@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from engine.colormap import ramp
 from engine.errors import ShapeError
 from engine.inference import classify_inputs
 
@@ -117,3 +118,13 @@ def _fill(model, image: np.ndarray, fill: int | None) -> np.ndarray:
     spec = model.input_spec
     mean = np.broadcast_to(np.asarray(spec.mean, dtype=np.float64), (channels,))
     return np.clip(np.rint(mean / float(spec.scale)), 0, 255).astype(np.uint8)
+
+
+def overlay(image: np.ndarray, heat: np.ndarray) -> np.ndarray:
+    """uint8 (H, W, 3): the gray input ``image`` (H, W), dimmed, under the heat map ``heat``
+    (:attr:`OcclusionMap.heat`): orange where covering the pixel lowers the predicted class's
+    probability (evidence for it), blue where it raises it."""
+    vmax = max(float(np.abs(heat).max()), 0.05)  # tiny drops stay dark, not amplified noise
+    colour = ramp(heat.astype(np.float64), vmax, diverging=True).astype(np.float64)
+    gray = image.astype(np.float64)[..., None] * 0.35
+    return np.clip(colour + gray, 0, 255).astype(np.uint8)

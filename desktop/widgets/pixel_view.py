@@ -1,5 +1,5 @@
-"""One small image (the 28x28 the network sees, the occlusion map) enlarged with crisp pixels
-(:class:`PixelView`), and the occlusion map's picture (:func:`occlusion_rgb`)."""
+"""One small image (the 28x28 the network sees, the occlusion map) enlarged with crisp pixels:
+:class:`PixelView`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from PySide6.QtGui import QColor, QImage, QPainter, QPaintEvent, QPen
 from PySide6.QtWidgets import QWidget
 
 from desktop.qt_image import array_to_qimage
-from engine.colormap import ramp
 
 
 class PixelView(QWidget):
@@ -58,15 +57,3 @@ class PixelView(QWidget):
                 self.caption, Qt.TextElideMode.ElideRight, self.width()
             ),
         )
-
-
-def occlusion_rgb(image: np.ndarray, heat: np.ndarray) -> np.ndarray:
-    """uint8 (H, W, 3): the digit (dimmed gray) under the occlusion heat map.
-
-    Orange where covering the pixel lowers the predicted class's probability (evidence for it),
-    blue where it raises it; ``heat`` is :attr:`engine.occlusion.OcclusionMap.heat`.
-    """
-    vmax = max(float(np.abs(heat).max()), 0.05)  # tiny drops stay dark, not amplified noise
-    colour = ramp(heat.astype(np.float64), vmax, diverging=True).astype(np.float64)
-    gray = image.astype(np.float64)[..., None] * 0.35
-    return np.clip(colour + gray, 0, 255).astype(np.uint8)

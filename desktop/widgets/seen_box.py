@@ -7,10 +7,10 @@ import numpy as np
 from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import QGridLayout, QGroupBox, QLabel, QSizePolicy, QWidget
 
-from desktop.widgets.pixel_view import PixelView, occlusion_rgb
+from desktop.widgets.pixel_view import PixelView
 from desktop.workers import OneAtATime
 from engine.inference import ClassifiedImage
-from engine.occlusion import occlusion_map
+from engine.occlusion import occlusion_map, overlay
 
 
 class SeenBox(QGroupBox):
@@ -77,7 +77,7 @@ class SeenBox(QGroupBox):
         result = self._result
         if result is None or not np.array_equal(result.prepared.network, image):
             return  # stale: the image changed meanwhile (a newer map is on its way)
-        self.occlusion_view.set_array(occlusion_rgb(result.prepared.gray(), occlusion.heat))
+        self.occlusion_view.set_array(overlay(result.prepared.gray(), occlusion.heat))
         covering = "a black" if image.ndim == 2 else "a mean-colour"
         self.occlusion_label.setText(
             "Occlusion: covering the orange parts lowers the probability of "

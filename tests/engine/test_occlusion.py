@@ -94,3 +94,16 @@ def test_bad_patch_or_stride_is_refused(rng, patch, stride):
 def test_a_float_image_is_refused(rng):
     with pytest.raises(ShapeError, match="uint8"):
         occlusion_map(lenet5(rng), np.zeros((28, 28), np.float32))
+
+
+def test_the_overlay_is_orange_for_evidence_and_blue_against_on_the_dimmed_input():
+    from engine.occlusion import overlay
+
+    heat = np.array([[0.5, -0.5, 0.0]], dtype=np.float32)
+    image = np.array([[0, 0, 200]], dtype=np.uint8)
+    rgb = overlay(image, heat)
+    assert rgb.shape == (1, 3, 3) and rgb.dtype == np.uint8
+    assert rgb[0, 0, 0] > rgb[0, 0, 2]  # covering it lowers the class: orange
+    assert rgb[0, 1, 2] > rgb[0, 1, 0]  # covering it raises the class: blue
+    # no change: the input's gray, dimmed (200 * 0.35) over the ramp's near-black middle
+    assert np.all(np.abs(rgb[0, 2].astype(int) - 70) <= 15)
