@@ -25,6 +25,7 @@ from typing import Any
 
 from engine.errors import ShapeError
 from engine.graphspec import SpecBuilder, spec_stats
+from engine.modelsize import LENETS  # built by engine.model itself (shipped files)
 
 SpecFn = Callable[[tuple[int, int, int], int], dict[str, Any]]
 
@@ -322,9 +323,6 @@ def build_spec(
             f"{name} takes {h}x{w} input, not {shape[1]}x{shape[2]}; images are resized to it"
         )
     return arch.build(shape, int(num_classes))  # type: ignore[arg-type]
-
-
-LENETS = ("lenet5", "lenet-article")  # built by engine.model's own builders (shipped files)
 
 
 def builder(name: str) -> Callable[..., Any] | None:

@@ -30,7 +30,7 @@ from engine.layers import (
     Tanh,
     layer_from_config,
 )
-from engine.modelsize import check_architecture
+from engine.modelsize import BUILDERS, check_architecture
 
 __all__ = [
     "BUILDERS",
@@ -191,9 +191,6 @@ def custom(
         "num_classes": int(num_classes),
     }
     return Sequential(layers, InputSpec(shape), architecture=arch)  # type: ignore[arg-type]
-
-
-BUILDERS = ("lenet5", "lenet-article", "custom", "sequential", "graph")
 
 
 def build_model(

@@ -41,7 +41,10 @@ MAX_INPUT_CHANNELS = 64
 #: Any single count in an architecture (filters, features, kernel size, stride, padding).
 MAX_DIMENSION = 1 << 24
 
-FIXED = ("lenet5", "lenet-article", "custom", "sequential", "graph")
+#: THE architecture names :mod:`engine.model` builds itself (the family registry adds its own);
+#: the two LeNets first (the shipped model files hold them in their long form).
+LENETS = ("lenet5", "lenet-article")
+BUILDERS = (*LENETS, "custom", "sequential", "graph")
 
 
 class TooLargeError(ShapeError):
@@ -65,11 +68,11 @@ def family_names() -> tuple[str, ...]:
         from engine import architectures  # type: ignore[attr-defined]
     except ImportError:
         return ()
-    return tuple(n for n in architectures.names() if n not in FIXED)
+    return tuple(n for n in architectures.names() if n not in BUILDERS)
 
 
 def known_names() -> tuple[str, ...]:
-    return FIXED + family_names()
+    return BUILDERS + family_names()
 
 
 def check_architecture(arch: object, num_classes: int | None = None) -> ArchitectureSize:
@@ -101,7 +104,7 @@ def architecture_size(arch: object, num_classes: int | None = None) -> Architect
         )
     if num_classes is None and "num_classes" in arch:
         num_classes = _int(arch, "num_classes", "architecture", lo=1)
-    if name in ("lenet5", "lenet-article"):
+    if name in LENETS:
         return _walk_chain(_lenet(arch, name, num_classes or 10))
     if name == "custom":
         return _walk_chain(_custom(arch, num_classes or 10))
