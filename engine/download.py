@@ -38,6 +38,7 @@ from pathlib import Path
 from engine.cifar import CIFAR10_CLASSES
 from engine.errors import DatasetError
 from engine.idx import FASHION_MNIST_CLASSES
+from engine.progress import Cancellable
 
 __all__ = [
     "REMOTE_DATASETS",
@@ -155,7 +156,7 @@ class DownloadProgress:
 
 
 class DownloadCancelled(DatasetError):
-    """The ``cancel`` callback asked to stop; nothing partial is left behind."""
+    """The ``control`` was cancelled; nothing partial is left behind."""
 
 
 class DiskError(DatasetError):
@@ -196,7 +197,7 @@ def download_dataset(
     base_url: str | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
     progress: Callable[[DownloadProgress], None] | None = None,
-    cancel: Callable[[], bool] | None = None,
+    control: Cancellable | None = None,
     checksums: Mapping[str, tuple[str, str]] | None = None,
     timeout: float = 30.0,
 ) -> Path:
@@ -208,8 +209,8 @@ def download_dataset(
             (a local mirror; the tests use a server on 127.0.0.1).
         cache_dir: the cache folder instead of the default.
         progress: called with a :class:`DownloadProgress` at most every 64 KiB read.
-        cancel: polled between chunks; when it returns True the download stops with
-            :class:`DownloadCancelled`.
+        control: checked between chunks (:mod:`engine.progress`'s protocol); when
+            ``control.cancelled`` turns true the download stops with :class:`DownloadCancelled`.
         checksums: ``{file name: (md5, sha256 or None)}`` replacing the pinned values (tests).
         timeout: seconds to wait for the server on each connect/read.
 
@@ -244,7 +245,7 @@ def download_dataset(
             url = urllib.parse.urljoin(url, rfile.name)
             try:
                 _fetch(
-                    url, target, md5, sha256, timeout, index, len(remote.files), progress, cancel
+                    url, target, md5, sha256, timeout, index, len(remote.files), progress, control
                 )
                 break
             except (DownloadCancelled, DiskError):
@@ -258,7 +259,7 @@ def download_dataset(
                 + ". Check the network connection and try again."
             )
         if remote.unpack is not None:
-            _unpack(target, folder, remote.unpack, cancel)
+            _unpack(target, folder, remote.unpack, control)
     return folder
 
 
@@ -326,7 +327,7 @@ def _fetch(
     index: int,
     count: int,
     progress: Callable[[DownloadProgress], None] | None,
-    cancel: Callable[[], bool] | None,
+    control: Cancellable | None,
 ) -> None:
     """Stream ``url`` into a temp file beside ``target``; rename it only if both digests match."""
     if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
@@ -347,7 +348,7 @@ def _fetch(
                     _check_space(target.parent, total)
                     done = 0
                     while True:
-                        if cancel is not None and cancel():
+                        if control is not None and control.cancelled:
                             raise DownloadCancelled(f"download of {target.name} cancelled")
                         chunk = response.read(_CHUNK)
                         if not chunk:
@@ -391,7 +392,7 @@ def _unpack(
     archive: Path,
     folder: Path,
     unpack: tuple[str, tuple[str, ...]],
-    cancel: Callable[[], bool] | None,
+    control: Cancellable | None,
 ) -> None:
     """Unpack the expected members of a verified ``.tar.gz`` into ``folder/inner``, atomically
     (a temporary folder renamed into place), then delete the archive."""
@@ -405,7 +406,7 @@ def _unpack(
         try:
             with tarfile.open(archive, "r:gz") as tar:
                 for member in tar:
-                    if cancel is not None and cancel():
+                    if control is not None and control.cancelled:
                         raise DownloadCancelled(f"unpacking {archive.name} cancelled")
                     parent, _, base = member.name.rpartition("/")
                     if parent != inner or base not in wanted or not member.isreg():

@@ -24,11 +24,11 @@ from typing import Any, Literal
 import numpy as np
 
 from engine.errors import EngineError, ShapeError
+from engine.progress import Progress, run_through
 
 __all__ = [
     "ClassifiedImage",
     "FileResult",
-    "FilesProgress",
     "Prepared",
     "ViewStep",
     "classify_files",
@@ -367,12 +367,6 @@ class FileResult:
     bbox: tuple[int, int, int, int] | None = None  # digits only
 
 
-@dataclass(frozen=True)
-class FilesProgress:
-    done: int  # files prepared so far
-    total: int
-
-
 def classify_files_steps(
     model: Any,
     paths: Sequence[str | os.PathLike[str]],
@@ -380,9 +374,9 @@ def classify_files_steps(
     kind: Preparation | None = None,
     auto_invert: bool = True,
     center: bool = True,
-) -> Iterator[FilesProgress | list[FileResult]]:
-    """Prepare each file (yielding :class:`FilesProgress` after each), then classify all of
-    them in one batch and yield the results, one per file, in the order given.
+) -> Iterator[Progress | list[FileResult]]:
+    """Prepare each file (yielding ``Progress("prepare", files done, files)`` after each),
+    then classify all of them in one batch and yield the results, one per file, in the order given.
 
     A file that cannot be read, or a digit image without ink, gets a result with its ``error``
     (the reason, without the file's name). Runs in a worker thread with its own model copy.
@@ -399,7 +393,7 @@ def classify_files_steps(
             results.append(None)
         except EngineError as exc:
             results.append(FileResult(str(path), error=without_name(str(exc), Path(path))))
-        yield FilesProgress(len(results), len(paths))
+        yield Progress("prepare", len(results), len(paths))
     if inputs:
         probs = classify_inputs(model, [p.network for p in inputs])
         classes = [str(c) for c in model.classes]
@@ -418,8 +412,7 @@ def classify_files_steps(
 
 def classify_files(model: Any, paths: Sequence[str | os.PathLike[str]], **options: Any):
     """:func:`classify_files_steps` run to the end: the list of :class:`FileResult`."""
-    *_progress, results = classify_files_steps(model, paths, **options)
-    return results
+    return run_through(classify_files_steps(model, paths, **options))
 
 
 def without_name(message: str, path: Path) -> str:

@@ -29,7 +29,8 @@ from PySide6.QtWidgets import (
 
 from desktop.workers import OneAtATime
 from engine.atomic import atomic_write
-from engine.inference import FileResult, FilesProgress, classify_files_steps
+from engine.inference import FileResult, classify_files_steps
+from engine.progress import Progress
 
 COLUMNS = ("File", "Prediction", "Confidence", "Problem")
 BatchRow = FileResult  # one row of the table
@@ -183,7 +184,7 @@ class BatchPage(QWidget):
         return self._jobs.busy()
 
     def _on_job_yielded(self, event) -> None:
-        if isinstance(event, FilesProgress):
+        if isinstance(event, Progress):
             self.status.setText(f"Preparing file {event.done} of {event.total}…")
             return
         self.table.set_rows(event, self._root)

@@ -197,16 +197,19 @@ def test_timeout(server, sums, tmp_path):
 
 
 def test_cancel_leaves_nothing_behind(server, sums, tmp_path):
-    calls = []
+    class Control:  # engine.progress's protocol: cancelled after two checks
+        checks = 0
 
-    def cancel() -> bool:
-        calls.append(1)
-        return len(calls) > 2  # stop during the first file's second chunk
+        @property
+        def cancelled(self) -> bool:
+            self.checks += 1
+            return self.checks > 2  # stop during the first file's second chunk
 
     with pytest.raises(DownloadCancelled):
         download_dataset(
-            "fashion-mnist", base_url=server.url, cache_dir=tmp_path, checksums=sums, cancel=cancel
-        )
+            "fashion-mnist", base_url=server.url, cache_dir=tmp_path, checksums=sums,
+            control=Control(),
+        )  # fmt: skip
     assert _leftovers(dataset_cache_dir("fashion-mnist", tmp_path)) == []
 
 

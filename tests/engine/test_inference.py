@@ -8,7 +8,6 @@ from PIL import Image, ImageDraw
 
 from engine.inference import (
     FileResult,
-    FilesProgress,
     classify_files,
     classify_files_steps,
     classify_image,
@@ -21,6 +20,7 @@ from engine.inference import (
 from engine.model import build_model, lenet5
 from engine.occlusion import occlusion_map
 from engine.photo import prepare_photo
+from engine.progress import Progress
 
 PHOTO_CLASSES = ["bird", "cat", "dog", "ship"]
 
@@ -89,7 +89,7 @@ def test_files_keep_their_order_and_failures_say_why(tmp_path, photo_model):
     text.write_text("not an image")
     steps = list(classify_files_steps(photo_model, [good, empty, tmp_path / "missing.png", text]))
     assert [s.done for s in steps[:-1]] == [1, 2, 3, 4]
-    assert all(isinstance(s, FilesProgress) for s in steps[:-1])
+    assert all(isinstance(s, Progress) and s.stage == "prepare" for s in steps[:-1])
     results = steps[-1]
     assert [r.file for r in results] == [
         str(good),
