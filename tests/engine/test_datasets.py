@@ -117,10 +117,10 @@ def _broken_files(tmp_path: Path) -> dict[str, tuple[Path, str]]:
 
 def test_read_idx_refuses_broken_and_foreign_files(tmp_path):
     for name, (path, reason) in _broken_files(tmp_path).items():
-        start = time.perf_counter()
+        start = time.process_time()  # CPU seconds: a loaded machine does not change them
         with pytest.raises(DatasetError) as info:
             read_idx(path)
-        assert time.perf_counter() - start < 0.5, name
+        assert time.process_time() - start < 0.5, name
         assert path.name in str(info.value), name
         assert reason in str(info.value), (name, str(info.value))
 
@@ -146,11 +146,9 @@ def test_bundled_mnist_is_complete_and_cached():
     assert np.bincount(ds.train_labels).tolist()[:2] == [5923, 6742]
     assert not ds.train_images.flags.writeable and not ds.train_labels.flags.writeable
     assert ds.input_shape == (1, 28, 28) and "60,000" in ds.summary()
-    start = time.perf_counter()
     again = load_dataset("MNIST", limit=1000)
-    assert time.perf_counter() - start < 0.1  # cached: no second decompression
     assert again.train_images.shape == (1000, 28, 28)
-    assert np.shares_memory(again.train_images, ds.train_images)
+    assert np.shares_memory(again.train_images, ds.train_images)  # cached: not decompressed again
     assert again.test_images.shape == (10000, 28, 28)  # limit touches training data only
 
 
@@ -396,10 +394,10 @@ def test_split_validation_plain_and_zero(rng):
 
 def test_split_validation_of_mnist_is_fast():
     ds = load_dataset("mnist")
-    start = time.perf_counter()
+    start = time.process_time()  # CPU seconds: a loaded machine does not change them
     tr_x, tr_y, _va_x, va_y = split_validation(
         ds.train_images, ds.train_labels, 1 / 12, np.random.default_rng(0)
     )
-    assert time.perf_counter() - start < 1.0
+    assert time.process_time() - start < 1.0
     assert abs(len(va_y) - 5000) <= 5 and len(tr_y) + len(va_y) == 60000
     assert tr_x.flags.writeable  # a copy, independent of the cached read-only arrays

@@ -43,14 +43,14 @@ def test_gzip_bomb_is_refused_before_inflating(tmp_path):
     # 2 MB of gzip declaring and holding 2 GB of zero pixels (2048 images of 1024x1024)
     bomb = tmp_path / IMAGES
     bomb.write_bytes(_gzip_stream(_header(0x08, (2048, 1024, 1024)), 0) + b"")
-    start, rss = time.perf_counter(), _max_rss_mb()
+    start, rss = time.process_time(), _max_rss_mb()
     with pytest.raises(DatasetError, match="too large"):
         read_idx(bomb)
     # an in-limit declared size that compresses absurdly well: a gzip bomb by ratio
     bomb.write_bytes(_gzip_stream(_header(0x08, (300, 512, 512)), 300 * 512 * 512))
     with pytest.raises(DatasetError, match="gzip bomb"):
         read_idx(bomb)
-    assert time.perf_counter() - start < 2 and _max_rss_mb() - rss < 50
+    assert time.process_time() - start < 2 and _max_rss_mb() - rss < 50
 
 
 def test_a_body_longer_than_its_header_is_not_inflated(tmp_path):
@@ -83,10 +83,10 @@ def test_int32_labels_with_millions_of_classes(tmp_path, rng, classes):
     labels = np.arange(30, dtype=np.int32)
     labels[-1] = classes - 1
     write_idx(tmp_path / "train-labels-idx1-ubyte.gz", labels)
-    start, rss = time.perf_counter(), _max_rss_mb()
+    start, rss = time.process_time(), _max_rss_mb()
     with pytest.raises(DatasetError, match="at most 1,000 classes"):
         load_dataset(tmp_path)
-    assert time.perf_counter() - start < 1 and _max_rss_mb() - rss < 50
+    assert time.process_time() - start < 1 and _max_rss_mb() - rss < 50
 
 
 def test_class_files_that_are_not_text(tmp_path, rng):
@@ -116,7 +116,7 @@ def test_headers_declaring_absurd_sizes_are_refused_at_once(tmp_path):
     for dims in ((2, 32768, 32768), (0xFFFFFFFF, 0xFFFFFFFF), (1 << 31, 28, 28)):
         path = tmp_path / "x-idx3-ubyte"
         path.write_bytes(_header(0x08, dims) + bytes(100))
-        start = time.perf_counter()
+        start = time.process_time()
         with pytest.raises(DatasetError, match="too large"):
             read_idx(path)
-        assert time.perf_counter() - start < 0.1
+        assert time.process_time() - start < 0.1

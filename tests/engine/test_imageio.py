@@ -49,10 +49,10 @@ HOSTILE_REASONS = {
 
 @pytest.mark.parametrize("name", sorted(HOSTILE_REASONS))
 def test_hostile_file_is_refused_fast_with_its_name(hostile, name):
-    start = time.perf_counter()
+    start = time.process_time()  # CPU seconds: a loaded machine does not change them
     with pytest.raises(ImageLoadError) as info:
         load_image(hostile[name])
-    assert time.perf_counter() - start < 1.0
+    assert time.process_time() - start < 1.0
     message = str(info.value)
     assert name in message
     assert HOSTILE_REASONS[name] in message
@@ -67,10 +67,10 @@ def test_hostile_bytes_are_refused_too(hostile, name):
 
 def test_bomb_check_happens_before_decoding(hostile):
     # the 60 MP bomb opens fine with a higher limit, proving the refusal came from our own check
-    start = time.perf_counter()
+    start = time.process_time()  # CPU seconds: decoding 60 MP would take far more
     with pytest.raises(ImageLoadError, match="10000x6000"):
         load_image(hostile["bomb_60mp.png"], max_pixels=50_000_000)
-    assert time.perf_counter() - start < 0.5
+    assert time.process_time() - start < 0.5
     with pytest.raises(ImageLoadError, match="limit of 1"):
         load_image(hostile["bomb_60mp.png"], max_pixels=1_000_000)
 
@@ -308,10 +308,8 @@ def test_special_files_and_unsupported_formats(tmp_path):
         pytest.skip("no FIFOs on this platform")
     fifo = tmp_path / "pipe.png"
     os.mkfifo(fifo)
-    start = time.perf_counter()
     with pytest.raises(ImageLoadError, match="not a regular file"):
-        load_image(fifo)  # opening a FIFO would block forever
-    assert time.perf_counter() - start < 1.0
+        load_image(fifo)  # opening a FIFO would block forever: the test would hang
     heic = tmp_path / "IMG_0001.HEIC"
     heic.write_bytes(b"\x00\x00\x00\x18ftypheic" + b"\x00" * 64)
     with pytest.raises(ImageLoadError, match="export the photo as JPEG"):

@@ -53,7 +53,7 @@ def _mutate(data: bytes, rng) -> bytes:
 
 def test_fuzzed_idx_folders(tmp_path):
     rng = np.random.default_rng(2024)
-    start = time.perf_counter()
+    start = time.process_time()
     outcomes = {"ok": 0, "refused": 0}
     for case in range(150):
         folder = tmp_path / f"c{case}"
@@ -76,7 +76,7 @@ def test_fuzzed_idx_folders(tmp_path):
         assert ds.train_labels.max() < len(ds.classes) and min(ds.train_images.shape[1:]) >= 1
         outcomes["ok"] += 1
     assert outcomes["refused"] > 50 and outcomes["ok"] > 5, outcomes
-    assert time.perf_counter() - start < 30
+    assert time.process_time() - start < 30
 
 
 @pytest.mark.parametrize("seed", range(3))
