@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from engine.blocks import BatchNorm2D, Dropout
 from engine.layers import Layer, MaxPool2D, ReLU, Sigmoid, Tanh
 
 INPUT = "input"  # the reserved name of the network's input
@@ -127,6 +128,24 @@ def forward(
         else:
             for i in free:
                 del vals[i]
+    return vals[plan.output]
+
+
+def forward_eval(
+    layers: Mapping[str, Layer], plan: Plan, x: np.ndarray, for_gradient: bool = False
+) -> np.ndarray:
+    """The plan's output in evaluation mode (on replicas, for views that look inside a model).
+    ``for_gradient``: the layers keep what their backward needs (their ``training`` flag), except
+    BatchNorm and Dropout, whose flag also changes what they compute (batch statistics, dropped
+    units); :func:`backward` can follow."""
+    vals: dict[str, np.ndarray] = {INPUT: x}
+    for s in plan.steps:
+        layer = layers[s.node]
+        keep = for_gradient and not isinstance(layer, (BatchNorm2D, Dropout))
+        if layer.n_inputs == 1:
+            vals[s.output] = layer.forward(vals[s.inputs[0]], keep)
+        else:
+            vals[s.output] = layer.forward([vals[i] for i in s.inputs], keep)  # type: ignore[arg-type]
     return vals[plan.output]
 
 

@@ -28,7 +28,6 @@ from typing import Any
 import numpy as np
 
 from engine import executor
-from engine.blocks import BatchNorm2D, Dropout
 from engine.errors import ShapeError
 from engine.feature_cache import FeatureCache, images_key
 from engine.graph_layout import Field, describe_model
@@ -64,15 +63,7 @@ class _Probe:
         """The node's output in evaluation mode. ``for_gradient``: the layers keep what their
         backward needs (their ``training`` flag), except BatchNorm and Dropout, whose flag also
         changes what they compute (batch statistics, dropped units)."""
-        vals: dict[str, np.ndarray] = {INPUT: x}
-        for s in self.plan.steps:
-            layer = self.layers[s.node]
-            keep = for_gradient and not isinstance(layer, (BatchNorm2D, Dropout))
-            if layer.n_inputs == 1:
-                vals[s.output] = layer.forward(vals[s.inputs[0]], keep)
-            else:
-                vals[s.output] = layer.forward([vals[i] for i in s.inputs], keep)  # type: ignore[arg-type]
-        return vals[self.plan.output]
+        return executor.forward_eval(self.layers, self.plan, x, for_gradient)
 
     def input_gradient(self, d: np.ndarray) -> np.ndarray:
         g = executor.backward(self.layers, self.plan, d, True)

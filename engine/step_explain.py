@@ -31,7 +31,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from engine import executor
-from engine.blocks import BatchNorm2D, Dropout
 from engine.errors import EngineError
 from engine.layers import INIT_NOTE
 from engine.losses import (
@@ -274,15 +273,7 @@ class _Replica:
         self.plan = executor.make_plan(self.layers, model.inputs, model.output)
 
     def logits(self, x: np.ndarray, for_gradient: bool = False) -> np.ndarray:
-        vals: dict[str, np.ndarray] = {executor.INPUT: x}
-        for s in self.plan.steps:
-            layer = self.layers[s.node]
-            keep = for_gradient and not isinstance(layer, (BatchNorm2D, Dropout))
-            if layer.n_inputs == 1:
-                vals[s.output] = layer.forward(vals[s.inputs[0]], keep)
-            else:
-                vals[s.output] = layer.forward([vals[i] for i in s.inputs], keep)  # type: ignore[arg-type]
-        return vals[self.plan.output]
+        return executor.forward_eval(self.layers, self.plan, x, for_gradient)
 
     def gradients(self, dz: np.ndarray) -> dict[str, np.ndarray]:
         """Backpropagate ``dz`` after ``logits(x, for_gradient=True)``: copies by parameter name."""

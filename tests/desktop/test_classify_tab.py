@@ -297,7 +297,7 @@ def test_a_number_is_read_with_boxes(qtbot, tab, mnist, sure_digits, tmp_path):
     row = np.concatenate([np.pad(d, ((0, 0), (3, 3))) for d in digits], axis=1)
     path = tmp_path / "number.png"
     save_image(255 - np.kron(np.pad(row, 8), np.ones((3, 3), np.uint8)), path)
-    with qtbot.waitSignal(tab.number_read, timeout=3000):
+    with qtbot.waitSignal(tab.number_read, timeout=10000):
         assert tab.open_image_file(path)
     assert tab.reading.text == "2048"
     assert len(tab.preview.boxes()) == 4
