@@ -490,9 +490,9 @@ class FiltersTab(QWidget):
         rgb = self.settings_panel.values()["color"] == "rgb"
         self.pages.channel_box.setVisible(rgb)
         ex = None
+        channel = self.pages.channel_box.currentIndex()
         if rendered is not None and self._hover is not None:
             index = self.editor.current_index()
-            channel = self.pages.channel_box.currentIndex()
             ex = F.explain_pixel(rendered.result, index, *self._hover, channel)
         if ex is None:
             self.pages.show_inspection(None)
@@ -508,6 +508,9 @@ class FiltersTab(QWidget):
         self.pages.show_inspection(
             ins, where, (*ins.source_rc, f, f), relu_value=ex.relu_value, pool=ex.pool
         )
+        figure = rendered.relu  # Figure 8 follows the hovered pixel (its channel: the first)
+        if figure is not None and (rendered.result.source.ndim == 2 or channel == 0):
+            self.pages.relu_view.mark(*figure.pixel_of(row, col))
 
     def _refresh_animation_crop(self) -> None:
         if self._rendered is not None:

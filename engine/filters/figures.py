@@ -281,6 +281,14 @@ class ReluFigure:
         x = float(self.before[row, col])
         return x, max(x, 0.0)
 
+    def pixel_of(self, conv_row: int, conv_col: int) -> tuple[int, int]:
+        """The figure pixel that shows convolution output pixel ``(conv_row, conv_col)`` (the
+        nearest shown one when the figure shows every ``step``-th pixel)."""
+        h, w = self.before.shape
+        r = min(max(round(conv_row / self.step), 0), h - 1)
+        c = min(max(round(conv_col / self.step), 0), w - 1)
+        return r, c
+
 
 def relu_figure(
     source: np.ndarray,

@@ -244,6 +244,8 @@ def test_3x3_stride_2_pooling_window_on_hover_and_relu_in_the_inspector(window, 
     assert inspector.pool() is None
     value = float(conv.maps[0, r, c, 0])
     assert inspector.result_lines() == [f"sum = {short(value)}", "after ReLU: 0"]
+    # Figure 8 follows: the same value is marked on the ReLU curve
+    assert tab.pages.relu_view.curve.point() == (pytest.approx(value, abs=1e-3), 0.0)
 
 
 def test_tour_setups_and_putting_the_users_own_back(window, qtbot):

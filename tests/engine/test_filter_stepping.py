@@ -116,6 +116,7 @@ def test_relu_figure_of_a_big_image_is_every_step_th_pixel(rng):
     fig = F.relu_figure(image, settings, 0, channel=2, max_side=20)
     conv = F.run_filter(image, settings).maps[0, :, :, 2]  # 50 x 35
     assert fig.step == 3 and fig.before.shape == (17, 12)
+    assert fig.pixel_of(30, 9) == (10, 3) and fig.pixel_of(49, 34) == (16, 11)
     np.testing.assert_allclose(fig.before, conv[::3, ::3], atol=1e-3)
 
 
