@@ -441,11 +441,11 @@ class FiltersTab(QWidget):
         what = f"Kernel {index + 1}: " + ("red channel: " if src.ndim == 3 else "")
         pages.relu_view.show_figure(rendered.relu, what)
         newer = self._schedule_timer.isActive()  # a set-up waits for the result it asked for
-        if self._pending_mark is not None and not newer:
-            pages.relu_view.mark(*self._pending_mark)
-            self._pending_mark = None
         self._refresh_animation_crop()
         self._refresh_inspector()
+        if self._pending_mark is not None and not newer:  # after the inspector: it wins
+            pages.relu_view.mark(*self._pending_mark)
+            self._pending_mark = None
         if not newer:
             self._apply_pending_zoom()
         self.result_shown.emit()
@@ -482,10 +482,15 @@ class FiltersTab(QWidget):
         text = " ".join(short(float(v)) for v in np.atleast_1d(values))
         self.pages.hover_label.setText(f"Result x {col}, y {row}: {text}")
         self._hover = (row, col)
-        self._refresh_inspector()
+        explained = self._refresh_inspector()
+        figure = self._rendered.relu  # Figure 8 follows the hovered pixel (in one channel)
+        one_channel = result.source.ndim == 2 or self.pages.channel_box.currentIndex() == 0
+        if explained is not None and figure is not None and one_channel:
+            self.pages.relu_view.mark(*figure.pixel_of(*explained))
         return True
 
-    def _refresh_inspector(self) -> None:
+    def _refresh_inspector(self) -> tuple[int, int] | None:
+        """Show the hovered pixel's explanation; returns the convolution pixel explained."""
         rendered = self._rendered
         rgb = self.settings_panel.values()["color"] == "rgb"
         self.pages.channel_box.setVisible(rgb)
@@ -496,7 +501,7 @@ class FiltersTab(QWidget):
             ex = F.explain_pixel(rendered.result, index, *self._hover, channel)
         if ex is None:
             self.pages.show_inspection(None)
-            return
+            return None
         row, col = ex.conv_rc
         where = f"conv output x {col}, y {row}"
         if ex.pool is not None:
@@ -508,9 +513,7 @@ class FiltersTab(QWidget):
         self.pages.show_inspection(
             ins, where, (*ins.source_rc, f, f), relu_value=ex.relu_value, pool=ex.pool
         )
-        figure = rendered.relu  # Figure 8 follows the hovered pixel (its channel: the first)
-        if figure is not None and (rendered.result.source.ndim == 2 or channel == 0):
-            self.pages.relu_view.mark(*figure.pixel_of(row, col))
+        return ex.conv_rc
 
     def _refresh_animation_crop(self) -> None:
         if self._rendered is not None:
