@@ -66,10 +66,10 @@ __all__ = [
     "WORK_SIZE",
     "PreparedDigit",
     "classify_images",
+    "ink_gray",
     "prepare_digit",
     "prepare_digit_file",
     "stroke_width",
-    "to_gray",
 ]
 
 #: Side of the field the digit is placed in, and of the box it is fit into (MNIST's numbers).
@@ -124,7 +124,7 @@ def prepare_digit(
         EngineError: the image has no ink (blank, uniform or only noise).
         ShapeError: the array is not an image.
     """
-    gray = to_gray(image)
+    gray = ink_gray(image)
     h, w = gray.shape
     # Reduce the long side to WORK_SIZE, but keep the short side >= MIN_WORK_SIDE (a long, thin
     # picture must not collapse to a few pixels across).
@@ -219,8 +219,9 @@ _NO_INK = (
 )
 
 
-def to_gray(image: np.ndarray) -> np.ndarray:
-    """uint8 (H, W) luma of an (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) uint8 image.
+def ink_gray(image: np.ndarray) -> np.ndarray:
+    """uint8 (H, W) grey of a digit picture: :func:`engine.imageops.to_gray` with the digit's
+    alpha policy, for an (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) uint8 image.
 
     Alpha is composited onto white; if that leaves no contrast but the alpha channel has some
     (light strokes on a transparent background), ``255 - alpha`` is used: dark ink on white.

@@ -12,9 +12,9 @@ from engine.preprocess import (
     BOX,
     SIZE,
     classify_images,
+    ink_gray,
     prepare_digit,
     prepare_digit_file,
-    to_gray,
 )
 
 
@@ -210,17 +210,17 @@ def test_center_off_shows_why_it_matters():
     assert off.bbox == on.bbox
 
 
-def test_to_gray_accepts_common_layouts_and_refuses_others():
+def test_ink_gray_accepts_common_layouts_and_refuses_others():
     g = np.arange(12, dtype=np.uint8).reshape(3, 4)
-    np.testing.assert_array_equal(to_gray(g[..., None]), g)
-    np.testing.assert_array_equal(to_gray(np.stack([g, g, g], -1)), g)
-    assert to_gray(np.ones((3, 4), bool)).max() == 255
+    np.testing.assert_array_equal(ink_gray(g[..., None]), g)
+    np.testing.assert_array_equal(ink_gray(np.stack([g, g, g], -1)), g)
+    assert ink_gray(np.ones((3, 4), bool)).max() == 255
     with pytest.raises(ShapeError, match="uint8"):
-        to_gray(np.zeros((3, 4), np.float32))
+        ink_gray(np.zeros((3, 4), np.float32))
     with pytest.raises(ShapeError, match="shape"):
-        to_gray(np.zeros((3, 4, 2), np.uint8))
+        ink_gray(np.zeros((3, 4, 2), np.uint8))
     with pytest.raises(ShapeError, match="empty"):
-        to_gray(np.zeros((0, 4), np.uint8))
+        ink_gray(np.zeros((0, 4), np.uint8))
 
 
 def test_prepare_digit_file_reads_16_bit_and_palette_files(tmp_path):
