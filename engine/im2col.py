@@ -548,14 +548,14 @@ PATCH_BLOCK_BYTES = 2 * 1024 * 1024  # one block of patches in direct_weight_gra
 _WORKSPACE = threading.local()
 
 
-def workspace(size: int, dtype: np.dtype) -> np.ndarray:
-    """A scratch array of ``size`` elements, one per thread and dtype, shared by every layer
-    (contents undefined; valid until the next call from the same thread): the transient
-    patches of an input gradient need no buffer per layer."""
+def workspace(size: int, dtype: np.dtype, slot: int = 0) -> np.ndarray:
+    """A scratch array of ``size`` elements, one per thread, dtype and ``slot``, shared by
+    every layer (contents undefined; valid until the next call for the same slot from the same
+    thread): the transient buffers of a backward pass need no copy per layer."""
     bufs = _WORKSPACE.__dict__.setdefault("bufs", {})
-    key = np.dtype(dtype)
+    key = (np.dtype(dtype), slot)
     buf = bufs.get(key)
     if buf is None or buf.size < size:
-        buf = np.empty(size, dtype=key)
+        buf = np.empty(size, dtype=key[0])
         bufs[key] = buf
     return buf[:size]

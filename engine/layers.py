@@ -163,7 +163,6 @@ class Conv2D(Layer):
         self._cols: np.ndarray | None = None
         self._wb: np.ndarray | None = None
         self._dwide: np.ndarray | None = None
-        self._dpad: np.ndarray | None = None
         self._chunks: list = []
         self._cols_dtype: np.dtype | None = None
         self._chunks_key: tuple = ()
@@ -296,8 +295,11 @@ class Conv2D(Layer):
         shape = self._padded_shape
         assert self._xbuf is not None  # set by forward
         ho, wo = dout.shape[2], dout.shape[3]
-        d4 = self._buffer("_dwide", (f, n, shape[2], shape[3]), self._xbuf.dtype)
-        d4[:, :, :ho, :wo] = dout.transpose(1, 0, 2, 3)  # the junk outputs stay zero
+        size = f * n * shape[2] * shape[3]
+        d4 = k.workspace(size, self._xbuf.dtype, 1).reshape(f, n, shape[2], shape[3])
+        d4[:, :, :ho, :wo] = dout.transpose(1, 0, 2, 3)
+        d4[:, :, ho:] = 0  # the junk outputs
+        d4[:, :, :ho, wo:] = 0
         d2 = d4.reshape(f, -1)
         dw = k.direct_weight_grad(self._xbuf, shape, d2, kh, kw)
         self.grads["weight"][...] = dw.transpose(3, 2, 0, 1)
@@ -380,13 +382,18 @@ class Conv2D(Layer):
         axes and its channel axes swapped. One wide im2col and one matmul with ``F*K*K`` inner
         products (like forward), instead of ``K*K`` thin matmuls added into shifted windows.
         The patches go into the forward's ``cols`` buffer when it is large enough (its columns
-        are no longer needed once the weight gradient is taken)."""
+        are no longer needed once the weight gradient is taken), else into the thread's
+        workspace (:func:`engine.im2col.workspace`), as does the padded ``dout``."""
         f = self.out_channels
         kh, kw = self.kernel_size
         assert self._wb is not None  # set by forward
         if dout.dtype != self._wb.dtype:
             dout = dout.astype(self._wb.dtype)
-        self._dpad, dc = k.padded_flat(dout, kh - 1 - self.padding, kw - 1, self._dpad)
+        pad = kh - 1 - self.padding
+        size = f * n * (h + kh - 1) * (w + kw - 1) + kw - 1
+        dpad = k.workspace(size, self._wb.dtype, 1)  # its border is zeroed, then the interior
+        dpad[...] = 0
+        dpad, dc = k.padded_flat(dout, pad, kw - 1, dpad)
         wq = dc.shape[3]  # W + KW - 1: the wide rows of dx
         shape = (f * kh * kw, n * h * wq)
         size = shape[0] * shape[1]
@@ -401,7 +408,7 @@ class Conv2D(Layer):
         wt = self._wb[:, : c * kh * kw].reshape(f, c, kh, kw)[:, :, ::-1, ::-1]
         wmat = np.ascontiguousarray(wt.transpose(1, 0, 2, 3)).reshape(c, shape[0])
         chunk = _chunk(n, c * shape[0] * h * wq)
-        out = k.wide_matmul(self._dpad, dc.shape, kh, kw, cols, wmat, chunk)
+        out = k.wide_matmul(dpad, dc.shape, kh, kw, cols, wmat, chunk)
         if reuse:
             assert self._cols is not None
             self._cols[-1] = 1  # the bias row forward relies on (it may have been overwritten)
