@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
     QLabel,
+    QLayout,
     QProgressBar,
     QPushButton,
     QScrollArea,
@@ -62,6 +63,9 @@ class FeatureView(QWidget):
         top.addStretch(1)
         top.addWidget(self.clear_button)
         self._sections = QVBoxLayout()
+        # the grids keep their size and the area scrolls (by default a long column was squeezed
+        # to the viewport's height, each grid cut to its first row)
+        self._sections.setSizeConstraint(QLayout.SizeConstraint.SetMinimumSize)
         self._sections.addStretch(1)
         inner = QWidget()
         inner.setLayout(self._sections)

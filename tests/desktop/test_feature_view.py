@@ -147,6 +147,8 @@ def test_a_resnet_shows_every_convolution_by_its_dotted_name(qtbot, tmp_path):
     images = np.random.default_rng(1).integers(0, 256, (30, 3, 16, 16), dtype=np.uint8)
     view = FeatureView()
     qtbot.addWidget(view)
+    view.resize(1024, 700)
+    view.show()
     view.set_source(model, images, "noise")
     convs = features.conv_nodes(model)
     assert "layer1.0.conv1" in convs and "layer3.0.downsample.0" in convs
@@ -157,3 +159,5 @@ def test_a_resnet_shows_every_convolution_by_its_dotted_name(qtbot, tmp_path):
     expected = [e for e in features.top_patches(model, "layer2.0.conv1", images)][-1]
     assert (shown.height(), shown.width()) == features.patch_grid(expected).shape[:2]
     assert "excite it most" in view.status.text()
+    # nine tall grids: each keeps its height and the area scrolls (none cut to fit the window)
+    assert all(g.height() == g.pixmap().height() for g in view.sections.values())
