@@ -112,8 +112,8 @@ def dataset_choices(cache_dir: str | os.PathLike[str] | None = None) -> list[Dat
         ),
         DatasetChoice(
             "cifar4",
-            "Photos: bird, cat, dog, ship (bundled)",
-            "5,000 CIFAR-10 photos of four classes, 32x32 colour",
+            "Photos: bird, cat, dog, ship",
+            "5,000 CIFAR-10 photos of four classes, 32x32 colour, bundled with the app",
             True,
             True,
         ),

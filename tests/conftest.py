@@ -15,6 +15,19 @@ import numpy as np
 import pytest
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory):
+    """Every test's per-user cache (downloads, What-it-learned grids) is a temporary folder, so
+    no test reads or writes the user's real ``~/.cache/convscope``; a test may still set its own."""
+    old = os.environ.get("CONVSCOPE_CACHE")
+    os.environ["CONVSCOPE_CACHE"] = str(tmp_path_factory.mktemp("convscope-cache"))
+    yield
+    if old is None:
+        os.environ.pop("CONVSCOPE_CACHE", None)
+    else:
+        os.environ["CONVSCOPE_CACHE"] = old
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)

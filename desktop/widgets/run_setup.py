@@ -152,6 +152,12 @@ class RunSetup(QWidget):
         self._on_architecture_changed()
 
     # ----- dataset ----------------------------------------------------------------------
+    def _show_source_tooltip(self, row: int) -> None:
+        """The closed box may cut a long title: its tooltip says it whole, with the details."""
+        combo = self.source_combo
+        details = combo.itemData(row, Qt.ItemDataRole.ToolTipRole)
+        combo.setToolTip(combo.itemText(row) + (f"\n{details}" if details else ""))
+
     def _build_dataset_group(self) -> QGroupBox:
         box = QGroupBox("1 · Dataset")
         form = QFormLayout(box)
@@ -168,6 +174,8 @@ class RunSetup(QWidget):
                 )  # fmt: skip
         self.source_combo.addItem(FOLDER_TEXT, FOLDER)
         self.source_combo.activated.connect(self._on_source_combo_activated)
+        self.source_combo.currentIndexChanged.connect(self._show_source_tooltip)
+        self._show_source_tooltip(self.source_combo.currentIndex())
         form.addRow("Source", self.source_combo)
         self.classes_edit = QLineEdit(objectName="classesEdit")
         self.classes_edit.setPlaceholderText("all (or e.g. bird, cat, dog, ship)")

@@ -114,3 +114,10 @@ def test_nothing_is_cut_at_1024x700(qtbot, settings):
     for button in toolbar:
         assert button.width() >= button.fontMetrics().horizontalAdvance(button.text()) + 8
     qtbot.waitUntil(lambda: not window.train_tab.setup.is_loading(), timeout=30_000)
+    combo = window.train_tab.setup.source_combo
+    for key in ("mnist", "cifar4"):  # the bundled datasets' titles show whole
+        combo.setCurrentIndex(combo.findData(key))
+        text = combo.currentText()
+        assert combo.width() >= combo.fontMetrics().horizontalAdvance(text) + 24, text
+        assert combo.toolTip().startswith(text) and "\n" in combo.toolTip()
+    assert "bundled" in combo.toolTip()
