@@ -284,6 +284,14 @@ def _start(args: argparse.Namespace, progress: Progress) -> tuple[Any, Any, Any,
     _report_skipped(progress, dataset.skipped)
     if dataset.input_shape[0] != choice.input_shape[0]:
         choice = choose(args.arch, dataset.input_shape[0])
+        if tuple(dataset.input_shape[1:]) != tuple(choice.input_shape[1:]):
+            # read at the grey network's size (resnet8: 28x28 for grey, 32x32 for colour):
+            # read again at the size the colour network takes, or the run would train and
+            # evaluate on resized photos that `convscope evaluate` never shows the model
+            dataset = load_dataset_for(
+                args.dataset, tuple(choice.input_shape), args.limit, progress, classes=args.classes
+            )
+            progress.close()
     if out is None:
         out = _check_out_path(f"{choice.label}-{_slug(dataset.name)}.npz")
     augment, augment_name = _augment(args, dataset)

@@ -52,6 +52,39 @@ def test_train_photos_with_classes_augment_and_schedule(pets, tmp_path):
     assert result["count"] == 30 and result["split"] == "every image in the folder"
 
 
+def test_a_run_scores_its_test_photos_as_evaluate_scores_the_saved_file(tmp_path):
+    """A network whose grey form takes 28x28 (a custom text) trains on 32x32 colour photos at
+    their own size: the run's test evaluation is exactly `convscope evaluate` on the file (the
+    run once read the photos at 28x28 and padded them, and evaluate then saw other inputs)."""
+    rng = np.random.default_rng(1)
+    for split in ("train", "test"):
+        for cls, colour in COLOURS.items():
+            (tmp_path / "set" / split / cls).mkdir(parents=True)
+            for i in range(8):
+                px = np.clip(np.array(colour) + rng.integers(-90, 90, (32, 32, 3)), 0, 255)
+                px[rng.integers(0, 32), :] = 255  # a line that resizing would blur
+                name = tmp_path / "set" / split / cls / f"{i}.png"
+                Image.fromarray(px.astype(np.uint8)).save(name)
+    out = tmp_path / "m.npz"
+    arch = "conv 4 3, relu, maxpool 2, flatten, dense 4"
+    status, stdout, stderr = _run_in_process([
+        "train", "--dataset", str(tmp_path / "set"), "--arch", arch, "--epochs", "1",
+        "--val-fraction", "0", "--out", str(out), "--json",
+    ])  # fmt: skip
+    assert status == 0, stderr
+    from engine.modelfile import load_model
+
+    model = load_model(out)
+    assert model.input_spec.shape == (3, 32, 32)
+    status, stdout, _ = _run_in_process(
+        ["evaluate", str(out), "--dataset", str(tmp_path / "set"), "--json"]
+    )
+    assert status == 0
+    result = json.loads(stdout)
+    assert result["count"] == 32 == model.meta["evaluation"]["count"]
+    assert result["loss"] == pytest.approx(model.meta["evaluation"]["loss"], rel=1e-6)
+
+
 def test_runs_that_could_not_finish_are_refused_before_training(pets, tmp_path):
     status, _, stderr = _run_in_process(
         ["train", "--dataset", str(pets), "--out", "/proc/convscope-model.npz"]
