@@ -12,3 +12,21 @@ import desktop.qt_compat  # noqa: F401  (binding work-arounds, as the app applie
 def settings(tmp_path) -> QSettings:
     """A QSettings in an INI file under tmp_path, so tests never touch the user's settings."""
     return QSettings(str(tmp_path / "convscope.ini"), QSettings.Format.IniFormat)
+
+
+@pytest.fixture
+def filters_window(qtbot, settings):
+    """A main window at 1280x820 on the Filters tab, its first result shown and no tab busy."""
+    from desktop.main_window import MainWindow
+
+    win = MainWindow(settings=settings)
+    qtbot.addWidget(win)
+    win.resize(1280, 820)
+    win.show()
+    win.tabs.setCurrentWidget(win.filters_tab)
+    tab = win.filters_tab
+    qtbot.waitUntil(lambda: tab.result() is not None and not tab.is_computing(), timeout=10000)
+    tabs = [win.tabs.widget(i) for i in range(win.tabs.count())]
+    busy = [t for t in tabs if hasattr(t, "is_busy")]
+    qtbot.waitUntil(lambda: not any(t.is_busy() for t in busy), timeout=30000)
+    return win

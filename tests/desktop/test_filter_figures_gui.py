@@ -7,25 +7,14 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QPoint
 
-from desktop.main_window import MainWindow
 from desktop.widgets.image_view import ImageView
 from desktop.widgets.pixel_inspector import PixelInspector, short
 from engine import filters as F
 
 
 @pytest.fixture
-def window(qtbot, settings):
-    win = MainWindow(settings=settings)
-    qtbot.addWidget(win)
-    win.resize(1280, 820)
-    win.show()
-    win.tabs.setCurrentWidget(win.filters_tab)
-    tab = win.filters_tab
-    qtbot.waitUntil(lambda: tab.result() is not None and not tab.is_computing(), timeout=10000)
-    tabs = [win.tabs.widget(i) for i in range(win.tabs.count())]
-    busy = [t for t in tabs if hasattr(t, "is_busy")]
-    qtbot.waitUntil(lambda: not any(t.is_busy() for t in busy), timeout=30000)
-    return win
+def window(filters_window):
+    return filters_window
 
 
 def hover_centre(qtbot, view):
