@@ -169,6 +169,7 @@ class Conv2D(Layer):
         self._x_shape: tuple[int, ...] = ()
         self._padded_shape: tuple[int, int, int, int] = (0, 0, 0, 0)
         self._width = 0
+        self._wide = False
         self._direct = False
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -218,7 +219,7 @@ class Conv2D(Layer):
         if self._direct:
             return self._forward_direct(x, dtype)
         ckk = self.in_channels * kh * kw
-        wide = self.stride == 1
+        wide = _wide(self.stride, kh, kw, self.in_channels, c_out)
         if wide:  # rows of the padded width: long contiguous runs (see im2col.wide_chunks)
             self._xbuf, xc = k.padded_flat(x, p, kw - 1, self._xbuf)
             width = xc.shape[3]
@@ -263,7 +264,7 @@ class Conv2D(Layer):
             out = wb @ cols  # (F, N*H'*width): CNHW memory
         self._x_shape = x.shape
         self._padded_shape = xc.shape
-        self._width = width
+        self._width, self._wide = width, wide
         out = out.reshape(c_out, n, ho, width)
         if width != wo:
             out = out[:, :, :, :wo]
@@ -335,7 +336,8 @@ class Conv2D(Layer):
             d2 = dout.transpose(1, 0, 2, 3).reshape(f, -1)  # a view when dout is CNHW memory
         # (C*KH*KW + 1, F): weight and bias gradients in one product (cols @ d2.T runs
         # about twice as fast in OpenBLAS as d2 @ cols.T for these long, thin shapes)
-        chunk = _chunk(n, f * cols.shape[0] * ho * self._width) if self.stride == 1 else n
+        wide = self._wide
+        chunk = _chunk(n, f * cols.shape[0] * ho * self._width) if wide else n
         if chunk < n:  # cache blocking, as in forward
             step = chunk * ho * self._width
             dwb = np.zeros((cols.shape[0], f), dtype=cols.dtype)
@@ -356,7 +358,7 @@ class Conv2D(Layer):
         assert self._wb is not None  # set by forward
         if _input_grad_as_conv(self.stride, kh, kw, p, f, c):
             return self._input_grad_wide(dout, n, c, h, w).transpose(1, 0, 2, 3)
-        if self.stride == 1:
+        if wide:
             # dx = sum over kernel offsets (i, j) of weight[:, :, i, j].T @ dout, shifted by
             # (i, j): one small matmul per offset whose (C, N*H'*Wp) result is still in cache
             # when it is added, instead of a (C*KH*KW, N*H'*Wp) matrix of patch gradients
@@ -389,6 +391,8 @@ class Conv2D(Layer):
         assert self._wb is not None  # set by forward
         if dout.dtype != self._wb.dtype:
             dout = dout.astype(self._wb.dtype)
+        if _input_grad_direct(f, c):
+            return self._input_grad_direct(dout, n, c, h, w)
         pad = kh - 1 - self.padding
         size = f * n * (h + kh - 1) * (w + kw - 1) + kw - 1
         dpad = k.workspace(size, self._wb.dtype, 1)  # its border is zeroed, then the interior
@@ -413,6 +417,25 @@ class Conv2D(Layer):
             assert self._cols is not None
             self._cols[-1] = 1  # the bias row forward relies on (it may have been overwritten)
         return out.reshape(c, n, h, wq)[:, :, :, :w]
+
+    def _input_grad_direct(self, dout: np.ndarray, n: int, c: int, h: int, w: int) -> np.ndarray:
+        """:meth:`_input_grad_wide`'s convolution (``dout`` padded by ``K-1-padding``, kernel
+        flipped, channel axes swapped) without patches: :func:`engine.im2col.direct_conv`
+        over the padded ``dout`` in the thread's workspace. Same result as CNHW ``(C, N, H,
+        W)`` memory."""
+        f = self.out_channels
+        kh, kw = self.kernel_size
+        assert self._wb is not None  # set by forward
+        pad = kh - 1 - self.padding
+        hp, wp = h + kh - 1, w + kw - 1
+        slack = k.direct_slack(kh, kw, wp)
+        dpad = k.workspace(f * n * hp * wp + slack, self._wb.dtype, 1)
+        dpad[...] = 0  # the border and slack must read zero: zeroed, then the interior written
+        dpad, dc = k.padded_flat(dout, pad, slack, dpad)
+        wt = self._wb[:, : c * kh * kw].reshape(f, c, kh, kw)[:, :, ::-1, ::-1]
+        taps = np.ascontiguousarray(wt.transpose(2, 3, 1, 0))  # (KH, KW, C, F)
+        out = k.direct_conv(dpad, dc.shape, taps, None)
+        return out.reshape(c, n, hp, wp)[:, :, :h, :w]
 
 
 class ReLU(Layer):
@@ -677,6 +700,15 @@ def _input_grad_as_conv(stride: int, kh: int, kw: int, padding: int, f: int, c: 
     return stride == 1 and kh == kw and padding <= kh - 1 and f <= c
 
 
+def _input_grad_direct(f: int, c: int) -> bool:
+    """Whether :meth:`Conv2D._input_grad_wide`'s convolution runs without patches
+    (:meth:`Conv2D._input_grad_direct`): when ``4F >= 3C``. Its tap products ``(C, F) @ (F,
+    block)`` then have enough inner products; measured (1 thread, batch 64, input gradient
+    alone, direct/wide time): 16->16 at 32 px 0.69, 32->32 at 16 px 0.77, 64->64 at 8 px
+    0.88, 24->12 at 32 px 1.04, 60->12 at 32 px 1.8."""
+    return 4 * f >= 3 * c
+
+
 def _direct(
     stride: int, kh: int, kw: int, padding: int, f: int, c: int, x_shape: tuple[int, ...]
 ) -> bool:
@@ -691,6 +723,21 @@ def _direct(
         return False
     hp, wp = x_shape[2] + 2 * padding, x_shape[3] + 2 * padding
     return hp * wp <= 1.3 * (hp - kh + 1) * (wp - kw + 1)
+
+
+def _wide(stride: int, kh: int, kw: int, c: int, f: int) -> bool:
+    """Whether a convolution that keeps a patch matrix builds it in the "wide" layout (see
+    :func:`engine.im2col.wide_chunks`): stride 1 with few outputs or few patch rows. The wide
+    rows make the copies long and contiguous, which pays when copying dominates (``F`` or
+    ``C*KH*KW`` small: LeNet, densenet's 12-output convolutions); with many outputs and rows
+    the product dominates and its ``Wp/W'`` junk columns cost more than the copies save.
+    Measured (1 thread, batch 64, forward + backward, plain/wide time): 32->64 5x5 at 16 px
+    0.85, 64->96 and 96->64 3x3 at 8 px 0.80-0.83, 24->48 3x3 at 16 px 0.89; 8->16 5x5 at
+    8 px 1.11, 42->12 3x3 at 8 px 1.08."""
+    return stride == 1 and (f < WIDE_F or c * kh * kw < WIDE_ROWS)
+
+
+WIDE_F, WIDE_ROWS = 32, 200  # outputs and patch rows below which the wide layout pays
 
 
 def _chunk(n: int, macs_per_sample: int) -> int:

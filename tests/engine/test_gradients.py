@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from engine import layers
 from engine.layers import AvgPool2D, Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sigmoid, Tanh
 from engine.losses import softmax_cross_entropy, total_error
 from engine.model import custom, lenet5
@@ -140,3 +141,23 @@ def test_sharded_batches_equal_one_thread(rng, one_blas_thread):
     b.backward(softmax_cross_entropy(zb, y)[1], input_grad=False)
     for key, g in a.gradients().items():
         np.testing.assert_allclose(g, b.gradients()[key], rtol=1e-4, atol=1e-6, err_msg=key)
+
+
+@pytest.mark.parametrize("plain", [True, False])
+def test_conv2d_gradients_on_each_stride1_path(plain, rng, monkeypatch):
+    """The stride-1 paths a family member's shape may take, each forced on a small shape: the
+    plain patch matrix (WIDE_F, WIDE_ROWS at 0) and the input gradient as a direct convolution
+    of dout (F = C; its forward direct at 12 px, through patches at 5 px)."""
+    if plain:
+        monkeypatch.setattr(layers, "WIDE_F", 0)
+        monkeypatch.setattr(layers, "WIDE_ROWS", 0)
+        layer = Conv2D(2, 3, 3, 1, 1, rng=rng)
+        layer.params["bias"][...] = rng.standard_normal(3)
+        check_layer(layer, rng.standard_normal((2, 2, 5, 6)), rng)
+        assert not layer._wide
+        return
+    monkeypatch.setattr(layers, "_input_grad_direct", lambda f, c: True)
+    for hw in (12, 5):
+        layer = Conv2D(2, 2, 3, 1, 1, rng=rng)
+        layer.params["bias"][...] = rng.standard_normal(2)
+        check_layer(layer, rng.standard_normal((2, 2, hw, hw)), rng)

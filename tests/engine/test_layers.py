@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine import im2col
+from engine import im2col, layers
 from engine import reference as ref
 from engine.errors import ShapeError
 from engine.layers import (
@@ -227,3 +227,47 @@ def test_layers_rebuild_from_config(rng):
         }
     with pytest.raises(ShapeError, match="unknown layer type"):
         layer_from_config({"type": "lstm"})
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_stride1_conv_with_a_plain_patch_matrix_matches_the_reference(dtype, rng, monkeypatch):
+    """Stride-1 convolutions with many outputs and patch rows (32->64 5x5, zfnet's) keep a
+    plain patch matrix, not the wide one; forced onto every stride-1 shape (the wide layout's
+    thresholds at 0), forward and all three gradients match the reference, kernels 1 to 5."""
+    assert not layers._wide(1, 5, 5, 32, 64) and layers._wide(1, 5, 5, 6, 16)  # LeNet: wide
+    assert layers._wide(1, 3, 3, 60, 12) and not layers._wide(2, 3, 3, 3, 4)
+    monkeypatch.setattr(layers, "WIDE_F", 0)
+    monkeypatch.setattr(layers, "WIDE_ROWS", 0)
+    for cin, cout, k, pad, h, w in ((3, 4, 3, 1, 9, 8), (2, 5, 5, 2, 7, 6), (3, 4, 1, 0, 5, 5)):
+        layer = Conv2D(cin, cout, k, 1, pad, rng=rng)
+        layer.params["bias"][...] = rng.standard_normal(cout)
+        layer.astype(dtype)
+        wt, b = layer.params["weight"], layer.params["bias"]
+        x = rng.standard_normal((3, cin, h, w)).astype(dtype)
+        y = layer.forward(x, training=True)
+        assert not layer._direct and not layer._wide  # the path under test
+        np.testing.assert_allclose(y, ref.conv2d(x, wt, b, 1, pad), rtol=1e-4, atol=1e-5)
+        dout = rng.standard_normal(y.shape).astype(dtype)
+        rdx, rdw, rdb = ref.conv2d_backward(x, wt, dout, 1, pad)
+        np.testing.assert_allclose(layer.backward(dout), rdx, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(layer.grads["weight"], rdw, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(layer.grads["bias"], rdb, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("direct", [True, False])
+@pytest.mark.parametrize(("cin", "cout"), [(6, 2), (4, 4), (8, 6)])
+def test_stride1_input_gradient_direct_and_wide_agree(cin, cout, direct, rng, monkeypatch):
+    """The F <= C input gradient runs as a direct convolution of the padded dout (4F >= 3C)
+    or through wide patches (else); both, forced on each shape, match the reference, at 16 px
+    (the forward direct) and 6 px (the forward through patches)."""
+    assert layers._input_grad_direct(12, 16) and not layers._input_grad_direct(12, 60)
+    monkeypatch.setattr(layers, "_input_grad_direct", lambda f, c: direct)
+    layer = Conv2D(cin, cout, 3, 1, 1, rng=rng)
+    w = layer.params["weight"]
+    for hw in (16, 6, 16):
+        x = rng.standard_normal((5, cin, hw, hw)).astype(np.float32)
+        y = layer.forward(x, training=True)
+        dout = rng.standard_normal(y.shape).astype(np.float32)
+        rdx, rdw, _ = ref.conv2d_backward(x, w, dout, 1, 1)
+        np.testing.assert_allclose(layer.backward(dout), rdx, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(layer.grads["weight"], rdw, rtol=1e-4, atol=1e-3)
