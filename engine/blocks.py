@@ -16,18 +16,6 @@ from engine.errors import ShapeError
 from engine.layers import Layer, _chw
 
 
-def _as_cm(x: np.ndarray) -> np.ndarray:
-    """NCHW ``x`` as a ``(C, N*H*W)`` matrix in CNHW memory (a view when ``x`` already is)."""
-    c = x.shape[1]
-    return np.ascontiguousarray(x.transpose(1, 0, 2, 3)).reshape(c, -1)
-
-
-def _from_cm(m: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """Inverse of :func:`_as_cm`: ``(C, N*H*W)`` -> NCHW-shaped view of CNHW memory."""
-    n, c, h, w = shape
-    return m.reshape(c, n, h, w).transpose(1, 0, 2, 3)
-
-
 class BatchNorm2D(Layer):
     """Batch normalisation over the channels of ``x (N, C, H, W)`` (as ``torch.nn.BatchNorm2d``).
 
@@ -43,6 +31,8 @@ class BatchNorm2D(Layer):
         dweight = sum(dout * xhat),  dbias = sum(dout)
 
     In evaluation mode it is an affine map: ``dx = dout * weight / sqrt(running_var + eps)``.
+    The layer keeps its input (a view of the convolution's output, no copy) rather than ``xhat``,
+    and both directions run block by block over the channels, each block read from memory once.
     params ``weight, bias (C,)``; buffers ``running_mean, running_var (C,)`` float32 and
     ``num_batches_tracked ()`` int64: the ``state_dict`` keys of ``BatchNorm2d``.
     """
@@ -89,30 +79,39 @@ class BatchNorm2D(Layer):
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         self.output_shape(x.shape[1:])
         dtype = np.result_type(x.dtype, self.params["weight"].dtype)
-        xm = _as_cm(x.astype(dtype, copy=False))
-        m = xm.shape[1]
+        x4 = x.astype(dtype, copy=False).transpose(1, 0, 2, 3)  # CNHW: a convolution's memory
+        c, m = x4.shape[0], x4[0].size
         self._shape, self._training = x.shape, training
-        weight, bias = self.params["weight"], self.params["bias"]
+        if training and m < 2:
+            raise ShapeError(
+                f"{self.name}: batch normalisation needs more than one value per channel "
+                f"in training (got a batch of {x.shape[0]} of {x.shape[2]}x{x.shape[3]})"
+            )
+        weight = self.params["weight"].astype(dtype, copy=False)
+        bias = self.params["bias"].astype(dtype, copy=False)
         if training:
-            if m < 2:
-                raise ShapeError(
-                    f"{self.name}: batch normalisation needs more than one value per channel "
-                    f"in training (got a batch of {x.shape[0]} of {x.shape[2]}x{x.shape[3]})"
-                )
-            mu = xm.mean(axis=1)
-            xc = xm - mu[:, None]
-            var = np.einsum("ij,ij->i", xc, xc) / m
-            self._update_running(mu, var, m)
+            mu, var = np.empty(c, dtype), np.empty(c, dtype)
         else:
             mu = self.buffers["running_mean"].astype(dtype)
             var = self.buffers["running_var"].astype(dtype)
-            xc = xm - mu[:, None]
-        inv = (1.0 / np.sqrt(var + self.eps)).astype(dtype)
-        xc *= inv[:, None]  # xc is now xhat
-        self._xhat, self._inv = xc, inv
-        y = xc * weight[:, None].astype(dtype)
-        y += bias[:, None].astype(dtype)
-        return _from_cm(y, x.shape)
+        y4 = np.empty(x4.shape, dtype)
+        y, inv = y4.reshape(c, m), np.empty(c, dtype)
+        for z in _blocks(c, m):  # a block of channels is read once from memory, then in cache
+            yb = y[z]
+            xb = _rows(x4[z], yb)  # (a convolution's wide rows are copied into yb first)
+            if training:
+                mu[z] = np.add.reduce(xb, axis=1) / m
+            np.subtract(xb, mu[z, None], out=yb)
+            if training:
+                var[z] = np.einsum("ij,ij->i", yb, yb) / m
+            inv[z] = 1.0 / np.sqrt(var[z] + self.eps)
+            yb *= (weight[z] * inv[z])[:, None]
+            yb += bias[z, None]
+        if training:
+            self._update_running(mu, var, m)
+        # backward recomputes x - mu from the input, kept as it is: no normalised copy
+        self._x, self._mu, self._inv = x4, mu, inv
+        return y4.transpose(1, 0, 2, 3)
 
     def _update_running(self, mu: np.ndarray, var: np.ndarray, m: int) -> None:
         b, mom = self.buffers, self.momentum
@@ -122,20 +121,48 @@ class BatchNorm2D(Layer):
         b["num_batches_tracked"][...] += 1
 
     def backward(self, dout: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
-        g = _as_cm(dout)
-        xhat, inv = self._xhat, self._inv
-        self.grads["weight"][...] = np.einsum("ij,ij->i", g, xhat)
-        self.grads["bias"][...] = g.sum(axis=1)
-        if not input_grad:
-            return None
-        scale = self.params["weight"].astype(g.dtype) * inv
-        if not self._training:
-            return _from_cm(g * scale[:, None], self._shape)
-        m = g.shape[1]
-        dx = g - (self.grads["bias"] / m)[:, None].astype(g.dtype)
-        dx -= xhat * (self.grads["weight"] / m)[:, None].astype(g.dtype)
-        dx *= scale[:, None]
-        return _from_cm(dx, self._shape)
+        g4 = dout.transpose(1, 0, 2, 3)
+        x4, mu, inv = self._x, self._mu, self._inv
+        c, m = g4.shape[0], g4[0].size
+        dtype = np.result_type(g4.dtype, inv.dtype)
+        scale = self.params["weight"].astype(dtype) * inv
+        dx4 = np.empty(g4.shape, dtype) if input_grad else None
+        blocks = _blocks(c, m)
+        rows = max(z.stop - z.start for z in blocks)
+        tmp, gbuf = np.empty(rows * m, dtype), np.empty(rows * m, g4.dtype)
+        dw, db = self.grads["weight"], self.grads["bias"]
+        for z in blocks:  # one pass over x, dout and dx, block by block
+            xc = tmp[: (z.stop - z.start) * m].reshape(-1, m)
+            np.subtract(x4[z], mu[z, None, None, None], out=xc.reshape(x4[z].shape))
+            gb = _rows(g4[z], gbuf[: xc.size].reshape(xc.shape))
+            db[z] = sum_g = np.add.reduce(gb, axis=1)
+            dw[z] = dot = np.einsum("ij,ij->i", gb, xc) * inv[z]  # sum(dout * xhat)
+            if dx4 is None:
+                continue
+            dxb = dx4.reshape(c, m)[z]
+            if self._training:  # scale * (g - mean(g) - xhat * mean(g * xhat))
+                np.multiply(xc, (-scale[z] * inv[z] * dot / m)[:, None], out=dxb)
+                dxb -= (scale[z] * sum_g / m)[:, None]
+                np.multiply(gb, scale[z, None], out=xc)
+                dxb += xc
+            else:  # an affine map
+                np.multiply(gb, scale[z, None], out=dxb)
+        return None if dx4 is None else dx4.transpose(1, 0, 2, 3)
+
+
+def _blocks(c: int, m: int, size: int = 1 << 16) -> list[slice]:
+    """Slices of the ``c`` channels in blocks of about ``size`` values (``m`` per channel)."""
+    step = max(1, size // m)
+    return [slice(a, min(a + step, c)) for a in range(0, c, step)]
+
+
+def _rows(a4: np.ndarray, buf: np.ndarray) -> np.ndarray:
+    """``a4 (k, N, H, W)`` as a ``(k, N*H*W)`` matrix: a view when contiguous, else copied into
+    ``buf`` (of that shape)."""
+    if a4.flags.c_contiguous:
+        return a4.reshape(buf.shape)
+    np.copyto(buf.reshape(a4.shape), a4)
+    return buf
 
 
 class Dropout(Layer):
