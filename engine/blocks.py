@@ -225,10 +225,16 @@ class Add(Layer):
             )
         return shapes[0]
 
-    def forward(self, xs: Any, training: bool = False) -> np.ndarray:
+    def forward(self, xs: Any, training: bool = False, inplace: bool = False) -> np.ndarray:
+        """``inplace``: the sum goes into ``xs[0]`` (when its dtype holds the result); the
+        executor asks for it only when no one else reads or keeps that array."""
         self.output_shape([x.shape[1:] for x in xs])
         self._n = len(xs)
-        y = xs[0] + xs[1]
+        if inplace and np.result_type(*xs) == xs[0].dtype:
+            y = xs[0]
+            y += xs[1]
+        else:
+            y = xs[0] + xs[1]
         for x in xs[2:]:
             y += x
         return y

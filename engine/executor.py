@@ -4,11 +4,14 @@ walks over it, forward in topological order and backward in reverse.
 A plan is a list of :class:`Step`: run node ``node``'s layer on the values named ``inputs`` and
 store the result under ``output``. Normally ``output == node``; the one exception is the
 activation/max-pool swap below. Values are freed after their last reader, so a forward pass keeps
-only what the layers themselves keep for backward.
+only what the layers themselves keep for backward. A ReLU or Add whose (first) input is a fresh
+array no one else reads or keeps (the output of a BatchNorm or an Add, read once) writes its result
+into that input instead of a new array (``Step.inplace``).
 
 Backward walks the steps in reverse with a dict of pending gradients by value name: a value read
 by two nodes (a residual shortcut, a DenseNet feature map) receives the SUM of both gradients
-(``a + b`` into a new array, so no layer's returned gradient is ever modified).
+(``a + b`` into a new array, so no layer's returned gradient is ever modified; a third and later
+gradient is added into that sum, which the executor owns).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.blocks import BatchNorm2D, Dropout
+from engine.blocks import Add, BatchNorm2D, Dropout
 from engine.layers import Layer, MaxPool2D, ReLU, Sigmoid, Tanh
 
 INPUT = "input"  # the reserved name of the network's input
@@ -29,6 +32,7 @@ class Step:
     node: str  # whose layer runs
     inputs: tuple[str, ...]  # the values it reads
     output: str  # the value it writes
+    inplace: bool = False  # the layer may write its output into its (first) input
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,7 @@ def make_plan(
     output: str,
     *,
     swap: bool = True,
+    inplace: bool = True,
 ) -> Plan:
     """The plan for ``layers`` (in topological order) reading ``inputs``.
 
@@ -52,6 +57,7 @@ def make_plan(
     reader is an unpadded max-pool runs after it instead: ``f(max(window)) == max(f(window))``,
     so the output and the gradients are the same and the activation touches a quarter of the
     values. The pool's step then writes under the activation's name and vice versa.
+    With ``inplace``, steps that may overwrite their input are marked (see the module docstring).
     """
     names = list(layers)
     readers: dict[str, list[str]] = {n: [] for n in [INPUT, *names]}
@@ -80,6 +86,8 @@ def make_plan(
             done.add(nxt)
         else:
             steps.append(Step(n, tuple(inputs[n]), n))
+    if inplace:
+        steps = _mark_inplace(layers, steps, output)
     last: dict[str, int] = {}
     for k, s in enumerate(steps):
         for i in s.inputs:
@@ -90,6 +98,28 @@ def make_plan(
     )
     wants = {flag: _wants(layers, steps, flag) for flag in (True, False)}
     return Plan(tuple(steps), output, frees, wants)
+
+
+def _mark_inplace(layers: Mapping[str, Layer], steps: list[Step], output: str) -> list[Step]:
+    """``steps`` with ReLU and Add marked ``inplace`` where their (first) input is read by them
+    alone and was made fresh by a layer that keeps no reference to it (BatchNorm, Add)."""
+    reads: dict[str, int] = {}
+    made_by: dict[str, Layer] = {s.output: layers[s.node] for s in steps}
+    for s in steps:
+        for i in s.inputs:
+            reads[i] = reads.get(i, 0) + 1
+    out = []
+    for s in steps:
+        v = s.inputs[0]
+        ok = (
+            isinstance(layers[s.node], (ReLU, Add))
+            and v != output
+            and reads[v] == 1
+            and isinstance(made_by.get(v), (BatchNorm2D, Add))
+            and made_by[v] is layers.get(v)  # not a swapped activation/pool pair
+        )
+        out.append(Step(s.node, s.inputs, s.output, True) if ok else s)
+    return out
 
 
 def _wants(
@@ -118,10 +148,11 @@ def forward(
     vals: dict[str, np.ndarray] = {INPUT: x}
     for s, free in zip(plan.steps, plan.frees, strict=True):
         layer = layers[s.node]
-        if layer.n_inputs == 1:
-            y = layer.forward(vals[s.inputs[0]], training)
+        xs = vals[s.inputs[0]] if layer.n_inputs == 1 else [vals[i] for i in s.inputs]
+        if s.inplace and keep is None:  # (kept outputs must stay as they were)
+            y = layer.forward(xs, training, inplace=True)  # type: ignore[call-arg,arg-type]
         else:
-            y = layer.forward([vals[i] for i in s.inputs], training)  # type: ignore[arg-type]
+            y = layer.forward(xs, training)  # type: ignore[arg-type]
         vals[s.output] = y
         if keep is not None:
             keep.append((s.output, y))
@@ -155,6 +186,7 @@ def backward(
     """Backpropagate ``d`` (the gradient of the output) through the plan; fills each layer's
     grads; returns the gradient w.r.t. the input (None unless ``input_grad``)."""
     pending: dict[str, np.ndarray] = {plan.output: d}
+    owned: set[str] = set()  # pending sums this function made (safe to add into)
     wants = plan.wants[input_grad]
     for s, want in zip(reversed(plan.steps), reversed(wants), strict=True):
         g = pending.pop(s.output, None)
@@ -169,5 +201,11 @@ def backward(
             if not w:
                 continue
             prev = pending.get(name)
-            pending[name] = gi if prev is None else prev + gi
+            if prev is None:
+                pending[name] = gi
+            elif name in owned and np.result_type(prev, gi) == prev.dtype:
+                prev += gi
+            else:
+                pending[name] = prev + gi
+                owned.add(name)
     return pending.get(INPUT) if input_grad else None

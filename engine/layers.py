@@ -443,11 +443,13 @@ class ReLU(Layer):
 
     kind = "relu"
 
-    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+    def forward(self, x: np.ndarray, training: bool = False, inplace: bool = False) -> np.ndarray:
+        """``inplace``: the result overwrites ``x`` (the executor asks for it only when no one
+        else reads or keeps ``x``)."""
         # x * (x > 0) rather than np.maximum(x, 0): the mask is needed for backward anyway,
         # and a bool multiply is faster than maximum against a scalar
         self._mask = np.greater(x, 0)
-        return np.multiply(x, self._mask)
+        return np.multiply(x, self._mask, out=x if inplace else None)
 
     def backward(self, dout: np.ndarray, input_grad: bool = True) -> np.ndarray:
         return np.multiply(dout, self._mask)
