@@ -57,6 +57,7 @@ class BatchNorm2D(Layer):
             "running_var": np.ones(c, np.float32),
             "num_batches_tracked": np.zeros((), np.int64),
         }
+        self._x: np.ndarray | None = None  # the input (CNHW view), kept for backward
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         c, h, w = _chw(input_shape, self.name)
@@ -123,6 +124,7 @@ class BatchNorm2D(Layer):
     def backward(self, dout: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
         g4 = dout.transpose(1, 0, 2, 3)
         x4, mu, inv = self._x, self._mu, self._inv
+        assert x4 is not None, "backward follows a forward pass"
         c, m = g4.shape[0], g4[0].size
         dtype = np.result_type(g4.dtype, inv.dtype)
         scale = self.params["weight"].astype(dtype) * inv
@@ -148,6 +150,9 @@ class BatchNorm2D(Layer):
             else:  # an affine map
                 np.multiply(gb, scale[z, None], out=dxb)
         return None if dx4 is None else dx4.transpose(1, 0, 2, 3)
+
+    def release(self) -> None:
+        self._x = None
 
 
 def _blocks(c: int, m: int, size: int = 1 << 16) -> list[slice]:

@@ -181,10 +181,16 @@ def forward_eval(
 
 
 def backward(
-    layers: Mapping[str, Layer], plan: Plan, d: np.ndarray, input_grad: bool
+    layers: Mapping[str, Layer],
+    plan: Plan,
+    d: np.ndarray,
+    input_grad: bool,
+    release: bool = False,
 ) -> np.ndarray | None:
     """Backpropagate ``d`` (the gradient of the output) through the plan; fills each layer's
-    grads; returns the gradient w.r.t. the input (None unless ``input_grad``)."""
+    grads; returns the gradient w.r.t. the input (None unless ``input_grad``). ``release``:
+    each layer drops what it kept for backward once its backward has run (a training step,
+    whose backward runs once), so the early layers' large gradients meet fewer kept arrays."""
     pending: dict[str, np.ndarray] = {plan.output: d}
     owned: set[str] = set()  # pending sums this function made (safe to add into)
     wants = plan.wants[input_grad]
@@ -194,6 +200,8 @@ def backward(
         if g is None or not (layer.params or any(want)):
             continue
         dx = layer.backward(g, input_grad=any(want))
+        if release:
+            layer.release()
         if dx is None:
             continue
         dxs = [dx] if layer.n_inputs == 1 else dx

@@ -290,7 +290,7 @@ class Network:
         if not self._shards.split(n, True):
             z = self.forward(x, training=True)
             loss, dz = loss_fn(z, labels)
-            self.backward(dz, input_grad=False)
+            executor.backward(self.nodes, self._plan, dz, False, release=True)
             return float(loss), z
         return self._shards.train_step(x, labels, loss_fn, self._masks(n))
 

@@ -87,6 +87,10 @@ class Layer:
     def _reset_buffers(self) -> None:
         """(Re)create the private buffers a layer reuses between calls."""
 
+    def release(self) -> None:
+        """Drop the arrays forward kept for backward (after a training step's only backward,
+        so they are freed while backward goes on); reused work buffers stay."""
+
     def astype(self, dtype: np.dtype | type) -> Layer:
         """Convert parameters, gradients and floating-point buffers to ``dtype`` in place
         (float64 for gradient checks; integer buffers such as counters keep their dtype)."""
@@ -454,6 +458,9 @@ class ReLU(Layer):
     def backward(self, dout: np.ndarray, input_grad: bool = True) -> np.ndarray:
         return np.multiply(dout, self._mask)
 
+    def release(self) -> None:
+        self._mask = None
+
 
 class Tanh(Layer):
     """``y = tanh(x)``; ``dx = dout * (1 - y**2)``."""
@@ -470,6 +477,9 @@ class Tanh(Layer):
         np.subtract(1, dx, out=dx)
         dx *= dout
         return dx
+
+    def release(self) -> None:
+        self._y = None
 
 
 class Sigmoid(Layer):
@@ -492,6 +502,9 @@ class Sigmoid(Layer):
         dx *= y
         dx *= dout
         return dx
+
+    def release(self) -> None:
+        self._y = None
 
 
 class _Pool2D(Layer):

@@ -79,3 +79,19 @@ def test_a_value_read_three_times_sums_into_its_own_buffer(rng):
     assert total is not None and len(returned) > 5
     for a, copy in returned:
         np.testing.assert_array_equal(a, copy)
+
+
+def test_a_training_step_frees_what_backward_used_and_gives_the_same_gradients(rng):
+    """train_step releases each layer's kept arrays as its backward ends (BatchNorm's input,
+    ReLU's mask); the gradients equal forward + backward without freeing."""
+    m = build_model(small_spec(dropout=0.0), rng).astype(np.float64)
+    x = rng.standard_normal((4, 3, 8, 8))
+    y = np.array([0, 3, 1, 2])
+    _, dz = softmax_cross_entropy(m.forward(x, training=True), y)
+    m.backward(dz, input_grad=False)
+    ref = {k: g.copy() for k, g in m.gradients().items()}
+    assert m.nodes["bn1"]._x is not None and m.nodes["relu1"]._mask is not None
+    m.train_step(x, y)
+    assert m.nodes["bn1"]._x is None and m.nodes["relu1"]._mask is None
+    for key, g in m.gradients().items():
+        np.testing.assert_array_equal(g, ref[key], err_msg=key)
