@@ -265,21 +265,47 @@ class Concat(Layer):
             )
         return (sum(s[0] for s in shapes), shapes[0][1], shapes[0][2])
 
-    def forward(self, xs: Any, training: bool = False) -> np.ndarray:
+    def forward(
+        self, xs: Any, training: bool = False, inplace: bool = False, reserve: int = 0
+    ) -> np.ndarray:
+        """``reserve``: make the output buffer that many channels deep and return a view of its
+        first ones (a later concatenation may append to it). ``inplace``: append into the
+        buffer ``xs[0]`` is the start of, when it has room (the executor asks for it only when
+        nothing else writes there)."""
         c, h, w = self.output_shape([x.shape[1:] for x in xs])
         n = xs[0].shape[0]
-        out = np.empty((c, n, h, w), dtype=np.result_type(*xs))
+        dtype = np.result_type(*xs)
+        first = xs[0].transpose(1, 0, 2, 3)
+        buf, skip = first.base, 1
+        if not (inplace and _extends(first, buf, c, dtype)):
+            buf, skip = np.empty((max(c, reserve), n, h, w), dtype), 0
+        assert isinstance(buf, np.ndarray)
         a = 0
         self._splits = []
-        for x in xs:
+        for i, x in enumerate(xs):
             b = a + x.shape[1]
-            out[a:b] = x.transpose(1, 0, 2, 3)
+            if i >= skip:
+                buf[a:b] = x.transpose(1, 0, 2, 3)
             self._splits.append((a, b))
             a = b
-        return out.transpose(1, 0, 2, 3)
+        return buf[:c].transpose(1, 0, 2, 3)
 
     def backward(self, dout: np.ndarray, input_grad: bool = True) -> Any:
         return [dout[:, a:b] for a, b in self._splits]
+
+
+def _extends(first: np.ndarray, buf: Any, c: int, dtype: np.dtype) -> bool:
+    """Is CNHW ``first`` the leading channels of the 4-D buffer ``buf``, which has room for
+    ``c`` channels of ``dtype``?"""
+    return (
+        isinstance(buf, np.ndarray)
+        and buf.ndim == 4
+        and buf.dtype == dtype
+        and buf.shape[1:] == first.shape[1:]
+        and buf.shape[0] >= c
+        and first.flags.c_contiguous
+        and first.ctypes.data == buf.ctypes.data
+    )
 
 
 class GlobalAvgPool2D(Layer):

@@ -6,7 +6,10 @@ store the result under ``output``. Normally ``output == node``; the one exceptio
 activation/max-pool swap below. Values are freed after their last reader, so a forward pass keeps
 only what the layers themselves keep for backward. A ReLU or Add whose (first) input is a fresh
 array no one else reads or keeps (the output of a BatchNorm or an Add, read once) writes its result
-into that input instead of a new array (``Step.inplace``).
+into that input instead of a new array (``Step.inplace``). A chain of concatenations each
+extending the previous one (DenseNet's block) writes into one buffer made by the first with room
+for the last (``Step.reserve`` channels): each concatenation appends its new channels and hands
+on a view, instead of copying everything before them again.
 
 Backward walks the steps in reverse with a dict of pending gradients by value name: a value read
 by two nodes (a residual shortcut, a DenseNet feature map) receives the SUM of both gradients
@@ -21,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.blocks import Add, BatchNorm2D, Dropout
+from engine.blocks import Add, BatchNorm2D, Concat, Dropout
 from engine.layers import Layer, MaxPool2D, ReLU, Sigmoid, Tanh
 
 INPUT = "input"  # the reserved name of the network's input
@@ -33,6 +36,7 @@ class Step:
     inputs: tuple[str, ...]  # the values it reads
     output: str  # the value it writes
     inplace: bool = False  # the layer may write its output into its (first) input
+    reserve: int = 0  # Concat: channels of the buffer to make (room for the rest of a chain)
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,7 @@ def make_plan(
     *,
     swap: bool = True,
     inplace: bool = True,
+    shapes: Mapping[str, Sequence[int]] | None = None,
 ) -> Plan:
     """The plan for ``layers`` (in topological order) reading ``inputs``.
 
@@ -57,7 +62,8 @@ def make_plan(
     reader is an unpadded max-pool runs after it instead: ``f(max(window)) == max(f(window))``,
     so the output and the gradients are the same and the activation touches a quarter of the
     values. The pool's step then writes under the activation's name and vice versa.
-    With ``inplace``, steps that may overwrite their input are marked (see the module docstring).
+    With ``inplace``, steps that may overwrite their input are marked (see the module docstring),
+    and with ``shapes`` (each node's output shape, no N) too the chains of concatenations.
     """
     names = list(layers)
     readers: dict[str, list[str]] = {n: [] for n in [INPUT, *names]}
@@ -88,6 +94,8 @@ def make_plan(
             steps.append(Step(n, tuple(inputs[n]), n))
     if inplace:
         steps = _mark_inplace(layers, steps, output)
+        if shapes is not None:
+            steps = _chain_concats(layers, steps, output, shapes)
     last: dict[str, int] = {}
     for k, s in enumerate(steps):
         for i in s.inputs:
@@ -122,6 +130,41 @@ def _mark_inplace(layers: Mapping[str, Layer], steps: list[Step], output: str) -
     return out
 
 
+def _chain_concats(
+    layers: Mapping[str, Layer],
+    steps: list[Step],
+    output: str,
+    shapes: Mapping[str, Sequence[int]],
+) -> list[Step]:
+    """``steps`` with each chain of Concat steps whose first input is the previous one's output
+    (and extended by it alone) marked: the first makes a buffer of the last one's channels
+    (``reserve``), the others append into it (``inplace`` too)."""
+    made_by = {s.output: layers[s.node] for s in steps}
+    extenders: dict[str, list[int]] = {}
+    for k, s in enumerate(steps):
+        if isinstance(layers[s.node], Concat) and made_by[s.node] is layers[s.node]:
+            extenders.setdefault(s.inputs[0], []).append(k)
+    nxt = {
+        v: ks[0]
+        for v, ks in extenders.items()
+        if len(ks) == 1 and v != output and isinstance(made_by.get(v), Concat)
+    }
+    followers = {steps[k].node for k in nxt.values()}
+    out = list(steps)
+    for k, s in enumerate(steps):
+        if s.node in followers or s.node not in nxt:
+            continue
+        chain, v = [k], s.node
+        while v in nxt:
+            chain.append(nxt[v])
+            v = steps[nxt[v]].node
+        total = int(shapes[v][0])
+        for i, j in enumerate(chain):
+            t = steps[j]
+            out[j] = Step(t.node, t.inputs, t.output, i > 0, total)
+    return out
+
+
 def _wants(
     layers: Mapping[str, Layer], steps: Sequence[Step], input_grad: bool
 ) -> tuple[tuple[bool, ...], ...]:
@@ -149,7 +192,9 @@ def forward(
     for s, free in zip(plan.steps, plan.frees, strict=True):
         layer = layers[s.node]
         xs = vals[s.inputs[0]] if layer.n_inputs == 1 else [vals[i] for i in s.inputs]
-        if s.inplace and keep is None:  # (kept outputs must stay as they were)
+        if s.reserve and keep is None:
+            y = layer.forward(xs, training, s.inplace, s.reserve)  # type: ignore[call-arg,arg-type]
+        elif s.inplace and keep is None:  # (kept outputs must stay as they were)
             y = layer.forward(xs, training, inplace=True)  # type: ignore[call-arg,arg-type]
         else:
             y = layer.forward(xs, training)  # type: ignore[arg-type]

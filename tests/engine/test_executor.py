@@ -95,3 +95,63 @@ def test_a_training_step_frees_what_backward_used_and_gives_the_same_gradients(r
     assert m.nodes["bn1"]._x is None and m.nodes["relu1"]._mask is None
     for key, g in m.gradients().items():
         np.testing.assert_array_equal(g, ref[key], err_msg=key)
+
+
+def dense_spec(fork: bool) -> dict:
+    """A DenseNet-like block: three BN-ReLU-conv layers, each concatenated to all before;
+    ``fork``: a second concatenation also extends the first one (no shared buffer for it)."""
+    nodes = [node("conv2d", "stem", ["input"], in_channels=3, out_channels=4, kernel_size=3,
+                  padding=1, bias=False)]  # fmt: skip
+    x, c = "stem", 4
+    for i in range(3):
+        nodes += [
+            node("batchnorm2d", f"n{i}", [x], num_features=c),
+            node("relu", f"r{i}", [f"n{i}"]),
+            node("conv2d", f"c{i}", [f"r{i}"], in_channels=c, out_channels=2, kernel_size=3,
+                 padding=1, bias=False),
+            node("concat", f"cat{i}", [x, f"c{i}"]),
+        ]  # fmt: skip
+        x, c = f"cat{i}", c + 2
+    if fork:
+        nodes.append(node("concat", "fork", ["cat0", "c2"]))
+        nodes.append(node("concat", "join", [x, "fork"]))
+        x, c = "join", c + 8
+    nodes += [
+        node("globalavgpool", "gap", [x]),
+        node("dense", "fc", ["gap"], in_features=c, out_features=3),
+    ]
+    return {"name": "graph", "input_shape": [3, 6, 6], "nodes": nodes, "output": "fc"}
+
+
+def test_a_chain_of_concatenations_shares_one_buffer_and_changes_no_number(rng):
+    m = build_model(dense_spec(fork=False), rng)
+    reserve = {s.node: (s.inplace, s.reserve) for s in m._plan.steps if s.reserve}
+    assert reserve == {"cat0": (False, 10), "cat1": (True, 10), "cat2": (True, 10)}
+    forked = build_model(dense_spec(fork=True), rng)
+    reserve = {s.node: (s.inplace, s.reserve) for s in forked._plan.steps if s.reserve}
+    # cat0 is extended twice (cat1, fork): no chain through it; cat1 starts one
+    assert reserve == {"cat1": (False, 18), "cat2": (True, 18), "join": (True, 18)}
+    for model in (m, forked):
+        model = model.astype(np.float64)
+        x = rng.standard_normal((3, 3, 6, 6))
+        y = np.array([0, 2, 1])
+        plain = executor.make_plan(model.nodes, model.inputs, model.output, inplace=False)
+        ref, got = run(model, plain, x, y), run(model, model._plan, x, y)
+        for a, b in zip(got[:2], ref[:2], strict=True):
+            np.testing.assert_array_equal(a, b)
+        for key, g in ref[2].items():
+            np.testing.assert_array_equal(got[2][key], g, err_msg=key)
+
+
+def test_concat_appends_into_the_buffer_its_first_input_starts(rng):
+    from engine.blocks import Concat
+
+    a, b, c = (rng.standard_normal((2, k, 3, 3)) for k in (2, 3, 1))
+    y1 = Concat().forward([a, b], reserve=6)
+    y2 = Concat().forward([y1, c], inplace=True)
+    assert np.shares_memory(y1, y2) and y2.shape == (2, 6, 3, 3)
+    np.testing.assert_array_equal(y2, np.concatenate([a, b, c], axis=1))
+    np.testing.assert_array_equal(y1, np.concatenate([a, b], axis=1))  # untouched
+    y3 = Concat().forward([y2, c], inplace=True)  # no room left: a fresh array
+    assert not np.shares_memory(y2, y3)
+    np.testing.assert_array_equal(y3, np.concatenate([a, b, c, c], axis=1))
