@@ -5,8 +5,8 @@ A plan is a list of :class:`Step`: run node ``node``'s layer on the values named
 store the result under ``output``. Normally ``output == node``; the one exception is the
 activation/max-pool swap below. Values are freed after their last reader, so a forward pass keeps
 only what the layers themselves keep for backward. A ReLU or Add whose (first) input is a fresh
-array no one else reads or keeps (the output of a BatchNorm or an Add, read once) writes its result
-into that input instead of a new array (``Step.inplace``). A chain of concatenations each
+array no one else reads or keeps (made by one of ``FRESH``, read once) writes its result into
+that input instead of a new array (``Step.inplace``). A chain of concatenations each
 extending the previous one (DenseNet's block) writes into one buffer made by the first with room
 for the last (``Step.reserve`` channels): each concatenation appends its new channels and hands
 on a view, instead of copying everything before them again.
@@ -25,9 +25,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.blocks import Add, BatchNorm2D, Concat, Dropout
-from engine.layers import Layer, MaxPool2D, ReLU, Sigmoid, Tanh
+from engine.layers import Conv2D, Dense, Layer, MaxPool2D, ReLU, Sigmoid, Tanh
 
 INPUT = "input"  # the reserved name of the network's input
+FRESH = (Conv2D, Dense, BatchNorm2D, Add)  # each output a new array the layer does not keep
 
 
 @dataclass(frozen=True)
@@ -110,7 +111,7 @@ def make_plan(
 
 def _mark_inplace(layers: Mapping[str, Layer], steps: list[Step], output: str) -> list[Step]:
     """``steps`` with ReLU and Add marked ``inplace`` where their (first) input is read by them
-    alone and was made fresh by a layer that keeps no reference to it (BatchNorm, Add)."""
+    alone and was made fresh by a layer that keeps no reference to it (FRESH)."""
     reads: dict[str, int] = {}
     made_by: dict[str, Layer] = {s.output: layers[s.node] for s in steps}
     for s in steps:
@@ -123,7 +124,7 @@ def _mark_inplace(layers: Mapping[str, Layer], steps: list[Step], output: str) -
             isinstance(layers[s.node], (ReLU, Add))
             and v != output
             and reads[v] == 1
-            and isinstance(made_by.get(v), (BatchNorm2D, Add))
+            and isinstance(made_by.get(v), FRESH)
             and made_by[v] is layers.get(v)  # not a swapped activation/pool pair
         )
         out.append(Step(s.node, s.inputs, s.output, True) if ok else s)
