@@ -85,9 +85,10 @@ def col2im(
     kh: int,
     kw: int,
     stride: int,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Adjoint of :func:`im2col`: scatter-add ``dcols (C*KH*KW, N*H'*W')`` into CNHW
-    ``(C, N, Hp, Wp)``.
+    ``(C, N, Hp, Wp)`` (into ``out`` when given: it is zeroed first).
 
     One strided slice-add per kernel offset (KH*KW of them), never a loop over pixels.
     """
@@ -95,7 +96,11 @@ def col2im(
     ho = output_size(h, kh, stride)
     wo = output_size(w, kw, stride)
     d = dcols.reshape(c, kh, kw, n, ho, wo)
-    dx = np.zeros(padded_shape, dtype=dcols.dtype)
+    if out is None:
+        dx = np.zeros(padded_shape, dtype=dcols.dtype)
+    else:
+        dx = out
+        dx.fill(0)
     for i in range(kh):
         hi = i + stride * ho
         for j in range(kw):

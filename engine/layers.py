@@ -28,6 +28,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from engine import conv
 from engine import im2col as k
 from engine.errors import ShapeError
 
@@ -167,6 +168,7 @@ class Conv2D(Layer):
         self._cols: np.ndarray | None = None
         self._wb: np.ndarray | None = None
         self._dwide: np.ndarray | None = None
+        self._dtap: np.ndarray | None = None
         self._chunks: list = []
         self._cols_dtype: np.dtype | None = None
         self._chunks_key: tuple = ()
@@ -175,6 +177,12 @@ class Conv2D(Layer):
         self._width = 0
         self._wide = False
         self._direct = False
+
+    def release(self) -> None:
+        """Drop the padded input and the patch matrix (remade by the next forward): between
+        a training step's backward and the next forward they would only add to the peak."""
+        self._pad_buf = self._xbuf = self._cols = self._dwide = self._dtap = None
+        self._chunks, self._chunks_key = [], ()
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         c, h, w = _chw(input_shape, self.name)
@@ -362,24 +370,23 @@ class Conv2D(Layer):
         assert self._wb is not None  # set by forward
         if _input_grad_as_conv(self.stride, kh, kw, p, f, c):
             return self._input_grad_wide(dout, n, c, h, w).transpose(1, 0, 2, 3)
-        if wide:
-            # dx = sum over kernel offsets (i, j) of weight[:, :, i, j].T @ dout, shifted by
-            # (i, j): one small matmul per offset whose (C, N*H'*Wp) result is still in cache
-            # when it is added, instead of a (C*KH*KW, N*H'*Wp) matrix of patch gradients
-            # written to memory and read back by col2im.
-            flat = np.zeros(int(np.prod(self._padded_shape)) + kw - 1, dtype=d2.dtype)
-            taps = np.ascontiguousarray(
-                self._wb[:, :ckk].reshape(f, c, kh, kw).transpose(2, 3, 1, 0)
-            )  # (KH, KW, C, F)
-            tmp = self._buffer("_dtap", (c, d2.shape[1]), d2.dtype)
-            for i in range(kh):
-                for j in range(kw):
-                    np.matmul(taps[i, j], d2, out=tmp)
-                    k.shifted_view(flat, self._padded_shape, kh, i, j)[...] += tmp.reshape(c, n, -1)
-            dxp = flat[: flat.size - kw + 1].reshape(self._padded_shape)
-        else:
-            dcols = self._wb[:, :ckk].T @ d2
-            dxp = k.col2im(dcols, (c, n, h + 2 * p, w + 2 * p), kh, kw, self.stride)
+        if not wide:  # the patch gradients block by block of samples (see engine.conv)
+            dx = conv.input_grad(d2, self._wb[:, :ckk], self._x_shape, kh, kw, self.stride, p)
+            return dx.transpose(1, 0, 2, 3)
+        # dx = sum over kernel offsets (i, j) of weight[:, :, i, j].T @ dout, shifted by
+        # (i, j): one small matmul per offset whose (C, N*H'*Wp) result is still in cache
+        # when it is added, instead of a (C*KH*KW, N*H'*Wp) matrix of patch gradients
+        # written to memory and read back by col2im.
+        flat = np.zeros(int(np.prod(self._padded_shape)) + kw - 1, dtype=d2.dtype)
+        taps = np.ascontiguousarray(
+            self._wb[:, :ckk].reshape(f, c, kh, kw).transpose(2, 3, 1, 0)
+        )  # (KH, KW, C, F)
+        tmp = self._buffer("_dtap", (c, d2.shape[1]), d2.dtype)
+        for i in range(kh):
+            for j in range(kw):
+                np.matmul(taps[i, j], d2, out=tmp)
+                k.shifted_view(flat, self._padded_shape, kh, i, j)[...] += tmp.reshape(c, n, -1)
+        dxp = flat[: flat.size - kw + 1].reshape(self._padded_shape)
         return dxp[:, :, p : p + h, p : p + w].transpose(1, 0, 2, 3)
 
     def _input_grad_wide(self, dout: np.ndarray, n: int, c: int, h: int, w: int) -> np.ndarray:

@@ -1,0 +1,90 @@
+"""Convolution buffers: the input gradient through patches in blocks of samples
+(engine.conv.input_grad) and what a training step frees (Conv2D.release)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engine import conv, layers
+from engine import reference as ref
+from engine.layers import Conv2D
+
+
+@pytest.mark.parametrize(
+    ("cin", "cout", "k", "stride", "pad", "hw"),
+    [
+        (3, 5, 3, 2, 1, 9),
+        (2, 4, 1, 2, 0, 8),
+        (8, 40, 5, 1, 2, 6),
+        (3, 4, 7, 2, 3, 10),
+        (2, 3, 2, 3, 0, 9),
+    ],
+)
+@pytest.mark.parametrize("block_bytes", [1, 1 << 22])
+def test_input_gradient_in_blocks_matches_the_reference(
+    cin, cout, k, stride, pad, hw, block_bytes, rng, monkeypatch
+):
+    """Stride 2 and 3 and a plain stride-1 F > C (the col2im path): one sample per block or
+    all in one, padded or not, the input gradient equals the naive reference's, as a fresh
+    array of exactly the input's size."""
+    monkeypatch.setattr(conv, "BLOCK_BYTES", block_bytes)
+    layer = Conv2D(cin, cout, k, stride, pad, rng=rng).astype(np.float64)
+    w = layer.params["weight"]
+    x = rng.standard_normal((5, cin, hw, hw))
+    y = layer.forward(x, training=True)
+    assert not layer._direct and not layers._input_grad_as_conv(stride, k, k, pad, cout, cin)
+    dout = rng.standard_normal(y.shape)
+    dx = layer.backward(dout)
+    rdx, rdw, rdb = ref.conv2d_backward(x, w, dout, stride, pad)
+    np.testing.assert_allclose(dx, rdx, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(layer.grads["weight"], rdw, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(layer.grads["bias"], rdb, rtol=1e-10, atol=1e-10)
+    assert dx.base is not None and dx.base.shape == (cin, 5, hw, hw)  # no bigger buffer kept
+
+
+def _finite_difference_input_grad(layer: Conv2D, x: np.ndarray, dout: np.ndarray, i: tuple):
+    eps = 1e-6
+    xp, xm = x.copy(), x.copy()
+    xp[i] += eps
+    xm[i] -= eps
+    return ((layer.forward(xp) * dout).sum() - (layer.forward(xm) * dout).sum()) / (2 * eps)
+
+
+def test_input_gradient_in_blocks_matches_finite_differences(rng, monkeypatch):
+    monkeypatch.setattr(conv, "BLOCK_BYTES", 1)
+    layer = Conv2D(2, 4, 3, 2, 1, rng=rng).astype(np.float64)
+    x = rng.standard_normal((3, 2, 7, 7))
+    dout = rng.standard_normal(layer.forward(x, training=True).shape)
+    dx = layer.backward(dout)
+    for i in [(0, 0, 0, 0), (1, 1, 3, 4), (2, 0, 6, 6), (2, 1, 5, 2)]:
+        num = _finite_difference_input_grad(layer, x, dout, i)
+        assert abs(dx[i] - num) < 1e-7, (i, dx[i], num)
+
+
+@pytest.mark.parametrize(
+    ("cin", "cout", "k", "stride", "hw", "path"),
+    [
+        (3, 8, 3, 1, 12, "wide"),
+        (6, 4, 3, 1, 16, "direct"),
+        (4, 40, 3, 1, 6, "plain"),
+        (4, 6, 3, 2, 9, "plain"),
+    ],
+)
+def test_release_frees_the_buffers_and_changes_no_number(cin, cout, k, stride, hw, path, rng):
+    """After release() a convolution holds no padded input or patch matrix; the next forward
+    and backward (buffers made afresh) give exactly the numbers of a layer never released."""
+    kept = Conv2D(cin, cout, k, stride, 1, rng=np.random.default_rng(0))
+    freed = Conv2D(cin, cout, k, stride, 1, rng=np.random.default_rng(0))
+    for _ in range(2):
+        x = rng.standard_normal((4, cin, hw, hw)).astype(np.float32)
+        ya, yb = kept.forward(x, training=True), freed.forward(x, training=True)
+        assert {"wide": freed._wide, "direct": freed._direct, "plain": True}[path]
+        dout = rng.standard_normal(ya.shape).astype(np.float32)
+        np.testing.assert_array_equal(ya, yb)
+        np.testing.assert_array_equal(kept.backward(dout), freed.backward(dout))
+        for key in kept.grads:
+            np.testing.assert_array_equal(kept.grads[key], freed.grads[key])
+        freed.release()
+        assert freed._xbuf is None and freed._cols is None and freed._pad_buf is None
+        assert not freed._chunks
