@@ -179,10 +179,28 @@ class NetworkView(QWidget):
                 else:
                     row.colors = self._cell_colors(layer)
         else:
+            hovered = self._hovered_name()
             self._layout()
-        self._hover = None if self._hover is None or len(layers) != len(self._rows) else self._hover
+            self._hover = self._hover_on(hovered)
         self._update_hover_text()
         self.update()
+
+    def _hovered_name(self) -> str | None:
+        if self._hover is None or self._hover[0] >= len(self._rows):
+            return None
+        return self._rows[self._hover[0]].layer.name
+
+    def _hover_on(self, name: str | None) -> tuple[int, int, int, int] | None:
+        """The hover after a new layout: the same cell of the same layer while it is still
+        shown with that cell, else none (another network, a folded block, cleared)."""
+        if name is None or self._hover is None:
+            return None
+        _, c, y, x = self._hover
+        for r, row in enumerate(self._rows):
+            if row.layer.name == name and c < len(row.rects):
+                size = row.layer.values.shape[1:] if row.layer.values.ndim == 3 else (1, 1)
+                return (r, c, y, x) if y < size[0] and x < size[1] else None
+        return None
 
     def _visible(self) -> list[ViewLayer]:
         """The rows shown: a folded block by its last row (its output) alone; the first row of

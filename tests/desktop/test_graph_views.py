@@ -196,3 +196,29 @@ def test_classify_tab_puts_inception_branches_side_by_side_and_shows_a_colour_in
     )
     assert "inception3a" in view.collapsed()
     assert not any(v.name in heads for v in view.layers())
+
+
+def test_a_hovered_cell_survives_a_new_network_only_where_it_still_is(qtbot):
+    # A cell hovered on one network, then another network (or nothing) shown: the view paints
+    # without error (it raised IndexError) and keeps no hover on a cell that is not there.
+    image = np.random.default_rng(2).integers(0, 256, (1, *SMALL), dtype=np.uint8)
+    four = _model("resnet8")
+    two = build_model(
+        {"name": "resnet8", "num_classes": 2, "input_shape": list(SMALL)},
+        np.random.default_rng(0),
+        classes=["cat", "dog"],
+    )
+    view = NetworkView()
+    qtbot.addWidget(view)
+    view.resize(900, 700)
+    view.show()
+    view.set_layers(view_layers(four, four.activations(image)))
+    assert view.hover_cell("softmax", 3)
+    assert "ship" in view.hover_text
+    view.set_layers(view_layers(two, two.activations(image)))  # same rows, softmax of 2
+    view.grab()
+    assert view.hover_text == ""
+    assert view.hover_cell("softmax", 1)
+    view.clear()
+    view.grab()
+    assert view.hover_text == ""
