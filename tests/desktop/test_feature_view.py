@@ -160,4 +160,8 @@ def test_a_resnet_shows_every_convolution_by_its_dotted_name(qtbot, tmp_path):
     assert (shown.height(), shown.width()) == features.patch_grid(expected).shape[:2]
     assert "excite it most" in view.status.text()
     # nine tall grids: each keeps its height and the area scrolls (none cut to fit the window)
-    assert all(g.height() == g.pixmap().height() for g in view.sections.values())
+    # (the layout settles on the event loop after the last grid arrives)
+    qtbot.waitUntil(
+        lambda: all(g.height() == g.pixmap().height() for g in view.sections.values()),
+        timeout=5000,
+    )
