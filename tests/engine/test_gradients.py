@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine import layers
+from engine import conv, layers
 from engine.layers import AvgPool2D, Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sigmoid, Tanh
 from engine.losses import softmax_cross_entropy, total_error
 from engine.model import custom, lenet5
@@ -57,6 +57,14 @@ def test_conv2d_gradients(cin, cout, k, stride, pad, hw, rng):
     layer = Conv2D(cin, cout, k, stride, pad, rng=rng)
     layer.params["bias"][...] = rng.standard_normal(cout)
     check_layer(layer, rng.standard_normal((2, cin, *hw)), rng)
+
+
+def test_conv2d_gradients_with_the_input_gradient_in_blocks_of_samples(rng, monkeypatch):
+    # engine.conv.input_grad, one sample per block: a stride-2 convolution through patches
+    monkeypatch.setattr(conv, "BLOCK_BYTES", 1)
+    layer = Conv2D(2, 4, 3, 2, 1, rng=rng)
+    check_layer(layer, rng.standard_normal((3, 2, 7, 7)), rng)
+    assert not (layer._direct or layer._wide or layers._input_grad_as_conv(2, 3, 3, 1, 4, 2))
 
 
 @pytest.mark.parametrize("layer_cls", [MaxPool2D, AvgPool2D])
