@@ -196,11 +196,15 @@ class NetworkView(QWidget):
         if name is None or self._hover is None:
             return None
         _, c, y, x = self._hover
-        for r, row in enumerate(self._rows):
-            if row.layer.name == name and c < len(row.rects):
-                size = row.layer.values.shape[1:] if row.layer.values.ndim == 3 else (1, 1)
-                return (r, c, y, x) if y < size[0] and x < size[1] else None
-        return None
+        r = self._row_index(name)
+        if r is None or c >= len(self._rows[r].rects):
+            return None
+        values = self._rows[r].layer.values
+        size = values.shape[1:] if values.ndim == 3 else (1, 1)
+        return (r, c, y, x) if y < size[0] and x < size[1] else None
+
+    def _row_index(self, name: str) -> int | None:
+        return next((i for i, row in enumerate(self._rows) if row.layer.name == name), None)
 
     def _visible(self) -> list[ViewLayer]:
         """The rows shown: a folded block by its last row (its output) alone; the first row of
@@ -245,7 +249,7 @@ class NetworkView(QWidget):
     def hover_cell(self, name: str, index: int, y: int = 0, x: int = 0) -> bool:
         """Show map ``index`` pixel (y, x) of layer ``name`` (or cell ``index``) as hovered, as
         the mouse would (the tour points at a cell this way); False when it is not shown."""
-        r = next((i for i, row in enumerate(self._rows) if row.layer.name == name), None)
+        r = self._row_index(name)
         if r is None or not 0 <= index < len(self._rows[r].rects):
             return False
         self._hover = (r, index, y, x)
