@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine import conv, layers
+from engine import conv, conv_rows, layers
 from engine import reference as ref
 from engine.layers import Conv2D
 
@@ -29,6 +29,7 @@ def test_input_gradient_in_blocks_matches_the_reference(
     all in one, padded or not, the input gradient equals the naive reference's, as a fresh
     array of exactly the input's size."""
     monkeypatch.setattr(conv, "BLOCK_BYTES", block_bytes)
+    monkeypatch.setattr(layers, "ROWS_ALL", False)  # the patch-matrix path under test
     layer = Conv2D(cin, cout, k, stride, pad, rng=rng).astype(np.float64)
     w = layer.params["weight"]
     x = rng.standard_normal((5, cin, hw, hw))
@@ -44,12 +45,43 @@ def test_input_gradient_in_blocks_matches_the_reference(
 
 
 @pytest.mark.parametrize(
+    ("cin", "cout", "k", "stride", "pad", "hw"),
+    [(3, 5, 3, 2, 1, 9), (8, 40, 5, 1, 2, 6), (3, 4, 7, 2, 3, 10), (2, 3, 2, 3, 0, 9)],
+)
+@pytest.mark.parametrize("block_bytes", [1, 1 << 22])
+def test_rows_layout_matches_the_reference_and_keeps_only_the_padded_input(
+    cin, cout, k, stride, pad, hw, block_bytes, rng, monkeypatch
+):
+    """engine.conv_rows (forced on): forward and every gradient equal the naive reference's;
+    the input gradient is a fresh array of exactly the input's size; between forward and
+    backward the layer keeps the padded input and nothing of patch size."""
+    monkeypatch.setattr(conv_rows, "BLOCK_BYTES", block_bytes)
+    monkeypatch.setattr(layers, "ROWS_ALL", True)
+    layer = Conv2D(cin, cout, k, stride, pad, rng=rng).astype(np.float64)
+    w, b = layer.params["weight"], layer.params["bias"]
+    x = rng.standard_normal((5, cin, hw, hw))
+    y = layer.forward(x, training=True)
+    assert layer._rows and layer._cols is None
+    assert layer._xbuf is not None and layer._xbuf.shape == (5, hw + 2 * pad, hw + 2 * pad, cin)
+    np.testing.assert_allclose(y, ref.conv2d(x, w, b, stride, pad), atol=1e-10)
+    dout = rng.standard_normal(y.shape)
+    dx = layer.backward(dout)
+    rdx, rdw, rdb = ref.conv2d_backward(x, w, dout, stride, pad)
+    np.testing.assert_allclose(dx, rdx, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(layer.grads["weight"], rdw, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(layer.grads["bias"], rdb, rtol=1e-10, atol=1e-10)
+    assert dx.base is not None and dx.base.size == x.size  # no bigger buffer kept
+
+
+@pytest.mark.parametrize(
     ("cin", "cout", "k", "stride", "hw", "path"),
     [
         (3, 8, 3, 1, 12, "wide"),
         (6, 4, 3, 1, 16, "direct"),
         (4, 40, 3, 1, 6, "plain"),
         (4, 6, 3, 2, 9, "plain"),
+        (24, 32, 3, 1, 8, "rows"),
+        (24, 32, 3, 2, 9, "rows"),
     ],
 )
 def test_release_frees_the_buffers_and_changes_no_number(cin, cout, k, stride, hw, path, rng):
@@ -60,7 +92,8 @@ def test_release_frees_the_buffers_and_changes_no_number(cin, cout, k, stride, h
     for _ in range(2):
         x = rng.standard_normal((4, cin, hw, hw)).astype(np.float32)
         ya, yb = kept.forward(x, training=True), freed.forward(x, training=True)
-        assert {"wide": freed._wide, "direct": freed._direct, "plain": True}[path]
+        paths = {"wide": freed._wide, "direct": freed._direct, "rows": freed._rows}
+        assert paths.get(path, not freed._rows)
         dout = rng.standard_normal(ya.shape).astype(np.float32)
         np.testing.assert_array_equal(ya, yb)
         np.testing.assert_array_equal(kept.backward(dout), freed.backward(dout))

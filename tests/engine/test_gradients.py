@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine import conv, layers
+from engine import conv, conv_rows, layers
 from engine.layers import AvgPool2D, Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sigmoid, Tanh
 from engine.losses import softmax_cross_entropy, total_error
 from engine.model import custom, lenet5
@@ -65,6 +65,30 @@ def test_conv2d_gradients_with_the_input_gradient_in_blocks_of_samples(rng, monk
     layer = Conv2D(2, 4, 3, 2, 1, rng=rng)
     check_layer(layer, rng.standard_normal((3, 2, 7, 7)), rng)
     assert not (layer._direct or layer._wide or layers._input_grad_as_conv(2, 3, 3, 1, 4, 2))
+
+
+@pytest.mark.parametrize(
+    ("cin", "cout", "k", "stride", "pad", "hw"),
+    [
+        (2, 3, 3, 1, 1, (5, 6)),  # the input gradient as a convolution of dout
+        (3, 2, 5, 1, 2, (6, 6)),
+        (2, 3, (2, 3), 1, 0, (5, 6)),
+        (2, 4, 3, 2, 1, (7, 6)),  # the patch gradients scattered back
+        (2, 2, 2, 3, 0, (8, 7)),
+        (2, 2, 3, 1, 3, (4, 4)),  # padding wider than the kernel: scattered too
+    ],
+)
+@pytest.mark.parametrize("block_bytes", [1, 1 << 22])
+def test_conv2d_gradients_in_rows_layout(
+    cin, cout, k, stride, pad, hw, block_bytes, rng, monkeypatch
+):
+    """engine.conv_rows forced on small shapes, one sample per block and all in one."""
+    monkeypatch.setattr(layers, "ROWS_ALL", True)
+    monkeypatch.setattr(conv_rows, "BLOCK_BYTES", block_bytes)
+    layer = Conv2D(cin, cout, k, stride, pad, rng=rng)
+    layer.params["bias"][...] = rng.standard_normal(cout)
+    check_layer(layer, rng.standard_normal((3, cin, *hw)), rng)
+    assert layer._rows
 
 
 @pytest.mark.parametrize("layer_cls", [MaxPool2D, AvgPool2D])
