@@ -798,20 +798,22 @@ def _direct(
 
 
 def _rows(kh: int, kw: int, c: int) -> bool:
-    """Whether a convolution runs in rows layout (:meth:`Conv2D._forward_rows`): every kernel
-    larger than 1x1 with at least :data:`ROWS_MIN` patch entries. Measured (1 thread, batch
-    64, forward + backward, CPU time, best of 9, rows / the path it replaced): against the
-    patch matrix kept whole, 0.55-0.70 on AlexNet's and ZF Net's 3x3 and 5x5 convolutions,
-    0.68-0.84 on ResNet's and VGG's 3x3 ones at 8-16 px, 0.81 and 0.97 at stride 2; against
-    the direct products, 0.76-0.91 (3x3 at 16-32 px). It loses where a patch row is short
-    (1.21 for AlexNet's 3-channel 5x5 stride-2 conv1, 1.4-1.7 for 3-channel 3x3, 4.4 for
-    LeNet's 1-channel conv1) and on 1x1 convolutions (1.04-1.40), which keep their paths."""
+    """Whether a convolution runs in rows layout (:meth:`Conv2D._forward_rows`): a kernel
+    larger than 1x1 on at least :data:`ROWS_MIN_CHANNELS` input channels with at least
+    :data:`ROWS_MIN` patch entries. Measured (1 thread, batch 64, forward + backward, CPU
+    time, best of 9, rows / the path it replaced): against the patch matrix kept whole,
+    0.55-0.70 on AlexNet's and ZF Net's 3x3 and 5x5 convolutions, 0.68-0.85 on ResNet's and
+    VGG's 3x3 ones at 8-16 px, 0.81-0.85 at stride 2; against the wide patch rows 0.83-0.86
+    (16->32 3x3 at 16 px); against the direct products 0.76-0.91 (3x3 at 16-32 px, 16 to 60
+    channels). It loses where a patch row is short: 1.25 for LeNet's 6->16 5x5 at 14 px,
+    1.2-1.7 for 3-channel first layers, 4.4 for a 1-channel one; and on 1x1 convolutions
+    (1.04-1.40), which all keep their paths."""
     if ROWS_ALL is not None:
         return ROWS_ALL
-    return kh * kw > 1 and c * kh * kw >= ROWS_MIN
+    return kh * kw > 1 and c >= ROWS_MIN_CHANNELS and c * kh * kw >= ROWS_MIN
 
 
-ROWS_MIN = 200  # patch entries from which the rows layout pays
+ROWS_MIN, ROWS_MIN_CHANNELS = 144, 16  # where the rows layout pays (see _rows)
 ROWS_ALL: bool | None = None  # tests force the rows path on (True) or off (False)
 
 
