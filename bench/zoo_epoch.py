@@ -3,8 +3,8 @@
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE /work/main/.venv/bin/python bench/zoo_epoch.py
 
 CIFAR-sized input (3x32x32), 10 classes, batch 64, SGD with momentum 0.9 (lr 0.01), float32,
-2 threads (the engine splits each batch over 2 threads with single-threaded BLAS; a network
-with BatchNorm, whose statistics need the whole batch, runs whole with 2 BLAS threads). Each
+2 threads (the engine splits each batch over 2 threads with single-threaded BLAS; BatchNorm's
+shards exchange their sums, so its statistics are the whole batch's). Each
 member is built from its graph spec in the registry twice: as a ConvScope model
 (``build_model``) and as a ``torch.nn.Module`` made by a tiny interpreter of the same spec
 (below), with the same node names, so ``state_dict`` keys match the model file's. The two
@@ -155,11 +155,11 @@ class NumpyRun:
 
         arch = architectures.choose(name, channels=3).architecture(CLASSES)
         self.model = build_model(arch, np.random.default_rng(0))
-        # batch shards in parallel threads with BLAS single-threaded; a network with BatchNorm
-        # is trained whole (its statistics need the whole batch), with BLAS on the threads
-        self.sharded = getattr(self.model, "parallel_training_problem", lambda: None)() is None
-        self.model.threads = threads if self.sharded else 1
-        self.blas_threads = 1 if self.sharded else threads
+        # batch shards in parallel threads with BLAS single-threaded (BatchNorm's shards share
+        # the whole batch's statistics, see engine.shards)
+        self.sharded = True
+        self.model.threads = threads
+        self.blas_threads = 1
         self.opt = make_optimizer("momentum", self.model.parameters(), LR, momentum=MOMENTUM)
         self.loss_fn = softmax_cross_entropy
         self.x, self.y = x, y

@@ -8,6 +8,7 @@ memory a convolution leaves behind, seen as a ``(C, N*H*W)`` matrix, and hands C
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import numpy as np
@@ -58,6 +59,9 @@ class BatchNorm2D(Layer):
             "num_batches_tracked": np.zeros((), np.int64),
         }
         self._x: np.ndarray | None = None  # the input (CNHW view), kept for backward
+        # (group, rank) while this layer runs one shard of a batch split over threads: the
+        # statistics are then the whole batch's, exchanged through the group (see BatchSync)
+        self.sync: tuple[BatchSync, int] | None = None
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         c, h, w = _chw(input_shape, self.name)
@@ -97,6 +101,7 @@ class BatchNorm2D(Layer):
             var = self.buffers["running_var"].astype(dtype)
         y4 = np.empty(x4.shape, dtype)
         y, inv = y4.reshape(c, m), np.empty(c, dtype)
+        synced = training and self.sync is not None
         for z in _blocks(c, m):  # a block of channels is read once from memory, then in cache
             yb = y[z]
             xb = _rows(x4[z], yb)  # (a convolution's wide rows are copied into yb first)
@@ -105,14 +110,38 @@ class BatchNorm2D(Layer):
             np.subtract(xb, mu[z, None], out=yb)
             if training:
                 var[z] = np.einsum("ij,ij->i", yb, yb) / m
+            if synced:
+                continue  # the affine step waits for the whole batch's statistics
             inv[z] = 1.0 / np.sqrt(var[z] + self.eps)
             yb *= (weight[z] * inv[z])[:, None]
             yb += bias[z, None]
-        if training:
+        if synced:
+            mu, var, m = self._synced_affine(y, mu, var, m, weight, bias, inv)
+        if training and (self.sync is None or self.sync[1] == 0):
             self._update_running(mu, var, m)
         # backward recomputes x - mu from the input, kept as it is: no normalised copy
-        self._x, self._mu, self._inv = x4, mu, inv
+        self._x, self._mu, self._inv, self._m = x4, mu, inv, m
         return y4.transpose(1, 0, 2, 3)
+
+    def _synced_affine(self, y, mu, var, m, weight, bias, inv) -> tuple[Any, Any, int]:
+        """This shard's ``y = x - mu_shard`` (in place) normalised with the whole batch's
+        statistics, combined from every shard's mean and variance (Chan's formula:
+        ``M2 = sum(M2_i + m_i * (mu_i - mu)**2)``). Returns the batch's mean, variance and
+        count."""
+        assert self.sync is not None
+        group, rank = self.sync
+        sums = group.allsum(rank, np.stack([mu * m, var * m, np.full_like(mu, m)]))
+        total = round(float(sums[2, 0]))
+        mu_all = sums[0] / total
+        parts = group.allsum(rank, m * (mu - mu_all) ** 2)
+        var_all = (sums[1] + parts) / total
+        inv[...] = 1.0 / np.sqrt(var_all + self.eps)
+        scale = weight * inv
+        shift = (mu - mu_all) * scale + bias  # y = (x - mu_shard + mu_shard - mu) * scale + bias
+        for z in _blocks(y.shape[0], m):
+            y[z] *= scale[z, None]
+            y[z] += shift[z, None]
+        return mu_all, var_all, total
 
     def _update_running(self, mu: np.ndarray, var: np.ndarray, m: int) -> None:
         b, mom = self.buffers, self.momentum
@@ -133,26 +162,65 @@ class BatchNorm2D(Layer):
         rows = max(z.stop - z.start for z in blocks)
         tmp, gbuf = np.empty(rows * m, dtype), np.empty(rows * m, g4.dtype)
         dw, db = self.grads["weight"], self.grads["bias"]
-        for z in blocks:  # one pass over x, dout and dx, block by block
+        synced = self._training and self.sync is not None
+
+        def block(z: slice) -> tuple[np.ndarray, np.ndarray]:
             xc = tmp[: (z.stop - z.start) * m].reshape(-1, m)
             np.subtract(x4[z], mu[z, None, None, None], out=xc.reshape(x4[z].shape))
-            gb = _rows(g4[z], gbuf[: xc.size].reshape(xc.shape))
-            db[z] = sum_g = np.add.reduce(gb, axis=1)
-            dw[z] = dot = np.einsum("ij,ij->i", gb, xc) * inv[z]  # sum(dout * xhat)
-            if dx4 is None:
-                continue
-            dxb = dx4.reshape(c, m)[z]
-            if self._training:  # scale * (g - mean(g) - xhat * mean(g * xhat))
-                np.multiply(xc, (-scale[z] * inv[z] * dot / m)[:, None], out=dxb)
-                dxb -= (scale[z] * sum_g / m)[:, None]
-                np.multiply(gb, scale[z, None], out=xc)
-                dxb += xc
-            else:  # an affine map
-                np.multiply(gb, scale[z, None], out=dxb)
+            return xc, _rows(g4[z], gbuf[: xc.size].reshape(xc.shape))
+
+        for z in blocks:  # one pass over x, dout and dx, block by block
+            xc, gb = block(z)
+            db[z] = np.add.reduce(gb, axis=1)
+            dw[z] = np.einsum("ij,ij->i", gb, xc) * inv[z]  # sum(dout * xhat)
+            if dx4 is not None and not synced:
+                self._dx(dx4.reshape(c, m)[z], xc, gb, scale[z], inv[z], db[z], dw[z], self._m)
+        if synced and dx4 is not None:  # the sums are the whole batch's: a second pass
+            assert self.sync is not None
+            group, rank = self.sync
+            total = group.allsum(rank, np.stack([db, dw]))
+            for z in blocks:
+                xc, gb = block(z)
+                dxb = dx4.reshape(c, m)[z]
+                self._dx(dxb, xc, gb, scale[z], inv[z], total[0, z], total[1, z], self._m)
         return None if dx4 is None else dx4.transpose(1, 0, 2, 3)
+
+    def _dx(self, dxb, xc, gb, scale, inv, sum_g, dot, m: int) -> None:
+        """One block of ``dx`` from ``xc = x - mu``, ``gb = dout`` and the batch's sums
+        ``sum(dout)``, ``sum(dout * xhat)`` over ``m`` values per channel (``xc`` is spent)."""
+        if self._training:  # scale * (g - mean(g) - xhat * mean(g * xhat))
+            np.multiply(xc, (-scale * inv * dot / m)[:, None], out=dxb)
+            dxb -= (scale * sum_g / m)[:, None]
+            np.multiply(gb, scale[:, None], out=xc)
+            dxb += xc
+        else:  # an affine map
+            np.multiply(gb, scale[:, None], out=dxb)
 
     def release(self) -> None:
         self._x = None
+
+
+class BatchSync:
+    """The shards of one batch, split over threads, adding per-channel arrays at a barrier:
+    how a BatchNorm layer running one shard gets the whole batch's statistics and sums.
+
+    ``allsum(rank, a)`` returns the sum of every shard's ``a``, added in rank order (the same
+    in every shard). :meth:`abort` breaks the barrier, so a shard that failed never leaves
+    the others waiting (they raise ``threading.BrokenBarrierError``)."""
+
+    def __init__(self, parties: int) -> None:
+        self.parts: list[np.ndarray | None] = [None] * parties
+        self.barrier = threading.Barrier(parties)
+
+    def allsum(self, rank: int, a: np.ndarray) -> np.ndarray:
+        self.parts[rank] = a
+        self.barrier.wait()  # every shard has written its part
+        total = np.sum([p for p in self.parts if p is not None], axis=0)
+        self.barrier.wait()  # every shard has read them: the slots may be written again
+        return total
+
+    def abort(self) -> None:
+        self.barrier.abort()
 
 
 def _blocks(c: int, m: int, size: int = 1 << 16) -> list[slice]:

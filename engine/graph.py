@@ -212,14 +212,15 @@ class Network:
         self._shards.processes = bool(flag)
 
     def parallel_training_problem(self) -> str | None:
-        """Why this network cannot train split over several workers (None if it can)."""
+        """Why this network cannot train split over several worker processes (None if it
+        can; worker threads share BatchNorm's statistics, see :mod:`engine.shards`)."""
         bns = [n for n, layer in self.nodes.items() if isinstance(layer, BatchNorm2D)]
         if not bns:
             return None
         return (
             f"this network has BatchNorm ({bns[0]}{', ...' if len(bns) > 1 else ''}), whose "
-            "statistics need the whole batch in one worker; train it with one worker "
-            "(--workers 1)"
+            "statistics need the whole batch, which worker processes do not share; train it "
+            "with worker threads or one worker"
         )
 
     # -- compute -------------------------------------------------------------------------

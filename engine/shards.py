@@ -13,7 +13,10 @@ garbage-collected; fork before starting other threads you rely on in the childre
 
 Dropout masks are drawn for the whole batch before it is split (see ``Network._masks``), so the
 result does not depend on the number of workers. BatchNorm needs the whole batch's statistics:
-a network with BatchNorm refuses to train split (``Network.parallel_training_problem``).
+split over threads, the shards of each BatchNorm layer add their per-channel sums at a barrier
+(:class:`engine.blocks.BatchSync`), so every shard normalises with the whole batch's mean and
+variance, as one worker would; forked processes share no such barrier, so a network with
+BatchNorm refuses to train split over processes (``Network.parallel_training_problem``).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import mmap
 import multiprocessing
 import signal
 import sys
+import threading
 import weakref
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
@@ -30,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from engine import executor
+from engine.blocks import BatchNorm2D, BatchSync
 from engine.errors import ShapeError
 from engine.layers import Layer
 
@@ -50,6 +55,7 @@ class Shards:
         self.replicas: list[Replica] = []
         self.bounds: list[tuple[int, int]] = []
         self._pool: ThreadPoolExecutor | None = None
+        self._syncs: list[BatchSync] = []
         self._workers: _ShardWorkers | None = None
 
     @property
@@ -84,7 +90,7 @@ class Shards:
         cannot train split (BatchNorm)."""
         if not (self.threads > 1 and n >= 8 * self.threads):
             return False
-        if training:
+        if training and self.processes:
             problem = self.net.parallel_training_problem()
             if problem:
                 raise ShapeError(problem)
@@ -105,16 +111,48 @@ class Shards:
         for rep, (a, b) in zip(self.replicas, self.bounds, strict=True):
             for name, m in masks.items():
                 rep[name].mask = m[a:b]  # type: ignore[attr-defined]
+        # BatchNorm: the whole batch's statistics, exchanged between the shards (a fresh
+        # group per batch: a group broken by a failed shard is never reused)
+        self._syncs = []
+        for name, layer in net.nodes.items():
+            if isinstance(layer, BatchNorm2D):
+                group = BatchSync(t)
+                self._syncs.append(group)
+                for rank, rep in enumerate(self.replicas):
+                    rep[name].sync = (group, rank)  # type: ignore[attr-defined]
 
     def _run(self, fn) -> list:
         assert self._pool is not None
+        syncs = self._syncs
+
+        def guarded(rep: Replica, a: int, b: int) -> Any:
+            try:
+                return fn(rep, a, b)
+            except BaseException:
+                for group in syncs:  # no shard waits for this one at a BatchNorm
+                    group.abort()
+                raise
+
         futures = [
-            self._pool.submit(fn, rep, a, b)
+            self._pool.submit(guarded, rep, a, b)
             for rep, (a, b) in zip(self.replicas[1:], self.bounds[1:], strict=True)
         ]
         a, b = self.bounds[0]
-        first = fn(self.replicas[0], a, b)  # shard 0 runs in the calling thread
-        return [first, *(f.result() for f in futures)]
+        errors: list[BaseException] = []
+        results = []
+        try:
+            results.append(guarded(self.replicas[0], a, b))  # shard 0 runs in this thread
+        except BaseException as e:
+            errors.append(e)
+        for f in futures:
+            try:
+                results.append(f.result())
+            except BaseException as e:
+                errors.append(e)
+        if errors:  # the shard that failed, not one it left waiting at a BatchNorm
+            first = [e for e in errors if not isinstance(e, threading.BrokenBarrierError)]
+            raise (first or errors)[0]
+        return results
 
     def forward(self, x: np.ndarray, training: bool, masks: dict[str, np.ndarray]) -> np.ndarray:
         self._prepare(x.shape[0], masks)

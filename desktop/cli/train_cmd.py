@@ -336,7 +336,9 @@ def _train(run_: Any, workers: int, progress: Progress) -> Any:
 
         stack.enter_context(threadpool_limits(1))  # the shards are the parallelism
         model.threads = workers
-        model.processes = True
+        # forked processes (no shared GIL), or threads for BatchNorm, whose shards exchange
+        # the batch's statistics (see engine.shards)
+        model.processes = model.parallel_training_problem() is None
         stack.callback(setattr, model, "threads", 1)  # stops the worker processes
     with stack, _ctrl_c_cancels(run_.control):
         ended = _follow(run_.events(), progress, run_.settings.config.epochs)

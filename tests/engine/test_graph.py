@@ -203,17 +203,65 @@ def test_process_shards_equal_threads_for_a_graph_and_ignore_ctrl_c(one_blas_thr
         m.threads = 1
 
 
-def test_batchnorm_refuses_split_training_but_not_split_inference(rng):
+@pytest.mark.parametrize(("threads", "n"), [(2, 32), (3, 31)])
+def test_batchnorm_trains_split_over_threads_with_the_whole_batch_statistics(threads, n, rng):
+    """Worker threads: every BatchNorm normalises with the whole batch's mean and variance
+    (the shards exchange their sums), so the loss, the logits, the gradients and the running
+    statistics equal one worker's, uneven shards included; in float64 to the last digits."""
+    x = rng.standard_normal((n, 3, 8, 8)) * 3 + 1
+    y = rng.integers(0, 4, n)
+    one = build_model(small_spec(), np.random.default_rng(0)).astype(np.float64)
+    split = build_model(small_spec(), np.random.default_rng(0)).astype(np.float64)
+    split.threads = threads
+    for step in range(2):
+        one.rng, split.rng = np.random.default_rng(step), np.random.default_rng(step)
+        la, za = one.train_step(x, y)
+        lb, zb = split.train_step(x, y)
+        assert split._shards.replicas  # really split
+        np.testing.assert_allclose(lb, la, rtol=1e-12)
+        np.testing.assert_allclose(zb, za, rtol=1e-10, atol=1e-12)
+        for key, g in one.gradients().items():
+            np.testing.assert_allclose(split.gradients()[key], g, rtol=1e-9, atol=1e-12)
+    for key, b in one.buffers().items():
+        np.testing.assert_allclose(split.buffers()[key], b, rtol=1e-12, err_msg=key)
+    assert int(split.buffers()["bn1.num_batches_tracked"]) == 2  # counted once per batch
+    split.threads = 1
+
+
+def test_a_failing_shard_surfaces_its_error_and_leaves_no_shard_waiting(rng):
+    """A shard that raises before a BatchNorm does not leave the other waiting at it: the
+    step raises the shard's own error, and the next step trains normally."""
     m = build_model(small_spec(), rng)
     m.threads = 2
     x = rng.standard_normal((32, 3, 8, 8)).astype(np.float32)
-    with pytest.raises(ShapeError, match=r"BatchNorm.*one worker"):
+    y = rng.integers(0, 4, 32)
+    m.train_step(x, y)
+    conv = m._shards.replicas[1]["conv1"]
+
+    def broken(*args, **kwargs):
+        raise ValueError("shard 1 failed")
+
+    conv.forward = broken  # type: ignore[method-assign]
+    with pytest.raises(ValueError, match="shard 1 failed"):
+        m.train_step(x, y)
+    del conv.forward
+    loss, _ = m.train_step(x, y)
+    assert np.isfinite(loss)
+    m.threads = 1
+
+
+def test_batchnorm_refuses_split_processes_but_not_split_inference(rng):
+    m = build_model(small_spec(), rng)
+    m.threads, m.processes = 2, True
+    x = rng.standard_normal((32, 3, 8, 8)).astype(np.float32)
+    with pytest.raises(ShapeError, match=r"BatchNorm.*worker processes"):
         m.train_step(x, rng.integers(0, 4, 32))
     assert m.parallel_training_problem() is not None
-    m.threads = 1
+    m.threads, m.processes = 1, False
     expect = m.forward(x)
     m.threads = 2
     np.testing.assert_allclose(m.forward(x), expect, rtol=1e-5, atol=1e-6)
+    m.threads = 1
 
 
 # -- files and cloning ---------------------------------------------------------------------------

@@ -61,3 +61,18 @@ def test_cli_train_with_two_workers_saves_a_model(tmp_path, capsys):
 def test_cli_refuses_silly_worker_counts(capsys):
     assert cli_main(["train", "--workers", "0", "--limit", "64"]) == 2
     assert "--workers" in capsys.readouterr().err
+
+
+def test_cli_trains_a_batchnorm_network_with_two_workers(tmp_path, capsys):
+    """BatchNorm with --workers 2: worker threads sharing the batch's statistics, not a
+    refusal; the running statistics the file keeps moved from their start."""
+    from engine.modelfile import load_model
+
+    out = tmp_path / "bn.npz"
+    arch = "conv 8 3, batchnorm, relu, maxpool 2, flatten, dense 10"
+    args = ["train", "--limit", "256", "--val-fraction", "0", "--epochs", "1", "--workers", "2"]
+    rc = cli_main([*args, "--arch", arch, "--out", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    state = load_model(out).state_dict()
+    mean = next(v for k, v in state.items() if k.endswith("running_mean"))
+    assert np.abs(mean).max() > 0
