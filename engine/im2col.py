@@ -1,4 +1,4 @@
-"""The fast kernels behind Conv2D and the pooling layers: stride tricks + one BLAS matmul.
+"""The fast kernels behind Conv2D and average pooling: stride tricks + one BLAS matmul.
 
 Layout trick: the convolution works internally in *CNHW* memory order (channels outermost).
 With the patches laid out as ``cols`` of shape ``(C*KH*KW, N*H'*W')`` the whole batch becomes
@@ -9,17 +9,14 @@ strides and never needs NCHW memory either. The naive, obviously-correct version
 operations live in :mod:`engine.reference` and are the tests' oracle.
 
 Stride-1 convolutions (all of LeNet's) use "wide" patch rows over the padded width (see
-:func:`wide_chunks`), so im2col and col2im copy long contiguous runs; 2x2 max-pooling is a
-reshape and two maxima (:func:`maxpool2x2_forward`); other pooling takes one strided slice per
-window offset. Loops in this module run over kernel offsets or blocks of samples, never pixels.
+:func:`wide_chunks`), so im2col and col2im copy long contiguous runs; average pooling takes one
+strided slice per window offset (max pooling lives in :mod:`engine.pooling`). Loops in this
+module run over kernel offsets or blocks of samples, never pixels.
 
 Output size of a convolution or pooling window along one axis::
 
     H' = 1 + (H + 2*pad - KH) // stride
 
-Size: the kernels of every convolution path (im2col, wide rows, direct products) and of the
-pooling layers share the strided-view helpers and the layout conventions above; split, each
-part would repeat them.
 """
 
 from __future__ import annotations
@@ -123,133 +120,6 @@ def _window_slices(size: int, stride: int, ho: int, wo: int):
             )
 
 
-def _phase_planes(
-    xm: np.ndarray, size: int, stride: int, pad: int, fill: float
-) -> tuple[list[list[np.ndarray]], int, int]:
-    """The padded input of a pooling, split by phase: ``planes[a][b][:, :, t, u]`` is padded
-    pixel ``(a + stride*t, b + stride*u)`` of ``xm (A, B, H, W)`` (padding reads ``fill``), for
-    ``a, b < min(stride, size)``. Window offset ``(i, j)`` of output pixel ``(y, x)`` is then
-    ``planes[i % stride][j % stride][:, :, y + i // stride, x + j // stride]``: each offset is
-    a slice with unit inner stride (fast, SIMD) instead of a stride-``stride`` gather.
-    Returns ``(planes, H', W')``."""
-    a_, b_, h, w = xm.shape
-    ho = output_size(h, size, stride, pad)
-    wo = output_size(w, size, stride, pad)
-    if stride == 1 and not pad:
-        return [[xm]], ho, wo
-    phases = range(min(stride, size))
-    rows = [_phase_range(a, size, stride, pad, ho, h) for a in phases]
-    cols = [_phase_range(b, size, stride, pad, wo, w) for b in phases]
-    planes = []
-    for ha, rdst, rsrc in rows:
-        line = []
-        for wb, cdst, csrc in cols:
-            shape = (a_, b_, ha, wb)
-            full = rdst == slice(0, ha) and cdst == slice(0, wb)
-            plane = np.empty(shape, xm.dtype) if full else np.full(shape, fill, xm.dtype)
-            plane[:, :, rdst, cdst] = xm[:, :, rsrc, csrc]
-            line.append(plane)
-        planes.append(line)
-    return planes, ho, wo
-
-
-def _phase_range(
-    a: int, size: int, stride: int, pad: int, out: int, n: int
-) -> tuple[int, slice, slice]:
-    """Phase ``a`` along one axis: ``(length, dst, src)``: the plane has ``length`` entries;
-    entries ``dst`` are the input's pixels ``src`` (a stride-``stride`` slice); the others are
-    padding."""
-    length = out + (size - 1 - a) // stride
-    t0 = max(0, -((a - pad) // stride))
-    t1 = max(t0, min(length, (n - 1 + pad - a) // stride + 1))
-    first = a + stride * t0 - pad
-    return length, slice(t0, t1), slice(first, first + stride * (t1 - t0), stride)
-
-
-def maxpool_forward(
-    x: np.ndarray, size: int, stride: int, pad: int = 0, training: bool = True
-) -> tuple[np.ndarray, tuple]:
-    """Max pooling of ``x (N,C,H,W)`` (padding reads ``-inf``) -> ``(y (N,C,H',W'), state)``.
-
-    Separable, on the phase planes of the whole batch in its memory order (see
-    :func:`_phase_planes`; every step reads unit-stride slices): a running maximum over the
-    ``size`` column offsets of each padded row, then over the ``size`` row offsets of those
-    maxima, no loop over pixels, no branches. ``state`` keeps, at each stage, which offset
-    held the FIRST maximum, which together is the first maximum of the window in row-major
-    order (as PyTorch), so backward routes each gradient to exactly one input even when a
-    window holds ties (zeros after ReLU); ``training=False`` skips them.
-    """
-    perm, xm = memory_order(x)
-    planes, ho, wo = _phase_planes(xm, size, stride, pad, -np.inf)
-    s = stride
-    rows = [
-        _running_max([line[j % s][..., j // s : j // s + wo] for j in range(size)], training)
-        for line in planes
-    ]
-    views = [rows[i % s][0][:, :, i // s : i // s + ho] for i in range(size)]
-    y, argi = _running_max(views, training)
-    if not training:
-        return y.transpose(perm), ()
-    argj = [a for _, a in rows]
-    shapes = [[p.shape for p in line] for line in planes]
-    return y.transpose(perm), (perm, xm.shape, size, stride, pad, argi, argj, shapes)
-
-
-def _running_max(views: list[np.ndarray], track: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Elementwise max of same-shaped ``views`` and (with ``track``) the index of the first
-    view holding it (int8; an empty array without ``track``)."""
-    y = views[0].copy()
-    if not track:
-        for v in views[1:]:
-            np.maximum(y, v, out=y)
-        return y, np.empty(0, np.int8)
-    arg = np.zeros(y.shape, dtype=np.int8)
-    step = np.empty_like(arg)
-    m = np.empty(y.shape, dtype=bool)
-    for k, v in enumerate(views[1:], start=1):
-        np.greater(v, y, out=m)  # strictly: the first maximum keeps its place
-        np.maximum(y, v, out=y)
-        np.subtract(k, arg, out=step)  # arg += m * (k - arg): branch-free
-        step *= m
-        arg += step
-    return y, arg
-
-
-def maxpool_backward(dout: np.ndarray, state: tuple) -> np.ndarray:
-    """Adjoint of :func:`maxpool_forward`: route ``dout (N,C,H',W')`` to the first maximum of
-    each window (summed where windows overlap) -> ``dx (N,C,H,W)``."""
-    perm, shape, size, s, pad, argi, argj, shapes = state
-    h, w = shape[2], shape[3]
-    ho, wo = argi.shape[2], argi.shape[3]
-    drows = [np.zeros(a.shape, dtype=dout.dtype) for a in argj]
-    _route(
-        dout.transpose(perm), argi, [drows[i % s][:, :, i // s : i // s + ho] for i in range(size)]
-    )
-    dplanes = [[np.zeros(p, dtype=dout.dtype) for p in line] for line in shapes]
-    for dr, aj, dline in zip(drows, argj, dplanes, strict=True):
-        _route(dr, aj, [dline[j % s][..., j // s : j // s + wo] for j in range(size)])
-    if s == 1 and not pad:
-        return dplanes[0][0].transpose(perm)
-    dx = np.zeros(shape, dtype=dout.dtype)
-    phases = range(min(s, size))
-    prows = [_phase_range(a, size, s, pad, ho, h) for a in phases]
-    pcols = [_phase_range(b, size, s, pad, wo, w) for b in phases]
-    for (_, rdst, rsrc), line in zip(prows, dplanes, strict=True):
-        for (_, cdst, csrc), dp in zip(pcols, line, strict=True):
-            dx[:, :, rsrc, csrc] = dp[:, :, rdst, cdst]
-    return dx.transpose(perm)
-
-
-def _route(g: np.ndarray, arg: np.ndarray, targets: list[np.ndarray]) -> None:
-    """Adjoint of :func:`_running_max`: add ``g`` where ``arg == k`` into ``targets[k]``."""
-    m = np.empty(arg.shape, dtype=bool)
-    tmp = np.empty(arg.shape, dtype=g.dtype)
-    for k, t in enumerate(targets):
-        np.equal(arg, k, out=m)
-        np.multiply(g, m, out=tmp)
-        t += tmp
-
-
 def avgpool_forward(x: np.ndarray, size: int, stride: int) -> np.ndarray:
     """Average pooling of ``x (N,C,H,W)`` -> ``(N,C,H',W')``: the mean of each window."""
     _n, _c, h, w = x.shape
@@ -276,28 +146,6 @@ def avgpool_backward(
     return dx
 
 
-def memory_order(x: np.ndarray) -> tuple[tuple[int, int, int, int], np.ndarray]:
-    """``(perm, xm)`` with ``xm = x.transpose(perm)`` C-contiguous and the spatial axes last.
-
-    A convolution's output is CNHW memory seen as NCHW; pooling it in its own memory order
-    avoids a transposing copy. Anything else is made C-contiguous (NCHW) first.
-    """
-    xm = x.transpose(1, 0, 2, 3)
-    if _rows_compact(xm):
-        return (1, 0, 2, 3), xm
-    if _rows_compact(x):
-        return (0, 1, 2, 3), x
-    return (0, 1, 2, 3), np.ascontiguousarray(x)
-
-
-def _rows_compact(a: np.ndarray) -> bool:
-    """C-ordered except that rows may be longer than W (a wide convolution's output)."""
-    it = a.itemsize
-    s0, s1, s2, s3 = a.strides
-    _, n1, n2, n3 = a.shape
-    return s3 == it and s2 >= n3 * it and s1 == n2 * s2 and s0 == n1 * s1
-
-
 def view(
     buf: np.ndarray, shape: tuple[int, ...], strides: tuple[int, ...], offset: int = 0
 ) -> np.ndarray:
@@ -307,59 +155,6 @@ def view(
     and NumPy checks that the view stays inside ``buf``.
     """
     return np.ndarray(shape, buf.dtype, buffer=buf, offset=offset, strides=strides)
-
-
-def _tiles(xm: np.ndarray, size: int) -> np.ndarray:
-    """``xm (A, B, H, W)`` (rows compact) as ``(A*B*H/size, size, W/size, size)``, a view."""
-    a, b, h, w = xm.shape
-    it, rs = xm.itemsize, xm.strides[2]
-    shape = (a * b * h // size, size, w // size, size)
-    strides = (size * rs, rs, size * it, it)
-    base = xm.base
-    if (
-        base is not None
-        and base.flags.c_contiguous
-        and base.nbytes >= a * b * h * rs
-        and xm.__array_interface__["data"][0] == base.__array_interface__["data"][0]
-    ):
-        return view(base, shape, strides)
-    return as_strided(xm, shape=shape, strides=strides, writeable=False)
-
-
-def maxpool2x2_forward(x: np.ndarray, training: bool = True) -> tuple[np.ndarray, tuple]:
-    """2x2, stride-2 max pooling of ``x (N,C,H,W)`` with even H, W, by reshaping (no gather).
-
-    In memory order, ``x`` is ``(M, 2, W/2, 2)`` with ``M = C*N*H/2``: the max of the two rows
-    of each window, then of the two columns. ``state`` keeps which row and which column won
-    (bool, first one on ties), so backward routes each gradient to exactly one input; with
-    ``training=False`` it is not computed (state is empty).
-    """
-    perm, xm = memory_order(x)  # both possible perms are their own inverse
-    a, b, h, w = xm.shape
-    x4 = _tiles(xm, 2)
-    r0, r1 = x4[:, 0], x4[:, 1]
-    rm = np.maximum(r0, r1)
-    y = np.maximum(rm[..., 0], rm[..., 1])
-    y = y.reshape(a, b, h // 2, w // 2).transpose(perm)
-    if not training:
-        return y, ()
-    row1 = np.greater(r1, r0)  # the bottom row wins
-    col1 = np.greater(rm[..., 1], rm[..., 0])  # the right column wins
-    return y, (perm, xm.shape, row1, col1)
-
-
-def maxpool2x2_backward(dout: np.ndarray, state: tuple) -> np.ndarray:
-    """Adjoint of :func:`maxpool2x2_forward`: ``dout (N,C,H/2,W/2)`` -> ``dx (N,C,H,W)``."""
-    perm, shape, row1, col1 = state
-    a, b, h, w = shape
-    dy = np.ascontiguousarray(dout.transpose(perm)).reshape(col1.shape)
-    drm = np.empty(row1.shape, dtype=dout.dtype)
-    np.multiply(dy, col1, out=drm[..., 1])
-    np.subtract(dy, drm[..., 1], out=drm[..., 0])  # exactly one column gets dy
-    dx = np.empty((a * b * h // 2, 2, w // 2, 2), dtype=dout.dtype)
-    np.multiply(drm, row1, out=dx[:, 1])
-    np.subtract(drm, dx[:, 1], out=dx[:, 0])  # exactly one row gets it
-    return dx.reshape(shape).transpose(perm)
 
 
 # -- stride-1 convolutions: "wide" rows ------------------------------------------------------

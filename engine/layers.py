@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from engine import conv
+from engine import conv, pooling
 from engine import conv_rows as rows
 from engine import im2col as k
 from engine.errors import ShapeError
@@ -640,19 +640,19 @@ class MaxPool2D(_Pool2D):
         self._x_shape = x.shape
         fast = self.size == self.stride == 2 and not self.padding
         if fast and x.shape[2] % 2 == 0 and x.shape[3] % 2 == 0:
-            y, self._state = k.maxpool2x2_forward(x, training)  # the common case: reshaping
+            y, self._state = pooling.maxpool2x2_forward(x, training)  # the common case: reshaping
             self._fast = True
             return y
-        y, self._state = k.maxpool_forward(x, self.size, self.stride, self.padding, training)
+        y, self._state = pooling.maxpool_forward(x, self.size, self.stride, self.padding, training)
         self._fast = False
         return y
 
     def backward(self, dout: np.ndarray, input_grad: bool = True) -> np.ndarray:
         if self._fast:
             assert isinstance(self._state, tuple)
-            return k.maxpool2x2_backward(dout, self._state)
+            return pooling.maxpool2x2_backward(dout, self._state)
         assert isinstance(self._state, tuple)
-        return k.maxpool_backward(dout, self._state)
+        return pooling.maxpool_backward(dout, self._state)
 
 
 class AvgPool2D(_Pool2D):
