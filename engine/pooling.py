@@ -35,7 +35,7 @@ from engine.im2col import output_size, view, workspace
 
 # workspace slots (engine.im2col.workspace; engine.conv uses 3 and 4, engine.conv_rows 5-7)
 _PAD, _ROWS, _WIDE = 8, 9, 10
-BLOCK_BYTES = 256 * 1024  # a block's phase planes (its other buffers are smaller): in cache
+BLOCK_BYTES = 256 * 1024  # one phase plane of a block (measured best for 8-32 px, 32-96 channels)
 
 
 class _Geometry:
@@ -128,7 +128,7 @@ def maxpool_forward(
     yg = y.reshape(g, geo.ho, geo.wo, cc)
     code_col = np.empty(geo.n, np.uint8)
     code_row = np.empty((geo.q, geo.n), np.uint8)
-    for g0, g1, blk in _blocks(geo):
+    for g0, g1, blk in _blocks(geo, x.itemsize):
         cols = slice(g0 * geo.per, g1 * geo.per)
         codes = (code_col[cols], code_row[:, cols]) if training else None
         _forward_block(xg[g0:g1], blk, yg[g0:g1], codes)
@@ -138,10 +138,10 @@ def maxpool_forward(
     return y, (perm, mshape, geo, code_col, code_row)
 
 
-def _blocks(geo: _Geometry):
-    """``(g0, g1, geometry)`` for each block of groups whose planes fit BLOCK_BYTES."""
+def _blocks(geo: _Geometry, itemsize: int):
+    """``(g0, g1, geometry)`` for each block of groups whose phase plane fits BLOCK_BYTES."""
     g, h, w, cc = geo.grid
-    step = max(1, BLOCK_BYTES // (geo.q * geo.q * geo.per * 4))
+    step = max(1, BLOCK_BYTES // (geo.per * itemsize))
     blk = _Geometry((min(step, g), h, w, cc), geo.size, geo.stride, geo.pad)
     for g0 in range(0, g, step):
         g1 = min(g, g0 + step)
@@ -209,7 +209,7 @@ def maxpool_backward(dout: np.ndarray, state: tuple) -> np.ndarray:
     dxg = dx.reshape(g, h, w, cc)
     if geo.size < geo.stride:
         dx.fill(0)  # pixels in no window
-    for g0, g1, blk in _blocks(geo):
+    for g0, g1, blk in _blocks(geo, dout.itemsize):
         cols = slice(g0 * geo.per, g1 * geo.per)
         _backward_block(dg[g0:g1], blk, code_col[cols], code_row[:, cols], dxg[g0:g1])
     return dx.transpose(_inverse(perm))
@@ -236,16 +236,18 @@ def _backward_block(
 def _route(g: np.ndarray, code: np.ndarray, targets: list[np.ndarray], q: int) -> None:
     """Adjoint of one stage: ``targets[k] += g * (code == k)``. The first ``q`` targets are
     whole planes, so they are assigned (no zeroing); the others overlap them and add. Only
-    junk (zero gradient) reaches past a plane."""
+    junk (zero gradient) reaches past a plane. The mask is made a float array first: a
+    float-by-float product is cheaper than one casting a bool operand on the fly."""
     mask = np.empty(code.shape, bool)
-    tmp = np.empty(code.shape, g.dtype)
+    mf = np.empty(code.shape, g.dtype)
     for k, t in enumerate(targets):
         np.equal(code, k, out=mask)
+        np.copyto(mf, mask)
         if k < q:
-            np.multiply(g, mask, out=t)
+            np.multiply(g, mf, out=t)
         else:
-            np.multiply(g, mask, out=tmp)
-            t += tmp
+            mf *= g
+            t += mf
 
 
 def memory_order(x: np.ndarray) -> tuple[tuple[int, int, int, int], np.ndarray]:
