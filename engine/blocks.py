@@ -101,10 +101,11 @@ class BatchNorm2D(Layer):
             var = self.buffers["running_var"].astype(dtype)
         y4 = np.empty(x4.shape, dtype)
         y, inv = y4.reshape(c, m), np.empty(c, dtype)
+        xm = _channel_major(x4, y4)  # (channels-innermost memory is copied into y4 first)
         synced = training and self.sync is not None
         for z in _blocks(c, m):  # a block of channels is read once from memory, then in cache
             yb = y[z]
-            xb = _rows(x4[z], yb)  # (a convolution's wide rows are copied into yb first)
+            xb = _rows(xm[z], yb)  # (a convolution's wide rows are copied into yb first)
             if training:
                 mu[z] = np.add.reduce(xb, axis=1) / m
             np.subtract(xb, mu[z, None], out=yb)
@@ -163,6 +164,7 @@ class BatchNorm2D(Layer):
         tmp, gbuf = np.empty(rows * m, dtype), np.empty(rows * m, g4.dtype)
         dw, db = self.grads["weight"], self.grads["bias"]
         synced = self._training and self.sync is not None
+        x4, g4 = _channel_major(x4), _channel_major(g4)
 
         def block(z: slice) -> tuple[np.ndarray, np.ndarray]:
             xc = tmp[: (z.stop - z.start) * m].reshape(-1, m)
@@ -227,6 +229,20 @@ def _blocks(c: int, m: int, size: int = 1 << 16) -> list[slice]:
     """Slices of the ``c`` channels in blocks of about ``size`` values (``m`` per channel)."""
     step = max(1, size // m)
     return [slice(a, min(a + step, c)) for a in range(0, c, step)]
+
+
+def _channel_major(a4: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``a4 (C, N, H, W)`` itself, or, when the channels are its innermost axis (NHWC memory:
+    a rows-layout convolution's output), a channel-major copy (into ``out`` when given). One
+    transposing copy costs about what one pass costs; blocks of channels read straight from
+    channels-innermost memory would touch every cache line once per channel."""
+    if a4.shape[0] == 1 or a4.strides[0] != a4.itemsize:
+        return a4
+    if out is None:
+        out = np.empty(a4.shape, a4.dtype)
+    for n in range(a4.shape[1]):  # sample by sample: each transpose stays in cache
+        np.copyto(out[:, n], a4[:, n])
+    return out
 
 
 def _rows(a4: np.ndarray, buf: np.ndarray) -> np.ndarray:

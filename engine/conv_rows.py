@@ -10,9 +10,10 @@ The input is copied once, zero-bordered, into NHWC memory ``(N, Hp, Wp, C)``. Th
 
 are products with the pixels as the long axis, the orientation OpenBLAS runs fastest for
 these shapes (measured, 1 thread, float32: 1.3-2x the GFLOP/s of ``weight @ cols`` with the
-pixels as columns, e.g. 64 outputs x 800 patch entries x 16,384 pixels: 65 against 44). The
-output is NHWC memory, returned as an NCHW-shaped view; the next layer reads it through its
-strides and the next convolution's copy into its own padded buffer is contiguous.
+pixels as columns, e.g. 64 outputs x 800 patch entries x 16,384 pixels: 65 against 44). Each
+block's ``(pixels, F)`` product is stored transposed while in cache, so the output is CNHW
+memory as on the other paths (BatchNorm's per-channel passes read it 2-3x faster than
+channels-innermost memory).
 
 No patch matrix outlives a block: each block's patches live in a per-thread workspace
 (:func:`engine.im2col.workspace`), rebuilt for the weight gradient (a copy costs a few
@@ -35,7 +36,7 @@ from engine import im2col as k
 BLOCK_BYTES = 2 * 1024 * 1024  # patches of one block (cache-sized: the product reads them once)
 
 # workspace slots (engine.im2col.workspace; engine.conv uses 3 and 4)
-_COLS, _DPAD, _DCOLS = 5, 6, 7
+_COLS, _DPAD, _DCOLS, _RES = 5, 6, 7, 8
 
 
 def pad_nhwc(
@@ -82,19 +83,23 @@ def forward(
     out_hw: tuple[int, int],
 ) -> np.ndarray:
     """The convolution of the padded NHWC ``xp`` with ``wt (KH*KW*C, F)`` (rows ordered
-    ``(i, j, c)``): ``(N*H'*W', F)``, NHWC memory."""
+    ``(i, j, c)``): ``(F, N*H'*W')``, CNHW memory. Each block's product ``(pixels, F)`` is
+    stored transposed while still in cache, so what follows (BatchNorm's per-channel passes,
+    the next convolution's copy) reads channel-major memory as from every other path."""
     ho, wo = out_hw
     n = xp.shape[0]
     rows, f = wt.shape
     view = _patches(xp, kh, kw, stride, ho, wo)
-    out = np.empty((n * ho * wo, f), dtype=xp.dtype)
+    out = np.empty((f, n * ho * wo), dtype=xp.dtype)
     hw = ho * wo
     for n0, n1 in _blocks(n, hw, rows * xp.itemsize):
         cols = k.workspace((n1 - n0) * hw * rows, xp.dtype, _COLS)
         np.copyto(cols.reshape(n1 - n0, ho, wo, kh, -1), view[n0:n1])
-        np.matmul(cols.reshape(-1, rows), wt, out=out[n0 * hw : n1 * hw])
+        res = k.workspace((n1 - n0) * hw * f, xp.dtype, _RES).reshape(-1, f)
+        np.matmul(cols.reshape(-1, rows), wt, out=res)
+        out[:, n0 * hw : n1 * hw] = res.T
     if bias is not None:
-        out += bias
+        out += bias[:, None]
     return out
 
 
@@ -134,8 +139,9 @@ def input_grad(
     stride: int,
     pad: int,
 ) -> np.ndarray:
-    """The input gradient as NHWC memory ``(N, H, W, C)`` from ``d (N, H', W', F)`` (C-
-    contiguous), ``weight (F, C, KH, KW)`` and its rows ``wt (KH*KW*C, F)``."""
+    """The input gradient, NCHW-shaped ``(N, C, H, W)`` (CNHW or NHWC memory, a fresh array
+    of exactly the input's size) from ``d (N, H', W', F)`` (C-contiguous), ``weight (F, C,
+    KH, KW)`` and its rows ``wt (KH*KW*C, F)``."""
     n, c, h, w = x_shape
     f, _, kh, kw = weight.shape
     ho, wo = d.shape[1], d.shape[2]
@@ -147,8 +153,8 @@ def input_grad(
         dp[...] = 0
         dp = pad_nhwc(d, kh - 1 - pad, kw - 1 - pad, dp, layout="nhwc")
         dx = forward(dp, flipped_rows(weight), None, kh, kw, 1, (h, w))
-        return dx.reshape(n, h, w, c)
-    return _scatter_grad(d, wt, x_shape, kh, kw, stride, pad)
+        return dx.reshape(c, n, h, w).transpose(1, 0, 2, 3)
+    return _scatter_grad(d, wt, x_shape, kh, kw, stride, pad).transpose(0, 3, 1, 2)
 
 
 def _scatter_grad(

@@ -301,7 +301,7 @@ class Conv2D(Layer):
         bias = self.params["bias"].astype(dtype, copy=False) if self.bias else None
         out = rows.forward(self._xbuf, wt, bias, kh, kw, self.stride, (ho, wo))
         self._x_shape = x.shape
-        return out.reshape(n, ho, wo, f).transpose(0, 3, 1, 2)
+        return out.reshape(f, n, ho, wo).transpose(1, 0, 2, 3)
 
     def _row_weights(self, dtype: np.dtype) -> np.ndarray:
         """The weights as ``(KH*KW*C, F)``, rows ordered like a patch row ``(i, j, c)``."""
@@ -327,8 +327,7 @@ class Conv2D(Layer):
             return None
         weight = self.params["weight"].astype(d.dtype, copy=False)
         wt = self._wb.reshape(-1, f)
-        dx = rows.input_grad(d, weight, wt, self._x_shape, self.stride, self.padding)
-        return dx.transpose(0, 3, 1, 2)
+        return rows.input_grad(d, weight, wt, self._x_shape, self.stride, self.padding)
 
     def _forward_direct(self, x: np.ndarray, dtype: np.dtype) -> np.ndarray:
         """Stride 1 with ``F <= C``: no patch matrix (see :func:`engine.im2col.direct_conv`);
