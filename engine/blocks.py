@@ -126,16 +126,19 @@ class BatchNorm2D(Layer):
 
     def _synced_affine(self, y, mu, var, m, weight, bias, inv) -> tuple[Any, Any, int]:
         """This shard's ``y = x - mu_shard`` (in place) normalised with the whole batch's
-        statistics, combined from every shard's mean and variance (Chan's formula:
-        ``M2 = sum(M2_i + m_i * (mu_i - mu)**2)``). Returns the batch's mean, variance and
-        count."""
+        statistics, combined from every shard's count, mean and variance in one exchange
+        (in float64: ``M2 = sum(M2_i) + sum(m_i * mu_i**2) - M * mu**2``). Returns the batch's
+        mean, variance and count."""
         assert self.sync is not None
         group, rank = self.sync
-        sums = group.allsum(rank, np.stack([mu * m, var * m, np.full_like(mu, m)]))
-        total = round(float(sums[2, 0]))
-        mu_all = sums[0] / total
-        parts = group.allsum(rank, m * (mu - mu_all) ** 2)
-        var_all = (sums[1] + parts) / total
+        mu64 = mu.astype(np.float64)
+        local = np.stack([mu64 * m, var.astype(np.float64) * m, m * mu64 * mu64])
+        sums = group.allsum(rank, np.concatenate([local.ravel(), [float(m)]]))
+        total = round(float(sums[-1]))
+        s_mu, s_m2, s_sq = sums[:-1].reshape(3, -1)
+        mu_all = s_mu / total
+        var_all = np.maximum(s_m2 + s_sq - total * mu_all * mu_all, 0.0) / total
+        mu_all, var_all = mu_all.astype(mu.dtype), var_all.astype(var.dtype)
         inv[...] = 1.0 / np.sqrt(var_all + self.eps)
         scale = weight * inv
         shift = (mu - mu_all) * scale + bias  # y = (x - mu_shard + mu_shard - mu) * scale + bias
@@ -207,19 +210,23 @@ class BatchSync:
     how a BatchNorm layer running one shard gets the whole batch's statistics and sums.
 
     ``allsum(rank, a)`` returns the sum of every shard's ``a``, added in rank order (the same
-    in every shard). :meth:`abort` breaks the barrier, so a shard that failed never leaves
-    the others waiting (they raise ``threading.BrokenBarrierError``)."""
+    in every shard), after ONE barrier: the parts go into two alternating slots, so a shard
+    that runs ahead into the next exchange writes the other slot while a slower one is still
+    reading this one (it can run two exchanges ahead only once the slow one has arrived at the
+    next barrier, i.e. finished reading). :meth:`abort` breaks the barrier, so a shard that
+    failed never leaves the others waiting (they raise ``threading.BrokenBarrierError``)."""
 
     def __init__(self, parties: int) -> None:
-        self.parts: list[np.ndarray | None] = [None] * parties
+        self.slots: list[list[np.ndarray | None]] = [[None] * parties, [None] * parties]
+        self.rounds = [0] * parties
         self.barrier = threading.Barrier(parties)
 
     def allsum(self, rank: int, a: np.ndarray) -> np.ndarray:
-        self.parts[rank] = a
+        slot = self.slots[self.rounds[rank] % 2]
+        self.rounds[rank] += 1
+        slot[rank] = a
         self.barrier.wait()  # every shard has written its part
-        total = np.sum([p for p in self.parts if p is not None], axis=0)
-        self.barrier.wait()  # every shard has read them: the slots may be written again
-        return total
+        return np.sum([p for p in slot if p is not None], axis=0)
 
     def abort(self) -> None:
         self.barrier.abort()
