@@ -164,7 +164,8 @@ def _add_output_arguments(group: argparse._ArgumentGroup) -> None:
         type=int,
         default=1,
         help="split each batch over N shards trained in parallel (forked processes on Linux, "
-        "threads elsewhere; BLAS gets one thread each). 2 is fastest on a 2-core machine; the "
+        "threads elsewhere and for BatchNorm networks, whose shards share the batch's "
+        "statistics; BLAS gets one thread each). 2 is fastest on a 2-core machine; the "
         "model equals the one of --workers 1 up to float rounding (default 1)",
     )
     group.add_argument(
