@@ -87,7 +87,7 @@ class Shards:
 
     def split(self, n: int, training: bool) -> bool:
         """Should a batch of ``n`` be split? Raises :class:`ShapeError` for a network that
-        cannot train split (BatchNorm)."""
+        cannot train split over processes (BatchNorm)."""
         if not (self.threads > 1 and n >= 8 * self.threads):
             return False
         if training and self.processes:
