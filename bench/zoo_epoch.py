@@ -148,6 +148,8 @@ class TorchRun:
 
 
 class NumpyRun:
+    BLAS_THREADS = 1  # the shards are the parallelism
+
     def __init__(self, name: str, x: np.ndarray, y: np.ndarray, threads: int) -> None:
         from engine.losses import softmax_cross_entropy
         from engine.model import build_model
@@ -155,11 +157,9 @@ class NumpyRun:
 
         arch = architectures.choose(name, channels=3).architecture(CLASSES)
         self.model = build_model(arch, np.random.default_rng(0))
-        # batch shards in parallel threads with BLAS single-threaded (BatchNorm's shards share
-        # the whole batch's statistics, see engine.shards)
-        self.sharded = True
+        # batch shards in parallel threads, each with single-threaded BLAS (BLAS_THREADS);
+        # BatchNorm's shards share the whole batch's statistics, see engine.shards
         self.model.threads = threads
-        self.blas_threads = 1
         self.opt = make_optimizer("momentum", self.model.parameters(), LR, momentum=MOMENTUM)
         self.loss_fn = softmax_cross_entropy
         self.x, self.y = x, y
@@ -220,7 +220,7 @@ def main() -> None:
         for r in range(args.repeats + 1):  # the first pass of each warms up, untimed
             for key, (run, times) in runs.items():
                 if key == "numpy":
-                    with threadpool_limits(run.blas_threads, user_api="blas"):
+                    with threadpool_limits(NumpyRun.BLAS_THREADS, user_api="blas"):
                         t = run.epoch(r)
                 else:
                     t = run.epoch(r)
@@ -228,7 +228,7 @@ def main() -> None:
                     times.append(t)
         med = {k: statistics.median(t) for k, (_, t) in runs.items()}
         ratio = med["numpy"] / med["torch"] if "numpy" in med else float("nan")
-        mode = "" if args.no_numpy else ("shards" if npr.sharded else "BLAS")
+        mode = "" if args.no_numpy else "shards"
         rows.append((name, params, macs, med.get("numpy"), med["torch"], ratio, mode))
         print(
             f"{name:14s} {params:>9,} params {macs / 1e6:7.1f} M MACs  numpy "

@@ -46,7 +46,7 @@ def run_part(part: str, name: str, images: int, threads: int) -> dict[str, float
     from threadpoolctl import threadpool_limits
 
     npr = NumpyRun(name, x, y, threads)
-    with threadpool_limits(npr.blas_threads, user_api="blas"):
+    with threadpool_limits(NumpyRun.BLAS_THREADS, user_api="blas"):
         if part == "tracemalloc":
             tracemalloc.start()
             npr.epoch(0)
