@@ -240,7 +240,8 @@ def _blocks(c: int, m: int, size: int = 1 << 16) -> list[slice]:
 
 def _channel_major(a4: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """``a4 (C, N, H, W)`` itself, or, when the channels are its innermost axis (NHWC memory:
-    a rows-layout convolution's output), a channel-major copy (into ``out`` when given). One
+    the input gradient a strided rows-layout convolution hands back, an NHWC image), a
+    channel-major copy (into ``out`` when given). One
     transposing copy costs about what one pass costs; blocks of channels read straight from
     channels-innermost memory would touch every cache line once per channel."""
     if a4.shape[0] == 1 or a4.strides[0] != a4.itemsize:
