@@ -11,6 +11,18 @@ from engine import reference as ref
 from engine.layers import Conv2D
 
 
+def _backward_matches_the_reference(layer, x, y, stride, pad, rng) -> np.ndarray:
+    """Backward of a random ``dout``: the input, weight and bias gradients equal the naive
+    reference's; returns the input gradient."""
+    dout = rng.standard_normal(y.shape)
+    dx = layer.backward(dout)
+    rdx, rdw, rdb = ref.conv2d_backward(x, layer.params["weight"], dout, stride, pad)
+    np.testing.assert_allclose(dx, rdx, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(layer.grads["weight"], rdw, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(layer.grads["bias"], rdb, rtol=1e-10, atol=1e-10)
+    return dx
+
+
 @pytest.mark.parametrize(
     ("cin", "cout", "k", "stride", "pad", "hw"),
     [
@@ -31,16 +43,10 @@ def test_input_gradient_in_blocks_matches_the_reference(
     monkeypatch.setattr(conv, "BLOCK_BYTES", block_bytes)
     monkeypatch.setattr(layers, "ROWS_ALL", False)  # the patch-matrix path under test
     layer = Conv2D(cin, cout, k, stride, pad, rng=rng).astype(np.float64)
-    w = layer.params["weight"]
     x = rng.standard_normal((5, cin, hw, hw))
     y = layer.forward(x, training=True)
     assert not layer._direct and not layers._input_grad_as_conv(stride, k, k, pad, cout, cin)
-    dout = rng.standard_normal(y.shape)
-    dx = layer.backward(dout)
-    rdx, rdw, rdb = ref.conv2d_backward(x, w, dout, stride, pad)
-    np.testing.assert_allclose(dx, rdx, rtol=1e-10, atol=1e-10)
-    np.testing.assert_allclose(layer.grads["weight"], rdw, rtol=1e-10, atol=1e-10)
-    np.testing.assert_allclose(layer.grads["bias"], rdb, rtol=1e-10, atol=1e-10)
+    dx = _backward_matches_the_reference(layer, x, y, stride, pad, rng)
     assert dx.base is not None and dx.base.shape == (cin, 5, hw, hw)  # no bigger buffer kept
 
 
@@ -64,12 +70,7 @@ def test_rows_layout_matches_the_reference_and_keeps_only_the_padded_input(
     assert layer._rows and layer._cols is None
     assert layer._xbuf is not None and layer._xbuf.shape == (5, hw + 2 * pad, hw + 2 * pad, cin)
     np.testing.assert_allclose(y, ref.conv2d(x, w, b, stride, pad), atol=1e-10)
-    dout = rng.standard_normal(y.shape)
-    dx = layer.backward(dout)
-    rdx, rdw, rdb = ref.conv2d_backward(x, w, dout, stride, pad)
-    np.testing.assert_allclose(dx, rdx, rtol=1e-10, atol=1e-10)
-    np.testing.assert_allclose(layer.grads["weight"], rdw, rtol=1e-10, atol=1e-10)
-    np.testing.assert_allclose(layer.grads["bias"], rdb, rtol=1e-10, atol=1e-10)
+    dx = _backward_matches_the_reference(layer, x, y, stride, pad, rng)
     assert dx.base is not None and dx.base.size == x.size  # no bigger buffer kept
 
 
