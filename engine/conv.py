@@ -20,7 +20,7 @@ from engine import im2col as k
 BLOCK_BYTES = 4 * 1024 * 1024  # patch gradients of one block of samples (measured: 1-8 MB alike)
 
 # workspace slots (engine.im2col.workspace) of the block buffers
-_DCOLS, _DXPAD = 3, 4
+_DCOLS, _DXPAD = "conv.dcols", "conv.dxpad"
 
 
 def input_grad(

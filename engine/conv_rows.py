@@ -40,8 +40,8 @@ BLOCK_BYTES = 2 * 1024 * 1024  # patches of one block (cache-sized: the product 
 # 0.96-1.01x for 16-48
 NARROW_F = 16
 
-# workspace slots (engine.im2col.workspace; engine.conv uses 3 and 4)
-_COLS, _DPAD, _DCOLS, _RES = 5, 6, 7, 8
+# workspace slots (engine.im2col.workspace)
+_COLS, _DPAD, _DCOLS, _RES = "conv_rows.cols", "conv_rows.dpad", "conv_rows.dcols", "conv_rows.res"
 
 
 def pad_nhwc(

@@ -348,10 +348,12 @@ PATCH_BLOCK_BYTES = 2 * 1024 * 1024  # one block of patches in direct_weight_gra
 _WORKSPACE = threading.local()
 
 
-def workspace(size: int, dtype: np.dtype, slot: int = 0) -> np.ndarray:
+def workspace(size: int, dtype: np.dtype, slot: str) -> np.ndarray:
     """A scratch array of ``size`` elements, one per thread, dtype and ``slot``, shared by
     every layer (contents undefined; valid until the next call for the same slot from the same
-    thread): the transient buffers of a backward pass need no copy per layer."""
+    thread): the transient buffers of a backward pass need no copy per layer. ``slot`` is a
+    name its module gives it (``"conv_rows.cols"``), so two modules never share one by
+    accident."""
     bufs = _WORKSPACE.__dict__.setdefault("bufs", {})
     key = (np.dtype(dtype), slot)
     buf = bufs.get(key)

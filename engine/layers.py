@@ -356,7 +356,7 @@ class Conv2D(Layer):
         assert self._xbuf is not None  # set by forward
         ho, wo = dout.shape[2], dout.shape[3]
         size = f * n * shape[2] * shape[3]
-        d4 = k.workspace(size, self._xbuf.dtype, 1).reshape(f, n, shape[2], shape[3])
+        d4 = k.workspace(size, self._xbuf.dtype, _PADDED).reshape(f, n, shape[2], shape[3])
         d4[:, :, :ho, :wo] = dout.transpose(1, 0, 2, 3)
         d4[:, :, ho:] = 0  # the junk outputs
         d4[:, :, :ho, wo:] = 0
@@ -455,7 +455,7 @@ class Conv2D(Layer):
             return self._input_grad_direct(dout, n, c, h, w)
         pad = kh - 1 - self.padding
         size = f * n * (h + kh - 1) * (w + kw - 1) + kw - 1
-        dpad = k.workspace(size, self._wb.dtype, 1)  # its border is zeroed, then the interior
+        dpad = k.workspace(size, self._wb.dtype, _PADDED)  # its border is zeroed, then the interior
         dpad[...] = 0
         dpad, dc = k.padded_flat(dout, pad, kw - 1, dpad)
         wq = dc.shape[3]  # W + KW - 1: the wide rows of dx
@@ -468,7 +468,7 @@ class Conv2D(Layer):
             assert self._cols is not None
             cols = self._cols.reshape(-1)[:size].reshape(shape)
         else:
-            cols = k.workspace(size, dout.dtype).reshape(shape)
+            cols = k.workspace(size, dout.dtype, _PATCHES).reshape(shape)
         wt = self._wb[:, : c * kh * kw].reshape(f, c, kh, kw)[:, :, ::-1, ::-1]
         wmat = np.ascontiguousarray(wt.transpose(1, 0, 2, 3)).reshape(c, shape[0])
         chunk = _chunk(n, c * shape[0] * h * wq)
@@ -489,7 +489,7 @@ class Conv2D(Layer):
         pad = kh - 1 - self.padding
         hp, wp = h + kh - 1, w + kw - 1
         slack = k.direct_slack(kh, kw, wp)
-        dpad = k.workspace(f * n * hp * wp + slack, self._wb.dtype, 1)
+        dpad = k.workspace(f * n * hp * wp + slack, self._wb.dtype, _PADDED)
         dpad[...] = 0  # the border and slack must read zero: zeroed, then the interior written
         dpad, dc = k.padded_flat(dout, pad, slack, dpad)
         wt = self._wb[:, : c * kh * kw].reshape(f, c, kh, kw)[:, :, ::-1, ::-1]
@@ -811,6 +811,10 @@ def _rows(kh: int, kw: int, c: int) -> bool:
         return ROWS_ALL
     return kh * kw > 1 and c >= ROWS_MIN_CHANNELS and c * kh * kw >= ROWS_MIN
 
+
+# workspace slots (engine.im2col.workspace) of a convolution's backward pass: patches of dout,
+# and the padded dout (or, on the direct path, dout laid over the padded grid)
+_PATCHES, _PADDED = "conv2d.patches", "conv2d.padded"
 
 ROWS_MIN, ROWS_MIN_CHANNELS = 144, 16  # where the rows layout pays (see _rows)
 ROWS_ALL: bool | None = None  # tests force the rows path on (True) or off (False)

@@ -33,8 +33,8 @@ from numpy.lib.stride_tricks import as_strided
 
 from engine.im2col import output_size, view, workspace
 
-# workspace slots (engine.im2col.workspace; engine.conv uses 3 and 4, engine.conv_rows 5-7)
-_PAD, _ROWS, _WIDE = 8, 9, 10
+# workspace slots (engine.im2col.workspace)
+_PAD, _ROWS, _WIDE = "pooling.pad", "pooling.rows", "pooling.wide"
 BLOCK_BYTES = 256 * 1024  # one phase plane of a block (measured best for 8-32 px, 32-96 channels)
 
 
