@@ -95,6 +95,9 @@ def _grid(x: np.ndarray) -> tuple[tuple[int, ...], np.ndarray, tuple[int, ...]]:
     if c > 1 and not x.flags.c_contiguous and _channels_last(x):
         xt = x.transpose(0, 2, 3, 1)
         return (0, 2, 3, 1), xt, xt.shape
+    if batch_inner(x):  # seen as (C, H, W, N): the samples play the channels' part
+        xt = x.transpose(1, 2, 3, 0)
+        return (1, 2, 3, 0), xt, xt.shape
     perm, xm = memory_order(x)
     return perm, xm.reshape(-1, h, w, 1), xm.shape
 
@@ -105,6 +108,14 @@ def _channels_last(x: np.ndarray) -> bool:
     sn, sc, sh, sw = x.strides
     _, c, h, w = x.shape
     return sc == it and sw == c * it and sh >= w * c * it and sn == h * sh
+
+
+def batch_inner(x: np.ndarray) -> bool:
+    """CHWN memory, compact (as a batch-inner convolution hands out, :mod:`engine.conv_inner`),
+    holding more than one sample."""
+    n, _, h, w = x.shape
+    it = x.itemsize
+    return n > 1 and x.strides == (it, h * w * n * it, w * n * it, n * it)
 
 
 def _inverse(perm: tuple[int, ...]) -> tuple[int, ...]:
@@ -122,7 +133,7 @@ def maxpool_forward(
     perm, xg, mshape = _grid(x)
     g, _, _, cc = xg.shape
     geo = _Geometry(xg.shape, size, stride, pad)
-    if perm == (0, 2, 3, 1):
+    if cc > 1:  # NHWC or CHWN
         y = np.empty((g, geo.ho, geo.wo, cc), x.dtype)
     else:
         y = np.empty((mshape[0], mshape[1], geo.ho, geo.wo), x.dtype)
@@ -290,37 +301,57 @@ def _tiles(xm: np.ndarray, size: int) -> np.ndarray:
     return as_strided(xm, shape=shape, strides=strides, writeable=False)
 
 
+def _windows(x: np.ndarray) -> tuple[tuple[int, ...], tuple[int, ...], np.ndarray]:
+    """``(perm, mshape, x5)``: ``x`` in its memory order ``x.transpose(perm)`` (shape
+    ``mshape``) and, a view, its 2x2 windows ``(M, 2, W/2, 2, I)``: ``I = N`` for CHWN memory
+    (``M = C*H/2``), else ``I = 1`` (``M = C*N*H/2``, spatial axes last)."""
+    if batch_inner(x):
+        xm = x.transpose(1, 2, 3, 0)
+        c, h, w, n = xm.shape
+        return (1, 2, 3, 0), xm.shape, xm.reshape(c * h // 2, 2, w // 2, 2, n)
+    perm, xm = memory_order(x)
+    return perm, xm.shape, _tiles(xm, 2)[..., None]
+
+
 def maxpool2x2_forward(x: np.ndarray, training: bool = True) -> tuple[np.ndarray, tuple]:
     """2x2, stride-2 max pooling of ``x (N,C,H,W)`` with even H, W, by reshaping (no gather).
 
-    In memory order, ``x`` is ``(M, 2, W/2, 2)`` with ``M = C*N*H/2``: the max of the two rows
-    of each window, then of the two columns. ``state`` keeps which row and which column won
-    (bool, first one on ties), so backward routes each gradient to exactly one input; with
-    ``training=False`` it is not computed (state is empty).
+    In memory order, ``x`` is ``(M, 2, W/2, 2, I)`` (:func:`_windows`): the max of the two
+    rows of each window (long contiguous runs), then of the two columns; ``y`` keeps the
+    memory order of ``x``. ``state`` keeps which row won in each column and which column won
+    (bool), so backward routes each gradient to exactly one input: the window's first
+    maximum in row-major order, as PyTorch does. On a tie between the columns that is the
+    right one when only its top holds the maximum while the left column's comes from the
+    bottom row. With ``training=False`` no state is computed (it is empty).
     """
-    perm, xm = memory_order(x)  # both possible perms are their own inverse
-    a, b, h, w = xm.shape
-    x4 = _tiles(xm, 2)
-    r0, r1 = x4[:, 0], x4[:, 1]
-    rm = np.maximum(r0, r1)
-    y = np.maximum(rm[..., 0], rm[..., 1])
-    y = y.reshape(a, b, h // 2, w // 2).transpose(perm)
+    perm, mshape, x5 = _windows(x)
+    r0, r1 = x5[:, 0], x5[:, 1]
+    rm = np.maximum(r0, r1)  # (M, W/2, 2, I): each window column's maximum
+    left, right = rm[:, :, 0], rm[:, :, 1]
+    y = np.maximum(left, right)
+    yshape = list(mshape)
+    for axis in (perm.index(2), perm.index(3)):
+        yshape[axis] //= 2
+    y = y.reshape(yshape).transpose(_inverse(perm))
     if not training:
         return y, ()
-    row1 = np.greater(r1, r0)  # the bottom row wins
-    col1 = np.greater(rm[..., 1], rm[..., 0])  # the right column wins
-    return y, (perm, xm.shape, row1, col1)
+    row1 = np.greater(r1, r0)  # the bottom row wins in that column (first on ties: top)
+    col1 = np.greater(right, left)
+    tie = np.equal(right, left)  # then the right column wins if its max is on top, left's not
+    tie &= np.greater(row1[:, :, 0], row1[:, :, 1])
+    col1 |= tie
+    return y, (perm, mshape, row1, col1)
 
 
 def maxpool2x2_backward(dout: np.ndarray, state: tuple) -> np.ndarray:
     """Adjoint of :func:`maxpool2x2_forward`: ``dout (N,C,H/2,W/2)`` -> ``dx (N,C,H,W)``."""
-    perm, shape, row1, col1 = state
-    a, b, h, w = shape
+    perm, mshape, row1, col1 = state
     dy = np.ascontiguousarray(dout.transpose(perm)).reshape(col1.shape)
     drm = np.empty(row1.shape, dtype=dout.dtype)
-    np.multiply(dy, col1, out=drm[..., 1])
-    np.subtract(dy, drm[..., 1], out=drm[..., 0])  # exactly one column gets dy
-    dx = np.empty((a * b * h // 2, 2, w // 2, 2), dtype=dout.dtype)
+    np.multiply(dy, col1, out=drm[:, :, 1])
+    np.subtract(dy, drm[:, :, 1], out=drm[:, :, 0])  # exactly one column gets dy
+    m, half, _, inner = row1.shape
+    dx = np.empty((m, 2, half, 2, inner), dtype=dout.dtype)
     np.multiply(drm, row1, out=dx[:, 1])
     np.subtract(drm, dx[:, 1], out=dx[:, 0])  # exactly one row gets it
-    return dx.reshape(shape).transpose(perm)
+    return dx.reshape(mshape).transpose(_inverse(perm))

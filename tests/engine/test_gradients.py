@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine import conv, conv_rows, layers
+from engine import conv, conv_inner, conv_rows, layers
 from engine.layers import AvgPool2D, Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sigmoid, Tanh
 from engine.losses import softmax_cross_entropy, total_error
 from engine.model import custom, lenet5
@@ -89,6 +89,24 @@ def test_conv2d_gradients_in_rows_layout(
     layer.params["bias"][...] = rng.standard_normal(cout)
     check_layer(layer, rng.standard_normal((3, cin, *hw)), rng)
     assert layer._rows
+
+
+@pytest.mark.parametrize(
+    ("cin", "cout", "k", "stride", "pad", "hw"),
+    [(1, 3, 3, 1, 1, (5, 6)), (2, 3, (2, 3), 1, 0, (5, 6)), (2, 4, 3, 2, 1, (7, 6))],
+)
+def test_conv2d_gradients_with_the_samples_innermost(
+    cin, cout, k, stride, pad, hw, rng, monkeypatch
+):
+    """engine.conv_inner forced on, one output row per block, and a 2x2 max pool reading its
+    CHWN output."""
+    monkeypatch.setattr(layers, "INNER_ALL", True)
+    monkeypatch.setattr(conv_inner, "BLOCK_BYTES", 1)
+    monkeypatch.setattr(conv_inner, "GRAD_BLOCK_BYTES", 1)
+    layer = Conv2D(cin, cout, k, stride, pad, rng=rng)
+    layer.params["bias"][...] = rng.standard_normal(cout)
+    check_layer(layer, rng.standard_normal((3, cin, *hw)), rng)
+    assert layer._inner
 
 
 @pytest.mark.parametrize("layer_cls", [MaxPool2D, AvgPool2D])

@@ -1,4 +1,5 @@
-"""engine.pooling's general max pooling against the loop oracle, in every memory layout."""
+"""engine.pooling's max pooling (general and 2x2) against the loop oracle, in every memory
+layout."""
 
 from __future__ import annotations
 
@@ -12,7 +13,10 @@ from tests.engine.test_gradients import check_layer
 
 
 def in_layout(a: np.ndarray, layout: str) -> np.ndarray:
-    """``a`` (NCHW) with the same values in NCHW, NHWC or CNHW memory, still NCHW-shaped."""
+    """``a`` (NCHW) with the same values in NCHW, NHWC, CNHW or CHWN memory, still
+    NCHW-shaped."""
+    if layout == "chwn":
+        return np.ascontiguousarray(a.transpose(1, 2, 3, 0)).transpose(3, 0, 1, 2)
     if layout == "nhwc":
         return np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
     if layout == "cnhw":
@@ -29,7 +33,10 @@ def oracle(x: np.ndarray, dout: np.ndarray, size: int, stride: int, pad: int):
     return ref.pool2d(xp, size, stride), dx
 
 
-@pytest.mark.parametrize("layout", ["nchw", "nhwc", "cnhw"])
+LAYOUTS = ["nchw", "nhwc", "cnhw", "chwn"]
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_maxpool_matches_the_oracle_with_ties_padding_and_any_stride(layout, dtype, rng):
     """Values from {0, 1, 2}: most windows hold ties, whose gradient goes to the FIRST maximum
@@ -52,10 +59,45 @@ def test_maxpool_keeps_the_memory_order_and_takes_dout_in_any(rng):
     assert y.transpose(0, 2, 3, 1).flags.c_contiguous  # NHWC in, NHWC out: no transposing copy
     dout = rng.standard_normal(y.shape).astype(np.float32)
     _, edx = oracle(x, dout, 3, 2, 1)
-    for layout in ("nchw", "nhwc", "cnhw"):
+    for layout in LAYOUTS:
         dx = pooling.maxpool_backward(in_layout(dout, layout), state)
         assert dx.transpose(0, 2, 3, 1).flags.c_contiguous
         np.testing.assert_allclose(dx, edx, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("general", [False, True])
+def test_maxpool_keeps_samples_innermost_memory(layout, general, rng):
+    """CHWN memory in (a batch-inner convolution's output), CHWN memory out, on the 2x2 and
+    the general path, whatever the memory order of ``dout``; the numbers are the oracle's
+    (ties included: first maximum in row-major order)."""
+    x = in_layout(rng.integers(0, 3, (5, 3, 6, 8)).astype(np.float32), "chwn")
+    assert pooling.batch_inner(x)
+    if general:
+        y, state = pooling.maxpool_forward(x, 3, 2, 1)
+    else:
+        y, state = pooling.maxpool2x2_forward(x)
+    assert pooling.batch_inner(y)
+    dout = rng.standard_normal(y.shape).astype(np.float32)
+    ey, edx = oracle(x, dout, *((3, 2, 1) if general else (2, 2, 0)))
+    np.testing.assert_array_equal(y, ey)
+    back = pooling.maxpool_backward if general else pooling.maxpool2x2_backward
+    dx = back(in_layout(dout, layout), state)
+    assert pooling.batch_inner(dx)
+    np.testing.assert_allclose(dx, edx, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_maxpool2x2_matches_the_oracle_in_every_layout(layout, rng):
+    x = in_layout(rng.integers(0, 3, (4, 3, 6, 4)).astype(np.float64), layout)
+    y, state = pooling.maxpool2x2_forward(x)
+    dout = rng.standard_normal(y.shape)
+    ey, edx = oracle(x, dout, 2, 2, 0)
+    np.testing.assert_array_equal(y, ey)
+    np.testing.assert_allclose(pooling.maxpool2x2_backward(dout, state), edx, atol=1e-12)
+    y2, state2 = pooling.maxpool2x2_forward(x, training=False)
+    np.testing.assert_array_equal(y2, ey)
+    assert state2 == ()
 
 
 def test_maxpool_in_small_blocks_and_without_training_state(monkeypatch, rng):
