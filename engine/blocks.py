@@ -15,6 +15,7 @@ import numpy as np
 
 from engine.errors import ShapeError
 from engine.layers import Layer, _chw
+from engine.pooling import batch_inner
 
 
 class BatchNorm2D(Layer):
@@ -58,7 +59,8 @@ class BatchNorm2D(Layer):
             "running_var": np.ones(c, np.float32),
             "num_batches_tracked": np.zeros((), np.int64),
         }
-        self._x: np.ndarray | None = None  # the input (CNHW view), kept for backward
+        self._x: np.ndarray | None = None  # the input, channels first (a view), for backward
+        self._perm = (1, 0, 2, 3)  # how forward saw the input: CNHW or CHWN
         # (group, rank) while this layer runs one shard of a batch split over threads: the
         # statistics are then the whole batch's, exchanged through the group (see BatchSync)
         self.sync: tuple[BatchSync, int] | None = None
@@ -84,7 +86,10 @@ class BatchNorm2D(Layer):
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         self.output_shape(x.shape[1:])
         dtype = np.result_type(x.dtype, self.params["weight"].dtype)
-        x4 = x.astype(dtype, copy=False).transpose(1, 0, 2, 3)  # CNHW: a convolution's memory
+        # channels first, as a convolution's memory has them: CNHW, or CHWN when the samples
+        # are innermost (engine.conv_inner); the statistics need only each channel's values
+        self._perm = (1, 2, 3, 0) if batch_inner(x) else (1, 0, 2, 3)
+        x4 = x.astype(dtype, copy=False).transpose(self._perm)
         c, m = x4.shape[0], x4[0].size
         self._shape, self._training = x.shape, training
         if training and m < 2:
@@ -122,7 +127,7 @@ class BatchNorm2D(Layer):
             self._update_running(mu, var, m)
         # backward recomputes x - mu from the input, kept as it is: no normalised copy
         self._x, self._mu, self._inv, self._m = x4, mu, inv, m
-        return y4.transpose(1, 0, 2, 3)
+        return y4.transpose(_INVERSE[self._perm])
 
     def _synced_affine(self, y, mu, var, m, weight, bias, inv) -> tuple[Any, Any, int]:
         """This shard's ``y = x - mu_shard`` (in place) normalised with the whole batch's
@@ -155,7 +160,7 @@ class BatchNorm2D(Layer):
         b["num_batches_tracked"][...] += 1
 
     def backward(self, dout: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
-        g4 = dout.transpose(1, 0, 2, 3)
+        g4 = dout.transpose(self._perm)
         x4, mu, inv = self._x, self._mu, self._inv
         assert x4 is not None, "backward follows a forward pass"
         c, m = g4.shape[0], g4[0].size
@@ -188,7 +193,7 @@ class BatchNorm2D(Layer):
                 xc, gb = block(z)
                 dxb = dx4.reshape(c, m)[z]
                 self._dx(dxb, xc, gb, scale[z], inv[z], total[0, z], total[1, z], self._m)
-        return None if dx4 is None else dx4.transpose(1, 0, 2, 3)
+        return None if dx4 is None else dx4.transpose(_INVERSE[self._perm])
 
     def _dx(self, dxb, xc, gb, scale, inv, sum_g, dot, m: int) -> None:
         """One block of ``dx`` from ``xc = x - mu``, ``gb = dout`` and the batch's sums
@@ -230,6 +235,9 @@ class BatchSync:
 
     def abort(self) -> None:
         self.barrier.abort()
+
+
+_INVERSE = {(1, 0, 2, 3): (1, 0, 2, 3), (1, 2, 3, 0): (3, 0, 1, 2)}  # BatchNorm2D's layouts
 
 
 def _blocks(c: int, m: int, size: int = 1 << 16) -> list[slice]:

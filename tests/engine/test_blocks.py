@@ -9,6 +9,7 @@ from test_gradients import check_layer, numeric_grad
 from engine.blocks import Add, BatchNorm2D, Concat, Dropout, GlobalAvgPool2D
 from engine.errors import ShapeError
 from engine.layers import AvgPool2D, Conv2D, MaxPool2D, layer_from_config
+from engine.pooling import batch_inner
 
 
 @pytest.mark.parametrize("training", [True, False])
@@ -38,10 +39,11 @@ def test_batchnorm_gradients(training, rng):
 
 @pytest.mark.parametrize("training", [True, False])
 def test_batchnorm_equal_on_every_memory_layout_and_leaves_its_input_alone(training, rng):
-    """BatchNorm reads CNHW memory in place (a convolution's output, its wide rows cut short)
-    and copies channels-innermost (NHWC) memory channel-major first: the same output and
-    gradients as from plain NCHW memory, many channel blocks included,
-    and neither the input nor dout changes (the layer keeps the input for backward)."""
+    """BatchNorm reads CNHW and CHWN memory in place (a convolution's output, its wide rows
+    cut short, or its samples innermost) and copies channels-innermost (NHWC) memory
+    channel-major first: the same output and gradients as from plain NCHW memory, many
+    channel blocks included, and neither the input nor dout changes (the layer keeps the
+    input for backward)."""
     n, c, h, w = 4, 40, 20, 20  # 1600 values per channel: several blocks of channels
     wide = rng.standard_normal((c, n, h, w + 2)) * 3 + 1
     layouts = {
@@ -49,6 +51,7 @@ def test_batchnorm_equal_on_every_memory_layout_and_leaves_its_input_alone(train
         "cnhw": np.ascontiguousarray(wide[..., :w]).transpose(1, 0, 2, 3),
         "wide": wide[..., :w].transpose(1, 0, 2, 3),
         "nhwc": np.ascontiguousarray(wide[..., :w].transpose(1, 2, 3, 0)).transpose(0, 3, 1, 2),
+        "chwn": np.ascontiguousarray(wide[..., :w].transpose(0, 2, 3, 1)).transpose(3, 0, 1, 2),
     }
     g = rng.standard_normal((c, n, h, w + 1))[..., :w].transpose(1, 0, 2, 3)
     weight, results = rng.uniform(0.5, 2, c), {}
@@ -61,7 +64,9 @@ def test_batchnorm_equal_on_every_memory_layout_and_leaves_its_input_alone(train
         dx = bn.backward(g)
         assert np.array_equal(x, before) and np.array_equal(g, g_before)
         results[key] = (y, dx, bn.grads["weight"].copy(), bn.grads["bias"].copy())
-    for key in ("cnhw", "wide", "nhwc"):
+        if key == "chwn":  # samples innermost in, samples innermost out
+            assert batch_inner(y) and batch_inner(dx)
+    for key in ("cnhw", "wide", "nhwc", "chwn"):
         for a, b in zip(results[key], results["nchw"], strict=True):
             np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12, err_msg=key)
 
