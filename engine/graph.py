@@ -101,6 +101,7 @@ class Network:
         )
         self.meta: dict[str, Any] = dict(meta) if meta else {}
         self.rng = np.random.default_rng(0)  # dropout masks; training sets the run's generator
+        executor.mark_batch_inner(self.nodes, self.inputs)
         self._plan = executor.make_plan(self.nodes, self.inputs, self.output, shapes=self._shapes)
         self._plain = executor.make_plan(self.nodes, self.inputs, self.output, swap=False)
         self._inspector: dict[str, Layer] = {}

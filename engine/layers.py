@@ -162,7 +162,15 @@ class Conv2D(Layer):
         if self.bias:
             self.params["bias"] = init_bias(self.out_channels, fan_in, init, rng)
         self.grads = {key: np.zeros_like(p) for key, p in self.params.items()}
+        # whether the output may be CHWN memory (engine.conv_inner): a graph clears it where
+        # a reader would pay for the transposing copy (engine.executor.mark_batch_inner)
+        self.batch_inner_ok = True
         self._reset_buffers()
+
+    def few_channels(self) -> bool:
+        """Whether this convolution's shape suits the batch-inner layout (see :func:`_inner`)."""
+        kh, kw = self.kernel_size
+        return _inner(self.stride, kh, kw, self.in_channels, self.out_channels)
 
     def _reset_buffers(self) -> None:
         self._pad_buf: np.ndarray | None = None
@@ -235,7 +243,7 @@ class Conv2D(Layer):
         if self._rows:
             self._direct = False
             return self._forward_rows(x, dtype)
-        self._inner = _inner(self.stride, kh, kw, self.in_channels, c_out)
+        self._inner = self.few_channels() and (self.batch_inner_ok or INNER_ALL is not None)
         if self._inner:
             self._direct = False
             return self._forward_inner(x, dtype)

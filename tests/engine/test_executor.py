@@ -4,6 +4,7 @@ or keeps the array, and the gradient sums it adds into stay its own."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from test_graph import node, small_spec
 
 from engine import executor
@@ -155,3 +156,32 @@ def test_concat_appends_into_the_buffer_its_first_input_starts(rng):
     y3 = Concat().forward([y2, c], inplace=True)  # no room left: a fresh array
     assert not np.shares_memory(y2, y3)
     np.testing.assert_array_equal(y3, np.concatenate([a, b, c, c], axis=1))
+
+
+def test_few_channel_convolutions_hand_out_chwn_memory_only_to_cheap_readers(rng):
+    """LeNet's convolutions feed pools (through ReLU): samples innermost. VGG's and ResNet's
+    first convolution feeds a rows-layout convolution or a sum (through BatchNorm and ReLU):
+    not, though its shape suits the layout. Either way the numbers are the same."""
+    from engine import architectures, layers, pooling
+
+    lenet = build_model(architectures.choose("lenet5", channels=1).architecture(10), rng)
+    assert lenet.nodes["conv1"].batch_inner_ok and lenet.nodes["conv2"].batch_inner_ok
+    x = rng.standard_normal((4, 1, 28, 28)).astype(np.float32)
+    conv1 = lenet.nodes["conv1"]
+    assert pooling.batch_inner(conv1.forward(x, training=True))
+    for name in ("vgg", "resnet8"):
+        m = build_model(architectures.choose(name, channels=3).architecture(4), rng)
+        first = next(iter(m.nodes.values()))
+        assert first.few_channels() and not first.batch_inner_ok, name
+        x = rng.standard_normal((3, 3, 32, 32)).astype(np.float32)
+        y = rng.integers(0, 4, 3)
+        m.rng = np.random.default_rng(5)  # the same dropout masks both times
+        plain = m.train_step(x, y, softmax_cross_entropy)[0]
+        grads = {k: v.copy() for k, v in m.gradients().items()}
+        first.batch_inner_ok = True  # the other path: same loss, same gradients
+        m.rng = np.random.default_rng(5)
+        assert m.train_step(x, y, softmax_cross_entropy)[0] == pytest.approx(plain, rel=1e-5)
+        assert first._inner
+        for key, g in m.gradients().items():
+            np.testing.assert_allclose(g, grads[key], rtol=1e-3, atol=1e-4, err_msg=key)
+    assert layers.INNER_ALL is None
