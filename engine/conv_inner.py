@@ -12,7 +12,8 @@ output rows, in runs of hundreds of numbers and without the junk columns of the 
 rows. Its last row is ones: ``[weight | bias] @ cols`` adds the bias inside the product, and
 ``cols @ dout.T`` gives the bias gradient with the weight gradient. Each block is multiplied
 while its patches are still in cache. The output ``(F, H'*W'*N)`` is CHWN memory too, which
-ReLU keeps and the next batch-inner convolution reads with a plain copy.
+ReLU and BatchNorm keep, max pooling reads in place and the next batch-inner convolution with
+a plain copy; a graph hands it to nothing else (:func:`engine.executor.mark_batch_inner`).
 
 The patch matrix is kept from forward to backward (it is the weight gradient's operand, and
 small for the few channels this layout serves). The input gradient is the patch gradients

@@ -335,6 +335,7 @@ class Conv2D(Layer):
         return out.reshape(f, ho, wo, n).transpose(3, 0, 1, 2)
 
     def _backward_inner(self, dout: np.ndarray, input_grad: bool) -> np.ndarray | None:
+        """The input gradient is CHWN memory, a view of the padded gradient when padded."""
         assert self._xbuf is not None and self._cols is not None and self._wb is not None
         f = self.out_channels
         kh, kw = self.kernel_size
@@ -872,7 +873,8 @@ def _inner(stride: int, kh: int, kw: int, c: int, f: int) -> bool:
     time, median of 25 alternating, inner / the path it replaced): LeNet's 6->16 5x5 at
     14 px 0.68-0.73, colour first layers 0.76-0.96 (3->16..32, 3x3 to 7x7, stride 1 and 2),
     8->16..32 3x3 at 16 px 0.66-0.72, one sample 0.69-0.85; LeNet's 1->6 5x5 at 28 px
-    1.02-1.09 (kept for one path less); 12->12 3x3 (direct) 1.12, excluded."""
+    1.02-1.09 alone but 0.82-0.90 in a LeNet-5 step, where the pool that follows reads its
+    CHWN output in place; 12->12 3x3 (direct) 1.12, excluded."""
     if INNER_ALL is not None:
         return INNER_ALL
     few = c < ROWS_MIN_CHANNELS or c * kh * kw < ROWS_MIN
