@@ -339,17 +339,17 @@ class Conv2D(Layer):
         assert self._xbuf is not None and self._cols is not None and self._wb is not None
         f = self.out_channels
         kh, kw = self.kernel_size
-        ckk = self._cols.shape[0] - 1
+        ckk = self.in_channels * kh * kw
         d = np.ascontiguousarray(dout.transpose(1, 2, 3, 0), dtype=self._cols.dtype)
         d2 = d.reshape(f, -1)  # a view when dout is CHWN memory, as this layer's output is
-        dwb = inner.weight_grad(self._cols, d2)
+        out_hw = (d.shape[1], d.shape[2])
+        dwb = inner.weight_grad(self._cols, d2, ckk + 1, out_hw)
         self.grads["weight"][...] = dwb[:ckk].T.reshape(self.grads["weight"].shape)
         if self.bias:
             self.grads["bias"][...] = dwb[ckk]
         if not input_grad:
             return None
         wt = np.ascontiguousarray(self._wb[:, :ckk].T)
-        out_hw = (d.shape[1], d.shape[2])
         dxp = inner.input_grad(d2, wt, self._xbuf.shape, kh, kw, self.stride, out_hw)
         p, (h, w) = self.padding, self._x_shape[2:]
         return dxp[:, p : p + h, p : p + w, :].transpose(3, 0, 1, 2)

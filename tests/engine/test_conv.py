@@ -103,7 +103,7 @@ def test_batch_inner_layout_matches_the_reference(
     y = layer.forward(x, training=True)
     assert layer._inner and pooling.batch_inner(y)
     assert layer._xbuf is not None and layer._xbuf.shape == (cin, hw + 2 * pad, hw + 2 * pad, 5)
-    assert layer._cols is not None and layer._cols.shape == (cin * k * k + 1, y[0, 0].size * 5)
+    assert layer._cols is not None and layer._cols.size == (cin * k * k + 1) * y[0, 0].size * 5
     np.testing.assert_allclose(y, ref.conv2d(x, w, b, stride, pad), atol=1e-10)
     _backward_matches_the_reference(layer, x, y, stride, pad, rng)
     assert layer.backward(rng.standard_normal(y.shape), input_grad=False) is None

@@ -159,29 +159,38 @@ def test_concat_appends_into_the_buffer_its_first_input_starts(rng):
 
 
 def test_few_channel_convolutions_hand_out_chwn_memory_only_to_cheap_readers(rng):
-    """LeNet's convolutions feed pools (through ReLU): samples innermost. VGG's and ResNet's
-    first convolution feeds a rows-layout convolution or a sum (through BatchNorm and ReLU):
-    not, though its shape suits the layout. Either way the numbers are the same."""
+    """LeNet's convolutions feed pools (through ReLU), GoogLeNet's 5x5 branches a
+    concatenation: samples innermost. VGG's and ResNet's first convolution feeds a rows-layout
+    convolution or a sum (through BatchNorm and ReLU): not, though its shape suits the layout.
+    Whichever way each convolution goes, the loss and the gradients are the same."""
     from engine import architectures, layers, pooling
 
     lenet = build_model(architectures.choose("lenet5", channels=1).architecture(10), rng)
     assert lenet.nodes["conv1"].batch_inner_ok and lenet.nodes["conv2"].batch_inner_ok
     x = rng.standard_normal((4, 1, 28, 28)).astype(np.float32)
-    conv1 = lenet.nodes["conv1"]
-    assert pooling.batch_inner(conv1.forward(x, training=True))
-    for name in ("vgg", "resnet8"):
+    assert pooling.batch_inner(lenet.nodes["conv1"].forward(x, training=True))
+    for name in ("vgg", "resnet8", "googlenet"):
         m = build_model(architectures.choose(name, channels=3).architecture(4), rng)
-        first = next(iter(m.nodes.values()))
-        assert first.few_channels() and not first.batch_inner_ok, name
+        convs = {n: c for n, c in m.nodes.items() if isinstance(c, layers.Conv2D)}
+        marked = {n for n, c in convs.items() if c.batch_inner_ok and c.few_channels()}
+        first = next(iter(convs))
+        assert convs[first].few_channels()
+        if name == "googlenet":
+            assert {"conv1", "inception3a.branch3.2", "inception4a.branch3.2"} <= marked
+        else:
+            assert first not in marked
         x = rng.standard_normal((3, 3, 32, 32)).astype(np.float32)
         y = rng.integers(0, 4, 3)
-        m.rng = np.random.default_rng(5)  # the same dropout masks both times
-        plain = m.train_step(x, y, softmax_cross_entropy)[0]
-        grads = {k: v.copy() for k, v in m.gradients().items()}
-        first.batch_inner_ok = True  # the other path: same loss, same gradients
-        m.rng = np.random.default_rng(5)
-        assert m.train_step(x, y, softmax_cross_entropy)[0] == pytest.approx(plain, rel=1e-5)
-        assert first._inner
-        for key, g in m.gradients().items():
-            np.testing.assert_allclose(g, grads[key], rtol=1e-3, atol=1e-4, err_msg=key)
+        results = []
+        for setting in (None, False, True):  # as marked, no CHWN anywhere, CHWN everywhere
+            for n, c in convs.items():
+                c.batch_inner_ok = (n in marked) if setting is None else setting
+            m.rng = np.random.default_rng(5)  # the same dropout masks each time
+            loss = m.train_step(x, y, softmax_cross_entropy)[0]
+            results.append((loss, {k: v.copy() for k, v in m.gradients().items()}))
+        assert convs[first]._inner  # the last run took the batch-inner path
+        for loss, grads in results[1:]:
+            assert loss == pytest.approx(results[0][0], rel=1e-5)
+            for key, g in grads.items():
+                np.testing.assert_allclose(g, results[0][1][key], rtol=1e-3, atol=1e-4)
     assert layers.INNER_ALL is None
