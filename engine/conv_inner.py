@@ -152,10 +152,9 @@ def input_grad(
     step = max(1, GRAD_BLOCK_BYTES // (wt.shape[0] * run * d2.itemsize))
     for y0 in range(0, ho, step):
         y1 = min(ho, y0 + step)
-        block = slice(y0 * run, y1 * run)
         dc = k.workspace(wt.shape[0] * (y1 - y0) * run, d2.dtype, _DCOLS)
         dc2 = dc.reshape(wt.shape[0], -1)
-        np.matmul(wt, d2[:, block], out=dc2)
+        np.matmul(wt, d2[:, y0 * run : y1 * run], out=dc2)
         dc6 = dc2.reshape(c, kh, kw, y1 - y0, wo, n)
         for i in range(kh):
             rows = slice(y0 * s + i, (y1 - 1) * s + i + 1, s)

@@ -3,11 +3,12 @@
 General ``size x size`` pooling with stride ``s`` and padding (:func:`maxpool_forward`) works in
 the input's own memory order, seen as a grid ``(G, H, W, Cc)``: ``G = N*C`` and ``Cc = 1`` for
 NCHW or CNHW memory (spatial axes last), ``G = N`` and ``Cc = C`` for NHWC memory (channels
-innermost, as a strided rows convolution hands its input gradient back). The input is copied
-once, bordered with ``-inf``, into phase planes: plane ``(b, a)`` holds padded pixel
-``(s*r + b, s*x + a)`` at ``(g, r, x)``, ``r < Hr``, ``x < L`` (the padded sides divided by
-``s``, rounded up). Each plane, and the wide output, is one flat run of ``n = G*Hr*L*Cc``
-numbers, so with ``k = size``::
+innermost, as a strided rows convolution hands its input gradient back), ``G = C`` and
+``Cc = N`` for CHWN memory (samples innermost, as a batch-inner convolution hands out its
+output, :mod:`engine.conv_inner`). The input is copied once, bordered with ``-inf``, into
+phase planes: plane ``(b, a)`` holds padded pixel ``(s*r + b, s*x + a)`` at ``(g, r, x)``,
+``r < Hr``, ``x < L`` (the padded sides divided by ``s``, rounded up). Each plane, and the
+wide output, is one flat run of ``n = G*Hr*L*Cc`` numbers, so with ``k = size``::
 
     R_b[t] = max_j plane(b, j % s)[t + (j // s)*Cc]       row maxima, for each row phase b
     Y[t]   = max_i R_(i % s)[t + (i // s)*L*Cc]           the pooling, t over all n
