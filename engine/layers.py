@@ -242,11 +242,11 @@ class Conv2D(Layer):
         self._rows = _rows(kh, kw, self.in_channels)
         if self._rows:
             self._direct = False
-            return self._forward_rows(x, dtype)
+            return self._forward_rows(x, dtype, (ho, wo))
         self._inner = self.few_channels() and (self.batch_inner_ok or INNER_ALL is not None)
         if self._inner:
             self._direct = False
-            return self._forward_inner(x, dtype)
+            return self._forward_inner(x, dtype, (ho, wo))
         self._direct = _direct(self.stride, kh, kw, p, c_out, self.in_channels, x.shape)
         if self._direct:
             return self._forward_direct(x, dtype)
@@ -267,9 +267,7 @@ class Conv2D(Layer):
         if fresh or cols.dtype != self._cols_dtype:
             cols[ckk] = 1  # the bias row; im2col only ever writes the rows above it
             self._cols_dtype = cols.dtype
-        wb = self._buffer("_wb", (c_out, ckk + 1), dtype)
-        wb[:, :ckk] = self.params["weight"].reshape(c_out, ckk)
-        wb[:, ckk] = self.params["bias"] if self.bias else 0
+        wb = self._weights_with_bias(dtype)
         chunk = _chunk(n, c_out * (ckk + 1) * ho * width) if wide else n
         if chunk < n:
             # Cache blocking: build a block of samples' patches and multiply it while it is
@@ -302,35 +300,31 @@ class Conv2D(Layer):
             out = out[:, :, :, :wo]
         return out.transpose(1, 0, 2, 3)
 
-    def _forward_rows(self, x: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    def _forward_rows(self, x: np.ndarray, dtype: np.dtype, out_hw: tuple[int, int]) -> np.ndarray:
         """Patches as rows, block by block, none kept (see :mod:`engine.conv_rows`);
         backward needs only the padded NHWC input kept in ``_xbuf``."""
         n = x.shape[0]
         kh, kw = self.kernel_size
         p, f = self.padding, self.out_channels
+        ho, wo = out_hw
         self._xbuf = rows.pad_nhwc(x, p, p, self._xbuf)
-        ho = k.output_size(x.shape[2], kh, self.stride, p)
-        wo = k.output_size(x.shape[3], kw, self.stride, p)
         wt = self._row_weights(dtype)
         bias = self.params["bias"].astype(dtype, copy=False) if self.bias else None
         out = rows.forward(self._xbuf, wt, bias, kh, kw, self.stride, (ho, wo))
         self._x_shape = x.shape
         return out.reshape(f, n, ho, wo).transpose(1, 0, 2, 3)
 
-    def _forward_inner(self, x: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    def _forward_inner(self, x: np.ndarray, dtype: np.dtype, out_hw: tuple[int, int]) -> np.ndarray:
         """Samples innermost (see :mod:`engine.conv_inner`); backward needs the padded
         CHWN input in ``_xbuf`` and the patch matrix in ``_cols``."""
         n, c = x.shape[0], self.in_channels
         kh, kw = self.kernel_size
-        p, f = self.padding, self.out_channels
-        self._xbuf = inner.pad_chwn(x, p, self._xbuf)
-        ho = k.output_size(x.shape[2], kh, self.stride, p)
-        wo = k.output_size(x.shape[3], kw, self.stride, p)
-        self._cols = inner.patch_matrix((c, kh, kw), (ho, wo), n, dtype, self._cols)
-        wb = self._buffer("_wb", (f, c * kh * kw + 1), dtype)
-        wb[:, :-1] = self.params["weight"].reshape(f, -1)
-        wb[:, -1] = self.params["bias"] if self.bias else 0
-        out = inner.forward(self._xbuf, wb, kh, kw, self.stride, (ho, wo), self._cols)
+        f = self.out_channels
+        ho, wo = out_hw
+        self._xbuf = inner.pad_chwn(x, self.padding, self._xbuf)
+        self._cols = inner.patch_matrix((c, kh, kw), out_hw, n, dtype, self._cols)
+        wb = self._weights_with_bias(dtype)
+        out = inner.forward(self._xbuf, wb, kh, kw, self.stride, out_hw, self._cols)
         self._x_shape = x.shape
         return out.reshape(f, ho, wo, n).transpose(3, 0, 1, 2)
 
@@ -343,16 +337,29 @@ class Conv2D(Layer):
         d = np.ascontiguousarray(dout.transpose(1, 2, 3, 0), dtype=self._cols.dtype)
         d2 = d.reshape(f, -1)  # a view when dout is CHWN memory, as this layer's output is
         out_hw = (d.shape[1], d.shape[2])
-        dwb = inner.weight_grad(self._cols, d2, ckk + 1, out_hw)
-        self.grads["weight"][...] = dwb[:ckk].T.reshape(self.grads["weight"].shape)
-        if self.bias:
-            self.grads["bias"][...] = dwb[ckk]
+        self._grads_from(inner.weight_grad(self._cols, d2, ckk + 1, out_hw))
         if not input_grad:
             return None
         wt = np.ascontiguousarray(self._wb[:, :ckk].T)
         dxp = inner.input_grad(d2, wt, self._xbuf.shape, kh, kw, self.stride, out_hw)
         p, (h, w) = self.padding, self._x_shape[2:]
         return dxp[:, p : p + h, p : p + w, :].transpose(3, 0, 1, 2)
+
+    def _weights_with_bias(self, dtype: np.dtype) -> np.ndarray:
+        """``[weight | bias] (F, C*KH*KW + 1)`` in ``_wb`` (a zero column without a bias):
+        times a patch matrix whose last row is ones, the output with its bias added."""
+        f = self.out_channels
+        wb = self._buffer("_wb", (f, self.params["weight"][0].size + 1), dtype)
+        wb[:, :-1] = self.params["weight"].reshape(f, -1)
+        wb[:, -1] = self.params["bias"] if self.bias else 0
+        return wb
+
+    def _grads_from(self, dwb: np.ndarray) -> None:
+        """The weight and bias gradients from ``dwb (C*KH*KW + 1, F)``, the product of a patch
+        matrix (its last row ones) with ``dout``."""
+        self.grads["weight"][...] = dwb[:-1].T.reshape(self.grads["weight"].shape)
+        if self.bias:
+            self.grads["bias"][...] = dwb[-1]
 
     def _row_weights(self, dtype: np.dtype) -> np.ndarray:
         """The weights as ``(KH*KW*C, F)``, rows ordered like a patch row ``(i, j, c)``."""
@@ -383,14 +390,13 @@ class Conv2D(Layer):
     def _forward_direct(self, x: np.ndarray, dtype: np.dtype) -> np.ndarray:
         """Stride 1 with ``F <= C``: no patch matrix (see :func:`engine.im2col.direct_conv`);
         backward needs only the padded input kept in ``_xbuf``."""
-        n, c, _, w = x.shape
+        n, _, _, w = x.shape
         kh, kw = self.kernel_size
         p, f = self.padding, self.out_channels
         slack = k.direct_slack(kh, kw, w + 2 * p)
         self._xbuf, xc = k.padded_flat(x, p, slack, self._xbuf)
         weight = self.params["weight"].astype(dtype, copy=False)
-        wb = self._buffer("_wb", (f, c * kh * kw + 1), dtype)  # the input gradient's weights
-        wb[:, :-1] = weight.reshape(f, -1)
+        self._weights_with_bias(dtype)  # in _wb: the input gradient's weights
         taps = np.ascontiguousarray(weight.transpose(2, 3, 0, 1))  # (KH, KW, F, C)
         bias = self.params["bias"].astype(dtype, copy=False) if self.bias else None
         out = k.direct_conv(self._xbuf, xc.shape, taps, bias)
@@ -462,9 +468,7 @@ class Conv2D(Layer):
         else:
             dwb = cols @ d2.T
         ckk = cols.shape[0] - 1
-        self.grads["weight"][...] = dwb[:ckk].T.reshape(self.grads["weight"].shape)
-        if self.bias:
-            self.grads["bias"][...] = dwb[ckk]
+        self._grads_from(dwb)
         if not input_grad:
             return None
         p = self.padding
@@ -862,6 +866,11 @@ def _rows(kh: int, kw: int, c: int) -> bool:
     (1.04-1.40), which all keep their paths."""
     if ROWS_ALL is not None:
         return ROWS_ALL
+    return _rows_shape(kh, kw, c)
+
+
+def _rows_shape(kh: int, kw: int, c: int) -> bool:
+    """:func:`_rows` by the shape alone (what the batch-inner layout leaves to rows)."""
     return kh * kw > 1 and c >= ROWS_MIN_CHANNELS and c * kh * kw >= ROWS_MIN
 
 
@@ -877,8 +886,7 @@ def _inner(stride: int, kh: int, kw: int, c: int, f: int) -> bool:
     CHWN output in place; 12->12 3x3 (direct) 1.12, excluded."""
     if INNER_ALL is not None:
         return INNER_ALL
-    few = c < ROWS_MIN_CHANNELS or c * kh * kw < ROWS_MIN
-    return kh * kw > 1 and few and (f > c or stride > 1)
+    return kh * kw > 1 and not _rows_shape(kh, kw, c) and (f > c or stride > 1)
 
 
 INNER_ALL: bool | None = None  # tests force the batch-inner path on (True) or off (False)
