@@ -15,7 +15,7 @@ import numpy as np
 
 from engine.errors import ShapeError
 from engine.layers import Layer, _chw
-from engine.pooling import batch_inner
+from engine.pooling import batch_inner, inverse_perm
 
 
 class BatchNorm2D(Layer):
@@ -127,7 +127,7 @@ class BatchNorm2D(Layer):
             self._update_running(mu, var, m)
         # backward recomputes x - mu from the input, kept as it is: no normalised copy
         self._x, self._mu, self._inv, self._m = x4, mu, inv, m
-        return y4.transpose(_INVERSE[self._perm])
+        return y4.transpose(inverse_perm(self._perm))
 
     def _synced_affine(self, y, mu, var, m, weight, bias, inv) -> tuple[Any, Any, int]:
         """This shard's ``y = x - mu_shard`` (in place) normalised with the whole batch's
@@ -193,7 +193,7 @@ class BatchNorm2D(Layer):
                 xc, gb = block(z)
                 dxb = dx4.reshape(c, m)[z]
                 self._dx(dxb, xc, gb, scale[z], inv[z], total[0, z], total[1, z], self._m)
-        return None if dx4 is None else dx4.transpose(_INVERSE[self._perm])
+        return None if dx4 is None else dx4.transpose(inverse_perm(self._perm))
 
     def _dx(self, dxb, xc, gb, scale, inv, sum_g, dot, m: int) -> None:
         """One block of ``dx`` from ``xc = x - mu``, ``gb = dout`` and the batch's sums
@@ -235,9 +235,6 @@ class BatchSync:
 
     def abort(self) -> None:
         self.barrier.abort()
-
-
-_INVERSE = {(1, 0, 2, 3): (1, 0, 2, 3), (1, 2, 3, 0): (3, 0, 1, 2)}  # BatchNorm2D's layouts
 
 
 def _blocks(c: int, m: int, size: int = 1 << 16) -> list[slice]:

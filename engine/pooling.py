@@ -119,7 +119,8 @@ def batch_inner(x: np.ndarray) -> bool:
     return n > 1 and x.strides == (it, h * w * n * it, w * n * it, n * it)
 
 
-def _inverse(perm: tuple[int, ...]) -> tuple[int, ...]:
+def inverse_perm(perm: tuple[int, ...]) -> tuple[int, ...]:
+    """The axes that undo ``transpose(perm)``."""
     return tuple(int(i) for i in np.argsort(perm))
 
 
@@ -145,7 +146,7 @@ def maxpool_forward(
         cols = slice(g0 * geo.per, g1 * geo.per)
         codes = (code_col[cols], code_row[:, cols]) if training else None
         _forward_block(xg[g0:g1], blk, yg[g0:g1], codes)
-    y = y.transpose(_inverse(perm))
+    y = y.transpose(inverse_perm(perm))
     if not training:
         return y, ()
     return y, (perm, mshape, geo, code_col, code_row)
@@ -225,7 +226,7 @@ def maxpool_backward(dout: np.ndarray, state: tuple) -> np.ndarray:
     for g0, g1, blk in _blocks(geo, dout.itemsize):
         cols = slice(g0 * geo.per, g1 * geo.per)
         _backward_block(dg[g0:g1], blk, code_col[cols], code_row[:, cols], dxg[g0:g1])
-    return dx.transpose(_inverse(perm))
+    return dx.transpose(inverse_perm(perm))
 
 
 def _backward_block(
@@ -333,7 +334,7 @@ def maxpool2x2_forward(x: np.ndarray, training: bool = True) -> tuple[np.ndarray
     yshape = list(mshape)
     for axis in (perm.index(2), perm.index(3)):
         yshape[axis] //= 2
-    y = y.reshape(yshape).transpose(_inverse(perm))
+    y = y.reshape(yshape).transpose(inverse_perm(perm))
     if not training:
         return y, ()
     row1 = np.greater(r1, r0)  # the bottom row wins in that column (first on ties: top)
@@ -355,4 +356,4 @@ def maxpool2x2_backward(dout: np.ndarray, state: tuple) -> np.ndarray:
     dx = np.empty((m, 2, half, 2, inner), dtype=dout.dtype)
     np.multiply(drm, row1, out=dx[:, 1])
     np.subtract(drm, dx[:, 1], out=dx[:, 0])  # exactly one row gets it
-    return dx.reshape(mshape).transpose(_inverse(perm))
+    return dx.reshape(mshape).transpose(inverse_perm(perm))
