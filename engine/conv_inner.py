@@ -48,11 +48,14 @@ def pad_chwn(x: np.ndarray, pad: int, out: np.ndarray | None = None) -> np.ndarr
     return out
 
 
-def blocks(k1: int, out_hw: tuple[int, int], n: int, itemsize: int) -> list[tuple[int, int]]:
+def blocks(
+    k1: int, out_hw: tuple[int, int], n: int, itemsize: int, budget: int | None = None
+) -> list[tuple[int, int]]:
     """The blocks of output rows ``(y0, y1)`` whose patches (``k1`` rows, ``W'*N`` columns
-    per output row) fill about :data:`BLOCK_BYTES`."""
+    per output row) fill about ``budget`` bytes (:data:`BLOCK_BYTES`)."""
     ho, wo = out_hw
-    step = max(1, BLOCK_BYTES // max(1, k1 * wo * n * itemsize))
+    budget = BLOCK_BYTES if budget is None else budget
+    step = max(1, budget // max(1, k1 * wo * n * itemsize))
     return [(y0, min(ho, y0 + step)) for y0 in range(0, ho, step)]
 
 
@@ -145,13 +148,11 @@ def input_grad(
     ``d2 (F, H'*W'*N)`` and ``wt (C*KH*KW, F)`` (the weights transposed): the patch gradients
     ``wt @ d2`` of a block of output rows, added back one kernel offset at a time."""
     c, _, _, n = xp_shape
-    ho, wo = out_hw
+    wo = out_hw[1]
     s = stride
     run = wo * n
     dxp = np.zeros(xp_shape, dtype=d2.dtype)
-    step = max(1, GRAD_BLOCK_BYTES // (wt.shape[0] * run * d2.itemsize))
-    for y0 in range(0, ho, step):
-        y1 = min(ho, y0 + step)
+    for y0, y1 in blocks(wt.shape[0], out_hw, n, d2.itemsize, GRAD_BLOCK_BYTES):
         dc = k.workspace(wt.shape[0] * (y1 - y0) * run, d2.dtype, _DCOLS)
         dc2 = dc.reshape(wt.shape[0], -1)
         np.matmul(wt, d2[:, y0 * run : y1 * run], out=dc2)
