@@ -71,6 +71,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (CliError, EngineError) as exc:
         safe_print(f"convscope {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except MemoryError as exc:  # e.g. an architecture within the size limits, on a small machine
+        safe_print(
+            f"convscope {args.command}: error: out of memory ({exc or 'no detail'}); "
+            "try a smaller batch size, network or input",
+            file=sys.stderr,
+        )
+        return 2
     except KeyboardInterrupt:
         safe_print(f"convscope {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -341,3 +341,27 @@ def test_optimizer_and_loss_choices_are_the_engine_registries():
     assert list(choices["optimizer"]) == list(OPTIMIZERS)
     assert [c.replace("-", "_") for c in choices["loss"]] == list(LOSSES)
     assert set(DEFAULT_LR) == set(OPTIMIZERS)  # every optimiser has a default rate
+
+
+def test_running_out_of_memory_mid_training_is_one_line_and_exit_2(
+    digits_folder, tmp_path, monkeypatch
+):
+    """An allocation failing inside a training step (a big network on a small machine): one
+    line naming it, status 2, no traceback, nothing half-saved."""
+    from engine import pooling
+
+    def fails(*_args, **_kwargs):
+        raise MemoryError("Unable to allocate 784. MiB for an array with shape (57344, 2, 14)")
+
+    monkeypatch.setattr(pooling, "maxpool2x2_backward", fails)
+    out = tmp_path / "model.npz"
+    status, _, stderr = _run_in_process(
+        ["train", "--dataset", str(digits_folder), "--epochs", "1", "--out", str(out)]
+    )
+    assert status == 2
+    assert stderr.strip().splitlines()[-1] == (
+        "convscope train: error: out of memory (Unable to allocate 784. MiB for an array with "
+        "shape (57344, 2, 14)); try a smaller batch size, network or input"
+    )
+    assert "Traceback" not in stderr
+    assert not out.exists()
