@@ -25,7 +25,7 @@ from engine.graphspec import SpecBuilder
 GRAMMAR = """\
 conv OUT K             OUT filters of KxK, "same" padding (odd K), stride 1
 conv OUT K valid       no padding: the map shrinks by K-1
-conv OUT K stride S    stride S (combine with valid: conv OUT K valid stride S)
+conv OUT K stride S    stride S (combine with valid in either order: conv OUT K valid stride S)
 batchnorm              BatchNorm over each channel (also: bn)
 relu | tanh | sigmoid  activation
 maxpool N [stride S]   NxN max pooling, stride N unless given
@@ -99,6 +99,28 @@ def _stride(item: list[Token], i: int) -> tuple[int | None, int]:
     return None, i
 
 
+def _conv_options(item: list[Token], usage: str) -> tuple[int | None, int | None]:
+    """``valid``/``same`` and ``stride S`` after ``conv OUT K``, in either order, each once:
+    returns (padding: 0 for valid, None for same; stride or None)."""
+    padding: int | None = None
+    stride: int | None = None
+    seen: set[str] = set()
+    i = 3
+    while i < len(item):
+        word = item[i].text.lower()
+        key = "padding" if word in ("valid", "same") else word
+        if key in seen:
+            raise _fail(item[i], item, f"given twice; write {usage!r}")
+        if word in ("valid", "same"):
+            padding, i = (0 if word == "valid" else None), i + 1
+        elif word == "stride":
+            stride, i = _stride(item, i)
+        else:
+            _end(item, i, usage)
+        seen.add(key)
+    return padding, stride
+
+
 def _end(item: list[Token], i: int, usage: str) -> None:
     if i < len(item):
         raise _fail(item[i], item, f"unexpected; write {usage!r}")
@@ -120,12 +142,7 @@ def _add(b: SpecBuilder, x: str, item: list[Token], name: _Namer) -> str:
         usage = "conv OUT K [valid] [stride S]"
         out = _int(item, 1, "the number of filters", MAX_WIDTH)
         k = _int(item, 2, "the kernel size", MAX_KERNEL)
-        i, padding = 3, None
-        if i < len(item) and item[i].text.lower() in ("valid", "same"):
-            padding = 0 if item[i].text.lower() == "valid" else None
-            i += 1
-        stride, i = _stride(item, i)
-        _end(item, i, usage)
+        padding, stride = _conv_options(item, usage)
         if padding is None and k % 2 == 0:
             raise _fail(item[2], item, "'same' padding needs an odd kernel size; add 'valid'")
         return b.conv(name("conv"), x, out, k, stride or 1, padding)

@@ -58,6 +58,12 @@ def test_every_layer_word_and_option():
     assert {w for w in LAYER_WORDS} <= set(GRAMMAR.split()) | {"batchnorm"}
 
 
+def test_conv_options_come_in_either_order():
+    a = to_spec("conv 8 5 valid stride 2", (1, 28, 28), 3)
+    b = to_spec("conv 8 5 stride 2 valid", (1, 28, 28), 3)
+    assert a == b and spec_shapes(b)["conv1"] == (8, 12, 12)  # (28 - 5) // 2 + 1
+
+
 def test_the_classifier_is_added_after_a_flatten_when_the_text_ends_on_maps():
     spec = to_spec("conv 8 3, relu, maxpool 2", (3, 32, 32), 4)
     assert [n["name"] for n in spec["nodes"]][-2:] == ["flatten1", "fc1"]
@@ -86,6 +92,8 @@ def test_a_final_dense_must_match_the_classes():
         ("conv 8 3, rleu", 2, "rleu", "unknown layer; use one of conv"),
         ("conv 8 3 same extra", 1, "extra", "unexpected; write 'conv OUT K"),
         ("conv 8 3 stride", 1, "stride", "stride is missing"),
+        ("conv 8 3 valid same", 1, "same", "given twice"),
+        ("conv 8 3 stride 2 valid stride 1", 1, "stride", "given twice"),
         ("conv 8 3, dropout 1.5", 2, "1.5", "in [0, 1)"),
         ("conv 8 3, dropout", 2, "dropout", "write 'dropout 0.5'"),
         ("conv 8 3, dense 10", 2, "dense", "add a flatten before it"),
