@@ -1,4 +1,5 @@
-"""``convscope train``: train a LeNet on MNIST (or a dataset folder), evaluate it, save it.
+"""``convscope train``: train a network (a LeNet, a family member or a custom one) on MNIST or
+a dataset folder, evaluate it, save it.
 
 Progress (epoch, loss, accuracy, images/s, ETA) goes to stderr; the result to stdout (one JSON
 document with ``--json``). Ctrl+C asks the run to stop after the current batch (a second Ctrl+C
@@ -34,7 +35,10 @@ from engine.run import RunSettings
 from engine.schedule import SCHEDULES
 from engine.training import TrainConfig
 
-HELP = "train a LeNet on MNIST or a dataset folder, evaluate it on the test split and save it"
+HELP = (
+    "train a network (a LeNet, a ConvNet family member or your own) on MNIST or a dataset "
+    "folder, evaluate it on the test split and save it"
+)
 
 EXIT_DIVERGED = 1
 EXIT_INTERRUPTED = 130
