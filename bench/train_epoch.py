@@ -13,7 +13,6 @@ Also: single-image inference latency (median) of both. ``--help`` for options.
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import os
 import resource
@@ -28,25 +27,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from engine.idx import read_idx  # noqa: E402
 from engine.losses import softmax_cross_entropy  # noqa: E402
 from engine.model import lenet5  # noqa: E402
 from engine.optim import make_optimizer  # noqa: E402
 
 MNIST = ROOT / "resources" / "datasets" / "mnist"
 LR, MOMENTUM, BATCH = 0.01, 0.9, 64
-
-
-def read_idx(path: Path) -> np.ndarray:
-    """A minimal IDX reader (gzip or raw): magic 0x00 0x00 type ndim, big-endian dims, data."""
-    raw = path.read_bytes()
-    if raw[:2] == b"\x1f\x8b":
-        raw = gzip.decompress(raw)
-    if raw[0:2] != b"\0\0" or raw[2] != 0x08:
-        raise SystemExit(f"{path}: not an unsigned-byte IDX file")
-    ndim = raw[3]
-    dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
-    data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
-    return data.reshape(dims)
 
 
 def load_data(limit: int) -> tuple[np.ndarray, np.ndarray, str]:
