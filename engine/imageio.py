@@ -61,6 +61,7 @@ __all__ = [
     "composite_on_white",
     "convert_array",
     "exif_transposed",
+    "image_array",
     "image_from_bytes",
     "image_from_pil",
     "load_image",
@@ -425,9 +426,10 @@ def save_image(image: np.ndarray, path: str | os.PathLike[str], *, quality: int 
     return p
 
 
-def pil_from_array(image: np.ndarray, error: type[EngineError] = ShapeError) -> Image.Image:
-    """A uint8 (H,W), (H,W,1), (H,W,3) or (H,W,4) array (bool: 0/255) as a Pillow image in mode
-    L, RGB or RGBA; anything else raises ``error`` saying what is wrong."""
+def image_array(image: np.ndarray, error: type[EngineError] = ShapeError) -> np.ndarray:
+    """``image`` checked as a picture: a uint8 ``(H, W)``, ``(H, W, 3)`` or ``(H, W, 4)`` array
+    (a bool array becomes 0/255, ``(H, W, 1)`` becomes ``(H, W)``), not empty; anything else
+    raises ``error`` saying what is wrong. Returned without a copy when it already fits."""
     a = np.asarray(image)
     if a.dtype == np.bool_:
         a = a.astype(np.uint8) * 255
@@ -438,12 +440,16 @@ def pil_from_array(image: np.ndarray, error: type[EngineError] = ShapeError) -> 
         )
     if a.ndim == 3 and a.shape[2] == 1:
         a = a[:, :, 0]
-    if a.ndim == 2:
-        mode = "L"
-    elif a.ndim == 3 and a.shape[2] in (3, 4):
-        mode = "RGB" if a.shape[2] == 3 else "RGBA"
-    else:
+    if a.ndim != 2 and not (a.ndim == 3 and a.shape[2] in (3, 4)):
         raise error(f"expected an image array of shape (H,W), (H,W,3) or (H,W,4), got {a.shape}")
     if a.shape[0] == 0 or a.shape[1] == 0:
         raise error(f"the image array is empty (shape {a.shape})")
+    return a
+
+
+def pil_from_array(image: np.ndarray, error: type[EngineError] = ShapeError) -> Image.Image:
+    """A uint8 (H,W), (H,W,1), (H,W,3) or (H,W,4) array (bool: 0/255) as a Pillow image in mode
+    L, RGB or RGBA; anything else raises ``error`` saying what is wrong."""
+    a = image_array(image, error)
+    mode = "L" if a.ndim == 2 else ("RGB" if a.shape[2] == 3 else "RGBA")
     return Image.fromarray(np.ascontiguousarray(a), mode=mode)

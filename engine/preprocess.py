@@ -57,7 +57,8 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from engine import imageops
-from engine.errors import EngineError, ShapeError
+from engine.errors import EngineError
+from engine.imageio import image_array
 from engine.imageops import box_blur3
 
 __all__ = [
@@ -226,22 +227,9 @@ def ink_gray(image: np.ndarray) -> np.ndarray:
     Alpha is composited onto white; if that leaves no contrast but the alpha channel has some
     (light strokes on a transparent background), ``255 - alpha`` is used: dark ink on white.
     """
-    a = np.asarray(image)
-    if a.dtype == np.bool_:
-        a = a.astype(np.uint8) * 255
-    if a.dtype != np.uint8:
-        raise ShapeError(
-            f"expected a uint8 image, got dtype {a.dtype}; "
-            "convert it first (e.g. np.clip(x, 0, 255).astype(np.uint8))"
-        )
-    if a.ndim == 3 and a.shape[2] == 1:
-        a = a[:, :, 0]
+    a = image_array(image)
     if a.ndim == 2:
-        if min(a.shape) == 0:
-            raise ShapeError(f"the image is empty (shape {a.shape})")
         return np.ascontiguousarray(a)
-    if a.ndim != 3 or a.shape[2] not in (3, 4) or min(a.shape[:2]) == 0:
-        raise ShapeError(f"expected an image of shape (H,W), (H,W,3) or (H,W,4), got {a.shape}")
     if a.shape[2] == 3:
         return imageops.to_gray(a)
     alpha = a[:, :, 3]
