@@ -16,6 +16,7 @@ The sample grid and the dataset loading are the pieces to move out if it grows.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from html import escape
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +49,7 @@ from engine.archtext import GRAMMAR
 from engine.datasets import DEFAULT_DATASET, dataset_choices, load_dataset_iter, parse_classes
 from engine.errors import EngineError
 from engine.graph_layout import describe_model
+from engine.graphspec import spec_stats
 from engine.losses import LOSSES
 from engine.model import build_model
 from engine.modelsize import check_architecture
@@ -73,6 +75,15 @@ LIMITS = (
     (None, "all (60,000 for MNIST)"),
 )
 ARCHITECTURES = (*architectures.names(), "custom", "text")  # the registry, then the two forms
+IDEAS = {  # the paragraph under the Network box: the idea each member adds (the registry's)
+    **{
+        n: f"<b>{escape(architectures.get(n).title)}</b>: {escape(architectures.describe(n))}"
+        for n in ARCHITECTURES[:-2]
+    },
+    "custom": "<b>Your own chain</b>: convolutions, then fully connected layers, as set below.",
+    "text": "<b>Your own network</b> in the text form, as <tt>convscope train --arch</tt> takes "
+    "it: layers separated by commas (hover the box for the grammar).",
+}
 # words for the engine's names (engine.optim.OPTIMIZERS, engine.losses.LOSSES); others show as named
 OPTIMIZER_TEXT = {"momentum": "SGD + momentum", "sgd": "SGD", "adam": "Adam"}
 LOSS_TEXT = {"cross_entropy": "cross-entropy", "total_error": "total error ½Σ(t−o)² (article)"}
@@ -374,6 +385,10 @@ class RunSetup(QWidget):
             Qt.ItemDataRole.ToolTipRole,
         )
         form.addRow("Network", self.arch_combo)
+        self.arch_idea = QLabel(objectName="architectureIdea")
+        self.arch_idea.setWordWrap(True)
+        self.arch_idea.setStyleSheet("color: #444;")
+        form.addRow(self.arch_idea)
         self.arch_text = QLineEdit(
             "conv 16 3, relu, conv 16 3, relu, maxpool 2, conv 32 3, relu, maxpool 2, flatten, "
             "dense 64, relu, dropout 0.5",
@@ -416,7 +431,8 @@ class RunSetup(QWidget):
         self.arch_tabs.addTab(self.layer_table, "Layers")
         self.arch_tabs.setMinimumHeight(320)
         form.addRow(self.arch_tabs)
-        self.params_label = QLabel()
+        self.params_label = QLabel(objectName="architectureSize")
+        self.params_label.setWordWrap(True)  # never widens the panel
         form.addRow(self.params_label)
         for signal in (
             self.arch_combo.currentIndexChanged,
@@ -482,6 +498,7 @@ class RunSetup(QWidget):
         self._arch_timer.stop()
         self.custom_box.setVisible(self.arch_combo.currentText() == "custom")
         self.arch_text.setVisible(self.arch_combo.currentText() == "text")
+        self.arch_idea.setText(IDEAS.get(self.arch_combo.currentText(), ""))
         try:
             check_architecture(self._resolved(), len(self.classes()))  # arithmetic, before building
             model = self.build(seed=0)
@@ -512,8 +529,10 @@ class RunSetup(QWidget):
         ):
             for c, text in enumerate((name, shape, n)):
                 self.layer_table.setItem(r, c, QTableWidgetItem(text))
-        total = sum(i.n_params for i in rows)
-        self.params_label.setText(f"{total:,} trainable parameters")
+        params, macs = spec_stats(model.graph_spec())
+        self.params_label.setText(
+            f"{params:,} trainable parameters · {macs:,} multiply-adds per image"
+        )
         self.architecture_changed.emit()
 
     def architecture_ok(self) -> bool:

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from PySide6.QtCore import QPoint, Qt
+from PySide6.QtWidgets import QLabel
 
 from desktop.app_state import AppState
 from desktop.classify_tab import ClassifyTab
@@ -15,6 +16,7 @@ from desktop.widgets.architecture_view import ArchitectureView
 from desktop.widgets.network_view import NetworkView, view_layers
 from desktop.widgets.run_setup import RunSetup
 from engine import architectures
+from engine.graphspec import spec_stats
 from engine.model import build_model
 from engine.modelfile import save_model
 
@@ -222,3 +224,33 @@ def test_a_hovered_cell_survives_a_new_network_only_where_it_still_is(qtbot):
     view.clear()
     view.grab()
     assert view.hover_text == ""
+
+
+def test_the_chosen_member_shows_its_idea_size_and_work_for_the_data(qtbot):
+    # The paragraph on the member's idea, its parameters and multiply-adds are on screen and
+    # follow the choice and the data (grey 28x28 and 10 classes, colour 32x32 and 4 classes).
+    setup = RunSetup()
+    qtbot.addWidget(setup)
+    setup.resize(360, 900)
+    setup.show()
+    setup.set_source("mnist", 300)
+    qtbot.waitUntil(lambda: not setup.is_loading() and setup.dataset is not None, timeout=30_000)
+    setup.arch_combo.setCurrentText("resnet8")
+    idea = setup.findChild(QLabel, "architectureIdea")
+    assert idea.isVisible() and architectures.get("resnet8").title in idea.text()
+    assert architectures.describe("resnet8")[:40] in idea.text()
+    grey = spec_stats(architectures.build_spec("resnet8", (1, 28, 28), 10))
+    assert f"{grey[0]:,} trainable parameters" in setup.params_label.text()
+    assert f"{grey[1]:,} multiply-adds" in setup.params_label.text()
+    setup.arch_combo.setCurrentText("densenet")
+    assert architectures.get("densenet").title in idea.text()
+    setup.arch_combo.setCurrentText("resnet8")
+    setup.set_source("cifar4", 200)
+    qtbot.waitUntil(
+        lambda: not setup.is_loading() and setup.dataset.input_shape[0] == 3, timeout=30_000
+    )
+    colour = spec_stats(architectures.build_spec("resnet8", (3, 32, 32), 4))
+    assert colour != grey
+    assert f"{colour[1]:,} multiply-adds" in setup.params_label.text()
+    assert f"{colour[0]:,} trainable parameters" in setup.params_label.text()
+    assert setup.minimumSizeHint().width() <= 360  # the longer texts wrap: the panel stays
