@@ -11,7 +11,7 @@ receptive field) as a tooltip and through ``hovered``.
 from __future__ import annotations
 
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QMouseEvent, QPainter, QPainterPath, QPaintEvent, QPen
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QMouseEvent, QPainter, QPainterPath, QPaintEvent, QPen
 from PySide6.QtWidgets import QScrollArea, QToolTip, QWidget
 
 from engine.graph_layout import Layout, NodeFacts, layout
@@ -124,14 +124,19 @@ class _Canvas(QWidget):
             painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, self.message)
             return
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        small = QFont(self.font())
-        shrink = 1.5 if self.gutter == GUTTER else 2.5
-        small.setPointSizeF(max(6.5, small.pointSizeF() - shrink))
+        small = self.small_font()
         self._paint_blocks(painter, small)
         self._paint_edges(painter)
         for name, rect in self.rects.items():
             self._paint_node(painter, self.facts[name], rect, small)
         painter.end()
+
+    def small_font(self) -> QFont:
+        """The font of the boxes and block names (smaller in a narrow view)."""
+        small = QFont(self.font())
+        shrink = 1.5 if self.gutter == GUTTER else 2.5
+        small.setPointSizeF(max(6.5, small.pointSizeF() - shrink))
+        return small
 
     def _paint_blocks(self, painter: QPainter, font: QFont) -> None:
         spans: dict[str, QRectF] = {}
@@ -209,30 +214,41 @@ class _Canvas(QWidget):
         path.closeSubpath()
         painter.fillPath(path, painter.pen().color())
 
+    def label(self, f: NodeFacts, metrics: QFontMetrics, width: int) -> tuple[str, str]:
+        """The two lines of a node's box: name (and window), shape (and parameters). What does
+        not fit goes first (the window, the parameters: the tooltip has them); the name and
+        shape are elided only when they alone do not fit."""
+        name = name_in_block(f.name, f.block)
+        wide = self.gutter == GUTTER  # narrow: the window and parameters in the tooltip only
+        top = f"{name} {f.kernel}×{f.kernel}" if f.geometry() and wide else name
+        bottom = f.shape_text()
+        if f.params and wide:
+            bottom += f" · {_params(f.params)}"
+        if metrics.horizontalAdvance(top) > width:
+            top = name
+        if metrics.horizontalAdvance(bottom) > width:
+            bottom = f.shape_text()
+        elide = Qt.TextElideMode.ElideRight
+        return metrics.elidedText(top, elide, width), metrics.elidedText(bottom, elide, width)
+
     def _paint_node(self, painter: QPainter, f: NodeFacts, rect: QRectF, font: QFont) -> None:
         painter.setPen(QPen(QColor("#8a8a8a"), 1))
         painter.setBrush(QColor(_COLOURS.get(f.kind, _DEFAULT)))
         painter.drawRoundedRect(rect, 4, 4)
         painter.setFont(font)
-        metrics = painter.fontMetrics()
         inner = rect.adjusted(4, 1, -4, -1)
-        width = int(inner.width())
-        top = f"{name_in_block(f.name, f.block)}"
-        wide = self.gutter == GUTTER  # narrow: the window and parameters in the tooltip only
-        if f.geometry() and wide:
-            top += f" {f.kernel}×{f.kernel}"
-        bottom = f.shape_text() + (f" · {_params(f.params)}" if f.params and wide else "")
+        top, bottom = self.label(f, painter.fontMetrics(), int(inner.width()))
         painter.setPen(QColor("#111"))
         painter.drawText(
             QRectF(inner.left(), inner.top(), inner.width(), inner.height() / 2),
             Qt.AlignmentFlag.AlignCenter,
-            metrics.elidedText(top, Qt.TextElideMode.ElideRight, width),
+            top,
         )
         painter.setPen(QColor("#444"))
         painter.drawText(
             QRectF(inner.left(), inner.center().y(), inner.width(), inner.height() / 2),
             Qt.AlignmentFlag.AlignCenter,
-            metrics.elidedText(bottom, Qt.TextElideMode.ElideRight, width),
+            bottom,
         )
 
 
@@ -263,6 +279,13 @@ class ArchitectureView(QScrollArea):
     def node_rect(self, name: str) -> QRectF:
         """Where the node's box is, in the canvas's coordinates."""
         return QRectF(self.canvas.rects[name])
+
+    def node_label(self, name: str) -> tuple[str, str]:
+        """The two lines written in the node's box, as painted."""
+        canvas = self.canvas
+        width = int(canvas.rects[name].adjusted(4, 1, -4, -1).width())
+        metrics = QFontMetrics(canvas.small_font())
+        return canvas.label(canvas.facts[name], metrics, width)
 
     def sizeHint(self) -> QSize:
         return QSize(420, 420)

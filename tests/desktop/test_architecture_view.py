@@ -47,3 +47,22 @@ def test_diagram_puts_inception_branches_side_by_side(qtbot):
     assert lefts == sorted(lefts) and len(set(lefts)) == 4
     view.clear("Nothing to draw")
     assert view.node_names() == []
+
+
+@pytest.mark.parametrize("width", [300, 900])
+def test_box_labels_give_up_details_before_cutting_the_shape(qtbot, width):
+    # In the Train tab's narrow panel ResNet-20's boxes showed "16×32×32 · ..." (the shape and
+    # the parameters cut alike): what does not fit is left to the tooltip, the shape stays whole.
+    view = ArchitectureView()
+    qtbot.addWidget(view)
+    view.resize(width, 500)
+    view.show()
+    facts = {f.name: f for f in _facts("resnet20")}
+    view.set_facts(list(facts.values()))
+    for name in view.node_names():
+        top, bottom = view.node_label(name)
+        assert "…" not in top + bottom and "..." not in top + bottom, (name, top, bottom)
+        assert bottom.startswith(facts[name].shape_text())
+    assert view.node_label("layer1.0.conv1")[0].startswith("conv1")
+    if width == 900:  # room for everything
+        assert view.node_label("layer1.0.conv1") == ("conv1 3×3", "16×32×32 · 2.3k")
