@@ -367,24 +367,7 @@ class RunSetup(QWidget):
     def _build_architecture_group(self) -> QGroupBox:
         box = QGroupBox("2 · Architecture")
         form = QFormLayout(box)
-        self.arch_combo = QComboBox(objectName="architecture")
-        self.arch_combo.addItems(ARCHITECTURES)
-        self.arch_combo.setCurrentText(str(FIRST_RUN.architecture))
-        for i, name in enumerate(architectures.names()):
-            self.arch_combo.setItemData(
-                i, architectures.describe(name), Qt.ItemDataRole.ToolTipRole
-            )
-        self.arch_combo.setItemData(
-            len(ARCHITECTURES) - 2,
-            "your own filters, kernel, FC widths, activation and pooling",
-            Qt.ItemDataRole.ToolTipRole,
-        )
-        self.arch_combo.setItemData(
-            len(ARCHITECTURES) - 1,
-            "a network in the text form, as convscope train --arch takes it",
-            Qt.ItemDataRole.ToolTipRole,
-        )
-        form.addRow("Network", self.arch_combo)
+        form.addRow("Network", self._build_arch_combo())
         self.arch_idea = QLabel(objectName="architectureIdea")
         self.arch_idea.setWordWrap(True)
         self.arch_idea.setStyleSheet("color: #444;")
@@ -445,6 +428,26 @@ class RunSetup(QWidget):
         for edit in (self.filters_edit, self.fc_edit, self.arch_text):  # typing: on a pause
             edit.textChanged.connect(self._arch_timer.start)
         return box
+
+    def _build_arch_combo(self) -> QComboBox:
+        self.arch_combo = QComboBox(objectName="architecture")
+        self.arch_combo.addItems(ARCHITECTURES)
+        self.arch_combo.setCurrentText(str(FIRST_RUN.architecture))
+        for i, name in enumerate(architectures.names()):
+            self.arch_combo.setItemData(
+                i, architectures.describe(name), Qt.ItemDataRole.ToolTipRole
+            )
+        self.arch_combo.setItemData(
+            len(ARCHITECTURES) - 2,
+            "your own filters, kernel, FC widths, activation and pooling",
+            Qt.ItemDataRole.ToolTipRole,
+        )
+        self.arch_combo.setItemData(
+            len(ARCHITECTURES) - 1,
+            "a network in the text form, as convscope train --arch takes it",
+            Qt.ItemDataRole.ToolTipRole,
+        )
+        return self.arch_combo
 
     def architecture_name(self) -> str:
         """The choice in the Network box: a registry name, "custom" or "text"."""
