@@ -31,6 +31,7 @@ from engine.visualize import kernel_colours, kernel_images
 MARGIN = 8
 GAP = 3
 WRAP = Qt.TextFlag.TextWordWrap
+COLOUR_TILE = 26  # a colour filter's tile at least this wide (its filters wrap to more lines)
 
 
 @dataclass
@@ -120,16 +121,41 @@ class FilterView(QWidget):
             biggest = 44 if c in (1, 3) else 22
             tile = max(8, min(biggest, (avail - GAP * (f - 1)) // f))
             if c == 3:  # each filter in colour, then its channels (R, G, B) in blue-white-red
-                colours = kernel_colours(weights)
-                for k in range(f):
-                    rect = QRectF(MARGIN + k * (tile + GAP), y, tile, tile)
-                    text = f"{name} filter {k + 1} in colour (grey = 0)"
-                    self._tiles.append(_Tile(rect, name, k, -1, array_to_qimage(colours[k]), text))
-                y += tile + GAP + 4
+                y = self._colour_tiles(name, weights, y, avail, max(COLOUR_TILE, tile))
                 tile = max(8, tile // 2)
+            y = self._channel_tiles(name, weights, images, y, avail, tile)
+        height = int(max(60, y + MARGIN))
+        if height != self._height:  # a relayout of the page repaints every widget on it
+            self._height = height
+            self.updateGeometry()
+
+    def _colour_tiles(self, name: str, weights: np.ndarray, y: float, avail: int, tile: int):
+        """Each filter of a colour layer as one colour tile, in lines of ``avail`` (a first
+        layer's colours are what a reader looks for: they never shrink below COLOUR_TILE);
+        returns the y below them."""
+        colours = kernel_colours(weights)
+        per_line = max(1, (avail + GAP) // (tile + GAP))
+        for k in range(len(colours)):
+            row, col = divmod(k, per_line)
+            rect = QRectF(MARGIN + col * (tile + GAP), y + row * (tile + GAP), tile, tile)
+            text = f"{name} filter {k + 1} in colour (grey = 0)"
+            self._tiles.append(_Tile(rect, name, k, -1, array_to_qimage(colours[k]), text))
+        lines = -(-len(colours) // per_line)
+        return y + lines * (tile + GAP) + 4
+
+    def _channel_tiles(
+        self, name: str, weights: np.ndarray, images: np.ndarray, y: float, avail: int, tile: int
+    ) -> float:
+        """A row per input channel, a column per filter; when the filters do not fit the width
+        they go on in a second group of rows below (filters 1..n, then n+1..), never off the
+        edge. Returns the y below them."""
+        f, c, kh, kw = weights.shape
+        per_line = max(1, (avail + GAP) // (tile + GAP))
+        for first in range(0, f, per_line):
             for ch in range(c):
-                for k in range(f):
-                    rect = QRectF(MARGIN + k * (tile + GAP), y + ch * (tile + GAP), tile, tile)
+                for k in range(first, min(f, first + per_line)):
+                    left = MARGIN + (k - first) * (tile + GAP)
+                    rect = QRectF(left, y + ch * (tile + GAP), tile, tile)
                     kernel = weights[k, ch]
                     text = (
                         f"{name} filter {k + 1}, input channel {ch + 1} · weights "
@@ -138,10 +164,7 @@ class FilterView(QWidget):
                     image = array_to_qimage(images[k, ch])
                     self._tiles.append(_Tile(rect, name, k, ch, image, text, (kh, kw)))
             y += c * (tile + GAP) + 8
-        height = int(max(60, y + MARGIN))
-        if height != self._height:  # a relayout of the page repaints every widget on it
-            self._height = height
-            self.updateGeometry()
+        return y
 
     def sizeHint(self) -> QSize:
         return QSize(300, self._height)

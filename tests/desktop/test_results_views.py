@@ -70,3 +70,27 @@ def test_colour_first_layer_filters_are_shown_in_colour(qtbot):
             QRect(0, 0, int(rect.width()), 1000), Qt.TextFlag.TextWordWrap, title
         )
         assert needed.height() <= rect.height() and needed.width() <= rect.width()
+
+
+def test_many_colour_filters_wrap_instead_of_shrinking_to_specks(qtbot):
+    # GoogLeNet's 32 colour conv1 filters in the live page's filter column (about 240 px at
+    # 1024x700) were 8 px squares on one line, and the R, G, B rows ran off the right edge;
+    # they wrap to lines of readable tiles.
+    view = FilterView()
+    qtbot.addWidget(view)
+    view.resize(250, 400)
+    view.show()
+    weights = np.random.default_rng(0).normal(size=(32, 3, 3, 3)).astype(np.float32)
+    view.set_filters([("conv1", weights)], ("conv1",))
+    colour = [rect for _layer, _k, channel, rect in view.tiles() if channel == -1]
+    assert len(colour) == 32
+    assert min(r.width() for r in colour) >= 24
+    assert all(r.right() <= view.width() for r in colour)
+    assert not any(a.intersects(b) for i, a in enumerate(colour) for b in colour[i + 1 :])
+    grey = [rect for _layer, _k, channel, rect in view.tiles() if channel >= 0]
+    assert min(r.top() for r in grey) > max(r.bottom() for r in colour)  # the R, G, B rows below
+    assert view.sizeHint().height() > max(r.bottom() for r in grey)
+    # 32 filters side by side at the least tile do not fit: the last ones go on below the
+    # first ones (they ran off the right edge, cut)
+    assert len(grey) == 32 * 3 and all(r.right() <= view.width() for r in grey)
+    assert not any(a.intersects(b) for i, a in enumerate(grey) for b in grey[i + 1 :])
