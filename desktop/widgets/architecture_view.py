@@ -21,7 +21,7 @@ from PySide6.QtGui import (
     QPaintEvent,
     QPen,
 )
-from PySide6.QtWidgets import QScrollArea, QToolTip, QWidget
+from PySide6.QtWidgets import QDialog, QLabel, QScrollArea, QToolTip, QVBoxLayout, QWidget
 
 from engine.graph_layout import Layout, NodeFacts, layout
 from engine.visualize import name_in_block
@@ -262,9 +262,11 @@ class _Canvas(QWidget):
 
 
 class ArchitectureView(QScrollArea):
-    """The diagram in a scroll area. ``set_facts(describe(spec))``; ``hovered(text)``."""
+    """The diagram in a scroll area. ``set_facts(describe(spec))``; ``hovered(text)``;
+    ``changed()`` after each new network (or ``clear``)."""
 
     hovered = Signal(str)
+    changed = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -277,10 +279,23 @@ class ArchitectureView(QScrollArea):
 
     def set_facts(self, facts: list[NodeFacts]) -> None:
         self.canvas.set_facts(list(facts))
+        self.changed.emit()
+
+    def facts(self) -> list[NodeFacts]:
+        return list(self.canvas.facts.values())
 
     def clear(self, message: str = "No network") -> None:
         self.canvas.message = message
         self.canvas.set_facts([])
+        self.changed.emit()
+
+    def message(self) -> str:
+        return self.canvas.message
+
+    def shows_block_names(self) -> bool:
+        """Whether the blocks' names are written beside them (a narrow view leaves them to
+        the tooltips, with the windows and parameters)."""
+        return self.canvas.gutter == GUTTER
 
     def node_names(self) -> list[str]:
         return list(self.canvas.rects)
@@ -302,3 +317,31 @@ class ArchitectureView(QScrollArea):
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
         self.canvas.relayout()
+
+
+class ArchitectureWindow(QDialog):
+    """``source``'s diagram in a window of its own, as large as the user makes it (the Train
+    tab's panel is narrow: Inception's branches there lose their block names and parameters),
+    following every change of ``source``."""
+
+    def __init__(self, source: ArchitectureView, parent: QWidget | None = None) -> None:
+        super().__init__(parent, objectName="architectureWindow")
+        self.setWindowTitle("Architecture")
+        self.view = ArchitectureView()
+        self.view.setObjectName("architectureWindowView")
+        hint = QLabel("Hover a box for its details: window, parameters, multiply-adds, field.")
+        hint.setStyleSheet("color: #555;")
+        layout = QVBoxLayout(self)
+        layout.addWidget(hint)
+        layout.addWidget(self.view, 1)
+        self.resize(960, 720)
+        self._source = source
+        source.changed.connect(self._on_source_changed)
+        self._on_source_changed()
+
+    def _on_source_changed(self) -> None:
+        facts = self._source.facts()
+        if facts:
+            self.view.set_facts(facts)
+        else:
+            self.view.clear(self._source.message())

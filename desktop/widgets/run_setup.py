@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QLineEdit,
+    QPushButton,
     QSpinBox,
     QTableWidget,
     QTableWidgetItem,
@@ -42,7 +43,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.qt_image import array_to_pixmap
-from desktop.widgets.architecture_view import ArchitectureView
+from desktop.widgets.architecture_view import ArchitectureView, ArchitectureWindow
 from desktop.workers import GeneratorWorker, start_worker
 from engine import architectures
 from engine.archtext import GRAMMAR
@@ -413,6 +414,11 @@ class RunSetup(QWidget):
         self.arch_tabs.addTab(self.architecture_view, "Diagram")
         self.arch_tabs.addTab(self.layer_table, "Layers")
         self.arch_tabs.setMinimumHeight(320)
+        self.larger_button = QPushButton("Larger view…", objectName="architectureLarger")
+        self.larger_button.setToolTip("The diagram in a window of its own, as large as you like")
+        self.larger_button.clicked.connect(self._on_larger_clicked)
+        self.arch_tabs.setCornerWidget(self.larger_button)
+        self.architecture_window: ArchitectureWindow | None = None  # made at the first click
         form.addRow(self.arch_tabs)
         self.params_label = QLabel(objectName="architectureSize")
         self.params_label.setWordWrap(True)  # never widens the panel
@@ -448,6 +454,12 @@ class RunSetup(QWidget):
             Qt.ItemDataRole.ToolTipRole,
         )
         return self.arch_combo
+
+    def _on_larger_clicked(self) -> None:
+        if self.architecture_window is None:
+            self.architecture_window = ArchitectureWindow(self.architecture_view, self)
+        self.architecture_window.show()
+        self.architecture_window.raise_()
 
     def architecture_name(self) -> str:
         """The choice in the Network box: a registry name, "custom" or "text"."""

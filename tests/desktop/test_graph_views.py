@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from PySide6.QtCore import QPoint, Qt
-from PySide6.QtWidgets import QLabel
+from PySide6.QtWidgets import QLabel, QPushButton
 
 from desktop.app_state import AppState
 from desktop.classify_tab import ClassifyTab
@@ -254,3 +254,31 @@ def test_the_chosen_member_shows_its_idea_size_and_work_for_the_data(qtbot):
     assert f"{colour[1]:,} multiply-adds" in setup.params_label.text()
     assert f"{colour[0]:,} trainable parameters" in setup.params_label.text()
     assert setup.minimumSizeHint().width() <= 360  # the longer texts wrap: the panel stays
+
+
+def test_the_diagram_opens_larger_in_its_own_window_and_follows_the_choice(qtbot):
+    # In the narrow setup panel GoogLeNet's diagram has no room for the modules' names or
+    # the boxes' windows and parameters: "Larger view…" shows it whole in a window.
+    setup = RunSetup()
+    qtbot.addWidget(setup)
+    setup.resize(360, 900)
+    setup.show()
+    setup.set_source("mnist", 300)
+    qtbot.waitUntil(lambda: not setup.is_loading() and setup.dataset is not None, timeout=30_000)
+    setup.arch_combo.setCurrentText("googlenet")
+    small = setup.architecture_view
+    assert not small.shows_block_names()
+    button = setup.findChild(QPushButton, "architectureLarger")
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+    window = setup.architecture_window
+    qtbot.waitUntil(window.isVisible)
+    large = window.findChild(ArchitectureView, "architectureWindowView")
+    assert large.node_names() == small.node_names()
+    assert large.shows_block_names()
+    assert large.node_label("inception3a.branch2.2") == ("branch2.2 3×3", "32×14×14 · 4.6k")
+    setup.arch_combo.setCurrentText("resnet8")  # it follows the choice
+    assert "layer2.0.downsample.0" in large.node_names()
+    setup.arch_combo.setCurrentText("custom")
+    setup.filters_edit.setText("4, 8, 16, 32, 64, 128")  # does not fit 28x28
+    qtbot.waitUntil(lambda: bool(setup.arch_error.text()), timeout=5000)
+    assert large.node_names() == []
