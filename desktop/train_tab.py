@@ -441,8 +441,8 @@ class TrainTab(QWidget):
 
     # ----- views ------------------------------------------------------------------------
     def _on_setup_dataset_loaded(self, dataset) -> None:
-        source = f"{dataset.source}|{dataset.name}"
-        if self._pinned_from != source:  # a new dataset: pin one of its images
+        source = f"{dataset.source}|{dataset.name}|{dataset.train_images.shape[1:]}"
+        if self._pinned_from != source:  # a new dataset (or size): pin one of its images
             self._pinned_from = source
             label = int(dataset.train_labels[0])
             self.live.pin(

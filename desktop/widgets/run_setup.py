@@ -143,6 +143,7 @@ class RunSetup(QWidget):
         self._thread: QThread | None = None
         self._worker: GeneratorWorker | None = None
         self._reload = False
+        self._loaded_size: tuple[int, int] | None = None  # image folders were read at
         self._load_control = CancelFlag()
         self._classes_text = ""
         self._samples = np.zeros((0, 0), dtype=np.int64)
@@ -278,6 +279,7 @@ class RunSetup(QWidget):
             return
         self._reload = False
         spec, limit = self._spec, self.limit()
+        size = self._loaded_size = self._wanted_size()
         self._classes_text = self.classes_edit.text().strip()
         try:
             classes = parse_classes(self._classes_text) if self._classes_text else None
@@ -289,7 +291,9 @@ class RunSetup(QWidget):
 
         def job():
             dataset = None
-            for item in load_dataset_iter(spec, limit=limit, classes=classes, control=control):
+            for item in load_dataset_iter(
+                spec, limit=limit, image_size=size, classes=classes, control=control
+            ):
                 if isinstance(item, Progress):
                     yield item
                 else:
@@ -509,11 +513,36 @@ class RunSetup(QWidget):
             return architectures.choose(arch, 1).architecture(len(self.classes()))
         return arch
 
+    def _wanted_size(self) -> tuple[int, int] | None:
+        """The (H, W) to read image folders at: a fixed-size member's (LeNet-5 takes 28x28,
+        so photos are read at 28x28, as ``convscope train --arch lenet5`` reads them), else
+        None (their own size)."""
+        name = self.arch_combo.currentText()
+        return architectures.get(name).input_size if name in architectures.names() else None
+
+    def _read_again(self) -> bool:
+        """Read an image-folder dataset again when the chosen network wants another image
+        size (True: a load started; the check follows when it is done)."""
+        data, wanted = self.dataset, self._wanted_size()
+        if data is None or data.test_files is None or self.is_loading():
+            return False  # IDX and CIFAR images keep their size (a 28x28 digit is padded)
+        if wanted == self._loaded_size or tuple(data.input_shape[1:]) == wanted:
+            return False
+        self.load()
+        return True
+
     def _on_architecture_changed(self, *_args) -> None:
         self._arch_timer.stop()
         self.custom_box.setVisible(self.arch_combo.currentText() == "custom")
         self.arch_text.setVisible(self.arch_combo.currentText() == "text")
         self.arch_idea.setText(IDEAS.get(self.arch_combo.currentText(), ""))
+        if self._read_again():  # the check follows when the images are read
+            size = self._loaded_size
+            at = "their own size" if size is None else f"{size[0]}×{size[1]}"
+            self.params_label.setText("")
+            self.architecture_view.clear(f"Reading the images again at {at}…")
+            self.architecture_changed.emit()
+            return
         try:
             check_architecture(self._resolved(), len(self.classes()))  # arithmetic, before building
             model = self.build(seed=0)

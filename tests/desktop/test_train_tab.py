@@ -557,11 +557,16 @@ def test_the_bundled_photos_train_in_colour_with_file_names(qtbot, make_tab):
     assert not setup.sample_grid.pixmap().toImage().allGray()  # a colour sample grid
     ticks = setup.counts_plot.getPlotItem().getAxis("bottom")._tickLevels[0]
     assert [name for _, name in ticks] == ["bird", "cat", "dog", "ship"]
-    assert tab.live.sample.shape == (3, 32, 32)  # the pinned sample is a photo now
+    # LeNet-5 (chosen) takes 28x28: the photos are read at that size, as `convscope train
+    # --arch lenet5` reads them (the tab refused them: "images are 32x32")
+    assert tab.live.sample.shape == (3, 28, 28)  # the pinned sample is a photo now
     assert not tab.live.sample_thumb.pixmap().toImage().allGray()
-    assert "28x28" in setup.arch_error.text() and not tab.start_button.isEnabled()  # lenet5
+    assert not setup.arch_error.text() and tab.start_button.isEnabled()
+    assert setup.build(seed=0).input_spec.shape == (3, 28, 28)
     setup.arch_combo.setCurrentText("lenet-article")  # the article's network takes 32x32
-    assert setup.architecture_ok() and tab.start_button.isEnabled()
+    qtbot.waitUntil(lambda: setup.dataset.train_images.shape[1:] == (3, 32, 32), timeout=30_000)
+    qtbot.waitUntil(lambda: not setup.is_loading() and setup.architecture_ok(), timeout=30_000)
+    assert tab.start_button.isEnabled() and tab.live.sample.shape == (3, 32, 32)
     setup.augment_combo.setCurrentIndex(setup.augment_combo.findData("auto"))
     setup.schedule_combo.setCurrentIndex(setup.schedule_combo.findData("cosine"))
     setup.epochs_spin.setValue(1)
