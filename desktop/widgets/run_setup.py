@@ -714,12 +714,15 @@ class RunSetup(QWidget):
         )
 
     def set_enabled_for_run(self, running: bool) -> None:
-        """Freeze the settings during a run (the dataset preview stays clickable)."""
+        """Freeze the settings during a run (the dataset preview stays clickable, the
+        diagram and the layer table stay readable: hover details, "Larger view…")."""
         for widget in (
             self.source_combo,
             self.limit_combo,
             self.classes_edit,
-            self.arch_group,
+            self.arch_combo,
+            self.arch_text,
+            self.custom_box,
             self.hyper_group,
         ):
             widget.setEnabled(not running)

@@ -598,3 +598,23 @@ def test_a_trained_model_becomes_a_choice_of_the_classify_tab(qtbot, settings):
     texts = [box.itemText(i) for i in range(box.count())]
     assert len(texts) == before[2] + 1 and texts[-1].startswith("Trained here: lenet5")
     assert (box.currentIndex(), box.currentText()) == before[:2]  # the model in use stays
+
+
+def test_the_diagram_stays_readable_during_a_run(qtbot, tab):
+    # The whole architecture group was disabled while training: a greyed diagram without
+    # hover details and no "Larger view…". Only the choices freeze now.
+    setup = tab.setup
+    view = setup.architecture_view
+    qtbot.mouseClick(tab.step_button, Qt.MouseButton.LeftButton)  # a run, paused after a batch
+    qtbot.waitUntil(lambda: tab.is_busy() and len(tab.session.log) == 1, timeout=RUN_TIMEOUT)
+    assert not setup.arch_combo.isEnabled() and not setup.epochs_spin.isEnabled()
+    assert view.isEnabled() and setup.larger_button.isEnabled()
+    tab.show_architecture(setup.architecture_name())  # scrolled into view
+    view.ensureVisible(0, round(view.node_rect("conv2").bottom()))
+    qtbot.mouseMove(view.canvas, QPoint(1, 1))
+    with qtbot.waitSignal(view.hovered) as hovered:
+        qtbot.mouseMove(view.canvas, view.node_rect("conv2").center().toPoint())
+    assert "conv2 (conv2d)" in hovered.args[0]
+    with qtbot.waitSignal(tab.training_finished, timeout=RUN_TIMEOUT):
+        qtbot.mouseClick(tab.stop_button, Qt.MouseButton.LeftButton)
+    assert setup.arch_combo.isEnabled()
