@@ -72,6 +72,7 @@ DROP_HINT = (
 )
 #: Images with more pixels than this are decoded and prepared off the GUI thread.
 BACKGROUND_PIXELS = 1_500_000
+HOVER_HINT = "Hover a cell to see where it comes from"
 
 Classification = ClassifiedImage  # what ``classified`` carries
 
@@ -239,8 +240,21 @@ class ClassifyTab(QWidget):
         self.batch_table, self.batch_status = self.batch_page.table, self.batch_page.status
         self.right_tabs = QTabWidget(objectName="classifyViews")
         self.network_scroll = scrolled(self.network_view)
-        self.right_tabs.addTab(self.network_scroll, "Inside the network")
+        self.network_hover = QLabel(HOVER_HINT, objectName="networkHover", wordWrap=True)
+        self.network_hover.setFixedHeight(3 * self.fontMetrics().height() + 6)
+        self.network_hover.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+        self.network_view.cell_hovered.connect(self._on_network_view_cell_hovered)
+        page = QWidget()
+        column = QVBoxLayout(page)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.addWidget(self.network_scroll, 1)
+        column.addWidget(self.network_hover)
+        self.right_tabs.addTab(page, "Inside the network")
         self.right_tabs.addTab(self.batch_page, "Batch results")
+
+    def _on_network_view_cell_hovered(self, text: str) -> None:
+        """Under the view, in sight wherever the (tall) view is scrolled."""
+        self.network_hover.setText(text or HOVER_HINT)
 
     # ----- the model ----------------------------------------------------------------------
     def _load_shipped_model(self) -> None:

@@ -138,7 +138,9 @@ class _Row:
 
 
 class NetworkView(QWidget):
-    """Paints the layers; ``cell_hovered(text)`` says what is under the mouse."""
+    """Paints the layers; ``cell_hovered(text)`` says what is under the mouse ("" when
+    nothing is): the view is taller than its scroll area, so its owner shows the text where
+    it stays in sight (the Classify tab: under the view)."""
 
     cell_hovered = Signal(str)
 
@@ -328,7 +330,7 @@ class NetworkView(QWidget):
             head = line + 6 if self._opens_block(band) else 0
             return head + max(sum(height(i, b, shrink) + ROW_GAP for i, *_r, b in c) for c in band)
 
-        avail = self.height() - 6 - (2 * line + 10) + ROW_GAP
+        avail = self.height() - 6 + ROW_GAP
         shrink = 1.0
         if sum(band_height(b, 1.0) for b in slots) > avail:
             low, high = MIN_SHRINK, 1.0
@@ -505,12 +507,6 @@ class NetworkView(QWidget):
                             painter.setPen(QPen(ACCENT, 2))
                             painter.drawRect(rect.adjusted(-1, -1, 1, 1))
         self._paint_hover(painter)
-        painter.setPen(text)
-        painter.drawText(
-            QRectF(4, self.height() - 2 * line - 4, self.width() - 8, 2 * line),
-            Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignBottom | Qt.TextFlag.TextWordWrap,
-            self.hover_text or "Hover a cell to see where it comes from",
-        )
 
     def _title_text(self, row: _Row) -> str:
         """The row's title elided to its place; above maps (a branch) on up to two lines."""
@@ -660,5 +656,6 @@ class NetworkView(QWidget):
                 text = f"{layer.title} cell {label} = {float(layer.values[c]) + 0.0:.3g}"
         short, full = self._links_text()
         self.setToolTip(full)
-        self.hover_text = text + short
-        self.cell_hovered.emit(text)
+        if text + short != self.hover_text:
+            self.hover_text = text + short
+            self.cell_hovered.emit(self.hover_text)

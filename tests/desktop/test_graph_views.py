@@ -282,3 +282,35 @@ def test_the_diagram_opens_larger_in_its_own_window_and_follows_the_choice(qtbot
     setup.filters_edit.setText("4, 8, 16, 32, 64, 128")  # does not fit 28x28
     qtbot.waitUntil(lambda: bool(setup.arch_error.text()), timeout=5000)
     assert large.node_names() == []
+
+
+def test_the_classify_tab_says_what_a_hovered_cell_sees_where_the_user_looks(qtbot, tmp_path):
+    # ResNet-20's view is taller than its scroll area: the explanation was painted at the
+    # bottom of the whole view, out of sight while the user hovers a cell near the top.
+    path = tmp_path / "resnet20.npz"
+    save_model(_model("resnet20"), path)
+    tab = ClassifyTab(AppState())
+    qtbot.addWidget(tab)
+    tab.resize(1024, 700)
+    tab.show()
+    with qtbot.waitSignal(tab.model_load_finished, timeout=20_000):
+        tab.open_model_file(path)
+    Image.fromarray(np.full((40, 40, 3), 90, np.uint8)).save(tmp_path / "grey.png")
+    view = tab.network_view
+    tab.open_image_file(tmp_path / "grey.png")
+    qtbot.waitUntil(lambda: bool(view.layers()), timeout=20_000)
+    qtbot.waitUntil(lambda: not tab.background_busy(), timeout=20_000)
+    qtbot.mouseClick(
+        view, Qt.MouseButton.LeftButton, pos=view.title_rect("layer1.0.add").center().toPoint()
+    )
+    assert view.height() > tab.network_scroll.viewport().height()
+    tab.show_network_view(("layer1.0.conv2", 0))
+    hover = tab.findChild(QLabel, "networkHover")
+    with qtbot.waitSignal(view.cell_hovered):
+        qtbot.mouseMove(view, view.cell_center("layer1.0.conv2", 1, 3, 3))
+    assert "layer1.0.conv2 map 2" in hover.text() and "through all paths it sees" in hover.text()
+    assert hover.isVisible() and hover.text() == view.hover_text
+    shown = hover.mapTo(tab, hover.rect().bottomRight())
+    assert tab.rect().contains(shown)  # in the window, not below the view's end
+    qtbot.mouseMove(view, QPoint(view.width() - 2, 2))  # off the cells: the hint again
+    qtbot.waitUntil(lambda: hover.text().startswith("Hover a cell"))
