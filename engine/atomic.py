@@ -8,13 +8,20 @@ leaves a broken file where a good one was. The new file gets the usual permissio
 The temporary file is named ``.NAME.PID.XXXXXXXX.tmp``. A process killed mid-save (SIGKILL, a
 power cut) cannot remove its own; the next successful save of NAME in that folder removes
 those whose process no longer runs.
+
+A destination that exists but is not a regular file (a device such as ``/dev/null``, a pipe,
+a socket) is refused, never replaced: renaming over it (with the privileges to do so) would
+put a file where the device was. :func:`writable_problem` says before a long job
+whether a file can be written at a path at all (the training commands ask it up front).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
+import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -35,6 +42,8 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], objec
     """
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
+    if _not_regular(path):
+        raise OSError(errno.EEXIST, f"{path} is not a regular file (a device or a pipe?)")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=folder)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -55,6 +64,36 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], objec
             os.close(dfd)
     _remove_orphans(folder, path.name)
     return path
+
+
+def writable_problem(path: str | os.PathLike[str]) -> str | None:
+    """Why :func:`atomic_write` could not write ``path``, in words, or None: a folder of that
+    name, a destination that is not a regular file, a missing folder, or a folder where no file
+    can be created (tried with a temporary file, removed at once: a read-only folder, /proc)."""
+    path = Path(path).expanduser()
+    folder = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        return "is a folder; give a file name"
+    if _not_regular(path):
+        return "is not a regular file (a device or a pipe); give a file name"
+    if not folder.is_dir():
+        return f"the folder {folder} does not exist; create it first"
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".convscope-check-"):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        return f"cannot write in {folder} ({reason}); choose another folder"
+    return None
+
+
+def _not_regular(path: Path) -> bool:
+    """``path`` exists (through links) and is neither a regular file nor a folder."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:  # missing (or unreadable: the write itself will say why)
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
 
 
 def _remove_orphans(folder: Path, name: str) -> None:

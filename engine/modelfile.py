@@ -44,23 +44,10 @@ from engine.graph import Network
 from engine.inputspec import InputSpec
 from engine.model import build_model
 from engine.modelschema import FORMAT, MAX_META_CHARS, parse_meta_text, trim_history, validate_meta
-from engine.modelzip import ModelArchive
-
-# A LeNet is well under 1 MB; anything this large is not one of ours (and is not read).
-MAX_MODEL_BYTES = 512 * 1024 * 1024
+from engine.modelzip import ModelArchive, open_archive
 
 VERSION = 2
 _RESERVED = ("format", "version", "architecture", "graph", "classes", "input")
-
-_MAGIC = {
-    b"\x89PNG": "a PNG image",
-    b"\xff\xd8\xff": "a JPEG image",
-    b"GIF8": "a GIF image",
-    b"BM": "a BMP image",
-    b"%PDF": "a PDF document",
-    b"\x1f\x8b": "a gzip file",
-    b"\x93NUMPY": "a single NumPy array (.npy), not a model archive",
-}
 
 
 def _jsonable(v: Any) -> Any:
@@ -126,38 +113,6 @@ def save_model(model: Network, path: str | os.PathLike) -> Path:
     return path
 
 
-def _sniff(path: Path) -> str | None:
-    try:
-        with open(path, "rb") as f:
-            head = f.read(8)
-    except OSError:
-        return None
-    for magic, what in _MAGIC.items():
-        if head.startswith(magic):
-            return what
-    return None
-
-
-def _open(path: Path) -> ModelArchive:
-    if not path.exists():
-        raise ModelFileError(f"{path}: no such file")
-    if path.is_dir():
-        raise ModelFileError(f"{path} is a folder, not a model file")
-    if not path.is_file():
-        raise ModelFileError(f"{path} is not a regular file (a pipe or a device?)")
-    if path.stat().st_size == 0:
-        raise ModelFileError(f"{path} is empty (0 bytes); save the model again")
-    if path.stat().st_size > MAX_MODEL_BYTES:
-        raise ModelFileError(
-            f"{path} is {path.stat().st_size / 1e6:.0f} MB, far larger than any ConvScope model; "
-            "it is not a model file"
-        )
-    what = _sniff(path)
-    if what:
-        raise ModelFileError(f"{path} is not a ConvScope model file (it looks like {what})")
-    return ModelArchive(path)
-
-
 def _parse_meta(data: ModelArchive, path: Path) -> dict[str, Any]:
     if "meta" not in data.names:
         names = ", ".join(data.names[:6]) + (", ..." if len(data.names) > 6 else "")
@@ -172,7 +127,7 @@ def _parse_meta(data: ModelArchive, path: Path) -> dict[str, Any]:
 def load_meta(path: str | os.PathLike) -> dict[str, Any]:
     """Only the metadata of a model file (validated format/version), without the weights."""
     path = Path(path)
-    with _open(path) as data:
+    with open_archive(path) as data:
         return _parse_meta(data, path)
 
 
@@ -183,7 +138,7 @@ def load_model(path: str | os.PathLike) -> Network:
     foreign (another kind of file, or an .npz of other arrays) or mismatched file.
     """
     path = Path(path)
-    with _open(path) as data:
+    with open_archive(path) as data:
         meta = _parse_meta(data, path)  # types, ranges and sizes checked: building is safe
         classes = meta["classes"]
         try:

@@ -6,6 +6,9 @@ data than the network needs. :class:`ModelArchive` reads sizes from the zip's di
 reads each ``.npy`` header (a few hundred bytes) before its data, and lets the caller compare
 the declared shape and dtype with the ones it expects; only then is the data inflated, never
 more bytes than that shape needs. Nothing is unpickled: object arrays are refused.
+:func:`open_archive` checks the path first (a regular, non-empty file of a sane size that does
+not start like an image or a PDF). Used by :mod:`engine.modelfile` and by the PyTorch export's
+generated file, which embeds this module (so it imports only NumPy and the standard library).
 """
 
 from __future__ import annotations
@@ -27,6 +30,19 @@ from engine.errors import ModelFileError
 MAX_MEMBERS = 10_000
 #: Bytes of one ``.npy`` header (NumPy writes 128).
 MAX_NPY_HEADER = 4096
+
+# A LeNet is well under 1 MB; anything this large is not one of ours (and is not read).
+MAX_MODEL_BYTES = 512 * 1024 * 1024
+
+_MAGIC = {
+    b"\x89PNG": "a PNG image",
+    b"\xff\xd8\xff": "a JPEG image",
+    b"GIF8": "a GIF image",
+    b"BM": "a BMP image",
+    b"%PDF": "a PDF document",
+    b"\x1f\x8b": "a gzip file",
+    b"\x93NUMPY": "a single NumPy array (.npy), not a model archive",
+}
 
 _EOCD = b"PK\x05\x06"
 _ZIP64_LOCATOR = b"PK\x06\x07"
@@ -193,6 +209,43 @@ class ModelArchive:
                 f"{self.path}: entry {name!r} holds {dtype} data; model files hold numbers only"
             )
         return tuple(int(v) for v in shape), bool(fortran), dtype, 8 + size_len + hlen
+
+
+def _sniff(path: Path) -> str | None:
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except OSError:
+        return None
+    for magic, what in _MAGIC.items():
+        if head.startswith(magic):
+            return what
+    return None
+
+
+def open_archive(path: str | os.PathLike) -> ModelArchive:
+    """:class:`ModelArchive` of the model file ``path`` after the checks a path needs first: it
+    exists, is a regular non-empty file (a pipe would block) of at most :data:`MAX_MODEL_BYTES`,
+    and does not start like another kind of file (an image, a PDF, a lone ``.npy``).
+    Raises :class:`ModelFileError` naming the file."""
+    path = Path(path)
+    if not path.exists():
+        raise ModelFileError(f"{path}: no such file")
+    if path.is_dir():
+        raise ModelFileError(f"{path} is a folder, not a model file")
+    if not path.is_file():
+        raise ModelFileError(f"{path} is not a regular file (a pipe or a device?)")
+    if path.stat().st_size == 0:
+        raise ModelFileError(f"{path} is empty (0 bytes); save the model again")
+    if path.stat().st_size > MAX_MODEL_BYTES:
+        raise ModelFileError(
+            f"{path} is {path.stat().st_size / 1e6:.0f} MB, far larger than any ConvScope model; "
+            "it is not a model file"
+        )
+    what = _sniff(path)
+    if what:
+        raise ModelFileError(f"{path} is not a ConvScope model file (it looks like {what})")
+    return ModelArchive(path)
 
 
 def _check_directory(f, path: Path) -> None:

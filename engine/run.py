@@ -29,7 +29,6 @@ spawns the weights' seed and the validation split's, so the same settings give t
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import asdict, dataclass, field
@@ -39,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from engine.atomic import writable_problem
 from engine.errors import DatasetError, EngineError
 from engine.progress import Progress
 from engine.training import (
@@ -122,17 +122,9 @@ def check_writable(out: str | os.PathLike[str]) -> Path:
         raise RunError(f"{out}: a model file name must end in .npz")
     if path.is_dir():
         raise RunError(f"{out}: is a folder; give a file name ending in .npz")
-    folder = path.parent
-    if not folder.is_dir():
-        raise RunError(f"{out}: the folder {folder} does not exist; create it first")
-    try:
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".convscope-check-"):
-            pass
-    except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-        raise RunError(
-            f"{out}: cannot write in {folder} ({reason}); choose another folder"
-        ) from None
+    problem = writable_problem(path)
+    if problem:
+        raise RunError(f"{out}: {problem}")
     return path
 
 

@@ -78,3 +78,20 @@ def test_a_save_killed_midway_leaves_the_old_file_and_the_next_save_removes_its_
     atomic_write(path, lambda f: f.write(b"new"))
     assert path.read_bytes() == b"new"
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["model.npz", mine.name])
+
+
+def test_a_device_or_pipe_is_refused_not_replaced(tmp_path):
+    """Renaming over /dev/null as root would put a file where the device was: a destination
+    that is not a regular file is refused and stays what it was; writable_problem says so."""
+    from engine.atomic import writable_problem
+
+    pipe = tmp_path / "pipe.py"
+    os.mkfifo(pipe)
+    with pytest.raises(OSError, match="not a regular file"):
+        atomic_write(pipe, lambda f: f.write(b"new"))
+    assert stat.S_ISFIFO(os.stat(pipe).st_mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pipe.py"]  # no temporary left
+    assert "not a regular file" in writable_problem(pipe)
+    assert "is a folder" in writable_problem(tmp_path)
+    assert "does not exist" in writable_problem(tmp_path / "no" / "a.py")
+    assert writable_problem(tmp_path / "a.py") is None
