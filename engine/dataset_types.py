@@ -66,6 +66,14 @@ class Dataset:
             text += f" ({len(self.skipped)} unreadable files skipped)"
         return text
 
+    def skipped_lines(self, first: int = 5) -> list[str]:
+        """One line per skipped unreadable file (the first ``first``), then how many more:
+        what ``convscope train`` and the exported PyTorch file's ``train`` print."""
+        lines = [f"skipped {file}: {reason}" for file, reason in self.skipped[:first]]
+        if len(self.skipped) > first:
+            lines.append(f"... and {len(self.skipped) - first} more unreadable files skipped")
+        return lines
+
     def test_summary(self) -> str:
         """One line for an evaluation: which split, how many images."""
         return f"{self.name}, {self.test_split}: {len(self.test_labels):,} images"

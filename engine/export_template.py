@@ -58,6 +58,7 @@ SOURCE_MODEL = ""
 ENGINE_VERSION = ""
 ENGINE_PACKAGE = "_convscope_engine"
 INPUT_SPEC_MODULE = "inputspec"
+MAX_META_CHARS = 8_000_000
 ENGINE_SOURCES: dict[str, str] = {}
 # --- export data: end ---
 
@@ -196,34 +197,91 @@ class Network(nn.Module):
 # Model files: ConvScope's .npz (arrays named like the state_dict + JSON meta).
 
 
-def read_model_file(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray], dict]:
-    """The arrays and the metadata of a ConvScope model file (never unpickles)."""
-    with np.load(path, allow_pickle=False) as data:
-        if "meta" not in data.files:
-            raise ValueError(f"{path} is not a ConvScope model file (no 'meta' entry)")
-        meta = json.loads(str(data["meta"][()]))
-        return {k: data[k] for k in data.files if k != "meta"}, meta
+def read_model_file(
+    path: str | os.PathLike[str], expected: dict[str, torch.Tensor] | None = None
+) -> tuple[dict[str, np.ndarray], dict]:
+    """The arrays and the metadata of a ConvScope model file, read with ConvScope's own checks
+    (a regular file of a sane size, the zip directory, each array's header against
+    ``expected`` before its data is inflated; nothing is unpickled). ``expected`` (default:
+    this network's ``state_dict()``) gives the names, shapes and kinds of the arrays.
+
+    Raises ValueError naming the file and the problem (missing, unexpected or misshapen
+    arrays, NaN weights, a damaged or foreign file).
+    """
+    expected = Network().state_dict() if expected is None else expected
+    try:
+        with engine("modelzip").open_archive(path) as data:
+            if "meta" not in data.names:
+                raise ValueError(f"{path} is not a ConvScope model file (no 'meta' entry)")
+            meta = _parse_meta(data.read_text("meta", MAX_META_CHARS), path)
+            _check_names(path, set(expected), set(data.names) - {"meta"})
+            arrays = {k: data.read_array(k, tuple(t.shape), _kinds(t)) for k, t in expected.items()}
+    except engine("errors").ModelFileError as exc:
+        raise ValueError(str(exc)) from None
+    for key, a in arrays.items():
+        if not np.isfinite(a).all():
+            raise ValueError(
+                f"{path}: {key} contains NaN or infinite values (did training diverge?)"
+            )
+    return arrays, meta
+
+
+def _parse_meta(text: str, path: str | os.PathLike[str]) -> dict[str, Any]:
+    try:
+        meta = json.loads(text, parse_constant=lambda name: float("nan"))
+    except (ValueError, RecursionError) as exc:
+        raise ValueError(f"{path}: the metadata is not valid JSON ({exc})") from None
+    if not isinstance(meta, dict):
+        raise ValueError(f"{path} is not a ConvScope model file (its metadata is no object)")
+    return meta
+
+
+def _check_names(path: str | os.PathLike[str], expected: set[str], found: set[str]) -> None:
+    def listed(names: set[str]) -> str:
+        first = sorted(names)[:4]
+        return ", ".join(first) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+
+    parts = [f"missing {listed(expected - found)}"] if expected - found else []
+    parts += [f"unexpected {listed(found - expected)}"] if found - expected else []
+    if parts:
+        raise ValueError(f"{path} does not hold this network's weights: {'; '.join(parts)}")
+
+
+def _kinds(t: torch.Tensor) -> tuple[Any, ...]:
+    """The dtypes a model file may store ``t`` in (floats as float32 or float64)."""
+    return (np.float32, np.float64) if t.is_floating_point() else (t.numpy().dtype.type,)
 
 
 def load(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> Network:
     """The network with the weights of the ConvScope model file ``path``, in eval mode.
 
-    Raises ValueError naming missing, unexpected or misshapen arrays.
+    The file must be of this network: the same arrays, classes and input preparation (the
+    file this was exported from, or one its ``train`` wrote). Raises ValueError naming the
+    problem.
     """
-    arrays, meta = read_model_file(path)
-    net = Network(classes=meta.get("classes") or CLASSES)
-    expected = net.state_dict()
-    missing = sorted(set(expected) - set(arrays))
-    extra = sorted(set(arrays) - set(expected))
-    bad = [k for k in expected if k in arrays and tuple(arrays[k].shape) != expected[k].shape]
-    if missing or extra or bad:
-        raise ValueError(
-            f"{path} does not hold this network's weights: missing {missing}, "
-            f"unexpected {extra}, wrong shape {bad}"
-        )
-    state = {k: torch.from_numpy(np.ascontiguousarray(a)) for k, a in arrays.items()}
-    net.load_state_dict(state, strict=True)
+    net = Network()
+    arrays, meta = read_model_file(path, net.state_dict())
+    _check_same_model(path, meta)
+    net.load_state_dict({k: torch.from_numpy(a) for k, a in arrays.items()}, strict=True)
     return net.to(device).eval()
+
+
+def _check_same_model(path: str | os.PathLike[str], meta: dict[str, Any]) -> None:
+    """The file's classes and input are this network's (``preprocess`` and the class names
+    of ``predict`` and ``train`` are the exported model's)."""
+    again = f"; export that file instead: convscope export {Path(path).name} --pytorch OUT.py"
+    classes = meta.get("classes")
+    if not isinstance(classes, list) or [str(c) for c in classes] != [str(c) for c in CLASSES]:
+        shown = ", ".join(map(str, classes[:6])) if isinstance(classes, list) else "none"
+        raise ValueError(
+            f"{path} is a model of the classes {shown}, not of {', '.join(CLASSES[:6])}{again}"
+        )
+    try:
+        same = engine(INPUT_SPEC_MODULE).InputSpec.from_json(meta.get("input")) == input_spec()
+    except (engine("errors").EngineError, TypeError, ValueError, KeyError, AttributeError):
+        same = False
+    if not same:
+        raise ValueError(f"{path} prepares its input otherwise than this network{again}")
 
 
 def plain_batchnorm(module: nn.Module) -> nn.Module:
@@ -337,14 +395,25 @@ def _starting_network(args: argparse.Namespace, device: torch.device) -> Network
     return load(path, device)
 
 
-def _dataset(folder: str, seed: int) -> tuple[torch.Tensor, ...]:
+def _dataset(folder: str, seed: int, say) -> tuple[torch.Tensor, ...]:
     """(train x, train y, test x, test y) of FOLDER's classes that are the network's, labels in
     CLASSES order, read by ConvScope's own dataset code (so a folder of CIFAR-10 trains a
-    four-class network on its four classes)."""
+    four-class network on its four classes); unreadable files are skipped with a line each.
+    An existing folder is read even when it is called like a dataset bundled with ConvScope
+    (``photos/``, ``mnist/``): those are not here."""
     c, h, w = input_spec().shape
-    ds = engine("datasets").load_dataset(
-        folder, image_size=(h, w), channels=c, seed=seed, classes=list(CLASSES)
-    )
+    where = str(Path(folder).expanduser().resolve()) if Path(folder).is_dir() else folder
+    try:
+        ds = engine("datasets").load_dataset(
+            where, image_size=(h, w), channels=c, seed=seed, classes=list(CLASSES)
+        )
+    except ImportError:  # a dataset bundled with the app, which is not here
+        raise ValueError(
+            f"{folder!r} is a dataset bundled with ConvScope, not with this file: pass the "
+            "folder that holds the images (one subfolder per class) or the IDX files"
+        ) from None
+    for line in ds.skipped_lines():
+        say(line)
     order = np.array([CLASSES.index(name) for name in ds.classes], dtype=np.int64)
 
     def part(images: np.ndarray, labels: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
@@ -356,10 +425,16 @@ def _dataset(folder: str, seed: int) -> tuple[torch.Tensor, ...]:
 def _device(name: str, local_rank: int) -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda":
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"--device {name}: not a device; use auto, cpu or cuda") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"--device {name}: PyTorch sees no GPU here; use --device cpu")
         torch.cuda.set_device(local_rank)
         return torch.device("cuda", local_rank)
-    return torch.device(name)
+    return device
 
 
 def _accuracy(net: nn.Module, x: torch.Tensor, y: torch.Tensor, device, rank: int, world: int):
@@ -448,32 +523,25 @@ def train(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace, world: int, rank: int, local_rank: int, device) -> int:
+    """The training of ``train``. A non-finite loss stops it with the weights (and BatchNorm
+    statistics) of the last finite epoch: a model file with NaN weights opens nowhere."""
     import torch.distributed as dist
-    from torch.nn.parallel import DistributedDataParallel
-    from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
     say = print if rank == 0 else (lambda *a, **k: None)
+    problem = engine("atomic").writable_problem(args.out)  # before the data and the hours
+    if problem or not args.out.lower().endswith(".npz"):
+        raise ValueError(f"--out {args.out}: {problem or 'a model file name must end in .npz'}")
     torch.manual_seed(args.seed)
     net = _starting_network(args, device)
-    xtr, ytr, xte, yte = _dataset(args.data, args.seed)
+    xtr, ytr, xte, yte = _dataset(args.data, args.seed, say)
     say(f"{len(xtr)} training and {len(xte)} test images, classes {CLASSES}, {world} process(es)")
     net = _batchnorm_across(net, device, world, say)
-    model: nn.Module = net
-    data = TensorDataset(xtr, ytr)
-    sampler: DistributedSampler | None = None
-    ids = [local_rank] if device.type == "cuda" else None
-    if world > 1:
-        model = DistributedDataParallel(net, device_ids=ids)
-        sampler = DistributedSampler(data, world, rank, shuffle=True, seed=args.seed)
-    gen = torch.Generator().manual_seed(args.seed)
-    loader = DataLoader(
-        data, args.batch_size, shuffle=world == 1, sampler=sampler, generator=gen,
-        pin_memory=device.type == "cuda",
-    )  # fmt: skip
+    model, loader, sampler = _parallel(net, xtr, ytr, args, world, rank, local_rank, device)
     opt = torch.optim.SGD(
         net.parameters(), lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay
     )
     epochs: list[dict[str, Any]] = []
+    good = {k: v.detach().clone() for k, v in net.state_dict().items()}
     for epoch in range(1, args.epochs + 1):
         if sampler is not None:
             sampler.set_epoch(epoch)
@@ -483,8 +551,11 @@ def _train(args: argparse.Namespace, world: int, rank: int, local_rank: int, dev
         test = _summed(test, device, world)
         loss, accuracy = (stats[:2] / max(stats[2].item(), 1)).tolist()
         if not math.isfinite(loss):
-            say(f"epoch {epoch}: the loss is not finite; stopping (try a smaller --lr)")
+            net.load_state_dict(good)
+            kept = f"the weights of epoch {epoch - 1} are kept" if epochs else "no file written"
+            say(f"epoch {epoch}: the loss is not finite (try a smaller --lr); stopping, {kept}")
             break
+        good = {k: v.detach().clone() for k, v in net.state_dict().items()}
         test_accuracy = test[0].item() / test[1].item() if test[1] > 0 else None
         epochs.append(
             {
@@ -498,11 +569,33 @@ def _train(args: argparse.Namespace, world: int, rank: int, local_rank: int, dev
         test_text = "" if test_accuracy is None else f", test {test_accuracy:.2%}"
         say(f"epoch {epoch}: loss {loss:.4f}, train {accuracy:.2%}{test_text}")
     plain_batchnorm(net)  # in place: the file holds plain BatchNorm (the same keys)
-    if rank == 0:
+    trained = bool(epochs) or args.epochs == 0
+    if rank == 0 and trained:
         say(f"saved {save(net, args.out, _trained_meta(args, epochs, world, device))}")
     if world > 1:
-        dist.barrier(device_ids=ids)  # the file is written before any process leaves
-    return 0 if epochs or args.epochs == 0 else 1
+        dist.barrier(device_ids=[local_rank] if device.type == "cuda" else None)  # file written
+    return 0 if trained else 1
+
+
+def _parallel(net: Network, x, y, args, world: int, rank: int, local_rank: int, device):
+    """``(model to train, loader, sampler)``: under torchrun the network wrapped in
+    DistributedDataParallel and a DistributedSampler giving each process its share."""
+    from torch.nn.parallel import DistributedDataParallel
+    from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
+
+    model: nn.Module = net
+    data = TensorDataset(x, y)
+    sampler: DistributedSampler | None = None
+    if world > 1:
+        ids = [local_rank] if device.type == "cuda" else None
+        model = DistributedDataParallel(net, device_ids=ids)
+        sampler = DistributedSampler(data, world, rank, shuffle=True, seed=args.seed)
+    gen = torch.Generator().manual_seed(args.seed)
+    loader = DataLoader(
+        data, args.batch_size, shuffle=world == 1, sampler=sampler, generator=gen,
+        pin_memory=device.type == "cuda",
+    )  # fmt: skip
+    return model, loader, sampler
 
 
 def _trained_meta(args: argparse.Namespace, epochs: list, world: int, device: torch.device):
@@ -526,18 +619,23 @@ def _trained_meta(args: argparse.Namespace, epochs: list, world: int, device: to
 
 
 def predict(args: argparse.Namespace) -> int:
-    """``predict``: the class probabilities of each image, as `convscope classify` gives them."""
+    """``predict``: the class probabilities of each image, as `convscope classify` gives them:
+    files read with its checks (a file that is not an image, too large or truncated is one line
+    on stderr and the others still run), folders expanded to the images inside."""
     path = _find_weights(args.weights)
     if path is None:
         raise SystemExit("no weights: pass --weights MODEL.npz")
     net = load(path)
-    failed = 0
-    for name in args.images:
+    inference, imageio = engine("inference"), engine("imageio")
+    files, problems = inference.expand_paths(args.images)
+    for given, problem in problems:
+        print(f"{given}: {problem}", file=sys.stderr)
+    failed = len(problems)
+    for name in files:
         try:
-            with Image.open(name) as image:
-                x = preprocess(image)
+            x = preprocess(imageio.load_pil_image(name))
         except Exception as exc:  # one line per unreadable image, the others still run
-            print(f"{name}: {exc}", file=sys.stderr)
+            print(f"{name}: {inference.without_name(str(exc), Path(name))}", file=sys.stderr)
             failed += 1
             continue
         with torch.no_grad():
@@ -548,25 +646,54 @@ def predict(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _at_least(low: float, kind: type = int):
+    """An argparse type: a finite number of ``kind`` that is at least ``low``."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not (math.isfinite(value) and value >= low):
+            raise argparse.ArgumentTypeError(f"must be at least {low}, not {text}")
+        return value
+
+    return parse
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        epilog="python %(prog)s predict a.png;  python %(prog)s train --data FOLDER --epochs 10 "
+        "--out bigger.npz;  torchrun --nproc_per_node GPUS %(prog)s train ... (see each --help)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
+    weights = f"(default: {Path(SOURCE_MODEL).name or 'none'}, the model exported, found at its "
+    weights += "path or beside this file)"
     p = sub.add_parser("predict", help="classify image files")
-    p.add_argument("images", nargs="+", metavar="IMAGE")
-    p.add_argument("--weights", help=f"ConvScope model file (default: {SOURCE_MODEL or 'none'})")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders of them")
+    p.add_argument("--weights", help=f"ConvScope model file {weights}")
     t = sub.add_parser("train", help="continue training; writes a ConvScope model file")
-    t.add_argument("--data", required=True, help="folder: a subfolder per class, or IDX files")
-    t.add_argument("--epochs", type=int, default=1)
+    t.add_argument(
+        "--data",
+        required=True,
+        help="a folder with one subfolder of images per class (optionally under train/ and "
+        "test/; else 20%% of each class is the test set), MNIST-style IDX files or CIFAR-10 "
+        "binary batches; only the network's classes are used",
+    )
+    t.add_argument("--epochs", type=_at_least(0), default=1, help="passes (default %(default)s)")
     t.add_argument("--out", required=True, help="the ConvScope model file (.npz) to write")
-    t.add_argument("--weights", help=f"start from this model file (default: {SOURCE_MODEL})")
+    t.add_argument("--weights", help=f"start from this model file {weights}")
     t.add_argument("--from-scratch", action="store_true", help="start from random weights")
-    t.add_argument("--batch-size", type=int, default=64, help="per process (default 64)")
-    t.add_argument("--lr", type=float, default=0.01)
-    t.add_argument("--momentum", type=float, default=0.9)
-    t.add_argument("--weight-decay", type=float, default=0.0)
-    t.add_argument("--seed", type=int, default=0)
+    number = {"type": _at_least(0.0, float), "metavar": "X"}
+    t.add_argument("--batch-size", type=_at_least(1), default=64, metavar="N",
+                   help="images per step and process (default %(default)s)")  # fmt: skip
+    t.add_argument("--lr", default=0.01, help="SGD learning rate (default %(default)s)", **number)
+    t.add_argument("--momentum", default=0.9, help="(default %(default)s)", **number)
+    t.add_argument("--weight-decay", default=0.0, help="L2 penalty (default 0)", **number)
+    t.add_argument("--seed", type=int, default=0, help="shuffling, test split, random weights")
     t.add_argument("--device", default="auto", help="auto (a GPU if there is one), cpu, cuda")
-    t.add_argument("--threads", type=int, help="CPU threads per process (default: PyTorch's)")
+    t.add_argument("--threads", type=_at_least(1), metavar="N", help="CPU threads per process")
     args = parser.parse_args(argv)
     try:
         return predict(args) if args.command == "predict" else train(args)

@@ -9,9 +9,10 @@ The generated file imports only torch, numpy, Pillow and the standard library. I
   shapes are the model file's arrays (a node ``layer1.0.conv1`` is the module at that path);
 * the engine's own source of the image preparation that ``convscope classify`` applies (MNIST-style
   digits from :mod:`engine.preprocess`, photos from the classification policy), and of the
-  dataset reading and atomic writing used by its ``train`` command. These modules are copied
-  verbatim (their ``engine.`` imports renamed to a private package the file serves from memory),
-  so there is one home for the preparation: the engine. The file never imports ``engine``.
+  dataset reading, model-file reading (:mod:`engine.modelzip`) and atomic writing used by its
+  commands. These modules are copied verbatim (their ``engine.`` imports renamed to a private
+  package the file serves from memory), so there is one home for the preparation: the engine.
+  The file never imports ``engine``.
 
 The body of the file is :mod:`engine.export_template` (a real, linted Python module, never
 imported by the app: it imports torch) with its data block replaced. Modules are embedded
@@ -46,7 +47,13 @@ TITLE = "ConvScope network exported to PyTorch (this line is replaced by the tit
 ALLOWED_IMPORTS = frozenset({"numpy", "PIL"})
 #: Engine modules whose functions the generated file calls directly (``engine.inference``, the
 #: classification policy and preparation, where this engine has it).
-ROOT_MODULES = ("engine.imageio", "engine.preprocess", "engine.datasets", "engine.atomic")
+ROOT_MODULES = (
+    "engine.imageio",
+    "engine.preprocess",
+    "engine.datasets",
+    "engine.atomic",
+    "engine.modelzip",
+)
 OPTIONAL_ROOTS = ("engine.inference",)
 #: Node types the generated interpreter runs.
 SUPPORTED_NODES = frozenset(
@@ -198,6 +205,7 @@ def _source_literal(source: str) -> str:
 def render(model: Any, *, source_name: str = "") -> str:
     """The text of the exported file for ``model`` (see the module docstring)."""
     from engine.modelfile import model_meta
+    from engine.modelschema import MAX_META_CHARS
 
     graph = graph_spec(model)
     unknown = sorted({n.get("type") for n in graph["nodes"]} - SUPPORTED_NODES, key=str)
@@ -225,14 +233,19 @@ def render(model: Any, *, source_name: str = "") -> str:
         f"ENGINE_VERSION = {__version__!r}",
         f"ENGINE_PACKAGE = {package!r}",
         f"INPUT_SPEC_MODULE = {spec_module.removeprefix('engine.')!r}",
+        f"MAX_META_CHARS = {MAX_META_CHARS!r}",
         "ENGINE_SOURCES: dict[str, str] = {}",
     ]
     for name, text in embedded.items():
         data.append(f"ENGINE_SOURCES[{name!r}] = {_source_literal(text)}")
     data.append(DATA_END)
+    name = meta["architecture"].get("name", "model")
+    classes = ", ".join(map(str, model.classes[:10]))
+    if len(model.classes) > 10:
+        classes += f" and {len(model.classes) - 10} more"
     title = (
-        f"The network {meta['architecture'].get('name', 'model')!r} "
-        f"({', '.join(map(str, model.classes))}), exported from ConvScope {__version__}."
+        f"The network {'custom' if name == 'graph' else name!r} ({classes}), "
+        f"exported from ConvScope {__version__}."
     )
     return _fill_template(TEMPLATE.read_text(encoding="utf-8"), "\n".join(data), title)
 

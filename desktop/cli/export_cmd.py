@@ -35,6 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from engine.atomic import writable_problem
     from engine.export_torch import export_pytorch, preparation
     from engine.modelfile import load_model
 
@@ -43,9 +44,15 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.pytorch).expanduser()
     if out.is_dir():
         raise CliError(f"{args.pytorch}: is a folder; give the name of the .py file to write")
-    if not out.parent.is_dir():
-        raise CliError(f"{args.pytorch}: the folder {out.parent} does not exist")
-    path = export_pytorch(model, out, source=source)
+    problem = writable_problem(out)
+    if problem:
+        raise CliError(f"{args.pytorch}: {problem}")
+    if out.is_file() and not out.stat().st_mode & 0o222:
+        raise CliError(f"{args.pytorch}: the file is read-only; remove it or choose another name")
+    try:
+        path = export_pytorch(model, out, source=source)
+    except OSError as exc:  # the disk full, the folder gone meanwhile
+        raise CliError(f"{args.pytorch}: cannot write it ({exc.strerror or exc})") from None
     if args.json:
         info = {
             "model": str(source),

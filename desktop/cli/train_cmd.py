@@ -286,7 +286,8 @@ def _start(args: argparse.Namespace, progress: Progress) -> tuple[Any, Any, Any,
         classes=args.classes,
     )
     progress.close()
-    _report_skipped(progress, dataset.skipped)
+    for line in dataset.skipped_lines():
+        progress.message(line)
     if dataset.input_shape[0] != choice.input_shape[0]:
         choice = choose(args.arch, dataset.input_shape[0])
         if tuple(dataset.input_shape[1:]) != tuple(choice.input_shape[1:]):
@@ -461,13 +462,6 @@ def _follow(events: Iterator, progress: Progress, epochs: int) -> Any:
         elif isinstance(event, RunEnded):
             ended = event
     return ended
-
-
-def _report_skipped(progress: Progress, skipped: list) -> None:
-    for file, reason in skipped[:5]:
-        progress.message(f"skipped {file}: {reason}")
-    if len(skipped) > 5:
-        progress.message(f"... and {len(skipped) - 5} more unreadable files skipped")
 
 
 def _print_result(args: argparse.Namespace, summary: dict, text: str) -> None:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import ast
+import errno
+import os
+import stat
 import sys
 from pathlib import Path
 
@@ -33,6 +36,29 @@ def test_missing_model_and_bad_targets_are_one_line(capsys, tmp_path):
     code, _, err = _run(capsys, not_a_model, "--pytorch", tmp_path / "a.py")
     assert code == 2 and "not a ConvScope model file" in err
     assert not (tmp_path / "a.py").exists()
+
+
+def test_a_destination_that_cannot_take_the_file_is_one_line(capsys, tmp_path, monkeypatch):
+    """A read-only file, a pipe (or a device: as root, /dev/null was replaced by a file) and a
+    write failing midway: one line, exit 2, the destination as it was."""
+    locked = tmp_path / "locked.py"
+    locked.write_text("mine")
+    locked.chmod(0o444)
+    code, _, err = _run(capsys, "shipped", "--pytorch", locked)
+    assert code == 2 and "read-only" in err and len(err.strip().splitlines()) == 1
+    assert locked.read_text() == "mine"
+    pipe = tmp_path / "pipe.py"
+    os.mkfifo(pipe)
+    code, _, err = _run(capsys, "shipped", "--pytorch", pipe)
+    assert code == 2 and "not a regular file" in err and stat.S_ISFIFO(os.stat(pipe).st_mode)
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("engine.export_torch.atomic_write", disk_full)
+    code, _, err = _run(capsys, "shipped", "--pytorch", tmp_path / "a.py")
+    assert code == 2 and "No space left on device" in err and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["locked.py", "pipe.py"]
 
 
 def test_generated_file_imports_only_torch_numpy_pillow_and_stdlib(capsys, tmp_path):

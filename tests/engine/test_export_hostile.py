@@ -1,0 +1,216 @@
+"""The exported PyTorch file facing what users and the outside world give it: unreadable and
+oversized images, damaged, foreign and mismatched model files, awkward data folders, bad
+arguments and a diverging run. Each is one clear line (or a skipped file with a line saying
+so), as in ``convscope``; nothing is written that ConvScope cannot open.
+
+Skipped where PyTorch is not installed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from desktop.cli import main
+from engine import architectures
+from engine.inputspec import InputSpec
+from engine.model import build_model
+from engine.modelfile import load_model, save_model
+
+torch = pytest.importorskip("torch", reason="PyTorch is not installed; export tests skipped")
+
+CLASSES = ["chat noir", "oiseau é", "狗", "bateau"]
+TEXT = "conv 4 3, relu, batchnorm, conv 4 3 stride 2, relu, avgpool 2, globalavgpool, dense 4"
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _model(classes=CLASSES, seed: int = 2):
+    arch = architectures.choose(TEXT, 3).architecture(len(classes))
+    return build_model(arch, np.random.default_rng(seed), classes=classes)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """(module, model file) of a small custom network with unicode class names."""
+    folder = tmp_path_factory.mktemp("hostile")
+    model_file = folder / "custom.npz"
+    save_model(_model(), model_file)
+    script = folder / "custom.py"
+    assert main(["export", str(model_file), "--pytorch", str(script)]) == 0
+    spec = importlib.util.spec_from_file_location("exported_hostile", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module, model_file
+
+
+def _class_folder(root: Path, per_class: int = 3) -> Path:
+    rng = np.random.default_rng(4)
+    for k, name in enumerate(CLASSES):
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            a = rng.integers(0, 60, (20, 20, 3), dtype=np.uint8)
+            a[4:16, 4:16, k % 3] = 220
+            Image.fromarray(a).save(root / name / f"{i}.png")
+    return root
+
+
+def _one_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+def test_predict_reads_files_as_classify_does(capsys, tmp_path, exported):
+    """Over the pixel limit, empty, a folder: the lines `convscope classify` gives."""
+    mod, model_file = exported
+    Image.new("1", (9000, 6000)).save(tmp_path / "huge.png")  # 54 megapixels, a small file
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    for i, colour in enumerate(("red", "navy")):
+        Image.new("RGB", (40, 30), colour).save(folder / f"{i}.png")
+    paths = [str(tmp_path / "huge.png"), str(tmp_path / "empty.jpg"), str(folder)]
+    assert main(["classify", str(model_file), *paths]) == 1
+    want = capsys.readouterr()
+    assert mod.main(["predict", "--weights", str(model_file), *paths]) == 1
+    got = capsys.readouterr()
+    assert got.out == want.out and got.out.count("\n") == 2
+    prefix = "convscope classify: "
+    assert got.err.splitlines() == [line.removeprefix(prefix) for line in want.err.splitlines()]
+    assert "megapixels" in got.err
+
+
+def test_load_refuses_damaged_foreign_and_mismatched_files(capsys, tmp_path, exported):
+    mod, model_file = exported
+    truncated = tmp_path / "truncated.npz"
+    with zipfile.ZipFile(truncated, "w") as z:
+        z.writestr("meta.npy", b"\x93NUMPY")
+    objects = tmp_path / "objects.npz"
+    np.savez(objects, meta=np.array([{"a": 1}], dtype=object))
+    other_classes = tmp_path / "other.npz"
+    save_model(_model(classes=CLASSES[::-1]), other_classes)
+    other_input = _model()
+    other_input.input_spec = InputSpec((3, 32, 32), mean=(0.5, 0.5, 0.5), std=(0.2, 0.2, 0.2))
+    other_spec = tmp_path / "spec.npz"
+    save_model(other_input, other_spec)
+    diverged = tmp_path / "nan.npz"
+    net = mod.load(model_file)
+    with torch.no_grad():
+        net.conv1.weight[0, 0, 0, 0] = float("nan")
+    mod.save(net, diverged)
+    cases = {
+        truncated: "truncated",
+        objects: "object data",
+        other_classes: "classes",
+        other_spec: "prepares its input",
+        diverged: "NaN",
+    }
+    image = tmp_path / "a.png"
+    Image.new("RGB", (8, 8), "white").save(image)
+    for path, reason in cases.items():
+        with pytest.raises(ValueError, match=reason):
+            mod.load(path)
+        assert mod.main(["predict", "--weights", str(path), str(image)]) == 2
+        line = _one_line(capsys.readouterr().err)
+        assert reason in line and "allow_pickle" not in line
+
+
+def test_train_skips_bad_files_and_reads_a_folder_named_like_a_bundled_set(
+    capsys, tmp_path, exported, monkeypatch
+):
+    """A folder called photos/ is the user's, not the app's bundled photos (which this file
+    does not have); a corrupt image is skipped with a line, as `convscope train` does."""
+    mod, model_file = exported
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setitem(sys.modules, "resources", None)  # no app package beside the file
+    data = _class_folder(tmp_path / "photos")
+    (data / "狗" / "broken.png").write_bytes(b"not an image")
+    argv = ["train", "--weights", str(model_file), "--epochs", "1", "--batch-size", "4"]
+    assert mod.main([*argv, "--data", "photos", "--out", "out.npz"]) == 0
+    out = capsys.readouterr().out
+    assert "skipped 狗/broken.png: broken.png: not a readable image" in out
+    assert load_model(tmp_path / "out.npz").classes == CLASSES
+    assert mod.main([*argv, "--data", "mnist", "--out", "out2.npz"]) == 2
+    assert "bundled with ConvScope" in _one_line(capsys.readouterr().err)
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "reason"),
+    [
+        ("--epochs", "-1", "at least 0"),
+        ("--batch-size", "0", "at least 1"),
+        ("--lr", "nan", "at least 0.0"),
+        ("--threads", "0", "at least 1"),
+    ],
+)
+def test_train_refuses_bad_numbers(capsys, tmp_path, exported, option, value, reason):
+    mod, _ = exported
+    argv = ["train", "--data", str(tmp_path), "--out", str(tmp_path / "o.npz"), option, value]
+    with pytest.raises(SystemExit) as stop:
+        mod.main(argv)
+    assert stop.value.code == 2
+    assert f"argument {option}: must be {reason}" in capsys.readouterr().err
+
+
+def test_train_refuses_a_bad_device_or_destination_before_training(capsys, tmp_path, exported):
+    mod, model_file = exported
+    data = _class_folder(tmp_path / "data")
+    base = ["train", "--weights", str(model_file), "--data", str(data), "--batch-size", "4"]
+    cases = [
+        (["--out", str(tmp_path / "missing" / "o.npz")], "does not exist"),
+        (["--out", str(tmp_path / "o.txt")], "must end in .npz"),
+        (["--out", str(tmp_path / "o.npz"), "--device", "toaster"], "not a device"),
+    ]
+    for extra, reason in cases:
+        assert mod.main([*base, *extra]) == 2
+        captured = capsys.readouterr()
+        assert reason in _one_line(captured.err) and "epoch" not in captured.out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
+
+
+def test_a_diverging_run_keeps_the_last_finite_weights(capsys, tmp_path, exported, monkeypatch):
+    """The loss turns NaN in epoch 2: the file holds epoch 1's weights and opens in ConvScope;
+    NaN in epoch 1: nothing is written."""
+    mod, model_file = exported
+    data = _class_folder(tmp_path / "data")
+    real_epoch, calls = mod._epoch, []
+
+    def epoch_going_wrong_at(bad: int):
+        def epoch(model, loader, opt, device):
+            calls.append(1)
+            stats = real_epoch(model, loader, opt, device)
+            if len(calls) == bad:
+                with torch.no_grad():
+                    for p in model.parameters():
+                        p.fill_(float("nan"))
+                stats[0] = float("nan")
+            return stats
+
+        return epoch
+
+    argv = ["train", "--weights", str(model_file), "--data", str(data), "--batch-size", "4"]
+    monkeypatch.setattr(mod, "_epoch", epoch_going_wrong_at(2))
+    assert mod.main([*argv, "--epochs", "3", "--out", str(tmp_path / "a.npz")]) == 0
+    assert "epoch 2: the loss is not finite" in capsys.readouterr().out
+    back = load_model(tmp_path / "a.npz")  # refuses NaN weights
+    assert [e["epoch"] for e in back.meta["pytorch_training"]["epochs"]] == [1]
+    before = load_model(model_file).state_dict()
+    assert any(not np.array_equal(before[k], v) for k, v in back.state_dict().items())
+    calls.clear()
+    monkeypatch.setattr(mod, "_epoch", epoch_going_wrong_at(1))
+    assert mod.main([*argv, "--epochs", "2", "--out", str(tmp_path / "b.npz")]) == 1
+    assert "no file written" in capsys.readouterr().out
+    assert not (tmp_path / "b.npz").exists()
