@@ -47,6 +47,7 @@ GAP = 4
 ROW_GAP = 10
 BAR_H = 32
 MIN_ROW = 34  # the label needs two lines
+LINE_H = 16  # one more line of a title above its maps
 MARGIN = 8
 HEADER_H = 20
 
@@ -157,11 +158,13 @@ class ActivationView(QWidget):
         """Place row ``index`` at (x, y) in ``width``; the label left of it (``beside``) or
         above it; returns the height used."""
         layer = self._layers[index]
-        label_h = 0.0 if beside else float(MIN_ROW)
+        label = QRectF(x, y, (LABEL_W - 8) if beside else width, MIN_ROW)
+        if not beside:  # above its maps (a branch's column): room for a title on two lines
+            label.setHeight(MIN_ROW + LINE_H)  # in every column, so the maps line up
+        label_h = 0.0 if beside else label.height()
         left = x + (LABEL_W if beside else 0)
         avail = width - (LABEL_W if beside else 0)
         top = y + label_h
-        label = QRectF(x, y, (LABEL_W - 8) if beside else width, MIN_ROW)
         base = layer.details()
         if layer.kind == "maps":
             count, h = layer.images.shape[0], layer.images.shape[1]
@@ -382,21 +385,42 @@ class ActivationView(QWidget):
             f"{'▸' if collapsed else '▾'} {item.block}   ({hint})",
         )
 
+    def _title_lines(self, title: str, width: float, two: bool) -> list[str]:
+        """The row's title as written in ``width``: one line, elided; or (``two``: above the
+        maps of a narrow branch column) a title too long for one line on two, after its " + "
+        ("branch2.0 +" / "branch2.1")."""
+        metrics = self.fontMetrics()
+        elide, w = Qt.TextElideMode.ElideRight, int(width)
+        head, plus, rest = title.partition(" + ")
+        if not two or not plus or metrics.horizontalAdvance(title) <= w:
+            return [metrics.elidedText(title, elide, w)]
+        return [metrics.elidedText(t, elide, w) for t in (head + plus.rstrip(), rest)]
+
+    def title_lines(self, name: str) -> list[str]:
+        """The title lines of row ``name`` as painted (it must be shown)."""
+        item = next(
+            i for i in self._items if i.kind == "row" and self._layers[i.index].name == name
+        )
+        two = item.label.height() > MIN_ROW
+        return self._title_lines(self._layers[item.index].label, item.label.width(), two)
+
     def _draw_label(self, painter: QPainter, layer: LayerView, rect: QRectF, font: QFont) -> None:
         painter.setFont(self.font())
         painter.setPen(QColor("#222"))
-        metrics = painter.fontMetrics()
-        width = int(rect.width())
-        painter.drawText(
-            QRectF(rect.left(), rect.top(), rect.width(), 18),
-            Qt.AlignmentFlag.AlignLeft,
-            metrics.elidedText(layer.label, Qt.TextElideMode.ElideRight, width),
-        )
+        extra = int(rect.height() > MIN_ROW)  # lines above the usual two (title, shape)
+        lines = self._title_lines(layer.label, rect.width(), bool(extra))
+        for n, line in enumerate(lines):  # the title ends just above the shape
+            painter.drawText(
+                QRectF(rect.left(), rect.top() + (n + 1 + extra - len(lines)) * LINE_H,
+                       rect.width(), 18),
+                Qt.AlignmentFlag.AlignLeft,
+                line,
+            )  # fmt: skip
         painter.setFont(font)
         painter.setPen(QColor("#777"))
         shape = "×".join(str(s) for s in layer.values.shape)
         painter.drawText(
-            QRectF(rect.left(), rect.top() + 17, rect.width(), 16),
+            QRectF(rect.left(), rect.top() + 17 + extra * LINE_H, rect.width(), 16),
             Qt.AlignmentFlag.AlignLeft,
             shape,
         )

@@ -314,3 +314,19 @@ def test_the_classify_tab_says_what_a_hovered_cell_sees_where_the_user_looks(qtb
     assert tab.rect().contains(shown)  # in the window, not below the view's end
     qtbot.mouseMove(view, QPoint(view.width() - 2, 2))  # off the cells: the hint again
     qtbot.waitUntil(lambda: hover.text().startswith("Hover a cell"))
+
+
+def test_live_view_branch_titles_take_two_lines_rather_than_being_cut(qtbot):
+    # Inception's branch columns are narrow: "branch2.0 + branch2.1" read "branch2.0 + branch…"
+    panel = LivePanel()
+    qtbot.addWidget(panel)
+    panel.resize(1000, 700)
+    panel.show()
+    panel.set_model(_model("googlenet"))
+    panel.pin(np.zeros(SMALL, dtype=np.uint8), "black")
+    view = panel.activation_view
+    for b in (1, 2, 3):
+        lines = view.title_lines(f"inception3a.branch{b}.0")
+        assert " ".join(lines) == f"branch{b}.0 + branch{b}.1", lines
+    assert view.title_lines("inception3a.branch4.0") == ["branch4.0"]
+    assert view.title_lines("conv1") == ["conv1 + relu1"]  # a row with its title beside
