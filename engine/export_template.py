@@ -662,13 +662,15 @@ def _at_least(low: float, kind: type = int):
 
 
 def main(argv: list[str] | None = None) -> int:
+    title = __doc__.splitlines()[0]  # argparse %-formats a description holding "%(prog)"
     parser = argparse.ArgumentParser(
-        description=__doc__.splitlines()[0],
+        description=title.replace("%", "%%") if "%(prog)" in title else title,
         epilog="python %(prog)s predict a.png;  python %(prog)s train --data FOLDER --epochs 10 "
         "--out bigger.npz;  torchrun --nproc_per_node GPUS %(prog)s train ... (see each --help)",
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    weights = f"(default: {Path(SOURCE_MODEL).name or 'none'}, the model exported, found at its "
+    source = Path(SOURCE_MODEL).name.replace("%", "%%")  # argparse %-formats every help
+    weights = f"(default: {source or 'none'}, the model exported, found at its "
     weights += "path or beside this file)"
     p = sub.add_parser("predict", help="classify image files")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders of them")

@@ -252,7 +252,9 @@ def render(model: Any, *, source_name: str = "") -> str:
 
 def _fill_template(template: str, data: str, title: str) -> str:
     begin, end = template.index(DATA_BEGIN), template.index(DATA_END) + len(DATA_END)
-    return (template[:begin] + data + template[end:]).replace(TITLE, title, 1)
+    # the title is the first line of a docstring: backslashes and quotes in class names escaped
+    safe = title.replace("\\", "\\\\").replace('"', '\\"')
+    return (template[:begin] + data + template[end:]).replace(TITLE, safe, 1)
 
 
 def export_pytorch(

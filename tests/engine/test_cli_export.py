@@ -121,3 +121,25 @@ def test_unknown_operation_is_refused():
     }
     with pytest.raises(ExportError, match="lstm"):
         render(model)
+
+
+def test_class_names_with_backslashes_and_quotes_make_a_valid_file(capsys, tmp_path):
+    """The title in the file's docstring names the classes: a folder called ``a\\b`` or
+    ``say \"\"\"hi\"\"\"`` must not break the generated Python (it did: a SyntaxError)."""
+    import warnings
+
+    import numpy as np
+
+    from engine.modelfile import save_model
+
+    classes = ["back\\slash \\N{x}", 'say """hi"""', "it's 100%", 'ends in "']
+    model = lenet5(np.random.default_rng(0), num_classes=4, in_channels=3)
+    model.classes = classes
+    save_model(model, tmp_path / "odd.npz")
+    out = tmp_path / "odd.py"
+    assert _run(capsys, tmp_path / "odd.npz", "--pytorch", out)[0] == 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an invalid escape is a SyntaxWarning
+        tree = ast.parse(out.read_text(encoding="utf-8"))
+    title = ast.get_docstring(tree).splitlines()[0]
+    assert ", ".join(classes) in title

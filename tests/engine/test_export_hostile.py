@@ -214,3 +214,24 @@ def test_a_diverging_run_keeps_the_last_finite_weights(capsys, tmp_path, exporte
     assert mod.main([*argv, "--epochs", "2", "--out", str(tmp_path / "b.npz")]) == 1
     assert "no file written" in capsys.readouterr().out
     assert not (tmp_path / "b.npz").exists()
+
+
+def test_help_names_odd_files_and_classes(capsys, tmp_path):
+    """argparse formats help with %: a model file called ``100% cats.npz`` and a class called
+    ``50%`` must not break ``--help``."""
+    classes = ["50%", "back\\slash", 'say "hi"', "%(prog)s"]
+    model_file = tmp_path / "100% cats.npz"
+    save_model(_model(classes=classes), model_file)
+    script = tmp_path / "odd.py"
+    assert main(["export", str(model_file), "--pytorch", str(script)]) == 0
+    spec = importlib.util.spec_from_file_location("exported_odd", script)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    capsys.readouterr()
+    for argv in (["--help"], ["train", "--help"], ["predict", "--help"]):
+        with pytest.raises(SystemExit) as stop:
+            mod.main(argv)
+        assert stop.value.code == 0
+    text = capsys.readouterr().out
+    assert '50%, back\\slash, say "hi", %(prog)s' in text.replace("\n", " ")
+    assert text.count("100% cats.npz") == 2
