@@ -55,7 +55,14 @@ MAX_KERNEL = 31
 
 
 class ArchTextError(ShapeError):
-    """A custom network's text that does not parse or does not fit its input."""
+    """A custom network's text that does not parse or does not fit its input; ``column``
+    (1-based, in the whole text) and ``length`` locate the token at fault (0 when none), so
+    an editor can mark it."""
+
+    def __init__(self, message: str, column: int = 0, length: int = 0) -> None:
+        super().__init__(message)
+        self.column = column
+        self.length = length
 
 
 @dataclass(frozen=True)
@@ -80,7 +87,11 @@ def _items(text: str) -> list[list[Token]]:
 
 def _fail(tok: Token, item: list[Token], why: str) -> ArchTextError:
     whole = " ".join(t.text for t in item)
-    return ArchTextError(f"item {tok.item}, column {tok.column}: {tok.text!r} in {whole!r}: {why}")
+    return ArchTextError(
+        f"item {tok.item}, column {tok.column}: {tok.text!r} in {whole!r}: {why}",
+        tok.column,
+        len(tok.text),
+    )
 
 
 def _int(item: list[Token], i: int, what: str, hi: int) -> int:

@@ -43,10 +43,11 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.qt_image import array_to_pixmap
+from desktop.widgets.arch_text_edit import ArchTextEdit
 from desktop.widgets.architecture_view import ArchitectureView, ArchitectureWindow
 from desktop.workers import GeneratorWorker, start_worker
 from engine import architectures
-from engine.archtext import GRAMMAR
+from engine.archtext import GRAMMAR, ArchTextError
 from engine.datasets import DEFAULT_DATASET, dataset_choices, load_dataset_iter, parse_classes
 from engine.errors import EngineError
 from engine.graph_layout import describe_model
@@ -377,10 +378,9 @@ class RunSetup(QWidget):
         self.arch_idea.setWordWrap(True)
         self.arch_idea.setStyleSheet("color: #444;")
         form.addRow(self.arch_idea)
-        self.arch_text = QLineEdit(
+        self.arch_text = ArchTextEdit(
             "conv 16 3, relu, conv 16 3, relu, maxpool 2, conv 32 3, relu, maxpool 2, flatten, "
-            "dense 64, relu, dropout 0.5",
-            objectName="archText",
+            "dense 64, relu, dropout 0.5"
         )
         self.arch_text.setToolTip(GRAMMAR)
         form.addRow(self.arch_text)
@@ -549,13 +549,17 @@ class RunSetup(QWidget):
             if self.dataset is not None:  # the dataset's images must fit its input
                 model.input_spec.to_tensor(self.dataset.train_images[:1])
         except (EngineError, ValueError) as exc:
-            self.arch_error.setText(f"This network does not fit: {exc}")
+            in_text = isinstance(exc, ArchTextError)  # its bad token is underlined too
+            self.arch_text.mark(*((exc.column, exc.length) if in_text else (0, 0)))
+            what = "In the text" if in_text else "This network does not fit"
+            self.arch_error.setText(f"{what}: {exc}")
             self.layer_table.setRowCount(0)
             self.architecture_view.clear("This network does not fit")
             self.params_label.setText("")
             self.architecture_changed.emit()
             return
         self.arch_error.setText("")
+        self.arch_text.mark(0, 0)
         self.architecture_view.set_facts(describe_model(model))
         rows = model.summary()
         self.layer_table.setRowCount(len(rows) + 1)

@@ -330,3 +330,31 @@ def test_live_view_branch_titles_take_two_lines_rather_than_being_cut(qtbot):
         assert " ".join(lines) == f"branch{b}.0 + branch{b}.1", lines
     assert view.title_lines("inception3a.branch4.0") == ["branch4.0"]
     assert view.title_lines("conv1") == ["conv1 + relu1"]  # a row with its title beside
+
+
+def test_the_text_form_reads_whole_and_its_bad_token_is_named_and_underlined(qtbot):
+    # The one-line box showed the tail of a network; an error said "item 6, column 44" and
+    # the user had to count. The box wraps, and the token at fault is underlined.
+    setup = RunSetup()
+    qtbot.addWidget(setup)
+    setup.resize(360, 900)
+    setup.show()
+    setup.set_source("mnist", 300)
+    qtbot.waitUntil(lambda: not setup.is_loading() and setup.dataset is not None, timeout=30_000)
+    setup.arch_combo.setCurrentText("text")
+    box = setup.arch_text
+    text = (
+        "conv 16 3, relu, conv 16 3, relu, maxpool 2, cnov 32 3, relu, maxpool 2, flatten, dense 10"
+    )
+    box.setText(text)
+    qtbot.waitUntil(lambda: "cnov" in setup.arch_error.text(), timeout=5000)
+    assert "item 6, column 46: 'cnov'" in setup.arch_error.text()
+    assert box.marked() == "cnov" and not setup.architecture_ok()
+    assert box.horizontalScrollBar().maximum() == 0  # wrapped, nothing off to the side
+    assert box.verticalScrollBar().maximum() == 0  # and all of it in sight
+    box.setText(text.replace("cnov", "conv"))
+    qtbot.waitUntil(setup.architecture_ok, timeout=5000)
+    assert box.marked() == "" and "conv6" not in setup.arch_error.text()
+    box.setText(text.replace("cnov 32 3", "conv 32 3\nmaxpool 9"))  # a new line is an item
+    qtbot.waitUntil(lambda: "maxpool" in setup.arch_error.text(), timeout=5000)
+    assert box.marked() == "maxpool" and "does not fit" in setup.arch_error.text()

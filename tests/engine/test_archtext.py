@@ -110,6 +110,8 @@ def test_errors_name_the_token_and_its_position(text, item, token, why):
     assert msg.startswith(f"item {item}, column ")
     col = int(msg.split("column ")[1].split(":")[0])
     assert text[col - 1 : col - 1 + len(token)] == token
+    # the same place for an editor to mark (the Train tab underlines the token)
+    assert (err.value.column, err.value.length) == (col, len(token))
     assert f"{token!r} in " in msg and why in msg
 
 

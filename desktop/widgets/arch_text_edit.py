@@ -1,0 +1,62 @@
+"""The box of the Train tab where a custom network is written in the text form.
+
+A few wrapped lines rather than one line that scrolls sideways: a network of a dozen layers is
+read whole. Enter starts a new line, which the text form reads as a new item (like a comma);
+Tab moves on. ``mark(column, length)`` underlines the token an error names
+(:class:`engine.archtext.ArchTextError` carries its place), so the user sees where the text
+goes wrong as well as the message saying why.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtGui import QColor, QTextCharFormat, QTextCursor
+from PySide6.QtWidgets import QPlainTextEdit, QTextEdit, QWidget
+
+LINES = 4  # shown at once; a longer network scrolls
+
+
+class ArchTextEdit(QPlainTextEdit):
+    """``text()`` / ``setText()`` as a line edit; ``textChanged()`` on every edit."""
+
+    def __init__(self, text: str = "", parent: QWidget | None = None) -> None:
+        super().__init__(parent, objectName="archText")
+        self.setPlainText(text)
+        self.setTabChangesFocus(True)
+        self.setLineWrapMode(QPlainTextEdit.LineWrapMode.WidgetWidth)
+        margins = self.contentsMargins().top() + self.contentsMargins().bottom()
+        spacing = self.fontMetrics().lineSpacing()
+        margins += 2 * int(self.document().documentMargin()) + 4  # +4: the last line whole
+        self.setFixedHeight(LINES * spacing + margins)
+        self._marked = (0, 0)
+
+    def text(self) -> str:
+        return self.toPlainText()
+
+    def setText(self, text: str) -> None:  # QLineEdit's name: the box replaced one
+        self.setPlainText(text)
+
+    def mark(self, column: int, length: int) -> None:
+        """Underline ``length`` characters from 1-based ``column`` (0: no mark)."""
+        end = column - 1 + length
+        if column < 1 or length < 1 or end > len(self.toPlainText()):
+            column, length = 0, 0
+        self._marked = (column, length)
+        if not length:
+            self.setExtraSelections([])
+            return
+        cursor = QTextCursor(self.document())
+        cursor.setPosition(column - 1)
+        cursor.setPosition(end, QTextCursor.MoveMode.KeepAnchor)
+        look = QTextCharFormat()
+        look.setUnderlineStyle(QTextCharFormat.UnderlineStyle.WaveUnderline)
+        look.setUnderlineColor(QColor("#b00020"))
+        look.setBackground(QColor("#fdecea"))
+        selection = QTextEdit.ExtraSelection()
+        selection.cursor = cursor
+        selection.format = look
+        self.setExtraSelections([selection])
+
+    def marked(self) -> str:
+        """The text under the mark ("" when nothing is marked)."""
+        column, length = self._marked
+        return self.toPlainText()[column - 1 : column - 1 + length] if length else ""
