@@ -66,6 +66,7 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self._settings = settings if settings is not None else QSettings()
         self._closing = False
+        self._save_on_close = False  # "Save" was the answer to "Stop and quit?"
         self.tour: TourPanel | None = None
         self.state = AppState()
         self.state.status_posted.connect(self._on_state_status_posted)
@@ -234,18 +235,20 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:
         busy = self._busy_tabs()
         if busy and not self._closing:
+            button = QMessageBox.StandardButton
             answer = QMessageBox.question(
                 self,
                 "Stop and quit?",
-                "Training is still running. Stop it and quit? The model trained so far is kept "
-                "in memory until ConvScope closes; save it first if you want it later.",
-                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-                QMessageBox.StandardButton.No,
+                "Training is still running. Stop it and quit? Save stops it and asks where to "
+                "keep the model trained so far; Yes quits without it.",
+                button.Save | button.Yes | button.No,
+                button.No,
             )
-            if answer != QMessageBox.StandardButton.Yes:
+            if answer not in (button.Save, button.Yes):
                 event.ignore()
                 return
             self._closing = True
+            self._save_on_close = answer == button.Save
         if busy:
             for tab in busy:
                 tab.stop_work()
@@ -258,4 +261,10 @@ class MainWindow(QMainWindow):
 
     def _on_tab_work_stopped(self) -> None:
         if self._closing and not self._busy_tabs():
+            if self._save_on_close:  # "Save" when asked: the trained model first
+                self._save_on_close = False
+                if not self.train_tab.save_model_as():
+                    self._closing = False  # not saved: the window stays, the model with it
+                    self.statusBar().showMessage("Not saved: ConvScope stays open")
+                    return
             self.close()

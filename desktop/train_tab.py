@@ -564,20 +564,29 @@ class TrainTab(QWidget):
         self.message.setVisible(bool(text))
 
     def _on_save_clicked(self) -> None:
+        self.save_model_as()
+
+    def save_model_as(self) -> bool:
+        """Ask where to keep the model and save it there: True once it is saved (or when
+        there is no model), False when the user cancelled or the file could not be written
+        (a message says why)."""
         from engine.modelfile import save_model
 
+        if self.model is None:
+            return True
         name, _ = QFileDialog.getSaveFileName(
             self, "Save model", "lenet.npz", "ConvScope model (*.npz)"
         )
         if not name:
-            return
+            return False
         path = Path(name).with_suffix(".npz")
         try:
             save_model(self.model, path)
         except (EngineError, OSError) as exc:
             self._show_message(f"Could not save {path.name}: {exc}", error=True)
-            return
+            return False
         self._state.status_posted.emit(f"Saved the model to {path}")
+        return True
 
     def _on_load_clicked(self) -> None:
         name, _ = QFileDialog.getOpenFileName(self, "Load model", "", "ConvScope model (*.npz)")

@@ -330,6 +330,43 @@ def test_closing_the_window_during_training_stops_cleanly(qtbot, settings, monke
     assert window.state.offered_models  # the model trained so far was kept
 
 
+@pytest.mark.parametrize("chosen", ["kept", ""])
+def test_closing_during_training_can_save_the_model_first(
+    qtbot, settings, monkeypatch, tmp_path, chosen
+):
+    # "Stop and quit?" only offered to quit without the model (Save is disabled during a run):
+    # Save stops the run, asks where to keep the model, then quits; a cancelled save keeps
+    # the window open with the model.
+    from desktop.main_window import MainWindow
+    from engine.modelfile import load_model
+
+    window = MainWindow(settings=settings)
+    qtbot.addWidget(window)
+    window.show()
+    window.tabs.setCurrentWidget(window.train_tab)
+    tab = _prepare(qtbot, window.train_tab)
+    tab.setup.epochs_spin.setValue(30)
+    answer = QMessageBox.StandardButton.Save
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: answer)
+    target = str(tmp_path / chosen) if chosen else ""
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (target, ""))
+    qtbot.mouseClick(tab.start_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: len(tab.session.log) >= 2, timeout=RUN_TIMEOUT)
+    with qtbot.waitSignal(tab.work_stopped, timeout=RUN_TIMEOUT):
+        window.close()
+    if chosen:
+        qtbot.waitUntil(lambda: not window.isVisible(), timeout=RUN_TIMEOUT)
+        kept = load_model(tmp_path / "kept.npz")
+        assert kept.classes == tab.model.classes
+        assert np.array_equal(
+            kept.get_weights()["fc3.weight"], tab.model.get_weights()["fc3.weight"]
+        )
+    else:
+        assert window.isVisible() and not tab.is_busy() and tab.model is not None
+        assert tab.save_button.isEnabled()  # the model is still there to save
+        assert not list(tmp_path.glob("*.npz"))
+
+
 def test_hovering_outside_maps_clears_the_text(qtbot, tab):
     view = tab.live.activation_view
     qtbot.mouseMove(view, QPoint(2, 2))
