@@ -155,6 +155,7 @@ class NetworkView(QWidget):
         self._collapsed: set[str] = set()
         self._rows: list[_Row] = []
         self._hover: tuple[int, int, int, int] | None = None  # (row, channel/cell, y, x)
+        self._title_block = ""  # the block whose title the mouse is on
         self.hover_text = ""
         self._message = "No activations yet"
 
@@ -164,6 +165,7 @@ class NetworkView(QWidget):
             blocks = {a.block for a in layers if a.block}
             many = len(layers) > FOLD_ABOVE
             self._collapsed = blocks if many else self._collapsed & blocks
+            self._title_block = ""
         self._all = list(layers)
         self._show(relayout=False)
 
@@ -595,24 +597,36 @@ class NetworkView(QWidget):
         return "; strongest: " + ", ".join(first) + " (drawn: red +, blue −)", conn.text()
 
     # ----- hover --------------------------------------------------------------------------
-    def mousePressEvent(self, event: QMouseEvent) -> None:
-        """A click on a block's row title folds or unfolds the block."""
+    def _block_title_at(self, pos: QPointF) -> str:
+        """The block whose row title (or header) is at ``pos``: a click there folds or opens
+        it; "" elsewhere."""
         for row in self._rows:
             block = row.layer.block
-            if block and self.title_rect(row.layer.name).contains(event.position()):
-                self.set_collapsed(block, block not in self._collapsed)
-                return
+            if block and self.title_rect(row.layer.name).contains(pos):
+                return block
+        return ""
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:
+        """A click on a block's row title folds or unfolds the block."""
+        block = self._block_title_at(event.position())
+        if block:
+            self.set_collapsed(block, block not in self._collapsed)
+            return
         super().mousePressEvent(event)
 
     def mouseMoveEvent(self, event: QMouseEvent) -> None:
         hit = self._hit(event.position())
-        if hit != self._hover:
-            self._hover = hit
+        block = "" if hit is not None else self._block_title_at(event.position())
+        if (hit, block) != (self._hover, self._title_block):
+            self._hover, self._title_block = hit, block
+            self.setCursor(
+                Qt.CursorShape.PointingHandCursor if block else Qt.CursorShape.ArrowCursor
+            )
             self._update_hover_text()
             self.update()
 
     def leaveEvent(self, event) -> None:
-        self._hover = None
+        self._hover, self._title_block = None, ""
         self._update_hover_text()
         self.update()
 
@@ -630,6 +644,14 @@ class NetworkView(QWidget):
 
     def _update_hover_text(self) -> None:
         text = ""
+        if self._hover is None and self._title_block:  # what a click on the title does
+            block = self._title_block
+            rows = sum(1 for a in self._all if a.block == block)
+            text = (
+                f"{block}: click to show its {rows} rows"
+                if block in self._collapsed
+                else f"{block}: click to fold it to its output"
+            )
         if self._hover is not None and self._hover[0] < len(self._rows):
             r, c, y, x = self._hover
             layer = self._rows[r].layer

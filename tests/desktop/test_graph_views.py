@@ -358,3 +358,26 @@ def test_the_text_form_reads_whole_and_its_bad_token_is_named_and_underlined(qtb
     box.setText(text.replace("cnov 32 3", "conv 32 3\nmaxpool 9"))  # a new line is an item
     qtbot.waitUntil(lambda: "maxpool" in setup.arch_error.text(), timeout=5000)
     assert box.marked() == "maxpool" and "does not fit" in setup.arch_error.text()
+
+
+def test_a_block_title_says_that_a_click_opens_or_folds_it(qtbot):
+    # Folded rows read "▸ layer1.0" with nothing saying they open; the hover text says so.
+    model = _model("resnet8")
+    image = np.random.default_rng(2).integers(0, 256, (1, *SMALL), dtype=np.uint8)
+    view = NetworkView()
+    qtbot.addWidget(view)
+    view.resize(900, 700)
+    view.show()
+    view.set_layers(view_layers(model, model.activations(image)))
+    assert "layer2.0" in view.collapsed()
+    title = view.title_rect("layer2.0.add").center().toPoint()
+    with qtbot.waitSignal(view.cell_hovered) as said:
+        qtbot.mouseMove(view, title)
+    rows = sum(
+        1 for layer in view_layers(model, model.activations(image)) if layer.block == "layer2.0"
+    )
+    assert said.args == [f"layer2.0: click to show its {rows} rows"]
+    assert view.cursor().shape() == Qt.CursorShape.PointingHandCursor
+    qtbot.mouseClick(view, Qt.MouseButton.LeftButton, pos=title)
+    assert "layer2.0" not in view.collapsed()
+    assert view.hover_text == "layer2.0: click to fold it to its output"
