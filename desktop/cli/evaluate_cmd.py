@@ -49,6 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from desktop.cli.common import load_dataset_for, resolve_model_path
+    from engine.datasets import select_classes
     from engine.evaluation import evaluate_iter
     from engine.modelfile import load_model
     from engine.progress import run_through
@@ -71,6 +72,13 @@ def run(args: argparse.Namespace) -> int:
         test_fraction=1.0,  # a plain class-folder tree: every image is scored
     )
     progress.close()
+    names = [str(c) for c in model.classes]
+    if (
+        args.classes is None
+        and dataset.classes != names
+        and sorted(dataset.classes) == sorted(names)
+    ):
+        dataset = select_classes(dataset, names)  # labels in the order of the model's outputs
     if len(dataset.classes) != len(model.classes):
         raise CliError(
             f"{path.name} has {len(model.classes)} classes but the dataset {dataset.name} has "
@@ -98,7 +106,6 @@ def run(args: argparse.Namespace) -> int:
         }
         print(json.dumps(doc))
         return 0
-    names = list(model.classes)
     title = f"{path.name} on {dataset.name}, {dataset.test_split}"
     print(report(result, names, title, args.mistakes))
     return 0

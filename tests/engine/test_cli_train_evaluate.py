@@ -365,3 +365,23 @@ def test_running_out_of_memory_mid_training_is_one_line_and_exit_2(
     )
     assert "Traceback" not in stderr
     assert not out.exists()
+
+
+def test_evaluate_matches_labels_to_the_models_class_order(colour_folder, tmp_path):
+    """A model whose classes are not in the folder's (alphabetical) order, e.g. trained with
+    --classes red,blue or written back by the PyTorch export: each image is scored against
+    the output of its class by name, not by position (it scored 0% for a perfect model)."""
+    from engine import architectures
+    from engine.model import build_model
+    from engine.modelfile import save_model
+
+    arch = architectures.choose("globalavgpool, dense 2", 3).architecture(2)
+    model = build_model(arch, classes=["red", "blue"])  # output 0: red - blue, 1: blue - red
+    model.load_state_dict({"fc1.weight": np.array([[1, 0, -1], [-1, 0, 1]], np.float32),
+                           "fc1.bias": np.zeros(2, np.float32)})  # fmt: skip
+    save_model(model, tmp_path / "red-blue.npz")
+    argv = ["evaluate", str(tmp_path / "red-blue.npz"), "--dataset", str(colour_folder)]
+    status, stdout, stderr = _run_in_process([*argv, "--json"])
+    assert status == 0, stderr
+    doc = json.loads(stdout)
+    assert doc["accuracy"] == 1.0 and doc["confusion"] == [[12, 0], [0, 12]]
