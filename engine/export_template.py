@@ -232,7 +232,7 @@ def _parse_meta(text: str, path: str | os.PathLike[str]) -> dict[str, Any]:
     except (ValueError, RecursionError) as exc:
         raise ValueError(f"{path}: the metadata is not valid JSON ({exc})") from None
     if not isinstance(meta, dict):
-        raise ValueError(f"{path} is not a ConvScope model file (its metadata is no object)")
+        raise ValueError(f"{path} is not a ConvScope model file (its metadata is not an object)")
     return meta
 
 
