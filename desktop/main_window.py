@@ -10,6 +10,9 @@ window calls when they exist:
 - ``save_result() -> None``: File > Save result.
 - ``is_busy() -> bool`` and ``stop_work() -> None``: long work that closing must stop first; the
   tab emits ``work_stopped`` once it is idle again.
+
+Closing asks first when work runs or a trained model is in no file yet
+(``TrainTab.has_unsaved_model``): Save (after stopping the run) asks where to keep it.
 """
 
 from __future__ import annotations
@@ -66,7 +69,7 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self._settings = settings if settings is not None else QSettings()
         self._closing = False
-        self._save_on_close = False  # "Save" was the answer to "Stop and quit?"
+        self._save_on_close = False  # "Save" was the answer to the question before quitting
         self.tour: TourPanel | None = None
         self.state = AppState()
         self.state.status_posted.connect(self._on_state_status_posted)
@@ -234,17 +237,10 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:
         busy = self._busy_tabs()
-        if busy and not self._closing:
+        if not self._closing and (busy or self.train_tab.has_unsaved_model()):
+            answer = self._ask_before_quitting(running=bool(busy))
             button = QMessageBox.StandardButton
-            answer = QMessageBox.question(
-                self,
-                "Stop and quit?",
-                "Training is still running. Stop it and quit? Save stops it and asks where to "
-                "keep the model trained so far; Yes quits without it.",
-                button.Save | button.Yes | button.No,
-                button.No,
-            )
-            if answer not in (button.Save, button.Yes):
+            if answer not in (button.Save, button.Discard):
                 event.ignore()
                 return
             self._closing = True
@@ -255,16 +251,38 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage("Stopping…")
             event.ignore()  # closed again from _on_tab_work_stopped once every tab is idle
             return
+        if self._save_on_close:  # "Save" when asked: the trained model first
+            self._save_on_close = False
+            if not self.train_tab.save_model_as():
+                self._closing = False  # not saved: the window stays, the model with it
+                self.tabs.setCurrentWidget(self.train_tab)  # where a failed save says why
+                self.statusBar().showMessage("Not saved: ConvScope stays open")
+                event.ignore()
+                return
         self._settings.setValue("geometry", self.saveGeometry())
         self._settings.setValue("tab_index", self.tabs.currentIndex())
         event.accept()
 
+    def _ask_before_quitting(self, *, running: bool) -> QMessageBox.StandardButton:
+        """The one question before quitting with a model that would be lost: Save (stop the
+        run if one goes, then ask where to keep the model), Discard (quit without it) or
+        Cancel (stay)."""
+        button = QMessageBox.StandardButton
+        if running:
+            title, default = "Stop and quit?", button.Cancel
+            text = (
+                "Training is still running. Stop it and quit? Save stops it and asks where to "
+                "keep the model trained so far; Discard quits without it."
+            )
+        else:
+            title, default = "Save the trained model?", button.Save
+            text = (
+                "Save the trained model before quitting? It is not saved in a file yet; "
+                "Discard quits without it."
+            )
+        buttons = button.Save | button.Discard | button.Cancel
+        return QMessageBox.question(self, title, text, buttons, default)
+
     def _on_tab_work_stopped(self) -> None:
         if self._closing and not self._busy_tabs():
-            if self._save_on_close:  # "Save" when asked: the trained model first
-                self._save_on_close = False
-                if not self.train_tab.save_model_as():
-                    self._closing = False  # not saved: the window stays, the model with it
-                    self.statusBar().showMessage("Not saved: ConvScope stays open")
-                    return
-            self.close()
+            self.close()  # saves first when "Save" was the answer

@@ -92,6 +92,7 @@ class TrainTab(QWidget):
         super().__init__(parent)
         self._state = state
         self.model = None  # the model trained or loaded last (trained in the worker thread)
+        self._unsaved = False  # the model was trained since it was last saved or loaded
         self._view_model = None  # a GUI-thread clone fed with weight snapshots
         self._probe: tuple[float, int] | None = None
         self._run_status = "error"
@@ -395,6 +396,7 @@ class TrainTab(QWidget):
     def _on_training_ended(self, event: object) -> None:
         """The training part is over (the evaluation may follow)."""
         self._pending_batch = None
+        self._unsaved = True  # new weights, in no file yet
         self._refresh_charts()
         if isinstance(event, Diverged):
             self._show_message(f"Training diverged and was stopped: {event.message}.", error=True)
@@ -586,7 +588,12 @@ class TrainTab(QWidget):
             self._show_message(f"Could not save {path.name}: {exc}", error=True)
             return False
         self._state.status_posted.emit(f"Saved the model to {path}")
+        self._unsaved = False
         return True
+
+    def has_unsaved_model(self) -> bool:
+        """A model was trained here and not saved since: quitting would lose it."""
+        return self.model is not None and self._unsaved
 
     def _on_load_clicked(self) -> None:
         name, _ = QFileDialog.getOpenFileName(self, "Load model", "", "ConvScope model (*.npz)")
@@ -618,6 +625,7 @@ class TrainTab(QWidget):
             self._show_message(f"Could not load {path.name}: {model}", error=True)
             return
         self.model = model
+        self._unsaved = False  # the file has it
         self._view_model = model.clone()
         self.continue_check.setChecked(True)
         self._show_message(

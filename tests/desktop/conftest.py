@@ -4,8 +4,21 @@ from __future__ import annotations
 
 import pytest
 from PySide6.QtCore import QSettings
+from PySide6.QtWidgets import QMessageBox
 
 import desktop.qt_compat  # noqa: F401  (binding work-arounds, as the app applies them)
+
+
+@pytest.fixture(autouse=True)
+def _no_unanswered_question(monkeypatch):
+    """A question nobody answers would block the test forever (closing a window with a trained
+    model asks whether to save it): it fails instead. A test that expects one patches
+    ``QMessageBox.question`` itself."""
+
+    def question(_parent, title, text, *_args, **_kwargs):
+        raise AssertionError(f"unanswered question {title!r}: {text}")
+
+    monkeypatch.setattr(QMessageBox, "question", question)
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PySide6.QtCore import QCoreApplication, Qt
-from PySide6.QtWidgets import QPushButton, QWidget
+from PySide6.QtWidgets import QMessageBox, QPushButton, QWidget
 
 import resources
 from desktop.main_window import MainWindow
@@ -242,7 +242,9 @@ def test_keep_leaves_the_tour_setup_and_a_new_tour_keeps_the_setup_of_then(windo
     assert panel.saved.filters.image is kept  # what the user has now, not the first tour's
 
 
-def test_the_training_step_stop_leads_to_the_step_explainer(window, qtbot):
+def test_the_training_step_stop_leads_to_the_step_explainer(window, qtbot, monkeypatch):
+    discard = QMessageBox.StandardButton.Discard  # closing at the end: the step's model
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: discard)
     train = window.train_tab
     train.setup.set_source("mnist", 600)  # a small slice: one tiny step
     train.setup.batch_spin.setValue(16)

@@ -314,7 +314,7 @@ def test_closing_the_window_during_training_stops_cleanly(qtbot, settings, monke
 
     def question(*args, **kwargs):
         asked.append(args)
-        return QMessageBox.StandardButton.Yes
+        return QMessageBox.StandardButton.Discard
 
     monkeypatch.setattr(QMessageBox, "question", question)
     qtbot.mouseClick(tab.start_button, Qt.MouseButton.LeftButton)
@@ -621,9 +621,11 @@ def test_the_bundled_photos_train_in_colour_with_file_names(qtbot, make_tab):
     )
 
 
-def test_a_trained_model_becomes_a_choice_of_the_classify_tab(qtbot, settings):
+def test_a_trained_model_becomes_a_choice_of_the_classify_tab(qtbot, settings, monkeypatch):
     from desktop.main_window import MainWindow
 
+    discard = QMessageBox.StandardButton.Discard  # closing at the end: the model is in no file
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: discard)
     window = MainWindow(settings=settings)
     qtbot.addWidget(window)
     window.show()
