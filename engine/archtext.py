@@ -57,12 +57,17 @@ MAX_KERNEL = 31
 class ArchTextError(ShapeError):
     """A custom network's text that does not parse or does not fit its input; ``column``
     (1-based, in the whole text) and ``length`` locate the token at fault (0 when none), so
-    an editor can mark it."""
+    an editor can mark it. ``shapes`` is True when the text reads as layers and it is their
+    shapes that do not fit (the input, each other or the classes): a diagram can say so,
+    where for a text that does not read it can only ask to fix the text."""
 
-    def __init__(self, message: str, column: int = 0, length: int = 0) -> None:
+    def __init__(
+        self, message: str, column: int = 0, length: int = 0, *, shapes: bool = False
+    ) -> None:
         super().__init__(message)
         self.column = column
         self.length = length
+        self.shapes = shapes
 
 
 @dataclass(frozen=True)
@@ -85,12 +90,13 @@ def _items(text: str) -> list[list[Token]]:
     return items
 
 
-def _fail(tok: Token, item: list[Token], why: str) -> ArchTextError:
+def _fail(tok: Token, item: list[Token], why: str, *, shapes: bool = False) -> ArchTextError:
     whole = " ".join(t.text for t in item)
     return ArchTextError(
         f"item {tok.item}, column {tok.column}: {tok.text!r} in {whole!r}: {why}",
         tok.column,
         len(tok.text),
+        shapes=shapes,
     )
 
 
@@ -216,7 +222,7 @@ def to_spec(text: str, input_shape: Sequence[int], num_classes: int | None) -> d
         except ArchTextError:
             raise
         except ShapeError as exc:  # the shapes do not fit: say which item
-            raise _fail(item[0], item, str(exc)) from None
+            raise _fail(item[0], item, str(exc), shapes=True) from None
     last = items[-1]
     if last[0].text.lower() == "dense":
         got = b.shape(x)[0]
@@ -226,6 +232,7 @@ def to_spec(text: str, input_shape: Sequence[int], num_classes: int | None) -> d
                 last,
                 f"the last layer gives {got} outputs but there are {num_classes} classes; "
                 f"write 'dense {num_classes}' or leave the last dense layer out (it is added)",
+                shapes=True,
             )
         return b.spec(x)
     if num_classes is None:

@@ -130,7 +130,8 @@ class _Canvas(QWidget):
         painter.fillRect(self.rect(), QColor("#fbfbfb"))
         if self.grid is None:
             painter.setPen(QColor("#777"))
-            painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, self.message)
+            flags = Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap  # a narrow panel
+            painter.drawText(self.rect(), flags, self.message)
             return
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         small = self.small_font()

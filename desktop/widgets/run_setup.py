@@ -554,7 +554,10 @@ class RunSetup(QWidget):
             what = "In the text" if in_text else "This network does not fit"
             self.arch_error.setText(f"{what}: {exc}")
             self.layer_table.setRowCount(0)
-            self.architecture_view.clear("This network does not fit")
+            what_now = "Fix the network's text to see its diagram"
+            if not isinstance(exc, ArchTextError) or exc.shapes:  # it reads, but does not fit
+                what_now = "This network does not fit"
+            self.architecture_view.clear(what_now)
             self.params_label.setText("")
             self.architecture_changed.emit()
             return

@@ -360,6 +360,28 @@ def test_the_text_form_reads_whole_and_its_bad_token_is_named_and_underlined(qtb
     assert box.marked() == "maxpool" and "does not fit" in setup.arch_error.text()
 
 
+def test_the_diagram_of_a_text_that_does_not_read_asks_to_fix_it(qtbot):
+    # A misspelt layer left the diagram saying "This network does not fit": it says what to
+    # do, here and in the larger view; a text that reads but does not fit still says that.
+    setup = RunSetup()
+    qtbot.addWidget(setup)
+    setup.resize(360, 900)
+    setup.show()
+    setup.arch_combo.setCurrentText("text")
+    view = setup.architecture_view
+    qtbot.waitUntil(lambda: bool(view.node_names()), timeout=5000)
+    qtbot.mouseClick(setup.larger_button, Qt.MouseButton.LeftButton)
+    larger = setup.architecture_window.view
+    setup.arch_text.setText("conv 16 3, relu, cnov 32 3, flatten")
+    qtbot.waitUntil(lambda: "cnov" in setup.arch_error.text(), timeout=5000)
+    assert view.message() == "Fix the network's text to see its diagram" and not view.node_names()
+    assert larger.message() == view.message()
+    setup.arch_text.setText("conv 16 3, relu, maxpool 2, maxpool 2, maxpool 2, maxpool 9")
+    qtbot.waitUntil(lambda: "a 9x9 window" in setup.arch_error.text(), timeout=5000)
+    assert view.message() == larger.message() == "This network does not fit"
+    setup.architecture_window.close()
+
+
 def test_a_block_title_says_that_a_click_opens_or_folds_it(qtbot):
     # Folded rows read "▸ layer1.0" with nothing saying they open; the hover text says so.
     model = _model("resnet8")

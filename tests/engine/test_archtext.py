@@ -115,6 +115,27 @@ def test_errors_name_the_token_and_its_position(text, item, token, why):
     assert f"{token!r} in " in msg and why in msg
 
 
+@pytest.mark.parametrize(
+    ("text", "shapes"),
+    [
+        ("conv 16 x", False),
+        ("conv 8 3, rleu", False),
+        ("conv 16 4", False),  # 'same' padding of an even kernel: the text asks for nothing
+        ("conv 8 3, dense 10", True),
+        ("conv 8 3, flatten, conv 8 3", True),
+        ("maxpool 2, maxpool 2, maxpool 2, maxpool 2, maxpool 2", True),
+        ("conv 8 3, flatten, dense 4", True),  # 10 classes
+        (" , ,", False),
+    ],
+)
+def test_errors_say_whether_the_text_reads_and_only_its_shapes_do_not_fit(text, shapes):
+    # The Train tab's diagram asks to fix a text that does not read, and says that a text
+    # that reads does not fit.
+    with pytest.raises(ArchTextError) as err:
+        to_spec(text, (1, 28, 28), 10)
+    assert err.value.shapes is shapes
+
+
 def test_new_lines_separate_items_too_and_empty_text_is_refused():
     spec = to_spec("conv 4 3\nrelu\n\nflatten, dense 3", (1, 28, 28), 3)
     assert [n["name"] for n in spec["nodes"]] == ["conv1", "relu1", "flatten1", "fc1"]
