@@ -169,6 +169,18 @@ def name_in_block(name: str, block: str) -> str:
     return name[len(block) + 1 :] if block and name.startswith(block + ".") else name
 
 
+FOLD_ABOVE = 12  # rows beyond which a network's blocks start folded in the views
+
+
+def folded_at_first(rows: Sequence[Arrangeable]) -> set[str]:
+    """The blocks a view folds when it first shows ``rows`` (the Train tab's live view and the
+    Classify tab's network view alike): none for a small network; for one of more than
+    ``FOLD_ABOVE`` rows (ResNet, GoogLeNet, DenseNet) every block but the first, so the whole
+    network fits in a few screens and the first block shows what a block holds."""
+    blocks = list(dict.fromkeys(row.block for row in rows if row.block))
+    return set(blocks[1:]) if len(rows) > FOLD_ABOVE else set()
+
+
 @dataclass(frozen=True)
 class Band:
     """Rows shown together: one column (rows one under another) or, for the branches of a block,

@@ -1,7 +1,8 @@
 """The live page of the Train tab: the pinned sample, its feature maps in every layer and the
 conv filters (:class:`LivePanel`), and the feature-map view itself (:class:`ActivationView`:
 one row per shown node in topological order, maps as tiles, FC layers as bars, the branches of
-a block side by side, blocks folded by a click on their header).
+a block side by side, blocks folded by a click on their header; a big network starts with all
+but its first block folded, as the Classify tab's view).
 
 Fed with :class:`engine.visualize.LayerView` rows (already scaled to uint8 by the engine); this
 widget only lays them out and paints them. Hovering a map or a bar group reports its layer, index
@@ -40,7 +41,7 @@ from engine.connections import Connections, every_connection
 from engine.errors import EngineError
 from engine.graph_layout import describe_model
 from engine.preview import display_image
-from engine.visualize import Band, LayerView, arrange, display_layers
+from engine.visualize import Band, LayerView, arrange, display_layers, folded_at_first
 
 LABEL_W = 112
 GAP = 4
@@ -96,8 +97,9 @@ class ActivationView(QWidget):
 
     # ----- data -------------------------------------------------------------------------
     def set_layers(self, layers: list[LayerView], classes: list[str]) -> None:
-        if [v.name for v in layers] != [v.name for v in self._layers]:
-            self._collapsed &= {v.block for v in layers}
+        if [v.name for v in layers] != [v.name for v in self._layers]:  # another network
+            blocks = {v.block for v in layers if v.block}
+            self._collapsed = folded_at_first(layers) or self._collapsed & blocks
         self._layers = layers
         self._classes = classes
         self._images = [

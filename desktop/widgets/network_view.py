@@ -6,7 +6,8 @@ the fully connected layers as rows of cells, and the output probabilities. The b
 block stand side by side (Inception's four, a ResNet projection beside its block), as
 :func:`engine.visualize.arrange` groups them for the Train tab's live view too. Blocks
 (``layer1.0``, ``inception3a``) fold to their output row by a click on a row title or a block's
-header (a network of many rows starts folded). Hovering a cell explains where it came from: a
+header (a big network starts with all but its first block folded, as the Train tab's view).
+Hovering a cell explains where it came from: a
 pooled cell highlights the window it pooled; a convolution cell its kernel window in the row it
 reads and, in every case, the receptive field in the input image through all paths. Hovering a
 fully connected cell (a dense unit, or an output class) draws its strongest incoming and
@@ -37,7 +38,7 @@ from desktop.widgets.link_lines import Line, paint_links
 from engine.colormap import ramp
 from engine.connections import Connections, every_connection
 from engine.graph_layout import Field, NodeFacts, describe_model
-from engine.visualize import Band, arrange, colour_input, shown_nodes
+from engine.visualize import Band, arrange, colour_input, folded_at_first, shown_nodes
 
 LABEL_WIDTH = 140
 ROW_GAP = 12
@@ -46,7 +47,6 @@ MIN_SHRINK = 0.5  # maps shrink to half their size to fit, then the view grows
 MIN_TILE = 40  # a map this wide at least, else its row wraps (24 in a branch's column)
 BRANCH_TILE = 24
 COLUMN_GAP = 14  # between branches side by side
-FOLD_ABOVE = 12  # rows beyond which a new network's blocks start folded
 ACCENT = QColor(230, 120, 30)
 FIELD = QColor(60, 200, 255)
 
@@ -163,8 +163,7 @@ class NetworkView(QWidget):
     def set_layers(self, layers: list[ViewLayer]) -> None:
         if [a.name for a in layers] != [a.name for a in self._all]:  # another network
             blocks = {a.block for a in layers if a.block}
-            many = len(layers) > FOLD_ABOVE
-            self._collapsed = blocks if many else self._collapsed & blocks
+            self._collapsed = folded_at_first(layers) or self._collapsed & blocks
             self._title_block = ""
         self._all = list(layers)
         self._show(relayout=False)

@@ -43,15 +43,15 @@ def test_live_view_runs_for_branching_networks_and_folds_blocks(qtbot, name):
     view = panel.activation_view
     names = view.layer_names()
     assert names[0] == "input" and names[-1] == "softmax"
-    block = "layer2.0" if name == "resnet8" else "inception3a"
+    block = "layer2.0" if name == "resnet8" else "inception3b"
     assert block in view.blocks()
     inside = [n for n in names if n.startswith(block + ".")]
-    assert inside and all(n in view.shown_names() for n in inside)
+    assert inside and not any(n in view.shown_names() for n in inside)  # a big network: folded
     header = view.header_rect(block).center().toPoint()
     qtbot.mouseClick(view, Qt.MouseButton.LeftButton, pos=header)
-    assert not any(n in view.shown_names() for n in inside)
-    qtbot.mouseClick(view, Qt.MouseButton.LeftButton, pos=header)
     assert all(n in view.shown_names() for n in inside)
+    qtbot.mouseClick(view, Qt.MouseButton.LeftButton, pos=header)
+    assert not any(n in view.shown_names() for n in inside)
     # hovering a map of a block row reports it, with the receptive field in the tooltip text
     rect = view.hit_rects()[1]
     qtbot.mouseMove(view, QPoint(1, 1))
@@ -77,6 +77,33 @@ def test_live_view_shows_branches_side_by_side(qtbot):
     assert len({round(r.left()) for r in firsts}) == 4
 
 
+@pytest.mark.parametrize("name", ["resnet8", "googlenet", "densenet"])
+def test_both_network_views_start_with_only_the_first_block_open(qtbot, name):
+    # The Train tab's live view started with every block open (ResNet-20 or DenseNet were a
+    # long scroll at 1024x700), the Classify tab's with every block folded.
+    model = _model(name)
+    image = np.random.default_rng(3).integers(0, 256, SMALL, dtype=np.uint8)
+    panel = LivePanel()
+    qtbot.addWidget(panel)
+    panel.resize(1000, 700)
+    panel.show()
+    panel.set_model(model)
+    panel.pin(image, "noise")
+    live = panel.activation_view
+    view = NetworkView()
+    qtbot.addWidget(view)
+    view.resize(900, 700)
+    view.show()
+    view.set_layers(view_layers(model, model.activations(image[None])))
+    blocks = live.blocks()
+    assert len(blocks) > 2
+    open_live = [b for b in blocks if any(n.startswith(b + ".") for n in live.shown_names())]
+    open_classify = [b for b in blocks if b not in view.collapsed()]
+    assert open_live == open_classify == blocks[:1]
+    folded_titles = [a.title for a in view.layers() if a.title.startswith("▸")]
+    assert folded_titles == [f"▸ {b}" for b in blocks[1:]]
+
+
 @pytest.mark.parametrize("name", ["resnet8", "googlenet"])
 def test_network_view_runs_for_branching_networks(qtbot, name):
     model = _model(name)
@@ -88,15 +115,15 @@ def test_network_view_runs_for_branching_networks(qtbot, name):
     view.set_layers(view_layers(model, model.activations(image)))
     shown = [layer.name for layer in view.layers()]
     assert shown[0] == "input" and shown[-1] == "softmax"
-    assert view.collapsed()  # many rows: the blocks start folded
-    block = "layer2.0" if name == "resnet8" else "inception3a"
+    assert view.collapsed()  # many rows: the blocks start folded (but the first)
+    block = "layer2.0" if name == "resnet8" else "inception3b"
     qtbot.mouseClick(
         view,
         Qt.MouseButton.LeftButton,
         pos=view.title_rect(next(n for n in shown if n.startswith(block))).center().toPoint(),
     )
     assert block not in view.collapsed()
-    first = "layer2.0.conv1" if name == "resnet8" else "inception3a.branch3.2"
+    first = "layer2.0.conv1" if name == "resnet8" else "inception3b.branch3.2"
     assert first in [layer.name for layer in view.layers()]
     qtbot.mouseMove(view, view.cell_center(first, 0, 2, 2))
     assert "through all paths it sees" in view.hover_text
@@ -178,17 +205,18 @@ def test_classify_tab_puts_inception_branches_side_by_side_and_shows_a_colour_in
     assert view.layers()[0].tiles == 1
     # a click on the folded Inception module opens it: its four branches side by side
     qtbot.mouseClick(
-        view, Qt.MouseButton.LeftButton, pos=view.title_rect("inception3a.cat").center().toPoint()
+        view, Qt.MouseButton.LeftButton, pos=view.title_rect("inception3b.cat").center().toPoint()
     )
-    heads = [f"inception3a.branch{b}.0" for b in (1, 2, 3, 4)]
+    heads = [f"inception3b.branch{b}.0" for b in (1, 2, 3, 4)]
     firsts = [view.cell_center(name, 0) for name in heads]
     assert len({p.y() for p in firsts}) == 1  # one row
     assert [p.x() for p in firsts] == sorted({p.x() for p in firsts})  # four columns, in order
-    second = view.cell_center("inception3a.branch2.2", 0)
+    second = view.cell_center("inception3b.branch2.2", 0)
     assert second.x() == firsts[1].x() and second.y() > firsts[1].y()  # under its own branch
     # the receptive field on hover goes through all paths
-    qtbot.mouseMove(view, view.cell_center("inception3a.branch2.2", 0, 3, 3))
-    field = next(v for v in view.layers() if v.name == "inception3a.branch2.2").field
+    tab.show_network_view(("inception3b.branch2.2", 0))  # scrolled into sight
+    qtbot.mouseMove(view, view.cell_center("inception3b.branch2.2", 0, 3, 3))
+    field = next(v for v in view.layers() if v.name == "inception3b.branch2.2").field
     (y0, y1), (x0, x1) = field.window(3, SMALL[1]), field.window(3, SMALL[2])
     assert ("input", None, (y0, x0, y1, x1)) in view.highlights()
     assert f"sees {y1 - y0}×{x1 - x0} input pixels" in view.hover_text
@@ -196,7 +224,7 @@ def test_classify_tab_puts_inception_branches_side_by_side_and_shows_a_colour_in
     qtbot.mouseClick(
         view, Qt.MouseButton.LeftButton, pos=view.title_rect(heads[0]).center().toPoint()
     )
-    assert "inception3a" in view.collapsed()
+    assert "inception3b" in view.collapsed()
     assert not any(v.name in heads for v in view.layers())
 
 
@@ -300,9 +328,7 @@ def test_the_classify_tab_says_what_a_hovered_cell_sees_where_the_user_looks(qtb
     tab.open_image_file(tmp_path / "grey.png")
     qtbot.waitUntil(lambda: bool(view.layers()), timeout=20_000)
     qtbot.waitUntil(lambda: not tab.background_busy(), timeout=20_000)
-    qtbot.mouseClick(
-        view, Qt.MouseButton.LeftButton, pos=view.title_rect("layer1.0.add").center().toPoint()
-    )
+    assert "layer1.0" not in view.collapsed()  # the first block starts open
     assert view.height() > tab.network_scroll.viewport().height()
     tab.show_network_view(("layer1.0.conv2", 0))
     hover = tab.findChild(QLabel, "networkHover")

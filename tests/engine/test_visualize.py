@@ -189,3 +189,14 @@ def test_a_colour_input_is_one_rgb_tile(rng):
     first = views[0]
     assert first.images.shape == (1, 8, 8, 3) and first.values.shape == (3, 8, 8)
     assert first.images[0, 0, 0].tolist() == [255, 0, 0]
+
+
+def test_a_big_network_starts_with_all_but_its_first_block_folded():
+    # The Train tab's live view and the Classify tab's network view start alike.
+    big = vz.shown_nodes(describe(architectures.build_spec("resnet20", (3, 32, 32), 4)))
+    blocks = list(dict.fromkeys(r.block for r in big if r.block))
+    assert len(big) > vz.FOLD_ABOVE and blocks[0] == "layer1.0"
+    assert vz.folded_at_first(big) == set(blocks[1:])
+    assert vz.folded_at_first(big[: vz.FOLD_ABOVE]) == set()  # a small network: all open
+    lenet = vz.shown_nodes(describe(build_model("lenet5").graph_spec()))
+    assert vz.folded_at_first(lenet) == set()
