@@ -31,6 +31,8 @@ class Dataset:
     ``test_split`` says in words where the test images come from ("the t10k files", "the test/
     folder", "20% of each class held out (seed 0)", "every image in the folder").
     ``test_files``: for image folders, the path of each test image relative to ``source``.
+    ``resized_from``: the size of the files of an IDX or CIFAR dataset brought to a network's
+    input size (:mod:`engine.dataset_size`), else None.
     """
 
     name: str
@@ -43,6 +45,7 @@ class Dataset:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     test_split: str = "the test split"
     test_files: list[str] | None = None
+    resized_from: tuple[int, int] | None = None  # (H, W) of its files, when resized to a network
 
     @property
     def num_classes(self) -> int:
@@ -65,6 +68,13 @@ class Dataset:
         if self.skipped:
             text += f" ({len(self.skipped)} unreadable files skipped)"
         return text
+
+    def resized_line(self, network: str) -> str | None:
+        """ "CIFAR-10 32x32 images resized to 28x28 for lenet5", or None when not resized."""
+        if self.resized_from is None:
+            return None
+        (h, w), (_, to_h, to_w) = self.resized_from, self.input_shape
+        return f"{self.name} {h}x{w} images resized to {to_h}x{to_w} for {network}"
 
     def skipped_lines(self, first: int = 5) -> list[str]:
         """One line per skipped unreadable file (the first ``first``), then how many more:

@@ -19,7 +19,8 @@ as the engine's tensors); labels are ``int64 (N,)``. Arrays of the bundled, IDX 
 datasets are read-only views shared through a cache: copy before modifying.
 
 Progress and cancellation follow :mod:`engine.progress`: :func:`load_dataset_iter` is a
-generator of ``Progress("load", done, total)`` events and then the :class:`Dataset`; ``control``
+generator of ``Progress("load", done, total)`` events (``"resize"`` while IDX or CIFAR images
+are brought to a network's size) and then the :class:`Dataset`; ``control``
 is anything with a ``cancelled`` attribute (a ``CancelFlag``, a ``TrainControl``) and ends the
 generator without a dataset.
 :func:`load_dataset` runs it to the end (``progress(done, total)`` callback) and raises
@@ -36,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from engine.dataset_size import iter_fitted
 from engine.dataset_types import Dataset
 from engine.download import (
     REMOTE_DATASETS,
@@ -174,8 +176,10 @@ def load_dataset_iter(
     Args:
         spec: a key of :func:`dataset_choices` (``"mnist"``, ``"cifar4"``, ...) or a folder.
         limit: keep only the first ``limit`` training images (a view, no copy).
-        image_size: (H, W) image-folder images are converted to (default: their own size, see
-            :mod:`engine.imagefolder`); IDX and CIFAR images keep their size.
+        image_size: (H, W) the network takes (default: the images' own size). Image folders
+            are read at it (:mod:`engine.imagefolder`), IDX and CIFAR images are resized to it
+            as ``convscope classify`` prepares a photo, digits that fit are kept (the network
+            pads them): :mod:`engine.dataset_size`; a resized dataset's ``resized_from`` says so.
         channels: 1 (gray) or 3 (RGB); default: the data's own. Gray data asked for 3 repeats
             its channel, colour data asked for 1 is converted to luma.
         test_fraction: share of each class held out as the test set of an image folder without
@@ -222,14 +226,8 @@ def load_dataset_iter(
         events = iter_image_folder(folder, image_size, channels, test_fraction, seed, control)
         if title == "cifar4" and image_size in (None, (32, 32)):
             events = _keep_bundled(events)
-        return _finish_iter(
-            events,
-            channels,
-            limit,
-            classes,
-            title,
-        )
-    return _finish_iter(iter([found]), channels, limit, classes, title)
+        return _finish_iter(events, channels, limit, classes, title, image_size, control)
+    return _finish_iter(iter([found]), channels, limit, classes, title, image_size, control)
 
 
 _BUNDLED_PHOTOS: list[Dataset] = []  # the bundled photos once read (read-only arrays)
@@ -274,6 +272,8 @@ def _finish_iter(
     limit: int | None,
     classes: Sequence[str] | str | None,
     title: str | None,
+    image_size: tuple[int, int] | None,
+    control: Any,
 ) -> Iterator[Progress | Dataset]:
     for item in events:
         if not isinstance(item, Dataset):
@@ -288,7 +288,7 @@ def _finish_iter(
         if limit is not None:
             ds.train_images = ds.train_images[:limit]
             ds.train_labels = ds.train_labels[:limit]
-        yield ds
+        yield from iter_fitted(ds, image_size, control)  # IDX, CIFAR: at the network's size
 
 
 def _with_channels(ds: Dataset, channels: int | None) -> Dataset:

@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from engine.dataset_size import is_digit_data
 from engine.errors import EngineError, ShapeError
 from engine.progress import Progress, run_through
 
@@ -48,13 +49,11 @@ __all__ = [
 ]
 
 Preparation = Literal["digit", "photo"]
-DIGIT_CLASSES = [str(k) for k in range(10)]
 
 
 def is_digit_model(model: Any) -> bool:
     """Ten classes named "0".."9" and one input channel: a handwritten-digit model."""
-    classes = [str(c) for c in getattr(model, "classes", [])]
-    return classes == DIGIT_CLASSES and int(model.input_spec.shape[0]) == 1
+    return is_digit_data(getattr(model, "classes", []), int(model.input_spec.shape[0]))
 
 
 def preparation_for(model: Any) -> Preparation:

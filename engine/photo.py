@@ -32,7 +32,7 @@ from PIL import Image
 from engine.errors import ShapeError
 from engine.imageio import composite_on_white, exif_transposed, pil_from_array
 
-__all__ = ["crop_box", "draft_size", "prepare_photo", "to_display"]
+__all__ = ["crop_box", "draft_size", "prepare_photo", "prepare_photos", "to_display"]
 
 #: Pillow's ``reducing_gap``: box-reduce first while the picture is more than this many times
 #: the target size, then resample the rest with bicubic.
@@ -80,12 +80,34 @@ def prepare_photo(image: np.ndarray | Image.Image, spec) -> np.ndarray:
         raise ShapeError(f"a photo model takes 1 or 3 channels, not an input of {spec!r}")
     pil = exif_transposed(image) if isinstance(image, Image.Image) else pil_from_array(image)
     pil = _on_white(pil).convert("L" if channels == 1 else "RGB")
-    box = crop_box(pil.width, pil.height, out_h, out_w)
-    fitted = pil.resize(
-        (out_w, out_h), Image.Resampling.BICUBIC, box=box, reducing_gap=REDUCING_GAP
-    )
-    out = np.asarray(fitted, dtype=np.uint8)
+    out = np.asarray(_fitted(pil, out_h, out_w), dtype=np.uint8)
     return np.ascontiguousarray(out[None] if channels == 1 else out.transpose(2, 0, 1))
+
+
+def prepare_photos(images: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A dataset's images at ``size`` = (H', W'), each exactly as :func:`prepare_photo` prepares
+    it for a network of that input (step 4: the centred crop of that aspect, then Pillow's
+    bicubic), so that training sees the pixels ``convscope classify`` shows the network.
+
+    ``images``: uint8 ``(N, H, W)`` grey or ``(N, 3, H, W)`` colour, already in the network's
+    colour; the result keeps the layout. ShapeError for anything else."""
+    a = np.asarray(images)
+    colour = a.ndim == 4 and a.shape[1] == 3
+    if a.dtype != np.uint8 or not (a.ndim == 3 or colour):
+        raise ShapeError(f"expected uint8 images (N, H, W) or (N, 3, H, W), got {a.shape}")
+    out_h, out_w = (int(v) for v in size)
+    out = np.empty((len(a), *a.shape[1:-2], out_h, out_w), np.uint8)
+    for i in range(len(a)):
+        image = a[i].transpose(1, 2, 0) if colour else a[i]
+        fitted = np.asarray(_fitted(Image.fromarray(np.ascontiguousarray(image)), out_h, out_w))
+        out[i] = fitted.transpose(2, 0, 1) if colour else fitted
+    return out
+
+
+def _fitted(pil: Image.Image, out_h: int, out_w: int) -> Image.Image:
+    """Step 4: the centred crop of the input's aspect, resized to ``out_w x out_h``."""
+    box = crop_box(pil.width, pil.height, out_h, out_w)
+    return pil.resize((out_w, out_h), Image.Resampling.BICUBIC, box=box, reducing_gap=REDUCING_GAP)
 
 
 def to_display(prepared: np.ndarray) -> np.ndarray:

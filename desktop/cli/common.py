@@ -49,27 +49,29 @@ def load_dataset_for(
     classes: str | None = None,
     test_fraction: float = 0.2,
 ) -> Any:
-    """``engine.datasets.load_dataset`` with image folders converted to a model input (C,H,W)
-    (IDX datasets keep their size; the model's InputSpec pads 28x28 to 32x32). A channel
-    count of None keeps the data's own."""
-    from engine.datasets import load_dataset
+    """``engine.datasets.load_dataset_iter`` at a model input (C,H,W): every dataset at the
+    network's size (``engine.dataset_size``: IDX and CIFAR images resized, digits that fit
+    padded by the model). A channel count of None keeps the data's own."""
+    from engine.datasets import load_dataset_iter
+    from engine.progress import run_through
 
     channels, height, width = input_shape
     report = None
     if progress is not None:
 
-        def report(done: int, total: int) -> None:
-            progress.update(done / max(total, 1), f"reading {spec}: {done:,}/{total:,} images")
+        def report(p: Any) -> None:
+            doing = "resizing" if p.stage == "resize" else "reading"
+            progress.update(p.fraction, f"{doing} {spec}: {p.done:,}/{p.total:,} images")
 
-    return load_dataset(
+    events = load_dataset_iter(
         spec,
         limit=limit,
         image_size=(height, width),
         channels=channels,
-        progress=report,
         classes=classes,
         test_fraction=test_fraction,
     )
+    return run_through(events, report)  # no control: it runs to the end
 
 
 def shipped_path(word: str) -> Path:

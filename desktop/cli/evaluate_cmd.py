@@ -72,6 +72,9 @@ def run(args: argparse.Namespace) -> int:
         test_fraction=1.0,  # a plain class-folder tree: every image is scored
     )
     progress.close()
+    resized = dataset.resized_line(path.name)  # at the size the model takes, as in training
+    if resized:
+        progress.message(resized)
     names = [str(c) for c in model.classes]
     if (
         args.classes is None

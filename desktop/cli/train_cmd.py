@@ -298,6 +298,9 @@ def _start(args: argparse.Namespace, progress: Progress) -> tuple[Any, Any, Any,
                 args.dataset, tuple(choice.input_shape), args.limit, progress, classes=args.classes
             )
             progress.close()
+    resized = dataset.resized_line(choice.label)  # "CIFAR-10 32x32 images resized to 28x28 ..."
+    if resized:
+        progress.message(resized)
     if out is None:
         out = _check_out_path(f"{choice.label}-{_slug(dataset.name)}.npz")
     augment, augment_name = _augment(args, dataset)

@@ -48,6 +48,7 @@ from desktop.widgets.architecture_view import ArchitectureView, ArchitectureWind
 from desktop.workers import GeneratorWorker, start_worker
 from engine import architectures
 from engine.archtext import GRAMMAR, ArchTextError
+from engine.dataset_size import read_again
 from engine.datasets import DEFAULT_DATASET, dataset_choices, load_dataset_iter, parse_classes
 from engine.errors import EngineError
 from engine.graph_layout import describe_model
@@ -94,6 +95,12 @@ GRID_WIDTH = 300  # small images are zoomed (up to 3x) towards this width in the
 MAX_PREVIEW_CLASSES = 10  # columns of the sample grid; more classes are counted, not shown
 MAX_TICK_CLASSES = 20  # class names under the count bars up to this many classes
 ARCH_DELAY_MS = 150  # the layer table follows typing after this pause
+
+
+def _resized(dataset) -> str:
+    """' (resized from 32×32)' for a dataset resized to the network's input, else ''."""
+    size = dataset.resized_from
+    return "" if size is None else f" (resized from {size[0]}×{size[1]} for the network)"
 
 
 def _parse_ints(text: str) -> list[int]:
@@ -328,8 +335,9 @@ class RunSetup(QWidget):
 
     def _on_loader_yielded(self, loaded: object) -> None:
         if isinstance(loaded, Progress):
+            doing = "Resizing" if loaded.stage == "resize" else "Loading"
             self.dataset_label.setText(
-                f"Loading {self._spec}… {loaded.done:,} of {loaded.total:,} images"
+                f"{doing} {self._spec}… {loaded.done:,} of {loaded.total:,} images"
             )
             return
         dataset, preview = loaded  # type: ignore[misc]
@@ -346,7 +354,7 @@ class RunSetup(QWidget):
         self.dataset_label.setText(
             f"<b>{dataset.name}</b>: {len(dataset.train_labels):,} training and "
             f"{len(dataset.test_labels):,} test images of {shape} pixels, "
-            f"{k} classes{skipped}{shown}"
+            f"{k} classes{skipped}{shown}{_resized(dataset)}"
         )
         self._bars.setOpts(x=np.arange(k), height=preview.counts, width=0.7)
         axis = self.counts_plot.getPlotItem().getAxis("bottom")
@@ -514,19 +522,17 @@ class RunSetup(QWidget):
         return arch
 
     def _wanted_size(self) -> tuple[int, int] | None:
-        """The (H, W) to read image folders at: a fixed-size member's (LeNet-5 takes 28x28,
-        so photos are read at 28x28, as ``convscope train --arch lenet5`` reads them), else
-        None (their own size)."""
+        """The (H, W) to read the dataset at: a fixed-size member's (LeNet-5 takes 28x28, so
+        photos, CIFAR-10 batches included, are read at 28x28, as ``convscope train --arch
+        lenet5`` reads them), else None (their own size)."""
         name = self.arch_combo.currentText()
         return architectures.get(name).input_size if name in architectures.names() else None
 
     def _read_again(self) -> bool:
-        """Read an image-folder dataset again when the chosen network wants another image
-        size (True: a load started; the check follows when it is done)."""
+        """Read the dataset again when the chosen network wants another image size
+        (``engine.dataset_size.read_again``; True: a load started; the check follows)."""
         data, wanted = self.dataset, self._wanted_size()
-        if data is None or data.test_files is None or self.is_loading():
-            return False  # IDX and CIFAR images keep their size (a 28x28 digit is padded)
-        if wanted == self._loaded_size or tuple(data.input_shape[1:]) == wanted:
+        if data is None or self.is_loading() or not read_again(data, self._loaded_size, wanted):
             return False
         self.load()
         return True

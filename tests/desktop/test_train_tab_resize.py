@@ -1,0 +1,43 @@
+"""The Train tab with CIFAR-10 binary batches (32x32) and LeNet-5 (28x28): the batches are read
+at the size the chosen network takes, as ``convscope train --arch lenet5`` reads them."""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import Qt
+
+from engine.datasets import load_dataset
+from tests.desktop.test_train_tab import RUN_TIMEOUT, make_tab  # noqa: F401 (a fixture)
+from tests.engine.test_datasets_photos import make_cifar_folder
+
+
+def test_lenet5_trains_on_cifar_batches_resized_to_28x28(qtbot, make_tab, tmp_path):  # noqa: F811
+    make_cifar_folder(tmp_path / "c10", np.random.default_rng(0), batches=2)
+    tab = make_tab()
+    setup = tab.setup
+    assert setup.arch_combo.currentText() == "lenet5"
+    with qtbot.waitSignal(setup.dataset_loaded, timeout=30_000):
+        setup.set_source(tmp_path / "c10", None)
+    qtbot.waitUntil(lambda: not setup.is_loading() and setup.architecture_ok(), timeout=30_000)
+    # was refused: "images are 32x32 but the model takes 28x28; resize them first"
+    assert not setup.arch_error.text() and tab.start_button.isEnabled()
+    assert setup.dataset.train_images.shape == (20, 3, 28, 28)
+    assert "3×28×28 pixels" in setup.dataset_label.text()
+    assert "resized from 32×32" in setup.dataset_label.text()
+    cli = load_dataset(tmp_path / "c10", image_size=(28, 28))  # what the CLI trains on
+    np.testing.assert_array_equal(setup.dataset.train_images, cli.train_images)
+    assert tab.live.sample.shape == (3, 28, 28)
+
+    setup.arch_combo.setCurrentText("resnet8")  # any size: the batches' own 32x32, from the files
+    qtbot.waitUntil(lambda: setup.dataset.train_images.shape[1:] == (3, 32, 32), timeout=30_000)
+    qtbot.waitUntil(lambda: not setup.is_loading() and setup.architecture_ok(), timeout=30_000)
+    assert "resized" not in setup.dataset_label.text() and tab.live.sample.shape == (3, 32, 32)
+
+    setup.arch_combo.setCurrentText("lenet5")
+    qtbot.waitUntil(lambda: setup.dataset.train_images.shape[1:] == (3, 28, 28), timeout=30_000)
+    qtbot.waitUntil(lambda: not setup.is_loading() and setup.architecture_ok(), timeout=30_000)
+    setup.epochs_spin.setValue(1)
+    with qtbot.waitSignal(tab.training_finished, timeout=RUN_TIMEOUT) as blocker:
+        qtbot.mouseClick(tab.start_button, Qt.MouseButton.LeftButton)
+    assert blocker.args[0] == "finished"
+    assert tab.model.input_spec.shape == (3, 28, 28)
