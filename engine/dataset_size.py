@@ -18,7 +18,7 @@ Fashion-MNIST; CIFAR-10 binary batches) are brought to it here, after their colo
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -28,10 +28,30 @@ from engine.dataset_types import Dataset
 from engine.photo import prepare_photos
 from engine.progress import Progress
 
-__all__ = ["DIGIT_CLASSES", "is_digit_data", "iter_fitted", "keeps_size", "read_again"]
+__all__ = [
+    "DIGIT_CLASSES",
+    "ImageSize",
+    "is_digit_data",
+    "iter_fitted",
+    "keeps_size",
+    "read_again",
+    "size_for",
+]
 
 DIGIT_CLASSES = [str(k) for k in range(10)]
 _CHUNK = 2048  # images between two progress events / cancellation checks
+
+#: (H, W), or one (H, W) per channel count ({1: (28, 28), 3: (32, 32)}: a network whose input
+#: size follows the data's colour, as the family members do)
+ImageSize = tuple[int, int] | Mapping[int, tuple[int, int]]
+
+
+def size_for(size: ImageSize | None, channels: int) -> tuple[int, int] | None:
+    """The (H, W) of ``size`` for images of ``channels`` channels (None: their own size)."""
+    if isinstance(size, Mapping):
+        found = size.get(int(channels))
+        return None if found is None else (int(found[0]), int(found[1]))
+    return None if size is None else (int(size[0]), int(size[1]))
 
 
 def is_digit_data(classes: Sequence[Any], channels: int) -> bool:

@@ -30,14 +30,14 @@ generator without a dataset.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from engine.dataset_size import iter_fitted
+from engine.dataset_size import ImageSize, iter_fitted, size_for
 from engine.dataset_types import Dataset
 from engine.download import (
     REMOTE_DATASETS,
@@ -163,7 +163,7 @@ def load_dataset_iter(
     spec: str | os.PathLike[str] = DEFAULT_DATASET,
     *,
     limit: int | None = None,
-    image_size: tuple[int, int] | None = None,
+    image_size: ImageSize | None = None,
     channels: int | None = None,
     test_fraction: float = 0.2,
     seed: int = 0,
@@ -180,6 +180,8 @@ def load_dataset_iter(
             are read at it (:mod:`engine.imagefolder`), IDX and CIFAR images are resized to it
             as ``convscope classify`` prepares a photo, digits that fit are kept (the network
             pads them): :mod:`engine.dataset_size`; a resized dataset's ``resized_from`` says so.
+            ``{1: (28, 28), 3: (32, 32)}``: the size for grey images and for colour ones, when
+            the network's size follows the data's colour (known once it is read).
         channels: 1 (gray) or 3 (RGB); default: the data's own. Gray data asked for 3 repeats
             its channel, colour data asked for 1 is converted to luma.
         test_fraction: share of each class held out as the test set of an image folder without
@@ -196,7 +198,7 @@ def load_dataset_iter(
     if limit is not None and limit < 1:
         raise DatasetError(f"limit must be a positive number of images, got {limit}")
     if image_size is not None:
-        image_size = _check_size(image_size)
+        image_size = _check_sizes(image_size)
     if not 0.0 <= test_fraction <= 1.0:
         raise DatasetError(f"test fraction must be in [0, 1], got {test_fraction}")
     text = str(spec)
@@ -215,7 +217,8 @@ def load_dataset_iter(
     title = {"mnist": "MNIST", "cifar4": "cifar4", "photos": "cifar4"}.get(key)
     source = "bundled" if title else str(folder)
     found = _load_fixed(folder, key, title, source)
-    if found is None and title == "cifar4" and _BUNDLED_PHOTOS and image_size in (None, (32, 32)):
+    photo_size = size_for(image_size, channels or 3)  # the bundled photos are colour
+    if found is None and title == "cifar4" and _BUNDLED_PHOTOS and photo_size in (None, (32, 32)):
         found = replace(_BUNDLED_PHOTOS[0], skipped=[])
     if found is None:
         if not any(folder.iterdir()):
@@ -224,7 +227,7 @@ def load_dataset_iter(
                 f"({EXPECTED_IDX}), CIFAR-10 batches or one subfolder of images per class"
             )
         events = iter_image_folder(folder, image_size, channels, test_fraction, seed, control)
-        if title == "cifar4" and image_size in (None, (32, 32)):
+        if title == "cifar4" and photo_size in (None, (32, 32)):
             events = _keep_bundled(events)
         return _finish_iter(events, channels, limit, classes, title, image_size, control)
     return _finish_iter(iter([found]), channels, limit, classes, title, image_size, control)
@@ -256,6 +259,14 @@ def _load_fixed(folder: Path, key: str, title: str | None, source: str) -> Datas
     return None
 
 
+def _check_sizes(size: ImageSize) -> ImageSize:
+    if isinstance(size, Mapping):
+        if not size or any(c not in (1, 3) for c in size):
+            raise DatasetError(f"image sizes must be given for 1 and/or 3 channels, got {size!r}")
+        return {c: _check_size(s) for c, s in size.items()}
+    return _check_size(size)
+
+
 def _check_size(size: Sequence[int]) -> tuple[int, int]:
     try:
         h, w = (int(s) for s in size)
@@ -272,7 +283,7 @@ def _finish_iter(
     limit: int | None,
     classes: Sequence[str] | str | None,
     title: str | None,
-    image_size: tuple[int, int] | None,
+    image_size: ImageSize | None,
     control: Any,
 ) -> Iterator[Progress | Dataset]:
     for item in events:
@@ -288,7 +299,8 @@ def _finish_iter(
         if limit is not None:
             ds.train_images = ds.train_images[:limit]
             ds.train_labels = ds.train_labels[:limit]
-        yield from iter_fitted(ds, image_size, control)  # IDX, CIFAR: at the network's size
+        size = size_for(image_size, ds.input_shape[0])
+        yield from iter_fitted(ds, size, control)  # IDX, CIFAR: at the network's size
 
 
 def _with_channels(ds: Dataset, channels: int | None) -> Dataset:
@@ -306,7 +318,7 @@ def load_dataset(
     spec: str | os.PathLike[str] = DEFAULT_DATASET,
     *,
     limit: int | None = None,
-    image_size: tuple[int, int] | None = None,
+    image_size: ImageSize | None = None,
     channels: int | None = None,
     test_fraction: float = 0.2,
     seed: int = 0,

@@ -24,7 +24,7 @@ import multiprocessing
 import os
 import re
 import sys
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -199,7 +199,7 @@ def _read(path: Path, mode: str, size: tuple[int, int], channels: int) -> np.nda
 
 def iter_image_folder(
     folder: Path,
-    image_size: tuple[int, int] | None = None,
+    image_size: tuple[int, int] | Mapping[int, tuple[int, int]] | None = None,
     channels: int | None = None,
     test_fraction: float = 0.2,
     seed: int = 0,
@@ -207,8 +207,10 @@ def iter_image_folder(
 ) -> Iterator[Progress | Dataset]:
     """Read an image folder: :class:`Progress` events, then the Dataset (see module doc).
 
-    ``test_fraction``: share of each class held out as the test set when the folder has no
-    ``test/`` part; 1.0 puts every image into the test set (to evaluate a model on all of it).
+    ``image_size``: (H, W), or one per channel count (``{1: (28, 28), 3: (32, 32)}``), chosen
+    once the images' colour is known. ``test_fraction``: share of each class held out as the
+    test set when the folder has no ``test/`` part; 1.0 puts every image into the test set (to
+    evaluate a model on all of it).
     """
     classes, plan = _plan(folder)
     if len(classes) < 2:
@@ -230,6 +232,8 @@ def iter_image_folder(
                 work += [(f, part, label) for f in _files(cdir)]
     found_channels, found_size = _detect(work)
     channels = channels or found_channels
+    if isinstance(image_size, Mapping):
+        image_size = image_size.get(channels)
     size = tuple(image_size) if image_size is not None else (found_size or AUTO_SIZE)
     mode = "L" if channels == 1 else "RGB"
     shape = size if channels == 1 else (3, *size)

@@ -26,6 +26,8 @@ subtracts the mean and divides by the std of each channel. It is also what the a
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from PIL import Image
 
@@ -90,12 +92,67 @@ def prepare_photos(images: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     bicubic), so that training sees the pixels ``convscope classify`` shows the network.
 
     ``images``: uint8 ``(N, H, W)`` grey or ``(N, 3, H, W)`` colour, already in the network's
-    colour; the result keeps the layout. ShapeError for anything else."""
+    colour; the result keeps the layout. ShapeError for anything else.
+
+    Pillow resamples in two passes, one along rows and one along columns, each on its own
+    (uint8 between them), and each colour plane on its own; so the rows of all the planes
+    stacked in one tall picture are resampled in one call, and their columns side by side in
+    one wide picture: the same pixels as image by image, two to four times faster. Which pass
+    Pillow runs first depends on the geometry, so :func:`_rows_first` asks it on a probe image
+    (a big reduction, where Pillow first box-reduces, and a geometry neither order matches go
+    image by image)."""
     a = np.asarray(images)
     colour = a.ndim == 4 and a.shape[1] == 3
     if a.dtype != np.uint8 or not (a.ndim == 3 or colour):
         raise ShapeError(f"expected uint8 images (N, H, W) or (N, 3, H, W), got {a.shape}")
     out_h, out_w = (int(v) for v in size)
+    order = _rows_first(a.shape[1:], out_h, out_w) if len(a) else None
+    if order is None:
+        return _one_by_one(a, colour, out_h, out_w)
+    return _two_passes(a, out_h, out_w, order)
+
+
+@functools.lru_cache(maxsize=16)
+def _rows_first(shape: tuple[int, ...], out_h: int, out_w: int) -> bool | None:
+    """Whether Pillow resamples rows first for images of ``shape`` to ``out_h x out_w`` (the
+    order whose result equals its own on a random probe image), None when neither does or
+    it box-reduces first."""
+    h, w = shape[-2:]
+    box = crop_box(w, h, out_h, out_w)
+    if max((box[2] - box[0]) / out_w, (box[3] - box[1]) / out_h) >= 2 * REDUCING_GAP:
+        return None
+    probe = np.random.default_rng(0).integers(0, 256, (2, *shape), dtype=np.uint8)
+    expected = _one_by_one(probe, len(shape) == 3, out_h, out_w)
+    for rows_first in (True, False):
+        if np.array_equal(_two_passes(probe, out_h, out_w, rows_first), expected):
+            return rows_first
+    return None
+
+
+def _two_passes(a: np.ndarray, out_h: int, out_w: int, rows_first: bool) -> np.ndarray:
+    """Every plane of ``a`` (N, [C,] H, W) resampled along rows in one tall picture and along
+    columns in one wide one (in Pillow's order); the layout is kept."""
+    h, w = a.shape[-2:]
+    x0, y0, x1, y1 = crop_box(w, h, out_h, out_w)
+    planes = np.ascontiguousarray(a).reshape(-1, h, w)
+
+    def along_rows(x: np.ndarray) -> np.ndarray:  # (M, H, W) -> (M, H, W'): one tall picture
+        m, rows, cols = x.shape
+        tall = Image.fromarray(np.ascontiguousarray(x).reshape(m * rows, cols))
+        done = tall.resize((out_w, m * rows), _BICUBIC, box=(x0, 0, x1, m * rows))
+        return np.asarray(done).reshape(m, rows, out_w)
+
+    def along_columns(x: np.ndarray) -> np.ndarray:  # (M, H, W) -> (M, H', W): one wide picture
+        m, rows, cols = x.shape
+        wide = Image.fromarray(np.ascontiguousarray(x.swapaxes(0, 1)).reshape(rows, m * cols))
+        done = wide.resize((m * cols, out_h), _BICUBIC, box=(0, y0, m * cols, y1))
+        return np.asarray(done).reshape(out_h, m, cols).swapaxes(0, 1)
+
+    out = along_columns(along_rows(planes)) if rows_first else along_rows(along_columns(planes))
+    return np.ascontiguousarray(out).reshape(*a.shape[:-2], out_h, out_w)
+
+
+def _one_by_one(a: np.ndarray, colour: bool, out_h: int, out_w: int) -> np.ndarray:
     out = np.empty((len(a), *a.shape[1:-2], out_h, out_w), np.uint8)
     for i in range(len(a)):
         image = a[i].transpose(1, 2, 0) if colour else a[i]
@@ -104,10 +161,13 @@ def prepare_photos(images: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return out
 
 
+_BICUBIC = Image.Resampling.BICUBIC
+
+
 def _fitted(pil: Image.Image, out_h: int, out_w: int) -> Image.Image:
     """Step 4: the centred crop of the input's aspect, resized to ``out_w x out_h``."""
     box = crop_box(pil.width, pil.height, out_h, out_w)
-    return pil.resize((out_w, out_h), Image.Resampling.BICUBIC, box=box, reducing_gap=REDUCING_GAP)
+    return pil.resize((out_w, out_h), _BICUBIC, box=box, reducing_gap=REDUCING_GAP)
 
 
 def to_display(prepared: np.ndarray) -> np.ndarray:

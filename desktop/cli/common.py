@@ -48,10 +48,12 @@ def load_dataset_for(
     *,
     classes: str | None = None,
     test_fraction: float = 0.2,
+    image_size: Any = None,
 ) -> Any:
     """``engine.datasets.load_dataset_iter`` at a model input (C,H,W): every dataset at the
     network's size (``engine.dataset_size``: IDX and CIFAR images resized, digits that fit
-    padded by the model). A channel count of None keeps the data's own."""
+    padded by the model). A channel count of None keeps the data's own; ``image_size`` (one
+    (H, W) per channel count) replaces the (H, W) of ``input_shape``."""
     from engine.datasets import load_dataset_iter
     from engine.progress import run_through
 
@@ -66,7 +68,7 @@ def load_dataset_for(
     events = load_dataset_iter(
         spec,
         limit=limit,
-        image_size=(height, width),
+        image_size=(height, width) if image_size is None else image_size,
         channels=channels,
         classes=classes,
         test_fraction=test_fraction,

@@ -278,26 +278,22 @@ def _start(args: argparse.Namespace, progress: Progress) -> tuple[Any, Any, Any,
     choice = choose(args.arch, args.channels or 1)
     channels = args.channels or (choice.input_shape[0] if choice.kind == "file" else None)
     out = _check_out_path(args.out) if args.out is not None else None
+    # the network's size for the images' colour (resnet8: 28x28 grey, 32x32 colour), known once
+    # they are read: folders are read, IDX and CIFAR images resized, at the size it takes
+    sizes = {c: choose(args.arch, c).input_shape[1:] for c in ((channels,) if channels else (1, 3))}
     dataset = load_dataset_for(
         args.dataset,
         (channels, *choice.input_shape[1:]),
         args.limit,
         progress,
         classes=args.classes,
+        image_size=sizes,
     )
     progress.close()
     for line in dataset.skipped_lines():
         progress.message(line)
     if dataset.input_shape[0] != choice.input_shape[0]:
         choice = choose(args.arch, dataset.input_shape[0])
-        if tuple(dataset.input_shape[1:]) != tuple(choice.input_shape[1:]):
-            # read at the grey network's size (resnet8: 28x28 for grey, 32x32 for colour):
-            # read again at the size the colour network takes, or the run would train and
-            # evaluate on resized photos that `convscope evaluate` never shows the model
-            dataset = load_dataset_for(
-                args.dataset, tuple(choice.input_shape), args.limit, progress, classes=args.classes
-            )
-            progress.close()
     resized = dataset.resized_line(choice.label)  # "CIFAR-10 32x32 images resized to 28x28 ..."
     if resized:
         progress.message(resized)
