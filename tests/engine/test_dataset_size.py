@@ -132,3 +132,24 @@ def test_prepare_photos_refuses_what_is_not_a_batch_of_images():
         prepare_photos(np.zeros((2, 8, 8), np.float32), (4, 4))
     one = np.asarray(Image.new("RGB", (8, 6), (10, 20, 30))).transpose(2, 0, 1)[None]
     assert prepare_photos(one, (3, 3)).shape == (1, 3, 3, 3)
+
+
+def test_one_size_per_colour_is_chosen_once_the_colour_is_known(cifar, tmp_path):
+    sizes = {1: (28, 28), 3: (32, 32)}  # resnet8's input for grey and for colour images
+    colour = load_dataset(cifar, image_size=sizes)
+    assert colour.train_images.shape[1:] == (3, 32, 32) and colour.resized_from is None
+    grey = load_dataset(cifar, image_size=sizes, channels=1)
+    assert grey.train_images.shape[1:] == (28, 28) and grey.resized_from == (32, 32)
+    folder = tmp_path / "photos"
+    for name in ("a", "b"):
+        (folder / name).mkdir(parents=True)
+        for i in range(2):
+            Image.new("RGB", (40, 30), (40 * i, 90, 200)).save(folder / name / f"{i}.png")
+    assert load_dataset(folder, image_size=sizes).train_images.shape[1:] == (3, 32, 32)
+    assert load_dataset(folder, image_size={1: (20, 20)}).train_images.shape[1:] == (3, 30, 40)
+    from engine.errors import DatasetError
+
+    with pytest.raises(DatasetError, match="1 and/or 3 channels"):
+        load_dataset(cifar, image_size={2: (28, 28)})
+    with pytest.raises(DatasetError, match="1 to 1024 pixels"):
+        load_dataset(cifar, image_size={3: (0, 28)})
