@@ -45,16 +45,11 @@ def test_lenet5_trains_and_evaluates_on_cifar_batches_resized_to_28x28(tmp_path)
 def test_a_member_of_any_size_reads_cifar_batches_at_their_own_32x32(tmp_path):
     make_cifar_folder(tmp_path / "c10", np.random.default_rng(0), batches=1)
     out = tmp_path / "resnet8.npz"
-    status, _, stderr = _run_in_process(
-        ["train", "--dataset", str(tmp_path / "c10"), "--arch", "resnet8", "--epochs", "1"]
-        + ["--out", str(out)]
-    )
+    argv = ["train", "--dataset", str(tmp_path / "c10"), "--arch", "resnet8", "--epochs", "1"]
+    status, _, stderr = _run_in_process([*argv, "--out", str(out)])
     assert status == 0, stderr
     assert "resized" not in stderr and load_model(out).input_spec.shape == (3, 32, 32)
-    status, _, stderr = _run_in_process(
-        ["train", "--dataset", str(tmp_path / "c10"), "--arch", "resnet8", "--epochs", "1"]
-        + ["--channels", "1", "--out", str(out)]
-    )  # grey, resnet8 takes 28x28
+    status, _, stderr = _run_in_process([*argv, "--channels", "1", "--out", str(out)])  # grey
     assert status == 0, stderr
     assert "32x32 images resized to 28x28 for resnet8" in stderr
     assert load_model(out).input_spec.shape == (1, 28, 28)
