@@ -153,3 +153,16 @@ def test_one_size_per_colour_is_chosen_once_the_colour_is_known(cifar, tmp_path)
         load_dataset(cifar, image_size={2: (28, 28)})
     with pytest.raises(DatasetError, match="1 to 1024 pixels"):
         load_dataset(cifar, image_size={3: (0, 28)})
+
+
+def test_the_downloads_in_the_cache_are_resized_too(tmp_path):
+    from engine.download import dataset_cache_dir
+
+    make_cifar_folder(dataset_cache_dir("cifar10", tmp_path), np.random.default_rng(6))
+    cifar10 = load_dataset("cifar10", cache_dir=tmp_path, image_size=(28, 28))
+    assert cifar10.name == "CIFAR-10" and cifar10.train_images.shape == (50, 3, 28, 28)
+    assert cifar10.resized_line("lenet5") == "CIFAR-10 32x32 images resized to 28x28 for lenet5"
+    make_idx_folder(dataset_cache_dir("fashion-mnist", tmp_path), np.random.default_rng(7))
+    fashion = load_dataset("fashion-mnist", cache_dir=tmp_path, image_size=(32, 32))
+    assert fashion.name == "Fashion-MNIST" and fashion.train_images.shape == (30, 32, 32)
+    assert load_dataset("mnist", image_size=(32, 32), limit=5).train_images.shape == (5, 28, 28)
