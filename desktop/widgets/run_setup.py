@@ -103,8 +103,23 @@ def _resized(dataset) -> str:
     return "" if size is None else f" (resized from {size[0]}×{size[1]} for the network)"
 
 
-def _parse_ints(text: str) -> list[int]:
-    return [int(v) for v in text.replace(";", ",").split(",") if v.strip()]
+class FieldError(ValueError):
+    """A field of the custom network's form that does not read (the message names it)."""
+
+
+def _parse_ints(text: str, field: str, example: str) -> list[int]:
+    """Whole numbers separated by commas (or semicolons); FieldError names the bad one."""
+    values = []
+    for v in text.replace(";", ",").split(","):
+        if not v.strip():
+            continue
+        if not v.strip().isdigit():
+            raise FieldError(
+                f"{field}: {v.strip()!r} is not a whole number; write numbers separated by "
+                f"commas, e.g. {example}"
+            )
+        values.append(int(v))
+    return values
 
 
 def _combo(name: str, items: Iterable[tuple[object, str]], current: object) -> QComboBox:
@@ -493,10 +508,10 @@ class RunSetup(QWidget):
         return {
             "name": "custom",
             "input_shape": list(shape),
-            "conv_filters": _parse_ints(self.filters_edit.text()),
+            "conv_filters": _parse_ints(self.filters_edit.text(), "Conv filters", "6, 16"),
             "kernel_size": self.kernel_spin.value(),
             "padding": self.padding_spin.value(),
-            "fc_widths": _parse_ints(self.fc_edit.text()),
+            "fc_widths": _parse_ints(self.fc_edit.text(), "FC widths", "120, 84"),
             "activation": self.activation_combo.currentText(),
             "pooling": self.pooling_combo.currentText(),
         }
@@ -557,11 +572,14 @@ class RunSetup(QWidget):
         except (EngineError, ValueError) as exc:
             in_text = isinstance(exc, ArchTextError)  # its bad token is underlined too
             self.arch_text.mark(*((exc.column, exc.length) if in_text else (0, 0)))
+            in_form = isinstance(exc, FieldError)
             what = "In the text" if in_text else "This network does not fit"
-            self.arch_error.setText(f"{what}: {exc}")
+            self.arch_error.setText(str(exc) if in_form else f"{what}: {exc}")
             self.layer_table.setRowCount(0)
             what_now = "Fix the network's text to see its diagram"
-            if not isinstance(exc, ArchTextError) or exc.shapes:  # it reads, but does not fit
+            if in_form:
+                what_now = "Fix the numbers of the form to see its diagram"
+            elif not in_text or exc.shapes:  # it reads, but does not fit
                 what_now = "This network does not fit"
             self.architecture_view.clear(what_now)
             self.params_label.setText("")

@@ -152,6 +152,15 @@ def test_run_setup_draws_the_chosen_architecture(qtbot):
     setup.filters_edit.setText("4, 8, 16, 32, 64, 128")  # too many poolings for 28x28
     qtbot.waitUntil(lambda: bool(setup.arch_error.text()), timeout=5000)
     assert view.node_names() == []
+    assert setup.arch_error.text().startswith("This network does not fit")
+    setup.filters_edit.setText("4, 8")
+    qtbot.waitUntil(lambda: setup.architecture_ok(), timeout=5000)
+    setup.fc_edit.setText("120, eighty")  # a typo in a number: the field and the word, no Python
+    qtbot.waitUntil(lambda: bool(setup.arch_error.text()), timeout=5000)
+    error = setup.arch_error.text()
+    assert error.startswith("FC widths: 'eighty' is not a whole number")
+    assert "invalid literal" not in error and "does not fit" not in error
+    assert view.node_names() == [] and "Fix the numbers" in view.message()
 
 
 def test_architecture_box_lists_the_family_and_the_text_form(qtbot):
