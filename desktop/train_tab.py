@@ -573,11 +573,12 @@ class TrainTab(QWidget):
         there is no model), False when the user cancelled or the file could not be written
         (a message says why)."""
         from engine.modelfile import save_model
+        from engine.run import trained_model_file_name
 
         if self.model is None:
             return True
         name, _ = QFileDialog.getSaveFileName(
-            self, "Save model", "lenet.npz", "ConvScope model (*.npz)"
+            self, "Save model", trained_model_file_name(self.model), "ConvScope model (*.npz)"
         )
         if not name:
             return False

@@ -29,6 +29,7 @@ spawns the weights' seed and the validation split's, so the same settings give t
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import asdict, dataclass, field
@@ -108,6 +109,27 @@ class RunEnded:
     samples_per_second: float | None
     seconds: float  # training time (batches and validation; pauses excluded)
     where: str = ""  # "epoch E batch B" for a cancelled run
+
+
+def model_file_name(label: str, dataset_name: str | None = None) -> str:
+    """The file name a trained model is offered under: ``resnet8-cifar4.npz`` for ``label``
+    (a family member's name, ``custom`` for a network of one's own) trained on
+    ``dataset_name`` (made safe for a file name; ``resnet8.npz`` without one)."""
+    slug = re.sub(r"[^a-z0-9]+", "-", (dataset_name or "").lower()).strip("-")
+    name = re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-") or "model"
+    return f"{name}-{slug}.npz" if slug else f"{name}.npz"
+
+
+def trained_model_file_name(model: Network) -> str:
+    """:func:`model_file_name` of a model: its family member's name (``custom`` for others)
+    and the dataset its metadata says it was trained on."""
+    from engine import architectures
+
+    arch = model.architecture
+    name = str(arch.get("name")) if isinstance(arch, dict) else str(arch)
+    label = name if name in architectures.names() else "custom"
+    dataset = model.meta.get("dataset")
+    return model_file_name(label, dataset.get("name") if isinstance(dataset, dict) else None)
 
 
 def check_writable(out: str | os.PathLike[str]) -> Path:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import re
 import signal
 import sys
 import threading
@@ -31,7 +30,7 @@ from desktop.cli.progress import Progress, format_duration
 from engine.augment import AUGMENTATIONS
 from engine.losses import LOSSES
 from engine.optim import DEFAULT_LR, OPTIMIZERS
-from engine.run import RunSettings
+from engine.run import RunSettings, model_file_name
 from engine.schedule import SCHEDULES
 from engine.training import TrainConfig
 
@@ -186,10 +185,6 @@ def _add_output_arguments(group: argparse._ArgumentGroup) -> None:
     group.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "dataset"
-
-
 def _check_out_path(out: str) -> Path:
     """``engine.run.check_writable`` with the option's name: refused before the dataset loads."""
     from engine.run import RunError, check_writable
@@ -298,7 +293,7 @@ def _start(args: argparse.Namespace, progress: Progress) -> tuple[Any, Any, Any,
     if resized:
         progress.message(resized)
     if out is None:
-        out = _check_out_path(f"{choice.label}-{_slug(dataset.name)}.npz")
+        out = _check_out_path(model_file_name(choice.label, dataset.name))
     augment, augment_name = _augment(args, dataset)
     settings = RunSettings(
         architecture=choice.architecture(len(dataset.classes)),

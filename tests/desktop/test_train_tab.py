@@ -283,9 +283,16 @@ def test_save_and_reload_then_continue_training(qtbot, tab, make_tab, tmp_path, 
     pytest.importorskip("engine.modelfile")
     assert _run(qtbot, tab) == "finished"
     path = tmp_path / "mine.npz"
-    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(path), ""))
+    offered = []
+
+    def save_dialog(parent, title, name, *rest):
+        offered.append(name)
+        return str(path), ""
+
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", save_dialog)
     qtbot.mouseClick(tab.save_button, Qt.MouseButton.LeftButton)
     assert path.exists()
+    assert offered == ["lenet5-mnist.npz"]  # the network and its data, as convscope train names it
 
     state = AppState()
     other = _prepare(qtbot, make_tab(state))

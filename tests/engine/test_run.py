@@ -9,12 +9,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from engine.architectures import choose
 from engine.datasets import Dataset
 from engine.errors import DatasetError
-from engine.model import lenet5
+from engine.model import build_model, lenet5
 from engine.modelsize import TooLargeError
 from engine.progress import CancelFlag, Progress
-from engine.run import RunEnded, RunError, RunSettings, check_writable, training_run
+from engine.run import (
+    RunEnded,
+    RunError,
+    RunSettings,
+    check_writable,
+    model_file_name,
+    trained_model_file_name,
+    training_run,
+)
 from engine.training import BatchEnd, EpochEnd, Finished, TrainConfig, TrainControl
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -62,6 +71,18 @@ def test_a_run_splits_trains_evaluates_and_records_its_metadata(digits):
     assert meta["config"]["seed"] == 4 and meta["config"]["val_fraction"] == 0.2
     assert meta["history"]["status"] == "finished" and meta["trained_at"].endswith("+00:00")
     assert meta["training_seconds"] > 0
+    assert trained_model_file_name(run.model) == "lenet5-digits.npz"  # what Save offers
+
+
+def test_the_offered_file_name_says_network_and_data():
+    assert model_file_name("resnet8", "cifar4") == "resnet8-cifar4.npz"
+    assert (
+        model_file_name("lenet-article", "My Photos / 2026") == "lenet-article-my-photos-2026.npz"
+    )
+    assert model_file_name("custom", None) == "custom.npz"
+    assert model_file_name("custom", "???") == "custom.npz"  # nothing of it fits a file name
+    text = build_model(choose("conv 4 3, relu, flatten, dense 3").architecture(3))
+    assert trained_model_file_name(text) == "custom.npz"  # no run: no dataset in its metadata
 
 
 def test_same_settings_same_model(digits):
