@@ -40,3 +40,15 @@ def one_blas_thread():
 
     with threadpool_limits(1, user_api="blas"):
         yield
+
+
+@pytest.fixture
+def one_torch_thread():
+    """PyTorch on one thread while a test compares against it: on a busy 2-core machine its
+    2-thread kernels are up to 100x slower. For test files that import torch."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

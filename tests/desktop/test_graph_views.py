@@ -31,6 +31,17 @@ def _model(name: str, shape=SMALL):
     )
 
 
+def _mnist_setup(qtbot, images: int) -> RunSetup:
+    """The Train tab's setup panel, 360 px wide, with ``images`` MNIST digits loaded."""
+    setup = RunSetup()
+    qtbot.addWidget(setup)
+    setup.resize(360, 900)
+    setup.show()
+    setup.set_source("mnist", images)
+    qtbot.waitUntil(lambda: not setup.is_loading() and setup.dataset is not None, timeout=30_000)
+    return setup
+
+
 @pytest.mark.parametrize("name", ["resnet8", "googlenet"])
 def test_live_view_runs_for_branching_networks_and_folds_blocks(qtbot, name):
     panel = LivePanel()
@@ -135,12 +146,7 @@ def test_network_view_runs_for_branching_networks(qtbot, name):
 
 
 def test_run_setup_draws_the_chosen_architecture(qtbot):
-    setup = RunSetup()
-    qtbot.addWidget(setup)
-    setup.resize(360, 900)
-    setup.show()
-    setup.set_source("mnist", 500)
-    qtbot.waitUntil(lambda: not setup.is_loading() and setup.dataset is not None, timeout=30_000)
+    setup = _mnist_setup(qtbot, 500)
     view = setup.findChild(ArchitectureView, "architectureView")
     qtbot.waitUntil(lambda: "conv1" in view.node_names(), timeout=5000)
     assert view.node_names()[-1] == "fc3"
@@ -164,12 +170,7 @@ def test_run_setup_draws_the_chosen_architecture(qtbot):
 
 
 def test_architecture_box_lists_the_family_and_the_text_form(qtbot):
-    setup = RunSetup()
-    qtbot.addWidget(setup)
-    setup.resize(360, 900)
-    setup.show()
-    setup.set_source("mnist", 500)
-    qtbot.waitUntil(lambda: not setup.is_loading() and setup.dataset is not None, timeout=30_000)
+    setup = _mnist_setup(qtbot, 500)
     box = setup.arch_combo
     items = [box.itemText(i) for i in range(box.count())]
     assert items[: len(architectures.names())] == architectures.names()
@@ -266,12 +267,7 @@ def test_a_hovered_cell_survives_a_new_network_only_where_it_still_is(qtbot):
 def test_the_chosen_member_shows_its_idea_size_and_work_for_the_data(qtbot):
     # The paragraph on the member's idea, its parameters and multiply-adds are on screen and
     # follow the choice and the data (grey 28x28 and 10 classes, colour 32x32 and 4 classes).
-    setup = RunSetup()
-    qtbot.addWidget(setup)
-    setup.resize(360, 900)
-    setup.show()
-    setup.set_source("mnist", 300)
-    qtbot.waitUntil(lambda: not setup.is_loading() and setup.dataset is not None, timeout=30_000)
+    setup = _mnist_setup(qtbot, 300)
     setup.arch_combo.setCurrentText("resnet8")
     idea = setup.findChild(QLabel, "architectureIdea")
     assert idea.isVisible() and architectures.get("resnet8").title in idea.text()
@@ -296,12 +292,7 @@ def test_the_chosen_member_shows_its_idea_size_and_work_for_the_data(qtbot):
 def test_the_diagram_opens_larger_in_its_own_window_and_follows_the_choice(qtbot):
     # In the narrow setup panel GoogLeNet's diagram has no room for the modules' names or
     # the boxes' windows and parameters: "Larger view…" shows it whole in a window.
-    setup = RunSetup()
-    qtbot.addWidget(setup)
-    setup.resize(360, 900)
-    setup.show()
-    setup.set_source("mnist", 300)
-    qtbot.waitUntil(lambda: not setup.is_loading() and setup.dataset is not None, timeout=30_000)
+    setup = _mnist_setup(qtbot, 300)
     setup.arch_combo.setCurrentText("googlenet")
     small = setup.architecture_view
     assert not small.shows_block_names()
@@ -370,12 +361,7 @@ def test_live_view_branch_titles_take_two_lines_rather_than_being_cut(qtbot):
 def test_the_text_form_reads_whole_and_its_bad_token_is_named_and_underlined(qtbot):
     # The one-line box showed the tail of a network; an error said "item 6, column 44" and
     # the user had to count. The box wraps, and the token at fault is underlined.
-    setup = RunSetup()
-    qtbot.addWidget(setup)
-    setup.resize(360, 900)
-    setup.show()
-    setup.set_source("mnist", 300)
-    qtbot.waitUntil(lambda: not setup.is_loading() and setup.dataset is not None, timeout=30_000)
+    setup = _mnist_setup(qtbot, 300)
     setup.arch_combo.setCurrentText("text")
     box = setup.arch_text
     text = (

@@ -29,14 +29,7 @@ HANDWRITING = Path(__file__).resolve().parents[1] / "handwriting" / "images"
 SHARED_PHOTOS = Path(__file__).resolve().parents[3] / "shared" / "data" / "photos"
 PHOTO_CLASSES = ["boat", "dog", "cat", "bird"]
 
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """PyTorch on one thread: on a busy 2-core machine its 2-thread kernels are 100x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _export(model_arg: Path | str, out: Path, capsys) -> object:

@@ -28,13 +28,7 @@ torch = pytest.importorskip("torch", reason="PyTorch is not installed; export te
 CLASSES = ["chat noir", "oiseau é", "狗", "bateau"]
 TEXT = "conv 4 3, relu, batchnorm, conv 4 3 stride 2, relu, avgpool 2, globalavgpool, dense 4"
 
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _model(classes=CLASSES, seed: int = 2):

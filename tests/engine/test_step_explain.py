@@ -25,13 +25,7 @@ F = torch.nn.functional
 N = 12  # training images: one batch holds them all, so PyTorch can recompute the batch
 PINNED = 3
 
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _steps(model, images, labels, config, count, pinned=PINNED):
