@@ -65,6 +65,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from engine.blocks import BatchNorm2D
 from engine.errors import DatasetError, EngineError
 from engine.losses import LOSSES, get_loss
 from engine.optim import DEFAULT_LR, OPTIMIZERS
@@ -472,6 +473,8 @@ class _Loop:
         model.rng = np.random.default_rng([config.seed, 2])  # dropout masks: the run's generator
         self.n = len(images)
         self.batches = -(-self.n // config.batch_size)
+        if self.batches > 1 and self.n - (self.batches - 1) * config.batch_size < _fewest(model):
+            self.batches -= 1  # the last batch joins the one before (see _fewest)
         self.total = self.n * config.epochs
         self.n_val = n_val
         self.shuffle_rng = np.random.default_rng(config.seed)
@@ -522,7 +525,8 @@ class _Loop:
         """Run batch ``b`` (0-based) of this epoch: forward, loss check, update, weights check."""
         config = self.config
         t0 = self.clock()
-        idx = self.order[b * config.batch_size : (b + 1) * config.batch_size]
+        end = (b + 1) * config.batch_size if b + 1 < self.batches else self.n
+        idx = self.order[b * config.batch_size : end]
         batch = self.images[idx]
         if self.augment is not None:
             batch = self.augment(batch, self.augment_rng)
@@ -603,6 +607,16 @@ def _loss_problem(loss: float) -> str:
     if math.isinf(loss):
         return "loss became infinite"
     return f"loss exploded to {loss:.3g}"
+
+
+def _fewest(model: Network) -> int:
+    """The fewest samples a training batch of ``model`` may have: 2 where a BatchNorm sees
+    1x1 maps (one value per channel in a batch of one has no variance; PyTorch refuses it
+    too), else 1. A shorter last batch joins the one before it."""
+    for name, layer in model.nodes.items():
+        if isinstance(layer, BatchNorm2D) and math.prod(model.output_shape(name)[1:]) == 1:
+            return 2
+    return 1
 
 
 def _run(

@@ -427,3 +427,33 @@ def test_weight_decay_divergence_advice_names_the_weight_decay(digits):
     assert isinstance(events[-1], Diverged)
     assert "weight decay 300 is too strong" in message and "try weight decay 10" in message
     assert "learning rate 0.01 is probably too high" not in message
+
+
+def test_a_last_batch_of_one_joins_the_one_before_when_batchnorm_sees_1x1_maps():
+    """BatchNorm on 1x1 maps has one value per channel in a batch of one (no variance;
+    PyTorch refuses it too): a last batch of one sample joins the batch before it, so the
+    run finishes with every sample seen instead of failing at the end of the epoch."""
+    from engine.archtext import to_spec
+    from engine.model import build_model
+
+    spec = to_spec(
+        "conv 4 3 stride 2, conv 4 3 stride 2, conv 4 3 stride 2, bn, relu", (1, 8, 8), 3
+    )
+    model = build_model(spec, np.random.default_rng(0))
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 256, (21, 8, 8), dtype=np.uint8)
+    labels = rng.integers(0, 3, 21)
+    events = list(train(model, images, labels, TrainConfig(epochs=2, batch_size=10)))
+    assert isinstance(events[-1], Finished)
+    ends = [e for e in events if isinstance(e, BatchEnd)]
+    assert [e.batch for e in ends] == [1, 2, 1, 2] and {e.batches_per_epoch for e in ends} == {2}
+    assert [e.samples_seen for e in ends] == [10, 21, 31, 42]
+    assert int(model.buffers()["bn1.num_batches_tracked"]) == 4
+    # maps larger than 1x1 keep the last batch of one as it is
+    wide = build_model(to_spec("conv 4 3, bn, relu", (1, 8, 8), 3), np.random.default_rng(0))
+    ends = [
+        e
+        for e in train(wide, images, labels, TrainConfig(batch_size=10))
+        if isinstance(e, BatchEnd)
+    ]
+    assert [e.batch for e in ends] == [1, 2, 3]
