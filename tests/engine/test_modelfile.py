@@ -168,3 +168,80 @@ def test_corrupt_member_is_reported(trained, tmp_path):
     dst.write_bytes(bytes(raw))
     with pytest.raises(ModelFileError, match="corrupt"):
         load_model(dst)
+
+
+V1_ARCHITECTURES = [  # every shape a version-1 file's architecture took (parameters only)
+    {"name": "lenet5", "num_classes": 4, "in_channels": 3},
+    {"name": "lenet-article", "num_classes": 3, "in_channels": 1},
+    {
+        "name": "custom",
+        "input_shape": [3, 32, 32],
+        "conv_filters": [4, 6],
+        "kernel_size": 3,
+        "padding": 1,
+        "fc_widths": [12],
+        "activation": "tanh",
+        "pooling": "avg",
+        "num_classes": 5,
+    },
+    {
+        "name": "custom",
+        "input_shape": [1, 28, 28],
+        "conv_filters": [3],
+        "kernel_size": 5,
+        "padding": 0,
+        "fc_widths": [],
+        "activation": "sigmoid",
+        "pooling": "none",
+        "num_classes": 2,
+    },
+    {
+        "name": "sequential",
+        "input_shape": [1, 12, 12],
+        "layers": [
+            {"type": "conv2d", "name": "conv1", "in_channels": 1, "out_channels": 2,
+             "kernel_size": [3, 3], "stride": 1, "padding": 1, "init": "he"},
+            {"type": "relu", "name": "relu1"},
+            {"type": "maxpool2d", "name": "pool1", "size": 2},
+            {"type": "flatten", "name": "flatten"},
+            {"type": "dense", "name": "fc", "in_features": 72, "out_features": 3},
+        ],
+    },
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("arch", V1_ARCHITECTURES, ids=lambda a: a["name"])
+def test_version_1_files_of_every_architecture_load_with_the_same_outputs(arch, tmp_path, rng):
+    """A version-1 file (written before the graph engine: float32 parameters named like the
+    state_dict, meta without graph or buffers) loads to the same network and outputs."""
+    from engine.model import build_model
+
+    model = build_model(arch, rng)
+    for key, p in model.parameters().items():
+        if key.endswith("bias"):
+            p[...] = rng.normal(0, 0.2, p.shape)
+    shape = list(model.input_spec.shape)
+    meta = {
+        "format": "convscope-model",
+        "version": 1,
+        "architecture": arch,
+        "classes": [f"c{i}" for i in range(model.num_classes)],
+        "input": {"shape": shape, "scale": 1 / 255, "mean": 0.2, "std": 0.4},
+        "history": None,
+        "evaluation": None,
+        "engine_version": "0.1.0",
+    }
+    path = tmp_path / "v1.npz"
+    arrays = {k: np.asarray(p, np.float32) for k, p in model.parameters().items()}
+    np.savez(path, meta=np.array(json.dumps(meta)), **arrays)
+    back = load_model(path)
+    assert back.architecture["name"] == arch["name"] and back.classes == meta["classes"]
+    assert back.input_spec.mean == 0.2 and back.input_spec.std == 0.4
+    images = rng.integers(0, 256, (4, *shape), dtype=np.uint8)
+    if shape[0] == 1:
+        images = images[:, 0]
+    model.input_spec = back.input_spec
+    np.testing.assert_array_equal(back.predict_proba(images), model.predict_proba(images))
+    again = load_model(save_model(back, tmp_path / "v2.npz"))  # and saved again as version 2
+    assert load_meta(tmp_path / "v2.npz")["version"] == 2
+    np.testing.assert_array_equal(again.predict_proba(images), model.predict_proba(images))
