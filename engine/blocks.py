@@ -95,7 +95,9 @@ class BatchNorm2D(Layer):
         if training and m < 2:
             raise ShapeError(
                 f"{self.name}: batch normalisation needs more than one value per channel "
-                f"in training (got a batch of {x.shape[0]} of {x.shape[2]}x{x.shape[3]})"
+                f"in training (got a batch of {x.shape[0]} of {x.shape[2]}x{x.shape[3]} maps); "
+                "train with a batch of 2 or more, or on larger maps (fewer poolings or strides "
+                "before it)"
             )
         weight = self.params["weight"].astype(dtype, copy=False)
         bias = self.params["bias"].astype(dtype, copy=False)

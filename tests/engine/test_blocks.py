@@ -230,3 +230,17 @@ def test_dropout_matches_pytorch_semantics(rng):
     for out in (y, yt):
         kept = out != 0
         np.testing.assert_allclose(out[kept], x[kept] / 0.75, rtol=1e-6)
+
+
+def test_batchnorm_refuses_one_value_per_channel_in_training_and_says_what_to_do(rng):
+    """PyTorch raises "Expected more than 1 value per channel when training"; the engine
+    says the same in its words, with the fix, instead of dividing by a zero variance."""
+    bn = BatchNorm2D(3)
+    x = rng.standard_normal((1, 3, 1, 1)).astype(np.float32)
+    with pytest.raises(
+        ShapeError, match=r"batchnorm2d: .*one value per channel.*batch of 2 or more"
+    ) as err:
+        bn.forward(x, training=True)
+    assert "\n" not in str(err.value)
+    assert np.isfinite(bn.forward(x)).all()  # evaluation uses the running statistics
+    assert np.isfinite(bn.forward(np.repeat(x, 2, axis=0), training=True)).all()
