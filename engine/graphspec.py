@@ -43,7 +43,10 @@ def node_output_shape(node: dict[str, Any], inputs: Sequence[Shape]) -> Shape:
 
     def maps() -> tuple[int, int, int]:
         if len(x) != 3:
-            raise ShapeError(f"{name}: {kind} takes maps (C, H, W), got {x}; remove the flatten")
+            raise ShapeError(
+                f"{name}: {kind} takes maps (C, H, W), got the vector {x}; put it before, not "
+                "after a flatten, globalavgpool or dense layer (they make a vector of the maps)"
+            )
         return x[0], x[1], x[2]
 
     if kind == "conv2d":

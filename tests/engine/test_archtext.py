@@ -98,6 +98,14 @@ def test_a_final_dense_must_match_the_classes():
         ("conv 8 3, dropout", 2, "dropout", "write 'dropout 0.5'"),
         ("conv 8 3, dense 10", 2, "dense", "add a flatten before it"),
         ("conv 8 3, flatten, conv 8 3", 3, "conv", "takes maps"),
+        # a vector made by global average pooling: no flatten to remove
+        ("conv 8 3, globalavgpool, bn", 3, "bn", "not after a flatten, globalavgpool"),
+        (
+            "conv 8 3, globalavgpool, dropout 0.5, maxpool 2",
+            4,
+            "maxpool",
+            "not after a flatten, globalavgpool",
+        ),
         ("maxpool 2, maxpool 2, maxpool 2, maxpool 2, maxpool 2", 5, "maxpool", "does not fit"),
         ("conv 8 3, dense", 2, "dense", "number of outputs is missing"),
     ],
