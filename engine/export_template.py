@@ -591,9 +591,13 @@ def _parallel(net: Network, x, y, args, world: int, rank: int, local_rank: int, 
         model = DistributedDataParallel(net, device_ids=ids)
         sampler = DistributedSampler(data, world, rank, shuffle=True, seed=args.seed)
     gen = torch.Generator().manual_seed(args.seed)
+    share = len(sampler) if sampler is not None else len(data)  # this process's samples
+    # a last batch of one sample: BatchNorm over 1x1 maps has no variance to use and PyTorch
+    # stops the run; ConvScope adds it to the batch before, here it sits out (one an epoch)
+    lone = share > 1 and share % args.batch_size == 1
     loader = DataLoader(
         data, args.batch_size, shuffle=world == 1, sampler=sampler, generator=gen,
-        pin_memory=device.type == "cuda",
+        pin_memory=device.type == "cuda", drop_last=lone,
     )  # fmt: skip
     return model, loader, sampler
 

@@ -19,7 +19,7 @@ import pytest
 from PIL import Image
 
 from desktop.cli import main
-from engine.model import lenet5
+from engine.model import build_model, lenet5
 from engine.modelfile import load_model, save_model
 from resources import sample_images, shipped_model_path
 
@@ -322,6 +322,26 @@ def test_graph_model_trains_in_pytorch_and_loads_back(capsys, tmp_path, graph_mo
         np.testing.assert_allclose(
             net(x).softmax(1).numpy(), back.predict_proba(x.numpy()), atol=1e-5
         )
+
+
+def test_train_finishes_when_the_last_batch_holds_one_sample(capsys, tmp_path):
+    """BatchNorm over 1x1 maps cannot train on one sample (PyTorch raises 'Expected more than
+    1 value per channel'): 9 images in batches of 4 leave a last batch of one, which sits out."""
+    from engine.architectures import choose
+
+    text = ", ".join(["conv 4 3 stride 2"] * 5) + ", bn, relu"  # 32 px to 1x1 maps
+    model = build_model(choose(text, 3).architecture(3), classes=PHOTO_CLASSES[:3])
+    path = tmp_path / "tiny.npz"
+    save_model(model, path)
+    mod = _export(path, tmp_path / "tiny.py", capsys)
+    data = tmp_path / "data"
+    _class_folder(data / "train", PHOTO_CLASSES[:3], per_class=3)
+    _class_folder(data / "test", PHOTO_CLASSES[:3], per_class=1)
+    out = tmp_path / "trained.npz"
+    argv = ["train", "--data", str(data), "--epochs", "2", "--batch-size", "4", "--out", str(out)]
+    argv += ["--weights", str(path)]
+    assert mod.main(argv) == 0
+    assert int(load_model(out).buffers()["bn1.num_batches_tracked"]) > 0
 
 
 @pytest.mark.parametrize("name", ["resnet8", "googlenet"])  # projection shortcuts, Inception
