@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from PySide6.QtCore import QSettings
-from PySide6.QtWidgets import QMessageBox
+from PySide6.QtWidgets import QApplication, QMessageBox
 
 import desktop.qt_compat  # noqa: F401  (binding work-arounds, as the app applies them)
 
@@ -19,6 +19,18 @@ def _no_unanswered_question(monkeypatch):
         raise AssertionError(f"unanswered question {title!r}: {text}")
 
     monkeypatch.setattr(QMessageBox, "question", question)
+
+
+@pytest.fixture(autouse=True)
+def _no_window_left_on_screen(qtbot):
+    """Windows a test leaves open (a tab's own window, such as the step explainer's, lives as
+    long as its tab) are hidden afterwards: on the offscreen screen they would lie over the
+    next test's widgets and take its mouse moves. Hidden, not closed: closing may ask
+    questions (an unsaved model) that only the test itself can answer."""
+    yield
+    for widget in QApplication.topLevelWidgets():
+        if widget.isVisible():
+            widget.hide()
 
 
 @pytest.fixture
