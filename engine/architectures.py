@@ -307,6 +307,26 @@ def input_shape_for(name: str, channels: int) -> tuple[int, int, int]:
     return DEFAULT_INPUT.get(int(channels), (int(channels), 32, 32))
 
 
+def image_sizes(arch: str, channels: int | None = None) -> dict[int, tuple[int, int]]:
+    """The (H, W) a dataset is read at for the network ``arch`` (a name, the text form or a
+    FILE.json, as :func:`choose` reads it), per channel count: for ``channels`` only, or for
+    grey and colour when the data's own colour decides. ``resnet8``: ``{1: (28, 28), 3: (32,
+    32)}``; ``lenet5``: 28x28 for both. ``convscope train`` and the Train tab both read their
+    data at these sizes (image folders decoded at them, IDX and CIFAR images resized)."""
+    wanted = (int(channels),) if channels else (1, 3)
+    name = arch.strip()
+    if name.lower().endswith(".json"):
+        return {c: _size(choose(name, c).input_shape) for c in wanted}
+    if name in _REGISTRY:
+        return {c: _size(input_shape_for(name, c)) for c in wanted}
+    # the text form (checked elsewhere): the default input for the colour
+    return {c: _size(DEFAULT_INPUT.get(c, (c, 32, 32))) for c in wanted}
+
+
+def _size(shape: Sequence[int]) -> tuple[int, int]:
+    return (int(shape[1]), int(shape[2]))
+
+
 def build_spec(
     name: str, input_shape: Sequence[int] = (3, 32, 32), num_classes: int = 10
 ) -> dict[str, Any]:

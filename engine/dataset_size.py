@@ -101,12 +101,13 @@ def iter_fitted(
     )
 
 
-def read_again(
-    dataset: Dataset, loaded_at: tuple[int, int] | None, wanted: tuple[int, int] | None
-) -> bool:
+def read_again(dataset: Dataset, loaded_at: ImageSize | None, wanted: ImageSize | None) -> bool:
     """Whether ``dataset``, loaded with ``image_size=loaded_at``, must be loaded again for a
     network that takes ``wanted`` (the Train tab's choice of another network): an image folder
-    or a resized dataset is read again from its files at the new size (never resized twice)."""
+    or a resized dataset is read again from its files at the new size (never resized twice).
+    Sizes given per channel count are taken for the dataset's colour."""
+    channels = dataset.input_shape[0]
+    loaded_at, wanted = size_for(loaded_at, channels), size_for(wanted, channels)
     if wanted == loaded_at or tuple(dataset.input_shape[1:]) == wanted:
         return False
     if dataset.test_files is not None or dataset.resized_from is not None:

@@ -264,7 +264,7 @@ def run(args: argparse.Namespace) -> int:
 def _start(args: argparse.Namespace, progress: Progress) -> tuple[Any, Any, Any, Path]:
     """Check the options, load the dataset, set the run up (every engine check before any
     training): the dataset, the architecture choice, the run and the output path."""
-    from engine.architectures import choose
+    from engine.architectures import choose, image_sizes
     from engine.run import training_run
 
     config = _config(args)
@@ -275,7 +275,7 @@ def _start(args: argparse.Namespace, progress: Progress) -> tuple[Any, Any, Any,
     out = _check_out_path(args.out) if args.out is not None else None
     # the network's size for the images' colour (resnet8: 28x28 grey, 32x32 colour), known once
     # they are read: folders are read, IDX and CIFAR images resized, at the size it takes
-    sizes = {c: choose(args.arch, c).input_shape[1:] for c in ((channels,) if channels else (1, 3))}
+    sizes = image_sizes(args.arch, channels)
     dataset = load_dataset_for(
         args.dataset,
         (channels, *choice.input_shape[1:]),

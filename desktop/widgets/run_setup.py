@@ -48,7 +48,7 @@ from desktop.widgets.architecture_view import ArchitectureView, ArchitectureWind
 from desktop.workers import GeneratorWorker, start_worker
 from engine import architectures
 from engine.archtext import GRAMMAR, ArchTextError
-from engine.dataset_size import read_again
+from engine.dataset_size import read_again, size_for
 from engine.datasets import DEFAULT_DATASET, dataset_choices, load_dataset_iter, parse_classes
 from engine.errors import EngineError
 from engine.graph_layout import describe_model
@@ -166,7 +166,7 @@ class RunSetup(QWidget):
         self._thread: QThread | None = None
         self._worker: GeneratorWorker | None = None
         self._reload = False
-        self._loaded_size: tuple[int, int] | None = None  # image folders were read at
+        self._loaded_size: dict[int, tuple[int, int]] | None = None  # image folders were read at
         self._load_control = CancelFlag()
         self._classes_text = ""
         self._samples = np.zeros((0, 0), dtype=np.int64)
@@ -536,12 +536,18 @@ class RunSetup(QWidget):
             return architectures.choose(arch, 1).architecture(len(self.classes()))
         return arch
 
-    def _wanted_size(self) -> tuple[int, int] | None:
-        """The (H, W) to read the dataset at: a fixed-size member's (LeNet-5 takes 28x28, so
-        photos, CIFAR-10 batches included, are read at 28x28, as ``convscope train --arch
-        lenet5`` reads them), else None (their own size)."""
+    def _wanted_size(self) -> dict[int, tuple[int, int]] | None:
+        """The (H, W) to read the dataset at, per colour: the chosen network's, as ``convscope
+        train --arch`` reads it (``engine.architectures.image_sizes``: LeNet-5 28x28, so photos
+        and CIFAR-10 batches are read at 28x28; resnet8 28x28 grey, 32x32 colour; the text
+        form likewise); None for the custom form's chain (the images' own size)."""
         name = self.arch_combo.currentText()
-        return architectures.get(name).input_size if name in architectures.names() else None
+        if name == "custom":
+            return None
+        try:
+            return architectures.image_sizes(self.arch_text.text() if name == "text" else name)
+        except EngineError:  # a text naming a FILE.json that does not read: the check says so
+            return None
 
     def _read_again(self) -> bool:
         """Read the dataset again when the chosen network wants another image size
@@ -558,7 +564,7 @@ class RunSetup(QWidget):
         self.arch_text.setVisible(self.arch_combo.currentText() == "text")
         self.arch_idea.setText(IDEAS.get(self.arch_combo.currentText(), ""))
         if self._read_again():  # the check follows when the images are read
-            size = self._loaded_size
+            size = size_for(self._loaded_size, self.dataset.input_shape[0])
             at = "their own size" if size is None else f"{size[0]}×{size[1]}"
             self.params_label.setText("")
             self.architecture_view.clear(f"Reading the images again at {at}…")

@@ -41,3 +41,36 @@ def test_lenet5_trains_on_cifar_batches_resized_to_28x28(qtbot, make_tab, tmp_pa
         qtbot.mouseClick(tab.start_button, Qt.MouseButton.LeftButton)
     assert blocker.args[0] == "finished"
     assert tab.model.input_spec.shape == (3, 28, 28)
+
+
+def test_a_photo_folder_is_read_at_the_networks_size_as_the_cli_reads_it(
+    qtbot,
+    make_tab,  # noqa: F811
+    tmp_path,
+):
+    # 48x48 photos with resnet8: the CLI reads them at its 32x32 for colour; the tab read them
+    # at their own 48x48, so the same choice trained another network on other pixels
+    from PIL import Image
+
+    from engine.architectures import image_sizes
+
+    rng = np.random.default_rng(0)
+    for name in ("cat", "dog"):
+        (tmp_path / "pets" / name).mkdir(parents=True)
+        for i in range(6):
+            pixels = rng.integers(0, 256, (48, 48, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(tmp_path / "pets" / name / f"{i}.png")
+    tab = make_tab()
+    setup = tab.setup
+    setup.arch_combo.setCurrentText("resnet8")
+    with qtbot.waitSignal(setup.dataset_loaded, timeout=30_000):
+        setup.set_source(tmp_path / "pets", None)
+    qtbot.waitUntil(lambda: not setup.is_loading() and setup.architecture_ok(), timeout=30_000)
+    assert setup.dataset.input_shape == (3, 32, 32)
+    cli = load_dataset(tmp_path / "pets", image_size=image_sizes("resnet8"))
+    np.testing.assert_array_equal(setup.dataset.train_images, cli.train_images)
+    setup.arch_combo.setCurrentText("text")  # the text form reads colour at 32x32 too
+    setup.arch_text.setText("conv 8 3, relu, maxpool 2")
+    qtbot.waitUntil(lambda: not setup.is_loading() and setup.architecture_ok(), timeout=30_000)
+    assert setup.dataset.input_shape == (3, 32, 32)
+    assert setup.build(seed=0).input_spec.shape == (3, 32, 32)

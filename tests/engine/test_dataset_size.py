@@ -122,6 +122,20 @@ def test_read_again_when_another_network_wants_another_size(cifar, tmp_path):
     assert not read_again(digits, (28, 28), None)
 
 
+def test_sizes_given_per_colour_are_taken_for_the_datasets_colour(cifar):
+    from engine.architectures import image_sizes
+
+    resnet8, lenet5 = image_sizes("resnet8"), image_sizes("lenet5")
+    assert resnet8 == {1: (28, 28), 3: (32, 32)} and lenet5 == {1: (28, 28), 3: (28, 28)}
+    assert image_sizes("conv 8 3, relu", 3) == {3: (32, 32)}  # the text form: the default
+    own = load_dataset(cifar)  # colour, 32x32
+    assert not read_again(own, None, resnet8)  # the colour size is the files' own
+    assert read_again(own, resnet8, lenet5)  # lenet5 chosen: 28x28
+    small = load_dataset(cifar, image_size=lenet5)
+    assert small.input_shape == (3, 28, 28) and read_again(small, lenet5, resnet8)
+    assert not read_again(small, lenet5, {1: (28, 28), 3: (28, 28)})
+
+
 def test_prepare_photos_refuses_what_is_not_a_batch_of_images():
     from engine.errors import ShapeError
     from engine.photo import prepare_photos
