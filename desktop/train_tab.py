@@ -70,6 +70,7 @@ from engine.training import BatchEnd
 from engine.visualize import format_duration
 
 UI_INTERVAL_MS = 200  # charts+progress and views refresh, alternating (each ~2.5/s)
+START_TIP = "Build the network and train it with these settings"
 
 
 @dataclass(frozen=True, eq=False)
@@ -119,6 +120,7 @@ class TrainTab(QWidget):
         self.setup.loading_started.connect(self._update_buttons)
         self.setup.loading_finished.connect(self._update_buttons)
         self.setup.architecture_changed.connect(self._update_buttons)
+        self.setup.architecture_changed.connect(self._on_architecture_checked)
         self.setup_area = setup_area = scrolled(self.setup)
         setup_area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         setup_area.setMinimumWidth(340)
@@ -175,7 +177,7 @@ class TrainTab(QWidget):
     def _build_controls(self) -> QVBoxLayout:
         row = QHBoxLayout()
         self.start_button = QPushButton("▶ Start", objectName="startButton")
-        self.start_button.setToolTip("Build the network and train it with these settings")
+        self.start_button.setToolTip(START_TIP)
         self.pause_button = QPushButton("Pause", objectName="pauseButton")
         self.step_button = QPushButton("Step", objectName="stepButton")
         self.step_button.setToolTip("Train on one batch, then pause (the loss before and after)")
@@ -240,6 +242,12 @@ class TrainTab(QWidget):
             running or self.continue_check.isChecked() or self.setup.architecture_ok()
         )
         self.start_button.setEnabled(not running and ready)
+        problem = self.setup.architecture_problem()
+        self.start_button.setToolTip(
+            f"Cannot start: {problem}"
+            if problem and not running and not self.continue_check.isChecked()
+            else START_TIP
+        )
         self.pause_button.setEnabled(running)
         self.pause_button.setText("▶ Resume" if paused else "Pause")
         self.step_button.setEnabled(ready and (paused or not running))
@@ -489,6 +497,12 @@ class TrainTab(QWidget):
         """Show the live view beside the Step button, which gets the focus."""
         self.pages.setCurrentIndex(0)
         self.step_button.setFocus()
+
+    def _on_architecture_checked(self) -> None:
+        """A network that does not fit: its message scrolled into sight (below the fields in
+        a small window), since Start stays disabled until it is fixed."""
+        if self.setup.architecture_problem():
+            self.setup_area.ensureWidgetVisible(self.setup.arch_error, 0, 24)
 
     def show_architecture(self, name: str) -> None:
         """Choose ``name`` in the setup panel and scroll its diagram into view."""

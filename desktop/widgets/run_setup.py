@@ -620,6 +620,10 @@ class RunSetup(QWidget):
         """The network fits (as of the last check; typing re-checks after a short pause)."""
         return not self.arch_error.text() and not self._arch_timer.isActive()
 
+    def architecture_problem(self) -> str:
+        """Why the chosen network cannot be built, as the panel says it ("" when it can)."""
+        return self.arch_error.text()
+
     # ----- hyperparameters --------------------------------------------------------------
     def _build_hyper_group(self) -> QGroupBox:
         """The fields start at the engine's ``FIRST_RUN`` (the CLI's defaults, three epochs)."""

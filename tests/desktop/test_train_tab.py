@@ -11,7 +11,7 @@ from PySide6.QtCore import QObject, QPoint, Qt
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from desktop.app_state import AppState
-from desktop.train_tab import TrainTab
+from desktop.train_tab import START_TIP, TrainTab
 
 LIMIT = 1200  # training images (10% of them validate)
 TEST_LIMIT = 300
@@ -664,3 +664,23 @@ def test_the_diagram_stays_readable_during_a_run(qtbot, tab):
     with qtbot.waitSignal(tab.training_finished, timeout=RUN_TIMEOUT):
         qtbot.mouseClick(tab.stop_button, Qt.MouseButton.LeftButton)
     assert setup.arch_combo.isEnabled()
+
+
+def test_a_network_that_does_not_build_says_why_start_is_disabled(qtbot, make_tab):
+    # In a small window the custom form's message sat below the fields, out of sight, and
+    # Start was just grey: the message now scrolls into sight and Start's tooltip says it.
+    tab = _prepare(qtbot, make_tab())
+    tab.resize(1000, 620)
+    setup = tab.setup
+    setup.arch_combo.setCurrentText("custom")
+    qtbot.waitUntil(setup.architecture_ok)
+    assert tab.start_button.toolTip() == START_TIP
+    tab.setup_area.verticalScrollBar().setValue(0)  # the panel's top, as after a start
+    setup.fc_edit.setText("120, eighty")
+    qtbot.waitUntil(lambda: tab.start_button.toolTip().startswith("Cannot start: FC widths"))
+    assert not tab.start_button.isEnabled()
+    assert "'eighty' is not a whole number" in tab.start_button.toolTip()
+    qtbot.waitUntil(lambda: not setup.arch_error.visibleRegion().isEmpty())
+    setup.fc_edit.setText("120, 84")
+    qtbot.waitUntil(lambda: tab.start_button.isEnabled())
+    assert tab.start_button.toolTip() == START_TIP
