@@ -501,8 +501,11 @@ class TrainTab(QWidget):
     def _on_architecture_checked(self) -> None:
         """A network that does not fit: its message scrolled into sight (below the fields in
         a small window), since Start stays disabled until it is fixed."""
-        if self.setup.architecture_problem():
-            self.setup_area.ensureWidgetVisible(self.setup.arch_error, 0, 24)
+        if self.setup.architecture_problem():  # once the label has its new height
+            QTimer.singleShot(0, self, self._scroll_to_problem)
+
+    def _scroll_to_problem(self) -> None:
+        self.setup_area.ensureWidgetVisible(self.setup.arch_error, 0, 24)
 
     def show_architecture(self, name: str) -> None:
         """Choose ``name`` in the setup panel and scroll its diagram into view."""
