@@ -89,7 +89,7 @@ class NumpyRun:
     def cpu_time(self) -> float:
         """CPU seconds of this process plus the model's shard worker processes (Linux /proc)."""
         total = time.process_time()
-        workers = getattr(self.model, "_workers", None)
+        workers = self.model._shards._workers  # None with threads
         for proc in workers.procs if workers is not None else []:
             try:
                 fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()

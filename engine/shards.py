@@ -24,9 +24,11 @@ from __future__ import annotations
 import itertools
 import mmap
 import multiprocessing
+import os
 import signal
 import sys
 import threading
+import time
 import weakref
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
@@ -42,6 +44,13 @@ if TYPE_CHECKING:
     from engine.graph import Network
 
 FORK_OK = sys.platform.startswith("linux")
+#: Seconds a shard process (and the caller waiting for it) polls its pipe before it sleeps in
+#: a blocking read. A process that sleeps between batches hands its core back, and on a virtual
+#: machine the core then takes a millisecond or more to wake (LeNet-5's half batch is ~5 ms of
+#: work): polling across the short gap between two batches keeps both processes awake, as
+#: OpenMP's threads spin between parallel regions. Only while every process has a core of its
+#: own: with more shards than cores a polling process would take a working one's core.
+SPIN_SECONDS = 0.005
 Replica = dict[str, Layer]
 
 
@@ -255,6 +264,7 @@ class _ShardWorkers:
     def __init__(self, net: Network, key: tuple, cap: int, loss_fn) -> None:
         self.key, self.cap = key, cap  # cap: the largest shard (samples) the buffers take
         t = net.threads
+        self.spin = _spin_seconds(t)
         self.live = net.parameters()
         self.params = {k: _shared(p.shape, p.dtype) for k, p in self.live.items()}
         dtype = next(iter(self.params.values())).dtype if self.params else np.dtype(np.float32)
@@ -275,7 +285,7 @@ class _ShardWorkers:
             parent, child = ctx.Pipe()
             proc = ctx.Process(
                 target=_shard_worker,
-                args=(child, layers, net._plan, self.x[i], self.z[i], loss_fn),
+                args=(child, layers, net._plan, self.x[i], self.z[i], loss_fn, self.spin),
                 daemon=True,
                 name=f"convscope-shard{i + 1}",
             )
@@ -300,6 +310,7 @@ class _ShardWorkers:
         losses = []
         for conn in self.conns:
             try:
+                _poll(conn, self.spin)
                 answer = conn.recv()
             except (EOFError, OSError) as exc:
                 raise RuntimeError(f"a training worker process died ({exc!r})") from None
@@ -324,7 +335,26 @@ def _stop(conns, procs) -> None:
             proc.terminate()
 
 
-def _shard_worker(conn, layers: Replica, plan, xbuf: np.ndarray, zbuf: np.ndarray, loss_fn):
+def _spin_seconds(processes: int) -> float:
+    """:data:`SPIN_SECONDS` when each of ``processes`` has a core of its own, else 0."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    return SPIN_SECONDS if processes <= cores else 0.0
+
+
+def _poll(conn, seconds: float) -> None:
+    """Poll ``conn`` for up to ``seconds`` (the caller's ``recv`` then returns at once, or
+    sleeps until the message comes)."""
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline and not conn.poll():
+        pass
+
+
+def _shard_worker(
+    conn, layers: Replica, plan, xbuf: np.ndarray, zbuf: np.ndarray, loss_fn, spin: float
+):
     """The loop of one :class:`_ShardWorkers` process.
 
     Ctrl+C reaches every process of the terminal's group: the worker ignores it (the parent
@@ -333,6 +363,7 @@ def _shard_worker(conn, layers: Replica, plan, xbuf: np.ndarray, zbuf: np.ndarra
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     while True:
         try:
+            _poll(conn, spin)
             msg = conn.recv()
         except (EOFError, OSError):
             return

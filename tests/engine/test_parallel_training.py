@@ -49,6 +49,23 @@ def test_process_shards_equal_thread_shards_bit_for_bit():
         np.testing.assert_array_equal(g_p[name], g_t[name], err_msg=name)
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="process shards need fork")
+def test_shard_processes_poll_only_while_each_has_a_core(monkeypatch):
+    # polling between batches keeps a process's core awake; with more shard processes than
+    # cores a polling process would take a working one's core, so they sleep in recv instead
+    from engine import shards
+
+    monkeypatch.setattr(shards.os, "sched_getaffinity", lambda pid: {0, 1})
+    assert shards._spin_seconds(2) == shards.SPIN_SECONDS > 0
+    assert shards._spin_seconds(3) == 0.0
+    model = lenet5(np.random.default_rng(0))
+    model.threads, model.processes = 4, True  # four processes on two cores: no polling
+    x = np.random.default_rng(1).random((32, 1, 28, 28), dtype=np.float32)
+    loss, _ = model.train_step(x, np.arange(32) % 10, softmax_cross_entropy)
+    assert model._shards._workers.spin == 0.0 and np.isfinite(loss)
+    model.threads = 1  # stops the workers
+
+
 def test_cli_train_with_two_workers_saves_a_model(tmp_path, capsys):
     out = tmp_path / "w2.npz"
     rc = cli_main(
