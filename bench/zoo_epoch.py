@@ -3,8 +3,10 @@
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE /work/main/.venv/bin/python bench/zoo_epoch.py
 
 CIFAR-sized input (3x32x32), 10 classes, batch 64, SGD with momentum 0.9 (lr 0.01), float32,
-2 threads (the engine splits each batch over 2 threads with single-threaded BLAS; BatchNorm's
-shards exchange their sums, so its statistics are the whole batch's). Each
+2 threads (the engine splits each batch over 2 shards with single-threaded BLAS, as
+``convscope train --workers 2`` does: forked processes, or threads for BatchNorm, whose shards
+exchange their sums so its statistics are the whole batch's; ``--cpu-time`` keeps every
+network on threads, whose CPU time is this process's). Each
 member is built from its graph spec in the registry twice: as a ConvScope model
 (``build_model``) and as a ``torch.nn.Module`` made by a tiny interpreter of the same spec
 (below), with the same node names, so ``state_dict`` keys match the model file's. The two
@@ -150,7 +152,9 @@ class TorchRun:
 class NumpyRun:
     BLAS_THREADS = 1  # the shards are the parallelism
 
-    def __init__(self, name: str, x: np.ndarray, y: np.ndarray, threads: int) -> None:
+    def __init__(
+        self, name: str, x: np.ndarray, y: np.ndarray, threads: int, processes: bool = False
+    ) -> None:
         from engine.losses import softmax_cross_entropy
         from engine.model import build_model
         from engine.optim import make_optimizer
@@ -160,9 +164,17 @@ class NumpyRun:
         # batch shards in parallel threads, each with single-threaded BLAS (BLAS_THREADS);
         # BatchNorm's shards share the whole batch's statistics, see engine.shards
         self.model.threads = threads
+        # as 'convscope train --workers N' trains: forked processes unless BatchNorm needs the
+        # shards to share its sums (threads then)
+        self.model.processes = processes and self.model.parallel_training_problem() is None
         self.opt = make_optimizer("momentum", self.model.parameters(), LR, momentum=MOMENTUM)
         self.loss_fn = softmax_cross_entropy
         self.x, self.y = x, y
+
+    def mode(self) -> str:
+        if self.model.threads == 1:
+            return "1 thread"
+        return "processes" if self.model.processes else "threads"
 
     def n_params(self) -> int:
         return sum(p.size for p in self.model.parameters().values())
@@ -214,7 +226,8 @@ def main() -> None:
         assert tr.n_params() == params, (name, tr.n_params(), params)
         runs: dict[str, tuple[Any, list[float]]] = {"torch": (tr, [])}
         if not args.no_numpy:
-            npr = NumpyRun(name, x, y, args.threads)
+            # process shards' CPU time is not this process's: --cpu-time keeps them threads
+            npr = NumpyRun(name, x, y, args.threads, processes=not args.cpu_time)
             assert npr.n_params() == params, (name, npr.n_params(), params)
             runs["numpy"] = (npr, [])
         for r in range(args.repeats + 1):  # the first pass of each warms up, untimed
@@ -228,7 +241,7 @@ def main() -> None:
                     times.append(t)
         med = {k: statistics.median(t) for k, (_, t) in runs.items()}
         ratio = med["numpy"] / med["torch"] if "numpy" in med else float("nan")
-        mode = "" if args.no_numpy else "shards"
+        mode = "" if args.no_numpy else runs["numpy"][0].mode()
         rows.append((name, params, macs, med.get("numpy"), med["torch"], ratio, mode))
         print(
             f"{name:14s} {params:>9,} params {macs / 1e6:7.1f} M MACs  numpy "
