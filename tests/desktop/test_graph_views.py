@@ -31,6 +31,17 @@ def _model(name: str, shape=SMALL):
     )
 
 
+def _live_panel(qtbot, model, image: np.ndarray, what: str) -> LivePanel:
+    """The Train tab's live panel, 1000x700, showing ``model`` on ``image`` pinned as ``what``."""
+    panel = LivePanel()
+    qtbot.addWidget(panel)
+    panel.resize(1000, 700)
+    panel.show()
+    panel.set_model(model)
+    panel.pin(image, what)
+    return panel
+
+
 def _mnist_setup(qtbot, images: int) -> RunSetup:
     """The Train tab's setup panel, 360 px wide, with ``images`` MNIST digits loaded."""
     setup = RunSetup()
@@ -44,13 +55,8 @@ def _mnist_setup(qtbot, images: int) -> RunSetup:
 
 @pytest.mark.parametrize("name", ["resnet8", "googlenet"])
 def test_live_view_runs_for_branching_networks_and_folds_blocks(qtbot, name):
-    panel = LivePanel()
-    qtbot.addWidget(panel)
-    panel.resize(1000, 700)
-    panel.show()
-    panel.set_model(_model(name))
     image = np.random.default_rng(1).integers(0, 256, SMALL, dtype=np.uint8)
-    panel.pin(image, "noise")
+    panel = _live_panel(qtbot, _model(name), image, "noise")
     view = panel.activation_view
     names = view.layer_names()
     assert names[0] == "input" and names[-1] == "softmax"
@@ -72,12 +78,7 @@ def test_live_view_runs_for_branching_networks_and_folds_blocks(qtbot, name):
 
 
 def test_live_view_shows_branches_side_by_side(qtbot):
-    panel = LivePanel()
-    qtbot.addWidget(panel)
-    panel.resize(1000, 700)
-    panel.show()
-    panel.set_model(_model("googlenet"))
-    panel.pin(np.zeros(SMALL, dtype=np.uint8), "black")
+    panel = _live_panel(qtbot, _model("googlenet"), np.zeros(SMALL, dtype=np.uint8), "black")
     view = panel.activation_view
     tops = {}
     for hit_text, rect in ((view.text_at(r.center()), r) for r in view.hit_rects()):
@@ -94,12 +95,7 @@ def test_both_network_views_start_with_only_the_first_block_open(qtbot, name):
     # long scroll at 1024x700), the Classify tab's with every block folded.
     model = _model(name)
     image = np.random.default_rng(3).integers(0, 256, SMALL, dtype=np.uint8)
-    panel = LivePanel()
-    qtbot.addWidget(panel)
-    panel.resize(1000, 700)
-    panel.show()
-    panel.set_model(model)
-    panel.pin(image, "noise")
+    panel = _live_panel(qtbot, model, image, "noise")
     live = panel.activation_view
     view = NetworkView()
     qtbot.addWidget(view)
@@ -344,12 +340,7 @@ def test_the_classify_tab_says_what_a_hovered_cell_sees_where_the_user_looks(qtb
 
 def test_live_view_branch_titles_take_two_lines_rather_than_being_cut(qtbot):
     # Inception's branch columns are narrow: "branch2.0 + branch2.1" read "branch2.0 + branch…"
-    panel = LivePanel()
-    qtbot.addWidget(panel)
-    panel.resize(1000, 700)
-    panel.show()
-    panel.set_model(_model("googlenet"))
-    panel.pin(np.zeros(SMALL, dtype=np.uint8), "black")
+    panel = _live_panel(qtbot, _model("googlenet"), np.zeros(SMALL, dtype=np.uint8), "black")
     view = panel.activation_view
     for b in (1, 2, 3):
         lines = view.title_lines(f"inception3a.branch{b}.0")

@@ -308,15 +308,21 @@ def test_save_and_reload_then_continue_training(qtbot, tab, make_tab, tmp_path, 
     assert other.result.accuracy >= tab.result.accuracy - 0.05  # it went on from there
 
 
-def test_closing_the_window_during_training_stops_cleanly(qtbot, settings, monkeypatch):
+def _window_with_a_long_run_set_up(qtbot, settings):
+    """A main window on the Train tab, MNIST loaded and 30 epochs set: a run that goes on."""
     from desktop.main_window import MainWindow
 
     window = MainWindow(settings=settings)
     qtbot.addWidget(window)
     window.show()
     window.tabs.setCurrentWidget(window.train_tab)
-    tab = _prepare(qtbot, window.train_tab)
-    tab.setup.epochs_spin.setValue(30)
+    _prepare(qtbot, window.train_tab).setup.epochs_spin.setValue(30)
+    return window
+
+
+def test_closing_the_window_during_training_stops_cleanly(qtbot, settings, monkeypatch):
+    window = _window_with_a_long_run_set_up(qtbot, settings)
+    tab = window.train_tab
     asked = []
 
     def question(*args, **kwargs):
@@ -344,15 +350,10 @@ def test_closing_during_training_can_save_the_model_first(
     # "Stop and quit?" only offered to quit without the model (Save is disabled during a run):
     # Save stops the run, asks where to keep the model, then quits; a cancelled save keeps
     # the window open with the model.
-    from desktop.main_window import MainWindow
     from engine.modelfile import load_model
 
-    window = MainWindow(settings=settings)
-    qtbot.addWidget(window)
-    window.show()
-    window.tabs.setCurrentWidget(window.train_tab)
-    tab = _prepare(qtbot, window.train_tab)
-    tab.setup.epochs_spin.setValue(30)
+    window = _window_with_a_long_run_set_up(qtbot, settings)
+    tab = window.train_tab
     answer = QMessageBox.StandardButton.Save
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: answer)
     target = str(tmp_path / chosen) if chosen else ""
