@@ -113,7 +113,7 @@ def _parse_ints(text: str, field: str, example: str) -> list[int]:
     for v in text.replace(";", ",").split(","):
         if not v.strip():
             continue
-        if not v.strip().isdigit():
+        if not v.strip().isdecimal():  # what int() reads ("²" is a digit, not a number)
             raise FieldError(
                 f"{field}: {v.strip()!r} is not a whole number; write numbers separated by "
                 f"commas, e.g. {example}"

@@ -163,6 +163,9 @@ def test_run_setup_draws_the_chosen_architecture(qtbot):
     assert error.startswith("FC widths: 'eighty' is not a whole number")
     assert "invalid literal" not in error and "does not fit" not in error
     assert view.node_names() == [] and "Fix the numbers" in view.message()
+    setup.fc_edit.setText("120, 8²")  # a digit that is no number: the field's own message
+    qtbot.waitUntil(lambda: "'8²'" in setup.arch_error.text(), timeout=5000)
+    assert setup.arch_error.text().startswith("FC widths: '8²' is not a whole number")
 
 
 def test_architecture_box_lists_the_family_and_the_text_form(qtbot):
