@@ -9,7 +9,7 @@ Images are ``uint8``; feature maps are ``float32`` ``(C, H, W)`` for one sample.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -179,6 +179,25 @@ def folded_at_first(rows: Sequence[Arrangeable]) -> set[str]:
     network fits in a few screens and the first block shows what a block holds."""
     blocks = list(dict.fromkeys(row.block for row in rows if row.block))
     return set(blocks[1:]) if len(rows) > FOLD_ABOVE else set()
+
+
+def unfolded(rows: Sequence[Arrangeable], folded: Collection[str]) -> list[int]:
+    """THE rule for what a folded block shows, in both views (the Train tab's live view and
+    the Classify tab's network view): the indices of the rows drawn, in order. A row outside
+    the ``folded`` blocks is drawn; of a folded block only its last row, the block's output
+    (a ResNet block's add, an Inception module's or a dense layer's concatenation), under the
+    block's :func:`block_header`, so a folded block still shows what it computes."""
+    last = {row.block: i for i, row in enumerate(rows) if row.block}
+    return [i for i, row in enumerate(rows) if row.block not in folded or last[row.block] == i]
+
+
+def block_header(block: str, folded: bool) -> str:
+    """The header both views draw above a block's rows: its name, whether it is folded (to
+    its output, see :func:`unfolded`), and what a click on it does. Short enough for the
+    Classify tab's narrow view at 1024 px."""
+    if folded:
+        return f"▸ {block}   (folded to its output; click to open)"
+    return f"▾ {block}   (click to fold it to its output)"
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """The live page of the Train tab: the pinned sample, its feature maps in every layer and the
 conv filters (:class:`LivePanel`), and the feature-map view itself (:class:`ActivationView`:
 one row per shown node in topological order, maps as tiles, FC layers as bars, the branches of
-a block side by side, blocks folded by a click on their header; a big network starts with all
-but its first block folded, as the Classify tab's view).
+a block side by side, blocks folded to their output by a click on their header; a big network
+starts with all but its first block folded; both as the Classify tab's view, by
+:func:`engine.visualize.unfolded` and :func:`engine.visualize.block_header`).
 
 Fed with :class:`engine.visualize.LayerView` rows (already scaled to uint8 by the engine); this
 widget only lays them out and paints them. Hovering a map or a bar group reports its layer, index
@@ -41,7 +42,15 @@ from engine.connections import Connections, every_connection
 from engine.errors import EngineError
 from engine.graph_layout import describe_model
 from engine.preview import display_image
-from engine.visualize import Band, LayerView, arrange, display_layers, folded_at_first
+from engine.visualize import (
+    Band,
+    LayerView,
+    arrange,
+    block_header,
+    display_layers,
+    folded_at_first,
+    unfolded,
+)
 
 LABEL_W = 112
 GAP = 4
@@ -106,7 +115,6 @@ class ActivationView(QWidget):
             [array_to_qimage(m) for m in layer.images] if layer.images is not None else []
             for layer in layers
         ]
-        self._bands = arrange(layers)
         self._relayout()
         self.update()
 
@@ -123,7 +131,7 @@ class ActivationView(QWidget):
         return [self._layers[i].name for i in self._visible()]
 
     def blocks(self) -> list[str]:
-        return list(dict.fromkeys(b.block for b in self._bands if b.block))
+        return list(dict.fromkeys(v.block for v in self._layers if v.block))
 
     def set_collapsed(self, block: str, collapsed: bool) -> None:
         (self._collapsed.add if collapsed else self._collapsed.discard)(block)
@@ -133,18 +141,25 @@ class ActivationView(QWidget):
     def header_rect(self, block: str) -> QRectF:
         return next(i.label for i in self._items if i.kind == "header" and i.block == block)
 
+    def headers(self) -> list[str]:
+        """The block headers drawn now, top to bottom."""
+        return [self._header_text(i.block) for i in self._items if i.kind == "header"]
+
+    def _header_text(self, block: str) -> str:
+        return block_header(block, block in self._collapsed)
+
     def clear(self, caption: str) -> None:
         self._caption = caption
         self.set_layers([], [])
 
     def _visible(self) -> list[int]:
-        return [
-            i
-            for b in self._bands
-            if b.block not in self._collapsed
-            for col in b.columns
-            for i in col
-        ]
+        return [i for b in self._bands for col in b.columns for i in col]
+
+    def _shown_bands(self) -> list[Band]:
+        """The bands of the rows drawn (a folded block: its output row), indices into all."""
+        shown = unfolded(self._layers, self._collapsed)
+        bands = arrange([self._layers[i] for i in shown])
+        return [Band(b.block, [[shown[k] for k in col] for col in b.columns]) for b in bands]
 
     # ----- layout -----------------------------------------------------------------------
     @staticmethod
@@ -199,18 +214,16 @@ class ActivationView(QWidget):
     def _relayout(self) -> None:
         self._hits = []
         self._items = []
+        self._bands = self._shown_bands()
         width = max(120 + LABEL_W, self.width() - 2 * MARGIN)
         y = float(MARGIN)
         block = ""
         for band in self._bands:
             if band.block and band.block != block:
-                collapsed = band.block in self._collapsed
                 header = QRectF(MARGIN, y, width, HEADER_H)
                 self._items.append(_Item("header", header, [], block=band.block))
-                y += HEADER_H + (ROW_GAP if collapsed else 2)
+                y += HEADER_H + 2
             block = band.block
-            if band.block in self._collapsed:
-                continue
             if len(band.columns) == 1:
                 for index in band.columns[0]:
                     y += self._row(index, MARGIN, y, width, beside=True) + ROW_GAP
@@ -375,16 +388,16 @@ class ActivationView(QWidget):
         painter.end()
 
     def _draw_header(self, painter: QPainter, item: _Item) -> None:
-        collapsed = item.block in self._collapsed
-        rows = sum(1 for v in self._layers if v.block == item.block)
         painter.fillRect(item.label, QColor("#e8edf3"))
         painter.setFont(self.font())
         painter.setPen(QColor("#223"))
-        hint = f"{rows} rows hidden, click to show" if collapsed else "click to fold"
+        text = item.label.adjusted(6, 0, -6, 0)
         painter.drawText(
-            item.label.adjusted(6, 0, -6, 0),
+            text,
             Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
-            f"{'▸' if collapsed else '▾'} {item.block}   ({hint})",
+            self.fontMetrics().elidedText(
+                self._header_text(item.block), Qt.TextElideMode.ElideRight, int(text.width())
+            ),
         )
 
     def _title_lines(self, title: str, width: float, two: bool) -> list[str]:

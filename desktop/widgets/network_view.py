@@ -6,7 +6,8 @@ the fully connected layers as rows of cells, and the output probabilities. The b
 block stand side by side (Inception's four, a ResNet projection beside its block), as
 :func:`engine.visualize.arrange` groups them for the Train tab's live view too. Blocks
 (``layer1.0``, ``inception3a``) fold to their output row by a click on a row title or a block's
-header (a big network starts with all but its first block folded, as the Train tab's view).
+header (a big network starts with all but its first block folded; both as the Train tab's view,
+by :func:`engine.visualize.unfolded` and :func:`engine.visualize.block_header`).
 Hovering a cell explains where it came from: a
 pooled cell highlights the window it pooled; a convolution cell its kernel window in the row it
 reads and, in every case, the receptive field in the input image through all paths. Hovering a
@@ -26,7 +27,7 @@ lines share its row geometry (the small image widget is in ``pixel_view.py``).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 from PySide6.QtCore import QPoint, QPointF, QRectF, QSize, Qt, Signal
@@ -38,7 +39,15 @@ from desktop.widgets.link_lines import Line, paint_links
 from engine.colormap import ramp
 from engine.connections import Connections, every_connection
 from engine.graph_layout import Field, NodeFacts, describe_model
-from engine.visualize import Band, arrange, colour_input, folded_at_first, shown_nodes
+from engine.visualize import (
+    Band,
+    arrange,
+    block_header,
+    colour_input,
+    folded_at_first,
+    shown_nodes,
+    unfolded,
+)
 
 LABEL_WIDTH = 140
 ROW_GAP = 12
@@ -210,19 +219,8 @@ class NetworkView(QWidget):
         return next((i for i, row in enumerate(self._rows) if row.layer.name == name), None)
 
     def _visible(self) -> list[ViewLayer]:
-        """The rows shown: a folded block by its last row (its output) alone; the first row of
-        an unfolded block names the block."""
-        last = {a.block: a.name for a in self._all if a.block}
-        shown: list[ViewLayer] = []
-        for a in self._all:
-            if a.block in self._collapsed:
-                if last[a.block] == a.name:
-                    shown.append(replace(a, title=f"▸ {a.block}"))
-            elif a.block and (not shown or shown[-1].block != a.block):
-                shown.append(replace(a, title=f"▾ {a.block}: {a.title}"))
-            else:
-                shown.append(a)
-        return shown
+        """The rows shown: a folded block by its last row (its output) alone."""
+        return [self._all[i] for i in unfolded(self._all, self._collapsed)]
 
     def set_collapsed(self, block: str, collapsed: bool) -> None:
         """Fold a block to its output row (``collapsed``) or show all its rows."""
@@ -265,6 +263,13 @@ class NetworkView(QWidget):
         row = next(r for r in self._rows if r.layer.name == name)
         return row.header if row.header is not None else row.title
 
+    def headers(self) -> list[str]:
+        """The block headers drawn now, top to bottom."""
+        return [self._header_text(r.layer.block) for r in self._rows if r.header is not None]
+
+    def _header_text(self, block: str) -> str:
+        return block_header(block, block in self._collapsed)
+
     def highlights(self) -> list[tuple[str, int | None, tuple[int, int, int, int]]]:
         """What the hover highlights: (layer name, map or None for all, (y0, x0, y1, x1)): the
         window read in the row below (when shown) and the receptive field in the input."""
@@ -306,14 +311,18 @@ class NetworkView(QWidget):
     def _layout(self) -> None:
         """Place the rows band by band (:func:`engine.visualize.arrange`): a lone row with its
         title at the left, the branches of a block in columns with their titles above; an
-        unfolded block under a header (a click folds it); the maps shrink (down to
+        block under a header (a click folds or opens it); the maps shrink (down to
         :data:`MIN_SHRINK`) to fit the height, then the view grows."""
         self._rows = []
         if not self._layers:
             return
         line = self.fontMetrics().height()
         full = max(50.0, self.width() - 12.0)
-        slots = [self._slots(band, full) for band in arrange(self._layers)]
+        bands = arrange(self._layers)
+        slots = [self._slots(band, full) for band in bands]
+        heads = [  # a header opens each block
+            b.block != "" and (k == 0 or bands[k - 1].block != b.block) for k, b in enumerate(bands)
+        ]
         plans = {
             i: self._plan(
                 self._layers[i], width - (LABEL_WIDTH if beside else 0), line,
@@ -327,26 +336,28 @@ class NetworkView(QWidget):
             maps = fixed + flexible * shrink
             return max(maps, 2 * line + 2) if beside else 3 * line + 2 + maps
 
-        def band_height(band: list[list[tuple[int, float, float, bool]]], shrink: float) -> float:
-            head = line + 6 if self._opens_block(band) else 0
-            return head + max(sum(height(i, b, shrink) + ROW_GAP for i, *_r, b in c) for c in band)
+        def all_height(shrink: float) -> float:
+            return sum(
+                (line + 6 if head else 0)
+                + max(sum(height(i, b, shrink) + ROW_GAP for i, *_r, b in c) for c in band)
+                for band, head in zip(slots, heads, strict=True)
+            )
 
         avail = self.height() - 6 + ROW_GAP
         shrink = 1.0
-        if sum(band_height(b, 1.0) for b in slots) > avail:
+        if all_height(1.0) > avail:
             low, high = MIN_SHRINK, 1.0
             for _ in range(12):
                 mid = (low + high) / 2
-                fits = sum(band_height(b, mid) for b in slots) <= avail
-                low, high = (mid, high) if fits else (low, mid)
+                low, high = (mid, high) if all_height(mid) <= avail else (low, mid)
             shrink = low
-        least = sum(band_height(b, MIN_SHRINK) for b in slots)
+        least = all_height(MIN_SHRINK)
         self.setMinimumHeight(max(360, int(least - avail + self.height()) + 1))
         placed: dict[int, _Row] = {}
         top = 6.0
-        for band in slots:
+        for band, head in zip(slots, heads, strict=True):
             header = None
-            if self._opens_block(band):
+            if head:
                 header = QRectF(6, top, full - 6, line + 2)
                 top += line + 6
             bottom = top
@@ -362,10 +373,6 @@ class NetworkView(QWidget):
                 placed[band[0][0][0]].header = header
             top = bottom
         self._rows = [placed[i] for i in range(len(self._layers))]  # in the layers' order
-
-    def _opens_block(self, band: list[list[tuple[int, float, float, bool]]]) -> bool:
-        """The band opens an unfolded block: a header above it names the block."""
-        return self._layers[band[0][0][0]].title.startswith("▾ ")
 
     @staticmethod
     def _slots(band: Band, width: float) -> list[list[tuple[int, float, float, bool]]]:
@@ -485,11 +492,15 @@ class NetworkView(QWidget):
             )
             if row.header is not None:
                 painter.fillRect(row.header, QColor(0, 0, 0, 18))
+                room = row.header.adjusted(4, 0, -4, 0)
                 painter.drawText(
-                    row.header.adjusted(4, 0, -4, 0),
+                    room,
                     Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
-                    f"▾ {layer.block}   (click to fold)",
-                )
+                    painter.fontMetrics().elidedText(
+                        self._header_text(layer.block), Qt.TextElideMode.ElideRight,
+                        int(room.width()),
+                    ),
+                )  # fmt: skip
             if row.images is not None:
                 for rect, image in zip(row.rects, row.images, strict=True):
                     painter.drawImage(rect, image)
@@ -514,8 +525,6 @@ class NetworkView(QWidget):
         metrics = self.fontMetrics()
         width = int(row.title.width())
         title = row.layer.title
-        if row.header is not None:
-            title = title.split(": ", 1)[-1]  # the header names the block
         elide = Qt.TextElideMode.ElideRight
         if row.title.height() < 3 * metrics.height() or metrics.horizontalAdvance(title) <= width:
             return metrics.elidedText(title, elide, width)

@@ -42,6 +42,20 @@ def _live_panel(qtbot, model, image: np.ndarray, what: str) -> LivePanel:
     return panel
 
 
+def _both_views(qtbot, name: str) -> tuple[LivePanel, NetworkView]:
+    """The Train tab's live panel and the Classify tab's network view (900x700) showing the
+    member ``name`` on one noise image."""
+    model = _model(name)
+    image = np.random.default_rng(3).integers(0, 256, SMALL, dtype=np.uint8)
+    panel = _live_panel(qtbot, model, image, "noise")
+    view = NetworkView()
+    qtbot.addWidget(view)
+    view.resize(900, 700)
+    view.show()
+    view.set_layers(view_layers(model, model.activations(image[None])))
+    return panel, view
+
+
 def _mnist_setup(qtbot, images: int) -> RunSetup:
     """The Train tab's setup panel, 360 px wide, with ``images`` MNIST digits loaded."""
     setup = RunSetup()
@@ -62,8 +76,9 @@ def test_live_view_runs_for_branching_networks_and_folds_blocks(qtbot, name):
     assert names[0] == "input" and names[-1] == "softmax"
     block = "layer2.0" if name == "resnet8" else "inception3b"
     assert block in view.blocks()
-    inside = [n for n in names if n.startswith(block + ".")]
-    assert inside and not any(n in view.shown_names() for n in inside)  # a big network: folded
+    *inside, output = [n for n in names if n.startswith(block + ".")]
+    shown = view.shown_names()  # a big network: folded to the block's output
+    assert inside and output in shown and not any(n in shown for n in inside)
     header = view.header_rect(block).center().toPoint()
     qtbot.mouseClick(view, Qt.MouseButton.LeftButton, pos=header)
     assert all(n in view.shown_names() for n in inside)
@@ -93,22 +108,38 @@ def test_live_view_shows_branches_side_by_side(qtbot):
 def test_both_network_views_start_with_only_the_first_block_open(qtbot, name):
     # The Train tab's live view started with every block open (ResNet-20 or DenseNet were a
     # long scroll at 1024x700), the Classify tab's with every block folded.
-    model = _model(name)
-    image = np.random.default_rng(3).integers(0, 256, SMALL, dtype=np.uint8)
-    panel = _live_panel(qtbot, model, image, "noise")
+    panel, view = _both_views(qtbot, name)
     live = panel.activation_view
-    view = NetworkView()
-    qtbot.addWidget(view)
-    view.resize(900, 700)
-    view.show()
-    view.set_layers(view_layers(model, model.activations(image[None])))
     blocks = live.blocks()
     assert len(blocks) > 2
-    open_live = [b for b in blocks if any(n.startswith(b + ".") for n in live.shown_names())]
+    shown = live.shown_names()
+    open_live = [b for b in blocks if sum(n.startswith(b + ".") for n in shown) > 1]
     open_classify = [b for b in blocks if b not in view.collapsed()]
     assert open_live == open_classify == blocks[:1]
-    folded_titles = [a.title for a in view.layers() if a.title.startswith("▸")]
-    assert folded_titles == [f"▸ {b}" for b in blocks[1:]]
+    assert live.headers() == view.headers()
+    assert [h.split()[:2] for h in view.headers()] == [["▾", blocks[0]]] + [
+        ["▸", b] for b in blocks[1:]
+    ]
+
+
+@pytest.mark.parametrize("name", ["resnet8", "densenet"])
+def test_a_folded_block_looks_the_same_in_both_views(qtbot, name):
+    # The Train tab's live view folded a block to a header alone; the Classify tab's to the
+    # block's output under "▸ layer1.0": a user who folded a block in one saw another
+    # convention in the other. Both: a header saying it is folded, over the block's output.
+    panel, view = _both_views(qtbot, name)
+    live = panel.activation_view
+    block = live.blocks()[0]  # open at first in both
+    qtbot.mouseClick(
+        live, Qt.MouseButton.LeftButton, pos=live.header_rect(block).center().toPoint()
+    )
+    first = next(a.name for a in view.layers() if a.block == block)
+    qtbot.mouseClick(view, Qt.MouseButton.LeftButton, pos=view.title_rect(first).center().toPoint())
+    output = [n for n in live.layer_names() if n.startswith(block + ".")][-1]
+    assert [n for n in live.shown_names() if n.startswith(block + ".")] == [output]
+    assert [a.name for a in view.layers() if a.block == block] == [output]
+    assert live.headers() == view.headers()
+    assert f"▸ {block}   (folded to its output; click to open)" in view.headers()
 
 
 @pytest.mark.parametrize("name", ["resnet8", "googlenet"])

@@ -200,3 +200,20 @@ def test_a_big_network_starts_with_all_but_its_first_block_folded():
     assert vz.folded_at_first(big[: vz.FOLD_ABOVE]) == set()  # a small network: all open
     lenet = vz.shown_nodes(describe(build_model("lenet5").graph_spec()))
     assert vz.folded_at_first(lenet) == set()
+
+
+def test_a_folded_block_shows_its_output_row_under_its_header():
+    # One rule for both views: a folded block keeps its last row, the block's output (the
+    # add of a ResNet block, the concatenation of an Inception module), nothing else of it.
+    rows = vz.shown_nodes(describe(architectures.build_spec("googlenet", (3, 32, 32), 4)))
+    names = [r.name for r in rows]
+    shown = [names[i] for i in vz.unfolded(rows, {"inception3a", "inception4a"})]
+    assert [n for n in shown if n.startswith("inception3a.")] == ["inception3a.cat"]
+    assert [n for n in shown if n.startswith("inception4a.")] == ["inception4a.cat"]
+    assert [n for n in names if n not in shown] == [
+        n for n in names if n.startswith(("inception3a.b", "inception4a.b"))
+    ]
+    assert [names[i] for i in vz.unfolded(rows, set())] == names
+    assert vz.block_header("inception3a", True).startswith("▸ inception3a ")
+    assert "folded to its output" in vz.block_header("inception3a", True)
+    assert "click to fold" in vz.block_header("inception3a", False)
