@@ -4,9 +4,9 @@
 
 CIFAR-sized input (3x32x32), 10 classes, batch 64, SGD with momentum 0.9 (lr 0.01), float32,
 2 threads (the engine splits each batch over 2 shards with single-threaded BLAS, as
-``convscope train --workers 2`` does: forked processes, or threads for BatchNorm, whose shards
-exchange their sums so its statistics are the whole batch's; ``--cpu-time`` keeps every
-network on threads, whose CPU time is this process's). Each
+``convscope train --workers 2`` does: forked processes, whose BatchNorm layers exchange their
+sums so its statistics are the whole batch's; ``--cpu-time`` keeps every network on threads,
+whose CPU time is this process's). Each
 member is built from its graph spec in the registry twice: as a ConvScope model
 (``build_model``) and as a ``torch.nn.Module`` made by a tiny interpreter of the same spec
 (below), with the same node names, so ``state_dict`` keys match the model file's. The two
@@ -164,9 +164,8 @@ class NumpyRun:
         # batch shards in parallel threads, each with single-threaded BLAS (BLAS_THREADS);
         # BatchNorm's shards share the whole batch's statistics, see engine.shards
         self.model.threads = threads
-        # as 'convscope train --workers N' trains: forked processes unless BatchNorm needs the
-        # shards to share its sums (threads then)
-        self.model.processes = processes and self.model.parallel_training_problem() is None
+        # as 'convscope train --workers N' trains: forked processes
+        self.model.processes = processes
         self.opt = make_optimizer("momentum", self.model.parameters(), LR, momentum=MOMENTUM)
         self.loss_fn = softmax_cross_entropy
         self.x, self.y = x, y

@@ -9,7 +9,7 @@ memory a convolution leaves behind, seen as a ``(C, N*H*W)`` matrix, and hands C
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -61,9 +61,10 @@ class BatchNorm2D(Layer):
         }
         self._x: np.ndarray | None = None  # the input, channels first (a view), for backward
         self._perm = (1, 0, 2, 3)  # how forward saw the input: CNHW or CHWN
-        # (group, rank) while this layer runs one shard of a batch split over threads: the
-        # statistics are then the whole batch's, exchanged through the group (see BatchSync)
-        self.sync: tuple[BatchSync, int] | None = None
+        # (group, rank) while this layer runs one shard of a batch split over threads or
+        # processes: the statistics are then the whole batch's, exchanged through the group
+        # (BatchSync, or engine.shards' pipes between processes)
+        self.sync: tuple[SumExchange, int] | None = None
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         c, h, w = _chw(input_shape, self.name)
@@ -210,6 +211,13 @@ class BatchNorm2D(Layer):
 
     def release(self) -> None:
         self._x = None
+
+
+class SumExchange(Protocol):
+    """How the shards of one batch add a per-channel array: ``allsum(rank, a)`` returns the
+    sum of every shard's ``a``, added in rank order, the same in every shard."""
+
+    def allsum(self, rank: int, a: np.ndarray) -> np.ndarray: ...
 
 
 class BatchSync:

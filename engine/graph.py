@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from engine import executor, shards
-from engine.blocks import BatchNorm2D, Dropout
+from engine.blocks import Dropout
 from engine.errors import ShapeError
 from engine.executor import INPUT
 from engine.inputspec import InputSpec
@@ -212,18 +212,6 @@ class Network:
     def processes(self, flag: bool) -> None:
         self._shards.processes = bool(flag)
 
-    def parallel_training_problem(self) -> str | None:
-        """Why this network cannot train split over several worker processes (None if it
-        can; worker threads share BatchNorm's statistics, see :mod:`engine.shards`)."""
-        bns = [n for n, layer in self.nodes.items() if isinstance(layer, BatchNorm2D)]
-        if not bns:
-            return None
-        return (
-            f"this network has BatchNorm ({bns[0]}{', ...' if len(bns) > 1 else ''}), whose "
-            "statistics need the whole batch, which worker processes do not share; train it "
-            "with worker threads or one worker"
-        )
-
     # -- compute -------------------------------------------------------------------------
 
     def _as_input(self, x: np.ndarray) -> np.ndarray:
@@ -259,7 +247,7 @@ class Network:
             # (no 50 MB of patches for a batch of 500) and warm in cache
             return np.concatenate([self.forward(x[a : a + block]) for a in range(0, n, block)])
         masks = self._masks(n) if training else {}
-        if self._shards.split(n, training):
+        if self._shards.split(n):
             return self._shards.forward(x, training, masks)
         self._shards.clear()
         for name, m in masks.items():
@@ -289,7 +277,7 @@ class Network:
         x = self._as_input(x)
         labels = np.asarray(labels)
         n = x.shape[0]
-        if not self._shards.split(n, True):
+        if not self._shards.split(n):
             z = self.forward(x, training=True)
             loss, dz = loss_fn(z, labels)
             executor.backward(self.nodes, self._plan, dz, False, release=True)

@@ -13,10 +13,10 @@ garbage-collected; fork before starting other threads you rely on in the childre
 
 Dropout masks are drawn for the whole batch before it is split (see ``Network._masks``), so the
 result does not depend on the number of workers. BatchNorm needs the whole batch's statistics:
-split over threads, the shards of each BatchNorm layer add their per-channel sums at a barrier
-(:class:`engine.blocks.BatchSync`), so every shard normalises with the whole batch's mean and
-variance, as one worker would; forked processes share no such barrier, so a network with
-BatchNorm refuses to train split over processes (``Network.parallel_training_problem``).
+the shards of each BatchNorm layer add their per-channel sums, so every shard normalises with
+the whole batch's mean and variance, as one worker would. Threads meet at a barrier
+(:class:`engine.blocks.BatchSync`); processes send their parts through their pipes to the caller,
+which adds them in rank order, as the threads do, and sends the sum back (:class:`_PipeSync`).
 """
 
 from __future__ import annotations
@@ -37,7 +37,6 @@ import numpy as np
 
 from engine import executor
 from engine.blocks import BatchNorm2D, BatchSync
-from engine.errors import ShapeError
 from engine.layers import Layer
 
 if TYPE_CHECKING:
@@ -94,16 +93,9 @@ class Shards:
     def clear(self) -> None:
         self.bounds = []
 
-    def split(self, n: int, training: bool) -> bool:
-        """Should a batch of ``n`` be split? Raises :class:`ShapeError` for a network that
-        cannot train split over processes (BatchNorm)."""
-        if not (self.threads > 1 and n >= 8 * self.threads):
-            return False
-        if training and self.processes:
-            problem = self.net.parallel_training_problem()
-            if problem:
-                raise ShapeError(problem)
-        return True
+    def split(self, n: int) -> bool:
+        """Should a batch of ``n`` be split?"""
+        return self.threads > 1 and n >= 8 * self.threads
 
     def _prepare(self, n: int, masks: dict[str, np.ndarray]) -> None:
         net = self.net
@@ -221,6 +213,9 @@ class Shards:
             self.stop_workers()
             self._workers = _ShardWorkers(net, key, need, loss_fn)
         w = self._workers
+        for layer in self.replicas[0].values():
+            if isinstance(layer, BatchNorm2D):
+                layer.sync = (w.exchange, 0)
         try:
             w.start(x, labels, self.bounds[1:], n, masks)
             a, b = self.bounds[0]
@@ -257,8 +252,8 @@ class _ShardWorkers:
     replicas, with no GIL shared with the caller. Parameters, the shard's images, its logits and
     its gradients travel through shared memory, by node name (the caller copies the current
     parameters in before each batch, so optimisers keep updating the model's own arrays); a pipe
-    carries the labels, the shard's dropout masks and the "done" answer. The arithmetic is the
-    threaded mode's, so the results are the same bit for bit.
+    carries the labels, the shard's dropout masks, BatchNorm's sums (:class:`_PipeSync`) and the
+    "done" answer. The arithmetic is the threaded mode's, so the results are the same bit for bit.
     """
 
     def __init__(self, net: Network, key: tuple, cap: int, loss_fn) -> None:
@@ -283,6 +278,9 @@ class _ShardWorkers:
                 layers[name] = r
             self.grads.append({name: r.grads for name, r in layers.items()})
             parent, child = ctx.Pipe()
+            for r in layers.values():
+                if isinstance(r, BatchNorm2D):
+                    r.sync = (_PipeSync([child], self.spin), i + 1)
             proc = ctx.Process(
                 target=_shard_worker,
                 args=(child, layers, net._plan, self.x[i], self.z[i], loss_fn, self.spin),
@@ -293,6 +291,7 @@ class _ShardWorkers:
             child.close()
             self.conns.append(parent)
             self.procs.append(proc)
+        self.exchange = _PipeSync(self.conns, self.spin)  # the caller's end (rank 0)
         self._finalizer = weakref.finalize(self, _stop, self.conns, self.procs)
         self._sizes: list[int] = []
 
@@ -309,11 +308,7 @@ class _ShardWorkers:
     def finish(self) -> tuple[list[float], list[np.ndarray]]:
         losses = []
         for conn in self.conns:
-            try:
-                _poll(conn, self.spin)
-                answer = conn.recv()
-            except (EOFError, OSError) as exc:
-                raise RuntimeError(f"a training worker process died ({exc!r})") from None
+            answer = _receive(conn, self.spin)
             if isinstance(answer, BaseException):
                 raise answer
             losses.append(answer)
@@ -321,6 +316,53 @@ class _ShardWorkers:
 
     def stop(self) -> None:
         self._finalizer()
+
+
+class _Stopped(BaseException):
+    """A shard process told to stop while it waited for BatchNorm's sums."""
+
+
+class _PipeSync:
+    """:class:`~engine.blocks.BatchSync`'s exchange between forked processes, through the pipes
+    that carry each batch. Rank 0 (the caller, holding a pipe to every worker) takes every
+    worker's part in rank order, adds them as the threads do and sends the sum back; a worker
+    (holding its one pipe) sends its part and waits for the sum. A worker that failed sends its
+    error instead, which the caller raises; a caller that gave up stops its workers (``None``).
+    """
+
+    def __init__(self, conns: list, spin: float) -> None:
+        self.conns, self.spin = conns, spin
+
+    def allsum(self, rank: int, a: np.ndarray) -> np.ndarray:
+        if rank:
+            conn = self.conns[0]
+            conn.send(a)
+            total = _receive(conn, self.spin)
+            if not isinstance(total, np.ndarray):
+                raise _Stopped
+            return total
+        parts = [a]
+        for conn in self.conns:
+            part = _receive(conn, self.spin)
+            if isinstance(part, BaseException):
+                raise part
+            if not isinstance(part, np.ndarray):
+                raise RuntimeError("a training worker process fell out of step")
+            parts.append(part)
+        total = np.sum(parts, axis=0)
+        for conn in self.conns:
+            conn.send(total)
+        return total
+
+
+def _receive(conn, spin: float) -> Any:
+    """The next message on ``conn`` (polled for ``spin`` seconds first); a dead peer is a
+    RuntimeError."""
+    try:
+        _poll(conn, spin)
+        return conn.recv()
+    except (EOFError, OSError) as exc:
+        raise RuntimeError(f"a training worker process died ({exc!r})") from None
 
 
 def _stop(conns, procs) -> None:
@@ -378,6 +420,8 @@ def _shard_worker(
             executor.backward(layers, plan, dz, False)
             zbuf[:m] = z
             conn.send(float(loss))
+        except _Stopped:
+            return
         except Exception as exc:  # handed to the caller, which raises it
             try:
                 conn.send(exc)

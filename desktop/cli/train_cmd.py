@@ -167,9 +167,9 @@ def _add_output_arguments(group: argparse._ArgumentGroup) -> None:
         type=int,
         default=1,
         help="split each batch over N shards trained in parallel (forked processes on Linux, "
-        "threads elsewhere and for BatchNorm networks, whose shards share the batch's "
-        "statistics; BLAS gets one thread each). 2 is fastest on a 2-core machine; the "
-        "model equals the one of --workers 1 up to float rounding (default 1)",
+        "threads elsewhere; BatchNorm's shards share the batch's statistics; BLAS gets one "
+        "thread each). 2 is fastest on a 2-core machine; the model equals the one of "
+        "--workers 1 up to float rounding (default 1)",
     )
     group.add_argument(
         "--out",
@@ -336,9 +336,9 @@ def _train(run_: Any, workers: int, progress: Progress) -> Any:
 
         stack.enter_context(threadpool_limits(1))  # the shards are the parallelism
         model.threads = workers
-        # forked processes (no shared GIL), or threads for BatchNorm, whose shards exchange
-        # the batch's statistics (see engine.shards)
-        model.processes = model.parallel_training_problem() is None
+        # forked processes (no shared GIL; BatchNorm's shards exchange the batch's
+        # statistics through their pipes, see engine.shards)
+        model.processes = True
         stack.callback(setattr, model, "threads", 1)  # stops the worker processes
     with stack, _ctrl_c_cancels(run_.control):
         ended = _follow(run_.events(), progress, run_.settings.config.epochs)

@@ -203,21 +203,28 @@ def test_process_shards_equal_threads_for_a_graph_and_ignore_ctrl_c(one_blas_thr
         m.threads = 1
 
 
-@pytest.mark.parametrize(("threads", "n"), [(2, 32), (3, 31)])
-def test_batchnorm_trains_split_over_threads_with_the_whole_batch_statistics(threads, n, rng):
-    """Worker threads: every BatchNorm normalises with the whole batch's mean and variance
-    (the shards exchange their sums), so the loss, the logits, the gradients and the running
-    statistics equal one worker's, uneven shards included; in float64 to the last digits."""
+_SPLITS = [(2, 32, False), (3, 31, False), (2, 32, True), (3, 31, True)]
+
+
+@pytest.mark.parametrize(("threads", "n", "processes"), _SPLITS)
+def test_batchnorm_trains_split_with_the_whole_batch_statistics(threads, n, processes, rng):
+    """Worker threads or processes: every BatchNorm normalises with the whole batch's mean
+    and variance (the shards exchange their sums), so the loss, the logits, the gradients and
+    the running statistics equal one worker's, uneven shards included; in float64 to the
+    last digits."""
+    if processes and not sys.platform.startswith("linux"):
+        pytest.skip("process shards need fork")
     x = rng.standard_normal((n, 3, 8, 8)) * 3 + 1
     y = rng.integers(0, 4, n)
     one = build_model(small_spec(), np.random.default_rng(0)).astype(np.float64)
     split = build_model(small_spec(), np.random.default_rng(0)).astype(np.float64)
-    split.threads = threads
+    split.threads, split.processes = threads, processes
     for step in range(2):
         one.rng, split.rng = np.random.default_rng(step), np.random.default_rng(step)
         la, za = one.train_step(x, y)
         lb, zb = split.train_step(x, y)
         assert split._shards.replicas  # really split
+        assert (split._shards._workers is not None) == processes
         np.testing.assert_allclose(lb, la, rtol=1e-12)
         np.testing.assert_allclose(zb, za, rtol=1e-10, atol=1e-12)
         for key, g in one.gradients().items():
@@ -226,6 +233,58 @@ def test_batchnorm_trains_split_over_threads_with_the_whole_batch_statistics(thr
         np.testing.assert_allclose(split.buffers()[key], b, rtol=1e-12, err_msg=key)
     assert int(split.buffers()["bn1.num_batches_tracked"]) == 2  # counted once per batch
     split.threads = 1
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="process shards need fork")
+def test_batchnorm_process_shards_equal_thread_shards_bit_for_bit(rng):
+    x = rng.standard_normal((40, 3, 8, 8)).astype(np.float32)
+    y = rng.integers(0, 4, 40)
+    results = []
+    for processes in (False, True):
+        m = build_model(small_spec(), np.random.default_rng(0))
+        m.threads, m.processes = 2, processes
+        m.rng = np.random.default_rng(5)
+        try:
+            loss, z = m.train_step(x, y)
+            results.append((loss, z, m.gradients(), m.buffers()))
+        finally:
+            m.threads = 1
+    (lt, zt, gt, bt), (lp, zp, gp, bp) = results
+    assert lp == lt
+    np.testing.assert_array_equal(zp, zt)
+    for key in gt:
+        np.testing.assert_array_equal(gp[key], gt[key], err_msg=key)
+    for key in bt:
+        np.testing.assert_array_equal(bp[key], bt[key], err_msg=key)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="process shards need fork")
+@pytest.mark.parametrize(("failing", "when"), [(17, "forward"), (16, "forward"), (17, "backward")])
+def test_a_failing_process_shard_leaves_no_shard_waiting_at_a_batchnorm(
+    failing, when, rng, monkeypatch
+):
+    """Between BatchNorm exchanges a worker process (17 of 33 samples) or the caller (16)
+    raises: the step raises that error instead of waiting forever, and the next step trains."""
+    m = build_model(small_spec(), rng)
+    layer = m.nodes["layer1.0.conv1"]  # after bn1's exchange, before layer1.0.bn1's
+    original = getattr(type(layer), when)
+
+    def failing_sometimes(self, a, *args, **kwargs):
+        if self.name == "layer1.0.conv1" and a.shape[0] == failing:
+            raise ValueError(f"shard of {failing} failed")
+        return original(self, a, *args, **kwargs)
+
+    monkeypatch.setattr(type(layer), when, failing_sometimes)
+    m.threads, m.processes = 2, True
+    try:
+        with pytest.raises(ValueError, match=f"shard of {failing} failed"):
+            m.train_step(rng.standard_normal((33, 3, 8, 8)).astype(np.float32), np.arange(33) % 4)
+        loss, _ = m.train_step(
+            rng.standard_normal((30, 3, 8, 8)).astype(np.float32), np.arange(30) % 4
+        )
+        assert np.isfinite(loss)
+    finally:
+        m.threads = 1
 
 
 def test_a_failing_shard_surfaces_its_error_and_leaves_no_shard_waiting(rng):
@@ -250,14 +309,9 @@ def test_a_failing_shard_surfaces_its_error_and_leaves_no_shard_waiting(rng):
     m.threads = 1
 
 
-def test_batchnorm_refuses_split_processes_but_not_split_inference(rng):
+def test_split_inference_equals_one_worker(rng):
     m = build_model(small_spec(), rng)
-    m.threads, m.processes = 2, True
     x = rng.standard_normal((32, 3, 8, 8)).astype(np.float32)
-    with pytest.raises(ShapeError, match=r"BatchNorm.*worker processes"):
-        m.train_step(x, rng.integers(0, 4, 32))
-    assert m.parallel_training_problem() is not None
-    m.threads, m.processes = 1, False
     expect = m.forward(x)
     m.threads = 2
     np.testing.assert_allclose(m.forward(x), expect, rtol=1e-5, atol=1e-6)

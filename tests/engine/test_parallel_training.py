@@ -81,7 +81,7 @@ def test_cli_refuses_silly_worker_counts(capsys):
 
 
 def test_cli_trains_a_batchnorm_network_with_two_workers(tmp_path, capsys):
-    """BatchNorm with --workers 2: worker threads sharing the batch's statistics, not a
+    """BatchNorm with --workers 2: worker processes sharing the batch's statistics, not a
     refusal; the running statistics the file keeps moved from their start."""
     from engine.modelfile import load_model
 
