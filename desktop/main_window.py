@@ -11,7 +11,7 @@ window calls when they exist:
 - ``is_busy() -> bool`` and ``stop_work() -> None``: long work that closing must stop first; the
   tab emits ``work_stopped`` once it is idle again.
 
-Closing asks first when work runs or a trained model is in no file yet
+Closing asks first when work runs or a trained model (one batch at least) is in no file yet
 (``TrainTab.has_unsaved_model``): Save (after stopping the run) asks where to keep it.
 """
 
@@ -238,7 +238,8 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:
         busy = self._busy_tabs()
         if not self._closing and (busy or self.train_tab.has_unsaved_model()):
-            answer = self._ask_before_quitting(running=bool(busy))
+            trained = self.train_tab.has_unsaved_model()
+            answer = self._ask_before_quitting(running=bool(busy), trained=trained)
             button = QMessageBox.StandardButton
             if answer not in (button.Save, button.Discard):
                 event.ignore()
@@ -263,11 +264,20 @@ class MainWindow(QMainWindow):
         self._settings.setValue("tab_index", self.tabs.currentIndex())
         event.accept()
 
-    def _ask_before_quitting(self, *, running: bool) -> QMessageBox.StandardButton:
+    def _ask_before_quitting(self, *, running: bool, trained: bool) -> QMessageBox.StandardButton:
         """The one question before quitting with a model that would be lost: Save (stop the
         run if one goes, then ask where to keep the model), Discard (quit without it) or
-        Cancel (stay)."""
+        Cancel (stay). A run that has not ``trained`` a batch yet: Discard (stop it and quit)
+        or Cancel, nothing to save."""
         button = QMessageBox.StandardButton
+        if running and not trained:
+            text = (
+                "Training is still running, but no batch has finished yet: there is no trained "
+                "model to keep. Stop it and quit? Discard stops it and quits."
+            )
+            return QMessageBox.question(
+                self, "Stop and quit?", text, button.Discard | button.Cancel, button.Cancel
+            )
         if running:
             title, default = "Stop and quit?", button.Cancel
             text = (

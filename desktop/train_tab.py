@@ -295,6 +295,7 @@ class TrainTab(QWidget):
             self._show_message(f"Cannot start: {exc}", error=True)
             return
         self.model = run.model
+        self._unsaved = self._unsaved and keep  # a new network has learned nothing yet
         self._view_model = run.model.clone()  # the worker may have begun: snapshots follow
         self.live.set_model(self._view_model)
         self._probe = None
@@ -404,7 +405,8 @@ class TrainTab(QWidget):
     def _on_training_ended(self, event: object) -> None:
         """The training part is over (the evaluation may follow)."""
         self._pending_batch = None
-        self._unsaved = True  # new weights, in no file yet
+        if len(self.session.log):  # new weights, in no file yet (none before a first batch)
+            self._unsaved = True
         self._refresh_charts()
         if isinstance(event, Diverged):
             self._show_message(f"Training diverged and was stopped: {event.message}.", error=True)
@@ -610,8 +612,11 @@ class TrainTab(QWidget):
         return True
 
     def has_unsaved_model(self) -> bool:
-        """A model was trained here and not saved since: quitting would lose it."""
-        return self.model is not None and self._unsaved
+        """A model was trained here, one batch at least (by a run over or still going), and
+        not saved since: quitting would lose it. A run stopped before its first batch ended
+        trained nothing."""
+        training = self.session.is_running() and len(self.session.log) > 0
+        return self.model is not None and (self._unsaved or training)
 
     def _on_load_clicked(self) -> None:
         name, _ = QFileDialog.getOpenFileName(self, "Load model", "", "ConvScope model (*.npz)")

@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from desktop.app_state import AppState
 from desktop.train_tab import START_TIP, TrainTab
+from engine.training import TrainControl
 
 LIMIT = 1200  # training images (10% of them validate)
 TEST_LIMIT = 300
@@ -313,11 +314,19 @@ def _window_with_a_long_run_set_up(qtbot, settings):
     from desktop.main_window import MainWindow
 
     window = MainWindow(settings=settings)
-    qtbot.addWidget(window)
+    qtbot.addWidget(window, before_close_func=lambda w: _stop_a_run_left_going(qtbot, w))
     window.show()
     window.tabs.setCurrentWidget(window.train_tab)
     _prepare(qtbot, window.train_tab).setup.epochs_spin.setValue(30)
     return window
+
+
+def _stop_a_run_left_going(qtbot, window) -> None:
+    """After a failed test: no thread outlives the window (a held run would wait forever)."""
+    tab = window.train_tab
+    if tab.is_busy():
+        tab.stop_work()
+        qtbot.waitUntil(lambda: not tab.is_busy(), timeout=RUN_TIMEOUT)
 
 
 def test_closing_the_window_during_training_stops_cleanly(qtbot, settings, monkeypatch):
@@ -373,6 +382,79 @@ def test_closing_during_training_can_save_the_model_first(
         assert window.isVisible() and not tab.is_busy() and tab.model is not None
         assert tab.save_button.isEnabled()  # the model is still there to save
         assert not list(tmp_path.glob("*.npz"))
+
+
+class _HeldBeforeTheFirstBatch(TrainControl):
+    """A run's control that starts paused: the run waits before its first batch (as on a busy
+    machine, where Stop can come before any batch ends) until Step, Resume or Stop."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pause()
+
+
+def _held_run(qtbot, settings, monkeypatch) -> tuple[object, list[tuple[str, object]]]:
+    """A main window whose run was started and waits before its first batch, and the list of
+    the questions asked (title, buttons), each answered Cancel."""
+    monkeypatch.setattr("desktop.training_session.TrainControl", _HeldBeforeTheFirstBatch)
+    asked: list[tuple[str, object]] = []
+
+    def question(_parent, title, _text, buttons, _default):
+        asked.append((title, buttons))
+        return QMessageBox.StandardButton.Cancel
+
+    monkeypatch.setattr(QMessageBox, "question", question)
+    window = _window_with_a_long_run_set_up(qtbot, settings)
+    tab = window.train_tab
+    qtbot.mouseClick(tab.start_button, Qt.MouseButton.LeftButton)
+    assert tab.is_busy()
+    return window, asked
+
+
+def _stop(qtbot, tab: TrainTab) -> None:
+    with qtbot.waitSignal(tab.training_finished, timeout=RUN_TIMEOUT) as ended:
+        qtbot.mouseClick(tab.stop_button, Qt.MouseButton.LeftButton)
+    assert ended.args == ["cancelled"]
+
+
+def test_a_run_stopped_before_its_first_batch_leaves_no_model_to_save(qtbot, settings, monkeypatch):
+    # Stopped before any batch, the untrained network counted as an "unsaved trained model":
+    # quitting asked Save/Discard/Cancel about a model that was never trained.
+    window, asked = _held_run(qtbot, settings, monkeypatch)
+    tab = window.train_tab
+    _stop(qtbot, tab)
+    assert len(tab.session.log) == 0 and not tab.has_unsaved_model()
+    window.close()
+    assert asked == [] and not window.isVisible()
+
+
+def test_a_run_stopped_after_one_batch_asks_to_save_on_quitting(qtbot, settings, monkeypatch):
+    window, asked = _held_run(qtbot, settings, monkeypatch)
+    tab = window.train_tab
+    qtbot.mouseClick(tab.step_button, Qt.MouseButton.LeftButton)  # exactly one batch
+    qtbot.waitUntil(lambda: len(tab.session.log) == 1, timeout=RUN_TIMEOUT)
+    _stop(qtbot, tab)
+    assert len(tab.session.log) == 1
+    window.close()  # answered Cancel: it stays
+    assert window.isVisible() and [title for title, _b in asked] == ["Save the trained model?"]
+
+
+def test_quitting_while_a_run_has_trained_nothing_only_asks_to_stop_it(
+    qtbot, settings, monkeypatch
+):
+    # "Stop and quit?" offered to Save "the model trained so far" when no batch had finished.
+    window, asked = _held_run(qtbot, settings, monkeypatch)
+    tab = window.train_tab
+    window.close()  # answered Cancel: the run goes on
+    assert window.isVisible() and tab.is_busy()
+    title, buttons = asked[-1]
+    Button = QMessageBox.StandardButton
+    assert title == "Stop and quit?" and buttons == Button.Discard | Button.Cancel
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: Button.Discard)
+    with qtbot.waitSignal(tab.work_stopped, timeout=RUN_TIMEOUT):
+        window.close()
+    qtbot.waitUntil(lambda: not window.isVisible(), timeout=RUN_TIMEOUT)
+    assert len(tab.session.log) == 0
 
 
 def test_hovering_outside_maps_clears_the_text(qtbot, tab):
