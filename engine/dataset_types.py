@@ -32,7 +32,10 @@ class Dataset:
     folder", "20% of each class held out (seed 0)", "every image in the folder").
     ``test_files``: for image folders, the path of each test image relative to ``source``.
     ``resized_from``: the size of the files of an IDX or CIFAR dataset brought to a network's
-    input size (:mod:`engine.dataset_size`), else None.
+    input size (:mod:`engine.dataset_size`), or the most common size of the files of an image
+    folder read at another size (:mod:`engine.imagefolder`), else None; ``other_sizes``: how
+    many other sizes the folder's files have (mixed sizes are normal in a folder of photos).
+    :meth:`resized_text` says it in words.
     """
 
     name: str
@@ -46,6 +49,7 @@ class Dataset:
     test_split: str = "the test split"
     test_files: list[str] | None = None
     resized_from: tuple[int, int] | None = None  # (H, W) of its files, when resized to a network
+    other_sizes: int = 0  # sizes of its files besides resized_from (an image folder)
 
     @property
     def num_classes(self) -> int:
@@ -69,12 +73,23 @@ class Dataset:
             text += f" ({len(self.skipped)} unreadable files skipped)"
         return text
 
-    def resized_line(self, network: str) -> str | None:
-        """ "CIFAR-10 32x32 images resized to 28x28 for lenet5", or None when not resized."""
+    def resized_text(self) -> str | None:
+        """How the images came to the network's size, or None when they came as they are:
+        "32x32 images resized to 28x28"; an image folder of several sizes "images of 48x48
+        and 3 other sizes, read at 32x32" (its most common size first). What ``convscope train``
+        and ``evaluate`` print (:meth:`resized_line`) and the Train tab's dataset line show."""
         if self.resized_from is None:
             return None
         (h, w), (_, to_h, to_w) = self.resized_from, self.input_shape
-        return f"{self.name} {h}x{w} images resized to {to_h}x{to_w} for {network}"
+        if not self.other_sizes:
+            return f"{h}x{w} images resized to {to_h}x{to_w}"
+        others = f"{self.other_sizes} other size{'s' if self.other_sizes > 1 else ''}"
+        return f"images of {h}x{w} and {others}, read at {to_h}x{to_w}"
+
+    def resized_line(self, network: str) -> str | None:
+        """ "CIFAR-10 32x32 images resized to 28x28 for lenet5", or None when not resized."""
+        text = self.resized_text()
+        return None if text is None else f"{self.name} {text} for {network}"
 
     def skipped_lines(self, first: int = 5) -> list[str]:
         """One line per skipped unreadable file (the first ``first``), then how many more:

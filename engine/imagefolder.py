@@ -11,6 +11,10 @@ decoder runs on the bytes; anything else goes through :func:`engine.imageio.imag
 with every check of :mod:`engine.imageio`: pixel limit before decoding, truncation,
 decompression bombs).
 
+Each file's own size is kept while it is read (a file over 64 KiB, decoded in draft mode, has
+its header read once more for it): a folder read at another size says so in
+``Dataset.resized_from`` (its most common size) and ``other_sizes``.
+
 Loading is a generator (:func:`iter_image_folder`) of ``Progress("load", done, total)`` events
 and then the :class:`~engine.dataset_types.Dataset`, with the protocol of :mod:`engine.progress`:
 ``control`` is anything with a ``cancelled`` attribute, polled between chunks of images; when it
@@ -178,8 +182,11 @@ def _plain_jpeg(data: bytes, mode: str) -> np.ndarray | None:
         return None
 
 
-def _read(path: Path, mode: str, size: tuple[int, int], channels: int) -> np.ndarray:
-    """One image as uint8 (H, W) or (3, H, W) at ``size``; ImageLoadError if unreadable."""
+def _read(
+    path: Path, mode: str, size: tuple[int, int], channels: int
+) -> tuple[np.ndarray, tuple[int, int]]:
+    """One image as uint8 (H, W) or (3, H, W) at ``size``, and the (H, W) of the file as shown
+    upright; ImageLoadError if unreadable."""
     try:
         with open(path, "rb") as fh:
             data = fh.read(_SMALL_FILE + 1)
@@ -190,11 +197,37 @@ def _read(path: Path, mode: str, size: tuple[int, int], channels: int) -> np.nda
         img = _plain_jpeg(data, mode)
         if img is None:
             img = image_from_bytes(data, name=path.name, mode=mode)
+        own = img.shape[:2]
     else:
         img = load_image(path, mode=mode, draft_size=(size[1], size[0]))
+        own = _file_size(path, img.shape[:2])
     if img.shape[:2] != size:
-        return fit_image(img, size, channels)
-    return img if channels == 1 else img.transpose(2, 0, 1)
+        return fit_image(img, size, channels), own
+    return (img if channels == 1 else img.transpose(2, 0, 1)), own
+
+
+def _file_size(path: Path, decoded: tuple[int, int]) -> tuple[int, int]:
+    """(H, W) of a large file as shown upright, from its header alone (its pixels may have
+    been decoded at a reduced scale: a JPEG's draft); ``decoded`` if the header does not read."""
+    try:
+        with Image.open(path) as im:
+            width, height = im.size
+            turned = im.getexif().get(0x0112, 1) in (5, 6, 7, 8)  # a quarter turn: sides swap
+    except Exception:  # read once already: a header that fails now is no reason to stop
+        return decoded
+    return (width, height) if turned else (height, width)
+
+
+def _sizes_read(sizes: np.ndarray, size: tuple[int, int]) -> tuple[tuple[int, int] | None, int]:
+    """What reading files of ``sizes`` ((N, 2) of (H, W)) at ``size`` did to them: the most
+    common of their sizes (the smallest of a tie) and how many other sizes there are, or
+    ``(None, 0)`` when every file had that size already (nothing was resized)."""
+    sizes = np.asarray(sizes).reshape(-1, 2)
+    if not len(sizes) or bool((sizes == np.asarray(size)).all()):
+        return None, 0
+    found, counts = np.unique(sizes, axis=0, return_counts=True)
+    h, w = found[int(np.argmax(counts))]
+    return (int(h), int(w)), len(found) - 1
 
 
 def iter_image_folder(
@@ -244,33 +277,36 @@ def iter_image_folder(
         else np.empty((len(work), *shape), np.uint8)
     )
     status = _shared((len(work),))  # 0 not read yet, 1 read, 2 unreadable
-    ok = yield from _decode_all(files, x, status, mode, size, channels, control)  # type: ignore[arg-type]
+    own = _shared((len(work), 2), np.uint32)  # each file's own (H, W)
+    ok = yield from _decode_all(files, x, own, status, mode, size, channels, control)  # type: ignore[arg-type]
     if not ok:
         return
     keep = status == 1
     for i in np.flatnonzero(~keep):
         try:
-            x[i] = _read(files[i], mode, size, channels)  # type: ignore[arg-type]
+            x[i], own[i] = _read(files[i], mode, size, channels)  # type: ignore[arg-type]
             keep[i] = True  # read by the other process only on a second try: keep it
         except ImageLoadError as exc:
             skipped.append((str(files[i].relative_to(folder)), str(exc)))
-    yield _assemble(folder, classes, plan, work, x, keep, skipped, test_fraction, seed)
+    dataset = _assemble(folder, classes, plan, work, x, keep, skipped, test_fraction, seed)
+    dataset.resized_from, dataset.other_sizes = _sizes_read(own[keep], size)  # type: ignore[arg-type]
+    yield dataset
 
 
-def _shared(shape: tuple[int, ...]) -> np.ndarray:
-    """A zeroed uint8 array in anonymous shared memory (seen by a process forked afterwards)."""
-    n = int(np.prod(shape))
-    return np.frombuffer(mmap.mmap(-1, max(n, 1)), np.uint8, count=n).reshape(shape)
+def _shared(shape: tuple[int, ...], dtype: type = np.uint8) -> np.ndarray:
+    """A zeroed array in anonymous shared memory (seen by a process forked afterwards)."""
+    n, item = int(np.prod(shape)), np.dtype(dtype).itemsize
+    return np.frombuffer(mmap.mmap(-1, max(n * item, 1)), dtype, count=n).reshape(shape)
 
 
 def _parallel(n: int) -> bool:
     return _FORK_OK and n >= _PARALLEL_MIN and (os.cpu_count() or 1) >= 2
 
 
-def _decode_range(files, x, status, lo, hi, mode, size, channels) -> None:
+def _decode_range(files, x, own, status, lo, hi, mode, size, channels) -> None:
     for i in range(lo, hi):
         try:
-            x[i] = _read(files[i], mode, size, channels)
+            x[i], own[i] = _read(files[i], mode, size, channels)
             status[i] = 1
         except ImageLoadError:
             status[i] = 2
@@ -281,13 +317,15 @@ def _decode_range(files, x, status, lo, hi, mode, size, channels) -> None:
 def _decode_all(
     files: list[Path],
     x: np.ndarray,
+    own: np.ndarray,
     status: np.ndarray,
     mode: str,
     size: tuple[int, int],
     channels: int,
     control: Any,
 ) -> Generator[Progress, None, bool]:
-    """Decode every file into ``x`` (``status`` 1 = read, 2 = unreadable), yielding progress;
+    """Decode every file into ``x``, its own size into ``own`` (``status`` 1 = read,
+    2 = unreadable), yielding progress;
     returns False if cancelled. With many files a forked process decodes the second half
     (Pillow's header parsing holds the GIL, so threads would not help)."""
     n = len(files)
@@ -297,7 +335,7 @@ def _decode_all(
         ctx = multiprocessing.get_context("fork")
         child = ctx.Process(
             target=_decode_range,
-            args=(files, x, status, mid, n, mode, size, channels),
+            args=(files, x, own, status, mid, n, mode, size, channels),
             daemon=True,
             name="convscope-load",
         )
@@ -307,7 +345,8 @@ def _decode_all(
         for start in range(0, mid, _CHUNK):
             if control is not None and control.cancelled:
                 return False
-            _decode_range(files, x, status, start, min(start + _CHUNK, mid), mode, size, channels)
+            stop = min(start + _CHUNK, mid)
+            _decode_range(files, x, own, status, start, stop, mode, size, channels)
             yield Progress("load", int(np.count_nonzero(status)), n)
         while child is not None and child.is_alive():
             if control is not None and control.cancelled:

@@ -98,9 +98,10 @@ ARCH_DELAY_MS = 150  # the layer table follows typing after this pause
 
 
 def _resized(dataset) -> str:
-    """' (resized from 32×32)' for a dataset resized to the network's input, else ''."""
-    size = dataset.resized_from
-    return "" if size is None else f" (resized from {size[0]}×{size[1]} for the network)"
+    """' (32x32 images resized to 28x28 for the network)' (``Dataset.resized_text``) for a
+    dataset brought to the network's input size, else ''."""
+    text = dataset.resized_text()
+    return "" if text is None else f" ({text} for the network)"
 
 
 class FieldError(ValueError):
@@ -196,7 +197,9 @@ class RunSetup(QWidget):
 
     def _build_dataset_group(self) -> QGroupBox:
         box = QGroupBox("1 · Dataset")
-        form = QFormLayout(box)
+        column = QVBoxLayout(box)  # wrapped labels in a form's spanning rows were cut short
+        form = QFormLayout()
+        column.addLayout(form)
         self.source_combo = QComboBox(objectName="datasetSource")
         for choice in dataset_choices():
             self.source_combo.addItem(choice.title, choice.key)
@@ -233,10 +236,10 @@ class RunSetup(QWidget):
         hint = QLabel("Fewer images = a faster first run; use all for the best model.")
         hint.setWordWrap(True)
         hint.setStyleSheet("color: #666;")
-        form.addRow(hint)
+        column.addWidget(hint)
         self.dataset_label = QLabel("Loading…", objectName="datasetInfo")
         self.dataset_label.setWordWrap(True)
-        form.addRow(self.dataset_label)
+        column.addWidget(self.dataset_label)
         self.counts_plot = pg.PlotWidget()
         self.counts_plot.setObjectName("classCountsPlot")
         self.counts_plot.setBackground("w")
@@ -249,10 +252,10 @@ class RunSetup(QWidget):
         )
         self._bars = pg.BarGraphItem(x=[], height=[], width=0.7, brush="#1f77b4")
         self.counts_plot.addItem(self._bars)
-        form.addRow(self.counts_plot)
+        column.addWidget(self.counts_plot)
         self.sample_grid = _SampleGrid()
         self.sample_grid.cell_clicked.connect(self._on_sample_grid_cell_clicked)
-        form.addRow(self.sample_grid)
+        column.addWidget(self.sample_grid)
         return box
 
     def _on_source_combo_activated(self, index: int) -> None:

@@ -23,7 +23,7 @@ def test_lenet5_trains_on_cifar_batches_resized_to_28x28(qtbot, make_tab, tmp_pa
     assert not setup.arch_error.text() and tab.start_button.isEnabled()
     assert setup.dataset.train_images.shape == (20, 3, 28, 28)
     assert "3×28×28 pixels" in setup.dataset_label.text()
-    assert "resized from 32×32" in setup.dataset_label.text()
+    assert "32x32 images resized to 28x28 for the network" in setup.dataset_label.text()
     cli = load_dataset(tmp_path / "c10", image_size=(28, 28))  # what the CLI trains on
     np.testing.assert_array_equal(setup.dataset.train_images, cli.train_images)
     assert tab.live.sample.shape == (3, 28, 28)
@@ -49,7 +49,8 @@ def test_a_photo_folder_is_read_at_the_networks_size_as_the_cli_reads_it(
     tmp_path,
 ):
     # 48x48 photos with resnet8: the CLI reads them at its 32x32 for colour; the tab read them
-    # at their own 48x48, so the same choice trained another network on other pixels
+    # at their own 48x48, so the same choice trained another network on other pixels. The
+    # dataset line says so (one photo of another size too), every line of it in sight.
     from PIL import Image
 
     from engine.architectures import image_sizes
@@ -58,7 +59,7 @@ def test_a_photo_folder_is_read_at_the_networks_size_as_the_cli_reads_it(
     for name in ("cat", "dog"):
         (tmp_path / "pets" / name).mkdir(parents=True)
         for i in range(6):
-            pixels = rng.integers(0, 256, (48, 48, 3), dtype=np.uint8)
+            pixels = rng.integers(0, 256, (30 if i == 5 else 48, 48, 3), dtype=np.uint8)
             Image.fromarray(pixels).save(tmp_path / "pets" / name / f"{i}.png")
     tab = make_tab()
     setup = tab.setup
@@ -67,6 +68,10 @@ def test_a_photo_folder_is_read_at_the_networks_size_as_the_cli_reads_it(
         setup.set_source(tmp_path / "pets", None)
     qtbot.waitUntil(lambda: not setup.is_loading() and setup.architecture_ok(), timeout=30_000)
     assert setup.dataset.input_shape == (3, 32, 32)
+    label = setup.dataset_label
+    assert "images of 48x48 and 1 other size, read at 32x32 for the network" in label.text()
+    # every line in sight once laid out (it stayed cut after two lines)
+    qtbot.waitUntil(lambda: label.height() >= label.heightForWidth(label.width()), timeout=5000)
     cli = load_dataset(tmp_path / "pets", image_size=image_sizes("resnet8"))
     np.testing.assert_array_equal(setup.dataset.train_images, cli.train_images)
     setup.arch_combo.setCurrentText("text")  # the text form reads colour at 32x32 too

@@ -53,3 +53,17 @@ def test_a_member_of_any_size_reads_cifar_batches_at_their_own_32x32(tmp_path):
     assert status == 0, stderr
     assert "32x32 images resized to 28x28 for resnet8" in stderr
     assert load_model(out).input_spec.shape == (1, 28, 28)
+
+
+def test_an_image_folder_read_at_the_networks_size_says_so_in_the_train_log(tmp_path):
+    # IDX and CIFAR data said "resized"; a folder of photos read at another size said nothing.
+    from PIL import Image
+
+    for cls, sizes in {"cat": [(48, 48)] * 3 + [(40, 30)], "dog": [(48, 48), (64, 64)]}.items():
+        (tmp_path / "pets" / cls).mkdir(parents=True)
+        for i, wh in enumerate(sizes):
+            Image.new("RGB", wh, (60 * i, 90, 200)).save(tmp_path / "pets" / cls / f"{i}.png")
+    argv = ["train", "--dataset", str(tmp_path / "pets"), "--arch", "lenet5", "--epochs", "1"]
+    status, _, stderr = _run_in_process([*argv, "--out", str(tmp_path / "pets.npz")])
+    assert status == 0, stderr
+    assert "pets images of 48x48 and 2 other sizes, read at 28x28 for lenet5" in stderr
