@@ -97,6 +97,10 @@ class FilterView(QWidget):
     def tiles(self) -> list[tuple[str, int, int, QRectF]]:
         return [(t.layer, t.index, t.channel, t.rect) for t in self._tiles]
 
+    def titles(self) -> list[tuple[QRectF, str]]:
+        """The title lines drawn, with where they are."""
+        return list(self._titles)
+
     def _title(self, y: float, avail: int, text: str) -> float:
         """Lay out one wrapped title line at ``y``; returns the y below it."""
         height = QFontMetrics(self.font()).boundingRect(QRect(0, 0, avail, 1000), WRAP, text)
@@ -122,6 +126,7 @@ class FilterView(QWidget):
             tile = max(8, min(biggest, (avail - GAP * (f - 1)) // f))
             if c == 3:  # each filter in colour, then its channels (R, G, B) in blue-white-red
                 y = self._colour_tiles(name, weights, y, avail, max(COLOUR_TILE, tile))
+                y = self._title(y, avail, "the same filters channel by channel: rows R, G, B")
                 tile = max(8, tile // 2)
             y = self._channel_tiles(name, weights, images, y, avail, tile)
         height = int(max(60, y + MARGIN))

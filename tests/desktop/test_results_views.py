@@ -64,8 +64,13 @@ def test_colour_first_layer_filters_are_shown_in_colour(qtbot):
     assert [t[1] for t in colour] == [0, 1, 2, 3]
     assert kernel_colours(weights)[0, 2, 2].tolist() == [255, 128, 128]  # red, others at 0
     assert len(view.tiles()) == 4 + 4 * 3  # the colour row, then R, G and B rows
+    # the channel rows say what they are, between the colour tiles and themselves
+    ((rect, _),) = [t for t in view.titles() if "channel by channel: rows R, G, B" in t[1]]
+    last_colour = max(t[3].bottom() for t in view.tiles() if t[2] == -1)
+    first_channel = min(t[3].top() for t in view.tiles() if t[2] >= 0)
+    assert last_colour <= rect.top() and rect.bottom() <= first_channel
     # titles wrap instead of being cut at a narrow width
-    for rect, title in view._titles:
+    for rect, title in view.titles():
         needed = QFontMetrics(view.font()).boundingRect(
             QRect(0, 0, int(rect.width()), 1000), Qt.TextFlag.TextWordWrap, title
         )
