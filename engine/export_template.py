@@ -414,6 +414,9 @@ def _dataset(folder: str, seed: int, say) -> tuple[torch.Tensor, ...]:
         ) from None
     for line in ds.skipped_lines():
         say(line)
+    resized = ds.resized_line("the network")  # as `convscope train` says it
+    if resized:
+        say(resized)
     order = np.array([CLASSES.index(name) for name in ds.classes], dtype=np.int64)
 
     def part(images: np.ndarray, labels: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:

@@ -135,7 +135,9 @@ def test_train_round_trip_loads_back_in_convscope(capsys, tmp_path, photo_model_
     with pytest.MonkeyPatch.context() as patch:  # nothing outside the file: no app package
         patch.setitem(sys.modules, "resources", None)
         assert mod.main([*argv, "--epochs", "2", "--batch-size", "4", "--out", str(out)]) == 0
-    assert "epoch 2: loss" in capsys.readouterr().out
+    said = capsys.readouterr().out
+    assert "epoch 2: loss" in said
+    assert "20x20 images resized to 28x28 for the network" in said  # as convscope train says
     back = load_model(out)
     assert back.classes == PHOTO_CLASSES
     assert back.architecture == load_model(photo_model_file).architecture
