@@ -29,5 +29,10 @@ class ModelFileError(EngineError):
     """A model file is corrupt, truncated, foreign or does not match its architecture."""
 
 
+class WorkerDied(EngineError):
+    """A training shard's worker process ended in the middle of a batch (killed: by the user,
+    or by the system when memory ran out)."""
+
+
 class ShapeError(EngineError, ValueError):
     """A layer, kernel or architecture does not fit its input (a kernel larger than the image)."""

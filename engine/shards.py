@@ -37,6 +37,7 @@ import numpy as np
 
 from engine import executor
 from engine.blocks import BatchNorm2D, BatchSync
+from engine.errors import WorkerDied
 from engine.layers import Layer
 
 if TYPE_CHECKING:
@@ -223,6 +224,9 @@ class Shards:
             loss, dz = loss_fn(z0, labels[a:b], batch=n)
             executor.backward(self.replicas[0], net._plan, dz, False)
             losses, zs = w.finish()
+        except WorkerDied:
+            self.stop_workers()
+            raise WorkerDied(_death(w.procs)) from None
         except BaseException:
             self.stop_workers()  # an answer may be pending: never reuse these workers
             raise
@@ -254,6 +258,8 @@ class _ShardWorkers:
     parameters in before each batch, so optimisers keep updating the model's own arrays); a pipe
     carries the labels, the shard's dropout masks, BatchNorm's sums (:class:`_PipeSync`) and the
     "done" answer. The arithmetic is the threaded mode's, so the results are the same bit for bit.
+    A worker that dies (the system's out-of-memory killer) ends the step with :class:`WorkerDied`
+    saying how; the next step forks new workers.
     """
 
     def __init__(self, net: Network, key: tuple, cap: int, loss_fn) -> None:
@@ -303,7 +309,7 @@ class _ShardWorkers:
             self.x[i][: b - a] = x[a:b]
             self._sizes.append(b - a)
             shard_masks = {name: m[a:b] for name, m in masks.items()}
-            self.conns[i].send((b - a, labels[a:b], n, shard_masks))
+            _send(self.conns[i], (b - a, labels[a:b], n, shard_masks))
 
     def finish(self) -> tuple[list[float], list[np.ndarray]]:
         losses = []
@@ -336,7 +342,7 @@ class _PipeSync:
     def allsum(self, rank: int, a: np.ndarray) -> np.ndarray:
         if rank:
             conn = self.conns[0]
-            conn.send(a)
+            _send(conn, a)
             total = _receive(conn, self.spin)
             if not isinstance(total, np.ndarray):
                 raise _Stopped
@@ -351,8 +357,19 @@ class _PipeSync:
             parts.append(part)
         total = np.sum(parts, axis=0)
         for conn in self.conns:
-            conn.send(total)
+            _send(conn, total)
         return total
+
+
+_GONE = "a training worker process ended in the middle of a batch"
+
+
+def _send(conn, message: Any) -> None:
+    """Send ``message`` on ``conn``; a peer that is gone is :class:`WorkerDied`."""
+    try:
+        conn.send(message)
+    except OSError:
+        raise WorkerDied(_GONE) from None
 
 
 def _receive(conn, spin: float) -> Any:
@@ -361,8 +378,26 @@ def _receive(conn, spin: float) -> Any:
     try:
         _poll(conn, spin)
         return conn.recv()
-    except (EOFError, OSError) as exc:
-        raise RuntimeError(f"a training worker process died ({exc!r})") from None
+    except (EOFError, OSError):
+        raise WorkerDied(_GONE) from None
+
+
+def _death(procs) -> str:
+    """What ended the first worker process of ``procs`` that is gone, in one line."""
+    codes = [p.exitcode for p in procs if p.exitcode]  # the ones told to stop end with 0
+    how = "ended"
+    if codes and codes[0] < 0:
+        try:
+            name = signal.Signals(-codes[0]).name
+        except ValueError:
+            name = f"signal {-codes[0]}"
+        how = f"was killed ({name}{', as when memory runs out' if name == 'SIGKILL' else ''})"
+    elif codes:
+        how = f"ended with status {codes[0]}"
+    return (
+        f"a training worker process {how} in the middle of a batch; train with fewer workers "
+        "or a smaller batch"
+    )
 
 
 def _stop(conns, procs) -> None:

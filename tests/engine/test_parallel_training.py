@@ -93,3 +93,50 @@ def test_cli_trains_a_batchnorm_network_with_two_workers(tmp_path, capsys):
     state = load_model(out).state_dict()
     mean = next(v for k, v in state.items() if k.endswith("running_mean"))
     assert np.abs(mean).max() > 0
+
+
+BN_NET = "conv 8 3, batchnorm, relu, maxpool 2, flatten, dense 10"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="process shards need fork")
+@pytest.mark.parametrize(("arch", "mid_batch"), [("lenet5", False), (BN_NET, True)])
+def test_a_killed_worker_process_is_one_engine_error_and_the_next_step_trains(
+    arch, mid_batch, monkeypatch
+):
+    """The system's out-of-memory killer (SIGKILL) takes a shard process, between two batches
+    or in the middle of one (after a BatchNorm's forward exchange, so the caller waits for it at
+    that BatchNorm's backward): the step raises WorkerDied saying so, and the next step starts
+    new workers."""
+    import os
+    import signal as signals
+
+    from engine.architectures import choose
+    from engine.errors import WorkerDied
+    from engine.layers import ReLU
+    from engine.model import build_model
+
+    model = build_model(choose(arch).architecture(10), np.random.default_rng(0))
+    model.threads, model.processes = 2, True
+    x, y = _batch(33)  # shards of 16 (this process) and 17 (the worker)
+    relu = ReLU.forward
+
+    def dying(self, a, *args, **kwargs):
+        if kill_at_17[0] and a.shape[0] == 17:
+            os.kill(os.getpid(), signals.SIGKILL)
+        return relu(self, a, *args, **kwargs)
+
+    kill_at_17 = [mid_batch]
+    monkeypatch.setattr(ReLU, "forward", dying)
+    try:
+        if not mid_batch:
+            model.train_step(x, y, softmax_cross_entropy)
+            (proc,) = model._shards._workers.procs
+            os.kill(proc.pid, signals.SIGKILL)
+            proc.join()
+        with pytest.raises(WorkerDied, match=r"killed \(SIGKILL, as when memory runs out\)"):
+            model.train_step(x, y, softmax_cross_entropy)
+        kill_at_17[0] = False  # the next workers are forked from here: they live
+        loss, _ = model.train_step(x, y, softmax_cross_entropy)
+        assert np.isfinite(loss) and model._shards._workers.procs[0].is_alive()
+    finally:
+        model.threads = 1
