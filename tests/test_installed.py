@@ -48,11 +48,13 @@ def outside(tmp_path: Path) -> Path:
 
 def test_every_installed_module_imports(outside):
     code = (
-        "import importlib, pkgutil, sys\n"
+        "import importlib, importlib.util, pkgutil, sys\n"
         "import desktop, engine, resources\n"
+        "torch = importlib.util.find_spec('torch')\n"
         "for package in (engine, desktop, resources):\n"
         "    for m in pkgutil.walk_packages(package.__path__, package.__name__ + '.'):\n"
-        "        importlib.import_module(m.name)\n"
+        "        if torch or m.name != 'engine.export_template':  # runs on torch, as exported\n"
+        "            importlib.import_module(m.name)\n"
         "print(len([n for n in sys.modules if n.split('.')[0] in ('engine', 'desktop')]))\n"
     )
     result = _run(["-c", code], outside)
