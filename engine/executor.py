@@ -221,9 +221,13 @@ def forward(
     x: np.ndarray,
     training: bool,
     keep: list[tuple[str, np.ndarray]] | None = None,
+    release: bool = False,
 ) -> np.ndarray:
     """Run the plan on ``x``; returns the output value. With ``keep``, every node's output is
-    appended to it as ``(name, array)`` (and nothing is freed)."""
+    appended to it as ``(name, array)`` (and nothing is freed). ``release``: each layer drops
+    what it kept for a backward pass as soon as it has run (inference, where none follows:
+    DenseNet's convolutions, BatchNorms and ReLUs kept 157 MB for a block of 64 images, in
+    each worker's replica)."""
     vals: dict[str, np.ndarray] = {INPUT: x}
     for s, free in zip(plan.steps, plan.frees, strict=True):
         layer = layers[s.node]
@@ -240,6 +244,8 @@ def forward(
         else:
             for i in free:
                 del vals[i]
+            if release:
+                layer.release()
     return vals[plan.output]
 
 

@@ -237,7 +237,8 @@ class Network:
         """``x (N, C, H, W)`` float tensor (or uint8 images) -> logits ``(N, K)``.
 
         Runs the nodes in plan order (see :func:`engine.executor.make_plan`), split over
-        :attr:`threads`. ``training`` selects batch statistics (BatchNorm) and dropout.
+        :attr:`threads`. ``training`` selects batch statistics (BatchNorm) and dropout; only a
+        training pass keeps what :meth:`backward` needs (evaluation frees it layer by layer).
         """
         x = self._as_input(x)
         n = x.shape[0]
@@ -252,7 +253,7 @@ class Network:
         self._shards.clear()
         for name, m in masks.items():
             self.nodes[name].mask = m  # type: ignore[attr-defined]
-        return executor.forward(self.nodes, self._plan, x, training)
+        return executor.forward(self.nodes, self._plan, x, training, release=not training)
 
     def backward(self, dlogits: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
         """Backpropagate ``dlogits (N, K)``; fills every layer's grads; returns ``dx`` (N,C,H,W).

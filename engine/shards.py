@@ -159,7 +159,9 @@ class Shards:
     def forward(self, x: np.ndarray, training: bool, masks: dict[str, np.ndarray]) -> np.ndarray:
         self._prepare(x.shape[0], masks)
         plan = self.net._plan
-        outs = self._run(lambda r, a, b: executor.forward(r, plan, x[a:b], training))
+        outs = self._run(
+            lambda r, a, b: executor.forward(r, plan, x[a:b], training, release=not training)
+        )
         return np.concatenate(outs)
 
     def backward(self, d: np.ndarray, input_grad: bool) -> np.ndarray | None:

@@ -194,3 +194,29 @@ def test_few_channel_convolutions_hand_out_chwn_memory_only_to_cheap_readers(rng
             for key, g in grads.items():
                 np.testing.assert_allclose(g, results[0][1][key], rtol=1e-3, atol=1e-4)
     assert layers.INNER_ALL is None
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_an_evaluation_pass_keeps_nothing_for_a_backward_that_never_comes(threads):
+    """Inference (evaluation, validation, classify) frees what each layer would keep for
+    backward as soon as the layer has run: DenseNet's convolutions, BatchNorms and ReLUs kept
+    157 MB for a block of 64 images, in each worker's replica. The logits are unchanged."""
+    import tracemalloc
+
+    from engine import architectures
+
+    arch = architectures.choose("resnet8", channels=3).architecture(4)
+    model = build_model(arch, np.random.default_rng(0))
+    x = np.random.default_rng(1).random((64, 3, 32, 32), dtype=np.float32)
+    model.threads = threads
+    try:
+        model.forward(x)  # work buffers made once: only what outlives a pass counts below
+        tracemalloc.start()
+        z = model.forward(x)
+        held, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    finally:
+        model.threads = 1
+    assert held - z.nbytes < 1 << 20, f"{held / 2**20:.1f} MB kept after an evaluation pass"
+    assert peak < 24 << 20, f"peak {peak / 2**20:.1f} MB"  # 16.5 MB measured; 27+ before
+    np.testing.assert_allclose(z, model.forward(x), rtol=1e-5, atol=1e-6)
