@@ -289,9 +289,10 @@ class _ShardWorkers:
             for r in layers.values():
                 if isinstance(r, BatchNorm2D):
                     r.sync = (_PipeSync([child], self.spin), i + 1)
+            callers = [*self.conns, parent]  # the caller's ends, which the worker closes
             proc = ctx.Process(
                 target=_shard_worker,
-                args=(child, layers, net._plan, self.x[i], self.z[i], loss_fn, self.spin),
+                args=(child, layers, net._plan, self.x[i], self.z[i], loss_fn, self.spin, callers),
                 daemon=True,
                 name=f"convscope-shard{i + 1}",
             )
@@ -375,8 +376,8 @@ def _send(conn, message: Any) -> None:
 
 
 def _receive(conn, spin: float) -> Any:
-    """The next message on ``conn`` (polled for ``spin`` seconds first); a dead peer is a
-    RuntimeError."""
+    """The next message on ``conn`` (polled for ``spin`` seconds first); a peer that is gone is
+    :class:`WorkerDied`."""
     try:
         _poll(conn, spin)
         return conn.recv()
@@ -432,14 +433,25 @@ def _poll(conn, seconds: float) -> None:
 
 
 def _shard_worker(
-    conn, layers: Replica, plan, xbuf: np.ndarray, zbuf: np.ndarray, loss_fn, spin: float
+    conn,
+    layers: Replica,
+    plan,
+    xbuf: np.ndarray,
+    zbuf: np.ndarray,
+    loss_fn,
+    spin: float,
+    callers: list,
 ):
     """The loop of one :class:`_ShardWorkers` process.
 
     Ctrl+C reaches every process of the terminal's group: the worker ignores it (the parent
-    cancels the run and stops the workers), so no traceback comes from here.
+    cancels the run and stops the workers), so no traceback comes from here. The caller's ends
+    of the pipes (``callers``, copied by the fork) are closed first: a caller that is killed
+    then leaves the worker an end-of-file, and it ends, instead of waiting forever.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for end in callers:
+        end.close()
     while True:
         try:
             _poll(conn, spin)
@@ -457,7 +469,7 @@ def _shard_worker(
             executor.backward(layers, plan, dz, False)
             zbuf[:m] = z
             conn.send(float(loss))
-        except _Stopped:
+        except (_Stopped, WorkerDied):  # stopped, or the caller is gone: nothing to answer
             return
         except Exception as exc:  # handed to the caller, which raises it
             try:

@@ -140,3 +140,29 @@ def test_a_killed_worker_process_is_one_engine_error_and_the_next_step_trains(
         assert np.isfinite(loss) and model._shards._workers.procs[0].is_alive()
     finally:
         model.threads = 1
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="process shards need fork")
+def test_a_worker_whose_caller_vanished_at_a_batchnorm_ends_quietly(capfd):
+    """The caller dies (killed) while a worker waits for a BatchNorm's sums: the worker ends
+    with status 0 and no traceback on the terminal."""
+    from engine.architectures import choose
+    from engine.model import build_model
+
+    model = build_model(choose(BN_NET).architecture(10), np.random.default_rng(0))
+    model.threads, model.processes = 2, True
+    x, y = _batch(32)
+    try:
+        model.train_step(x, y, softmax_cross_entropy)  # the worker is up
+        shards = model._shards
+        workers = shards._workers
+        shards._prepare(32, {})
+        workers.start(x, y, shards.bounds[1:], 32, {})
+        assert isinstance(workers.conns[0].recv(), np.ndarray)  # its first BatchNorm's sums
+        workers.conns[0].close()  # ... and the caller is gone
+        (proc,) = workers.procs
+        proc.join(30)
+        assert proc.exitcode == 0
+        assert "Traceback" not in capfd.readouterr().err
+    finally:
+        model.threads = 1
