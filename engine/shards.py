@@ -274,8 +274,8 @@ class _ShardWorkers:
         self.x = [_shared((cap, *net.input_spec.shape), dtype) for _ in range(t - 1)]
         self.z = [_shared((cap, net.num_classes), dtype) for _ in range(t - 1)]
         self.grads: list[dict[str, dict[str, np.ndarray]]] = []
-        self.conns = []
-        self.procs = []
+        self.conns: list[Any] = []  # the caller's ends of the pipes (Connection)
+        self.procs: list[Any] = []
         ctx = multiprocessing.get_context("fork")
         for i in range(t - 1):
             layers: Replica = {}
