@@ -13,6 +13,7 @@ average pooling, and the outgoing units of ``fc1`` the units of ``fc2``.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -115,7 +116,9 @@ def _connections(
     model: Any, facts: list[NodeFacts], node: str, units: np.ndarray, k: int
 ) -> list[Connections]:
     """:class:`Connections` of ``units`` of dense ``node``: whole weight matrices sorted at
-    once (one ``argsort`` per matrix, not one per unit)."""
+    once (one ``argsort`` per matrix, not one per unit), the picked weights and unit indices
+    read out as whole matrices too (per link, ``np.unravel_index`` and ``float`` made the live
+    view's refresh, which draws these for every unit, 5x slower than it had been)."""
     by_name = {f.name: f for f in facts}
     classes = list(getattr(model, "classes", []))
 
@@ -127,23 +130,23 @@ def _connections(
     src = _source(by_name, node)
     shape = by_name[src].shape
     top_in = _top(w, k)
+    at = np.stack(np.unravel_index(top_in, shape), axis=-1).tolist()  # (U, k, ndim) as ints
+    w_in = np.take_along_axis(w, top_in, axis=1).tolist()
     readers = []
     for reader in _dense_readers(facts, node):
         column = model.layer(reader).params["weight"][:, units].T  # (U, out): what reads each
-        readers.append((reader, column, _top(column, k)))
+        top = _top(column, k)
+        readers.append((reader, top.tolist(), np.take_along_axis(column, top, axis=1).tolist()))
     result = []
-    for u, unit in enumerate(units):
-        incoming = [
-            link(src, tuple(int(v) for v in np.unravel_index(int(i), shape)), float(w[u, i]))
-            for i in top_in[u]
-        ]
+    for u, unit in enumerate(units.tolist()):
+        incoming = [link(src, tuple(c), v) for c, v in zip(at[u], w_in[u], strict=True)]
         outgoing = [
-            link(reader, (int(i),), float(column[u, i]))
-            for reader, column, top in readers
-            for i in top[u]
+            link(reader, (i,), v)
+            for reader, picked, weights in readers
+            for i, v in zip(picked[u], weights[u], strict=True)
         ]
         outgoing.sort(key=lambda link: -abs(link.weight))  # stable: a reader's order stays
-        result.append(Connections(node, int(unit), incoming, outgoing[:k]))
+        result.append(Connections(node, unit, incoming, outgoing[:k]))
     return result
 
 
@@ -160,12 +163,32 @@ def strongest_connections(model: Any, node: str, unit: int, k: int = 6) -> Conne
     return _connections(model, facts, node, np.array([unit]), k)[0]
 
 
+class LazyConnections(Mapping[str, list[Connections]]):
+    """:func:`every_connection` as a mapping that works a dense node out when it is first
+    asked for: the Train tab's live view gets one with each weight snapshot, several a second,
+    and needs a node's connections only when one of its bars is hovered (all of LeNet-5's took
+    9 ms, most of a refresh in the GUI thread). The model's weights are read then."""
+
+    def __init__(self, model: Any, k: int = 6) -> None:
+        self._model, self._k = model, k
+        self._facts = describe_model(model)
+        self._sizes = {f.name: f.shape[0] for f in self._facts if f.kind == "dense"}
+        self._done: dict[str, list[Connections]] = {}
+
+    def __getitem__(self, node: str) -> list[Connections]:
+        if node not in self._done:
+            units = np.arange(self._sizes[node])  # KeyError for a node that is not dense
+            self._done[node] = _connections(self._model, self._facts, node, units, self._k)
+        return self._done[node]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._sizes)
+
+    def __len__(self) -> int:
+        return len(self._sizes)
+
+
 def every_connection(model: Any, k: int = 6) -> dict[str, list[Connections]]:
     """:func:`strongest_connections` of every unit of every dense node: ``{node: [unit 0,
     unit 1, ...]}`` (what the views draw on hover, computed once per set of weights)."""
-    facts = describe_model(model)
-    return {
-        f.name: _connections(model, facts, f.name, np.arange(f.shape[0]), k)
-        for f in facts
-        if f.kind == "dense"
-    }
+    return dict(LazyConnections(model, k))

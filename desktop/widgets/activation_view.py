@@ -18,6 +18,7 @@ Size: the live view and its panel share the row layout; the panel is a few lines
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,7 +39,7 @@ from desktop.qt_image import array_to_pixmap, array_to_qimage
 from desktop.widgets import scrolled
 from desktop.widgets.filter_view import FilterView
 from desktop.widgets.link_lines import Line, paint_links
-from engine.connections import Connections, every_connection
+from engine.connections import Connections, LazyConnections
 from engine.errors import EngineError
 from engine.graph_layout import describe_model
 from engine.preview import display_image
@@ -101,7 +102,7 @@ class ActivationView(QWidget):
         self._height = 120
         self._hover_text = ""
         self._caption = "Train or load a model to see what each layer makes of the pinned image."
-        self._links: dict[str, list[Connections]] = {}
+        self._links: Mapping[str, list[Connections]] = {}
         self._unit: tuple[int, int] | None = None  # (row, unit) of the hovered bar
 
     # ----- data -------------------------------------------------------------------------
@@ -118,7 +119,7 @@ class ActivationView(QWidget):
         self._relayout()
         self.update()
 
-    def set_links(self, links: dict[str, list[Connections]]) -> None:
+    def set_links(self, links: Mapping[str, list[Connections]]) -> None:
         """The strongest connections of each dense node's units, drawn when a bar is hovered."""
         self._links = links
         self.update()
@@ -554,7 +555,7 @@ class LivePanel(QWidget):
                 )
                 return
             layers = display_layers(activations, facts)
-            self.activation_view.set_links(every_connection(model))
+            self.activation_view.set_links(LazyConnections(model))  # worked out on hover
             self.activation_view.set_layers(layers, list(model.classes))
 
     def pin(self, image: np.ndarray, caption: str, label: int | None = None) -> None:

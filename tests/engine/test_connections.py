@@ -110,3 +110,19 @@ def test_equal_weights_come_in_index_order() -> None:
         ((0, 1, 4), pytest.approx(0.3)),
         ((0, 1, 2), pytest.approx(0.1)),
     ]
+
+
+def test_lazy_connections_work_a_node_out_when_asked_and_equal_every_connection():
+    """The live view's mapping: the dense nodes known at once, each node's links worked out
+    on first access (from the weights of that moment), the same as every_connection's."""
+    from engine.connections import LazyConnections
+    from engine.model import lenet5
+
+    model = lenet5(np.random.default_rng(4))
+    lazy = LazyConnections(model)
+    assert list(lazy) == ["fc1", "fc2", "fc3"] and len(lazy) == 3 and "conv1" not in lazy
+    model.layer("fc2").params["weight"][...] *= -1  # after the mapping was made: still seen
+    assert lazy == every_connection(model)
+    assert lazy["fc2"][0].incoming[0].weight == every_connection(model)["fc2"][0].incoming[0].weight
+    with pytest.raises(KeyError):
+        lazy["conv1"]
