@@ -181,6 +181,9 @@ class LazyConnections(Mapping[str, list[Connections]]):
             self._done[node] = _connections(self._model, self._facts, node, units, self._k)
         return self._done[node]
 
+    def __contains__(self, node: object) -> bool:  # (Mapping's would work the node out)
+        return node in self._sizes
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._sizes)
 

@@ -12,7 +12,7 @@ Hovering a cell explains where it came from: a
 pooled cell highlights the window it pooled; a convolution cell its kernel window in the row it
 reads and, in every case, the receptive field in the input image through all paths. Hovering a
 fully connected cell (a dense unit, or an output class) draws its strongest incoming and
-outgoing connections (the article's Figure 20, :func:`engine.connections.every_connection`):
+outgoing connections (the article's Figure 20, :class:`engine.connections.LazyConnections`):
 red for a positive weight, blue for a negative one, wider for a stronger one, each weight
 written at its line's end and listed in a tooltip.
 
@@ -26,7 +26,9 @@ lines share its row geometry (the small image widget is in ``pixel_view.py``).
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,7 +39,7 @@ from PySide6.QtWidgets import QSizePolicy, QWidget
 from desktop.qt_image import array_to_qimage
 from desktop.widgets.link_lines import Line, paint_links
 from engine.colormap import ramp
-from engine.connections import Connections, every_connection
+from engine.connections import Connections, LazyConnections
 from engine.graph_layout import Field, NodeFacts, describe_model
 from engine.visualize import (
     Band,
@@ -75,9 +77,15 @@ class ViewLayer:
     block: str = ""  # the block a click on the title folds ("layer1.0")
     details: str = ""  # the node's description, shown on hover
     unit_node: str = ""  # the dense node whose units the cells are (dense and output rows)
-    links: tuple[Connections, ...] = ()  # per cell: its strongest connections (Figure 20)
+    # the strongest connections of every dense node (Figure 20), worked out on first hover
+    connections: Mapping[str, list[Connections]] = dataclasses.field(default_factory=dict)
     lane: int = 0  # its lane in engine.graph_layout.layout: branches side by side
     facts: NodeFacts | None = None  # the node's description (None for the output)
+
+    @property
+    def links(self) -> tuple[Connections, ...]:
+        """Per cell, its strongest connections (none for a row that is not a dense node's)."""
+        return tuple(self.connections[self.unit_node]) if self.unit_node else ()
 
     @property
     def colour(self) -> bool:
@@ -100,7 +108,7 @@ def view_layers(model: object, activations: list[tuple[str, np.ndarray]]) -> lis
     rows of :func:`engine.visualize.shown_nodes` (the logits left to the output row)."""
     acts = {name: np.asarray(a)[0] for name, a in activations}
     classes = tuple(str(c) for c in getattr(model, "classes", []))
-    links = every_connection(model)
+    links = LazyConnections(model)  # a stroke redraws the view: links only when hovered
     out: list[ViewLayer] = []
     for row in shown_nodes(describe_model(model)):
         f = row.facts
@@ -117,8 +125,7 @@ def view_layers(model: object, activations: list[tuple[str, np.ndarray]]) -> lis
             ViewLayer(
                 row.name, title, kind, values, max(1, f.kernel), max(1, f.stride), f.padding,
                 source=row.source, field=f.field, block=f.block, details=f.details(),
-                unit_node=row.name if row.name in links else "",
-                links=tuple(links.get(row.name, ())),
+                unit_node=row.name if row.name in links else "", connections=links,
                 lane=row.lane, facts=f,
             )
         )  # fmt: skip
@@ -127,7 +134,7 @@ def view_layers(model: object, activations: list[tuple[str, np.ndarray]]) -> lis
         out.append(
             ViewLayer(
                 "softmax", "output", "output", acts["softmax"], labels=classes,
-                unit_node=head if head in links else "", links=tuple(links.get(head, ())),
+                unit_node=head if head in links else "", connections=links,
             )
         )  # fmt: skip
     return out

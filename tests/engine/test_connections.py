@@ -121,6 +121,7 @@ def test_lazy_connections_work_a_node_out_when_asked_and_equal_every_connection(
     model = lenet5(np.random.default_rng(4))
     lazy = LazyConnections(model)
     assert list(lazy) == ["fc1", "fc2", "fc3"] and len(lazy) == 3 and "conv1" not in lazy
+    assert "fc1" in lazy and not lazy._done  # knowing the nodes works none of them out
     model.layer("fc2").params["weight"][...] *= -1  # after the mapping was made: still seen
     assert lazy == every_connection(model)
     assert lazy["fc2"][0].incoming[0].weight == every_connection(model)["fc2"][0].incoming[0].weight
