@@ -42,17 +42,23 @@ def _live_panel(qtbot, model, image: np.ndarray, what: str) -> LivePanel:
     return panel
 
 
+def _network_view(qtbot, model, images: np.ndarray) -> NetworkView:
+    """The Classify tab's network view, 900x700, showing ``model`` on ``images`` (1, C, H, W)."""
+    view = NetworkView()
+    qtbot.addWidget(view)
+    view.resize(900, 700)
+    view.show()
+    view.set_layers(view_layers(model, model.activations(images)))
+    return view
+
+
 def _both_views(qtbot, name: str) -> tuple[LivePanel, NetworkView]:
     """The Train tab's live panel and the Classify tab's network view (900x700) showing the
     member ``name`` on one noise image."""
     model = _model(name)
     image = np.random.default_rng(3).integers(0, 256, SMALL, dtype=np.uint8)
     panel = _live_panel(qtbot, model, image, "noise")
-    view = NetworkView()
-    qtbot.addWidget(view)
-    view.resize(900, 700)
-    view.show()
-    view.set_layers(view_layers(model, model.activations(image[None])))
+    view = _network_view(qtbot, model, image[None])
     return panel, view
 
 
@@ -146,11 +152,7 @@ def test_a_folded_block_looks_the_same_in_both_views(qtbot, name):
 def test_network_view_runs_for_branching_networks(qtbot, name):
     model = _model(name)
     image = np.random.default_rng(2).integers(0, 256, (1, *SMALL), dtype=np.uint8)
-    view = NetworkView()
-    qtbot.addWidget(view)
-    view.resize(900, 700)
-    view.show()
-    view.set_layers(view_layers(model, model.activations(image)))
+    view = _network_view(qtbot, model, image)
     shown = [layer.name for layer in view.layers()]
     assert shown[0] == "input" and shown[-1] == "softmax"
     assert view.collapsed()  # many rows: the blocks start folded (but the first)
@@ -278,11 +280,7 @@ def test_a_hovered_cell_survives_a_new_network_only_where_it_still_is(qtbot):
         np.random.default_rng(0),
         classes=["cat", "dog"],
     )
-    view = NetworkView()
-    qtbot.addWidget(view)
-    view.resize(900, 700)
-    view.show()
-    view.set_layers(view_layers(four, four.activations(image)))
+    view = _network_view(qtbot, four, image)
     assert view.hover_cell("softmax", 3)
     assert "ship" in view.hover_text
     view.set_layers(view_layers(two, two.activations(image)))  # same rows, softmax of 2
@@ -432,11 +430,7 @@ def test_a_block_title_says_that_a_click_opens_or_folds_it(qtbot):
     # Folded rows read "▸ layer1.0" with nothing saying they open; the hover text says so.
     model = _model("resnet8")
     image = np.random.default_rng(2).integers(0, 256, (1, *SMALL), dtype=np.uint8)
-    view = NetworkView()
-    qtbot.addWidget(view)
-    view.resize(900, 700)
-    view.show()
-    view.set_layers(view_layers(model, model.activations(image)))
+    view = _network_view(qtbot, model, image)
     assert "layer2.0" in view.collapsed()
     title = view.title_rect("layer2.0.add").center().toPoint()
     with qtbot.waitSignal(view.cell_hovered) as said:
