@@ -115,9 +115,13 @@ def model_file_name(label: str, dataset_name: str | None = None) -> str:
     """The file name a trained model is offered under: ``resnet8-cifar4.npz`` for ``label``
     (a family member's name, ``custom`` for a network of one's own) trained on
     ``dataset_name`` (made safe for a file name; ``resnet8.npz`` without one)."""
-    slug = re.sub(r"[^a-z0-9]+", "-", (dataset_name or "").lower()).strip("-")
-    name = re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-") or "model"
+    slug, name = _slug(dataset_name or ""), _slug(label) or "model"
     return f"{name}-{slug}.npz" if slug else f"{name}.npz"
+
+
+def _slug(text: str) -> str:
+    """``text`` in lower case with every run of other characters than a-z, 0-9 one dash."""
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
 def trained_model_file_name(model: Network) -> str:
