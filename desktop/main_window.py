@@ -237,8 +237,8 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:
         busy = self._busy_tabs()
-        if not self._closing and (busy or self.train_tab.has_unsaved_model()):
-            trained = self.train_tab.has_unsaved_model()
+        trained = self.train_tab.has_unsaved_model()
+        if not self._closing and (busy or trained):
             answer = self._ask_before_quitting(running=bool(busy), trained=trained)
             button = QMessageBox.StandardButton
             if answer not in (button.Save, button.Discard):
