@@ -2,7 +2,8 @@
 
 Nothing here draws; each function returns plain arrays or numbers that a front end shows as is:
 per-class counts, an exponentially smoothed loss curve, feature maps scaled to ``uint8``, kernels
-on a blue-white-red scale, image grids, the images behind a confusion-matrix cell.
+on a blue-white-red scale, image grids, the images behind a confusion-matrix cell and the
+colours of its cells.
 
 Images are ``uint8``; feature maps are ``float32`` ``(C, H, W)`` for one sample.
 """
@@ -388,6 +389,53 @@ def row_fractions(confusion: np.ndarray) -> np.ndarray:
     confusion = np.asarray(confusion, dtype=np.float64)
     sums = confusion.sum(axis=1, keepdims=True)
     return np.divide(confusion, sums, out=np.zeros_like(confusion), where=sums > 0)
+
+
+CONFUSION_BACKGROUND = (246, 246, 246)  # an empty cell (#f6f6f6)
+CONFUSION_RIGHT = (46, 160, 67)  # the diagonal: green
+CONFUSION_WRONG = (214, 39, 40)  # mistakes: red
+
+
+def confusion_shades(fractions: np.ndarray) -> np.ndarray:
+    """How strongly each cell is coloured, float ``(K, K)`` in [0, 1]: a diagonal cell by its
+    row fraction, a mistake by four times it (capped at 1), so that a class losing a quarter of
+    its images to one other class shows as strongly as a perfect class."""
+    fractions = np.asarray(fractions, dtype=np.float64)
+    if fractions.ndim != 2 or fractions.shape[0] != fractions.shape[1]:
+        raise ValueError(f"expected square row fractions (K, K), got shape {fractions.shape}")
+    shades = np.minimum(1.0, 4.0 * fractions)
+    np.fill_diagonal(shades, np.diagonal(fractions))
+    return np.clip(shades, 0.0, 1.0)
+
+
+def confusion_colours(fractions: np.ndarray, side: int | None = None) -> np.ndarray:
+    """The confusion matrix as a picture, uint8 ``(K, K, 3)``, one pixel per cell (row = true,
+    column = predicted): green on the diagonal, red for mistakes, laid over #f6f6f6 with the
+    opacity :func:`confusion_shades` gives, ``colour = back + shade * (base - back)``.
+
+    ``side`` < K: a ``(side, side, 3)`` picture for a matrix smaller than a pixel per cell. Each
+    pixel shows the strongest cell of its block of rows and columns (green if a diagonal cell,
+    red wins ties), so a class that is all wrong still shows, where a plain shrink would drop
+    most rows and columns.
+    """
+    shades = confusion_shades(fractions)
+    k = shades.shape[0]
+    right = np.where(np.eye(k, dtype=bool), shades, -1.0)
+    wrong = np.where(np.eye(k, dtype=bool), -1.0, shades)
+    if side is not None and 0 < side < k:
+        # pixel i: the cells whose middles lie in it, floor((j + 1/2) * side / k) == i
+        starts = -((side - 2 * np.arange(side) * k) // (2 * side))
+        right, wrong = (_block_max(m, starts) for m in (right, wrong))
+    green = (right > wrong)[..., None]
+    base = np.where(green, CONFUSION_RIGHT, CONFUSION_WRONG).astype(np.float64)
+    shade = np.maximum(right, wrong)[..., None]
+    back = np.asarray(CONFUSION_BACKGROUND, dtype=np.float64)
+    return np.floor(back + shade * (base - back) + 0.5).astype(np.uint8)  # halves up
+
+
+def _block_max(matrix: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """The largest value of each block of rows and columns that begin at ``starts``."""
+    return np.maximum.reduceat(np.maximum.reduceat(matrix, starts, axis=0), starts, axis=1)
 
 
 def probe_loss(model, images: np.ndarray, labels: np.ndarray, loss: str = "cross_entropy") -> float:

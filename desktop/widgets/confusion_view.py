@@ -3,23 +3,36 @@
 The confusion matrix (rows = true class, columns = predicted)
 
 Cells are shaded by the fraction of their row (from :func:`engine.visualize.row_fractions`);
-the diagonal is green, mistakes red. The last column shows each class's accuracy. Clicking a cell
-emits ``cell_clicked(true_class, predicted_class)``.
+the diagonal is green, mistakes red, drawn as one picture of the cells' colours
+(:func:`engine.visualize.confusion_colours`) scaled to the matrix without smoothing. The last
+column shows each class's accuracy. Clicking a cell emits ``cell_clicked(true_class,
+predicted_class)``; pointing at one names it in the tooltip.
+
+Many classes (up to the dataset limit of 1,000): the matrix shrinks to fit the widget, cells
+below a pixel included. Counts are written only in cells big enough to read them; names and the
+accuracy column only when a row is as tall as a line of text (else a hint line says to point
+at a cell). The layout is worked out once per result and size, not per cell.
 """
 
 from __future__ import annotations
 
+import math
+from typing import NamedTuple
+
 import numpy as np
-from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
+from PySide6.QtCore import QEvent, QPointF, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import (
     QColor,
     QFont,
     QFontMetrics,
+    QFontMetricsF,
     QIcon,
+    QImage,
     QMouseEvent,
     QPainter,
     QPaintEvent,
     QPixmap,
+    QResizeEvent,
 )
 from PySide6.QtWidgets import (
     QHBoxLayout,
@@ -34,7 +47,12 @@ from PySide6.QtWidgets import (
 
 from desktop.qt_image import array_to_qimage
 from engine.preview import display_image
-from engine.visualize import confusion_cell, row_fractions
+from engine.visualize import (
+    confusion_cell,
+    confusion_colours,
+    confusion_shades,
+    row_fractions,
+)
 
 CELL_IMAGES = 60
 MISTAKES = 40
@@ -42,6 +60,23 @@ MISTAKES = 40
 TITLE_H = 16  # the "predicted" line; the "true" strip is as wide
 ACC_W = 58
 MAX_LABEL = 110  # class names longer than this (pixels) are elided; the tooltip has them whole
+HINT_H = 18  # the line saying where the names are, when there are too many to write
+GRID_FROM = 6  # cells at least this many pixels wide are outlined (smaller ones: just colour)
+DARK_SHADE = 150 / 255  # counts on cells coloured more strongly than this are written white
+
+
+class MatrixGeometry(NamedTuple):
+    """Where the matrix lies in the widget: its top-left corner, the side of a cell, the width
+    given to the row names, whether column names are written vertically and whether names (and
+    the accuracy column) are shown at all: they are left out when a row is shorter than a line
+    of the label font, and the tooltip names the cell instead."""
+
+    left: float
+    top: float
+    cell: float
+    label: float
+    rotated: bool
+    names: bool
 
 
 class ConfusionView(QWidget):
@@ -51,66 +86,94 @@ class ConfusionView(QWidget):
         super().__init__(parent, objectName="confusionView")
         self.setMouseTracking(True)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
-        self.setMinimumSize(260, 260)
+        self.setMinimumSize(260, 160)  # the results page of a 1024x700 window has ~230
         self._confusion: np.ndarray | None = None
         self._fractions = np.zeros((0, 0))
-        self._per_class: list[float] = []
+        self._shades = np.zeros((0, 0))
+        self._image = QImage()  # the cells' colours, a pixel per cell (or per block of cells)
+        self._image_side: int | None = None
+        self._accuracy: list[str] = []
         self._classes: list[str] = []
+        self._label_width: float | None = None  # the longest class name, measured once
+        self._geometry: MatrixGeometry | None = None  # worked out again after a resize
         self.selected: tuple[int, int] | None = None
 
     def set_result(self, confusion: np.ndarray, per_class: list[float], classes: list[str]):
         self._confusion = np.asarray(confusion)
         self._fractions = row_fractions(self._confusion)
-        self._per_class = list(per_class)
+        self._shades = confusion_shades(self._fractions)
+        self._image, self._image_side = QImage(), None
+        self._accuracy = ["–" if np.isnan(p) else f"{p * 100:.1f}%" for p in per_class]
         self._classes = list(classes)
+        self._label_width = self._geometry = None
         self.selected = None
         self.update()
 
     def sizeHint(self) -> QSize:
         return QSize(420, 420)
 
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        self._geometry = None
+        super().resizeEvent(event)
+
+    def changeEvent(self, event: QEvent) -> None:
+        if event.type() == QEvent.Type.FontChange:
+            self._label_width = self._geometry = None
+        super().changeEvent(event)
+
     def accuracy_texts(self) -> list[str]:
         """The last column: each class's accuracy, or a dash for a class without images."""
-        return ["–" if np.isnan(p) else f"{p * 100:.1f}%" for p in self._per_class]
+        return list(self._accuracy)
 
-    def _label_font(self) -> QFont:
+    def label_font(self) -> QFont:
         font = QFont(self.font())
         font.setPointSizeF(9.0)
         return font
 
-    def _geometry(self) -> tuple[float, float, float, float, bool]:
-        """(left, top, cell size, label width, column names rotated): the row names get the
-        width of the longest (up to MAX_LABEL); column names stand upright when they fit a cell,
-        else they are written vertically."""
+    def geometry_of_matrix(self) -> MatrixGeometry:
+        """The row names get the width of the longest (up to MAX_LABEL); column names stand
+        upright when they fit a cell, else they are written vertically; when even then a row is
+        shorter than a line of text, the names are left out and the matrix fills the widget.
+        Worked out once per result and size."""
+        if self._geometry is None:
+            self._geometry = self._work_out_geometry()
+        return self._geometry
+
+    def _work_out_geometry(self) -> MatrixGeometry:
         k = len(self._classes) or 1
-        metrics = QFontMetrics(self._label_font())
-        label = min(
-            MAX_LABEL, max((metrics.horizontalAdvance(c) for c in self._classes), default=8)
-        )
+        metrics = QFontMetrics(self.label_font())
+        if self._label_width is None:  # whole pixels up: "class 0" is 41.2, not 41 ("clas…")
+            exact = QFontMetricsF(self.label_font())
+            widths = (math.ceil(exact.horizontalAdvance(c)) for c in self._classes)
+            self._label_width = float(min(MAX_LABEL, max(widths, default=8)))
+        label = self._label_width
         left = TITLE_H + label + 6
         room_w = self.width() - left - ACC_W - 8
-        flat = max(8.0, min(room_w / k, (self.height() - TITLE_H - 20 - 8) / k))
-        if label <= flat - 2:
-            return left, TITLE_H + 20, flat, label, False
+        flat = min(room_w / k, (self.height() - TITLE_H - 20 - 8) / k)
+        if label <= flat - 2 and flat >= metrics.height():
+            return MatrixGeometry(left, TITLE_H + 20, flat, label, False, True)
         top = TITLE_H + label + 6
-        size = max(8.0, min(room_w / k, (self.height() - top - 8) / k))
-        return left, top, size, label, True
-
-    def _cell_size(self) -> float:
-        return self._geometry()[2]
+        size = min(room_w / k, (self.height() - top - 8) / k)
+        if size >= metrics.height():
+            return MatrixGeometry(left, top, size, label, True, True)
+        left, top = TITLE_H + 4, TITLE_H + HINT_H  # no names: a hint line instead
+        size = min((self.width() - left - 8) / k, (self.height() - top - 8) / k)
+        return MatrixGeometry(left, top, max(size, 0.01), label, True, False)
 
     def cell_rect(self, true_class: int, predicted_class: int) -> QRectF:
-        left, top, s, _label, _rotated = self._geometry()
-        return QRectF(left + predicted_class * s, top + true_class * s, s, s)
+        g = self.geometry_of_matrix()
+        return QRectF(
+            g.left + predicted_class * g.cell, g.top + true_class * g.cell, g.cell, g.cell
+        )
 
     def cell_at(self, pos: QPointF) -> tuple[int, int] | None:
         if self._confusion is None:
             return None
-        left, top, s, _label, _rotated = self._geometry()
-        col = int((pos.x() - left) // s)
-        row = int((pos.y() - top) // s)
+        g = self.geometry_of_matrix()
+        col = int((pos.x() - g.left) // g.cell)
+        row = int((pos.y() - g.top) // g.cell)
         k = len(self._classes)
-        if pos.x() >= left and pos.y() >= top and 0 <= row < k and 0 <= col < k:
+        if pos.x() >= g.left and pos.y() >= g.top and 0 <= row < k and 0 <= col < k:
             return row, col
         return None
 
@@ -128,9 +191,10 @@ class ConfusionView(QWidget):
             return
         t, p = cell
         n = int(self._confusion[t, p])
+        accuracy = f"; {self._classes[t]} accuracy {self._accuracy[t]}" if self._accuracy else ""
         self.setToolTip(
             f"true {self._classes[t]}, predicted {self._classes[p]}: {n} images "
-            f"({self._fractions[t, p] * 100:.1f}% of the {self._classes[t]}s)"
+            f"({self._fractions[t, p] * 100:.1f}% of the {self._classes[t]}s{accuracy})"
         )
 
     def paintEvent(self, _event: QPaintEvent) -> None:
@@ -145,51 +209,90 @@ class ConfusionView(QWidget):
             )
             return
         k = len(self._classes)
-        left, top, s, label, rotated = self._geometry()
-        self._paint_labels(painter, left, top, s, label, rotated)
+        g = self.geometry_of_matrix()
+        s = g.cell
+        self._paint_labels(painter, g)
+        matrix = QRectF(g.left, g.top, k * s, k * s)
+        painter.drawImage(matrix, self._cell_colours(k, s))  # not smoothed: flat cells
         font = QFont(self.font())
         font.setPointSizeF(max(6.0, min(10.0, s / 4.0)))
         painter.setFont(font)
-        for t in range(k):
-            for p in range(k):
-                frac = float(self._fractions[t, p])
-                rect = self.cell_rect(t, p)
-                base = QColor(46, 160, 67) if t == p else QColor(214, 39, 40)
-                alpha = int(255 * (frac if t == p else min(1.0, frac * 4)))
-                painter.fillRect(rect, QColor("#f6f6f6"))
-                base.setAlpha(alpha)
-                painter.fillRect(rect, base)
-                n = int(self._confusion[t, p])
-                if n:
-                    painter.setPen(QColor("#fff") if alpha > 150 else QColor("#222"))
-                    painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, str(n))
-            if t < len(self._per_class):
-                painter.setPen(QColor("#222"))
-                painter.drawText(
-                    QRectF(left + k * s + 4, top + t * s, ACC_W, s),
-                    Qt.AlignmentFlag.AlignCenter,
-                    self.accuracy_texts()[t],
-                )
+        self._paint_counts(painter, g)
+        if g.names:
+            painter.setPen(QColor("#222"))
+            for t, text in enumerate(self._accuracy[:k]):
+                rect = QRectF(g.left + k * s + 4, g.top + t * s, ACC_W, s)
+                painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, text)
         painter.setPen(QColor("#ccc"))
-        for i in range(k + 1):
-            painter.drawLine(QPointF(left, top + i * s), QPointF(left + k * s, top + i * s))
-            painter.drawLine(QPointF(left + i * s, top), QPointF(left + i * s, top + k * s))
+        if s >= GRID_FROM:
+            for i in range(k + 1):
+                painter.drawLine(
+                    QPointF(g.left, g.top + i * s), QPointF(matrix.right(), g.top + i * s)
+                )
+                painter.drawLine(
+                    QPointF(g.left + i * s, g.top), QPointF(g.left + i * s, matrix.bottom())
+                )
+        else:
+            painter.drawRect(matrix.adjusted(-1, -1, 0, 0))  # just outside the cells
         if self.selected is not None:
             painter.setPen(QColor("#000"))
-            painter.drawRect(self.cell_rect(*self.selected).adjusted(1, 1, -1, -1))
+            painter.drawRect(self._selection_rect(*self.selected))
         painter.end()
 
-    def _paint_labels(
-        self, painter: QPainter, left: float, top: float, s: float, label: float, rotated: bool
-    ) -> None:
-        """ "predicted" and "true", the class names (elided to ``label`` pixels) and "acc."."""
-        k = len(self._classes)
-        font = self._label_font()
+    def _cell_colours(self, k: int, cell: float) -> QImage:
+        """A pixel per cell; a pixel per block of cells when a cell is under a pixel."""
+        side = None if cell >= 1 else max(1, round(k * cell))
+        if self._image.isNull() or side != self._image_side:
+            self._image = array_to_qimage(confusion_colours(self._fractions, side))
+            self._image_side = side
+        return self._image
+
+    def _paint_counts(self, painter: QPainter, g: MatrixGeometry) -> None:
+        """The number of images in each non-empty cell, where it fits the cell."""
+        metrics = QFontMetrics(painter.font())
+        if metrics.height() > g.cell + 2:
+            return
+        digit = metrics.horizontalAdvance("0")
+        centre = Qt.AlignmentFlag.AlignCenter
+        rows, cols = np.nonzero(self._confusion)
+        for t, p in zip(rows.tolist(), cols.tolist(), strict=True):
+            text = str(int(self._confusion[t, p]))
+            if len(text) * digit > g.cell - 2:
+                continue
+            dark = self._shades[t, p] > DARK_SHADE
+            painter.setPen(QColor("#fff") if dark else QColor("#222"))
+            rect = QRectF(g.left + p * g.cell, g.top + t * g.cell, g.cell, g.cell)
+            painter.drawText(rect, centre, text)
+
+    def _selection_rect(self, true_class: int, predicted_class: int) -> QRectF:
+        """The frame around the selected cell, never smaller than a few pixels."""
+        rect = self.cell_rect(true_class, predicted_class)
+        if rect.width() >= GRID_FROM:
+            return rect.adjusted(1, 1, -1, -1)
+        grow = (GRID_FROM - rect.width()) / 2
+        return rect.adjusted(-grow, -grow, grow, grow)
+
+    def _paint_labels(self, painter: QPainter, g: MatrixGeometry) -> None:
+        """ "predicted" and "true", the class names (elided to ``label`` pixels) and "acc.";
+        without names, a line saying where they are."""
+        k, s, left, top, label = len(self._classes), g.cell, g.left, g.top, g.label
+        font = self.label_font()
         painter.setFont(font)
         metrics = QFontMetrics(font)
         painter.setPen(QColor("#555"))
         center = Qt.AlignmentFlag.AlignCenter
-        painter.drawText(QRectF(left, 0, k * s, TITLE_H), center, "predicted")
+        painter.drawText(QRectF(left, 0, max(k * s, 80), TITLE_H), center, "predicted")
+        painter.save()
+        painter.translate(TITLE_H / 2 + 1, top + k * s / 2)
+        painter.rotate(-90)
+        painter.drawText(QRectF(-40, -8, 80, 14), center, "true")
+        painter.restore()
+        if not g.names:
+            hint = f"{k} classes: point at a cell to name it"
+            width = int(self.width() - left - 8)
+            hint = metrics.elidedText(hint, Qt.TextElideMode.ElideRight, width)
+            painter.drawText(QRectF(left, TITLE_H, width, HINT_H - 2), center, hint)
+            return
         names = [
             metrics.elidedText(c, Qt.TextElideMode.ElideRight, int(label)) for c in self._classes
         ]
@@ -197,7 +300,7 @@ class ConfusionView(QWidget):
         up = int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
         for i, name in enumerate(names):
             painter.drawText(QRectF(TITLE_H, top + i * s, label + 2, s), right, name)
-            if not rotated:
+            if not g.rotated:
                 painter.drawText(QRectF(left + i * s, TITLE_H, s, top - TITLE_H), center, name)
                 continue
             painter.save()  # written bottom to top, ending just above its column
@@ -205,11 +308,6 @@ class ConfusionView(QWidget):
             painter.rotate(-90)
             painter.drawText(QRectF(0, -s / 2, label + 2, s), up, name)
             painter.restore()
-        painter.save()
-        painter.translate(TITLE_H / 2 + 1, top + k * s / 2)
-        painter.rotate(-90)
-        painter.drawText(QRectF(-40, -8, 80, 14), center, "true")
-        painter.restore()
         painter.drawText(QRectF(left + k * s + 4, top - 18, ACC_W, 16), center, "acc.")
 
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import QRect, Qt
+from PySide6.QtCore import QPoint, QRect, Qt
 from PySide6.QtGui import QFontMetrics
 
-from desktop.widgets.confusion_view import ResultsPanel
+from desktop.widgets.confusion_view import ConfusionView, ResultsPanel
 from desktop.widgets.filter_view import FilterView
 from engine.evaluation import summarize
 from engine.visualize import kernel_colours
@@ -31,10 +31,11 @@ def test_class_names_fit_the_confusion_matrix_and_mistake_captions(qtbot):
     files = [f"test/{CLASSES[k]}/{i:04d}.jpg" for i, k in enumerate(result.labels)]
     panel.show_result(result, images, files=files)
     view = panel.confusion_view
-    left, _top, size, label, _rotated = view._geometry()
-    metrics = QFontMetrics(view._label_font())
-    assert label >= metrics.horizontalAdvance("ship (boat)")  # row names whole, not "oirc"
-    assert view.cell_rect(0, 0).left() == left and size >= 8
+    geometry = view.geometry_of_matrix()
+    metrics = QFontMetrics(view.label_font())
+    # row names whole, not "oirc"
+    assert geometry.names and geometry.label >= metrics.horizontalAdvance("ship (boat)")
+    assert view.cell_rect(0, 0).left() == geometry.left and geometry.cell >= metrics.height()
     # mistakes: each caption line fits the width of its cell, the tooltip names the file
     gallery = panel.mistakes_gallery
     assert gallery.count() > 0
@@ -99,3 +100,65 @@ def test_many_colour_filters_wrap_instead_of_shrinking_to_specks(qtbot):
     # first ones (they ran off the right edge, cut)
     assert len(grey) == 32 * 3 and all(r.right() <= view.width() for r in grey)
     assert not any(a.intersects(b) for i, a in enumerate(grey) for b in grey[i + 1 :])
+
+
+def _many_classes(k: int, n: int):
+    """A result over ``k`` classes: every class right but one third of the way, which is all
+    taken for the class two thirds of the way; its test images are ``n`` blank digits."""
+    labels = np.arange(n) % k
+    predicted = np.where(labels == k // 3, 2 * k // 3, labels)
+    names = [f"class_{i:04d}" for i in range(k)]
+    result = summarize(labels, predicted, np.ones(n, np.float32), k, names)
+    return result, np.zeros((n, 28, 28), np.uint8)
+
+
+def test_a_thousand_class_matrix_paints_whole_and_a_click_picks_its_cell(qtbot):
+    # 1,000 classes froze the GUI (the paint measured every name once per cell); the matrix
+    # is one picture now, its cells as small as it takes to fit
+    view = ConfusionView()
+    qtbot.addWidget(view)
+    view.resize(320, 300)
+    view.show()
+    result, _images = _many_classes(1000, 3000)
+    view.set_result(result.confusion, result.per_class, result.classes)
+    assert not view.geometry_of_matrix().names  # no room to write them: the tooltip names cells
+    picture = view.grab().toImage()
+    assert view.rect().contains(view.cell_rect(999, 999).toAlignedRect())
+
+    def colour(true_class: int, predicted_class: int) -> tuple[int, int, int]:
+        centre = view.cell_rect(true_class, predicted_class).center()  # the pixel it lies in
+        return picture.pixelColor(int(centre.x()), int(centre.y())).getRgb()[:3]
+
+    assert colour(500, 500) == colour(999, 999) == (46, 160, 67)  # the diagonal: green
+    assert colour(333, 666) == (214, 39, 40)  # a cell under a pixel, yet shown: red
+    assert colour(333, 600) == (246, 246, 246)
+    view.resize(2100, 2100)  # cells of 2 pixels: each can be clicked
+    with qtbot.waitSignal(view.cell_clicked) as clicked:
+        qtbot.mouseClick(view, Qt.MouseButton.LeftButton, pos=_centre(view, 417, 123))
+    assert clicked.args == [417, 123] and view.selected == (417, 123)
+
+
+def test_a_hundred_class_matrix_fits_the_results_page(qtbot):
+    panel = ResultsPanel()
+    qtbot.addWidget(panel)
+    panel.resize(640, 320)  # the results page of a 1024x700 window
+    panel.show()
+    result, images = _many_classes(100, 400)
+    panel.show_result(result, images)
+    view = panel.confusion_view
+    last = view.cell_rect(99, 99)
+    assert view.rect().contains(last.toAlignedRect()) and last.width() < 8
+    qtbot.mouseClick(view, Qt.MouseButton.LeftButton, pos=_centre(view, 33, 66))
+    assert "True class_0033, predicted class_0066: 4 images" in panel.cell_label.text()
+    assert panel.cell_gallery.count() == 4
+    qtbot.mouseMove(view, QPoint(1, 1))  # pointing at a cell names it: the names left out
+    qtbot.mouseMove(view, _centre(view, 33, 66))
+    qtbot.waitUntil(lambda: view.toolTip() != "")
+    tip = "true class_0033, predicted class_0066: 4 images (100.0% of the class_0033s; "
+    assert view.toolTip() == tip + "class_0033 accuracy 0.0%)"
+    view.resize(2000, 2000)  # rows tall enough for names: written again
+    assert view.geometry_of_matrix().names
+
+
+def _centre(view: ConfusionView, true_class: int, predicted_class: int) -> QPoint:
+    return view.cell_rect(true_class, predicted_class).center().toPoint()

@@ -119,6 +119,39 @@ def test_confusion_cell_and_row_fractions():
     assert fractions.tolist() == [[0.5, 0.5], [0.25, 0.75], [0.0, 0.0]]
 
 
+def test_confusion_colours_green_diagonal_red_mistakes_over_light_grey():
+    fractions = vz.row_fractions(np.array([[4, 0, 0], [1, 3, 0], [1, 0, 7]]))
+    colours = vz.confusion_colours(fractions)
+    assert colours.shape == (3, 3, 3) and colours.dtype == np.uint8
+    assert colours[0, 0].tolist() == [46, 160, 67]  # a perfect class: full green
+    assert colours[0, 1].tolist() == [246, 246, 246]  # no images: the background
+    assert colours[1, 0].tolist() == [214, 39, 40]  # a quarter of a row wrong: full red
+    # an eighth wrong: half-way to red; seven eighths right: seven eighths of the way to green
+    assert colours[2, 0].tolist() == [230, 143, 143]
+    expected = np.floor(246 + 7 / 8 * (np.array([46, 160, 67]) - 246) + 0.5).tolist()
+    assert colours[2, 2].tolist() == expected
+    shades = vz.confusion_shades(fractions)
+    assert shades[1, 0] == 1.0 and shades[2, 0] == 0.5 and shades[1, 1] == 0.75
+    with pytest.raises(ValueError, match="square"):
+        vz.confusion_colours(np.zeros((2, 3)))
+
+
+def test_confusion_colours_shrunk_keep_the_strongest_cell_of_each_block():
+    # 1,000 classes drawn in 250 pixels: four rows and columns per pixel. A class that is all
+    # wrong must still show; a plain shrink would keep one row and column in four.
+    k = 1000
+    confusion = np.eye(k, dtype=np.int64) * 9
+    confusion[601, 601], confusion[601, 2] = 0, 9  # class 601 always taken for class 2
+    colours = vz.confusion_colours(vz.row_fractions(confusion), side=250)
+    assert colours.shape == (250, 250, 3)
+    assert colours[601 // 4, 2 // 4].tolist() == [214, 39, 40]  # the lone mistake: red
+    assert colours[601 // 4, 601 // 4].tolist() == [46, 160, 67]  # the others of its block
+    assert colours[10, 11].tolist() == [246, 246, 246]
+    np.testing.assert_array_equal(np.diagonal(colours[..., 1]), 160)  # the diagonal, whole
+    small = vz.row_fractions(np.array([[4, 0], [1, 3]]))
+    np.testing.assert_array_equal(vz.confusion_colours(small, side=5), vz.confusion_colours(small))
+
+
 def test_probe_loss_is_the_mean_loss_without_training(rng):
     model = build_model("lenet5", rng)
     images = rng.integers(0, 256, (8, 28, 28), dtype=np.uint8)
