@@ -36,12 +36,15 @@ COLOUR_TILE = 26  # a colour filter's tile at least this wide (its filters wrap 
 
 @dataclass
 class _Tile:
+    """One kernel on screen: drawn at ``rect`` from ``source`` of its layer's ``atlas`` (every
+    kernel of the layer in one image: one conversion per layer, not one per kernel)."""
+
     rect: QRectF
     layer: str
     index: int
-    channel: int
-    image: QImage
-    text: str
+    channel: int  # -1: the filter's colour tile
+    atlas: QImage
+    source: QRectF
     cells: tuple[int, int] = (1, 1)  # the kernel's (KH, KW)
 
 
@@ -138,14 +141,16 @@ class FilterView(QWidget):
         """Each filter of a colour layer as one colour tile, in lines of ``avail`` (a first
         layer's colours are what a reader looks for: they never shrink below COLOUR_TILE);
         returns the y below them."""
-        colours = kernel_colours(weights)
+        colours = kernel_colours(weights)  # (F, KH, KW, 3)
+        f, kh, kw, _ = colours.shape
+        atlas = array_to_qimage(colours.transpose(1, 0, 2, 3).reshape(kh, f * kw, 3))
         per_line = max(1, (avail + GAP) // (tile + GAP))
-        for k in range(len(colours)):
+        for k in range(f):
             row, col = divmod(k, per_line)
             rect = QRectF(MARGIN + col * (tile + GAP), y + row * (tile + GAP), tile, tile)
-            text = f"{name} filter {k + 1} in colour (grey = 0)"
-            self._tiles.append(_Tile(rect, name, k, -1, array_to_qimage(colours[k]), text))
-        lines = -(-len(colours) // per_line)
+            source = QRectF(k * kw, 0, kw, kh)
+            self._tiles.append(_Tile(rect, name, k, -1, atlas, source, (kh, kw)))
+        lines = -(-f // per_line)
         return y + lines * (tile + GAP) + 4
 
     def _channel_tiles(
@@ -155,19 +160,16 @@ class FilterView(QWidget):
         they go on in a second group of rows below (filters 1..n, then n+1..), never off the
         edge. Returns the y below them."""
         f, c, kh, kw = weights.shape
+        # images (F, C, KH, KW, 3) -> one picture: a row of kernels per input channel
+        atlas = array_to_qimage(images.transpose(1, 2, 0, 3, 4).reshape(c * kh, f * kw, 3))
         per_line = max(1, (avail + GAP) // (tile + GAP))
         for first in range(0, f, per_line):
             for ch in range(c):
                 for k in range(first, min(f, first + per_line)):
                     left = MARGIN + (k - first) * (tile + GAP)
                     rect = QRectF(left, y + ch * (tile + GAP), tile, tile)
-                    kernel = weights[k, ch]
-                    text = (
-                        f"{name} filter {k + 1}, input channel {ch + 1} · weights "
-                        f"{kernel.min():.3g} … {kernel.max():.3g}"
-                    )
-                    image = array_to_qimage(images[k, ch])
-                    self._tiles.append(_Tile(rect, name, k, ch, image, text, (kh, kw)))
+                    source = QRectF(k * kw, ch * kh, kw, kh)
+                    self._tiles.append(_Tile(rect, name, k, ch, atlas, source, (kh, kw)))
             y += c * (tile + GAP) + 8
         return y
 
@@ -187,9 +189,20 @@ class FilterView(QWidget):
                 return tile
         return None
 
+    def _tile_text(self, tile: _Tile) -> str:
+        """What hovering ``tile`` reports (worked out on hover, not for every tile on every
+        weight update)."""
+        if tile.channel < 0:
+            return f"{tile.layer} filter {tile.index + 1} in colour (grey = 0)"
+        kernel = dict(self._layers)[tile.layer][tile.index, tile.channel]
+        return (
+            f"{tile.layer} filter {tile.index + 1}, input channel {tile.channel + 1} · weights "
+            f"{kernel.min():.3g} … {kernel.max():.3g}"
+        )
+
     def mouseMoveEvent(self, event: QMouseEvent) -> None:
         tile = self._tile_at(event.position())
-        text = tile.text if tile else ""
+        text = self._tile_text(tile) if tile else ""
         if text != self._hover:
             self._hover = text
             self.hovered.emit(text)
@@ -228,7 +241,7 @@ class FilterView(QWidget):
             painter.drawText(rect, int(Qt.AlignmentFlag.AlignLeft) | int(WRAP), title)
         painter.setPen(QPen(QColor("#999"), 1))
         for tile in self._tiles:
-            painter.drawImage(tile.rect, tile.image)
+            painter.drawImage(tile.rect, tile.atlas, tile.source)
             painter.drawRect(tile.rect.adjusted(-0.5, -0.5, 0.5, 0.5))
         cell = self.weight_rect(*self.picked) if self.picked and self.picking else None
         if cell is not None:

@@ -162,3 +162,33 @@ def test_a_hundred_class_matrix_fits_the_results_page(qtbot):
 
 def _centre(view: ConfusionView, true_class: int, predicted_class: int) -> QPoint:
     return view.cell_rect(true_class, predicted_class).center().toPoint()
+
+
+def test_each_kernel_is_drawn_in_its_own_colours_and_named_on_hover(qtbot):
+    # every kernel of a layer comes from one picture of the layer: each tile must still show
+    # its own kernel, and hovering it must name it and its weights
+    view = FilterView()
+    qtbot.addWidget(view)
+    view.resize(400, 600)
+    view.show()
+    weights = np.zeros((4, 2, 3, 3), np.float32)
+    weights[2, 1] = -1.0  # one kernel all negative (blue), one all positive (red)
+    weights[3, 0] = 0.5
+    weights[3, 0, 0, 0] = 1.0
+    view.set_filters([("conv2", weights)])
+    picture = view.grab().toImage()
+
+    def colour(k: int, ch: int):
+        ((rect,),) = [[r] for _l, i, c, r in view.tiles() if (i, c) == (k, ch)]
+        pixel = picture.pixelColor(rect.center().toPoint())
+        return pixel.red(), pixel.green(), pixel.blue()
+
+    red, _, blue = colour(2, 1)
+    assert blue > 200 and red < 60  # blue
+    red, _, blue = colour(3, 0)
+    assert red > 200 and blue < 200  # red (half the limit)
+    assert colour(0, 0) == (255, 255, 255) and colour(1, 1) == (255, 255, 255)  # zero: white
+    ((rect,),) = [[r] for _l, i, c, r in view.tiles() if (i, c) == (3, 0)]
+    with qtbot.waitSignal(view.hovered) as hovered:
+        qtbot.mouseMove(view, rect.center().toPoint())
+    assert hovered.args == ["conv2 filter 4, input channel 1 · weights 0.5 … 1"]
