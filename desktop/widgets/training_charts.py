@@ -2,10 +2,16 @@
 
 Curves are created once per run and updated with ``setData`` (the pyqtgraph way). Earlier runs of
 the session stay on the plots, drawn thinner, and a checkable list shows or hides each run.
+
+The axes do not follow every update: x spans the longest run's epochs, accuracy 0-100 %, and the
+loss axis runs from 0 to a round number above the highest loss shown (on the log axis: whole
+decades), changed only when a curve leaves it. An axis that rescales redraws its ticks, and with
+a range following the falling loss that was most of the GUI's work while training.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,6 +31,15 @@ from PySide6.QtWidgets import (
 )
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2")
+
+
+def _round_up(value: float) -> float:
+    """The smallest of 1, 1.5, 2, 2.5, 3, 4, 5, 6, 8 times a power of ten that is >= value."""
+    scale = 10.0 ** math.floor(math.log10(value))
+    for step in (1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0):
+        if step * scale >= value * (1 - 1e-9):
+            return step * scale
+    return 10.0 * scale
 
 
 def _style_plot(plot: pg.PlotWidget, title: str, left: str) -> None:
@@ -51,6 +66,8 @@ class _Run:
     label: str
     color: str
     items: list[pg.PlotDataItem] = field(default_factory=list)
+    loss_high: float = 0.0  # the highest finite batch loss so far
+    loss_low: float = float("inf")  # the lowest positive one (the log axis' floor)
     epoch_x: list[float] = field(default_factory=list)
     train_acc: list[float] = field(default_factory=list)
     val_acc: list[float] = field(default_factory=list)
@@ -114,6 +131,7 @@ class TrainingCharts(QWidget):
         layout.addLayout(runs_row)
         self._runs: list[_Run] = []
         self._max_epochs = 1
+        self._loss_range: tuple[float, float] | None = None  # as last set, in view units
 
     # ----- runs -------------------------------------------------------------------------
     def begin_run(self, label: str, epochs: int = 1) -> int:
@@ -174,6 +192,7 @@ class TrainingCharts(QWidget):
         self.uniform_label.setText(text)
         self.uniform_label.setVisible(value is not None and bool(text))
         self._place_uniform_label()
+        self._fit_loss_range()
         self.loss_plot.setToolTip(f"{self._loss_tip}. Dashed: {text}. {note}" if text else "")
 
     def uniform_text(self) -> str:
@@ -188,6 +207,33 @@ class TrainingCharts(QWidget):
                 y = float(np.log10(max(y, 1e-12)))
             self.uniform_label.setPos(float(self._max_epochs), y)
 
+    def loss_range(self) -> tuple[float, float] | None:
+        """The loss axis' range (log10 units on the log axis); None before any loss."""
+        return self._loss_range
+
+    def _fit_loss_range(self) -> None:
+        """Set the loss axis to cover every shown run (and the dashed line), in round steps."""
+        checked = Qt.CheckState.Checked
+        shown = [
+            run
+            for i, run in enumerate(self._runs)
+            if run.loss_high > 0 and self.runs_list.item(i).checkState() == checked
+        ]
+        if not shown:
+            return
+        high = max(r.loss_high for r in shown)
+        if self._uniform is not None:
+            high = max(high, self._uniform * 1.1)  # room for the line's caption above it
+        if self.log_check.isChecked():
+            low = min(min(r.loss_low for r in shown), high)
+            bottom = math.floor(math.log10(low))
+            wanted = (float(bottom), float(max(bottom + 1, math.ceil(math.log10(high)))))
+        else:
+            wanted = (0.0, _round_up(high))
+        if wanted != self._loss_range:
+            self._loss_range = wanted
+            self.loss_plot.setYRange(*wanted, padding=0.02)
+
     def _thin(self, run: _Run) -> None:
         raw, smooth, running, _train, _val = run.items
         raw.setVisible(False)  # only the smoothed curve of earlier runs, to keep plots readable
@@ -196,6 +242,8 @@ class TrainingCharts(QWidget):
 
     def _on_log_check_toggled(self, checked: bool) -> None:
         self.loss_plot.getPlotItem().setLogMode(y=checked)
+        self._loss_range = None
+        self._fit_loss_range()
         self._place_uniform_label()
 
     def run_count(self) -> int:
@@ -214,6 +262,7 @@ class TrainingCharts(QWidget):
         latest = index == len(self._runs) - 1
         for k, curve in enumerate(self._runs[index].items):
             curve.setVisible(visible and (latest or k != 0))
+        self._fit_loss_range()
         self.run_toggled.emit(index, visible)
 
     # ----- data -------------------------------------------------------------------------
@@ -221,11 +270,18 @@ class TrainingCharts(QWidget):
         self, x: np.ndarray, loss: np.ndarray, smooth: np.ndarray, running_acc: np.ndarray
     ) -> None:
         """Replace the per-batch curves of the current run (x in epochs, accuracy in %)."""
-        raw, smooth_item, running, _train, _val = self._runs[-1].items
+        run = self._runs[-1]
+        raw, smooth_item, running, _train, _val = run.items
         finite = np.isfinite(loss)
         raw.setData(x[finite], loss[finite])
         smooth_item.setData(x[finite], smooth[finite])
         running.setData(x, running_acc)
+        shown = loss[finite]
+        if len(shown):
+            run.loss_high = float(shown.max())
+            positive = shown[shown > 0]
+            run.loss_low = float(positive.min()) if len(positive) else run.loss_low
+            self._fit_loss_range()
 
     def add_epoch(self, x: float, train_acc: float, val_acc: float | None) -> None:
         run = self._runs[-1]
