@@ -198,13 +198,11 @@ def layout(facts: Sequence[NodeFacts]) -> Layout:
             readers[i].append(f.name)
     row: dict[str, int] = {}
     lane: dict[str, int] = {}
-    placed: set[str] = set()
+    waiting: dict[str, int] = {}  # placed nodes whose value still waits for readers: how many
     taken: set[tuple[int, int]] = set()
     for f in facts:
         row[f.name] = 1 + max((row[i] for i in f.inputs), default=-1)
-        open_lanes = {
-            lane[n] for n in placed if any(r not in placed for r in readers[n])
-        }  # values still waiting for a reader keep their lane busy
+        open_lanes = {lane[n] for n in waiting}  # a value waiting for a reader keeps its lane
         if not f.inputs:
             want = 0
         elif f.kind in MERGES or len(f.inputs) > 1:
@@ -219,7 +217,12 @@ def layout(facts: Sequence[NodeFacts]) -> Layout:
             want += 1
         lane[f.name] = want
         taken.add((row[f.name], want))
-        placed.add(f.name)
+        for i in f.inputs:
+            waiting[i] -= 1
+            if not waiting[i]:
+                del waiting[i]
+        if readers[f.name]:
+            waiting[f.name] = len(readers[f.name])
     nodes = [Placed(f.name, row[f.name], lane[f.name]) for f in facts]
     edges = [(i, f.name) for f in facts for i in f.inputs]
     return Layout(nodes, edges, max(row.values()) + 1, max(lane.values()) + 1)
