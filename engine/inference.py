@@ -37,6 +37,7 @@ __all__ = [
     "classify_image",
     "classify_inputs",
     "expand_paths",
+    "fit_digit",
     "image_files_in",
     "image_pixels",
     "is_digit_model",
@@ -66,8 +67,10 @@ class Prepared:
     """One picture ready for the network.
 
     network: uint8, what the network sees before normalisation: ``(28, 28)`` for a digit
-        (``input_spec.to_tensor`` pads it to the model's size), ``(C, H, W)`` for a photo.
-    display: the same as a picture: ``(H, W)`` gray or ``(H, W, 3)`` colour.
+        (``input_spec.to_tensor`` pads it to the model's size; a model taking less gets it
+        resized to its size), ``(C, H, W)`` for a photo.
+    display: the same as a picture: ``(H, W)`` gray or ``(H, W, 3)`` colour (a digit: the
+        28x28 MNIST-style picture).
     kind: ``"digit"`` or ``"photo"``.
     inverted, bbox: digits only (see :class:`engine.preprocess.PreparedDigit`).
     """
@@ -106,11 +109,28 @@ def prepare_input(
         from engine.preprocess import prepare_digit
 
         digit = prepare_digit(image, auto_invert=auto_invert, center=center)
-        return Prepared(digit.image, digit.image, "digit", digit.inverted, digit.bbox)
+        network = fit_digit(model, digit.image)
+        return Prepared(network, digit.image, "digit", digit.inverted, digit.bbox)
     from engine.photo import prepare_photo, to_display
 
     photo = prepare_photo(image, model.input_spec)
     return Prepared(photo, to_display(photo), "photo")
+
+
+def fit_digit(model: Any, digits: np.ndarray) -> np.ndarray:
+    """Prepared MNIST-style digits (uint8 ``(28, 28)`` or ``(N, 28, 28)``) as ``model`` takes
+    them: as they are (a larger input pads them, see ``InputSpec.to_tensor``), or resized to
+    a smaller input (no model yet: as they are)."""
+    if model is None:
+        return digits
+    _, h, w = model.input_spec.shape
+    if digits.ndim < 2 or (h >= digits.shape[-2] and w >= digits.shape[-1]):
+        return digits
+    from engine.imagefolder import fit_image
+
+    flat = digits.reshape(-1, *digits.shape[-2:])
+    fitted = np.array([fit_image(d, (h, w)) for d in flat], dtype=np.uint8)
+    return fitted.reshape(*digits.shape[:-2], h, w)
 
 
 def prepare_file(

@@ -202,13 +202,14 @@ def classify_images(model, digits: list[np.ndarray] | np.ndarray) -> np.ndarray:
     """Class probabilities ``(N, K)`` of prepared digits (uint8 (28, 28) each):
     :func:`engine.inference.classify_inputs`, the one home of batched inference.
 
-    The model's ``input_spec`` scales them (and pads 28x28 to 32x32 for the article's network);
+    The model's ``input_spec`` scales them (and pads 28x28 to 32x32 for the article's network;
+    a model taking less than 28x28 gets them resized, :func:`engine.inference.fit_digit`);
     a model with 3 input channels gets the gray digit in all three.
     """
-    from engine.inference import classify_inputs
+    from engine.inference import classify_inputs, fit_digit
 
     batch = np.asarray(digits if not isinstance(digits, list) else np.stack(digits))
-    return classify_inputs(model, batch[None] if batch.ndim == 2 else batch)
+    return classify_inputs(model, fit_digit(model, batch[None] if batch.ndim == 2 else batch))
 
 
 # ---------------------------------------------------------------------------------------------

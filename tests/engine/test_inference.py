@@ -218,3 +218,26 @@ def test_per_channel_normalisation_gives_the_mean_colour_patch(photo_model):
     result = occlusion_map(model, np.zeros((3, 32, 32), np.uint8), patch=8, stride=8)
     assert result.fill == (125, 122, 115)  # mean / scale per channel, what normalises to 0
     assert classify_image(model, np.zeros((40, 50, 3), np.uint8)).probabilities.shape == (4,)
+
+
+def test_a_digit_model_taking_less_than_28x28_gets_the_digit_resized(tmp_path):
+    # the MNIST-style preparation makes 28x28; a digit model of 14x14 input was refused with
+    # "images are 28x28 but the model takes 14x14; resize them first"
+    from engine.archtext import to_spec
+    from engine.preprocess import classify_images
+    from engine.reading import read_digits
+
+    spec = to_spec("conv 4 3, relu, flatten, dense 10", (1, 14, 14), 10)
+    small = build_model(spec, np.random.default_rng(0), classes=[str(k) for k in range(10)])
+    assert preparation_for(small) == "digit"
+    picture = np.asarray(Image.open(_digit(tmp_path / "seven.png")))
+    prepared = prepare_input(small, picture)
+    assert prepared.network.shape == (14, 14) and prepared.display.shape == (28, 28)
+    # the same picture as 28x28 shrunk: ink where the 28x28 digit has it
+    assert prepared.network.max() > 100 and prepared.network[:2].max() < 60
+    probs = classify_image(small, picture).probabilities
+    assert probs.shape == (10,) and abs(probs.sum() - 1) < 1e-6
+    assert classify_images(small, [prepared.display] * 3).shape == (3, 10)
+    reading = read_digits(small, np.hstack([picture, picture]))
+    assert len(reading.digits) == 2
+    assert prepare_input(lenet5(np.random.default_rng(0)), picture).network.shape == (28, 28)
