@@ -10,6 +10,8 @@ receptive field) as a tooltip and through ``hovered``.
 
 from __future__ import annotations
 
+from bisect import bisect_right
+
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import (
     QColor,
@@ -65,6 +67,7 @@ class _Canvas(QWidget):
         self.facts: dict[str, NodeFacts] = {}
         self.grid: Layout | None = None
         self.rects: dict[str, QRectF] = {}
+        self._lane_rows: dict[int, list[int]] = {}  # the rows taken in each lane, ascending
         self.message = "No network"
         self._hover = ""
         self._lane_w = float(MIN_LANE)
@@ -74,6 +77,11 @@ class _Canvas(QWidget):
     def set_facts(self, facts: list[NodeFacts]) -> None:
         self.facts = {f.name: f for f in facts}
         self.grid = layout(facts) if facts else None
+        self._lane_rows = {}
+        for p in self.grid.nodes if self.grid else []:
+            self._lane_rows.setdefault(p.lane, []).append(p.row)
+        for rows in self._lane_rows.values():
+            rows.sort()
         self.relayout()
 
     def relayout(self) -> None:
@@ -125,7 +133,7 @@ class _Canvas(QWidget):
         super().leaveEvent(event)
 
     # ----- painting -------------------------------------------------------------------------
-    def paintEvent(self, _event: QPaintEvent) -> None:
+    def paintEvent(self, event: QPaintEvent) -> None:
         painter = QPainter(self)
         painter.fillRect(self.rect(), QColor("#fbfbfb"))
         if self.grid is None:
@@ -136,9 +144,11 @@ class _Canvas(QWidget):
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         small = self.small_font()
         self._paint_blocks(painter, small)
-        self._paint_edges(painter)
+        exposed = QRectF(event.rect()).adjusted(-4, -4, 4, 4)  # a long network: what shows
+        self._paint_edges(painter, exposed)
         for name, rect in self.rects.items():
-            self._paint_node(painter, self.facts[name], rect, small)
+            if rect.intersects(exposed):
+                self._paint_node(painter, self.facts[name], rect, small)
         painter.end()
 
     def small_font(self) -> QFont:
@@ -174,15 +184,19 @@ class _Canvas(QWidget):
         painter.setBrush(Qt.BrushStyle.NoBrush)
 
     def _blocked(self, lane: int, row0: int, row1: int) -> bool:
-        assert self.grid is not None
-        return any(p.lane == lane and row0 < p.row < row1 for p in self.grid.nodes)
+        """Whether a node of ``lane`` sits between rows ``row0`` and ``row1``."""
+        rows = self._lane_rows.get(lane, [])
+        i = bisect_right(rows, row0)
+        return i < len(rows) and rows[i] < row1
 
-    def _paint_edges(self, painter: QPainter) -> None:
+    def _paint_edges(self, painter: QPainter, exposed: QRectF) -> None:
         assert self.grid is not None
         pos = {p.name: p for p in self.grid.nodes}
         painter.setPen(QPen(QColor("#7a7a7a"), 1.3))
         for src, dst in self.grid.edges:
             a, b = self.rects[src], self.rects[dst]
+            if not a.united(b).adjusted(0, 0, self.gap, 0).intersects(exposed):
+                continue
             ps, pd = pos[src], pos[dst]
             path = QPainterPath(QPointF(a.center().x(), a.bottom()))
             if ps.lane == pd.lane and self._blocked(ps.lane, ps.row, pd.row):
