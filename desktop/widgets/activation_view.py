@@ -358,9 +358,10 @@ class ActivationView(QWidget):
         super().leaveEvent(event)
 
     # ----- painting ---------------------------------------------------------------------
-    def paintEvent(self, _event: QPaintEvent) -> None:
+    def paintEvent(self, event: QPaintEvent) -> None:
         painter = QPainter(self)
         painter.fillRect(self.rect(), QColor("#fafafa"))
+        exposed = QRectF(event.rect()).adjusted(-2, -2, 2, 2)  # a deep network: what shows
         if not self._layers:
             painter.setPen(QColor("#777"))
             painter.drawText(
@@ -372,6 +373,8 @@ class ActivationView(QWidget):
         small = QFont(self.font())
         small.setPointSizeF(max(7.0, small.pointSizeF() - 1))
         for item in self._items:
+            if not any(r.intersects(exposed) for r in (item.label, *item.rects)):
+                continue
             if item.kind == "header":
                 self._draw_header(painter, item)
                 continue
