@@ -60,6 +60,7 @@ from engine.inference import (
     ViewStep,
     classify_prepared,
     image_pixels,
+    most_probable,
     preparation_for,
     prepare_input,
     view_steps,
@@ -497,9 +498,9 @@ class ClassifyTab(QWidget):
         self.chart.set_probabilities(probs, classes)
         self._bars_at = time.perf_counter()
         self.prediction_label.setText(f"{result.prediction} {result.confidence:.1%}")
-        top3 = np.argsort(probs)[::-1][:3]
         self.top3_label.setText(
-            "Top 3: " + ",  ".join(f"{classes[i]} ({probs[i]:.1%})" for i in top3)
+            "Top 3: "
+            + ",  ".join(f"{classes[i]} ({probs[i]:.1%})" for i in most_probable(probs, 3))
         )
         self.network_view.set_layers(view_layers(self.model, result.activations))
         self.classified.emit(result)

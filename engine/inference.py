@@ -204,6 +204,14 @@ class ClassifiedImage:
         return float(self.probabilities[self.index])
 
 
+def most_probable(probabilities: np.ndarray, n: int) -> list[int]:
+    """The indices of the ``n`` most probable classes, most probable first (equal ones in class
+    order): what the front ends list when a model has too many classes to list them all."""
+    probs = np.asarray(probabilities, dtype=np.float64).ravel()
+    order = np.argsort(-probs, kind="stable")
+    return [int(i) for i in order[: max(0, n)]]
+
+
 def classify_prepared(model: Any, prepared: Prepared) -> ClassifiedImage:
     """One forward pass of ``prepared``, keeping the activations (for the network view)."""
     acts = model.activations(model.input_spec.to_tensor(to_batch(model, [prepared.network])))

@@ -59,6 +59,7 @@ MIN_TILE = 40  # a map this wide at least, else its row wraps (24 in a branch's 
 BRANCH_TILE = 24
 COLUMN_GAP = 14  # between branches side by side
 ACCENT = QColor(230, 120, 30)
+OUTPUT_CELL = 30  # an output cell with its class name under it; many classes: dense-sized cells
 FIELD = QColor(60, 200, 255)
 
 
@@ -407,12 +408,20 @@ class NetworkView(QWidget):
                 if scale * w >= min_tile or rows == c:
                     return (rows - 1) * MAP_GAP, rows * h * scale, scale, rows
         n = layer.values.size
-        cell = 30.0 if layer.kind == "output" else 12.0
-        if layer.kind != "output":
-            cell = min(cell, max(6.0, avail_w / n))
+        cell = float(OUTPUT_CELL)  # up to two lines of named output cells, else small cells
+        if layer.kind != "output" or n * OUTPUT_CELL > 2 * avail_w:
+            cell = min(12.0, max(6.0, avail_w / n))
         per_row = max(1, int(avail_w // cell))
-        extra = line if layer.kind == "output" else 0
-        return math.ceil(n / per_row) * (cell + extra), 0.0, cell, 0
+        extra, last = self._name_lines(layer, cell, line)
+        return math.ceil(n / per_row) * (cell + extra) + last, 0.0, cell, 0
+
+    @staticmethod
+    def _name_lines(layer: ViewLayer, cell: float, line: int) -> tuple[int, int]:
+        """(under each line of cells, under the last): an output row names each cell under it,
+        or, its cells too small for names, only the most probable one, under the row."""
+        if layer.kind != "output":
+            return 0, 0
+        return (line, 0) if cell >= OUTPUT_CELL else (0, line)
 
     def _place(
         self, layer: ViewLayer, left: float, top: float, width: float, size: float, rows: int,
@@ -443,14 +452,14 @@ class NetworkView(QWidget):
             return _Row(layer, top, height, rects, title, size, images=self._map_images(layer))
         n = layer.values.size
         per_row = max(1, int(avail_w // size))
-        extra = line if layer.kind == "output" else 0
+        extra, last = self._name_lines(layer, size, line)
         rects = [
             QRectF(
                 x0 + (i % per_row) * size, y0 + (i // per_row) * (size + extra), size - 1, size - 1
             )
             for i in range(n)
         ]
-        height = math.ceil(n / per_row) * (size + extra)
+        height = math.ceil(n / per_row) * (size + extra) + last
         return _Row(layer, top, height, rects, title, size, colors=self._cell_colors(layer))
 
     @staticmethod
@@ -481,7 +490,6 @@ class NetworkView(QWidget):
             painter.setPen(text)
             painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, self._message)
             return
-        line = painter.fontMetrics().height()
         top_cell = int(np.argmax(self._rows[-1].layer.values)) if self._rows else -1
         for row in self._rows:
             layer = row.layer
@@ -512,20 +520,32 @@ class NetworkView(QWidget):
                 for rect, image in zip(row.rects, row.images, strict=True):
                     painter.drawImage(rect, image)
             else:
-                for i, (rect, color) in enumerate(zip(row.rects, row.colors or [], strict=False)):
-                    painter.fillRect(rect, color)
-                    if layer.kind == "output":
-                        painter.setPen(ACCENT if i == top_cell else text)
-                        label = layer.labels[i] if i < len(layer.labels) else str(i)
-                        painter.drawText(
-                            QRectF(rect.x(), rect.bottom() + 1, rect.width(), line),
-                            Qt.AlignmentFlag.AlignCenter,
-                            label,
-                        )
-                        if i == top_cell:
-                            painter.setPen(QPen(ACCENT, 2))
-                            painter.drawRect(rect.adjusted(-1, -1, 1, 1))
+                self._paint_cells(painter, row, top_cell if layer.kind == "output" else -1)
         self._paint_hover(painter)
+
+    def _paint_cells(self, painter: QPainter, row: _Row, top_cell: int) -> None:
+        """A dense or output row's cells; an output row's class names under its cells (only the
+        most probable one's, whole, under the row when the cells are too small for names)."""
+        layer, text = row.layer, self.palette().windowText().color()
+        line = painter.fontMetrics().height()
+        for rect, color in zip(row.rects, row.colors or [], strict=False):
+            painter.fillRect(rect, color)
+        if layer.kind != "output":
+            return
+        named = range(len(row.rects)) if row.scale >= OUTPUT_CELL else [top_cell]
+        for i in named:
+            rect = row.rects[i]
+            painter.setPen(ACCENT if i == top_cell else text)
+            label = layer.labels[i] if i < len(layer.labels) else str(i)
+            where = QRectF(rect.x(), rect.bottom() + 1, rect.width(), line)
+            if row.scale < OUTPUT_CELL:  # as wide as the name, inside the view
+                wide = painter.fontMetrics().horizontalAdvance(label) + 4.0
+                x = min(max(rect.center().x() - wide / 2, 0.0), self.width() - wide)
+                where = QRectF(x, row.rects[-1].bottom() + 2, wide, line)
+            painter.drawText(where, Qt.AlignmentFlag.AlignCenter, label)
+        if 0 <= top_cell < len(row.rects):
+            painter.setPen(QPen(ACCENT, 2))
+            painter.drawRect(row.rects[top_cell].adjusted(-1, -1, 1, 1))
 
     def _title_text(self, row: _Row) -> str:
         """The row's title elided to its place; above maps (a branch) on up to two lines."""

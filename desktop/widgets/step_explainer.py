@@ -20,7 +20,6 @@ from PySide6.QtWidgets import (
     QDialog,
     QGroupBox,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QPushButton,
     QSizePolicy,
@@ -39,6 +38,7 @@ from engine.step_explain import StepExplanation, WeightStep
 IMAGE_SIDE = 84
 LOSS_NAMES = {"cross_entropy": "cross-entropy", "total_error": "total error"}
 TARGET_ROW = QColor("#fff4c2")
+TARGET_WRITTEN = 12  # the one-hot target is written out up to this many classes
 
 
 def _signed(value: float, digits: int = 4) -> str:
@@ -58,13 +58,14 @@ def _table(name: str, headers: list[str]) -> QTableWidget:
     table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
     table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
     table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-    header = table.horizontalHeader()
-    header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-    header.setStretchLastSection(False)
+    table.horizontalHeader().setStretchLastSection(False)
     return table
 
 
 def _fill(table: QTableWidget, rows: list[list[str]], highlight: int = -1) -> None:
+    """``rows`` in ``table``, the ``highlight`` one shaded and scrolled into view. The columns
+    are fitted to their contents once, after the items are in (fitted as each item replaced
+    another, every row was measured again per item: 1,000 classes took two minutes a step)."""
     table.setRowCount(len(rows))
     for r, row in enumerate(rows):
         for c, text in enumerate(row):
@@ -74,6 +75,7 @@ def _fill(table: QTableWidget, rows: list[list[str]], highlight: int = -1) -> No
             if r == highlight:
                 item.setBackground(TARGET_ROW)
             table.setItem(r, c, item)
+    table.resizeColumnsToContents()
     # tall enough for every row up to 10, then it scrolls; as wide as its columns
     shown = min(len(rows), 10)
     frame = 2 * table.frameWidth()
@@ -81,7 +83,9 @@ def _fill(table: QTableWidget, rows: list[list[str]], highlight: int = -1) -> No
     table.setFixedHeight(height + sum(table.rowHeight(r) for r in range(shown)))
     scrollbar = table.verticalScrollBar().sizeHint().width() if len(rows) > shown else 0
     width = sum(table.columnWidth(c) for c in range(table.columnCount()))
-    table.setMaximumWidth(width + frame + scrollbar + 2)
+    table.setFixedWidth(width + frame + scrollbar + 2)  # no sideways scrolling
+    if 0 <= highlight < len(rows):  # in sight: with 1,000 classes it may be far down
+        table.scrollToItem(table.item(highlight, 0), QAbstractItemView.ScrollHint.PositionAtCenter)
 
 
 class StepExplainer(QWidget):
@@ -195,10 +199,13 @@ class StepExplainer(QWidget):
         _fill(self.outputs, rows, highlight=e.label)
 
     def _show_errors(self, e: StepExplanation, loss: str) -> None:
-        vector = ", ".join(f"{v:.0f}" for v in e.target)
+        name, k = html.escape(e.classes[e.label]), len(e.classes)
+        target = f"Target vector [{', '.join(f'{v:.0f}' for v in e.target)}] ({name})."
+        if k > TARGET_WRITTEN:  # a thousand zeros would be a wall: say where the 1 is
+            target = f"Target vector: 1 for {name} (place {e.label + 1} of {k:,}), 0 elsewhere."
         trained = " <i>(the loss being trained: E in dE/dw below)</i>"
         lines = [
-            f"Target vector [{vector}] ({html.escape(e.classes[e.label])}).",
+            target,
             "Total error ½ Σ (target − output)²: "
             f"<b>{e.before.total_error:.4f} → {e.after.total_error:.4f}</b> "
             f"({_signed(e.total_error_change)})" + (trained if e.loss == "total_error" else ""),

@@ -14,6 +14,7 @@ from engine.inference import (
     classify_inputs,
     expand_paths,
     image_files_in,
+    most_probable,
     preparation_for,
     prepare_input,
 )
@@ -241,3 +242,9 @@ def test_a_digit_model_taking_less_than_28x28_gets_the_digit_resized(tmp_path):
     reading = read_digits(small, np.hstack([picture, picture]))
     assert len(reading.digits) == 2
     assert prepare_input(lenet5(np.random.default_rng(0)), picture).network.shape == (28, 28)
+
+
+def test_most_probable_lists_the_likeliest_classes_first_ties_in_class_order():
+    probs = np.array([0.1, 0.3, 0.05, 0.3, 0.25])
+    assert most_probable(probs, 3) == [1, 3, 4]
+    assert most_probable(probs, 9) == [1, 3, 4, 0, 2] and most_probable(probs, 0) == []
