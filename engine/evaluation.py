@@ -70,6 +70,16 @@ class EvaluationResult:
             )
         return out
 
+    def confused_pairs(self, limit: int = 20) -> list[tuple[int, int, int]]:
+        """The ``limit`` off-diagonal cells of the confusion matrix holding the most images,
+        as (true class, predicted class, images), most first (equal ones row by row): the
+        matrix in short, for a model of too many classes to print it."""
+        off = np.array(self.confusion, dtype=np.int64)
+        np.fill_diagonal(off, 0)
+        flat = np.argsort(-off, axis=None, kind="stable")[: max(0, limit)]
+        k = off.shape[1]
+        return [(int(i // k), int(i % k), int(off.flat[i])) for i in flat if off.flat[i] > 0]
+
     def to_json(self, mistakes: int = 10) -> dict:
         """Numbers only (NaN as null): accuracy, per_class, confusion, classes, count, loss,
         misclassified (how many) and the ``mistakes`` most confident ones."""

@@ -30,6 +30,8 @@ from desktop.cli.common import (
     safe_print,
 )
 
+LISTED = 10  # classes on a result's line; a model of more lists its most probable ones
+
 HELP = (
     "classify photos or handwritten digits in image files (or folders of them) with a saved model"
 )
@@ -130,6 +132,13 @@ def _to_json(result: Any, classes: list[str], kind: str) -> dict[str, Any]:
 
 
 def _format_line(result: Any, classes: list[str]) -> str:
-    """``digit.png: 7 (98.2%)   0 0.0%  1 0.1% ...``"""
-    probs = "  ".join(f"{c} {p:5.1%}" for c, p in zip(classes, result.probabilities, strict=True))
-    return f"{result.file}: {result.prediction} ({result.confidence:.1%})   {probs}"
+    """``digit.png: 7 (98.2%)   0 0.0%  1 0.1% ...``: every class in order; with more than
+    LISTED classes, the LISTED most probable, most probable first (``--json`` has them all)."""
+    from engine.inference import most_probable
+
+    shown: list[int] = list(range(len(classes)))
+    if len(classes) > LISTED:
+        shown = most_probable(result.probabilities, LISTED)
+    probs = "  ".join(f"{classes[i]} {result.probabilities[i]:5.1%}" for i in shown)
+    more = f"  … {len(classes) - LISTED:,} more" if len(classes) > LISTED else ""
+    return f"{result.file}: {result.prediction} ({result.confidence:.1%})   {probs}{more}"

@@ -16,7 +16,12 @@ from desktop.cli.common import add_classes_argument, add_model_argument
 from desktop.cli.progress import Progress
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from engine.evaluation import EvaluationResult
+
+MATRIX_CLASSES = 20  # the confusion matrix is printed up to this many classes
+CONFUSED_PAIRS = 20  # beyond, its fullest off-diagonal cells
 
 HELP = "evaluate a saved model on a dataset's test split: accuracy, per class, confusion matrix"
 
@@ -129,8 +134,27 @@ def report(result: EvaluationResult, names: list[str], title: str, mistakes: int
     for name, n, acc in zip(names, counts, r.per_class, strict=True):
         shown = "-" if math.isnan(acc) else f"{acc:.2%}"
         lines.append(f"{name:<{name_w}}  {int(n):>7,}  {shown:>8}")
-    lines += ["", "confusion matrix (rows = true class, columns = predicted class):"]
-    confusion = r.confusion
+    if len(names) > MATRIX_CLASSES:  # a 1,000-column table reads as noise: the worst cells
+        lines += ["", "most confused classes (the whole matrix: --json), true -> predicted:"]
+        pairs = r.confused_pairs(CONFUSED_PAIRS)
+        lines += [
+            f"  {names[t]} -> {names[p]}: {n:,} image{'s' if n != 1 else ''}" for t, p, n in pairs
+        ] or ["  none"]
+    else:
+        lines += _matrix(r.confusion, names)
+    if mistakes and wrong:
+        lines += ["", "most confident mistakes (index: true -> predicted, confidence):"]
+        for m in r.mistakes(mistakes):
+            lines.append(
+                f"  #{m['index']}: {names[m['true']]} -> {names[m['predicted']]}, "
+                f"{m['confidence']:.1%}"
+            )
+    return "\n".join(lines)
+
+
+def _matrix(confusion: np.ndarray, names: list[str]) -> list[str]:
+    """The confusion matrix as a table (rows = true class, columns = predicted)."""
+    lines = ["", "confusion matrix (rows = true class, columns = predicted class):"]
     if max(len(n) for n in names) <= 6:
         heads, rows = list(names), list(names)
     else:  # long names: number the columns, and the rows too so they can be matched
@@ -141,11 +165,4 @@ def report(result: EvaluationResult, names: list[str], title: str, mistakes: int
     lines.append(" " * row_w + "".join(f"{h:>{cell}}" for h in heads))
     for label, row in zip(rows, confusion, strict=True):
         lines.append(f"{label:<{row_w}}" + "".join(f"{int(v):>{cell}}" for v in row))
-    if mistakes and wrong:
-        lines += ["", "most confident mistakes (index: true -> predicted, confidence):"]
-        for m in r.mistakes(mistakes):
-            lines.append(
-                f"  #{m['index']}: {names[m['true']]} -> {names[m['predicted']]}, "
-                f"{m['confidence']:.1%}"
-            )
-    return "\n".join(lines)
+    return lines

@@ -315,3 +315,23 @@ def test_help_speaks_of_photos_too(capsys):
         main(["classify", "--help"])
     out = capsys.readouterr().out
     assert "photo" in out and "'photos'" in out and "digit" in out
+
+
+def test_a_model_of_many_classes_lists_its_most_probable_ones(capsys, tmp_path):
+    from engine.model import build_model
+    from engine.modelfile import save_model
+
+    classes = [f"c{k}" for k in range(300)]
+    model = build_model("lenet5", np.random.default_rng(0), classes=classes)
+    path = tmp_path / "many.npz"
+    save_model(model, path)
+    image = _digit_png(tmp_path / "a.png")
+    code, out, _err = _run(capsys, path, image)
+    assert code == 0
+    head, rest = out.strip().split("   ", 1)
+    listed, more = rest.split("  … ")
+    tokens = listed.split()
+    assert len(tokens) == 20 and more == "290 more"  # ten classes, ten percentages
+    assert tokens[0] == head.split(": ")[1].split()[0]  # the prediction first
+    percent = [float(t.rstrip("%")) for t in tokens[1::2]]
+    assert percent == sorted(percent, reverse=True)

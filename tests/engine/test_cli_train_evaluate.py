@@ -385,3 +385,20 @@ def test_evaluate_matches_labels_to_the_models_class_order(colour_folder, tmp_pa
     assert status == 0, stderr
     doc = json.loads(stdout)
     assert doc["accuracy"] == 1.0 and doc["confusion"] == [[12, 0], [0, 12]]
+
+
+def test_the_report_of_many_classes_names_the_worst_confusions_not_a_huge_table():
+    from desktop.cli.evaluate_cmd import report
+    from engine.evaluation import summarize
+
+    k = 300
+    labels = np.arange(3 * k) % k
+    predicted = np.where(labels == 7, 8, labels)  # class 7 always taken for class 8
+    predicted[labels == 9] = [9, 9, 2]  # and one 9 for a 2
+    names = [f"kind {i}" for i in range(k)]
+    text = report(summarize(labels, predicted, np.ones(3 * k, np.float32), k, names), names, "t")
+    lines = text.splitlines()
+    assert "confusion matrix (rows = true class, columns = predicted class):" not in lines
+    at = lines.index("most confused classes (the whole matrix: --json), true -> predicted:")
+    assert lines[at + 1 : at + 3] == ["  kind 7 -> kind 8: 3 images", "  kind 9 -> kind 2: 1 image"]
+    assert max(len(line) for line in lines) < 100

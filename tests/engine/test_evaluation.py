@@ -126,3 +126,10 @@ def test_real_model_matches_a_direct_forward_pass(rng):
     np.testing.assert_allclose(result.confidence, probs.max(axis=1), rtol=1e-5)
     assert result.accuracy == pytest.approx(np.mean(probs.argmax(axis=1) == labels))
     assert result.confusion.sum() == 37
+
+
+def test_confused_pairs_are_the_fullest_mistake_cells_first():
+    confusion = np.array([[5, 3, 0], [1, 9, 3], [0, 7, 2]])
+    result = EvaluationResult(1.0, [1.0] * 3, confusion, *([np.zeros(0)] * 3))
+    assert result.confused_pairs(3) == [(2, 1, 7), (0, 1, 3), (1, 2, 3)]
+    assert result.confused_pairs(9) == [(2, 1, 7), (0, 1, 3), (1, 2, 3), (1, 0, 1)]  # no zeros
