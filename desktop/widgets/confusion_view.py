@@ -390,9 +390,12 @@ class ResultsPanel(QWidget):
         where the test images come from, in words ("the t10k files")."""
         self.result, self._images, self._files = result, images, files
         where = f"{split}; " if split else ""
+        column = "the last column"
+        if len(result.classes) > 10:  # the column may have no room: the tooltips have it
+            column += " (or, with no room for it, a cell's tooltip)"
         self.test_label.setText(
             f"<b>Test accuracy {result.accuracy:.2%}</b> on {result.count:,} test images "
-            f"({where}loss {result.loss:.3f}). Per-class accuracy is in the last column; click "
+            f"({where}loss {result.loss:.3f}). Per-class accuracy is in {column}; click "
             "a cell to see its images."
         )
         self.confusion_view.set_result(result.confusion, result.per_class, result.classes)
