@@ -420,17 +420,23 @@ def confusion_colours(fractions: np.ndarray, side: int | None = None) -> np.ndar
     """
     shades = confusion_shades(fractions)
     k = shades.shape[0]
-    right = np.where(np.eye(k, dtype=bool), shades, -1.0)
-    wrong = np.where(np.eye(k, dtype=bool), -1.0, shades)
-    if side is not None and 0 < side < k:
+    if side is None or not 0 < side < k:
+        green, shade = np.eye(k, dtype=bool), shades
+    else:
+        right = np.full_like(shades, -1.0)  # the diagonal's shades, -1 elsewhere
+        np.fill_diagonal(right, np.diagonal(shades))
+        wrong = shades.copy()  # the mistakes' shades, -1 on the diagonal
+        np.fill_diagonal(wrong, -1.0)
         # pixel i: the cells whose middles lie in it, floor((j + 1/2) * side / k) == i
         starts = -((side - 2 * np.arange(side) * k) // (2 * side))
         right, wrong = (_block_max(m, starts) for m in (right, wrong))
-    green = (right > wrong)[..., None]
-    base = np.where(green, CONFUSION_RIGHT, CONFUSION_WRONG).astype(np.float64)
-    shade = np.maximum(right, wrong)[..., None]
-    back = np.asarray(CONFUSION_BACKGROUND, dtype=np.float64)
-    return np.floor(back + shade * (base - back) + 0.5).astype(np.uint8)  # halves up
+        green, shade = right > wrong, np.maximum(right, wrong)
+    back = np.asarray(CONFUSION_BACKGROUND, dtype=np.float32)
+    towards = np.asarray(CONFUSION_WRONG, dtype=np.float32) - back
+    colours = back + shade.astype(np.float32)[..., None] * towards
+    towards = np.asarray(CONFUSION_RIGHT, dtype=np.float32) - back
+    colours[green] = back + shade[green].astype(np.float32)[:, None] * towards
+    return np.floor(colours + 0.5).astype(np.uint8)  # halves up
 
 
 def _block_max(matrix: np.ndarray, starts: np.ndarray) -> np.ndarray:
