@@ -23,14 +23,10 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import http.client
 import os
 import shutil
-import tarfile
 import tempfile
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -330,6 +326,10 @@ def _fetch(
     control: Cancellable | None,
 ) -> None:
     """Stream ``url`` into a temp file beside ``target``; rename it only if both digests match."""
+    import http.client  # here, not at start-up: the HTTP and e-mail modules cost ~70 ms
+    import urllib.error
+    import urllib.request
+
     if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
         raise DatasetError(f"{url}: only http and https downloads are supported")
     md5, sha = hashlib.md5(usedforsecurity=False), hashlib.sha256()
@@ -396,6 +396,8 @@ def _unpack(
 ) -> None:
     """Unpack the expected members of a verified ``.tar.gz`` into ``folder/inner``, atomically
     (a temporary folder renamed into place), then delete the archive."""
+    import tarfile
+
     inner, wanted = unpack
     final = folder / inner
     try:
