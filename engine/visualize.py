@@ -350,26 +350,33 @@ def display_layers(
     return views
 
 
-def kernel_images(weights: np.ndarray) -> tuple[np.ndarray, float]:
+def kernel_limit(weights: np.ndarray) -> float:
+    """``max |w|`` of a layer's kernels: the one scale its pictures share (1 when empty)."""
+    weights = np.asarray(weights)
+    return float(np.abs(weights).max()) if weights.size else 1.0
+
+
+def kernel_images(weights: np.ndarray, limit: float | None = None) -> tuple[np.ndarray, float]:
     """Kernels ``(F, C, KH, KW)`` as RGB ``(F, C, KH, KW, 3)`` with one symmetric scale.
 
-    One ``limit = max |w|`` for the whole layer, so strong and weak filters are told apart;
-    returns ``(images, limit)``.
+    One ``limit`` for the whole layer (default :func:`kernel_limit`; pass the whole layer's
+    when drawing a part of it), so strong and weak filters are told apart; returns
+    ``(images, limit)``.
     """
     weights = np.asarray(weights, dtype=np.float64)
-    limit = float(np.abs(weights).max()) if weights.size else 1.0
+    limit = kernel_limit(weights) if limit is None else float(limit)
     return blue_white_red(weights, limit), limit
 
 
-def kernel_colours(weights: np.ndarray) -> np.ndarray:
+def kernel_colours(weights: np.ndarray, limit: float | None = None) -> np.ndarray:
     """Three-channel kernels ``(F, 3, KH, KW)`` as colour images ``(F, KH, KW, 3)`` uint8: each
     weight's channel becomes that colour channel, ``u = 127.5 + 127.5 * w / limit`` with one
     ``limit = max |w|`` for the layer, so 0 is mid-grey and a filter tuned to red looks red
-    (the way AlexNet's first-layer filters are shown)."""
+    (the way AlexNet's first-layer filters are shown; ``limit``: as :func:`kernel_images`)."""
     weights = np.asarray(weights, dtype=np.float64)
     if weights.ndim != 4 or weights.shape[1] != 3:
         raise ValueError(f"expected kernels (F, 3, KH, KW), got shape {weights.shape}")
-    limit = float(np.abs(weights).max()) if weights.size else 1.0
+    limit = kernel_limit(weights) if limit is None else float(limit)
     scaled = 127.5 + 127.5 * weights / (limit if limit > 0 else 1.0)
     return np.clip(scaled, 0, 255).round().astype(np.uint8).transpose(0, 2, 3, 1)
 

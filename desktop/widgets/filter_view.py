@@ -26,12 +26,15 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import QSizePolicy, QToolTip, QWidget
 
 from desktop.qt_image import array_to_qimage
-from engine.visualize import kernel_colours, kernel_images
+from engine.visualize import kernel_colours, kernel_images, kernel_limit
 
 MARGIN = 8
 GAP = 3
 WRAP = Qt.TextFlag.TextWordWrap
 COLOUR_TILE = 26  # a colour filter's tile at least this wide (its filters wrap to more lines)
+# a wide layer shows its first filters and input channels (its title says so): 512 x 512
+# kernels were 262,144 tiles, 3 s per weight update and a page 80,000 pixels tall
+MAX_FILTERS, MAX_CHANNELS = 64, 32
 
 
 @dataclass
@@ -46,6 +49,16 @@ class _Tile:
     atlas: QImage
     source: QRectF
     cells: tuple[int, int] = (1, 1)  # the kernel's (KH, KW)
+
+
+def _shown_part(filters: int, channels: int) -> str:
+    """What a title adds when only part of a wide layer is drawn ("" when all of it is)."""
+    parts = []
+    if filters > MAX_FILTERS:
+        parts.append(f"filters 1-{MAX_FILTERS}")
+    if channels > MAX_CHANNELS:
+        parts.append(f"input channels 1-{MAX_CHANNELS}")
+    return f" · shown: {' and '.join(parts)}" if parts else ""
 
 
 class FilterView(QWidget):
@@ -114,21 +127,23 @@ class FilterView(QWidget):
         self._tiles, self._titles = [], []
         avail = max(100, self.width() - 2 * MARGIN)
         y = MARGIN
-        for name, weights in self._layers:
-            f, c, kh, kw = weights.shape
-            images, limit = kernel_images(weights)
-            y = self._title(
-                y, avail, f"{name}: {f} filters of {c}×{kh}×{kw} · blue < 0 < red, ±{limit:.2g}"
-            )
+        for name, layer in self._layers:
+            f, c, kh, kw = layer.shape
+            limit = kernel_limit(layer)  # the whole layer's scale, also for a part of it
+            weights = layer[:MAX_FILTERS, :MAX_CHANNELS]
+            images, _ = kernel_images(weights, limit)
+            title = f"{name}: {f} filters of {c}×{kh}×{kw} · blue < 0 < red, ±{limit:.2g}"
+            y = self._title(y, avail, title + _shown_part(f, c))
             if self.picking:
                 y = self._title(y, avail, "click a weight to follow it through the step")
             elif name in self.clickable_layers:
                 y = self._title(y, avail, "click a filter to try it on a photo in the Filters tab")
             y += 2
             biggest = 44 if c in (1, 3) else 22
+            f = len(weights)
             tile = max(8, min(biggest, (avail - GAP * (f - 1)) // f))
             if c == 3:  # each filter in colour, then its channels (R, G, B) in blue-white-red
-                y = self._colour_tiles(name, weights, y, avail, max(COLOUR_TILE, tile))
+                y = self._colour_tiles(name, weights, limit, y, avail, max(COLOUR_TILE, tile))
                 y = self._title(y, avail, "the same filters channel by channel: rows R, G, B")
                 tile = max(8, tile // 2)
             y = self._channel_tiles(name, weights, images, y, avail, tile)
@@ -137,11 +152,13 @@ class FilterView(QWidget):
             self._height = height
             self.updateGeometry()
 
-    def _colour_tiles(self, name: str, weights: np.ndarray, y: float, avail: int, tile: int):
+    def _colour_tiles(
+        self, name: str, weights: np.ndarray, limit: float, y: float, avail: int, tile: int
+    ) -> float:
         """Each filter of a colour layer as one colour tile, in lines of ``avail`` (a first
         layer's colours are what a reader looks for: they never shrink below COLOUR_TILE);
         returns the y below them."""
-        colours = kernel_colours(weights)  # (F, KH, KW, 3)
+        colours = kernel_colours(weights, limit)  # (F, KH, KW, 3)
         f, kh, kw, _ = colours.shape
         atlas = array_to_qimage(colours.transpose(1, 0, 2, 3).reshape(kh, f * kw, 3))
         per_line = max(1, (avail + GAP) // (tile + GAP))

@@ -192,3 +192,25 @@ def test_each_kernel_is_drawn_in_its_own_colours_and_named_on_hover(qtbot):
     with qtbot.waitSignal(view.hovered) as hovered:
         qtbot.mouseMove(view, rect.center().toPoint())
     assert hovered.args == ["conv2 filter 4, input channel 1 · weights 0.5 … 1"]
+
+
+def test_a_wide_layer_shows_its_first_filters_and_channels_and_says_so(qtbot):
+    # 512 x 512 kernels were 262,144 tiles: seconds per weight update, a page 80,000 px tall
+    view = FilterView()
+    qtbot.addWidget(view)
+    view.resize(400, 600)
+    view.show()
+    weights = np.random.default_rng(0).normal(0, 0.1, (100, 40, 3, 3)).astype(np.float32)
+    weights[99, 39, 1, 1] = 5.0  # not shown, yet it sets the layer's colour scale
+    view.set_filters([("conv2", weights)])
+    tiles = view.tiles()
+    assert len(tiles) == 64 * 32
+    assert {t[1] for t in tiles} == set(range(64)) and {t[2] for t in tiles} == set(range(32))
+    (title,) = [t for _r, t in view.titles() if t.startswith("conv2")]
+    assert "100 filters of 40×3×3" in title and "±5" in title
+    assert "shown: filters 1-64 and input channels 1-32" in title
+    assert view.sizeHint().height() < 3000
+    narrow = np.zeros((8, 40, 3, 3), np.float32)
+    view.set_filters([("conv2", narrow)])
+    (title,) = [t for _r, t in view.titles() if t.startswith("conv2")]
+    assert title.endswith("shown: input channels 1-32") and len(view.tiles()) == 8 * 32
