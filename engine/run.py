@@ -61,6 +61,8 @@ if TYPE_CHECKING:
     from engine.graph import Network
 
 EVALUATION_BATCH = 500
+#: Classes up to which a model records its test confusion matrix (K*K numbers) in its file
+META_CONFUSION_CLASSES = 300
 
 
 class RunError(EngineError, ValueError):
@@ -266,7 +268,8 @@ def record_metadata(
 ) -> None:
     """Write what a run was into ``run.model.meta``: ``trained_at`` (UTC), ``dataset`` (name,
     source, split sizes, limit, augmentation), ``config`` (the settings), ``training_seconds``,
-    ``evaluation`` (on the test split; removed when this run has none, so a continued model
+    ``evaluation`` (on the test split, its confusion matrix null beyond
+    META_CONFUSION_CLASSES classes; removed when this run has none, so a continued model
     never keeps a stale one) and ``interrupted_at`` for a stopped run. ``history`` was written
     by the training itself."""
     meta = run.model.meta
@@ -286,7 +289,12 @@ def record_metadata(
     }
     meta["training_seconds"] = round(float(seconds), 3)
     if evaluation is not None:
-        meta["evaluation"] = {"dataset": dataset.name, "split": "test", **evaluation.to_json()}
+        record = {"dataset": dataset.name, "split": "test", **evaluation.to_json()}
+        if evaluation.confusion.shape[0] > META_CONFUSION_CLASSES:
+            # 1,000 classes: a million numbers, more than a model file may hold
+            # (engine.modelschema.MAX_META_VALUES): the saved model could not be opened
+            record["confusion"] = None
+        meta["evaluation"] = record
     else:
         meta.pop("evaluation", None)
     if where and meta.get("history", {}).get("status") == "cancelled":

@@ -231,3 +231,23 @@ def test_a_colour_model_records_its_training_photos_per_channel_mean_and_std(tmp
 def test_a_grey_model_keeps_the_mnist_normalisation(digits):
     run = training_run(digits, _settings(epochs=1))
     assert run.model.input_spec.mean == 0.1307 and run.model.input_spec.std == 0.3081
+
+
+def test_a_model_of_a_thousand_classes_saves_a_file_that_opens_again(tmp_path):
+    # its 1,000 x 1,000 test confusion matrix in the metadata was a million numbers, over the
+    # limit of a model file: 'the metadata holds about 1,004,282 values, more than the limit'
+    from engine.modelfile import load_model, save_model
+
+    k = 1000
+    x = np.zeros((2 * k, 28, 28), np.uint8)
+    y = np.arange(2 * k) % k
+    many = Dataset("many", [f"c{i}" for i in range(k)], x[:k], y[:k], x[k:], y[k:], "zeros")
+    config = TrainConfig(epochs=1, batch_size=500, seed=0)
+    run = training_run(many, RunSettings("lenet5", config, val_fraction=0.0))
+    ended = list(run.events())[-1]
+    assert ended.evaluation.confusion.shape == (k, k)
+    save_model(run.model, tmp_path / "many.npz")
+    again = load_model(tmp_path / "many.npz")
+    assert len(again.classes) == k and again.meta["evaluation"]["confusion"] is None
+    assert again.meta["evaluation"]["accuracy"] == ended.evaluation.accuracy
+    assert len(again.meta["evaluation"]["per_class"]) == k
