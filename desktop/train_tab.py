@@ -18,6 +18,7 @@ evaluation, publishing) in one place; the panels it composes live in ``desktop/w
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -70,6 +71,10 @@ from engine.training import BatchEnd
 from engine.visualize import format_duration
 
 UI_INTERVAL_MS = 200  # charts+progress and views refresh, alternating (each ~2.5/s)
+# The live views take at most about this share of the GUI thread while training: a network
+# whose views cost more to refresh (hundreds of wide layers) refreshes them less often.
+VIEWS_SHARE = 0.25
+_clock = time.monotonic
 START_TIP = "Build the network and train it with these settings"
 
 
@@ -110,6 +115,7 @@ class TrainTab(QWidget):
         self._pending_batch: BatchEnd | None = None
         self._pending_weights: dict | None = None
         self._charts_last = False
+        self._views_next = 0.0  # _clock() time before which the views wait
         self._ui_timer = QTimer(self)
         self._ui_timer.setInterval(UI_INTERVAL_MS)
         self._ui_timer.timeout.connect(self._on_ui_timer_timeout)
@@ -355,11 +361,16 @@ class TrainTab(QWidget):
 
     def _on_ui_timer_timeout(self) -> None:
         """One job per tick, alternating, so no tick stacks chart and view repaints."""
-        views_due = self._pending_weights is not None and (
-            self._charts_last or self._pending_batch is None
+        views_due = (
+            self._pending_weights is not None
+            and _clock() >= self._views_next
+            and (self._charts_last or self._pending_batch is None)
         )
         if views_due:
+            start = _clock()
             self._flush_weights()
+            spent = _clock() - start
+            self._views_next = start + spent / VIEWS_SHARE
         else:
             self._flush_batch()
         self._charts_last = not views_due

@@ -767,3 +767,29 @@ def test_a_network_that_does_not_build_says_why_start_is_disabled(qtbot, make_ta
     setup.fc_edit.setText("120, 84")
     qtbot.waitUntil(lambda: tab.start_button.isEnabled())
     assert tab.start_button.toolTip() == START_TIP
+
+
+def test_views_too_slow_to_refresh_often_refresh_less_and_the_charts_go_on(qtbot, tab, monkeypatch):
+    # a network whose live views take long to refresh (hundreds of wide layers) must not
+    # take the GUI thread: the views wait in proportion to what their last refresh cost
+    import desktop.train_tab as train_tab
+
+    now = [0.0]
+    monkeypatch.setattr(train_tab, "_clock", lambda: now[0])
+    refreshes = []
+    refresh = tab.live.refresh
+
+    def slow_refresh() -> None:
+        refresh()
+        refreshes.append(len(tab.session.log))
+        now[0] += 10.0  # as if this refresh had taken 10 s (the clock moves nowhere else)
+
+    monkeypatch.setattr(tab.live, "refresh", slow_refresh)
+    tab.session.snapshot_interval = 0.0  # weights after every batch
+    tab._ui_timer.setInterval(0)  # a tick whenever the event loop is idle
+    tab.setup.epochs_spin.setValue(2)
+    assert _run(qtbot, tab) == "finished"
+    # the new model's views at the start, one refresh while training (the next would be due
+    # 40 s later) and the final weights at the end
+    assert len(refreshes) == 3 and refreshes[-1] == len(tab.session.log)
+    assert tab.charts.point_counts()["loss"] == len(tab.session.log)  # every batch charted
