@@ -23,7 +23,16 @@ from dataclasses import dataclass
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QImage, QMouseEvent, QPainter, QPaintEvent, QPen
+from PySide6.QtGui import (
+    QColor,
+    QFont,
+    QFontMetrics,
+    QImage,
+    QMouseEvent,
+    QPainter,
+    QPaintEvent,
+    QPen,
+)
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -370,8 +379,7 @@ class ActivationView(QWidget):
                 self._caption,
             )
             return
-        small = QFont(self.font())
-        small.setPointSizeF(max(7.0, small.pointSizeF() - 1))
+        small = self._small_font()
         for item in self._items:
             if not any(r.intersects(exposed) for r in (item.label, *item.rects)):
                 continue
@@ -390,6 +398,11 @@ class ActivationView(QWidget):
         painter.setFont(small)
         paint_links(painter, self.drawn_links(), self.width())
         painter.end()
+
+    def _small_font(self) -> QFont:
+        small = QFont(self.font())
+        small.setPointSizeF(max(7.0, small.pointSizeF() - 1))
+        return small
 
     def _draw_header(self, painter: QPainter, item: _Item) -> None:
         painter.fillRect(item.label, QColor("#e8edf3"))
@@ -464,23 +477,53 @@ class ActivationView(QWidget):
         best = int(np.argmax(values))
         for i, v in enumerate(values):
             height = float(v) / scale * half
+            if abs(height) < 0.5 and i != best:
+                continue  # nothing to see (most of a 1,000-class row)
             color = QColor(
                 "#d62728" if (is_softmax and i == best) else ("#1f77b4" if v >= 0 else "#ff7f0e")
             )
             x = rect.left() + i * slot + (slot - width) / 2
             painter.fillRect(QRectF(x, base - max(height, 0), width, abs(height)), color)
-        if is_softmax and self._classes:
+        if is_softmax and best < len(self._classes):
             painter.setFont(font)
             painter.setPen(QColor("#333"))
-            for i in range(min(n, len(self._classes))):
-                label = self._classes[i]
-                if i == best:
-                    label = f"{label} {values[i] * 100:.0f}%"
-                painter.drawText(
-                    QRectF(rect.left() + i * slot, rect.bottom() + 1, slot, 14),
-                    Qt.AlignmentFlag.AlignHCenter,
-                    label,
-                )
+            for place, name in self._class_names(values, rect, slot, best, font):
+                painter.drawText(place, Qt.AlignmentFlag.AlignHCenter, name)
+
+    def _class_names(
+        self, values: np.ndarray, rect: QRectF, slot: float, best: int, font: QFont
+    ) -> list[tuple[QRectF, str]]:
+        """Where the softmax row's class names go: the top class always, whole, with its
+        probability; the others where their slot fits them and they stay clear of the top's."""
+        metrics = QFontMetrics(font)
+        top = f"{self._classes[best]} {values[best] * 100:.0f}%"
+        width = metrics.horizontalAdvance(top) + 4
+        left = rect.left() + (best + 0.5) * slot - width / 2
+        left = max(rect.left(), min(left, rect.right() - width))  # whole, inside the row
+        top_rect = QRectF(left, rect.bottom() + 1, width, 14)
+        names = []
+        if slot >= 6:  # below that no name fits
+            for i in range(min(len(values), len(self._classes))):
+                cell = QRectF(rect.left() + i * slot, rect.bottom() + 1, slot, 14)
+                name = self._classes[i]
+                if i == best or cell.intersects(top_rect) or metrics.horizontalAdvance(name) > slot:
+                    continue
+                names.append((cell, name))
+        return [*names, (top_rect, top)]
+
+    def softmax_names(self) -> list[str]:
+        """The class names written under the softmax row as painted (none without one)."""
+        for item in self._items:
+            layer = self._layers[item.index] if item.kind == "row" else None
+            if layer is not None and layer.kind != "maps" and layer.name == "softmax":
+                rect, values = item.rects[0], layer.values
+                best = int(np.argmax(values))
+                if best >= len(self._classes):
+                    return []
+                font = self._small_font()
+                slot = rect.width() / values.size
+                return [name for _r, name in self._class_names(values, rect, slot, best, font)]
+        return []
 
 
 class LivePanel(QWidget):

@@ -443,3 +443,21 @@ def test_a_block_title_says_that_a_click_opens_or_folds_it(qtbot):
     qtbot.mouseClick(view, Qt.MouseButton.LeftButton, pos=title)
     assert "layer2.0" not in view.collapsed()
     assert view.hover_text == "layer2.0: click to fold it to its output"
+
+
+@pytest.mark.parametrize("count", [10, 1000])
+def test_the_softmax_row_names_the_top_class_whole_and_others_only_where_they_fit(qtbot, count):
+    # 1,000 class names under the softmax row were a black smear that hid the top class
+    classes = [str(k) for k in range(10)] if count == 10 else [f"class {k}" for k in range(count)]
+    model = build_model("lenet5", np.random.default_rng(0), classes=classes)
+    image = np.zeros((28, 28), np.uint8)
+    image[5:23, 12:16] = 255
+    panel = _live_panel(qtbot, model, image, "a stroke")
+    names = panel.activation_view.softmax_names()
+    probabilities = model.predict_proba(model.input_spec.to_tensor(image[None]))[0]
+    best = int(np.argmax(probabilities))
+    assert names[-1] == f"{classes[best]} {probabilities[best] * 100:.0f}%"
+    if count == 10:
+        assert sorted(names[:-1]) == sorted(c for c in classes if c != classes[best])
+    else:
+        assert names == [names[-1]]  # slots under a pixel wide: only the top class
