@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -145,8 +146,8 @@ class Network:
             )
 
     def _check_keys(self) -> None:
-        keys = [k for _, k, _ in self._named(("params", "buffers"))]
-        dup = sorted({k for k in keys if keys.count(k) > 1} | (set(keys) & set(self.nodes)))
+        counts = Counter(k for _, k, _ in self._named(("params", "buffers")))
+        dup = sorted({k for k, n in counts.items() if n > 1} | (counts.keys() & self.nodes.keys()))
         if dup:
             raise ShapeError(f"parameter names collide with other names: {', '.join(dup)}")
 

@@ -76,6 +76,12 @@ def test_activations_list_every_node_in_topological_order(rng):
     assert dict(acts)["cat"].shape == (2, 9, 8, 8) and all(a.flags.c_contiguous for _, a in acts)
 
 
+def _rename(spec: dict, old: str, new: str) -> None:
+    for n in spec["nodes"]:
+        n["name"] = new if n["name"] == old else n["name"]
+        n["inputs"] = [new if i == old else i for i in n["inputs"]]
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -88,6 +94,7 @@ def test_activations_list_every_node_in_topological_order(rng):
         (lambda s: s.update(nodes=s["nodes"][:9], output="cat"), "class scores"),
         (lambda s: s["nodes"][3].update(out_channels=5), "expects 6"),
         (lambda s: s.update(nodes="x"), "must be a list"),
+        (lambda s: _rename(s, "relu1", "conv1.weight"), "collide.*conv1.weight"),
     ],
 )
 def test_bad_graphs_are_refused_with_a_reason(change, message):
