@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -149,9 +149,45 @@ class _Row:
     rects: list[QRectF]  # one per map (spatial) or per cell (dense/output)
     title: QRectF  # where the title and the shape are written (a click folds the block)
     scale: float = 1.0  # screen pixels per map pixel (spatial)
+    # the maps' pictures (spatial) or the cells' colours, made when the row is first painted:
+    # a 2,000-node network shows a few of its 1,000 rows at a time
     images: list[QImage] | None = None
     colors: list[QColor] | None = None
     header: QRectF | None = None  # the block's header above branches side by side
+
+    def shows_in(self, area: QRectF) -> bool:
+        """Does the row paint (its header, title, maps, cells and names) within ``area``'s
+        height? (A row spans the view's width.)"""
+        top = self.header.top() if self.header is not None else self.top
+        bottom = max(self.title.bottom(), self.rects[-1].bottom() if self.rects else 0.0)
+        return top <= area.bottom() and max(bottom, self.top + self.height) >= area.top()
+
+
+def _total_height(
+    slots: list[list[list[tuple[int, float, float, bool]]]],
+    heads: list[bool],
+    plans: Mapping[int, tuple[float, float, float, int]],
+    line: int,
+) -> Callable[[float], float]:
+    """The view's height as a function of how much the maps shrink: per band its headline and
+    its tallest column, each row its maps (at least its title's two lines when the title is
+    beside them, under its three-line title when above), and a gap. Arrays, since the layout
+    tries a dozen shrinks over up to 1,000 rows."""
+    rows = [(i, beside) for band in slots for column in band for i, *_r, beside in column]
+    fixed = np.array([plans[i][0] for i, _ in rows])
+    flexible = np.array([plans[i][1] for i, _ in rows])
+    beside = np.array([b for _, b in rows], dtype=bool)
+    column_starts = np.cumsum([0] + [len(c) for band in slots for c in band])[:-1]
+    band_starts = np.cumsum([0] + [len(band) for band in slots])[:-1]
+    headlines = sum(line + 6 for head in heads if head)
+
+    def height(shrink: float) -> float:
+        maps = fixed + flexible * shrink
+        each = np.where(beside, np.maximum(maps, 2 * line + 2), 3 * line + 2 + maps) + ROW_GAP
+        columns = np.add.reduceat(each, column_starts)
+        return float(np.maximum.reduceat(columns, band_starts).sum()) + headlines
+
+    return height
 
 
 class NetworkView(QWidget):
@@ -193,11 +229,7 @@ class NetworkView(QWidget):
         self._layers = layers
         if same_shapes and layers and not relayout:  # the next image: keep the layout
             for row, layer in zip(self._rows, layers, strict=True):
-                row.layer = layer
-                if row.images is not None:
-                    row.images = self._map_images(layer)
-                else:
-                    row.colors = self._cell_colors(layer)
+                row.layer, row.images, row.colors = layer, None, None  # made when painted
         else:
             hovered = self._hovered_name()
             self._layout()
@@ -344,13 +376,7 @@ class NetworkView(QWidget):
             maps = fixed + flexible * shrink
             return max(maps, 2 * line + 2) if beside else 3 * line + 2 + maps
 
-        def all_height(shrink: float) -> float:
-            return sum(
-                (line + 6 if head else 0)
-                + max(sum(height(i, b, shrink) + ROW_GAP for i, *_r, b in c) for c in band)
-                for band, head in zip(slots, heads, strict=True)
-            )
-
+        all_height = _total_height(slots, heads, plans, line)
         avail = self.height() - 6 + ROW_GAP
         shrink = 1.0
         if all_height(1.0) > avail:
@@ -449,7 +475,7 @@ class NetworkView(QWidget):
                 for i in range(c)
             ]
             height = rows * h * size + (rows - 1) * MAP_GAP
-            return _Row(layer, top, height, rects, title, size, images=self._map_images(layer))
+            return _Row(layer, top, height, rects, title, size)
         n = layer.values.size
         per_row = max(1, int(avail_w // size))
         extra, last = self._name_lines(layer, size, line)
@@ -460,7 +486,7 @@ class NetworkView(QWidget):
             for i in range(n)
         ]
         height = math.ceil(n / per_row) * (size + extra) + last
-        return _Row(layer, top, height, rects, title, size, colors=self._cell_colors(layer))
+        return _Row(layer, top, height, rects, title, size)
 
     @staticmethod
     def _map_images(layer: ViewLayer) -> list[QImage]:
@@ -491,7 +517,10 @@ class NetworkView(QWidget):
             painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, self._message)
             return
         top_cell = int(np.argmax(self._rows[-1].layer.values)) if self._rows else -1
+        exposed = QRectF(event.rect()).adjusted(-2, -2, 2, 2)  # a deep network: what shows
         for row in self._rows:
+            if not row.shows_in(exposed):
+                continue
             layer = row.layer
             painter.setPen(text)
             shape = (
@@ -516,7 +545,9 @@ class NetworkView(QWidget):
                         int(room.width()),
                     ),
                 )  # fmt: skip
-            if row.images is not None:
+            if layer.values.ndim == 3:
+                if row.images is None:
+                    row.images = self._map_images(layer)
                 for rect, image in zip(row.rects, row.images, strict=True):
                     painter.drawImage(rect, image)
             else:
@@ -528,7 +559,9 @@ class NetworkView(QWidget):
         most probable one's, whole, under the row when the cells are too small for names)."""
         layer, text = row.layer, self.palette().windowText().color()
         line = painter.fontMetrics().height()
-        for rect, color in zip(row.rects, row.colors or [], strict=False):
+        if row.colors is None:
+            row.colors = self._cell_colors(layer)
+        for rect, color in zip(row.rects, row.colors, strict=True):
             painter.fillRect(rect, color)
         if layer.kind != "output":
             return

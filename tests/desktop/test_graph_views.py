@@ -461,3 +461,50 @@ def test_the_softmax_row_names_the_top_class_whole_and_others_only_where_they_fi
         assert sorted(names[:-1]) == sorted(c for c in classes if c != classes[best])
     else:
         assert names == [names[-1]]  # slots under a pixel wide: only the top class
+
+
+def test_a_deep_network_view_shows_in_its_scrolled_window_what_the_whole_view_shows(qtbot):
+    """A 100-convolution network: the view paints only the rows in sight, made as they come
+    into sight; scrolled to the middle and to the end, every map and cell in the window has
+    the colour a whole view of the same activations paints there (painted, up to date)."""
+    from PySide6.QtWidgets import QScrollArea
+
+    from engine.archtext import to_spec
+
+    text = ", ".join(["conv 4 3, tanh"] * 100) + ", flatten, dense 3"
+    spec = to_spec(text, (1, 12, 12), 3)
+    area, view = QScrollArea(), NetworkView()
+    qtbot.addWidget(area)
+    area.setWidget(view)
+    area.setWidgetResizable(True)
+    area.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOn)  # a steady width
+    area.resize(500, 600)
+    area.show()
+    rng, before = np.random.default_rng(1), {}
+    for image in range(2):  # the same network with other weights: its layout, new maps
+        model = build_model(spec, np.random.default_rng(image))
+        x = rng.standard_normal((1, 1, 12, 12)).astype(np.float32)
+        layers = view_layers(model, model.activations(x))
+        view.set_layers(layers)
+        bar = area.verticalScrollBar()
+        assert bar.maximum() > 5 * area.viewport().height()
+        whole_view = NetworkView()  # the whole view of this image, painted at once
+        qtbot.addWidget(whole_view)
+        whole_view.set_layers(layers)
+        whole_view.resize(view.size())  # laid out for the same size
+        whole, changed = whole_view.grab().toImage(), 0
+        for where in (bar.maximum() // 2, bar.maximum()):
+            bar.setValue(where)
+            shown, checked = area.viewport().grab().toImage(), 0
+            for layer in view.layers():
+                spatial = layer.values.ndim == 3
+                for index in range(layer.tiles):  # the middle of each map, or each cell
+                    at = view.cell_center(layer.name, index, *((6, 6) if spatial else ()))
+                    if where <= at.y() < where + shown.height():
+                        seen = shown.pixelColor(at.x(), at.y() - where)
+                        assert seen == whole.pixelColor(at), (layer.name, index)
+                        checked += 1
+                        changed += image and seen != before[layer.name, index, where]
+                        before[layer.name, index, where] = seen
+            assert checked > 20
+        assert not image or changed > 20  # the second network's maps are not the first's
