@@ -445,8 +445,7 @@ class ClassifyTab(QWidget):
         if self.model is None:
             self._show_message("No model loaded: train one or open a model file first")
             return False
-        # the worker's own copy: layers keep buffers between calls
-        self.batch_page.classify(self.model.clone(), paths, root, **self._options())
+        self.batch_page.classify(self.model, paths, root, **self._options())
         self.right_tabs.setCurrentIndex(1)
         return True
 
@@ -517,9 +516,9 @@ class ClassifyTab(QWidget):
     def _start_reading(self) -> None:
         if self.model is None or self._image is None:
             return
-        model, image = self.model.clone(), self._image
+        model, image = self.model, self._image  # the worker reads with its own copy
         self._reading_jobs.submit(
-            lambda: [(image, read_digits(model, image))], self._on_reading_yielded
+            lambda: [(image, read_digits(model.clone(), image))], self._on_reading_yielded
         )
 
     def _on_reading_yielded(self, event) -> None:

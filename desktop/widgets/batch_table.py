@@ -171,10 +171,12 @@ class BatchPage(QWidget):
         self._root: Path | None = None
 
     def classify(self, model, paths: list[Path], root: Path | None, **options) -> None:
-        """Classify ``paths`` with ``model`` (the worker's own copy) and fill the table."""
+        """Classify ``paths`` with ``model`` and fill the table. The worker classifies with its
+        own copy (layers keep buffers between calls), made there: copying a 2,000-node network
+        takes a moment."""
         self._root = root
         self._jobs.submit(
-            lambda: classify_files_steps(model, paths, **options),
+            lambda: classify_files_steps(model.clone(), paths, **options),
             self._on_job_yielded,
             essential=lambda event: isinstance(event, list),
         )

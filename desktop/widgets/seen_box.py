@@ -64,11 +64,12 @@ class SeenBox(QGroupBox):
     def _start_occlusion(self) -> None:
         if self._result is None or self._model is None:
             return
-        # a copy: layers keep buffers between calls, and the GUI thread uses the model meanwhile
-        model, image = self._model.clone(), self._result.prepared.network.copy()
+        # the worker's own copy, made there (a 2,000-node network takes a moment): layers keep
+        # buffers between calls, and the GUI thread uses the model meanwhile
+        model, image = self._model, self._result.prepared.network.copy()
         target = self._result.index
         self._jobs.submit(
-            lambda: [(image, occlusion_map(model, image, target=target))],
+            lambda: [(image, occlusion_map(model.clone(), image, target=target))],
             self._on_job_yielded,
         )
 
