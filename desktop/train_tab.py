@@ -641,7 +641,8 @@ class TrainTab(QWidget):
 
         def job():
             try:
-                yield path, load_model(path)
+                model = load_model(path)  # and the view's and the Classify tab's copies: a
+                yield path, (model, model.clone(), model.clone())  # big one takes a moment
             except (EngineError, OSError, ValueError, MemoryError, RecursionError) as exc:
                 yield path, f"{exc}" or type(exc).__name__
 
@@ -654,19 +655,18 @@ class TrainTab(QWidget):
         self._update_buttons()
 
     def _on_model_loader_yielded(self, loaded: tuple) -> None:
-        path, model = loaded
-        if isinstance(model, str):
-            self._show_message(f"Could not load {path.name}: {model}", error=True)
+        path, models = loaded
+        if isinstance(models, str):
+            self._show_message(f"Could not load {path.name}: {models}", error=True)
             return
-        self.model = model
+        self.model, self._view_model, offered = models
         self._unsaved = False  # the file has it
-        self._view_model = model.clone()
         self.continue_check.setChecked(True)
         self._show_message(
             f"Loaded {path.name}. Start trains it further ('Continue model' is ticked); "
             "the Classify tab can choose it."
         )
-        self._state.offer_model(model.clone(), f"Loaded {path.name}")
+        self._state.offer_model(offered, f"Loaded {path.name}")
         self.live.set_model(self._view_model)
         self._model_loaded_ok = True
 
