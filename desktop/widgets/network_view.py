@@ -109,9 +109,10 @@ def view_layers(model: object, activations: list[tuple[str, np.ndarray]]) -> lis
     rows of :func:`engine.visualize.shown_nodes` (the logits left to the output row)."""
     acts = {name: np.asarray(a)[0] for name, a in activations}
     classes = tuple(str(c) for c in getattr(model, "classes", []))
-    links = LazyConnections(model)  # a stroke redraws the view: links only when hovered
+    facts = describe_model(model)
+    links = LazyConnections(model, facts=facts)  # a stroke redraws the view: links on hover
     out: list[ViewLayer] = []
-    for row in shown_nodes(describe_model(model)):
+    for row in shown_nodes(facts):
         f = row.facts
         if row.label.endswith("(logits)"):
             continue
