@@ -12,6 +12,8 @@ from desktop.workers import OneAtATime
 from engine.inference import ClassifiedImage
 from engine.occlusion import occlusion_map, overlay
 
+WORKING = "Occlusion: working out this image's map (the network runs once per patch position)…"
+
 
 class SeenBox(QGroupBox):
     """Three pictures and the occlusion caption. Signals: ``occlusion_finished(OcclusionMap)``
@@ -35,7 +37,7 @@ class SeenBox(QGroupBox):
         for i, view in enumerate((self.original_view, self.preprocessed_view, self.occlusion_view)):
             grid.addWidget(view, 0, i)
         grid.addWidget(self.occlusion_label, 1, 0, 1, 3)
-        self._jobs = OneAtATime(self, self.problem.emit)
+        self._jobs = OneAtATime(self, self._on_job_failed)
         self._timer = QTimer(self, singleShot=True, interval=120)
         self._timer.timeout.connect(self._start_occlusion)
         self._model = None
@@ -47,8 +49,11 @@ class SeenBox(QGroupBox):
         self.preprocessed_view.set_array(display)
 
     def schedule_occlusion(self, model, result: ClassifiedImage) -> None:
-        """Compute the occlusion map of ``result`` shortly (a newer request replaces it)."""
+        """Compute the occlusion map of ``result`` shortly (a newer request replaces it); the
+        caption says so meanwhile (a very deep or wide network takes seconds, and the map
+        shown is the previous image's until then)."""
         self._model, self._result = model, result
+        self.occlusion_label.setText(WORKING)
         self._timer.start()
 
     def clear(self) -> None:
@@ -72,6 +77,10 @@ class SeenBox(QGroupBox):
             lambda: [(image, occlusion_map(model.clone(), image, target=target))],
             self._on_job_yielded,
         )
+
+    def _on_job_failed(self, message: str) -> None:
+        self.occlusion_label.clear()  # no map is on its way
+        self.problem.emit(message)
 
     def _on_job_yielded(self, event) -> None:
         image, occlusion = event

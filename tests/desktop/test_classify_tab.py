@@ -328,9 +328,11 @@ def test_network_view_hover_shows_the_pooled_window(qtbot, tab, mnist, sure_digi
 def test_occlusion_map_arrives_from_a_worker(qtbot, tab, mnist, sure_digits, tmp_path):
     with qtbot.waitSignal(tab.occlusion_finished, timeout=5000) as blocker:
         tab.open_image_file(_png(tmp_path, mnist, sure_digits[7][0]))
+        assert "working out this image's map" in tab.occlusion_label.text()  # not the last one's
     assert blocker.args[0].heat.shape == (28, 28)
     assert blocker.args[0].target == 7
     assert tab.occlusion_view.array().shape == (28, 28, 3)
+    assert "covering the orange parts" in tab.occlusion_label.text()
 
 
 def test_switching_off_centring_changes_what_the_network_sees(
