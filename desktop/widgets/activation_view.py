@@ -102,7 +102,7 @@ class ActivationView(QWidget):
         self.setMouseTracking(True)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         self._layers: list[LayerView] = []
-        self._images: list[list[QImage]] = []
+        self._images: list[QImage | None] = []  # per layer: its maps side by side, one image
         self._bands: list[Band] = []
         self._classes: list[str] = []
         self._hits: list[_Hit] = []
@@ -121,10 +121,7 @@ class ActivationView(QWidget):
             self._collapsed = folded_at_first(layers) or self._collapsed & blocks
         self._layers = layers
         self._classes = classes
-        self._images = [
-            [array_to_qimage(m) for m in layer.images] if layer.images is not None else []
-            for layer in layers
-        ]
+        self._images = [_side_by_side(layer.images) for layer in layers]
         self._relayout()
         self.update()
 
@@ -390,8 +387,11 @@ class ActivationView(QWidget):
             self._draw_label(painter, layer, item.label, small)
             if layer.kind == "maps":
                 painter.setPen(QPen(QColor("#bbb"), 1))
-                for rect, image in zip(item.rects, self._images[item.index], strict=True):
-                    painter.drawImage(rect, image)
+                maps = self._images[item.index]
+                assert maps is not None and layer.images is not None
+                h, w = layer.images.shape[1:3]
+                for i, rect in enumerate(item.rects):
+                    painter.drawImage(rect, maps, QRectF(i * w, 0, w, h))
                     painter.drawRect(rect.adjusted(-0.5, -0.5, 0.5, 0.5))
             else:
                 self._draw_bars(painter, layer, item.rects[0], small)
@@ -524,6 +524,15 @@ class ActivationView(QWidget):
                 slot = rect.width() / values.size
                 return [name for _r, name in self._class_names(values, rect, slot, best, font)]
         return []
+
+
+def _side_by_side(images: np.ndarray | None) -> QImage | None:
+    """A row's maps ``(N, H, W[, 3])`` as one image ``(H, N*W[, 3])``: one conversion per row,
+    not one per map (512 maps a row were 512 QImages per refresh)."""
+    if images is None:
+        return None
+    n, h, w = images.shape[:3]
+    return array_to_qimage(np.swapaxes(images, 0, 1).reshape(h, n * w, *images.shape[3:]))
 
 
 class LivePanel(QWidget):
