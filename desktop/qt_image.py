@@ -32,6 +32,14 @@ def array_to_qimage(array: np.ndarray) -> QImage:
     return image.copy()  # detach from the NumPy buffer
 
 
+def grid_to_qimage(tiles: np.ndarray) -> QImage:
+    """Tiles ``(R, N, H, W[, 3])`` (uint8) as one picture ``(R*H, N*W[, 3])``: row ``r``, column
+    ``n`` at ``(n*W, r*H)``. A view draws each tile by its part of the picture: one conversion
+    for hundreds of tiles (feature maps, kernels), not one QImage each."""
+    r, n, h, w = tiles.shape[:4]
+    return array_to_qimage(np.swapaxes(tiles, 1, 2).reshape(r * h, n * w, *tiles.shape[4:]))
+
+
 def array_to_pixmap(array: np.ndarray) -> QPixmap:
     return QPixmap.fromImage(array_to_qimage(array))
 

@@ -44,7 +44,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop.qt_image import array_to_pixmap, array_to_qimage
+from desktop.qt_image import array_to_pixmap, grid_to_qimage
 from desktop.widgets import scrolled
 from desktop.widgets.filter_view import FilterView
 from desktop.widgets.link_lines import Line, paint_links
@@ -121,7 +121,9 @@ class ActivationView(QWidget):
             self._collapsed = folded_at_first(layers) or self._collapsed & blocks
         self._layers = layers
         self._classes = classes
-        self._images = [_side_by_side(layer.images) for layer in layers]
+        self._images = [  # a row's maps side by side in one picture
+            None if layer.images is None else grid_to_qimage(layer.images[None]) for layer in layers
+        ]
         self._relayout()
         self.update()
 
@@ -524,15 +526,6 @@ class ActivationView(QWidget):
                 slot = rect.width() / values.size
                 return [name for _r, name in self._class_names(values, rect, slot, best, font)]
         return []
-
-
-def _side_by_side(images: np.ndarray | None) -> QImage | None:
-    """A row's maps ``(N, H, W[, 3])`` as one image ``(H, N*W[, 3])``: one conversion per row,
-    not one per map (512 maps a row were 512 QImages per refresh)."""
-    if images is None:
-        return None
-    n, h, w = images.shape[:3]
-    return array_to_qimage(np.swapaxes(images, 0, 1).reshape(h, n * w, *images.shape[3:]))
 
 
 class LivePanel(QWidget):

@@ -25,7 +25,7 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QSizePolicy, QToolTip, QWidget
 
-from desktop.qt_image import array_to_qimage
+from desktop.qt_image import grid_to_qimage
 from engine.visualize import kernel_colours, kernel_images, kernel_limit
 
 MARGIN = 8
@@ -160,7 +160,7 @@ class FilterView(QWidget):
         returns the y below them."""
         colours = kernel_colours(weights, limit)  # (F, KH, KW, 3)
         f, kh, kw, _ = colours.shape
-        atlas = array_to_qimage(colours.transpose(1, 0, 2, 3).reshape(kh, f * kw, 3))
+        atlas = grid_to_qimage(colours[None])
         per_line = max(1, (avail + GAP) // (tile + GAP))
         for k in range(f):
             row, col = divmod(k, per_line)
@@ -177,8 +177,7 @@ class FilterView(QWidget):
         they go on in a second group of rows below (filters 1..n, then n+1..), never off the
         edge. Returns the y below them."""
         f, c, kh, kw = weights.shape
-        # images (F, C, KH, KW, 3) -> one picture: a row of kernels per input channel
-        atlas = array_to_qimage(images.transpose(1, 2, 0, 3, 4).reshape(c * kh, f * kw, 3))
+        atlas = grid_to_qimage(np.swapaxes(images, 0, 1))  # a row of kernels per input channel
         per_line = max(1, (avail + GAP) // (tile + GAP))
         for first in range(0, f, per_line):
             for ch in range(c):
