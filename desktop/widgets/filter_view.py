@@ -140,8 +140,8 @@ class FilterView(QWidget):
                 y = self._title(y, avail, "click a filter to try it on a photo in the Filters tab")
             y += 2
             biggest = 44 if c in (1, 3) else 22
-            f = len(weights)
-            tile = max(8, min(biggest, (avail - GAP * (f - 1)) // f))
+            shown = len(weights)  # the filters drawn (f in the title counts them all)
+            tile = max(8, min(biggest, (avail - GAP * (shown - 1)) // shown))
             if c == 3:  # each filter in colour, then its channels (R, G, B) in blue-white-red
                 y = self._colour_tiles(name, weights, limit, y, avail, max(COLOUR_TILE, tile))
                 y = self._title(y, avail, "the same filters channel by channel: rows R, G, B")
