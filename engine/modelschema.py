@@ -28,8 +28,10 @@ FORMAT = "convscope-model"
 MAX_META_CHARS = 8_000_000
 #: Nesting of objects and lists (ConvScope writes 6 at most).
 MAX_META_DEPTH = 32
-#: JSON values in the metadata (numbers, texts, lists, objects).
-MAX_META_VALUES = 1_000_000
+#: JSON values in the metadata (numbers, texts, lists, objects). The largest ConvScope wrote
+#: is a 1,000-class model saved before its test confusion matrix was left out of the file
+#: (about 1,004,282 values): twice that, so old files keep loading.
+MAX_META_VALUES = 2_000_000
 #: Output classes, and the length of one class name.
 MAX_CLASSES = 10_000
 MAX_CLASS_NAME = 200

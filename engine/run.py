@@ -291,8 +291,8 @@ def record_metadata(
     if evaluation is not None:
         record = {"dataset": dataset.name, "split": "test", **evaluation.to_json()}
         if evaluation.confusion.shape[0] > META_CONFUSION_CLASSES:
-            # 1,000 classes: a million numbers, more than a model file may hold
-            # (engine.modelschema.MAX_META_VALUES): the saved model could not be opened
+            # 1,000 classes: a million numbers, most of a model file's metadata limit
+            # (engine.modelschema.MAX_META_VALUES) and seconds of JSON on every open
             record["confusion"] = None
         meta["evaluation"] = record
     else:

@@ -233,11 +233,7 @@ def test_a_grey_model_keeps_the_mnist_normalisation(digits):
     assert run.model.input_spec.mean == 0.1307 and run.model.input_spec.std == 0.3081
 
 
-def test_a_model_of_a_thousand_classes_saves_a_file_that_opens_again(tmp_path):
-    # its 1,000 x 1,000 test confusion matrix in the metadata was a million numbers, over the
-    # limit of a model file: 'the metadata holds about 1,004,282 values, more than the limit'
-    from engine.modelfile import load_model, save_model
-
+def _thousand_classes_run() -> tuple:
     k = 1000
     x = np.zeros((2 * k, 28, 28), np.uint8)
     y = np.arange(2 * k) % k
@@ -246,8 +242,34 @@ def test_a_model_of_a_thousand_classes_saves_a_file_that_opens_again(tmp_path):
     run = training_run(many, RunSettings("lenet5", config, val_fraction=0.0))
     ended = list(run.events())[-1]
     assert ended.evaluation.confusion.shape == (k, k)
+    return run, ended
+
+
+def test_a_model_of_a_thousand_classes_saves_a_file_that_opens_again(tmp_path):
+    # its 1,000 x 1,000 test confusion matrix in the metadata was a million numbers, over the
+    # limit of a model file: 'the metadata holds about 1,004,282 values, more than the limit'
+    from engine.modelfile import load_model, save_model
+
+    run, ended = _thousand_classes_run()
     save_model(run.model, tmp_path / "many.npz")
     again = load_model(tmp_path / "many.npz")
-    assert len(again.classes) == k and again.meta["evaluation"]["confusion"] is None
+    assert len(again.classes) == 1000 and again.meta["evaluation"]["confusion"] is None
     assert again.meta["evaluation"]["accuracy"] == ended.evaluation.accuracy
-    assert len(again.meta["evaluation"]["per_class"]) == k
+    assert len(again.meta["evaluation"]["per_class"]) == 1000
+
+
+def test_a_thousand_class_file_saved_with_its_whole_confusion_matrix_still_opens(
+    tmp_path, monkeypatch
+):
+    # files saved before the matrix was left out (the engine then recorded it at any size)
+    # hold about 1,004,282 metadata values: old files keep loading
+    import engine.run
+    from engine.modelfile import load_model, save_model
+
+    monkeypatch.setattr(engine.run, "META_CONFUSION_CLASSES", 10**6)
+    run, ended = _thousand_classes_run()
+    save_model(run.model, tmp_path / "old.npz")
+    again = load_model(tmp_path / "old.npz")
+    confusion = np.array(again.meta["evaluation"]["confusion"])
+    assert confusion.shape == (1000, 1000) and confusion.sum() == 1000
+    np.testing.assert_array_equal(confusion, ended.evaluation.confusion)

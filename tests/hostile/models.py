@@ -180,8 +180,8 @@ def crafted_models(folder: Path) -> dict[str, tuple[Path, str]]:
         "huge_int", meta_text.replace('"version": 2', '"version": 2' + "0" * 5000), "cannot be read"
     )
     text_case("not_json", "{'format': 'convscope-model'}", "not valid JSON")
-    many = '{"format": "convscope-model", "history": [' + "0," * 2_000_000 + "0]}"
-    text_case("two_million_values", many, "values, more than the limit")
+    many = '{"format": "convscope-model", "history": [' + "0," * 3_000_000 + "0]}"
+    text_case("three_million_values", many, "values, more than the limit")
 
     # zip bombs and lies: the 20-million entry history (about 2.5 GB of UTF-32 text) and a weight
     # member inflating to 2 GB, each about 2.5 MB on disk; headers that ask for 1 GB of weights

@@ -24,7 +24,7 @@ CASES = [
     "input_scale_huge", "input_std_tiny", "input_mean_text", "input_shape_text", "history_list",
     "filters_text", "filters_million", "fc_billion", "input_huge", "layers_100000",
     "thousand_wide_convs", "deep_json", "nan_in_meta", "huge_int", "not_json",
-    "two_million_values", "history_20M", "weight_bomb", "weight_header_1GB", "size_lie",
+    "three_million_values", "history_20M", "weight_bomb", "weight_header_1GB", "size_lie",
     "object_array", "duplicate_member", "many_entries",
 ]  # fmt: skip
 BOMBS = ["history_20M", "weight_bomb", "weight_header_1GB", "size_lie", "deep_json"]
