@@ -19,7 +19,7 @@ gradient is added into that sum, which the executor owns).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -250,20 +250,36 @@ def forward(
 
 
 def forward_eval(
-    layers: Mapping[str, Layer], plan: Plan, x: np.ndarray, for_gradient: bool = False
+    layers: Mapping[str, Layer],
+    plan: Plan,
+    x: np.ndarray,
+    for_gradient: bool = False,
+    seen: Callable[[str, np.ndarray], None] | None = None,
+    release: bool = False,
 ) -> np.ndarray:
     """The plan's output in evaluation mode (on replicas, for views that look inside a model).
     ``for_gradient``: the layers keep what their backward needs (their ``training`` flag), except
     BatchNorm and Dropout, whose flag also changes what they compute (batch statistics, dropped
-    units); :func:`backward` can follow."""
+    units); :func:`backward` can follow. ``seen(name, value)`` is called with each step's output
+    as it is made (a plan made with ``swap=False`` names every value after its node); a value
+    is dropped after its last reader, so a deep network holds a few values at a time;
+    ``release``: so do the layers' workspaces (a convolution's padded input), which
+    otherwise stay for the next call."""
     vals: dict[str, np.ndarray] = {INPUT: x}
-    for s in plan.steps:
+    for s, free in zip(plan.steps, plan.frees, strict=True):
         layer = layers[s.node]
         keep = for_gradient and not isinstance(layer, (BatchNorm2D, Dropout))
         if layer.n_inputs == 1:
-            vals[s.output] = layer.forward(vals[s.inputs[0]], keep)
+            y = layer.forward(vals[s.inputs[0]], keep)
         else:
-            vals[s.output] = layer.forward([vals[i] for i in s.inputs], keep)  # type: ignore[arg-type]
+            y = layer.forward([vals[i] for i in s.inputs], keep)  # type: ignore[arg-type]
+        vals[s.output] = y
+        if seen is not None:
+            seen(s.output, y)
+        for i in free:
+            del vals[i]
+        if release:
+            layer.release()
     return vals[plan.output]
 
 

@@ -134,3 +134,33 @@ def test_the_cache_keeps_under_its_size_and_clears(tmp_path):
     assert cache.load("k7") is not None and cache.load("k0") is None  # oldest went first
     assert cache.clear() >= 1 and cache.size() == 0
     assert other.read_text() == "not ours"
+
+
+def test_a_layer_found_on_disk_is_not_computed_again_and_keeps_its_place(tmp_path, source):
+    model, images = source
+    cache = FeatureCache(tmp_path)
+    first = _grids(model, images, cache)
+    cache.path(_conv1_key(cache, model, images)).unlink()
+    again = _grids(model, images, FeatureCache(tmp_path))
+    assert [(g.node, g.cached) for g in again] == [("conv1", False), ("conv2", True)]
+    for a, b in zip(first, again, strict=True):
+        np.testing.assert_array_equal(a.image, b.image)
+
+
+def test_a_group_of_layers_computes_only_those_not_on_disk(tmp_path):
+    # every_layer runs resnet8's convolutions in groups (1, 2, 4, 2 layers): a cached layer in
+    # the middle of a group is read, its neighbours computed, and the order stays the network's
+    from engine.model import build_model
+
+    model = build_model({"name": "resnet8", "num_classes": 4, "input_shape": [3, 32, 32]})
+    images = np.random.default_rng(3).integers(0, 256, (12, 3, 32, 32), dtype=np.uint8)
+    first = _grids(model, images, FeatureCache(tmp_path))
+    convs = features.conv_nodes(model)
+    kept = {convs[2], convs[5]}
+    for node in set(convs) - kept:
+        key = FeatureCache.key(features.weights_key(model), images_key(images), "patches k=9", node)
+        FeatureCache(tmp_path).path(key).unlink()
+    again = _grids(model, images, FeatureCache(tmp_path))
+    assert [(g.node, g.cached) for g in again] == [(n, n in kept) for n in convs]
+    for a, b in zip(first, again, strict=True):
+        np.testing.assert_array_equal(a.image, b.image)

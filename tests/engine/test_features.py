@@ -153,3 +153,32 @@ def test_a_colour_batchnorm_graph_works_and_keeps_its_statistics():
     s = features.synthesize(m, node, 0, np.random.default_rng(0), steps=8)
     assert s.image.shape == (3, 32, 32) and s.activation > s.start_activation
     assert all(np.array_equal(before[k], v) for k, v in m.buffers().items())
+
+
+def test_every_layer_runs_the_dataset_once_per_doubling_group_with_the_same_grids(monkeypatch):
+    # a pass per layer cost each layer's depth (resnet20: 101 s of CPU on 2,000 images); now
+    # resnet8's 9 convolutions are 4 passes (groups of 1, 2, 4 and 2 layers)
+    from engine.layers import Conv2D
+    from engine.model import build_model
+
+    m = build_model({"name": "resnet8", "num_classes": 4, "input_shape": [3, 32, 32]},
+                    np.random.default_rng(0))  # fmt: skip
+    images = np.random.default_rng(2).integers(0, 256, (30, 3, 32, 32), dtype=np.uint8)
+    convs = features.conv_nodes(m)
+    expected = [features.patch_grid(_result(features.top_patches(m, n, images))) for n in convs]
+    stem_runs = []
+    forward = Conv2D.forward
+
+    def counted(self, x, *args, **kwargs):
+        stem_runs.append(x.shape[1] == 3)  # the stem is the one convolution of 3 channels
+        return forward(self, x, *args, **kwargs)
+
+    monkeypatch.setattr(Conv2D, "forward", counted)
+    events = list(features.every_layer(m, images, "patches"))
+    grids = [e for e in events if isinstance(e, features.LayerGrid)]
+    assert [g.node for g in grids] == convs and len(convs) == 9
+    for g, want in zip(grids, expected, strict=True):
+        np.testing.assert_array_equal(g.image, want)
+    assert sum(stem_runs) == 4
+    stages = list(dict.fromkeys(e.stage for e in events if isinstance(e, Progress)))
+    assert stages[:2] == [convs[0], f"{convs[1]} to {convs[2]}"] and len(stages) == 4
