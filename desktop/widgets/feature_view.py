@@ -55,6 +55,7 @@ class FeatureView(QWidget):
             f"Empty the cache of computed grids ({self.disk_cache.folder})"
         )
         self.progress = QProgressBar(objectName="featureProgress", textVisible=True)
+        self.progress.setFormat("%p%")
         self.status = QLabel(objectName="featureStatus", wordWrap=True)
         top = QHBoxLayout()
         for w in (self.method_box, self.show_button, self.cancel_button):
@@ -162,9 +163,10 @@ class FeatureView(QWidget):
         job, event = tagged
         if job is not self._cancel:  # a job on a previous source
             return
-        if isinstance(event, Progress):
+        if isinstance(event, Progress):  # the stage is a layer's name, or "a to b" for a group
             self.progress.setValue(int(100 * event.fraction))
-            self.progress.setFormat(f"{event.stage}: %p%")
+            method = METHODS[self.method_box.currentData()].lower()
+            self.status.setText(f"Computing {method} of {event.stage}…")
         elif isinstance(event, features.LayerGrid):
             self._from_disk += event.cached
             self._add_grid(event)
