@@ -41,7 +41,6 @@ from PySide6.QtWidgets import (
 
 from desktop.app_state import AppState
 from desktop.training_session import (
-    PROBE_SIZE,
     Cancelled,
     Diverged,
     EpochEnd,
@@ -402,7 +401,8 @@ class TrainTab(QWidget):
         n = event.batches
         if self._probe is not None and n > self._probe[1]:
             before, count = self._probe[0], n - self._probe[1]
-            probe = f"On {PROBE_SIZE} fixed held-out images the loss went from {before:.4f}"
+            kind = "held-out" if event.held_out else "training"
+            probe = f"On {event.images} fixed {kind} images the loss went from {before:.4f}"
             if count == 1:
                 text = (
                     f"Step: the batch's own loss was {self.session.log.last_loss():.4f}. "

@@ -51,11 +51,10 @@ from engine.training import (
     Resumed,
     TrainControl,
 )
-from engine.visualize import EmaSmoother, epoch_position, probe_loss
+from engine.visualize import EmaSmoother, epoch_position, probe_count, probe_loss
 
 SNAPSHOT_INTERVAL = 0.4  # seconds between weight snapshots for the live views
 MIN_INTERVAL = 0.05  # at most ~20 non-essential updates a second
-PROBE_SIZE = 256  # fixed held-out images whose loss is shown at each pause
 # While training, BLAS keeps one core free for the GUI thread (see blas_threads()).
 BLAS_THREADS = max(1, (os.cpu_count() or 2) - 1)
 
@@ -69,6 +68,8 @@ class WeightsSnapshot:
 class ProbeLoss:
     loss: float
     batches: int  # batches trained when it was measured
+    images: int  # how many fixed images it was measured on
+    held_out: bool  # validation images (else training images: the run has no validation part)
 
 
 class TrainingLog:
@@ -139,11 +140,13 @@ def run_job(
         yield from _job(run, log, snapshot_interval, pinned)
 
 
-def _probe_set(run: TrainingRun) -> tuple[np.ndarray, np.ndarray]:
-    """The first PROBE_SIZE validation images (training images without a validation part)."""
-    if len(run.val_labels):
-        return run.val_images[:PROBE_SIZE], run.val_labels[:PROBE_SIZE]
-    return run.train_images[:PROBE_SIZE], run.train_labels[:PROBE_SIZE]
+def _probe_set(run: TrainingRun) -> tuple[np.ndarray, np.ndarray, bool]:
+    """The first few validation images (training images without a validation part), as many
+    as :func:`engine.visualize.probe_count` affords, and whether they are held out."""
+    held_out = len(run.val_labels) > 0
+    x, y = (run.val_images, run.val_labels) if held_out else (run.train_images, run.train_labels)
+    n = probe_count(run.model, run.settings.config.batch_size, len(y))
+    return x[:n], y[:n], held_out
 
 
 def _job(
@@ -154,12 +157,13 @@ def _job(
     recorder = StepRecorder(
         model, run.optimizer, config.loss, config.batch_size, len(run.train_labels)
     )
-    probe_x, probe_y = _probe_set(run)
+    probe_x, probe_y, held_out = _probe_set(run)
     loss_name = run.settings.config.loss
     last_snapshot = time.perf_counter()
 
     def probe() -> ProbeLoss:
-        return ProbeLoss(probe_loss(model, probe_x, probe_y, loss_name), len(log))
+        loss = probe_loss(model, probe_x, probe_y, loss_name)
+        return ProbeLoss(loss, len(log), len(probe_y), held_out)
 
     if control.paused:  # started with a step: measure the loss before it
         yield probe()

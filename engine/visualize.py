@@ -451,6 +451,23 @@ def _block_max(matrix: np.ndarray, starts: np.ndarray) -> np.ndarray:
     return np.maximum.reduceat(np.maximum.reduceat(matrix, starts, axis=0), starts, axis=1)
 
 
+#: The loss shown at each pause of a run is measured on up to this many fixed images...
+PROBE_IMAGES = 256
+#: ...as long as one pass over them costs at most this many multiply-adds (0.1-0.3 s on one
+#: core); a bigger network's probe is one batch, whose cost is then below the step's own.
+PROBE_MACS = 2_000_000_000
+
+
+def probe_count(model, batch_size: int, available: int) -> int:
+    """How many fixed images :func:`probe_loss` looks at for ``model``: PROBE_IMAGES, fewer for
+    a heavy network (PROBE_MACS; a 2,000-layer network's 256-image probe, twice per Step, had
+    taken most of the Step's 78 s), never fewer than one batch, at most ``available``."""
+    from engine.graphspec import spec_stats
+
+    macs = max(1, spec_stats(model.graph_spec())[1])
+    return max(0, min(available, PROBE_IMAGES, max(batch_size, PROBE_MACS // macs)))
+
+
 def probe_loss(model, images: np.ndarray, labels: np.ndarray, loss: str = "cross_entropy") -> float:
     """Mean loss of ``model`` on a small fixed set (uint8 images, int labels), no training.
 

@@ -181,6 +181,9 @@ def test_step_runs_one_batch_and_shows_the_loss_before_and_after(qtbot, tab):
     assert len(tab.session.log) == 1
     first = tab.message.text()
     assert "before this batch" in first and tab.message.isVisible()
+    # the validation part is about 120 images, all of them the probe: it says so (it said 256)
+    held_out = len(tab.session.run.val_labels)
+    assert 100 < held_out < 256 and f"On {held_out} fixed held-out images the loss" in first
 
     qtbot.mouseClick(tab.step_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: tab.message.text() != first, timeout=RUN_TIMEOUT)

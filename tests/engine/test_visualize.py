@@ -250,3 +250,18 @@ def test_a_folded_block_shows_its_output_row_under_its_header():
     assert vz.block_header("inception3a", True).startswith("▸ inception3a ")
     assert "folded to its output" in vz.block_header("inception3a", True)
     assert "click to fold" in vz.block_header("inception3a", False)
+
+
+def test_the_probe_is_256_images_but_one_batch_on_a_heavy_network():
+    from engine.archtext import to_spec
+    from engine.visualize import PROBE_IMAGES, PROBE_MACS, probe_count
+
+    light = build_model("lenet5")
+    assert probe_count(light, 64, 10_000) == PROBE_IMAGES == 256
+    assert probe_count(light, 64, 120) == 120  # a small validation part: all of it
+    deep = build_model(to_spec(", ".join(["conv 8 3, relu"] * 300) + ", flatten, dense 10",
+                               (1, 28, 28), 10))  # fmt: skip
+    macs = 300 * 8 * 8 * 9 * 28 * 28  # about 135 M multiply-adds an image
+    assert PROBE_MACS // macs < 64
+    assert probe_count(deep, 64, 10_000) == 64  # one batch: at most the step's own cost
+    assert probe_count(deep, 500, 10_000) == 256  # never more than PROBE_IMAGES
