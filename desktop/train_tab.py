@@ -56,9 +56,9 @@ from desktop.training_session import (
     WeightsSnapshot,
 )
 from desktop.widgets import compact, scrolled
-from desktop.widgets.activation_view import LivePanel
 from desktop.widgets.confusion_view import ResultsPanel
 from desktop.widgets.feature_view import FeatureView
+from desktop.widgets.live_panel import LivePanel
 from desktop.widgets.run_setup import RunSetup
 from desktop.widgets.step_explainer import StepWindow
 from desktop.widgets.training_charts import TrainingCharts

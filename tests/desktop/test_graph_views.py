@@ -11,8 +11,8 @@ from PySide6.QtWidgets import QLabel, QPushButton
 
 from desktop.app_state import AppState
 from desktop.classify_tab import ClassifyTab
-from desktop.widgets.activation_view import LivePanel
 from desktop.widgets.architecture_view import ArchitectureView
+from desktop.widgets.live_panel import LivePanel
 from desktop.widgets.network_view import NetworkView, view_layers
 from desktop.widgets.run_setup import RunSetup
 from engine import architectures

@@ -8,7 +8,7 @@ import pytest
 from PySide6.QtCore import QPoint
 
 import resources
-from desktop.widgets.activation_view import LivePanel
+from desktop.widgets.live_panel import LivePanel
 from desktop.widgets.network_view import NetworkView, view_layers
 from engine import architectures
 from engine.colormap import sign_colours
