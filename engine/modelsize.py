@@ -41,6 +41,15 @@ MAX_INPUT_CHANNELS = 64
 #: Any single count in an architecture (filters, features, kernel size, stride, padding).
 MAX_DIMENSION = 1 << 24
 
+#: A forward pass of one sample beyond either of these is "heavy": a window runs it off its GUI
+#: thread (:func:`heavy_forward`). Measured on a loaded 2-core VM (CPU ms of ``activations``
+#: of one 1-3x28-32 image, 1 BLAS thread, medians): LeNet-5 0.7 M multiply-adds 0.4 ms; the
+#: family at 3x32x32 7.7-41 M, 2.4-10 ms; 'conv 128 3' twice 154 M, 8 ms; 'conv 512 3' twice
+#: 2,430 M, 90 ms; 999 'conv 8 3, relu' on 28x28 (2,000 nodes) 451 M, 235 ms. Small convolutions
+#: run far below BLAS speed (0.2 ms a node there), so the node count is a limit of its own.
+HEAVY_MULTIPLY_ADDS = 100_000_000
+HEAVY_NODES = 300
+
 #: THE architecture names :mod:`engine.model` builds itself (the family registry adds its own);
 #: the two LeNets first (the shipped model files hold them in their long form).
 LENETS = ("lenet5", "lenet-article")
@@ -89,6 +98,17 @@ def check_architecture(arch: object, num_classes: int | None = None) -> Architec
                 f"{_count(limit)}; it is not a network ConvScope can run"
             )
     return size
+
+
+def heavy_forward(arch: object, num_classes: int | None = None) -> bool:
+    """Whether one sample's forward pass of ``arch`` (a ``model.architecture``) is beyond
+    :data:`HEAVY_MULTIPLY_ADDS` or :data:`HEAVY_NODES` (an architecture that cannot be sized
+    counts as heavy: nothing is known of its cost)."""
+    try:
+        size = architecture_size(arch, num_classes)
+    except ShapeError:
+        return True
+    return size.multiply_adds > HEAVY_MULTIPLY_ADDS or size.nodes > HEAVY_NODES
 
 
 def architecture_size(arch: object, num_classes: int | None = None) -> ArchitectureSize:

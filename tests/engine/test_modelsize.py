@@ -16,6 +16,7 @@ from engine.modelsize import (
     architecture_size,
     check_architecture,
     family_names,
+    heavy_forward,
 )
 
 
@@ -110,3 +111,19 @@ def test_a_wide_custom_network_is_refused_quickly_where_building_would_allocate(
     with pytest.raises(TooLargeError):
         check_architecture(arch)
     assert build_model("lenet5").architecture["name"] == "lenet5"  # the small ones still build
+
+
+def test_heavy_forward_tells_big_networks_from_the_usual_ones():
+    from engine import architectures
+    from engine.archtext import to_spec
+
+    assert not heavy_forward({"name": "lenet5"})
+    assert not heavy_forward({"name": "lenet-article", "in_channels": 3})
+    for name in family_names():  # the family at its usual size stays instant
+        assert not heavy_forward(architectures.choose(name, 3).architecture(10)), name
+    wide = "conv 512 3, relu, conv 512 3, relu, globalavgpool, dense 10"
+    assert heavy_forward(to_spec(wide, (3, 32, 32), 10))  # 2,430 M multiply-adds
+    deep = ", ".join(["avgpool 1"] * 400) + ", flatten, dense 10"
+    few = architecture_size(to_spec(deep, (1, 4, 4), 10))
+    assert few.multiply_adds < 1000 and heavy_forward(to_spec(deep, (1, 4, 4), 10))  # 402 nodes
+    assert heavy_forward({"name": "no such network"})  # its cost unknown
