@@ -11,7 +11,9 @@ gets the photo preparation and none of those. A slot reads the UI, calls one eng
 and updates the UI. Decoding a large image and preparing it, opening a model file, the
 occlusion map, the reading of a number and a batch of files run off the GUI thread
 (:class:`desktop.workers.OneAtATime`; the newest request wins); a small image or a stroke is
-classified on the GUI thread in a few milliseconds.
+classified on the GUI thread in a few milliseconds, unless the network is a heavy one
+(:func:`engine.modelsize.heavy_forward`): its forward pass runs off the GUI thread too, the
+prediction saying "Working…" meanwhile.
 
 Size: one short slot per way an image arrives (drop, paste, open, draw, batch) and per
 model change, all updating the same views; the widgets it composes live in ``desktop/widgets/``.
@@ -65,6 +67,7 @@ from engine.inference import (
     prepare_input,
     view_steps,
 )
+from engine.modelsize import heavy_forward
 from engine.reading import Reading, read_digits
 
 DROP_HINT = (
@@ -74,6 +77,8 @@ DROP_HINT = (
 #: Images with more pixels than this are decoded and prepared off the GUI thread.
 BACKGROUND_PIXELS = 1_500_000
 HOVER_HINT = "Hover a cell to see where it comes from"
+WORKING = "Working…"
+WORKING_NOTE = "A big network: it works out this input beside the window (the newest one first)"
 
 Classification = ClassifiedImage  # what ``classified`` carries
 
@@ -100,6 +105,22 @@ class _Shown:
     step: ViewStep
 
 
+@dataclass(frozen=True)
+class _Forward:
+    """A forward pass's result and its network view rows; ``request`` tells stale ones apart,
+    ``digit`` the digit of a number read it is (None: the whole input)."""
+
+    request: int
+    result: ClassifiedImage
+    rows: list
+    digit: int | None
+
+
+def _forward(request: int, model, prepared: Prepared, digit: int | None) -> _Forward:
+    result = classify_prepared(model, prepared)
+    return _Forward(request, result, view_layers(model, result.activations), digit)
+
+
 class ClassifyTab(QWidget):
     title = "Classify"
     classified = Signal(object)  # ClassifiedImage, after the bars are updated
@@ -123,6 +144,9 @@ class ClassifyTab(QWidget):
         self._bars_at = 0.0
         self._request = 0  # the newest image request; older results are dropped
         self._timed_request = -1  # the request whose first bars last_timing measured
+        self._heavy = False  # the model's forward pass runs off the GUI thread
+        self._forward = 0  # the newest forward pass asked for; older results are dropped
+        self._forward_jobs = OneAtATime(self, self._on_forward_failed)
         self._image_jobs = OneAtATime(self, self._show_message)
         self._reading_jobs = OneAtATime(self, self._show_message)
         self._build()
@@ -269,6 +293,7 @@ class ClassifyTab(QWidget):
         self.model = model
         self.model_name = label
         self._request += 1  # a pending image was prepared for the previous model
+        self._heavy = model is not None and heavy_forward(model.architecture, len(model.classes))
         self.model_panel.show_model(model, label)
         if model is None:
             self.prediction_label.setText("No model loaded")
@@ -485,14 +510,45 @@ class ClassifyTab(QWidget):
         self._show_message("")
         self._show_input(prepared, pixels)
 
-    def _show_input(self, prepared: Prepared, original: np.ndarray | None) -> None:
-        """One forward pass of ``prepared``: bars, prediction, network view, occlusion."""
+    def _show_input(
+        self, prepared: Prepared, original: np.ndarray | None, digit: int | None = None
+    ) -> None:
+        """One forward pass of ``prepared``: bars, prediction, network view, occlusion; a heavy
+        network's off the GUI thread (the newest input wins; the model is never trained, and
+        only that one worker runs its forward pass meanwhile)."""
         self.seen_box.show_input(original, prepared.display)
         self._state.classify_image_changed.emit(prepared.network)
+        self._forward += 1
         if self.model is None:
             self.network_view.clear("No model loaded")
             return
-        self.result = result = classify_prepared(self.model, prepared)
+        request, model = self._forward, self.model
+        if not self._heavy:
+            self._on_forward_done(_forward(request, model, prepared, digit))
+            return
+        self.result = None
+        self.chart.clear()  # the previous input's bars are not this one's
+        self.prediction_label.setText(WORKING)
+        self.top3_label.setText(WORKING_NOTE)
+        self.seen_box.await_result()
+        self._forward_jobs.submit(
+            lambda: [_forward(request, model, prepared, digit)], self._on_forward_done
+        )
+
+    def _on_forward_failed(self, message: str) -> None:
+        if self.prediction_label.text() == WORKING:
+            self.prediction_label.setText("–")
+            self.top3_label.clear()
+        self._show_message(message)
+
+    def forward_busy(self) -> bool:
+        """Whether a heavy network's forward pass runs or waits."""
+        return self._forward_jobs.busy()
+
+    def _on_forward_done(self, done: _Forward) -> None:
+        if done.request != self._forward:
+            return  # stale: a newer input (or model) was asked for meanwhile
+        self.result = result = done.result
         probs, classes = result.probabilities, result.classes
         self.chart.set_probabilities(probs, classes)
         self._bars_at = time.perf_counter()
@@ -501,11 +557,17 @@ class ClassifyTab(QWidget):
             "Top 3: "
             + ",  ".join(f"{classes[i]} ({probs[i]:.1%})" for i in most_probable(probs, 3))
         )
-        self.network_view.set_layers(view_layers(self.model, result.activations))
+        if done.digit is not None and self.reading is not None:
+            self.prediction_label.setText(self.reading.text)
+            self.top3_label.setText(
+                f"Digit {done.digit + 1} of {len(self.reading.digits)}: " + self.top3_label.text()
+            )
+        self.network_view.set_layers(done.rows)
         self.classified.emit(result)
         self.seen_box.schedule_occlusion(self.model, result)
 
     def _clear_result(self, text: str) -> None:
+        self._forward += 1  # a forward pass on its way is not shown
         self.result = None
         self.chart.clear()
         self.prediction_label.setText(text if self.model is not None else "No model loaded")
@@ -561,15 +623,20 @@ class ClassifyTab(QWidget):
         x0, y0, x1, y1 = digit.box
         crop = self._image[y0:y1, x0:x1]
         self.preview.set_selected(index)
-        self._show_input(Prepared(digit.image, digit.image, "digit", False, digit.box), crop)
-        self.prediction_label.setText(f"{self.reading.text}")
-        self.top3_label.setText(
-            f"Digit {index + 1} of {len(self.reading.digits)}: " + self.top3_label.text()
+        self._show_input(
+            Prepared(digit.image, digit.image, "digit", False, digit.box), crop, digit=index
         )
 
     def background_busy(self) -> bool:
-        """Whether an image, a model, an occlusion map, a reading or a batch is being made."""
-        parts = (self._image_jobs, self._reading_jobs, self.seen_box, self.model_panel)
+        """Whether an image, a forward pass, a model, an occlusion map, a reading or a batch
+        is being made."""
+        parts = (
+            self._image_jobs,
+            self._forward_jobs,
+            self._reading_jobs,
+            self.seen_box,
+            self.model_panel,
+        )
         return self.batch_page.busy() or any(part.busy() for part in parts)
 
     # ----- output -------------------------------------------------------------------------

@@ -56,6 +56,15 @@ class SeenBox(QGroupBox):
         self.occlusion_label.setText(WORKING)
         self._timer.start()
 
+    def await_result(self) -> None:
+        """A newer input's forward pass is on its way (a heavy network): the previous input's
+        map is taken away and no map of it is started; the caption says one is coming."""
+        self._result = None
+        self._timer.stop()
+        self._jobs.cancel()
+        self.occlusion_view.set_array(None)
+        self.occlusion_label.setText(WORKING)
+
     def clear(self) -> None:
         self._result = None
         self._timer.stop()

@@ -1,0 +1,94 @@
+"""A heavy network's forward pass runs off the GUI thread: the Classify tab and the Train tab's
+live view say they are working, show the newest input's result and drop older ones.
+
+The threshold is patched to 0 so that LeNet-5 counts as heavy and the tests stay fast."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import resources
+from desktop.app_state import AppState
+from desktop.classify_tab import WORKING, ClassifyTab
+from engine import modelsize
+from engine.idx import read_idx
+
+
+@pytest.fixture
+def heavy(monkeypatch):
+    monkeypatch.setattr(modelsize, "HEAVY_MULTIPLY_ADDS", 0)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return read_idx(resources.mnist_dir() / "t10k-images-idx3-ubyte.gz")[:4]  # 7 2 1 0
+
+
+@pytest.fixture
+def tab(qtbot, heavy):
+    from engine.modelfile import load_model
+
+    widget = ClassifyTab(AppState())
+    widget.resize(1200, 760)
+    widget.show()
+    widget.set_model(load_model(resources.shipped_model_path()), "heavy LeNet-5")
+    yield widget
+    qtbot.waitUntil(lambda: not widget.background_busy(), timeout=10000)
+    widget.close()
+    widget.deleteLater()
+
+
+def _canvas(digit: np.ndarray) -> np.ndarray:
+    """An MNIST digit as drawn on the 280x280 canvas."""
+    return np.kron(digit, np.ones((10, 10), np.uint8))
+
+
+def test_a_drawing_says_working_then_shows_its_bars(qtbot, tab, digits):
+    shown = []
+    tab.classified.connect(lambda result: shown.append(result.prediction))
+    tab.canvas.set_pixels(_canvas(digits[0]))
+    assert tab.prediction_label.text() == WORKING  # not the previous input's
+    assert tab.chart.probabilities().size == 0
+    assert "big network" in tab.top3_label.text()
+    assert tab.forward_busy()
+    with qtbot.waitSignal(tab.classified, timeout=10000):
+        pass
+    assert shown == ["7"] and tab.chart.highlighted_class() == "7"
+    assert tab.prediction_label.text().startswith("7 ")
+    assert tab.network_view.layers()[0].name == "input"
+
+
+def test_a_newer_stroke_supersedes_the_older_one(qtbot, tab, digits):
+    shown = []
+    tab.classified.connect(lambda result: shown.append(result.prediction))
+    for digit in digits:  # strokes faster than the network
+        tab.canvas.set_pixels(_canvas(digit))
+    qtbot.waitUntil(lambda: not tab.forward_busy(), timeout=10000)
+    assert shown == ["0"]  # the last one only: the others' results were dropped
+    assert tab.chart.highlighted_class() == "0"
+
+
+def test_a_result_for_a_cleared_canvas_is_dropped(qtbot, tab, digits):
+    tab.canvas.set_pixels(_canvas(digits[1]))
+    tab.draw_panel.clear_button.click()
+    qtbot.waitUntil(lambda: not tab.forward_busy(), timeout=10000)
+    assert tab.prediction_label.text() == "Draw a digit"
+    assert tab.chart.probabilities().size == 0
+
+
+def test_a_read_number_names_its_digit_once_the_result_is_in(qtbot, tab, digits, tmp_path):
+    from engine.imageio import save_image
+
+    row = np.concatenate([np.pad(d, ((0, 0), (3, 3))) for d in digits[:3]], axis=1)
+    path = tmp_path / "number.png"
+    save_image(255 - np.kron(np.pad(row, 8), np.ones((3, 3), np.uint8)), path)
+    with qtbot.waitSignal(tab.number_read, timeout=10000):
+        tab.open_image_file(path)
+    assert tab.reading.text == "721"
+    assert tab.prediction_label.text() == WORKING  # its first digit on its way
+    with qtbot.waitSignal(tab.classified, timeout=10000) as blocker:
+        pass
+    assert blocker.args[0].prediction == "7"
+    assert tab.prediction_label.text() == "721"
+    assert tab.top3_label.text().startswith("Digit 1 of 3: Top 3: 7")
