@@ -70,8 +70,9 @@ from engine.training import BatchEnd
 from engine.visualize import format_duration
 
 UI_INTERVAL_MS = 200  # charts+progress and views refresh, alternating (each ~2.5/s)
-# The live views take at most about this share of the GUI thread while training: a network
-# whose views cost more to refresh (hundreds of wide layers) refreshes them less often.
+# The live views take at most about this share of the GUI thread (a heavy network's: of a core,
+# off the GUI thread) while training: a network whose views cost more to refresh (hundreds of
+# wide layers) refreshes them less often.
 VIEWS_SHARE = 0.25
 _clock = time.monotonic
 START_TIP = "Build the network and train it with these settings"
@@ -135,6 +136,7 @@ class TrainTab(QWidget):
         self.live.kernel_clicked.connect(self._on_live_kernel_clicked)
         self.live.sample_pinned.connect(self.session.pin)
         self.live.weight_picked.connect(self._on_live_weight_picked)
+        self.live.refreshed.connect(self._on_live_refreshed)
         self.step_window: StepWindow | None = None  # Figure 15 in numbers, made at the first step
 
         splitter = QSplitter(Qt.Orientation.Vertical)
@@ -363,6 +365,7 @@ class TrainTab(QWidget):
         views_due = (
             self._pending_weights is not None
             and _clock() >= self._views_next
+            and not self.live.busy()  # a heavy network's last refresh is still on its way
             and (self._charts_last or self._pending_batch is None)
         )
         if views_due:
@@ -373,6 +376,11 @@ class TrainTab(QWidget):
         else:
             self._flush_batch()
         self._charts_last = not views_due
+
+    def _on_live_refreshed(self, seconds: float) -> None:
+        """A refresh shown (a heavy network's worked out off the GUI thread): the next one waits
+        in proportion to all it cost."""
+        self._views_next = max(self._views_next, _clock() + seconds / VIEWS_SHARE)
 
     def _flush_weights(self) -> None:
         weights, self._pending_weights = self._pending_weights, None

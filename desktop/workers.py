@@ -188,3 +188,22 @@ class OneAtATime(QObject):
         self._running_cancel = None
         if self._waiting is not None:
             self._start()
+
+
+class ModelCopy:
+    """A worker's own copy of a model, for the jobs of one :class:`OneAtATime` (which run one
+    at a time). ``of(model, state)`` clones ``model`` the first time (in the worker: a
+    2,000-node network's copy takes 0.15-0.25 s), keeps the clone while the model is the same
+    object, and sets it to ``state`` (a :meth:`state_dict` copied when the job was asked for):
+    a consistent snapshot while another thread keeps changing the model's weights.
+    """
+
+    def __init__(self) -> None:
+        self._source: object | None = None
+        self._copy = None
+
+    def of(self, model, state: dict):
+        if self._source is not model:
+            self._copy, self._source = model.clone(), model
+        self._copy.set_weights(state)
+        return self._copy

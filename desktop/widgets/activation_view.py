@@ -120,6 +120,10 @@ class ActivationView(QWidget):
         self._links = links
         self.update()
 
+    def layers(self) -> list[LayerView]:
+        """The rows shown (folded ones included), as set."""
+        return list(self._layers)
+
     def layer_names(self) -> list[str]:
         return [layer.name for layer in self._layers]
 

@@ -11,8 +11,10 @@ import pytest
 import resources
 from desktop.app_state import AppState
 from desktop.classify_tab import WORKING, ClassifyTab
+from desktop.widgets.live_panel import LivePanel, live_views
 from engine import modelsize
 from engine.idx import read_idx
+from engine.model import lenet5
 
 
 @pytest.fixture
@@ -92,3 +94,54 @@ def test_a_read_number_names_its_digit_once_the_result_is_in(qtbot, tab, digits,
     assert blocker.args[0].prediction == "7"
     assert tab.prediction_label.text() == "721"
     assert tab.top3_label.text().startswith("Digit 1 of 3: Top 3: 7")
+
+
+@pytest.fixture
+def panel(qtbot, heavy):
+    widget = LivePanel()
+    widget.resize(1000, 700)
+    widget.show()
+    yield widget
+    # not qtbot.addWidget: that would delete the panel before this teardown could wait
+    qtbot.waitUntil(lambda: not widget.busy(), timeout=10000)  # its worker done
+    widget.close()
+    widget.deleteLater()
+
+
+def _with_model(qtbot, panel: LivePanel, model) -> LivePanel:
+    panel.set_model(model)
+    qtbot.waitUntil(lambda: not panel.busy(), timeout=10000)
+    return panel
+
+
+def test_the_live_view_works_out_a_pinned_image_off_the_gui_thread(qtbot, panel, digits):
+    model = lenet5(np.random.default_rng(0))
+    _with_model(qtbot, panel, model)
+    assert panel.filter_view.tiles()  # the filters, without any sample
+    panel.pin(digits[0], "a 7")
+    assert panel.working_label.isVisibleTo(panel) and panel.busy()
+    assert panel.activation_view.layers() == []
+    with qtbot.waitSignal(panel.refreshed, timeout=10000) as blocker:
+        pass
+    assert blocker.args[0] > 0
+    assert not panel.working_label.isVisibleTo(panel)
+    expected = live_views(model, digits[0]).layers
+    shown = panel.activation_view.layers()
+    assert [v.name for v in shown] == [v.name for v in expected]
+    assert np.array_equal(shown[1].values, expected[1].values)
+
+
+def test_the_live_view_shows_the_weights_of_the_refresh_and_the_newest_sample(qtbot, panel, digits):
+    model = lenet5(np.random.default_rng(0))
+    _with_model(qtbot, panel, model)
+    before = model.clone()
+    panel.pin(digits[2], "a 1")
+    panel.pin(digits[1], "a 2")  # supersedes the 1
+    panel.refresh()
+    zeros = {k: np.zeros_like(v) for k, v in model.get_weights().items()}
+    model.set_weights(zeros)  # training goes on meanwhile: the refresh keeps its own weights
+    qtbot.waitUntil(lambda: not panel.busy(), timeout=10000)
+    shown = panel.activation_view.layers()
+    expected = live_views(before, digits[1]).layers
+    for view, want in zip(shown, expected, strict=True):
+        assert np.array_equal(view.values, want.values), view.name

@@ -796,3 +796,25 @@ def test_views_too_slow_to_refresh_often_refresh_less_and_the_charts_go_on(qtbot
     # 40 s later) and the final weights at the end
     assert len(refreshes) == 3 and refreshes[-1] == len(tab.session.log)
     assert tab.charts.point_counts()["loss"] == len(tab.session.log)  # every batch charted
+
+
+def test_a_heavy_networks_live_view_follows_the_training_off_the_gui_thread(
+    qtbot, make_tab, monkeypatch
+):
+    # a heavy network's live view is worked out by a worker (LeNet-5 counted heavy here): the
+    # refreshes still come, the last one shows the final weights, and none is lost at the end
+    from desktop.widgets.live_panel import live_views
+    from engine import modelsize
+
+    monkeypatch.setattr(modelsize, "HEAVY_MULTIPLY_ADDS", 0)
+    tab = _prepare(qtbot, make_tab())
+    refreshed = []
+    tab.live.refreshed.connect(refreshed.append)
+    assert _run(qtbot, tab) == "finished"
+    qtbot.waitUntil(lambda: not tab.live.busy(), timeout=RUN_TIMEOUT)
+    assert len(refreshed) >= 2 and all(seconds > 0 for seconds in refreshed)
+    want = live_views(tab.model, tab.live.sample).layers
+    shown = tab.live.activation_view.layers()
+    assert [v.name for v in shown] == [v.name for v in want]
+    for view, expected in zip(shown, want, strict=True):
+        assert np.allclose(view.values, expected.values), view.name
