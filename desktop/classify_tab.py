@@ -78,7 +78,8 @@ DROP_HINT = (
 BACKGROUND_PIXELS = 1_500_000
 HOVER_HINT = "Hover a cell to see where it comes from"
 WORKING = "Working…"
-WORKING_NOTE = "A big network: it works out this input beside the window (the newest one first)"
+WORKING_NOTE = "A big network: this takes a moment"
+STALE_VIEW = "Working out the new input: the maps above are still the previous one's"
 
 Classification = ClassifiedImage  # what ``classified`` carries
 
@@ -530,6 +531,8 @@ class ClassifyTab(QWidget):
         self.chart.clear()  # the previous input's bars are not this one's
         self.prediction_label.setText(WORKING)
         self.top3_label.setText(WORKING_NOTE)
+        if self.network_view.layers():
+            self.network_hover.setText(STALE_VIEW)
         self.seen_box.await_result()
         self._forward_jobs.submit(
             lambda: [_forward(request, model, prepared, digit)], self._on_forward_done
@@ -548,6 +551,7 @@ class ClassifyTab(QWidget):
     def _on_forward_done(self, done: _Forward) -> None:
         if done.request != self._forward:
             return  # stale: a newer input (or model) was asked for meanwhile
+        self._forget_stale_view()
         self.result = result = done.result
         probs, classes = result.probabilities, result.classes
         self.chart.set_probabilities(probs, classes)
@@ -566,8 +570,13 @@ class ClassifyTab(QWidget):
         self.classified.emit(result)
         self.seen_box.schedule_occlusion(self.model, result)
 
+    def _forget_stale_view(self) -> None:
+        if self.network_hover.text() == STALE_VIEW:
+            self.network_hover.setText(HOVER_HINT)
+
     def _clear_result(self, text: str) -> None:
         self._forward += 1  # a forward pass on its way is not shown
+        self._forget_stale_view()
         self.result = None
         self.chart.clear()
         self.prediction_label.setText(text if self.model is not None else "No model loaded")

@@ -59,6 +59,11 @@ def test_a_drawing_says_working_then_shows_its_bars(qtbot, tab, digits):
     assert shown == ["7"] and tab.chart.highlighted_class() == "7"
     assert tab.prediction_label.text().startswith("7 ")
     assert tab.network_view.layers()[0].name == "input"
+    tab.canvas.set_pixels(_canvas(digits[1]))  # the next digit: the maps shown are the 7's
+    assert "previous one's" in tab.network_hover.text()
+    with qtbot.waitSignal(tab.classified, timeout=10000):
+        pass
+    assert shown == ["7", "2"] and "previous" not in tab.network_hover.text()
 
 
 def test_a_newer_stroke_supersedes_the_older_one(qtbot, tab, digits):
