@@ -388,9 +388,9 @@ def _starting_network(args: argparse.Namespace, device: torch.device) -> Network
         return Network().to(device)
     path = _find_weights(args.weights)
     if path is None:
-        raise SystemExit(
-            f"{Path(sys.argv[0]).name}: no weights to start from: pass --weights MODEL.npz "
-            f"(the file this was exported from: {SOURCE_MODEL or 'unknown'}) or --from-scratch"
+        raise ValueError(
+            "no weights to start from: pass --weights MODEL.npz (the file this was exported "
+            f"from: {SOURCE_MODEL or 'unknown'}) or --from-scratch"
         )
     return load(path, device)
 
@@ -631,7 +631,7 @@ def predict(args: argparse.Namespace) -> int:
     on stderr and the others still run), folders expanded to the images inside."""
     path = _find_weights(args.weights)
     if path is None:
-        raise SystemExit("no weights: pass --weights MODEL.npz")
+        raise ValueError("no weights: pass --weights MODEL.npz")
     net = load(path)
     inference, imageio = engine("inference"), engine("imageio")
     files, problems = inference.expand_paths(args.images)
@@ -703,13 +703,29 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--seed", type=int, default=0, help="shuffling, test split, random weights")
     t.add_argument("--device", default="auto", help="auto (a GPU if there is one), cpu, cuda")
     t.add_argument("--threads", type=_at_least(1), metavar="N", help="CPU threads per process")
+    if not _speaks():  # argparse's usage and error: the first process of the machine says it
+        parser.print_usage = lambda file=None: None  # type: ignore[method-assign]
+        for choice in sub.choices.values():
+            choice.print_usage = parser.print_usage  # type: ignore[method-assign]
+            choice.exit = _silent_exit  # type: ignore[method-assign]
     args = parser.parse_args(argv)
     try:
         return predict(args) if args.command == "predict" else train(args)
     except (engine("errors").EngineError, ValueError, OSError) as exc:
         # a bad folder, image or model file: one line, not a traceback
-        print(f"{Path(sys.argv[0]).name} {args.command}: error: {exc}", file=sys.stderr)
+        if _speaks():
+            print(f"{Path(sys.argv[0]).name} {args.command}: error: {exc}", file=sys.stderr)
         return 2
+
+
+def _speaks() -> bool:
+    """False in torchrun's second and later processes on a machine (LOCAL_RANK 1, 2...): a bad
+    argument or folder fails them all alike, and the first one's line says it once."""
+    return os.environ.get("LOCAL_RANK", "0") == "0"
+
+
+def _silent_exit(status: int = 0, message: str | None = None):
+    sys.exit(status)
 
 
 if __name__ == "__main__":

@@ -232,6 +232,26 @@ def test_torchrun_two_cpu_processes_write_one_model(capsys, tmp_path, graph_mode
     assert record["started_from"] == str(graph_model_file.resolve())
 
 
+def test_under_torchrun_a_bad_folder_or_argument_is_said_once(tmp_path, graph_model_file):
+    # each process fails alike: the first one of the machine (LOCAL_RANK 0) says why, once
+    script = tmp_path / "graph.py"
+    assert main(["export", str(graph_model_file), "--pytorch", str(script)]) == 0
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES="", OMP_NUM_THREADS="1")
+    run = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    missing = tmp_path / "no such folder"
+    cases = {
+        "data": (["--data", str(missing), "--out", "x.npz"], str(missing)),
+        "argument": (["--data", str(tmp_path), "--out", "x.npz", "--epochs", "-1"], "--epochs"),
+    }
+    for args, said in cases.values():
+        cmd = [*run, str(script), "train", *args, "--device", "cpu"]
+        result = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
+        assert result.returncode != 0
+        ours = [line for line in result.stderr.splitlines() if "error:" in line and said in line]
+        assert len(ours) == 1, result.stderr
+        assert f'{script.name}", line' not in result.stderr  # torchrun's own traceback only
+
+
 # -- graph models: BatchNorm, residual add, concat, padded pools, global average pooling --------
 
 

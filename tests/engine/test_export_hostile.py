@@ -229,3 +229,20 @@ def test_help_names_odd_files_and_classes(capsys, tmp_path):
     text = capsys.readouterr().out
     assert '50%, back\\slash, say "hi", %(prog)s' in text.replace("\n", " ")
     assert text.count("100% cats.npz") == 2
+
+
+def test_without_weights_to_start_from_it_says_so_in_one_line(
+    capsys, tmp_path, exported, monkeypatch
+):
+    # the model file it was exported from is gone: exit 2 and one line (it was SystemExit's
+    # status 1, printed by every torchrun process)
+    mod, _ = exported
+    monkeypatch.setattr(mod, "SOURCE_MODEL", str(tmp_path / "gone.npz"))
+    data = _class_folder(tmp_path / "data")
+    argv = ["train", "--data", str(data), "--out", str(tmp_path / "o.npz")]
+    assert mod.main(argv) == 2
+    assert "no weights to start from: pass --weights" in _one_line(capsys.readouterr().err)
+    image = tmp_path / "a.png"
+    Image.new("RGB", (8, 8), "white").save(image)
+    assert mod.main(["predict", str(image)]) == 2
+    assert "no weights: pass --weights" in _one_line(capsys.readouterr().err)
