@@ -245,7 +245,7 @@ class FilterView(QWidget):
         ):
             self.kernel_clicked.emit(tile.layer, tile.index, tile.channel)
 
-    def paintEvent(self, _event: QPaintEvent) -> None:
+    def paintEvent(self, event: QPaintEvent) -> None:
         painter = QPainter(self)
         painter.fillRect(self.rect(), QColor("#fafafa"))
         if not self._layers:
@@ -256,7 +256,10 @@ class FilterView(QWidget):
             painter.setPen(QColor("#666" if title.startswith("click") else "#222"))
             painter.drawText(rect, int(Qt.AlignmentFlag.AlignLeft) | int(WRAP), title)
         painter.setPen(QPen(QColor("#999"), 1))
+        exposed = QRectF(event.rect()).adjusted(-2, -2, 2, 2)  # in a scroll area: what shows
         for tile in self._tiles:
+            if not tile.rect.intersects(exposed):
+                continue
             painter.drawImage(tile.rect, tile.atlas, tile.source)
             painter.drawRect(tile.rect.adjusted(-0.5, -0.5, 0.5, 0.5))
         cell = self.weight_rect(*self.picked) if self.picked and self.picking else None

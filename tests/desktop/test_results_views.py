@@ -102,6 +102,27 @@ def test_many_colour_filters_wrap_instead_of_shrinking_to_specks(qtbot):
     assert not any(a.intersects(b) for i, a in enumerate(grey) for b in grey[i + 1 :])
 
 
+def test_a_scrolled_filter_view_paints_what_the_whole_one_does(qtbot):
+    # a wide layer's tiles are painted only where they show (all 2,000 of them were painted
+    # on every weight update); the part in sight is the same picture
+    from desktop.widgets import scrolled
+
+    view = FilterView()
+    area = scrolled(view)
+    qtbot.addWidget(area)
+    area.resize(420, 500)
+    area.show()
+    rng = np.random.default_rng(0)
+    view.set_filters([("conv2", rng.normal(size=(256, 256, 3, 3)).astype(np.float32))])
+    qtbot.waitUntil(lambda: view.height() > area.height() + 200)  # laid out in the scroll area
+    whole = view.grab().toImage()
+    area.verticalScrollBar().setValue(200)
+    top = view.mapTo(area.viewport(), QPoint(0, 0))
+    shown = area.viewport().grab().toImage()
+    part = whole.copy(QRect(-top.x(), -top.y(), shown.width(), shown.height()))
+    assert top.y() == -200 and part == shown
+
+
 def _many_classes(k: int, n: int):
     """A result over ``k`` classes: every class right but one third of the way, which is all
     taken for the class two thirds of the way; its test images are ``n`` blank digits."""
