@@ -294,6 +294,7 @@ class ClassifyTab(QWidget):
         self.model = model
         self.model_name = label
         self._request += 1  # a pending image was prepared for the previous model
+        self._forward += 1  # and a pending forward pass was the previous model's
         self._heavy = model is not None and heavy_forward(model.architecture, len(model.classes))
         self.model_panel.show_model(model, label)
         if model is None:

@@ -84,6 +84,29 @@ def test_a_result_for_a_cleared_canvas_is_dropped(qtbot, tab, digits):
     assert tab.chart.probabilities().size == 0
 
 
+def test_a_result_of_the_previous_model_is_dropped(qtbot, tab, digits, monkeypatch):
+    # a large image is prepared off the GUI thread: a model chosen while the previous one's
+    # forward pass is on its way must not get that result shown under its name
+    import threading
+
+    import desktop.classify_tab as classify_tab
+
+    gate, forward = threading.Event(), classify_tab._forward
+    monkeypatch.setattr(classify_tab, "_forward", lambda *a: gate.wait(10) and forward(*a))
+    shown = []
+    tab.classified.connect(lambda result: shown.append(result.classes[0]))
+    big = np.kron(255 - digits[0], np.ones((48, 48), np.uint8))  # 1,344 x 1,344 pixels
+    tab.show_image(big, "big seven")
+    qtbot.waitUntil(lambda: tab.prediction_label.text() == WORKING, timeout=10000)
+    other = lenet5(np.random.default_rng(1))
+    other.classes = [f"class {i}" for i in range(10)]
+    tab.set_model(other, "another network")  # the same image, prepared again off the thread
+    gate.set()  # the first model's forward pass ends now
+    qtbot.waitUntil(lambda: bool(shown) and not tab.background_busy(), timeout=10000)
+    assert shown == ["class 0"]
+    assert tab.chart.classes()[0] == "class 0"
+
+
 def test_a_read_number_names_its_digit_once_the_result_is_in(qtbot, tab, digits, tmp_path):
     from engine.imageio import save_image
 
