@@ -10,7 +10,8 @@ from PySide6.QtWidgets import QGridLayout, QGroupBox, QLabel, QSizePolicy, QWidg
 from desktop.widgets.pixel_view import PixelView
 from desktop.workers import OneAtATime
 from engine.inference import ClassifiedImage
-from engine.occlusion import occlusion_map, overlay
+from engine.occlusion import OcclusionCancelled, occlusion_map, overlay
+from engine.progress import CancelFlag
 
 WORKING = "Occlusion: working out this image's map (the network runs once per patch position)…"
 
@@ -58,7 +59,7 @@ class SeenBox(QGroupBox):
 
     def await_result(self) -> None:
         """A newer input's forward pass is on its way (a heavy network): the previous input's
-        map is taken away and no map of it is started; the caption says one is coming."""
+        map is taken away and one being made is stopped; the caption says one is coming."""
         self._result = None
         self._timer.stop()
         self._jobs.cancel()
@@ -81,11 +82,15 @@ class SeenBox(QGroupBox):
         # the worker's own copy, made there (a 2,000-node network takes a moment): layers keep
         # buffers between calls, and the GUI thread uses the model meanwhile
         model, image = self._model, self._result.prepared.network.copy()
-        target = self._result.index
-        self._jobs.submit(
-            lambda: [(image, occlusion_map(model.clone(), image, target=target))],
-            self._on_job_yielded,
-        )
+        target, cancel = self._result.index, CancelFlag()
+
+        def job():
+            try:
+                yield image, occlusion_map(model.clone(), image, target=target, cancel=cancel)
+            except OcclusionCancelled:
+                return  # a newer input's map (or none) is wanted
+
+        self._jobs.submit(job, self._on_job_yielded, cancel=cancel)
 
     def _on_job_failed(self, message: str) -> None:
         self.occlusion_label.clear()  # no map is on its way

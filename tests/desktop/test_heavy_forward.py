@@ -5,6 +5,8 @@ The threshold is patched to 0 so that LeNet-5 counts as heavy and the tests stay
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 
@@ -87,8 +89,6 @@ def test_a_result_for_a_cleared_canvas_is_dropped(qtbot, tab, digits):
 def test_a_result_of_the_previous_model_is_dropped(qtbot, tab, digits, monkeypatch):
     # a large image is prepared off the GUI thread: a model chosen while the previous one's
     # forward pass is on its way must not get that result shown under its name
-    import threading
-
     import desktop.classify_tab as classify_tab
 
     gate, forward = threading.Event(), classify_tab._forward
@@ -105,6 +105,34 @@ def test_a_result_of_the_previous_model_is_dropped(qtbot, tab, digits, monkeypat
     qtbot.waitUntil(lambda: bool(shown) and not tab.background_busy(), timeout=10000)
     assert shown == ["class 0"]
     assert tab.chart.classes()[0] == "class 0"
+
+
+def test_a_newer_input_stops_the_occlusion_map_being_made(qtbot, tab, digits, monkeypatch):
+    # a heavy network's map takes seconds (12 s for a 512-channel one) and shares the cores
+    # with the newer input's forward pass: it is stopped, quietly
+    import desktop.widgets.seen_box as seen_box
+    from engine.occlusion import OcclusionCancelled
+
+    flags, real = [], seen_box.occlusion_map
+
+    def first_waits_for_cancel(model, image, **options):
+        flags.append(options["cancel"])
+        if len(flags) > 1:
+            return real(model, image, **options)
+        for _ in range(1000):  # stands for the parts of a long map
+            if options["cancel"].cancelled:
+                raise OcclusionCancelled("cancelled")
+            threading.Event().wait(0.01)
+        raise AssertionError("never cancelled")
+
+    monkeypatch.setattr(seen_box, "occlusion_map", first_waits_for_cancel)
+    tab.canvas.set_pixels(_canvas(digits[0]))
+    qtbot.waitUntil(lambda: len(flags) == 1, timeout=10000)  # the 7's map is being made
+    with qtbot.waitSignal(tab.occlusion_finished, timeout=10000) as blocker:
+        tab.canvas.set_pixels(_canvas(digits[1]))
+        assert flags[0].cancelled
+    assert blocker.args[0].target == 2 and len(flags) == 2  # the 2's map
+    assert tab.message_label.isHidden()  # a stopped map is no problem to report
 
 
 def test_a_read_number_names_its_digit_once_the_result_is_in(qtbot, tab, digits, tmp_path):

@@ -7,7 +7,7 @@ import pytest
 
 from engine.errors import ShapeError
 from engine.model import InputSpec, lenet5
-from engine.occlusion import occlusion_map
+from engine.occlusion import CANCEL_PARTS, OcclusionCancelled, occlusion_map
 
 
 class _BrightCornerModel:
@@ -83,6 +83,33 @@ def test_heat_is_the_mean_drop_of_covering_patches(rng):
         if yy <= y < yy + 6 and xx <= x < xx + 6
     ]
     assert result.heat[y, x] == pytest.approx(np.mean(covering), abs=1e-6)
+
+
+class _CancelledAfter:
+    """A cancel flag that reads False ``n`` times, then True (a newer input came meanwhile)."""
+
+    def __init__(self, n: int) -> None:
+        self.reads, self.n = 0, n
+
+    @property
+    def cancelled(self) -> bool:
+        self.reads += 1
+        return self.reads > self.n
+
+
+def test_a_cancellable_map_goes_in_parts_and_stops_when_cancelled(rng):
+    model = lenet5(rng)
+    image = rng.integers(0, 256, size=(28, 28), dtype=np.uint8)
+    whole = occlusion_map(model, image, patch=6, stride=2)
+    parts = occlusion_map(model, image, patch=6, stride=2, cancel=_CancelledAfter(99))
+    np.testing.assert_allclose(parts.heat, whole.heat, atol=1e-6)
+    counted = _BrightCornerModel()
+    occlusion_map(counted, image, patch=4, stride=2, cancel=_CancelledAfter(99))
+    assert counted.calls == CANCEL_PARTS
+    stopped = _BrightCornerModel()
+    with pytest.raises(OcclusionCancelled, match="cancelled"):
+        occlusion_map(stopped, image, patch=4, stride=2, cancel=_CancelledAfter(2))
+    assert stopped.calls == 2  # no part after the cancellation
 
 
 @pytest.mark.parametrize("patch, stride", [(0, 1), (29, 1), (5, 0)])
