@@ -462,9 +462,9 @@ def probe_count(model, batch_size: int, available: int) -> int:
     """How many fixed images :func:`probe_loss` looks at for ``model``: PROBE_IMAGES, fewer for
     a heavy network (PROBE_MACS; a 2,000-layer network's 256-image probe, twice per Step, had
     taken most of the Step's 78 s), never fewer than one batch, at most ``available``."""
-    from engine.graphspec import spec_stats
+    from engine.modelsize import architecture_size  # the cost heavy_forward weighs too
 
-    macs = max(1, spec_stats(model.graph_spec())[1])
+    macs = max(1, architecture_size(model.architecture, len(model.classes)).multiply_adds)
     return max(0, min(available, PROBE_IMAGES, max(batch_size, PROBE_MACS // macs)))
 
 
