@@ -425,19 +425,38 @@ def _dataset(folder: str, seed: int, say) -> tuple[torch.Tensor, ...]:
     return (*part(ds.train_images, ds.train_labels), *part(ds.test_images, ds.test_labels))
 
 
-def _device(name: str, local_rank: int) -> torch.device:
+def _device(name: str, local_rank: int, local_world: int) -> torch.device:
+    """The device of this process: on GPUs, the one of its local rank (``cuda:N`` names one for
+    a lone process). Too few GPUs for the processes torchrun starts is said by every process, so
+    the first one of the machine, which speaks, says it too."""
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     try:
         device = torch.device(name)
     except RuntimeError:
         raise ValueError(f"--device {name}: not a device; use auto, cpu or cuda") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"--device {name}: PyTorch sees no GPU here; use --device cpu")
-        torch.cuda.set_device(local_rank)
-        return torch.device("cuda", local_rank)
-    return device
+    if device.type != "cuda":
+        return device
+    if not torch.cuda.is_available():
+        raise ValueError(f"--device {name}: PyTorch sees no GPU here; use --device cpu")
+    count = torch.cuda.device_count()
+    if device.index is not None and local_world > 1:
+        raise ValueError(
+            f"--device {name}: under torchrun each process takes the GPU of its local rank; "
+            "use --device cuda"
+        )
+    if device.index is None and local_world > count:
+        raise ValueError(
+            f"--device {name}: {local_world} processes on this machine and PyTorch sees {count} "
+            f"GPU(s) here; start one process per GPU (torchrun --nproc_per_node {count})"
+        )
+    index = local_rank if device.index is None else device.index
+    if index >= count:
+        raise ValueError(
+            f"--device {name}: PyTorch sees {count} GPU(s) here, cuda:0 to cuda:{count - 1}"
+        )
+    torch.cuda.set_device(index)
+    return torch.device("cuda", index)
 
 
 def _accuracy(net: nn.Module, x: torch.Tensor, y: torch.Tensor, device, rank: int, world: int):
@@ -454,16 +473,16 @@ def _accuracy(net: nn.Module, x: torch.Tensor, y: torch.Tensor, device, rank: in
     return correct, total
 
 
-def _start_processes(device_name: str) -> tuple[int, int, int, torch.device]:
-    """``(world, rank, local_rank, device)``; under torchrun, joins the process group."""
+def _start_processes(device_name: str) -> tuple[int, int, torch.device]:
+    """``(world, rank, device)``; under torchrun, joins the process group."""
     import torch.distributed as dist
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    device = _device(device_name, local_rank)
+    device = _device(device_name, local_rank, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
     if world > 1:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return world, (dist.get_rank() if world > 1 else 0), local_rank, device
+    return world, (dist.get_rank() if world > 1 else 0), device
 
 
 def _batchnorm_across(net: Network, device: torch.device, world: int, say) -> Network:
@@ -517,15 +536,15 @@ def train(args: argparse.Namespace) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    world, rank, local_rank, device = _start_processes(args.device)
+    world, rank, device = _start_processes(args.device)
     try:
-        return _train(args, world, rank, local_rank, device)
+        return _train(args, world, rank, device)
     finally:
         if world > 1 and dist.is_initialized():
             dist.destroy_process_group()
 
 
-def _train(args: argparse.Namespace, world: int, rank: int, local_rank: int, device) -> int:
+def _train(args: argparse.Namespace, world: int, rank: int, device) -> int:
     """The training of ``train``. A non-finite loss stops it with the weights (and BatchNorm
     statistics) of the last finite epoch: a model file with NaN weights opens nowhere."""
     import torch.distributed as dist
@@ -539,7 +558,7 @@ def _train(args: argparse.Namespace, world: int, rank: int, local_rank: int, dev
     xtr, ytr, xte, yte = _dataset(args.data, args.seed, say)
     say(f"{len(xtr)} training and {len(xte)} test images, classes {CLASSES}, {world} process(es)")
     net = _batchnorm_across(net, device, world, say)
-    model, loader, sampler = _parallel(net, xtr, ytr, args, world, rank, local_rank, device)
+    model, loader, sampler = _parallel(net, xtr, ytr, args, world, rank, device)
     opt = torch.optim.SGD(
         net.parameters(), lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay
     )
@@ -576,11 +595,11 @@ def _train(args: argparse.Namespace, world: int, rank: int, local_rank: int, dev
     if rank == 0 and trained:
         say(f"saved {save(net, args.out, _trained_meta(args, epochs, world, device))}")
     if world > 1:
-        dist.barrier(device_ids=[local_rank] if device.type == "cuda" else None)  # file written
+        dist.barrier(device_ids=[device.index] if device.type == "cuda" else None)  # file written
     return 0 if trained else 1
 
 
-def _parallel(net: Network, x, y, args, world: int, rank: int, local_rank: int, device):
+def _parallel(net: Network, x, y, args, world: int, rank: int, device):
     """``(model to train, loader, sampler)``: under torchrun the network wrapped in
     DistributedDataParallel and a DistributedSampler giving each process its share."""
     from torch.nn.parallel import DistributedDataParallel
@@ -590,7 +609,7 @@ def _parallel(net: Network, x, y, args, world: int, rank: int, local_rank: int, 
     data = TensorDataset(x, y)
     sampler: DistributedSampler | None = None
     if world > 1:
-        ids = [local_rank] if device.type == "cuda" else None
+        ids = [device.index] if device.type == "cuda" else None
         model = DistributedDataParallel(net, device_ids=ids)
         sampler = DistributedSampler(data, world, rank, shuffle=True, seed=args.seed)
     gen = torch.Generator().manual_seed(args.seed)

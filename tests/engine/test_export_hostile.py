@@ -175,6 +175,40 @@ def test_train_refuses_a_bad_device_or_destination_before_training(capsys, tmp_p
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
 
 
+@pytest.mark.parametrize(
+    ("device", "env", "reason"),
+    [
+        ("cuda", {"LOCAL_RANK": "1", "LOCAL_WORLD_SIZE": "2", "WORLD_SIZE": "2"}, "2 processes"),
+        ("cuda", {"LOCAL_RANK": "0", "LOCAL_WORLD_SIZE": "2", "WORLD_SIZE": "2"}, "2 processes"),
+        ("cuda:1", {}, "sees 1 GPU(s) here, cuda:0 to cuda:0"),
+        ("cuda:0", {"LOCAL_RANK": "0", "LOCAL_WORLD_SIZE": "2", "WORLD_SIZE": "2"}, "local rank"),
+    ],
+)
+def test_more_processes_than_gpus_is_said_before_joining(
+    capsys, tmp_path, exported, monkeypatch, device, env, reason
+):
+    """torchrun starting 2 processes on a machine with 1 GPU: every process stops with the
+    reason before joining the group (the one of local rank 0, which speaks, says it; a process
+    on a missing GPU used to fail in CUDA with a traceback while the other waited to join)."""
+    mod, model_file = exported
+    torch = pytest.importorskip("torch")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda index: pytest.fail("set a missing GPU"))
+    monkeypatch.setattr(
+        torch.distributed, "init_process_group", lambda *a, **k: pytest.fail("joined")
+    )
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    argv = ["train", "--weights", str(model_file), "--data", str(tmp_path), "--device", device]
+    assert mod.main([*argv, "--out", str(tmp_path / "o.npz")]) == 2
+    err = capsys.readouterr().err
+    if env.get("LOCAL_RANK", "0") == "0":
+        assert reason in _one_line(err) and "--device" in err
+    else:
+        assert err == ""  # the first process of the machine says it
+
+
 def test_a_diverging_run_keeps_the_last_finite_weights(capsys, tmp_path, exported, monkeypatch):
     """The loss turns NaN in epoch 2: the file holds epoch 1's weights and opens in ConvScope;
     NaN in epoch 1: nothing is written."""
