@@ -257,7 +257,9 @@ def load(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> Ne
 
     The file must be of this network: the same arrays, classes and input preparation (the
     file this was exported from, or one its ``train`` wrote). Raises ValueError naming the
-    problem.
+    problem. On a GPU, PyTorch's TF32 convolutions (on by default) move the probabilities by
+    up to about 5e-4 from ConvScope's; ``torch.backends.cudnn.allow_tf32 = False`` keeps them
+    within 1e-6.
     """
     net = Network()
     arrays, meta = read_model_file(path, net.state_dict())
