@@ -65,16 +65,33 @@ _DIVERGING_DARK = np.array(
 )
 
 
-def ramp(values: np.ndarray, vmax: float, diverging: bool) -> np.ndarray:
-    """uint8 (..., 3) colours of ``values``: 0..vmax sequential, or -vmax..vmax diverging."""
-    anchors = _DIVERGING_DARK if diverging else _SEQUENTIAL
-    vmax = float(vmax) if vmax > 0 else 1.0
-    t = values / vmax
-    t = (t + 1) / 2 if diverging else t
-    pos = np.clip(t, 0.0, 1.0) * (len(anchors) - 1)
+RAMP_LEVELS = 4097  # colours per ramp (each anchor one of them): neighbours differ by < 1/4
+
+
+def _ramp_lut(anchors: np.ndarray) -> np.ndarray:
+    """uint8 ``(RAMP_LEVELS, 3)``: ``anchors`` interpolated linearly at evenly spaced points,
+    rounded."""
+    pos = np.linspace(0.0, len(anchors) - 1, RAMP_LEVELS)
     lo = np.minimum(pos.astype(np.int64), len(anchors) - 2)
-    frac = (pos - lo)[..., None]
-    return (anchors[lo] * (1 - frac) + anchors[lo + 1] * frac).astype(np.uint8)
+    frac = (pos - lo)[:, None]
+    return np.rint(anchors[lo] * (1 - frac) + anchors[lo + 1] * frac).astype(np.uint8)
+
+
+_RAMPS = {False: _ramp_lut(_SEQUENTIAL), True: _ramp_lut(_DIVERGING_DARK)}
+
+
+def ramp(values: np.ndarray, vmax: float, diverging: bool) -> np.ndarray:
+    """uint8 (..., 3) colours of ``values``: 0..vmax sequential, or -vmax..vmax diverging.
+
+    Looked up in a table of :data:`RAMP_LEVELS` colours (a 512-channel layer's maps, 350,000
+    values, in 3 ms instead of 17 interpolating each); NaN takes the colour of 0."""
+    vmax = float(vmax) if vmax > 0 and np.isfinite(vmax) else 1.0
+    top = RAMP_LEVELS - 1
+    scale, offset = (top / (2 * vmax), top / 2) if diverging else (top / vmax, 0.0)
+    t = np.asarray(values, dtype=np.float32) * np.float32(scale) + np.float32(offset + 0.5)
+    np.clip(t, 0, top + 0.5, out=t)  # NaN stays NaN; +-inf are clipped
+    index = np.nan_to_num(t, copy=False, nan=offset + 0.5).astype(np.intp)
+    return _RAMPS[bool(diverging)][index]
 
 
 def weight_tints(weights: np.ndarray) -> np.ndarray:

@@ -493,8 +493,9 @@ class NetworkView(QWidget):
     def _map_images(layer: ViewLayer) -> list[QImage]:
         if layer.colour:  # one tile, the three channels on one scale (engine.visualize)
             return [array_to_qimage(colour_input(layer.values)[0][0])]
-        values = layer.values.astype(np.float64)
+        values = layer.values
         if layer.kind == "input":
+            values = values.astype(np.float64)
             lo, hi = float(values.min()), float(values.max())
             gray = ((values - lo) / (hi - lo if hi > lo else 1.0) * 255).astype(np.uint8)
             return [array_to_qimage(np.ascontiguousarray(m)) for m in gray]

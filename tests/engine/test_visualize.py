@@ -265,3 +265,26 @@ def test_the_probe_is_256_images_but_one_batch_on_a_heavy_network():
     assert PROBE_MACS // macs < 64
     assert probe_count(deep, 64, 10_000) == 64  # one batch: at most the step's own cost
     assert probe_count(deep, 500, 10_000) == 256  # never more than PROBE_IMAGES
+
+
+@pytest.mark.parametrize("diverging", [False, True])
+def test_ramp_table_matches_the_anchors_interpolated_and_survives_nan(diverging):
+    """The network view's activation colours come from a table (a 512-channel layer's maps in
+    a few ms): each colour within one step of the exact interpolation between the five
+    anchors, each anchor exact, and NaN or infinite values coloured instead of raising."""
+    from engine.colormap import _DIVERGING_DARK, _SEQUENTIAL, ramp
+
+    anchors = _DIVERGING_DARK if diverging else _SEQUENTIAL
+    vmax = 2.5
+    low = -vmax if diverging else 0.0
+    values = np.random.default_rng(0).uniform(low - 0.5, vmax + 0.5, (64, 9, 9))
+    t = np.clip((values / vmax + 1) / 2 if diverging else values / vmax, 0, 1) * 4
+    exact = np.stack([np.interp(t, np.arange(5), anchors[:, c]) for c in range(3)], axis=-1)
+    assert np.abs(ramp(values, vmax, diverging).astype(float) - exact).max() <= 1.0
+    at = np.linspace(low, vmax, 5)
+    np.testing.assert_array_equal(ramp(at, vmax, diverging), anchors.astype(np.uint8))
+    odd = ramp(np.array([np.nan, np.inf, -np.inf]), float("nan"), diverging)
+    zero = ramp(np.array([0.0]), 1.0, diverging)[0]
+    np.testing.assert_array_equal(odd[0], zero)
+    np.testing.assert_array_equal(odd[1], anchors[-1].astype(np.uint8))
+    np.testing.assert_array_equal(odd[2], anchors[0].astype(np.uint8))
