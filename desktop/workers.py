@@ -92,6 +92,10 @@ class _Collector(QObject):
         self._timer = QTimer(self, interval=self.TICK_MS)
         self._timer.timeout.connect(self.collect)
 
+    @property
+    def holds(self) -> int:
+        return self._holds
+
     def hold(self) -> None:
         if self._holds == 0:
             self._was_enabled = gc.isenabled()
@@ -169,6 +173,28 @@ def wait_for_all() -> None:
     """Block until every started worker's thread has finished (call after the event loop ends:
     a job started while the application was quitting must not outlive it)."""
     _the_keeper().wait_all()
+
+
+def hold_collection() -> Callable[[], None]:
+    """Python's cyclic garbage collected on the GUI thread only until the returned function is
+    called (once is enough; more do nothing): the main window holds it until it is closed or
+    destroyed, since the engine's own thread pools can run Python beside a GUI-thread call as
+    well as in workers."""
+    collector = _the_keeper().collector
+    collector.hold()
+    held = [True]
+
+    def release() -> None:
+        if held:
+            held.clear()
+            collector.release()
+
+    return release
+
+
+def collection_holds() -> int:
+    """How many workers and windows keep collection on the GUI thread now (0: Python's own)."""
+    return _the_keeper().collector.holds
 
 
 def start_worker(worker: GeneratorWorker, on_finished: Callable[[], None] | None = None) -> QThread:

@@ -8,7 +8,7 @@ import time
 
 from PySide6.QtCore import QObject
 
-from desktop.workers import GeneratorWorker, start_worker
+from desktop.workers import GeneratorWorker, collection_holds, start_worker
 
 
 class _Cyclic(QObject):
@@ -27,8 +27,8 @@ class _Cyclic(QObject):
 def test_a_cycle_dropped_while_a_worker_allocates_is_freed_on_the_gui_thread(qtbot):
     """A Qt object (a tab a test made, a window) collected in a worker thread is destroyed
     there, which crashed the process: a worker's allocations no longer set off a collection
-    in its thread, the GUI thread collects meanwhile, and automatic collection is back once
-    the worker is over."""
+    in its thread, the GUI thread collects meanwhile, and the worker's hold is given back once
+    it is over."""
     freed_on: list[str] = []
 
     def job():
@@ -39,10 +39,29 @@ def test_a_cycle_dropped_while_a_worker_allocates_is_freed_on_the_gui_thread(qtb
             time.sleep(0.01)
         yield len(junk)
 
+    holds = collection_holds()
     gc.collect()
     _Cyclic(freed_on)  # garbage at once
     thread = start_worker(GeneratorWorker(job))
-    assert not gc.isenabled()
+    assert not gc.isenabled() and collection_holds() == holds + 1
     qtbot.waitUntil(thread.isFinished, timeout=20_000)
     assert freed_on == [threading.main_thread().name]
-    qtbot.waitUntil(gc.isenabled, timeout=5_000)
+    qtbot.waitUntil(lambda: collection_holds() == holds, timeout=5_000)
+    assert gc.isenabled() == (holds == 0)
+
+
+def test_the_main_window_collects_on_the_gui_thread_until_closed_or_destroyed(qtbot, settings):
+    """The engine's own thread pools (the Filters tab's bands, training shards) run Python
+    beside GUI-thread calls too: while a window is open, no other thread collects."""
+    from desktop.main_window import MainWindow
+
+    holds = collection_holds()
+    closed, dropped = MainWindow(settings=settings), MainWindow(settings=settings)
+    qtbot.addWidget(closed)
+    assert not gc.isenabled() and collection_holds() == holds + 2
+    closed.show()
+    closed.close()
+    assert collection_holds() == holds + 1
+    dropped.deleteLater()  # never shown nor closed
+    qtbot.waitUntil(lambda: collection_holds() == holds, timeout=5_000)
+    assert gc.isenabled() == (holds == 0)
