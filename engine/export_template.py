@@ -182,6 +182,18 @@ class Network(nn.Module):
         self._made = set(made)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The logits. In eval mode on a GPU the convolutions run in full float32: TF32, PyTorch's
+        default for them, moves the probabilities by up to about 5e-4 from ConvScope's (training
+        keeps it, for speed; TF32 matrix products, off by default, stay as they are set)."""
+        if not x.is_cuda or self.training or not torch.backends.cudnn.allow_tf32:
+            return self._logits(x)
+        torch.backends.cudnn.allow_tf32 = False
+        try:
+            return self._logits(x)
+        finally:
+            torch.backends.cudnn.allow_tf32 = True
+
+    def _logits(self, x: torch.Tensor) -> torch.Tensor:
         values: dict[str, torch.Tensor] = {"input": x}
         for node in self.nodes:
             name = node["name"]
@@ -257,9 +269,7 @@ def load(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> Ne
 
     The file must be of this network: the same arrays, classes and input preparation (the
     file this was exported from, or one its ``train`` wrote). Raises ValueError naming the
-    problem. On a GPU, PyTorch's TF32 convolutions (on by default) move the probabilities by
-    up to about 5e-4 from ConvScope's; ``torch.backends.cudnn.allow_tf32 = False`` keeps them
-    within 1e-6.
+    problem. On a GPU too its probabilities equal ConvScope's (see ``Network.forward``).
     """
     net = Network()
     arrays, meta = read_model_file(path, net.state_dict())

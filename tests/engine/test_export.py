@@ -381,6 +381,23 @@ def test_family_member_softmax_equals_convscope(capsys, tmp_path, name):
     np.testing.assert_allclose(ours, back.predict_proba(x.numpy()), atol=1e-4)
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no GPU here")
+def test_on_a_gpu_the_softmax_equals_convscope_and_training_keeps_tf32(capsys, tmp_path):
+    """TF32 convolutions, PyTorch's default, moved LeNet-5's probabilities on a GPU by 3e-4
+    (an H200): in eval mode the exported network runs them in float32; the setting is left as
+    it was, for training's speed."""
+    mod = _export("shipped", tmp_path / "lenet.py", capsys)
+    digits = sorted(HANDWRITING.glob("*.png"))[:16]
+    x = torch.cat([mod.preprocess(Image.open(p)) for p in digits])
+    want = load_model(shipped_model_path()).predict_proba(x.numpy())
+    torch.backends.cudnn.allow_tf32 = True  # PyTorch's default
+    net = mod.load(shipped_model_path(), "cuda")
+    with torch.no_grad():
+        got = net(x.cuda()).softmax(1).cpu().numpy()
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    assert torch.backends.cudnn.allow_tf32
+
+
 def test_sync_batchnorm_on_gpus_and_plain_batchnorm_in_the_file(capsys, tmp_path, graph_model_file):
     """Under torchrun on GPUs BatchNorm becomes SyncBatchNorm (the global batch's statistics);
     the model file is written from plain BatchNorm with the same keys and values; on CPUs one
