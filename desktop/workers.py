@@ -11,11 +11,12 @@ Throttling happens here, at the source: at most one non-essential event per ``mi
 seconds reaches the GUI (about 20 a second), whatever the batch rate; events for which
 ``essential(event)`` is true (epoch summaries, the final result) always pass.
 
-While a worker runs, Python's cyclic garbage is collected on the GUI thread only
-(:class:`_Collector`): a parentless widget (a window, a tab a test made) caught in a reference
-cycle is destroyed when the cycle is collected, in whatever thread the collector runs, and a
-widget destroyed off the GUI thread crashes the process (seen: a Classify tab collected while
-a reading job built a model in its worker, then a segmentation fault).
+While a worker runs or a main window is open (:func:`hold_collection`), Python's cyclic
+garbage is collected on the GUI thread only (:class:`_Collector`): a parentless widget (a
+window, a tab a test made) caught in a reference cycle is destroyed when the cycle is
+collected, in whatever thread the collector runs, and a widget destroyed off the GUI thread
+crashes the process (seen: a Classify tab collected while a reading job built a model in its
+worker, then a segmentation fault).
 """
 
 from __future__ import annotations
@@ -73,13 +74,13 @@ class GeneratorWorker(QObject):
 
 
 class _Collector(QObject):
-    """Python's automatic garbage collection moved to the GUI thread while workers run.
+    """Python's automatic garbage collection moved to the GUI thread while held.
 
-    ``hold()`` (a worker starts) turns automatic collection off and a GUI-thread timer on that
-    collects as Python would, by the allocation counts against the thresholds (a full
-    collection at most every :data:`FULL_EVERY_S`, so a big heap does not stall the window
-    often); ``release()`` (the last worker's thread is over) gives it back to Python. Both run
-    on the GUI thread."""
+    The first ``hold()`` (a worker starts, a main window opens) turns automatic collection off
+    and a GUI-thread timer on that collects as Python would, by the allocation counts against
+    the thresholds (a full collection at most every :data:`FULL_EVERY_S`, so a big heap does
+    not stall the window often); the last ``release()`` gives it back to Python. Both run on
+    the GUI thread."""
 
     TICK_MS = 50
     FULL_EVERY_S = 10.0
