@@ -267,3 +267,28 @@ def export_pytorch(
     """
     text = render(model, source_name=str(Path(source).resolve()) if source else "")
     return atomic_write(out, lambda f: f.write(text.encode("utf-8")))
+
+
+def pytorch_training_summary(meta: dict[str, Any]) -> str:
+    """What a model file says of its training in an exported file's ``train`` (its
+    ``pytorch_training`` record), in a few words: ``"then 3 epochs in PyTorch on 1 GPU, test
+    62.00%"``; "" when it has none. The record comes from a file, so anything odd in it is
+    left out rather than trusted."""
+    run = meta.get("pytorch_training")
+    if not isinstance(run, dict):
+        return ""
+    epochs = run.get("epochs")
+    if not isinstance(epochs, list) or not epochs:
+        return ""
+    processes = run.get("processes")
+    n = processes if isinstance(processes, int) and 0 < processes < 100_000 else 1
+    if run.get("device") == "cuda":
+        where = f"{n} GPU" + ("s" if n > 1 else "")
+    else:
+        where = "the CPU" if n == 1 else f"{n} CPU processes"
+    text = f"then {len(epochs)} epoch{'s' if len(epochs) > 1 else ''} in PyTorch on {where}"
+    last = epochs[-1] if isinstance(epochs[-1], dict) else {}
+    test = last.get("test_accuracy")
+    if isinstance(test, int | float) and not isinstance(test, bool) and 0 <= test <= 1:
+        text += f", test {float(test):.2%}"
+    return text

@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 import resources
 from desktop.workers import OneAtATime
 from engine.errors import EngineError
+from engine.export_torch import pytorch_training_summary
 from engine.inference import preparation_for
 from engine.modelfile import load_model
 
@@ -98,6 +99,9 @@ def describe_model(model, label: str) -> str:
         parts.append(f"test accuracy {float(accuracy):.2%}")
     if isinstance(meta.get("trained_at"), str):
         parts.append(f"trained {meta['trained_at'][:10]}")
+    further = pytorch_training_summary(meta)  # an exported file's `train` wrote it back
+    if further:
+        parts.append(further)
     return " · ".join(parts)
 
 

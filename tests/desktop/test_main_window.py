@@ -87,6 +87,39 @@ def test_entry_point_opens_a_window_in_a_subprocess(tmp_path):
     assert "ConvScope" in result.stdout
 
 
+def test_a_model_trained_further_in_pytorch_says_so_whole_at_1024x700(qtbot, settings, tmp_path):
+    """A file an exported script's `train` wrote back (its record in the metadata, no
+    ConvScope evaluation) opens in the Classify tab, which says how it was trained there."""
+    from PySide6.QtWidgets import QScrollArea
+
+    from engine.modelfile import load_model, save_model
+    from resources import shipped_model_path
+
+    model = load_model(shipped_model_path())
+    model.meta["evaluation"] = None
+    model.meta["pytorch_training"] = {
+        "epochs": [{"epoch": e, "test_accuracy": 0.95 + e / 100} for e in (1, 2, 3)],
+        "processes": 4,
+        "device": "cuda",
+    }
+    save_model(model, tmp_path / "bigger.npz")
+    window = _window(qtbot, settings)
+    window.resize(1024, 700)
+    tab = window.classify_tab
+    window.tabs.setCurrentWidget(tab)
+    with qtbot.waitSignal(tab.model_load_finished, timeout=20_000) as opened:
+        tab.open_model_file(tmp_path / "bigger.npz")
+    assert opened.args == [True]
+    label = tab.model_label
+    assert "then 3 epochs in PyTorch on 4 GPUs, test 98.00%" in label.text()
+    assert "test accuracy" not in label.text()
+    scroll = tab.findChild(QScrollArea)
+    qtbot.waitUntil(lambda: scroll.widget().height() == scroll.viewport().height())
+    qtbot.waitUntil(lambda: label.height() >= label.heightForWidth(label.width()))
+    top_left = label.mapTo(scroll.viewport(), label.rect().topLeft())
+    assert top_left.y() + label.heightForWidth(label.width()) <= scroll.viewport().height()
+
+
 def test_nothing_is_cut_at_1024x700(qtbot, settings):
     """The Classify tab's model description shows whole without scrolling (the tab used to
     scroll by the preferred height of its wrapped labels and cut it), and the Train tab's

@@ -143,3 +143,33 @@ def test_class_names_with_backslashes_and_quotes_make_a_valid_file(capsys, tmp_p
         tree = ast.parse(out.read_text(encoding="utf-8"))
     title = ast.get_docstring(tree).splitlines()[0]
     assert ", ".join(classes) in title
+
+
+@pytest.mark.parametrize(
+    ("record", "said"),
+    [
+        (
+            {"epochs": [{"test_accuracy": 0.5}, {"test_accuracy": 0.62}], "device": "cuda"},
+            "then 2 epochs in PyTorch on 1 GPU, test 62.00%",
+        ),
+        ({"epochs": [{}], "device": "cuda", "processes": 4}, "then 1 epoch in PyTorch on 4 GPUs"),
+        ({"epochs": [{"test_accuracy": None}], "processes": 2}, "then 1 epoch in PyTorch on 2 CPU"),
+        (
+            {"epochs": [{"test_accuracy": 7}], "processes": "x"},
+            "then 1 epoch in PyTorch on the CPU",
+        ),
+        ({"epochs": ["x", [1]], "device": ["cuda"], "processes": -3}, "then 2 epochs in PyTorch"),
+        ({"epochs": []}, ""),
+        ({"epochs": {"1": 2}}, ""),
+        ("a string", ""),
+        (None, ""),
+    ],
+)
+def test_the_record_of_a_pytorch_run_is_said_in_a_few_words(record, said):
+    """A model file written back by an exported file's `train` says so in the Classify tab;
+    the record is read from a file, so whatever is odd in it is left out, never raised."""
+    from engine.export_torch import pytorch_training_summary
+
+    text = pytorch_training_summary({"pytorch_training": record})
+    assert text.startswith(said) and (said or not text)
+    assert "test 700" not in text and "%" not in text.replace("62.00%", "")
