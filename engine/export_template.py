@@ -447,7 +447,9 @@ def _device(name: str, local_rank: int, local_world: int) -> torch.device:
         device = torch.device(name)
     except RuntimeError:
         raise ValueError(f"--device {name}: not a device; use auto, cpu or cuda") from None
-    if device.type != "cuda":
+    if device.type not in ("cpu", "cuda"):  # meta, mps, xla...: not what this file runs on
+        raise ValueError(f"--device {name}: train runs on cpu or cuda; use auto, cpu or cuda")
+    if device.type == "cpu":
         return device
     if not torch.cuda.is_available():
         raise ValueError(f"--device {name}: PyTorch sees no GPU here; use --device cpu")
@@ -746,6 +748,15 @@ def main(argv: list[str] | None = None) -> int:
         # a bad folder, image or model file: one line, not a traceback
         if _speaks():
             print(f"{Path(sys.argv[0]).name} {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except (getattr(torch.cuda, "OutOfMemoryError", MemoryError), MemoryError) as exc:
+        # said by the process it happened to, whichever it is
+        what = "memory" if isinstance(exc, MemoryError) else "GPU memory"
+        rank = os.environ.get("RANK")
+        by = f" (process {rank})" if rank is not None and os.environ.get("WORLD_SIZE") else ""
+        smaller = "; try a smaller --batch-size" if args.command == "train" else ""
+        print(f"{Path(sys.argv[0]).name} {args.command}: error: out of {what}{by}{smaller}",
+              file=sys.stderr)  # fmt: skip
         return 2
 
 

@@ -167,6 +167,8 @@ def test_train_refuses_a_bad_device_or_destination_before_training(capsys, tmp_p
         (["--out", str(tmp_path / "missing" / "o.npz")], "does not exist"),
         (["--out", str(tmp_path / "o.txt")], "must end in .npz"),
         (["--out", str(tmp_path / "o.npz"), "--device", "toaster"], "not a device"),
+        (["--out", str(tmp_path / "o.npz"), "--device", "meta"], "runs on cpu or cuda"),
+        (["--out", str(tmp_path / "o.npz"), "--device", "mps"], "runs on cpu or cuda"),
     ]
     for extra, reason in cases:
         assert mod.main([*base, *extra]) == 2
@@ -207,6 +209,35 @@ def test_more_processes_than_gpus_is_said_before_joining(
         assert reason in _one_line(err) and "--device" in err
     else:
         assert err == ""  # the first process of the machine says it
+
+
+@pytest.mark.parametrize(
+    ("error", "said"),
+    [("cuda", "out of GPU memory; try a smaller --batch-size"), ("host", "out of memory;")],
+)
+def test_running_out_of_memory_is_one_line(capsys, tmp_path, exported, monkeypatch, error, said):
+    """A network too big for the GPU (or the machine) at this batch size: one line naming the
+    remedy, exit 2, no file, said by the process it happened to (under torchrun, with its rank)."""
+    torch = pytest.importorskip("torch")
+    mod, model_file = exported
+    data = _class_folder(tmp_path / "data")
+    oom = torch.cuda.OutOfMemoryError if error == "cuda" else MemoryError
+
+    def epoch(*_args):
+        raise oom("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    monkeypatch.setattr(mod, "_epoch", epoch)
+    argv = ["train", "--weights", str(model_file), "--data", str(data), "--batch-size", "4"]
+    assert mod.main([*argv, "--out", str(tmp_path / "o.npz")]) == 2
+    captured = capsys.readouterr()
+    assert said in _one_line(captured.err) and "Traceback" not in captured.err
+    assert not (tmp_path / "o.npz").exists()
+    monkeypatch.setenv("RANK", "3")
+    monkeypatch.setenv("LOCAL_RANK", "1")  # not the process that speaks for the machine
+    monkeypatch.setattr(mod, "_start_processes", lambda name: (1, 0, torch.device("cpu")))
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    assert mod.main([*argv, "--out", str(tmp_path / "o.npz")]) == 2
+    assert "(process 3)" in _one_line(capsys.readouterr().err)
 
 
 def test_a_diverging_run_keeps_the_last_finite_weights(capsys, tmp_path, exported, monkeypatch):
