@@ -31,9 +31,15 @@ def diverging_lut() -> np.ndarray:
         [[40, 80, 170], [120, 170, 215], [245, 245, 245], [225, 130, 100], [175, 30, 40]],
         dtype=np.float64,
     )
-    t = np.linspace(0, len(anchors) - 1, 256)
-    lo = np.floor(t).astype(int).clip(0, len(anchors) - 2)
-    frac = (t - lo)[:, None]
+    return _interpolated(anchors, 256)
+
+
+def _interpolated(anchors: np.ndarray, levels: int) -> np.ndarray:
+    """uint8 ``(levels, 3)``: ``anchors`` interpolated linearly at evenly spaced points,
+    rounded (the first and last are the end anchors)."""
+    pos = np.linspace(0.0, len(anchors) - 1, levels)
+    lo = np.minimum(pos.astype(np.int64), len(anchors) - 2)
+    frac = (pos - lo)[:, None]
     return np.rint(anchors[lo] * (1 - frac) + anchors[lo + 1] * frac).astype(np.uint8)
 
 
@@ -68,16 +74,10 @@ _DIVERGING_DARK = np.array(
 RAMP_LEVELS = 4097  # colours per ramp (each anchor one of them): neighbours differ by < 1/4
 
 
-def _ramp_lut(anchors: np.ndarray) -> np.ndarray:
-    """uint8 ``(RAMP_LEVELS, 3)``: ``anchors`` interpolated linearly at evenly spaced points,
-    rounded."""
-    pos = np.linspace(0.0, len(anchors) - 1, RAMP_LEVELS)
-    lo = np.minimum(pos.astype(np.int64), len(anchors) - 2)
-    frac = (pos - lo)[:, None]
-    return np.rint(anchors[lo] * (1 - frac) + anchors[lo + 1] * frac).astype(np.uint8)
-
-
-_RAMPS = {False: _ramp_lut(_SEQUENTIAL), True: _ramp_lut(_DIVERGING_DARK)}
+_RAMPS = {
+    False: _interpolated(_SEQUENTIAL, RAMP_LEVELS),
+    True: _interpolated(_DIVERGING_DARK, RAMP_LEVELS),
+}
 
 
 def ramp(values: np.ndarray, vmax: float, diverging: bool) -> np.ndarray:
