@@ -281,7 +281,9 @@ def pytorch_training_summary(meta: dict[str, Any]) -> str:
     if not isinstance(epochs, list) or not epochs:
         return ""
     processes = run.get("processes")
-    n = processes if isinstance(processes, int) and 0 < processes < 100_000 else 1
+    n = 1
+    if isinstance(processes, int) and not isinstance(processes, bool) and 0 < processes < 100_000:
+        n = processes
     if run.get("device") == "cuda":
         where = f"{n} GPU" + ("s" if n > 1 else "")
     else:

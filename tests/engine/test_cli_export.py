@@ -159,6 +159,7 @@ def test_class_names_with_backslashes_and_quotes_make_a_valid_file(capsys, tmp_p
             "then 1 epoch in PyTorch on the CPU",
         ),
         ({"epochs": ["x", [1]], "device": ["cuda"], "processes": -3}, "then 2 epochs in PyTorch"),
+        ({"epochs": [{}], "device": "cuda", "processes": True}, "then 1 epoch in PyTorch on 1 GPU"),
         ({"epochs": []}, ""),
         ({"epochs": {"1": 2}}, ""),
         ("a string", ""),
