@@ -527,19 +527,22 @@ def _summed(t: torch.Tensor, device: torch.device, world: int) -> torch.Tensor:
 
 
 def _epoch(model: nn.Module, loader, opt, device: torch.device) -> torch.Tensor:
-    """One pass over ``loader``: ``[sum of losses, correct, samples]`` of this process."""
+    """One pass over ``loader``: ``[sum of losses, correct, samples]`` of this process, summed
+    where the batches are (reading each step's loss back would hold the CPU until the GPU has
+    finished it, every step)."""
     model.train()
-    stats = torch.zeros(3, dtype=torch.float64)
+    stats = torch.zeros(3, dtype=torch.float64, device=device)
     for xb, yb in loader:
-        xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
         opt.zero_grad(set_to_none=True)
         logits = model(xb)
         loss = F.cross_entropy(logits, yb)
         loss.backward()
         opt.step()
-        correct = (logits.argmax(1) == yb).sum().item()
-        stats += torch.tensor([loss.item() * len(yb), correct, len(yb)], dtype=torch.float64)
-    return stats
+        with torch.no_grad():
+            stats[0] += loss.detach().double() * len(yb)
+            stats[1] += (logits.argmax(1) == yb).sum()
+            stats[2] += len(yb)
+    return stats.cpu()
 
 
 def train(args: argparse.Namespace) -> int:
@@ -614,28 +617,54 @@ def _train(args: argparse.Namespace, world: int, rank: int, device) -> int:
 
 
 def _parallel(net: Network, x, y, args, world: int, rank: int, device):
-    """``(model to train, loader, sampler)``: under torchrun the network wrapped in
+    """``(model to train, batches, sampler)``: under torchrun the network wrapped in
     DistributedDataParallel and a DistributedSampler giving each process its share."""
     from torch.nn.parallel import DistributedDataParallel
-    from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
+    from torch.utils.data import DistributedSampler, TensorDataset
 
     model: nn.Module = net
-    data = TensorDataset(x, y)
     sampler: DistributedSampler | None = None
     if world > 1:
         ids = [device.index] if device.type == "cuda" else None
         model = DistributedDataParallel(net, device_ids=ids)
-        sampler = DistributedSampler(data, world, rank, shuffle=True, seed=args.seed)
+        sampler = DistributedSampler(TensorDataset(y), world, rank, shuffle=True, seed=args.seed)
     gen = torch.Generator().manual_seed(args.seed)
-    share = len(sampler) if sampler is not None else len(data)  # this process's samples
-    # a last batch of one sample: BatchNorm over 1x1 maps has no variance to use and PyTorch
-    # stops the run; ConvScope adds it to the batch before, here it sits out (one an epoch)
-    lone = share > 1 and share % args.batch_size == 1
-    loader = DataLoader(
-        data, args.batch_size, shuffle=world == 1, sampler=sampler, generator=gen,
-        pin_memory=device.type == "cuda", drop_last=lone,
-    )  # fmt: skip
-    return model, loader, sampler
+    return model, _Batches(x, y, args.batch_size, sampler, gen, device), sampler
+
+
+class _Batches:
+    """One epoch's batches of this process, cut from the whole tensors by index, shuffled (a
+    DataLoader over a TensorDataset fetches and stacks them sample by sample, which on a GPU
+    took most of a small network's step). On a GPU the images are moved to it once when they
+    take at most a quarter of its free memory, else batch by batch."""
+
+    def __init__(self, x, y, size: int, sampler, gen: torch.Generator, device: torch.device):
+        self.size, self.sampler, self.gen, self.device = size, sampler, gen, device
+        if device.type == "cuda" and x.nelement() * x.element_size() <= _free_bytes(device) // 4:
+            x, y = x.to(device), y.to(device)
+        self.x, self.y = x, y
+
+    def __iter__(self):
+        if self.sampler is not None:
+            order = torch.tensor(list(self.sampler), dtype=torch.int64)
+        else:
+            order = torch.randperm(len(self.x), generator=self.gen)
+        # a last batch of one sample: BatchNorm over 1x1 maps has no variance to use and
+        # PyTorch stops the run; ConvScope adds it to the batch before, here it sits out
+        if len(order) > 1 and len(order) % self.size == 1:
+            order = order[:-1]
+        order = order.to(self.x.device)
+        for start in range(0, len(order), self.size):
+            idx = order[start : start + self.size]
+            xb, yb = self.x[idx], self.y[idx]
+            yield xb.to(self.device, non_blocking=True), yb.to(self.device, non_blocking=True)
+
+
+def _free_bytes(device: torch.device) -> int:
+    try:
+        return int(torch.cuda.mem_get_info(device)[0])
+    except RuntimeError:  # not reported: move nothing ahead
+        return 0
 
 
 def _trained_meta(args: argparse.Namespace, epochs: list, world: int, device: torch.device):
