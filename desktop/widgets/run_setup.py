@@ -250,6 +250,8 @@ class RunSetup(QWidget):
         self.counts_plot.getPlotItem().setTitle(
             "<span style='color:#444;font-size:8pt'>training images per class</span>"
         )
+        for side in ("left", "bottom"):  # no scale until there are counts: an empty 0-1
+            self._axis(side).setStyle(showValues=False)  # scale crowds 6 labels into 40 px
         self._bars = pg.BarGraphItem(x=[], height=[], width=0.7, brush="#1f77b4")
         self.counts_plot.addItem(self._bars)
         column.addWidget(self.counts_plot)
@@ -375,7 +377,9 @@ class RunSetup(QWidget):
             f"{k} classes{skipped}{shown}{_resized(dataset)}"
         )
         self._bars.setOpts(x=np.arange(k), height=preview.counts, width=0.7)
-        axis = self.counts_plot.getPlotItem().getAxis("bottom")
+        for side in ("left", "bottom"):
+            self._axis(side).setStyle(showValues=True)
+        axis = self._axis("bottom")
         ticks = (
             [(i, str(c)) for i, c in enumerate(dataset.classes)] if k <= MAX_TICK_CLASSES else []
         )
@@ -386,6 +390,9 @@ class RunSetup(QWidget):
         zoom = max(1, min(3, GRID_WIDTH // max(1, pixmap.width())))
         self.sample_grid.zoom = zoom
         self.sample_grid.setPixmap(pixmap.scaled(pixmap.size() * zoom))
+
+    def _axis(self, side: str) -> pg.AxisItem:
+        return self.counts_plot.getPlotItem().getAxis(side)
 
     def _on_sample_grid_cell_clicked(self, row: int, col: int) -> None:
         if self.dataset is None or not (0 <= row < PER_CLASS and 0 <= col < self._samples.shape[0]):

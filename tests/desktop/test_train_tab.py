@@ -673,6 +673,19 @@ def test_two_channel_images_do_not_start_a_run(qtbot, tab, tmp_path):
     assert "Cannot start" in tab.message.text() and "2 channels" in tab.message.text()
 
 
+def test_the_class_counts_chart_shows_a_scale_only_once_it_has_counts(qtbot, make_tab):
+    """While the first dataset loads the chart is empty: no 0-1 scale crowding its six labels
+    into the chart's 40 px (as it did); with the counts, both axes are labelled."""
+    tab = make_tab()
+    setup = tab.setup
+    axes = [setup.counts_plot.getPlotItem().getAxis(side) for side in ("left", "bottom")]
+    assert setup.is_loading() and setup.dataset is None
+    assert not any(axis.style["showValues"] for axis in axes)
+    qtbot.waitUntil(lambda: setup.dataset is not None, timeout=30_000)
+    assert all(axis.style["showValues"] for axis in axes)
+    assert [name for _, name in axes[1]._tickLevels[0]] == [str(d) for d in range(10)]
+
+
 def test_the_bundled_photos_train_in_colour_with_file_names(qtbot, make_tab):
     tab = make_tab()
     setup = tab.setup
