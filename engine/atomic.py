@@ -12,7 +12,8 @@ those whose process no longer runs.
 A destination that exists but is not a regular file (a device such as ``/dev/null``, a pipe,
 a socket) is refused, never replaced: renaming over it (with the privileges to do so) would
 put a file where the device was. :func:`writable_problem` says before a long job
-whether a file can be written at a path at all (the training commands ask it up front).
+whether a file can be written at a path at all (the training commands ask it up front), and
+:func:`write_or_rescue` keeps a trained model when its destination fails at the end anyway.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import os
 import re
 import stat
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
@@ -64,6 +66,32 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], objec
             os.close(dfd)
     _remove_orphans(folder, path.name)
     return path
+
+
+def rescue_folders() -> list[Path]:
+    """Where :func:`write_or_rescue` puts what could not be written where asked, in order."""
+    return [Path(tempfile.gettempdir()), Path.home()]
+
+
+def write_or_rescue(
+    path: str | os.PathLike[str], write: Callable[[BinaryIO], object]
+) -> tuple[Path, OSError | None]:
+    """:func:`atomic_write`, and when that fails (a full disk, a folder removed or made
+    read-only during a long run) the same bytes in ``NAME-unsaved-TIME-PID.SUFFIX`` in the
+    first of :func:`rescue_folders` that takes them, so that hours of training are not lost
+    at the last step. Returns ``(the file written, why path failed or None)``; raises the
+    first ``OSError`` when no folder took them."""
+    path = Path(path).expanduser()
+    try:
+        return atomic_write(path, write), None
+    except OSError as exc:
+        failure = exc
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for folder in rescue_folders():
+        spare = folder / f"{path.stem}-unsaved-{stamp}-{os.getpid()}{path.suffix}"
+        with contextlib.suppress(OSError):
+            return atomic_write(spare, write), failure
+    raise failure
 
 
 def writable_problem(path: str | os.PathLike[str]) -> str | None:

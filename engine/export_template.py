@@ -318,7 +318,8 @@ def plain_batchnorm(module: nn.Module) -> nn.Module:
 
 
 def save(net: nn.Module, path: str | os.PathLike[str], meta: dict[str, Any] | None = None):
-    """Write ``net`` as a ConvScope model file (atomically, with ConvScope's own writer)."""
+    """Write ``net`` as a ConvScope model file (atomically, with ConvScope's own writer; when
+    ``path`` fails, to a rescue file that the error names)."""
     net = getattr(net, "module", net)  # DistributedDataParallel wraps the network
     arrays = {k: v.detach().cpu().numpy() for k, v in net.state_dict().items()}
     for k, a in arrays.items():
@@ -327,7 +328,18 @@ def save(net: nn.Module, path: str | os.PathLike[str], meta: dict[str, Any] | No
     meta = dict(META if meta is None else meta)
     meta["classes"] = list(getattr(net, "classes", CLASSES))
     text = json.dumps(meta, allow_nan=False)
-    return engine("atomic").atomic_write(path, lambda f: np.savez(f, meta=np.array(text), **arrays))
+    try:  # a full disk after hours of training: the network goes to a rescue file instead
+        written, failure = engine("atomic").write_or_rescue(
+            path, lambda f: np.savez(f, meta=np.array(text), **arrays)
+        )
+    except OSError as exc:
+        raise ValueError(f"cannot save {path}: {exc.strerror or exc}") from None
+    if failure is not None:
+        raise ValueError(
+            f"cannot save {path}: {failure.strerror or failure}; the model was saved to "
+            f"{written} instead"
+        )
+    return written
 
 
 # ---------------------------------------------------------------------------------------------

@@ -33,12 +33,12 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
 from engine import __version__
-from engine.atomic import atomic_write
+from engine.atomic import atomic_write, write_or_rescue
 from engine.errors import EngineError, ModelFileError
 from engine.graph import Network
 from engine.inputspec import InputSpec
@@ -90,26 +90,40 @@ def model_meta(model: Network) -> dict[str, Any]:
     return _jsonable(meta)
 
 
-def save_model(model: Network, path: str | os.PathLike) -> Path:
+def save_model(model: Network, path: str | os.PathLike, rescue: bool = False) -> Path:
     """Write ``model`` to ``path`` (.npz) atomically; returns the path.
 
     Raises :class:`ModelFileError` if the folder is missing or not writable; the previous file
-    at ``path``, if any, is then untouched.
+    at ``path``, if any, is then untouched. With ``rescue`` (the end of a training run, with
+    no one to choose another place), the model is then written to a rescue file instead
+    (:func:`engine.atomic.write_or_rescue`), which the error names.
     """
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
+    if not rescue and not folder.is_dir():
         raise ModelFileError(f"cannot save {path}: the folder {folder} does not exist")
     arrays = {  # floats as float32; integer buffers (num_batches_tracked) keep int64
         k: np.asarray(a, dtype=np.float32 if a.dtype.kind == "f" else a.dtype)
         for k, a in model.state_dict().items()
     }
     meta = json.dumps(model_meta(model), allow_nan=False)
-    try:
+
+    def write(f: BinaryIO) -> None:
         # ignore: mypy cannot tell that no key of **arrays (parameter names) is allow_pickle
-        atomic_write(path, lambda f: np.savez(f, meta=np.array(meta), **arrays))  # type: ignore[arg-type]
+        np.savez(f, meta=np.array(meta), **arrays)  # type: ignore[arg-type]
+
+    try:
+        if not rescue:
+            atomic_write(path, write)
+            return path
+        written, failure = write_or_rescue(path, write)
     except OSError as exc:
         raise ModelFileError(f"cannot save {path}: {exc.strerror or exc}") from exc
+    if failure is not None:
+        raise ModelFileError(
+            f"cannot save {path}: {failure.strerror or failure}; the model was saved to "
+            f"{written} instead"
+        )
     return path
 
 

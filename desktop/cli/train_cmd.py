@@ -239,7 +239,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_DIVERGED
     if ended.status == "cancelled":
         return _interrupted(args, summary, ended.where, run_.model, out)
-    save_model(run_.model, out)
+    save_model(run_.model, out, rescue=True)  # a full disk at the end loses no run
     t_saved = time.perf_counter()
     summary["model"] = str(out)
     summary["timings"] = {
@@ -382,7 +382,7 @@ def _interrupted(
             file=sys.stderr,
         )
         return EXIT_INTERRUPTED
-    save_model(model, out)
+    save_model(model, out, rescue=True)
     summary["model"] = str(out)
     _print_result(args, summary, f"interrupted at {where}; saved the weights to {out}")
     print(

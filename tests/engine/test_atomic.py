@@ -95,3 +95,30 @@ def test_a_device_or_pipe_is_refused_not_replaced(tmp_path):
     assert "is a folder" in writable_problem(tmp_path)
     assert "does not exist" in writable_problem(tmp_path / "no" / "a.py")
     assert writable_problem(tmp_path / "a.py") is None
+
+
+def test_write_or_rescue_writes_where_asked_or_in_the_first_rescue_folder_that_takes_it(
+    tmp_path, monkeypatch
+):
+    """A destination that fails at the last step (its folder gone, a full disk) after a long
+    run: the bytes go to NAME-unsaved-TIME-PID.SUFFIX in the first rescue folder that takes
+    them, and the failure is returned; when none does, the first failure is raised."""
+    from engine import atomic
+
+    assert atomic.write_or_rescue(tmp_path / "a.npz", lambda f: f.write(b"run")) == (
+        tmp_path / "a.npz",
+        None,
+    )
+    spare = tmp_path / "spare"
+    spare.mkdir()
+    monkeypatch.setattr(atomic, "rescue_folders", lambda: [tmp_path / "gone", spare])
+    written, failure = atomic.write_or_rescue(tmp_path / "nope" / "b.npz", lambda f: f.write(b"2"))
+    assert isinstance(failure, FileNotFoundError) and written.parent == spare
+    assert written.name.startswith("b-unsaved-") and written.suffix == ".npz"
+    assert written.read_bytes() == b"2" and sorted(p.name for p in spare.iterdir()) == [
+        written.name
+    ]
+    monkeypatch.setattr(atomic, "rescue_folders", lambda: [tmp_path / "gone"])
+    with pytest.raises(FileNotFoundError) as caught:
+        atomic.write_or_rescue(tmp_path / "nope" / "c.npz", lambda f: f.write(b"3"))
+    assert "nope" in str(caught.value)

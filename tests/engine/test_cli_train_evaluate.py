@@ -143,6 +143,37 @@ def test_divergence_exits_1_with_a_clear_message_and_writes_nothing(digits_folde
     assert not out.exists()
 
 
+def test_a_full_disk_at_the_end_saves_the_run_elsewhere_and_says_where(
+    digits_folder, tmp_path, monkeypatch
+):
+    """The disk fills up during a long run: the final save fails, and the trained model is
+    written to a rescue file that the one error line names (exit 2), not lost."""
+    import errno
+
+    from engine import atomic
+    from engine.modelfile import load_model
+
+    out, spare = tmp_path / "run.npz", tmp_path / "spare"
+    spare.mkdir()
+    real = atomic.atomic_write
+
+    def full_at_out(path, write):
+        if Path(path) == out:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(path, write)
+
+    monkeypatch.setattr(atomic, "atomic_write", full_at_out)
+    monkeypatch.setattr(atomic, "rescue_folders", lambda: [spare])
+    argv = ["train", "--dataset", str(digits_folder), "--epochs", "1", "--out", str(out)]
+    status, _, stderr = _run_in_process(argv)
+    [rescued] = spare.iterdir()
+    line = stderr.strip().splitlines()[-1]
+    assert status == 2 and not out.exists() and "Traceback" not in stderr
+    assert f"cannot save {out}: No space left on device" in line and str(rescued) in line
+    model = load_model(rescued)
+    assert model.meta["history"]["epochs"] and len(model.classes) == 10
+
+
 def _interrupt_on_first_batch(monkeypatch) -> None:
     """Make the progress display send this process a SIGINT (a Ctrl+C) at the first batch."""
 

@@ -275,6 +275,39 @@ def test_a_diverging_run_keeps_the_last_finite_weights(capsys, tmp_path, exporte
     assert not (tmp_path / "b.npz").exists()
 
 
+def test_a_full_disk_at_the_end_saves_the_network_elsewhere(
+    capsys, tmp_path, exported, monkeypatch
+):
+    """The final save fails (a full disk): the trained network goes to a rescue file that
+    the one error line names, exit 2; it opens in ConvScope with its PyTorch record."""
+    import errno
+
+    mod, model_file = exported
+    data = _class_folder(tmp_path / "data")
+    out, spare = tmp_path / "o.npz", tmp_path / "spare"
+    spare.mkdir()
+    atomic = mod.engine("atomic")
+    real = atomic.atomic_write
+
+    def full_at_out(path, write):
+        if Path(path) == out:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(path, write)
+
+    monkeypatch.setattr(atomic, "atomic_write", full_at_out)
+    monkeypatch.setattr(atomic, "rescue_folders", lambda: [spare])
+    argv = ["train", "--weights", str(model_file), "--data", str(data), "--batch-size", "4"]
+    assert mod.main([*argv, "--out", str(out)]) == 2
+    [rescued] = spare.iterdir()
+    line = _one_line(capsys.readouterr().err)
+    assert "No space left on device" in line and str(rescued) in line and not out.exists()
+    assert load_model(rescued).meta["pytorch_training"]["epochs"][0]["epoch"] == 1
+    monkeypatch.setattr(atomic, "rescue_folders", lambda: [tmp_path / "gone"])
+    assert mod.main([*argv, "--out", str(out)]) == 2
+    line = _one_line(capsys.readouterr().err)
+    assert line.endswith(f"cannot save {out}: No space left on device")
+
+
 def test_help_names_odd_files_and_classes(capsys, tmp_path):
     """argparse formats help with %: a model file called ``100% cats.npz`` and a class called
     ``50%`` must not break ``--help``."""
