@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.errors import ShapeError
+from engine.errors import ShapeError, short_repr
 from engine.graphspec import SpecBuilder, spec_stats
 from engine.modelsize import LENETS  # built by engine.model itself (shipped files)
 
@@ -400,16 +400,19 @@ class Choice:
         return arch
 
 
-def choose(arch: str, channels: int = 1) -> Choice:
+def choose(arch: str, channels: int | None = None) -> Choice:
     """Read an ``--arch`` value: a registered name, ``FILE.json`` (the ``architecture`` of a
     model file's metadata, or that whole metadata) or a custom network's text form (anything
     else; see :mod:`engine.archtext`). Checked now (ShapeError with the reason), before any
-    data is loaded; the classes come later, in :meth:`Choice.architecture`."""
+    data is loaded; the classes come later, in :meth:`Choice.architecture`. ``channels``: the
+    images' colour; None when not fixed yet (a FILE.json then keeps its own, others are
+    grey)."""
     arch = arch.strip()
+    if arch.lower().endswith(".json") and arch not in _REGISTRY:
+        return _choose_file(Path(arch).expanduser(), channels)
+    channels = 1 if channels is None else channels
     if arch in _REGISTRY:
         return Choice("name", arch, input_shape_for(arch, channels), arch)
-    if arch.lower().endswith(".json"):
-        return _choose_file(Path(arch).expanduser(), channels)
     from engine.archtext import LAYER_WORDS, to_spec
 
     shape = DEFAULT_INPUT.get(int(channels), (int(channels), 32, 32))
@@ -417,14 +420,15 @@ def choose(arch: str, channels: int = 1) -> Choice:
     if "," not in arch and "\n" not in arch and first not in LAYER_WORDS:
         # no layer of the text form: most likely a mistyped name
         raise ShapeError(
-            f"unknown architecture {arch!r}; use one of {', '.join(names())}, a FILE.json "
-            "or a network in the text form, e.g. 'conv 16 3, relu, maxpool 2, flatten, dense 10'"
+            f"unknown architecture {short_repr(arch)}; use one of {', '.join(names())}, a "
+            "FILE.json or a network in the text form, e.g. 'conv 16 3, relu, maxpool 2, "
+            "flatten, dense 10'"
         )
     to_spec(arch, shape, None)  # raises ArchTextError naming the bad token
     return Choice("text", "custom", shape, arch)
 
 
-def _choose_file(path: Path, channels: int) -> Choice:
+def _choose_file(path: Path, channels: int | None) -> Choice:
     from engine.errors import ModelFileError
     from engine.modelschema import MAX_META_CHARS, check_json_text
 
@@ -467,10 +471,10 @@ def _choose_file(path: Path, channels: int) -> Choice:
                 f"{path}: input_shape must be [C, H, W], got {str(data['input_shape'])[:60]}"
             )
     elif name in _REGISTRY:
-        shape = input_shape_for(name, channels)
+        shape = input_shape_for(name, 1 if channels is None else channels)
     else:
         raise ShapeError(f"{path}: architecture {name!r} has no input_shape")
-    if shape[0] != int(channels):
+    if channels is not None and shape[0] != int(channels):
         raise ShapeError(
             f"{path}: the network takes {shape[0]}-channel input; add --channels {shape[0]}"
         )

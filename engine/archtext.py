@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from engine.errors import ShapeError
+from engine.errors import ShapeError, short_repr
 from engine.graphspec import SpecBuilder
 
 GRAMMAR = """\
@@ -91,9 +91,11 @@ def _items(text: str) -> list[list[Token]]:
 
 
 def _fail(tok: Token, item: list[Token], why: str, *, shapes: bool = False) -> ArchTextError:
-    whole = " ".join(t.text for t in item)
+    """The error at ``tok`` (quoted cut short: a pasted 200,000-character token stays one
+    readable line; ``column`` and ``length`` still mark all of it)."""
+    whole = short_repr(" ".join(t.text for t in item))
     return ArchTextError(
-        f"item {tok.item}, column {tok.column}: {tok.text!r} in {whole!r}: {why}",
+        f"item {tok.item}, column {tok.column}: {short_repr(tok.text)} in {whole}: {why}",
         tok.column,
         len(tok.text),
         shapes=shapes,
@@ -104,7 +106,8 @@ def _int(item: list[Token], i: int, what: str, hi: int) -> int:
     if i >= len(item):
         raise _fail(item[-1], item, f"{what} is missing")
     tok = item[i]
-    if not re.fullmatch(r"\d+", tok.text) or not 1 <= int(tok.text) <= hi:
+    # ASCII digits, few enough for int() (Python refuses to convert over 4,300 of them)
+    if not re.fullmatch(r"[0-9]{1,9}", tok.text) or not 1 <= int(tok.text) <= hi:
         raise _fail(tok, item, f"{what} must be a whole number from 1 to {hi}")
     return int(tok.text)
 

@@ -270,7 +270,7 @@ def _start(args: argparse.Namespace, progress: Progress) -> tuple[Any, Any, Any,
     config = _config(args)
     # NAME, TEXT or FILE.json: checked before loading. The images keep their own colour unless
     # --channels says otherwise or the network (a FILE.json) fixes it
-    choice = choose(args.arch, args.channels or 1)
+    choice = choose(args.arch, args.channels)
     channels = args.channels or (choice.input_shape[0] if choice.kind == "file" else None)
     out = _check_out_path(args.out) if args.out is not None else None
     # the network's size for the images' colour (resnet8: 28x28 grey, 32x32 colour), known once

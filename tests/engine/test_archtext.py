@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from engine import architectures
 from engine.archtext import GRAMMAR, LAYER_WORDS, ArchTextError, to_spec
 from engine.errors import ShapeError
 from engine.graphspec import spec_shapes
@@ -142,6 +143,23 @@ def test_errors_say_whether_the_text_reads_and_only_its_shapes_do_not_fit(text, 
     with pytest.raises(ArchTextError) as err:
         to_spec(text, (1, 28, 28), 10)
     assert err.value.shapes is shapes
+
+
+def test_absurd_numbers_and_huge_tokens_are_one_short_line():
+    """A number of thousands of digits (which int() refuses to read), digits of other scripts
+    and a pasted 200,000-character token: refused like any bad token, the message quoting it
+    cut short while column and length still mark all of it."""
+    for number in ("9" * 5000, "1" * 10, "１６", "٣"):
+        with pytest.raises(ArchTextError, match="must be a whole number from 1 to") as err:
+            to_spec(f"conv 8 3, flatten, dense {number}", (1, 28, 28), None)
+        assert err.value.length == len(number) and len(str(err.value)) < 200
+    token = "foo" * 70_000
+    with pytest.raises(ArchTextError, match="unknown layer") as err:
+        to_spec(f"conv 16 3, {token}", (1, 28, 28), 10)
+    assert len(str(err.value)) < 300 and (err.value.column, err.value.length) == (12, len(token))
+    with pytest.raises(ShapeError, match="unknown architecture") as err:
+        architectures.choose("a" * 200_000)  # no layer word: taken for a mistyped name
+    assert len(str(err.value)) < 400
 
 
 def test_new_lines_separate_items_too_and_empty_text_is_refused():

@@ -74,10 +74,25 @@ def test_a_json_file_that_is_not_an_architecture(tmp_path):
     bad.write_text("{nope")
     status, _, err = run(["train", "--arch", str(bad)])
     assert status == 2 and "not a JSON file" in err
-    grey = tmp_path / "colour.json"
-    grey.write_text(json.dumps({"name": "resnet8", "num_classes": 4, "input_shape": [3, 32, 32]}))
-    status, _, err = run(["train", "--arch", str(grey)])
+    colour = tmp_path / "colour.json"
+    colour.write_text(json.dumps({"name": "resnet8", "num_classes": 4, "input_shape": [3, 32, 32]}))
+    status, _, err = run(["train", "--arch", str(colour), "--channels", "1"])
     assert status == 2 and "takes 3-channel input; add --channels 3" in err
+
+
+def test_a_colour_arch_file_trains_in_colour_without_channels(tmp_path, colours):
+    """The architecture of a colour model file fixes the images' colour: no --channels needed
+    (it had been refused: "the network takes 3-channel input; add --channels 3")."""
+    from engine.modelfile import load_model
+
+    colour = tmp_path / "colour.json"
+    colour.write_text(json.dumps({"name": "resnet8", "num_classes": 4, "input_shape": [3, 32, 32]}))
+    out = tmp_path / "c.npz"
+    argv = ["train", "--arch", str(colour), "--dataset", str(colours), "--val-fraction", "0"]
+    status, _, err = run([*argv, "--batch-size", "4", "--out", str(out)])
+    assert status == 0, err
+    model = load_model(out)
+    assert model.input_spec.shape == (3, 32, 32) and model.classes == ["blue", "red"]
 
 
 @pytest.mark.parametrize("wrap", [False, True])
