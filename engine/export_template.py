@@ -284,7 +284,7 @@ def _check_same_model(path: str | os.PathLike[str], meta: dict[str, Any]) -> Non
     again = f"; export that file instead: convscope export {Path(path).name} --pytorch OUT.py"
     classes = meta.get("classes")
     if not isinstance(classes, list) or [str(c) for c in classes] != [str(c) for c in CLASSES]:
-        shown = ", ".join(map(str, classes[:6])) if isinstance(classes, list) else "none"
+        shown = ", ".join(map(_shown, classes[:6])) if isinstance(classes, list) else "none"
         raise ValueError(
             f"{path} is a model of the classes {shown}, not of {', '.join(CLASSES[:6])}{again}"
         )
@@ -294,6 +294,14 @@ def _check_same_model(path: str | os.PathLike[str], meta: dict[str, Any]) -> Non
         same = False
     if not same:
         raise ValueError(f"{path} prepares its input otherwise than this network{again}")
+
+
+def _shown(name: object) -> str:
+    """A class name from a file, for one line: quoted when it holds a new line or another
+    unprintable character, cut to 40 characters."""
+    text = str(name)
+    text = text if text.isprintable() else repr(text)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def plain_batchnorm(module: nn.Module) -> nn.Module:
@@ -486,17 +494,20 @@ def _device(name: str, local_rank: int, local_world: int) -> torch.device:
 
 
 def _accuracy(net: nn.Module, x: torch.Tensor, y: torch.Tensor, device, rank: int, world: int):
-    """Correct and total over this process's share of ``x`` (every world-th sample)."""
+    """Correct, total and outputs not finite (huge weights overflow) over this process's share
+    of ``x`` (every world-th sample)."""
     net.eval()
-    correct = total = 0
+    correct = total = broken = 0
     with torch.no_grad():
         idx = torch.arange(rank, len(x), world)
         for i in range(0, len(idx), 512):
             batch = idx[i : i + 512]
-            pred = net(x[batch].to(device)).argmax(1).cpu()
+            logits = net(x[batch].to(device))
+            pred = logits.argmax(1).cpu()
             correct += int((pred == y[batch]).sum())
+            broken += int((~torch.isfinite(logits).all(1)).sum())
             total += len(batch)
-    return correct, total
+    return correct, total, broken
 
 
 def _start_processes(device_name: str) -> tuple[int, int, torch.device]:
@@ -574,8 +585,9 @@ def train(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace, world: int, rank: int, device) -> int:
-    """The training of ``train``. A non-finite loss stops it with the weights (and BatchNorm
-    statistics) of the last finite epoch: a model file with NaN weights opens nowhere."""
+    """The training of ``train``. A loss or weights (BatchNorm statistics included) no longer
+    finite stop it with the weights of the last finite epoch: a model file with NaN or
+    infinite numbers opens nowhere. Ctrl+C keeps the epochs finished: they are saved."""
     import torch.distributed as dist
 
     say = print if rank == 0 else (lambda *a, **k: None)
@@ -592,33 +604,40 @@ def _train(args: argparse.Namespace, world: int, rank: int, device) -> int:
         net.parameters(), lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay
     )
     epochs: list[dict[str, Any]] = []
-    good = {k: v.detach().clone() for k, v in net.state_dict().items()}
-    for epoch in range(1, args.epochs + 1):
-        if sampler is not None:
-            sampler.set_epoch(epoch)
-        start = time.perf_counter()
-        stats = _summed(_epoch(model, loader, opt, device), device, world)
-        test = torch.tensor(_accuracy(net, xte, yte, device, rank, world), dtype=torch.float64)
-        test = _summed(test, device, world)
-        loss, accuracy = (stats[:2] / max(stats[2].item(), 1)).tolist()
-        if not math.isfinite(loss):
-            net.load_state_dict(good)
-            kept = f"the weights of epoch {epoch - 1} are kept" if epochs else "no file written"
-            say(f"epoch {epoch}: the loss is not finite (try a smaller --lr); stopping, {kept}")
-            break
-        good = {k: v.detach().clone() for k, v in net.state_dict().items()}
-        test_accuracy = test[0].item() / test[1].item() if test[1] > 0 else None
-        epochs.append(
-            {
-                "epoch": epoch,
-                "loss": loss,
-                "accuracy": accuracy,
-                "test_accuracy": test_accuracy,
-                "seconds": round(time.perf_counter() - start, 3),
-            }
-        )
-        test_text = "" if test_accuracy is None else f", test {test_accuracy:.2%}"
-        say(f"epoch {epoch}: loss {loss:.4f}, train {accuracy:.2%}{test_text}")
+    good = _copy(net)
+    try:
+        for epoch in range(1, args.epochs + 1):
+            if sampler is not None:
+                sampler.set_epoch(epoch)
+            start = time.perf_counter()
+            stats = _summed(_epoch(model, loader, opt, device), device, world)
+            test = torch.tensor(_accuracy(net, xte, yte, device, rank, world), dtype=torch.float64)
+            test = _summed(test, device, world)
+            loss, accuracy = (stats[:2] / max(stats[2].item(), 1)).tolist()
+            bad = _not_finite(loss, net, device, world) or (
+                "the network's outputs are no longer finite numbers" if test[2] > 0 else ""
+            )
+            if bad:
+                net.load_state_dict(good)
+                kept = f"the weights of epoch {epoch - 1} are kept" if epochs else "no file written"
+                say(f"epoch {epoch}: {bad} (try a smaller --lr); stopping, {kept}")
+                break
+            good = _copy(net)
+            test_accuracy = test[0].item() / test[1].item() if test[1] > 0 else None
+            epochs.append(
+                {
+                    "epoch": epoch,
+                    "loss": loss,
+                    "accuracy": accuracy,
+                    "test_accuracy": test_accuracy,
+                    "seconds": round(time.perf_counter() - start, 3),
+                }
+            )
+            test_text = "" if test_accuracy is None else f", test {test_accuracy:.2%}"
+            say(f"epoch {epoch}: loss {loss:.4f}, train {accuracy:.2%}{test_text}")
+    except KeyboardInterrupt:  # Ctrl+C: the epochs finished are kept, no traceback
+        net.load_state_dict(good)
+        return _interrupted(args, net, epochs, world, rank, device)
     plain_batchnorm(net)  # in place: the file holds plain BatchNorm (the same keys)
     trained = bool(epochs) or args.epochs == 0
     if rank == 0 and trained:
@@ -626,6 +645,36 @@ def _train(args: argparse.Namespace, world: int, rank: int, device) -> int:
     if world > 1:
         dist.barrier(device_ids=[device.index] if device.type == "cuda" else None)  # file written
     return 0 if trained else 1
+
+
+def _copy(net: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in net.state_dict().items()}
+
+
+def _not_finite(loss: float, net: nn.Module, device, world: int) -> str:
+    """What is no longer a finite number after an epoch ("" when all is), decided alike by
+    every process (each one's BatchNorm statistics on CPUs are its own)."""
+    if not math.isfinite(loss):
+        return "the loss is not finite"
+    floats = [v for v in net.state_dict().values() if v.is_floating_point()]
+    bad = float(any(not bool(torch.isfinite(v).all()) for v in floats))
+    if _summed(torch.tensor([bad], dtype=torch.float64), device, world)[0].item() > 0:
+        return "the weights or BatchNorm statistics are no longer finite numbers"
+    return ""
+
+
+def _interrupted(args, net: nn.Module, epochs: list, world: int, rank: int, device) -> int:
+    """Ctrl+C: the weights of the last epoch finished saved (one line says where), exit 130."""
+    if rank != 0:
+        return 130
+    plain_batchnorm(net)
+    where = f"{Path(sys.argv[0]).name} train: interrupted in epoch {len(epochs) + 1}"
+    if epochs:
+        path = save(net, args.out, _trained_meta(args, epochs, world, device))
+        print(f"{where}; saved the weights of epoch {len(epochs)} to {path}", file=sys.stderr)
+    else:
+        print(f"{where}; no epoch had finished, nothing saved", file=sys.stderr)
+    return 130
 
 
 def _parallel(net: Network, x, y, args, world: int, rank: int, device):
@@ -724,19 +773,27 @@ def predict(args: argparse.Namespace) -> int:
         k = int(p.argmax())
         rest = "  ".join(f"{c} {v:5.1%}" for c, v in zip(net.classes, p.tolist(), strict=True))
         print(f"{name}: {net.classes[k]} ({p[k].item():.1%})   {rest}")
-    return 1 if failed else 0
+    # as `convscope classify`: 0 all classified, 1 some failed, 2 none (or no image at all)
+    return 2 if failed == len(files) + len(problems) else 1 if failed else 0
 
 
-def _at_least(low: float, kind: type = int):
-    """An argparse type: a finite number of ``kind`` that is at least ``low``."""
+MAX_SEED = 2**64 - 1  # PyTorch's generators take seeds up to this
+MAX_THREADS = 1024  # far more threads than cores: PyTorch could crash creating them
+
+
+def _at_least(low: float, kind: type = int, high: float | None = None):
+    """An argparse type: a finite number of ``kind`` that is at least ``low`` (and at most
+    ``high``, when given)."""
 
     def parse(text: str):
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+            raise argparse.ArgumentTypeError(f"not a number: {text[:40]!r}") from None
         if not (math.isfinite(value) and value >= low):
-            raise argparse.ArgumentTypeError(f"must be at least {low}, not {text}")
+            raise argparse.ArgumentTypeError(f"must be at least {low}, not {text[:40]}")
+        if high is not None and value > high:
+            raise argparse.ArgumentTypeError(f"must be at most {high}, not {text[:40]}")
         return value
 
     return parse
@@ -774,9 +831,11 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--lr", default=0.01, help="SGD learning rate (default %(default)s)", **number)
     t.add_argument("--momentum", default=0.9, help="(default %(default)s)", **number)
     t.add_argument("--weight-decay", default=0.0, help="L2 penalty (default 0)", **number)
-    t.add_argument("--seed", type=int, default=0, help="shuffling, test split, random weights")
+    t.add_argument("--seed", type=_at_least(0, high=MAX_SEED), default=0, metavar="N",
+                   help="shuffling, test split, random weights (default 0)")  # fmt: skip
     t.add_argument("--device", default="auto", help="auto (a GPU if there is one), cpu, cuda")
-    t.add_argument("--threads", type=_at_least(1), metavar="N", help="CPU threads per process")
+    t.add_argument("--threads", type=_at_least(1, high=MAX_THREADS), metavar="N",
+                   help="CPU threads per process")  # fmt: skip
     if not _speaks():  # argparse's usage and error: the first process of the machine says it
         parser.print_usage = lambda file=None: None  # type: ignore[method-assign]
         for choice in sub.choices.values():
@@ -790,6 +849,10 @@ def main(argv: list[str] | None = None) -> int:
         if _speaks():
             print(f"{Path(sys.argv[0]).name} {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl+C outside the epochs (reading the data, saving)
+        if _speaks():
+            print(f"{Path(sys.argv[0]).name} {args.command}: interrupted", file=sys.stderr)
+        return 130
     except (getattr(torch.cuda, "OutOfMemoryError", MemoryError), MemoryError) as exc:
         # said by the process it happened to, whichever it is
         what = "memory" if isinstance(exc, MemoryError) else "GPU memory"

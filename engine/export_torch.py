@@ -257,6 +257,42 @@ def _fill_template(template: str, data: str, title: str) -> str:
     return (template[:begin] + data + template[end:]).replace(TITLE, safe, 1)
 
 
+def name_problem(out: str | os.PathLike[str], source: str | os.PathLike[str] | None) -> str | None:
+    """Why ``out`` cannot be the exported file's name, in words, or None: it must end in
+    ``.py``, must not be the model file it comes from (an export had replaced the model with
+    Python source), and must not be called like a package the file imports (``torch.py`` next
+    to it is imported instead of PyTorch, and the file cannot run)."""
+    path = Path(out).expanduser()
+    if path.suffix != ".py":
+        return "the exported file is Python: give a name ending in .py"
+    if source is not None and path.exists() and _same_file(path, Path(source)):
+        return "is the model file itself; give another name for the .py file"
+    if path.stem in _SHADOWED or path.stem in _stdlib_in_use():
+        return (
+            f"a file called {path.name} hides the {path.stem!r} module it imports; "
+            "give another name"
+        )
+    return None
+
+
+_SHADOWED = {"torch", "numpy", "PIL", "engine", "desktop"}
+
+
+def _stdlib_in_use() -> set[str]:
+    """The standard library's top-level modules this process has imported: the exported file
+    and what it imports use them too (``json.py``, ``argparse.py``, ``random.py`` would hide
+    them), where ``test.py`` hides nothing it needs."""
+    loaded = {name.partition(".")[0] for name in sys.modules}
+    return loaded & set(sys.stdlib_module_names)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.samefile(b)
+    except OSError:
+        return False
+
+
 def export_pytorch(
     model: Any, out: str | os.PathLike[str], *, source: str | os.PathLike[str] | None = None
 ) -> Path:
@@ -264,7 +300,11 @@ def export_pytorch(
 
     ``source`` is the model file it came from: the generated ``train``/``predict`` commands look
     for its weights there (or by its name beside the generated file) unless told ``--weights``.
+    Raises :class:`ExportError` when ``out`` cannot be its name (:func:`name_problem`).
     """
+    problem = name_problem(out, source)
+    if problem:
+        raise ExportError(f"{out}: {problem}")
     text = render(model, source_name=str(Path(source).resolve()) if source else "")
     return atomic_write(out, lambda f: f.write(text.encode("utf-8")))
 

@@ -38,6 +38,32 @@ def test_missing_model_and_bad_targets_are_one_line(capsys, tmp_path):
     assert not (tmp_path / "a.py").exists()
 
 
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [
+        ("model.npz", "give a name ending in .py"),  # it had replaced the model with source
+        ("net.txt", "give a name ending in .py"),
+        ("torch.py", "hides the 'torch' module it imports"),  # the file then imported itself
+        ("numpy.py", "hides the 'numpy' module"),
+        ("PIL.py", "hides the 'PIL' module"),
+        ("json.py", "hides the 'json' module"),
+    ],
+)
+def test_a_name_the_exported_file_cannot_have_is_refused(capsys, tmp_path, name, why):
+    model = tmp_path / "model.npz"
+    model.write_bytes(
+        (Path(__file__).resolve().parents[2] / "resources/models/lenet5-mnist.npz").read_bytes()
+    )
+    before = model.read_bytes()
+    code, _, err = _run(capsys, model, "--pytorch", tmp_path / name)
+    assert code == 2 and why in err and len(err.strip().splitlines()) == 1
+    assert model.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == [
+        "model.npz"
+    ]
+    code, _, _ = _run(capsys, model, "--pytorch", tmp_path / "test.py")  # hides nothing it uses
+    assert code == 0
+
+
 def test_a_destination_that_cannot_take_the_file_is_one_line(capsys, tmp_path, monkeypatch):
     """A read-only file, a pipe (or a device: as root, /dev/null was replaced by a file) and a
     write failing midway: one line, exit 2, the destination as it was."""

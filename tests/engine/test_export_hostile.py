@@ -87,6 +87,15 @@ def test_predict_reads_files_as_classify_does(capsys, tmp_path, exported):
     assert "megapixels" in got.err
 
 
+def test_predict_says_2_when_no_image_could_be_read(capsys, tmp_path, exported):
+    """As `convscope classify`: 0 all classified, 1 some failed, 2 none."""
+    mod, model_file = exported
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    assert main(["classify", str(model_file), str(tmp_path / "empty.jpg")]) == 2
+    assert mod.main(["predict", "--weights", str(model_file), str(tmp_path / "empty.jpg")]) == 2
+    capsys.readouterr()
+
+
 def test_load_refuses_damaged_foreign_and_mismatched_files(capsys, tmp_path, exported):
     mod, model_file = exported
     truncated = tmp_path / "truncated.npz"
@@ -148,6 +157,9 @@ def test_train_skips_bad_files_and_reads_a_folder_named_like_a_bundled_set(
         ("--batch-size", "0", "at least 1"),
         ("--lr", "nan", "at least 0.0"),
         ("--threads", "0", "at least 1"),
+        ("--threads", "100000", "at most 1024"),  # PyTorch crashed (segfault) creating them
+        ("--seed", "-5", "at least 0"),  # numpy's "expected non-negative integer" had named none
+        ("--seed", str(2**64), "at most"),
     ],
 )
 def test_train_refuses_bad_numbers(capsys, tmp_path, exported, option, value, reason):
@@ -306,6 +318,87 @@ def test_a_full_disk_at_the_end_saves_the_network_elsewhere(
     assert mod.main([*argv, "--out", str(out)]) == 2
     line = _one_line(capsys.readouterr().err)
     assert line.endswith(f"cannot save {out}: No space left on device")
+
+
+def _epoch_then(mod, monkeypatch, when: int, what):
+    """Make the exported ``_epoch`` run ``what(model)`` after its ``when``-th call."""
+    real, calls = mod._epoch, []
+
+    def epoch(model, loader, opt, device):
+        calls.append(1)
+        stats = real(model, loader, opt, device)
+        if len(calls) == when:
+            what(model)
+        return stats
+
+    monkeypatch.setattr(mod, "_epoch", epoch)
+
+
+def test_weights_or_outputs_no_longer_finite_stop_the_run(capsys, tmp_path, exported, monkeypatch):
+    """A huge --lr can leave the loss finite and the BatchNorm statistics infinite (a file
+    that opened nowhere was saved), or the weights finite and so large that every output
+    overflows: either stops the run with the last finite epoch's weights."""
+    mod, model_file = exported
+    data = _class_folder(tmp_path / "data")
+    argv = ["train", "--weights", str(model_file), "--data", str(data), "--batch-size", "4"]
+
+    def infinite_statistics(model):
+        model.bn1.running_var.fill_(float("inf"))
+
+    _epoch_then(mod, monkeypatch, 2, infinite_statistics)
+    assert mod.main([*argv, "--epochs", "3", "--out", str(tmp_path / "a.npz")]) == 0
+    said = capsys.readouterr().out
+    assert "epoch 2: the weights or BatchNorm statistics are no longer finite numbers" in said
+    assert [
+        e["epoch"] for e in load_model(tmp_path / "a.npz").meta["pytorch_training"]["epochs"]
+    ] == [1]
+
+    def overflowing(model):
+        with torch.no_grad():
+            model.conv1.weight.fill_(3e38)
+
+    _epoch_then(mod, monkeypatch, 1, overflowing)
+    assert mod.main([*argv, "--epochs", "2", "--out", str(tmp_path / "b.npz")]) == 1
+    said = capsys.readouterr().out
+    assert "epoch 1: the network's outputs are no longer finite numbers" in said
+    assert "no file written" in said and not (tmp_path / "b.npz").exists()
+
+
+def test_ctrl_c_saves_the_epochs_finished_in_one_line(capsys, tmp_path, exported, monkeypatch):
+    """Ctrl+C in epoch 2: epoch 1's weights are saved, one line says so, exit 130 (it was a
+    traceback and nothing saved); in epoch 1: nothing to save, said so."""
+    mod, model_file = exported
+    data = _class_folder(tmp_path / "data")
+    argv = ["train", "--weights", str(model_file), "--data", str(data), "--batch-size", "4"]
+    real, calls = mod._epoch, []
+
+    def epoch(*args):
+        calls.append(1)
+        if len(calls) == stop_at:
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(mod, "_epoch", epoch)
+    stop_at = 2
+    assert mod.main([*argv, "--epochs", "5", "--out", str(tmp_path / "a.npz")]) == 130
+    line = _one_line(capsys.readouterr().err)
+    assert line.endswith(
+        f"interrupted in epoch 2; saved the weights of epoch 1 to {tmp_path / 'a.npz'}"
+    )
+    assert len(load_model(tmp_path / "a.npz").meta["pytorch_training"]["epochs"]) == 1
+    calls.clear()
+    stop_at = 1
+    assert mod.main([*argv, "--epochs", "5", "--out", str(tmp_path / "b.npz")]) == 130
+    assert "no epoch had finished, nothing saved" in _one_line(capsys.readouterr().err)
+    assert not (tmp_path / "b.npz").exists()
+
+
+def test_a_class_name_with_a_new_line_is_said_in_one_line(capsys, tmp_path, exported):
+    mod, _ = exported
+    other = tmp_path / "other.npz"
+    save_model(_model(classes=["a\nb", "c", "d", "e"]), other)
+    assert mod.main(["predict", "--weights", str(other), str(tmp_path)]) == 2
+    assert "'a\\nb'" in _one_line(capsys.readouterr().err)
 
 
 def test_help_names_odd_files_and_classes(capsys, tmp_path):
