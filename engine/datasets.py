@@ -67,6 +67,7 @@ __all__ = [
     "DatasetChoice",
     "DownloadProgress",
     "LoadCancelled",
+    "class_indices",
     "dataset_choices",
     "download_dataset",
     "fit_image",
@@ -367,22 +368,28 @@ def parse_classes(text: str | Sequence[str]) -> list[str]:
     return names
 
 
+def class_indices(names: Sequence[str], wanted: Sequence[str] | str, dataset: str) -> list[int]:
+    """Where each of ``wanted`` (names, or ``"a,b,c"``: :func:`parse_classes`) is in ``names``,
+    in the order given. Names match exactly, else ignoring case; an unknown name raises
+    DatasetError listing ``names`` (the classes of the dataset called ``dataset``)."""
+    lower = {c.lower(): i for i, c in enumerate(names)}
+    index = {c: i for i, c in enumerate(names)}
+    found = []
+    for name in parse_classes(wanted):
+        i = index.get(name, lower.get(name.lower()))
+        if i is None:
+            raise DatasetError(
+                f"{dataset} has no class {name!r}; its classes are {', '.join(names)}"
+            )
+        found.append(i)
+    return found
+
+
 def select_classes(dataset: Dataset, classes: Sequence[str] | str) -> Dataset:
     """A new Dataset with only ``classes`` (names, or ``"a,b,c"``), labelled 0, 1, ... in the
     order given. Names match exactly, else ignoring case; an unknown name raises DatasetError
     listing the dataset's classes."""
-    wanted = parse_classes(classes)
-    lower = {c.lower(): i for i, c in enumerate(dataset.classes)}
-    index = {c: i for i, c in enumerate(dataset.classes)}
-    old = []
-    for name in wanted:
-        i = index.get(name, lower.get(name.lower()))
-        if i is None:
-            raise DatasetError(
-                f"{dataset.name} has no class {name!r}; its classes are "
-                f"{', '.join(dataset.classes)}"
-            )
-        old.append(i)
+    old = class_indices(dataset.classes, classes, dataset.name)
     table = np.full(max(len(dataset.classes), 1), -1, np.int64)
     table[old] = np.arange(len(old))
 
