@@ -189,7 +189,9 @@ def load_dataset_iter(
             a ``test/`` part; 1.0 makes every image a test image (evaluation of a whole folder).
         seed: seeds that held-out split and the training order of image folders.
         cache_dir: cache folder for downloaded datasets (default: see :mod:`engine.download`).
-        classes: keep only these classes, in this order (:func:`select_classes`).
+        classes: keep only these classes, in this order (:func:`select_classes`). Of an image
+            folder only their subfolders are read (the others may be empty or hold anything),
+            with the split and order that reading all of it and then selecting gives.
         control: anything with a ``cancelled`` attribute; the generator then ends early.
 
     Bad arguments and damaged or hostile files raise :class:`DatasetError` at the call.
@@ -227,9 +229,14 @@ def load_dataset_iter(
                 f"{folder}: the folder is empty; expected IDX files "
                 f"({EXPECTED_IDX}), CIFAR-10 batches or one subfolder of images per class"
             )
-        events = iter_image_folder(folder, image_size, channels, test_fraction, seed, control)
-        if title == "cifar4" and photo_size in (None, (32, 32)):
+        if title == "cifar4" and photo_size in (None, (32, 32)):  # read whole, once
+            events = iter_image_folder(folder, image_size, channels, test_fraction, seed, control)
             events = _keep_bundled(events)
+        else:  # the other classes' folders are not read (one may be empty or hold garbage)
+            events = iter_image_folder(
+                folder, image_size, channels, test_fraction, seed, control, classes or None
+            )
+            classes = None  # selected already
         return _finish_iter(events, channels, limit, classes, title, image_size, control)
     return _finish_iter(iter([found]), channels, limit, classes, title, image_size, control)
 

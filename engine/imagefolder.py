@@ -28,7 +28,7 @@ import multiprocessing
 import os
 import re
 import sys
-from collections.abc import Generator, Iterator, Mapping
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -95,8 +95,9 @@ def fit_image(image: np.ndarray, size: tuple[int, int], channels: int = 1) -> np
     return out if channels == 1 else out.transpose(2, 0, 1)
 
 
-def _plan(folder: Path) -> tuple[list[str], list[tuple[Path, str]]]:
-    """Class names and the (root, part) pairs to read: part "train"/"test" or "all"."""
+def _plan(folder: Path) -> tuple[list[str], list[tuple[Path, str]], list[str]]:
+    """Class names, the (root, part) pairs to read (part "train"/"test" or "all") and the
+    class folders of test/ that train/ lacks (sorted)."""
     subs = _subfolders(folder)
     splits = {_SPLIT_NAMES.get(s.name.lower()) for s in subs}
     if subs and "train" in splits and splits <= {"train", "test"}:
@@ -105,14 +106,9 @@ def _plan(folder: Path) -> tuple[list[str], list[tuple[Path, str]]]:
         if "test" in parts:
             test_classes = [d.name for d in _subfolders(parts["test"])]
             extra = sorted(set(test_classes) - set(classes))
-            if extra:
-                raise DatasetError(
-                    f"{parts['test']}: classes {extra} are not in "
-                    f"{parts['train'].name}/; both need the same class folders"
-                )
-            return classes, [(parts["train"], "train"), (parts["test"], "test")]
-        return classes, [(parts["train"], "train")]
-    return [d.name for d in subs], [(folder, "all")]
+            return classes, [(parts["train"], "train"), (parts["test"], "test")], extra
+        return classes, [(parts["train"], "train")], []
+    return [d.name for d in subs], [(folder, "all")], []
 
 
 def _detect(work: list[tuple[Path, str, int]]) -> tuple[int, tuple[int, int] | None]:
@@ -237,6 +233,7 @@ def iter_image_folder(
     test_fraction: float = 0.2,
     seed: int = 0,
     control: Any = None,
+    classes: Sequence[str] | str | None = None,
 ) -> Iterator[Progress | Dataset]:
     """Read an image folder: :class:`Progress` events, then the Dataset (see module doc).
 
@@ -244,40 +241,40 @@ def iter_image_folder(
     once the images' colour is known. ``test_fraction``: share of each class held out as the
     test set when the folder has no ``test/`` part; 1.0 puts every image into the test set (to
     evaluate a model on all of it).
+
+    ``classes``: read only these class folders (names or ``"a,b,c"``, matched as
+    :func:`engine.datasets.select_classes` matches them), labelled 0, 1, ... in the order
+    given. The other class folders are only listed, never opened or checked (one may be empty
+    or hold garbage): their file counts replay the seeded split, so that the dataset is the
+    one reading every class and then selecting gives, image for image. That holds when their
+    files would all read; an unreadable one among them shifts the split's draws (the split
+    stays deterministic). Colour and size found from the data are those of the wanted classes.
     """
-    classes, plan = _plan(folder)
-    if len(classes) < 2:
-        raise DatasetError(
-            f"{folder}: an image dataset needs one subfolder per class (at least two), e.g. "
-            f"{folder.name}/cat/*.jpg and {folder.name}/dog/*.jpg; found "
-            f"{len(classes)} class folder{'s' if len(classes) != 1 else ''}"
-        )
-    if len(classes) > MAX_CLASSES:
-        raise DatasetError(f"{folder}: {len(classes):,} class folders; at most {MAX_CLASSES:,}")
+    names, plan, wanted = _classes(folder, classes)
+    chosen = set(wanted)
     skipped: list[tuple[str, str]] = []
-    work: list[tuple[Path, str, int]] = []  # (file, part, label)
+    work: list[tuple[Path, str, int]] = []  # (file, part, label among all classes)
     for root, part in plan:
         for f in _files(root):
             skipped.append((str(f.relative_to(folder)), "not inside a class folder; ignored"))
-        for label, cls in enumerate(classes):
-            cdir = root / cls
-            if cdir.is_dir():
-                work += [(f, part, label) for f in _files(cdir)]
-    found_channels, found_size = _detect(work)
+        for label, cls in enumerate(names):
+            work += [(f, part, label) for f in _class_files(root / cls, label in chosen)]
+    read = np.asarray([i for i, w in enumerate(work) if w[2] in chosen], np.int64)
+    rows = np.full(len(work), -1, np.int64)  # the row of each wanted file in x, -1: not read
+    rows[read] = np.arange(len(read))
+    work_read = [work[i] for i in read]
+    found_channels, found_size = _detect(work_read)
     channels = channels or found_channels
     if isinstance(image_size, Mapping):
         image_size = image_size.get(channels)
     size = tuple(image_size) if image_size is not None else (found_size or AUTO_SIZE)
     mode = "L" if channels == 1 else "RGB"
     shape = size if channels == 1 else (3, *size)
-    files = [w[0] for w in work]
-    x = (
-        _shared((len(work), *shape))
-        if _parallel(len(work))
-        else np.empty((len(work), *shape), np.uint8)
-    )
-    status = _shared((len(work),))  # 0 not read yet, 1 read, 2 unreadable
-    own = _shared((len(work), 2), np.uint32)  # each file's own (H, W)
+    files = [w[0] for w in work_read]
+    n = len(files)
+    x = _shared((n, *shape)) if _parallel(n) else np.empty((n, *shape), np.uint8)
+    status = _shared((n,))  # 0 not read yet, 1 read, 2 unreadable
+    own = _shared((n, 2), np.uint32)  # each file's own (H, W)
     ok = yield from _decode_all(files, x, own, status, mode, size, channels, control)  # type: ignore[arg-type]
     if not ok:
         return
@@ -288,9 +285,52 @@ def iter_image_folder(
             keep[i] = True  # read by the other process only on a second try: keep it
         except ImageLoadError as exc:
             skipped.append((str(files[i].relative_to(folder)), str(exc)))
-    dataset = _assemble(folder, classes, plan, work, x, keep, skipped, test_fraction, seed)
+    counted = np.ones(len(work), bool)  # unwanted files count as read: see the docstring
+    counted[read] = keep
+    dataset = _assemble(
+        folder, names, wanted, plan, work, rows, x, counted, skipped, test_fraction, seed
+    )
     dataset.resized_from, dataset.other_sizes = _sizes_read(own[keep], size)  # type: ignore[arg-type]
     yield dataset
+
+
+def _classes(
+    folder: Path, classes: Sequence[str] | str | None
+) -> tuple[list[str], list[tuple[Path, str]], list[int]]:
+    """The folder's class names, its (root, part) pairs and the indices of the ``classes``
+    wanted (all of them for None), after the checks of its layout; DatasetError if wrong."""
+    from engine.datasets import class_indices, parse_classes
+
+    names, plan, extra = _plan(folder)
+    if extra and classes:  # a test/ folder of an unwanted class is no concern of this load
+        asked = {c.lower() for c in parse_classes(classes)}
+        extra = [c for c in extra if c.lower() in asked]
+    if extra:
+        raise DatasetError(
+            f"{plan[-1][0]}: classes {extra} are not in {plan[0][0].name}/; both need the same "
+            "class folders"
+        )
+    if len(names) < 2:
+        raise DatasetError(
+            f"{folder}: an image dataset needs one subfolder per class (at least two), e.g. "
+            f"{folder.name}/cat/*.jpg and {folder.name}/dog/*.jpg; found "
+            f"{len(names)} class folder{'s' if len(names) != 1 else ''}"
+        )
+    if len(names) > MAX_CLASSES:
+        raise DatasetError(f"{folder}: {len(names):,} class folders; at most {MAX_CLASSES:,}")
+    wanted = class_indices(names, classes, folder.name) if classes else list(range(len(names)))
+    return names, plan, wanted
+
+
+def _class_files(cdir: Path, wanted: bool) -> list[Path]:
+    """The files of a class folder; one of an unwanted class is only listed, and a folder that
+    cannot be listed then counts as empty."""
+    if wanted:
+        return _files(cdir) if cdir.is_dir() else []
+    try:
+        return _files(cdir)
+    except OSError:  # missing (a test/ without it), not a folder, not readable
+        return []
 
 
 def _shared(shape: tuple[int, ...], dtype: type = np.uint8) -> np.ndarray:
@@ -366,25 +406,35 @@ def _decode_all(
 def _assemble(
     folder: Path,
     classes: list[str],
+    wanted: list[int],
     plan: list[tuple[Path, str]],
     work: list[tuple[Path, str, int]],
+    rows: np.ndarray,
     x: np.ndarray,
     keep: np.ndarray,
     skipped: list[tuple[str, str]],
     test_fraction: float,
     seed: int,
 ) -> Dataset:
+    """The Dataset of the ``wanted`` classes (indices into ``classes``, in the order returned).
+
+    ``work`` lists the files of every class and ``keep`` those that read (or, of an unwanted
+    class, were counted without reading): the split and the training order are drawn over all of
+    them, exactly as when every class is read, and then narrowed to the wanted ones, whose
+    images are the rows ``rows`` of ``x``."""
     from engine.datasets import stratified_indices
 
-    x = x[keep] if not keep.all() else x
     kept = [w for w, k in zip(work, keep, strict=True) if k]
+    row = rows[keep]
     y = np.asarray([w[2] for w in kept], dtype=np.int64)
     part_arr = np.asarray([w[1] for w in kept])
+    table = np.full(len(classes), -1, np.int64)
+    table[wanted] = np.arange(len(wanted))
     for root, part in plan:
         if part == "test":
             continue
         counts = np.bincount(y[part_arr == part], minlength=len(classes))
-        empty = [classes[k] for k in np.flatnonzero(counts == 0)]
+        empty = [classes[k] for k in np.flatnonzero((counts == 0) & (table >= 0))]
         if empty:
             raise DatasetError(
                 f"{root}: class folder{'s' if len(empty) > 1 else ''} "
@@ -405,13 +455,14 @@ def _assemble(
         if plan[0][1] == "train":
             split = f"{test_fraction:.0%} of {plan[0][0].name}/ held out, seed {seed}"
     train_idx = rng.permutation(train_idx)  # so that `limit` keeps a mix of classes
+    train_idx, test_idx = (i[table[y[i]] >= 0] for i in (train_idx, test_idx))  # order kept
     return Dataset(
         folder.name,
-        classes,
-        x[train_idx],
-        y[train_idx],
-        x[test_idx],
-        y[test_idx],
+        [classes[i] for i in wanted],
+        x[row[train_idx]],
+        table[y[train_idx]],
+        x[row[test_idx]],
+        table[y[test_idx]],
         str(folder),
         skipped,
         test_split=split,
