@@ -154,6 +154,24 @@ def test_train_round_trip_loads_back_in_convscope(capsys, tmp_path, photo_model_
         )
 
 
+def test_train_reads_only_the_networks_classes(capsys, tmp_path, photo_model_file):
+    """A folder of more classes than the network's (a CIFAR-10 folder for a four-class
+    network): the others are not read, so an empty or broken one is no reason to stop."""
+    mod = _export(photo_model_file, tmp_path / "photo.py", capsys)
+    data = _class_folder(tmp_path / "data", ["cat", "dog", "bird", "boat", "frog"], per_class=3)
+    (data / "emptyclass").mkdir()
+    (data / "frog" / "broken.png").write_bytes(b"not an image")
+    out = tmp_path / "trained.npz"
+    argv = ["train", "--weights", str(photo_model_file), "--data", str(data), "--epochs", "1"]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(sys.modules, "resources", None)
+        assert mod.main([*argv, "--batch-size", "4", "--out", str(out)]) == 0
+    said = capsys.readouterr()
+    assert "8 training and 4 test images" in said.out  # 3 of each of the 4: 1 held out
+    assert "broken" not in said.out + said.err and "emptyclass" not in said.out + said.err
+    assert load_model(out).classes == PHOTO_CLASSES
+
+
 def _write_idx(path: Path, array: np.ndarray) -> None:
     kind = 3 if array.ndim == 3 else 1
     head = np.array([0x800 + kind, *array.shape], dtype=">i4").tobytes()
