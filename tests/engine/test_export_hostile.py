@@ -393,6 +393,18 @@ def test_ctrl_c_saves_the_epochs_finished_in_one_line(capsys, tmp_path, exported
     assert not (tmp_path / "b.npz").exists()
 
 
+def test_class_folders_named_in_other_case_train(capsys, tmp_path, exported):
+    """A folder "CHAT NOIR" for the class "chat noir": matched as ConvScope matches it (it
+    stopped on "'CHAT NOIR' is not in list")."""
+    mod, model_file = exported
+    data = _class_folder(tmp_path / "data")
+    (data / CLASSES[0]).rename(data / CLASSES[0].upper())
+    argv = ["train", "--weights", str(model_file), "--data", str(data), "--batch-size", "4"]
+    assert mod.main([*argv, "--out", str(tmp_path / "o.npz")]) == 0
+    assert load_model(tmp_path / "o.npz").classes == CLASSES
+    capsys.readouterr()
+
+
 def test_a_class_name_with_a_new_line_is_said_in_one_line(capsys, tmp_path, exported):
     mod, _ = exported
     other = tmp_path / "other.npz"
