@@ -149,7 +149,8 @@ def load_model(path: str | os.PathLike) -> Network:
     """Read and validate a model file; the metadata beyond the architecture is in ``model.meta``.
 
     Raises :class:`ModelFileError` naming the problem for a missing, empty, truncated, corrupt,
-    foreign (another kind of file, or an .npz of other arrays) or mismatched file.
+    foreign (another kind of file, or an .npz of other arrays) or mismatched file, and for
+    arrays no training makes: NaN or infinite values, a BatchNorm ``running_var`` below 0.
     """
     path = Path(path)
     with open_archive(path) as data:
@@ -193,6 +194,11 @@ def load_model(path: str | os.PathLike) -> Network:
             if not np.isfinite(a).all():
                 raise ModelFileError(
                     f"{path}: {key} contains NaN or infinite values (did training diverge?)"
+                )
+            if key.endswith(".running_var") and (a < 0).any():  # sqrt(var + eps) would be NaN
+                raise ModelFileError(
+                    f"{path}: {key} holds negative values, which no variance has; the file is "
+                    "damaged or was not written by ConvScope"
                 )
             weights[key] = a
     model.set_weights(weights)  # buffers too, when the file has them

@@ -148,6 +148,25 @@ def test_mismatched_files_are_refused(change, message, trained, tmp_path):
         load_model(dst)
 
 
+def test_a_batchnorm_running_var_below_zero_is_refused_and_zero_is_not(tmp_path):
+    # a negative variance made sqrt(var + eps) NaN: "bird (nan%)" with exit 0
+    from engine.archtext import to_spec
+    from engine.model import build_model
+
+    model = build_model(to_spec("conv 4 3, relu, batchnorm, flatten, dense 2", (1, 8, 8), 2))
+    var = model.buffers()["bn1.running_var"]
+    var[...] = 0.0  # a channel that never varied: a variance, and loads
+    back = load_model(save_model(model, tmp_path / "zero.npz"))
+    assert np.array_equal(back.buffers()["bn1.running_var"], var)
+    var[1] = -1.0
+    path = save_model(model, tmp_path / "negative.npz")
+    with pytest.raises(ModelFileError) as refused:
+        load_model(path)
+    message = str(refused.value)
+    assert message.startswith(f"{path}: bn1.running_var holds negative values")
+    assert "\n" not in message
+
+
 def test_pickled_entries_are_never_loaded(trained, tmp_path):
     src = save_model(trained, tmp_path / "good.npz")
     dst = tmp_path / "pickled.npz"
