@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from engine.errors import EngineError
+from engine.inference import not_finite
 from engine.progress import Progress, run_through
 from engine.training import check_images_labels
 
@@ -118,7 +119,9 @@ def evaluate_iter(
     progress shape of :mod:`engine.progress`), then the :class:`EvaluationResult`.
     ``control``: anything with a ``cancelled`` attribute (a ``CancelFlag`` or ``TrainControl``);
     when it turns true the generator ends without a result. Bad input raises at the call, not at
-    the first ``next()``.
+    the first ``next()``; a batch whose logits are not finite numbers (a damaged model file)
+    raises :class:`~engine.errors.ModelFileError` naming the first such image
+    (:data:`engine.inference.NOT_FINITE`).
     """
     if not isinstance(batch_size, int) or batch_size < 1:
         raise EngineError(f"batch size must be a whole number >= 1, got {batch_size!r}")
@@ -144,8 +147,12 @@ def _run(
         if control is not None and control.cancelled:
             return
         stop = min(start + batch_size, n)
-        z = model.forward(spec.to_tensor(images[start:stop]), training=False)
+        with np.errstate(all="ignore"):  # the logits are checked instead
+            z = model.forward(spec.to_tensor(images[start:stop]), training=False)
         z = z.astype(np.float64, copy=False)
+        finite = np.isfinite(z).all(axis=1)
+        if not finite.all():  # a NaN accuracy, or every image "the first class", means nothing
+            raise not_finite(f"image {start + int(np.argmin(finite)) + 1:,} of the {n:,} evaluated")
         top = z.max(axis=1)
         sum_exp = np.exp(z - top[:, None]).sum(axis=1)
         predicted[start:stop] = z.argmax(axis=1)

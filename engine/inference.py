@@ -11,6 +11,9 @@
 - :func:`classify_files_steps` prepares and classifies files, yielding progress; a file that
   cannot be read or holds no digit gets a :class:`FileResult` with the reason, never an
   exception.
+- Logits that are not finite numbers (finite weights can overflow float32: 3e38 times a pixel)
+  are a :class:`ModelFileError` (:data:`NOT_FINITE`), never NaN percentages; NumPy's warnings
+  about them are silenced (:func:`network_probabilities`; :mod:`engine.evaluation` too).
 """
 
 from __future__ import annotations
@@ -24,10 +27,12 @@ from typing import Any, Literal
 import numpy as np
 
 from engine.dataset_size import is_digit_data
-from engine.errors import EngineError, ShapeError
+from engine.errors import EngineError, ModelFileError, ShapeError
+from engine.losses import softmax
 from engine.progress import Progress, run_through
 
 __all__ = [
+    "NOT_FINITE",
     "ClassifiedImage",
     "FileResult",
     "Prepared",
@@ -41,6 +46,8 @@ __all__ = [
     "image_files_in",
     "image_pixels",
     "is_digit_model",
+    "network_probabilities",
+    "not_finite",
     "open_photo",
     "preparation_for",
     "prepare_file",
@@ -176,10 +183,41 @@ def to_batch(model: Any, inputs: Sequence[np.ndarray] | np.ndarray) -> np.ndarra
     return batch
 
 
-def classify_inputs(model: Any, inputs: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
-    """float64 ``(N, K)`` class probabilities of prepared inputs, in one batch."""
+#: Why an input has no probabilities: the network's outputs for it are not finite numbers.
+NOT_FINITE = (
+    "the model's outputs are not finite numbers for {what} (its weights overflow float32); "
+    "the model file is damaged or was not trained by ConvScope"
+)
+
+
+def not_finite(what: str = "this image") -> ModelFileError:
+    """The one-line error of :data:`NOT_FINITE` for ``what`` ("this image", "image 3 of 50")."""
+    return ModelFileError(NOT_FINITE.format(what=what))
+
+
+def network_probabilities(
+    model: Any, inputs: Sequence[np.ndarray] | np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """float64 ``(N, K)`` probabilities of prepared inputs and bool ``(N,)``: whether each
+    row's logits are finite numbers (the others' are NaN). No NumPy warnings (in the threads
+    of a split batch neither, see :mod:`engine.shards`): the caller reports the rows."""
     x = model.input_spec.to_tensor(to_batch(model, inputs))
-    return np.asarray(model.predict_proba(x), dtype=np.float64)
+    with np.errstate(all="ignore"):
+        z = np.asarray(model.forward(x), dtype=np.float64)
+    finite = np.all(np.isfinite(z), axis=1)
+    probs: np.ndarray = np.full(z.shape, np.nan)
+    probs[finite] = softmax(z[finite])
+    return probs, finite
+
+
+def classify_inputs(model: Any, inputs: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
+    """float64 ``(N, K)`` class probabilities of prepared inputs, in one batch; raises
+    :class:`ModelFileError` (:data:`NOT_FINITE`) when the logits of one are not numbers."""
+    probs, finite = network_probabilities(model, inputs)
+    if not finite.all():
+        n = len(finite)
+        raise not_finite("this image" if n == 1 else f"{n - int(finite.sum()):,} of {n:,} images")
+    return probs
 
 
 @dataclass(frozen=True)
@@ -213,8 +251,13 @@ def most_probable(probabilities: np.ndarray, n: int) -> list[int]:
 
 
 def classify_prepared(model: Any, prepared: Prepared) -> ClassifiedImage:
-    """One forward pass of ``prepared``, keeping the activations (for the network view)."""
-    acts = model.activations(model.input_spec.to_tensor(to_batch(model, [prepared.network])))
+    """One forward pass of ``prepared``, keeping the activations (for the network view).
+    Raises :class:`ModelFileError` (:data:`NOT_FINITE`) as :func:`classify_inputs` does."""
+    x = model.input_spec.to_tensor(to_batch(model, [prepared.network]))
+    with np.errstate(all="ignore"):  # the logits are checked instead
+        acts = model.activations(x)
+    if not np.isfinite(dict(acts)[model.output]).all():
+        raise not_finite()
     probs = np.asarray(acts[-1][1][0], dtype=np.float64)
     return ClassifiedImage(prepared, probs, [str(c) for c in model.classes], acts)
 
@@ -405,8 +448,9 @@ def classify_files_steps(
     """Prepare each file (yielding ``Progress("prepare", files done, files)`` after each),
     then classify all of them in one batch and yield the results, one per file, in the order given.
 
-    A file that cannot be read, or a digit image without ink, gets a result with its ``error``
-    (the reason, without the file's name). Runs in a worker thread with its own model copy.
+    A file that cannot be read, a digit image without ink, or one for which the network's
+    outputs are not finite numbers (:data:`NOT_FINITE`), gets a result with its ``error`` (the
+    reason, without the file's name). Runs in a worker thread with its own model copy.
     """
     results: list[FileResult | None] = []
     inputs: list[Prepared] = []
@@ -422,9 +466,12 @@ def classify_files_steps(
             results.append(FileResult(str(path), error=without_name(str(exc), Path(path))))
         yield Progress("prepare", len(results), len(paths))
     if inputs:
-        probs = classify_inputs(model, [p.network for p in inputs])
+        probs, finite = network_probabilities(model, [p.network for p in inputs])
         classes = [str(c) for c in model.classes]
-        for i, prepared, p in zip(where, inputs, probs, strict=True):
+        for i, prepared, p, ok in zip(where, inputs, probs, finite, strict=True):
+            if not ok:
+                results[i] = FileResult(str(paths[i]), error=str(not_finite()))
+                continue
             k = int(np.argmax(p))
             results[i] = FileResult(
                 str(paths[i]),

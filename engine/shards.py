@@ -126,10 +126,14 @@ class Shards:
     def _run(self, fn) -> list:
         assert self._pool is not None
         syncs = self._syncs
+        # the caller's floating-point policy (np.errstate) holds in every shard: it is per
+        # thread, and a pool thread would otherwise warn of what the caller checks itself
+        errors_as = np.geterr()
 
         def guarded(rep: Replica, a: int, b: int) -> Any:
             try:
-                return fn(rep, a, b)
+                with np.errstate(**errors_as):
+                    return fn(rep, a, b)
             except BaseException:
                 for group in syncs:  # no shard waits for this one at a BatchNorm
                     group.abort()

@@ -55,6 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from desktop.cli.common import load_dataset_for, resolve_model_path
     from engine.datasets import select_classes
+    from engine.errors import ModelFileError
     from engine.evaluation import evaluate_iter
     from engine.modelfile import load_model
     from engine.progress import run_through
@@ -98,11 +99,15 @@ def run(args: argparse.Namespace) -> int:
 
     if len(images) == 0:
         raise CliError(f"{dataset.test_summary()}: no images to evaluate")
-    result = run_through(
-        evaluate_iter(model, images, labels, args.batch_size),
-        lambda p: progress.update(p.fraction, f"evaluating on {p.total:,} images"),
-    )
-    progress.close()
+    try:
+        result = run_through(
+            evaluate_iter(model, images, labels, args.batch_size),
+            lambda p: progress.update(p.fraction, f"evaluating on {p.total:,} images"),
+        )
+    except ModelFileError as exc:  # outputs that are not numbers: the file is at fault
+        raise CliError(f"{path.name}: {exc}") from None
+    finally:
+        progress.close()  # the error line starts on a line of its own
     assert result is not None
 
     if args.json:
