@@ -109,16 +109,21 @@ class _Shown:
 @dataclass(frozen=True)
 class _Forward:
     """A forward pass's result and its network view rows; ``request`` tells stale ones apart,
-    ``digit`` the digit of a number read it is (None: the whole input)."""
+    ``digit`` the digit of a number read it is (None: the whole input). No result: ``error``
+    says why (the network's outputs are not finite numbers: a damaged model file)."""
 
     request: int
-    result: ClassifiedImage
+    result: ClassifiedImage | None
     rows: list
     digit: int | None
+    error: str = ""
 
 
 def _forward(request: int, model, prepared: Prepared, digit: int | None) -> _Forward:
-    result = classify_prepared(model, prepared)
+    try:
+        result = classify_prepared(model, prepared)
+    except EngineError as exc:
+        return _Forward(request, None, [], digit, str(exc))
     return _Forward(request, result, view_layers(model, result.activations), digit)
 
 
@@ -552,6 +557,10 @@ class ClassifyTab(QWidget):
     def _on_forward_done(self, done: _Forward) -> None:
         if done.request != self._forward:
             return  # stale: a newer input (or model) was asked for meanwhile
+        if done.result is None:  # no bars, maps or occlusion for outputs that are not numbers
+            self._clear_result("–")
+            self._show_message(done.error)
+            return
         self._forget_stale_view()
         self.result = result = done.result
         probs, classes = result.probabilities, result.classes

@@ -424,3 +424,27 @@ def test_a_photo_gets_no_reading_boxes(qtbot, tab):
     assert tab.preview.boxes() == []
     assert "Reads as" not in tab.reading_label.text()
     assert tab.chart.probabilities().sum() == pytest.approx(1.0, abs=1e-4)
+
+
+@pytest.mark.parametrize("heavy", [False, True], ids=["gui-thread", "worker"])
+def test_outputs_that_are_not_numbers_show_a_message_not_nan_bars(qtbot, monkeypatch, heavy):
+    from engine import modelsize
+    from tests.engine.test_overflowing_models import overflowing
+
+    if heavy:  # its forward pass then runs off the GUI thread
+        monkeypatch.setattr(modelsize, "HEAVY_MULTIPLY_ADDS", 0)
+    widget = ClassifyTab(AppState())
+    widget.show()
+    widget.set_model(overflowing(), "overflow.npz")
+    widget.show_image(np.zeros((8, 8, 3), np.uint8), "black.png")  # its outputs are numbers
+    qtbot.waitUntil(lambda: widget.chart.probabilities().size == 4, timeout=10000)
+    widget.show_image(np.full((8, 8, 3), 240, np.uint8), "bright.png")  # they overflow
+    qtbot.waitUntil(lambda: "not finite numbers" in widget.message_label.text(), timeout=10000)
+    text = widget.message_label.text()
+    assert widget.message_label.isVisible() and "\n" not in text and "Error" not in text
+    # nothing of the black image's result is left beside the message
+    assert widget.prediction_label.text() == "–" and widget.chart.probabilities().size == 0
+    assert widget.result is None and widget.network_view.layers() == []
+    qtbot.waitUntil(lambda: not widget.background_busy(), timeout=10000)
+    widget.close()
+    widget.deleteLater()
