@@ -235,6 +235,11 @@ def read_model_file(
             raise ValueError(
                 f"{path}: {key} contains NaN or infinite values (did training diverge?)"
             )
+        if key.endswith("running_var") and (a < 0).any():  # as ConvScope's load_model
+            raise ValueError(
+                f"{path}: {key} holds negative values, which no variance has; the file is "
+                "damaged or was not written by ConvScope"
+            )
     return arrays, meta
 
 

@@ -114,12 +114,17 @@ def test_load_refuses_damaged_foreign_and_mismatched_files(capsys, tmp_path, exp
     with torch.no_grad():
         net.conv1.weight[0, 0, 0, 0] = float("nan")
     mod.save(net, diverged)
+    negative = tmp_path / "negative.npz"
+    net = mod.load(model_file)
+    net.bn1.running_var.fill_(-1.0)  # finite, but every output NaN: refused as ConvScope does
+    mod.save(net, negative)
     cases = {
         truncated: "truncated",
         objects: "object data",
         other_classes: "classes",
         other_spec: "prepares its input",
         diverged: "NaN",
+        negative: "bn1.running_var holds negative values",
     }
     image = tmp_path / "a.png"
     Image.new("RGB", (8, 8), "white").save(image)
