@@ -94,6 +94,13 @@ def write_or_rescue(
     raise failure
 
 
+def not_saved(path: str | os.PathLike[str], failure: OSError, spare: Path | None = None) -> str:
+    """The one line for a model that could not be saved at ``path`` (and went to ``spare``,
+    the file :func:`write_or_rescue` wrote, when given)."""
+    line = f"cannot save {path}: {failure.strerror or failure}"
+    return f"{line}; the model was saved to {spare} instead" if spare else line
+
+
 def writable_problem(path: str | os.PathLike[str]) -> str | None:
     """Why :func:`atomic_write` could not write ``path``, in words, or None: a folder of that
     name, a destination that is not a regular file, a missing folder, or a folder where no file

@@ -341,17 +341,15 @@ def save(net: nn.Module, path: str | os.PathLike[str], meta: dict[str, Any] | No
     meta = dict(META if meta is None else meta)
     meta["classes"] = list(getattr(net, "classes", CLASSES))
     text = json.dumps(meta, allow_nan=False)
+    atomic = engine("atomic")
     try:  # a full disk after hours of training: the network goes to a rescue file instead
-        written, failure = engine("atomic").write_or_rescue(
+        written, failure = atomic.write_or_rescue(
             path, lambda f: np.savez(f, meta=np.array(text), **arrays)
         )
     except OSError as exc:
-        raise ValueError(f"cannot save {path}: {exc.strerror or exc}") from None
+        raise ValueError(atomic.not_saved(path, exc)) from None
     if failure is not None:
-        raise ValueError(
-            f"cannot save {path}: {failure.strerror or failure}; the model was saved to "
-            f"{written} instead"
-        )
+        raise ValueError(atomic.not_saved(path, failure, written))
     return written
 
 

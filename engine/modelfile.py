@@ -38,7 +38,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from engine import __version__
-from engine.atomic import atomic_write, write_or_rescue
+from engine.atomic import atomic_write, not_saved, write_or_rescue
 from engine.errors import EngineError, ModelFileError
 from engine.graph import Network
 from engine.inputspec import InputSpec
@@ -118,12 +118,9 @@ def save_model(model: Network, path: str | os.PathLike, rescue: bool = False) ->
             return path
         written, failure = write_or_rescue(path, write)
     except OSError as exc:
-        raise ModelFileError(f"cannot save {path}: {exc.strerror or exc}") from exc
+        raise ModelFileError(not_saved(path, exc)) from exc
     if failure is not None:
-        raise ModelFileError(
-            f"cannot save {path}: {failure.strerror or failure}; the model was saved to "
-            f"{written} instead"
-        )
+        raise ModelFileError(not_saved(path, failure, written))
     return path
 
 
