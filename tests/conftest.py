@@ -52,3 +52,25 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def disk_full_at(monkeypatch):
+    """``disk_full_at(atomic, out, spare)``: writes to ``out`` through the ``atomic`` module
+    (the engine's, or the copy embedded in an exported file) fail as on a full disk, and its
+    rescue files go to ``spare``."""
+    import errno
+    from pathlib import Path
+
+    def arrange(atomic, out, spare) -> None:
+        real = atomic.atomic_write
+
+        def full_at_out(path, write):
+            if Path(path) == Path(out):
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return real(path, write)
+
+        monkeypatch.setattr(atomic, "atomic_write", full_at_out)
+        monkeypatch.setattr(atomic, "rescue_folders", lambda: [spare])
+
+    return arrange

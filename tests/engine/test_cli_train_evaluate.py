@@ -144,26 +144,16 @@ def test_divergence_exits_1_with_a_clear_message_and_writes_nothing(digits_folde
 
 
 def test_a_full_disk_at_the_end_saves_the_run_elsewhere_and_says_where(
-    digits_folder, tmp_path, monkeypatch
+    digits_folder, tmp_path, disk_full_at
 ):
     """The disk fills up during a long run: the final save fails, and the trained model is
     written to a rescue file that the one error line names (exit 2), not lost."""
-    import errno
-
     from engine import atomic
     from engine.modelfile import load_model
 
     out, spare = tmp_path / "run.npz", tmp_path / "spare"
     spare.mkdir()
-    real = atomic.atomic_write
-
-    def full_at_out(path, write):
-        if Path(path) == out:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return real(path, write)
-
-    monkeypatch.setattr(atomic, "atomic_write", full_at_out)
-    monkeypatch.setattr(atomic, "rescue_folders", lambda: [spare])
+    disk_full_at(atomic, out, spare)
     argv = ["train", "--dataset", str(digits_folder), "--epochs", "1", "--out", str(out)]
     status, _, stderr = _run_in_process(argv)
     [rescued] = spare.iterdir()

@@ -293,26 +293,16 @@ def test_a_diverging_run_keeps_the_last_finite_weights(capsys, tmp_path, exporte
 
 
 def test_a_full_disk_at_the_end_saves_the_network_elsewhere(
-    capsys, tmp_path, exported, monkeypatch
+    capsys, tmp_path, exported, monkeypatch, disk_full_at
 ):
     """The final save fails (a full disk): the trained network goes to a rescue file that
     the one error line names, exit 2; it opens in ConvScope with its PyTorch record."""
-    import errno
-
     mod, model_file = exported
     data = _class_folder(tmp_path / "data")
     out, spare = tmp_path / "o.npz", tmp_path / "spare"
     spare.mkdir()
     atomic = mod.engine("atomic")
-    real = atomic.atomic_write
-
-    def full_at_out(path, write):
-        if Path(path) == out:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return real(path, write)
-
-    monkeypatch.setattr(atomic, "atomic_write", full_at_out)
-    monkeypatch.setattr(atomic, "rescue_folders", lambda: [spare])
+    disk_full_at(atomic, out, spare)
     argv = ["train", "--weights", str(model_file), "--data", str(data), "--batch-size", "4"]
     assert mod.main([*argv, "--out", str(out)]) == 2
     [rescued] = spare.iterdir()
