@@ -417,7 +417,7 @@ def choose(arch: str, channels: int | None = None) -> Choice:
 
     shape = DEFAULT_INPUT.get(int(channels), (int(channels), 32, 32))
     first = arch.split(maxsplit=1)[0].lower() if arch else ""
-    if "," not in arch and "\n" not in arch and first not in LAYER_WORDS:
+    if arch and "," not in arch and "\n" not in arch and first not in LAYER_WORDS:
         # no layer of the text form: most likely a mistyped name
         raise ShapeError(
             f"unknown architecture {short_repr(arch)}; use one of {', '.join(names())}, a "

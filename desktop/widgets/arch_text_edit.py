@@ -55,6 +55,11 @@ class ArchTextEdit(QPlainTextEdit):
         selection.cursor = cursor
         selection.format = look
         self.setExtraSelections([selection])
+        if not self.hasFocus():  # a text set or loaded, not typed: bring the mark into view
+            place = QTextCursor(self.document())
+            place.setPosition(end)
+            self.setTextCursor(place)
+            self.ensureCursorVisible()
 
     def marked(self) -> str:
         """The text under the mark ("" when nothing is marked)."""

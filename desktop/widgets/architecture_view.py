@@ -34,7 +34,7 @@ LANE_GAP = 22  # room for the arcs right of each lane
 GUTTER = 74  # block names at the left
 MARGIN = 8
 MIN_LANE = 84
-MIN_NARROW_LANE = 70  # lanes of a narrow view: smaller gaps and text
+MIN_NARROW_LANE = 62  # lanes of a narrow view: smaller gaps and text (4 fit 283 px)
 NARROW = 8  # the gutter when the block names do not fit
 MAX_LANE = 210
 
@@ -98,7 +98,7 @@ class _Canvas(QWidget):
         self.gutter = GUTTER if avail >= grid.lanes * MIN_LANE else NARROW
         avail += GUTTER - self.gutter
         narrow = self.gutter < GUTTER
-        self.gap = 12 if narrow else LANE_GAP
+        self.gap = 6 if narrow else LANE_GAP
         least = MIN_NARROW_LANE if narrow else MIN_LANE
         self._lane_w = max(least, min(MAX_LANE, avail / grid.lanes))
         for p in grid.nodes:

@@ -66,3 +66,21 @@ def test_box_labels_give_up_details_before_cutting_the_shape(qtbot, width):
     assert view.node_label("layer1.0.conv1")[0].startswith("conv1")
     if width == 900:  # room for everything
         assert view.node_label("layer1.0.conv1") == ("conv1 3×3", "16×32×32 · 2.3k")
+
+
+def test_inception_fits_the_train_tabs_panel_at_1024_px(qtbot):
+    """The Train tab's diagram is 283 px wide in a 1024x700 window: GoogLeNet's four branches
+    fit it, shapes whole (the fourth had been cut behind a horizontal scroll bar)."""
+    view = ArchitectureView()
+    qtbot.addWidget(view)
+    view.resize(283 + view.verticalScrollBar().sizeHint().width() + 2 * view.frameWidth(), 420)
+    view.show()
+    facts = {f.name: f for f in _facts("googlenet")}
+    view.set_facts(list(facts.values()))
+    qtbot.waitUntil(lambda: view.viewport().width() == 283)
+    assert not view.horizontalScrollBar().isVisible()
+    right = max(view.node_rect(n).right() for n in view.node_names())
+    assert right <= view.viewport().width()
+    for name in view.node_names():
+        _, bottom = view.node_label(name)
+        assert bottom == facts[name].shape_text(), (name, bottom)

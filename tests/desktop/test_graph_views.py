@@ -404,6 +404,24 @@ def test_the_text_form_reads_whole_and_its_bad_token_is_named_and_underlined(qtb
     assert box.marked() == "maxpool" and "does not fit" in setup.arch_error.text()
 
 
+def test_a_bad_token_below_the_boxs_lines_is_scrolled_into_sight(qtbot):
+    # A long network set in the box, its error on the fifth line: the underline was cut in
+    # half at the box's bottom edge.
+    from PySide6.QtGui import QTextCursor
+
+    setup = _mnist_setup(qtbot, 300)
+    setup.arch_combo.setCurrentText("text")
+    box = setup.arch_text
+    text = ", ".join(["conv 8 3, relu"] * 24 + ["banana"])
+    box.setText(text)
+    qtbot.waitUntil(lambda: "banana" in setup.arch_error.text(), timeout=5000)
+    assert box.marked() == "banana" and box.verticalScrollBar().value() > 0
+    for at in (len(text) - len("banana"), len(text)):
+        cursor = QTextCursor(box.document())
+        cursor.setPosition(at)
+        assert box.viewport().rect().contains(box.cursorRect(cursor))
+
+
 def test_the_diagram_of_a_text_that_does_not_read_asks_to_fix_it(qtbot):
     # A misspelt layer left the diagram saying "This network does not fit": it says what to
     # do, here and in the larger view; a text that reads but does not fit still says that.

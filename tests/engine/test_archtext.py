@@ -160,6 +160,8 @@ def test_absurd_numbers_and_huge_tokens_are_one_short_line():
     with pytest.raises(ShapeError, match="unknown architecture") as err:
         architectures.choose("a" * 200_000)  # no layer word: taken for a mistyped name
     assert len(str(err.value)) < 400
+    with pytest.raises(ArchTextError, match="the architecture text is empty"):
+        architectures.choose("  ")  # the Train tab's emptied box ("unknown architecture ''")
 
 
 def test_new_lines_separate_items_too_and_empty_text_is_refused():
