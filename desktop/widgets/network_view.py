@@ -731,12 +731,13 @@ class NetworkView(QWidget):
             elif layer.values.ndim == 3:
                 value = float(layer.values[c, y, x]) + 0.0  # no "-0"
                 text = f"{layer.name} map {c + 1}, pixel ({x}, {y}) = {value:.3g}"
-                below = layer.source or "the maps before it"
-                k = layer.kernel
+                k, below = layer.kernel, layer.source  # None: several rows (DenseNet's concat)
                 if layer.kind == "pool":
-                    text += f": pooled from the {k}×{k} window in {below} map {c + 1}"
+                    where = f"{below} map {c + 1}" if below else f"map {c + 1} of the layer before"
+                    text += f": pooled from the {k}×{k} window in {where}"
                 elif layer.kind == "conv":
-                    text += f": a {k}×{k} kernel over all maps of {below}"
+                    where = f"all maps of {below}" if below else "all the maps it reads"
+                    text += f": a {k}×{k} kernel over {where}"
                 elif layer.kind == "merge":
                     text += ": the branches joined (added or stacked)"
                 field = self._receptive_field(r, y, x) if r > 0 else None

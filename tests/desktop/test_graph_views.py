@@ -174,6 +174,20 @@ def test_network_view_runs_for_branching_networks(qtbot, name):
     assert f"sees {y1 - y0}×{x1 - x0} input pixels" in view.hover_text
 
 
+def test_a_densenet_convolutions_hover_text_reads_as_a_sentence(qtbot):
+    # Its input is the stack of every map before it, no one row: the text had read "a 3×3
+    # kernel over all maps of the maps before it".
+    model = _model("densenet")
+    image = np.random.default_rng(2).integers(0, 256, (1, *SMALL), dtype=np.uint8)
+    view = _network_view(qtbot, model, image)
+    view.set_collapsed("block1", False)
+    conv = "block1.layer2.conv"
+    assert conv in [v.name for v in view.layers()]
+    qtbot.mouseMove(view, view.cell_center(conv, 0, 2, 2))
+    assert ": a 3×3 kernel over all the maps it reads;" in view.hover_text
+    assert "of the maps before it" not in view.hover_text
+
+
 def test_run_setup_draws_the_chosen_architecture(qtbot):
     setup = _mnist_setup(qtbot, 500)
     view = setup.findChild(ArchitectureView, "architectureView")
