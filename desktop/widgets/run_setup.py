@@ -439,6 +439,7 @@ class RunSetup(QWidget):
         self.arch_error = QLabel(objectName="architectureError")
         self.arch_error.setWordWrap(True)
         self.arch_error.setStyleSheet("color: #b00020; font-weight: bold;")
+        self.arch_error.hide()  # shown with a message only: no empty band under the text
         form.addRow(self.arch_error)
         self.layer_table = QTableWidget(0, 3, objectName="layerTable")
         self.layer_table.setHorizontalHeaderLabels(["layer", "output", "params"])
@@ -591,6 +592,7 @@ class RunSetup(QWidget):
             in_form = isinstance(exc, FieldError)
             what = "In the text" if in_text else "This network does not fit"
             self.arch_error.setText(str(exc) if in_form else f"{what}: {exc}")
+            self.arch_error.show()
             self.layer_table.setRowCount(0)
             what_now = "Fix the network's text to see its diagram"
             if in_form:
@@ -602,6 +604,7 @@ class RunSetup(QWidget):
             self.architecture_changed.emit()
             return
         self.arch_error.setText("")
+        self.arch_error.hide()
         self.arch_text.mark(0, 0)
         self.architecture_view.set_facts(describe_model(model))
         rows = model.summary()

@@ -408,11 +408,13 @@ def test_the_text_form_reads_whole_and_its_bad_token_is_named_and_underlined(qtb
     qtbot.waitUntil(lambda: "cnov" in setup.arch_error.text(), timeout=5000)
     assert "item 6, column 46: 'cnov'" in setup.arch_error.text()
     assert box.marked() == "cnov" and not setup.architecture_ok()
+    assert setup.arch_error.isVisible()  # and hidden when there is nothing to say (below)
     assert box.horizontalScrollBar().maximum() == 0  # wrapped, nothing off to the side
     assert box.verticalScrollBar().maximum() == 0  # and all of it in sight
     box.setText(text.replace("cnov", "conv"))
     qtbot.waitUntil(setup.architecture_ok, timeout=5000)
     assert box.marked() == "" and "conv6" not in setup.arch_error.text()
+    assert not setup.arch_error.isVisible()  # no empty band between the text and the diagram
     box.setText(text.replace("cnov 32 3", "conv 32 3\nmaxpool 9"))  # a new line is an item
     qtbot.waitUntil(lambda: "maxpool" in setup.arch_error.text(), timeout=5000)
     assert box.marked() == "maxpool" and "does not fit" in setup.arch_error.text()
