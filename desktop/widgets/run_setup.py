@@ -50,7 +50,7 @@ from engine import architectures
 from engine.archtext import GRAMMAR, ArchTextError
 from engine.dataset_size import read_again, size_for
 from engine.datasets import DEFAULT_DATASET, dataset_choices, load_dataset_iter, parse_classes
-from engine.errors import EngineError
+from engine.errors import EngineError, short_repr
 from engine.graph_layout import describe_model
 from engine.graphspec import spec_stats
 from engine.losses import LOSSES
@@ -105,7 +105,12 @@ def _resized(dataset) -> str:
 
 
 class FieldError(ValueError):
-    """A field of the custom network's form that does not read (the message names it)."""
+    """A field of the custom network's form that does not read (the message names it;
+    ``field`` is its label, so that the form can mark it)."""
+
+    def __init__(self, message: str, field: str = "") -> None:
+        super().__init__(message)
+        self.field = field
 
 
 def _parse_ints(text: str, field: str, example: str) -> list[int]:
@@ -114,13 +119,18 @@ def _parse_ints(text: str, field: str, example: str) -> list[int]:
     for v in text.replace(";", ",").split(","):
         if not v.strip():
             continue
-        if not v.strip().isdecimal():  # what int() reads ("²" is a digit, not a number)
+        # what int() reads ("²" is a digit, not a number), short enough for it to read
+        if not v.strip().isdecimal() or len(v.strip()) > 9:
             raise FieldError(
-                f"{field}: {v.strip()!r} is not a whole number; write numbers separated by "
-                f"commas, e.g. {example}"
+                f"{field}: {short_repr(v.strip())} is not a whole number; write numbers "
+                f"separated by commas, e.g. {example}",
+                field,
             )
         values.append(int(v))
     return values
+
+
+_BAD_FIELD = "QLineEdit { border: 1px solid #b00020; background: #fdecea; }"
 
 
 def _combo(name: str, items: Iterable[tuple[object, str]], current: object) -> QComboBox:
@@ -394,6 +404,12 @@ class RunSetup(QWidget):
     def _axis(self, side: str) -> pg.AxisItem:
         return self.counts_plot.getPlotItem().getAxis(side)
 
+    def _mark_field(self, field: str) -> None:
+        """Frame the custom form's field that does not read in red (none: ``""``), as the
+        text form underlines its bad token."""
+        for label, edit in (("Conv filters", self.filters_edit), ("FC widths", self.fc_edit)):
+            edit.setStyleSheet(_BAD_FIELD if label == field else "")
+
     def _on_sample_grid_cell_clicked(self, row: int, col: int) -> None:
         if self.dataset is None or not (0 <= row < PER_CLASS and 0 <= col < self._samples.shape[0]):
             return
@@ -590,6 +606,7 @@ class RunSetup(QWidget):
             in_text = isinstance(exc, ArchTextError)  # its bad token is underlined too
             self.arch_text.mark(*((exc.column, exc.length) if in_text else (0, 0)))
             in_form = isinstance(exc, FieldError)
+            self._mark_field(exc.field if isinstance(exc, FieldError) else "")
             what = "In the text" if in_text else "This network does not fit"
             self.arch_error.setText(str(exc) if in_form else f"{what}: {exc}")
             self.arch_error.show()
@@ -606,6 +623,7 @@ class RunSetup(QWidget):
         self.arch_error.setText("")
         self.arch_error.hide()
         self.arch_text.mark(0, 0)
+        self._mark_field("")
         self.architecture_view.set_facts(describe_model(model))
         rows = model.summary()
         self.layer_table.setRowCount(len(rows) + 1)

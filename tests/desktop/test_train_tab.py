@@ -283,6 +283,24 @@ def test_a_custom_network_that_does_not_fit_is_explained(qtbot, tab):
     assert "trainable parameters" in setup.params_label.text()
 
 
+def test_a_custom_field_that_does_not_read_is_framed_in_red(qtbot, tab):
+    """Only the red line said which field was wrong; the field itself is framed now, as the
+    text form underlines its token. A number of thousands of digits is one short line."""
+    setup = tab.setup
+    setup.arch_combo.setCurrentText("custom")
+    setup.filters_edit.setText("6, sixteen")
+    qtbot.waitUntil(lambda: "'sixteen' is not a whole number" in setup.arch_error.text())
+    assert "#b00020" in setup.filters_edit.styleSheet() and not setup.fc_edit.styleSheet()
+    setup.filters_edit.setText("6, 16")
+    setup.fc_edit.setText("9" * 5000)
+    qtbot.waitUntil(lambda: "FC widths" in setup.arch_error.text())
+    assert len(setup.arch_error.text()) < 200 and "#b00020" in setup.fc_edit.styleSheet()
+    assert not setup.filters_edit.styleSheet()
+    setup.fc_edit.setText("120, 84")
+    qtbot.waitUntil(setup.architecture_ok)
+    assert not setup.fc_edit.styleSheet() and not setup.filters_edit.styleSheet()
+
+
 def test_save_and_reload_then_continue_training(qtbot, tab, make_tab, tmp_path, monkeypatch):
     pytest.importorskip("engine.modelfile")
     assert _run(qtbot, tab) == "finished"
