@@ -798,10 +798,11 @@ def _at_least(low: float, kind: type = int, high: float | None = None):
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"not a number: {text[:40]!r}") from None
-        if not (math.isfinite(value) and value >= low):
+        if (isinstance(value, float) and not math.isfinite(value)) or value < low:
             raise argparse.ArgumentTypeError(f"must be at least {low}, not {text[:40]}")
-        if high is not None and value > high:
-            raise argparse.ArgumentTypeError(f"must be at most {high}, not {text[:40]}")
+        cap = high if high is not None or kind is not int else 2**63 - 1  # a 400-digit --epochs
+        if cap is not None and value > cap:
+            raise argparse.ArgumentTypeError(f"must be at most {cap}, not {text[:40]}")
         return value
 
     return parse

@@ -66,7 +66,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from engine.blocks import BatchNorm2D
-from engine.errors import DatasetError, EngineError
+from engine.errors import DatasetError, EngineError, short_repr
 from engine.losses import LOSSES, get_loss
 from engine.optim import DEFAULT_LR, OPTIMIZERS
 from engine.schedule import learning_rate
@@ -95,6 +95,9 @@ class TrainConfigError(EngineError, ValueError):
     """A training setting is out of range (a negative learning rate, zero epochs, ...)."""
 
 
+MAX_EPOCHS = 1_000_000  # beyond any use; a 400-digit count overflowed the ETA's arithmetic
+
+
 @dataclass
 class TrainConfig:
     """How to train. ``snapshot_every``: batches between copies of the known-good weights.
@@ -117,8 +120,11 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Raise :class:`TrainConfigError` naming the first bad setting and its allowed range."""
-        if not isinstance(self.epochs, int) or self.epochs < 1:
-            raise TrainConfigError(f"epochs must be a whole number >= 1, got {self.epochs!r}")
+        if not isinstance(self.epochs, int) or not 1 <= self.epochs <= MAX_EPOCHS:
+            raise TrainConfigError(
+                f"epochs must be a whole number >= 1 (at most {MAX_EPOCHS:,}), got "
+                f"{short_repr(self.epochs)}"
+            )
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
             raise TrainConfigError(
                 f"batch size must be a whole number >= 1, got {self.batch_size!r}"

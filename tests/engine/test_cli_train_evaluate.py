@@ -227,6 +227,7 @@ def test_ctrl_c_with_save_on_interrupt_saves_what_was_trained(digits_folder, tmp
     ("argv", "message"),
     [
         (["train", "--epochs", "0"], "epochs must be a whole number >= 1"),
+        (["train", "--epochs", "1" + "0" * 400], "at most 1,000,000"),  # was an OverflowError
         (["train", "--lr", "-1"], "learning rate must be a finite number > 0"),
         (["train", "--val-fraction", "1.5"], "--val-fraction must be in [0, 1)"),
         (["train", "--limit", "0"], "--limit must be >= 1"),

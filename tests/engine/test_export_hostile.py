@@ -165,6 +165,7 @@ def test_train_skips_bad_files_and_reads_a_folder_named_like_a_bundled_set(
         ("--threads", "100000", "at most 1024"),  # PyTorch crashed (segfault) creating them
         ("--seed", "-5", "at least 0"),  # numpy's "expected non-negative integer" had named none
         ("--seed", str(2**64), "at most"),
+        ("--epochs", "1" + "0" * 400, "at most"),  # too large for a float: a traceback
     ],
 )
 def test_train_refuses_bad_numbers(capsys, tmp_path, exported, option, value, reason):
