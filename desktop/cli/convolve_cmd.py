@@ -23,6 +23,7 @@ from pathlib import Path
 from desktop.cli import CliError
 from desktop.cli.common import safe_print
 from engine import filters as F
+from engine.errors import short_repr
 from engine.filters.memory import check_memory, image_size, streamed_bytes
 
 HELP = "convolve an image with kernels (+ ReLU, pooling), as the Filters tab does"
@@ -164,7 +165,8 @@ def _settings(args: argparse.Namespace, specs: list[F.KernelSpec]) -> F.FilterSe
     for flag, value in (("--pool-size", args.pool_size), ("--pool-stride", args.pool_stride)):
         if value is not None and not 1 <= value <= F.MAX_POOL:
             raise CliError(
-                f"{flag} {value}: the pooling window takes a whole number from 1 to {F.MAX_POOL}"
+                f"{flag} {short_repr(value)}: the pooling window takes a whole number from 1 to "
+                f"{F.MAX_POOL}"
             )
     return F.FilterSettings(
         tuple(specs),

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.errors import ShapeError
+from engine.errors import ShapeError, short_repr
 from engine.filters.kernels import KernelError
 from engine.im2col import output_size
 
@@ -48,7 +48,7 @@ def check_border(border: str) -> None:
 
 def check_stride(stride: int) -> None:
     if not isinstance(stride, (int, np.integer)) or not 1 <= stride <= MAX_STRIDE:
-        raise KernelError(f"stride {stride!r}: use a whole number from 1 to {MAX_STRIDE}")
+        raise KernelError(f"stride {short_repr(stride)}: use a whole number from 1 to {MAX_STRIDE}")
 
 
 def padding_for(border: str, size: int) -> int:
