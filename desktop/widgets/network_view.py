@@ -164,10 +164,28 @@ class _Row:
         return top <= area.bottom() and max(bottom, self.top + self.height) >= area.top()
 
 
+def _lines(count, side, width, lines):  # numbers or arrays alike
+    """How many lines ``count`` maps of ``side`` pixels take in ``width`` (never more than
+    ``lines``, the plan at full size): maps that shrink to fit the height wrap into more
+    columns instead of leaving the right of the view empty."""
+    per_line = np.clip(np.floor((width + MAP_GAP) / (side + MAP_GAP) + 1e-6), 1, None)
+    return np.minimum(np.ceil(count / per_line), lines)
+
+
+def _maps_height(plan: tuple[float, float, float, int, tuple], shrink: float) -> float:
+    """The height of a row's maps when they shrink by ``shrink`` (see :func:`_lines`)."""
+    fixed, flexible, scale, rows, wrap = plan
+    if not rows:
+        return fixed + flexible * shrink
+    count, h, w, width = wrap
+    lines = float(_lines(count, w * scale * shrink, width, rows))
+    return (lines - 1) * MAP_GAP + lines * h * scale * shrink
+
+
 def _total_height(
     slots: list[list[list[tuple[int, float, float, bool]]]],
     heads: list[bool],
-    plans: Mapping[int, tuple[float, float, float, int]],
+    plans: Mapping[int, tuple[float, float, float, int, tuple]],
     line: int,
 ) -> Callable[[float], float]:
     """The view's height as a function of how much the maps shrink: per band its headline and
@@ -178,12 +196,20 @@ def _total_height(
     fixed = np.array([plans[i][0] for i, _ in rows])
     flexible = np.array([plans[i][1] for i, _ in rows])
     beside = np.array([b for _, b in rows], dtype=bool)
+    lines = np.array([plans[i][3] for i, _ in rows], dtype=float)  # 0: cells, not maps
+    maps_ = lines > 0
+    wraps = np.array([plans[i][4] if plans[i][3] else (1, 1, 1, 1) for i, _ in rows], float)
+    count, h, w, width = wraps.T if len(rows) else np.zeros((4, 0))
+    scale = np.array([plans[i][2] for i, _ in rows])
     column_starts = np.cumsum([0] + [len(c) for band in slots for c in band])[:-1]
     band_starts = np.cumsum([0] + [len(band) for band in slots])[:-1]
     headlines = sum(line + 6 for head in heads if head)
 
     def height(shrink: float) -> float:
-        maps = fixed + flexible * shrink
+        wrapped = _lines(count, w * scale * shrink, width, lines)
+        maps = np.where(
+            maps_, (wrapped - 1) * MAP_GAP + wrapped * h * scale * shrink, fixed + flexible * shrink
+        )
         each = np.where(beside, np.maximum(maps, 2 * line + 2), 3 * line + 2 + maps) + ROW_GAP
         columns = np.add.reduceat(each, column_starts)
         return float(np.maximum.reduceat(columns, band_starts).sum()) + headlines
@@ -373,8 +399,7 @@ class NetworkView(QWidget):
         }  # fmt: skip
 
         def height(i: int, beside: bool, shrink: float) -> float:
-            fixed, flexible = plans[i][:2]
-            maps = fixed + flexible * shrink
+            maps = _maps_height(plans[i], shrink)
             return max(maps, 2 * line + 2) if beside else 3 * line + 2 + maps
 
         all_height = _total_height(slots, heads, plans, line)
@@ -399,8 +424,11 @@ class NetworkView(QWidget):
             for column in band:
                 y = top
                 for i, x, width, beside in column:
-                    size = plans[i][2] * (shrink if plans[i][3] else 1.0)
-                    row = self._place(self._layers[i], x, y, width, size, plans[i][3], beside)
+                    _f, _fl, scale, rows, wrap = plans[i]
+                    size = scale * (shrink if rows else 1.0)
+                    if rows:  # shrunk maps wrap into more columns (_lines)
+                        rows = int(_lines(wrap[0], wrap[2] * size, wrap[3], rows))
+                    row = self._place(self._layers[i], x, y, width, size, rows, beside)
                     placed[i] = row
                     y += height(i, beside, shrink) + ROW_GAP
                 bottom = max(bottom, y)
@@ -423,9 +451,10 @@ class NetworkView(QWidget):
 
     def _plan(
         self, layer: ViewLayer, avail_w: float, line: int, min_tile: int
-    ) -> tuple[float, float, float, int]:
-        """(fixed height, height that shrinks, scale or cell size, lines of maps or 0) of the
-        arrangement of ``layer`` in ``avail_w``."""
+    ) -> tuple[float, float, float, int, tuple]:
+        """(fixed height, height that shrinks, scale or cell size, lines of maps or 0, (maps,
+        map height, map width, width) to wrap them when they shrink) of the arrangement of
+        ``layer`` in ``avail_w``."""
         if layer.values.ndim == 3:
             c, (h, w) = layer.tiles, layer.values.shape[-2:]
             cap = (96 if layer.kind == "input" else 80) / max(h, w)
@@ -433,14 +462,15 @@ class NetworkView(QWidget):
                 cols = math.ceil(c / rows)
                 scale = min(cap, (avail_w - MAP_GAP * (cols - 1)) / (cols * w))
                 if scale * w >= min_tile or rows == c:
-                    return (rows - 1) * MAP_GAP, rows * h * scale, scale, rows
+                    wrap = (c, h, w, avail_w)
+                    return (rows - 1) * MAP_GAP, rows * h * scale, scale, rows, wrap
         n = layer.values.size
         cell = float(OUTPUT_CELL)  # up to two lines of named output cells, else small cells
         if layer.kind != "output" or n * OUTPUT_CELL > 2 * avail_w:
             cell = min(12.0, max(6.0, avail_w / n))
         per_row = max(1, int(avail_w // cell))
         extra, last = self._name_lines(layer, cell, line)
-        return math.ceil(n / per_row) * (cell + extra) + last, 0.0, cell, 0
+        return math.ceil(n / per_row) * (cell + extra) + last, 0.0, cell, 0, ()
 
     @staticmethod
     def _name_lines(layer: ViewLayer, cell: float, line: int) -> tuple[int, int]:

@@ -174,6 +174,32 @@ def test_network_view_runs_for_branching_networks(qtbot, name):
     assert f"sees {y1 - y0}×{x1 - x0} input pixels" in view.hover_text
 
 
+def test_maps_shrunk_to_fit_the_height_wrap_into_the_width(qtbot):
+    # Shrunk to fit the view's height, a row's maps kept the lines of their full size: a
+    # third of the view stayed empty at the right. Now they take the fewest lines they fit in
+    # at the size they shrank to (the lines kept even: 12 + 12, not 22 + 2).
+    import math
+
+    from desktop.widgets.network_view import LABEL_WIDTH, MAP_GAP
+
+    model = _model("densenet")
+    image = np.random.default_rng(2).integers(0, 256, (1, *SMALL), dtype=np.uint8)
+    view = _network_view(qtbot, model, image)
+    view.set_collapsed("block1", False)
+    right = view.width() - 12.0
+    checked = 0
+    for row in view._rows:
+        rects = row.rects
+        if row.layer.values.ndim != 3 or len({r.top() for r in rects}) < 2:
+            continue
+        assert rects[0].left() == LABEL_WIDTH  # a chain: every title beside its maps
+        per_line = math.floor((right - LABEL_WIDTH + MAP_GAP) / (rects[0].width() + MAP_GAP))
+        lines = len({round(r.top(), 3) for r in rects})
+        assert lines == math.ceil(len(rects) / per_line), row.layer.name
+        checked += 1
+    assert checked >= 3 and view.height() > 700  # the maps did have to shrink and wrap
+
+
 def test_a_densenet_convolutions_hover_text_reads_as_a_sentence(qtbot):
     # Its input is the stack of every map before it, no one row: the text had read "a 3×3
     # kernel over all maps of the maps before it".
