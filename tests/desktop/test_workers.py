@@ -56,12 +56,33 @@ def test_the_main_window_collects_on_the_gui_thread_until_closed_or_destroyed(qt
     from desktop.main_window import MainWindow
 
     holds = collection_holds()
-    closed, dropped = MainWindow(settings=settings), MainWindow(settings=settings)
-    qtbot.addWidget(closed)
-    assert not gc.isenabled() and collection_holds() == holds + 2
+    closed = MainWindow(settings=settings)
+    each = collection_holds() - holds  # the window's and its three tabs' (each tab holds too)
+    assert each == 4 and not gc.isenabled()
+    dropped = MainWindow(settings=settings)
+    assert collection_holds() == holds + 2 * each
     closed.show()
-    closed.close()
-    assert collection_holds() == holds + 1
+    closed.close()  # the window gives its own back; its tabs keep theirs until destroyed
+    assert collection_holds() == holds + 2 * each - 1
     dropped.deleteLater()  # never shown nor closed
+    qtbot.waitUntil(lambda: collection_holds() == holds + each - 1, timeout=5_000)
+    closed.deleteLater()
+    qtbot.waitUntil(lambda: collection_holds() == holds, timeout=5_000)
+    assert gc.isenabled() == (holds == 0)
+
+
+def test_a_tab_without_a_window_collects_on_the_gui_thread_until_destroyed(qtbot):
+    """A tab made on its own (as tests and embedders do) holds collection too: the engine's
+    thread pools (a colour image's classification, the Filters tab's bands) run Python beside
+    its GUI-thread layout, and a collection there could destroy an old tab's network view in
+    the middle of its layout (the likely cause of a segmentation fault seen in two of eight
+    runs of the desktop tests: the view was deleted between two lines of its resizeEvent)."""
+    from desktop.app_state import AppState
+    from desktop.classify_tab import ClassifyTab
+
+    holds = collection_holds()
+    tab = ClassifyTab(AppState())
+    assert collection_holds() == holds + 1 and not gc.isenabled()
+    tab.deleteLater()
     qtbot.waitUntil(lambda: collection_holds() == holds, timeout=5_000)
     assert gc.isenabled() == (holds == 0)
