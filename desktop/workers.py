@@ -11,12 +11,13 @@ Throttling happens here, at the source: at most one non-essential event per ``mi
 seconds reaches the GUI (about 20 a second), whatever the batch rate; events for which
 ``essential(event)`` is true (epoch summaries, the final result) always pass.
 
-While a worker runs or a main window is open (:func:`hold_collection`), Python's cyclic
-garbage is collected on the GUI thread only (:class:`_Collector`): a parentless widget (a
-window, a tab a test made) caught in a reference cycle is destroyed when the cycle is
+While a worker runs or a main window or a tab exists (:func:`hold_collection`), Python's
+cyclic garbage is collected on the GUI thread only (:class:`_Collector`): a parentless widget
+(a window, a tab a test made) caught in a reference cycle is destroyed when the cycle is
 collected, in whatever thread the collector runs, and a widget destroyed off the GUI thread
 crashes the process (seen: a Classify tab collected while a reading job built a model in its
-worker, then a segmentation fault).
+worker, then a segmentation fault; and an old tab's network view deleted in the middle of its
+layout while the engine's thread pool ran).
 """
 
 from __future__ import annotations
