@@ -562,7 +562,7 @@ class ClassifyTab(QWidget):
         if done.request != self._forward:
             return  # stale: a newer input (or model) was asked for meanwhile
         if done.result is None:  # no bars, maps or occlusion for outputs that are not numbers
-            self._clear_result("–")
+            self._clear_result("–", keep_input=True)  # the user's own image stays in sight
             self._show_message(done.error)
             return
         self._forget_stale_view()
@@ -588,14 +588,14 @@ class ClassifyTab(QWidget):
         if self.network_hover.text() == STALE_VIEW:
             self.network_hover.setText(HOVER_HINT)
 
-    def _clear_result(self, text: str) -> None:
+    def _clear_result(self, text: str, keep_input: bool = False) -> None:
         self._forward += 1  # a forward pass on its way is not shown
         self._forget_stale_view()
         self.result = None
         self.chart.clear()
         self.prediction_label.setText(text if self.model is not None else "No model loaded")
         self.top3_label.clear()
-        self.seen_box.clear()
+        self.seen_box.clear(keep_input)
         self.network_view.clear()
 
     def _start_reading(self) -> None:

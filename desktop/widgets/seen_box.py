@@ -66,10 +66,16 @@ class SeenBox(QGroupBox):
         self.occlusion_view.set_array(None)
         self.occlusion_label.setText(WORKING)
 
-    def clear(self) -> None:
+    def clear(self, keep_input: bool = False) -> None:
+        """No result; with ``keep_input`` the original and the network input stay (the input
+        was read, the network gave nothing for it), only the occlusion map goes."""
         self._result = None
         self._timer.stop()
-        for view in (self.original_view, self.preprocessed_view, self.occlusion_view):
+        self._jobs.cancel()
+        views = [self.occlusion_view]
+        if not keep_input:
+            views += [self.original_view, self.preprocessed_view]
+        for view in views:
             view.set_array(None)
         self.occlusion_label.clear()
 

@@ -445,6 +445,9 @@ def test_outputs_that_are_not_numbers_show_a_message_not_nan_bars(qtbot, monkeyp
     # nothing of the black image's result is left beside the message
     assert widget.prediction_label.text() == "–" and widget.chart.probabilities().size == 0
     assert widget.result is None and widget.network_view.layers() == []
+    seen = widget.seen_box  # the user's image stays in sight; only the occlusion map goes
+    assert seen.original_view.array() is not None and seen.original_view.array().max() == 240
+    assert seen.occlusion_view.array() is None
     qtbot.waitUntil(lambda: not widget.background_busy(), timeout=10000)
     widget.close()
     widget.deleteLater()
