@@ -221,25 +221,18 @@ def read_model_file(
     arrays, NaN weights, a damaged or foreign file).
     """
     expected = Network().state_dict() if expected is None else expected
+    modelzip = engine("modelzip")
     try:
-        with engine("modelzip").open_archive(path) as data:
+        with modelzip.open_archive(path) as data:
             if "meta" not in data.names:
                 raise ValueError(f"{path} is not a ConvScope model file (no 'meta' entry)")
             meta = _parse_meta(data.read_text("meta", MAX_META_CHARS), path)
             _check_names(path, set(expected), set(data.names) - {"meta"})
             arrays = {k: data.read_array(k, tuple(t.shape), _kinds(t)) for k, t in expected.items()}
+        for key, a in arrays.items():
+            modelzip.check_values(path, key, a)  # NaN, a negative variance: as ConvScope's
     except engine("errors").ModelFileError as exc:
         raise ValueError(str(exc)) from None
-    for key, a in arrays.items():
-        if not np.isfinite(a).all():
-            raise ValueError(
-                f"{path}: {key} contains NaN or infinite values (did training diverge?)"
-            )
-        if key.endswith("running_var") and (a < 0).any():  # as ConvScope's load_model
-            raise ValueError(
-                f"{path}: {key} holds negative values, which no variance has; the file is "
-                "damaged or was not written by ConvScope"
-            )
     return arrays, meta
 
 

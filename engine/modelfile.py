@@ -44,7 +44,7 @@ from engine.graph import Network
 from engine.inputspec import InputSpec
 from engine.model import build_model
 from engine.modelschema import FORMAT, MAX_META_CHARS, parse_meta_text, trim_history, validate_meta
-from engine.modelzip import ModelArchive, open_archive
+from engine.modelzip import ModelArchive, check_values, open_archive
 
 VERSION = 2
 _RESERVED = ("format", "version", "architecture", "graph", "classes", "input")
@@ -188,15 +188,7 @@ def load_model(path: str | os.PathLike) -> Network:
             # header checked against the architecture before any data is inflated
             kinds = (np.float32, np.float64) if p.dtype.kind == "f" else (p.dtype.type,)
             a = data.read_array(key, p.shape, kinds)
-            if not np.isfinite(a).all():
-                raise ModelFileError(
-                    f"{path}: {key} contains NaN or infinite values (did training diverge?)"
-                )
-            if key.endswith(".running_var") and (a < 0).any():  # sqrt(var + eps) would be NaN
-                raise ModelFileError(
-                    f"{path}: {key} holds negative values, which no variance has; the file is "
-                    "damaged or was not written by ConvScope"
-                )
+            check_values(path, key, a)
             weights[key] = a
     model.set_weights(weights)  # buffers too, when the file has them
     model.input_spec = spec

@@ -211,6 +211,21 @@ class ModelArchive:
         return tuple(int(v) for v in shape), bool(fortran), dtype, 8 + size_len + hlen
 
 
+def check_values(path: str | os.PathLike, key: str, array: np.ndarray) -> None:
+    """Refuse values no training makes (ModelFileError naming the file and the array): NaN
+    or infinite numbers, and a BatchNorm ``running_var`` below 0 (``sqrt(var + eps)`` would
+    make every output NaN). One check for ConvScope's reader and the exported file's."""
+    if not np.isfinite(array).all():
+        raise ModelFileError(
+            f"{path}: {key} contains NaN or infinite values (did training diverge?)"
+        )
+    if key.endswith(".running_var") and (array < 0).any():
+        raise ModelFileError(
+            f"{path}: {key} holds negative values, which no variance has; the file is "
+            "damaged or was not written by ConvScope"
+        )
+
+
 def _sniff(path: Path) -> str | None:
     try:
         with open(path, "rb") as f:
