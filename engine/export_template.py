@@ -445,12 +445,9 @@ def _dataset(folder: str, seed: int, say) -> tuple[torch.Tensor, ...]:
     resized = ds.resized_line("the network")  # as `convscope train` says it
     if resized:
         say(resized)
-    # the folder's names match the network's exactly, else ignoring case (a folder "Cat" for
-    # the class "cat"), as ConvScope matches them
-    lower = {str(c).lower(): i for i, c in enumerate(CLASSES)}
-    order = np.array(
-        [CLASSES.index(n) if n in CLASSES else lower[n.lower()] for n in ds.classes], np.int64
-    )
+    # the folder's names matched to the network's exactly, else ignoring case (a folder "Cat"
+    # for the class "cat"): ConvScope's own matching
+    order = np.array(engine("datasets").class_indices(CLASSES, ds.classes, folder), np.int64)
 
     def part(images: np.ndarray, labels: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         return to_tensor(images), torch.from_numpy(order[np.asarray(labels, dtype=np.int64)])
