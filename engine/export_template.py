@@ -612,9 +612,7 @@ def _train(args: argparse.Namespace, world: int, rank: int, device) -> int:
             test = torch.tensor(_accuracy(net, xte, yte, device, rank, world), dtype=torch.float64)
             test = _summed(test, device, world)
             loss, accuracy = (stats[:2] / max(stats[2].item(), 1)).tolist()
-            bad = _not_finite(loss, net, device, world) or (
-                "the network's outputs are no longer finite numbers" if test[2] > 0 else ""
-            )
+            bad = _not_finite(loss, int(test[2]), net, device, world)
             if bad:
                 net.load_state_dict(good)
                 kept = f"the weights of epoch {epoch - 1} are kept" if epochs else "no file written"
@@ -649,15 +647,18 @@ def _copy(net: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in net.state_dict().items()}
 
 
-def _not_finite(loss: float, net: nn.Module, device, world: int) -> str:
-    """What is no longer a finite number after an epoch ("" when all is), decided alike by
-    every process (each one's BatchNorm statistics on CPUs are its own)."""
+def _not_finite(loss: float, broken: int, net: nn.Module, device, world: int) -> str:
+    """What is no longer a finite number after an epoch ("" when all is): the loss, the
+    weights or statistics (decided alike by every process: on CPUs each one's BatchNorm
+    statistics are its own), or the outputs of ``broken`` test images (all processes')."""
     if not math.isfinite(loss):
         return "the loss is not finite"
     floats = [v for v in net.state_dict().values() if v.is_floating_point()]
     bad = float(any(not bool(torch.isfinite(v).all()) for v in floats))
     if _summed(torch.tensor([bad], dtype=torch.float64), device, world)[0].item() > 0:
         return "the weights or BatchNorm statistics are no longer finite numbers"
+    if broken > 0:
+        return "the network's outputs are no longer finite numbers"
     return ""
 
 
