@@ -53,7 +53,7 @@ from desktop.widgets.model_panel import ModelPanel
 from desktop.widgets.network_view import NetworkView, view_layers
 from desktop.widgets.probability_chart import ProbabilityChart
 from desktop.widgets.seen_box import SeenBox
-from desktop.workers import OneAtATime, hold_collection
+from desktop.workers import OneAtATime, hold_collection_while
 from engine.atomic import atomic_write
 from engine.errors import EngineError
 from engine.inference import (
@@ -137,10 +137,7 @@ class ClassifyTab(QWidget):
 
     def __init__(self, state: AppState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        # garbage collected on the GUI thread only while this tab exists (also without a
-        # main window): the engine's thread pools run Python, and a collection there
-        # would destroy this tab's Qt objects off the GUI thread (desktop.workers)
-        self.destroyed.connect(hold_collection())
+        hold_collection_while(self)  # garbage collected on the GUI thread (desktop.workers)
         self._state = state
         self.model = None
         self.model_name = ""  # the label of the model in use

@@ -49,7 +49,7 @@ from desktop.widgets.filter_pages import FilterPages
 from desktop.widgets.filter_settings_panel import FilterSettingsPanel
 from desktop.widgets.kernel_editor import KernelEditor
 from desktop.widgets.pixel_inspector import short
-from desktop.workers import OneAtATime, hold_collection
+from desktop.workers import OneAtATime, hold_collection_while
 from engine import filters as F
 from engine.errors import EngineError
 from engine.filters import memory
@@ -94,10 +94,7 @@ class FiltersTab(QWidget):
 
     def __init__(self, state: AppState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        # garbage collected on the GUI thread only while this tab exists (also without a
-        # main window): the engine's thread pools run Python, and a collection there
-        # would destroy this tab's Qt objects off the GUI thread (desktop.workers)
-        self.destroyed.connect(hold_collection())
+        hold_collection_while(self)  # garbage collected on the GUI thread (desktop.workers)
         self._state = state
         self._image: np.ndarray | None = None  # RGB uint8 as loaded
         self._gray: tuple[np.ndarray, np.ndarray] | None = None  # (image, its gray version)

@@ -37,7 +37,7 @@ from desktop.classify_tab import ClassifyTab
 from desktop.filters_tab import FiltersTab
 from desktop.tour import TourPanel
 from desktop.train_tab import TrainTab
-from desktop.workers import hold_collection
+from desktop.workers import hold_collection_while
 from engine import __version__
 from engine.filters import FIGURE_SAMPLES
 
@@ -71,8 +71,8 @@ class MainWindow(QMainWindow):
         self._settings = settings if settings is not None else QSettings()
         self._closing = False
         self._save_on_close = False  # "Save" was the answer to the question before quitting
-        self._release_collection = hold_collection()  # garbage freed on this thread (workers)
-        self.destroyed.connect(self._release_collection)  # a window never closed
+        # garbage collected on the GUI thread until closed, or destroyed never closed
+        self._release_collection = hold_collection_while(self)
         self.tour: TourPanel | None = None
         self.state = AppState()
         self.state.status_posted.connect(self._on_state_status_posted)

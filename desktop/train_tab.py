@@ -62,7 +62,7 @@ from desktop.widgets.live_panel import LivePanel
 from desktop.widgets.run_setup import RunSetup
 from desktop.widgets.step_explainer import StepWindow
 from desktop.widgets.training_charts import TrainingCharts
-from desktop.workers import GeneratorWorker, hold_collection, start_worker
+from desktop.workers import GeneratorWorker, hold_collection_while, start_worker
 from engine.errors import EngineError
 from engine.layers import INIT_NOTE
 from engine.losses import uniform_guess_loss
@@ -96,10 +96,7 @@ class TrainTab(QWidget):
 
     def __init__(self, state: AppState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        # garbage collected on the GUI thread only while this tab exists (also without a
-        # main window): the engine's thread pools run Python, and a collection there
-        # would destroy this tab's Qt objects off the GUI thread (desktop.workers)
-        self.destroyed.connect(hold_collection())
+        hold_collection_while(self)  # garbage collected on the GUI thread (desktop.workers)
         self._state = state
         self.model = None  # the model trained or loaded last (trained in the worker thread)
         self._unsaved = False  # the model was trained since it was last saved or loaded

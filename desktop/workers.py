@@ -194,6 +194,16 @@ def hold_collection() -> Callable[[], None]:
     return release
 
 
+def hold_collection_while(widget: QObject) -> Callable[[], None]:
+    """:func:`hold_collection` until ``widget`` is destroyed (or the returned function is
+    called first). Each tab and the main window hold it, also made on their own (as tests
+    make them): the engine's thread pools run Python beside their GUI-thread work, and a
+    collection there would destroy their Qt objects off the GUI thread."""
+    release = hold_collection()
+    widget.destroyed.connect(release)
+    return release
+
+
 def collection_holds() -> int:
     """How many workers and windows keep collection on the GUI thread now (0: Python's own)."""
     return _the_keeper().collector.holds
