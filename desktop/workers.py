@@ -22,6 +22,7 @@ layout while the engine's thread pool ran).
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import time
 import traceback
@@ -108,7 +109,10 @@ class _Collector(QObject):
     def release(self) -> None:
         self._holds = max(0, self._holds - 1)
         if self._holds == 0:
-            self._timer.stop()
+            # at interpreter exit Qt may delete the timer before a window or tab whose
+            # destruction releases its hold: nothing is left to stop then
+            with contextlib.suppress(RuntimeError):
+                self._timer.stop()
             if self._was_enabled:
                 gc.enable()
 

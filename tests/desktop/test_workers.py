@@ -94,3 +94,20 @@ def test_a_tab_without_a_window_collects_on_the_gui_thread_until_destroyed(qtbot
     tab.deleteLater()
     qtbot.waitUntil(lambda: collection_holds() == holds, timeout=5_000)
     assert gc.isenabled() == (holds == 0)
+
+
+def test_a_release_after_qt_deleted_the_timer_says_nothing(qtbot):
+    """At interpreter exit Qt can delete the collector's timer before a window whose
+    destruction then releases its hold: "Internal C++ object (QTimer) already deleted" was
+    printed as the program ended. The release still gives collection back."""
+    import shiboken6
+
+    from desktop.workers import _Collector
+
+    was = gc.isenabled()
+    collector = _Collector()
+    collector.hold()
+    assert not gc.isenabled()
+    shiboken6.delete(collector._timer)
+    collector.release()
+    assert gc.isenabled() == was and collector.holds == 0
