@@ -15,12 +15,13 @@ names the bad token, its item number and its column, e.g.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from engine.errors import ShapeError, short_repr
 from engine.graphspec import SpecBuilder
+from engine.modelsize import MAX_NODES
 
 GRAMMAR = """\
 conv OUT K             OUT filters of KxK, "same" padding (odd K), stride 1
@@ -77,17 +78,18 @@ class Token:
     column: int  # 1-based column in the whole text
 
 
-def _items(text: str) -> list[list[Token]]:
-    """Split into items (by commas and new lines) of tokens (by spaces), keeping positions."""
-    items: list[list[Token]] = []
+def _items(text: str) -> Iterator[list[Token]]:
+    """Split into items (by commas and new lines) of tokens (by spaces), keeping positions;
+    one at a time, so that a pasted million items is refused at the first one too many."""
+    count = 0
     for m in re.finditer(r"[^,\n]+", text):
         toks = [
-            Token(t.group(), len(items) + 1, m.start() + t.start() + 1)
+            Token(t.group(), count + 1, m.start() + t.start() + 1)
             for t in re.finditer(r"\S+", m.group())
         ]
         if toks:
-            items.append(toks)
-    return items
+            count += 1
+            yield toks
 
 
 def _fail(tok: Token, item: list[Token], why: str, *, shapes: bool = False) -> ArchTextError:
@@ -210,7 +212,11 @@ def to_spec(text: str, input_shape: Sequence[int], num_classes: int | None) -> d
     ``gap1``, ``flatten1``, ``drop1``, ``fc1, fc2, ...`` (the names of the PyTorch module's
     attributes and of the model file's arrays).
     """
-    items = _items(text)
+    items: list[list[Token]] = []
+    for item in _items(text):  # each item is one node: the limit of engine.modelsize
+        if len(items) == MAX_NODES:
+            raise _fail(item[0], item, f"a network has at most {MAX_NODES:,} layers")
+        items.append(item)
     if not items:
         raise ArchTextError(
             "the architecture text is empty; write layers separated by commas, e.g. "
@@ -242,4 +248,13 @@ def to_spec(text: str, input_shape: Sequence[int], num_classes: int | None) -> d
         return b.spec(x)
     if len(b.shape(x)) != 1:
         x = b.flatten(name("flatten"), x)
-    return b.spec(b.dense(name("fc"), x, num_classes))
+    spec = b.spec(b.dense(name("fc"), x, num_classes))
+    if len(spec["nodes"]) > MAX_NODES:
+        raise _fail(
+            last[0],
+            last,
+            f"with the final dense layer added for the classes the network has "
+            f"{len(spec['nodes']):,} layers, more than {MAX_NODES:,}; remove "
+            f"{len(spec['nodes']) - MAX_NODES} of yours",
+        )
+    return spec

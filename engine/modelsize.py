@@ -397,7 +397,7 @@ def _dict(v: object, where: str) -> dict:
 def _node_count(n: int) -> None:
     if n > MAX_NODES:
         raise TooLargeError(
-            f"the architecture has {_count(n)} layers, more than the limit of {MAX_NODES}"
+            f"the architecture has {_count(n)} layers, more than the limit of {MAX_NODES:,}"
         )
 
 

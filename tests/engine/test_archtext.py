@@ -169,3 +169,25 @@ def test_new_lines_separate_items_too_and_empty_text_is_refused():
     assert [n["name"] for n in spec["nodes"]] == ["conv1", "relu1", "flatten1", "fc1"]
     with pytest.raises(ArchTextError, match="empty"):
         to_spec(" , ,", (1, 28, 28), 3)
+
+
+def test_more_layers_than_a_network_may_have_are_refused_at_the_first_one_too_many():
+    """A pasted million layers was tokenised and built whole (ten seconds of a frozen Train
+    tab) before engine.modelsize refused "5,002 layers" with no place in the text; the text
+    is now refused at the item past the limit, having read no further."""
+    from engine.modelsize import MAX_NODES
+
+    text = ", ".join(["relu"] * 1_000_000)
+    with pytest.raises(ArchTextError) as err:
+        to_spec(text, (1, 28, 28), 10)
+    msg = str(err.value)
+    assert msg.startswith(f"item {MAX_NODES + 1}, column {1 + 6 * MAX_NODES}: 'relu'")
+    assert f"at most {MAX_NODES:,} layers" in msg and err.value.column == 1 + 6 * MAX_NODES
+    # exactly the limit, ending on maps: the flatten and dense added for the classes go over
+    with pytest.raises(ArchTextError) as err:
+        to_spec(", ".join(["relu"] * MAX_NODES), (1, 28, 28), 10)
+    msg = str(err.value)
+    assert f"the network has {MAX_NODES + 2:,} layers" in msg and "remove 2 of yours" in msg
+    assert msg.startswith(f"item {MAX_NODES}, ")
+    spec = to_spec(", ".join(["relu"] * (MAX_NODES - 2)), (1, 28, 28), 10)
+    assert len(spec["nodes"]) == MAX_NODES
