@@ -27,7 +27,6 @@ class ArchTextEdit(QPlainTextEdit):
         spacing = self.fontMetrics().lineSpacing()
         margins += 2 * int(self.document().documentMargin()) + 4  # +4: the last line whole
         self.setFixedHeight(LINES * spacing + margins)
-        self._marked = (0, 0)
 
     def text(self) -> str:
         return self.toPlainText()
@@ -36,16 +35,20 @@ class ArchTextEdit(QPlainTextEdit):
         self.setPlainText(text)
 
     def mark(self, column: int, length: int) -> None:
-        """Underline ``length`` characters from 1-based ``column`` (0: no mark)."""
+        """Underline ``length`` characters from 1-based ``column`` (0: no mark); both count
+        Python's characters (code points), as the engine's errors do."""
+        text = self.toPlainText()
         end = column - 1 + length
-        if column < 1 or length < 1 or end > len(self.toPlainText()):
+        if column < 1 or length < 1 or end > len(text):
             column, length = 0, 0
-        self._marked = (column, length)
         if not length:
             self.setExtraSelections([])
             return
+        # the document counts UTF-16 units: an emoji or a 𝐜 (U+1D41C) before or in the token
+        # is two of them (the mark had fallen short or covered half a character)
+        start, end = _utf16_len(text[: column - 1]), _utf16_len(text[:end])
         cursor = QTextCursor(self.document())
-        cursor.setPosition(column - 1)
+        cursor.setPosition(start)
         cursor.setPosition(end, QTextCursor.MoveMode.KeepAnchor)
         look = QTextCharFormat()
         look.setUnderlineStyle(QTextCharFormat.UnderlineStyle.WaveUnderline)
@@ -62,6 +65,10 @@ class ArchTextEdit(QPlainTextEdit):
             self.ensureCursorVisible()
 
     def marked(self) -> str:
-        """The text under the mark ("" when nothing is marked)."""
-        column, length = self._marked
-        return self.toPlainText()[column - 1 : column - 1 + length] if length else ""
+        """The text under the mark as the box shows it ("" when nothing is marked)."""
+        marks = self.extraSelections()
+        return marks[0].cursor.selectedText() if marks else ""
+
+
+def _utf16_len(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2

@@ -446,6 +446,26 @@ def test_the_text_form_reads_whole_and_its_bad_token_is_named_and_underlined(qtb
     assert box.marked() == "maxpool" and "does not fit" in setup.arch_error.text()
 
 
+def test_the_bad_tokens_mark_covers_it_whole_after_characters_beyond_the_bmp(qtbot):
+    # The engine counts code points, the box UTF-16 units: a pasted emoji or a mathematical
+    # look-alike letter (𝐜, U+1D41C) is two of them, and the underline fell short or covered
+    # half a character.
+    setup = RunSetup()
+    qtbot.addWidget(setup)
+    setup.arch_combo.setCurrentText("text")
+    box = setup.arch_text
+    for text, token in (
+        ("conv 8 3, 🙂", "🙂"),
+        ("conv 8 3, 🙂🙂x, relu", "🙂🙂x"),
+        ("conv 𝟏𝟔 3", "𝟏𝟔"),
+        ("𝐜onv 8 3, relu", "𝐜onv"),
+    ):
+        box.setText(text)
+        qtbot.waitUntil(lambda t=token: repr(t) in setup.arch_error.text(), timeout=5000)
+        marks = box.extraSelections()  # what the box underlines
+        assert marks[0].cursor.selectedText() == token == box.marked()
+
+
 def test_a_bad_token_below_the_boxs_lines_is_scrolled_into_sight(qtbot):
     # A long network set in the box, its error on the fifth line: the underline was cut in
     # half at the box's bottom edge.
