@@ -413,7 +413,7 @@ def choose(arch: str, channels: int | None = None) -> Choice:
     channels = 1 if channels is None else channels
     if arch in _REGISTRY:
         return Choice("name", arch, input_shape_for(arch, channels), arch)
-    from engine.archtext import LAYER_WORDS, to_spec
+    from engine.archtext import LAYER_WORDS, non_ascii_note, to_spec
 
     shape = DEFAULT_INPUT.get(int(channels), (int(channels), 32, 32))
     first = arch.split(maxsplit=1)[0].lower() if arch else ""
@@ -422,7 +422,7 @@ def choose(arch: str, channels: int | None = None) -> Choice:
         raise ShapeError(
             f"unknown architecture {short_repr(arch)}; use one of {', '.join(names())}, a "
             "FILE.json or a network in the text form, e.g. 'conv 16 3, relu, maxpool 2, "
-            "flatten, dense 10'"
+            "flatten, dense 10'" + non_ascii_note(arch)
         )
     to_spec(arch, shape, None)  # raises ArchTextError naming the bad token
     return Choice("text", "custom", shape, arch)

@@ -15,6 +15,7 @@ names the bad token, its item number and its column, e.g.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -97,7 +98,8 @@ def _fail(tok: Token, item: list[Token], why: str, *, shapes: bool = False) -> A
     readable line; ``column`` and ``length`` still mark all of it)."""
     whole = short_repr(" ".join(t.text for t in item))
     return ArchTextError(
-        f"item {tok.item}, column {tok.column}: {short_repr(tok.text)} in {whole}: {why}",
+        f"item {tok.item}, column {tok.column}: {short_repr(tok.text)} in {whole}: {why}"
+        + non_ascii_note(tok.text),
         tok.column,
         len(tok.text),
         shapes=shapes,
@@ -146,6 +148,21 @@ def _conv_options(item: list[Token], usage: str) -> tuple[int | None, int | None
 def _end(item: list[Token], i: int, usage: str) -> None:
     if i < len(item):
         raise _fail(item[i], item, f"unexpected; write {usage!r}")
+
+
+def non_ascii_note(text: str) -> str:
+    """``"; 'о' (U+043E CYRILLIC SMALL LETTER O) is not an ASCII character: retype it"`` for
+    the first character of ``text`` outside ASCII, else ``""``: a pasted look-alike ('cоnv',
+    '１６', a zero-width space) reads as the right word in a message that refuses it."""
+    found = re.search(r"[^\x00-\x7f]", text)
+    if found is None:
+        return ""
+    ch = found.group()
+    name = unicodedata.name(ch, "")
+    return (
+        f"; {ch!r} (U+{ord(ch):04X}{' ' + name if name else ''}) is not an ASCII character: "
+        "retype it"
+    )
 
 
 class _Namer:

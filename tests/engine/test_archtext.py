@@ -191,3 +191,26 @@ def test_more_layers_than_a_network_may_have_are_refused_at_the_first_one_too_ma
     assert msg.startswith(f"item {MAX_NODES}, ")
     spec = to_spec(", ".join(["relu"] * (MAX_NODES - 2)), (1, 28, 28), 10)
     assert len(spec["nodes"]) == MAX_NODES
+
+
+@pytest.mark.parametrize(
+    ("text", "token", "char"),
+    [
+        ("conv 8 3, cоnv 16 3", "cоnv", "U+043E CYRILLIC SMALL LETTER O"),
+        ("conv １６ 3", "１６", "U+FF11 FULLWIDTH DIGIT ONE"),
+        ("conv 8 3，relu", "3，relu", "U+FF0C FULLWIDTH COMMA"),
+        ("conv\u200b 8 3, relu", "conv\u200b", "U+200B ZERO WIDTH SPACE"),
+    ],
+)
+def test_a_look_alike_character_is_named(text, token, char):
+    """A pasted 'cоnv' (Cyrillic o) was refused as an unknown layer in a message that
+    listed 'conv', the same word to the eye; the message names the character to retype."""
+    with pytest.raises(ArchTextError) as err:
+        to_spec(text, (1, 28, 28), 10)
+    assert f"{token!r} in " in str(err.value)
+    assert f"({char}) is not an ASCII character: retype it" in str(err.value)
+    with pytest.raises(ShapeError, match="U\\+043E CYRILLIC SMALL LETTER O"):
+        architectures.choose("cоnv 16 3")  # one item: taken for a mistyped name
+    with pytest.raises(ArchTextError) as err:
+        to_spec("conv 8 x", (1, 28, 28), 10)
+    assert "ASCII" not in str(err.value)
