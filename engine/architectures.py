@@ -25,7 +25,7 @@ from typing import Any
 
 from engine.errors import ShapeError, short_repr
 from engine.graphspec import SpecBuilder, spec_stats
-from engine.modelsize import LENETS  # built by engine.model itself (shipped files)
+from engine.modelsize import LENETS, check_architecture  # LeNets: built by engine.model
 
 SpecFn = Callable[[tuple[int, int, int], int], dict[str, Any]]
 
@@ -397,6 +397,13 @@ class Choice:
         arch = dict(self.source)
         if arch.get("name") != "graph":
             arch["num_classes"] = k  # a named architecture: the dataset sets the classes
+            return arch
+        out = check_architecture(arch).output_shape  # a graph keeps its own classifier
+        if len(out) == 1 and out[0] != k:
+            raise ShapeError(
+                f"{self.label}.json: the network gives {out[0]} class scores but the dataset "
+                f"has {k} classes; set the out_features of its last dense layer to {k}"
+            )
         return arch
 
 
@@ -437,7 +444,7 @@ def _choose_file(path: Path, channels: int | None) -> Choice:
             raise ShapeError(f"{path}: not a regular file; give an architecture .json file")
         if path.exists() and path.stat().st_size > MAX_META_CHARS:
             raise ShapeError(f"{path}: too large for an architecture file (at most 8 MB)")
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # Notepad starts UTF-8 with a BOM
         check_json_text(text, path, "the file")  # bounded before parsing (no RecursionError)
         data = json.loads(text, parse_constant=_no_constant)
     except ModelFileError as exc:
@@ -478,6 +485,10 @@ def _choose_file(path: Path, channels: int | None) -> Choice:
         raise ShapeError(
             f"{path}: the network takes {shape[0]}-channel input; add --channels {shape[0]}"
         )
+    try:  # by arithmetic, before any data is read: a cycle, a missing node, a huge layer
+        check_architecture(data)
+    except ShapeError as exc:
+        raise type(exc)(f"{path}: {exc}") from None
     return Choice("file", path.stem, shape, data)  # type: ignore[arg-type]
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -210,7 +211,7 @@ def test_choose_reads_names_text_and_files(tmp_path):
     spec = c.architecture(3)
     assert spec["name"] == "graph" and spec_shapes(spec)[spec["output"]] == (3,)
     path = tmp_path / "net.json"
-    path.write_text('{"name": "graph", "input_shape": [1, 28, 28], "nodes": [], "output": "x"}')
+    path.write_text(json.dumps(arch.choose("flatten, dense 5", 1).architecture(5)))
     c = arch.choose(str(path), channels=1)
     assert (c.kind, c.label, c.input_shape) == ("file", "net", (1, 28, 28))
     assert c.architecture(5)["name"] == "graph" and "num_classes" not in c.architecture(5)

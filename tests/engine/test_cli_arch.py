@@ -135,3 +135,48 @@ def test_train_a_family_member_and_a_text_network(colours, tmp_path, arch, label
     assert model.input_spec.shape == (3, 32, 32)
     assert key in model.buffers()
     assert model.classes == ["blue", "red"]
+
+
+def _graph_file(tmp_path, name="net.json", bom=False, edit=None):
+    spec = architectures.choose("conv 4 3, relu, maxpool 2, flatten, dense 10", 1).architecture(10)
+    if edit:
+        edit(spec["nodes"])
+    path = tmp_path / name
+    path.write_text(("\ufeff" if bom else "") + json.dumps(spec), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda nodes: nodes[0].update(inputs=["relu1"]), "conv1: input 'relu1' is not an earlier"),
+        (lambda nodes: nodes[1].update(inputs=["nope"]), "relu1: input 'nope' is not an earlier"),
+        (lambda nodes: nodes[1].update(name="conv1"), "must be a new short text, got 'conv1'"),
+        (lambda nodes: nodes[0].update(out_channels=10**12), "out_channels is 1000000000000"),
+    ],
+)
+def test_an_arch_files_graph_is_checked_before_any_data_is_read(tmp_path, edit, message):
+    """A cycle, a dangling input, a repeated name or a huge layer in FILE.json was found only
+    once the dataset had been read (minutes for a large folder), in a line that did not name
+    the file; the missing dataset here would have been reported instead."""
+    path = _graph_file(tmp_path, edit=edit)
+    status, out, err = run(["train", "--dataset", str(tmp_path / "none"), "--arch", str(path)])
+    assert status == 2 and out == ""
+    assert err.count("\n") == 1 and f"{path}: " in err and message in err, err
+
+
+def test_an_arch_file_saved_with_a_bom_reads_and_its_classes_must_match(tmp_path, colours):
+    """Notepad writes UTF-8 with a byte-order mark: such a file was "not a JSON file
+    (Unexpected UTF-8 BOM ...)". A graph keeps its own classifier: 10 outputs for the two
+    classes of the folder had read "2 class names given for a model with 10 outputs"."""
+    path = _graph_file(tmp_path, bom=True)
+    argv = ["train", "--arch", str(path), "--dataset", str(colours), "--val-fraction", "0"]
+    status, _, err = run([*argv, "--out", str(tmp_path / "m.npz")])
+    assert status == 2 and "Traceback" not in err
+    assert err.splitlines()[-1].endswith(
+        "net.json: the network gives 10 class scores but the dataset has 2 classes; set the "
+        "out_features of its last dense layer to 2"
+    ), err
+    path = _graph_file(tmp_path, bom=True, edit=lambda nodes: nodes[-1].update(out_features=2))
+    status, _, err = run([*argv, "--out", str(tmp_path / "m.npz")])
+    assert status == 0, err
