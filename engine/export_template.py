@@ -166,11 +166,13 @@ class Network(nn.Module):
 
     def __init__(self, graph: dict[str, Any] | None = None, classes: list[str] | None = None):
         super().__init__()
-        self.graph = graph if graph is not None else GRAPH
+        # its own attributes start with "_" (ConvScope's node names never do) or are named in
+        # engine.graph.TORCH_ATTRIBUTES: a node "output" or "graph" is a module here
+        self._graph = graph if graph is not None else GRAPH
         self.classes = list(classes if classes is not None else CLASSES)
-        self.nodes = list(self.graph["nodes"])
-        self.output = self.graph.get("output") or self.nodes[-1]["name"]
-        made = {n["name"]: m for n in self.nodes if (m := _module_for(n)) is not None}
+        self._nodes = list(self._graph["nodes"])
+        self._output = self._graph.get("output") or self._nodes[-1]["name"]
+        made = {n["name"]: m for n in self._nodes if (m := _module_for(n)) is not None}
         for name in sorted(made, key=lambda n: n.count(".")):  # parents before children
             parent: nn.Module = self
             *path, leaf = name.split(".")
@@ -195,14 +197,14 @@ class Network(nn.Module):
 
     def _logits(self, x: torch.Tensor) -> torch.Tensor:
         values: dict[str, torch.Tensor] = {"input": x}
-        for node in self.nodes:
+        for node in self._nodes:
             name = node["name"]
             xs = [values[i] for i in node["inputs"]]
             if name in self._made:
                 values[name] = self.get_submodule(name)(xs[0])
             else:
                 values[name] = _FUNCTIONS[node["type"]](node, xs, self.training)
-        return values[self.output]
+        return values[self._output]
 
 
 # ---------------------------------------------------------------------------------------------

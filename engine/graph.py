@@ -34,6 +34,25 @@ from engine.losses import softmax, softmax_cross_entropy
 # A node name: PyTorch module path segments (letters, digits, _) joined by dots.
 NAME_RE = re.compile(r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$")
 RESERVED = (INPUT, "softmax")
+#: Segments a node name cannot have: the exported ``torch.nn.Module`` (and each container on a
+#: dotted path) already has these attributes, so ``add_module`` refuses them ("attribute
+#: 'forward' already exists"); names starting with "_" are its private ones (``__class__``,
+#: ``_modules``). ``nn.Module``'s public attributes (torch 2.x; a test checks the installed
+#: torch) and the exported network's ``classes``.
+TORCH_ATTRIBUTES = frozenset(
+    (
+        "T_destination add_module apply bfloat16 buffers call_super_init children compile cpu "
+        "cuda double dump_patches eval extra_repr float forward get_buffer get_extra_state "
+        "get_parameter get_submodule half ipu load_state_dict modules mtia named_buffers "
+        "named_children named_modules named_parameters parameters register_backward_hook "
+        "register_buffer register_forward_hook register_forward_pre_hook "
+        "register_full_backward_hook register_full_backward_pre_hook "
+        "register_load_state_dict_post_hook register_load_state_dict_pre_hook register_module "
+        "register_parameter register_state_dict_post_hook register_state_dict_pre_hook "
+        "requires_grad_ set_extra_state set_submodule share_memory state_dict to to_empty "
+        "train training type xpu zero_grad classes"
+    ).split()
+)
 
 INFERENCE_BLOCK = 64  # samples per thread in one inference block of Network.forward
 
@@ -117,6 +136,17 @@ class Network:
                 f"bad node name {name!r}: use letters, digits and _ in dot-separated parts "
                 f"(like layer1.0.conv1), not {' or '.join(RESERVED)}"
             )
+        for part in name.split("."):
+            if part.startswith("_") or part in TORCH_ATTRIBUTES:
+                why = (
+                    "starts with _, which PyTorch keeps for its modules' own attributes"
+                    if part.startswith("_")
+                    else "is an attribute of every PyTorch module"
+                )
+                raise ShapeError(
+                    f"bad node name {name!r}: {part!r} {why} (the exported network could not "
+                    "have it); rename the node"
+                )
         if name in self.nodes:
             raise ShapeError(f"node names must be unique; repeated: {name}")
         ins = tuple(ins)

@@ -454,3 +454,49 @@ def test_sync_batchnorm_on_gpus_and_plain_batchnorm_in_the_file(capsys, tmp_path
     np.testing.assert_allclose(probs, expected, atol=1e-5)
     one = mod.plain_batchnorm(torch.nn.SyncBatchNorm(4, momentum=0.3).eval())
     assert type(one) is torch.nn.BatchNorm2d and one.momentum == 0.3 and not one.training
+
+
+def test_node_names_pytorch_modules_use_themselves_are_refused_and_others_export(capsys, tmp_path):
+    """A graph with a convolution named 'forward', 'training' or '__class__' (a hand-written
+    FILE.json) trained and exported, and the exported file failed on import with PyTorch's
+    "KeyError: attribute 'forward' already exists". Such names are refused when the network
+    is built; 'output', 'graph' and 'nodes', the exported module's own attribute names until
+    now, export like any other."""
+    from engine.errors import ShapeError
+    from engine.graph import TORCH_ATTRIBUTES
+
+    public = {a for a in dir(torch.nn.Module()) if not a.startswith("_")}
+    assert public <= TORCH_ATTRIBUTES  # the installed torch has no attribute the list lacks
+
+    def spec(first: str, second: str) -> dict:
+        shape = [1, 8, 8]
+        return {
+            "name": "graph",
+            "input_shape": shape,
+            "nodes": [
+                {"type": "conv2d", "name": first, "inputs": ["input"], "in_channels": 1,
+                 "out_channels": 2, "kernel_size": [3, 3], "stride": 1, "padding": 1},
+                {"type": "batchnorm2d", "name": second, "inputs": [first], "num_features": 2},
+                {"type": "flatten", "name": "nodes", "inputs": [second]},
+                {"type": "dense", "name": "output", "inputs": ["nodes"], "in_features": 128,
+                 "out_features": 3},
+            ],
+            "output": "output",
+        }  # fmt: skip
+
+    rng = np.random.default_rng(0)
+    for bad in ("forward", "a.training", "__class__", "x._modules", "classes", "to"):
+        with pytest.raises(ShapeError, match=f"bad node name '{bad}': .* rename the node"):
+            build_model(spec(bad, "bn"), rng)
+    model = build_model(spec("graph", "1x.layer"), rng)
+    path = tmp_path / "odd.npz"
+    save_model(model, path)
+    mod = _export(path, tmp_path / "odd.py", capsys)
+    net = mod.load(path)
+    theirs = {k: tuple(v.shape) for k, v in net.state_dict().items()}
+    assert theirs == {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    assert "output.weight" in theirs and "graph.weight" in theirs
+    x = np.random.default_rng(1).random((2, 1, 8, 8), dtype=np.float32)
+    with torch.no_grad():
+        logits = net.eval()(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(logits, model.forward(x), rtol=1e-4, atol=1e-5)
