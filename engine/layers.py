@@ -24,6 +24,7 @@ class and the config helpers (``layer_from_config``) every layer shares.
 from __future__ import annotations
 
 import copy
+import inspect
 import math
 from typing import Any, ClassVar
 
@@ -33,7 +34,7 @@ from engine import conv, pooling
 from engine import conv_inner as inner
 from engine import conv_rows as rows
 from engine import im2col as k
-from engine.errors import ShapeError
+from engine.errors import ShapeError, short_repr
 
 
 def _pair(v: int | tuple[int, int] | list[int], what: str) -> tuple[int, int]:
@@ -1010,9 +1011,28 @@ def layer_from_config(cfg: dict[str, Any], rng: np.random.Generator | None = Non
         raise ShapeError(f"unknown layer type {kind!r}; known: {', '.join(types)}")
     if cls in (Conv2D, Dense):
         cfg["rng"] = rng
+    _check_fields(cls, kind, cfg)
     try:
         return cls(**cfg)
     except TypeError as exc:
         raise ShapeError(
             f"bad arguments for a {kind} layer {cfg.get('name', '')!r}: {exc}"
         ) from None
+
+
+def _check_fields(cls: type[Layer], kind: str, cfg: dict[str, Any]) -> None:
+    """Name a field the layer does not take, or one it needs and lacks, in the words of the
+    config (Python's "Conv2D.__init__() got an unexpected keyword argument" named a class)."""
+    params = inspect.signature(cls).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return
+    where = f"{kind} layer {short_repr(cfg.get('name', ''))}"
+    fields = [n for n in params if n != "rng"]
+    unknown = [k for k in cfg if k not in params]
+    if unknown:
+        raise ShapeError(
+            f"{where}: unknown field {short_repr(unknown[0])}; its fields are {', '.join(fields)}"
+        )
+    missing = [n for n, p in params.items() if p.default is p.empty and n not in cfg]
+    if missing:
+        raise ShapeError(f"{where}: the field {missing[0]!r} is missing")

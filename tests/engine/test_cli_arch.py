@@ -180,3 +180,20 @@ def test_an_arch_file_saved_with_a_bom_reads_and_its_classes_must_match(tmp_path
     path = _graph_file(tmp_path, bom=True, edit=lambda nodes: nodes[-1].update(out_features=2))
     status, _, err = run([*argv, "--out", str(tmp_path / "m.npz")])
     assert status == 0, err
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda nodes: nodes[0].update(extra=1), "conv2d layer 'conv1': unknown field 'extra'; "),
+        (lambda nodes: nodes[-1].pop("in_features"), "dense layer 'fc1': the field 'in_features'"),
+    ],
+)
+def test_a_layer_field_too_many_or_missing_is_named_in_the_files_words(tmp_path, edit, message):
+    # It read "bad arguments for a conv2d layer 'conv1': Conv2D.__init__() got an unexpected
+    # keyword argument 'extra'": Python's words, a class name the file does not have.
+    path = _graph_file(tmp_path, edit=edit)
+    argv = ["train", "--arch", str(path), "--limit", "20", "--out", str(tmp_path / "m.npz")]
+    status, _, err = run(argv)
+    assert status == 2 and "Traceback" not in err
+    assert message in err.splitlines()[-1] and "__init__" not in err, err
