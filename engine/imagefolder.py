@@ -33,11 +33,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
 from engine.dataset_types import MAX_CLASSES, Dataset
 from engine.errors import DatasetError, ImageLoadError
 from engine.imageio import MAX_PIXELS, image_from_bytes, load_image
+from engine.photo import prepare_photo
 from engine.progress import Progress
 
 __all__ = ["AUTO_MAX_SIDE", "AUTO_SIZE", "fit_image", "iter_image_folder"]
@@ -85,14 +86,12 @@ def _files(folder: Path) -> list[Path]:
 
 def fit_image(image: np.ndarray, size: tuple[int, int], channels: int = 1) -> np.ndarray:
     """Centre-crop ``image`` (uint8 (H,W) or (H,W,3)) to the aspect of ``size`` = (H', W') and
-    resize it (bicubic, antialiased). Returns ``(H', W')`` for 1 channel, ``(3, H', W')`` for 3.
+    resize it: :func:`engine.photo.prepare_photo`, so that a folder's images are the pixels
+    ``convscope classify`` gives the network. Returns ``(H', W')`` for 1 channel,
+    ``(3, H', W')`` for 3.
     """
-    height, width = size
-    pil = Image.fromarray(image)
-    pil = pil.convert("L" if channels == 1 else "RGB")
-    fitted = ImageOps.fit(pil, (width, height), method=Image.Resampling.BICUBIC)
-    out = np.asarray(fitted, dtype=np.uint8)
-    return out if channels == 1 else out.transpose(2, 0, 1)
+    out = prepare_photo(image, (channels, *size))
+    return out[0] if channels == 1 else out
 
 
 def _plan(folder: Path) -> tuple[list[str], list[tuple[Path, str]], list[str]]:

@@ -251,3 +251,22 @@ def test_the_fast_jpeg_path_gives_what_the_full_way_gives(tmp_path):
     assert [name for name, _ in ds.skipped] == ["cat/cut.jpg"]
     reason = ds.skipped[0][1]
     assert reason.startswith("cut.jpg: damaged") and "truncated" in reason.lower()
+
+
+def test_a_large_photo_in_a_folder_is_read_as_classify_prepares_it(tmp_path):
+    """A photo much larger than the network's input (Pillow box-reduces it first when
+    classifying) gives training exactly the pixels `convscope classify` gives the network."""
+    from engine.imageio import load_image
+    from engine.photo import prepare_photo
+
+    root = photo_folder(tmp_path / "p", per_class=2, fmt="PNG")
+    rng = np.random.default_rng(5)
+    noise = rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)
+    big = Image.fromarray(noise).resize((400, 300), Image.Resampling.BICUBIC)  # detail at 10x
+    big.save(root / "cat" / "big.png")
+    for channels in (3, 1):
+        ds = load_dataset(root, image_size=(32, 32), channels=channels, test_fraction=1.0)
+        read = ds.test_images[ds.test_files.index("cat/big.png")]
+        picture = load_image(root / "cat" / "big.png", mode="RGB" if channels == 3 else "L")
+        expected = prepare_photo(picture, (channels, 32, 32))
+        np.testing.assert_array_equal(read, expected if channels == 3 else expected[0])
