@@ -55,7 +55,7 @@ from engine.idx import (
     load_idx_dataset,
     read_idx,
 )
-from engine.imagefolder import fit_image, iter_image_folder
+from engine.imagefolder import check_listable, fit_image, iter_image_folder
 from engine.imageops import to_gray_batch
 from engine.progress import Progress, run_through
 
@@ -217,6 +217,7 @@ def load_dataset_iter(
             )
         if not folder.is_dir():
             raise DatasetError(f"{folder}: is a file; pass the folder that holds the dataset")
+        check_listable(folder)
     title = {"mnist": "MNIST", "cifar4": "cifar4", "photos": "cifar4"}.get(key)
     source = "bundled" if title else str(folder)
     found = _load_fixed(folder, key, title, source)

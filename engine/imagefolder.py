@@ -41,7 +41,7 @@ from engine.imageio import MAX_PIXELS, image_from_bytes, load_image
 from engine.photo import prepare_photo
 from engine.progress import Progress
 
-__all__ = ["AUTO_MAX_SIDE", "AUTO_SIZE", "fit_image", "iter_image_folder"]
+__all__ = ["AUTO_MAX_SIDE", "AUTO_SIZE", "check_listable", "fit_image", "iter_image_folder"]
 
 AUTO_SIZE = (32, 32)
 AUTO_MAX_SIDE = 128
@@ -67,13 +67,31 @@ def _natural_key(text: str) -> list:
 
 
 def _entries(folder: Path, want_dirs: bool) -> list[Path]:
-    with os.scandir(folder) as it:  # DirEntry.is_dir/is_file need no stat on most systems
-        names = [
-            e.name
-            for e in it
-            if not e.name.startswith(".") and (e.is_dir() if want_dirs else e.is_file())
-        ]
+    """The subfolders (or files) of ``folder``, dot names skipped, in natural order;
+    DatasetError when the folder cannot be listed (permissions)."""
+    try:
+        with os.scandir(folder) as it:  # DirEntry.is_dir/is_file need no stat on most systems
+            names = [
+                e.name
+                for e in it
+                if not e.name.startswith(".") and (e.is_dir() if want_dirs else e.is_file())
+            ]
+    except OSError as exc:
+        raise _unlistable(folder, exc) from exc
     return [folder / n for n in sorted(names, key=_natural_key)]
+
+
+def check_listable(folder: Path) -> None:
+    """DatasetError saying why, when ``folder`` (a folder) cannot be listed."""
+    try:
+        os.scandir(folder).close()
+    except OSError as exc:
+        raise _unlistable(folder, exc) from exc
+
+
+def _unlistable(folder: Path, exc: OSError) -> DatasetError:
+    reason = exc.strerror or str(exc)
+    return DatasetError(f"{folder}: the folder cannot be listed ({reason}); check its permissions")
 
 
 def _subfolders(folder: Path) -> list[Path]:
@@ -328,7 +346,7 @@ def _class_files(cdir: Path, wanted: bool) -> list[Path]:
         return _files(cdir) if cdir.is_dir() else []
     try:
         return _files(cdir)
-    except OSError:  # missing (a test/ without it), not a folder, not readable
+    except DatasetError:  # missing (a test/ without it), not a folder, not readable
         return []
 
 

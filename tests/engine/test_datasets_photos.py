@@ -270,3 +270,36 @@ def test_a_large_photo_in_a_folder_is_read_as_classify_prepares_it(tmp_path):
         picture = load_image(root / "cat" / "big.png", mode="RGB" if channels == 3 else "L")
         expected = prepare_photo(picture, (channels, 32, 32))
         np.testing.assert_array_equal(read, expected if channels == 3 else expected[0])
+
+
+def test_a_folder_that_cannot_be_listed_is_one_line_and_cli_exit_2(tmp_path, monkeypatch, capsys):
+    """A dataset folder or a class folder without read permission (simulated: the tests may
+    run as root, who reads anything) is a DatasetError naming it, not Python's PermissionError;
+    `convscope train` and `evaluate` then exit 2 with one line."""
+    import os
+
+    from desktop.cli import main
+
+    root = photo_folder(tmp_path / "p", per_class=2)
+    real_scandir = os.scandir
+    locked: set[str] = set()
+
+    def scandir(path="."):
+        if os.fspath(path) in locked:
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    for where in (root / "cat", root):
+        locked.clear()
+        locked.add(str(where))
+        with pytest.raises(DatasetError, match="cannot be listed") as info:
+            load_dataset(root)
+        assert str(where) in str(info.value) and "Errno" not in str(info.value)
+    assert main(["train", "--dataset", str(root), "--out", str(tmp_path / "m.npz")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot be listed (Permission denied)" in err
+    assert not (tmp_path / "m.npz").exists()
+    locked.clear()
+    locked.add(str(root / "dog"))  # a class that is not asked for is only counted
+    assert load_dataset(root, classes="cat,bird").classes == ["cat", "bird"]
