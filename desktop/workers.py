@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterable
 
 from PySide6.QtCore import QCoreApplication, QObject, Qt, QThread, QTimer, Signal, Slot
 
+from engine.errors import EngineError
 from engine.progress import CancelFlag
 
 
@@ -40,7 +41,9 @@ def _always(_event: object) -> bool:
 class GeneratorWorker(QObject):
     """Runs ``job()`` off the GUI thread and emits what it yields.
 
-    Signals (past tense): ``yielded(event)``, ``errored(message)``, ``finished()``.
+    Signals (past tense): ``yielded(event)``, ``errored(message)``, ``finished()``. The
+    message of an :class:`~engine.errors.EngineError` is its own text (written for the user);
+    any other exception's starts with its type.
     """
 
     yielded = Signal(object)
@@ -68,6 +71,8 @@ class GeneratorWorker(QObject):
                 if self._essential(event) or now - last >= self._min_interval:
                     last = now
                     self.yielded.emit(event)
+        except EngineError as exc:  # a message for the user, in plain words already
+            self.errored.emit(str(exc))
         except Exception as exc:  # reported to the GUI, never lost in a thread
             detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
             self.errored.emit(detail)
