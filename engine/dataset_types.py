@@ -94,7 +94,14 @@ class Dataset:
     def skipped_lines(self, first: int = 5) -> list[str]:
         """One line per skipped unreadable file (the first ``first``), then how many more:
         what ``convscope train`` and the exported PyTorch file's ``train`` print."""
-        lines = [f"skipped {file}: {reason}" for file, reason in self.skipped[:first]]
+        from pathlib import Path
+
+        from engine.inference import without_name  # the reason may start with the file's name
+
+        lines = [
+            f"skipped {file}: {without_name(reason, Path(file))}"
+            for file, reason in self.skipped[:first]
+        ]
         if len(self.skipped) > first:
             lines.append(f"... and {len(self.skipped) - first} more unreadable files skipped")
         return lines

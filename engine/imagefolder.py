@@ -206,7 +206,7 @@ def _read(
         small = len(data) <= _SMALL_FILE
     except OSError as exc:
         raise ImageLoadError(f"{path.name}: cannot be read ({exc.strerror or exc})") from exc
-    if small:
+    if small and data:  # (an empty file goes the full way: load_image says it is empty)
         img = _plain_jpeg(data, mode)
         if img is None:
             img = image_from_bytes(data, name=path.name, mode=mode)

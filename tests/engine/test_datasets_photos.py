@@ -303,3 +303,17 @@ def test_a_folder_that_cannot_be_listed_is_one_line_and_cli_exit_2(tmp_path, mon
     locked.clear()
     locked.add(str(root / "dog"))  # a class that is not asked for is only counted
     assert load_dataset(root, classes="cat,bird").classes == ["cat", "bird"]
+
+
+def test_skipped_files_are_listed_once_each_with_the_reason(tmp_path):
+    """`convscope train` lists each unreadable file of a folder with its reason, the name once
+    ("skipped cat/notes.png: notes.png: not a readable image" named it twice)."""
+    root = photo_folder(tmp_path / "p", per_class=2)
+    (root / "cat" / "notes.png").write_text("not a picture")
+    (root / "dog" / "empty.jpg").write_bytes(b"")
+    ds = load_dataset(root, test_fraction=1.0)
+    assert ds.skipped_lines() == [
+        "skipped cat/notes.png: not a readable image: the contents are not a known image "
+        "format or the header is damaged",
+        "skipped dog/empty.jpg: the file is empty (0 bytes); it is not an image",
+    ]
