@@ -104,6 +104,17 @@ def _resized(dataset) -> str:
     return "" if text is None else f" ({text} for the network)"
 
 
+def _skipped(dataset, named: int = 3) -> str:
+    """', 2 unreadable files skipped: cat/notes.png, dog/cut.png' (the first ``named`` of them;
+    the label's tooltip gives the reasons), or '' when every file read."""
+    files = [file for file, _reason in dataset.skipped]
+    if not files:
+        return ""
+    shown = ", ".join(escape(f) for f in files[:named]) + (", …" if len(files) > named else "")
+    plural = "s" if len(files) > 1 else ""
+    return f", {len(files)} unreadable file{plural} skipped: {shown}"
+
+
 class FieldError(ValueError):
     """A field of the custom network's form that does not read (the message names it;
     ``field`` is its label, so that the form can mark it)."""
@@ -326,6 +337,7 @@ class RunSetup(QWidget):
             return
         control = self._load_control = CancelFlag()
         self.dataset_label.setText(f"Loading {spec}…")
+        self.dataset_label.setToolTip("")
 
         def job():
             dataset = None
@@ -360,6 +372,7 @@ class RunSetup(QWidget):
 
     def _on_loader_errored(self, message: str) -> None:
         self.dataset = None  # Start must not train the previous dataset instead
+        self.dataset_label.setToolTip("")
         self.dataset_label.setText(f"<span style='color:#b00'>Could not load: {message}</span>")
         self.dataset_failed.emit(message)
 
@@ -379,7 +392,8 @@ class RunSetup(QWidget):
     def _show_preview(self, dataset, preview: DatasetPreview) -> None:
         k = len(dataset.classes)
         shape = "×".join(str(s) for s in dataset.train_images.shape[1:])
-        skipped = f", {len(dataset.skipped)} unreadable files skipped" if dataset.skipped else ""
+        skipped = _skipped(dataset)
+        self.dataset_label.setToolTip("\n".join(dataset.skipped_lines()))
         shown = "" if preview.shown_classes == k else f" (the first {preview.shown_classes} shown)"
         self.dataset_label.setText(
             f"<b>{dataset.name}</b>: {len(dataset.train_labels):,} training and "

@@ -29,3 +29,33 @@ def test_a_folder_that_cannot_be_loaded_says_why_in_plain_words(qtbot, make_tab,
     assert f"Could not load: {not_a_folder}: is a file" in text
     assert "engine.errors" not in text and "DatasetError" not in text
     assert setup.dataset is None and not tab.start_button.isEnabled()
+
+
+def test_unreadable_files_in_a_folder_are_named_with_their_reasons(qtbot, make_tab, tmp_path):  # noqa: F811
+    root = _pets(tmp_path / "pets", np.random.default_rng(0))
+    (root / "cat" / "notes.png").write_text("not a picture")
+    (root / "dog" / "cut.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    tab = make_tab()
+    setup = tab.setup
+    with qtbot.waitSignal(setup.dataset_loaded, timeout=30_000):
+        setup.set_source(root, None)
+    text = setup.dataset_label.text()
+    assert "2 unreadable files skipped: cat/notes.png, dog/cut.png" in text
+    tip = setup.dataset_label.toolTip()
+    assert "skipped cat/notes.png: not a readable image" in tip
+    assert "skipped dog/cut.png: " in tip
+    assert len(setup.dataset.train_labels) + len(setup.dataset.test_labels) == 8
+
+    many = _pets(tmp_path / "many", np.random.default_rng(1))
+    for i in range(7):
+        (many / "cat" / f"bad{i}.jpg").write_bytes(b"")
+    with qtbot.waitSignal(setup.dataset_loaded, timeout=30_000):
+        setup.set_source(many, None)
+    assert "7 unreadable files skipped: cat/bad0.jpg, cat/bad1.jpg, cat/bad2.jpg, …" in (
+        setup.dataset_label.text()
+    )
+    assert "... and 2 more unreadable files skipped" in setup.dataset_label.toolTip()
+
+    with qtbot.waitSignal(setup.dataset_loaded, timeout=30_000):
+        setup.set_source(_pets(tmp_path / "good", np.random.default_rng(2)), None)
+    assert "skipped" not in setup.dataset_label.text() and not setup.dataset_label.toolTip()
