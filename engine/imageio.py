@@ -41,6 +41,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import threading
 import warnings
 from collections.abc import Callable
@@ -245,11 +246,7 @@ def _decode(
             if width <= 0 or height <= 0:
                 raise ImageLoadError(f"{name}: the image has no pixels ({width}x{height})")
             if max_pixels is not None and width * height > max_pixels:
-                raise ImageLoadError(
-                    f"{name}: {width}x{height} is {width * height / 1e6:.0f} megapixels, "
-                    f"more than the limit of {max_pixels / 1e6:.0f}; refusing to decode it "
-                    "(it may be a decompression bomb). Scale the image down first."
-                )
+                raise _too_many_pixels(name, width * height, max_pixels, f"{width}x{height} is ")
             if draft_size is not None and img.format == "JPEG":
                 # EXIF rotation may swap the sides later: ask for the larger side both ways
                 side = max(draft_size)
@@ -262,10 +259,15 @@ def _decode(
     except ImageLoadError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageLoadError(
-            f"{name}: too many pixels for Pillow's safety limit ({exc}); "
-            "it may be a decompression bomb"
-        ) from exc
+        # Pillow refuses it while reading the header, before our own check sees the size
+        found = re.search(r"\((\d+) pixels\) exceeds limit of (\d+)", str(exc))
+        if found is None:
+            raise ImageLoadError(
+                f"{name}: too many pixels for Pillow's safety limit; it may be a decompression bomb"
+            ) from exc
+        pixels, pillows = int(found.group(1)), int(found.group(2))
+        limit = pillows if max_pixels is None else min(max_pixels, pillows)
+        raise _too_many_pixels(name, pixels, limit) from exc
     except UnidentifiedImageError as exc:
         if Path(name).suffix.lower() in _UNSUPPORTED_HINTS:
             raise ImageLoadError(
@@ -287,6 +289,16 @@ def _decode(
         raise ImageLoadError(
             f"{name}: damaged or unsupported image ({text or type(exc).__name__})"
         ) from exc
+
+
+def _too_many_pixels(name: str, pixels: int, limit: int, size: str = "") -> ImageLoadError:
+    """The refusal of an image of ``pixels`` pixels, more than ``limit``; ``size`` ("WxH is ")
+    when known."""
+    return ImageLoadError(
+        f"{name}: {size}{pixels / 1e6:.0f} megapixels, more than the limit of "
+        f"{limit / 1e6:.0f}; refusing to decode it (it may be a decompression bomb). "
+        "Scale the image down first."
+    )
 
 
 @contextlib.contextmanager

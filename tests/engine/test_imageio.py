@@ -337,3 +337,17 @@ def test_concurrent_loads_leave_warning_filters_intact(odd, hostile):
         shapes = list(pool.map(load, paths))
     assert shapes[:4] == [(48, 64, 3), (40, 20), None, (4, 256)] and shapes[4:8] == shapes[:4]
     assert warnings.filters == before
+
+
+def test_an_image_beyond_pillows_own_limit_is_refused_in_the_same_words(hostile):
+    """400 megapixels (Pillow refuses it itself) reads like our own check, not Pillow's
+    "Image size (400000000 pixels) exceeds limit of 178956970 pixels, could be decompression
+    bomb DOS attack."."""
+    with pytest.raises(ImageLoadError) as info:
+        load_image(hostile["bomb_20000.png"])
+    assert str(info.value) == (
+        "bomb_20000.png: 400 megapixels, more than the limit of 50; refusing to decode it "
+        "(it may be a decompression bomb). Scale the image down first."
+    )
+    with pytest.raises(ImageLoadError, match=r"400 megapixels, more than the limit of 179;"):
+        load_image(hostile["bomb_20000.png"], max_pixels=None)
