@@ -396,7 +396,7 @@ class RunSetup(QWidget):
         self.dataset_label.setToolTip("\n".join(dataset.skipped_lines()))
         shown = "" if preview.shown_classes == k else f" (the first {preview.shown_classes} shown)"
         self.dataset_label.setText(
-            f"<b>{dataset.name}</b>: {len(dataset.train_labels):,} training and "
+            f"<b>{escape(dataset.name)}</b>: {len(dataset.train_labels):,} training and "
             f"{len(dataset.test_labels):,} test images of {shape} pixels, "
             f"{k} classes{skipped}{shown}{_resized(dataset)}"
         )

@@ -59,3 +59,18 @@ def test_unreadable_files_in_a_folder_are_named_with_their_reasons(qtbot, make_t
     with qtbot.waitSignal(setup.dataset_loaded, timeout=30_000):
         setup.set_source(_pets(tmp_path / "good", np.random.default_rng(2)), None)
     assert "skipped" not in setup.dataset_label.text() and not setup.dataset_label.toolTip()
+
+
+def test_a_folder_named_like_markup_is_shown_by_its_name(qtbot, make_tab, tmp_path):  # noqa: F811
+    from PySide6.QtGui import QTextDocument
+
+    root = _pets(tmp_path / "cats <b> & dogs", np.random.default_rng(3))
+    (root / "cat" / "<i>.png").write_text("not a picture")
+    tab = make_tab()
+    setup = tab.setup
+    with qtbot.waitSignal(setup.dataset_loaded, timeout=30_000):
+        setup.set_source(root, None)
+    shown = QTextDocument()
+    shown.setHtml(setup.dataset_label.text())  # what the label shows
+    assert shown.toPlainText().startswith("cats <b> & dogs: 6 training and 2 test images")
+    assert "1 unreadable file skipped: cat/<i>.png" in shown.toPlainText()
