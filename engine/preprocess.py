@@ -153,7 +153,7 @@ def prepare_digit(
     level, floor = _ink_level(ink, noise, smooth_ink)
     mask_bbox = _ink_bbox(smooth_ink, level, noise)
     if mask_bbox is None:
-        raise EngineError(_NO_INK)
+        raise EngineError(_no_ink(noise))
     bbox = _scale_bbox(mask_bbox, factor, w, h)
 
     if not center:
@@ -215,10 +215,16 @@ def classify_images(model, digits: list[np.ndarray] | np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 # Steps
 
-_NO_INK = (
-    "no ink found: the image is blank, uniform or only noise; "
-    "use an image with one clearly visible digit"
-)
+
+def _no_ink(noise: float) -> str:
+    """Why no digit was found: a flat picture (blank, uniform, faint grain) or a busy one whose
+    texture is as strong as any stroke (a photo of a scene: its grain estimate alone reaches
+    the contrast a stroke needs)."""
+    if 2.5 * noise < MIN_CONTRAST:
+        why = "the image is blank, uniform or only faint noise"
+    else:
+        why = "the picture is busy all over (a photo of a scene?) and no strokes stand out"
+    return f"no ink found: {why}; use an image with one clearly visible digit"
 
 
 def ink_gray(image: np.ndarray) -> np.ndarray:
@@ -351,13 +357,13 @@ def _ink_level(ink: np.ndarray, noise: float, smooth: np.ndarray) -> tuple[float
     """
     peak = float(smooth.max()) if smooth.size else 0.0
     if peak < max(MIN_CONTRAST, 2.5 * noise):
-        raise EngineError(_NO_INK)
+        raise EngineError(_no_ink(noise))
     inked = ink[ink > 0.5 * peak]
     level = float(np.percentile(inked, 75)) if inked.size else peak
     level = max(level, peak * 0.6)
     floor = max(0.2 * level, 3.0 * noise)
     if floor >= 0.8 * level:
-        raise EngineError(_NO_INK)
+        raise EngineError(_no_ink(noise))
     return level, floor
 
 

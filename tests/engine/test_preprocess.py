@@ -194,6 +194,19 @@ def test_blank_images_say_no_ink_found(image):
         prepare_digit(image)
 
 
+def test_a_busy_photo_is_told_apart_from_a_blank_image():
+    """A photo of a scene on a digit model: its texture is as strong as any stroke, so no ink is
+    found, and the message says the picture is busy rather than blank."""
+    rng = np.random.default_rng(1)
+    scene = np.asarray(
+        Image.fromarray(rng.integers(0, 256, (60, 80), dtype=np.uint8)).resize((240, 320))
+    )
+    with pytest.raises(EngineError, match="no ink found: the picture is busy all over"):
+        prepare_digit(scene)
+    with pytest.raises(EngineError, match="blank, uniform or only faint noise"):
+        prepare_digit(np.full((64, 64), 200, np.uint8))
+
+
 def test_auto_invert_off_shows_why_it_matters():
     d = prepare_digit(_seven(), auto_invert=False)
     assert d.inverted is False
