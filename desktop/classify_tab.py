@@ -211,6 +211,7 @@ class ClassifyTab(QWidget):
         self.mode_group.idClicked.connect(self._on_mode_clicked)
         self.reading_label = QLabel(objectName="readingLabel", wordWrap=True)
         self.message_label = QLabel(objectName="messageLabel", wordWrap=True)
+        self.message_label.setTextFormat(Qt.TextFormat.PlainText)  # file names are not markup
         self.message_label.setStyleSheet("color: #c0392b;")
         self.invert_box = QCheckBox("Auto-invert dark ink", checked=True)
         self.invert_box.setToolTip("Dark ink on light paper becomes white on black, as in MNIST")

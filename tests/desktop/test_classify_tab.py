@@ -247,6 +247,15 @@ def test_a_failed_open_clears_the_previous_image_and_prediction(
     assert tab.prediction_label.text() == "–" and tab.chart.probabilities().size == 0
 
 
+def test_a_file_named_like_markup_is_named_as_it_is(qtbot, tab, tmp_path):
+    bad = tmp_path / "<b>notes.png"
+    bad.write_text("this is not an image")
+    tab.open_image_file(bad)
+    qtbot.waitUntil(lambda: bool(tab.message_label.text()))
+    assert "<b>notes.png" in tab.message_label.text()
+    assert tab.message_label.textFormat() == Qt.TextFormat.PlainText  # shown, not rendered
+
+
 def test_batch_drop_fills_a_sortable_table_exported_to_csv(
     qtbot, tab, mnist, sure_digits, tmp_path
 ):
