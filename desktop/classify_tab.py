@@ -245,6 +245,8 @@ class ClassifyTab(QWidget):
         font.setBold(True)
         self.prediction_label.setFont(font)
         self.top3_label = QLabel(objectName="top3Label", wordWrap=True)
+        for label in (self.prediction_label, self.top3_label):  # class names are not markup
+            label.setTextFormat(Qt.TextFormat.PlainText)
         self.chart = ProbabilityChart()
         self.model_panel = ModelPanel()
         self.model_panel.model_chosen.connect(self._on_model_panel_model_chosen)

@@ -10,6 +10,7 @@ model in use, and loads files off the GUI thread (a crafted file gives a message
 from __future__ import annotations
 
 from dataclasses import dataclass
+from html import escape
 from pathlib import Path
 
 import numpy as np
@@ -92,16 +93,18 @@ def describe_model(model, label: str) -> str:
     classes = [str(c) for c in model.classes]
     shown = ", ".join(classes) if len(classes) <= 10 else ", ".join(classes[:8]) + ", …"
     kind = "digits" if preparation_for(model) == "digit" else "photos"
-    parts = [f"<b>{label}</b> ({arch}, {kind})", f"{len(classes)} classes: {shown}"]
+    # names come from the file (and its file name): shown as written, never as markup
+    parts = [f"<b>{escape(label)}</b> ({escape(str(arch))}, {kind})"]
+    parts.append(f"{len(classes)} classes: {escape(shown)}")
     evaluation = meta.get("evaluation") if isinstance(meta.get("evaluation"), dict) else {}
     accuracy = evaluation.get("accuracy")
     if isinstance(accuracy, int | float) and np.isfinite(accuracy):
         parts.append(f"test accuracy {float(accuracy):.2%}")
     if isinstance(meta.get("trained_at"), str):
-        parts.append(f"trained {meta['trained_at'][:10]}")
+        parts.append(f"trained {escape(meta['trained_at'][:10])}")
     further = pytorch_training_summary(meta)  # an exported file's `train` wrote it back
     if further:
-        parts.append(further)
+        parts.append(escape(further))
     return " · ".join(parts)
 
 

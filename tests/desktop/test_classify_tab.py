@@ -256,6 +256,23 @@ def test_a_file_named_like_markup_is_named_as_it_is(qtbot, tab, tmp_path):
     assert tab.message_label.textFormat() == Qt.TextFormat.PlainText  # shown, not rendered
 
 
+def test_class_names_from_a_file_are_shown_as_written(qtbot, tab, model, mnist, sure_digits):
+    """A model file's class names (and its file name) are text, never markup: a class named
+    '<b>four' is shown with its brackets, in the model's description and the result."""
+    import copy
+
+    hostile = copy.deepcopy(model)
+    hostile.classes = [f"<b>{c}" if c == "4" else f"<i>{c}" for c in model.classes]
+    tab.set_model(hostile, "<u>mine.npz")
+    assert "&lt;u&gt;mine.npz" in tab.model_label.text()  # rich text, the name escaped
+    assert "&lt;b&gt;4" in tab.model_label.text()
+    tab.show_image(mnist.test_images[sure_digits[4][0]], "four.png")
+    qtbot.waitUntil(lambda: tab.prediction_label.text().startswith("<b>4"))
+    assert tab.prediction_label.textFormat() == Qt.TextFormat.PlainText
+    assert tab.top3_label.text().startswith("Top 3: <b>4")
+    assert tab.top3_label.textFormat() == Qt.TextFormat.PlainText
+
+
 def test_batch_drop_fills_a_sortable_table_exported_to_csv(
     qtbot, tab, mnist, sure_digits, tmp_path
 ):
