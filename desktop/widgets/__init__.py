@@ -1,6 +1,17 @@
 """Reusable widgets: image view, kernel grid, charts, network view, draw canvas, ..."""
 
+from html import escape
+
 from PySide6.QtWidgets import QPushButton, QScrollArea, QSizePolicy, QWidget
+
+
+def plain_tip(text: str) -> str:
+    """A tooltip that shows ``text`` as written. Qt takes a tooltip with a tag before its first
+    line break for markup, so a class or file named ``<b>cat`` would show bold and swallow the
+    rest; text holding ``<`` or ``&`` is escaped into explicit rich text, line breaks kept."""
+    if "<" not in text and "&" not in text:
+        return text
+    return "<p style='white-space:pre-wrap'>" + escape(text) + "</p>"
 
 
 def compact(button: QPushButton) -> QPushButton:

@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop.widgets import plain_tip
 from desktop.workers import OneAtATime
 from engine.atomic import atomic_write
 from engine.inference import FileResult, classify_files_steps
@@ -92,7 +93,7 @@ class BatchTable(QTableWidget):
         self.setRowCount(len(rows))
         for r, row in enumerate(rows):
             name = QTableWidgetItem(relative_name(row.file, root))
-            name.setToolTip(row.file)
+            name.setToolTip(plain_tip(row.file))
             name.setData(Qt.ItemDataRole.UserRole, r)  # an index: Qt drops undecodable names
             prediction = QTableWidgetItem(row.prediction if not row.error else "–")
             prediction.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -100,7 +101,7 @@ class BatchTable(QTableWidget):
             confidence = _NumberItem(text, row.confidence)
             confidence.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             problem = QTableWidgetItem(row.error)
-            problem.setToolTip(row.error)
+            problem.setToolTip(plain_tip(row.error))
             problem.setForeground(QColor(192, 57, 43))
             for column, item in enumerate((name, prediction, confidence, problem)):
                 self.setItem(r, column, item)

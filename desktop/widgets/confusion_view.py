@@ -46,6 +46,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.qt_image import array_to_qimage
+from desktop.widgets import plain_tip
 from engine.preview import display_image
 from engine.visualize import (
     confusion_cell,
@@ -193,8 +194,10 @@ class ConfusionView(QWidget):
         n = int(self._confusion[t, p])
         accuracy = f"; {self._classes[t]} accuracy {self._accuracy[t]}" if self._accuracy else ""
         self.setToolTip(
-            f"true {self._classes[t]}, predicted {self._classes[p]}: {n} images "
-            f"({self._fractions[t, p] * 100:.1f}% of the {self._classes[t]}s{accuracy})"
+            plain_tip(
+                f"true {self._classes[t]}, predicted {self._classes[p]}: {n} images "
+                f"({self._fractions[t, p] * 100:.1f}% of the {self._classes[t]}s{accuracy})"
+            )
         )
 
     def paintEvent(self, _event: QPaintEvent) -> None:
@@ -348,7 +351,7 @@ class ImageGallery(QListWidget):
             painter.drawPixmap((width - 10 - thumb.width()) // 2, 0, thumb)
             painter.end()
             item = QListWidgetItem(QIcon(pixmap), caption)
-            item.setToolTip(tip)
+            item.setToolTip(plain_tip(tip))
             self.addItem(item)
 
 

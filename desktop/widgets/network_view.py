@@ -37,6 +37,7 @@ from PySide6.QtGui import QColor, QImage, QMouseEvent, QPainter, QPaintEvent, QP
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from desktop.qt_image import array_to_qimage
+from desktop.widgets import plain_tip
 from desktop.widgets.link_lines import Line, paint_links
 from engine.colormap import ramp
 from engine.connections import Connections, LazyConnections
@@ -778,7 +779,7 @@ class NetworkView(QWidget):
                 label = layer.labels[c] if layer.kind == "output" and c < len(layer.labels) else c
                 text = f"{layer.title} cell {label} = {float(layer.values[c]) + 0.0:.3g}"
         short, full = self._links_text()
-        self.setToolTip(full)
+        self.setToolTip(plain_tip(full))
         if text + short != self.hover_text:
             self.hover_text = text + short
             self.cell_hovered.emit(self.hover_text)

@@ -13,6 +13,7 @@ from PySide6.QtCore import QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPaintEvent
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
+from desktop.widgets import plain_tip
 from engine.inference import most_probable
 
 TOP_COLOR = QColor(230, 120, 30)
@@ -41,7 +42,7 @@ class ProbabilityChart(QWidget):
             raise ValueError(f"{probs.size} probabilities for {len(classes)} classes")
         self._probs = probs.copy()
         self._classes = [str(c) for c in classes]
-        self.setToolTip(self._tip())
+        self.setToolTip(plain_tip(self._tip()))
         self.update()
 
     def _tip(self) -> str:

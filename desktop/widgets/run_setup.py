@@ -43,6 +43,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.qt_image import array_to_pixmap
+from desktop.widgets import plain_tip
 from desktop.widgets.arch_text_edit import ArchTextEdit
 from desktop.widgets.architecture_view import ArchitectureView, ArchitectureWindow
 from desktop.workers import GeneratorWorker, start_worker
@@ -393,7 +394,7 @@ class RunSetup(QWidget):
         k = len(dataset.classes)
         shape = "×".join(str(s) for s in dataset.train_images.shape[1:])
         skipped = _skipped(dataset)
-        self.dataset_label.setToolTip("\n".join(dataset.skipped_lines()))
+        self.dataset_label.setToolTip(plain_tip("\n".join(dataset.skipped_lines())))
         shown = "" if preview.shown_classes == k else f" (the first {preview.shown_classes} shown)"
         self.dataset_label.setText(
             f"<b>{escape(dataset.name)}</b>: {len(dataset.train_labels):,} training and "

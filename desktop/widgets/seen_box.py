@@ -4,7 +4,7 @@ and the occlusion map, computed off the GUI thread a moment after the input sett
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import QTimer, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QGridLayout, QGroupBox, QLabel, QSizePolicy, QWidget
 
 from desktop.widgets.pixel_view import PixelView
@@ -32,6 +32,7 @@ class SeenBox(QGroupBox):
         self.occlusion_view = PixelView("occlusion map")
         self.occlusion_view.setObjectName("occlusionView")
         self.occlusion_label = QLabel(objectName="occlusionLabel", wordWrap=True)
+        self.occlusion_label.setTextFormat(Qt.TextFormat.PlainText)  # a class name, as written
         # room for three lines: the box keeps its height whatever the width (no clipped text)
         self.occlusion_label.setMinimumHeight(3 * self.fontMetrics().lineSpacing() + 4)
         grid = QGridLayout(self)

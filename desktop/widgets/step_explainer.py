@@ -106,6 +106,7 @@ class StepExplainer(QWidget):
         self.image.setScaledContents(True)
         self.image_caption = QLabel(objectName="stepImageCaption")
         self.image_caption.setWordWrap(True)
+        self.image_caption.setTextFormat(Qt.TextFormat.PlainText)  # a class name, as written
         self.image_caption.setFixedWidth(IMAGE_SIDE)
         self.outputs = _table("stepOutputs", ["class", "target", "before", "after", "change"])
         self.errors = QLabel(objectName="stepErrors")

@@ -271,6 +271,16 @@ def test_class_names_from_a_file_are_shown_as_written(qtbot, tab, model, mnist, 
     assert tab.prediction_label.textFormat() == Qt.TextFormat.PlainText
     assert tab.top3_label.text().startswith("Top 3: <b>4")
     assert tab.top3_label.textFormat() == Qt.TextFormat.PlainText
+    assert "\n<b>4: " in _as_shown(tab.chart.toolTip())  # the bars' tooltip, as Qt renders it
+
+
+def _as_shown(tip: str) -> str:
+    """The text Qt shows for tooltip ``tip`` (it takes text that looks like markup for it)."""
+    from PySide6 import QtGui
+
+    doc = QtGui.QTextDocument()
+    (doc.setHtml if QtGui.Qt.mightBeRichText(tip) else doc.setPlainText)(tip)
+    return doc.toPlainText()
 
 
 def test_batch_drop_fills_a_sortable_table_exported_to_csv(
