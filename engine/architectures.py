@@ -446,7 +446,7 @@ def _choose_file(path: Path, channels: int | None) -> Choice:
             raise ShapeError(f"{path}: too large for an architecture file (at most 8 MB)")
         text = path.read_text(encoding="utf-8-sig")  # Notepad starts UTF-8 with a BOM
         check_json_text(text, path, "the file")  # bounded before parsing (no RecursionError)
-        data = json.loads(text, parse_constant=_no_constant)
+        data = json.loads(text, parse_constant=_no_constant, parse_int=_short_int(path))
     except ModelFileError as exc:
         raise ShapeError(str(exc)) from None
     except ShapeError:
@@ -494,6 +494,19 @@ def _choose_file(path: Path, channels: int | None) -> Choice:
 
 def _no_constant(name: str) -> None:
     raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _short_int(path: Path) -> Callable[[str], int]:
+    """JSON's integers for the file ``path``, refused past 30 digits (no size needs more;
+    Python's own limit, 4,300 digits, spoke of ``sys.set_int_max_str_digits()``)."""
+
+    def read(digits: str) -> int:
+        if len(digits.lstrip("-")) > 30:
+            count = len(digits.lstrip("-"))
+            raise ShapeError(f"{path}: a number of {count:,} digits; no size needs so many")
+        return int(digits)
+
+    return read
 
 
 def stats(name: str, channels: int = 3, num_classes: int = 10) -> tuple[int, int]:
