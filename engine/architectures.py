@@ -437,7 +437,7 @@ def choose(arch: str, channels: int | None = None) -> Choice:
 
 def _choose_file(path: Path, channels: int | None) -> Choice:
     from engine.errors import ModelFileError
-    from engine.modelschema import MAX_META_CHARS, check_json_text
+    from engine.modelschema import MAX_META_CHARS, check_json_text, json_int
 
     try:
         if path.exists() and not path.is_file():  # a FIFO would block, a folder is no file
@@ -446,15 +446,17 @@ def _choose_file(path: Path, channels: int | None) -> Choice:
             raise ShapeError(f"{path}: too large for an architecture file (at most 8 MB)")
         text = path.read_text(encoding="utf-8-sig")  # Notepad starts UTF-8 with a BOM
         check_json_text(text, path, "the file")  # bounded before parsing (no RecursionError)
-        data = json.loads(text, parse_constant=_no_constant, parse_int=_short_int(path))
+        data = json.loads(text, parse_constant=_no_constant, parse_int=json_int)
     except ModelFileError as exc:
         raise ShapeError(str(exc)) from None
     except ShapeError:
         raise
     except OSError as exc:
         raise ShapeError(f"{path}: cannot read it ({exc.strerror or exc})") from None
-    except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError, a 5000-digit integer
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ShapeError(f"{path}: not a JSON file ({exc})") from None
+    except ValueError as exc:  # NaN, a number of thousands of digits
+        raise ShapeError(f"{path}: {exc}") from None
     if isinstance(data, dict) and isinstance(data.get("architecture"), dict):
         data = data["architecture"]  # a model file's whole metadata
     if not isinstance(data, dict) or not isinstance(data.get("name"), str):
@@ -494,19 +496,6 @@ def _choose_file(path: Path, channels: int | None) -> Choice:
 
 def _no_constant(name: str) -> None:
     raise ValueError(f"{name} is not a number JSON allows")
-
-
-def _short_int(path: Path) -> Callable[[str], int]:
-    """JSON's integers for the file ``path``, refused past 30 digits (no size needs more;
-    Python's own limit, 4,300 digits, spoke of ``sys.set_int_max_str_digits()``)."""
-
-    def read(digits: str) -> int:
-        if len(digits.lstrip("-")) > 30:
-            count = len(digits.lstrip("-"))
-            raise ShapeError(f"{path}: a number of {count:,} digits; no size needs so many")
-        return int(digits)
-
-    return read
 
 
 def stats(name: str, channels: int = 3, num_classes: int = 10) -> tuple[int, int]:

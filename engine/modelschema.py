@@ -52,11 +52,24 @@ def parse_meta_text(text: str, path: str | os.PathLike) -> object:
     refused (ConvScope writes null for them)."""
     check_json_text(text, path)
     try:
-        return json.loads(text, parse_constant=_no_constant)
+        return json.loads(text, parse_constant=_no_constant, parse_int=json_int)
     except json.JSONDecodeError as exc:
         raise ModelFileError(f"{path}: the metadata is not valid JSON ({exc})") from None
     except (ValueError, RecursionError) as exc:  # huge integers, NaN, depth (belt and braces)
         raise ModelFileError(f"{path}: the metadata cannot be read ({exc})") from None
+
+
+def json_int(digits: str) -> int:
+    """An integer of a JSON text (``json.loads``'s ``parse_int``), refused past
+    :data:`MAX_INT_DIGITS` digits: no count or size needs more, and Python's own limit (4,300
+    digits) gave a message about ``sys.set_int_max_str_digits()``."""
+    count = len(digits.lstrip("-"))
+    if count > MAX_INT_DIGITS:
+        raise ValueError(f"a number of {count:,} digits; no value needs so many")
+    return int(digits)
+
+
+MAX_INT_DIGITS = 30
 
 
 def check_json_text(text: str, path: str | os.PathLike, what: str = "the metadata") -> None:

@@ -76,7 +76,7 @@ def test_a_json_file_that_is_not_an_architecture(tmp_path):
     assert status == 2 and "not a JSON file" in err
     bad.write_text('{"name": "graph", "input_shape": [1, 28, ' + "9" * 5000 + "]}")
     status, _, err = run(["train", "--arch", str(bad)])  # past Python's 4,300-digit limit
-    assert status == 2 and err.count("\n") == 1 and "a number of 5,000 digits" in err, err
+    assert status == 2 and err.count("\n") == 1 and "bad.json: a number of 5,000 digits" in err, err
     assert "set_int_max_str_digits" not in err
     colour = tmp_path / "colour.json"
     colour.write_text(json.dumps({"name": "resnet8", "num_classes": 4, "input_shape": [3, 32, 32]}))

@@ -138,6 +138,10 @@ def _with_meta(arrays, **updates):
         (lambda a: _with_meta(a, classes=["a", "b"]), "architecture"),
         (lambda a: _with_meta(a, input={"shape": [1, 32, 32]}), "input shape"),
         (lambda a: {**a, "meta": np.array("{not json")}, "not valid JSON"),
+        (
+            lambda a: {**a, "meta": np.array('{"version": ' + "9" * 5000 + "}")},
+            r"cannot be read \(a number of 5,000 digits; no value needs so many\)$",
+        ),
     ],
 )
 def test_mismatched_files_are_refused(change, message, trained, tmp_path):
