@@ -73,6 +73,7 @@ class _Canvas(QWidget):
         self._lane_w = float(MIN_LANE)
         self.gutter = GUTTER
         self.gap = LANE_GAP
+        self.left = float(MARGIN)  # where the blocks' frames start (a narrow graph is centred)
 
     def set_facts(self, facts: list[NodeFacts]) -> None:
         self.facts = {f.name: f for f in facts}
@@ -101,11 +102,13 @@ class _Canvas(QWidget):
         self.gap = 6 if narrow else LANE_GAP
         least = MIN_NARROW_LANE if narrow else MIN_LANE
         self._lane_w = max(least, min(MAX_LANE, avail / grid.lanes))
+        width = int(MARGIN * 2 + self.gutter + grid.lanes * self._lane_w)
+        room = parent.width() if parent is not None else width
+        self.left = MARGIN + max(0, room - width) // 2  # a chain in a wide window: centred
         for p in grid.nodes:
-            x = MARGIN + self.gutter + p.lane * self._lane_w
+            x = self.left + self.gutter + p.lane * self._lane_w
             y = MARGIN + p.row * ROW_H
             self.rects[p.name] = QRectF(x, y, self._lane_w - self.gap, BOX_H)
-        width = int(MARGIN * 2 + self.gutter + grid.lanes * self._lane_w)
         self.setMinimumSize(width, MARGIN * 2 + grid.rows * ROW_H)
         self.resize(max(width, parent.width() if parent else width), self.minimumHeight())
         self.update()
@@ -167,7 +170,7 @@ class _Canvas(QWidget):
         painter.setFont(font)
         metrics = painter.fontMetrics()
         for block, span in spans.items():
-            frame = QRectF(MARGIN, span.top() - 4, span.right() + self.gap - 4 - MARGIN, 0)
+            frame = QRectF(self.left, span.top() - 4, span.right() + self.gap - 4 - self.left, 0)
             frame.setBottom(span.bottom() + 4)
             painter.setPen(QPen(QColor("#c8c8c8"), 1))
             painter.setBrush(QColor(0, 0, 0, 10))
@@ -177,7 +180,7 @@ class _Canvas(QWidget):
             painter.setPen(QColor("#555"))
             label = metrics.elidedText(block, Qt.TextElideMode.ElideMiddle, GUTTER - 6)
             painter.drawText(
-                QRectF(MARGIN + 3, span.top(), GUTTER - 4, BOX_H),
+                QRectF(self.left + 3, span.top(), GUTTER - 4, BOX_H),
                 Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
                 label,
             )

@@ -84,3 +84,21 @@ def test_inception_fits_the_train_tabs_panel_at_1024_px(qtbot):
     for name in view.node_names():
         _, bottom = view.node_label(name)
         assert bottom == facts[name].shape_text(), (name, bottom)
+
+
+def test_a_chain_is_centred_in_a_wide_window(qtbot):
+    """DenseNet is one lane: in the Larger view's 960 px it had sat against the left edge, two
+    thirds of the window empty beside it. It is centred, its block frame with it."""
+    view = ArchitectureView()
+    qtbot.addWidget(view)
+    view.resize(960, 600)
+    view.show()
+    view.set_facts(_facts("densenet"))
+    qtbot.waitUntil(lambda: view.viewport().width() > 900)
+    rects = [view.node_rect(n) for n in view.node_names()]
+    left = min(r.left() for r in rects)
+    right = max(r.right() for r in rects)
+    middle = view.viewport().width() / 2
+    assert left > 0.25 * view.viewport().width()
+    assert abs((left + right) / 2 - middle) < 60  # the gutter for block names is on its left
+    assert view.canvas.left < left
