@@ -61,15 +61,16 @@ def parse_meta_text(text: str, path: str | os.PathLike) -> object:
 
 def json_int(digits: str) -> int:
     """An integer of a JSON text (``json.loads``'s ``parse_int``), refused past
-    :data:`MAX_INT_DIGITS` digits: no count or size needs more, and Python's own limit (4,300
-    digits) gave a message about ``sys.set_int_max_str_digits()``."""
+    :data:`MAX_INT_DIGITS` digits in words of its own (Python's, at the same limit, spoke of
+    ``sys.set_int_max_str_digits()``); a shorter absurd value is left to the checks of its
+    field ("unknown model format version ...")."""
     count = len(digits.lstrip("-"))
     if count > MAX_INT_DIGITS:
         raise ValueError(f"a number of {count:,} digits; no value needs so many")
     return int(digits)
 
 
-MAX_INT_DIGITS = 30
+MAX_INT_DIGITS = 4_300  # Python's own limit on converting digits to int
 
 
 def check_json_text(text: str, path: str | os.PathLike, what: str = "the metadata") -> None:
