@@ -413,10 +413,19 @@ def choose(arch: str, channels: int | None = None) -> Choice:
     else; see :mod:`engine.archtext`). Checked now (ShapeError with the reason), before any
     data is loaded; the classes come later, in :meth:`Choice.architecture`. ``channels``: the
     images' colour; None when not fixed yet (a FILE.json then keeps its own, others are
-    grey)."""
+    grey; a text network that only colour 32x32 input fits is read for colour: the data
+    decides, and a grey dataset is refused when the text is chosen again for it)."""
     arch = arch.strip()
     if arch.lower().endswith(".json") and arch not in _REGISTRY:
         return _choose_file(Path(arch).expanduser(), channels)
+    if channels is None and arch not in _REGISTRY:
+        try:
+            return choose(arch, 1)
+        except ShapeError as grey:
+            try:
+                return choose(arch, 3)
+            except ShapeError:
+                raise grey from None
     channels = 1 if channels is None else channels
     if arch in _REGISTRY:
         return Choice("name", arch, input_shape_for(arch, channels), arch)

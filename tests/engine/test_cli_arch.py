@@ -201,3 +201,23 @@ def test_a_layer_field_too_many_or_missing_is_named_in_the_files_words(tmp_path,
     status, _, err = run(argv)
     assert status == 2 and "Traceback" not in err
     assert message in err.splitlines()[-1] and "__init__" not in err, err
+
+
+def test_a_text_network_that_only_colour_input_fits_trains_on_colour_data(colours, tmp_path):
+    """Five 2x2 poolings fit a colour 32x32 input, not a grey 28x28 one. Without --channels the
+    text was checked for grey before the (colour) data was read, and refused: "pool5: a 2x2
+    window does not fit its 1x1 input". The data decides; a grey dataset is still refused."""
+    from engine.modelfile import load_model
+
+    pools = ", ".join(["maxpool 2"] * 5)
+    arch = f"conv 4 3, relu, {pools}, flatten, dense 2"
+    out = tmp_path / "m.npz"
+    argv = ["train", "--arch", arch, "--batch-size", "4", "--val-fraction", "0"]
+    status, _, err = run([*argv, "--dataset", str(colours), "--out", str(out)])
+    assert status == 0, err
+    assert load_model(out).input_spec.shape == (3, 32, 32)
+    grey = ["--dataset", str(colours), "--channels", "1", "--out", str(tmp_path / "g.npz")]
+    status, _, err = run([*argv, *grey])
+    assert status == 2 and err.count("\n") == 1
+    assert "pool5: a 2x2 window does not fit its 1x1 input" in err
+    assert not (tmp_path / "g.npz").exists()
