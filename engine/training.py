@@ -380,6 +380,7 @@ def train(
                 f"{images.shape[1:]}; they must have the same size"
             )
     model.input_spec.to_tensor(images[:1])  # a ShapeError now if the images do not fit
+    _check_batchnorm_batches(model, config, len(images))
     loss_fn = get_loss(config.loss)
     if optimizer is None:
         optimizer = make_optimizer(config, model.parameters())
@@ -619,10 +620,31 @@ def _fewest(model: Network) -> int:
     """The fewest samples a training batch of ``model`` may have: 2 where a BatchNorm sees
     1x1 maps (one value per channel in a batch of one has no variance; PyTorch refuses it
     too), else 1. A shorter last batch joins the one before it."""
+    return 2 if _single_value_batchnorm(model) else 1
+
+
+def _single_value_batchnorm(model: Network) -> str:
+    """The name of the first BatchNorm layer of ``model`` that sees 1x1 maps, else ""."""
     for name, layer in model.nodes.items():
         if isinstance(layer, BatchNorm2D) and math.prod(model.output_shape(name)[1:]) == 1:
-            return 2
-    return 1
+            return name
+    return ""
+
+
+def _check_batchnorm_batches(model: Network, config: TrainConfig, n: int) -> None:
+    """Refuse, before training, what a BatchNorm on 1x1 maps cannot train on: batches of one
+    image (a batch size of 1, or a single training image)."""
+    name = _single_value_batchnorm(model)
+    if not name:
+        return
+    why = f"{name} normalises 1x1 maps, which needs at least 2 images in every training batch"
+    if config.batch_size < 2:
+        raise TrainConfigError(f"batch size 1 cannot train this network: {why}; use 2 or more")
+    if n < 2:
+        raise DatasetError(
+            f"only {n} training image: {why}; train on more images (or on larger maps: "
+            "fewer poolings or strides before it)"
+        )
 
 
 def _run(

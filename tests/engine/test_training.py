@@ -457,3 +457,23 @@ def test_a_last_batch_of_one_joins_the_one_before_when_batchnorm_sees_1x1_maps()
         if isinstance(e, BatchEnd)
     ]
     assert [e.batch for e in ends] == [1, 2, 3]
+
+
+def test_batches_of_one_on_1x1_batchnorm_maps_are_refused_at_the_call():
+    """A batch size of 1, or a single training image, cannot train a BatchNorm on 1x1 maps.
+    It failed at the first batch, after the run had begun, telling a user with batch 64 and
+    one image to "train with a batch of 2 or more"; now the call says what is wrong."""
+    from engine.archtext import to_spec
+    from engine.model import build_model
+
+    spec = to_spec("conv 4 3 stride 2, conv 4 3 stride 2, conv 4 3 stride 2, bn", (1, 8, 8), 3)
+    model = build_model(spec, np.random.default_rng(0))
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 256, (5, 8, 8), dtype=np.uint8)
+    labels = rng.integers(0, 3, 5)
+    with pytest.raises(TrainConfigError, match=r"^batch size 1 cannot train this network: bn1 "):
+        train(model, images, labels, TrainConfig(batch_size=1))
+    with pytest.raises(DatasetError, match=r"^only 1 training image: bn1 normalises 1x1 maps"):
+        train(model, images[:1], labels[:1], TrainConfig())
+    assert int(model.buffers()["bn1.num_batches_tracked"]) == 0
+    assert isinstance(list(train(model, images[:2], labels[:2], TrainConfig()))[-1], Finished)
