@@ -397,6 +397,10 @@ class _GoodWeights:
     def __init__(self, params: dict[str, np.ndarray], state: dict[str, np.ndarray]) -> None:
         self.params = params  # checked for soundness
         self.state = state  # copied and restored: the parameters and the buffers
+        # BatchNorm's running statistics: checked to be finite (a variance can overflow
+        # float32 while every weight is still finite, and the file would not load again)
+        floats = {k: v for k, v in state.items() if np.issubdtype(v.dtype, np.floating)}
+        self.stats = {k: v for k, v in floats.items() if k not in params}
         self.copy = {k: np.empty_like(v) for k, v in state.items()}
         self.where = "at the start of training"
         self.initial = self.largest()
@@ -420,6 +424,9 @@ class _GoodWeights:
             return "the weights became NaN or infinite"
         if top > self.limit:
             return f"the weights exploded (the largest grew from {self.initial:.3g} to {top:.3g})"
+        for k, v in self.stats.items():
+            if not np.isfinite(v).all():
+                return f"the BatchNorm statistics became NaN or infinite ({k})"
         return ""
 
     def take(self, where: str) -> bool:
@@ -515,9 +522,10 @@ class _Loop:
     def diverged(self, epoch: int, batch: int, what: str) -> Diverged:
         """The good weights back, and the event that says what went wrong and what to try."""
         self.good.restore()
+        restored = "weights and BatchNorm statistics" if self.good.stats else "weights"
         message = (
-            f"{what} at epoch {epoch} batch {batch}; {_advice(self.config)}; weights restored to "
-            f"those {self.good.where}"
+            f"{what} at epoch {epoch} batch {batch}; {_advice(self.config)}; {restored} "
+            f"restored to those {self.good.where}"
         )
         return Diverged(epoch, batch, message, self.finish("diverged"))
 

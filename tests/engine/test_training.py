@@ -477,3 +477,27 @@ def test_batches_of_one_on_1x1_batchnorm_maps_are_refused_at_the_call():
         train(model, images[:1], labels[:1], TrainConfig())
     assert int(model.buffers()["bn1.num_batches_tracked"]) == 0
     assert isinstance(list(train(model, images[:2], labels[:2], TrainConfig()))[-1], Finished)
+
+
+def test_batchnorm_statistics_that_overflow_end_the_run_with_them_restored():
+    """A running variance can overflow float32 while every weight is still finite (a
+    convolution's outputs near 1e19). The run had finished and its file did not load again
+    ("bn1.running_var contains NaN or infinite values"); now it has diverged, and the
+    statistics are the last good ones."""
+    from engine.archtext import to_spec
+    from engine.model import build_model
+
+    model = build_model(to_spec("conv 4 3, bn, relu", (1, 8, 8), 3), np.random.default_rng(0))
+    model.parameters()["conv1.weight"][...] *= np.float32(3e18)
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 256, (20, 8, 8), dtype=np.uint8)
+    labels = rng.integers(0, 3, 20)
+    events = list(train(model, images, labels, TrainConfig(batch_size=4)))
+    assert isinstance(events[-1], Diverged)
+    message = events[-1].message
+    assert "the BatchNorm statistics became NaN or infinite (bn1.running_var)" in message
+    assert message.endswith(
+        "weights and BatchNorm statistics restored to those at the start of training"
+    )
+    buffers = model.buffers()
+    assert np.all(buffers["bn1.running_var"] == 1) and int(buffers["bn1.num_batches_tracked"]) == 0
