@@ -5,9 +5,9 @@ split, build, train, evaluate on the test split, record the metadata). The job (
 worker thread) loops over its events (training events, ``Progress`` of the evaluation,
 ``RunEnded`` last) and adds a few of its own, all plain data:
 
-- ``WeightsSnapshot``: copies of the weights every ``snapshot_interval`` seconds, at each epoch
-  end, on pause and when the training ends; the GUI rebuilds activations and filters from them,
-  so it never touches the model being trained.
+- ``WeightsSnapshot``: copies of the weights and buffers every ``snapshot_interval`` seconds,
+  at each epoch end, on pause and when the training ends; the GUI rebuilds activations and
+  filters from them, so it never touches the model being trained.
 - ``ProbeLoss``: the loss on a small fixed set, measured whenever the run pauses (a step = one
   batch between two pauses, so the user sees the loss before and after that batch).
 - ``StepExplanation`` (or ``StepNotExplained``): after a single step, the article's Figure 15
@@ -149,6 +149,13 @@ def _probe_set(run: TrainingRun) -> tuple[np.ndarray, np.ndarray, bool]:
     return x[:n], y[:n], held_out
 
 
+def _state_copy(model) -> dict:
+    """Copies of the weights and the buffers (BatchNorm's running statistics, which the live
+    view's evaluation-mode pass uses: a copy of the weights alone left them as they were when
+    the run began)."""
+    return {k: v.copy() for k, v in model.state_dict().items()}
+
+
 def _job(
     run: TrainingRun, log: TrainingLog, snapshot_interval: float, pinned: Pinned
 ) -> Iterator[object]:
@@ -175,12 +182,12 @@ def _job(
         now = time.perf_counter()
         if isinstance(event, Paused):
             yield probe()
-            yield WeightsSnapshot(model.get_weights())
+            yield WeightsSnapshot(_state_copy(model))
             last_snapshot = now
         elif isinstance(event, (EpochEnd, Finished, Cancelled, Diverged)) or (
             isinstance(event, BatchEnd) and now - last_snapshot >= snapshot_interval
         ):
-            yield WeightsSnapshot(model.get_weights())
+            yield WeightsSnapshot(_state_copy(model))
             last_snapshot = now
 
 

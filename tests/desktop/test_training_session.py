@@ -55,3 +55,21 @@ def test_a_pause_measures_the_probe_loss_and_snapshots():
     assert isinstance(next(job), WeightsSnapshot)
     control.cancel()
     assert isinstance(list(job)[-1], RunEnded)
+
+
+def test_snapshots_carry_batchnorm_statistics_so_the_live_view_matches_the_model():
+    """The tab's live view is a clone fed with snapshots and runs in evaluation mode, which
+    reads BatchNorm's running statistics: snapshots of the weights alone left the clone's at
+    their values of the run's start, and its bars and maps differed from the model's."""
+    dataset = load_dataset("mnist", limit=96)
+    config = TrainConfig(epochs=1, batch_size=32)
+    run = training_run(dataset, RunSettings("resnet8", config, test_limit=10))
+    view = run.model.clone()
+    for event in run_job(run, TrainingLog(), snapshot_interval=1e9, threads=1):
+        if isinstance(event, WeightsSnapshot):
+            view.set_weights(event.weights)
+    live = run.model.state_dict()
+    assert int(live["bn1.num_batches_tracked"]) == 3
+    assert all(np.array_equal(view.state_dict()[k], live[k]) for k in live)
+    x = dataset.test_images[:4]
+    np.testing.assert_array_equal(view.predict_proba(x), run.model.predict_proba(x))
