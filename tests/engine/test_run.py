@@ -273,3 +273,28 @@ def test_a_thousand_class_file_saved_with_its_whole_confusion_matrix_still_opens
     confusion = np.array(again.meta["evaluation"]["confusion"])
     assert confusion.shape == (1000, 1000) and confusion.sum() == 1000
     np.testing.assert_array_equal(confusion, ended.evaluation.confusion)
+
+
+def test_continuing_keeps_batchnorm_statistics_and_starts_a_fresh_optimiser(digits, tmp_path):
+    """The README's promise for *Continue model*: the weights and BatchNorm's running
+    statistics and counts go on; the optimiser starts afresh (a model file holds no optimiser
+    state), so a model continued from its file trains exactly as the one kept in memory."""
+    from engine.modelfile import load_model, save_model
+
+    text = "conv 4 3, bn, relu, maxpool 2, flatten"
+    settings = RunSettings(text, TrainConfig(epochs=1, batch_size=100, seed=4), test_limit=20)
+    first = training_run(digits, settings)
+    list(first.events())
+    assert int(first.model.buffers()["bn1.num_batches_tracked"]) == 5
+    save_model(first.model, tmp_path / "m.npz")
+    loaded = load_model(tmp_path / "m.npz")
+    kept, again = (
+        training_run(digits, settings, model=first.model),
+        training_run(digits, settings, model=loaded),
+    )
+    assert kept.optimizer.steps == 0  # momentum from zero: the first step sets the velocity
+    for run in (kept, again):
+        list(run.events())
+    state, other = kept.model.state_dict(), again.model.state_dict()
+    assert int(state["bn1.num_batches_tracked"]) == 10
+    assert all(np.array_equal(state[k], other[k]) for k in state)
