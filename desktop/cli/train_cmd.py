@@ -101,11 +101,22 @@ def _add_network_arguments(parser: argparse.ArgumentParser, group: argparse._Arg
     arch = RunSettings().architecture
     group.add_argument(
         "--arch",
-        default=arch,
+        default=None,
         metavar="NAME|TEXT|FILE.json",
         help=f"the network: one of {', '.join(architectures.names())} (default {arch}; see "
         "docs/FAMILY.md), a network in the text form below, or a JSON file with the "
         "architecture of a model file",
+    )
+    group.add_argument(
+        "--continue",
+        dest="continue_from",
+        default=None,
+        metavar="MODEL.npz",
+        help="train a saved model further instead of a new network (a model file, or "
+        "'shipped' / 'photos'), as the Train tab's Continue model does: its weights and "
+        "BatchNorm statistics carry on, the optimiser and the schedule start afresh; the "
+        "data is read at its input size, its classes picked from the dataset (default --out: "
+        "NAME-continued.npz)",
     )
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = (
@@ -226,9 +237,9 @@ def run(args: argparse.Namespace) -> int:
 
     progress = Progress()
     t_start = time.perf_counter()
-    dataset, choice, run_, out = _start(args, progress)
+    dataset, label, run_, out = _start(args, progress)
     t_loaded = time.perf_counter()
-    _announce(progress, choice.label, dataset.name, run_)
+    _announce(progress, label, dataset.name, run_)
     ended = _train(run_, args.workers, progress)
     t_done = time.perf_counter()
     summary = _summary(args, dataset.name, ended)
@@ -261,13 +272,18 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _start(args: argparse.Namespace, progress: Progress) -> tuple[Any, Any, Any, Path]:
+def _start(args: argparse.Namespace, progress: Progress) -> tuple[Any, str, Any, Path]:
     """Check the options, load the dataset, set the run up (every engine check before any
-    training): the dataset, the architecture choice, the run and the output path."""
+    training): the dataset, what is trained (the network's label), the run and the output
+    path."""
     from engine.architectures import choose, image_sizes
     from engine.run import training_run
 
     config = _config(args)
+    if args.continue_from is not None:
+        return _start_continued(args, config, progress)
+    if args.arch is None:
+        args.arch = RunSettings().architecture
     # NAME, TEXT or FILE.json: checked before loading. The images keep their own colour unless
     # --channels says otherwise or the network (a FILE.json) fixes it
     choice = choose(args.arch, args.channels)
@@ -308,7 +324,51 @@ def _start(args: argparse.Namespace, progress: Progress) -> tuple[Any, Any, Any,
         run_ = training_run(dataset, settings)  # every check, before anything is trained
     except ValueError as exc:  # the engine's checks are EngineErrors; this is the rest
         raise CliError(str(exc)) from None
-    return dataset, choice, run_, out
+    return dataset, choice.label, run_, out
+
+
+def _start_continued(
+    args: argparse.Namespace, config: Any, progress: Progress
+) -> tuple[Any, str, Any, Path]:
+    """:func:`_start` for ``--continue MODEL.npz``: the model file is read and checked first,
+    then the dataset at its input, with its classes (in the order of its outputs)."""
+    from desktop.cli.common import resolve_model_path
+    from engine.modelfile import load_model
+    from engine.run import training_run
+
+    if args.arch is not None:
+        raise CliError("--continue trains the network of its model file; leave out --arch")
+    path = resolve_model_path(args.continue_from)
+    model = load_model(path)
+    shape = tuple(int(s) for s in model.input_spec.shape)
+    if args.channels is not None and args.channels != shape[0]:
+        raise CliError(f"{path.name} takes {shape[0]}-channel input; leave out --channels")
+    name = model.architecture.get("name") if isinstance(model.architecture, dict) else None
+    args.arch = str(name or path.stem)  # what --json reports as the network
+    out = _check_out_path(args.out or f"{path.stem}-continued.npz")
+    classes = args.classes if args.classes is not None else [str(c) for c in model.classes]
+    dataset = load_dataset_for(args.dataset, shape, args.limit, progress, classes=classes)
+    progress.close()
+    for line in dataset.skipped_lines():
+        progress.message(line)
+    resized = dataset.resized_line(path.name)
+    if resized:
+        progress.message(resized)
+    augment, augment_name = _augment(args, dataset)
+    settings = RunSettings(
+        architecture=model.architecture,
+        config=config,
+        val_fraction=args.val_fraction,
+        augment=augment,
+        augment_name=augment_name,
+        out=out,
+        limit=args.limit,
+    )
+    try:
+        run_ = training_run(dataset, settings, model=model)  # classes and images checked
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    return dataset, path.name, run_, out
 
 
 def _announce(progress: Progress, label: str, dataset_name: str, run_: Any) -> None:

@@ -424,3 +424,61 @@ def test_the_report_of_many_classes_names_the_worst_confusions_not_a_huge_table(
     at = lines.index("most confused classes (the whole matrix: --json), true -> predicted:")
     assert lines[at + 1 : at + 3] == ["  kind 7 -> kind 8: 3 images", "  kind 9 -> kind 2: 1 image"]
     assert max(len(line) for line in lines) < 100
+
+
+def test_continue_trains_a_saved_model_further_as_the_train_tab_does(
+    trained, digits_folder, tmp_path, monkeypatch
+):
+    """``--continue MODEL.npz``: the CLI's way to what the Train tab's Continue model does
+    (the same engine run, ``training_run(model=...)``); the input file is left as it was and
+    the result goes to NAME-continued.npz unless --out says otherwise."""
+    from engine.modelfile import load_model
+    from engine.run import RunSettings, training_run
+    from engine.training import TrainConfig
+
+    path, _, _ = trained
+    before = path.read_bytes()
+    monkeypatch.chdir(tmp_path)
+    args = ["train", "--continue", str(path), "--dataset", str(digits_folder)]
+    status, out, err = _run_in_process([*args, "--epochs", "1", "--seed", "5", "--json"])
+    assert status == 0, err
+    assert json.loads(out)["model"] == "digits-continued.npz" and path.read_bytes() == before
+    assert "training digits.npz on " in err
+    continued = load_model(tmp_path / "digits-continued.npz")
+    # the engine's continued run with the same settings gives the same weights
+    from engine.datasets import load_dataset
+
+    dataset = load_dataset(str(digits_folder))
+    settings = RunSettings(
+        architecture=load_model(path).architecture, config=TrainConfig(epochs=1, seed=5)
+    )
+    run = training_run(dataset, settings, model=load_model(path))
+    for _ in run.events():
+        pass
+    original = load_model(path).parameters()
+    for key, value in run.model.parameters().items():
+        assert np.allclose(continued.parameters()[key], value, atol=1e-6), key
+        assert not np.array_equal(value, original[key]), key  # trained further
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--arch", "vgg"], "leave out --arch"),
+        (["--channels", "3"], "takes 1-channel input; leave out --channels"),
+        (["--classes", "1,2"], "the model knows the classes 0, 1, 2, 3, 4, 5, ... (10 in all)"),
+    ],
+)
+def test_continue_refuses_what_the_model_cannot_take(trained, digits_folder, extra, message):
+    path, _, _ = trained
+    argv = ["train", "--continue", str(path), "--dataset", str(digits_folder), *extra]
+    status, out, err = _run_in_process(argv)
+    assert status == 2 and out == "" and "Traceback" not in err
+    assert err.splitlines()[-1].startswith("convscope train: ") and message in err, err
+
+
+def test_continue_refuses_a_file_that_is_not_a_model(tmp_path):
+    fake = tmp_path / "fake.npz"
+    fake.write_bytes(b"PK\x03\x04 not really a zip")
+    status, out, err = _run_in_process(["train", "--continue", str(fake)])
+    assert status == 2 and out == "" and err.count("\n") == 1 and "fake.npz" in err, err
