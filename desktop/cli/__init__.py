@@ -28,6 +28,7 @@ SUBCOMMANDS = (
     "download",
     "export",
     "features",
+    "describe",
 )
 
 
