@@ -419,6 +419,11 @@ class RunSetup(QWidget):
     def _axis(self, side: str) -> pg.AxisItem:
         return self.counts_plot.getPlotItem().getAxis(side)
 
+    def _show_arch_error(self, text: str) -> None:
+        """The architecture's error line: shown with a message only (no empty band)."""
+        self.arch_error.setText(text)
+        self.arch_error.setVisible(bool(text))
+
     def _mark_field(self, field: str) -> None:
         """Frame the custom form's field that does not read in red (none: ``""``), as the
         text form underlines its bad token."""
@@ -623,8 +628,7 @@ class RunSetup(QWidget):
             in_form = isinstance(exc, FieldError)
             self._mark_field(exc.field if isinstance(exc, FieldError) else "")
             what = "In the text" if in_text else "This network does not fit"
-            self.arch_error.setText(str(exc) if in_form else f"{what}: {exc}")
-            self.arch_error.show()
+            self._show_arch_error(str(exc) if in_form else f"{what}: {exc}")
             self.layer_table.setRowCount(0)
             what_now = "Fix the network's text to see its diagram"
             if in_form:
@@ -635,8 +639,7 @@ class RunSetup(QWidget):
             self.params_label.setText("")
             self.architecture_changed.emit()
             return
-        self.arch_error.setText("")
-        self.arch_error.hide()
+        self._show_arch_error("")
         self.arch_text.mark(0, 0)
         self._mark_field("")
         self.architecture_view.set_facts(describe_model(model))
