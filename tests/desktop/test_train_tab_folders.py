@@ -18,6 +18,15 @@ def _pets(root, rng):
     return root
 
 
+def _load(qtbot, setup, root) -> None:
+    """Load the folder ``root`` and wait for IT (the tab's first dataset, MNIST, may still be
+    loading when the folder is set: its own dataset_loaded comes first)."""
+    with qtbot.waitSignal(
+        setup.dataset_loaded, timeout=30_000, check_params_cb=lambda d: d.source == str(root)
+    ):
+        setup.set_source(root, None)
+
+
 def test_a_folder_that_cannot_be_loaded_says_why_in_plain_words(qtbot, make_tab, tmp_path):  # noqa: F811
     tab = make_tab()
     setup = tab.setup
@@ -37,8 +46,7 @@ def test_unreadable_files_in_a_folder_are_named_with_their_reasons(qtbot, make_t
     (root / "dog" / "cut.png").write_bytes(b"\x89PNG\r\n\x1a\n")
     tab = make_tab()
     setup = tab.setup
-    with qtbot.waitSignal(setup.dataset_loaded, timeout=30_000):
-        setup.set_source(root, None)
+    _load(qtbot, setup, root)
     text = setup.dataset_label.text()
     assert "2 unreadable files skipped: cat/notes.png, dog/cut.png" in text
     tip = setup.dataset_label.toolTip()
@@ -49,15 +57,13 @@ def test_unreadable_files_in_a_folder_are_named_with_their_reasons(qtbot, make_t
     many = _pets(tmp_path / "many", np.random.default_rng(1))
     for i in range(7):
         (many / "cat" / f"bad{i}.jpg").write_bytes(b"")
-    with qtbot.waitSignal(setup.dataset_loaded, timeout=30_000):
-        setup.set_source(many, None)
+    _load(qtbot, setup, many)
     assert "7 unreadable files skipped: cat/bad0.jpg, cat/bad1.jpg, cat/bad2.jpg, …" in (
         setup.dataset_label.text()
     )
     assert "... and 2 more unreadable files skipped" in setup.dataset_label.toolTip()
 
-    with qtbot.waitSignal(setup.dataset_loaded, timeout=30_000):
-        setup.set_source(_pets(tmp_path / "good", np.random.default_rng(2)), None)
+    _load(qtbot, setup, _pets(tmp_path / "good", np.random.default_rng(2)))
     assert "skipped" not in setup.dataset_label.text() and not setup.dataset_label.toolTip()
 
 
@@ -68,8 +74,7 @@ def test_a_folder_named_like_markup_is_shown_by_its_name(qtbot, make_tab, tmp_pa
     (root / "cat" / "<i>.png").write_text("not a picture")
     tab = make_tab()
     setup = tab.setup
-    with qtbot.waitSignal(setup.dataset_loaded, timeout=30_000):
-        setup.set_source(root, None)
+    _load(qtbot, setup, root)
     shown = QTextDocument()
     shown.setHtml(setup.dataset_label.text())  # what the label shows
     assert shown.toPlainText().startswith("cats <b> & dogs: 6 training and 2 test images")

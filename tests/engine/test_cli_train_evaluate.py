@@ -464,7 +464,6 @@ def test_continue_trains_a_saved_model_further_as_the_train_tab_does(
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--arch", "vgg"], "leave out --arch"),
         (["--channels", "3"], "takes 1-channel input; leave out --channels"),
         (["--classes", "1,2"], "the model knows the classes 0, 1, 2, 3, 4, 5, ... (10 in all)"),
     ],
@@ -475,6 +474,14 @@ def test_continue_refuses_what_the_model_cannot_take(trained, digits_folder, ext
     status, out, err = _run_in_process(argv)
     assert status == 2 and out == "" and "Traceback" not in err
     assert err.splitlines()[-1].startswith("convscope train: ") and message in err, err
+
+
+def test_continue_and_arch_are_one_or_the_other(trained, capsys):
+    path, _, _ = trained
+    with pytest.raises(SystemExit) as refused:
+        main(["train", "--continue", str(path), "--arch", "vgg"])
+    assert refused.value.code == 2
+    assert "argument --arch: not allowed with argument --continue" in capsys.readouterr().err
 
 
 def test_continue_refuses_a_file_that_is_not_a_model(tmp_path):
