@@ -122,7 +122,6 @@ def _start(args: argparse.Namespace, progress: Progress) -> tuple[Any, str, Any,
     training): the dataset, what is trained (the network's label), the run and the output
     path."""
     from engine.architectures import choose, image_sizes
-    from engine.run import training_run
 
     config = _config(args)
     if args.continue_from is not None:
@@ -144,29 +143,12 @@ def _start(args: argparse.Namespace, progress: Progress) -> tuple[Any, str, Any,
         image_size=sizes,
     )
     progress.close()
-    for line in dataset.skipped_lines():
-        progress.message(line)
     if dataset.input_shape[0] != choice.input_shape[0]:
         choice = choose(args.arch, dataset.input_shape[0])
-    resized = dataset.resized_line(choice.label)  # "CIFAR-10 32x32 images resized to 28x28 ..."
-    if resized:
-        progress.message(resized)
     if out is None:
         out = _check_out_path(model_file_name(choice.label, dataset.name))
-    augment, augment_name = _augment(args, dataset)
-    settings = RunSettings(
-        architecture=choice.architecture(len(dataset.classes)),
-        config=config,
-        val_fraction=args.val_fraction,
-        augment=augment,
-        augment_name=augment_name,
-        out=out,
-        limit=args.limit,
-    )
-    try:
-        run_ = training_run(dataset, settings)  # every check, before anything is trained
-    except ValueError as exc:  # the engine's checks are EngineErrors; this is the rest
-        raise CliError(str(exc)) from None
+    architecture = choice.architecture(len(dataset.classes))
+    run_ = _set_up(args, progress, dataset, choice.label, config, out, architecture)
     return dataset, choice.label, run_, out
 
 
@@ -177,7 +159,6 @@ def _start_continued(
     then the dataset at its input, with its classes (in the order of its outputs)."""
     from desktop.cli.common import resolve_model_path
     from engine.modelfile import load_model
-    from engine.run import training_run
 
     path = resolve_model_path(args.continue_from)
     model = load_model(path)
@@ -190,14 +171,33 @@ def _start_continued(
     classes = args.classes if args.classes is not None else [str(c) for c in model.classes]
     dataset = load_dataset_for(args.dataset, shape, args.limit, progress, classes=classes)
     progress.close()
+    run_ = _set_up(args, progress, dataset, path.name, config, out, model.architecture, model)
+    return dataset, path.name, run_, out
+
+
+def _set_up(
+    args: argparse.Namespace,
+    progress: Progress,
+    dataset: Any,
+    label: str,
+    config: Any,
+    out: Path,
+    architecture: Any,
+    model: Any = None,
+) -> Any:
+    """What the data's reading left to say (files skipped, images resized for ``label``), then
+    the run of a new network (``architecture``) or of ``model`` further: every engine check
+    (the classes, the images, the sizes) before anything is trained."""
+    from engine.run import training_run
+
     for line in dataset.skipped_lines():
         progress.message(line)
-    resized = dataset.resized_line(path.name)
+    resized = dataset.resized_line(label)  # "CIFAR-10 32x32 images resized to 28x28 ..."
     if resized:
         progress.message(resized)
     augment, augment_name = _augment(args, dataset)
     settings = RunSettings(
-        architecture=model.architecture,
+        architecture=architecture,
         config=config,
         val_fraction=args.val_fraction,
         augment=augment,
@@ -206,10 +206,9 @@ def _start_continued(
         limit=args.limit,
     )
     try:
-        run_ = training_run(dataset, settings, model=model)  # classes and images checked
-    except ValueError as exc:
+        return training_run(dataset, settings, model=model)
+    except ValueError as exc:  # the engine's checks are EngineErrors; this is the rest
         raise CliError(str(exc)) from None
-    return dataset, path.name, run_, out
 
 
 def _announce(progress: Progress, label: str, dataset_name: str, run_: Any) -> None:
