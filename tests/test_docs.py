@@ -38,3 +38,56 @@ def test_architecture_map_names_every_module_and_no_missing_one():
     stems = {p.stem for p in (ROOT / "desktop" / "widgets").glob("*.py")}
     stale = {w for w in listed if "_" in w and w not in stems}
     assert not stale, f"the layout's widgets/ names modules that do not exist: {stale}"
+
+
+def _readme() -> str:
+    return (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+_SCALE = {"": 1, "million": 10**6, "billion": 10**9}
+
+
+def _quoted(pattern: str) -> int:
+    """The number the README writes where ``pattern``'s group ``n`` (and optional ``scale``)
+    stands, as an int: "2,000" -> 2000, "8 million" -> 8000000."""
+    found = re.search(pattern, _readme())
+    assert found, f"the README no longer says {pattern!r}"
+    scale = found.groupdict().get("scale") or ""
+    return int(found["n"].replace(",", "")) * _SCALE[scale]
+
+
+def test_readme_limits_table_quotes_the_constants():
+    from engine import archtext, dataset_types, idx, imageio, modelschema, modelsize, modelzip
+    from engine.filters import kernelfile, kernels
+
+    n = r"(?P<n>[0-9][0-9,]*)(?: (?P<scale>million|billion))?"
+    quoted = {
+        rf"Image files \| {n} megapixels": imageio.MAX_PIXELS // 10**6,
+        rf"Model file \| {n} MB on disk": modelzip.MAX_MODEL_BYTES >> 20,
+        rf"at most {n} archive entries": modelzip.MAX_MEMBERS,
+        rf"Model metadata \| {n} characters": modelschema.MAX_META_CHARS,
+        rf"nesting depth {n},": modelschema.MAX_META_DEPTH,
+        rf"depth [0-9]+, {n} JSON values": modelschema.MAX_META_VALUES,
+        rf"1 to {n} classes of at most": modelschema.MAX_CLASSES,
+        rf"classes of at most {n} printable": modelschema.MAX_CLASS_NAME,
+        rf"thinned to {n} points": modelschema.MAX_HISTORY_POINTS,
+        rf"before building \(`modelsize.py`\): {n} parameters": modelsize.MAX_PARAMETERS,
+        rf"buffers, {n} activation values": modelsize.MAX_ACTIVATIONS,
+        rf"values and {n} multiply-adds per image": modelsize.MAX_MULTIPLY_ADDS,
+        rf"per image, {n} layers": modelsize.MAX_NODES,
+        rf"input sides up to {n} pixels": modelsize.MAX_INPUT_SIDE,
+        rf"pixels and {n} channels \|": modelsize.MAX_INPUT_CHANNELS,
+        rf"Datasets \| {n} classes": dataset_types.MAX_CLASSES,
+        rf"may be big \(up to {n} layers": modelsize.MAX_NODES,
+        rf"layers, {n} channels a layer\)": archtext.MAX_WIDTH,
+        rf"datasets may\s+have up to {n} classes": dataset_types.MAX_CLASSES,
+        rf"images up to {n} pixels a side and": dataset_types.MAX_IMAGE_SIDE,
+        rf"better than {n}:1 refused": idx._MAX_GZIP_RATIO,
+        rf"class names of {n} characters": dataset_types.MAX_CLASS_NAME,
+        rf"with an odd side of 1 to {n}": max(kernels.KERNEL_SIZES),
+        rf"at most {n} per job": kernels.MAX_KERNELS,
+        rf"numbers of at most {n} characters": kernels.MAX_CELL_CHARS,
+    }
+    wrong = {p: (_quoted(p), v) for p, v in quoted.items() if _quoted(p) != v}
+    assert not wrong, f"README quotes (quoted, code): {wrong}"
+    assert kernelfile.MAX_FILE_BYTES == 1 << 20 and "kernel files of 1 MB" in _readme()
