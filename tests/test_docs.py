@@ -91,3 +91,15 @@ def test_readme_limits_table_quotes_the_constants():
     wrong = {p: (_quoted(p), v) for p, v in quoted.items() if _quoted(p) != v}
     assert not wrong, f"README quotes (quoted, code): {wrong}"
     assert kernelfile.MAX_FILE_BYTES == 1 << 20 and "kernel files of 1 MB" in _readme()
+
+
+def test_readme_family_table_quotes_each_members_size():
+    """The performance section's family table: parameters and millions of multiply-adds of
+    each member at its colour input, as engine.architectures.stats computes them."""
+    from engine import architectures
+
+    rows = re.findall(r"^\| `([a-z0-9-]+)` \| ([0-9,]+) \| ([0-9.]+) \|", _readme(), re.M)
+    assert [r[0] for r in rows] == architectures.names()
+    for name, params, macs in rows:
+        p, m = architectures.stats(name, 3)
+        assert (int(params.replace(",", "")), macs) == (p, f"{m / 1e6:.1f}"), name
