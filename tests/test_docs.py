@@ -103,3 +103,12 @@ def test_readme_family_table_quotes_each_members_size():
     for name, params, macs in rows:
         p, m = architectures.stats(name, 3)
         assert (int(params.replace(",", "")), macs) == (p, f"{m / 1e6:.1f}"), name
+
+
+def test_readme_download_sizes_are_the_ones_the_download_announces():
+    from engine.download import CIFAR10, FASHION_MNIST
+
+    readme = _readme()
+    assert re.search(rf"download cifar10 +# optional, {CIFAR10.approx_mb} MB;", readme)
+    assert f"official binary archive ({CIFAR10.approx_mb} MB, MD5-checked)" in readme
+    assert f"MIT licence, about {FASHION_MNIST.approx_mb} MB)" in readme
