@@ -394,10 +394,9 @@ def image_files_in(folder: str | os.PathLike[str]) -> list[Path]:
 def expand_paths(
     paths: Sequence[str | os.PathLike[str]],
 ) -> tuple[list[Path], list[tuple[str, str]]]:
-    """Files to classify, in order (folders expanded by :func:`image_files_in`), and
-    ``(path, problem)`` pairs for folders with no images or that cannot be listed.
-
-    A missing file stays in the list: reading it gives the reason (as for any unreadable file).
+    """Files to classify, in order (folders expanded by :func:`image_files_in`; a missing file
+    stays: reading it gives the reason), and ``(path, problem)`` pairs for folders that cannot
+    be listed or hold no images (naming their subfolders, which are not searched).
     """
     files: list[Path] = []
     problems: list[tuple[str, str]] = []
@@ -408,11 +407,14 @@ def expand_paths(
             continue
         try:
             inside = image_files_in(path)
+            subs = [] if inside else [p for p in sorted(path.iterdir()) if _is_dir(p)]
         except OSError as exc:
             problems.append((str(given), f"the folder cannot be listed ({exc.strerror or exc})"))
             continue
         if not inside:
-            problems.append((str(given), "the folder holds no image files"))
+            named = " ".join([str(p) for p in subs if not p.name.startswith(".")][:2])
+            hint = f"; its subfolders are not searched: name them, e.g. {named}" if named else ""
+            problems.append((str(given), f"the folder holds no image files{hint}"))
         files.extend(inside)
     return files, problems
 

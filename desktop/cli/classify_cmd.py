@@ -47,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.epilog = (
         "Examples: convscope classify shipped digit.png; convscope classify photos boat.jpg "
-        "pets/. Exit status: 0 all classified, 1 some files failed (reported on stderr), "
+        "pets/cat/. Exit status: 0 all classified, 1 some files failed (reported on stderr), "
         "2 nothing classified."
     )
     add_model_argument(parser)

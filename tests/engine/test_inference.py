@@ -127,6 +127,8 @@ def test_one_folder_rule_dot_files_and_non_images_are_skipped(tmp_path):
     files, problems = expand_paths([tmp_path / "b.png", empty, tmp_path, tmp_path / "gone.png"])
     assert [p.name for p in files] == ["b.png", "a.JPG", "b.png", "gone.png"]
     assert problems == [(str(empty), "the folder holds no image files")]
+    (empty / ".git").mkdir()  # a hidden folder is no folder to name
+    assert expand_paths([empty])[1] == [(str(empty), "the folder holds no image files")]
     too_long = "x" * 400 + ".png"
     files, problems = expand_paths([too_long])  # left for reading to report
     assert files == [tmp_path.__class__(too_long)] and problems == []
@@ -248,3 +250,20 @@ def test_most_probable_lists_the_likeliest_classes_first_ties_in_class_order():
     probs = np.array([0.1, 0.3, 0.05, 0.3, 0.25])
     assert most_probable(probs, 3) == [1, 3, 4]
     assert most_probable(probs, 9) == [1, 3, 4, 0, 2] and most_probable(probs, 0) == []
+
+
+def test_a_folder_of_class_folders_says_to_name_them(tmp_path):
+    """A dataset's folder (pets/cat, pets/dog, as `train --dataset` reads) given to classify:
+    its subfolders are not searched, and the one line says which to give instead."""
+    for name in ("dog", "cat", "bird"):
+        (tmp_path / "pets" / name).mkdir(parents=True)
+        Image.new("RGB", (8, 8)).save(tmp_path / "pets" / name / "a.png")
+    files, problems = expand_paths([tmp_path / "pets"])
+    pets = tmp_path / "pets"
+    assert files == [] and problems == [
+        (
+            str(pets),
+            "the folder holds no image files; its subfolders are not searched: name them, "
+            f"e.g. {pets / 'bird'} {pets / 'cat'}",
+        )
+    ]
