@@ -26,8 +26,15 @@ MODEL_HELP = (
 )
 
 
-def add_model_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", metavar="MODEL", help=MODEL_HELP)
+#: ``read``'s MODEL: a photo model is refused there, so its help does not offer one.
+DIGIT_MODEL_HELP = (
+    "a digit model file (.npz) saved by ConvScope (classes 0-9, one channel), or 'shipped' for "
+    "the bundled LeNet-5 trained on MNIST digits"
+)
+
+
+def add_model_argument(parser: argparse.ArgumentParser, text: str = MODEL_HELP) -> None:
+    parser.add_argument("model", metavar="MODEL", help=text)
 
 
 def add_classes_argument(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:

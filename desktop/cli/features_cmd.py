@@ -26,7 +26,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--layer", default=None, metavar="NAME", help="the node (default: the first convolution)"
     )
-    parser.add_argument("--method", choices=("patches", "synthesis"), default="patches")
+    parser.add_argument(
+        "--method",
+        choices=("patches", "synthesis"),
+        default="patches",
+        help="'patches': the dataset patches that excite each filter most; 'synthesis': "
+        "inputs synthesised to excite it (default patches)",
+    )
     parser.add_argument(
         "--dataset",
         default=None,

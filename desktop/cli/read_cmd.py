@@ -19,6 +19,7 @@ from typing import Any
 
 from desktop.cli import CliError
 from desktop.cli.common import (
+    DIGIT_MODEL_HELP,
     EXIT_ALL_FAILED,
     EXIT_SOME_FAILED,
     add_model_argument,
@@ -40,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = (
         "Exit status: 0 all read, 1 some files failed (reported on stderr), 2 nothing read."
     )
-    add_model_argument(parser)
+    add_model_argument(parser, DIGIT_MODEL_HELP)
     parser.add_argument("images", metavar="IMAGE", nargs="+", help="image files or folders of them")
     parser.add_argument(
         "--json",

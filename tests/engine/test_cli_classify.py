@@ -317,6 +317,14 @@ def test_help_speaks_of_photos_too(capsys):
     assert "photo" in out and "'photos'" in out and "digit" in out
 
 
+def test_read_help_offers_only_the_models_it_reads(capsys):
+    # `read photos ...` is refused (a digit model is needed): its MODEL help does not offer it
+    with pytest.raises(SystemExit):
+        main(["read", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "'shipped'" in out and "digit model" in out and "'photos'" not in out
+
+
 def test_a_model_of_many_classes_lists_its_most_probable_ones(capsys, tmp_path):
     from engine.model import build_model
     from engine.modelfile import save_model

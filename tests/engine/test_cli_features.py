@@ -54,3 +54,11 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, monkeypatch, extra, 
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err and err.startswith("convscope features: error:")
     assert not (tmp_path / "grid.png").exists()
+
+
+def test_help_says_what_each_method_draws(capsys):
+    with pytest.raises(SystemExit):
+        main(["features", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "'patches': the dataset patches" in out and "'synthesis': inputs synthesised" in out
+    assert "(default patches)" in out
