@@ -112,3 +112,19 @@ def test_readme_download_sizes_are_the_ones_the_download_announces():
     assert re.search(rf"download cifar10 +# optional, {CIFAR10.approx_mb} MB;", readme)
     assert f"official binary archive ({CIFAR10.approx_mb} MB, MD5-checked)" in readme
     assert f"MIT licence, about {FASHION_MNIST.approx_mb} MB)" in readme
+
+
+def test_architecture_md_lists_every_train_config_field_with_its_default():
+    import ast
+    import dataclasses
+
+    from engine.training import TrainConfig
+
+    text = (ROOT / "docs" / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    block = text.split("class TrainConfig:", 1)[1].split("# optim.DEFAULT_LR", 1)[0]
+    listed = dict(re.findall(r"(\w+): \w+ = ([^;#\n]+)", block))
+    fields = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    assert set(listed) == set(fields)
+    for name, written in listed.items():
+        if name != "lr":  # written as DEFAULT_LR["momentum"]
+            assert ast.literal_eval(written.strip()) == fields[name], name
