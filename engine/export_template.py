@@ -835,7 +835,9 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--weight-decay", default=0.0, help="L2 penalty (default 0)", **number)
     t.add_argument("--seed", type=_at_least(0, high=MAX_SEED), default=0, metavar="N",
                    help="shuffling, test split, random weights (default 0)")  # fmt: skip
-    t.add_argument("--device", default="auto", help="auto (a GPU if there is one), cpu, cuda")
+    t.add_argument("--device", default="auto",
+                   help="auto (a GPU if there is one), cpu, cuda, "
+                        "cuda:N (GPU N; one process)")  # fmt: skip
     t.add_argument("--threads", type=_at_least(1, high=MAX_THREADS), metavar="N",
                    help="CPU threads per process")  # fmt: skip
     if not _speaks():  # argparse's usage and error: the first process of the machine says it

@@ -430,6 +430,14 @@ def test_help_names_odd_files_and_classes(capsys, tmp_path):
     assert text.count("100% cats.npz") == 2
 
 
+def test_train_help_names_every_device_it_takes(capsys, exported):
+    # the README: "--device cuda:N picks GPU N for a single process"
+    mod, _ = exported
+    with pytest.raises(SystemExit):
+        mod.main(["train", "--help"])
+    assert "cuda:N (GPU N; one process)" in " ".join(capsys.readouterr().out.split())
+
+
 def test_without_weights_to_start_from_it_says_so_in_one_line(
     capsys, tmp_path, exported, monkeypatch
 ):
