@@ -76,7 +76,7 @@ LIMITS = (
     (2_000, "2,000 (a few seconds)"),
     (10_000, "10,000 (quick first run)"),
     (30_000, "30,000"),
-    (None, "all (60,000 for MNIST)"),
+    (None, "all of them"),  # MNIST: 60,000 (the tooltip); a folder: what it holds
 )
 ARCHITECTURES = (*architectures.names(), "custom", "text")  # the registry, then the two forms
 IDEAS = {  # the paragraph under the Network box: the idea each member adds (the registry's)
