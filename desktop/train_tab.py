@@ -317,6 +317,11 @@ class TrainTab(QWidget):
         self.charts.set_uniform_loss(uniform, f"{name}: a uniform guess", INIT_NOTE)
         self._pending_batch = self._pending_weights = None
         self._ui_timer.start()
+        self.result = None  # the results page showed the previous model's test
+        self.results.clear(
+            "Training: the test accuracy, confusion matrix and mistakes of this model appear "
+            "here when the run ends."
+        )
         self._show_message("")
         self.progress.setMaximum(max(1, config.epochs * len(run.train_labels)))
         self.progress.setValue(0)
@@ -449,7 +454,13 @@ class TrainTab(QWidget):
             self._state.status_posted.emit(
                 f"Model {event.status}; the Classify tab can choose it now"
             )
-        if event.evaluation is not None:
+        if event.evaluation is None:
+            why = "diverged" if event.status == "diverged" else f"was stopped at {event.where}"
+            self.results.clear(
+                f"The run {why}: this model was not tested. A run that ends shows its test "
+                "accuracy, confusion matrix and mistakes here."
+            )
+        else:
             self.result = event.evaluation
             run = self.session.run
             files = run.dataset.test_files  # image folders: shown with the mistakes
@@ -462,6 +473,7 @@ class TrainTab(QWidget):
     def _on_session_errored(self, message: str) -> None:
         self._run_status = "error"
         self._show_message(f"Training failed: {message}", error=True)
+        self.results.clear("Training failed: this model was not tested.")
 
     def _on_session_stopped(self) -> None:
         self._ui_timer.stop()
@@ -670,6 +682,8 @@ class TrainTab(QWidget):
             return
         self.model, self._view_model, offered = models
         self._unsaved = False  # the file has it
+        self.result = None  # the results page showed another model's test
+        self.results.clear(f"Loaded {path.name}: train it further to test it here.")
         self.continue_check.setChecked(True)
         self._show_message(
             f"Loaded {path.name}. Start trains it further ('Continue model' is ticked); "

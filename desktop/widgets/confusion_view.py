@@ -110,6 +110,16 @@ class ConfusionView(QWidget):
         self.selected = None
         self.update()
 
+    def clear(self) -> None:
+        """No matrix (the placeholder text instead)."""
+        self._confusion = None
+        self._accuracy, self._classes = [], []
+        self._image, self._image_side = QImage(), None
+        self._label_width = self._geometry = None
+        self.selected = None
+        self.setToolTip("")
+        self.update()
+
     def sizeHint(self) -> QSize:
         return QSize(420, 420)
 
@@ -355,6 +365,9 @@ class ImageGallery(QListWidget):
             self.addItem(item)
 
 
+NO_RESULT = "Train a model: its test accuracy, confusion matrix and mistakes appear here."
+
+
 class ResultsPanel(QWidget):
     """Test accuracy, the confusion matrix (per-class accuracy in its last column), the images
     of a clicked cell and the most confident mistakes, for one ``EvaluationResult``."""
@@ -364,10 +377,7 @@ class ResultsPanel(QWidget):
         self.result = None
         self._images: np.ndarray | None = None
         self._files: list[str] | None = None
-        self.test_label = QLabel(
-            "Train a model: its test accuracy, confusion matrix and mistakes appear here.",
-            objectName="testAccuracy",
-        )
+        self.test_label = QLabel(NO_RESULT, objectName="testAccuracy")
         self.test_label.setWordWrap(True)
         self.confusion_view = ConfusionView()
         self.confusion_view.cell_clicked.connect(self._on_confusion_view_cell_clicked)
@@ -384,6 +394,16 @@ class ResultsPanel(QWidget):
         layout = QHBoxLayout(self)
         layout.addLayout(left, 1)
         layout.addLayout(right, 1)
+
+    def clear(self, text: str = NO_RESULT) -> None:
+        """No result (``text`` says why): nothing of an earlier model's test stays in sight."""
+        self.result, self._images, self._files = None, None, None
+        self.test_label.setText(text)
+        self.confusion_view.clear()
+        self.cell_gallery.clear()
+        self.cell_label.setText("Click a cell of the matrix to see its images.")
+        self.mistakes_label.setText("Most confident mistakes (true→predicted)")
+        self.mistakes_gallery.clear()
 
     def show_result(
         self, result, images: np.ndarray, files: list[str] | None = None, split: str = ""

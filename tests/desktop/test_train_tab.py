@@ -849,3 +849,23 @@ def test_a_heavy_networks_live_view_follows_the_training_off_the_gui_thread(
     assert [v.name for v in shown] == [v.name for v in want]
     for view, expected in zip(shown, want, strict=True):
         assert np.allclose(view.values, expected.values), view.name
+
+
+def test_the_results_page_never_shows_an_earlier_models_test(qtbot, tab):
+    # A second run kept the first run's test accuracy, matrix and mistakes on the results
+    # page (and in tab.result): stopped, it still claimed the first model's accuracy.
+    assert _run(qtbot, tab) == "finished"
+    results = tab.results
+    assert "Test accuracy" in results.test_label.text() and results.mistakes_gallery.count()
+    tab.setup.epochs_spin.setValue(30)
+    qtbot.mouseClick(tab.start_button, Qt.MouseButton.LeftButton)
+    assert tab.result is None and "Test accuracy" not in results.test_label.text()
+    assert "when the run ends" in results.test_label.text()
+    assert results.confusion_view.accuracy_texts() == [] and results.mistakes_gallery.count() == 0
+    qtbot.waitUntil(lambda: len(tab.session.log) >= 2, timeout=RUN_TIMEOUT)
+    with qtbot.waitSignal(tab.training_finished, timeout=RUN_TIMEOUT) as stopped:
+        qtbot.mouseClick(tab.stop_button, Qt.MouseButton.LeftButton)
+    assert stopped.args == ["cancelled"]
+    assert "stopped at epoch 1 batch" in results.test_label.text()
+    assert "not tested" in results.test_label.text()
+    assert results.confusion_view.accuracy_texts() == []
