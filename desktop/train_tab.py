@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLayout,
+    QMessageBox,
     QProgressBar,
     QPushButton,
     QSplitter,
@@ -624,7 +625,7 @@ class TrainTab(QWidget):
         there is no model), False when the user cancelled or the file could not be written
         (a message says why)."""
         from engine.modelfile import save_model
-        from engine.run import trained_model_file_name
+        from engine.run import model_file_path, trained_model_file_name
 
         if self.model is None:
             return True
@@ -633,7 +634,10 @@ class TrainTab(QWidget):
         )
         if not name:
             return False
-        path = Path(name).with_suffix(".npz")
+        path = model_file_path(name)  # the dialog asked about replacing `name`, not `path`
+        if path != Path(name) and path.exists() and not self._replace_confirmed(path):
+            self._state.status_posted.emit(f"Not saved: {path.name} kept as it was")
+            return False
         try:
             save_model(self.model, path)
         except (EngineError, OSError) as exc:
@@ -642,6 +646,17 @@ class TrainTab(QWidget):
         self._state.status_posted.emit(f"Saved the model to {path}")
         self._unsaved = False
         return True
+
+    def _replace_confirmed(self, path: Path) -> bool:
+        button = QMessageBox.StandardButton
+        answer = QMessageBox.question(
+            self,
+            "Replace the file?",
+            f"{path.name} already exists in {path.parent}. Replace it with this model?",
+            button.Yes | button.No,
+            button.No,
+        )
+        return answer == button.Yes
 
     def has_unsaved_model(self) -> bool:
         """A model was trained here, one batch at least (by a run over or still going), and

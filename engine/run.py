@@ -138,6 +138,13 @@ def trained_model_file_name(model: Network) -> str:
     return model_file_name(label, dataset.get("name") if isinstance(dataset, dict) else None)
 
 
+def model_file_path(name: str | os.PathLike[str]) -> Path:
+    """``name`` as a model file's path: ``.npz`` added unless it ends so already
+    (``lenet.v2`` -> ``lenet.v2.npz``; never ``lenet.npz``, another file than the one named)."""
+    path = Path(name).expanduser()
+    return path if path.suffix.lower() == ".npz" else path.with_name(path.name + ".npz")
+
+
 def check_writable(out: str | os.PathLike[str]) -> Path:
     """The model path ``out`` if a model file can be written there, else :class:`RunError`.
 
@@ -393,6 +400,7 @@ __all__ = [
     "TrainingRun",
     "architecture_for",
     "check_writable",
+    "model_file_path",
     "record_metadata",
     "training_run",
 ]

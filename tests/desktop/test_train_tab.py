@@ -869,3 +869,30 @@ def test_the_results_page_never_shows_an_earlier_models_test(qtbot, tab):
     assert "stopped at epoch 1 batch" in results.test_label.text()
     assert "not tested" in results.test_label.text()
     assert results.confusion_view.accuracy_texts() == []
+
+
+def test_save_adds_npz_to_the_name_typed_and_asks_before_replacing_another_file(
+    qtbot, tab, tmp_path, monkeypatch
+):
+    # "lenet.v2" was saved as lenet.npz and "mine" as mine.npz: another file than the one the
+    # dialog had checked, silently replaced (the model kept there lost).
+    assert _run(qtbot, tab) == "finished"
+    for name in ("lenet.npz", "mine.npz"):
+        (tmp_path / name).write_bytes(b"an earlier model")
+    names = [tmp_path / "lenet.v2", tmp_path / "mine", tmp_path / "mine"]
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a: (str(names.pop(0)), ""))
+    asked, answers = [], [QMessageBox.StandardButton.No, QMessageBox.StandardButton.Yes]
+
+    def question(_parent, title, text, *_args):
+        asked.append(text)
+        return answers.pop(0)
+
+    monkeypatch.setattr(QMessageBox, "question", question)
+    qtbot.mouseClick(tab.save_button, Qt.MouseButton.LeftButton)
+    assert (tmp_path / "lenet.v2.npz").is_file() and asked == []
+    assert (tmp_path / "lenet.npz").read_bytes() == b"an earlier model"
+    qtbot.mouseClick(tab.save_button, Qt.MouseButton.LeftButton)  # "mine": No
+    assert len(asked) == 1 and "mine.npz already exists" in asked[0]
+    assert (tmp_path / "mine.npz").read_bytes() == b"an earlier model"
+    qtbot.mouseClick(tab.save_button, Qt.MouseButton.LeftButton)  # "mine": Yes
+    assert len(asked) == 2 and (tmp_path / "mine.npz").read_bytes() != b"an earlier model"

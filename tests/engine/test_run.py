@@ -21,6 +21,7 @@ from engine.run import (
     RunSettings,
     check_writable,
     model_file_name,
+    model_file_path,
     trained_model_file_name,
     training_run,
 )
@@ -72,6 +73,12 @@ def test_a_run_splits_trains_evaluates_and_records_its_metadata(digits):
     assert meta["history"]["status"] == "finished" and meta["trained_at"].endswith("+00:00")
     assert meta["training_seconds"] > 0
     assert trained_model_file_name(run.model) == "lenet5-digits.npz"  # what Save offers
+
+
+def test_a_typed_model_file_name_gets_npz_added_never_replaced():
+    assert model_file_path("/m/lenet.v2") == Path("/m/lenet.v2.npz")  # not /m/lenet.npz
+    assert model_file_path("/m/mine") == Path("/m/mine.npz")
+    assert model_file_path("/m/mine.NPZ") == Path("/m/mine.NPZ")
 
 
 def test_the_offered_file_name_says_network_and_data():
