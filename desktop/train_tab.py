@@ -67,6 +67,7 @@ from desktop.workers import GeneratorWorker, hold_collection_while, start_worker
 from engine.errors import EngineError
 from engine.layers import INIT_NOTE
 from engine.losses import uniform_guess_loss
+from engine.run import family_name
 from engine.training import BatchEnd
 from engine.visualize import format_duration
 
@@ -309,7 +310,8 @@ class TrainTab(QWidget):
         self.live.set_model(self._view_model)
         self._probe = None
         self._run_status = "error"
-        self._run_label = self.setup.describe()
+        # a continued model is trained whatever the Network box shows: the label names it
+        self._run_label = self.setup.describe(f"{family_name(run.model)} continued" if keep else "")
         config = settings.config
         self.charts.begin_run(self._run_label, config.epochs)
         k = len(run.model.classes)

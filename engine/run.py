@@ -129,13 +129,19 @@ def _slug(text: str) -> str:
 def trained_model_file_name(model: Network) -> str:
     """:func:`model_file_name` of a model: its family member's name (``custom`` for others)
     and the dataset its metadata says it was trained on."""
+    dataset = model.meta.get("dataset")
+    return model_file_name(
+        family_name(model), dataset.get("name") if isinstance(dataset, dict) else None
+    )
+
+
+def family_name(model: Network) -> str:
+    """The family member ``model`` is (``resnet8``), or ``custom`` for a network of one's own."""
     from engine import architectures
 
     arch = model.architecture
     name = str(arch.get("name")) if isinstance(arch, dict) else str(arch)
-    label = name if name in architectures.names() else "custom"
-    dataset = model.meta.get("dataset")
-    return model_file_name(label, dataset.get("name") if isinstance(dataset, dict) else None)
+    return name if name in architectures.names() else "custom"
 
 
 def model_file_path(name: str | os.PathLike[str]) -> Path:
@@ -400,6 +406,7 @@ __all__ = [
     "TrainingRun",
     "architecture_for",
     "check_writable",
+    "family_name",
     "model_file_path",
     "record_metadata",
     "training_run",

@@ -793,9 +793,10 @@ class RunSetup(QWidget):
     def validation_fraction(self) -> float:
         return float(self.val_spin.value())
 
-    def describe(self) -> str:
-        """A short label for the run list, e.g. "lenet5 · momentum lr 0.01 · bs 64 · 10,000"."""
-        arch = self.arch_combo.currentText()
+    def describe(self, network: str = "") -> str:
+        """A short label for the run list, e.g. "lenet5 · momentum lr 0.01 · bs 64 · 10,000";
+        ``network`` names the network instead of the Network box (a continued model's)."""
+        arch = network or self.arch_combo.currentText()
         n = len(self.dataset.train_labels) if self.dataset is not None else 0
         data = f"{self.dataset.name} · " if self.dataset is not None else ""
         return (

@@ -896,3 +896,18 @@ def test_save_adds_npz_to_the_name_typed_and_asks_before_replacing_another_file(
     assert (tmp_path / "mine.npz").read_bytes() == b"an earlier model"
     qtbot.mouseClick(tab.save_button, Qt.MouseButton.LeftButton)  # "mine": Yes
     assert len(asked) == 2 and (tmp_path / "mine.npz").read_bytes() != b"an earlier model"
+
+
+def test_a_continued_run_is_named_after_the_model_it_trains_not_the_network_box(qtbot, tab):
+    # With Continue model ticked and another network chosen, the run trained the kept LeNet-5
+    # but was labelled with the chosen network: the Classify tab listed "Trained here:
+    # lenet-article ..." for a LeNet-5.
+    state = tab._state
+    assert _run(qtbot, tab) == "finished"
+    tab.continue_check.setChecked(True)
+    tab.setup.choose_architecture("lenet-article")
+    qtbot.waitUntil(tab.start_button.isEnabled)
+    assert _run(qtbot, tab) == "finished"
+    assert tab.model.architecture["name"] == "lenet5"
+    label = state.offered_models[-1][0]
+    assert label.startswith("Trained here: lenet5 continued · ") and "lenet-article" not in label
