@@ -29,7 +29,7 @@ from desktop.cli.common import load_dataset_for
 from desktop.cli.progress import Progress, format_duration
 from desktop.cli.train_options import add_arguments as add_arguments  # the options
 from engine.optim import DEFAULT_LR
-from engine.run import RunSettings, model_file_name
+from engine.run import RunSettings, family_name, model_file_name
 from engine.training import TrainConfig
 
 HELP = (
@@ -165,8 +165,7 @@ def _start_continued(
     shape = tuple(int(s) for s in model.input_spec.shape)
     if args.channels is not None and args.channels != shape[0]:
         raise CliError(f"{path.name} takes {shape[0]}-channel input; leave out --channels")
-    name = model.architecture.get("name") if isinstance(model.architecture, dict) else None
-    args.arch = str(name or path.stem)  # what --json reports as the network
+    args.arch = family_name(model)  # what --json reports as the network
     out = _check_out_path(args.out or f"{path.stem}-continued.npz")
     classes = args.classes if args.classes is not None else [str(c) for c in model.classes]
     dataset = load_dataset_for(args.dataset, shape, args.limit, progress, classes=classes)
