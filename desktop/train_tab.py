@@ -205,7 +205,7 @@ class TrainTab(QWidget):
         self.continue_check.setToolTip(
             "Continue the current model: Start trains the loaded or last trained model further"
         )
-        self.continue_check.toggled.connect(self._update_buttons)
+        self.continue_check.toggled.connect(self._on_continue_check_toggled)
         self.save_button = QPushButton("Save…", objectName="saveModelButton")
         self.save_button.setToolTip("Save the model to a file")
         self.load_button = QPushButton("Load…", objectName="loadModelButton")
@@ -242,6 +242,10 @@ class TrainTab(QWidget):
         self._update_buttons()
 
     # ----- buttons ----------------------------------------------------------------------
+    def _on_continue_check_toggled(self, checked: bool) -> None:
+        self.setup.show_kept_model(self.model if checked else None)  # what Start will train
+        self._update_buttons()
+
     def _update_buttons(self) -> None:
         running = self.session.is_running()
         paused = running and self.session.control.paused
@@ -702,6 +706,7 @@ class TrainTab(QWidget):
         self.result = None  # the results page showed another model's test
         self.results.clear(f"Loaded {path.name}: train it further to test it here.")
         self.continue_check.setChecked(True)
+        self.setup.show_kept_model(self.model)  # ticked before: the new model all the same
         self._show_message(
             f"Loaded {path.name}. Start trains it further ('Continue model' is ticked); "
             "the Classify tab can choose it."

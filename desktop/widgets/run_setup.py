@@ -60,7 +60,7 @@ from engine.modelsize import check_architecture
 from engine.optim import DEFAULT_LR, OPTIMIZERS
 from engine.preview import DatasetPreview, dataset_preview
 from engine.progress import CancelFlag, Progress
-from engine.run import FIRST_RUN, RunSettings, architecture_for
+from engine.run import FIRST_RUN, RunSettings, architecture_for, family_name
 from engine.training import TrainConfig
 
 FOLDER = "folder"  # the source choice that asks for a folder
@@ -195,6 +195,8 @@ class RunSetup(QWidget):
         self._samples = np.zeros((0, 0), dtype=np.int64)
         self._arch_timer = QTimer(self, singleShot=True, interval=ARCH_DELAY_MS)
         self._arch_timer.timeout.connect(self._on_architecture_changed)
+        self._kept = None  # the model Start trains while Continue model is ticked (show_kept_model)
+        self._running = False
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self._build_dataset_group())
@@ -605,8 +607,25 @@ class RunSetup(QWidget):
         self.load()
         return True
 
+    def show_kept_model(self, model) -> None:
+        """While Continue model is ticked Start trains ``model``, whatever the Network box says:
+        the diagram, the layer table and the counts show it, and the Network box is off until
+        it is unticked (``None``: the Network box's choice again)."""
+        self._kept = model
+        self.set_enabled_for_run(self._running)
+        self._on_architecture_changed()
+
     def _on_architecture_changed(self, *_args) -> None:
         self._arch_timer.stop()
+        if self._kept is not None:
+            self.arch_idea.setText(
+                f"<b>Continue model</b> is ticked: Start trains the model kept here "
+                f"({escape(family_name(self._kept))}), drawn below. Untick it to choose a network."
+            )
+            self._show_arch_error("")
+            self._show_network(self._kept)
+            self.architecture_changed.emit()
+            return
         self.custom_box.setVisible(self.arch_combo.currentText() == "custom")
         self.arch_text.setVisible(self.arch_combo.currentText() == "text")
         self.arch_idea.setText(IDEAS.get(self.arch_combo.currentText(), ""))
@@ -642,6 +661,11 @@ class RunSetup(QWidget):
         self._show_arch_error("")
         self.arch_text.mark(0, 0)
         self._mark_field("")
+        self._show_network(model)
+        self.architecture_changed.emit()
+
+    def _show_network(self, model) -> None:
+        """``model``'s diagram, layer table and counts."""
         self.architecture_view.set_facts(describe_model(model))
         rows = model.summary()
         self.layer_table.setRowCount(len(rows) + 1)
@@ -663,7 +687,6 @@ class RunSetup(QWidget):
         self.params_label.setText(
             f"{params:,} trainable parameters · {macs:,} multiply-adds per image"
         )
-        self.architecture_changed.emit()
 
     def architecture_ok(self) -> bool:
         """The network fits (as of the last check; typing re-checks after a short pause)."""
@@ -807,13 +830,8 @@ class RunSetup(QWidget):
     def set_enabled_for_run(self, running: bool) -> None:
         """Freeze the settings during a run (the dataset preview stays clickable, the
         diagram and the layer table stay readable: hover details, "Larger view…")."""
-        for widget in (
-            self.source_combo,
-            self.limit_combo,
-            self.classes_edit,
-            self.arch_combo,
-            self.arch_text,
-            self.custom_box,
-            self.hyper_group,
-        ):
+        self._running = running
+        for widget in (self.source_combo, self.limit_combo, self.classes_edit, self.hyper_group):
             widget.setEnabled(not running)
+        for widget in (self.arch_combo, self.arch_text, self.custom_box):  # the Network box
+            widget.setEnabled(not running and self._kept is None)

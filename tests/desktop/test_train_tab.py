@@ -911,3 +911,23 @@ def test_a_continued_run_is_named_after_the_model_it_trains_not_the_network_box(
     assert tab.model.architecture["name"] == "lenet5"
     label = state.offered_models[-1][0]
     assert label.startswith("Trained here: lenet5 continued · ") and "lenet-article" not in label
+
+
+def test_with_continue_model_ticked_the_diagram_shows_the_model_start_trains(qtbot, tab):
+    # The diagram, layer table and counts showed the Network box's choice while Start was to
+    # train the kept model: a user looking at VGG's diagram trained a LeNet-5.
+    assert _run(qtbot, tab) == "finished"
+    setup = tab.setup
+    setup.choose_architecture("vgg")
+    qtbot.waitUntil(lambda: "bn1" in " ".join(setup.architecture_view.node_names()))
+    qtbot.mouseClick(tab.continue_check, Qt.MouseButton.LeftButton)
+    assert tab.continue_check.isChecked()
+    names = setup.architecture_view.node_names()
+    assert "conv1" in names and not any(n.startswith("bn") for n in names)  # LeNet-5's
+    assert setup.layer_table.item(1, 0).text().startswith("conv1")
+    assert not setup.arch_combo.isEnabled()
+    assert "Start trains the model kept here (lenet5)" in setup.arch_idea.text()
+    assert "61,706 trainable parameters" in setup.params_label.text()
+    qtbot.mouseClick(tab.continue_check, Qt.MouseButton.LeftButton)  # the Network box again
+    assert setup.arch_combo.isEnabled()
+    assert "bn1" in " ".join(setup.architecture_view.node_names())
