@@ -437,8 +437,8 @@ class TrainTab(QWidget):
     def _on_training_ended(self, event: object) -> None:
         """The training part is over (the evaluation may follow)."""
         self._pending_batch = None
-        if len(self.session.log):  # new weights, in no file yet (none before a first batch)
-            self._unsaved = True
+        if len(self.session.log) and not (isinstance(event, Diverged) and event.at_start):
+            self._unsaved = True  # new weights, in no file yet (none before a first batch)
         self._refresh_charts()
         if isinstance(event, Diverged):
             self._show_message(f"Training diverged and was stopped: {event.message}.", error=True)

@@ -257,6 +257,9 @@ class Paused:
     batch: int
 
 
+AT_START = "at the start of training"  # where a diverged run's weights went back to, at worst
+
+
 @dataclass(frozen=True)
 class Resumed:
     epoch: int
@@ -269,6 +272,7 @@ class Diverged:
     batch: int
     message: str
     history: dict = field(default_factory=dict, compare=False)
+    at_start: bool = False  # the weights went back to the run's start: it changed nothing
 
 
 @dataclass(frozen=True)
@@ -402,7 +406,7 @@ class _GoodWeights:
         floats = {k: v for k, v in state.items() if np.issubdtype(v.dtype, np.floating)}
         self.stats = {k: v for k, v in floats.items() if k not in params}
         self.copy = {k: np.empty_like(v) for k, v in state.items()}
-        self.where = "at the start of training"
+        self.where = AT_START
         self.initial = self.largest()
         self.limit = max(WEIGHT_LIMIT, 100.0 * self.initial)
         self.problem = ""  # why the last take() refused, for the message
@@ -527,7 +531,8 @@ class _Loop:
             f"{what} at epoch {epoch} batch {batch}; {_advice(self.config)}; {restored} "
             f"restored to those {self.good.where}"
         )
-        return Diverged(epoch, batch, message, self.finish("diverged"))
+        at_start = self.good.where == AT_START
+        return Diverged(epoch, batch, message, self.finish("diverged"), at_start=at_start)
 
     def start_epoch(self) -> None:
         self.order = self.shuffle_rng.permutation(self.n)
@@ -672,7 +677,7 @@ def _run(
     divergence and validated; the steps themselves are :class:`_Loop`'s."""
     n_val = 0 if val_images is None else len(val_images)
     loop = _Loop(model, images, labels, config, loss_fn, optimizer, n_val, augment, clock)
-    if not loop.good.take("at the start of training"):
+    if not loop.good.take(AT_START):
         yield Diverged(
             1,
             0,

@@ -206,6 +206,10 @@ def test_a_diverging_run_stops_with_a_message_and_good_weights(qtbot, tab):
     assert "diverged" in text and "restored" in text and "too high" in text
     assert all(np.isfinite(p).all() for p in tab.model.parameters().values())
     assert tab.progress.format().startswith("Diverged")
+    # back to the weights it started from (this one blows up in its first batches): nothing
+    # was learned, so quitting does not ask to save it
+    assert "restored to those at the start of training" in text
+    assert not tab.has_unsaved_model()
 
 
 def test_confusion_cell_click_shows_its_images(qtbot, tab):
