@@ -325,6 +325,7 @@ class TrainTab(QWidget):
         self._pending_batch = self._pending_weights = None
         self._ui_timer.start()
         self.result = None  # the results page showed the previous model's test
+        self.pages.setCurrentIndex(0)  # the run is watched live; its test follows when it ends
         self.results.clear(
             "Training: the test accuracy, confusion matrix and mistakes of this model appear "
             "here when the run ends."

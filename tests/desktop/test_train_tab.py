@@ -861,8 +861,10 @@ def test_the_results_page_never_shows_an_earlier_models_test(qtbot, tab):
     assert _run(qtbot, tab) == "finished"
     results = tab.results
     assert "Test accuracy" in results.test_label.text() and results.mistakes_gallery.count()
+    assert tab.pages.currentWidget() is results  # a run that ends shows its test
     tab.setup.epochs_spin.setValue(30)
     qtbot.mouseClick(tab.start_button, Qt.MouseButton.LeftButton)
+    assert tab.pages.currentWidget() is tab.live  # the next one is watched live
     assert tab.result is None and "Test accuracy" not in results.test_label.text()
     assert "when the run ends" in results.test_label.text()
     assert results.confusion_view.accuracy_texts() == [] and results.mistakes_gallery.count() == 0
