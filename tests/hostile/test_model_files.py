@@ -81,7 +81,9 @@ def test_cli_classify_says_one_line_and_exits_2(crafted, name, capsys, tmp_path)
     assert err.startswith("convscope classify: error: ")
 
 
-@pytest.mark.parametrize("command", [["read"], ["evaluate"], ["export"]])
+@pytest.mark.parametrize(
+    "command", [["read"], ["evaluate"], ["export"], ["describe"], ["train", "--continue"]]
+)
 @pytest.mark.parametrize("name", ["weight_bomb", "filters_million", "deep_json", "version_huge"])
 def test_other_commands_say_one_line_and_exit_2(crafted, name, command, capsys, tmp_path):
     from PIL import Image
@@ -93,10 +95,12 @@ def test_other_commands_say_one_line_and_exit_2(crafted, name, command, capsys, 
         args.append(str(image))
     elif command == ["export"]:
         args += ["--pytorch", str(tmp_path / "net.py")]
+    elif command[0] == "train":
+        args += ["--out", str(tmp_path / "net.npz")]
     assert main([*command, *args]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err and "error" in err
-    assert not (tmp_path / "net.py").exists()
+    assert not (tmp_path / "net.py").exists() and not (tmp_path / "net.npz").exists()
 
 
 def test_seeded_metadata_mutations_load_or_raise_model_file_error(tmp_path):
