@@ -83,6 +83,8 @@ class BatchTable(QTableWidget):
         header.setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
         header.setStretchLastSection(True)
         self.setColumnWidth(0, 220)
+        # Qt's first sort is descending: a dropped folder would be listed z to a
+        header.setSortIndicator(0, Qt.SortOrder.AscendingOrder)
         self.setSortingEnabled(True)
         self._rows: list[FileResult] = []
 
