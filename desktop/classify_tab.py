@@ -310,6 +310,8 @@ class ClassifyTab(QWidget):
             self.prediction_label.setText("No model loaded")
         self._apply_model_kind()
         self._rerun()
+        if model is not None:  # the batch table shows this model's verdicts too
+            self.batch_page.reclassify(model, label, **self._options())
 
     def _kind(self) -> str:
         return "digit" if self.model is None else preparation_for(self.model)
@@ -481,7 +483,7 @@ class ClassifyTab(QWidget):
         if self.model is None:
             self._show_message("No model loaded: train one or open a model file first")
             return False
-        self.batch_page.classify(self.model, paths, root, **self._options())
+        self.batch_page.classify(self.model, paths, root, self.model_name, **self._options())
         self.right_tabs.setCurrentIndex(1)
         return True
 

@@ -172,30 +172,49 @@ class BatchPage(QWidget):
         layout.addLayout(row)
         self._jobs = OneAtATime(self, lambda text: self.message.emit(text, ""))
         self._root: Path | None = None
+        self._paths: list[Path] = []  # the last batch, classified again for a new model
+        self._label = ""  # the model that classifies it
+        self._request = 0  # the newest batch; an older one's results are dropped
 
-    def classify(self, model, paths: list[Path], root: Path | None, **options) -> None:
-        """Classify ``paths`` with ``model`` and fill the table. The worker classifies with its
-        own copy (layers keep buffers between calls), made there: copying a 2,000-node network
-        takes a moment."""
-        self._root = root
+    def classify(
+        self, model, paths: list[Path], root: Path | None, label: str = "", **options
+    ) -> None:
+        """Classify ``paths`` with ``model`` (called ``label``) and fill the table. The worker
+        classifies with its own copy (layers keep buffers between calls), made there: copying a
+        2,000-node network takes a moment. A batch asked for earlier never fills the table."""
+        self._paths, self._root, self._label = list(paths), root, label
+        self._request += 1
+        request = self._request
         self._jobs.submit(
             lambda: classify_files_steps(model.clone(), paths, **options),
-            self._on_job_yielded,
+            lambda event: self._on_job_yielded(request, event),
             essential=lambda event: isinstance(event, list),
         )
         self.message.emit("", f"Classifying {len(paths)} files…")
 
+    def reclassify(self, model, label: str = "", **options) -> bool:
+        """The last batch again, with ``model``: the table follows the model in use. False
+        when there is no batch."""
+        if not self._paths:
+            return False
+        self.classify(model, self._paths, self._root, label, **options)
+        return True
+
     def busy(self) -> bool:
         return self._jobs.busy()
 
-    def _on_job_yielded(self, event) -> None:
+    def _on_job_yielded(self, request: int, event) -> None:
+        if request != self._request:
+            return  # stale: a newer batch (or model) was asked for meanwhile
         if isinstance(event, Progress):
             self.status.setText(f"Preparing file {event.done} of {event.total}…")
             return
         self.table.set_rows(event, self._root)
         bad = sum(1 for r in event if r.error)
+        by = f" by {self._label}" if self._label else ""
         self.status.setText(
-            f"{len(event)} files classified" + (f"; {bad} could not be classified" if bad else "")
+            f"{len(event)} files classified{by}"
+            + (f"; {bad} could not be classified" if bad else "")
         )
         self.message.emit(
             f"{bad} of {len(event)} files could not be classified (see Problem)" if bad else "",

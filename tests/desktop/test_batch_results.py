@@ -4,10 +4,28 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+import pytest
 from PySide6.QtCore import Qt
 
+from desktop.app_state import AppState
+from desktop.classify_tab import ClassifyTab
 from desktop.widgets.batch_table import BatchTable
 from engine.inference import FileResult
+from engine.model import build_model
+from tests.desktop.test_classify_photos import CLASSES, _photo, _urls
+from tests.desktop.test_classify_tab import _drop
+
+
+@pytest.fixture
+def tab(qtbot):
+    widget = ClassifyTab(AppState())
+    widget.resize(1200, 760)
+    widget.show()
+    yield widget
+    qtbot.waitUntil(lambda: not widget.background_busy(), timeout=20000)
+    widget.close()
+    widget.deleteLater()
 
 
 def test_a_new_batch_is_listed_by_file_name_a_to_z(qtbot, tmp_path):
@@ -18,3 +36,29 @@ def test_a_new_batch_is_listed_by_file_name_a_to_z(qtbot, tmp_path):
     shown = [table.item(r, 0).text() for r in range(table.rowCount())]
     assert [Path(s).name for s in shown] == ["a.png", "b.png", "c.png"]
     assert table.horizontalHeader().sortIndicatorOrder() == Qt.SortOrder.AscendingOrder
+
+
+def test_a_model_chosen_while_a_batch_runs_classifies_the_batch(qtbot, tab, tmp_path):
+    birds = build_model(
+        {"name": "lenet-article", "in_channels": 3}, np.random.default_rng(1), classes=CLASSES
+    )
+    shapes = build_model(
+        {"name": "lenet-article", "in_channels": 3},
+        np.random.default_rng(2),
+        classes=["round", "square"],
+    )
+    tab.set_model(birds, "birds model")
+    paths = [_photo(tmp_path / f"p{i}.png", seed=i) for i in range(3)]
+    got = []
+    tab.batch_classified.connect(got.append)
+    _drop(tab.drop_area, _urls(*paths))
+    tab.set_model(shapes, "shapes model")  # before the batch is done
+    qtbot.waitUntil(lambda: not tab.background_busy(), timeout=20000)
+    table = tab.batch_table
+    assert {table.item(r, 1).text() for r in range(table.rowCount())} <= {"round", "square"}
+    assert table.rowCount() == 3 and "shapes model" in tab.batch_status.text()
+    assert len(got) == 1  # the first model's table never showed up meanwhile
+    with qtbot.waitSignal(tab.batch_classified, timeout=20000):  # a finished batch follows too
+        tab.set_model(birds, "birds model")
+    assert {table.item(r, 1).text() for r in range(table.rowCount())} <= set(CLASSES)
+    assert "birds model" in tab.batch_status.text()
