@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QColor
+from PySide6.QtGui import QColor, QResizeEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QFileDialog,
@@ -34,6 +34,8 @@ from engine.inference import FileResult, classify_files_steps
 from engine.progress import Progress
 
 COLUMNS = ("File", "Prediction", "Confidence", "Problem")
+FILE_WIDTH = 220  # the File column's width, narrower when the table is: see fit_file_column
+MIN_FILE_WIDTH = 120
 BatchRow = FileResult  # one row of the table
 
 
@@ -82,7 +84,7 @@ class BatchTable(QTableWidget):
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
         header.setStretchLastSection(True)
-        self.setColumnWidth(0, 220)
+        self.setColumnWidth(0, FILE_WIDTH)
         # Qt's first sort is descending: a dropped folder would be listed z to a
         header.setSortIndicator(0, Qt.SortOrder.AscendingOrder)
         self.setSortingEnabled(True)
@@ -108,6 +110,18 @@ class BatchTable(QTableWidget):
             for column, item in enumerate((name, prediction, confidence, problem)):
                 self.setItem(r, column, item)
         self.setSortingEnabled(True)
+        self.fit_file_column()  # Prediction's width follows its contents
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self.fit_file_column()
+
+    def fit_file_column(self) -> None:
+        """A narrow table (a 1024-pixel window) narrows the File column (names are elided in
+        the middle) so that Prediction and Confidence stay in sight."""
+        others = self.columnWidth(1) + self.columnWidth(2)
+        room = self.viewport().width() - others
+        self.setColumnWidth(0, max(MIN_FILE_WIDTH, min(FILE_WIDTH, room)))
 
     def rows(self) -> list[FileResult]:
         """The rows in the order they were given (not the display order)."""

@@ -62,3 +62,18 @@ def test_a_model_chosen_while_a_batch_runs_classifies_the_batch(qtbot, tab, tmp_
         tab.set_model(birds, "birds model")
     assert {table.item(r, 1).text() for r in range(table.rowCount())} <= set(CLASSES)
     assert "birds model" in tab.batch_status.text()
+
+
+def test_a_narrow_table_keeps_prediction_and_confidence_in_sight(qtbot, tmp_path):
+    table = BatchTable()
+    qtbot.addWidget(table)
+    table.set_rows([FileResult(str(tmp_path / "cat_0001.jpg"), "cat", 0.5, (0.5, 0.5))], tmp_path)
+    table.resize(380, 300)  # the right column of the Classify tab in a 1024x700 window
+    table.show()
+    qtbot.waitExposed(table)
+    header = table.horizontalHeader()
+    right = header.sectionViewportPosition(2) + header.sectionSize(2)
+    assert right <= table.viewport().width()
+    assert header.sectionSize(0) >= table.fontMetrics().horizontalAdvance("cat_0001.jpg")
+    table.resize(900, 300)
+    qtbot.waitUntil(lambda: header.sectionSize(0) >= 220)
