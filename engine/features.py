@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from engine import executor
-from engine.errors import ShapeError
+from engine.errors import ModelFileError, ShapeError
 from engine.feature_cache import FeatureCache, images_key
 from engine.graph_layout import Field, describe_model
 from engine.progress import Cancellable, Progress
@@ -197,11 +197,12 @@ def _top_patches_of(
             return
         stop = min(n, start + batch_size)
 
-        def seen(name: str, out: np.ndarray, start: int = start) -> None:
+        def seen(name: str, out: np.ndarray, start: int = start, stop: int = stop) -> None:
             if name in best:
-                best[name].add(out, start)
+                best[name].add(_finite(out, name, f"images {start + 1:,} to {stop:,}"), start)
 
-        probe.forward(model.input_spec.to_tensor(images[start:stop]), seen=seen)
+        with np.errstate(all="ignore"):  # the maps are checked instead
+            probe.forward(model.input_spec.to_tensor(images[start:stop]), seen=seen)
         yield Progress(stage, stop, n)
     for node, field in zip(nodes, fields, strict=True):
         width = int(model.output_shape(node)[2])
@@ -267,6 +268,17 @@ class Synthesis:
     window: tuple[int, int, int] | None = None
 
 
+def _finite(values: np.ndarray, node: str, what: str) -> np.ndarray:
+    """``values`` when they are all finite numbers; else the :class:`ModelFileError` that says
+    the weights overflow (finite weights can: 3e38 times a pixel), as classifying says it."""
+    if not np.isfinite(values).all():
+        raise ModelFileError(
+            f"{node}'s outputs are not finite numbers for {what} (the weights overflow "
+            "float32); the model file is damaged or was not trained by ConvScope"
+        )
+    return values
+
+
 def _blur(x: np.ndarray) -> np.ndarray:
     """A 3x3 binomial blur of (N,C,H,W), edges repeated."""
     p = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)), mode="edge")
@@ -324,17 +336,21 @@ def synthesize_all(
     start = rng.normal(128, 20, size=(len(chans), c, h, w)).clip(0, 255).astype(np.uint8)
     x = spec.to_tensor(start)
     where = _target(tuple(shape))
-    first = _response(probe.forward(x), chans, where)
+    with np.errstate(all="ignore"):  # the responses and gradients are checked instead
+        first = _finite(_response(probe.forward(x), chans, where), node, "the start images")
     yield Progress("synthesis", 0, steps)
     for step in range(steps):
         if control is not None and control.cancelled:
             return
         dy, dx = rng.integers(-jitter, jitter + 1, size=2) if jitter else (0, 0)
         shifted = np.roll(x, (int(dy), int(dx)), axis=(2, 3))
-        out = probe.forward(shifted, for_gradient=True)
-        d = np.zeros_like(out)
-        d[_index(chans, where)] = 1.0
-        g = np.roll(probe.input_gradient(d), (-int(dy), -int(dx)), axis=(2, 3))
+        with np.errstate(all="ignore"):
+            out = probe.forward(shifted, for_gradient=True)
+            d = np.zeros_like(out)
+            d[_index(chans, where)] = 1.0
+            g = probe.input_gradient(d)
+        g = _finite(g, node, "the images being synthesised")
+        g = np.roll(g, (-int(dy), -int(dx)), axis=(2, 3))
         scale = np.abs(g).reshape(len(chans), -1).mean(axis=1) + 1e-12
         x = x + step_size * g / scale[:, None, None, None]
         if blur_every and (step + 1) % blur_every == 0:
@@ -342,7 +358,9 @@ def synthesize_all(
         x = np.clip(x, lo, hi).astype(np.float32)
         yield Progress("synthesis", step + 1, steps)
     pixels = _to_pixels(spec, x)
-    last = _response(probe.forward(spec.to_tensor(pixels)), chans, where)
+    with np.errstate(all="ignore"):
+        last = _finite(_response(probe.forward(spec.to_tensor(pixels)), chans, where), node,
+                       "the synthesised images")  # fmt: skip
     box = None
     if where:
         f = receptive_field(model, node)

@@ -7,7 +7,7 @@ import pytest
 
 import resources
 from engine import features
-from engine.errors import ShapeError
+from engine.errors import ModelFileError, ShapeError
 from engine.idx import read_idx
 from engine.modelfile import load_model
 from engine.progress import CancelFlag, Progress
@@ -94,6 +94,21 @@ def test_patches_cancel_and_refuse_vectors(model, digits):
         list(features.top_patches(model, "fc1", digits))
     with pytest.raises(ShapeError, match="no node"):
         list(features.top_patches(model, "conv9", digits))
+
+
+@pytest.mark.filterwarnings("error")  # no RuntimeWarning on stderr either
+def test_weights_that_overflow_are_a_model_file_error_not_infinite_patches(model, digits):
+    """Finite weights of 1e38 load, and once made conv1's maps Infinity: the patches ranked
+    them, synthesis returned noise and ``features --json`` printed ``Infinity``."""
+    huge = model.clone()
+    huge.parameters()["conv1.weight"][...] = 1e38
+    with pytest.raises(ModelFileError, match=r"conv2's outputs are not finite .*images 1 to 50"):
+        list(features.top_patches(huge, "conv2", digits[:80], batch_size=50))
+    with pytest.raises(ModelFileError, match="conv1's outputs are not finite"):
+        list(features.synthesize_all(huge, "conv1", np.random.default_rng(0), steps=2))
+    grids = features.every_layer(huge, digits[:20], "synthesis", steps=2)
+    with pytest.raises(ModelFileError, match="weights overflow float32"):
+        list(grids)
 
 
 def test_synthesis_excites_its_filter_and_is_seeded(model):
