@@ -11,12 +11,11 @@ folders), positions and activations, or its synthesis' activation before and aft
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
 from desktop.cli import CliError
-from desktop.cli.common import add_model_argument
+from desktop.cli.common import add_model_argument, json_text, safe_print
 
 HELP = "what a layer learned: top dataset patches or synthesised images per filter, as a grid"
 
@@ -128,9 +127,9 @@ def run(args: argparse.Namespace) -> int:
     written = save_image(grid, args.out)
     doc["out"] = str(written)
     if args.json:
-        print(json.dumps(doc))
+        safe_print(json_text(doc))
     else:
-        print(f"{layer} ({args.method}, {len(doc['filters'])} filters) -> {written}")
+        safe_print(f"{layer} ({args.method}, {len(doc['filters'])} filters) -> {written}")
     return 0
 
 

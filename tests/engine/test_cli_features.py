@@ -62,3 +62,25 @@ def test_help_says_what_each_method_draws(capsys):
     out = " ".join(capsys.readouterr().out.split())
     assert "'patches': the dataset patches" in out and "'synthesis': inputs synthesised" in out
     assert "(default patches)" in out
+
+
+@pytest.mark.parametrize("extra", [[], ["--json"]])
+def test_an_ascii_terminal_and_an_odd_out_name_print_no_traceback(tmp_path, extra):
+    """The summary line named the written file with print(): an accented name on an ASCII
+    terminal (or a non-UTF-8 one anywhere) raised UnicodeEncodeError after the work was done."""
+    import os
+    import subprocess
+    import sys
+
+    out = os.fsdecode(os.fsencode(tmp_path) + b"/grille-\xe9-\xc3\xa9.png")
+    env = {**os.environ, "PYTHONIOENCODING": "ascii", "LC_ALL": "C"}
+    code = "import sys; from desktop.cli import main; sys.exit(main())"
+    argv = ["features", "shipped", "--limit", "20", "--k", "2", "--out", out, *extra]
+    done = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, env=env,
+                          timeout=120)  # fmt: skip
+    assert b"Traceback" not in done.stderr, done.stderr
+    assert done.returncode == 0 and os.path.exists(out)
+    if extra:
+        assert json.loads(done.stdout)["out"] == out
+    else:
+        assert b"conv1 (patches, 6 filters) -> " in done.stdout and b"grille-" in done.stdout
