@@ -126,8 +126,14 @@ class FeatureView(QWidget):
         if self._model is None or self._images is None:
             return
         method = self.method_box.currentData()
-        key = (features.weights_key(self._model), self._source, method)
         self._clear()
+        if method == "patches" and not features.conv_nodes(self._model):
+            self.status.setText(
+                "This network has no convolution: no filter has dataset patches to show. "
+                f"{METHODS['synthesis']} shows what each of its classes looks like to it."
+            )
+            return
+        key = (features.weights_key(self._model), self._source, method)
         if key in self._cache:
             for grid in self._cache[key]:
                 self._add_grid(grid)

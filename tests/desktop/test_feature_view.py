@@ -165,3 +165,23 @@ def test_a_resnet_shows_every_convolution_by_its_dotted_name(qtbot, tmp_path):
         lambda: all(g.height() == g.pixmap().height() for g in view.sections.values()),
         timeout=5000,
     )
+
+
+def test_a_network_without_convolutions_says_so_instead_of_explaining_empty_rows(qtbot):
+    """A dense-only network ('flatten, dense 10') has no filter with patches: Show used to end
+    on 'Each row is one filter...' above nothing."""
+    from engine.archtext import to_spec
+    from engine.model import build_model
+
+    _, images = _source()
+    dense = build_model(to_spec("flatten, dense 10", (1, 28, 28), 10))
+    view = FeatureView()
+    qtbot.addWidget(view)
+    view.set_source(dense, images, "MNIST")
+    qtbot.mouseClick(view.show_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not view.is_busy(), timeout=30000)
+    assert view.sections == {} and "no convolution" in view.status.text()
+    assert "Synthesised inputs" in view.status.text() and view.show_button.isEnabled()
+    view.method_box.setCurrentIndex(view.method_box.findData("synthesis"))
+    qtbot.mouseClick(view.show_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: dense.output in view.sections and not view.is_busy(), timeout=30000)
