@@ -63,14 +63,20 @@ def _check(args: argparse.Namespace) -> None:
         raise CliError(f"{args.out}: the folder {out.parent} does not exist")
 
 
-def _layer(model: Any, name: str | None) -> str:
-    from engine.features import conv_nodes
+def _layer(model: Any, name: str | None, method: str) -> str:
+    from engine.features import conv_nodes, map_nodes
 
     if name is None:
         convs = conv_nodes(model)
-        if not convs:
-            raise CliError("the model has no convolution; give --layer")
-        return convs[0]
+        if convs:
+            return convs[0]
+        maps = map_nodes(model) if method == "patches" else list(model.nodes)
+        if maps:
+            raise CliError(f"the model has no convolution; give --layer: one of {', '.join(maps)}")
+        raise CliError(
+            "the model has no convolution and no layer of maps, so no patches; "
+            f"'--method synthesis --layer {model.output}' shows what its classes look like"
+        )
     if name not in model.nodes:
         raise CliError(f"no layer {name!r}; choose one of {', '.join(model.nodes)}")
     return name
@@ -89,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     _check(args)
     path = resolve_model_path(args.model)
     model = load_model(path)
-    layer = _layer(model, args.layer)
+    layer = _layer(model, args.layer, args.method)
     bar = Bar()
     doc: dict[str, Any] = {"model": str(path), "layer": layer, "method": args.method}
     if args.method == "patches":

@@ -84,3 +84,22 @@ def test_an_ascii_terminal_and_an_odd_out_name_print_no_traceback(tmp_path, extr
         assert json.loads(done.stdout)["out"] == out
     else:
         assert b"conv1 (patches, 6 filters) -> " in done.stdout and b"grille-" in done.stdout
+
+
+def test_a_network_without_convolutions_says_what_works(tmp_path, capsys):
+    """'give --layer' sent a dense-only network's user to a layer that has no patches."""
+    from engine.archtext import to_spec
+    from engine.model import build_model
+    from engine.modelfile import save_model
+
+    path = save_model(build_model(to_spec("flatten, dense 10", (1, 28, 28), 10)),
+                      tmp_path / "dense.npz")  # fmt: skip
+    out = tmp_path / "grid.png"
+    assert main(["features", str(path), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "'--method synthesis --layer fc1'" in err
+    assert main(["features", str(path), "--method", "synthesis", "--steps", "2", "--out",
+                 str(out)]) == 2  # fmt: skip
+    assert "give --layer: one of flatten1, fc1" in capsys.readouterr().err
+    argv = ["features", str(path), "--method", "synthesis", "--layer", "fc1", "--steps", "2"]
+    assert main([*argv, "--out", str(out)]) == 0 and out.exists()
