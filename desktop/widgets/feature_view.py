@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 from desktop.qt_image import array_to_pixmap
 from desktop.workers import OneAtATime
 from engine import features
+from engine.errors import EngineError
 from engine.feature_cache import FeatureCache
 from engine.progress import CancelFlag, Progress
 
@@ -83,6 +84,7 @@ class FeatureView(QWidget):
         self._model = None
         self._images: np.ndarray | None = None
         self._source = ""
+        self._misfit = ""  # why the images do not fit the model ("" when they do)
         self._cache: dict[tuple[str, str, str], list[features.LayerGrid]] = {}
         self._grids: list[features.LayerGrid] = []
         self.show_button.clicked.connect(self._on_show_clicked)
@@ -100,7 +102,8 @@ class FeatureView(QWidget):
         self._images = images
         self._source = name
         self._clear()
-        self.status.setText(f"{len(images):,} images of {name}. Press Show.")
+        self._misfit = _misfit(model, images, name)
+        self.status.setText(self._misfit or f"{len(images):,} images of {name}. Press Show.")
         self._set_running(False)
 
     def is_busy(self) -> bool:
@@ -111,7 +114,7 @@ class FeatureView(QWidget):
         self._on_show_clicked()
 
     def _set_running(self, running: bool) -> None:
-        self.show_button.setEnabled(not running and self._model is not None)
+        self.show_button.setEnabled(not running and self._model is not None and not self._misfit)
         self.cancel_button.setEnabled(running)
         self.progress.setVisible(running)
 
@@ -123,7 +126,7 @@ class FeatureView(QWidget):
         self._grids = []
 
     def _on_show_clicked(self) -> None:
-        if self._model is None or self._images is None:
+        if self._model is None or self._images is None or self._misfit:
             return
         method = self.method_box.currentData()
         self._clear()
@@ -216,3 +219,18 @@ class FeatureView(QWidget):
     def _on_job_errored(self, message: str) -> None:
         self._set_running(False)
         self.status.setText(f"Could not compute: {message}")
+
+
+def _misfit(model, images: np.ndarray, name: str) -> str:
+    """Why ``images`` (named ``name``) cannot go through ``model`` ("" when they can): a colour
+    model and grey digits, say; the engine's check (``InputSpec.to_tensor``) decides."""
+    try:
+        model.input_spec.to_tensor(np.asarray(images[:1]))
+    except (EngineError, ValueError):
+        shape = images.shape[1:] if images.ndim == 4 else (1, *images.shape[1:])
+        return (
+            f"The images of {name} ({'×'.join(map(str, shape))}) do not fit this model's input "
+            f"({'×'.join(map(str, model.input_spec.shape))}): choose a dataset of its kind "
+            "in the Train tab's setup to see what it learned."
+        )
+    return ""

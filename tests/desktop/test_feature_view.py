@@ -185,3 +185,26 @@ def test_a_network_without_convolutions_says_so_instead_of_explaining_empty_rows
     view.method_box.setCurrentIndex(view.method_box.findData("synthesis"))
     qtbot.mouseClick(view.show_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: dense.output in view.sections and not view.is_busy(), timeout=30000)
+
+
+def test_images_that_do_not_fit_the_model_say_what_to_choose(qtbot):
+    """The Train tab with MNIST chosen and the colour photo model loaded offered MNIST's grey
+    28x28 digits; Show ended in 'Could not compute: ... convert them (to RGB) first', which
+    nothing in the window can do."""
+    from desktop.app_state import AppState
+    from desktop.train_tab import TrainTab
+
+    tab = TrainTab(AppState())
+    qtbot.addWidget(tab)
+    tab.show()
+    tab.setup.set_source("mnist", 300)
+    qtbot.waitUntil(lambda: tab.setup.dataset is not None, timeout=30000)
+    with qtbot.waitSignal(tab.model_load_finished, timeout=30000):
+        tab.load_model_file(resources.photo_model_path())
+    qtbot.waitUntil(tab.learned_button.isEnabled, timeout=30000)
+    qtbot.mouseClick(tab.learned_button, Qt.MouseButton.LeftButton)
+    view = tab.findChild(FeatureView, "featureView")
+    text = view.status.text()
+    assert "MNIST" in text and "1×28×28" in text and "3×32×32" in text, text
+    assert "convert" not in text and not view.show_button.isEnabled()
+    view.window().close()
