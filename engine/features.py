@@ -35,6 +35,9 @@ from engine.progress import Cancellable, Progress
 from engine.visualize import image_grid
 
 INPUT = "input"
+#: The most patches one filter's row may hold: a row of 9 is the article's; 2,000 made a grid
+#: 100,000 pixels wide (gigabytes to draw, and no viewer opens it).
+MAX_PATCHES = 100
 
 
 # ----- the network up to one node --------------------------------------------------------------
@@ -185,8 +188,8 @@ def _top_patches_of(
     through the network once, and every node's maps are reduced as they are made. Progress
     events are named after the nodes; the results come in the order of ``nodes``."""
     fields = [receptive_field(model, node) for node in nodes]
-    if k < 1:
-        raise ShapeError(f"k must be >= 1, got {k}")
+    if not 1 <= k <= MAX_PATCHES:
+        raise ShapeError(f"patches per filter must be 1 to {MAX_PATCHES}, got {k}")
     probe = _Probe(model, nodes)
     best = {node: _Best(int(model.output_shape(node)[0]), k) for node in nodes}
     n = len(images)

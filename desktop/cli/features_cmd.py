@@ -41,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--limit", type=int, default=2000, metavar="N", help="first N test images (default 2000)"
     )
-    parser.add_argument("--k", type=int, default=9, help="patches per filter (default 9)")
+    parser.add_argument("--k", type=int, default=9, help="patches per filter, 1 to 100 (default 9)")
     parser.add_argument("--steps", type=int, default=128, help="synthesis steps (default 128)")
     parser.add_argument("--seed", type=int, default=0, help="synthesis seed (default 0)")
     parser.add_argument("--out", required=True, metavar="GRID.png", help="the grid image to write")
@@ -49,9 +49,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _check(args: argparse.Namespace) -> None:
+    from engine.features import MAX_PATCHES
+
     for name in ("limit", "k", "steps"):
         if getattr(args, name) < 1:
             raise CliError(f"--{name} must be >= 1, got {getattr(args, name)}")
+    if args.k > MAX_PATCHES:
+        raise CliError(f"--k: at most {MAX_PATCHES} patches per filter, got {args.k:,}")
     from engine.imageio import SAVE_SUFFIXES
 
     out = Path(args.out).expanduser()

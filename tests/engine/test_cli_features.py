@@ -43,6 +43,7 @@ def test_synthesis_of_the_classes(tmp_path, capsys):
         (["--layer", "nope"], "no layer 'nope'"),
         (["--layer", "fc1"], "outputs a vector"),
         (["--limit", "0"], "--limit must be >= 1"),
+        (["--k", "100000"], "--k: at most 100 patches per filter, got 100,000"),
         (["--out", "grid.txt"], "give an image name ending in .png"),
         (["--out", "missing/grid.png"], "does not exist"),
     ],

@@ -94,6 +94,8 @@ def test_patches_cancel_and_refuse_vectors(model, digits):
         list(features.top_patches(model, "fc1", digits))
     with pytest.raises(ShapeError, match="no node"):
         list(features.top_patches(model, "conv9", digits))
+    with pytest.raises(ShapeError, match="1 to 100, got 101"):  # a grid no viewer opens
+        list(features.top_patches(model, "conv1", digits, k=features.MAX_PATCHES + 1))
 
 
 @pytest.mark.filterwarnings("error")  # no RuntimeWarning on stderr either
