@@ -27,7 +27,7 @@ from desktop.qt_image import array_to_pixmap
 from desktop.workers import OneAtATime
 from engine import features
 from engine.errors import EngineError
-from engine.feature_cache import FeatureCache
+from engine.feature_cache import FeatureCache, images_key
 from engine.progress import CancelFlag, Progress
 
 METHODS = {"patches": "Top dataset patches", "synthesis": "Synthesised inputs"}
@@ -84,6 +84,7 @@ class FeatureView(QWidget):
         self._model = None
         self._images: np.ndarray | None = None
         self._source = ""
+        self._images_key = ""
         self._misfit = ""  # why the images do not fit the model ("" when they do)
         self._cache: dict[tuple[str, str, str], list[features.LayerGrid]] = {}
         self._grids: list[features.LayerGrid] = []
@@ -101,6 +102,7 @@ class FeatureView(QWidget):
         self._model = model.clone()
         self._images = images
         self._source = name
+        self._images_key = images_key(images)  # the memory's key: a name may hold other images
         self._clear()
         self._misfit = _misfit(model, images, name)
         self.status.setText(self._misfit or f"{len(images):,} images of {name}. Press Show.")
@@ -136,7 +138,7 @@ class FeatureView(QWidget):
                 f"{METHODS['synthesis']} shows what each of its classes looks like to it."
             )
             return
-        key = (features.weights_key(self._model), self._source, method)
+        key = (features.weights_key(self._model), self._images_key, method)
         if key in self._cache:
             for grid in self._cache[key]:
                 self._add_grid(grid)

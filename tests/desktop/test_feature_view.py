@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from PySide6.QtCore import Qt
 
@@ -208,3 +209,19 @@ def test_images_that_do_not_fit_the_model_say_what_to_choose(qtbot):
     assert "MNIST" in text and "1×28×28" in text and "3×32×32" in text, text
     assert "convert" not in text and not view.show_button.isEnabled()
     view.window().close()
+
+
+def test_other_images_under_the_same_name_are_computed_not_taken_from_memory(qtbot):
+    """The grids kept in memory were keyed by the dataset's name: cifar4 with two of its classes
+    chosen (the same name, other test images) showed the patches of all four."""
+    model, images = _source()
+    view = FeatureView()
+    qtbot.addWidget(view)
+    _shown(qtbot, view, model, images[:60])
+    first = view.sections["conv1"].pixmap().toImage()
+    _shown(qtbot, view, model, images[60:120])
+    second = view.sections["conv1"].pixmap().toImage()
+    grid = features.patch_grid(list(features.top_patches(model, "conv1", images[60:120]))[-1])
+    shown = [[second.pixelColor(x, y).red() for x in range(second.width())]
+             for y in range(second.height())]  # fmt: skip
+    assert first != second and (np.array(shown) == grid).all()
