@@ -265,6 +265,7 @@ class MainWindow(QMainWindow):
                 return
         self._settings.setValue("geometry", self.saveGeometry())
         self._settings.setValue("tab_index", self.tabs.currentIndex())
+        self.train_tab.close_learned()  # a window of ours: closing it stops its work
         self._release_collection()
         event.accept()
 

@@ -225,3 +225,24 @@ def test_other_images_under_the_same_name_are_computed_not_taken_from_memory(qtb
     shown = [[second.pixelColor(x, y).red() for x in range(second.width())]
              for y in range(second.height())]  # fmt: skip
     assert first != second and (np.array(shown) == grid).all()
+
+
+def test_quitting_closes_the_window_and_stops_its_work(qtbot, tmp_path):
+    """Closing the main window left 'What it learned' open and computing: the application
+    quit with it on screen and waited for a synthesis nobody would see."""
+    from PySide6.QtCore import QSettings
+
+    from desktop.main_window import MainWindow
+
+    window = MainWindow(settings=QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat))
+    qtbot.addWidget(window)
+    window.show()
+    model, images = _source()
+    view = window.train_tab.show_learned(model, images, "MNIST")
+    view.method_box.setCurrentIndex(view.method_box.findData("synthesis"))
+    view.start()
+    assert view.is_busy()
+    window.close()
+    assert not window.isVisible() and not view.window().isVisible()
+    qtbot.waitUntil(lambda: not view.is_busy(), timeout=30000)
+    assert "fc3" not in view.sections  # stopped, not run to the end
