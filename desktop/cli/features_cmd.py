@@ -82,7 +82,11 @@ def _layer(model: Any, name: str | None, method: str) -> str:
             f"'--method synthesis --layer {model.output}' shows what its classes look like"
         )
     if name not in model.nodes:
-        raise CliError(f"no layer {name!r}; choose one of {', '.join(model.nodes)}")
+        from difflib import get_close_matches
+
+        close = get_close_matches(name, list(model.nodes), n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise CliError(f"no layer {name!r}{hint}; choose one of {', '.join(model.nodes)}")
     return name
 
 

@@ -40,7 +40,8 @@ def test_synthesis_of_the_classes(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--layer", "nope"], "no layer 'nope'"),
+        (["--layer", "nope"], "no layer 'nope'; choose one of conv1,"),
+        (["--layer", "cnv2"], "no layer 'cnv2' (did you mean conv2?); choose one of conv1,"),
         (["--layer", "fc1"], "outputs a vector"),
         (["--limit", "0"], "--limit must be >= 1"),
         (["--k", "100000"], "--k: at most 100 patches per filter, got 100,000"),
