@@ -3,8 +3,9 @@
 ``--method patches``: one row per filter, the dataset patches (receptive-field crops of test
 images) that excite it most, strongest first. ``--method synthesis``: for each filter (or each
 class, when ``--layer`` names the output) an image grown by gradient ascent to excite it.
-``--json`` prints ``{"model", "layer", "method", "field", "images", "out", "filters": [...]}``;
-each filter lists its patches' source images (``index`` into the test split, ``file`` for image
+``--json`` prints ``{"model", "layer", "method", "out", "filters": [...]}``, with ``"dataset"``,
+``"images"`` and ``"field"`` for patches (strict JSON: a non-finite number would be null); each
+filter lists its patches' source images (``index`` into the test split, ``file`` for image
 folders), positions and activations, or its synthesis' activation before and after.
 """
 
