@@ -246,3 +246,4 @@ def test_quitting_closes_the_window_and_stops_its_work(qtbot, tmp_path):
     assert not window.isVisible() and not view.window().isVisible()
     qtbot.waitUntil(lambda: not view.is_busy(), timeout=30000)
     assert "fc3" not in view.sections  # stopped, not run to the end
+    qtbot.waitUntil(lambda: not window.filters_tab.is_computing(), timeout=30000)  # its preview
