@@ -21,7 +21,7 @@ run while another thread trains the model.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +35,9 @@ from engine.progress import Cancellable, Progress
 from engine.visualize import image_grid
 
 INPUT = "input"
+#: Images synthesised in one batch: a node of thousands of units (a flatten) makes thousands
+#: of images, climbed this many at a time so the memory stays that of one batch.
+SYNTHESIS_BATCH = 64
 #: The most patches one filter's row may hold: a row of 9 is the article's; 2,000 made a grid
 #: 100,000 pixels wide (gigabytes to draw, and no viewer opens it).
 MAX_PATCHES = 100
@@ -323,8 +326,10 @@ def synthesize_all(
     blur_every: int = 4,
     control: Cancellable | None = None,
 ) -> Iterator[Progress | list[Synthesis]]:
-    """Yield ``Progress("synthesis", step, steps)``, then one :class:`Synthesis` per channel
-    (every channel of ``node`` by default; the classes when ``node`` is the output)."""
+    """Yield ``Progress("synthesis", done, total)`` (``steps`` per batch of
+    :data:`SYNTHESIS_BATCH` channels), then one :class:`Synthesis` per channel (every channel
+    of ``node`` by default; the classes when ``node`` is the output). Every batch has the same
+    jitter: a channel's image is the same whatever else is synthesised with it."""
     probe = _Probe(model, node)
     spec = model.input_spec
     shape = model.output_shape(node)
@@ -333,45 +338,77 @@ def synthesize_all(
     if chans.size == 0 or chans.min() < 0 or chans.max() >= count:
         raise ShapeError(f"{node} has channels 0..{count - 1}; got {list(chans)}")
     c, h, w = spec.shape
-    mul, add = spec._affine()
-    lo = add[None, :, None, None]
-    hi = (255 * mul + add)[None, :, None, None]
     start = rng.normal(128, 20, size=(len(chans), c, h, w)).clip(0, 255).astype(np.uint8)
-    x = spec.to_tensor(start)
+    shifts = rng.integers(-jitter, jitter + 1, size=(steps, 2)) if jitter else None
     where = _target(tuple(shape))
-    with np.errstate(all="ignore"):  # the responses and gradients are checked instead
-        first = _finite(_response(probe.forward(x), chans, where), node, "the start images")
-    yield Progress("synthesis", 0, steps)
-    for step in range(steps):
-        if control is not None and control.cancelled:
+    parts = [slice(i, i + SYNTHESIS_BATCH) for i in range(0, len(chans), SYNTHESIS_BATCH)]
+    total = steps * len(parts)
+    yield Progress("synthesis", 0, total)
+    pixels, first, last = [], [], []
+    for n, part in enumerate(parts):
+        climbed = yield from _climb(probe, node, start[part], chans[part], where, shifts,
+                                    (steps, step_size, blur_every), control, n * steps,
+                                    total)  # fmt: skip
+        if climbed is None:  # cancelled
             return
-        dy, dx = rng.integers(-jitter, jitter + 1, size=2) if jitter else (0, 0)
-        shifted = np.roll(x, (int(dy), int(dx)), axis=(2, 3))
-        with np.errstate(all="ignore"):
-            out = probe.forward(shifted, for_gradient=True)
-            d = np.zeros_like(out)
-            d[_index(chans, where)] = 1.0
-            g = probe.input_gradient(d)
-        g = _finite(g, node, "the images being synthesised")
-        g = np.roll(g, (-int(dy), -int(dx)), axis=(2, 3))
-        scale = np.abs(g).reshape(len(chans), -1).mean(axis=1) + 1e-12
-        x = x + step_size * g / scale[:, None, None, None]
-        if blur_every and (step + 1) % blur_every == 0:
-            x = _blur(x)
-        x = np.clip(x, lo, hi).astype(np.float32)
-        yield Progress("synthesis", step + 1, steps)
-    pixels = _to_pixels(spec, x)
-    with np.errstate(all="ignore"):
-        last = _finite(_response(probe.forward(spec.to_tensor(pixels)), chans, where), node,
-                       "the synthesised images")  # fmt: skip
+        pixels.append(climbed[0])
+        first.append(climbed[1])
+        last.append(climbed[2])
+    made, before, after = np.concatenate(pixels), np.concatenate(first), np.concatenate(last)
     box = None
     if where:
         f = receptive_field(model, node)
         box = (where[0] * f.jump + f.offset, where[1] * f.jump + f.offset, f.size)
     yield [
-        Synthesis(node, int(ch), pixels[i], start[i], float(last[i]), float(first[i]), box)
+        Synthesis(node, int(ch), made[i], start[i], float(after[i]), float(before[i]), box)
         for i, ch in enumerate(chans)
     ]
+
+
+def _climb(
+    probe: _Probe,
+    node: str,
+    start: np.ndarray,
+    chans: np.ndarray,
+    where: tuple[int, ...],
+    shifts: np.ndarray | None,
+    options: tuple[int, float, int],
+    control: Cancellable | None,
+    done: int,
+    total: int,
+) -> Generator[Progress, None, tuple[np.ndarray, np.ndarray, np.ndarray] | None]:
+    """One batch of :func:`synthesize_all` (``options``: steps, step size, blur_every): yields
+    ``Progress("synthesis", done + step, total)`` per step and returns the pixels and the
+    responses before and after (None when cancelled)."""
+    steps, step_size, blur_every = options
+    spec = probe.spec
+    mul, add = spec._affine()
+    lo = add[None, :, None, None]
+    hi = (255 * mul + add)[None, :, None, None]
+    x = spec.to_tensor(start)
+    with np.errstate(all="ignore"):  # the responses and gradients are checked instead
+        first = _finite(_response(probe.forward(x), chans, where), node, "the start images")
+    for step in range(steps):
+        if control is not None and control.cancelled:
+            return None
+        dy, dx = (int(v) for v in shifts[step]) if shifts is not None else (0, 0)
+        shifted = np.roll(x, (dy, dx), axis=(2, 3))
+        with np.errstate(all="ignore"):
+            out = probe.forward(shifted, for_gradient=True)
+            d = np.zeros_like(out)
+            d[_index(chans, where)] = 1.0
+            g = probe.input_gradient(d)
+        g = np.roll(_finite(g, node, "the images being synthesised"), (-dy, -dx), axis=(2, 3))
+        scale = np.abs(g).reshape(len(chans), -1).mean(axis=1) + 1e-12
+        x = x + step_size * g / scale[:, None, None, None]
+        if blur_every and (step + 1) % blur_every == 0:
+            x = _blur(x)
+        x = np.clip(x, lo, hi).astype(np.float32)
+        yield Progress("synthesis", done + step + 1, total)
+    pixels = _to_pixels(spec, x)
+    with np.errstate(all="ignore"):
+        last = _response(probe.forward(spec.to_tensor(pixels)), chans, where)
+    return pixels, first, _finite(last, node, "the synthesised images")
 
 
 def synthesize(

@@ -113,6 +113,26 @@ def test_weights_that_overflow_are_a_model_file_error_not_infinite_patches(model
         list(grids)
 
 
+def test_a_wide_node_is_synthesised_a_batch_at_a_time_with_the_same_images(model, monkeypatch):
+    """Every unit of a node was one image of a single batch: a flatten of 65,536 units asked
+    for 17 GB. Batches of SYNTHESIS_BATCH give each channel the image it had in one batch."""
+    whole = features.synthesize_all(model, "pool2", np.random.default_rng(5), steps=6)
+    expected = _result(whole)
+    monkeypatch.setattr(features, "SYNTHESIS_BATCH", 5)
+    sizes = []
+    forward = features._Probe.forward
+    monkeypatch.setattr(
+        features._Probe,
+        "forward",
+        lambda self, x, *a, **k: sizes.append(len(x)) or forward(self, x, *a, **k),
+    )
+    events = list(features.synthesize_all(model, "pool2", np.random.default_rng(5), steps=6))
+    assert max(sizes) == 5 and events[-2] == Progress("synthesis", 6 * 4, 6 * 4)  # 16 channels
+    for a, b in zip(events[-1], expected, strict=True):
+        assert a.channel == b.channel and (a.image == b.image).all()
+        assert a.activation == pytest.approx(b.activation, rel=1e-5)
+
+
 def test_synthesis_excites_its_filter_and_is_seeded(model):
     a = features.synthesize(model, "conv2", 5, np.random.default_rng(3), steps=40)
     assert a.image.shape == (1, 28, 28) and a.image.dtype == np.uint8
