@@ -38,6 +38,9 @@ INPUT = "input"
 #: Images synthesised in one batch: a node of thousands of units (a flatten) makes thousands
 #: of images, climbed this many at a time so the memory stays that of one batch.
 SYNTHESIS_BATCH = 64
+#: The most images one synthesis grows (every family member's widest node has 1,024 units):
+#: a flatten of 65,536 units made a grid half a million pixels tall.
+MAX_SYNTHESES = 1024
 #: The most patches one filter's row may hold: a row of 9 is the article's; 2,000 made a grid
 #: 100,000 pixels wide (gigabytes to draw, and no viewer opens it).
 MAX_PATCHES = 100
@@ -337,6 +340,12 @@ def synthesize_all(
     chans = np.arange(count) if channels is None else np.asarray(list(channels), dtype=np.int64)
     if chans.size == 0 or chans.min() < 0 or chans.max() >= count:
         raise ShapeError(f"{node} has channels 0..{count - 1}; got {list(chans)}")
+    if len(chans) > MAX_SYNTHESES:
+        raise ShapeError(
+            f"{node} has {count:,} {'channels' if len(shape) == 3 else 'units'}: synthesis "
+            f"grows one image for each, at most {MAX_SYNTHESES:,}; choose a convolution or "
+            f"the output ({model.output})"
+        )
     c, h, w = spec.shape
     start = rng.normal(128, 20, size=(len(chans), c, h, w)).clip(0, 255).astype(np.uint8)
     shifts = rng.integers(-jitter, jitter + 1, size=(steps, 2)) if jitter else None

@@ -105,3 +105,20 @@ def test_a_network_without_convolutions_says_what_works(tmp_path, capsys):
     assert "give --layer: one of flatten1, fc1" in capsys.readouterr().err
     argv = ["features", str(path), "--method", "synthesis", "--layer", "fc1", "--steps", "2"]
     assert main([*argv, "--out", str(out)]) == 0 and out.exists()
+
+
+def test_synthesis_of_a_node_of_thousands_of_units_is_refused_before_any_work(tmp_path, capsys):
+    """--layer flatten1 of 'conv 8 3, flatten, dense 4' grew 6,272 images into a grid
+    200,000 pixels tall."""
+    from engine.archtext import to_spec
+    from engine.model import build_model
+    from engine.modelfile import save_model
+
+    spec = to_spec("conv 8 3, flatten, dense 4", (1, 28, 28), 4)
+    path = save_model(build_model(spec), tmp_path / "wide.npz")
+    out = tmp_path / "grid.png"
+    argv = ["features", str(path), "--method", "synthesis", "--steps", "1", "--out", str(out)]
+    assert main([*argv, "--layer", "flatten1"]) == 2 and not out.exists()
+    err = capsys.readouterr().err.strip()
+    assert "flatten1 has 6,272 units" in err and "at most 1,024" in err and "(fc1)" in err
+    assert main([*argv, "--layer", "conv1"]) == 0 and out.exists()
