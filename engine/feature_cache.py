@@ -1,9 +1,9 @@
-"""A per-user disk cache of the "What it learned" grids (:func:`engine.features.every_layer`).
+"""A per-user disk cache of the "What it learned" grids (:func:`engine.feature_layers.every_layer`).
 
 One ``.npz`` file per grid in ``<cache>/features`` (``<cache>`` is the per-user cache folder of
 :func:`engine.download.cache_root`: ``CONVSCOPE_CACHE``, ``$XDG_CACHE_HOME/convscope`` or
 ``~/.cache/convscope``), named by the SHA-1 of its key: the model's weights hash
-(:func:`engine.features.weights_key`), the images' identity (:func:`images_key`; empty for a
+(:func:`engine.feature_layers.weights_key`), the images' identity (:func:`images_key`; empty for a
 synthesis, which reads no images), the method with its options, and the layer.
 
 Files are written atomically (:func:`engine.atomic.atomic_write`) and read as untrusted:

@@ -6,21 +6,22 @@ whose strongest response (the maximum over positions) is highest, with the crop 
 that the winning unit sees: its receptive field (``engine.graph_layout``), cut from the image as
 the network sees it (MNIST's 28x28 centred on the 32x32 input; outside the image is pixel 0).
 
-:func:`synthesize` (and :func:`synthesize_all`, every channel in one batch) starts from seeded
-noise and climbs the gradient of one channel's mean response (or one class score, when the node
-is the network's output) with respect to the input, in evaluation mode (BatchNorm uses its
-running statistics). Each step shifts the image by a random jitter before the pass and, every few
-steps, blurs it a little: both keep the picture from turning into high-frequency noise.
+:func:`synthesize` (and :func:`synthesize_all`, every channel, in batches of
+:data:`SYNTHESIS_BATCH`) starts from seeded noise and climbs the gradient of one channel's
+centre unit (or one class score, when the node is the network's output) with respect to the
+input, in evaluation mode (BatchNorm uses its running statistics). Each step shifts the image
+by a random jitter before the pass and, every few steps, blurs it a little: both keep the
+picture from turning into high-frequency noise.
 
 Both are generators of :class:`engine.progress.Progress` events that check ``control.cancelled``
 between batches or steps; the last item they yield is the result (nothing more when cancelled).
 They run on replicas of the layers (shared weights, private buffers and gradients), so they may
-run while another thread trains the model.
+run while another thread trains the model. Every convolution in turn, with the disk cache:
+:func:`engine.feature_layers.every_layer`.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -29,7 +30,6 @@ import numpy as np
 
 from engine import executor
 from engine.errors import ModelFileError, ShapeError
-from engine.feature_cache import FeatureCache, images_key
 from engine.graph_layout import Field, describe_model
 from engine.progress import Cancellable, Progress
 from engine.visualize import image_grid
@@ -178,11 +178,11 @@ def top_patches(
 ) -> Iterator[Progress | PatchResult]:
     """Yield ``Progress("patches", done, total)`` per batch, then the :class:`PatchResult`
     (nothing when cancelled). ``images``: uint8 dataset images the model takes."""
-    for item in _top_patches_of(model, [node], images, k, control, batch_size):
+    for item in top_patches_of(model, [node], images, k, control, batch_size):
         yield Progress("patches", item.done, item.total) if isinstance(item, Progress) else item
 
 
-def _top_patches_of(
+def top_patches_of(
     model,
     nodes: Sequence[str],
     images: np.ndarray,
@@ -460,94 +460,3 @@ def synthesis_grid(items: Sequence[Synthesis], least: int = 64, cols: int = 8) -
     """The synthesised images (their target unit's receptive field for maps), ``cols`` a row."""
     pics = [s.image if s.window is None else crop(s.image, *s.window) for s in items]
     return _tile(_upscale(np.stack(pics), least), cols)
-
-
-# ----- every layer ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class LayerGrid:
-    """One layer's grid (``method`` "patches" or "synthesis"): ``node``, ``image`` uint8;
-    ``cached`` when it was read from the disk cache rather than computed."""
-
-    node: str
-    method: str
-    image: np.ndarray
-    cached: bool = False
-
-
-def weights_key(model) -> str:
-    """A hash of the model's structure and state (a cache key: same weights, same key)."""
-    h = hashlib.sha1(repr(model.graph_spec()).encode())
-    for name, a in model.state_dict().items():
-        h.update(name.encode())
-        h.update(np.ascontiguousarray(a).tobytes())
-    return h.hexdigest()
-
-
-def every_layer(
-    model,
-    images: np.ndarray,
-    method: str,
-    *,
-    k: int = 9,
-    steps: int = 128,
-    seed: int = 0,
-    control: Cancellable | None = None,
-    cache: FeatureCache | None = None,
-) -> Iterator[Progress | LayerGrid]:
-    """Each convolution's grid in turn (and, for synthesis, the output classes last): yields
-    ``Progress(stage, ...)`` events and one :class:`LayerGrid` per layer as soon as it is done.
-    With a ``cache`` (:class:`engine.feature_cache.FeatureCache`) a grid found there is yielded
-    at once and a computed one is stored.
-
-    Top patches go through the dataset once per group of convolutions, the groups doubling
-    in size (1, 2, 4, ... layers): the first layer is shown after a pass through one layer, and
-    the whole network costs about two passes, where a pass per layer cost one for each layer's
-    depth (resnet20's 21 convolutions on 2,000 images: 101 s of CPU before)."""
-    nodes = conv_nodes(model) + ([model.output] if method == "synthesis" else [])
-    found: dict[str, np.ndarray] = {}
-    if cache is not None:
-        weights = weights_key(model)
-        seen = images_key(images) if method == "patches" else ""  # synthesis reads no images
-        options = f"{method} k={k}" if method == "patches" else f"{method} {steps} seed={seed}"
-        keys = {node: cache.key(weights, seen, options, node) for node in nodes}
-    groups = _doubling(nodes) if method == "patches" else [[node] for node in nodes]
-    for group in groups:
-        if cache is not None:
-            found = {n: g for n in group if (g := cache.load(keys[n])) is not None}
-        todo = [n for n in group if n not in found]
-        if not todo:
-            events: Iterator = iter(())
-        elif method == "patches":
-            events = _top_patches_of(model, todo, images, k, control)
-        else:
-            events = synthesize_all(model, todo[0], np.random.default_rng(seed), steps=steps,
-                                    control=control)  # fmt: skip
-        made: dict[str, np.ndarray] = {}
-        for item in events:
-            if isinstance(item, Progress):
-                yield item if method == "patches" else Progress(todo[0], item.done, item.total)
-            else:
-                node = item.node if isinstance(item, PatchResult) else todo[0]
-                made[node] = (
-                    patch_grid(item) if isinstance(item, PatchResult) else synthesis_grid(item)
-                )
-        if control is not None and control.cancelled:
-            return
-        for node in group:
-            if node in found:
-                yield LayerGrid(node, method, found[node], cached=True)
-            else:
-                if cache is not None:
-                    cache.store(keys[node], made[node])
-                yield LayerGrid(node, method, made[node])
-
-
-def _doubling(nodes: Sequence[str]) -> list[list[str]]:
-    """``nodes`` in runs of 1, 2, 4, 8... in order."""
-    groups, start, size = [], 0, 1
-    while start < len(nodes):
-        groups.append(list(nodes[start : start + size]))
-        start, size = start + size, 2 * size
-    return groups

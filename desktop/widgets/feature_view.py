@@ -1,7 +1,8 @@
 """ "What it learned" (the article's Figure 17): each convolution's top dataset patches or
 synthesised images, layer by layer, computed off the GUI thread with progress and Cancel.
 
-The engine does the work (:func:`engine.features.every_layer`); this view only shows the grids.
+The engine does the work (:func:`engine.feature_layers.every_layer`); this view only shows the
+grids.
 Grids are kept per (weights, images, method) in memory, and on disk in the per-user cache
 (:class:`engine.feature_cache.FeatureCache`): showing the same model again, in this session or
 a later one, costs nothing. "Forget saved results" empties the disk cache.
@@ -25,7 +26,7 @@ from PySide6.QtWidgets import (
 
 from desktop.qt_image import array_to_pixmap
 from desktop.workers import OneAtATime
-from engine import features
+from engine import feature_layers, features
 from engine.errors import EngineError
 from engine.feature_cache import FeatureCache, images_key
 from engine.progress import CancelFlag, Progress
@@ -86,8 +87,8 @@ class FeatureView(QWidget):
         self._source = ""
         self._images_key = ""
         self._misfit = ""  # why the images do not fit the model ("" when they do)
-        self._cache: dict[tuple[str, str, str], list[features.LayerGrid]] = {}
-        self._grids: list[features.LayerGrid] = []
+        self._cache: dict[tuple[str, str, str], list[feature_layers.LayerGrid]] = {}
+        self._grids: list[feature_layers.LayerGrid] = []
         self.show_button.clicked.connect(self._on_show_clicked)
         self.cancel_button.clicked.connect(self._on_cancel_clicked)
         self.clear_button.clicked.connect(self._on_clear_clicked)
@@ -138,7 +139,7 @@ class FeatureView(QWidget):
                 f"{METHODS['synthesis']} shows what each of its classes looks like to it."
             )
             return
-        key = (features.weights_key(self._model), self._images_key, method)
+        key = (feature_layers.weights_key(self._model), self._images_key, method)
         if key in self._cache:
             for grid in self._cache[key]:
                 self._add_grid(grid)
@@ -159,9 +160,11 @@ class FeatureView(QWidget):
 
     def _job(self, model, images, method, cancel, key):
         grids = []
-        events = features.every_layer(model, images, method, control=cancel, cache=self.disk_cache)
+        events = feature_layers.every_layer(
+            model, images, method, control=cancel, cache=self.disk_cache
+        )
         for item in events:
-            if isinstance(item, features.LayerGrid):
+            if isinstance(item, feature_layers.LayerGrid):
                 grids.append(item)
             yield cancel, item
         if cancel.cancelled:
@@ -178,7 +181,7 @@ class FeatureView(QWidget):
             self.progress.setValue(int(100 * event.fraction))
             method = METHODS[self.method_box.currentData()].lower()
             self.status.setText(f"Computing {method} of {event.stage}…")
-        elif isinstance(event, features.LayerGrid):
+        elif isinstance(event, feature_layers.LayerGrid):
             self._from_disk += event.cached
             self._add_grid(event)
         elif event == "cancelled":
@@ -191,7 +194,7 @@ class FeatureView(QWidget):
                 text += f" ({self._from_disk} of {len(self._grids)} read from the saved results.)"
             self.status.setText(text)
 
-    def _add_grid(self, grid: features.LayerGrid) -> None:
+    def _add_grid(self, grid: feature_layers.LayerGrid) -> None:
         title = "output (one per class)" if grid.node == self._model.output else grid.node
         label = QLabel(objectName=f"featureGrid_{grid.node}")
         label.setPixmap(array_to_pixmap(grid.image))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import resources
-from engine import features
+from engine import feature_layers, features
 from engine.feature_cache import FORMAT, FeatureCache, images_key
 from engine.idx import read_idx
 from engine.modelfile import load_model
@@ -24,13 +24,13 @@ def source():
 def _grids(model, images, cache, method="patches", **options):
     return [
         g
-        for g in features.every_layer(model, images, method, cache=cache, **options)
-        if isinstance(g, features.LayerGrid)
+        for g in feature_layers.every_layer(model, images, method, cache=cache, **options)
+        if isinstance(g, feature_layers.LayerGrid)
     ]
 
 
 def _conv1_key(cache, model, images) -> str:
-    return cache.key(features.weights_key(model), images_key(images), "patches k=9", "conv1")
+    return cache.key(feature_layers.weights_key(model), images_key(images), "patches k=9", "conv1")
 
 
 def test_a_second_run_reads_every_grid_from_disk(tmp_path, source):
@@ -158,7 +158,8 @@ def test_a_group_of_layers_computes_only_those_not_on_disk(tmp_path):
     convs = features.conv_nodes(model)
     kept = {convs[2], convs[5]}
     for node in set(convs) - kept:
-        key = FeatureCache.key(features.weights_key(model), images_key(images), "patches k=9", node)
+        weights = feature_layers.weights_key(model)
+        key = FeatureCache.key(weights, images_key(images), "patches k=9", node)
         FeatureCache(tmp_path).path(key).unlink()
     again = _grids(model, images, FeatureCache(tmp_path))
     assert [(g.node, g.cached) for g in again] == [(n, n in kept) for n in convs]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import resources
-from engine import features
+from engine import feature_layers, features
 from engine.errors import ModelFileError, ShapeError
 from engine.idx import read_idx
 from engine.modelfile import load_model
@@ -108,7 +108,7 @@ def test_weights_that_overflow_are_a_model_file_error_not_infinite_patches(model
         list(features.top_patches(huge, "conv2", digits[:80], batch_size=50))
     with pytest.raises(ModelFileError, match="conv1's outputs are not finite"):
         list(features.synthesize_all(huge, "conv1", np.random.default_rng(0), steps=2))
-    grids = features.every_layer(huge, digits[:20], "synthesis", steps=2)
+    grids = feature_layers.every_layer(huge, digits[:20], "synthesis", steps=2)
     with pytest.raises(ModelFileError, match="weights overflow float32"):
         list(grids)
 
@@ -211,8 +211,8 @@ def test_every_layer_runs_the_dataset_once_per_doubling_group_with_the_same_grid
         return forward(self, x, *args, **kwargs)
 
     monkeypatch.setattr(Conv2D, "forward", counted)
-    events = list(features.every_layer(m, images, "patches"))
-    grids = [e for e in events if isinstance(e, features.LayerGrid)]
+    events = list(feature_layers.every_layer(m, images, "patches"))
+    grids = [e for e in events if isinstance(e, feature_layers.LayerGrid)]
     assert [g.node for g in grids] == convs and len(convs) == 9
     for g, want in zip(grids, expected, strict=True):
         np.testing.assert_array_equal(g.image, want)
