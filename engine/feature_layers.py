@@ -71,7 +71,10 @@ def every_layer(
     if cache is not None:
         weights = weights_key(model)
         seen = images_key(images) if method == "patches" else ""  # synthesis reads no images
-        options = f"{method} k={k}" if method == "patches" else f"{method} {steps} seed={seed}"
+        # "jitter/4": synthesis shifts by at most a quarter of a field since 2026-12-04 (the
+        # grids kept before, shifted by 2 pixels everywhere, are not shown for it)
+        climb = f"{method} {steps} seed={seed} jitter/4"
+        options = f"{method} k={k}" if method == "patches" else climb
         keys = {node: cache.key(weights, seen, options, node) for node in nodes}
     groups = _doubling(nodes) if method == "patches" else [[node] for node in nodes]
     for group in groups:

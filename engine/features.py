@@ -10,8 +10,9 @@ the network sees it (MNIST's 28x28 centred on the 32x32 input; outside the image
 :data:`SYNTHESIS_BATCH`) starts from seeded noise and climbs the gradient of one channel's
 centre unit (or one class score, when the node is the network's output) with respect to the
 input, in evaluation mode (BatchNorm uses its running statistics). Each step shifts the image
-by a random jitter before the pass and, every few steps, blurs it a little: both keep the
-picture from turning into high-frequency noise.
+by a random jitter before the pass (at most a quarter of the unit's receptive field: none for a
+3x3 field, whose pattern a 2-pixel shift would move out of it) and, every few steps, blurs it a
+little: both keep the picture from turning into high-frequency noise.
 
 Both are generators of :class:`engine.progress.Progress` events that check ``control.cancelled``
 between batches or steps; the last item they yield is the result (nothing more when cancelled).
@@ -348,8 +349,11 @@ def synthesize_all(
         )
     c, h, w = spec.shape
     start = rng.normal(128, 20, size=(len(chans), c, h, w)).clip(0, 255).astype(np.uint8)
-    shifts = rng.integers(-jitter, jitter + 1, size=(steps, 2)) if jitter else None
     where = _target(tuple(shape))
+    field = receptive_field(model, node) if where else None
+    if field is not None:  # a shift of 2 moves a 3x3 field's pattern out of it: none there
+        jitter = min(jitter, field.size // 4)
+    shifts = rng.integers(-jitter, jitter + 1, size=(steps, 2)) if jitter else None
     parts = [slice(i, i + SYNTHESIS_BATCH) for i in range(0, len(chans), SYNTHESIS_BATCH)]
     total = steps * len(parts)
     yield Progress("synthesis", 0, total)
@@ -365,9 +369,12 @@ def synthesize_all(
         last.append(climbed[2])
     made, before, after = np.concatenate(pixels), np.concatenate(first), np.concatenate(last)
     box = None
-    if where:
-        f = receptive_field(model, node)
-        box = (where[0] * f.jump + f.offset, where[1] * f.jump + f.offset, f.size)
+    if field is not None:
+        box = (
+            where[0] * field.jump + field.offset,
+            where[1] * field.jump + field.offset,
+            field.size,
+        )
     yield [
         Synthesis(node, int(ch), made[i], start[i], float(after[i]), float(before[i]), box)
         for i, ch in enumerate(chans)
