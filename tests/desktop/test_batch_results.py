@@ -5,27 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pytest
 from PySide6.QtCore import Qt
 
-from desktop.app_state import AppState
-from desktop.classify_tab import ClassifyTab
 from desktop.widgets.batch_table import BatchTable
 from engine.inference import FileResult
 from engine.model import build_model
-from tests.desktop.test_classify_photos import CLASSES, _photo, _urls
+from tests.desktop.test_classify_photos import (
+    CLASSES,
+    _photo,
+    _urls,
+    tab,  # noqa: F401 (a fixture)
+)
 from tests.desktop.test_classify_tab import _drop
-
-
-@pytest.fixture
-def tab(qtbot):
-    widget = ClassifyTab(AppState())
-    widget.resize(1200, 760)
-    widget.show()
-    yield widget
-    qtbot.waitUntil(lambda: not widget.background_busy(), timeout=20000)
-    widget.close()
-    widget.deleteLater()
 
 
 def test_a_new_batch_is_listed_by_file_name_a_to_z(qtbot, tmp_path):
@@ -38,7 +29,7 @@ def test_a_new_batch_is_listed_by_file_name_a_to_z(qtbot, tmp_path):
     assert table.horizontalHeader().sortIndicatorOrder() == Qt.SortOrder.AscendingOrder
 
 
-def test_a_model_chosen_while_a_batch_runs_classifies_the_batch(qtbot, tab, tmp_path):
+def test_a_model_chosen_while_a_batch_runs_classifies_the_batch(qtbot, tab, tmp_path):  # noqa: F811
     birds = build_model(
         {"name": "lenet-article", "in_channels": 3}, np.random.default_rng(1), classes=CLASSES
     )
