@@ -66,6 +66,11 @@ def _check(args: argparse.Namespace) -> None:
         raise CliError(f"{args.out}: is a folder; give an image file name")
     if not (out.parent if str(out.parent) else Path(".")).is_dir():
         raise CliError(f"{args.out}: the folder {out.parent} does not exist")
+    from engine.atomic import writable_problem
+
+    problem = writable_problem(out)  # a read-only folder, /proc: before the work, not after
+    if problem:
+        raise CliError(f"{args.out}: {problem}")
 
 
 def _layer(model: Any, name: str | None, method: str) -> str:

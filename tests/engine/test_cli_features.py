@@ -47,6 +47,7 @@ def test_synthesis_of_the_classes(tmp_path, capsys):
         (["--k", "100000"], "--k: at most 100 patches per filter, got 100,000"),
         (["--out", "grid.txt"], "give an image name ending in .png"),
         (["--out", "missing/grid.png"], "does not exist"),
+        (["--out", "/proc/grid.png"], "cannot write in /proc"),  # was found after the work
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, monkeypatch, extra, message):
