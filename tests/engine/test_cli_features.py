@@ -47,7 +47,6 @@ def test_synthesis_of_the_classes(tmp_path, capsys):
         (["--k", "100000"], "--k: at most 100 patches per filter, got 100,000"),
         (["--out", "grid.txt"], "give an image name ending in .png"),
         (["--out", "missing/grid.png"], "does not exist"),
-        (["--out", "/proc/grid.png"], "cannot write in /proc"),  # was found after the work
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, monkeypatch, extra, message):
@@ -123,3 +122,16 @@ def test_synthesis_of_a_node_of_thousands_of_units_is_refused_before_any_work(tm
     err = capsys.readouterr().err.strip()
     assert "flatten1 has 6,272 units" in err and "at most 1,024" in err and "(fc1)" in err
     assert main([*argv, "--layer", "conv1"]) == 0 and out.exists()
+
+
+def test_an_out_where_nothing_can_be_written_is_refused_before_the_work(capsys, monkeypatch):
+    """/proc (or a read-only folder) was found when the grid was saved, after the work."""
+    from engine import features
+
+    def no_work(*_args, **_kwargs):
+        raise AssertionError("the work began")
+
+    monkeypatch.setattr(features, "top_patches", no_work)
+    assert main(["features", "shipped", "--out", "/proc/grid.png"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "cannot write in /proc" in err and "\n" not in err
