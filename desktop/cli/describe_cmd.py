@@ -10,7 +10,6 @@ FILE.json) or a model file (``MODEL.npz``, ``shipped``, ``photos``).
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
 from desktop.cli import CliError
@@ -43,6 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from desktop.cli.common import json_text, safe_print
     from engine.graph_layout import describe_model
     from engine.graphspec import spec_stats
 
@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     params, macs = spec_stats(model.graph_spec())
     if args.json:
         nodes = [_node_json(f) for f in facts]
-        print(json.dumps({"network": what, "parameters": params, "macs": macs, "nodes": nodes}))
+        safe_print(json_text({"network": what, "parameters": params, "macs": macs, "nodes": nodes}))
         return 0
     rows = [("node", "kind", "window", "output", "params", "mult-adds", "field", "reads")]
     for f in facts:
@@ -68,14 +68,14 @@ def run(args: argparse.Namespace) -> int:
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
-    print(what)
+    safe_print(what)
     for row in rows:
         cells = [
             c.rjust(w) if i in (4, 5) else c.ljust(w)
             for i, (c, w) in enumerate(zip(row[:-1], widths, strict=True))
         ]
-        print("  ".join([*cells, row[-1]]).rstrip())
-    print(f"{params:,} trainable parameters · {macs:,} multiply-adds per image")
+        safe_print("  ".join([*cells, row[-1]]).rstrip())
+    safe_print(f"{params:,} trainable parameters · {macs:,} multiply-adds per image")
     return 0
 
 

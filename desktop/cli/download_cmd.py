@@ -8,9 +8,9 @@ batches only). ConvScope never downloads anything unless asked.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
+from desktop.cli.common import json_text, safe_print
 from engine.download import REMOTE_DATASETS, DownloadProgress, dataset_cache_dir, download_dataset
 
 HELP = (
@@ -39,19 +39,19 @@ def run(args: argparse.Namespace) -> int:
 
     def progress(p: DownloadProgress) -> None:
         if p.skipped:
-            print(f"[{p.index + 1}/{p.count}] {p.file}: already in the cache", file=sys.stderr)
+            safe_print(f"[{p.index + 1}/{p.count}] {p.file}: already in the cache", file=sys.stderr)
         elif p.total and p.done == p.total and remote.unpack is not None:
-            print(
+            safe_print(
                 f"[{p.index + 1}/{p.count}] {p.file}: {p.total / 1e6:.1f} MB, verified; unpacking",
                 file=sys.stderr,
             )
         elif p.total and p.done == p.total:
-            print(
+            safe_print(
                 f"[{p.index + 1}/{p.count}] {p.file}: {p.total / 1e6:.1f} MB, verified",
                 file=sys.stderr,
             )
 
-    print(
+    safe_print(
         f"Downloading {remote.title} (about {remote.approx_mb} MB, {remote.licence}) to "
         f"{dataset_cache_dir(args.name, args.cache_dir)}",
         file=sys.stderr,
@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         args.name, base_url=args.mirror, cache_dir=args.cache_dir, progress=progress
     )
     if args.json:
-        print(json.dumps({"dataset": remote.key, "folder": str(folder)}))
+        safe_print(json_text({"dataset": remote.key, "folder": str(folder)}))
     else:
-        print(f"{remote.title} is ready: convscope train --dataset {remote.key}")
+        safe_print(f"{remote.title} is ready: convscope train --dataset {remote.key}")
     return 0

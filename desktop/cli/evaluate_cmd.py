@@ -7,12 +7,11 @@ Text output is a readable report; ``--json`` prints ``{"accuracy", "per_class", 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from typing import TYPE_CHECKING
 
 from desktop.cli import CliError
-from desktop.cli.common import add_classes_argument, add_model_argument
+from desktop.cli.common import add_classes_argument, add_model_argument, json_text, safe_print
 from desktop.cli.progress import Progress
 
 if TYPE_CHECKING:
@@ -117,10 +116,10 @@ def run(args: argparse.Namespace) -> int:
             "split": dataset.test_split,
             **result.to_json(args.mistakes),
         }
-        print(json.dumps(doc))
+        safe_print(json_text(doc))
         return 0
     title = f"{path.name} on {dataset.name}, {dataset.test_split}"
-    print(report(result, names, title, args.mistakes))
+    safe_print(report(result, names, title, args.mistakes))
     return 0
 
 

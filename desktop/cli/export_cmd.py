@@ -8,11 +8,10 @@ PyTorch (one GPU or many under ``torchrun``), writing a ConvScope model file bac
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from desktop.cli import CliError
-from desktop.cli.common import add_model_argument, resolve_model_path
+from desktop.cli.common import add_model_argument, json_text, resolve_model_path, safe_print
 
 HELP = "export a model as one self-contained PyTorch file (to train it further on a GPU)"
 
@@ -60,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
             "classes": list(model.classes),
             "preparation": preparation(model),
         }
-        print(json.dumps(info))
+        safe_print(json_text(info))
     else:
-        print(f"wrote {path}: python {path.name} predict|train --help")
+        safe_print(f"wrote {path}: python {path.name} predict|train --help")
     return 0

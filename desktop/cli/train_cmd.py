@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import signal
 import sys
 import threading
@@ -25,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from desktop.cli import CliError
-from desktop.cli.common import load_dataset_for
+from desktop.cli.common import json_text, load_dataset_for, safe_print
 from desktop.cli.progress import Progress, format_duration
 from desktop.cli.train_options import add_arguments as add_arguments  # the options
 from engine.optim import DEFAULT_LR
@@ -91,7 +90,9 @@ def run(args: argparse.Namespace) -> int:
     if ended.status == "diverged":
         summary.update(status="diverged", message=ended.message)
         _print_result(args, summary, f"training diverged: {ended.message}")
-        print(f"convscope train: {ended.message}; nothing was written to {out}", file=sys.stderr)
+        safe_print(
+            f"convscope train: {ended.message}; nothing was written to {out}", file=sys.stderr
+        )
         return EXIT_DIVERGED
     if ended.status == "cancelled":
         return _interrupted(args, summary, ended.where, run_.model, out)
@@ -275,7 +276,7 @@ def _interrupted(
     summary["status"] = "interrupted"
     if not args.save_on_interrupt:
         _print_result(args, summary, f"interrupted at {where}; nothing saved")
-        print(
+        safe_print(
             f"convscope train: interrupted at {where}; nothing saved (add "
             "--save-on-interrupt to keep the weights trained so far)",
             file=sys.stderr,
@@ -284,7 +285,7 @@ def _interrupted(
     save_model(model, out, rescue=True)
     summary["model"] = str(out)
     _print_result(args, summary, f"interrupted at {where}; saved the weights to {out}")
-    print(
+    safe_print(
         f"convscope train: interrupted at {where}; saved the weights trained so far to {out}",
         file=sys.stderr,
     )
@@ -359,6 +360,6 @@ def _follow(events: Iterator, progress: Progress, epochs: int) -> Any:
 
 def _print_result(args: argparse.Namespace, summary: dict, text: str) -> None:
     if args.json:
-        print(json.dumps(summary))
+        safe_print(json_text(summary))
     else:
-        print(text)
+        safe_print(text)

@@ -59,3 +59,24 @@ def test_a_model_file_and_the_text_form_read_as_tables():
 def test_what_cannot_be_described_is_one_line_and_exit_2(argv, message):
     status, out, err = _run(["describe", *argv])
     assert status == 2 and out == "" and err.count("\n") == 1 and message in err, err
+
+
+@pytest.mark.parametrize("command", ["describe", "export"])
+def test_an_ascii_terminal_gets_text_not_a_traceback(tmp_path, command):
+    """print() of '3×32×32' or of an accented file name raised UnicodeEncodeError on a
+    terminal without UTF-8 (describe's shapes; export's, evaluate's, train's and download's
+    lines alike); every command writes through common.safe_print."""
+    import os
+    import subprocess
+    import sys
+
+    argv = ["describe", "shipped"]
+    if command == "export":
+        argv = ["export", "shipped", "--pytorch", str(tmp_path / "réseau.py")]
+    env = {**os.environ, "PYTHONIOENCODING": "ascii", "LC_ALL": "C"}
+    code = "import sys; from desktop.cli import main; sys.exit(main())"
+    done = subprocess.run(
+        [sys.executable, "-c", code, *argv], capture_output=True, env=env, timeout=120
+    )
+    assert done.returncode == 0 and b"Traceback" not in done.stderr, done.stderr
+    assert b"1x28x28" in done.stdout if command == "describe" else b"wrote " in done.stdout
