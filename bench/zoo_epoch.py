@@ -2,7 +2,8 @@
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE /work/main/.venv/bin/python bench/zoo_epoch.py
 
-CIFAR-sized input (3x32x32), 10 classes, batch 64, SGD with momentum 0.9 (lr 0.01), float32,
+CIFAR-sized colour input (3x32x32; a member's own size where it has one: lenet5 3x28x28),
+10 classes, batch 64, SGD with momentum 0.9 (lr 0.01), float32,
 2 threads (the engine splits each batch over 2 shards with single-threaded BLAS, as
 ``convscope train --workers 2`` does: forked processes, whose BatchNorm layers exchange their
 sums so its statistics are the whole batch's; ``--cpu-time`` keeps every network on threads,
@@ -211,7 +212,8 @@ def main() -> None:
     rng = np.random.default_rng(0)
     rows = []
     print(
-        f"{args.images} random 3x32x32 images per pass, batch {BATCH}, SGD momentum, "
+        f"{args.images} random colour images per pass (3x32x32, lenet5 3x28x28), batch {BATCH}, "
+        "SGD momentum, "
         f"{args.threads} threads, {args.repeats} passes each, alternating, "
         + ("CPU seconds" if args.cpu_time else "wall seconds")
     )
