@@ -61,6 +61,18 @@ def test_synthesis_can_be_cancelled(qtbot):
     assert "fc3" not in view.sections
 
 
+def _learned_on_mnist(qtbot, tab, model_path) -> FeatureView:
+    """The Train tab ``tab`` on 300 MNIST digits with the model file ``model_path`` loaded:
+    What it learned... clicked, its window returned."""
+    tab.setup.set_source("mnist", 300)
+    qtbot.waitUntil(lambda: tab.setup.dataset is not None, timeout=30000)
+    with qtbot.waitSignal(tab.model_load_finished, timeout=30000):
+        tab.load_model_file(model_path)
+    qtbot.waitUntil(tab.learned_button.isEnabled, timeout=30000)
+    qtbot.mouseClick(tab.learned_button, Qt.MouseButton.LeftButton)
+    return tab.findChild(FeatureView, "featureView")
+
+
 def test_the_train_tab_opens_it_on_its_model_and_test_images(qtbot):
     from desktop.app_state import AppState
     from desktop.train_tab import TrainTab
@@ -69,13 +81,7 @@ def test_the_train_tab_opens_it_on_its_model_and_test_images(qtbot):
     qtbot.addWidget(tab)
     tab.show()
     assert not tab.learned_button.isEnabled()  # no model yet
-    tab.setup.set_source("mnist", 300)
-    qtbot.waitUntil(lambda: tab.setup.dataset is not None, timeout=30000)
-    with qtbot.waitSignal(tab.model_load_finished, timeout=30000):
-        tab.load_model_file(resources.shipped_model_path())
-    qtbot.waitUntil(tab.learned_button.isEnabled, timeout=30000)
-    qtbot.mouseClick(tab.learned_button, Qt.MouseButton.LeftButton)
-    view = tab.findChild(FeatureView, "featureView")
+    view = _learned_on_mnist(qtbot, tab, resources.shipped_model_path())
     assert view is not None and view.isVisible()
     assert "2,000 images of MNIST" in view.status.text()
     qtbot.mouseClick(view.show_button, Qt.MouseButton.LeftButton)
@@ -198,13 +204,7 @@ def test_images_that_do_not_fit_the_model_say_what_to_choose(qtbot):
     tab = TrainTab(AppState())
     qtbot.addWidget(tab)
     tab.show()
-    tab.setup.set_source("mnist", 300)
-    qtbot.waitUntil(lambda: tab.setup.dataset is not None, timeout=30000)
-    with qtbot.waitSignal(tab.model_load_finished, timeout=30000):
-        tab.load_model_file(resources.photo_model_path())
-    qtbot.waitUntil(tab.learned_button.isEnabled, timeout=30000)
-    qtbot.mouseClick(tab.learned_button, Qt.MouseButton.LeftButton)
-    view = tab.findChild(FeatureView, "featureView")
+    view = _learned_on_mnist(qtbot, tab, resources.photo_model_path())
     text = view.status.text()
     assert "MNIST" in text and "1×28×28" in text and "3×32×32" in text, text
     assert "convert" not in text and not view.show_button.isEnabled()
