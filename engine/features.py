@@ -30,8 +30,9 @@ from typing import Any
 import numpy as np
 
 from engine import executor
-from engine.errors import ModelFileError, ShapeError
+from engine.errors import ShapeError
 from engine.graph_layout import Field, describe_model
+from engine.inference import not_finite
 from engine.progress import Cancellable, Progress
 from engine.visualize import image_grid
 
@@ -280,12 +281,10 @@ class Synthesis:
 
 def _finite(values: np.ndarray, node: str, what: str) -> np.ndarray:
     """``values`` when they are all finite numbers; else the :class:`ModelFileError` that says
-    the weights overflow (finite weights can: 3e38 times a pixel), as classifying says it."""
+    the weights overflow (finite weights can: 3e38 times a pixel), classifying's own
+    (:func:`engine.inference.not_finite`) for the node's outputs."""
     if not np.isfinite(values).all():
-        raise ModelFileError(
-            f"{node}'s outputs are not finite numbers for {what} (the weights overflow "
-            "float32); the model file is damaged or was not trained by ConvScope"
-        )
+        raise not_finite(what, f"{node}'s")
     return values
 
 

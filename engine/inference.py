@@ -185,14 +185,15 @@ def to_batch(model: Any, inputs: Sequence[np.ndarray] | np.ndarray) -> np.ndarra
 
 #: Why an input has no probabilities: the network's outputs for it are not finite numbers.
 NOT_FINITE = (
-    "the model's outputs are not finite numbers for {what} (its weights overflow float32); "
+    "{whose} outputs are not finite numbers for {what} (the weights overflow float32); "
     "the model file is damaged or was not trained by ConvScope"
 )
 
 
-def not_finite(what: str = "this image") -> ModelFileError:
-    """The one-line error of :data:`NOT_FINITE` for ``what`` ("this image", "image 3 of 50")."""
-    return ModelFileError(NOT_FINITE.format(what=what))
+def not_finite(what: str = "this image", whose: str = "the model's") -> ModelFileError:
+    """The one-line error of :data:`NOT_FINITE` for ``what`` ("this image", "image 3 of 50"),
+    of the outputs of ``whose`` ("the model's", a node's: "conv2's")."""
+    return ModelFileError(NOT_FINITE.format(what=what, whose=whose))
 
 
 def network_probabilities(
