@@ -7,6 +7,7 @@ import argparse
 import json
 import math
 import sys
+import unicodedata
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -161,6 +162,22 @@ def safe_print(*parts: object, file: TextIO | None = None, sep: str = " ", end: 
         text = text.translate(_PLAIN).encode("ascii", "backslashreplace").decode("ascii")
     stream.write(text)
     stream.flush()
+
+
+def text_width(text: str) -> int:
+    """The columns ``text`` takes on a terminal: wide (CJK) characters take two, combining
+    marks none, so that tables of class names line up whatever the script."""
+    return sum(
+        0 if unicodedata.combining(c) else 2 if unicodedata.east_asian_width(c) in "WF" else 1
+        for c in text
+    )
+
+
+def pad(text: str, width: int, right: bool = False) -> str:
+    """``text`` padded with spaces to ``width`` terminal columns (see ``text_width``), on the
+    left when ``right`` (numbers), else on the right."""
+    gap = " " * max(0, width - text_width(text))
+    return gap + text if right else text + gap
 
 
 def finite(value: Any) -> Any:

@@ -42,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from desktop.cli.common import json_text, safe_print
+    from desktop.cli.common import json_text, pad, safe_print, text_width
     from engine.graph_layout import describe_model
     from engine.graphspec import spec_stats
 
@@ -67,11 +67,11 @@ def run(args: argparse.Namespace) -> int:
                 ", ".join(f.inputs) if f.inputs != _previous(facts, f) else "",
             )
         )
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    widths = [max(text_width(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     safe_print(what)
     for row in rows:
         cells = [
-            c.rjust(w) if i in (4, 5) else c.ljust(w)
+            pad(c, w, right=i in (4, 5))
             for i, (c, w) in enumerate(zip(row[:-1], widths, strict=True))
         ]
         safe_print("  ".join([*cells, row[-1]]).rstrip())

@@ -11,7 +11,14 @@ import math
 from typing import TYPE_CHECKING
 
 from desktop.cli import CliError
-from desktop.cli.common import add_classes_argument, add_model_argument, json_text, safe_print
+from desktop.cli.common import (
+    add_classes_argument,
+    add_model_argument,
+    json_text,
+    pad,
+    safe_print,
+    text_width,
+)
 from desktop.cli.progress import Progress
 
 if TYPE_CHECKING:
@@ -133,11 +140,11 @@ def report(result: EvaluationResult, names: list[str], title: str, mistakes: int
         "",
     ]
     counts = r.confusion.sum(axis=1)
-    name_w = max(5, *(len(n) for n in names))
-    lines.append(f"{'class':<{name_w}}  {'images':>7}  {'accuracy':>8}")
+    name_w = max(5, *(text_width(n) for n in names))
+    lines.append(f"{pad('class', name_w)}  {'images':>7}  {'accuracy':>8}")
     for name, n, acc in zip(names, counts, r.per_class, strict=True):
         shown = "-" if math.isnan(acc) else f"{acc:.2%}"
-        lines.append(f"{name:<{name_w}}  {int(n):>7,}  {shown:>8}")
+        lines.append(f"{pad(name, name_w)}  {int(n):>7,}  {shown:>8}")
     if len(names) > MATRIX_CLASSES:  # a 1,000-column table reads as noise: the worst cells
         lines += ["", "most confused classes (the whole matrix: --json), true -> predicted:"]
         pairs = r.confused_pairs(CONFUSED_PAIRS)
@@ -159,14 +166,14 @@ def report(result: EvaluationResult, names: list[str], title: str, mistakes: int
 def _matrix(confusion: np.ndarray, names: list[str]) -> list[str]:
     """The confusion matrix as a table (rows = true class, columns = predicted)."""
     lines = ["", "confusion matrix (rows = true class, columns = predicted class):"]
-    if max(len(n) for n in names) <= 6:
+    if max(text_width(n) for n in names) <= 6:
         heads, rows = list(names), list(names)
     else:  # long names: number the columns, and the rows too so they can be matched
         heads = [str(k) for k in range(len(names))]
         rows = [f"{k} {n}" for k, n in enumerate(names)]
-    row_w = max(len(t) for t in rows)
-    cell = max(4, len(str(int(confusion.max()))), *(len(h) for h in heads)) + 1
-    lines.append(" " * row_w + "".join(f"{h:>{cell}}" for h in heads))
+    row_w = max(text_width(t) for t in rows)
+    cell = max(4, len(str(int(confusion.max()))), *(text_width(h) for h in heads)) + 1
+    lines.append(" " * row_w + "".join(pad(h, cell, right=True) for h in heads))
     for label, row in zip(rows, confusion, strict=True):
-        lines.append(f"{label:<{row_w}}" + "".join(f"{int(v):>{cell}}" for v in row))
+        lines.append(pad(label, row_w) + "".join(f"{int(v):>{cell}}" for v in row))
     return lines

@@ -489,3 +489,22 @@ def test_continue_refuses_a_file_that_is_not_a_model(tmp_path):
     fake.write_bytes(b"PK\x03\x04 not really a zip")
     status, out, err = _run_in_process(["train", "--continue", str(fake)])
     assert status == 2 and out == "" and err.count("\n") == 1 and "fake.npz" in err, err
+
+
+def test_the_report_lines_up_class_names_written_in_wide_or_accented_letters():
+    from desktop.cli.common import text_width
+    from desktop.cli.evaluate_cmd import report
+    from engine.evaluation import summarize
+
+    names = ["猫", "犬", "cafe\u0301", "ship"]  # two wide letters, a combining accent
+    labels = np.array([0, 1, 2, 3, 0])
+    predicted = np.array([0, 1, 2, 3, 1])
+    text = report(summarize(labels, predicted, np.ones(5, np.float32), 4, names), names, "t")
+    lines = text.splitlines()
+    head = next(i for i, line in enumerate(lines) if line.startswith("class "))
+    table = lines[head : head + 5]
+    assert len({text_width(line) for line in table}) == 1, table  # every row as wide on screen
+    at = lines.index("confusion matrix (rows = true class, columns = predicted class):")
+    matrix = lines[at + 1 : at + 6]
+    assert len({text_width(line) for line in matrix}) == 1, matrix
+    assert [text_width(n) for n in names] == [2, 2, 4, 4]
