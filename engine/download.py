@@ -3,7 +3,9 @@
 Nothing here runs unless a user asks for it: the app and the CLI work offline with the bundled
 MNIST. Each file is streamed into a temporary file next to its destination while its MD5 and
 SHA-256 are computed; only when both match the pinned values is it renamed into place
-(``os.replace``). On any failure (HTTP error, dropped connection, timeout, checksum mismatch,
+(``os.replace``). Each file's size is pinned too: a server announcing another size is refused
+before its body is read, and one sending more is cut off there, so a wrong mirror cannot fill
+the disk. On any failure (HTTP error, dropped connection, timeout, checksum mismatch,
 cancel) the temporary file is deleted and :class:`~engine.errors.DatasetError` is raised, so a
 half-downloaded or foreign file is never left where the loader would find it.
 
@@ -30,11 +32,15 @@ import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from engine.cifar import CIFAR10_CLASSES
 from engine.errors import DatasetError
 from engine.idx import FASHION_MNIST_CLASSES
 from engine.progress import Cancellable
+
+if TYPE_CHECKING:
+    from email.message import Message  # the headers' type; the module is loaded with urllib
 
 __all__ = [
     "REMOTE_DATASETS",
@@ -53,11 +59,12 @@ _CHUNK = 1 << 16
 
 @dataclass(frozen=True)
 class RemoteFile:
-    """One file of a remote dataset with its pinned checksums (lower-case hex)."""
+    """One file of a remote dataset with its pinned checksums (lower-case hex) and size."""
 
     name: str
     md5: str
     sha256: str | None  # None: only the MD5 is published
+    size: int  # bytes, as the official servers send it
 
 
 @dataclass(frozen=True)
@@ -87,21 +94,25 @@ FASHION_MNIST = RemoteDataset(
             "train-images-idx3-ubyte.gz",
             "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
             "08dc20ab1689590a0bcd66e874647b6ee8464e2d501b5a3f1f78831db19a3fdc",
+            26421880,
         ),
         RemoteFile(
             "train-labels-idx1-ubyte.gz",
             "25c81989df183df01b3e8a0aad5dffbe",
             "b0197879cbda89f3dc7b894f9fd52b858e68ea4182b6947c9d8c2b67e5f18dcc",
+            29515,
         ),
         RemoteFile(
             "t10k-images-idx3-ubyte.gz",
             "bef4ecab320f06d8554ea6380940ec79",
             "78dcbbfb5a27efaf1b6c1d616caca68560be8766c5bffcb2791df9273a534229",
+            4422102,
         ),
         RemoteFile(
             "t10k-labels-idx1-ubyte.gz",
             "bb300cfdad3c16e7a12a480ee83cd310",
             "42bd18137a62d5998cdeae52bf3a0676ac6b706f5cf8439b47bb5b151ae3dccf",
+            5148,
         ),
     ),
     classes=tuple(FASHION_MNIST_CLASSES),
@@ -115,7 +126,9 @@ CIFAR10 = RemoteDataset(
     title="CIFAR-10",
     base_urls=("https://www.cs.toronto.edu/~kriz/",),
     # the MD5 published by the authors on https://www.cs.toronto.edu/~kriz/cifar.html
-    files=(RemoteFile("cifar-10-binary.tar.gz", "c32a1d4ab5d03f1284b67883e8d87530", None),),
+    files=(
+        RemoteFile("cifar-10-binary.tar.gz", "c32a1d4ab5d03f1284b67883e8d87530", None, 170052171),
+    ),
     classes=tuple(CIFAR10_CLASSES),
     licence="Alex Krizhevsky, Learning Multiple Layers of Features from Tiny Images, 2009",
     approx_mb=162,  # the size the authors' page gives for the binary version
@@ -194,7 +207,7 @@ def download_dataset(
     cache_dir: str | os.PathLike[str] | None = None,
     progress: Callable[[DownloadProgress], None] | None = None,
     control: Cancellable | None = None,
-    checksums: Mapping[str, tuple[str, str]] | None = None,
+    checksums: Mapping[str, tuple[str, str | None, int]] | None = None,
     timeout: float = 30.0,
 ) -> Path:
     """Download ``name`` into the cache and return its folder (ready for ``load_dataset``).
@@ -207,7 +220,8 @@ def download_dataset(
         progress: called with a :class:`DownloadProgress` at most every 64 KiB read.
         control: checked between chunks (:mod:`engine.progress`'s protocol); when
             ``control.cancelled`` turns true the download stops with :class:`DownloadCancelled`.
-        checksums: ``{file name: (md5, sha256 or None)}`` replacing the pinned values (tests).
+        checksums: ``{file name: (md5, sha256 or None, size in bytes)}`` replacing the pinned
+            values (tests).
         timeout: seconds to wait for the server on each connect/read.
 
     Files already present with the right checksums (an archive: already unpacked) are not
@@ -224,7 +238,7 @@ def download_dataset(
         ) from exc
     urls = (base_url,) if base_url else remote.base_urls
     for index, rfile in enumerate(remote.files):
-        md5, sha256 = (checksums or {}).get(rfile.name, (rfile.md5, rfile.sha256))
+        md5, sha256, size = (checksums or {}).get(rfile.name, (rfile.md5, rfile.sha256, rfile.size))
         target = folder / rfile.name
         if remote.unpack is not None and is_downloaded(remote.key, cache_dir):
             if progress:
@@ -241,7 +255,13 @@ def download_dataset(
             url = urllib.parse.urljoin(url, rfile.name)
             try:
                 _fetch(
-                    url, target, md5, sha256, timeout, index, len(remote.files), progress, control
+                    url,
+                    target,
+                    (md5, sha256, size),
+                    timeout,
+                    (index, len(remote.files)),
+                    progress,
+                    control,
                 )
                 break
             except (DownloadCancelled, DiskError):
@@ -317,21 +337,24 @@ def _digests(path: Path) -> tuple[str, str]:
 def _fetch(
     url: str,
     target: Path,
-    md5_hex: str,
-    sha256_hex: str | None,
+    pinned: tuple[str, str | None, int],
     timeout: float,
-    index: int,
-    count: int,
+    place: tuple[int, int],
     progress: Callable[[DownloadProgress], None] | None,
     control: Cancellable | None,
 ) -> None:
-    """Stream ``url`` into a temp file beside ``target``; rename it only if both digests match."""
+    """Stream ``url`` into a temp file beside ``target``, never more than the pinned size;
+    rename it only if both digests match. ``pinned`` is (md5, sha256 or None, size),
+    ``place`` the file's (index, count) for the progress events."""
     import http.client  # here, not at start-up: the HTTP and e-mail modules cost ~70 ms
     import urllib.error
     import urllib.request
 
     if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
         raise DatasetError(f"{url}: only http and https downloads are supported")
+    md5_hex, sha256_hex, size = pinned
+    index, count = place
+    _check_space(target.parent, size)
     md5, sha = hashlib.md5(usedforsecurity=False), hashlib.sha256()
     try:
         fd, tmp_name = tempfile.mkstemp(
@@ -344,15 +367,19 @@ def _fetch(
         with os.fdopen(fd, "wb") as out:
             try:
                 with urllib.request.urlopen(url, timeout=timeout) as response:
-                    total = int(response.headers.get("Content-Length") or 0)
-                    _check_space(target.parent, total)
+                    _refuse_foreign(url, response.headers, target.name, size)
                     done = 0
                     while True:
                         if control is not None and control.cancelled:
                             raise DownloadCancelled(f"download of {target.name} cancelled")
-                        chunk = response.read(_CHUNK)
+                        chunk = response.read(min(_CHUNK, size + 1 - done))
                         if not chunk:
                             break
+                        if done + len(chunk) > size:
+                            raise DatasetError(
+                                f"{url}: the server sent more than the {size:,} bytes of "
+                                f"{target.name}; not the official file, stopped"
+                            )
                         try:
                             _write(out, chunk)
                         except OSError as exc:
@@ -361,7 +388,7 @@ def _fetch(
                         sha.update(chunk)
                         done += len(chunk)
                         if progress:
-                            progress(DownloadProgress(target.name, index, count, done, total))
+                            progress(DownloadProgress(target.name, index, count, done, size))
             except urllib.error.HTTPError as exc:
                 raise DatasetError(f"{url}: HTTP {exc.code} {exc.reason}") from exc
             except urllib.error.URLError as exc:
@@ -369,23 +396,36 @@ def _fetch(
             except (http.client.HTTPException, OSError) as exc:  # dropped, reset, timed out
                 what = type(exc).__name__ if not str(exc) else str(exc)
                 raise DatasetError(f"{url}: the connection failed ({what})") from exc
-            if total and done != total:
-                raise DatasetError(f"{url}: got {done} of {total} bytes (connection dropped)")
+            if done != size:
+                raise DatasetError(f"{url}: got {done:,} of {size:,} bytes (connection dropped)")
             try:
                 out.flush()
                 os.fsync(out.fileno())
             except OSError as exc:
                 raise _disk_error(target.parent, exc, target.name) from exc
-        got = (md5.hexdigest(), sha.hexdigest())
-        if not _matches(got, md5_hex, sha256_hex):
-            raise DatasetError(
-                f"{url}: checksum mismatch (MD5 {got[0]}, expected {md5_hex}); "
-                "the file was deleted, try again later or from another mirror"
-            )
+        _check_digests(url, (md5.hexdigest(), sha.hexdigest()), md5_hex, sha256_hex)
         os.replace(tmp, target)
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def _refuse_foreign(url: str, headers: Message, name: str, size: int) -> None:
+    """Refuse an answer that cannot be the file ``name`` of ``size`` bytes, before its body."""
+    total = int(headers.get("Content-Length") or 0)
+    if total and total != size:
+        raise DatasetError(
+            f"{url}: the server announces {total:,} bytes but {name} is {size:,} bytes; "
+            "not the official file"
+        )
+
+
+def _check_digests(url: str, got: tuple[str, str], md5_hex: str, sha256_hex: str | None) -> None:
+    if not _matches(got, md5_hex, sha256_hex):
+        raise DatasetError(
+            f"{url}: checksum mismatch (MD5 {got[0]}, expected {md5_hex}); "
+            "the file was deleted, try again later or from another mirror"
+        )
 
 
 def _unpack(

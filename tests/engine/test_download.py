@@ -46,15 +46,16 @@ def payloads() -> dict[str, bytes]:
 
 
 @pytest.fixture(scope="module")
-def sums(payloads) -> dict[str, tuple[str, str]]:
+def sums(payloads) -> dict[str, tuple[str, str, int]]:
     return {
-        name: (hashlib.md5(data).hexdigest(), hashlib.sha256(data).hexdigest())
+        name: (hashlib.md5(data).hexdigest(), hashlib.sha256(data).hexdigest(), len(data))
         for name, data in payloads.items()
     }
 
 
 class Server:
-    """Serves ``files``; ``behaviour[name]`` may be "404", "drop" or "hang"."""
+    """Serves ``files``; ``behaviour[name]`` may be "404", "drop", "hang", "longer" (the file
+    then 1 MiB more, without a Content-Length) or "lie" (a Content-Length of 1 TB)."""
 
     def __init__(self, files: dict[str, bytes]):
         self.files = dict(files)
@@ -76,7 +77,12 @@ class Server:
                     self.send_error(404, "Not Found")
                     return
                 self.send_response(200)
-                self.send_header("Content-Length", str(len(data)))
+                if how == "longer":  # no length: the body ends when the connection closes
+                    self.end_headers()
+                    self.wfile.write(data + bytes(1 << 20))
+                    self.close_connection = True
+                    return
+                self.send_header("Content-Length", str(10**12 if how == "lie" else len(data)))
                 self.end_headers()
                 if how == "drop":
                     self.wfile.write(data[: len(data) // 3])
@@ -148,7 +154,8 @@ def test_download_success_then_cached(server, sums, tmp_path):
 
 def test_checksum_mismatch_leaves_nothing_behind(server, sums, tmp_path):
     wrong = dict(sums)
-    wrong["train-labels-idx1-ubyte.gz"] = ("0" * 32, "0" * 64)
+    size = sums["train-labels-idx1-ubyte.gz"][2]
+    wrong["train-labels-idx1-ubyte.gz"] = ("0" * 32, "0" * 64, size)  # the right size
     with pytest.raises(DatasetError, match="checksum mismatch") as info:
         download_dataset("fashion-mnist", base_url=server.url, cache_dir=tmp_path, checksums=wrong)
     assert "train-labels-idx1-ubyte.gz" in str(info.value)
@@ -158,8 +165,8 @@ def test_checksum_mismatch_leaves_nothing_behind(server, sums, tmp_path):
 
 
 def test_pinned_checksums_refuse_foreign_files(server, tmp_path):
-    # without injected checksums the real Fashion-MNIST digests apply; our test files differ
-    with pytest.raises(DatasetError, match="checksum mismatch"):
+    # without injected values the real Fashion-MNIST sizes and digests apply; our files differ
+    with pytest.raises(DatasetError, match="not the official file"):
         download_dataset("fashion-mnist", base_url=server.url, cache_dir=tmp_path)
     assert _leftovers(dataset_cache_dir("fashion-mnist", tmp_path)) == []
 
@@ -184,6 +191,35 @@ def test_server_errors_leave_nothing_behind(server, sums, tmp_path, how, message
         download_dataset("fashion-mnist", base_url=server.url, cache_dir=tmp_path, checksums=sums)
     text = str(info.value)
     assert "train-images-idx3-ubyte.gz" in text and "network" in text
+    assert _leftovers(dataset_cache_dir("fashion-mnist", tmp_path)) == []
+
+
+def test_a_file_larger_than_its_pinned_size_is_cut_off(server, sums, tmp_path):
+    # a wrong mirror or a hostile server streaming without end must not fill the disk
+    name = "train-images-idx3-ubyte.gz"
+    server.behaviour[name] = "longer"
+    events: list[DownloadProgress] = []
+    with pytest.raises(DatasetError, match=rf"{name}: the server sent more than") as info:
+        download_dataset(
+            base_url=server.url, cache_dir=tmp_path, checksums=sums, progress=events.append
+        )
+    assert f"{sums[name][2]:,} bytes" in str(info.value)
+    assert max(e.done for e in events) <= sums[name][2]  # stopped at the pinned size
+    assert _leftovers(dataset_cache_dir("fashion-mnist", tmp_path)) == []
+
+
+def test_a_content_length_other_than_the_pinned_size_is_refused_before_reading(
+    server, sums, tmp_path
+):
+    name = "train-images-idx3-ubyte.gz"
+    server.behaviour[name] = "lie"
+    events: list[DownloadProgress] = []
+    with pytest.raises(DatasetError, match=r"announces 1,000,000,000,000 bytes") as info:
+        download_dataset(
+            base_url=server.url, cache_dir=tmp_path, checksums=sums, progress=events.append
+        )
+    assert "free space" not in str(info.value)  # the server is at fault, not the disk
+    assert events == []
     assert _leftovers(dataset_cache_dir("fashion-mnist", tmp_path)) == []
 
 
@@ -238,6 +274,11 @@ def test_pinned_checksums_are_well_formed():
         assert len(f.md5) == 32 and len(f.sha256) == 64
         int(f.md5, 16), int(f.sha256, 16)
     assert REMOTE_DATASETS["fashion-mnist"].files[0].md5 == "8d4fb7e6c68d591d4c3dfef9ec88bf0d"
+    # the sizes the official servers send (bytes); the download stops past them
+    assert [f.size for f in REMOTE_DATASETS["fashion-mnist"].files] == [
+        26421880, 29515, 4422102, 5148,
+    ]  # fmt: skip
+    assert REMOTE_DATASETS["cifar10"].files[0].size == 170052171
 
 
 # --- CIFAR-10: an archive, unpacked after the checksum ----------------------------------------
@@ -275,7 +316,7 @@ def _cifar_archive(extra: dict[str, bytes] | None = None, drop: str | None = Non
 def _serve_cifar(archive: bytes):
     srv = Server({"cifar-10-binary.tar.gz": archive})
     md5 = hashlib.md5(archive).hexdigest()
-    return srv, {"cifar-10-binary.tar.gz": (md5, None)}
+    return srv, {"cifar-10-binary.tar.gz": (md5, None, len(archive))}
 
 
 def test_cifar10_download_unpacks_the_binary_batches(tmp_path):
@@ -303,7 +344,7 @@ def test_cifar10_download_unpacks_the_binary_batches(tmp_path):
 def test_cifar10_pinned_md5_and_an_archive_without_batches(tmp_path):
     srv, sums = _serve_cifar(_cifar_archive(drop="cifar-10-batches-bin/test_batch.bin"))
     try:
-        with pytest.raises(DatasetError, match="checksum mismatch"):  # the pinned official MD5
+        with pytest.raises(DatasetError, match="not the official file"):  # the pinned size
             download_dataset("cifar10", base_url=srv.url, cache_dir=tmp_path)
         with pytest.raises(DatasetError, match=r"lacks cifar-10-batches-bin/test_batch\.bin"):
             download_dataset("cifar10", base_url=srv.url, cache_dir=tmp_path, checksums=sums)
