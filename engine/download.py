@@ -248,6 +248,8 @@ def download_dataset(
             if progress:
                 size = target.stat().st_size
                 progress(DownloadProgress(rfile.name, index, len(remote.files), size, size, True))
+            if remote.unpack is not None:  # verified earlier, its unpacking interrupted
+                _unpack(target, folder, remote.unpack, control)
             continue
         errors = []
         for base in urls:

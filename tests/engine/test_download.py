@@ -355,6 +355,35 @@ def test_cifar10_pinned_md5_and_an_archive_without_batches(tmp_path):
     assert REMOTE_DATASETS["cifar10"].files[0].md5 == "c32a1d4ab5d03f1284b67883e8d87530"
 
 
+def test_a_verified_archive_left_by_an_interrupted_unpacking_is_unpacked_next_time(
+    tmp_path, monkeypatch
+):
+    # Ctrl+C (or a full disk) while unpacking keeps the verified archive; the next run used to
+    # skip it as "already in the cache" and report success with nothing unpacked
+    import engine.download as download
+
+    srv, sums = _serve_cifar(_cifar_archive())
+
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    try:
+        monkeypatch.setattr(download, "_unpack", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            download_dataset("cifar10", base_url=srv.url, cache_dir=tmp_path, checksums=sums)
+        monkeypatch.undo()
+        folder = dataset_cache_dir("cifar10", tmp_path)
+        assert _leftovers(folder) == ["cifar-10-binary.tar.gz"] and srv.requests != []
+        srv.requests.clear()
+        download_dataset("cifar10", base_url=srv.url, cache_dir=tmp_path, checksums=sums)
+    finally:
+        srv.close()
+    assert srv.requests == []  # the verified archive was used, not fetched again
+    assert is_downloaded("cifar10", tmp_path)
+    assert _leftovers(folder) == ["cifar-10-batches-bin"]
+    assert len(load_dataset("cifar10", cache_dir=tmp_path).test_labels) == 4
+
+
 def test_a_full_disk_is_a_disk_problem_not_a_network_failure(server, sums, tmp_path, monkeypatch):
     import errno
 
