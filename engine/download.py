@@ -195,9 +195,13 @@ def is_downloaded(name: str, cache_dir: str | os.PathLike[str] | None = None) ->
     remote = _remote(name)
     folder = dataset_cache_dir(name, cache_dir)
     if remote.unpack is not None:
-        inner, members = remote.unpack
-        return all((folder / inner / m).is_file() for m in members if m.endswith((".bin", ".txt")))
+        return _unpacked(folder, remote.unpack)
     return all((folder / f.name).is_file() for f in remote.files)
+
+
+def _unpacked(folder: Path, unpack: tuple[str, tuple[str, ...]]) -> bool:
+    inner, members = unpack
+    return all((folder / inner / m).is_file() for m in members if m.endswith((".bin", ".txt")))
 
 
 def download_dataset(
@@ -437,7 +441,10 @@ def _unpack(
     control: Cancellable | None,
 ) -> None:
     """Unpack the expected members of a verified ``.tar.gz`` into ``folder/inner``, atomically
-    (a temporary folder renamed into place), then delete the archive."""
+    (a temporary folder renamed into place), then delete the archive.
+
+    Another download of the same dataset may run at the same time (a second ``convscope
+    download``): when it has unpacked first (and deleted the archive), its folder is kept."""
     import tarfile
 
     inner, wanted = unpack
@@ -465,6 +472,8 @@ def _unpack(
         except OSError as exc:
             if isinstance(exc, (tarfile.TarError, EOFError)) or exc.errno is None:
                 raise DatasetError(f"{archive.name}: damaged archive ({exc})") from exc
+            if isinstance(exc, FileNotFoundError) and _unpacked(folder, unpack):
+                return  # the other download unpacked it and deleted the archive
             raise _disk_error(folder, exc, inner) from exc
         except (tarfile.TarError, EOFError) as exc:
             raise DatasetError(f"{archive.name}: damaged archive ({exc})") from exc
@@ -474,10 +483,15 @@ def _unpack(
                 f"{archive.name}: the archive lacks {inner}/{', '.join(missing)}; "
                 "it is not the official CIFAR-10 binary archive"
             )
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
+        if not _unpacked(folder, unpack):  # else the other download's folder is kept
+            if final.exists():  # an incomplete folder (a file deleted by hand)
+                shutil.rmtree(final)
+            try:
+                os.replace(tmp, final)
+            except OSError as exc:
+                if not _unpacked(folder, unpack):
+                    raise _disk_error(folder, exc, inner) from exc
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
-    archive.unlink()
+    archive.unlink(missing_ok=True)  # the other download may have deleted it

@@ -384,6 +384,49 @@ def test_a_verified_archive_left_by_an_interrupted_unpacking_is_unpacked_next_ti
     assert len(load_dataset("cifar10", cache_dir=tmp_path).test_labels) == 4
 
 
+@pytest.mark.parametrize("moment", ["before its unpacking", "before its rename"])
+def test_two_cifar10_downloads_at_once_both_succeed(tmp_path, monkeypatch, moment):
+    # a second `convscope download cifar10` finishing first (at the moment named) used to make
+    # this one fail: the archive it had verified gone, the folder taken, a raw OSError
+    import os
+
+    import engine.download as download
+
+    srv, sums = _serve_cifar(_cifar_archive())
+    other: list[Path] = []
+
+    def the_other_download() -> None:
+        if not other:
+            other.append(tmp_path)  # once, not again from inside itself
+            download_dataset("cifar10", base_url=srv.url, cache_dir=tmp_path, checksums=sums)
+
+    if moment == "before its unpacking":
+        unpack = download._unpack
+
+        def hooked_unpack(*args):
+            the_other_download()
+            return unpack(*args)
+
+        monkeypatch.setattr(download, "_unpack", hooked_unpack)
+    else:
+        replace = os.replace
+
+        def hooked_replace(src, dst):
+            if Path(dst).name == "cifar-10-batches-bin":
+                the_other_download()
+            return replace(src, dst)
+
+        monkeypatch.setattr(download.os, "replace", hooked_replace)
+    try:
+        folder = download_dataset("cifar10", base_url=srv.url, cache_dir=tmp_path, checksums=sums)
+    finally:
+        srv.close()
+    assert other and is_downloaded("cifar10", tmp_path)
+    assert _leftovers(folder) == ["cifar-10-batches-bin"]  # no archive, no temporary folder
+    ds = load_dataset("cifar10", cache_dir=tmp_path)
+    assert len(ds.train_labels) == 20 and len(ds.test_labels) == 4
+
+
 def test_a_full_disk_is_a_disk_problem_not_a_network_failure(server, sums, tmp_path, monkeypatch):
     import errno
 
