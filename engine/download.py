@@ -19,6 +19,10 @@ of bounded size (no links, no paths outside the folder, nothing executed or unpi
 archive is then deleted. A full disk (while downloading or unpacking) is reported as a disk
 problem, naming the folder, never as a network failure; a download larger than the free space
 is refused before it starts.
+
+Size: one piece, because fetching, verifying and unpacking share the same rules (a temporary
+file renamed into place, the pinned size and digests, a disk error told from a network one),
+and the pinned catalogue (about 90 lines of names, sizes and checksums) sits beside them.
 """
 
 from __future__ import annotations
@@ -153,7 +157,8 @@ class DownloadProgress:
     """Sent to the ``progress`` callback: ``done``/``total`` bytes of ``file`` (total 0 = unknown).
 
     ``index`` counts files from 0 up to ``count``; ``skipped`` is True for a file already in the
-    cache and verified.
+    cache and verified; ``verified`` for the last event of a file just downloaded, once its
+    checksums matched and it is in place (an event with ``done == total`` comes before the check).
     """
 
     file: str
@@ -162,6 +167,7 @@ class DownloadProgress:
     done: int
     total: int
     skipped: bool = False
+    verified: bool = False
 
 
 class DownloadCancelled(DatasetError):
@@ -414,6 +420,8 @@ def _fetch(
     finally:
         if tmp.exists():
             tmp.unlink()
+    if progress:
+        progress(DownloadProgress(target.name, index, count, size, size, verified=True))
 
 
 def _refuse_foreign(url: str, headers: Message, name: str, size: int) -> None:

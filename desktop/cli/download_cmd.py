@@ -40,12 +40,12 @@ def run(args: argparse.Namespace) -> int:
     def progress(p: DownloadProgress) -> None:
         if p.skipped:
             safe_print(f"[{p.index + 1}/{p.count}] {p.file}: already in the cache", file=sys.stderr)
-        elif p.total and p.done == p.total and remote.unpack is not None:
+        elif p.verified and remote.unpack is not None:
             safe_print(
                 f"[{p.index + 1}/{p.count}] {p.file}: {p.total / 1e6:.1f} MB, verified; unpacking",
                 file=sys.stderr,
             )
-        elif p.total and p.done == p.total:
+        elif p.verified:
             safe_print(
                 f"[{p.index + 1}/{p.count}] {p.file}: {p.total / 1e6:.1f} MB, verified",
                 file=sys.stderr,

@@ -8,6 +8,7 @@ import threading
 import pytest
 
 from desktop.cli import main
+from tests.engine.test_download import Server, payloads  # noqa: F401 (a fixture)
 
 
 @pytest.fixture
@@ -44,3 +45,65 @@ def test_unknown_dataset_is_refused():
     with pytest.raises(SystemExit) as exc:
         main(["download", "imagenet"])
     assert exc.value.code != 0
+
+
+@pytest.fixture
+def small_fashion(monkeypatch, payloads):  # noqa: F811 (the imported fixture)
+    """Fashion-MNIST pinned to small test files, served on 127.0.0.1: ``(server, pin)``;
+    ``pin(name, md5)`` changes one file's pinned MD5."""
+    import dataclasses
+    import hashlib
+
+    from engine import download
+
+    def pin(name: str | None = None, md5: str | None = None) -> None:
+        files = tuple(
+            download.RemoteFile(
+                n,
+                md5 if n == name and md5 else hashlib.md5(data).hexdigest(),
+                hashlib.sha256(data).hexdigest(),
+                len(data),
+            )
+            for n, data in payloads.items()
+        )
+        remote = dataclasses.replace(download.FASHION_MNIST, files=files)
+        monkeypatch.setitem(download.REMOTE_DATASETS, "fashion-mnist", remote)
+
+    pin()
+    srv = Server(payloads)
+    yield srv, pin
+    srv.close()
+
+
+def test_a_file_is_called_verified_only_once_it_is(small_fashion, tmp_path, capsys):
+    server, pin = small_fashion
+    pin("train-labels-idx1-ubyte.gz", "0" * 32)
+    rc = main(["download", "fashion-mnist", "--mirror", server.url, "--cache-dir", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert rc == 2 and "checksum mismatch" in err and "Traceback" not in err
+    assert "train-images-idx3-ubyte.gz: 0.2 MB, verified" in err
+    assert "train-labels-idx1-ubyte.gz" in err
+    assert "train-labels-idx1-ubyte.gz: 0.0 MB, verified" not in err  # it was not
+
+
+def test_download_then_the_app_uses_it(small_fashion, tmp_path, monkeypatch, capsys):
+    import json
+
+    server, _pin = small_fashion
+    monkeypatch.setenv("CONVSCOPE_CACHE", str(tmp_path))  # the user's cache, as the app finds it
+    assert main(["download", "fashion-mnist", "--mirror", server.url, "--json"]) == 0
+    out, err = capsys.readouterr()
+    doc = json.loads(out)
+    assert doc == {"dataset": "fashion-mnist", "folder": str(tmp_path / "datasets/fashion-mnist")}
+    assert err.count("MB, verified") == 4 and "Traceback" not in err
+
+    requests = len(server.requests)
+    assert main(["download", "fashion-mnist", "--mirror", server.url]) == 0
+    out, err = capsys.readouterr()
+    assert len(server.requests) == requests  # nothing fetched again
+    assert err.count("already in the cache") == 4
+    assert "Fashion-MNIST is ready: convscope train --dataset fashion-mnist" in out
+
+    assert main(["evaluate", "shipped", "--dataset", "fashion-mnist", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["dataset"] == "Fashion-MNIST"
