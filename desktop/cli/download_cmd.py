@@ -11,6 +11,7 @@ import argparse
 import sys
 
 from desktop.cli.common import json_text, safe_print
+from desktop.cli.progress import Progress
 from engine.download import REMOTE_DATASETS, DownloadProgress, dataset_cache_dir, download_dataset
 
 HELP = (
@@ -36,29 +37,42 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     remote = REMOTE_DATASETS[args.name]
+    bar = Progress()
+    started: set[int] = set()  # files whose transfer began
+    drawn: set[int] = set()  # files whose bar was shown
 
     def progress(p: DownloadProgress) -> None:
+        where = f"[{p.index + 1}/{p.count}] {p.file}"
         if p.skipped:
-            safe_print(f"[{p.index + 1}/{p.count}] {p.file}: already in the cache", file=sys.stderr)
-        elif p.verified and remote.unpack is not None:
-            safe_print(
-                f"[{p.index + 1}/{p.count}] {p.file}: {p.total / 1e6:.1f} MB, verified; unpacking",
-                file=sys.stderr,
-            )
+            bar.message(f"{where}: already in the cache")
         elif p.verified:
-            safe_print(
-                f"[{p.index + 1}/{p.count}] {p.file}: {p.total / 1e6:.1f} MB, verified",
-                file=sys.stderr,
-            )
+            if bar.tty and p.index in drawn:  # the bar on screen ends full, not at 97%
+                bar.update(
+                    1.0, f"{where}: {p.total / 1e6:.1f} of {p.total / 1e6:.1f} MB", force=True
+                )
+            unpacking = "; unpacking" if remote.unpack is not None else ""
+            bar.message(f"{where}: {p.total / 1e6:.1f} MB, verified{unpacking}")
+        elif p.total:
+            first = p.index not in started  # shown at once, so a slow start is seen
+            started.add(p.index)
+            if bar.update(
+                p.done / p.total,
+                f"{where}: {p.done / 1e6:.1f} of {p.total / 1e6:.1f} MB",
+                force=first and p.done < p.total,
+            ):
+                drawn.add(p.index)
 
     safe_print(
         f"Downloading {remote.title} (about {remote.approx_mb} MB, {remote.licence}) to "
         f"{dataset_cache_dir(args.name, args.cache_dir)}",
         file=sys.stderr,
     )
-    folder = download_dataset(
-        args.name, base_url=args.mirror, cache_dir=args.cache_dir, progress=progress
-    )
+    try:
+        folder = download_dataset(
+            args.name, base_url=args.mirror, cache_dir=args.cache_dir, progress=progress
+        )
+    finally:
+        bar.close()  # an error line starts on a line of its own
     if args.json:
         safe_print(json_text({"dataset": remote.key, "folder": str(folder)}))
     else:

@@ -107,3 +107,18 @@ def test_download_then_the_app_uses_it(small_fashion, tmp_path, monkeypatch, cap
     assert main(["evaluate", "shipped", "--dataset", "fashion-mnist", "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["dataset"] == "Fashion-MNIST"
+
+
+def test_progress_is_shown_while_a_file_downloads(small_fashion, tmp_path, capsys):
+    # a 162 MB archive on a slow line printed nothing for minutes: a bar now shows the transfer
+    # (on a pipe: the first chunk of each file at once, then a line every few seconds)
+    server, _pin = small_fashion
+    rc = main(["download", "fashion-mnist", "--mirror", server.url, "--cache-dir", str(tmp_path)])
+    lines = capsys.readouterr().err.splitlines()
+    assert rc == 0
+    started = [
+        i for i, line in enumerate(lines) if "train-images-idx3-ubyte.gz: 0.1 of 0.2 MB" in line
+    ]
+    done = lines.index("[1/4] train-images-idx3-ubyte.gz: 0.2 MB, verified")
+    assert started and started[0] < done
+    assert lines[started[0]].startswith("[#") and "[1/4]" in lines[started[0]]
