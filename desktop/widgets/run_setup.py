@@ -98,6 +98,17 @@ MAX_TICK_CLASSES = 20  # class names under the count bars up to this many classe
 ARCH_DELAY_MS = 150  # the layer table follows typing after this pause
 
 
+class _SourceCombo(QComboBox):
+    """The dataset Source box: ``popup_requested`` comes before its list opens, so the list is
+    brought up to date (a dataset downloaded with ``convscope download`` while the app runs)."""
+
+    popup_requested = Signal()
+
+    def showPopup(self) -> None:  # Qt's name
+        self.popup_requested.emit()
+        super().showPopup()
+
+
 def _resized(dataset) -> str:
     """' (32x32 images resized to 28x28 for the network)' (``Dataset.resized_text``) for a
     dataset brought to the network's input size, else ''."""
@@ -224,18 +235,12 @@ class RunSetup(QWidget):
         column = QVBoxLayout(box)  # wrapped labels in a form's spanning rows were cut short
         form = QFormLayout()
         column.addLayout(form)
-        self.source_combo = QComboBox(objectName="datasetSource")
+        self.source_combo = _SourceCombo(objectName="datasetSource")
         for choice in dataset_choices():
             self.source_combo.addItem(choice.title, choice.key)
-            row = self.source_combo.count() - 1
-            self.source_combo.setItemData(row, choice.description, Qt.ItemDataRole.ToolTipRole)
-            if not choice.available:  # a download not made yet
-                self.source_combo.model().item(row).setEnabled(False)
-                self.source_combo.setItemData(
-                    row, f"Not downloaded yet: run 'convscope download {choice.key}'",
-                    Qt.ItemDataRole.ToolTipRole,
-                )  # fmt: skip
         self.source_combo.addItem(FOLDER_TEXT, FOLDER)
+        self._mark_downloads()
+        self.source_combo.popup_requested.connect(self._mark_downloads)
         self.source_combo.activated.connect(self._on_source_combo_activated)
         self.source_combo.currentIndexChanged.connect(self._show_source_tooltip)
         self._show_source_tooltip(self.source_combo.currentIndex())
@@ -283,6 +288,18 @@ class RunSetup(QWidget):
         self.sample_grid.cell_clicked.connect(self._on_sample_grid_cell_clicked)
         column.addWidget(self.sample_grid)
         return box
+
+    def _mark_downloads(self) -> None:
+        """Each named dataset's row: enabled, with its description, or (a download not made
+        yet) disabled, with the command that makes it. Again each time the list opens."""
+        combo = self.source_combo
+        for choice in dataset_choices():
+            row = combo.findData(choice.key)
+            combo.model().item(row).setEnabled(choice.available)
+            tip = choice.description
+            if not choice.available:
+                tip = f"Not downloaded yet: run 'convscope download {choice.key}'"
+            combo.setItemData(row, tip, Qt.ItemDataRole.ToolTipRole)
 
     def _on_source_combo_activated(self, index: int) -> None:
         key = self.source_combo.itemData(index)
