@@ -279,7 +279,7 @@ def download_dataset(
             except (DownloadCancelled, DiskError):
                 raise
             except DatasetError as exc:
-                errors.append(str(exc))
+                errors.append(" ".join(str(exc).split()))  # one line, whatever urllib's reason
         else:
             raise DatasetError(
                 f"could not download {remote.title} file {rfile.name}: "
