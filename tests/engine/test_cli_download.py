@@ -122,3 +122,17 @@ def test_progress_is_shown_while_a_file_downloads(small_fashion, tmp_path, capsy
     done = lines.index("[1/4] train-images-idx3-ubyte.gz: 0.2 MB, verified")
     assert started and started[0] < done
     assert lines[started[0]].startswith("[#") and "[1/4]" in lines[started[0]]
+
+
+def test_ctrl_c_during_a_download_says_so_and_leaves_no_half_file(small_fashion, tmp_path, capsys):
+    server, _pin = small_fashion
+    server.behaviour["train-images-idx3-ubyte.gz"] = "ctrl-c"
+    rc = main(["download", "fashion-mnist", "--mirror", server.url, "--cache-dir", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert rc == 130 and "Traceback" not in err
+    assert err.splitlines()[-1] == "convscope download: interrupted"
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []  # no .part left
+    server.behaviour.clear()
+    server.requests.clear()
+    rc = main(["download", "fashion-mnist", "--mirror", server.url, "--cache-dir", str(tmp_path)])
+    assert rc == 0 and len(server.requests) == 4  # the next run starts each file afresh

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import http.server
+import signal
 import struct
 import threading
 from pathlib import Path
@@ -55,8 +56,9 @@ def sums(payloads) -> dict[str, tuple[str, str, int]]:
 
 class Server:
     """Serves ``files``; ``behaviour[name]`` may be "404", "drop", "hang", "longer" (the file
-    then 1 MiB more, without a Content-Length), "lie" (a Content-Length of 1 TB) or "loop"
-    (a redirect to itself)."""
+    then 1 MiB more, without a Content-Length), "lie" (a Content-Length of 1 TB), "loop"
+    (a redirect to itself) or "ctrl-c" (a third of the file, then a SIGINT to the main thread,
+    as a Ctrl+C in a terminal, and no more until the server closes)."""
 
     def __init__(self, files: dict[str, bytes]):
         self.files = dict(files)
@@ -91,6 +93,12 @@ class Server:
                     return
                 self.send_header("Content-Length", str(10**12 if how == "lie" else len(data)))
                 self.end_headers()
+                if how == "ctrl-c":
+                    self.wfile.write(data[: len(data) // 3])
+                    self.wfile.flush()
+                    signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+                    server.release.wait(5)
+                    return
                 if how == "drop":
                     self.wfile.write(data[: len(data) // 3])
                     self.wfile.flush()
