@@ -426,6 +426,11 @@ def _fetch(
 
 def _refuse_foreign(url: str, headers: Message, name: str, size: int) -> None:
     """Refuse an answer that cannot be the file ``name`` of ``size`` bytes, before its body."""
+    if headers.get_content_type() == "text/html":
+        raise DatasetError(
+            f"{url}: the server sent a web page instead of {name} "
+            "(a network's sign-in page, or the file has moved)"
+        )
     total = int(headers.get("Content-Length") or 0)
     if total and total != size:
         raise DatasetError(

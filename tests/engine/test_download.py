@@ -56,7 +56,8 @@ def sums(payloads) -> dict[str, tuple[str, str, int]]:
 
 class Server:
     """Serves ``files``; ``behaviour[name]`` may be "404", "drop", "hang", "longer" (the file
-    then 1 MiB more, without a Content-Length), "lie" (a Content-Length of 1 TB), "loop"
+    then 1 MiB more, without a Content-Length), "lie" (a Content-Length of 1 TB), "html" (a
+    web page, as a network's sign-in page sends for any address), "loop"
     (a redirect to itself) or "ctrl-c" (a third of the file, then a SIGINT to the main thread,
     as a Ctrl+C in a terminal, and no more until the server closes)."""
 
@@ -81,6 +82,14 @@ class Server:
                     self.send_header("Location", self.path)
                     self.send_header("Content-Length", "0")
                     self.end_headers()
+                    return
+                if how == "html":
+                    page = b"<html><body>Sign in to the hotel network</body></html>"
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/html; charset=utf-8")
+                    self.send_header("Content-Length", str(len(page)))
+                    self.end_headers()
+                    self.wfile.write(page)
                     return
                 if data is None or how == "404":
                     self.send_error(404, "Not Found")
@@ -200,7 +209,13 @@ def test_a_replaced_cached_file_is_downloaded_again(server, sums, tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("how", "message"), [("404", "HTTP 404"), ("drop", "connection"), ("loop", "HTTP 302")]
+    ("how", "message"),
+    [
+        ("404", "HTTP 404"),
+        ("drop", "connection"),
+        ("loop", "HTTP 302"),
+        ("html", "sent a web page instead of train-images-idx3-ubyte.gz"),
+    ],
 )
 def test_server_errors_leave_nothing_behind(server, sums, tmp_path, how, message):
     server.behaviour["train-images-idx3-ubyte.gz"] = how
