@@ -481,3 +481,42 @@ def test_a_full_disk_is_a_disk_problem_not_a_network_failure(server, sums, tmp_p
     monkeypatch.setattr(download.shutil, "disk_usage", lambda p: type("U", (), {"free": 10})())
     with pytest.raises(DiskError, match="not enough free space"):
         download_dataset(base_url=server.url, cache_dir=tmp_path, checksums=sums)
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+def test_a_real_full_disk_through_dev_full(server, sums, tmp_path, monkeypatch):
+    # the temporary file's writes go to /dev/full: the kernel's ENOSPC through Python's buffered
+    # writer (its close flushes again), not a patched write
+    import os
+
+    import engine.download as download
+    from engine.download import DiskError
+
+    def on_dev_full(dir, prefix, suffix):
+        path = Path(dir) / f"{prefix}full{suffix}"
+        path.write_bytes(b"")
+        return os.open("/dev/full", os.O_WRONLY), str(path)
+
+    monkeypatch.setattr(download.tempfile, "mkstemp", on_dev_full)
+    with pytest.raises(DiskError, match="the disk is full"):
+        download_dataset(base_url=server.url, cache_dir=tmp_path, checksums=sums)
+    assert _leftovers(dataset_cache_dir("fashion-mnist", tmp_path)) == []
+
+
+def test_an_unwritable_cache_says_where_and_what_to_do(server, sums, tmp_path, monkeypatch):
+    import errno
+
+    import engine.download as download
+    from engine.download import DiskError
+
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(DatasetError, match=r"cannot create the cache folder .*CONVSCOPE_CACHE"):
+        download_dataset(base_url=server.url, cache_dir=tmp_path / "file", checksums=sums)
+
+    def read_only(**kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(download.tempfile, "mkstemp", read_only)  # as for a user, not root
+    with pytest.raises(DiskError, match="the folder is not writable") as info:
+        download_dataset(base_url=server.url, cache_dir=tmp_path / "cache", checksums=sums)
+    assert str(tmp_path / "cache") in str(info.value) and server.requests == []
