@@ -220,7 +220,7 @@ def load_dataset_iter(
         check_listable(folder)
     title = {"mnist": "MNIST", "cifar4": "cifar4", "photos": "cifar4"}.get(key)
     source = "bundled" if title else str(folder)
-    found = _load_fixed(folder, key, title, source)
+    found = _load_fixed_or_repair(folder, key, title, source)
     photo_size = size_for(image_size, channels or 3)  # the bundled photos are colour
     if found is None and title == "cifar4" and _BUNDLED_PHOTOS and photo_size in (None, (32, 32)):
         found = replace(_BUNDLED_PHOTOS[0], skipped=[])
@@ -266,6 +266,20 @@ def _load_fixed(folder: Path, key: str, title: str | None, source: str) -> Datas
     if find_cifar_folder(folder) is not None:
         return load_cifar_dataset(folder, source)
     return None
+
+
+def _load_fixed_or_repair(folder: Path, key: str, title: str | None, source: str) -> Dataset | None:
+    """:func:`_load_fixed`; a damaged download's error says how to repair it."""
+    try:
+        return _load_fixed(folder, key, title, source)
+    except DatasetError as exc:
+        remote = REMOTE_DATASETS.get("fashion-mnist" if key == "fashionmnist" else key)
+        if remote is None:
+            raise
+        raise DatasetError(
+            f"the downloaded {remote.title} is damaged ({exc}); run 'convscope download "
+            f"{remote.key}' again: it checks every file and replaces the damaged ones"
+        ) from exc
 
 
 def _check_sizes(size: ImageSize) -> ImageSize:

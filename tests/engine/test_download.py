@@ -520,3 +520,17 @@ def test_an_unwritable_cache_says_where_and_what_to_do(server, sums, tmp_path, m
     with pytest.raises(DiskError, match="the folder is not writable") as info:
         download_dataset(base_url=server.url, cache_dir=tmp_path / "cache", checksums=sums)
     assert str(tmp_path / "cache") in str(info.value) and server.requests == []
+
+
+def test_a_damaged_download_says_how_to_repair_it(server, sums, tmp_path):
+    # a cached file damaged later (a disk error, an edit by hand): the loader's advice to
+    # "choose the MNIST-style '-ubyte' files" did not fit a download the user never chose
+    folder = download_dataset(base_url=server.url, cache_dir=tmp_path, checksums=sums)
+    (folder / "train-labels-idx1-ubyte.gz").write_bytes(b"<html>damaged</html>")
+    with pytest.raises(DatasetError) as info:
+        load_dataset("fashion-mnist", cache_dir=tmp_path)
+    text = str(info.value)
+    assert "train-labels-idx1-ubyte.gz" in text and "\n" not in text
+    assert "run 'convscope download fashion-mnist' again" in text
+    download_dataset(base_url=server.url, cache_dir=tmp_path, checksums=sums)  # as advised
+    assert load_dataset("fashion-mnist", cache_dir=tmp_path).test_labels.shape == (20,)
