@@ -238,6 +238,7 @@ def download_dataset(
     downloaded again. Raises :class:`DiskError` when the cache folder cannot take the files.
     """
     remote = _remote(name)
+    _check_mirror(base_url)
     folder = dataset_cache_dir(name, cache_dir)
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -301,6 +302,14 @@ def _remote(name: str) -> RemoteDataset:
         raise DatasetError(
             f"unknown dataset to download: {name!r}; available: {', '.join(REMOTE_DATASETS)}"
         ) from None
+
+
+def _check_mirror(base_url: str | None) -> None:
+    if base_url and urllib.parse.urlsplit(base_url).scheme.lower() not in ("http", "https"):
+        raise DatasetError(
+            f"{base_url}: only http and https downloads are supported; give the mirror as "
+            "http(s)://HOST/FOLDER/"
+        )
 
 
 def _matches(got: tuple[str, str], md5: str, sha256: str | None) -> bool:

@@ -297,9 +297,11 @@ def test_cache_location(monkeypatch, tmp_path):
 def test_bad_names_and_urls(tmp_path):
     with pytest.raises(DatasetError, match="unknown dataset"):
         download_dataset("cifar-10", cache_dir=tmp_path)
-    with pytest.raises(DatasetError, match="only http"):
-        download_dataset("fashion-mnist", base_url="file:///etc/", cache_dir=tmp_path)
-    assert _leftovers(dataset_cache_dir("fashion-mnist", tmp_path)) == []
+    for mirror in ("file:///etc/", "ftp://example.org/", "example.org/data"):
+        with pytest.raises(DatasetError, match="only http") as info:
+            download_dataset("fashion-mnist", base_url=mirror, cache_dir=tmp_path)
+        assert str(info.value).startswith(mirror) and "network" not in str(info.value)
+    assert not (tmp_path / "datasets").exists()  # refused before anything is made
 
 
 def test_pinned_checksums_are_well_formed():
