@@ -16,7 +16,9 @@ variable ``CONVSCOPE_CACHE``, ``$XDG_CACHE_HOME/convscope``, ``~/.cache/convscop
 An archive (CIFAR-10's ``cifar-10-binary.tar.gz``) is verified, then unpacked into a temporary
 folder and renamed into place: only the expected members are taken, only as regular files, each
 of bounded size (no links, no paths outside the folder, nothing executed or unpickled); the
-archive is then deleted. A full disk (while downloading or unpacking) is reported as a disk
+archive is then deleted (an archive verified earlier whose unpacking was interrupted is
+unpacked by the next call; two calls at once for the same dataset both succeed, the folder
+unpacked first is kept). A full disk (while downloading or unpacking) is reported as a disk
 problem, naming the folder, never as a network failure; a download larger than the free space
 is refused before it starts.
 

@@ -1,8 +1,9 @@
 """``convscope download``: fetch an optional dataset (Fashion-MNIST, CIFAR-10) into the cache.
 
-Every file is verified against its pinned MD5 and SHA-256 before it is kept; a failed or
-tampered download leaves nothing behind; CIFAR-10's archive is then unpacked (its binary
-batches only). ConvScope never downloads anything unless asked.
+Every file is verified against its pinned size and checksums (MD5, and SHA-256 where
+published) before it is kept; a failed, tampered or interrupted download keeps nothing
+half-written; CIFAR-10's archive is then unpacked (its binary batches only). A progress bar on
+stderr shows each file coming in. ConvScope never downloads anything unless asked.
 """
 
 from __future__ import annotations
