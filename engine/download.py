@@ -176,6 +176,11 @@ class DownloadCancelled(DatasetError):
     """The ``control`` was cancelled; nothing partial is left behind."""
 
 
+class _ServerAnswered(DatasetError):
+    """The server answered, but not with the official file (an HTTP error, a web page, another
+    size or checksum): the network works, so the advice is another mirror, not the connection."""
+
+
 class DiskError(DatasetError):
     """The cache folder cannot take the file (disk full, quota, read-only): not the network."""
 
@@ -264,7 +269,7 @@ def download_dataset(
             if remote.unpack is not None:  # verified earlier, its unpacking interrupted
                 _unpack(target, folder, remote.unpack, control)
             continue
-        errors = []
+        failures: list[DatasetError] = []
         for base in urls:
             url = base if base.endswith("/") else base + "/"
             url = urllib.parse.urljoin(url, rfile.name)
@@ -282,16 +287,23 @@ def download_dataset(
             except (DownloadCancelled, DiskError):
                 raise
             except DatasetError as exc:
-                errors.append(" ".join(str(exc).split()))  # one line, whatever urllib's reason
+                failures.append(exc)
         else:
-            raise DatasetError(
-                f"could not download {remote.title} file {rfile.name}: "
-                + "; ".join(errors)
-                + ". Check the network connection and try again."
-            )
+            raise _every_mirror_failed(f"{remote.title} file {rfile.name}", failures)
         if remote.unpack is not None:
             _unpack(target, folder, remote.unpack, control)
     return folder
+
+
+def _every_mirror_failed(what: str, failures: list[DatasetError]) -> DatasetError:
+    """One line for the failures of every mirror, with advice that fits them: when each server
+    answered (an HTTP error, a web page, another file) the network works."""
+    reasons = "; ".join(" ".join(str(exc).split()) for exc in failures)  # urllib's can wrap
+    if all(isinstance(exc, _ServerAnswered) for exc in failures):
+        advice = "Try again later, or from another mirror."
+    else:
+        advice = "Check the network connection and try again."
+    return DatasetError(f"could not download {what}: {reasons}. {advice}")
 
 
 def _remote(name: str) -> RemoteDataset:
@@ -399,7 +411,7 @@ def _fetch(
                         if not chunk:
                             break
                         if done + len(chunk) > size:
-                            raise DatasetError(
+                            raise _ServerAnswered(
                                 f"{url}: the server sent more than the {size:,} bytes of "
                                 f"{target.name}; not the official file, stopped"
                             )
@@ -413,7 +425,7 @@ def _fetch(
                         if progress:
                             progress(DownloadProgress(target.name, index, count, done, size))
             except urllib.error.HTTPError as exc:
-                raise DatasetError(f"{url}: HTTP {exc.code} {exc.reason}") from exc
+                raise _ServerAnswered(f"{url}: HTTP {exc.code} {exc.reason}") from exc
             except urllib.error.URLError as exc:
                 raise DatasetError(f"{url}: {exc.reason}") from exc
             except (http.client.HTTPException, OSError) as exc:  # dropped, reset, timed out
@@ -438,13 +450,13 @@ def _fetch(
 def _refuse_foreign(url: str, headers: Message, name: str, size: int) -> None:
     """Refuse an answer that cannot be the file ``name`` of ``size`` bytes, before its body."""
     if headers.get_content_type() == "text/html":
-        raise DatasetError(
+        raise _ServerAnswered(
             f"{url}: the server sent a web page instead of {name} "
             "(a network's sign-in page, or the file has moved)"
         )
     total = int(headers.get("Content-Length") or 0)
     if total and total != size:
-        raise DatasetError(
+        raise _ServerAnswered(
             f"{url}: the server announces {total:,} bytes but {name} is {size:,} bytes; "
             "not the official file"
         )
@@ -452,9 +464,8 @@ def _refuse_foreign(url: str, headers: Message, name: str, size: int) -> None:
 
 def _check_digests(url: str, got: tuple[str, str], md5_hex: str, sha256_hex: str | None) -> None:
     if not _matches(got, md5_hex, sha256_hex):
-        raise DatasetError(
-            f"{url}: checksum mismatch (MD5 {got[0]}, expected {md5_hex}); "
-            "the file was deleted, try again later or from another mirror"
+        raise _ServerAnswered(
+            f"{url}: checksum mismatch (MD5 {got[0]}, expected {md5_hex}); the file was deleted"
         )
 
 
