@@ -378,9 +378,12 @@ def load_dataset(
 
 
 def parse_classes(text: str | Sequence[str]) -> list[str]:
-    """``"bird,cat, dog"`` -> ``["bird", "cat", "dog"]`` (a list is returned stripped)."""
-    items = text.split(",") if isinstance(text, str) else list(text)
-    names = [str(s).strip() for s in items]
+    """``"bird,cat, dog"`` -> ``["bird", "cat", "dog"]``: typed text is split and stripped; a
+    list holds names as they are (a model's or a folder's: " ant" is a class folder's name)."""
+    if isinstance(text, str):
+        names = [s.strip() for s in text.split(",")]
+    else:
+        names = [str(s) for s in text]
     if any(not s for s in names):
         raise DatasetError(f"class list {text!r} has an empty name; separate names by commas")
     if len(names) < 2:

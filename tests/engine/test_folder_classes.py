@@ -169,3 +169,23 @@ def test_convscope_train_with_classes_skips_an_unwanted_empty_folder(tmp_path):
     from engine.modelfile import load_model
 
     assert load_model(out).classes == ["bee", "ant"]
+
+
+def test_class_folders_with_spaces_at_either_end_continue_training(tmp_path):
+    """Folders " ant" and "bee ": ``convscope train`` names the classes so; continuing the model
+    on the same folder (``--continue``, the exported file's ``train``) asks for exactly those
+    names, which were stripped and then not found ("has no class 'ant'")."""
+    from desktop.cli import main
+    from engine.modelfile import load_model
+
+    root = _folder(tmp_path / "bugs", {" ant": 4, "bee ": 4})
+    assert load_dataset(root, classes=["bee ", " ant"]).classes == ["bee ", " ant"]
+    first, again = tmp_path / "first.npz", tmp_path / "again.npz"
+    argv = ["--dataset", str(root), "--epochs", "1", "--batch-size", "4", "--val-fraction", "0"]
+    arch = ["--arch", "conv 2 3, globalavgpool"]
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        assert main(["train", *argv, *arch, "--out", str(first)]) == 0, stderr.getvalue()
+        status = main(["train", *argv, "--continue", str(first), "--out", str(again)])
+    assert status == 0, stderr.getvalue()
+    assert load_model(again).classes == [" ant", "bee "]
