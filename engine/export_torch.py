@@ -260,30 +260,48 @@ def _fill_template(template: str, data: str, title: str) -> str:
 def name_problem(out: str | os.PathLike[str], source: str | os.PathLike[str] | None) -> str | None:
     """Why ``out`` cannot be the exported file's name, in words, or None: it must end in
     ``.py``, must not be the model file it comes from (an export had replaced the model with
-    Python source), and must not be called like a package the file imports (``torch.py`` next
-    to it is imported instead of PyTorch, and the file cannot run)."""
+    Python source), and must not be called like a module the file or PyTorch imports
+    (``torch.py``, ``glob.py`` next to it is imported instead, and the file cannot run)."""
     path = Path(out).expanduser()
     if path.suffix != ".py":
         return "the exported file is Python: give a name ending in .py"
     if source is not None and path.exists() and _same_file(path, Path(source)):
         return "is the model file itself; give another name for the .py file"
-    if path.stem in _SHADOWED or path.stem in _stdlib_in_use():
+    if path.stem in _SHADOWED:
         return (
             f"a file called {path.name} hides the {path.stem!r} module it imports; "
             "give another name"
         )
+    if path.stem in sys.stdlib_module_names and path.stem not in _STDLIB_UNUSED:
+        return (
+            f"a file called {path.name} hides the {path.stem!r} module of Python's standard "
+            "library, which it or PyTorch may import; give another name"
+        )
     return None
 
 
-_SHADOWED = {"torch", "numpy", "PIL", "engine", "desktop"}
-
-
-def _stdlib_in_use() -> set[str]:
-    """The standard library's top-level modules this process has imported: the exported file
-    and what it imports use them too (``json.py``, ``argparse.py``, ``random.py`` would hide
-    them), where ``test.py`` hides nothing it needs."""
-    loaded = {name.partition(".")[0] for name in sys.modules}
-    return loaded & set(sys.stdlib_module_names)
+#: Packages the exported file or PyTorch imports (PyTorch's own dependencies among them),
+#: besides the standard library, which this process cannot list: it does not import torch.
+_SHADOWED = {
+    "torch",
+    "numpy",
+    "PIL",
+    "engine",
+    "desktop",
+    "typing_extensions",
+    "sympy",
+    "mpmath",
+    "filelock",
+    "fsspec",
+    "jinja2",
+    "markupsafe",
+    "networkx",
+    "torchgen",
+}
+#: Standard-library names nothing the file runs imports: ``test.py`` hides only Python's own
+#: regression tests. Every other one is refused (``glob``, ``csv``, ``uuid``: PyTorch imports
+#: them, which ``convscope export`` itself may not).
+_STDLIB_UNUSED = {"test"}
 
 
 def _same_file(a: Path, b: Path) -> bool:

@@ -64,6 +64,17 @@ def test_a_name_the_exported_file_cannot_have_is_refused(capsys, tmp_path, name,
     assert code == 0
 
 
+@pytest.mark.parametrize("stem", ["csv", "glob", "uuid", "calendar", "sympy", "typing_extensions"])
+def test_a_module_only_pytorch_imports_is_not_a_name_either(capsys, tmp_path, monkeypatch, stem):
+    """Modules PyTorch imports (csv, glob, uuid: standard library; sympy: its own dependency),
+    which ``convscope export`` itself has not imported: the file had been written and then
+    failed at ``import torch`` with a circular-import traceback."""
+    monkeypatch.delitem(sys.modules, stem, raising=False)
+    code, _, err = _run(capsys, "shipped", "--pytorch", tmp_path / f"{stem}.py")
+    assert code == 2 and f"hides the {stem!r} module" in err and len(err.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_destination_that_cannot_take_the_file_is_one_line(capsys, tmp_path, monkeypatch):
     """A read-only file, a pipe (or a device: as root, /dev/null was replaced by a file) and a
     write failing midway: one line, exit 2, the destination as it was."""
