@@ -432,7 +432,8 @@ def _dataset(folder: str, seed: int, say) -> tuple[torch.Tensor, ...]:
     An existing folder is read even when it is called like a dataset bundled with ConvScope
     (``photos/``, ``mnist/``): those are not here."""
     c, h, w = input_spec().shape
-    where = str(Path(folder).expanduser().resolve()) if Path(folder).is_dir() else folder
+    # "" is no folder (Path("") is the current one): ConvScope says there is no such dataset
+    where = str(Path(folder).expanduser().resolve()) if folder and Path(folder).is_dir() else folder
     try:
         ds = engine("datasets").load_dataset(
             where, image_size=(h, w), channels=c, seed=seed, classes=list(CLASSES)

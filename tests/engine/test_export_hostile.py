@@ -195,6 +195,21 @@ def test_train_refuses_a_bad_device_or_destination_before_training(capsys, tmp_p
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
 
 
+def test_an_empty_data_argument_is_refused_not_the_current_folder(
+    capsys, tmp_path, exported, monkeypatch
+):
+    """``--data ""`` (an unset shell variable): it trained on the current folder's subfolders,
+    where ``convscope train --dataset ""`` says there is no such dataset."""
+    mod, model_file = exported
+    monkeypatch.chdir(_class_folder(tmp_path / "data"))
+    out = tmp_path / "o.npz"
+    argv = ["train", "--weights", str(model_file), "--data", "", "--out", str(out)]
+    assert mod.main(argv) == 2
+    captured = capsys.readouterr()
+    assert "no such dataset or folder" in _one_line(captured.err) and "epoch" not in captured.out
+    assert not out.exists()
+
+
 @pytest.mark.parametrize(
     ("device", "env", "reason"),
     [
