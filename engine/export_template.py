@@ -500,7 +500,7 @@ def _accuracy(net: nn.Module, x: torch.Tensor, y: torch.Tensor, device, rank: in
     net.eval()
     correct = total = broken = 0
     with torch.no_grad():
-        idx = torch.arange(rank, len(x), world)
+        idx = torch.arange(len(x))[rank::world]  # empty when there are fewer images
         for i in range(0, len(idx), 512):
             batch = idx[i : i + 512]
             logits = net(x[batch].to(device))

@@ -195,6 +195,19 @@ def test_train_refuses_a_bad_device_or_destination_before_training(capsys, tmp_p
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
 
 
+def test_each_process_scores_its_share_of_a_test_set_smaller_than_the_processes(exported):
+    """Under torchrun, process 1 of 2 with no test image (a class folder of one image each)
+    and process 2 of 3 with one: ``torch.arange(rank, len(x), world)`` stopped the run with
+    "upper bound and lower bound inconsistent with step sign" and a traceback per process."""
+    mod, model_file = exported
+    net, cpu = mod.load(model_file), torch.device("cpu")
+    x = torch.zeros((1, *mod.input_spec().shape))
+    y = torch.zeros(1, dtype=torch.int64)
+    assert mod._accuracy(net, x[:0], y[:0], cpu, 1, 2) == (0, 0, 0)
+    assert mod._accuracy(net, x, y, cpu, 2, 3) == (0, 0, 0)
+    assert mod._accuracy(net, x, y, cpu, 0, 3)[1:] == (1, 0)
+
+
 def test_an_empty_data_argument_is_refused_not_the_current_folder(
     capsys, tmp_path, exported, monkeypatch
 ):
