@@ -240,7 +240,9 @@ def render(model: Any, *, source_name: str = "") -> str:
         data.append(f"ENGINE_SOURCES[{name!r}] = {_source_literal(text)}")
     data.append(DATA_END)
     name = meta["architecture"].get("name", "model")
-    classes = ", ".join(map(str, model.classes[:10]))
+    # a name from a folder in bytes that are not UTF-8 ("caf\udce9") or with a control
+    # character is shown as its repr: the file is UTF-8 and the title one line
+    classes = ", ".join(c if c.isprintable() else repr(c) for c in map(str, model.classes[:10]))
     if len(model.classes) > 10:
         classes += f" and {len(model.classes) - 10} more"
     title = (

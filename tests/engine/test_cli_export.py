@@ -182,6 +182,27 @@ def test_class_names_with_backslashes_and_quotes_make_a_valid_file(capsys, tmp_p
     assert ", ".join(classes) in title
 
 
+def test_a_class_folder_named_in_bytes_that_are_not_utf8_exports(capsys, tmp_path):
+    """A folder named ``caf\\xe9`` (Latin-1 bytes) is the class ``"caf\\udce9"``, which ConvScope
+    trains, saves and classifies; export stopped with a UnicodeEncodeError traceback writing
+    the name into the title. The title says it escaped; the class list keeps it exactly."""
+    import numpy as np
+
+    from engine.modelfile import save_model
+
+    classes = ["caf\udce9", "dog"]
+    model = lenet5(np.random.default_rng(0), num_classes=2, in_channels=3)
+    model.classes = classes
+    save_model(model, tmp_path / "odd.npz")
+    out = tmp_path / "odd.py"
+    assert _run(capsys, tmp_path / "odd.npz", "--pytorch", out)[0] == 0
+    tree = ast.parse(out.read_text(encoding="utf-8"))
+    assert "'caf\\udce9', dog" in ast.get_docstring(tree).splitlines()[0]
+    assigned = [n for n in tree.body if isinstance(n, ast.AnnAssign)]
+    found = [n.value for n in assigned if n.target.id == "CLASSES"]
+    assert ast.literal_eval(found[0]) == classes
+
+
 @pytest.mark.parametrize(
     ("record", "said"),
     [
