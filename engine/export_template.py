@@ -591,7 +591,7 @@ def _train(args: argparse.Namespace, world: int, rank: int, device) -> int:
     infinite numbers opens nowhere. Ctrl+C keeps the epochs finished: they are saved."""
     import torch.distributed as dist
 
-    say = print if rank == 0 else (lambda *a, **k: None)
+    say = _say if rank == 0 else (lambda *a, **k: None)
     problem = engine("atomic").writable_problem(args.out)  # before the data and the hours
     if problem or not args.out.lower().endswith(".npz"):
         raise ValueError(f"--out {args.out}: {problem or 'a model file name must end in .npz'}")
@@ -774,9 +774,20 @@ def predict(args: argparse.Namespace) -> int:
             p = net(x).softmax(1)[0]
         k = int(p.argmax())
         rest = "  ".join(f"{c} {v:5.1%}" for c, v in zip(net.classes, p.tolist(), strict=True))
-        print(f"{name}: {net.classes[k]} ({p[k].item():.1%})   {rest}")
+        _say(f"{name}: {net.classes[k]} ({p[k].item():.1%})   {rest}")
     # as `convscope classify`: 0 all classified, 1 some failed, 2 none (or no image at all)
     return 2 if failed == len(files) + len(problems) else 1 if failed else 0
+
+
+def _say(text: str) -> None:
+    """``print(text)``, with what standard output cannot encode (a class folder named in bytes
+    that are not UTF-8, on a terminal writing UTF-8 strictly) as backslash escapes, as on
+    standard error, instead of an error."""
+    encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
+    try:
+        print(text.encode(encoding, "backslashreplace").decode(encoding))
+    except LookupError:  # an encoding Python does not know: as print does it
+        print(text)
 
 
 MAX_SEED = 2**64 - 1  # PyTorch's generators take seeds up to this

@@ -437,6 +437,37 @@ def test_a_class_name_with_a_new_line_is_said_in_one_line(capsys, tmp_path, expo
     assert "'a\\nb'" in _one_line(capsys.readouterr().err)
 
 
+def test_names_the_output_cannot_encode_are_escaped_not_an_error(capsys, tmp_path):
+    """A class folder named in bytes that are not UTF-8 (``caf\\xe9``: the class
+    ``"caf\\udce9"``) on a terminal writing UTF-8 strictly: predict said "error: 'utf-8' codec
+    can't encode" instead of its line, and train stopped at the line naming a skipped file in
+    that folder. Such characters are written as backslash escapes, as ``convscope`` does."""
+    classes = ["caf\udce9", "dog", "猫", "bird"]
+    model_file = tmp_path / "odd.npz"
+    save_model(_model(classes=classes), model_file)
+    script = tmp_path / "odd.py"
+    assert main(["export", str(model_file), "--pytorch", str(script)]) == 0
+    spec = importlib.util.spec_from_file_location("exported_unencodable", script)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    data = tmp_path / "data"
+    for k, name in enumerate(classes):
+        folder = data / name
+        folder.mkdir(parents=True)
+        for i in range(2):
+            Image.fromarray(np.full((8, 8, 3), 40 * k + i, np.uint8)).save(folder / f"{i}.png")
+    (data / classes[0] / "broken.png").write_bytes(b"not an image")
+    capsys.readouterr()
+    image = str(data / "dog" / "0.png")
+    assert mod.main(["predict", "--weights", str(model_file), image]) == 0
+    assert "caf\\udce9" in capsys.readouterr().out
+    out = tmp_path / "o.npz"
+    argv = ["train", "--weights", str(model_file), "--data", str(data), "--out", str(out)]
+    assert mod.main(argv) == 0, capsys.readouterr().err
+    assert "skipped caf\\udce9/broken.png" in capsys.readouterr().out
+    assert load_model(out).classes == classes
+
+
 def test_help_names_odd_files_and_classes(capsys, tmp_path):
     """argparse formats help with %: a model file called ``100% cats.npz`` and a class called
     ``50%`` must not break ``--help``."""
