@@ -7,6 +7,7 @@ import cycle.
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,6 +21,15 @@ MAX_IMAGE_PIXELS = 1 << 22
 MAX_ARRAY_BYTES = 1 << 30
 #: Longest class name (characters) read from a class file.
 MAX_CLASS_NAME = 100
+#: Longest class name a model file keeps (characters).
+MAX_MODEL_CLASS_NAME = 200
+
+
+def unsavable_class_name(name: str) -> bool:
+    """``name`` cannot be a class of a model file: longer than :data:`MAX_MODEL_CLASS_NAME` or
+    holding a control character (a new line, a tab). The model file's own check and the class
+    folders' (refused before a training whose model nothing could open)."""
+    return len(name) > MAX_MODEL_CLASS_NAME or any(unicodedata.category(ch) == "Cc" for ch in name)
 
 
 @dataclass

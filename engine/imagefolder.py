@@ -35,8 +35,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from engine.dataset_types import MAX_CLASSES, Dataset
-from engine.errors import DatasetError, ImageLoadError
+from engine.dataset_types import MAX_CLASSES, MAX_MODEL_CLASS_NAME, Dataset, unsavable_class_name
+from engine.errors import DatasetError, ImageLoadError, short_repr
 from engine.imageio import MAX_PIXELS, image_from_bytes, load_image
 from engine.photo import prepare_photo
 from engine.progress import Progress
@@ -336,6 +336,13 @@ def _classes(
     if len(names) > MAX_CLASSES:
         raise DatasetError(f"{folder}: {len(names):,} class folders; at most {MAX_CLASSES:,}")
     wanted = class_indices(names, classes, folder.name) if classes else list(range(len(names)))
+    for name in (names[i] for i in wanted):
+        if unsavable_class_name(name):
+            raise DatasetError(
+                f"{folder}: the class folder {short_repr(name)} has a name no model file keeps "
+                f"(a control character, or more than {MAX_MODEL_CLASS_NAME} characters); "
+                "rename it"
+            )
     return names, plan, wanted
 
 

@@ -15,11 +15,11 @@ import json
 import math
 import os
 import re
-import unicodedata
 from typing import Any
 
 import numpy as np
 
+from engine.dataset_types import MAX_MODEL_CLASS_NAME, unsavable_class_name
 from engine.errors import ModelFileError, ShapeError, short_repr
 from engine.modelsize import check_architecture
 
@@ -34,7 +34,7 @@ MAX_META_DEPTH = 32
 MAX_META_VALUES = 2_000_000
 #: Output classes, and the length of one class name.
 MAX_CLASSES = 10_000
-MAX_CLASS_NAME = 200
+MAX_CLASS_NAME = MAX_MODEL_CLASS_NAME
 #: Points kept of each list in a training history (longer ones are thinned evenly).
 MAX_HISTORY_POINTS = 100_000
 #: Input normalisation ``x = (pixel*scale - mean)/std``: ranges that keep every value finite.
@@ -167,7 +167,7 @@ def _classes(classes: object, path: str | os.PathLike) -> list[str]:
             f"{path}: 'classes' names {len(classes):,} classes; a model has 1 to {MAX_CLASSES:,}"
         )
     for c in classes:
-        if len(c) > MAX_CLASS_NAME or any(unicodedata.category(ch) == "Cc" for ch in c):
+        if unsavable_class_name(c):
             raise ModelFileError(
                 f"{path}: the class name {short_repr(c)} is too long or holds control characters "
                 f"(at most {MAX_CLASS_NAME} printable characters)"

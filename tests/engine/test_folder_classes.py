@@ -189,3 +189,22 @@ def test_class_folders_with_spaces_at_either_end_continue_training(tmp_path):
         status = main(["train", *argv, "--continue", str(first), "--out", str(again)])
     assert status == 0, stderr.getvalue()
     assert load_model(again).classes == [" ant", "bee "]
+
+
+def test_a_class_folder_whose_name_no_model_file_keeps_is_refused_before_training(tmp_path):
+    """A folder "a<new line>b": ``convscope train`` trained and saved a model that nothing could
+    open ("the class name 'a\\nb' ... holds control characters"). Refused in one line before
+    any image is read; a folder left out by ``--classes`` is no concern."""
+    from desktop.cli import main
+
+    root = _folder(tmp_path / "bugs", {"a\nb": 3, "cat": 3, "dog": 3})
+    with pytest.raises(DatasetError) as caught:
+        load_dataset(root)
+    message = str(caught.value)
+    assert "'a\\nb'" in message and "\n" not in message and "rename" in message
+    assert load_dataset(root, classes="cat,dog").classes == ["cat", "dog"]
+    out = tmp_path / "bugs.npz"
+    stderr = io.StringIO()
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(stderr):
+        status = main(["train", "--dataset", str(root), "--epochs", "1", "--out", str(out)])
+    assert status == 2 and "'a\\nb'" in stderr.getvalue() and not out.exists()
