@@ -398,7 +398,9 @@ def preprocess(image: Image.Image) -> torch.Tensor:
 
 
 def _find_weights(given: str | None) -> Path | None:
-    if given:
+    if given is not None:
+        if not given.strip():  # an unset shell variable: not the model exported, silently
+            raise ValueError("--weights is empty; give a ConvScope model file (.npz)")
         return Path(given)
     if SOURCE_MODEL:
         here = Path(__file__).resolve().parent

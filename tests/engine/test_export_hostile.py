@@ -512,3 +512,20 @@ def test_without_weights_to_start_from_it_says_so_in_one_line(
     Image.new("RGB", (8, 8), "white").save(image)
     assert mod.main(["predict", str(image)]) == 2
     assert "no weights: pass --weights" in _one_line(capsys.readouterr().err)
+
+
+def test_an_empty_weights_argument_is_refused_not_the_model_exported(capsys, tmp_path, exported):
+    """``--weights ""`` (an unset shell variable) had silently started from, or classified with,
+    the model exported instead of the file meant."""
+    mod, _ = exported
+    data = _class_folder(tmp_path / "data")
+    out = tmp_path / "o.npz"
+    argv = ["train", "--weights", "", "--data", str(data), "--out", str(out)]
+    assert mod.main(argv) == 2
+    captured = capsys.readouterr()
+    assert "--weights" in _one_line(captured.err) and "epoch" not in captured.out
+    assert not out.exists()
+    image = str(data / CLASSES[0] / "0.png")
+    assert mod.main(["predict", "--weights", "", image]) == 2
+    captured = capsys.readouterr()
+    assert "--weights" in _one_line(captured.err) and captured.out == ""
