@@ -40,6 +40,8 @@ def run(args: argparse.Namespace) -> int:
 
     source = resolve_model_path(args.model)
     model = load_model(source)
+    if not args.pytorch.strip():  # Path("") is the current folder
+        raise CliError("--pytorch is empty; give the name of the .py file to write")
     out = Path(args.pytorch).expanduser()
     if out.is_dir():
         raise CliError(f"{args.pytorch}: is a folder; give the name of the .py file to write")

@@ -31,6 +31,8 @@ def test_missing_model_and_bad_targets_are_one_line(capsys, tmp_path):
     assert code == 2 and "does not exist" in err and "Traceback" not in err
     code, _, err = _run(capsys, "shipped", "--pytorch", tmp_path)
     assert code == 2 and "is a folder" in err
+    code, _, err = _run(capsys, "shipped", "--pytorch", "")  # was ": is a folder"
+    assert code == 2 and "--pytorch is empty" in err and len(err.strip().splitlines()) == 1
     not_a_model = tmp_path / "x.npz"
     not_a_model.write_text("hello")
     code, _, err = _run(capsys, not_a_model, "--pytorch", tmp_path / "a.py")
