@@ -594,6 +594,8 @@ def _train(args: argparse.Namespace, world: int, rank: int, device) -> int:
     import torch.distributed as dist
 
     say = _say if rank == 0 else (lambda *a, **k: None)
+    if not args.out.strip():  # Path("") is the current folder
+        raise ValueError("--out is empty; give the name of the model file (.npz) to write")
     problem = engine("atomic").writable_problem(args.out)  # before the data and the hours
     if problem or not args.out.lower().endswith(".npz"):
         raise ValueError(f"--out {args.out}: {problem or 'a model file name must end in .npz'}")

@@ -184,6 +184,7 @@ def test_train_refuses_a_bad_device_or_destination_before_training(capsys, tmp_p
     cases = [
         (["--out", str(tmp_path / "missing" / "o.npz")], "does not exist"),
         (["--out", str(tmp_path / "o.txt")], "must end in .npz"),
+        (["--out", ""], "--out is empty"),  # was "--out : is a folder"
         (["--out", str(tmp_path / "o.npz"), "--device", "toaster"], "not a device"),
         (["--out", str(tmp_path / "o.npz"), "--device", "meta"], "runs on cpu or cuda"),
         (["--out", str(tmp_path / "o.npz"), "--device", "mps"], "runs on cpu or cuda"),
