@@ -397,15 +397,14 @@ def class_indices(names: Sequence[str], wanted: Sequence[str] | str, dataset: st
     """Where each of ``wanted`` (names, or ``"a,b,c"``: :func:`parse_classes`) is in ``names``,
     in the order given. Names match exactly, else ignoring case; an unknown name raises
     DatasetError listing ``names`` (the classes of the dataset called ``dataset``)."""
+    shown = ", ".join(c if c.isprintable() else repr(c) for c in names)  # one line
     lower = {c.lower(): i for i, c in enumerate(names)}
     index = {c: i for i, c in enumerate(names)}
     found = []
     for name in parse_classes(wanted):
         i = index.get(name, lower.get(name.lower()))
         if i is None:
-            raise DatasetError(
-                f"{dataset} has no class {name!r}; its classes are {', '.join(names)}"
-            )
+            raise DatasetError(f"{dataset} has no class {name!r}; its classes are {shown}")
         found.append(i)
     return found
 

@@ -208,3 +208,12 @@ def test_a_class_folder_whose_name_no_model_file_keeps_is_refused_before_trainin
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(stderr):
         status = main(["train", "--dataset", str(root), "--epochs", "1", "--out", str(out)])
     assert status == 2 and "'a\\nb'" in stderr.getvalue() and not out.exists()
+
+
+def test_a_missing_class_lists_the_folders_in_one_line(tmp_path):
+    """The list of the folder's classes in "has no class" quotes a name with a new line (it
+    split the message over two lines)."""
+    root = _folder(tmp_path / "bugs", {"a\nb": 2, "cat": 2, "dog": 2})
+    with pytest.raises(DatasetError) as caught:
+        load_dataset(root, classes="cat,horse")
+    assert str(caught.value) == "bugs has no class 'horse'; its classes are 'a\\nb', cat, dog"
