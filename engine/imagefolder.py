@@ -71,14 +71,20 @@ def _entries(folder: Path, want_dirs: bool) -> list[Path]:
     DatasetError when the folder cannot be listed (permissions)."""
     try:
         with os.scandir(folder) as it:  # DirEntry.is_dir/is_file need no stat on most systems
-            names = [
-                e.name
-                for e in it
-                if not e.name.startswith(".") and (e.is_dir() if want_dirs else e.is_file())
-            ]
+            names = [e.name for e in it if not e.name.startswith(".") and _is(e, want_dirs)]
     except OSError as exc:
         raise _unlistable(folder, exc) from exc
     return [folder / n for n in sorted(names, key=_natural_key)]
+
+
+def _is(entry: os.DirEntry, want_dirs: bool) -> bool:
+    """``entry`` is a folder (``want_dirs``) or a file; an entry that cannot be followed (a link
+    to itself: "Too many levels of symbolic links") is neither, and passed over, not the whole
+    folder."""
+    try:
+        return entry.is_dir() if want_dirs else entry.is_file()
+    except OSError:
+        return False
 
 
 def check_listable(folder: Path) -> None:

@@ -217,3 +217,13 @@ def test_a_missing_class_lists_the_folders_in_one_line(tmp_path):
     with pytest.raises(DatasetError) as caught:
         load_dataset(root, classes="cat,horse")
     assert str(caught.value) == "bugs has no class 'horse'; its classes are 'a\\nb', cat, dog"
+
+
+def test_a_symlink_loop_in_the_folder_is_passed_over_not_the_whole_folder(tmp_path):
+    """A link to itself beside the class folders (or among the images) made the whole folder
+    "cannot be listed (Too many levels of symbolic links); check its permissions"."""
+    root = _folder(tmp_path / "bugs", {"ant": 3, "cat": 3})
+    (root / "loop").symlink_to("loop")
+    (root / "cat" / "loop.png").symlink_to("loop.png")
+    ds = load_dataset(root)
+    assert ds.classes == ["ant", "cat"] and len(ds.train_images) + len(ds.test_images) == 6
