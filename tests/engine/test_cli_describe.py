@@ -80,3 +80,23 @@ def test_an_ascii_terminal_gets_text_not_a_traceback(tmp_path, command):
     )
     assert done.returncode == 0 and b"Traceback" not in done.stderr, done.stderr
     assert b"1x28x28" in done.stdout if command == "describe" else b"wrote " in done.stdout
+
+
+def test_a_reader_that_stops_early_ends_the_command_quietly():
+    """``convscope describe densenet | head -1``: the table's later lines met a closed pipe
+    and the command said 'error: [Errno 32] Broken pipe' (exit 1); like any Unix tool it now
+    stops without a word, with the status a shell gives a command ended by SIGPIPE."""
+    import subprocess
+    import sys
+
+    code = "import sys; from desktop.cli import main; sys.exit(main())"
+    with subprocess.Popen(
+        [sys.executable, "-c", code, "describe", "densenet"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    ) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        proc.stdout.close()  # the reader gone before the first line: every write meets EPIPE
+        err = proc.stderr.read()
+        assert proc.wait(timeout=120) == 141
+    assert err == b"", err
