@@ -4,8 +4,9 @@ window filters and Otsu's threshold. One home for each; NumPy and Pillow only.
 Grey conversion has one rule, ITU-R BT.601 luma ``Y = 0.299 R + 0.587 G + 0.114 B``, and the
 caller says what alpha means:
 
-* ``alpha="ignore"``: the colour as stored (the Filters tab convolves what is there);
-* ``alpha="white"``: transparent pixels are white paper (a drawing or a scanned digit).
+* ``alpha="ignore"``: the colour as stored;
+* ``alpha="white"``: transparent pixels are white paper (a drawing, a scanned digit, the
+  Filters tab's and ``convscope convolve``'s input).
 
 ``dtype=np.uint8`` rounds as Pillow's ``convert("L")`` does (the digit pipeline depends on
 those exact values); ``dtype=np.float32`` keeps the unrounded value (reading measures ink).

@@ -31,6 +31,7 @@ from engine.filters.geometry import (
     placement,
 )
 from engine.filters.kernels import MAX_KERNELS, KernelError, KernelSpec
+from engine.imageio import convert_array
 from engine.imageops import to_gray
 from engine.progress import Cancellable, Progress
 
@@ -227,12 +228,18 @@ def save_raw_stream(
 
 
 def prepare_source(image: np.ndarray, color: str) -> np.ndarray:
-    """The image the kernels run on: gray ``(H, W)`` uint8 or RGB ``(H, W, 3)`` (alpha dropped)."""
+    """The image the kernels run on: gray ``(H, W)`` uint8 or RGB ``(H, W, 3)``.
+
+    An RGBA image's transparent parts are white paper, as the Filters tab opens a file
+    (:func:`engine.imageio.load_image` with ``mode="RGB"``): the colour stored under them is
+    not what anyone sees, so ``convscope convolve`` must not filter it."""
     a = np.asarray(image)
     if color == "gray":
-        return to_gray(a)
+        return to_gray(a, alpha="white")
     if a.ndim == 2:
         return np.repeat(a[:, :, None], 3, axis=2)
+    if a.shape[2] == 4:
+        return convert_array(a, "RGB")
     return a[:, :, :3]
 
 

@@ -10,6 +10,7 @@ from PIL import Image
 
 from desktop.cli import main
 from engine import filters as F
+from engine.imageio import load_image
 
 
 @pytest.fixture
@@ -310,3 +311,19 @@ def test_a_job_that_would_not_fit_in_memory_is_refused_before_decoding(
     err = capsys.readouterr().err
     assert code == 2 and "needs about" in err and "available" in err
     assert decoded == []
+
+
+@pytest.mark.parametrize("color", ["--gray", "--rgb"])
+def test_a_transparent_png_is_filtered_as_the_filters_tab_opens_it(tmp_path, rng, color):
+    # transparent pixels are white paper in the tab (load_image mode RGB); the colour stored
+    # under them must not leak into the CLI's numbers
+    pixels = rng.integers(0, 256, (12, 16, 4), dtype=np.uint8)
+    pixels[:4, :, 3] = 0
+    pixels[4:8, :, 3] = 128
+    path = tmp_path / "clear.png"
+    Image.fromarray(pixels, "RGBA").save(path)
+    raw = tmp_path / "clear.npy"
+    assert main(["convolve", str(path), "--preset", "sharpen", color, "--raw", str(raw)]) == 0
+    settings = F.FilterSettings((F.PRESETS["Sharpen"].spec(),), color=color[2:])
+    in_the_tab = F.run_filter(load_image(path, mode="RGB"), settings).raw()
+    assert np.array_equal(np.load(raw), in_the_tab)
