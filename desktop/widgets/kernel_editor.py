@@ -383,9 +383,13 @@ class KernelEditor(QGroupBox):
         """The sum, the divisor and whether the current kernel is separable."""
         try:
             spec = self._kernels[self._current].spec()
-        except EngineError:
+        except EngineError as exc:
             self.kernel_info.setText("")
+            if not self.grid.message():  # every cell is a number: the kernel as a whole is not
+                self._show_hint(f"{exc} — the result keeps the last valid kernel.")
             return
+        if not self.grid.message():
+            self.hint.hide()
         total = float(spec.kernel.sum())
         div = spec.effective_divisor()
         text = f"Sum <b>{short(total)}</b>"
@@ -424,7 +428,9 @@ class KernelEditor(QGroupBox):
             self.message_posted.emit(message)
 
     def _on_grid_input_refused(self) -> None:
-        text = "Only numbers go in a kernel cell: 2, -0.5, 1e-3 or a fraction like 1/9."
+        self._show_hint("Only numbers go in a kernel cell: 2, -0.5, 1e-3 or a fraction like 1/9.")
+
+    def _show_hint(self, text: str) -> None:
         self.hint.setText(text)
         self.hint.show()
         self.message_posted.emit(text)

@@ -142,6 +142,24 @@ def test_keyboard_moves_between_cells(window, qtbot):
     assert grid.cell(0, 2).hasFocus()
 
 
+def test_a_weight_too_large_for_float32_results_is_explained_not_ignored(window, qtbot):
+    tab = window.filters_tab
+    before = shown(tab.pages.result_view)
+    cell = tab.editor.grid.cell(1, 1)
+    cell.setFocus()
+    cell.selectAll()
+    qtbot.keyClicks(cell, "1e35")  # a number, so the cell is not red: the kernel as a whole
+    qtbot.waitUntil(lambda: not tab.is_computing())
+    assert tab.editor.kernel_specs() is None
+    assert tab.editor.hint.isVisible() and "too large" in tab.editor.hint.text()
+    assert "too large" in window.statusBar().currentMessage()
+    assert np.array_equal(shown(tab.pages.result_view), before)  # the last valid kernel stays
+    cell.selectAll()
+    with qtbot.waitSignal(tab.result_shown, timeout=10000):
+        qtbot.keyClicks(cell, "9")
+    assert not tab.editor.hint.isVisible()
+
+
 def test_border_stride_and_size_formula(window, qtbot):
     tab = window.filters_tab
     with qtbot.waitSignal(tab.result_shown, timeout=10000):
