@@ -84,7 +84,8 @@ class _Kernel:
 
 
 class _KernelEdit(QUndoCommand):
-    """An edit of one kernel: before/after snapshots; typing in one cell merges."""
+    """An edit of one kernel: before/after snapshots; typing in one cell (an index) or in the
+    divisor or offset box (``"divisor"``, ``"offset"``) merges."""
 
     def __init__(
         self,
@@ -93,7 +94,7 @@ class _KernelEdit(QUndoCommand):
         before: tuple,
         after: tuple,
         label: str,
-        cell: int | None = None,
+        cell: int | str | None = None,
     ) -> None:
         super().__init__(label)
         self._editor, self.index, self.before, self.after = editor, index, before, after
@@ -347,7 +348,7 @@ class KernelEditor(QGroupBox):
         return True
 
     # ----- edits and undo ------------------------------------------------------------------
-    def _push_edit(self, after: _Kernel, label: str, cell: int | None = None) -> None:
+    def _push_edit(self, after: _Kernel, label: str, cell: int | str | None = None) -> None:
         before = self._kernels[self._current].snapshot()
         edit = _KernelEdit(self, self._current, before, after.snapshot(), label, cell)
         self.undo_stack.push(edit)
@@ -369,6 +370,7 @@ class KernelEditor(QGroupBox):
             self.grid.set_texts(k.size, k.texts)
             self.size_box.setCurrentIndex(F.KERNEL_SIZES.index(k.size))
             self.divisor_spin.setValue(k.divisor)
+            self.divisor_spin.setStyleSheet("")  # a 0 typed and not taken is gone
             self.normalize_check.setChecked(k.normalize)
             self.offset_spin.setValue(k.offset)
             self.preset_box.setCurrentText(k.name if k.name in F.PRESETS else CUSTOM)
@@ -460,11 +462,13 @@ class KernelEditor(QGroupBox):
             self.divisor_spin.setToolTip("0 is not a divisor: a division by 0 has no value")
             return
         self.divisor_spin.setStyleSheet("")
-        k.divisor = divisor
-        k.normalize = self.normalize_check.isChecked()
-        k.offset = self.offset_spin.value()
-        self.refresh_info()
-        self.kernels_changed.emit()
+        normalize, offset = self.normalize_check.isChecked(), self.offset_spin.value()
+        edited = _Kernel(k.size, list(k.texts), divisor, normalize, offset, k.name)
+        if normalize != k.normalize:
+            self._push_edit(edited, "normalise" if normalize else "no normalising")
+        else:  # typing in one box is one undo step, as in one cell
+            which = "divisor" if divisor != k.divisor else "offset"
+            self._push_edit(edited, which, which)
 
     def _on_kernel_tabs_changed(self, index: int) -> None:
         if self._updating or index < 0:

@@ -160,6 +160,44 @@ def test_a_weight_too_large_for_float32_results_is_explained_not_ignored(window,
     assert not tab.editor.hint.isVisible()
 
 
+def test_divisor_offset_and_normalise_are_undone_and_redone_one_at_a_time(window, qtbot):
+    tab = window.filters_tab
+    editor = tab.editor
+    with qtbot.waitSignal(tab.result_shown, timeout=10000):
+        editor.preset_box.setCurrentText("Identity")
+    cell = editor.grid.cell(0, 0)
+    cell.setFocus()
+    cell.selectAll()
+    with qtbot.waitSignal(tab.result_shown, timeout=10000):
+        qtbot.keyClicks(cell, "2")
+    with qtbot.waitSignal(tab.result_shown, timeout=10000):
+        editor.divisor_spin.setValue(4)
+    with qtbot.waitSignal(tab.result_shown, timeout=10000):
+        editor.offset_spin.setValue(100)
+    with qtbot.waitSignal(tab.result_shown, timeout=10000):
+        editor.normalize_check.setChecked(True)
+
+    def state():
+        spec = editor.kernel_specs()[0]
+        return cell.text(), spec.divisor, spec.offset, spec.normalize
+
+    assert state() == ("2", 4, 100, True)
+    undone = [("2", 4, 100, False), ("2", 4, 0, False), ("2", 1, 0, False), ("0", 1, 0, False)]
+    for expected in undone:
+        with qtbot.waitSignal(tab.result_shown, timeout=10000):
+            editor.undo_button.click()
+        assert state() == expected
+        assert editor.divisor_spin.value() == expected[1]
+    for expected in [*reversed(undone[:-1]), ("2", 4, 100, True)]:
+        with qtbot.waitSignal(tab.result_shown, timeout=10000):
+            editor.redo_button.click()
+        assert state() == expected
+    kernel = F.PRESETS["Identity"].array()
+    kernel[0, 0] = 2
+    values = F.correlate(F.to_gray(tab.image()), kernel / kernel.sum(), offset=100)
+    assert np.array_equal(shown(tab.pages.result_view), F.display(values, "clip"))
+
+
 def test_border_stride_and_size_formula(window, qtbot):
     tab = window.filters_tab
     with qtbot.waitSignal(tab.result_shown, timeout=10000):
