@@ -23,8 +23,9 @@ from PySide6.QtWidgets import QGridLayout, QLineEdit, QSizePolicy, QWidget
 
 from engine.filters import KernelError, parse_number
 
-# what a cell may hold while typing: digits, sign, point, slash, exponent, spaces
-_ALLOWED = QRegularExpression("^[0-9\\s.+\\-\u2212/eE]*$")
+# what a cell may hold while typing: digits, sign, point, slash, exponent, spaces; and a
+# comma, so a decimal comma (0,5) turns the cell red with the reason instead of leaving 05
+_ALLOWED = QRegularExpression("^[0-9\\s.,+\\-\u2212/eE]*$")
 
 
 class _Cell(QLineEdit):

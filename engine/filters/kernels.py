@@ -72,7 +72,12 @@ def parse_number(text: str) -> float:
         )
     match = _NUMBER.fullmatch(s)
     if match is None:
-        hint = "one fraction a/b only" if s.count("/") > 1 else "e.g. 1, -0.5 or 1/9"
+        if s.count("/") > 1:
+            hint = "one fraction a/b only"
+        elif "," in s:  # a decimal comma: 0,5 (never read as 5 or as two numbers)
+            hint = "a point, not a comma, for decimals: 0.5"
+        else:
+            hint = "e.g. 1, -0.5 or 1/9"
         raise KernelError(f"{shown!r} is not a number; type {hint}")
     num, den = match.group(1), match.group(2)
     with np.errstate(all="ignore"):

@@ -160,6 +160,17 @@ def test_a_weight_too_large_for_float32_results_is_explained_not_ignored(window,
     assert not tab.editor.hint.isVisible()
 
 
+def test_a_decimal_comma_is_shown_red_with_the_reason_not_read_as_another_number(window, qtbot):
+    tab = window.filters_tab
+    cell = tab.editor.grid.cell(0, 0)
+    cell.setFocus()
+    cell.selectAll()
+    qtbot.keyClicks(cell, "0,5")  # a comma refused as typed left "05": a weight of 5
+    assert cell.text() == "0,5" and cell.property("bad") is True
+    assert tab.editor.kernel_specs() is None
+    assert tab.editor.hint.isVisible() and "a point" in tab.editor.hint.text()
+
+
 def test_divisor_offset_and_normalise_are_undone_and_redone_one_at_a_time(window, qtbot):
     tab = window.filters_tab
     editor = tab.editor

@@ -104,6 +104,11 @@ def test_bad_kernels_are_refused_with_a_hint(text, hint):
         F.parse_kernel(text)
 
 
+def test_a_decimal_comma_in_a_cell_asks_for_a_point():
+    with pytest.raises(F.KernelError, match="a point, not a comma"):
+        F.parse_number("0,5")
+
+
 def test_kernel_errors_are_engine_errors_and_divisor_zero_is_refused():
     with pytest.raises(EngineError, match="divisor"):
         F.KernelSpec(np.eye(3), divisor=0)
