@@ -391,7 +391,7 @@ class KernelEditor(QGroupBox):
                 self._show_hint(f"{exc} — the result keeps the last valid kernel.")
             return
         if not self.grid.message():
-            self.hint.hide()
+            self._clear_hint()
         total = float(spec.kernel.sum())
         div = spec.effective_divisor()
         text = f"Sum <b>{short(total)}</b>"
@@ -424,10 +424,10 @@ class KernelEditor(QGroupBox):
         self._push_edit(edited, "edit kernel cell", cell)
 
     def _on_grid_validity_changed(self, message: str) -> None:
-        self.hint.setText(message + " — the result keeps the last valid kernel." if message else "")
-        self.hint.setVisible(bool(message))
         if message:
-            self.message_posted.emit(message)
+            self._show_hint(message + " — the result keeps the last valid kernel.")
+        else:
+            self._clear_hint()
 
     def _on_grid_input_refused(self) -> None:
         self._show_hint("Only numbers go in a kernel cell: 2, -0.5, 1e-3 or a fraction like 1/9.")
@@ -436,6 +436,13 @@ class KernelEditor(QGroupBox):
         self.hint.setText(text)
         self.hint.show()
         self.message_posted.emit(text)
+
+    def _clear_hint(self) -> None:
+        """The complaint is over: off the hint and the status bar (a half-typed ``1/`` must
+        not still be 'not a number' once the cell holds ``1/9``)."""
+        if not self.hint.isHidden():
+            self.hint.hide()
+            self.message_posted.emit("")
 
     def _on_preset_box_changed(self, index: int) -> None:
         name = self.preset_box.itemText(index)

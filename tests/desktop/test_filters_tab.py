@@ -160,6 +160,19 @@ def test_a_weight_too_large_for_float32_results_is_explained_not_ignored(window,
     assert not tab.editor.hint.isVisible()
 
 
+def test_a_cell_typed_through_a_half_number_leaves_no_stale_complaint(window, qtbot):
+    tab = window.filters_tab
+    cell = tab.editor.grid.cell(0, 0)
+    cell.setFocus()
+    cell.selectAll()
+    qtbot.keyClicks(cell, "1/")
+    assert "not a number" in window.statusBar().currentMessage()
+    with qtbot.waitSignal(tab.result_shown, timeout=10000):
+        qtbot.keyClicks(cell, "9")  # 1/9: a number, the result follows
+    assert not tab.editor.hint.isVisible()
+    assert "not a number" not in window.statusBar().currentMessage()
+
+
 def test_a_decimal_comma_is_shown_red_with_the_reason_not_read_as_another_number(window, qtbot):
     tab = window.filters_tab
     cell = tab.editor.grid.cell(0, 0)
