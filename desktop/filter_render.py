@@ -5,6 +5,8 @@ time, the newest request wins: a job is cancelled between bands when a newer one
 yields :class:`~engine.progress.Progress`, a :class:`Preview` (every ``step``-th result
 pixel, exact: a big photo's quick first picture, or the only picture when the full result
 would not fit in memory) and finally a :class:`Rendered`. The GUI thread only shows them.
+:func:`save` writes a result's picture or values, off the GUI thread too (a 24 MP PNG takes
+seconds to compress).
 """
 
 from __future__ import annotations
@@ -13,13 +15,16 @@ import math
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from PySide6.QtGui import QImage
 
 from desktop.qt_image import array_to_qimage
 from engine import filters as F
+from engine.errors import EngineError
 from engine.filters import memory
+from engine.imageio import save_image
 from engine.progress import Cancellable
 
 #: above this many pixels a subsampled preview is shown before the full result
@@ -170,3 +175,27 @@ def render(request: RenderRequest, cancel: Cancellable) -> Iterator[object]:
         array_to_qimage(pictures[index]),
         relu,
     )
+
+
+@dataclass(frozen=True)
+class Saved:
+    """The end of a save: ``error`` is "" when ``path`` was written, else the one line to show."""
+
+    path: Path
+    error: str = ""
+
+
+def save(rendered: Rendered, path: Path) -> Iterator[Saved]:
+    """The save job: the float values (``.npy``) or the picture (PNG, JPEG, BMP, TIFF by the
+    suffix; the maps side by side for a stack) of ``rendered``, written atomically; yields one
+    :class:`Saved`."""
+    try:
+        if path.suffix.lower() == ".npy":
+            F.save_raw(rendered.result, path)
+        else:
+            picture = rendered.mosaic if rendered.mosaic is not None else rendered.pictures[0]
+            save_image(picture, path)
+    except (EngineError, OSError) as exc:
+        yield Saved(path, f"Could not save {path.name}: {exc}")
+        return
+    yield Saved(path)

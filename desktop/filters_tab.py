@@ -10,7 +10,8 @@ that would not fit in memory is not computed: a screen-size preview is shown wit
 Opening images follows the same rule: the newest open wins, even over a slower earlier one.
 
 Signals: ``result_shown()`` after the views show a new result, ``preview_shown()`` after a
-quick preview, ``activation_requested()`` when another tab sent a kernel here.
+quick preview, ``activation_requested()`` when another tab sent a kernel here,
+``result_saved(path)`` / ``save_failed(message)`` when a save (written off the GUI thread) ends.
 
 Set-ups a guided tour (or a test) calls: :meth:`FiltersTab.open_figure` (the article's
 Figures 5-6 and 10 as images), :meth:`FiltersTab.show_step_through`,
@@ -53,7 +54,7 @@ from desktop.workers import OneAtATime, hold_collection_while
 from engine import filters as F
 from engine.errors import EngineError
 from engine.filters import memory
-from engine.imageio import load_image, save_image
+from engine.imageio import load_image
 from engine.progress import CancelFlag, Progress
 
 CROP = 8  # side of the image crop in the step-through
@@ -87,6 +88,8 @@ class FiltersTab(QWidget):
     result_shown = Signal()
     preview_shown = Signal()
     activation_requested = Signal()
+    result_saved = Signal(str)
+    save_failed = Signal(str)
     PREVIEW_PIXELS = filter_render.PREVIEW_PIXELS
     # files larger than this, or images of more pixels, are decoded off the GUI thread
     BACKGROUND_LOAD_BYTES = 2_000_000
@@ -214,6 +217,8 @@ class FiltersTab(QWidget):
     def _build_jobs(self) -> None:
         self._loads = OneAtATime(self, self._show_error)
         self._jobs = OneAtATime(self, self._on_job_errored)
+        self._saves = OneAtATime(self, self._on_save_job_errored)
+        self._saving: Path | None = None  # the file being written
         self._schedule_timer = QTimer(self, singleShot=True, interval=0)
         self._schedule_timer.timeout.connect(self._on_schedule_timer_timeout)
         self._refresh_labels()
@@ -673,21 +678,37 @@ class FiltersTab(QWidget):
             self.save_result_to(Path(name))
 
     def save_result_to(self, path: Path) -> bool:
-        """Write the picture (.png etc.) or the float values (.npy) of the last result."""
+        """Write the picture (.png etc.) or the float values (.npy) of the last result, off the
+        GUI thread (a big photo's PNG takes many seconds): ``result_saved(path)`` or
+        ``save_failed(message)`` follows. False when there is no result yet or the previous
+        save is still being written."""
         rendered = self._rendered
         if rendered is None:
             return False
-        try:
-            if path.suffix.lower() == ".npy":
-                F.save_raw(rendered.result, path)
-            else:
-                picture = rendered.mosaic if rendered.mosaic is not None else rendered.pictures[0]
-                save_image(picture, path)
-        except (EngineError, OSError) as exc:
-            self._show_error(f"Could not save {path.name}: {exc}")
+        if self._saving is not None:
+            self._state.status_posted.emit(f"Still saving {self._saving.name}: save again after it")
             return False
-        self._state.status_posted.emit(f"Saved {path}")
+        path = self._saving = Path(path)
+        self._state.status_posted.emit(f"Saving {path.name}…")
+        self._saves.submit(lambda: filter_render.save(rendered, path), self._on_save_finished)
         return True
+
+    def _on_save_finished(self, saved: object) -> None:
+        assert isinstance(saved, filter_render.Saved)
+        self._saving = None
+        if saved.error:
+            self._on_save_errored(saved.error)
+        else:
+            self._state.status_posted.emit(f"Saved {saved.path}")
+            self.result_saved.emit(str(saved.path))
+
+    def _on_save_job_errored(self, message: str) -> None:  # not a file problem: a failure
+        self._on_save_errored(f"Could not save the result: {message}")
+
+    def _on_save_errored(self, message: str) -> None:
+        self._saving = None
+        self._show_error(message)
+        self.save_failed.emit(message)
 
     def copy_result(self) -> None:
         if self._rendered is None:

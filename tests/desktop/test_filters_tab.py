@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import warnings
 
 import numpy as np
@@ -12,9 +13,12 @@ from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication
 from PySide6.QtWidgets import QApplication, QComboBox, QSpinBox
 
+import engine.filters.pipeline
+import engine.imageio
 from desktop.main_window import MainWindow
 from desktop.widgets.kernel_grid import KernelGrid
 from engine import filters as F
+from engine.atomic import atomic_write
 
 
 @pytest.fixture
@@ -347,17 +351,46 @@ def test_learned_filter_request_stacks_save_and_copy(window, qtbot, tmp_path, rn
     assert tab.result().maps.shape[0] == 2
     assert tab.pages.tabText(1) == "Feature maps (2)"
     raw = tmp_path / "maps.npy"
-    assert tab.save_result_to(raw)
+    with qtbot.waitSignal(tab.result_saved, timeout=10000):
+        assert tab.save_result_to(raw)
     h, w = tab.image().shape[:2]
     assert np.load(raw).shape == (2, h, w)
     np.testing.assert_allclose(
         np.load(raw)[0], F.correlate(F.to_gray(tab.image()), learned), atol=1e-3
     )
     png = tmp_path / "maps.png"
-    assert tab.save_result_to(png)
+    with qtbot.waitSignal(tab.result_saved, timeout=10000):
+        assert tab.save_result_to(png)
     assert Image.open(png).size[0] > w  # the two maps side by side
     tab.copy_result()
     assert not QGuiApplication.clipboard().image().isNull()
+
+
+def test_saving_the_result_is_written_off_the_gui_thread(window, qtbot, tmp_path, monkeypatch):
+    # a 24 MP result's PNG takes 10-30 s to compress: the window must not freeze meanwhile
+    tab = window.filters_tab
+    threads = []
+
+    def recording(path, write):
+        threads.append(threading.get_ident())
+        return atomic_write(path, write)
+
+    monkeypatch.setattr(engine.imageio, "atomic_write", recording)
+    monkeypatch.setattr(engine.filters.pipeline, "atomic_write", recording)
+    for name in ("result.png", "result.npy"):
+        with qtbot.waitSignal(tab.result_saved, timeout=10000) as saved:
+            assert tab.save_result_to(tmp_path / name)
+        assert saved.args == [str(tmp_path / name)] and (tmp_path / name).is_file()
+        assert f"Saved {tmp_path / name}" in window.statusBar().currentMessage()
+    assert len(threads) == 2 and threading.get_ident() not in threads
+    with qtbot.waitSignal(tab.result_saved, timeout=10000):
+        assert tab.save_result_to(tmp_path / "first.png")
+        assert not tab.save_result_to(tmp_path / "second.png")  # one file at a time
+        assert "Still saving first.png" in window.statusBar().currentMessage()
+
+    with qtbot.waitSignal(tab.save_failed, timeout=10000):
+        assert tab.save_result_to(tmp_path / "missing" / "result.png")
+    assert tab.banner.isVisible() and "Could not save result.png" in tab.banner.text()
 
 
 def test_hover_inspects_a_pixel_and_views_zoom_together(window, qtbot):
