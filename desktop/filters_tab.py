@@ -699,6 +699,7 @@ class FiltersTab(QWidget):
         if saved.error:
             self._on_save_errored(saved.error)
         else:
+            self._hide_error("save")  # an earlier save's failure is over
             self._state.status_posted.emit(f"Saved {saved.path}")
             self.result_saved.emit(str(saved.path))
 
@@ -707,7 +708,7 @@ class FiltersTab(QWidget):
 
     def _on_save_errored(self, message: str) -> None:
         self._saving = None
-        self._show_error(message)
+        self._show_error(message, "save")
         self.save_failed.emit(message)
 
     def copy_result(self) -> None:

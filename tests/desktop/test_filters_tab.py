@@ -391,6 +391,9 @@ def test_saving_the_result_is_written_off_the_gui_thread(window, qtbot, tmp_path
     with qtbot.waitSignal(tab.save_failed, timeout=10000):
         assert tab.save_result_to(tmp_path / "missing" / "result.png")
     assert tab.banner.isVisible() and "Could not save result.png" in tab.banner.text()
+    with qtbot.waitSignal(tab.result_saved, timeout=10000):
+        assert tab.save_result_to(tmp_path / "result.png")  # saved after all: no red left
+    assert not tab.banner.isVisible()
 
 
 def test_hover_inspects_a_pixel_and_views_zoom_together(window, qtbot):
