@@ -185,6 +185,16 @@ class Saved:
     error: str = ""
 
 
+def result_file_path(name: str, raw: bool) -> Path:
+    """The file a name typed in the save dialog means: as typed when it ends in a suffix the
+    tab writes, else with ``.npy`` (``raw``: the float values) or ``.png`` added; a name with
+    another suffix (``a.gif``) is kept, for the save to say which ones work."""
+    path = Path(name).expanduser()
+    if path.suffix:
+        return path
+    return path.with_name(path.name + (".npy" if raw else ".png"))
+
+
 def save(rendered: Rendered, path: Path) -> Iterator[Saved]:
     """The save job: the float values (``.npy``) or the picture (PNG, JPEG, BMP, TIFF by the
     suffix; the maps side by side for a stack) of ``rendered``, written atomically; yields one

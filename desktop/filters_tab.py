@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
     QLabel,
+    QMessageBox,
     QProgressBar,
     QPushButton,
     QScrollArea,
@@ -668,14 +669,29 @@ class FiltersTab(QWidget):
             self._state.status_posted.emit("Nothing to save yet")
             return
         stem = Path(self._image_name).stem or "result"
-        name, _ = QFileDialog.getSaveFileName(
-            self,
-            "Save result",
-            f"{stem}-filtered.png",
-            "PNG picture (*.png);;Float values, NumPy (*.npy)",
+        raw_kind = "Float values, NumPy (*.npy)"
+        name, kind = QFileDialog.getSaveFileName(
+            self, "Save result", f"{stem}-filtered.png", f"PNG picture (*.png);;{raw_kind}"
         )
-        if name:
-            self.save_result_to(Path(name))
+        if not name:
+            return
+        path = filter_render.result_file_path(name, raw=kind == raw_kind)
+        # the dialog asked about replacing `name`, not `path`
+        if path != Path(name) and path.exists() and not self._replace_confirmed(path):
+            self._state.status_posted.emit(f"Not saved: {path.name} kept as it was")
+            return
+        self.save_result_to(path)
+
+    def _replace_confirmed(self, path: Path) -> bool:
+        button = QMessageBox.StandardButton
+        answer = QMessageBox.question(
+            self,
+            "Replace the file?",
+            f"{path.name} already exists in {path.parent}. Replace it with this result?",
+            button.Yes | button.No,
+            button.No,
+        )
+        return answer == button.Yes
 
     def save_result_to(self, path: Path) -> bool:
         """Write the picture (.png etc.) or the float values (.npy) of the last result, off the

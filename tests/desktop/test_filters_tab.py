@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication
-from PySide6.QtWidgets import QApplication, QComboBox, QSpinBox
+from PySide6.QtWidgets import QApplication, QComboBox, QFileDialog, QMessageBox, QSpinBox
 
 import engine.filters.pipeline
 import engine.imageio
@@ -394,6 +394,45 @@ def test_saving_the_result_is_written_off_the_gui_thread(window, qtbot, tmp_path
     with qtbot.waitSignal(tab.result_saved, timeout=10000):
         assert tab.save_result_to(tmp_path / "result.png")  # saved after all: no red left
     assert not tab.banner.isVisible()
+
+
+@pytest.mark.parametrize(
+    ("typed", "kind", "written"),
+    [
+        ("edges", "PNG picture (*.png)", "edges.png"),
+        ("edges", "Float values, NumPy (*.npy)", "edges.npy"),
+        ("edges.jpg", "PNG picture (*.png)", "edges.jpg"),
+    ],
+)
+def test_a_name_typed_without_a_suffix_gets_the_chosen_kinds(
+    window, qtbot, tmp_path, monkeypatch, typed, kind, written
+):
+    tab = window.filters_tab
+    answer = (str(tmp_path / typed), kind)
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *_a, **_k: answer)
+    with qtbot.waitSignal(tab.result_saved, timeout=10000) as saved:
+        tab.save_result()
+    assert saved.args == [str(tmp_path / written)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [written]
+
+    # the dialog asked about replacing what was typed, not the file the suffix names: ask here
+    asked = []
+
+    def keep(_parent, title, text, *_args):
+        asked.append(text)
+        return QMessageBox.StandardButton.No
+
+    monkeypatch.setattr(QMessageBox, "question", keep)
+    before = (tmp_path / written).read_bytes()
+    if typed == written:
+        with qtbot.waitSignal(tab.result_saved, timeout=10000):
+            tab.save_result()  # the dialog itself asked
+        assert asked == []
+    else:
+        tab.save_result()
+        assert len(asked) == 1 and written in asked[0]
+        assert (tmp_path / written).read_bytes() == before
+        assert "Not saved" in window.statusBar().currentMessage()
 
 
 def test_hover_inspects_a_pixel_and_views_zoom_together(window, qtbot):
