@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QRectF, QSize, Qt
-from PySide6.QtGui import QColor, QFont, QPainter, QPaintEvent, QPen
+from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPainter, QPaintEvent, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from engine.colormap import weight_tints
@@ -71,6 +71,13 @@ def draw_matrix(
         )
     font = QFont(painter.font())
     font.setPixelSize(max(7, int(cell * (0.36 if w <= 7 else 0.3))))
+    texts = [[short(v) for v in row] for row in values]
+    room = cell - 4  # 2 pixels each side: 0.111 0.111, never 0.1110.111
+    widest = max(QFontMetricsF(font).horizontalAdvance(t) for row in texts for t in row)
+    if widest > room:  # Box blur's 0.111 in a 22-pixel cell: smaller digits
+        font.setPixelSize(max(6, int(font.pixelSize() * room / widest)))
+        widest = max(QFontMetricsF(font).horizontalAdvance(t) for row in texts for t in row)
+    writes = cell >= 16 and widest <= room  # else colours only, as in tiny cells
     painter.setFont(font)
     finite = values[np.isfinite(values)]
     lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
@@ -91,10 +98,10 @@ def draw_matrix(
                 painter.fillRect(cr, Qt.BrushStyle.BDiagPattern)
             painter.setPen(QPen(QColor(200, 203, 208), 1))
             painter.drawRect(cr)
-            if (shown is None or shown[r, c]) and cell >= 16:  # tiny cells: colours only
+            if (shown is None or shown[r, c]) and writes:
                 lum = color.red() * 0.3 + color.green() * 0.59 + color.blue() * 0.11
                 painter.setPen(TEXT if lum > 120 else QColor(250, 250, 250))
-                painter.drawText(cr, Qt.AlignmentFlag.AlignCenter, short(values[r, c]))
+                painter.drawText(cr, Qt.AlignmentFlag.AlignCenter, texts[r][c])
     for mr, mc in marks or ():
         painter.setPen(QPen(MARK, 3))
         painter.setBrush(Qt.BrushStyle.NoBrush)

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QPoint
+from PySide6.QtCore import QPoint, QRectF
+from PySide6.QtGui import QFontMetricsF, QImage, QPainter
 
 from desktop.widgets.image_view import ImageView
-from desktop.widgets.pixel_inspector import PixelInspector, short
+from desktop.widgets.pixel_inspector import PixelInspector, draw_matrix, short
 from engine import filters as F
 
 
@@ -75,6 +76,39 @@ def test_figure10_window_painted_by_the_inspector(qtbot):
     assert inspector.pool().window.winner == (1, 1)
     assert inspector.pool_lines() == ["max of the 2×2 window", "= 8"]
     assert not inspector.grab().isNull()
+
+
+class _RecordingPainter(QPainter):
+    """Notes the width of each number written in a cell and the room the cell gave it."""
+
+    def __init__(self, device) -> None:
+        super().__init__(device)
+        self.cells: list[tuple[str, float, float]] = []
+
+    def drawText(self, *args):
+        if len(args) == 3 and isinstance(args[0], QRectF) and isinstance(args[2], str):
+            width = QFontMetricsF(self.font()).horizontalAdvance(args[2])
+            self.cells.append((args[2], width, args[0].width()))
+        return super().drawText(*args)
+
+
+@pytest.mark.parametrize(
+    ("values", "side"),
+    [
+        (np.full((3, 3), 1 / 9), 66),  # Box blur's weights at 1024x700: 22-pixel cells
+        (np.array([[5.556, 5.444, 5.333]] * 3), 66),  # and its products
+        (np.full((5, 5), -0.001), 130),
+    ],
+)
+def test_numbers_in_the_inspectors_cells_never_run_into_the_next_cell(values, side):
+    image = QImage(400, 300, QImage.Format.Format_RGB32)
+    painter = _RecordingPainter(image)
+    draw_matrix(painter, QRectF(0, 0, side, 200), values, title="weights")
+    painter.end()
+    numbers = [cell for cell in painter.cells if cell[0] != "weights"]
+    assert len(numbers) == values.size  # every number written
+    for text, width, room in numbers:  # 2 pixels to spare each side: never 0.1110.1110.111
+        assert width <= room - 4, f"{text!r} is {width:.0f} px wide in a {room:.0f} px cell"
 
 
 def test_zoomed_in_view_writes_pixel_values_in_cells(qtbot):
