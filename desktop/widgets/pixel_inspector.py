@@ -21,11 +21,12 @@ MARK = QColor(24, 128, 56)  # a winner, a zeroed cell
 
 
 def short(v: float) -> str:
-    """A number in at most ~5 characters: 255, -12.5, 0.111, 1e+03."""
+    """A number in about 5 characters: 255, -12.5, 0.111, 12346, 5.8e+05 (three significant
+    digits from 100,000 up)."""
     if float(v).is_integer() and abs(v) < 100000:
         return str(int(v))
     if abs(v) >= 1000:
-        return f"{v:.0f}" if abs(v) < 100000 else f"{v:.0e}"
+        return f"{v:.0f}" if abs(v) < 100000 else f"{v:.3g}"
     if abs(v) >= 10:
         return f"{v:.1f}"
     return format_number(round(v, 3))

@@ -78,6 +78,13 @@ def test_figure10_window_painted_by_the_inspector(qtbot):
     assert not inspector.grab().isNull()
 
 
+def test_large_sums_keep_three_significant_digits():
+    # 47 x 12345.678 = 580,247 read "6e+05" in the inspector and the hover line: 600,000?
+    assert short(580246.87) == "5.8e+05"
+    assert short(-1234567.0) == "-1.23e+06"
+    assert (short(99999.0), short(12345.6), short(-0.5)) == ("99999", "12346", "-0.5")
+
+
 class _RecordingPainter(QPainter):
     """Notes the width of each number written in a cell and the room the cell gave it."""
 
