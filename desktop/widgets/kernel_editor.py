@@ -182,6 +182,7 @@ class KernelEditor(QGroupBox):
         self.grid.texts_edited.connect(self._on_grid_texts_edited)
         self.grid.validity_changed.connect(self._on_grid_validity_changed)
         self.grid.input_refused.connect(self._on_grid_input_refused)
+        self.grid.kernel_pasted.connect(self._on_grid_kernel_pasted)
         self.grid.undo_requested.connect(self.undo_stack.undo)
         self.grid.redo_requested.connect(self.undo_stack.redo)
         v.addWidget(self.grid)
@@ -428,6 +429,18 @@ class KernelEditor(QGroupBox):
             self._show_hint(message + " — the result keeps the last valid kernel.")
         else:
             self._clear_hint()
+
+    def _on_grid_kernel_pasted(self, text: str) -> None:
+        try:
+            F.parse_kernel(text)
+        except EngineError as exc:
+            self._show_hint(f"The pasted text is not a kernel: {exc}")
+            return
+        rows = F.kernel_cells(text)  # the numbers as written (1/16 stays 1/16)
+        k = self._kernels[self._current]
+        cells = [cell for row in rows for cell in row]
+        edited = _Kernel(len(rows), cells, k.divisor, k.normalize, k.offset, "")
+        self._push_edit(edited, f"paste a {len(rows)}×{len(rows)} kernel")
 
     def _on_grid_input_refused(self) -> None:
         self._show_hint("Only numbers go in a kernel cell: 2, -0.5, 1e-3 or a fraction like 1/9.")

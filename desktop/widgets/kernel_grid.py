@@ -5,11 +5,14 @@ refused as they are typed (and ``input_refused`` is emitted so the owner can say
 that is not (yet) a number turns the cell red with the reason in its tooltip. Arrow keys move
 between cells (left/right when the cursor is at the text's edge), Tab and Shift+Tab go in
 reading order. Ctrl+Z / Ctrl+Shift+Z inside a cell emit ``undo_requested`` / ``redo_requested``:
-the owner keeps the undo stack (several kernels may share one grid).
+the owner keeps the undo stack (several kernels may share one grid). Ctrl+V of more than one
+number (rows copied from a text or a spreadsheet) emits ``kernel_pasted(text)`` for the owner
+to fill the grid with.
 
 Cells are tinted by their value: warm for positive weights, cool for negative ones.
 
 Signals: ``texts_edited(before, after)`` (lists of cell texts, on every user keystroke),
+``kernel_pasted(text)``,
 ``validity_changed(message)`` ("" when every cell holds a number), ``input_refused()``,
 ``undo_requested()``, ``redo_requested()``.
 """
@@ -18,10 +21,16 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QRegularExpression, Qt, Signal
-from PySide6.QtGui import QFont, QKeyEvent, QKeySequence, QRegularExpressionValidator
+from PySide6.QtGui import (
+    QFont,
+    QGuiApplication,
+    QKeyEvent,
+    QKeySequence,
+    QRegularExpressionValidator,
+)
 from PySide6.QtWidgets import QGridLayout, QLineEdit, QSizePolicy, QWidget
 
-from engine.filters import KernelError, parse_number
+from engine.filters import KernelError, kernel_cells, parse_number
 
 # what a cell may hold while typing: digits, sign, point, slash, exponent, spaces; and a
 # comma, so a decimal comma (0,5) turns the cell red with the reason instead of leaving 05
@@ -38,6 +47,11 @@ class _Cell(QLineEdit):
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
+        if event.matches(QKeySequence.StandardKey.Paste):
+            text = QGuiApplication.clipboard().text()
+            if sum(map(len, kernel_cells(text))) > 1:  # rows of numbers: a whole kernel
+                self._grid.kernel_pasted.emit(text)
+                return
         if event.matches(QKeySequence.StandardKey.Undo):
             self._grid.undo_requested.emit()
             return
@@ -74,6 +88,7 @@ class _Cell(QLineEdit):
 
 class KernelGrid(QWidget):
     texts_edited = Signal(list, list)
+    kernel_pasted = Signal(str)
     validity_changed = Signal(str)
     input_refused = Signal()
     undo_requested = Signal()

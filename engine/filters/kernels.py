@@ -28,6 +28,7 @@ __all__ = [
     "KernelSpec",
     "check_size",
     "format_number",
+    "kernel_cells",
     "kernel_to_text",
     "parse_kernel",
     "parse_number",
@@ -100,7 +101,7 @@ def parse_kernel(text: str) -> np.ndarray:
     """
     if len(text) > 100_000:
         raise KernelError(f"kernel text of {len(text)} characters: a 7x7 kernel needs far fewer")
-    rows = [r for r in text.replace("\n", ";").split(";") if r.strip()]
+    rows = kernel_cells(text)
     if not rows:
         raise KernelError("empty kernel; type rows like '0 -1 0; -1 5 -1; 0 -1 0'")
     if len(rows) > max(KERNEL_SIZES):
@@ -108,8 +109,7 @@ def parse_kernel(text: str) -> np.ndarray:
             f"kernel has {len(rows)} rows; it must be square with an odd side from 1 to 7"
         )
     values: list[list[float]] = []
-    for i, row in enumerate(rows, 1):
-        cells = row.replace(",", " ").split()
+    for i, cells in enumerate(rows, 1):
         try:
             values.append([parse_number(c) for c in cells])
         except KernelError as exc:
@@ -123,6 +123,14 @@ def parse_kernel(text: str) -> np.ndarray:
     k = np.array(values, dtype=np.float64)
     check_size(k.shape)
     return k
+
+
+def kernel_cells(text: str) -> list[list[str]]:
+    """The cell texts of kernel text, row by row, split as :func:`parse_kernel` splits them
+    (rows by ``;`` or new lines, cells by spaces, tabs or commas; empty rows dropped), not
+    checked: what the editor puts in its cells when a kernel is pasted."""
+    rows = text.replace("\n", ";").split(";")
+    return [cells for cells in (r.replace(",", " ").split() for r in rows) if cells]
 
 
 def check_size(shape: tuple[int, ...]) -> None:

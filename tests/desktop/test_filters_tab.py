@@ -177,6 +177,44 @@ def test_a_cell_typed_through_a_half_number_leaves_no_stale_complaint(window, qt
     assert "not a number" not in window.statusBar().currentMessage()
 
 
+@pytest.mark.parametrize(
+    "text",
+    ["1/16 2/16 1/16\n2/16 4/16 2/16\n1/16 2/16 1/16", "1\t2\t1\r\n2\t4\t2\r\n1\t2\t1\r\n"],
+)
+def test_pasting_a_kernel_into_a_cell_fills_the_grid_in_one_undo_step(window, qtbot, text):
+    # rows copied from a text or a spreadsheet: the whole kernel, not one red cell of it all
+    tab = window.filters_tab
+    editor = tab.editor
+    with qtbot.waitSignal(tab.result_shown, timeout=10000):
+        editor.size_box.setCurrentText("5×5")
+    QGuiApplication.clipboard().setText(text)
+    cell = editor.grid.cell(0, 0)
+    cell.setFocus()
+    with qtbot.waitSignal(tab.result_shown, timeout=10000):
+        qtbot.keyClick(cell, Qt.Key.Key_V, Qt.KeyboardModifier.ControlModifier)
+    assert editor.grid.kernel_size() == 3 and not editor.hint.isVisible()
+    assert editor.grid.texts()[:2] == text.replace("\t", " ").split()[:2]  # as typed: 1/16
+    expected = F.parse_kernel(text)
+    np.testing.assert_array_equal(editor.kernel_specs()[0].kernel, expected)
+    assert np.array_equal(shown(tab.pages.result_view), expected_picture(tab.image(), expected))
+    with qtbot.waitSignal(tab.result_shown, timeout=10000):
+        editor.undo_button.click()
+    assert editor.grid.kernel_size() == 5
+
+
+def test_pasting_text_that_is_no_kernel_says_why_and_changes_nothing(window, qtbot):
+    tab = window.filters_tab
+    editor = tab.editor
+    before = editor.grid.texts()
+    QGuiApplication.clipboard().setText("1 2\n3 4")
+    cell = editor.grid.cell(0, 0)
+    cell.setFocus()
+    qtbot.keyClick(cell, Qt.Key.Key_V, Qt.KeyboardModifier.ControlModifier)
+    assert editor.grid.texts() == before
+    assert editor.hint.isVisible() and "2x2" in editor.hint.text()
+    assert "\n" not in editor.hint.text()
+
+
 def test_a_decimal_comma_is_shown_red_with_the_reason_not_read_as_another_number(window, qtbot):
     tab = window.filters_tab
     cell = tab.editor.grid.cell(0, 0)
