@@ -25,6 +25,7 @@ from desktop.cli.common import safe_print
 from engine import filters as F
 from engine.errors import short_repr
 from engine.filters.memory import check_memory, image_size, streamed_bytes
+from engine.imageio import SAVE_SUFFIXES
 
 HELP = "convolve an image with kernels (+ ReLU, pooling), as the Filters tab does"
 
@@ -198,6 +199,11 @@ def run(args: argparse.Namespace) -> int:
         raise CliError("nothing to write: give --out OUT.png and/or --raw OUT.npy (or --json)")
     if args.raw and not args.raw.lower().endswith(".npy"):
         raise CliError(f"--raw {args.raw}: the file name must end in .npy")
+    if args.out and Path(args.out).suffix.lower() not in SAVE_SUFFIXES:
+        hint = "; the float values go to --raw" if args.out.lower().endswith(".npy") else ""
+        raise CliError(
+            f"--out {args.out}: a picture's name ends in {', '.join(SAVE_SUFFIXES)}{hint}"
+        )
     for flag, path in (("--out", args.out), ("--raw", args.raw)):
         if path is not None:
             _check_output(path, flag, args.image, args.overwrite)

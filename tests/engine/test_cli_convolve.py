@@ -146,6 +146,19 @@ def test_bad_arguments_end_in_one_line(photo, tmp_path, capsys, extra, message, 
     assert len(err.splitlines()) == 1 and err.startswith("convscope convolve: error:")
 
 
+@pytest.mark.parametrize(("out", "hint"), [("maps.gif", ".png, .jpg"), ("maps.npy", "--raw")])
+def test_an_out_name_no_picture_can_have_is_refused_before_any_file_is_written(
+    photo, tmp_path, capsys, out, hint
+):
+    path, _ = photo
+    raw = tmp_path / "maps-values.npy"
+    args = ["convolve", str(path), "--preset", "sharpen", "--raw", str(raw)]
+    assert main([*args, "--out", str(tmp_path / out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert hint in err and len(err.splitlines()) == 1
+    assert not raw.exists()  # refused before the work, not after writing the values
+
+
 def test_hostile_file_is_one_line(tmp_path, capsys):
     bad = tmp_path / "text.png"
     bad.write_text("this is not a picture")
