@@ -23,6 +23,7 @@ from pathlib import Path
 from desktop.cli import CliError
 from desktop.cli.common import safe_print
 from engine import filters as F
+from engine.atomic import writable_problem
 from engine.errors import short_repr
 from engine.filters.memory import check_memory, image_size, streamed_bytes
 from engine.imageio import SAVE_SUFFIXES
@@ -133,7 +134,8 @@ def _list_presets() -> int:
 
 def _check_output(path: str, flag: str, image: str, overwrite: bool) -> None:
     """Refuse, before any work, an output path that cannot be written: a folder, a missing
-    folder, a name longer than the system allows, or the input image itself."""
+    folder, a name longer than the system allows, the input image itself, or a folder where
+    no file can be created."""
     if path == "":
         raise CliError(f"{flag} is an empty string; give a file name")
     p = Path(path).expanduser()
@@ -160,6 +162,9 @@ def _check_output(path: str, flag: str, image: str, overwrite: bool) -> None:
         raise CliError(
             f"{flag} {path} is the input image; give another name (or --overwrite to replace it)"
         )
+    problem = writable_problem(p)  # /proc, a read-only folder: found now, not after the work
+    if problem is not None:
+        raise CliError(f"{flag} {path}: {problem}")
 
 
 def _settings(args: argparse.Namespace, specs: list[F.KernelSpec]) -> F.FilterSettings:

@@ -146,7 +146,10 @@ def test_bad_arguments_end_in_one_line(photo, tmp_path, capsys, extra, message, 
     assert len(err.splitlines()) == 1 and err.startswith("convscope convolve: error:")
 
 
-@pytest.mark.parametrize(("out", "hint"), [("maps.gif", ".png, .jpg"), ("maps.npy", "--raw")])
+@pytest.mark.parametrize(
+    ("out", "hint"),
+    [("maps.gif", ".png, .jpg"), ("maps.npy", "--raw"), ("/proc/maps.png", "cannot write in")],
+)
 def test_an_out_name_no_picture_can_have_is_refused_before_any_file_is_written(
     photo, tmp_path, capsys, out, hint
 ):
