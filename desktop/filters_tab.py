@@ -232,12 +232,15 @@ class FiltersTab(QWidget):
             self.open_image_file(preferred[0])
 
     def open_image_file(self, path: Path) -> bool:
-        """Load ``path`` as the input; on a bad file say why and keep the previous image.
+        """Load ``path`` as the input; on a bad file say why and keep the previous image. A
+        kernel file (``.json``, dropped or a recent file) loads into the kernel editor instead.
 
         A large file or a large image (read from its header: a 47 KB PNG may hold 49 MP) is
         decoded off the GUI thread; it is then accepted at once and any problem is shown when
         the decoding has finished. The newest open always wins."""
         path = Path(path)
+        if path.suffix.lower() == ".json":
+            return self.load_kernel_file(path)
         self._open_token += 1
         token = self._open_token
         if self._is_big(path):

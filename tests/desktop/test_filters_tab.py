@@ -530,6 +530,17 @@ def test_kernel_files_load_into_the_stack_and_bad_ones_are_explained(window, qtb
     assert tab.editor.kernel_tabs.count() == 2  # the stack is kept
 
 
+def test_a_dropped_kernel_file_loads_into_the_editor(window, qtbot, tmp_path):
+    # saved with Save... beside the kernels, dropped back: not 'not a readable image'
+    tab = window.filters_tab
+    image = tab.image()
+    path = F.save_kernels(tmp_path / "mine.json", [F.PRESETS["Emboss"].spec()])
+    with qtbot.waitSignal(tab.result_shown, timeout=10000):
+        drop_files(window, [path])
+    assert tab.editor.grid.kernel().tolist() == F.PRESETS["Emboss"].array().tolist()
+    assert not tab.banner.isVisible() and tab.image() is image
+
+
 def test_odd_but_valid_images_open(window, qtbot, tmp_path, rng):
     tab = window.filters_tab
     deep = tmp_path / "deep.png"
