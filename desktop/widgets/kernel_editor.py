@@ -208,15 +208,15 @@ class KernelEditor(QGroupBox):
         self.divisor_spin.setDecimals(3)
         self.divisor_spin.setValue(1)
         self.divisor_spin.setToolTip("Every sum is divided by this (0 is not allowed)")
-        self.divisor_spin.valueChanged.connect(self._on_scalar_changed)
+        self.divisor_spin.valueChanged.connect(self._on_divisor_spin_changed)
         self.normalize_check = QCheckBox("Normalise", objectName="normalizeCheck")
         self.normalize_check.setToolTip("Divide by the kernel's sum when it is not 0")
-        self.normalize_check.toggled.connect(self._on_scalar_changed)
+        self.normalize_check.toggled.connect(self._on_normalize_check_toggled)
         self.offset_spin = QDoubleSpinBox(objectName="offsetSpin")
-        self.offset_spin.setRange(-1000, 1000)
+        self.offset_spin.setRange(-100000, 100000)  # as the divisor: a file's 2500 shows
         self.offset_spin.setDecimals(1)
         self.offset_spin.setToolTip("Added after dividing: 128 shows signed results as gray")
-        self.offset_spin.valueChanged.connect(self._on_scalar_changed)
+        self.offset_spin.valueChanged.connect(self._on_offset_spin_changed)
         row.addWidget(QLabel("Divisor"), 0, 0)
         row.addWidget(self.divisor_spin, 0, 1)
         row.addWidget(self.normalize_check, 0, 2)
@@ -472,23 +472,32 @@ class KernelEditor(QGroupBox):
         edited = _Kernel(new, cells, k.divisor, k.normalize, k.offset, "")
         self._push_edit(edited, f"kernel size {new}×{new}")
 
-    def _on_scalar_changed(self, *_args) -> None:
+    def _on_divisor_spin_changed(self, divisor: float) -> None:
         if self._updating:
             return
-        k = self._kernels[self._current]
-        divisor = self.divisor_spin.value()
         if divisor == 0:
             self.divisor_spin.setStyleSheet("QDoubleSpinBox { border: 2px solid #d93025; }")
             self.divisor_spin.setToolTip("0 is not a divisor: a division by 0 has no value")
             return
         self.divisor_spin.setStyleSheet("")
-        normalize, offset = self.normalize_check.isChecked(), self.offset_spin.value()
-        edited = _Kernel(k.size, list(k.texts), divisor, normalize, offset, k.name)
-        if normalize != k.normalize:
-            self._push_edit(edited, "normalise" if normalize else "no normalising")
-        else:  # typing in one box is one undo step, as in one cell
-            which = "divisor" if divisor != k.divisor else "offset"
-            self._push_edit(edited, which, which)
+        self._push_scalar("divisor", divisor=divisor)
+
+    def _on_offset_spin_changed(self, offset: float) -> None:
+        if not self._updating:
+            self._push_scalar("offset", offset=offset)
+
+    def _on_normalize_check_toggled(self, normalize: bool) -> None:
+        if not self._updating:
+            self._push_scalar("normalise" if normalize else "no normalising", normalize=normalize)
+
+    def _push_scalar(self, label: str, **change) -> None:
+        """An edit of the box the user touched only: the others keep the kernel's own values
+        (a file's divisor 1/3 shows as 0.333, its offset 2500 as 1000: never written back)."""
+        k = self._kernels[self._current]
+        values = {"divisor": k.divisor, "normalize": k.normalize, "offset": k.offset, **change}
+        edited = _Kernel(k.size, list(k.texts), name=k.name, **values)
+        # typing in one box is one undo step, as in one cell; a tick is one step each
+        self._push_edit(edited, label, label if label in ("divisor", "offset") else None)
 
     def _on_kernel_tabs_changed(self, index: int) -> None:
         if self._updating or index < 0:

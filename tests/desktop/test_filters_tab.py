@@ -264,6 +264,23 @@ def test_divisor_offset_and_normalise_are_undone_and_redone_one_at_a_time(window
     assert np.array_equal(shown(tab.pages.result_view), F.display(values, "clip"))
 
 
+def test_a_kernel_files_divisor_and_offset_survive_an_edit_of_another_box(window, qtbot):
+    # the boxes show 3 and 1 decimals and offsets up to 1,000: what they show must not be
+    # written back over the file's values when the user only ticks Normalise
+    tab = window.filters_tab
+    editor = tab.editor
+    spec = F.KernelSpec(F.PRESETS["Sobel x"].array(), divisor=1 / 3, offset=2500.0, name="f")
+    with qtbot.waitSignal(tab.result_shown, timeout=10000):
+        tab.set_kernels([spec])
+    with qtbot.waitSignal(tab.result_shown, timeout=10000):
+        editor.normalize_check.setChecked(True)  # Sobel's sum is 0: the divisor still counts
+    kept = editor.kernel_specs()[0]
+    assert (kept.divisor, kept.offset, kept.normalize) == (1 / 3, 2500.0, True)
+    with qtbot.waitSignal(tab.result_shown, timeout=10000):
+        editor.offset_spin.setValue(20)
+    assert editor.kernel_specs()[0].divisor == 1 / 3
+
+
 def test_border_stride_and_size_formula(window, qtbot):
     tab = window.filters_tab
     with qtbot.waitSignal(tab.result_shown, timeout=10000):
