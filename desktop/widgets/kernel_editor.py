@@ -166,7 +166,9 @@ class KernelEditor(QGroupBox):
         self.kernel_tabs.addTab("1")
         self.kernel_tabs.currentChanged.connect(self._on_kernel_tabs_changed)
         self.add_kernel_button = QToolButton(objectName="addKernelButton", text="+")
-        self.add_kernel_button.setToolTip("Add a kernel: several kernels make depth-N maps")
+        self.add_kernel_button.setToolTip(
+            f"Add a kernel (up to {F.MAX_KERNELS}): several kernels make depth-N maps"
+        )
         self.add_kernel_button.clicked.connect(self.add_kernel)
         self.remove_kernel_button = QToolButton(objectName="removeKernelButton", text="−")
         self.remove_kernel_button.setToolTip("Remove this kernel")
@@ -380,6 +382,9 @@ class KernelEditor(QGroupBox):
             self.preset_note.setVisible(bool(self.preset_note.text()))
         finally:
             self._updating = False
+        # + and - are off where they would do nothing (8 kernels; the last one)
+        self.add_kernel_button.setEnabled(len(self._kernels) < F.MAX_KERNELS)
+        self.remove_kernel_button.setEnabled(len(self._kernels) > 1)
         self.refresh_info()
 
     def refresh_info(self) -> None:

@@ -281,6 +281,23 @@ def test_a_kernel_files_divisor_and_offset_survive_an_edit_of_another_box(window
     assert editor.kernel_specs()[0].divisor == 1 / 3
 
 
+def test_the_stack_buttons_are_off_where_they_would_do_nothing(window, qtbot):
+    editor = window.filters_tab.editor
+    add, remove = editor.add_kernel_button, editor.remove_kernel_button
+    assert editor.kernel_tabs.count() == 1
+    assert add.isEnabled() and not remove.isEnabled()  # the last kernel cannot go
+    for _ in range(F.MAX_KERNELS - 1):
+        qtbot.mouseClick(add, Qt.MouseButton.LeftButton)
+    assert editor.kernel_tabs.count() == F.MAX_KERNELS
+    assert not add.isEnabled() and remove.isEnabled()
+    assert str(F.MAX_KERNELS) in add.toolTip()
+    qtbot.mouseClick(remove, Qt.MouseButton.LeftButton)
+    assert add.isEnabled()
+    editor.load_specs([F.PRESETS["Sharpen"].spec()])
+    assert not remove.isEnabled()
+    qtbot.waitUntil(lambda: not window.filters_tab.is_computing())
+
+
 def test_border_stride_and_size_formula(window, qtbot):
     tab = window.filters_tab
     with qtbot.waitSignal(tab.result_shown, timeout=10000):
