@@ -699,10 +699,17 @@ class FiltersTab(QWidget):
     def save_result_to(self, path: Path) -> bool:
         """Write the picture (.png etc.) or the float values (.npy) of the last result, off the
         GUI thread (a big photo's PNG takes many seconds): ``result_saved(path)`` or
-        ``save_failed(message)`` follows. False when there is no result yet or the previous
-        save is still being written."""
+        ``save_failed(message)`` follows. False when there is no result yet, while a new one
+        is computed (the kept one is not what the view shows) or while the previous save is
+        still being written."""
         rendered = self._rendered
         if rendered is None:
+            return False
+        if rendered.token != self._token or self._schedule_timer.isActive():
+            # newer settings asked for: the view shows their preview, not `rendered`
+            self._state.status_posted.emit(
+                "The result shown is not computed in full yet: save it once it is"
+            )
             return False
         if self._saving is not None:
             self._state.status_posted.emit(f"Still saving {self._saving.name}: save again after it")

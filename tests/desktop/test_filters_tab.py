@@ -468,6 +468,21 @@ def test_saving_the_result_is_written_off_the_gui_thread(window, qtbot, tmp_path
     assert not tab.banner.isVisible()
 
 
+def test_saving_while_a_new_result_is_computed_never_writes_the_old_one(window, qtbot, tmp_path):
+    # a big photo shows the new kernel's preview for seconds while the old result is kept
+    tab = window.filters_tab
+    tab.editor.preset_box.setCurrentText("Box blur")  # computing from here on
+    path = tmp_path / "blurred.png"
+    assert not tab.save_result_to(path)
+    assert "not computed in full yet" in window.statusBar().currentMessage()
+    qtbot.waitUntil(lambda: not tab.is_computing())
+    with qtbot.waitSignal(tab.result_saved, timeout=10000):
+        assert tab.save_result_to(path)
+    box = F.PRESETS["Box blur"].spec()
+    picture = expected_picture(tab.image(), box.kernel, divisor=box.divisor)
+    assert np.array_equal(np.asarray(Image.open(path).convert("RGB")), picture)
+
+
 @pytest.mark.parametrize(
     ("typed", "kind", "written"),
     [
