@@ -112,6 +112,7 @@ class FiltersTab(QWidget):
         self._figure: F.FigureSample | None = None  # an article example is open
         self._pending_stage: str | None = None  # shown once the next result is in
         self._pending_mark: tuple[int, int] | None = None  # on the ReLU figure, likewise
+        self._preview_shown = False  # the result view shows a preview, not self._rendered
         self._build()
         self._build_jobs()
         state.kernel_requested.connect(self._on_state_kernel_requested)
@@ -408,6 +409,7 @@ class FiltersTab(QWidget):
             self._shown_source = (id(self._image), self._image.ndim)
         scale, offset = settings.placement(preview.step)
         self.pages.show_result(preview.qimage, scale, offset, (h, w))
+        self._preview_shown = True
         every = f"every {filter_render.ordinal(preview.step)} pixel"
         if preview.final:  # nothing else comes: say what is shown
             index = self.editor.current_index()
@@ -420,6 +422,7 @@ class FiltersTab(QWidget):
 
     def _show_rendered(self, rendered: Rendered) -> None:
         self._rendered = rendered
+        self._preview_shown = False
         if rendered.result.source.ndim == 2 and rendered.origin is self._image:
             self._gray = (self._image, rendered.result.source)
         result = rendered.result
@@ -483,6 +486,11 @@ class FiltersTab(QWidget):
         """Inspect result pixel ``(row, col)`` as hovering it does (the pixel inspector, the
         pooling window); False before a result or outside it."""
         if self._rendered is None:
+            return False
+        if self._preview_shown:  # a quick preview of newer settings is on screen: its
+            # pixels are not the kept result's, whose numbers belong to other settings
+            self.pages.hover_label.setText("Quick preview: the numbers come with the full result")
+            self.pages.show_inspection(None)
             return False
         result = self._rendered.result
         if not (0 <= row < result.maps.shape[1] and 0 <= col < result.maps.shape[2]):

@@ -15,6 +15,8 @@ from PySide6.QtWidgets import QApplication, QComboBox, QFileDialog, QMessageBox,
 
 import engine.filters.pipeline
 import engine.imageio
+from desktop import filters_tab as filters_tab_module
+from desktop.filter_render import Preview
 from desktop.main_window import MainWindow
 from desktop.widgets.kernel_grid import KernelGrid
 from engine import filters as F
@@ -618,6 +620,28 @@ def test_big_photos_show_an_exact_subsampled_preview_first(window, qtbot):
     assert preview, "no preview before the full result"
     full = expected_picture(tab.image(), F.PRESETS["Sobel x"].array())
     assert np.array_equal(preview[0], full[::2, ::2])
+
+
+def test_hovering_a_quick_preview_never_explains_the_previous_kernels_result(
+    window, qtbot, monkeypatch
+):
+    # a big photo: the new kernel's preview (every 2nd pixel) is on screen for seconds while
+    # the previous result is kept; its numbers, at another pixel, must not be offered
+    tab = window.filters_tab
+    monkeypatch.setattr(tab, "PREVIEW_PIXELS", 100)  # the 512x512 sample gets a preview first
+    render = filters_tab_module.render
+
+    def preview_only(request, cancel):  # the full result still being computed
+        yield from (e for e in render(request, cancel) if isinstance(e, Preview))
+
+    monkeypatch.setattr(filters_tab_module, "render", preview_only)
+    with qtbot.waitSignal(tab.preview_shown, timeout=10000):
+        tab.editor.preset_box.setCurrentText("Box blur")
+    qtbot.waitUntil(lambda: not tab.is_computing())
+    tab.pages.result_hovered.emit(100, 120)  # a pixel of the preview
+    assert not tab.pages.hover_label.text().startswith("Result x")
+    assert "full result" in tab.pages.hover_label.text()
+    assert tab.pages.inspector.inspection() is None
 
 
 def test_a_large_file_is_decoded_off_the_gui_thread(window, qtbot, tmp_path, rng, monkeypatch):
