@@ -65,6 +65,7 @@ class Rendered:
     current: int  # the kernel shown in the result view
     qimage: QImage  # its picture, made off the GUI thread (QImage is safe there)
     relu: F.ReluFigure | None = None  # Figure 8 of that kernel: before and after ReLU
+    maps_qimage: QImage | None = None  # the Feature maps page's mosaic (one kernel: qimage)
 
 
 @dataclass(frozen=True)
@@ -174,6 +175,7 @@ def render(request: RenderRequest, cancel: Cancellable) -> Iterator[object]:
         index,
         array_to_qimage(pictures[index]),
         relu,
+        None if mosaic is None else array_to_qimage(mosaic),
     )
 
 

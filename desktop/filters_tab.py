@@ -464,9 +464,13 @@ class FiltersTab(QWidget):
         self.result_shown.emit()
 
     def _show_maps(self, rendered: Rendered, mh: int, mw: int) -> None:
-        mosaic = rendered.mosaic
-        picture = mosaic if mosaic is not None else rendered.pictures[0]
-        self.pages.show_maps(picture, len(rendered.pictures), mh, mw)
+        # QImages made by the worker (a 24 MP picture takes 100-300 ms to convert); one map is
+        # the result view's own picture, its cells written with the float values when zoomed
+        count = len(rendered.pictures)
+        if rendered.maps_qimage is not None:
+            self.pages.show_maps(rendered.maps_qimage, count, mh, mw)
+        else:
+            self.pages.show_maps(rendered.qimage, count, mh, mw, rendered.result.maps[0])
 
     def result(self) -> F.FilterResult | None:
         return None if self._rendered is None else self._rendered.result

@@ -166,9 +166,17 @@ class FilterPages(QTabWidget):
         lo, hi, mean = stats
         self.value_label.setText(f"values {lo} … {hi} · mean {mean}")
 
-    def show_maps(self, picture: object, count: int, height: int, width: int) -> None:
-        """The mosaic of ``count`` maps of ``height`` x ``width`` (or the one map)."""
-        self.maps_view.set_image(picture)
+    def show_maps(
+        self,
+        picture: object,
+        count: int,
+        height: int,
+        width: int,
+        values: np.ndarray | None = None,
+    ) -> None:
+        """The mosaic of ``count`` maps of ``height`` x ``width`` (or the one map, whose
+        ``values`` are written in its cells when zoomed in)."""
+        self.maps_view.set_image(picture, values=values)
         if count > 1:
             caption = (
                 f"{count} kernels give a stack of {count} feature maps (depth {count}), "

@@ -72,10 +72,12 @@ def streamed_bytes(height: int, width: int, settings: FilterSettings, *, picture
 
 
 def whole_result_bytes(height: int, width: int, settings: FilterSettings) -> int:
-    """Peak bytes of a whole :class:`FilterResult` with its pictures and mosaic (the tab)."""
+    """Peak bytes of a whole :class:`FilterResult` with its pictures and mosaic (the tab):
+    per kernel its maps, its picture, and its share of the mosaic twice (the array kept for
+    saving and the picture the Feature maps page is given, made off the GUI thread)."""
     source, conv, final, pic = _sizes(height, width, settings)
     n = len(settings.kernels)
-    return source + n * (conv + (final if settings.pool != "none" else 0) + 2 * pic)
+    return source + n * (conv + (final if settings.pool != "none" else 0) + 3 * pic)
 
 
 def check_memory(

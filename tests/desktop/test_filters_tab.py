@@ -13,11 +13,13 @@ from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication
 from PySide6.QtWidgets import QApplication, QComboBox, QFileDialog, QMessageBox, QSpinBox
 
+import desktop.widgets.image_view
 import engine.filters.pipeline
 import engine.imageio
 from desktop import filters_tab as filters_tab_module
 from desktop.filter_render import Preview
 from desktop.main_window import MainWindow
+from desktop.qt_image import array_to_qimage
 from desktop.widgets.kernel_grid import KernelGrid
 from engine import filters as F
 from engine.atomic import atomic_write
@@ -620,6 +622,33 @@ def test_big_photos_show_an_exact_subsampled_preview_first(window, qtbot):
     assert preview, "no preview before the full result"
     full = expected_picture(tab.image(), F.PRESETS["Sobel x"].array())
     assert np.array_equal(preview[0], full[::2, ::2])
+
+
+@pytest.mark.parametrize("kernels", [1, 3])
+def test_a_new_result_reaches_the_views_without_converting_pictures_on_the_gui_thread(
+    window, qtbot, monkeypatch, tmp_path, rng, kernels
+):
+    # a 24 MP photo's pictures take 100-300 ms each to become QImages: the worker makes them
+    tab = window.filters_tab
+    photo = tmp_path / "photo.png"
+    Image.fromarray(rng.integers(0, 256, (520, 600, 3), dtype=np.uint8)).save(photo)
+    with qtbot.waitSignal(tab.result_shown, timeout=10000):
+        tab.open_image_file(photo)
+    on_gui_thread = []
+
+    def recording(array):
+        if threading.get_ident() == threading.main_thread().ident:
+            on_gui_thread.append(array.shape[:2])
+        return array_to_qimage(array)
+
+    monkeypatch.setattr(desktop.widgets.image_view, "array_to_qimage", recording)
+    specs = [F.PRESETS[name].spec() for name in ("Sharpen", "Sobel x", "Emboss")[:kernels]]
+    with qtbot.waitSignal(tab.result_shown, timeout=10000):
+        tab.set_kernels(specs)
+    assert tab.pages.tabText(1) == f"Feature maps ({kernels})"
+    shown = tab.pages.maps_view.image_size()
+    assert shown[0] >= 520 and shown not in on_gui_thread
+    assert all(h * w < 520 * 600 for h, w in on_gui_thread)  # small ones only (Figure 8's)
 
 
 def test_hovering_a_quick_preview_never_explains_the_previous_kernels_result(
