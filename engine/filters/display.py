@@ -86,13 +86,23 @@ def histogram(
     return counts, edges
 
 
+def _map_gap(height: int, width: int) -> int:
+    """Pixels between maps in a mosaic: 6, or a quarter of a small map's side (at least 1),
+    so the gaps never dwarf the maps (3x3 maps of the article's 5x5 example: 1)."""
+    return max(1, min(6, min(height, width) // 4))
+
+
 class Mosaic:
     """A grid of N ``(H, W, 3)`` pictures filled one at a time (:func:`tile_maps` at once):
-    ``ceil(sqrt(N))`` columns, ``gap`` pixels of ``background`` between them."""
+    ``ceil(sqrt(N))`` columns, ``gap`` pixels of ``background`` between them (default
+    :func:`_map_gap`)."""
 
-    def __init__(self, n: int, height: int, width: int, gap: int = 6, background: int = 40) -> None:
+    def __init__(
+        self, n: int, height: int, width: int, gap: int | None = None, background: int = 40
+    ) -> None:
         if n < 1:
             raise KernelError("no maps to lay out")
+        gap = _map_gap(height, width) if gap is None else gap
         self.cols = math.ceil(math.sqrt(n))
         rows = math.ceil(n / self.cols)
         self.h, self.w, self.gap = height, width, gap
@@ -108,7 +118,9 @@ class Mosaic:
         self.canvas[y : y + self.h, x : x + self.w] = picture
 
 
-def tile_maps(maps: Sequence[np.ndarray], gap: int = 6, background: int = 40) -> np.ndarray:
+def tile_maps(
+    maps: Sequence[np.ndarray], gap: int | None = None, background: int = 40
+) -> np.ndarray:
     """Lay out N uint8 ``(H, W, 3)`` maps of one size in a grid (depth-N feature maps)."""
     if len(maps) == 0:
         raise KernelError("no maps to lay out")

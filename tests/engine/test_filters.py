@@ -344,6 +344,14 @@ def test_pipeline_stages_shapes_and_stack(rng):
     assert mosaic.shape == (9 * 2 + 2, 7 * 2 + 2, 3)
 
 
+@pytest.mark.parametrize(("side", "gap"), [(3, 1), (5, 1), (8, 2), (24, 6), (512, 6)])
+def test_the_gap_between_feature_maps_never_dwarfs_the_maps(side, gap):
+    # the article's 5x5 example gives 3x3 maps: 6-pixel gaps made a mostly dark mosaic
+    maps = [np.full((side, side, 3), 200, np.uint8)] * 4
+    assert F.tile_maps(maps).shape == (2 * side + gap, 2 * side + gap, 3)
+    assert F.Mosaic(4, side, side).canvas.shape == (2 * side + gap, 2 * side + gap, 3)
+
+
 def test_iter_filter_reports_progress_and_honours_cancel(rng):
     img = rng.integers(0, 256, (400, 64, 3), dtype=np.uint8)
     settings = F.FilterSettings((F.PRESETS["Sharpen"].spec(),), color="rgb")
