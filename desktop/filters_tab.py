@@ -112,7 +112,7 @@ class FiltersTab(QWidget):
         self._figure: F.FigureSample | None = None  # an article example is open
         self._pending_stage: str | None = None  # shown once the next result is in
         self._pending_mark: tuple[int, int] | None = None  # on the ReLU figure, likewise
-        self._preview_shown = False  # the result view shows a preview, not self._rendered
+        self._preview_shown: Preview | None = None  # on screen instead of self._rendered
         self._build()
         self._build_jobs()
         state.kernel_requested.connect(self._on_state_kernel_requested)
@@ -409,7 +409,7 @@ class FiltersTab(QWidget):
             self._shown_source = (id(self._image), self._image.ndim)
         scale, offset = settings.placement(preview.step)
         self.pages.show_result(preview.qimage, scale, offset, (h, w))
-        self._preview_shown = True
+        self._preview_shown = preview
         every = f"every {filter_render.ordinal(preview.step)} pixel"
         if preview.final:  # nothing else comes: say what is shown
             index = self.editor.current_index()
@@ -422,7 +422,7 @@ class FiltersTab(QWidget):
 
     def _show_rendered(self, rendered: Rendered) -> None:
         self._rendered = rendered
-        self._preview_shown = False
+        self._preview_shown = None
         if rendered.result.source.ndim == 2 and rendered.origin is self._image:
             self._gray = (self._image, rendered.result.source)
         result = rendered.result
@@ -491,9 +491,18 @@ class FiltersTab(QWidget):
         pooling window); False before a result or outside it."""
         if self._rendered is None:
             return False
-        if self._preview_shown:  # a quick preview of newer settings is on screen: its
+        if self._preview_shown is not None:  # a preview of newer settings is on screen: its
             # pixels are not the kept result's, whose numbers belong to other settings
-            self.pages.hover_label.setText("Quick preview: the numbers come with the full result")
+            preview = self._preview_shown
+            every = f"Preview of every {filter_render.ordinal(preview.step)} pixel: "
+            self.pages.hover_label.setText(
+                every
+                + (
+                    "no numbers, the full result would not fit in memory"
+                    if preview.final
+                    else "the numbers come with the full result, being computed"
+                )
+            )
             self.pages.show_inspection(None)
             return False
         result = self._rendered.result

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import QApplication, QComboBox, QFileDialog, QMessageBox,
 import desktop.widgets.image_view
 import engine.filters.pipeline
 import engine.imageio
+from desktop import filter_render
 from desktop import filters_tab as filters_tab_module
 from desktop.filter_render import Preview
 from desktop.main_window import MainWindow
@@ -671,6 +672,14 @@ def test_hovering_a_quick_preview_never_explains_the_previous_kernels_result(
     assert not tab.pages.hover_label.text().startswith("Result x")
     assert "full result" in tab.pages.hover_label.text()
     assert tab.pages.inspector.inspection() is None
+
+    # the preview that stays (the full result would not fit): no promise of numbers
+    monkeypatch.setattr(filter_render, "MAX_RESULT_BYTES", 1_000)
+    with qtbot.waitSignal(tab.preview_shown, timeout=10000):
+        tab.editor.preset_box.setCurrentText("Sharpen")
+    qtbot.waitUntil(lambda: not tab.is_computing())
+    tab.pages.result_hovered.emit(100, 120)
+    assert "would not fit in memory" in tab.pages.hover_label.text()
 
 
 def test_a_large_file_is_decoded_off_the_gui_thread(window, qtbot, tmp_path, rng, monkeypatch):
