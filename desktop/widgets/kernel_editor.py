@@ -70,7 +70,7 @@ class _Kernel:
     def from_spec(cls, spec: F.KernelSpec) -> _Kernel:
         return cls(
             spec.size,
-            [F.format_number(v) for v in spec.kernel.ravel()],
+            [F.cell_text(v) for v in spec.kernel.ravel()],  # unrounded: as convolve uses it
             spec.divisor,
             spec.normalize,
             spec.offset,

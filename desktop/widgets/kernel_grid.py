@@ -126,6 +126,8 @@ class KernelGrid(QWidget):
         for cell, text in zip(self._cells, texts, strict=True):
             if cell.text() != text:  # keep the cursor where the user is typing
                 cell.setText(text)
+                if not cell.hasFocus():  # a long exact weight shows its start: 0.0377190...
+                    cell.setCursorPosition(0)
         self._texts = self.texts()
         self._revalidate()
 

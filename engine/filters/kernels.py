@@ -26,6 +26,7 @@ __all__ = [
     "MAX_KERNELS",
     "KernelError",
     "KernelSpec",
+    "cell_text",
     "check_size",
     "format_number",
     "kernel_cells",
@@ -161,6 +162,14 @@ def format_number(value: float) -> str:
     if float(value).is_integer():
         return str(int(value))
     return f"{value:.4f}".rstrip("0").rstrip(".")
+
+
+def cell_text(value: float) -> str:
+    """A cell's text that :func:`parse_number` reads back as exactly ``value``: the short
+    :func:`format_number` when it does (``1``, ``-0.5``), else the shortest exact decimal
+    (``0.123456``, ``3.1e-05``), so a kernel file or a learned filter loads unrounded."""
+    text = format_number(value)
+    return text if parse_number(text) == value else repr(float(value))
 
 
 def kernel_to_text(kernel: np.ndarray) -> str:

@@ -18,6 +18,7 @@ import engine.filters.pipeline
 import engine.imageio
 from desktop import filter_render
 from desktop import filters_tab as filters_tab_module
+from desktop.cli import main as cli_main
 from desktop.filter_render import Preview
 from desktop.main_window import MainWindow
 from desktop.qt_image import array_to_qimage
@@ -582,6 +583,32 @@ def test_kernel_files_load_into_the_stack_and_bad_ones_are_explained(window, qtb
     assert not tab.load_kernel_file(bad)
     assert tab.banner.isVisible() and "bad.json" in tab.banner.text()
     assert tab.editor.kernel_tabs.count() == 2  # the stack is kept
+
+
+def test_a_kernel_files_weights_are_kept_exactly_as_convolve_uses_them(
+    window, qtbot, tmp_path, capsys
+):
+    # shown to 4 decimals they were used so: 0.123456 became 0.1235 and 0.000031 became 0
+    tab = window.filters_tab
+    kernel = [[0.123456, 0.000031, -0.25], [0.5, 1.0000123, 0.5], [-0.25, 3.1e-5, 0.123456]]
+    path = tmp_path / "precise.json"
+    path.write_text(json.dumps({"kernel": kernel}))
+    photo = tmp_path / "photo.png"
+    Image.fromarray(np.arange(600, dtype=np.uint8).reshape(20, 30)).save(photo)
+    with qtbot.waitSignal(tab.result_shown, timeout=10000):
+        tab.open_image_file(photo)
+    with qtbot.waitSignal(tab.result_shown, timeout=10000):
+        assert tab.load_kernel_file(path)
+    assert tab.editor.kernel_specs()[0].kernel.tolist() == kernel
+    assert tab.editor.grid.cell(1, 1).text() == "1.0000123"
+    assert tab.editor.grid.cell(1, 1).cursorPosition() == 0  # a long one shows its start
+    raw = tmp_path / "cli.npy"
+    assert cli_main(["convolve", str(photo), "--kernel-file", str(path), "--raw", str(raw)]) == 0
+    capsys.readouterr()
+    assert np.array_equal(tab.result().raw(), np.load(raw))
+    again = tmp_path / "again.json"
+    assert tab.editor.save_kernel_file(again)  # saved back: nothing lost either
+    assert F.load_kernels(again)[0].kernel.tolist() == kernel
 
 
 def test_a_dropped_kernel_file_loads_into_the_editor(window, qtbot, tmp_path):
