@@ -178,9 +178,18 @@ class PixelInspector(QWidget):
     ) -> None:
         self._inspection = inspection
         self._caption = caption
+        self.setToolTip(caption)  # the whole of it, when the painted one is shortened
         self._relu_value = relu_value if inspection is not None else None
         self._pool = pool if inspection is not None else None
         self.update()
+
+    def shown_caption(self) -> str:
+        """The caption as painted: shortened with … to the room left of a pooling window."""
+        room = self.width() - 16.0
+        if self._pool is not None and self.width() >= NARROW:
+            room -= max(190.0, self.width() * 0.3)
+        metrics = QFontMetricsF(self.font())
+        return metrics.elidedText(self._caption, Qt.TextElideMode.ElideRight, room)
 
     def paintEvent(self, event: QPaintEvent) -> None:
         painter = QPainter(self)
@@ -213,8 +222,9 @@ class PixelInspector(QWidget):
         mw = (W - sum_w - 3 * sign_w - 16) / 3
         top = QRectF(8, caption_h + 2, mw, H - caption_h - 8)
         painter.setPen(TEXT)
+        painter.setFont(self.font())  # the pooling window's part set its own
         painter.drawText(
-            QRectF(8, 2, W - 16, caption_h), Qt.AlignmentFlag.AlignVCenter, self._caption
+            QRectF(8, 2, W - 16, caption_h), Qt.AlignmentFlag.AlignVCenter, self.shown_caption()
         )
         x = 8.0
         parts = [

@@ -78,6 +78,25 @@ def test_figure10_window_painted_by_the_inspector(qtbot):
     assert not inspector.grab().isNull()
 
 
+def test_a_long_caption_beside_the_pooling_window_is_shortened_not_cut(qtbot):
+    # at 1400x900: "conv output x 60, y 60 (the winner of the pooling window) · red chann"
+    inspector = PixelInspector()
+    qtbot.addWidget(inspector)
+    inspector.resize(760, 150)
+    img = np.kron(F.FIGURE10_MAP, np.ones((1, 1))).astype(np.uint8)
+    settings = F.FilterSettings((F.PRESETS["Identity"].spec(),), border="zero", pool="max")
+    ex = F.explain_pixel(F.run_filter(img, settings), 0, 0, 1)
+    caption = "conv output x 60, y 60 (the winner of the pooling window) · red channel" * 2
+    inspector.show_inspection(ex.inspection, caption, pool=ex.pool)
+    shown = inspector.shown_caption()  # what is painted: it ended mid-word where the room did
+    assert shown.endswith("…") and caption.startswith(shown[:-1])
+    room = 760 - max(190, 760 * 0.3) - 16  # left of the pooling window
+    assert QFontMetricsF(inspector.font()).horizontalAdvance(shown) <= room
+    assert inspector.toolTip() == caption  # the whole caption, on hover
+    inspector.show_inspection(ex.inspection, "conv output x 1, y 0", pool=ex.pool)
+    assert inspector.shown_caption() == "conv output x 1, y 0"
+
+
 def test_large_sums_keep_three_significant_digits():
     # 47 x 12345.678 = 580,247 read "6e+05" in the inspector and the hover line: 600,000?
     assert short(580246.87) == "5.8e+05"
