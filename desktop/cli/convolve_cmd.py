@@ -132,6 +132,23 @@ def _list_presets() -> int:
     return 0
 
 
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Something to write, names of the right kinds, paths that can be written: before any
+    work (a picture's wrong suffix was found after the values were written)."""
+    if not (args.out or args.raw or args.json):
+        raise CliError("nothing to write: give --out OUT.png and/or --raw OUT.npy (or --json)")
+    if args.raw and not args.raw.lower().endswith(".npy"):
+        raise CliError(f"--raw {args.raw}: the file name must end in .npy")
+    if args.out and Path(args.out).suffix.lower() not in SAVE_SUFFIXES:
+        hint = "; the float values go to --raw" if args.out.lower().endswith(".npy") else ""
+        raise CliError(
+            f"--out {args.out}: a picture's name ends in {', '.join(SAVE_SUFFIXES)}{hint}"
+        )
+    for flag, path in (("--out", args.out), ("--raw", args.raw)):
+        if path is not None:
+            _check_output(path, flag, args.image, args.overwrite)
+
+
 def _check_output(path: str, flag: str, image: str, overwrite: bool) -> None:
     """Refuse, before any work, an output path that cannot be written: a folder, a missing
     folder, a name longer than the system allows, the input image itself, or a folder where
@@ -200,18 +217,7 @@ def run(args: argparse.Namespace) -> int:
         raise CliError("give an IMAGE to filter (or --list-presets)")
     if args.image == "":
         raise CliError("the IMAGE argument is an empty string; give an image file")
-    if not (args.out or args.raw or args.json):
-        raise CliError("nothing to write: give --out OUT.png and/or --raw OUT.npy (or --json)")
-    if args.raw and not args.raw.lower().endswith(".npy"):
-        raise CliError(f"--raw {args.raw}: the file name must end in .npy")
-    if args.out and Path(args.out).suffix.lower() not in SAVE_SUFFIXES:
-        hint = "; the float values go to --raw" if args.out.lower().endswith(".npy") else ""
-        raise CliError(
-            f"--out {args.out}: a picture's name ends in {', '.join(SAVE_SUFFIXES)}{hint}"
-        )
-    for flag, path in (("--out", args.out), ("--raw", args.raw)):
-        if path is not None:
-            _check_output(path, flag, args.image, args.overwrite)
+    _check_outputs(args)
     specs = _kernel_specs(args)
     settings = _settings(args, specs)
     header = image_size(args.image)

@@ -1,8 +1,10 @@
 """The Filters tab's kernel editor: presets, size, the stack of kernels, the grid of weights,
 divisor/offset, undo/redo and kernel files.
 
-It holds the stack as the user types it (cell texts may be invalid for a while) and offers it
-as engine :class:`~engine.filters.KernelSpec` objects. Resizing a kernel is
+It holds the stack as the user types it (cell texts may be invalid for a while: its
+:class:`~desktop.widgets.kernel_edits.TypedKernel` and undo steps live in
+:mod:`desktop.widgets.kernel_edits`) and offers it as engine
+:class:`~engine.filters.KernelSpec` objects. Resizing a kernel is
 :func:`engine.filters.resize_cells`; facts about a kernel come from the engine too.
 
 Signals: ``kernels_changed()`` (any edit, undo, preset, stack change: recompute),
@@ -11,12 +13,10 @@ Signals: ``kernels_changed()`` (any edit, undo, preset, stack change: recompute)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QKeySequence, QUndoCommand, QUndoStack
+from PySide6.QtGui import QKeySequence, QUndoStack
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop.widgets.kernel_edits import KernelEdit, TypedKernel
 from desktop.widgets.kernel_grid import KernelGrid
 from desktop.widgets.pixel_inspector import short
 from engine import filters as F
@@ -52,73 +53,6 @@ STACK_ORDER = (
 )
 
 
-@dataclass
-class _Kernel:
-    """One kernel of the stack as the editor holds it (texts may be invalid while typing)."""
-
-    size: int
-    texts: list[str]
-    divisor: float = 1.0
-    normalize: bool = False
-    offset: float = 0.0
-    name: str = ""
-
-    def snapshot(self) -> tuple:
-        return (self.size, list(self.texts), self.divisor, self.normalize, self.offset, self.name)
-
-    @classmethod
-    def from_spec(cls, spec: F.KernelSpec) -> _Kernel:
-        return cls(
-            spec.size,
-            [F.cell_text(v) for v in spec.kernel.ravel()],  # unrounded: as convolve uses it
-            spec.divisor,
-            spec.normalize,
-            spec.offset,
-            spec.name,
-        )
-
-    def spec(self) -> F.KernelSpec:
-        """The engine's kernel; raises :class:`EngineError` while a cell is not a number."""
-        matrix = np.array([F.parse_number(t) for t in self.texts]).reshape(self.size, self.size)
-        return F.KernelSpec(matrix, self.divisor, self.normalize, self.offset, self.name)
-
-
-class _KernelEdit(QUndoCommand):
-    """An edit of one kernel: before/after snapshots; typing in one cell (an index) or in the
-    divisor or offset box (``"divisor"``, ``"offset"``) merges."""
-
-    def __init__(
-        self,
-        editor: KernelEditor,
-        index: int,
-        before: tuple,
-        after: tuple,
-        label: str,
-        cell: int | str | None = None,
-    ) -> None:
-        super().__init__(label)
-        self._editor, self.index, self.before, self.after = editor, index, before, after
-        self.cell = cell
-
-    def id(self) -> int:
-        return 1 if self.cell is not None else -1
-
-    def mergeWith(self, other: QUndoCommand) -> bool:
-        if not isinstance(other, _KernelEdit) or (other.index, other.cell) != (
-            self.index,
-            self.cell,
-        ):
-            return False
-        self.after = other.after
-        return True
-
-    def redo(self) -> None:
-        self._editor.apply_snapshot(self.index, self.after)
-
-    def undo(self) -> None:
-        self._editor.apply_snapshot(self.index, self.before)
-
-
 class KernelEditor(QGroupBox):
     kernels_changed = Signal()
     message_posted = Signal(str)
@@ -127,7 +61,7 @@ class KernelEditor(QGroupBox):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("Kernel", parent)
         self.setObjectName("kernelEditor")
-        self._kernels = [_Kernel.from_spec(F.PRESETS["Edge detection 3"].spec())]
+        self._kernels = [TypedKernel.from_spec(F.PRESETS["Edge detection 3"].spec())]
         self._current = 0
         self._updating = False
         self.undo_stack = QUndoStack(self)
@@ -279,7 +213,7 @@ class KernelEditor(QGroupBox):
             return
         used = {k.name for k in self._kernels}
         name = next((n for n in STACK_ORDER if n not in used), "Identity")
-        self._kernels.append(_Kernel.from_spec(F.PRESETS[name].spec()))
+        self._kernels.append(TypedKernel.from_spec(F.PRESETS[name].spec()))
         self.kernel_tabs.addTab(str(len(self._kernels)))
         self.kernel_tabs.setCurrentIndex(len(self._kernels) - 1)
         self.undo_stack.clear()  # snapshots refer to kernels by position
@@ -300,9 +234,9 @@ class KernelEditor(QGroupBox):
 
     def load_specs(self, specs: list[F.KernelSpec]) -> None:
         """Replace the stack (a kernel file, another tab's learned filter)."""
-        self._replace_stack([_Kernel.from_spec(s) for s in specs[: F.MAX_KERNELS]], 0)
+        self._replace_stack([TypedKernel.from_spec(s) for s in specs[: F.MAX_KERNELS]], 0)
 
-    def _replace_stack(self, kernels: list[_Kernel], current: int) -> None:
+    def _replace_stack(self, kernels: list[TypedKernel], current: int) -> None:
         self._kernels = kernels
         self._updating = True
         while self.kernel_tabs.count() > len(self._kernels):
@@ -324,7 +258,7 @@ class KernelEditor(QGroupBox):
     def restore_stack(self, snapshot: tuple) -> None:
         """Put back a :meth:`stack_snapshot` (the undo history starts again)."""
         current, kernels = snapshot
-        self._replace_stack([_Kernel(k[0], list(k[1]), *k[2:]) for k in kernels], current)
+        self._replace_stack([TypedKernel.from_snapshot(k) for k in kernels], current)
 
     def load_kernel_file(self, path: Path) -> bool:
         """Load kernels from ``path``; a bad file is explained (``error_posted``)."""
@@ -351,15 +285,14 @@ class KernelEditor(QGroupBox):
         return True
 
     # ----- edits and undo ------------------------------------------------------------------
-    def _push_edit(self, after: _Kernel, label: str, cell: int | str | None = None) -> None:
+    def _push_edit(self, after: TypedKernel, label: str, cell: int | str | None = None) -> None:
         before = self._kernels[self._current].snapshot()
-        edit = _KernelEdit(self, self._current, before, after.snapshot(), label, cell)
+        edit = KernelEdit(self.apply_snapshot, self._current, before, after.snapshot(), label, cell)
         self.undo_stack.push(edit)
 
     def apply_snapshot(self, index: int, snap: tuple) -> None:
         """Undo/redo and edits land here: store the snapshot and show it."""
-        size, texts, divisor, normalize, offset, name = snap
-        self._kernels[index] = _Kernel(size, list(texts), divisor, normalize, offset, name)
+        self._kernels[index] = TypedKernel.from_snapshot(snap)
         if index != self._current:
             self.kernel_tabs.setCurrentIndex(index)  # loads the editor
         else:
@@ -424,7 +357,7 @@ class KernelEditor(QGroupBox):
 
     def _on_grid_texts_edited(self, before: list, after: list) -> None:
         k = self._kernels[self._current]
-        edited = _Kernel(k.size, list(after), k.divisor, k.normalize, k.offset, "")
+        edited = TypedKernel(k.size, list(after), k.divisor, k.normalize, k.offset, "")
         changed = [i for i, (a, b) in enumerate(zip(before, after, strict=True)) if a != b]
         cell = changed[0] if len(changed) == 1 else None
         self._push_edit(edited, "edit kernel cell", cell)
@@ -444,7 +377,7 @@ class KernelEditor(QGroupBox):
         rows = F.kernel_cells(text)  # the numbers as written (1/16 stays 1/16)
         k = self._kernels[self._current]
         cells = [cell for row in rows for cell in row]
-        edited = _Kernel(len(rows), cells, k.divisor, k.normalize, k.offset, "")
+        edited = TypedKernel(len(rows), cells, k.divisor, k.normalize, k.offset, "")
         self._push_edit(edited, f"paste a {len(rows)}×{len(rows)} kernel")
 
     def _on_grid_input_refused(self) -> None:
@@ -466,7 +399,7 @@ class KernelEditor(QGroupBox):
         name = self.preset_box.itemText(index)
         if self._updating or name not in F.PRESETS:
             return
-        self._push_edit(_Kernel.from_spec(F.PRESETS[name].spec()), f"preset {name}")
+        self._push_edit(TypedKernel.from_spec(F.PRESETS[name].spec()), f"preset {name}")
 
     def _on_size_box_changed(self, index: int) -> None:
         if self._updating:
@@ -474,7 +407,7 @@ class KernelEditor(QGroupBox):
         k = self._kernels[self._current]
         new = F.KERNEL_SIZES[index]
         cells = F.resize_cells(k.texts, k.size, new, fill="0")
-        edited = _Kernel(new, cells, k.divisor, k.normalize, k.offset, "")
+        edited = TypedKernel(new, cells, k.divisor, k.normalize, k.offset, "")
         self._push_edit(edited, f"kernel size {new}×{new}")
 
     def _on_divisor_spin_changed(self, divisor: float) -> None:
@@ -500,7 +433,7 @@ class KernelEditor(QGroupBox):
         (a file's divisor 1/3 shows as 0.333, its offset 2500 as 1000: never written back)."""
         k = self._kernels[self._current]
         values = {"divisor": k.divisor, "normalize": k.normalize, "offset": k.offset, **change}
-        edited = _Kernel(k.size, list(k.texts), name=k.name, **values)
+        edited = TypedKernel(k.size, list(k.texts), name=k.name, **values)
         # typing in one box is one undo step, as in one cell; a tick is one step each
         self._push_edit(edited, label, label if label in ("divisor", "offset") else None)
 

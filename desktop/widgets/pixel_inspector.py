@@ -70,15 +70,8 @@ def draw_matrix(
             Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop,
             title,
         )
-    font = QFont(painter.font())
-    font.setPixelSize(max(7, int(cell * (0.36 if w <= 7 else 0.3))))
     texts = [[short(v) for v in row] for row in values]
-    room = cell - 4  # 2 pixels each side: 0.111 0.111, never 0.1110.111
-    widest = max(QFontMetricsF(font).horizontalAdvance(t) for row in texts for t in row)
-    if widest > room:  # Box blur's 0.111 in a 22-pixel cell: smaller digits
-        font.setPixelSize(max(6, int(font.pixelSize() * room / widest)))
-        widest = max(QFontMetricsF(font).horizontalAdvance(t) for row in texts for t in row)
-    writes = cell >= 16 and widest <= room  # else colours only, as in tiny cells
+    font, writes = _cell_font(painter.font(), cell, texts)
     painter.setFont(font)
     finite = values[np.isfinite(values)]
     lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
@@ -114,6 +107,23 @@ def draw_matrix(
         painter.setBrush(Qt.BrushStyle.NoBrush)
         painter.drawRect(QRectF(x0 + hc * cell, y0 + hr * cell, hw * cell, hh * cell))
     return QRectF(x0, y0, gw, gh)
+
+
+def _cell_font(base: QFont, cell: float, texts: list[list[str]]) -> tuple[QFont, bool]:
+    """The font for numbers in ``cell``-pixel cells, and whether they are written at all:
+    every number keeps 2 pixels to spare each side (0.111 0.111, never 0.1110.111); tiny
+    cells, or numbers that even 6-pixel digits cannot fit, show colours only."""
+    font = QFont(base)
+    font.setPixelSize(max(7, int(cell * (0.36 if len(texts[0]) <= 7 else 0.3))))
+    room = cell - 4
+
+    def widest() -> float:
+        metrics = QFontMetricsF(font)
+        return max(metrics.horizontalAdvance(t) for row in texts for t in row)
+
+    if widest() > room:  # Box blur's 0.111 in a 22-pixel cell: smaller digits
+        font.setPixelSize(max(6, int(font.pixelSize() * room / widest())))
+    return font, cell >= 16 and widest() <= room
 
 
 def patch_colors(patch: np.ndarray) -> np.ndarray:
