@@ -49,8 +49,8 @@ class _Cell(QLineEdit):
     def keyPressEvent(self, event: QKeyEvent) -> None:
         if event.matches(QKeySequence.StandardKey.Paste):
             text = QGuiApplication.clipboard().text()
-            if sum(map(len, kernel_cells(text))) > 1:  # rows of numbers: a whole kernel
-                self._grid.kernel_pasted.emit(text)
+            if sum(map(len, kernel_cells(text))) > 1 and not _is_number(text):
+                self._grid.kernel_pasted.emit(text)  # rows of numbers: a whole kernel
                 return
         if event.matches(QKeySequence.StandardKey.Undo):
             self._grid.undo_requested.emit()
@@ -197,6 +197,15 @@ class KernelGrid(QWidget):
         if message != self._message:
             self._message = message
             self.validity_changed.emit(message)
+
+
+def _is_number(text: str) -> bool:
+    """One cell's number, spaces and all (``1 / 9``), not a kernel of several."""
+    try:
+        parse_number(text)
+    except KernelError:
+        return False
+    return True
 
 
 def _cell_style(t: float, bad: bool) -> str:

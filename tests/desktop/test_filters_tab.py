@@ -208,6 +208,18 @@ def test_pasting_a_kernel_into_a_cell_fills_the_grid_in_one_undo_step(window, qt
     assert editor.grid.kernel_size() == 5
 
 
+def test_pasting_one_number_with_spaces_pastes_it_into_the_cell(window, qtbot):
+    tab = window.filters_tab
+    QGuiApplication.clipboard().setText("1 / 9")
+    cell = tab.editor.grid.cell(0, 0)
+    cell.setFocus()
+    cell.selectAll()
+    with qtbot.waitSignal(tab.result_shown, timeout=10000):
+        qtbot.keyClick(cell, Qt.Key.Key_V, Qt.KeyboardModifier.ControlModifier)
+    assert cell.text() == "1 / 9" and tab.editor.grid.kernel_size() == 3
+    assert tab.editor.kernel_specs()[0].kernel[0, 0] == 1 / 9
+
+
 def test_pasting_text_that_is_no_kernel_says_why_and_changes_nothing(window, qtbot):
     tab = window.filters_tab
     editor = tab.editor
