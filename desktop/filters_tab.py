@@ -84,6 +84,16 @@ def _load(path: Path) -> tuple[np.ndarray | None, str]:
         return None, str(exc)
 
 
+def _result_line(result: F.FilterResult, index: int, row: int, col: int) -> str:
+    """``Result x 7, y 5: -58`` (each channel's value) for kernel ``index``'s map; "" when
+    the pixel is outside it (a pooled map is smaller)."""
+    maps = result.maps[min(index, result.maps.shape[0] - 1)]
+    if not (0 <= row < maps.shape[0] and 0 <= col < maps.shape[1]):
+        return ""
+    values = " ".join(short(float(v)) for v in np.atleast_1d(maps[row, col]))
+    return f"Result x {col}, y {row}: {values}"
+
+
 class FiltersTab(QWidget):
     title = "Filters"
     result_shown = Signal()
@@ -508,10 +518,6 @@ class FiltersTab(QWidget):
         result = self._rendered.result
         if not (0 <= row < result.maps.shape[1] and 0 <= col < result.maps.shape[2]):
             return False
-        index = min(self.editor.current_index(), result.maps.shape[0] - 1)
-        values = result.maps[index][row, col]
-        text = " ".join(short(float(v)) for v in np.atleast_1d(values))
-        self.pages.hover_label.setText(f"Result x {col}, y {row}: {text}")
         self._hover = (row, col)
         explained = self._refresh_inspector()
         figure = self._rendered.relu  # Figure 8 follows the hovered pixel (in one channel)
@@ -521,7 +527,8 @@ class FiltersTab(QWidget):
         return True
 
     def _refresh_inspector(self) -> tuple[int, int] | None:
-        """Show the hovered pixel's explanation; returns the convolution pixel explained."""
+        """Show the hovered pixel's value (the hover line) and explanation, from the result
+        shown now; returns the convolution pixel explained."""
         rendered = self._rendered
         rgb = self.settings_panel.values()["color"] == "rgb"
         self.pages.channel_box.setVisible(rgb)
@@ -529,6 +536,7 @@ class FiltersTab(QWidget):
         channel = self.pages.channel_box.currentIndex()
         if rendered is not None and self._hover is not None:
             index = self.editor.current_index()
+            self.pages.hover_label.setText(_result_line(rendered.result, index, *self._hover))
             ex = F.explain_pixel(rendered.result, index, *self._hover, channel)
         if ex is None:
             self.pages.show_inspection(None)

@@ -23,6 +23,7 @@ from desktop.filter_render import Preview
 from desktop.main_window import MainWindow
 from desktop.qt_image import array_to_qimage
 from desktop.widgets.kernel_grid import KernelGrid
+from desktop.widgets.pixel_inspector import short
 from engine import filters as F
 from engine.atomic import atomic_write
 
@@ -689,6 +690,21 @@ def test_a_new_result_reaches_the_views_without_converting_pictures_on_the_gui_t
     shown = tab.pages.maps_view.image_size()
     assert shown[0] >= 520 and shown not in on_gui_thread
     assert all(h * w < 520 * 600 for h, w in on_gui_thread)  # small ones only (Figure 8's)
+
+
+def test_the_hover_line_follows_a_new_result_as_the_inspector_does(window, qtbot):
+    # it kept "Result x 100, y 100: -2" above an inspector saying "sum = 212.2"
+    tab = window.filters_tab
+    tab.pages.result_hovered.emit(100, 100)
+    assert tab.pages.inspector.result_lines() == ["sum = -2"]
+    with qtbot.waitSignal(tab.result_shown, timeout=10000):
+        tab.editor.preset_box.setCurrentText("Box blur")
+    value = short(float(tab.result().maps[0, 100, 100, 0]))
+    assert tab.pages.inspector.result_lines() == [f"sum = {value}"]
+    assert tab.pages.hover_label.text() == f"Result x 100, y 100: {value}"
+    with qtbot.waitSignal(tab.result_shown, timeout=10000):  # the pixel is no more
+        tab.set_filter_settings({"pool": "max", "pool_size": 8, "pool_stride": 8})
+    assert tab.pages.hover_label.text() == "" and tab.pages.inspector.inspection() is None
 
 
 def test_hovering_a_quick_preview_never_explains_the_previous_kernels_result(
