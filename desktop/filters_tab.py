@@ -290,6 +290,9 @@ class FiltersTab(QWidget):
         self._figure = None
         self._gray = None
         self._rendered = None  # hover and saving wait for this image's result
+        self._hover = None  # a pixel hovered on the previous image means nothing here
+        self.pages.hover_label.setText("")
+        self.pages.show_inspection(None)
         self._image_name = name
         self.banner.hide()
         self.pages.source_view.fit()

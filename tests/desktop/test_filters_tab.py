@@ -707,6 +707,19 @@ def test_the_hover_line_follows_a_new_result_as_the_inspector_does(window, qtbot
     assert tab.pages.hover_label.text() == "" and tab.pages.inspector.inspection() is None
 
 
+def test_a_new_image_starts_with_nothing_inspected(window, qtbot, tmp_path, rng):
+    # the pixel hovered on the previous photo was explained on the new one, never hovered
+    tab = window.filters_tab
+    tab.pages.result_hovered.emit(100, 100)
+    assert tab.pages.inspector.inspection() is not None
+    photo = tmp_path / "next.png"
+    Image.fromarray(rng.integers(0, 256, (200, 300, 3), dtype=np.uint8)).save(photo)
+    with qtbot.waitSignal(tab.result_shown, timeout=10000):
+        tab.open_image_file(photo)
+    assert tab.pages.inspector.inspection() is None
+    assert tab.pages.hover_label.text() == ""
+
+
 def test_hovering_a_quick_preview_never_explains_the_previous_kernels_result(
     window, qtbot, monkeypatch
 ):
