@@ -35,7 +35,6 @@ from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
     QLabel,
-    QMessageBox,
     QProgressBar,
     QPushButton,
     QScrollArea,
@@ -47,6 +46,7 @@ import resources
 from desktop import filter_render
 from desktop.app_state import AppState
 from desktop.filter_render import Preview, Rendered, RenderRequest, render
+from desktop.widgets import replace_allowed
 from desktop.widgets.filter_pages import FilterPages
 from desktop.widgets.filter_settings_panel import FilterSettingsPanel
 from desktop.widgets.kernel_editor import KernelEditor
@@ -711,22 +711,10 @@ class FiltersTab(QWidget):
         if not name:
             return
         path = filter_render.result_file_path(name, raw=kind == raw_kind)
-        # the dialog asked about replacing `name`, not `path`
-        if path != Path(name) and path.exists() and not self._replace_confirmed(path):
+        if not replace_allowed(self, name, path, "result"):
             self._state.status_posted.emit(f"Not saved: {path.name} kept as it was")
             return
         self.save_result_to(path)
-
-    def _replace_confirmed(self, path: Path) -> bool:
-        button = QMessageBox.StandardButton
-        answer = QMessageBox.question(
-            self,
-            "Replace the file?",
-            f"{path.name} already exists in {path.parent}. Replace it with this result?",
-            button.Yes | button.No,
-            button.No,
-        )
-        return answer == button.Yes
 
     def save_result_to(self, path: Path) -> bool:
         """Write the picture (.png etc.) or the float values (.npy) of the last result, off the

@@ -31,7 +31,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLayout,
-    QMessageBox,
     QProgressBar,
     QPushButton,
     QSplitter,
@@ -56,7 +55,7 @@ from desktop.training_session import (
     TrainingSession,
     WeightsSnapshot,
 )
-from desktop.widgets import compact, scrolled
+from desktop.widgets import compact, replace_allowed, scrolled
 from desktop.widgets.confusion_view import ResultsPanel
 from desktop.widgets.feature_view import FeatureView
 from desktop.widgets.live_panel import LivePanel
@@ -641,8 +640,8 @@ class TrainTab(QWidget):
         )
         if not name:
             return False
-        path = model_file_path(name)  # the dialog asked about replacing `name`, not `path`
-        if path != Path(name) and path.exists() and not self._replace_confirmed(path):
+        path = model_file_path(name)
+        if not replace_allowed(self, name, path, "model"):
             self._state.status_posted.emit(f"Not saved: {path.name} kept as it was")
             return False
         try:
@@ -653,17 +652,6 @@ class TrainTab(QWidget):
         self._state.status_posted.emit(f"Saved the model to {path}")
         self._unsaved = False
         return True
-
-    def _replace_confirmed(self, path: Path) -> bool:
-        button = QMessageBox.StandardButton
-        answer = QMessageBox.question(
-            self,
-            "Replace the file?",
-            f"{path.name} already exists in {path.parent}. Replace it with this model?",
-            button.Yes | button.No,
-            button.No,
-        )
-        return answer == button.Yes
 
     def has_unsaved_model(self) -> bool:
         """A model was trained here, one batch at least (by a run over or still going), and

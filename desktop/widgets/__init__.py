@@ -1,8 +1,9 @@
 """Reusable widgets: image view, kernel grid, charts, network view, draw canvas, ..."""
 
 from html import escape
+from pathlib import Path
 
-from PySide6.QtWidgets import QPushButton, QScrollArea, QSizePolicy, QWidget
+from PySide6.QtWidgets import QMessageBox, QPushButton, QScrollArea, QSizePolicy, QWidget
 
 
 def plain_tip(text: str) -> str:
@@ -43,3 +44,20 @@ def scrolled(widget: QWidget) -> QScrollArea:
     area.setWidgetResizable(True)
     area.setFrameShape(QScrollArea.Shape.NoFrame)
     return area
+
+
+def replace_allowed(parent: QWidget, typed: str, path: Path, what: str) -> bool:
+    """True when ``path`` may be written. The save dialog asked about replacing the name the
+    user ``typed``; when the chosen kind's suffix made it another file that exists, ask now
+    (``what`` is being saved: "model", "result")."""
+    if path == Path(typed) or not path.exists():
+        return True
+    button = QMessageBox.StandardButton
+    answer = QMessageBox.question(
+        parent,
+        "Replace the file?",
+        f"{path.name} already exists in {path.parent}. Replace it with this {what}?",
+        button.Yes | button.No,
+        button.No,
+    )
+    return answer == button.Yes
