@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import QByteArray, QSettings, Qt
 from PySide6.QtGui import (
     QAction,
     QCloseEvent,
@@ -154,7 +154,9 @@ class MainWindow(QMainWindow):
         self.filters_tab.open_figure(key)
 
     def _on_open_triggered(self) -> None:
-        start = str(self._settings.value("last_folder", str(Path.home())))
+        start = self._settings.value("last_folder")
+        if not isinstance(start, str) or not start:  # none yet, or not a folder name
+            start = str(Path.home())
         name, _ = QFileDialog.getOpenFileName(self, "Open image", start, IMAGE_FILTER)
         if name:
             self.open_path(Path(name))
@@ -177,7 +179,9 @@ class MainWindow(QMainWindow):
         value = self._settings.value("recent_files", [])
         if isinstance(value, str):  # QSettings gives a lone string for a one-item list
             value = [value]
-        return [str(v) for v in (value or [])]
+        if not isinstance(value, list):  # a settings file of another version, or edited
+            return []
+        return [v for v in value if isinstance(v, str) and v]
 
     # ----- drag and drop anywhere on the window -------------------------------------------
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
@@ -223,10 +227,8 @@ class MainWindow(QMainWindow):
         QMessageBox.about(self, "About ConvScope", ABOUT_HTML)
 
     def _restore_settings(self) -> None:
-        geometry = self._settings.value("geometry")
-        if geometry is not None:
-            self.restoreGeometry(geometry)
-        else:
+        geometry = self._settings.value("geometry")  # anything, in an edited or old file
+        if not isinstance(geometry, (QByteArray, bytes)) or not self.restoreGeometry(geometry):
             self.resize(1280, 820)
         index = self._settings.value("tab_index", 0)
         try:

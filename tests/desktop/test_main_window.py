@@ -6,6 +6,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+from PySide6.QtCore import QSettings
 from PySide6.QtGui import QKeySequence
 
 from desktop.main_window import MainWindow
@@ -154,3 +156,26 @@ def test_nothing_is_cut_at_1024x700(qtbot, settings):
         assert combo.width() >= combo.fontMetrics().horizontalAdvance(text) + 24, text
         assert combo.toolTip().startswith(text) and "\n" in combo.toolTip()
     assert "bundled" in combo.toolTip()
+
+
+@pytest.mark.parametrize(
+    ("ini", "recent"),
+    [
+        ("geometry=hello\ntab_index=1, 2\n", []),  # an edited or foreign file: text, a list
+        ("geometry=a, b\nlast_folder=x, y\n", []),
+        ("recent_files=@Variant(\\0\\0\\0\\x2\\0\\0\\0\\x5)\n", []),  # an int, not a list
+        ("recent_files=@ByteArray(abc)\n", []),
+        ("recent_files=\n", []),
+        ("recent_files=/gone/a.png, , /gone/b.png\n", ["/gone/a.png", "/gone/b.png"]),
+    ],
+)
+def test_settings_of_the_wrong_type_start_the_window_as_new(qtbot, tmp_path, ini, recent):
+    """Settings written by another version or edited by hand: the window opens at its first
+    size, and Open recent lists only file names (none that is empty or not text)."""
+    path = tmp_path / "convscope.ini"
+    path.write_text("[General]\n" + ini, encoding="utf-8")
+    window = _window(qtbot, QSettings(str(path), QSettings.Format.IniFormat))
+    assert window.size().toTuple() == (1280, 820)
+    assert window.recent_files() == recent
+    assert [a.text() for a in window.recent_menu.actions()] == recent
+    assert window.recent_menu.isEnabled() == bool(recent)
