@@ -230,6 +230,12 @@ class MainWindow(QMainWindow):
         geometry = self._settings.value("geometry")  # anything, in an edited or old file
         if not isinstance(geometry, (QByteArray, bytes)) or not self.restoreGeometry(geometry):
             self.resize(1280, 820)
+        if not self._settings.isWritable():  # a read-only file or folder: nothing kept
+            self.statusBar().showMessage(
+                f"Settings cannot be saved in {self._settings.fileName()}: the window size, "
+                "tab and recent files will not be remembered",
+                20000,
+            )
         index = self._settings.value("tab_index", 0)
         try:
             self.tabs.setCurrentIndex(int(index))

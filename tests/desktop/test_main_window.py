@@ -179,3 +179,14 @@ def test_settings_of_the_wrong_type_start_the_window_as_new(qtbot, tmp_path, ini
     assert window.recent_files() == recent
     assert [a.text() for a in window.recent_menu.actions()] == recent
     assert window.recent_menu.isEnabled() == bool(recent)
+
+
+def test_settings_that_cannot_be_written_are_reported_at_start(qtbot, tmp_path):
+    """A settings folder that cannot be made (here under a file): ConvScope opens, and says
+    that what it remembers (size, tab, recent files) will not be kept."""
+    (tmp_path / "file").write_text("not a folder")
+    where = tmp_path / "file" / "convscope.ini"
+    window = _window(qtbot, QSettings(str(where), QSettings.Format.IniFormat))
+    message = window.statusBar().currentMessage()
+    assert "cannot be saved" in message and str(where) in message
+    assert "recent files" in message
