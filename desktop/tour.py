@@ -14,12 +14,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from PySide6.QtCore import QPoint, QRect, Qt, Signal
+from PySide6.QtCore import QPoint, QRect, QSize, Qt, Signal
+from PySide6.QtGui import QResizeEvent
 from PySide6.QtWidgets import (
     QDockWidget,
+    QFrame,
     QHBoxLayout,
     QLabel,
     QPushButton,
+    QScrollArea,
     QStackedWidget,
     QVBoxLayout,
     QWidget,
@@ -43,6 +46,32 @@ class UserSetup:
     tab: int
 
 
+class _StopText(QScrollArea):
+    """A stop's words: the panel asks for their whole height at its width, and in a window
+    too small to give it they scroll instead of being cut off."""
+
+    def __init__(self, content: QWidget) -> None:
+        super().__init__(widgetResizable=True, frameShape=QFrame.Shape.NoFrame)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setWidget(content)
+        self.viewport().setAutoFillBackground(False)
+        content.setAutoFillBackground(False)
+
+    def sizeHint(self) -> QSize:
+        content = self.widget()
+        hint = content.sizeHint()
+        height = content.heightForWidth(max(self.viewport().width(), 200))
+        return QSize(hint.width(), height if height > 0 else hint.height())  # -1: not laid out
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(100, 2 * self.fontMetrics().lineSpacing())
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        if event.size().width() != event.oldSize().width():
+            self.updateGeometry()  # wider or narrower: the words take fewer or more lines
+
+
 class TourPanel(QDockWidget):
     stop_shown = Signal(int)
     ended = Signal(bool)
@@ -51,7 +80,9 @@ class TourPanel(QDockWidget):
         super().__init__("Walk through the article", window)
         self.setObjectName("tourPanel")
         self.setFeatures(QDockWidget.DockWidgetFeature.NoDockWidgetFeatures)
-        self.setTitleBarWidget(QWidget())  # the stop's title is the heading: no dock title
+        no_title = QWidget()  # the stop's title is the heading: no dock title
+        QHBoxLayout(no_title).setContentsMargins(0, 0, 0, 0)  # 0 high (a bare QWidget: -1)
+        self.setTitleBarWidget(no_title)
         self.setStyleSheet("#tourPanel > QStackedWidget { background: #e8f0fe; }")
         self._window = window
         self.index = -1
@@ -82,11 +113,18 @@ class TourPanel(QDockWidget):
         heading.addSpacing(10)
         heading.addWidget(self.where_label)
         heading.addStretch(1)
+        text = QWidget()
+        lines = QVBoxLayout(text)
+        lines.setContentsMargins(0, 0, 0, 0)
+        lines.setSpacing(2)
+        lines.addWidget(self.text_label)
+        lines.addWidget(self.problem_label)
+        lines.addStretch(1)
+        self.text_area = _StopText(text)
         words = QVBoxLayout()
         words.setSpacing(2)
         words.addLayout(heading)
-        words.addWidget(self.text_label)
-        words.addWidget(self.problem_label)
+        words.addWidget(self.text_area, 1)
         self.back_button = QPushButton("◀ Back", objectName="tourBack")
         self.next_button = QPushButton("Next ▶", objectName="tourNext")
         self.end_button = QPushButton("End tour", objectName="tourEnd")
@@ -157,6 +195,7 @@ class TourPanel(QDockWidget):
         self.where_label.setText(f"{where} · {stop.where}")
         self.title_label.setText(stop.title)
         self.text_label.setText(stop.text)
+        self.text_area.verticalScrollBar().setValue(0)
         self.back_button.setEnabled(index > 0)
         self.next_button.setText("Next ▶" if index + 1 < len(tour.STOPS) else "Finish")
         try:
@@ -166,6 +205,7 @@ class TourPanel(QDockWidget):
             self.problem_label.show()
         else:
             self.problem_label.hide()
+        self.text_area.updateGeometry()  # the panel's height follows the stop's words
         self.stop_shown.emit(index)
 
     def finish(self) -> None:

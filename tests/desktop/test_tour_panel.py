@@ -284,3 +284,28 @@ def test_a_stop_chosen_before_the_last_one_is_computed_still_marks_its_pixel(win
     row, col = tour.STOPS[relu].setup.hover
     assert f"x {col}, y {row}: " in tab.pages.relu_view.hover_label.text()
     assert tab.pages.relu_view.curve.point()[0] < 0
+
+
+def test_a_small_window_keeps_every_word_of_a_stop_within_reach(window, qtbot):
+    """The longest stop in a window as small as it goes: the panel cannot be as tall as the
+    text, so the text scrolls; none of it is cut off out of reach."""
+    from PySide6.QtWidgets import QScrollArea
+
+    window.resize(window.minimumSizeHint().width(), 560)
+    panel = window.start_tour()
+    longest = max(range(len(tour.STOPS)), key=lambda i: len(tour.STOPS[i].text))
+    with qtbot.waitSignal(panel.stop_shown, timeout=LOAD_MS):
+        panel.show_stop(longest)
+    label = panel.text_label
+    qtbot.waitUntil(lambda: label.height() >= label.heightForWidth(label.width()))
+    area = label.parentWidget()
+    while not isinstance(area, QScrollArea):
+        area = area.parentWidget()
+    assert panel.isAncestorOf(area) and area.isVisible()
+    bottom = label.mapTo(area.widget(), label.rect().bottomLeft()).y()
+    bar = area.verticalScrollBar()
+    assert bottom < area.viewport().height() + bar.maximum()  # scrolled down, all of it shows
+    for name in ("tourBack", "tourNext", "tourEnd"):
+        button = panel.findChild(QPushButton, name)
+        assert button.isVisible() and button.height() >= button.sizeHint().height()
+    assert window.height() < 600  # the tour does not make the window grow
