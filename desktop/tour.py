@@ -282,7 +282,12 @@ class TourPanel(QDockWidget):
     def _apply_train(self, setup: tour.TrainSetup) -> None:
         train = self._window.train_tab
         if setup.view == "diagram" and setup.architecture:
-            train.show_architecture(setup.architecture)
+            if not train.show_architecture(setup.architecture):
+                raise EngineError(
+                    f"the Network box keeps {train.setup.architecture_name()} while a run goes "
+                    "or Continue model is ticked; Stop the run or untick Continue model to "
+                    "choose another network"
+                )
         elif setup.view == "features":
             if self._digit_model is None:
                 self._digit_model = load_model(resources.shipped_model_path())

@@ -548,11 +548,13 @@ class TrainTab(QWidget):
     def _scroll_to_problem(self) -> None:
         self.setup_area.ensureWidgetVisible(self.setup.arch_error, 0, 24)
 
-    def show_architecture(self, name: str) -> None:
-        """Choose ``name`` in the setup panel and scroll its diagram into view."""
-        self.setup.choose_architecture(name)
+    def show_architecture(self, name: str) -> bool:
+        """Choose ``name`` in the setup panel and scroll its diagram into view. False when the
+        Network box is frozen (a run goes, or Continue model is ticked): it keeps its network."""
+        chosen = self.setup.choose_architecture(name)
         self.setup.arch_tabs.setCurrentIndex(0)
         self.setup_area.ensureWidgetVisible(self.setup.arch_tabs)
+        return chosen
 
     def snapshot(self) -> TrainSnapshot:
         """What the user set up that others may change: the architecture choice, the setup

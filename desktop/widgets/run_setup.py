@@ -558,10 +558,19 @@ class RunSetup(QWidget):
         """The choice in the Network box: a registry name, "custom" or "text"."""
         return self.arch_combo.currentText()
 
-    def choose_architecture(self, name: str) -> None:
-        """Choose ``name`` in the Network box (the diagram follows); unknown names are ignored."""
+    def choose_architecture(self, name: str) -> bool:
+        """Choose ``name`` in the Network box (the diagram follows); unknown names are ignored.
+        False, choosing nothing, while the box is frozen (:meth:`network_frozen`)."""
+        if self.network_frozen():
+            return False
         if name in ARCHITECTURES:
             self.arch_combo.setCurrentText(name)
+        return True
+
+    def network_frozen(self) -> bool:
+        """The Network box is off: a run goes, or Continue model keeps a model (the diagram
+        shows the network being trained)."""
+        return self._running or self._kept is not None
 
     def architecture(self) -> dict | str:
         """What ``build_model`` takes; raises ValueError for unreadable number lists."""
@@ -851,4 +860,4 @@ class RunSetup(QWidget):
         for widget in (self.source_combo, self.limit_combo, self.classes_edit, self.hyper_group):
             widget.setEnabled(not running)
         for widget in (self.arch_combo, self.arch_text, self.custom_box):  # the Network box
-            widget.setEnabled(not running and self._kept is None)
+            widget.setEnabled(not self.network_frozen())

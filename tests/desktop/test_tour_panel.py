@@ -309,3 +309,47 @@ def test_a_small_window_keeps_every_word_of_a_stop_within_reach(window, qtbot):
         button = panel.findChild(QPushButton, name)
         assert button.isVisible() and button.height() >= button.sizeHint().height()
     assert window.height() < 600  # the tour does not make the window grow
+
+
+def _family_stop(panel: TourPanel, qtbot) -> tour.TrainSetup:
+    index = next(
+        i for i, s in enumerate(tour.STOPS) if s.setup == tour.TrainSetup("diagram", "resnet8")
+    )
+    with qtbot.waitSignal(panel.stop_shown, timeout=LOAD_MS):
+        panel.show_stop(index)
+    return tour.STOPS[index].setup
+
+
+def test_the_family_stop_leaves_a_kept_model_in_the_network_box_and_says_why(window, qtbot):
+    """Continue model ticked: Start trains the kept LeNet, and the diagram draws it. The stop
+    must not put resnet8 in the (disabled) Network box under it: it says why it cannot."""
+    train = window.train_tab
+    with qtbot.waitSignal(train.model_load_finished, timeout=LOAD_MS):
+        train.load_model_file(resources.shipped_model_path())
+    train.continue_check.setChecked(True)
+    panel = window.start_tour()
+    _family_stop(panel, qtbot)
+    assert train.setup.architecture_name() == "lenet5"
+    assert not any("layer1" in n for n in train.setup.architecture_view.node_names())
+    assert panel.problem_label.isVisible()
+    assert "Continue model" in panel.problem_label.text() and "lenet5" in panel.problem_label.text()
+
+
+def test_the_family_stop_leaves_a_running_network_in_the_network_box(window, qtbot, monkeypatch):
+    discard = QMessageBox.StandardButton.Discard  # closing at the end: the run's model
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: discard)
+    train = window.train_tab
+    train.setup.set_source("mnist", 600)
+    train.setup.batch_spin.setValue(16)
+    train.setup.epochs_spin.setValue(50)
+    qtbot.waitUntil(lambda: train.start_button.isEnabled(), timeout=LOAD_MS)
+    qtbot.mouseClick(train.start_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(train.is_busy, timeout=LOAD_MS)
+    panel = window.start_tour()
+    _family_stop(panel, qtbot)
+    assert train.is_busy()
+    assert train.setup.architecture_name() == "lenet5"
+    assert not any("layer1" in n for n in train.setup.architecture_view.node_names())
+    assert panel.problem_label.isVisible() and "Stop" in panel.problem_label.text()
+    train.stop_work()
+    qtbot.waitUntil(lambda: not train.is_busy(), timeout=60_000)
