@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from PySide6.QtCore import QPoint, QRect, QSize, Qt, Signal
-from PySide6.QtGui import QResizeEvent
+from PySide6.QtGui import QAction, QKeySequence, QResizeEvent
 from PySide6.QtWidgets import (
     QDockWidget,
     QFrame,
@@ -132,6 +132,7 @@ class TourPanel(QDockWidget):
         self.next_button.clicked.connect(self.next)
         self.end_button.clicked.connect(self.finish)
         self.next_button.setDefault(True)
+        self._add_keys()
         row = QHBoxLayout(page)
         row.setContentsMargins(10, 6, 10, 6)
         row.addLayout(words, 1)
@@ -139,6 +140,22 @@ class TourPanel(QDockWidget):
         for button in (self.back_button, self.next_button, self.end_button):
             row.addWidget(button, 0, Qt.AlignmentFlag.AlignVCenter)
         return page
+
+    def _add_keys(self) -> None:
+        """Keys that work wherever the focus is in the window (a stop puts it in its tab),
+        while the panel shows; Enter clicks the panel's focused button."""
+        keys = (
+            (self.back_button, "Alt+Left", "Alt+←", self.back),
+            (self.next_button, "Alt+Right", "Alt+→", self.next),
+            (self.end_button, "Esc", "Esc", self.finish),
+        )
+        for button, key, shown, slot in keys:
+            action = QAction(button.text(), self, shortcut=QKeySequence(key))
+            action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+            action.triggered.connect(slot)
+            self.addAction(action)
+            button.setAutoDefault(True)  # Enter clicks the focused one
+            button.setToolTip(f"{button.text().strip(' ◀▶')} ({shown})")
 
     def _build_end_page(self) -> QWidget:
         page = QWidget()
@@ -156,6 +173,7 @@ class TourPanel(QDockWidget):
         row.setContentsMargins(10, 6, 10, 6)
         row.addWidget(self.end_label, 1)
         for button in (self.end_back_button, self.keep_button, self.restore_button):
+            button.setAutoDefault(True)  # Enter clicks the focused one
             row.addWidget(button)
         return page
 
@@ -174,13 +192,15 @@ class TourPanel(QDockWidget):
         self.show_stop(0)
 
     def next(self) -> None:
+        if self.pages.currentIndex() != 0:  # the offer at the end: answered by its buttons
+            return
         if self.index + 1 < len(tour.STOPS):
             self.show_stop(self.index + 1)
         else:
             self.finish()
 
     def back(self) -> None:
-        if self.index > 0:
+        if self.index > 0 and self.pages.currentIndex() == 0:
             self.show_stop(self.index - 1)
 
     def show_stop(self, index: int) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PySide6.QtCore import QCoreApplication, Qt
-from PySide6.QtWidgets import QMessageBox, QPushButton, QWidget
+from PySide6.QtWidgets import QApplication, QMessageBox, QPushButton, QWidget
 
 import resources
 from desktop.main_window import MainWindow
@@ -353,3 +353,32 @@ def test_the_family_stop_leaves_a_running_network_in_the_network_box(window, qtb
     assert panel.problem_label.isVisible() and "Stop" in panel.problem_label.text()
     train.stop_work()
     qtbot.waitUntil(lambda: not train.is_busy(), timeout=60_000)
+
+
+def test_the_keyboard_moves_through_the_tour_wherever_the_focus_is(window, qtbot):
+    """Each stop puts the focus in its tab (the step board takes ← and →): Alt+→ and Alt+←
+    still move through the stops, Esc ends the tour with the offer, Enter takes the focused
+    button of the panel."""
+    panel = window.start_tour()
+    window.activateWindow()
+    qtbot.waitUntil(lambda: window.isActiveWindow())
+    step = next(i for i, s in enumerate(tour.STOPS) if s.setup.page == "step")
+    with qtbot.waitSignal(panel.stop_shown, timeout=LOAD_MS):
+        panel.show_stop(step)
+    focus = QApplication.focusWidget()
+    assert focus is not None and not panel.isAncestorOf(focus)
+    with qtbot.waitSignal(panel.stop_shown, timeout=LOAD_MS):
+        qtbot.keyClick(focus, Qt.Key.Key_Right, Qt.KeyboardModifier.AltModifier)
+    assert panel.index == step + 1
+    with qtbot.waitSignal(panel.stop_shown, timeout=LOAD_MS):
+        qtbot.keyClick(QApplication.focusWidget(), Qt.Key.Key_Left, Qt.KeyboardModifier.AltModifier)
+    assert panel.index == step
+    for name, key in (("tourNext", "Alt+→"), ("tourBack", "Alt+←"), ("tourEnd", "Esc")):
+        assert key in panel.findChild(QPushButton, name).toolTip()
+    qtbot.keyClick(QApplication.focusWidget(), Qt.Key.Key_Escape)
+    assert panel.pages.currentIndex() == 1 and QApplication.focusWidget() is panel.restore_button
+    with qtbot.waitSignal(panel.ended, timeout=LOAD_MS) as ended:
+        qtbot.keyClick(panel.restore_button, Qt.Key.Key_Return)
+    assert ended.args == [True] and not panel.isVisible()
+    qtbot.keyClick(window.tabs, Qt.Key.Key_Escape)  # the tour is over: its keys are off
+    assert not panel.isVisible() and panel.index == -1
