@@ -554,6 +554,7 @@ class TrainTab(QWidget):
         chosen = self.setup.choose_architecture(name)
         self.setup.arch_tabs.setCurrentIndex(0)
         self.setup_area.ensureWidgetVisible(self.setup.arch_tabs)
+        self.setup_area.ensureWidgetVisible(self.setup.arch_combo)  # and the box, above it
         return chosen
 
     def snapshot(self) -> TrainSnapshot:

@@ -382,3 +382,20 @@ def test_the_keyboard_moves_through_the_tour_wherever_the_focus_is(window, qtbot
     assert ended.args == [True] and not panel.isVisible()
     qtbot.keyClick(window.tabs, Qt.Key.Key_Escape)  # the tour is over: its keys are off
     assert not panel.isVisible() and panel.index == -1
+
+
+def test_the_family_stop_shows_the_network_box_it_names_in_a_small_window(window, qtbot):
+    """ "Choose a network under '2 · Architecture'": the Network box is in sight, with the
+    top of the diagram, at 1024x700 (the setup panel scrolls)."""
+    window.resize(1024, 700)
+    panel = window.start_tour()
+    _family_stop(panel, qtbot)
+    train = window.train_tab
+    viewport = train.setup_area.viewport()
+
+    def in_sight(widget) -> bool:
+        top = widget.mapTo(viewport, widget.rect().topLeft()).y()
+        return 0 <= top and top + widget.height() <= viewport.height()
+
+    assert in_sight(train.setup.arch_combo)
+    assert in_sight(train.setup.arch_tabs.tabBar())
