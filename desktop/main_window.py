@@ -7,7 +7,7 @@ window calls when they exist:
   returns False (after telling the user why) when the file could not be used.
 - ``handle_drop(mime: QMimeData) -> bool``: a drop onto the window while this tab is current;
   when missing, the first dropped file goes to ``open_image_file``.
-- ``save_result() -> None``: File > Save result.
+- ``save_result() -> None``: File > Save result (the Train tab saves its model).
 - ``is_busy() -> bool`` and ``stop_work() -> None``: long work that closing must stop first; the
   tab emits ``work_stopped`` once it is idle again.
 

@@ -629,6 +629,15 @@ class TrainTab(QWidget):
     def _on_save_clicked(self) -> None:
         self.save_model_as()
 
+    def save_result(self) -> None:
+        """File > Save result…: the model, as Save… saves it (when Save… is on)."""
+        if self.model is None:
+            self._state.status_posted.emit("Nothing to save yet: train or load a model first")
+        elif self.session.is_running():
+            self._state.status_posted.emit("Stop the run to save its model")
+        else:
+            self.save_model_as()
+
     def save_model_as(self) -> bool:
         """Ask where to keep the model and save it there: True once it is saved (or when
         there is no model), False when the user cancelled or the file could not be written

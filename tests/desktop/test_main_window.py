@@ -190,3 +190,23 @@ def test_settings_that_cannot_be_written_are_reported_at_start(qtbot, tmp_path):
     message = window.statusBar().currentMessage()
     assert "cannot be saved" in message and str(where) in message
     assert "recent files" in message
+
+
+def test_file_save_on_the_train_tab_saves_its_model(qtbot, settings, tmp_path, monkeypatch):
+    """File > Save result… (Ctrl+S) on the Train tab said "This tab has nothing to save"
+    beside a model its own Save… button saves."""
+    from PySide6.QtWidgets import QFileDialog
+
+    from resources import shipped_model_path
+
+    window = _window(qtbot, settings)
+    train = window.train_tab
+    window.tabs.setCurrentWidget(train)
+    window.save_action.trigger()
+    assert "train or load a model" in window.statusBar().currentMessage()
+    with qtbot.waitSignal(train.model_load_finished, timeout=20_000):
+        train.load_model_file(shipped_model_path())
+    out = tmp_path / "mine.npz"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(out), ""))
+    window.save_action.trigger()
+    assert out.exists() and str(out) in window.statusBar().currentMessage()
