@@ -45,6 +45,8 @@ IMAGE_FILTER = (
     "Images (*.png *.jpg *.jpeg *.bmp *.gif *.tif *.tiff *.webp *.ppm *.pgm);;All files (*)"
 )
 MAX_RECENT = 8
+FIRST_SIZE = (1280, 820)  # the window's size on a first start, on a screen large enough
+FRAME_ROOM = 40  # the title bar and frame the window manager adds outside that size
 
 ABOUT_HTML = f"""
 <h3>ConvScope {__version__}</h3>
@@ -229,7 +231,7 @@ class MainWindow(QMainWindow):
     def _restore_settings(self) -> None:
         geometry = self._settings.value("geometry")  # anything, in an edited or old file
         if not isinstance(geometry, (QByteArray, bytes)) or not self.restoreGeometry(geometry):
-            self.resize(1280, 820)
+            self._resize_to_first_size()
         if not self._settings.isWritable():  # a read-only file or folder: nothing kept
             self.statusBar().showMessage(
                 f"Settings cannot be saved in {self._settings.fileName()}: the window size, "
@@ -241,6 +243,16 @@ class MainWindow(QMainWindow):
             self.tabs.setCurrentIndex(int(index))
         except (TypeError, ValueError):
             pass
+
+    def _resize_to_first_size(self) -> None:
+        """FIRST_SIZE, or less on a smaller screen (its title bar and frame included)."""
+        width, height = FIRST_SIZE
+        screen = self.screen()
+        if screen is not None:
+            room = screen.availableGeometry()
+            width = min(width, room.width())
+            height = min(height, room.height() - FRAME_ROOM)
+        self.resize(width, height)
 
     def _busy_tabs(self) -> list[QWidget]:
         tabs = (self.tabs.widget(i) for i in range(self.tabs.count()))

@@ -175,7 +175,8 @@ def test_settings_of_the_wrong_type_start_the_window_as_new(qtbot, tmp_path, ini
     path = tmp_path / "convscope.ini"
     path.write_text("[General]\n" + ini, encoding="utf-8")
     window = _window(qtbot, QSettings(str(path), QSettings.Format.IniFormat))
-    assert window.size().toTuple() == (1280, 820)
+    fresh = _window(qtbot, QSettings(str(tmp_path / "fresh.ini"), QSettings.Format.IniFormat))
+    assert window.size() == fresh.size()
     assert window.recent_files() == recent
     assert [a.text() for a in window.recent_menu.actions()] == recent
     assert window.recent_menu.isEnabled() == bool(recent)
@@ -210,3 +211,13 @@ def test_file_save_on_the_train_tab_saves_its_model(qtbot, settings, tmp_path, m
     monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(out), ""))
     window.save_action.trigger()
     assert out.exists() and str(out) in window.statusBar().currentMessage()
+
+
+def test_a_first_start_fits_the_screen(qtbot, settings):
+    """No settings yet: the window opens at its first size, or smaller on a small screen (a
+    1366x768 laptop; the offscreen screen here is 800x800), never past its bottom."""
+    window = _window(qtbot, settings)
+    room = window.screen().availableGeometry()
+    assert window.frameGeometry().height() <= room.height()
+    assert window.width() <= max(room.width(), window.minimumSizeHint().width())
+    assert window.height() >= window.minimumSizeHint().height()
