@@ -346,11 +346,14 @@ class ClassifyTab(QWidget):
 
     def show_network_view(self, cell: tuple[str, int] | None = None) -> None:
         """Show "Inside the network" on the right; ``cell`` (layer name, index) is scrolled
-        into view and shown as hovered."""
+        into view and shown as hovered; None: the view from its top row, no cell hovered."""
         self.right_tabs.setCurrentIndex(0)
         if cell is not None and self.network_view.hover_cell(*cell):
             centre = self.network_view.cell_center(*cell)
             self.network_scroll.ensureVisible(centre.x(), centre.y(), 40, 160)
+        elif cell is None:
+            self.network_view.unhover()
+            self.network_scroll.verticalScrollBar().setValue(0)
 
     def snapshot(self) -> ClassifySnapshot:
         """What the user set up: the model, the image, Draw or Image, the right-hand view."""

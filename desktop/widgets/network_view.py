@@ -727,6 +727,10 @@ class NetworkView(QWidget):
             self.update()
 
     def leaveEvent(self, event) -> None:
+        self.unhover()
+
+    def unhover(self) -> None:
+        """Nothing hovered, as when the mouse leaves (no cell marked, no lines drawn)."""
         self._hover, self._title_block = None, ""
         self._update_hover_text()
         self.update()

@@ -399,3 +399,30 @@ def test_the_family_stop_shows_the_network_box_it_names_in_a_small_window(window
 
     assert in_sight(train.setup.arch_combo)
     assert in_sight(train.setup.arch_tabs.tabBar())
+
+
+def test_a_stop_after_a_pointed_cell_shows_the_network_from_the_top_unmarked(window, qtbot):
+    """Back from the fully connected stop (fc1 cell 53 marked, the view scrolled down to it)
+    to 'Follow the rows ... from the top', or on to softmax: the input row is in sight and no
+    cell is still marked with its lines."""
+    window.resize(1024, 700)
+    panel = window.start_tour()
+    tab = window.classify_tab
+    pointed = next(
+        i for i, s in enumerate(tour.STOPS) if getattr(s.setup, "hover", None) == ("fc1", 53)
+    )
+    for index in (pointed, pointed - 1, pointed, pointed + 1):
+        with qtbot.waitSignal(panel.stop_shown, timeout=LOAD_MS):
+            panel.show_stop(index)
+        qtbot.waitUntil(
+            lambda: not tab.background_busy() and tab.result is not None, timeout=LOAD_MS
+        )
+        if index == pointed:
+            assert (
+                tab.network_view.drawn_links()
+                and tab.network_scroll.verticalScrollBar().value() > 0
+            )
+            continue
+        assert tour.STOPS[index].setup.hover is None
+        assert tab.network_view.hover_text == "" and not tab.network_view.drawn_links()
+        assert tab.network_scroll.verticalScrollBar().value() == 0
