@@ -102,7 +102,7 @@ class MainWindow(QMainWindow):
         self.open_action = QAction("&Open image…", self, shortcut=QKeySequence.StandardKey.Open)
         self.open_action.triggered.connect(self._on_open_triggered)
         file_menu.addAction(self.open_action)
-        samples = file_menu.addMenu("Open &sample image")
+        samples = file_menu.addMenu("Open sa&mple image")
         for path in resources.sample_images():
             action = samples.addAction(path.name)
             action.triggered.connect(lambda _checked=False, p=path: self.open_path(p))

@@ -33,7 +33,7 @@ def test_file_menu_shortcuts(qtbot, settings):
     file_menu = window.menuBar().actions()[0].menu()
     texts = [a.text().replace("&", "") for a in file_menu.actions()]
     assert "Open image…" in texts and "Quit" in texts
-    samples = next(a.menu() for a in file_menu.actions() if a.text() == "Open &sample image")
+    samples = next(a.menu() for a in file_menu.actions() if a.text() == "Open sa&mple image")
     assert {a.text() for a in samples.actions()} >= {"camera.png", "astronaut.png"}
 
 
@@ -221,3 +221,26 @@ def test_a_first_start_fits_the_screen(qtbot, settings):
     assert window.frameGeometry().height() <= room.height()
     assert window.width() <= max(room.width(), window.minimumSizeHint().width())
     assert window.height() >= window.minimumSizeHint().height()
+
+
+def test_each_menu_has_one_item_per_access_key(qtbot, settings):
+    """Alt+F then S went to "Open &sample image" or "&Save result…" in turn, opening
+    neither: within a menu (and in the menu bar) no two items share an access key."""
+
+    def keys(actions) -> list[str]:
+        found = []
+        for action in actions:
+            text = action.text().replace("&&", "")
+            if "&" in text:
+                found.append(text[text.index("&") + 1].lower())
+        return found
+
+    window = _window(qtbot, settings)
+    menus = [a.menu() for a in window.menuBar().actions()]
+    bar = keys(window.menuBar().actions())
+    assert len(bar) == len(set(bar)) == len(menus)
+    while menus:
+        menu = menus.pop()
+        letters = keys(menu.actions())
+        assert len(letters) == len(set(letters)), (menu.title(), letters)
+        menus.extend(a.menu() for a in menu.actions() if a.menu())
