@@ -163,6 +163,7 @@ def test_nothing_is_cut_at_1024x700(qtbot, settings):
     [
         ("geometry=hello\ntab_index=1, 2\n", []),  # an edited or foreign file: text, a list
         ("geometry=a, b\nlast_folder=x, y\n", []),
+        ("geometry=@ByteArray(not a geometry)\n", []),  # bytes Qt cannot read
         ("recent_files=@Variant(\\0\\0\\0\\x2\\0\\0\\0\\x5)\n", []),  # an int, not a list
         ("recent_files=@ByteArray(abc)\n", []),
         ("recent_files=\n", []),
