@@ -186,7 +186,8 @@ STOPS: tuple[Stop, ...] = (
         "Figures 10 to 12",
         "Pooling shrinks each feature map: every 2 by 2 window is replaced by its largest "
         "value, so a quarter of the pixels remain but the strongest responses survive. The "
-        "inspector shows the window behind the marked pixel; hover the result for others.",
+        "inspector shows one pooled pixel's window and its winner, whose input patch is "
+        "marked on the cat's eye; hover the result for others.",
         "Filters",
         FiltersSetup(
             "sample:chelsea.png", ("Edge detection 3",), relu=True, pool="max", hover=(51, 84)

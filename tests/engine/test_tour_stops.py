@@ -124,3 +124,11 @@ def test_bad_sources_and_kernels_say_so():
         tour.tour_image("drawing:1", **DIRS)
     with pytest.raises(EngineError, match="use preset names"):
         tour.kernel_specs(tour.FiltersSetup("sample:camera.png", ("No such kernel",)))
+
+
+def test_an_image_page_stop_says_what_is_marked_there():
+    """On the Image page the inspector's pixel is marked by its input patch only (the result
+    view marks nothing): a stop there must not send the user looking for a 'marked pixel'."""
+    for stop in FILTER_STOPS:
+        if stop.setup.page == "image" and stop.setup.hover is not None:
+            assert "marked pixel" not in stop.text, stop.title
