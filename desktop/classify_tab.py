@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QBuffer, QIODevice, QMimeData, Qt, Signal
+from PySide6.QtCore import QBuffer, QIODevice, QMimeData, Qt, QTimer, Signal
 from PySide6.QtGui import QFont, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QApplication,
@@ -176,11 +176,13 @@ class ClassifyTab(QWidget):
         columns.addWidget(self.drop_area, 3)
         columns.addLayout(middle, 3)
         columns.addWidget(self.right_tabs, 5)
-        scroll = QScrollArea(widgetResizable=True, frameShape=QFrame.Shape.NoFrame)
-        scroll.setWidget(content)
+        self._scroll = QScrollArea(
+            widgetResizable=True, frameShape=QFrame.Shape.NoFrame, objectName="classifyScroll"
+        )
+        self._scroll.setWidget(content)
         root = QVBoxLayout(self)
         root.setContentsMargins(0, 0, 0, 0)
-        root.addWidget(scroll)
+        root.addWidget(self._scroll)
         paste = QShortcut(QKeySequence.StandardKey.Paste, self)
         paste.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
         paste.activated.connect(self._on_paste_activated)
@@ -349,11 +351,23 @@ class ClassifyTab(QWidget):
         into view and shown as hovered; None: the view from its top row, no cell hovered."""
         self.right_tabs.setCurrentIndex(0)
         if cell is not None and self.network_view.hover_cell(*cell):
-            centre = self.network_view.cell_center(*cell)
-            self.network_scroll.ensureVisible(centre.x(), centre.y(), 40, 160)
+            self._scroll_to_cell(cell)
+            # again once the layouts settle: a tab just shown (or a window whose panels
+            # change height) gives the view its final size only then
+            QTimer.singleShot(0, self, lambda: self._scroll_to_cell(cell))
         elif cell is None:
             self.network_view.unhover()
             self.network_scroll.verticalScrollBar().setValue(0)
+
+    def _scroll_to_cell(self, cell: tuple[str, int]) -> None:
+        """Cell (layer name, index) of the network view in sight, in the view's scroll area
+        and in the tab's (a small window scrolls the whole tab)."""
+        if not any(layer.name == cell[0] for layer in self.network_view.layers()):
+            return  # another network or a folded block since
+        centre = self.network_view.cell_center(*cell)
+        self.network_scroll.ensureVisible(centre.x(), centre.y(), 40, 160)
+        here = self.network_view.mapTo(self._scroll.widget(), centre)
+        self._scroll.ensureVisible(here.x(), here.y(), 40, 60)
 
     def snapshot(self) -> ClassifySnapshot:
         """What the user set up: the model, the image, Draw or Image, the right-hand view."""

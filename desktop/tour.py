@@ -218,15 +218,27 @@ class TourPanel(QDockWidget):
         self.text_area.verticalScrollBar().setValue(0)
         self.back_button.setEnabled(index > 0)
         self.next_button.setText("Next ▶" if index + 1 < len(tour.STOPS) else "Finish")
+        self.problem_label.hide()
+        self._fit_words()  # the tabs get their size for this stop before it sets them up
         try:
             self._apply(stop)
         except (EngineError, OSError) as exc:
             self.problem_label.setText(f"This stop could not be set up: {exc}")
             self.problem_label.show()
-        else:
-            self.problem_label.hide()
-        self.text_area.updateGeometry()  # the panel's height follows the stop's words
+            self.text_area.updateGeometry()
         self.stop_shown.emit(index)
+
+    def _fit_words(self) -> None:
+        """The panel as tall as this stop's words now, not after the layouts' next round:
+        a stop scrolls its tab to what it shows, which a late change of height would cut."""
+        self.text_area.updateGeometry()
+        page = self.pages.currentWidget()
+        page.layout().activate()  # recomputes its inner layouts (the words) too
+        widget = page
+        while widget is not None and widget is not self._window:
+            widget.updateGeometry()  # each parent's layout drops its cached size hint
+            widget = widget.parentWidget()
+        self._window.layout().activate()
 
     def finish(self) -> None:
         """The end: offer to put the user's setup back."""

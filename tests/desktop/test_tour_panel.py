@@ -426,3 +426,34 @@ def test_a_stop_after_a_pointed_cell_shows_the_network_from_the_top_unmarked(win
         assert tour.STOPS[index].setup.hover is None
         assert tab.network_view.hover_text == "" and not tab.network_view.drawn_links()
         assert tab.network_scroll.verticalScrollBar().value() == 0
+
+
+@pytest.mark.parametrize("height", [700, 560])
+def test_the_cell_a_stop_points_at_is_in_sight(qtbot, settings, height):
+    """'The output cell of the 8 is marked': in a 1024x700 window and in the smallest one
+    (the Classify tab scrolls too), the marked cell is in sight, not cut at the bottom by
+    the tab's or the panel's layout settling after the stop scrolled to it."""
+    from PySide6.QtCore import QPoint
+    from PySide6.QtWidgets import QScrollArea
+
+    window = MainWindow(settings=settings)
+    qtbot.addWidget(window)
+    window.resize(1024, height)
+    window.show()
+    panel = window.start_tour()
+    tab = window.classify_tab
+    for index, stop in enumerate(tour.STOPS):
+        if not isinstance(stop.setup, tour.ClassifySetup) or stop.setup.hover is None:
+            continue
+        with qtbot.waitSignal(panel.stop_shown, timeout=LOAD_MS):
+            panel.show_stop(index - 1)  # from the stop before, as Next comes
+        qtbot.waitUntil(lambda: _idle(window), timeout=LOAD_MS)
+        with qtbot.waitSignal(panel.stop_shown, timeout=LOAD_MS):
+            panel.show_stop(index)
+        qtbot.waitUntil(lambda: _idle(window) and tab.result is not None, timeout=LOAD_MS)
+        centre = tab.network_view.cell_center(*stop.setup.hover)
+        for area in (tab.network_scroll, tab.findChild(QScrollArea, "classifyScroll")):
+            viewport = area.viewport()
+            y = tab.network_view.mapTo(viewport, centre).y()
+            assert 20 <= y <= viewport.height() - 20, (stop.title, height, y)
+        assert tab.network_view.mapTo(window, QPoint(0, centre.y())).y() < panel.y()
