@@ -6,7 +6,8 @@ changes anything, each tab's :meth:`snapshot` keeps what the user had (image, ke
 settings, model, architecture, the tab shown); at the end the panel offers to put it back.
 
 The panel (objectName ``tourPanel``) is a dock at the bottom of the window, so it takes room
-from the tabs instead of covering them. Signals: ``stop_shown(index)`` once a stop is set up,
+from the tabs instead of covering them. Alt+← / Alt+→ and Esc work wherever the focus is in
+the window while it shows. Signals: ``stop_shown(index)`` once a stop is set up,
 ``ended(restored)`` when the user leaves the tour.
 """
 
@@ -217,7 +218,9 @@ class TourPanel(QDockWidget):
         self.text_label.setText(stop.text)
         self.text_area.verticalScrollBar().setValue(0)
         self.back_button.setEnabled(index > 0)
-        self.next_button.setText("Next ▶" if index + 1 < len(tour.STOPS) else "Finish")
+        last = index + 1 == len(tour.STOPS)
+        self.next_button.setText("Finish" if last else "Next ▶")
+        self.next_button.setToolTip(f"{'Finish' if last else 'Next'} (Alt+→)")
         self.problem_label.hide()
         self._fit_words()  # the tabs get their size for this stop before it sets them up
         try:

@@ -457,3 +457,14 @@ def test_the_cell_a_stop_points_at_is_in_sight(qtbot, settings, height):
             y = tab.network_view.mapTo(viewport, centre).y()
             assert 20 <= y <= viewport.height() - 20, (stop.title, height, y)
         assert tab.network_view.mapTo(window, QPoint(0, centre.y())).y() < panel.y()
+
+
+def test_the_last_stops_finish_button_says_finish_in_its_tooltip_too(window, qtbot):
+    panel = window.start_tour()
+    with qtbot.waitSignal(panel.stop_shown, timeout=LOAD_MS):
+        panel.show_stop(len(tour.STOPS) - 1)
+    assert panel.next_button.text() == "Finish"
+    assert panel.next_button.toolTip() == "Finish (Alt+→)"
+    with qtbot.waitSignal(panel.stop_shown, timeout=LOAD_MS):
+        panel.show_stop(0)
+    assert panel.next_button.toolTip() == "Next (Alt+→)"
