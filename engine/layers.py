@@ -939,7 +939,7 @@ INITS = ("torch", "he", "xavier")
 INIT_NOTE = (
     "LeNet starts with He initialisation (weights drawn from N(0, 2/fan_in), biases 0), "
     "made for ReLU networks: in the short runs a laptop allows it learns faster than "
-    "PyTorch's default (uniform +-1/sqrt(fan_in)). The price is a first loss of 3 to 6 "
+    "PyTorch's default (uniform ±1/√fan_in). The price is a first loss of 3 to 6 "
     "instead of ln K (2.30 for 10 classes, a uniform guess): the random network's scores "
     "are already confident, and wrong. Layers with init 'torch' (the default of a graph "
     "node) start near ln K."

@@ -124,6 +124,7 @@ class FilterPages(QTabWidget):
         v.addWidget(self.histogram)
         self.value_label = QLabel(objectName="valueRange")
         self.value_label.setStyleSheet("QLabel { color: #5f6368; }")
+        self.value_label.setWordWrap(True)  # a narrow window: "mean 3.465" on a line of its own
         v.addWidget(self.value_label)
         return box
 

@@ -176,5 +176,11 @@ class FilterSettingsPanel(QWidget):
         self.formula.setText(f"Output size = (W − F + 2P)/S + 1<br>width&nbsp; {fw}<br>height {fh}")
 
     def show_stages(self, stages: list[tuple[str, tuple[int, ...]]]) -> None:
-        shapes = " → ".join(f"{name} <b>{'×'.join(map(str, shape))}</b>" for name, shape in stages)
+        """Each stage's shape, H×W×C; with several kernels "7 maps of H×W×C"."""
+
+        def shape_text(shape: tuple[int, ...]) -> str:
+            one = "<b>" + "×".join(map(str, shape[-3:])) + "</b>"
+            return f"<b>{shape[0]}</b> maps of {one}" if len(shape) == 4 else one
+
+        shapes = " → ".join(f"{name} {shape_text(shape)}" for name, shape in stages)
         self.stages_label.setText(shapes + " <span style='color:#5f6368'>(H×W×C)</span>")

@@ -441,10 +441,11 @@ def test_learned_filter_request_stacks_save_and_copy(window, qtbot, tmp_path, rn
         qtbot.mouseClick(tab.editor.add_kernel_button, Qt.MouseButton.LeftButton)
     assert tab.result().maps.shape[0] == 2
     assert tab.pages.tabText(1) == "Feature maps (2)"
+    h, w = tab.image().shape[:2]  # the stack's shape said "2×H×W×1 (H×W×C)": not H×W×C
+    assert f"conv <b>2</b> maps of <b>{h}×{w}×1</b>" in tab.settings_panel.stages_label.text()
     raw = tmp_path / "maps.npy"
     with qtbot.waitSignal(tab.result_saved, timeout=10000):
         assert tab.save_result_to(raw)
-    h, w = tab.image().shape[:2]
     assert np.load(raw).shape == (2, h, w)
     np.testing.assert_allclose(
         np.load(raw)[0], F.correlate(F.to_gray(tab.image()), learned), atol=1e-3
