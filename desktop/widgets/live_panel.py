@@ -52,7 +52,12 @@ def live_views(model, sample: np.ndarray | None) -> LiveViews:
     convs = [f.name for f in facts if f.kind == "conv2d" and f.kernel > 1][:2]
     filters = [(n, model.conv_filters(n)) for n in convs]
     layers, problem = None, ""
-    if sample is not None:
+    if sample is None:  # a model loaded before any dataset: say what to do, not "load a model"
+        problem = (
+            "No image pinned yet: load a dataset (its first training image is pinned) or pin "
+            "the Classify tab's image to see what each layer makes of it."
+        )
+    else:
         try:
             layers = display_layers(model.activations(sample[None]), facts)
         except EngineError as exc:  # a colour model and a grey sample, or other sizes

@@ -588,3 +588,16 @@ def test_a_deep_network_view_shows_in_its_scrolled_window_what_the_whole_view_sh
                         before[layer.name, index, where] = seen
             assert checked > 20
         assert not image or changed > 20  # the second network's maps are not the first's
+
+
+def test_a_model_shown_before_any_image_is_pinned_says_to_pin_one(qtbot):
+    """A model loaded into the Train tab before a dataset: the live page said "Train or load a
+    model", beside that model's filters; it now says how to pin an image."""
+    panel = LivePanel()
+    qtbot.addWidget(panel)
+    panel.resize(1000, 700)
+    panel.show()
+    panel.set_model(_model("resnet8"))
+    caption = panel.activation_view._caption
+    assert caption.startswith("No image pinned yet") and "load a model" not in caption
+    assert panel.filter_view.tiles()  # the model's filters show meanwhile
