@@ -164,7 +164,10 @@ class DrawCanvas(QWidget):
             Qt.PenJoinStyle.RoundJoin,
         )
         painter.setPen(pen)
-        painter.drawLine(a, b)
+        if a == b:  # a tap: a zero-length line paints nothing, a point is a round dot
+            painter.drawPoint(a)
+        else:
+            painter.drawLine(a, b)
         painter.end()
         self.update()
         if not self._emit_timer.isActive():

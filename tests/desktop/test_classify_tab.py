@@ -487,3 +487,19 @@ def test_outputs_that_are_not_numbers_show_a_message_not_nan_bars(qtbot, monkeyp
     qtbot.waitUntil(lambda: not widget.background_busy(), timeout=10000)
     widget.close()
     widget.deleteLater()
+
+
+def test_a_click_without_moving_leaves_a_dot_and_undo_removes_it(qtbot, tab):
+    """A tap of the pen (press and release in one place) paints a round dot of the pen's width,
+    so Undo after it removes something the user sees, not an invisible step."""
+    canvas = tab.canvas
+    _stroke(qtbot, canvas, [(140, 50), (140, 230)])
+    stroke_only = canvas.pixels()
+    with qtbot.waitSignal(canvas.drawing_changed, timeout=1000) as blocker:
+        _stroke(qtbot, canvas, [(60, 140)])  # press and release, no move
+    dot = blocker.args[0] > 0
+    ys, xs = np.nonzero(dot & (stroke_only == 0))
+    assert xs.size and abs(xs.mean() - 60) < 3 and abs(ys.mean() - 140) < 3
+    assert 14 <= xs.max() - xs.min() + 1 <= 24  # the pen's 20 px across
+    tab.draw_panel.undo_button.click()
+    assert np.array_equal(canvas.pixels(), stroke_only)
