@@ -47,6 +47,11 @@ SPECK_FRACTION = 0.02
 MAX_GROUPS = 40
 #: An image with more of its area "ink" than this is a photo or texture, not ink on paper.
 MAX_INK_FRACTION = 0.4
+#: Why an image gave no digits (``convscope read`` reports it as a failed file).
+NO_DIGITS = (
+    "no digits found: the image is blank, or its marks are too faint or too small to be "
+    "digits; use an image with a row of clearly visible digits"
+)
 
 
 @dataclass(frozen=True)

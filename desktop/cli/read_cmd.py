@@ -7,8 +7,8 @@ left to right. Text output is one line per image: ``file: 4075  (4 0 7 5: 99% 97
 "confidence"}]}`` (``box`` is ``[x0, y0, x1, y1]`` in the image's pixels, x1/y1 exclusive);
 an unreadable file gets ``{"file", "error"}``.
 
-Exit status: 0 every image read; 1 some images could not be read (each is one line on stderr);
-2 nothing read (bad model, no images, every image failed).
+Exit status: 0 every image read; 1 some images could not be read or hold no digits (each is one
+line on stderr); 2 nothing read (bad model, no images, every image failed).
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     from engine.imageio import load_image
     from engine.inference import preparation_for
     from engine.modelfile import load_model
-    from engine.reading import read_digits
+    from engine.reading import NO_DIGITS, read_digits
 
     model = load_model(resolve_model_path(args.model))
     if preparation_for(model) != "digit":
@@ -74,6 +74,8 @@ def run(args: argparse.Namespace) -> int:
     for path in files:
         try:
             reading = read_digits(model, load_image(path))
+            if not reading.digits:
+                raise EngineError(NO_DIGITS)
         except EngineError as exc:
             problem = without_name(str(exc), path)  # the line starts with the path already
             problems.append((str(path), problem))
@@ -96,8 +98,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _format_line(result: dict[str, Any]) -> str:
     digits = result["digits"]
-    if not digits:
-        return f"{result['file']}: (no digits found)"
     each = " ".join(d["prediction"] for d in digits)
     sure = " ".join(f"{d['confidence']:.0%}" for d in digits)
     return f"{result['file']}: {result['text']}  ({each}: {sure})"

@@ -265,3 +265,25 @@ def test_extreme_shapes_and_thin_strips_never_raise(model):
         assert all(
             0 <= d.box[0] < d.box[2] <= w and 0 <= d.box[1] < d.box[3] <= h for d in reading.digits
         )
+
+
+def test_cli_read_of_an_image_without_digits_is_a_failure(mnist, model_file, tmp_path, capsys):
+    """A blank page is not "read": one line on stderr, an error in the JSON, and the exit
+    status of a failed file (2 alone, 1 beside a number that was read), as classify does."""
+    import json
+
+    from desktop.cli import main
+    from engine.imageio import save_image
+
+    blank = tmp_path / "blank.png"
+    save_image(np.full((80, 120), 255, np.uint8), blank)
+    number = tmp_path / "n.png"
+    save_image(_number([mnist.test_images[i] for i in (0, 1)]), number)
+    assert main(["read", str(model_file), str(blank)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.count("\n") == 1 and "no digits found" in captured.err
+    assert main(["read", str(model_file), str(number), str(blank), "--json"]) == 1
+    out = json.loads(capsys.readouterr().out)
+    assert len(out[0]["digits"]) == 2
+    assert out[1]["file"] == str(blank) and "no digits found" in out[1]["error"]
