@@ -8,7 +8,9 @@ maybe a transparent drawing or a phone photo of paper under uneven light. The st
 1. **Gray.** EXIF orientation, 16-bit, palette, CMYK... are handled by
    :func:`engine.imageio.load_image`. Here colour becomes luma, and alpha is composited onto
    white (a transparent drawing is dark strokes on paper). If that leaves nothing to see
-   (light strokes on a transparent background), the alpha channel itself is the ink.
+   (light strokes on a transparent background), the alpha channel itself is the ink. A darker
+   desk showing around a photographed sheet is painted the paper's level
+   (:func:`engine.paper.fill_surround`); ``original`` keeps the picture as it is.
 2. **Locate at low resolution.** Big images are box-reduced (``Image.reduce``) to at most
    :data:`WORK_SIZE` pixels on their longest side first: finding the ink does not need 12
    megapixels, and it keeps a 1-megapixel image within a few milliseconds.
@@ -32,8 +34,9 @@ maybe a transparent drawing or a phone photo of paper under uneven light. The st
    **place by centre of mass** in 28x28, at (14, 14) as in MNIST (measured: the mean centre
    of mass of the MNIST training digits is (13.99, 14.01) in pixel indices).
 
-``auto_invert=False`` skips steps 3-4 (the image is taken as white ink on a black background
-as it is: a photo of paper then becomes a white square with a dark digit);
+``auto_invert=False`` skips the desk of step 1 and steps 3-4 (the image is taken as white ink
+on a black background as it is: a photo of paper then becomes a white square with a dark
+digit);
 ``center=False`` skips steps 6-8 (the whole picture is scaled into 28x28), which shows why
 they matter: a small digit in a large picture becomes a speck.
 
@@ -60,6 +63,7 @@ from engine import imageops
 from engine.errors import EngineError
 from engine.imageio import image_array
 from engine.imageops import box_blur3
+from engine.paper import fill_surround
 
 __all__ = [
     "BOX",
@@ -125,7 +129,9 @@ def prepare_digit(
         EngineError: the image has no ink (blank, uniform or only noise).
         ShapeError: the array is not an image.
     """
-    gray = ink_gray(image)
+    shown = ink_gray(image)
+    # a desk around a photographed sheet becomes paper (a polarity question: auto_invert's)
+    gray = fill_surround(shown) if auto_invert else shown
     h, w = gray.shape
     # Reduce the long side to WORK_SIZE, but keep the short side >= MIN_WORK_SIDE (a long, thin
     # picture must not collapse to a few pixels across).
@@ -158,7 +164,7 @@ def prepare_digit(
 
     if not center:
         field = _stretch(ink, level, floor)
-        return PreparedDigit(_fit_whole(field), gray, inverted, bbox)
+        return PreparedDigit(_fit_whole(field), shown, inverted, bbox)
 
     x0, y0, x1, y1 = mask_bbox
     crop = ink[y0:y1, x0:x1]
@@ -178,7 +184,7 @@ def prepare_digit(
             sx0, sy0, sx1, sy1 = sub
             crop, level, floor = fine[sy0:sy1, sx0:sx1], fine_level, fine_floor
     patch = _fit_box(_stretch(crop, level, floor))
-    return PreparedDigit(_place_by_mass(patch), gray, inverted, bbox)
+    return PreparedDigit(_place_by_mass(patch), shown, inverted, bbox)
 
 
 def prepare_digit_file(

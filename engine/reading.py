@@ -5,7 +5,8 @@ LeNet's original job was reading ZIP codes. The steps, each a small function:
 1. :func:`ink_map` - ink strength 0..1 per pixel, whatever the polarity and the lighting: the
    paper's level is estimated by a grey closing of a thumbnail (:func:`paper_level`, for phone
    photos under uneven light), ink is the distance from it, and Otsu's threshold on that
-   distance separates ink from paper.
+   distance separates ink from paper. A darker desk around a photographed sheet is made paper
+   first (:func:`engine.paper.fill_surround`).
 2. :func:`label_components` - 8-connected components of the ink mask, found on *runs* (horizontal
    stretches of ink) with a union-find, so the Python loop is over runs, not pixels.
 3. :func:`segment_digits` - merge the broken pieces of one digit (the bar and the body of a 5,
@@ -34,6 +35,7 @@ from PIL import Image
 
 from engine.errors import EngineError
 from engine.imageops import otsu_threshold, to_gray, window_filter
+from engine.paper import fill_surround
 from engine.preprocess import classify_images, prepare_digit
 
 Box = tuple[int, int, int, int]  # (x0, y0, x1, y1), x1/y1 exclusive
@@ -462,7 +464,7 @@ def read_digits(model, image: np.ndarray, *, max_side: int = 600) -> Reading:
 
     Ink below a tenth of the strongest stroke is treated as paper (JPEG noise, paper texture).
     """
-    gray = to_gray(image, alpha="white", dtype=np.float32)
+    gray = fill_surround(to_gray(image, alpha="white", dtype=np.float32))
     groups, ink, factor = _segment(gray, max_side, 1.25, 0.6)
     if not groups:
         return Reading("", [])

@@ -263,3 +263,75 @@ def test_classify_images_gives_probabilities_for_28_and_32_pixel_models():
         np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-5)
     with pytest.raises(ShapeError):
         classify_images(lenet5(), np.zeros((2, 28, 28), np.float32))
+
+
+def _on_a_desk(sheet: np.ndarray, desk: int = 70, margin: tuple[int, int] = (90, 60)):
+    """A phone photo of ``sheet`` (gray) lying on a darker desk, slightly turned: the desk
+    shows all round, wider at the top and left."""
+    h, w = sheet.shape
+    mx, my = margin
+    photo = Image.new("L", (w + mx + 30, h + my + 20), desk)
+    photo.paste(Image.fromarray(sheet), (mx, my))
+    photo = photo.rotate(4, resample=Image.Resampling.BICUBIC, fillcolor=desk)
+    noise = np.random.default_rng(3).normal(0, 4, (photo.height, photo.width))
+    return np.clip(np.asarray(photo, np.float64) + noise, 0, 255).astype(np.uint8)
+
+
+def test_a_sheet_on_a_darker_desk_is_read_as_paper():
+    """The desk around the sheet once made the whole sheet "ink" (no ink found, or a blob)."""
+    from engine.paper import fill_surround
+
+    h, w = 300, 260
+    yy = np.mgrid[0:h, 0:w][0]
+    paper = 235 - 30 * (yy / h)  # a little darker towards the bottom
+    seven = _seven(size=(w, h), box=(90, 80, 170, 220)).astype(np.float64) / 255
+    sheet = np.clip(paper * seven + 40 * (1 - seven), 0, 255).astype(np.uint8)
+    photo = _on_a_desk(sheet)
+    d = prepare_digit(photo)
+    assert d.inverted is True
+    assert d.original is photo or np.array_equal(d.original, photo)  # shown as it is
+    ref = prepare_digit(_on_a_desk(sheet, desk=235)).image  # the same photo, a white desk
+    assert _iou(d.image, ref) > 0.9
+    # the desk became paper: the same level as the sheet beside it, nothing darker
+    filled = fill_surround(photo)
+    assert filled[:20].min() > 180 and filled[:, :20].min() > 180
+
+
+@pytest.mark.parametrize(
+    "picture",
+    [
+        "white_on_black",
+        "touching_the_edge",
+        "vignetting",
+    ],
+)
+def test_pictures_without_a_desk_are_left_alone(picture):
+    """A white-on-black drawing's background, ink running off the edge and dark corners of a
+    photo are not a desk."""
+    from engine.paper import fill_surround
+
+    if picture == "white_on_black":
+        gray = _seven(size=(280, 280), box=(40, 30, 250, 260), ink=255, paper=0, width=48)
+    elif picture == "touching_the_edge":
+        gray = _seven(size=(240, 240), box=(0, 0, 200, 239), width=30)
+    else:
+        h, w = 240, 320
+        yy, xx = np.mgrid[0:h, 0:w]
+        shade = 230 - 160 * ((yy / h - 0.5) ** 2 + (xx / w - 0.5) ** 2) * 2
+        seven = _seven(size=(w, h), box=(40, 60, 120, 220)).astype(np.float64) / 255
+        gray = np.clip(shade * seven + 50 * (1 - seven), 0, 255).astype(np.uint8)
+        assert gray[-1, 0] < 150  # the corners are darker than Otsu's split
+    assert fill_surround(gray) is gray
+
+
+def test_a_bold_white_digit_cropped_tight_is_no_sheet_on_a_desk():
+    """Its black corners touch the edge and its hole lies apart: a "sheet" in a dark frame,
+    but the hole is a blob, not strokes of ink, so nothing is painted over."""
+    from engine.paper import fill_surround
+
+    img = Image.new("L", (200, 240), 0)
+    draw = ImageDraw.Draw(img)
+    draw.ellipse((4, 4, 196, 236), fill=255)
+    draw.ellipse((80, 70, 120, 170), fill=0)  # a bold 0
+    gray = np.asarray(img)
+    assert fill_surround(gray) is gray

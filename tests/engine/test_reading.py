@@ -287,3 +287,15 @@ def test_cli_read_of_an_image_without_digits_is_a_failure(mnist, model_file, tmp
     out = json.loads(capsys.readouterr().out)
     assert len(out[0]["digits"]) == 2
     assert out[1]["file"] == str(blank) and "no digits found" in out[1]["error"]
+
+
+def test_a_number_on_a_sheet_on_a_darker_desk_is_read(mnist, model):
+    """The desk around a photographed sheet once became the "paper" and the sheet the ink."""
+    from PIL import Image
+
+    sheet = Image.fromarray(np.clip(_number([mnist.test_images[i] for i in (0, 1, 2)]), 0, 230))
+    photo = Image.new("L", (sheet.width + 120, sheet.height + 90), 60)
+    photo.paste(sheet, (80, 50))
+    photo = photo.rotate(3, resample=Image.Resampling.BICUBIC, fillcolor=60)
+    expected = "".join(str(int(mnist.test_labels[i])) for i in (0, 1, 2))
+    assert read_digits(model, np.asarray(photo)).text == expected
