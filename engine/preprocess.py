@@ -71,6 +71,7 @@ __all__ = [
     "WORK_SIZE",
     "PreparedDigit",
     "classify_images",
+    "ink_extremes",
     "ink_gray",
     "prepare_digit",
     "prepare_digit_file",
@@ -133,15 +134,7 @@ def prepare_digit(
     # a desk around a photographed sheet becomes paper (a polarity question: auto_invert's)
     gray = fill_surround(shown) if auto_invert else shown
     h, w = gray.shape
-    # Reduce the long side to WORK_SIZE, but keep the short side >= MIN_WORK_SIDE (a long, thin
-    # picture must not collapse to a few pixels across).
-    factor = max(1, min(math.ceil(max(h, w) / WORK_SIZE), min(h, w) // MIN_WORK_SIDE))
-    pil = Image.fromarray(gray)
-    small = pil.reduce(factor) if factor > 1 else pil
-    work = np.asarray(small, dtype=np.float32)
-    # 3x3 blur against grain, for the extremes (Pillow's box blur on uint8 is cheap).
-    smooth = np.asarray(small.filter(_BLUR3), dtype=np.float32)
-
+    factor, small, work, smooth = _reduced(gray)
     inverted = bool(auto_invert) and _ink_is_dark(work, smooth)
     if inverted:
         work = 255.0 - work
@@ -264,10 +257,39 @@ def _border(work: np.ndarray) -> np.ndarray:
     )
 
 
+def _reduced(gray: np.ndarray) -> tuple[int, Image.Image, np.ndarray, np.ndarray]:
+    """(factor, small, work, smooth): ``gray`` (uint8) box-reduced by ``factor`` so its long
+    side is at most WORK_SIZE but its short side at least MIN_WORK_SIDE (a long, thin picture
+    must not collapse to a few pixels across), as Pillow and float32, and 3x3 blurred against
+    grain for the extremes (Pillow's box blur on uint8 is cheap)."""
+    h, w = gray.shape
+    factor = max(1, min(math.ceil(max(h, w) / WORK_SIZE), min(h, w) // MIN_WORK_SIDE))
+    pil = Image.fromarray(gray)
+    small = pil.reduce(factor) if factor > 1 else pil
+    work = np.asarray(small, dtype=np.float32)
+    return factor, small, work, np.asarray(small.filter(_BLUR3), dtype=np.float32)
+
+
+def _extremes(work: np.ndarray, smooth: np.ndarray) -> tuple[float, float, float]:
+    """(background, darkest, brightest): the border ring's median and the blurred extremes."""
+    return float(np.median(_border(work))), float(smooth.min()), float(smooth.max())
+
+
 def _ink_is_dark(work: np.ndarray, smooth: np.ndarray) -> bool:
     """Is the ink darker than the background? Compare the extremes with the border median."""
-    bg = float(np.median(_border(work)))
-    return bg - float(smooth.min()) > float(smooth.max()) - bg
+    bg, darkest, brightest = _extremes(work, smooth)
+    return bg - darkest > brightest - bg
+
+
+def ink_extremes(gray: np.ndarray) -> tuple[float, float, float]:
+    """(background, darkest, brightest) of a gray picture (uint8, or float in 0..255), as
+    :func:`prepare_digit` decides the polarity: the ink is dark when ``background - darkest >
+    brightest - background``. The extremes are those of the whole picture (reduced and
+    blurred, against grain), so a digit a few pixels wide in a big photo counts
+    (``engine.reading`` decides by them too)."""
+    as_bytes = gray if gray.dtype == np.uint8 else np.clip(gray + 0.5, 0, 255).astype(np.uint8)
+    _, _, work, smooth = _reduced(np.ascontiguousarray(as_bytes))
+    return _extremes(work, smooth)
 
 
 @dataclass(frozen=True)

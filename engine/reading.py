@@ -36,7 +36,7 @@ from PIL import Image
 from engine.errors import EngineError
 from engine.imageops import otsu_threshold, to_gray, window_filter
 from engine.paper import fill_surround
-from engine.preprocess import classify_images, prepare_digit
+from engine.preprocess import classify_images, ink_extremes, prepare_digit
 
 Box = tuple[int, int, int, int]  # (x0, y0, x1, y1), x1/y1 exclusive
 
@@ -117,18 +117,14 @@ class Reading:
 def ink_map(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(ink float32 0..1, mask bool) of a gray image, dark-on-light or light-on-dark.
 
-    The polarity: whichever extreme (of the darkest and brightest pixels of ~64x64 blocks) lies
-    further from the border median is the ink. The paper under uneven light (a phone photo) is
-    estimated by :func:`paper_level`; ink is the distance from it in the ink's direction,
-    scaled so that a high percentile of the inked pixels is 1. Otsu's threshold (at least
-    0.25) makes the mask.
+    The polarity: whichever extreme (darkest or brightest,
+    :func:`engine.preprocess.ink_extremes`, as a single digit is prepared) lies further from the
+    background is the ink. The paper under uneven light (a phone photo) is estimated by
+    :func:`paper_level`; ink is the distance from it in the ink's direction, scaled so that a
+    high percentile of the inked pixels is 1. Otsu's threshold (at least 0.25) makes the mask.
     """
-    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
-    level = float(np.median(border))
-    f = max(1, -(-max(gray.shape) // 64))  # extremes of ~64x64 blocks keep thin strokes
-    blocks = _blocks(gray, f)
-    lo = float(np.percentile(blocks.min(axis=(1, 3)), 0.5))
-    hi = float(np.percentile(blocks.max(axis=(1, 3)), 99.5))
+    # the extremes of the whole picture: a number a few percent of a photo's width counts
+    level, lo, hi = ink_extremes(gray)
     dark = level - lo > hi - level
     if max(level - lo, hi - level) < 8:  # no contrast: blank paper
         return np.zeros_like(gray, dtype=np.float32), np.zeros(gray.shape, dtype=bool)

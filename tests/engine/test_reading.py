@@ -299,3 +299,21 @@ def test_a_number_on_a_sheet_on_a_darker_desk_is_read(mnist, model):
     photo = photo.rotate(3, resample=Image.Resampling.BICUBIC, fillcolor=60)
     expected = "".join(str(int(mnist.test_labels[i])) for i in (0, 1, 2))
     assert read_digits(model, np.asarray(photo)).text == expected
+
+
+def test_a_small_number_in_a_big_unevenly_lit_photo_is_read(mnist, model):
+    """A number a few percent of a phone photo's width, the light brighter at one corner: the
+    polarity once came from percentiles that a small number never reached, so the bright
+    corner was taken for (white) ink and the reading was nonsense."""
+    digits = [mnist.test_images[i] for i in (0, 1)]
+    number = _number(digits, scale=2).astype(np.float64)  # about 140 x 80 pixels
+    h, w = 1200, 1600
+    yy, xx = np.mgrid[0:h, 0:w]
+    light = 170 + 40 * (xx / w) * (1 - yy / h)  # brighter towards the top right
+    photo = light.copy()
+    y0, x0 = 500, 400
+    nh, nw = number.shape
+    photo[y0 : y0 + nh, x0 : x0 + nw] *= number / 255
+    photo += np.random.default_rng(4).normal(0, 3, photo.shape)
+    reading = read_digits(model, np.clip(photo, 0, 255).astype(np.uint8))
+    assert reading.text == "".join(str(int(mnist.test_labels[i])) for i in (0, 1))
