@@ -341,8 +341,10 @@ def _lighting(work: np.ndarray, peak: float, small: Image.Image, inverted: bool)
         return _Lighting((constant, 0, 0, 0, 0, 0), w, h)
     design = _design(th, tw)
     values = thumb.reshape(-1).astype(np.float64)
-    # Start from the darker half: the ink (bright) is a minority, the paper the rest.
-    keep = values <= np.median(values)
+    # Start from the darker half (the ink, bright, is usually a minority), but never from much
+    # above the border's level: a digit cropped tight can be more than half ink.
+    start = constant + 0.25 * max(peak - constant, MIN_CONTRAST)
+    keep = values <= min(float(np.median(values)), start)
     coeffs = np.zeros(6)
     for _ in range(4):
         if keep.sum() < 12:
@@ -361,9 +363,19 @@ def _lighting(work: np.ndarray, peak: float, small: Image.Image, inverted: bool)
 
 
 def _noise(residual: np.ndarray) -> float:
-    """Robust standard deviation of the paper's grain: 1.4826 * MAD of the residual."""
+    """Robust standard deviation of the paper's grain (and of the lighting fit's errors):
+    1.4826 * MAD of the residual, but at most three times the same measured below the fit.
+
+    The ink lies all above the fit (bright), so the pixels at or below it are paper whatever
+    the share of ink: a digit cropped tight, its strokes touching every edge, can be half ink
+    or more, and the MAD of all pixels is then the ink's contrast, not the grain ("no ink").
+    """
     sample = residual[::2, ::2] if residual.size > 4096 else residual
-    return 1.4826 * float(np.median(np.abs(sample - np.median(sample))))
+    mad = 1.4826 * float(np.median(np.abs(sample - np.median(sample))))
+    below = sample[sample <= 0]
+    if below.size < 0.05 * sample.size:  # the fit lies under nearly all the paper
+        return mad
+    return min(mad, 3.0 * 1.4826 * float(np.median(-below)))
 
 
 @functools.lru_cache(maxsize=8)
