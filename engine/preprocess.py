@@ -24,6 +24,8 @@ maybe a transparent drawing or a phone photo of paper under uneven light. The st
 5. **Ink contrast.** The ink level is a high percentile of the clearly-inked pixels; levels
    are stretched so the stroke cores become 255 and the paper 0 (noise below a fraction of
    the ink contrast is cut). No ink clearly above the noise -> :class:`EngineError`.
+   Ruled or squared paper: thin lines across the whole picture are taken out
+   (:func:`_without_rules`).
 6. **Crop** to the ink (ignoring specks: the ends of the row/column ink profiles holding less
    than :data:`SPECK_MASS` of the ink are trimmed). A small digit in a big image is cropped
    again from the full-resolution picture, so it is not resampled twice.
@@ -148,6 +150,7 @@ def prepare_digit(
     residual = work - lighting.sample(0, 0, w0, h0, work.shape)
     noise = _noise(residual)
     ink = np.maximum(residual, 0.0)
+    ink, ruled = _without_rules(ink, noise)
     smooth_ink = box_blur3(ink)
     level, floor = _ink_level(ink, noise, smooth_ink)
     mask_bbox = _ink_bbox(smooth_ink, level, noise)
@@ -161,7 +164,7 @@ def prepare_digit(
 
     x0, y0, x1, y1 = mask_bbox
     crop = ink[y0:y1, x0:x1]
-    if factor > 1 and max(x1 - x0, y1 - y0) < 2 * BOX:
+    if factor > 1 and max(x1 - x0, y1 - y0) < 2 * BOX and not ruled:
         # A small digit in a big picture: crop it again from the full resolution.
         fine, reduce = _full_res_crop(gray, bbox, lighting, factor, inverted)
         fine = np.maximum(fine, 0.0)
@@ -387,6 +390,37 @@ def _design(th: int, tw: int) -> np.ndarray:
     d = np.stack([np.ones_like(uu), uu, vv, uu * uu, uu * vv, vv * vv], axis=-1).reshape(-1, 6)
     d.flags.writeable = False
     return d
+
+
+def _without_rules(ink: np.ndarray, noise: float) -> tuple[np.ndarray, bool]:
+    """``ink`` with the lines of ruled or squared paper taken out, and whether there were any.
+
+    A rule is a thin band of rows (columns) inked across the whole picture: 95% of each row's
+    pixels above the grain. Two or more such bands make ruled paper (one alone may be the bar
+    of a 7 cropped tight); each band is replaced by the blend of the rows either side of it,
+    so a stroke crossing a rule goes on through it. Bands thicker than about 1.5% of the
+    picture (a shadow, a stroke) are left alone.
+    """
+    found = False
+    for axis in (0, 1):
+        a = ink if axis == 0 else ink.T
+        floor = max(3.0 * noise, MIN_CONTRAST / 2)
+        inked = np.percentile(a, 5, axis=1) > floor
+        thin = max(2, round(0.015 * a.shape[0]))
+        edges = np.flatnonzero(np.diff(np.concatenate([[0], inked.astype(np.int8), [0]])))
+        runs = zip(edges[::2], edges[1::2], strict=True)
+        bands = [(int(b0), int(b1)) for b0, b1 in runs if b1 - b0 <= thin]
+        if len(bands) < 2:
+            continue
+        a = a.copy()
+        for b0, b1 in bands:
+            above = a[b0 - 1] if b0 > 0 else a[b1] if b1 < len(a) else np.zeros_like(a[0])
+            below = a[b1] if b1 < len(a) else above
+            t = (np.arange(b0, b1) - (b0 - 1)) / (b1 - b0 + 1)
+            a[b0:b1] = above[None, :] * (1 - t)[:, None] + below[None, :] * t[:, None]
+        ink = a if axis == 0 else a.T
+        found = True
+    return np.ascontiguousarray(ink), found
 
 
 def _ink_level(ink: np.ndarray, noise: float, smooth: np.ndarray) -> tuple[float, float]:

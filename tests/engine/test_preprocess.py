@@ -363,3 +363,27 @@ def test_a_digit_cropped_tight_with_its_strokes_touching_every_edge():
         same += tight.inverted and _iou(tight.image, prepare_digit(margin).image) > 0.8
     assert cases >= 30
     assert same >= 0.6 * cases, f"{same} of {cases}"  # none before
+
+
+@pytest.mark.parametrize("paper", ["ruled", "squared"])
+def test_pencil_on_ruled_or_squared_paper_loses_the_lines(paper):
+    """Light pencil lines of a notebook are nearly as dark as a pencil digit: they were taken
+    for ink, and the digit became a speck in a picture of lines."""
+    h, w = 400, 400
+    seven = _seven(size=(w, h), box=(140, 110, 260, 290), width=10).astype(np.float64) / 255
+    page = np.full((h, w), 232.0)
+    for k in range(18, h, 36):
+        page[k : k + 2] = 190  # the rules, 36 px apart
+        if paper == "squared":
+            page[:, k : k + 2] = 190
+    photo = np.minimum(page, 232 * seven + 150 * (1 - seven))  # grey pencil over the rules
+    photo += np.random.default_rng(6).normal(0, 3, photo.shape)
+    photo = np.asarray(
+        Image.fromarray(np.clip(photo, 0, 255).astype(np.uint8)).filter(
+            ImageFilter.GaussianBlur(0.8)
+        )
+    )
+    d = prepare_digit(photo)
+    ref = prepare_digit(_seven(size=(w, h), box=(140, 110, 260, 290), width=10))
+    assert d.bbox is not None and d.bbox[2] - d.bbox[0] < 200  # the digit, not the page
+    assert _iou(d.image, ref.image) > 0.9
