@@ -5,8 +5,7 @@ LeNet's original job was reading ZIP codes. The steps, each a small function:
 1. :func:`ink_map` - ink strength 0..1 per pixel, whatever the polarity and the lighting: the
    paper's level is estimated by a grey closing of a thumbnail (:func:`paper_level`, for phone
    photos under uneven light), ink is the distance from it, and Otsu's threshold on that
-   distance separates ink from paper. A darker desk around a photographed sheet is made paper
-   first (:func:`engine.paper.fill_surround`).
+   distance separates ink from paper (a desk around the sheet made paper first: engine.paper).
 2. :func:`label_components` - 8-connected components of the ink mask, found on *runs* (horizontal
    stretches of ink) with a union-find, so the Python loop is over runs, not pixels.
 3. :func:`segment_digits` - merge the broken pieces of one digit (the bar and the body of a 5,
@@ -123,8 +122,7 @@ def ink_map(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     :func:`paper_level`; ink is the distance from it in the ink's direction, scaled so that a
     high percentile of the inked pixels is 1. Otsu's threshold (at least 0.25) makes the mask.
     """
-    # the extremes of the whole picture: a number a few percent of a photo's width counts
-    level, lo, hi = ink_extremes(gray)
+    level, lo, hi = ink_extremes(gray)  # a number a few percent of a photo's width counts
     dark = level - lo > hi - level
     if max(level - lo, hi - level) < 8:  # no contrast: blank paper
         return np.zeros_like(gray, dtype=np.float32), np.zeros(gray.shape, dtype=bool)
