@@ -39,10 +39,12 @@ MAX_UNDO = 40
 
 
 class DrawCanvas(QWidget):
-    """The drawing surface. Signals: ``drawing_changed(uint8 (280, 280))``, ``cleared()``."""
+    """The drawing surface. Signals: ``drawing_changed(uint8 (280, 280))``, ``cleared()``,
+    ``undo_available(bool)`` when there comes to be a step to undo, or none any more."""
 
     drawing_changed = Signal(object)
     cleared = Signal()
+    undo_available = Signal(bool)
 
     def __init__(self, parent: QWidget | None = None, *, interval_ms: int = 30) -> None:
         super().__init__(parent)
@@ -82,6 +84,8 @@ class DrawCanvas(QWidget):
         if not self._undo:
             return
         self._image = self._undo.pop()
+        if not self._undo:
+            self.undo_available.emit(False)
         self.update()
         if self.is_empty():
             self.cleared.emit()
@@ -176,6 +180,8 @@ class DrawCanvas(QWidget):
     def _push_undo(self) -> None:
         self._undo.append(self._image.copy())
         del self._undo[:-MAX_UNDO]
+        if len(self._undo) == 1:
+            self.undo_available.emit(True)
 
     def _emit_drawing(self) -> None:
         self.drawing_changed.emit(self.pixels())
@@ -196,6 +202,8 @@ class DrawPanel(QWidget):
         self.undo_button = QToolButton(objectName="undoButton", text="Undo")
         self.undo_button.setToolTip("Undo the last stroke (Ctrl+Z)")
         self.undo_button.clicked.connect(self.canvas.undo)
+        self.undo_button.setEnabled(False)  # nothing drawn yet
+        self.canvas.undo_available.connect(self.undo_button.setEnabled)
         self.clear_button = QToolButton(objectName="clearButton", text="Clear")
         self.clear_button.clicked.connect(self.canvas.clear)
         undo_shortcut = QShortcut(QKeySequence.StandardKey.Undo, self)

@@ -196,8 +196,11 @@ def _stroke(qtbot, canvas, points: list[tuple[float, float]]) -> None:
 
 def test_drawing_is_classified_and_the_prediction_follows_the_strokes(qtbot, tab):
     canvas = tab.findChild(object, "drawCanvas")
+    undo = tab.draw_panel.undo_button
+    assert not undo.isEnabled()  # nothing drawn: nothing to undo
     with qtbot.waitSignal(tab.classified, timeout=3000):
         _stroke(qtbot, canvas, [(140, 50), (140, 230)])
+    assert undo.isEnabled()
     _assert_bars(tab, "1")
     assert tab.network_view.layers()[0].name == "input"
     with qtbot.waitSignal(tab.classified, timeout=3000):
@@ -216,10 +219,13 @@ def test_drawing_is_classified_and_the_prediction_follows_the_strokes(qtbot, tab
             ],
         )
     assert _shown_class(tab) == "0"
-    tab.draw_panel.undo_button.click()
+    undo.click()
     assert _shown_class(tab) == "1"
     tab.draw_panel.clear_button.click()
     assert tab.chart.probabilities().size == 0
+    undo.click()  # the clear, then the first stroke: back to the empty canvas
+    undo.click()
+    assert canvas.is_empty() and not undo.isEnabled()
 
 
 def test_a_failed_open_clears_the_previous_image_and_prediction(
