@@ -81,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
             problems.append((str(path), problem))
             results.append({"file": str(path), "error": problem})
             continue
-        results.append({"file": str(path), **reading.to_json()})
+        number = reading.looks_like_a_number()  # the Classify tab shows only these as numbers
+        results.append({"file": str(path), **reading.to_json(), "looks_like_a_number": number})
     for where, problem in problems:
         safe_print(f"convscope read: {where}: {problem}", file=sys.stderr)
     if args.json:
@@ -100,4 +101,7 @@ def _format_line(result: dict[str, Any]) -> str:
     digits = result["digits"]
     each = " ".join(d["prediction"] for d in digits)
     sure = " ".join(f"{d['confidence']:.0%}" for d in digits)
-    return f"{result['file']}: {result['text']}  ({each}: {sure})"
+    line = f"{result['file']}: {result['text']}  ({each}: {sure})"
+    if len(digits) > 1 and not result["looks_like_a_number"]:  # the Classify tab hides these
+        line += "  - doubtful: marks of unlike size or line, or read unsure (not a number?)"
+    return line

@@ -228,6 +228,7 @@ def test_cli_read_prints_json_per_file(mnist, model_file, tmp_path, capsys):
     assert out[0]["file"] == str(image)
     assert len(out[0]["digits"]) == 3
     assert out[0]["text"] == "".join(d["prediction"] for d in out[0]["digits"])
+    assert out[0]["looks_like_a_number"] is True
     for d in out[0]["digits"]:
         assert set(d) == {"box", "prediction", "confidence"}
         x0, y0, x1, y1 = d["box"]
@@ -244,6 +245,22 @@ def test_cli_read_text_output(mnist, model_file, tmp_path, capsys):
     assert main(["read", str(model_file), str(image)]) == 0
     line = capsys.readouterr().out.strip()
     assert line.startswith(f"{image}: ") and len(line.split(": ")[1].split()[0]) == 2
+    assert "doubtful" not in line  # two MNIST digits side by side: a number
+
+
+def test_cli_read_says_when_marks_read_as_digits_may_not_be_a_number(mnist, model_file, capsys):
+    """The cat photo reads as '482' (blobs of unlike size, read unsure): the Classify tab does
+    not call that a number (Reading.looks_like_a_number) and the CLI now says so too."""
+    import json
+
+    from desktop.cli import main
+
+    cat = Path(__file__).resolve().parents[2] / "resources" / "samples" / "chelsea.png"
+    assert main(["read", str(model_file), str(cat)]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.endswith("(not a number?)") and "doubtful" in line
+    assert main(["read", str(model_file), str(cat), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["looks_like_a_number"] is False
 
 
 def test_extreme_shapes_and_thin_strips_never_raise(model):
