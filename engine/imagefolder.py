@@ -19,6 +19,13 @@ Loading is a generator (:func:`iter_image_folder`) of ``Progress("load", done, t
 and then the :class:`~engine.dataset_types.Dataset`, with the protocol of :mod:`engine.progress`:
 ``control`` is anything with a ``cancelled`` attribute, polled between chunks of images; when it
 turns true the generator ends without a dataset.
+
+A folder of the ten digit classes "0".."9" read in grey is read as ``classify`` shows a digit
+model its pictures (:func:`engine.preprocess.training_digit`): dark ink on paper becomes
+MNIST's light ink on black, the digit cropped and centred; an image with no ink is skipped.
+
+Size: one reading path (plan, detect, decode in two processes, assemble the split), whose
+helpers share the per-file rules; split, it would pass the same six arguments around.
 """
 
 from __future__ import annotations
@@ -35,10 +42,12 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from engine.dataset_size import is_digit_data
 from engine.dataset_types import MAX_CLASSES, MAX_MODEL_CLASS_NAME, Dataset, unsavable_class_name
-from engine.errors import DatasetError, ImageLoadError, short_repr
+from engine.errors import DatasetError, EngineError, ImageLoadError, short_repr
 from engine.imageio import MAX_PIXELS, image_from_bytes, load_image
 from engine.photo import prepare_photo
+from engine.preprocess import training_digit
 from engine.progress import Progress
 
 __all__ = ["AUTO_MAX_SIDE", "AUTO_SIZE", "check_listable", "fit_image", "iter_image_folder"]
@@ -202,10 +211,11 @@ def _plain_jpeg(data: bytes, mode: str) -> np.ndarray | None:
 
 
 def _read(
-    path: Path, mode: str, size: tuple[int, int], channels: int
+    path: Path, mode: str, size: tuple[int, int], channels: int, digits: bool = False
 ) -> tuple[np.ndarray, tuple[int, int]]:
     """One image as uint8 (H, W) or (3, H, W) at ``size``, and the (H, W) of the file as shown
-    upright; ImageLoadError if unreadable."""
+    upright (``digits``: prepared as a digit model's ``classify`` does, then sized);
+    ImageLoadError if unreadable or, for digits, without ink."""
     try:
         with open(path, "rb") as fh:
             data = fh.read(_SMALL_FILE + 1)
@@ -220,6 +230,11 @@ def _read(
     else:
         img = load_image(path, mode=mode, draft_size=(size[1], size[0]))
         own = _file_size(path, img.shape[:2])
+    if digits:
+        try:
+            img = training_digit(img)
+        except EngineError as exc:
+            raise ImageLoadError(f"{path.name}: {exc}") from None
     if img.shape[:2] != size:
         return fit_image(img, size, channels), own
     return (img if channels == 1 else img.transpose(2, 0, 1)), own
@@ -290,6 +305,9 @@ def iter_image_folder(
     channels = channels or found_channels
     if isinstance(image_size, Mapping):
         image_size = image_size.get(channels)
+    digits = is_digit_data([names[i] for i in wanted], channels)  # read as classify shows them
+    if image_size is None and digits:
+        image_size = (28, 28)  # what training_digit makes of any picture
     size = tuple(image_size) if image_size is not None else (found_size or AUTO_SIZE)
     mode = "L" if channels == 1 else "RGB"
     shape = size if channels == 1 else (3, *size)
@@ -298,13 +316,13 @@ def iter_image_folder(
     x = _shared((n, *shape)) if _parallel(n) else np.empty((n, *shape), np.uint8)
     status = _shared((n,))  # 0 not read yet, 1 read, 2 unreadable
     own = _shared((n, 2), np.uint32)  # each file's own (H, W)
-    ok = yield from _decode_all(files, x, own, status, mode, size, channels, control)  # type: ignore[arg-type]
+    ok = yield from _decode_all(files, x, own, status, mode, size, channels, digits, control)  # type: ignore[arg-type]
     if not ok:
         return
     keep = status == 1
     for i in np.flatnonzero(~keep):
         try:
-            x[i], own[i] = _read(files[i], mode, size, channels)  # type: ignore[arg-type]
+            x[i], own[i] = _read(files[i], mode, size, channels, digits)  # type: ignore[arg-type]
             keep[i] = True  # read by the other process only on a second try: keep it
         except ImageLoadError as exc:
             skipped.append((str(files[i].relative_to(folder)), str(exc)))
@@ -373,10 +391,10 @@ def _parallel(n: int) -> bool:
     return _FORK_OK and n >= _PARALLEL_MIN and (os.cpu_count() or 1) >= 2
 
 
-def _decode_range(files, x, own, status, lo, hi, mode, size, channels) -> None:
+def _decode_range(files, x, own, status, lo, hi, mode, size, channels, digits) -> None:
     for i in range(lo, hi):
         try:
-            x[i], own[i] = _read(files[i], mode, size, channels)
+            x[i], own[i] = _read(files[i], mode, size, channels, digits)
             status[i] = 1
         except ImageLoadError:
             status[i] = 2
@@ -392,6 +410,7 @@ def _decode_all(
     mode: str,
     size: tuple[int, int],
     channels: int,
+    digits: bool,
     control: Any,
 ) -> Generator[Progress, None, bool]:
     """Decode every file into ``x``, its own size into ``own`` (``status`` 1 = read,
@@ -405,7 +424,7 @@ def _decode_all(
         ctx = multiprocessing.get_context("fork")
         child = ctx.Process(
             target=_decode_range,
-            args=(files, x, own, status, mid, n, mode, size, channels),
+            args=(files, x, own, status, mid, n, mode, size, channels, digits),
             daemon=True,
             name="convscope-load",
         )
@@ -416,7 +435,7 @@ def _decode_all(
             if control is not None and control.cancelled:
                 return False
             stop = min(start + _CHUNK, mid)
-            _decode_range(files, x, own, status, start, stop, mode, size, channels)
+            _decode_range(files, x, own, status, start, stop, mode, size, channels, digits)
             yield Progress("load", int(np.count_nonzero(status)), n)
         while child is not None and child.is_alive():
             if control is not None and control.cancelled:

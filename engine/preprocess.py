@@ -200,6 +200,24 @@ def prepare_digit_file(
         raise type(exc)(f"{name}: {exc}") from None
 
 
+def training_digit(image: np.ndarray) -> np.ndarray:
+    """uint8 (28, 28): an image of a digit folder as a digit model is shown it by ``classify``
+    (:func:`prepare_digit`), so that a model trained on scans of dark ink on paper reads them
+    as it learned them. A picture already in MNIST's format (28x28, light ink with a dark
+    border, as every MNIST digit saved as a PNG) is taken as it is.
+
+    Raises EngineError when the image has no ink.
+    """
+    gray = ink_gray(image)
+    if gray.shape == (28, 28):
+        ring = np.concatenate(
+            [gray[:2].ravel(), gray[-2:].ravel(), gray[:, :2].ravel(), gray[:, -2:].ravel()]
+        )
+        if ring.mean() < 16:
+            return gray
+    return prepare_digit(image).image
+
+
 def classify_images(model, digits: list[np.ndarray] | np.ndarray) -> np.ndarray:
     """Class probabilities ``(N, K)`` of prepared digits (uint8 (28, 28) each):
     :func:`engine.inference.classify_inputs`, the one home of batched inference.

@@ -3,6 +3,8 @@ folders with colour and size from the data, progress and cancel, the checks befo
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hostile import EXIF_MARK, make_hostile_files, make_odd_files
@@ -317,3 +319,40 @@ def test_skipped_files_are_listed_once_each_with_the_reason(tmp_path):
         "format or the header is damaged",
         "skipped dog/empty.jpg: the file is empty (0 bytes); it is not an image",
     ]
+
+
+def test_a_folder_of_digit_scans_is_read_as_classify_shows_a_digit_model_its_pictures(tmp_path):
+    """Scans of dark digits on white paper in folders 0..9 trained a model on dark ink, which
+    then read none of its own files: classify inverts and centres a digit model's pictures. A
+    digit folder's images are now prepared as classify prepares them; MNIST saved as PNGs
+    (28x28, light on black) stays as it is, and a blank scan is skipped with its reason."""
+    from engine.datasets import load_dataset as load_mnist
+    from engine.preprocess import prepare_digit
+
+    mnist = load_mnist("mnist", limit=60)
+    scans, kept = {}, {}
+    for i, (image, label) in enumerate(zip(mnist.train_images, mnist.train_labels, strict=True)):
+        folder = tmp_path / "digits" / str(label)
+        folder.mkdir(parents=True, exist_ok=True)
+        if i % 2:  # a scan: dark ink on white paper, larger, off-centre
+            paper = np.full((90, 70), 245, np.uint8)
+            big = Image.fromarray(255 - image).resize((56, 56), Image.Resampling.BILINEAR)
+            paper[20:76, 4:60] = np.asarray(big)
+            Image.fromarray(paper).save(folder / f"scan{i:03d}.png")
+            scans[f"scan{i:03d}"] = paper
+        else:  # MNIST's own format
+            Image.fromarray(image).save(folder / f"mnist{i:03d}.png")
+            kept[f"mnist{i:03d}"] = image
+    assert len(list((tmp_path / "digits").iterdir())) == 10  # all ten classes drawn
+    blank = np.full((60, 60), 250, np.uint8)
+    Image.fromarray(blank).save(tmp_path / "digits" / "3" / "blank.png")
+    ds = load_dataset(tmp_path / "digits", test_fraction=1.0)  # every image, with its file
+    assert ds.input_shape == (1, 28, 28) and ds.test_files is not None
+    shown = dict(zip([Path(f).stem for f in ds.test_files], ds.test_images, strict=True))
+    for name, paper in scans.items():
+        np.testing.assert_array_equal(shown[name], prepare_digit(paper).image)
+        assert shown[name][:3].mean() < 16  # light ink on black, as MNIST
+    for name, image in kept.items():
+        np.testing.assert_array_equal(shown[name], image)
+    skipped = dict(ds.skipped)
+    assert "no ink found" in skipped[str(Path("3") / "blank.png")]
