@@ -1,4 +1,5 @@
 """Image-folder datasets: one subfolder of images per class, optionally under train/ and test/.
+A folder inside a class folder ('cat/2024 trip/') holds more images of that class.
 
 Colour and size come from the data unless given: ``channels=None`` gives RGB when the sampled
 images are colour and gray otherwise; ``image_size=None`` gives the images' own size when the
@@ -24,8 +25,8 @@ A folder of the ten digit classes "0".."9" read in grey is read as ``classify`` 
 model its pictures (:func:`engine.preprocess.training_digit`): dark ink on paper becomes
 MNIST's light ink on black, the digit cropped and centred; an image with no ink is skipped.
 
-Size: one reading path (plan, detect, decode in two processes, assemble the split), whose
-helpers share the per-file rules; split, it would pass the same six arguments around.
+Size: one pipeline over one table of files (list, detect, decode in two processes, assemble
+the seeded split); its steps share the table's private helpers.
 """
 
 from __future__ import annotations
@@ -115,6 +116,22 @@ def _subfolders(folder: Path) -> list[Path]:
 
 def _files(folder: Path) -> list[Path]:
     return _entries(folder, False)
+
+
+_MAX_DEPTH = 32  # folders inside a class folder, nested this deep at most
+
+
+def _tree_files(folder: Path, depth: int = 0, seen: set | None = None) -> list[Path]:
+    """The files of a class folder: those directly inside, then those of each folder in it
+    (natural order, dot names skipped; a folder reached twice by a link is read once)."""
+    seen = set() if seen is None else seen
+    st = folder.stat()
+    if (st.st_dev, st.st_ino) in seen or depth > _MAX_DEPTH:
+        return []
+    seen.add((st.st_dev, st.st_ino))
+    return _files(folder) + [
+        f for d in _subfolders(folder) for f in _tree_files(d, depth + 1, seen)
+    ]
 
 
 def fit_image(image: np.ndarray, size: tuple[int, int], channels: int = 1) -> np.ndarray:
@@ -374,10 +391,10 @@ def _class_files(cdir: Path, wanted: bool) -> list[Path]:
     """The files of a class folder; one of an unwanted class is only listed, and a folder that
     cannot be listed then counts as empty."""
     if wanted:
-        return _files(cdir) if cdir.is_dir() else []
+        return _tree_files(cdir) if cdir.is_dir() else []
     try:
-        return _files(cdir)
-    except DatasetError:  # missing (a test/ without it), not a folder, not readable
+        return _tree_files(cdir)
+    except (DatasetError, OSError):  # missing (a test/ without it), not a folder, not readable
         return []
 
 

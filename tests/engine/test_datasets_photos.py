@@ -356,3 +356,29 @@ def test_a_folder_of_digit_scans_is_read_as_classify_shows_a_digit_model_its_pic
         np.testing.assert_array_equal(shown[name], image)
     skipped = dict(ds.skipped)
     assert "no ink found" in skipped[str(Path("3") / "blank.png")]
+
+
+def test_images_in_folders_inside_a_class_folder_belong_to_that_class(tmp_path):
+    """A user keeps 'cat/2024 trip/*.jpg' beside 'cat/*.jpg': those photos are cats too. They
+    were silently left out (11 of 200 cats gone, nothing said); a dot folder stays hidden."""
+    root = photo_folder(tmp_path / "p", per_class=2)
+    trip = root / "cat" / "2024 trip" / "day 2"
+    trip.mkdir(parents=True)
+    for i in range(3):
+        Image.new("RGB", (20, 16), COLOURS["cat"]).save(trip.parent / f"t{i}.jpg")
+    Image.new("RGB", (20, 16), COLOURS["cat"]).save(trip / "deep.jpg")
+    (root / "dog" / ".thumbnails").mkdir()
+    Image.new("RGB", (20, 16), COLOURS["cat"]).save(root / "dog" / ".thumbnails" / "0.jpg")
+    ds = load_dataset(root, test_fraction=1.0)
+    assert not ds.skipped
+    cat = ds.classes.index("cat")
+    files = [f for f, y in zip(ds.test_files, ds.test_labels, strict=True) if y == cat]
+    assert files == [
+        "cat/000.jpg",
+        "cat/001.jpg",
+        "cat/2024 trip/t0.jpg",
+        "cat/2024 trip/t1.jpg",
+        "cat/2024 trip/t2.jpg",
+        "cat/2024 trip/day 2/deep.jpg",
+    ]
+    assert np.bincount(ds.test_labels).tolist() == [2, 6, 2, 2]
