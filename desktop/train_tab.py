@@ -155,6 +155,7 @@ class TrainTab(QWidget):
         right_layout.setContentsMargins(4, 4, 4, 4)
         right_layout.addLayout(self._build_controls())
         self.message = QLabel(objectName="trainMessage")
+        self.message.setTextFormat(Qt.TextFormat.PlainText)  # file and class names, no markup
         self.message.setWordWrap(True)
         self.message.setVisible(False)
         right_layout.addWidget(self.message)
@@ -329,7 +330,8 @@ class TrainTab(QWidget):
             "Training: the test accuracy, confusion matrix and mistakes of this model appear "
             "here when the run ends."
         )
-        self._show_message("")
+        note = run.split_note()  # a class too small to hold an image out for testing
+        self._show_message(f"{note[:1].upper()}{note[1:]}." if note else "")
         self.progress.setMaximum(max(1, config.epochs * len(run.train_labels)))
         self.progress.setValue(0)
         self._set_progress_text("Starting…")

@@ -229,6 +229,33 @@ class TrainingRun:
             "test": len(self.test_labels),
         }
 
+    def split_note(self) -> str:
+        """One line naming the classes with no image held out for the test (or, with a
+        validation part, for the validation), whose accuracy the run cannot measure; ''
+        when every class has both. The CLI and the Train tab show it as the run starts."""
+        k = len(self.model.classes)
+        tested = np.bincount(self.test_labels, minlength=k) > 0
+        validated = np.bincount(self.val_labels, minlength=k) > 0
+        validated |= self.settings.val_fraction == 0  # no validation asked for
+        totals = sum(np.bincount(y, minlength=k) for y in (self.train_labels, self.val_labels))
+        totals += np.bincount(self.test_labels, minlength=k)
+        gaps = {
+            (False, False): "is never tested or validated",
+            (False, True): "is never tested",
+            (True, False): "is never validated",
+        }
+        parts = [
+            f"{self.model.classes[c]} ({totals[c]} image{'s' if totals[c] != 1 else ''}) "
+            + gaps[(bool(tested[c]), bool(validated[c]))]
+            for c in np.argsort(totals, kind="stable")
+            if not (tested[c] and validated[c])
+        ]
+        if not parts:
+            return ""
+        shown = ", ".join(parts[:4]) + (f" and {len(parts) - 4} more" if len(parts) > 4 else "")
+        which = "those classes" if len(parts) > 1 else "that class"
+        return f"too few images to measure every class: {shown}; add images to {which}"
+
     def events(self) -> Iterator[Any]:
         """Train, evaluate, record (see the module docstring); :class:`RunEnded` last."""
         epochs: list[EpochEnd] = []

@@ -84,6 +84,8 @@ def run(args: argparse.Namespace) -> int:
     dataset, label, run_, out = _start(args, progress)
     t_loaded = time.perf_counter()
     _announce(progress, label, dataset.name, run_)
+    if run_.split_note():
+        progress.message(run_.split_note())
     ended = _train(run_, args.workers, progress)
     t_done = time.perf_counter()
     summary = _summary(args, dataset.name, ended)

@@ -79,3 +79,27 @@ def test_a_folder_named_like_markup_is_shown_by_its_name(qtbot, make_tab, tmp_pa
     shown.setHtml(setup.dataset_label.text())  # what the label shows
     assert shown.toPlainText().startswith("cats <b> & dogs: 6 training and 2 test images")
     assert "1 unreadable file skipped: cat/<i>.png" in shown.toPlainText()
+
+
+def test_a_class_too_small_to_test_is_said_when_the_run_starts_and_stays(qtbot, make_tab, tmp_path):  # noqa: F811
+    """One photo of a ship among cats and dogs: the run trained on it, held none out, and the
+    tab said nothing (its row of the results just had no accuracy). The engine's note shows."""
+    from PySide6.QtCore import Qt
+
+    root = _pets(tmp_path / "pets", np.random.default_rng(4))
+    (root / "ship <b>").mkdir()
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(root / "ship <b>" / "0.png")
+    tab = make_tab()
+    _load(qtbot, tab.setup, root)
+    tab.setup.choose_architecture("lenet-article")
+    qtbot.waitUntil(lambda: tab.start_button.isEnabled(), timeout=30_000)
+    tab.setup.epochs_spin.setValue(1)
+    with qtbot.waitSignal(tab.training_finished, timeout=60_000):
+        qtbot.mouseClick(tab.start_button, Qt.MouseButton.LeftButton)
+        assert tab.message.isVisible()
+    assert tab.message.isVisible()
+    assert tab.message.textFormat() == Qt.TextFormat.PlainText  # a class name is no markup
+    assert tab.message.text() == (
+        "Too few images to measure every class: ship <b> (1 image) is never tested or "
+        "validated; add images to that class."
+    )

@@ -101,3 +101,22 @@ def test_runs_that_could_not_finish_are_refused_before_training(pets, tmp_path):
     assert "epoch" not in stderr and not (tmp_path / "m.npz").exists()
     status, _, stderr = _run_in_process(["train", "--dataset", str(pets), "--classes", "cat,cow"])
     assert status == 2 and "no class 'cow'" in stderr
+
+
+def test_train_says_which_tiny_class_it_cannot_test(pets, tmp_path):
+    """A class of one photo is trained on but never tested: `train` says so in one line."""
+    import shutil
+
+    root = tmp_path / "few"
+    shutil.copytree(pets, root)
+    for f in sorted((root / "ship").iterdir())[1:]:
+        f.unlink()
+    status, _stdout, stderr = _run_in_process([
+        "train", "--dataset", str(root), "--arch", "lenet-article", "--epochs", "1",
+        "--out", str(tmp_path / "m.npz"),
+    ])  # fmt: skip
+    assert status == 0, stderr
+    assert (
+        "\ntoo few images to measure every class: ship (1 image) is never tested or validated; "
+        "add images to that class\n" in stderr
+    )

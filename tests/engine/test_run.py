@@ -305,3 +305,36 @@ def test_continuing_keeps_batchnorm_statistics_and_starts_a_fresh_optimiser(digi
     state, other = kept.model.state_dict(), again.model.state_dict()
     assert int(state["bn1.num_batches_tracked"]) == 10
     assert all(np.array_equal(state[k], other[k]) for k in state)
+
+
+def test_a_class_too_small_to_be_tested_or_validated_is_said_in_one_line(tmp_path):
+    """A user's folder with 1 ship and 2 birds: the ship was in no test or validation part and
+    the bird in no validation part, and nothing said so (its accuracy just never showed)."""
+    from PIL import Image
+
+    from engine.datasets import load_dataset
+
+    rng = np.random.default_rng(0)
+    for cls, n in (("cat", 30), ("dog", 30), ("bird", 2), ("ship", 1)):
+        (tmp_path / cls).mkdir()
+        for i in range(n):
+            pixels = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(tmp_path / cls / f"{i}.png")
+    data = load_dataset(tmp_path)
+    config = TrainConfig(epochs=1, batch_size=20, seed=1)
+    run = training_run(data, RunSettings("lenet-article", config, val_fraction=0.1))
+    assert np.bincount(run.test_labels, minlength=4).tolist() == [1, 6, 6, 0]
+    assert np.bincount(run.val_labels, minlength=4).tolist() == [0, 2, 2, 0]
+    assert run.split_note() == (
+        "too few images to measure every class: ship (1 image) is never tested or validated, "
+        "bird (2 images) is never validated; add images to those classes"
+    )
+    quiet = training_run(data, RunSettings("lenet-article", config, val_fraction=0.0))
+    assert quiet.split_note() == (
+        "too few images to measure every class: ship (1 image) is never tested; add images to "
+        "that class"
+    )
+    from engine.datasets import select_classes
+
+    big = select_classes(data, "cat,dog")
+    assert training_run(big, RunSettings("lenet-article", config)).split_note() == ""
