@@ -16,7 +16,7 @@ Formulas, for logits z of one image with true class y:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -56,14 +56,16 @@ class EvaluationResult:
     def count(self) -> int:
         return len(self.predicted)
 
-    def mistakes(self, limit: int = 10) -> list[dict]:
+    def mistakes(self, limit: int = 10, files: Sequence[str] | None = None) -> list[dict]:
         """The ``limit`` most confident mistakes, as dicts with keys
-        ``index``, ``true``, ``predicted``, ``confidence``."""
+        ``index``, ``true``, ``predicted``, ``confidence``, and ``file`` (``files[index]``: an
+        image folder's test files, ``Dataset.test_files``) when ``files`` is given."""
         out = []
         for i in self.misclassified[:limit]:
             out.append(
                 {
                     "index": int(i),
+                    **({"file": str(files[i])} if files is not None else {}),
                     "true": int(self.labels[i]) if len(self.labels) else None,
                     "predicted": int(self.predicted[i]),
                     "confidence": float(self.confidence[i]),
@@ -81,9 +83,10 @@ class EvaluationResult:
         k = off.shape[1]
         return [(int(i // k), int(i % k), int(off.flat[i])) for i in flat if off.flat[i] > 0]
 
-    def to_json(self, mistakes: int = 10) -> dict:
+    def to_json(self, mistakes: int = 10, files: Sequence[str] | None = None) -> dict:
         """Numbers only (NaN as null): accuracy, per_class, confusion, classes, count, loss,
-        misclassified (how many) and the ``mistakes`` most confident ones."""
+        misclassified (how many) and the ``mistakes`` most confident ones (with their
+        ``files``)."""
         return {
             "accuracy": float(self.accuracy),
             "per_class": [None if math.isnan(p) else float(p) for p in self.per_class],
@@ -92,7 +95,7 @@ class EvaluationResult:
             "count": self.count,
             "loss": None if math.isnan(self.loss) else float(self.loss),
             "misclassified": len(self.misclassified),
-            "most_confident_mistakes": self.mistakes(mistakes),
+            "most_confident_mistakes": self.mistakes(mistakes, files),
         }
 
 

@@ -22,6 +22,8 @@ from desktop.cli.common import (
 from desktop.cli.progress import Progress
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     import numpy as np
 
     from engine.evaluation import EvaluationResult
@@ -99,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
             f"{path.name} has {len(model.classes)} classes but the dataset {dataset.name} has "
             f"{len(dataset.classes)}; evaluate it on the dataset it was trained for"
         )
-    images, labels = dataset.test_images, dataset.test_labels
+    images, labels, files = dataset.test_images, dataset.test_labels, dataset.test_files
     if args.limit is not None:
         images, labels = images[: args.limit], labels[: args.limit]
 
@@ -121,17 +123,24 @@ def run(args: argparse.Namespace) -> int:
             "model": str(path),
             "dataset": dataset.name,
             "split": dataset.test_split,
-            **result.to_json(args.mistakes),
+            **result.to_json(args.mistakes, files),
         }
         safe_print(json_text(doc))
         return 0
     title = f"{path.name} on {dataset.name}, {dataset.test_split}"
-    safe_print(report(result, names, title, args.mistakes))
+    safe_print(report(result, names, title, args.mistakes, files))
     return 0
 
 
-def report(result: EvaluationResult, names: list[str], title: str, mistakes: int = 10) -> str:
-    """The text report: headline, per-class table, confusion matrix, most confident mistakes."""
+def report(
+    result: EvaluationResult,
+    names: list[str],
+    title: str,
+    mistakes: int = 10,
+    files: Sequence[str] | None = None,
+) -> str:
+    """The text report: headline, per-class table, confusion matrix, most confident mistakes
+    (by their ``files``, an image folder's, else by index)."""
     r = result
     wrong = len(r.misclassified)
     lines = [
@@ -154,11 +163,12 @@ def report(result: EvaluationResult, names: list[str], title: str, mistakes: int
     else:
         lines += _matrix(r.confusion, names)
     if mistakes and wrong:
-        lines += ["", "most confident mistakes (index: true -> predicted, confidence):"]
-        for m in r.mistakes(mistakes):
+        what = "index" if files is None else "file"
+        lines += ["", f"most confident mistakes ({what}: true -> predicted, confidence):"]
+        for m in r.mistakes(mistakes, files):
+            which = m["file"] if files is not None else f"#{m['index']}"
             lines.append(
-                f"  #{m['index']}: {names[m['true']]} -> {names[m['predicted']]}, "
-                f"{m['confidence']:.1%}"
+                f"  {which}: {names[m['true']]} -> {names[m['predicted']]}, {m['confidence']:.1%}"
             )
     return "\n".join(lines)
 

@@ -120,3 +120,28 @@ def test_train_says_which_tiny_class_it_cannot_test(pets, tmp_path):
         "\ntoo few images to measure every class: ship (1 image) is never tested or validated; "
         "add images to that class\n" in stderr
     )
+
+
+def test_evaluate_names_the_photo_of_each_mistake(pets, tmp_path):
+    """On a photo folder `evaluate` listed its mistakes as '#221: dog -> cat', an index into
+    an order the user never sees; the Train tab names the files. Now both say the file."""
+    out = tmp_path / "m.npz"
+    status, _, stderr = _run_in_process([
+        "train", "--dataset", str(pets), "--arch", "lenet-article", "--epochs", "1",
+        "--lr", "0.00001", "--out", str(out),
+    ])  # fmt: skip
+    assert status == 0, stderr
+    status, stdout, _ = _run_in_process(["evaluate", str(out), "--dataset", str(pets), "--json"])
+    assert status == 0
+    mistakes = json.loads(stdout)["most_confident_mistakes"]
+    assert mistakes
+    names = sorted(COLOURS)
+    for m in mistakes:
+        assert m["file"].split("/")[0] == names[m["true"]] and (pets / m["file"]).is_file()
+    status, stdout, _ = _run_in_process(["evaluate", str(out), "--dataset", str(pets)])
+    lines = stdout.split("most confident mistakes (file: true -> predicted, confidence):\n")[1]
+    first = mistakes[0]
+    assert lines.splitlines()[0] == (
+        f"  {first['file']}: {names[first['true']]} -> {names[first['predicted']]}, "
+        f"{first['confidence']:.1%}"
+    )
