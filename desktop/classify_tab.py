@@ -151,6 +151,7 @@ class ClassifyTab(QWidget):
         self._bars_at = 0.0
         self._request = 0  # the newest image request; older results are dropped
         self._timed_request = -1  # the request whose first bars last_timing measured
+        self._opening = -1  # the request whose "Opening …" the status bar shows
         self._heavy = False  # the model's forward pass runs off the GUI thread
         self._forward = 0  # the newest forward pass asked for; older results are dropped
         self._forward_jobs = OneAtATime(self, self._on_forward_failed)
@@ -428,6 +429,7 @@ class ClassifyTab(QWidget):
 
         if pixels is not None and pixels > BACKGROUND_PIXELS:
             self._show_message("", status=f"Opening {name}…")
+            self._opening = request  # its end replaces that status (_on_image_shown)
             self._image_jobs.submit(job, self._on_image_shown)
             return True
         for shown in job():
@@ -456,6 +458,9 @@ class ClassifyTab(QWidget):
             self._clear_result("–")
             self._show_message(step.error)
             return
+        if self._opening == shown.request and not step.error:  # "Opening …" is over
+            self._state.status_posted.emit(f"Opened {shown.name}")
+        self._opening = -1
         self._image, self._preview_image, self._image_name = step.image, step.preview, shown.name
         self.mode_group.button(1).setChecked(True)
         self.sources.setCurrentIndex(1)

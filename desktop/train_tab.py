@@ -703,7 +703,9 @@ class TrainTab(QWidget):
         path, models = loaded
         if isinstance(models, str):
             self._show_message(f"Could not load {path.name}: {models}", error=True)
+            self._state.status_posted.emit(f"Could not load {path.name}")  # was "Opening …"
             return
+        self._state.status_posted.emit(f"Loaded {path.name}")
         self.model, self._view_model, offered = models
         self._unsaved = False  # the file has it
         self.result = None  # the results page showed another model's test
@@ -721,6 +723,7 @@ class TrainTab(QWidget):
     def _on_model_loader_errored(self, message: str) -> None:
         name = self._loading_model.name if self._loading_model else "the file"
         self._show_message(f"Could not load {name}: {message}", error=True)
+        self._state.status_posted.emit(f"Could not load {name}")
 
     def _on_model_loader_finished(self) -> None:
         ok, self._model_loaded_ok = self._model_loaded_ok, False

@@ -255,3 +255,19 @@ def test_a_non_utf8_file_name_is_listed_and_exported(qtbot, tab, tmp_path):
     out = tmp_path / "out.csv"
     assert tab.export_csv(out)
     assert b"caf\xe9.png,cat,0.9000" in out.read_bytes()
+
+
+def test_the_status_bar_stops_saying_opening_once_the_photo_is_shown(
+    qtbot, tab, photo_model, tmp_path
+):
+    """A 12-megapixel phone photo is opened off the GUI thread: the status bar said 'Opening
+    IMG_1000.jpg…' until it timed out, seconds after the answer was on screen."""
+    tab.set_model(photo_model, "pets")
+    path = tmp_path / "IMG_1000.jpg"
+    Image.new("RGB", (4032, 3024), (200, 120, 40)).save(path, quality=70)
+    posted: list[str] = []
+    tab._state.status_posted.connect(posted.append)
+    tab.handle_drop(_urls(path))
+    assert posted == ["Opening IMG_1000.jpg…"]
+    qtbot.waitUntil(lambda: not tab.background_busy() and tab.result is not None, timeout=20000)
+    assert posted[-1] == "Opened IMG_1000.jpg"

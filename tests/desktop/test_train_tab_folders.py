@@ -103,3 +103,24 @@ def test_a_class_too_small_to_test_is_said_when_the_run_starts_and_stays(qtbot, 
         "Too few images to measure every class: ship <b> (1 image) is never tested or "
         "validated; add images to that class."
     )
+
+
+def test_the_status_bar_stops_saying_opening_once_a_model_is_loaded(qtbot, make_tab, tmp_path):  # noqa: F811
+    """Load…: the status bar said 'Opening m.npz…' for seconds after the tab said it was
+    loaded (or could not be)."""
+    from resources import shipped_model_path
+
+    tab = make_tab()
+    posted: list[str] = []
+    tab._state.status_posted.connect(posted.append)
+    with qtbot.waitSignal(tab.model_load_finished, timeout=30_000):
+        tab.load_model_file(shipped_model_path())
+    name = shipped_model_path().name
+    assert posted[0] == f"Opening {name}…" and posted[-1] == f"Loaded {name}"
+    bad = tmp_path / "notes.npz"
+    bad.write_text("not a model")
+    with qtbot.waitSignal(tab.model_load_finished, timeout=30_000):
+        tab.load_model_file(bad)
+    assert posted[-1] == "Could not load notes.npz" and "Could not load notes.npz: " in (
+        tab.message.text()
+    )
