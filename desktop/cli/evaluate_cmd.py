@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import argparse
 import math
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from desktop.cli import CliError
 from desktop.cli.common import (
@@ -89,6 +90,9 @@ def run(args: argparse.Namespace) -> int:
     resized = dataset.resized_line(path.name)  # at the size the model takes, as in training
     if resized:
         progress.message(resized)
+    trained = _trained_on(model.meta, dataset, path.name)
+    if trained:
+        progress.message(trained)
     names = [str(c) for c in model.classes]
     if (
         args.classes is None
@@ -130,6 +134,30 @@ def run(args: argparse.Namespace) -> int:
     title = f"{path.name} on {dataset.name}, {dataset.test_split}"
     safe_print(report(result, names, title, args.mistakes, files))
     return 0
+
+
+def _trained_on(meta: dict, dataset: Any, name: str) -> str:
+    """A line when every image of the folder the model was trained on is scored: its training
+    images are among them (the accuracy reads higher than the run's test); '' otherwise."""
+    trained = meta.get("dataset") if isinstance(meta.get("dataset"), dict) else {}
+    tested = meta.get("evaluation") if isinstance(meta.get("evaluation"), dict) else {}
+    source, counts = trained.get("source"), [trained.get(k) for k in ("train", "val", "test")]
+    if dataset.test_files is None or dataset.test_split != "every image in the folder":
+        return ""
+    if not isinstance(source, str) or not all(isinstance(c, int) for c in counts):
+        return ""
+    try:
+        same = Path(source).resolve() == Path(dataset.source).resolve()
+    except (OSError, RuntimeError, ValueError):
+        return ""
+    if not same:
+        return ""
+    total = len(dataset.test_labels)
+    line = f"{name} was trained on {counts[0] + counts[1]:,} of these {total:,} images"
+    accuracy = tested.get("accuracy")
+    if isinstance(accuracy, int | float) and math.isfinite(accuracy):
+        line += f"; its test on the {counts[2]:,} it held out scored {accuracy:.2%}"
+    return line
 
 
 def report(

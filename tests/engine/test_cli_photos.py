@@ -145,3 +145,29 @@ def test_evaluate_names_the_photo_of_each_mistake(pets, tmp_path):
         f"  {first['file']}: {names[first['true']]} -> {names[first['predicted']]}, "
         f"{first['confidence']:.1%}"
     )
+
+
+def test_evaluate_on_the_folder_a_model_was_trained_on_says_so(pets, tmp_path):
+    """`evaluate m.npz --dataset pets` scores every photo of pets, those the model trained on
+    among them, so it read higher than the run's test (and the Train tab's) with no word why."""
+    out = tmp_path / "m.npz"
+    status, _, stderr = _run_in_process([
+        "train", "--dataset", str(pets), "--arch", "lenet-article", "--epochs", "1",
+        "--out", str(out),
+    ])  # fmt: skip
+    assert status == 0, stderr
+    from engine.modelfile import load_model
+
+    tested = load_model(out).meta["evaluation"]["accuracy"]
+    status, _, stderr = _run_in_process(["evaluate", str(out), "--dataset", str(pets)])
+    assert status == 0
+    assert (
+        f"\nm.npz was trained on 32 of these 40 images; its test on the 8 it held out scored "
+        f"{tested:.2%}\n" in stderr
+    )
+    other = tmp_path / "other"
+    import shutil
+
+    shutil.copytree(pets, other)
+    status, _, stderr = _run_in_process(["evaluate", str(out), "--dataset", str(other)])
+    assert status == 0 and "trained on" not in stderr
