@@ -30,6 +30,7 @@ generator without a dataset.
 from __future__ import annotations
 
 import os
+import unicodedata
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -394,25 +395,30 @@ def parse_classes(text: str | Sequence[str]) -> list[str]:
 
 
 def class_indices(names: Sequence[str], wanted: Sequence[str] | str, dataset: str) -> list[int]:
-    """Where each of ``wanted`` (names, or ``"a,b,c"``: :func:`parse_classes`) is in ``names``,
-    in the order given. Names match exactly, else ignoring case; an unknown name raises
-    DatasetError listing ``names`` (the classes of the dataset called ``dataset``)."""
+    """Where each of ``wanted`` (names, or ``"a,b,c"``) is in ``names`` (of ``dataset``), in
+    order: exactly, else ignoring case, runs of spaces and the form of accents (macOS keeps
+    'à' as 'a' + a combining grave); DatasetError for a name no class or two classes fit."""
     shown = ", ".join(c if c.isprintable() else repr(c) for c in names)  # one line
-    lower = {c.lower(): i for i, c in enumerate(names)}
-    index = {c: i for i, c in enumerate(names)}
-    found = []
+    keys, found = [_loose_name(c) for c in names], []
     for name in parse_classes(wanted):
-        i = index.get(name, lower.get(name.lower()))
-        if i is None:
+        fits = [names.index(name)] if name in names else []
+        fits = fits or [i for i, k in enumerate(keys) if k == _loose_name(name)]
+        if not fits:
             raise DatasetError(f"{dataset} has no class {name!r}; its classes are {shown}")
-        found.append(i)
+        if len(fits) > 1:
+            two = " or ".join(repr(names[i]) for i in fits)
+            raise DatasetError(f"{dataset}: {name!r} could be the class {two}; type it exactly")
+        found.append(fits[0])
     return found
 
 
+def _loose_name(name: str) -> str:
+    return " ".join(unicodedata.normalize("NFC", name).casefold().split())
+
+
 def select_classes(dataset: Dataset, classes: Sequence[str] | str) -> Dataset:
-    """A new Dataset with only ``classes`` (names, or ``"a,b,c"``), labelled 0, 1, ... in the
-    order given. Names match exactly, else ignoring case; an unknown name raises DatasetError
-    listing the dataset's classes."""
+    """A new Dataset with only ``classes`` (names, or ``"a,b,c"``, as :func:`class_indices`
+    finds them), labelled 0, 1, ... in the order given."""
     old = class_indices(dataset.classes, classes, dataset.name)
     table = np.full(max(len(dataset.classes), 1), -1, np.int64)
     table[old] = np.arange(len(old))

@@ -382,3 +382,18 @@ def test_images_in_folders_inside_a_class_folder_belong_to_that_class(tmp_path):
         "cat/2024 trip/day 2/deep.jpg",
     ]
     assert np.bincount(ds.test_labels).tolist() == [2, 6, 2, 2]
+
+
+def test_typed_class_names_match_folder_names_up_to_spacing_case_and_accents_form():
+    """--classes 'dog friends' was refused for a folder 'dog  friends' ('pets has no class
+    'dog friends'; its classes are ..., dog  friends', the two spaces hard to see), and a name
+    typed with 'à' missed a macOS folder name stored as 'a' + combining grave."""
+    from engine.datasets import class_indices
+
+    names = ["Boats", "dog  friends", "Oiseaux a\u0300 la maison", "cat", "Cat"]
+    assert class_indices(names, "dog friends, oiseaux \u00e0 la maison", "pets") == [1, 2]
+    assert class_indices(names, " DOG\tFRIENDS ,boats", "pets") == [1, 0]
+    assert class_indices(names, "Cat,cat", "pets") == [4, 3]  # exact names first
+    with pytest.raises(DatasetError) as exc:  # two classes fit: neither is guessed
+        class_indices(names, "CAT,boats", "pets")
+    assert str(exc.value) == "pets: 'CAT' could be the class 'cat' or 'Cat'; type it exactly"
