@@ -500,7 +500,7 @@ class TrainTab(QWidget):
             label = int(dataset.train_labels[0])
             self.live.pin(
                 np.asarray(dataset.train_images[0]),
-                f"the first training image (a {dataset.classes[label]})",
+                f"the first training image, of class {dataset.classes[label]}",
                 label,
             )
         self._update_buttons()
@@ -582,8 +582,9 @@ class TrainTab(QWidget):
 
     def _on_setup_sample_clicked(self, image: np.ndarray, label: int) -> None:
         classes = self.setup.dataset.classes if self.setup.dataset is not None else []
-        name = f"a {classes[label]} " if 0 <= label < len(classes) else ""
-        self.live.pin(image, f"{name}from the dataset preview", label)
+        # a user's folder names read 'an image of class Cats', never 'a Cats'
+        name = f"of class {classes[label]} " if 0 <= label < len(classes) else ""
+        self.live.pin(image, f"an image {name}from the dataset preview", label)
 
     def _on_step_explained(self, event: StepExplanation | StepNotExplained) -> None:
         """One step in numbers (Figure 15), in its own window beside the filters view."""

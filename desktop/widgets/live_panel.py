@@ -104,6 +104,7 @@ class LivePanel(QWidget):
         self.sample_thumb.setFixedSize(32, 32)
         self.sample_thumb.setScaledContents(True)
         self.sample_caption = QLabel("Pinned sample: click an image of the dataset preview")
+        self.sample_caption.setTextFormat(Qt.TextFormat.PlainText)  # class names, no markup
         self.sample_caption.setTextFormat(Qt.TextFormat.PlainText)  # a class name, as written
         self.pin_classify_button = QPushButton(
             "Pin the Classify tab's image", objectName="pinClassifyButton"

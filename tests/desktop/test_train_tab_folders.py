@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 from PIL import Image
+from PySide6.QtCore import Qt
 
 from tests.desktop.test_train_tab import make_tab  # noqa: F401 (a fixture)
 
@@ -124,3 +125,18 @@ def test_the_status_bar_stops_saying_opening_once_a_model_is_loaded(qtbot, make_
     assert posted[-1] == "Could not load notes.npz" and "Could not load notes.npz: " in (
         tab.message.text()
     )
+
+
+def test_the_pinned_sample_names_a_users_class_as_a_class(qtbot, make_tab, tmp_path):  # noqa: F811
+    """'Pinned sample: the first training image (a Cats)', '(a Oiseaux à la maison)': the
+    article's 'a 5' read wrong with a user's folder names, and '<b>' in one was markup."""
+    root = _pets(tmp_path / "pets", np.random.default_rng(5))
+    (root / "cat").rename(root / "Oiseaux <b>")
+    tab = make_tab()
+    _load(qtbot, tab.setup, root)
+    first = tab.setup.dataset.classes[int(tab.setup.dataset.train_labels[0])]
+    caption = tab.live.sample_caption
+    assert caption.textFormat() == Qt.TextFormat.PlainText
+    assert caption.text() == f"Pinned sample: the first training image, of class {first}"
+    tab.setup.sample_grid.cell_clicked.emit(0, 1)  # the preview's column of the second class
+    assert caption.text() == "Pinned sample: an image of class Oiseaux <b> from the dataset preview"
