@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QThread, QTimer, Signal
-from PySide6.QtGui import QMouseEvent
+from PySide6.QtGui import QFontMetrics, QMouseEvent
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -424,10 +424,20 @@ class RunSetup(QWidget):
         for side in ("left", "bottom"):
             self._axis(side).setStyle(showValues=True)
         axis = self._axis("bottom")
-        ticks = (
-            [(i, str(c)) for i, c in enumerate(dataset.classes)] if k <= MAX_TICK_CLASSES else []
-        )
+        # every name under its bar, cut to its share of the axis (pyqtgraph dropped a long last
+        # one whole: 'Oiseaux à la maison'); the tooltip gives them whole, with the counts
+        slot = max(24, self.counts_plot.width() - 40) // max(k, 1) - 6
+        metrics = QFontMetrics(axis.style["tickFont"] or self.counts_plot.font())
+        names = [
+            metrics.elidedText(str(c), Qt.TextElideMode.ElideRight, slot) for c in dataset.classes
+        ]
+        ticks = [(i, n) for i, n in enumerate(names) if n != "…"] if k <= MAX_TICK_CLASSES else []
+        axis.setStyle(textFillLimits=[(0, 1.0)])
         axis.setTicks([ticks] if ticks else None)
+        pairs = list(zip(dataset.classes, preview.counts, strict=True))
+        more = f", … ({k:,} classes)" if k > MAX_TICK_CLASSES else ""
+        tip = ", ".join(f"{c}: {int(n):,}" for c, n in pairs[:MAX_TICK_CLASSES]) + more
+        self.counts_plot.setToolTip(plain_tip(tip))
         self._samples = preview.samples
         self.sample_grid.cell = preview.cell
         pixmap = array_to_pixmap(preview.grid)

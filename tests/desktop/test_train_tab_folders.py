@@ -140,3 +140,29 @@ def test_the_pinned_sample_names_a_users_class_as_a_class(qtbot, make_tab, tmp_p
     assert caption.text() == f"Pinned sample: the first training image, of class {first}"
     tab.setup.sample_grid.cell_clicked.emit(0, 1)  # the preview's column of the second class
     assert caption.text() == "Pinned sample: an image of class Oiseaux <b> from the dataset preview"
+
+
+def test_every_class_is_named_under_its_count_bar(qtbot, make_tab, tmp_path):  # noqa: F811
+    """'Boats, Cats, dog friends' and no name under the fourth bar: pyqtgraph dropped the long
+    last one, 'Oiseaux à la maison'. Each bar now has its name, cut to fit, and the tooltip
+    gives them whole."""
+    from PySide6.QtGui import QImage, QPainter
+
+    root = _pets(tmp_path / "pets", np.random.default_rng(6))
+    for name in ("Boats", "Oiseaux à la maison"):
+        (root / name).mkdir()
+        Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(root / name / "0.png")
+        Image.fromarray(np.ones((32, 32, 3), np.uint8)).save(root / name / "1.png")
+    tab = make_tab()
+    _load(qtbot, tab.setup, root)
+    axis = tab.setup.counts_plot.getPlotItem().getAxis("bottom")
+    qtbot.waitUntil(lambda: axis.geometry().height() > 0)  # laid out with its labels
+    image = QImage(400, 100, QImage.Format.Format_ARGB32)
+    painter = QPainter(image)
+    try:
+        drawn = [spec[2] for spec in axis.generateDrawSpecs(painter)[2]]
+    finally:
+        painter.end()
+    assert len(drawn) == 4 and drawn[:3] == ["Boats", "cat", "dog"]
+    assert drawn[3].startswith("Oiseaux") and drawn[3].endswith("…")
+    assert tab.setup.counts_plot.toolTip() == "Boats: 1, cat: 3, dog: 3, Oiseaux à la maison: 1"
