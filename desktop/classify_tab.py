@@ -465,7 +465,7 @@ class ClassifyTab(QWidget):
         self.mode_group.button(1).setChecked(True)
         self.sources.setCurrentIndex(1)
         self.preview.set_image(step.preview)
-        self._show_message(step.error)
+        self._show_message(step.error or self._model_hint())
         self.reading_label.clear()
         if step.prepared is None:  # a digit model and no ink: the image, no prediction
             self._clear_result("–")
@@ -476,6 +476,17 @@ class ClassifyTab(QWidget):
             self.last_timing = (step.decoded_at, self._bars_at, time.perf_counter())
         if self._kind() == "digit":
             self._start_reading()  # off the GUI thread: a big photo takes a moment
+
+    def _model_hint(self) -> str:
+        """A photo read by a digit model while a photo model of the user's waits in the Model
+        box (trained, then Classify, then a photo dropped): which to choose; else ''."""
+        mine = self.model_panel.other_photo_model() if self._kind() == "digit" else ""
+        if not mine:
+            return ""
+        return (
+            f"{self.model_name} reads digits; to classify this photo with your model, choose "
+            f"'{mine}' in the Model box"
+        )
 
     def handle_drop(self, mime: QMimeData) -> bool:
         """Files, a folder, image data or a URL dropped on the window or the drop area."""

@@ -189,6 +189,16 @@ class ModelPanel(QGroupBox):
         stays (``AppState.model_offered``)."""
         self.model_box.add_entry(label, model=model)
 
+    def other_photo_model(self) -> str:
+        """The label of the newest photo model trained or opened here that is not in use
+        ('' for none): what a photo read by a digit model was most likely meant for."""
+        for i in range(self.model_box.count() - 1, -1, -1):
+            entry = self.model_box.entry(i)
+            mine = i not in (self.digit_entry, self.photo_entry, self._in_use)
+            if mine and entry.model is not None and preparation_for(entry.model) == "photo":
+                return entry.label
+        return ""
+
     def show_model(self, model: object | None, label: str) -> None:
         if model is None:
             self.model_label.setText(

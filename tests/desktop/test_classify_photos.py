@@ -271,3 +271,23 @@ def test_the_status_bar_stops_saying_opening_once_the_photo_is_shown(
     assert posted == ["Opening IMG_1000.jpg…"]
     qtbot.waitUntil(lambda: not tab.background_busy() and tab.result is not None, timeout=20000)
     assert posted[-1] == "Opened IMG_1000.jpg"
+
+
+def test_a_photo_read_by_the_digit_model_points_to_the_users_photo_model(
+    qtbot, tab, photo_model, tmp_path
+):
+    """Train on one's photos, switch to Classify, drop a cat: the shipped digit model read it
+    as '77' and nothing said that the model just trained waits in the Model box."""
+    tab._state.offer_model(photo_model, "Trained here: lenet-article · pets")
+    assert tab.model_name == "Shipped LeNet-5 (digits)"
+    tab.open_image_file(_photo(tmp_path / "cat.png"))
+    qtbot.waitUntil(lambda: not tab.background_busy() and tab.result is not None, timeout=20000)
+    assert tab.message_label.isVisible()
+    assert tab.message_label.text() == (
+        "Shipped LeNet-5 (digits) reads digits; to classify this photo with your model, choose "
+        "'Trained here: lenet-article · pets' in the Model box"
+    )
+    entry = tab.model_panel.model_box.findText("Trained here: lenet-article · pets")
+    tab.model_panel.model_box.activated.emit(entry)
+    qtbot.waitUntil(lambda: tab.result is not None and tab.result.classes == CLASSES)
+    assert not tab.message_label.isVisible()
