@@ -200,10 +200,12 @@ class MainWindow(QMainWindow):
     def dropEvent(self, event: QDropEvent) -> None:
         mime = event.mimeData()
         tab = self.current_tab()
+        paths = [Path(u.toLocalFile()) for u in mime.urls() if u.isLocalFile()]
         if hasattr(tab, "handle_drop"):
             handled = tab.handle_drop(mime)
+        elif hasattr(tab, "open_dropped") and tab.open_dropped(paths):
+            handled = True  # the Train tab's dataset folder or model file
         else:
-            paths = [Path(u.toLocalFile()) for u in mime.urls() if u.isLocalFile()]
             handled = bool(paths) and self.open_path(paths[0])
             if not paths:
                 self.statusBar().showMessage("Drop an image file to open it", 4000)

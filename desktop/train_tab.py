@@ -675,6 +675,21 @@ class TrainTab(QWidget):
         training = self.session.is_running() and len(self.session.log) > 0
         return self.model is not None and (self._unsaved or training)
 
+    def open_dropped(self, paths: list[Path]) -> bool:
+        """A folder dropped on the tab becomes the dataset (as Source > Folder… makes it), a
+        model file loads (as Load…); False for anything else (a photo opens in Filters)."""
+        if len(paths) != 1 or not (paths[0].is_dir() or paths[0].suffix.lower() == ".npz"):
+            return False
+        if self.session.is_running():
+            self._state.status_posted.emit(f"Training runs: stop it to use {paths[0].name}")
+        elif self._loading_model is not None:
+            self._state.status_posted.emit(f"A model is opening: drop {paths[0].name} again soon")
+        elif paths[0].is_dir():
+            self.setup.set_source(paths[0], self.setup.limit())
+        else:
+            self.load_model_file(paths[0])
+        return True
+
     def _on_load_clicked(self) -> None:
         name, _ = QFileDialog.getOpenFileName(self, "Load model", "", "ConvScope model (*.npz)")
         if name:

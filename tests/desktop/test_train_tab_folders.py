@@ -166,3 +166,32 @@ def test_every_class_is_named_under_its_count_bar(qtbot, make_tab, tmp_path):  #
     assert len(drawn) == 4 and drawn[:3] == ["Boats", "cat", "dog"]
     assert drawn[3].startswith("Oiseaux") and drawn[3].endswith("…")
     assert tab.setup.counts_plot.toolTip() == "Boats: 1, cat: 3, dog: 3, Oiseaux à la maison: 1"
+
+
+def test_a_folder_or_model_dropped_on_the_train_tab_is_taken_there(qtbot, settings, tmp_path):
+    """A user drags their photo folder onto the Train tab: the window jumped to the Filters tab
+    with 'Could not open …/pets: is a folder, not an image file'. A folder becomes the dataset
+    (as Source > Folder… does), a model file loads (as Load…); a photo still opens in Filters."""
+    from desktop.main_window import MainWindow
+    from resources import shipped_model_path
+    from tests.desktop.test_filters_tab import drop_files
+
+    root = _pets(tmp_path / "pets", np.random.default_rng(7))
+    window = MainWindow(settings=settings)
+    qtbot.addWidget(window)
+    window.show()
+    tab = window.train_tab
+    window.tabs.setCurrentWidget(tab)
+    with qtbot.waitSignal(
+        tab.setup.dataset_loaded, timeout=30_000, check_params_cb=lambda d: d.source == str(root)
+    ):
+        drop_files(window, [root])
+    assert window.current_tab() is tab
+    assert tab.setup.source_combo.currentData() == "folder"
+    with qtbot.waitSignal(tab.model_load_finished, timeout=30_000) as loaded:
+        drop_files(window, [shipped_model_path()])
+    assert loaded.args == [True] and window.current_tab() is tab
+    qtbot.waitUntil(lambda: not tab.setup.is_loading(), timeout=30_000)
+    drop_files(window, [root / "cat" / "0.png"])
+    assert window.current_tab() is window.filters_tab
+    qtbot.waitUntil(lambda: not window.filters_tab.is_computing(), timeout=30_000)
