@@ -608,6 +608,10 @@ class NetworkView(QWidget):
                 wide = painter.fontMetrics().horizontalAdvance(label) + 4.0
                 x = min(max(rect.center().x() - wide / 2, 0.0), self.width() - wide)
                 where = QRectF(x, row.rects[-1].bottom() + 2, wide, line)
+            else:  # a user's 'dog  friends' under a 30-pixel cell: 'do…', never 'frie'
+                label = painter.fontMetrics().elidedText(
+                    label, Qt.TextElideMode.ElideRight, int(where.width())
+                )
             painter.drawText(where, Qt.AlignmentFlag.AlignCenter, label)
         if 0 <= top_cell < len(row.rects):
             painter.setPen(QPen(ACCENT, 2))

@@ -291,3 +291,37 @@ def test_a_photo_read_by_the_digit_model_points_to_the_users_photo_model(
     tab.model_panel.model_box.activated.emit(entry)
     qtbot.waitUntil(lambda: tab.result is not None and tab.result.classes == CLASSES)
     assert not tab.message_label.isVisible()
+
+
+def test_the_output_cells_name_a_users_classes_whole_or_cut_at_the_end(
+    qtbot, tab, tmp_path, monkeypatch
+):
+    """Under the output cells 'dog  friends' showed as 'frie' and 'Oiseaux à la maison' as
+    'à la' (the middle of each name, cut on both sides by the cell); a name that does not fit
+    now ends in '…' and starts as the class does."""
+    from PySide6.QtGui import QPainter
+
+    names = ["Boats", "Cats", "dog  friends", "Oiseaux à la maison"]
+    model = build_model(
+        {"name": "lenet-article", "in_channels": 3}, np.random.default_rng(0), classes=names
+    )
+    tab.set_model(model, "pets")
+    tab.open_image_file(_photo(tmp_path / "cat.png"))
+    qtbot.waitUntil(lambda: tab.result is not None, timeout=20000)
+    drawn: list[tuple[float, str]] = []
+    original = QPainter.drawText
+
+    def record(painter, *args):
+        if len(args) == 3 and isinstance(args[2], str):
+            drawn.append((args[0].width(), args[2]))
+        return original(painter, *args)
+
+    monkeypatch.setattr(QPainter, "drawText", record)
+    view = tab.network_view
+    view.grab()
+    metrics = view.fontMetrics()
+    shown = {text: width for width, text in drawn if text and text[0] in "BCdO"}
+    assert len(shown) == 4, drawn
+    for name, (text, width) in zip(names, shown.items(), strict=True):
+        assert text == name or (text.endswith("…") and name.startswith(text[:-1])), text
+        assert metrics.horizontalAdvance(text) <= width
