@@ -59,6 +59,7 @@ _SMALL_FILE = 1 << 16  # decoded from memory; larger files are decoded in draft 
 _CHUNK = 256  # images between two progress events / cancellation checks
 _PARALLEL_MIN = 2000  # images: below this a second process is not worth its start
 _FORK_OK = sys.platform.startswith("linux")
+_SYSTEM_FILES = {"thumbs.db", "ehthumbs.db", "desktop.ini"}  # kept by Windows in any folder
 _GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
 
 _SPLIT_NAMES = {
@@ -77,14 +78,19 @@ def _natural_key(text: str) -> list:
 
 
 def _entries(folder: Path, want_dirs: bool) -> list[Path]:
-    """The subfolders (or files) of ``folder``, dot names skipped, in natural order;
-    DatasetError when the folder cannot be listed (permissions)."""
+    """The subfolders (or files) of ``folder``, dot names and the system's own files (Windows'
+    Thumbs.db, desktop.ini) skipped, in natural order; DatasetError when the folder cannot be
+    listed (permissions)."""
     try:
         with os.scandir(folder) as it:  # DirEntry.is_dir/is_file need no stat on most systems
-            names = [e.name for e in it if not e.name.startswith(".") and _is(e, want_dirs)]
+            names = [e.name for e in it if _listed(e.name) and _is(e, want_dirs)]
     except OSError as exc:
         raise _unlistable(folder, exc) from exc
     return [folder / n for n in sorted(names, key=_natural_key)]
+
+
+def _listed(name: str) -> bool:
+    return not name.startswith(".") and name.lower() not in _SYSTEM_FILES
 
 
 def _is(entry: os.DirEntry, want_dirs: bool) -> bool:

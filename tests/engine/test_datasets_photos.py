@@ -369,6 +369,9 @@ def test_images_in_folders_inside_a_class_folder_belong_to_that_class(tmp_path):
     Image.new("RGB", (20, 16), COLOURS["cat"]).save(trip / "deep.jpg")
     (root / "dog" / ".thumbnails").mkdir()
     Image.new("RGB", (20, 16), COLOURS["cat"]).save(root / "dog" / ".thumbnails" / "0.jpg")
+    # Windows' own files in a class folder are no photos the user skipped: not listed at all
+    (root / "cat" / "Thumbs.db").write_bytes(b"\xd0\xcf\x11\xe0 thumbnail cache")
+    (trip / "desktop.ini").write_text("[.ShellClassInfo]\n")
     ds = load_dataset(root, test_fraction=1.0)
     assert not ds.skipped
     cat = ds.classes.index("cat")
