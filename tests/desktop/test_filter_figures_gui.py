@@ -62,7 +62,8 @@ def test_unpooled_inspector_has_no_window_and_relu_only_when_on(window, qtbot):
     assert not any("ReLU" in line for line in tab.pages.inspector.result_lines())
 
 
-def test_figure10_window_painted_by_the_inspector(qtbot):
+def _figure10(qtbot):
+    """A 760x150 pixel inspector and the explanation of Figure 10's pooled pixel (0, 0)."""
     inspector = PixelInspector()
     qtbot.addWidget(inspector)
     inspector.resize(760, 150)
@@ -70,7 +71,11 @@ def test_figure10_window_painted_by_the_inspector(qtbot):
     settings = F.FilterSettings((F.PRESETS["Identity"].spec(),), border="zero", pool="max")
     result = F.run_filter(img, settings)
     assert np.array_equal(result.maps[0, :, :, 0], [[6, 8], [3, 4]])
-    ex = F.explain_pixel(result, 0, 0, 1)
+    return inspector, F.explain_pixel(result, 0, 0, 1)
+
+
+def test_figure10_window_painted_by_the_inspector(qtbot):
+    inspector, ex = _figure10(qtbot)
     inspector.show_inspection(ex.inspection, "fig 10", pool=ex.pool)
     assert np.array_equal(inspector.pool().window.values, [[2, 4], [7, 8]])
     assert inspector.pool().window.winner == (1, 1)
@@ -80,12 +85,7 @@ def test_figure10_window_painted_by_the_inspector(qtbot):
 
 def test_a_long_caption_beside_the_pooling_window_is_shortened_not_cut(qtbot):
     # at 1400x900: "conv output x 60, y 60 (the winner of the pooling window) · red chann"
-    inspector = PixelInspector()
-    qtbot.addWidget(inspector)
-    inspector.resize(760, 150)
-    img = np.kron(F.FIGURE10_MAP, np.ones((1, 1))).astype(np.uint8)
-    settings = F.FilterSettings((F.PRESETS["Identity"].spec(),), border="zero", pool="max")
-    ex = F.explain_pixel(F.run_filter(img, settings), 0, 0, 1)
+    inspector, ex = _figure10(qtbot)
     caption = "conv output x 60, y 60 (the winner of the pooling window) · red channel" * 2
     inspector.show_inspection(ex.inspection, caption, pool=ex.pool)
     shown = inspector.shown_caption()  # what is painted: it ended mid-word where the room did

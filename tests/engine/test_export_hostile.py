@@ -36,18 +36,22 @@ def _model(classes=CLASSES, seed: int = 2):
     return build_model(arch, np.random.default_rng(seed), classes=classes)
 
 
+def _export(model, model_file: Path, script: Path, name: str):
+    """Save ``model`` to ``model_file``, export it to ``script`` and import that as ``name``."""
+    save_model(model, model_file)
+    assert main(["export", str(model_file), "--pytorch", str(script)]) == 0
+    spec = importlib.util.spec_from_file_location(name, script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     """(module, model file) of a small custom network with unicode class names."""
     folder = tmp_path_factory.mktemp("hostile")
     model_file = folder / "custom.npz"
-    save_model(_model(), model_file)
-    script = folder / "custom.py"
-    assert main(["export", str(model_file), "--pytorch", str(script)]) == 0
-    spec = importlib.util.spec_from_file_location("exported_hostile", script)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module, model_file
+    return _export(_model(), model_file, folder / "custom.py", "exported_hostile"), model_file
 
 
 def _class_folder(root: Path, per_class: int = 3) -> Path:
@@ -445,12 +449,7 @@ def test_names_the_output_cannot_encode_are_escaped_not_an_error(capsys, tmp_pat
     that folder. Such characters are written as backslash escapes, as ``convscope`` does."""
     classes = ["caf\udce9", "dog", "猫", "bird"]
     model_file = tmp_path / "odd.npz"
-    save_model(_model(classes=classes), model_file)
-    script = tmp_path / "odd.py"
-    assert main(["export", str(model_file), "--pytorch", str(script)]) == 0
-    spec = importlib.util.spec_from_file_location("exported_unencodable", script)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = _export(_model(classes=classes), model_file, tmp_path / "odd.py", "exported_unencodable")
     data = tmp_path / "data"
     for k, name in enumerate(classes):
         folder = data / name
@@ -474,12 +473,7 @@ def test_help_names_odd_files_and_classes(capsys, tmp_path):
     ``50%`` must not break ``--help``."""
     classes = ["50%", "back\\slash", 'say "hi"', "%(prog)s"]
     model_file = tmp_path / "100% cats.npz"
-    save_model(_model(classes=classes), model_file)
-    script = tmp_path / "odd.py"
-    assert main(["export", str(model_file), "--pytorch", str(script)]) == 0
-    spec = importlib.util.spec_from_file_location("exported_odd", script)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = _export(_model(classes=classes), model_file, tmp_path / "odd.py", "exported_odd")
     capsys.readouterr()
     for argv in (["--help"], ["train", "--help"], ["predict", "--help"]):
         with pytest.raises(SystemExit) as stop:
