@@ -53,6 +53,7 @@ from desktop.widgets.model_panel import ModelPanel
 from desktop.widgets.network_view import NetworkView, view_layers
 from desktop.widgets.probability_chart import ProbabilityChart
 from desktop.widgets.seen_box import SeenBox
+from desktop.widgets.tone import set_tone
 from desktop.workers import OneAtATime, hold_collection_while
 from engine.atomic import atomic_write
 from engine.errors import EngineError
@@ -215,7 +216,7 @@ class ClassifyTab(QWidget):
         self.reading_label = QLabel(objectName="readingLabel", wordWrap=True)
         self.message_label = QLabel(objectName="messageLabel", wordWrap=True)
         self.message_label.setTextFormat(Qt.TextFormat.PlainText)  # file names are not markup
-        self.message_label.setStyleSheet("color: #c0392b;")
+        set_tone(self.message_label, "color: #c0392b;")
         self.invert_box = QCheckBox("Auto-invert dark ink", checked=True)
         self.invert_box.setToolTip("Dark ink on light paper becomes white on black, as in MNIST")
         self.center_box = QCheckBox("Crop and centre (MNIST)", checked=True)

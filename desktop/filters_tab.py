@@ -51,6 +51,7 @@ from desktop.widgets.filter_pages import FilterPages
 from desktop.widgets.filter_settings_panel import FilterSettingsPanel
 from desktop.widgets.kernel_editor import KernelEditor
 from desktop.widgets.pixel_inspector import short
+from desktop.widgets.tone import set_tone
 from desktop.workers import OneAtATime, hold_collection_while
 from engine import filters as F
 from engine.errors import EngineError
@@ -158,7 +159,7 @@ class FiltersTab(QWidget):
             "article's small examples (Figures 5-6, 10)."
         )
         tip.setWordWrap(True)
-        tip.setStyleSheet("QLabel { color: #5f6368; }")
+        set_tone(tip, "QLabel { color: #5f6368; }")
         col.addWidget(tip)
         col.addStretch(1)
         scroll = QScrollArea()
@@ -175,9 +176,10 @@ class FiltersTab(QWidget):
         rl.setSpacing(6)
         self.banner = QLabel(objectName="filterMessage")
         self.banner.setWordWrap(True)
-        self.banner.setStyleSheet(
+        set_tone(
+            self.banner,
             "QLabel { background: #fce8e6; color: #a50e0e; border: 1px solid #f28b82;"
-            " border-radius: 4px; padding: 6px 10px; }"
+            " border-radius: 4px; padding: 6px 10px; }",
         )
         self.banner.hide()
         rl.addWidget(self.banner)
@@ -209,7 +211,7 @@ class FiltersTab(QWidget):
         self.progress.setTextVisible(False)
         self.progress.hide()
         self.timing = QLabel(objectName="timingLabel")
-        self.timing.setStyleSheet("QLabel { color: #5f6368; }")
+        set_tone(self.timing, "QLabel { color: #5f6368; }")
         copy = QPushButton("Copy", objectName="copyButton")
         copy.setToolTip("Copy the result picture to the clipboard")
         copy.clicked.connect(self.copy_result)

@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 import resources
+from desktop.widgets.tone import set_tone
 from engine import tour
 from engine.errors import EngineError
 from engine.modelfile import load_model
@@ -73,6 +74,9 @@ class _StopText(QScrollArea):
             self.updateGeometry()  # wider or narrower: the words take fewer or more lines
 
 
+PANEL = "#e8f0fe"  # the panel's background (a dark shade of its hue on a dark desktop)
+
+
 class TourPanel(QDockWidget):
     stop_shown = Signal(int)
     ended = Signal(bool)
@@ -84,7 +88,7 @@ class TourPanel(QDockWidget):
         no_title = QWidget()  # the stop's title is the heading: no dock title
         QHBoxLayout(no_title).setContentsMargins(0, 0, 0, 0)  # 0 high (a bare QWidget: -1)
         self.setTitleBarWidget(no_title)
-        self.setStyleSheet("#tourPanel > QStackedWidget { background: #e8f0fe; }")
+        set_tone(self, f"#tourPanel > QStackedWidget {{ background: {PANEL}; }}")
         self._window = window
         self.index = -1
         self.saved: UserSetup | None = None
@@ -101,13 +105,13 @@ class TourPanel(QDockWidget):
     def _build_stop_page(self) -> QWidget:
         page = QWidget()
         self.where_label = QLabel(objectName="tourWhere")
-        self.where_label.setStyleSheet("color: #5f6368;")
+        set_tone(self.where_label, "color: #5f6368;", on=PANEL)
         self.title_label = QLabel(objectName="tourTitle")
         self.title_label.setStyleSheet("font-weight: 600; font-size: 11pt;")
         self.text_label = QLabel(objectName="tourText", wordWrap=True)
         self.text_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.problem_label = QLabel(objectName="tourProblem", wordWrap=True)
-        self.problem_label.setStyleSheet("color: #b00020;")
+        set_tone(self.problem_label, "color: #b00020;", on=PANEL)
         self.problem_label.hide()
         heading = QHBoxLayout()
         heading.addWidget(self.title_label)

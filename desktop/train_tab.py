@@ -61,6 +61,7 @@ from desktop.widgets.feature_view import FeatureView
 from desktop.widgets.live_panel import LivePanel
 from desktop.widgets.run_setup import RunSetup
 from desktop.widgets.step_explainer import StepWindow
+from desktop.widgets.tone import set_tone
 from desktop.widgets.training_charts import TrainingCharts
 from desktop.workers import GeneratorWorker, hold_collection_while, start_worker
 from engine.errors import EngineError
@@ -623,8 +624,9 @@ class TrainTab(QWidget):
     def _show_message(self, text: str, *, error: bool = False) -> None:
         color = "#b00020" if error else "#0b5394"
         background = "#fdecea" if error else "#e8f0fe"
-        self.message.setStyleSheet(
-            f"color: {color}; background: {background}; padding: 6px;border-radius: 4px;"
+        set_tone(
+            self.message,
+            f"color: {color}; background: {background}; padding: 6px;border-radius: 4px;",
         )
         self.message.setText(text)
         self.message.setVisible(bool(text))

@@ -10,7 +10,9 @@ goes wrong as well as the message saying why.
 from __future__ import annotations
 
 from PySide6.QtGui import QColor, QTextCharFormat, QTextCursor
-from PySide6.QtWidgets import QPlainTextEdit, QTextEdit, QWidget
+from PySide6.QtWidgets import QApplication, QPlainTextEdit, QTextEdit, QWidget
+
+from desktop.widgets.tone import surface
 
 LINES = 4  # shown at once; a longer network scrolls
 
@@ -53,7 +55,7 @@ class ArchTextEdit(QPlainTextEdit):
         look = QTextCharFormat()
         look.setUnderlineStyle(QTextCharFormat.UnderlineStyle.WaveUnderline)
         look.setUnderlineColor(QColor("#b00020"))
-        look.setBackground(QColor("#fdecea"))
+        look.setBackground(surface("#fdecea", QApplication.palette(self)))
         selection = QTextEdit.ExtraSelection()
         selection.cursor = cursor
         selection.format = look

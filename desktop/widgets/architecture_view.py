@@ -25,6 +25,7 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QDialog, QLabel, QScrollArea, QToolTip, QVBoxLayout, QWidget
 
+from desktop.widgets.tone import set_tone
 from engine.graph_layout import Layout, NodeFacts, layout
 from engine.visualize import name_in_block
 
@@ -348,7 +349,7 @@ class ArchitectureWindow(QDialog):
         self.view = ArchitectureView()
         self.view.setObjectName("architectureWindowView")
         hint = QLabel("Hover a box for its details: window, parameters, multiply-adds, field.")
-        hint.setStyleSheet("color: #555;")
+        set_tone(hint, "color: #555;")
         layout = QVBoxLayout(self)
         layout.addWidget(hint)
         layout.addWidget(self.view, 1)

@@ -13,9 +13,10 @@ import os
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QColor, QResizeEvent
+from PySide6.QtGui import QColor, QPalette, QResizeEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QApplication,
     QFileDialog,
     QHBoxLayout,
     QHeaderView,
@@ -28,6 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.widgets import plain_tip
+from desktop.widgets.tone import readable
 from desktop.workers import OneAtATime
 from engine.atomic import atomic_write
 from engine.inference import FileResult, classify_files_steps
@@ -47,6 +49,12 @@ def relative_name(file: str, root: Path | None) -> str:
         return os.path.relpath(file, root)
     except ValueError:  # another drive (Windows)
         return file
+
+
+def _problem_colour(table: QTableWidget) -> QColor:
+    """The red of a file's problem, readable on the table's base (dark on a dark desktop)."""
+    palette = QApplication.palette(table)
+    return readable(QColor(192, 57, 43), palette, palette.color(QPalette.ColorRole.Base))
 
 
 class _NumberItem(QTableWidgetItem):
@@ -106,7 +114,7 @@ class BatchTable(QTableWidget):
             confidence.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             problem = QTableWidgetItem(row.error)
             problem.setToolTip(plain_tip(row.error))
-            problem.setForeground(QColor(192, 57, 43))
+            problem.setForeground(_problem_colour(self))
             for column, item in enumerate((name, prediction, confidence, problem)):
                 self.setItem(r, column, item)
         self.setSortingEnabled(True)

@@ -26,6 +26,7 @@ from desktop.widgets.histogram import Histogram
 from desktop.widgets.image_view import ImageView
 from desktop.widgets.pixel_inspector import PixelInspector
 from desktop.widgets.relu_view import ReluView
+from desktop.widgets.tone import set_tone
 
 DISPLAY_LABELS = {
     "clip": "Clip to 0–255",
@@ -74,14 +75,14 @@ class FilterPages(QTabWidget):
             pl = QVBoxLayout(pane)
             pl.setContentsMargins(0, 0, 0, 0)
             pl.setSpacing(3)
-            caption.setStyleSheet("QLabel { font-weight: 600; color: #3c4043; }")
+            set_tone(caption, "QLabel { font-weight: 600; color: #3c4043; }")
             pl.addWidget(caption)
             pl.addWidget(view, 1)
             split.addWidget(pane)
         split.setChildrenCollapsible(False)
         v.addWidget(split, 1)
         self.hover_label = QLabel(HOVER_HELP, objectName="hoverLabel")
-        self.hover_label.setStyleSheet("QLabel { color: #3c4043; }")
+        set_tone(self.hover_label, "QLabel { color: #3c4043; }")
         v.addWidget(self.hover_label)
         v.addLayout(self._build_inspector_row())
         self.source_view.pixel_hovered.connect(self.source_hovered)
@@ -113,7 +114,7 @@ class FilterPages(QTabWidget):
         v.setContentsMargins(0, 0, 0, 0)
         v.setSpacing(4)
         title = QLabel("Show signed results as")
-        title.setStyleSheet("QLabel { font-weight: 600; color: #3c4043; }")
+        set_tone(title, "QLabel { font-weight: 600; color: #3c4043; }")
         v.addWidget(title)
         self.display_box = QComboBox(objectName="displayBox")
         for key, label in DISPLAY_LABELS.items():
@@ -123,7 +124,7 @@ class FilterPages(QTabWidget):
         self.histogram = Histogram()
         v.addWidget(self.histogram)
         self.value_label = QLabel(objectName="valueRange")
-        self.value_label.setStyleSheet("QLabel { color: #5f6368; }")
+        set_tone(self.value_label, "QLabel { color: #5f6368; }")
         self.value_label.setWordWrap(True)  # a narrow window: "mean 3.465" on a line of its own
         v.addWidget(self.value_label)
         return box

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop.widgets.tone import set_tone, text_colour
 from engine import filters as F
 from engine.errors import EngineError
 
@@ -92,7 +93,7 @@ class FilterSettingsPanel(QWidget):
         self.formula = QLabel(objectName="sizeFormula")
         self.formula.setTextFormat(Qt.TextFormat.RichText)
         self.formula.setWordWrap(True)
-        self.formula.setStyleSheet("QLabel { color: #3c4043; }")
+        set_tone(self.formula, "QLabel { color: #3c4043; }")
         v.addWidget(self.formula)
         return box
 
@@ -171,7 +172,8 @@ class FilterSettingsPanel(QWidget):
             fw = F.size_formula(w, kernel, stride, p)
             fh = F.size_formula(h, kernel, stride, p)
         except EngineError as exc:
-            self.formula.setText(f"<span style='color:#c5221f'>{exc}</span>")
+            red = text_colour(self.formula, "#c5221f")
+            self.formula.setText(f"<span style='color:{red}'>{exc}</span>")
             return
         self.formula.setText(f"Output size = (W − F + 2P)/S + 1<br>width&nbsp; {fw}<br>height {fh}")
 
@@ -183,4 +185,5 @@ class FilterSettingsPanel(QWidget):
             return f"<b>{shape[0]}</b> maps of {one}" if len(shape) == 4 else one
 
         shapes = " → ".join(f"{name} {shape_text(shape)}" for name, shape in stages)
-        self.stages_label.setText(shapes + " <span style='color:#5f6368'>(H×W×C)</span>")
+        grey = text_colour(self.stages_label, "#5f6368")
+        self.stages_label.setText(shapes + f" <span style='color:{grey}'>(H×W×C)</span>")

@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
 from desktop.widgets.kernel_edits import KernelEdit, TypedKernel
 from desktop.widgets.kernel_grid import KernelGrid
 from desktop.widgets.pixel_inspector import short
+from desktop.widgets.tone import set_tone, text_colour
 from engine import filters as F
 from engine.errors import EngineError
 
@@ -124,7 +125,7 @@ class KernelEditor(QGroupBox):
         v.addWidget(self.grid)
         self.hint = QLabel(objectName="kernelHint")
         self.hint.setWordWrap(True)
-        self.hint.setStyleSheet("QLabel { color: #c5221f; }")
+        set_tone(self.hint, "QLabel { color: #c5221f; }")
         self.hint.hide()
         v.addWidget(self.hint)
         self.kernel_info = QLabel(objectName="kernelInfo")
@@ -133,7 +134,7 @@ class KernelEditor(QGroupBox):
         v.addWidget(self.kernel_info)
         self.preset_note = QLabel(objectName="presetNote")
         self.preset_note.setWordWrap(True)
-        self.preset_note.setStyleSheet("QLabel { color: #5f6368; font-style: italic; }")
+        set_tone(self.preset_note, "QLabel { color: #5f6368; font-style: italic; }")
         v.addWidget(self.preset_note)
 
     def _build_scalars(self) -> QGridLayout:
@@ -337,11 +338,12 @@ class KernelEditor(QGroupBox):
         if div != 1:
             text += f" ÷ {short(div)} = <b>{short(total / div)}</b>"
         factors = F.separable_factors(spec.kernel)
+        green = text_colour(self.kernel_info, "#188038")
         if factors is not None:
             col, row = factors
             fmt = " ".join
             text += (
-                " · <span style='color:#188038'>separable</span>: "
+                f" · <span style='color:{green}'>separable</span>: "
                 f"[{fmt(short(v) for v in col)}]ᵀ × [{fmt(short(v) for v in row)}]"
             )
         else:
@@ -349,7 +351,7 @@ class KernelEditor(QGroupBox):
             if rank1 is not None:
                 text += (
                     f" · {short(delta)}×centre + a separable kernel "
-                    "<span style='color:#188038'>(fast)</span>"
+                    f"<span style='color:{green}'>(fast)</span>"
                 )
             else:
                 text += " · not separable"

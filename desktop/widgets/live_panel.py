@@ -22,6 +22,7 @@ from desktop.qt_image import array_to_pixmap
 from desktop.widgets import scrolled
 from desktop.widgets.activation_view import ActivationView
 from desktop.widgets.filter_view import FilterView
+from desktop.widgets.tone import set_tone
 from desktop.workers import ModelCopy, OneAtATime
 from engine.connections import LazyConnections
 from engine.errors import EngineError
@@ -112,7 +113,7 @@ class LivePanel(QWidget):
         self.pin_classify_button.setEnabled(False)
         self.pin_classify_button.clicked.connect(self._on_pin_classify_clicked)
         self.working_label = QLabel(WORKING, objectName="liveWorking", wordWrap=True)
-        self.working_label.setStyleSheet("color: #b35900;")
+        set_tone(self.working_label, "color: #b35900;")
         self.working_label.hide()
         label = self.working_label
 
@@ -135,7 +136,7 @@ class LivePanel(QWidget):
         inner.setStretchFactor(1, 2)
         inner.setSizes([560, 360])
         self.hover_label = QLabel(" ", objectName="hoverInfo")
-        self.hover_label.setStyleSheet("color: #444;")
+        set_tone(self.hover_label, "color: #444;")
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
         layout.addLayout(head)

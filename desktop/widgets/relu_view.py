@@ -16,6 +16,7 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWi
 from desktop.filter_render import ordinal
 from desktop.widgets.image_view import ImageView
 from desktop.widgets.pixel_inspector import MUTED, TEXT, short
+from desktop.widgets.tone import set_tone
 from engine.filters import ReluFigure
 
 CURVE = QColor(217, 48, 37)
@@ -135,7 +136,7 @@ class ReluView(QWidget):
         self.summary = QLabel(objectName="reluSummary")
         self.summary.setWordWrap(True)
         self.hover_label = QLabel(objectName="reluHover")
-        self.hover_label.setStyleSheet("QLabel { color: #3c4043; }")
+        set_tone(self.hover_label, "QLabel { color: #3c4043; }")
         row = QHBoxLayout()
         row.setSpacing(8)
         row.addLayout(self._pane("Feature map (convolution)", self.before_view), 3)
@@ -155,7 +156,7 @@ class ReluView(QWidget):
         pane = QVBoxLayout()
         pane.setSpacing(3)
         label = QLabel(caption)
-        label.setStyleSheet("QLabel { font-weight: 600; color: #3c4043; }")
+        set_tone(label, "QLabel { font-weight: 600; color: #3c4043; }")
         pane.addWidget(label)
         pane.addWidget(view, 1)
         return pane

@@ -46,6 +46,7 @@ from desktop.qt_image import array_to_pixmap
 from desktop.widgets import plain_tip
 from desktop.widgets.arch_text_edit import ArchTextEdit
 from desktop.widgets.architecture_view import ArchitectureView, ArchitectureWindow
+from desktop.widgets.tone import set_tone, text_colour
 from desktop.workers import GeneratorWorker, start_worker
 from engine import architectures
 from engine.archtext import GRAMMAR, ArchTextError
@@ -264,7 +265,7 @@ class RunSetup(QWidget):
         form.addRow("Training images", self.limit_combo)
         hint = QLabel("Fewer images = a faster first run; use all for the best model.")
         hint.setWordWrap(True)
-        hint.setStyleSheet("color: #666;")
+        set_tone(hint, "color: #666;")
         column.addWidget(hint)
         self.dataset_label = QLabel("Loading…", objectName="datasetInfo")
         self.dataset_label.setWordWrap(True)
@@ -393,7 +394,8 @@ class RunSetup(QWidget):
     def _on_loader_errored(self, message: str) -> None:
         self.dataset = None  # Start must not train the previous dataset instead
         self.dataset_label.setToolTip("")
-        self.dataset_label.setText(f"<span style='color:#b00'>Could not load: {message}</span>")
+        red = text_colour(self.dataset_label, "#b00")
+        self.dataset_label.setText(f"<span style='color:{red}'>Could not load: {message}</span>")
         self.dataset_failed.emit(message)
 
     def _on_loader_yielded(self, loaded: object) -> None:
@@ -457,7 +459,7 @@ class RunSetup(QWidget):
         """Frame the custom form's field that does not read in red (none: ``""``), as the
         text form underlines its bad token."""
         for label, edit in (("Conv filters", self.filters_edit), ("FC widths", self.fc_edit)):
-            edit.setStyleSheet(_BAD_FIELD if label == field else "")
+            set_tone(edit, _BAD_FIELD if label == field else "")
 
     def _on_sample_grid_cell_clicked(self, row: int, col: int) -> None:
         if self.dataset is None or not (0 <= row < PER_CLASS and 0 <= col < self._samples.shape[0]):
@@ -474,7 +476,7 @@ class RunSetup(QWidget):
         form.addRow("Network", self._build_arch_combo())
         self.arch_idea = QLabel(objectName="architectureIdea")
         self.arch_idea.setWordWrap(True)
-        self.arch_idea.setStyleSheet("color: #444;")
+        set_tone(self.arch_idea, "color: #444;")
         form.addRow(self.arch_idea)
         self.arch_text = ArchTextEdit(
             "conv 16 3, relu, conv 16 3, relu, maxpool 2, conv 32 3, relu, maxpool 2, flatten, "
@@ -503,7 +505,7 @@ class RunSetup(QWidget):
         form.addRow(self.custom_box)
         self.arch_error = QLabel(objectName="architectureError")
         self.arch_error.setWordWrap(True)
-        self.arch_error.setStyleSheet("color: #b00020; font-weight: bold;")
+        set_tone(self.arch_error, "color: #b00020; font-weight: bold;")
         self.arch_error.hide()  # shown with a message only: no empty band under the text
         form.addRow(self.arch_error)
         self.layer_table = QTableWidget(0, 3, objectName="layerTable")

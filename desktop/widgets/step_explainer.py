@@ -17,6 +17,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QApplication,
     QDialog,
     QGroupBox,
     QHBoxLayout,
@@ -31,6 +32,7 @@ from PySide6.QtWidgets import (
 
 from desktop.qt_image import array_to_pixmap
 from desktop.widgets import scrolled
+from desktop.widgets.tone import set_tone, surface, text_colour
 from engine.errors import EngineError
 from engine.preview import display_image
 from engine.step_explain import StepExplanation, WeightStep
@@ -73,7 +75,7 @@ def _fill(table: QTableWidget, rows: list[list[str]], highlight: int = -1) -> No
             if c:
                 item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             if r == highlight:
-                item.setBackground(TARGET_ROW)
+                item.setBackground(surface(TARGET_ROW, QApplication.palette(table)))
             table.setItem(r, c, item)
     table.resizeColumnsToContents()
     # tall enough for every row up to 10, then it scrolls; as wide as its columns
@@ -115,7 +117,7 @@ class StepExplainer(QWidget):
         self.errors.setMinimumWidth(180)
         self.init_note = QLabel(objectName="stepInitNote")
         self.init_note.setWordWrap(True)
-        self.init_note.setStyleSheet("background: #e8f0fe; padding: 6px; border-radius: 4px;")
+        set_tone(self.init_note, "background: #e8f0fe; padding: 6px; border-radius: 4px;")
         self.init_note.setVisible(False)
         self.layers = _table(
             "stepLayers", ["layer", "kind", "parameters", "‖dE/dw‖ this image", "‖dE/dw‖ batch"]
@@ -246,6 +248,7 @@ class StepExplainer(QWidget):
             if abs(w.expected - w.new_value) <= 1e-6 * max(1.0, abs(w.value))
             else (f" (the rule gives {_number(w.expected, 7)})")
         )
+        grey = text_colour(self.weight_label, "#555")
         self.weight_label.setText(
             f"<b>{html.escape(w.name)}</b> · click a weight in the filters view (Inside the "
             "network) or a layer above to follow another<br>"
@@ -256,7 +259,7 @@ class StepExplainer(QWidget):
             f"rule: {html.escape(w.rule)}{rule}<br>"
             f"new value (read from the model): <b>{_number(w.new_value, 7)}</b> "
             f"(change {_signed(w.change)}){same}<br>"
-            f"<span style='color:#555'>plain SGD, w − lr × dE/dw, would give "
+            f"<span style='color:{grey}'>plain SGD, w − lr × dE/dw, would give "
             f"{_number(w.plain_sgd, 7)}</span>"
         )
         return True
