@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QCoreApplication, Qt, QTimer, Signal
+from PySide6.QtCore import QCoreApplication, QEvent, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QFileDialog,
@@ -168,7 +168,8 @@ class FiltersTab(QWidget):
         scroll.setFrameShape(QFrame.Shape.NoFrame)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setMinimumWidth(320)
-        scroll.setMaximumWidth(380)
+        self._controls_scroll = scroll
+        self._fit_controls_width()
 
         right = QWidget()
         rl = QVBoxLayout(right)
@@ -198,6 +199,18 @@ class FiltersTab(QWidget):
         copy.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
         copy.triggered.connect(self.copy_result)
         self.addAction(copy)
+
+    def _fit_controls_width(self) -> None:
+        """The controls column is at most 380 px wide, or as wide as a larger font needs: a
+        fixed 380 cut the kernel grid's last column, Normalise and Save… at the right."""
+        scroll = self._controls_scroll
+        need = scroll.widget().minimumSizeHint().width()
+        scroll.setMaximumWidth(max(380, need + scroll.verticalScrollBar().sizeHint().width()))
+
+    def changeEvent(self, event: QEvent) -> None:
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.FontChange:
+            self._fit_controls_width()
 
     def _build_action_row(self) -> QHBoxLayout:
         row = QHBoxLayout()

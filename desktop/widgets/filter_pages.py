@@ -113,7 +113,7 @@ class FilterPages(QTabWidget):
         v = QVBoxLayout(box)
         v.setContentsMargins(0, 0, 0, 0)
         v.setSpacing(4)
-        title = QLabel("Show signed results as")
+        title = QLabel("Show signed results as", wordWrap=True)  # a large font: two lines
         set_tone(title, "QLabel { font-weight: 600; color: #3c4043; }")
         v.addWidget(title)
         self.display_box = QComboBox(objectName="displayBox")
