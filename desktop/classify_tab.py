@@ -49,6 +49,7 @@ from desktop.widgets import FitContent, scrolled
 from desktop.widgets.batch_table import BatchPage
 from desktop.widgets.draw_canvas import DrawPanel
 from desktop.widgets.drop_area import DropArea, ImagePreview, parse_mime
+from desktop.widgets.focus_ring import focus_ring
 from desktop.widgets.model_panel import ModelPanel
 from desktop.widgets.network_view import NetworkView, view_layers
 from desktop.widgets.probability_chart import ProbabilityChart
@@ -182,6 +183,7 @@ class ClassifyTab(QWidget):
             widgetResizable=True, frameShape=QFrame.Shape.NoFrame, objectName="classifyScroll"
         )
         self._scroll.setWidget(content)
+        self._scroll.setFocusPolicy(Qt.FocusPolicy.ClickFocus)  # Tab: to its controls, in sight
         root = QVBoxLayout(self)
         root.setContentsMargins(0, 0, 0, 0)
         root.addWidget(self._scroll)
@@ -278,7 +280,7 @@ class ClassifyTab(QWidget):
         self.batch_page.batch_classified.connect(self.batch_classified)
         self.batch_table, self.batch_status = self.batch_page.table, self.batch_page.status
         self.right_tabs = QTabWidget(objectName="classifyViews")
-        self.network_scroll = scrolled(self.network_view)
+        self.network_scroll = focus_ring(scrolled(self.network_view))  # keys scroll it
         self.network_hover = QLabel(HOVER_HINT, objectName="networkHover", wordWrap=True)
         self.network_hover.setFixedHeight(3 * self.fontMetrics().height() + 6)
         self.network_hover.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)

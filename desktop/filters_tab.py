@@ -168,6 +168,7 @@ class FiltersTab(QWidget):
         scroll.setFrameShape(QFrame.Shape.NoFrame)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setMinimumWidth(320)
+        scroll.setFocusPolicy(Qt.FocusPolicy.ClickFocus)  # Tab: to its controls, in sight
         self._controls_scroll = scroll
         self._fit_controls_width()
 

@@ -133,6 +133,7 @@ class TrainTab(QWidget):
         self.setup_area = setup_area = scrolled(self.setup)
         setup_area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         setup_area.setMinimumWidth(340)
+        setup_area.setFocusPolicy(Qt.FocusPolicy.ClickFocus)  # Tab: to its fields, in sight
 
         self.charts = TrainingCharts()
         self.live = LivePanel()

@@ -25,6 +25,7 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QDialog, QLabel, QScrollArea, QToolTip, QVBoxLayout, QWidget
 
+from desktop.widgets.focus_ring import focus_ring
 from desktop.widgets.tone import set_tone
 from engine.graph_layout import Layout, NodeFacts, layout
 from engine.visualize import name_in_block
@@ -290,6 +291,7 @@ class ArchitectureView(QScrollArea):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("architectureView")
+        focus_ring(self)  # arrow keys scroll it
         self.canvas = _Canvas()
         self.canvas.hovered.connect(self.hovered)
         self.setWidget(self.canvas)

@@ -43,6 +43,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.qt_image import array_to_qimage, qimage_to_array
+from desktop.widgets.focus_ring import focus_ring
 from engine.filters.figures import MIN_LABEL_CELL, cell_labels
 
 MIN_ZOOM, MAX_ZOOM = 0.02, 64.0
@@ -55,6 +56,7 @@ class ImageView(QGraphicsView):
 
     def __init__(self, parent: QWidget | None = None, *, placeholder: str = "") -> None:
         super().__init__(parent)
+        focus_ring(self)  # arrow keys pan it
         self._scene = QGraphicsScene(self)
         self.setScene(self._scene)
         self._item = QGraphicsPixmapItem()

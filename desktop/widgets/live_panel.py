@@ -22,6 +22,7 @@ from desktop.qt_image import array_to_pixmap
 from desktop.widgets import scrolled
 from desktop.widgets.activation_view import ActivationView
 from desktop.widgets.filter_view import FilterView
+from desktop.widgets.focus_ring import focus_ring
 from desktop.widgets.tone import set_tone
 from desktop.workers import ModelCopy, OneAtATime
 from engine.connections import LazyConnections
@@ -130,8 +131,8 @@ class LivePanel(QWidget):
         head.addWidget(self.working_label, 1)
         head.addWidget(self.pin_classify_button)
         inner = QSplitter(Qt.Orientation.Horizontal)
-        inner.addWidget(scrolled(self.activation_view))
-        inner.addWidget(scrolled(self.filter_view))
+        inner.addWidget(focus_ring(scrolled(self.activation_view)))  # keys scroll them
+        inner.addWidget(focus_ring(scrolled(self.filter_view)))
         inner.setStretchFactor(0, 3)
         inner.setStretchFactor(1, 2)
         inner.setSizes([560, 360])

@@ -272,6 +272,7 @@ class RunSetup(QWidget):
         column.addWidget(self.dataset_label)
         self.counts_plot = pg.PlotWidget()
         self.counts_plot.setObjectName("classCountsPlot")
+        self.counts_plot.setFocusPolicy(Qt.FocusPolicy.ClickFocus)  # no keys: not a Tab stop
         self.counts_plot.setBackground("w")
         self.counts_plot.setFixedHeight(90)
         self.counts_plot.setMenuEnabled(False)

@@ -44,6 +44,7 @@ def _round_up(value: float) -> float:
 
 def _style_plot(plot: pg.PlotWidget, title: str, left: str) -> None:
     plot.setBackground("w")
+    plot.setFocusPolicy(Qt.FocusPolicy.ClickFocus)  # no keys: not a Tab stop
     item = plot.getPlotItem()
     item.setTitle(f"<span style='color:#333;font-size:10pt'>{title}</span>")
     item.showGrid(x=True, y=True, alpha=0.15)
