@@ -58,6 +58,7 @@ def _table(name: str, headers: list[str]) -> QTableWidget:
     table.verticalHeader().setDefaultSectionSize(table.fontMetrics().height() + 6)
     table.setSizePolicy(QSizePolicy.Policy.Maximum, QSizePolicy.Policy.Fixed)
     table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    table.setTabKeyNavigation(False)  # Tab leaves the table (the arrow keys move in it)
     table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
     table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
     table.horizontalHeader().setStretchLastSection(False)
@@ -123,6 +124,7 @@ class StepExplainer(QWidget):
             "stepLayers", ["layer", "kind", "parameters", "‖dE/dw‖ this image", "‖dE/dw‖ batch"]
         )
         self.layers.cellClicked.connect(self._on_layers_cell_clicked)
+        self.layers.currentCellChanged.connect(self._on_layers_current_cell_changed)
         self.weight_label = QLabel(objectName="stepWeight")
         self.weight_label.setWordWrap(True)
         self.weight_label.setTextFormat(Qt.TextFormat.RichText)
@@ -263,6 +265,13 @@ class StepExplainer(QWidget):
             f"{_number(w.plain_sgd, 7)}</span>"
         )
         return True
+
+    def _on_layers_current_cell_changed(self, row: int, column: int, before: int, _: int) -> None:
+        """The arrow keys follow a layer as a click does (a click itself: cellClicked); the
+        first row made current by tabbing into the table leaves the followed weight alone."""
+        keys = self.layers.hasFocus() and QApplication.mouseButtons() == Qt.MouseButton.NoButton
+        if keys and before >= 0:
+            self._on_layers_cell_clicked(row, column)
 
     def _on_layers_cell_clicked(self, row: int, _column: int) -> None:
         e = self.explanation

@@ -147,3 +147,30 @@ def test_an_image_without_a_label_is_explained_as_such_then_a_preview_image(qtbo
     assert panel.explanation.label == 7
     assert panel.findChild(QWidget, "stepImageCaption").text() == "a 7"
     assert "epoch 1, batch 2" in panel.findChild(QWidget, "stepTitle").text()
+
+
+def test_keyboard_leaves_the_tables_with_tab_and_follows_a_layer_with_the_arrows(qtbot, tab):
+    panel = _step(qtbot, tab)
+    window = tab.step_window
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow)
+    outputs = panel.findChild(QWidget, "stepOutputs")
+    layers = panel.findChild(QWidget, "stepLayers")
+    outputs.setFocus(Qt.FocusReason.TabFocusReason)
+    qtbot.keyClick(outputs, Qt.Key.Key_Tab)  # one press: out of the table, not to its next cell
+    assert not outputs.hasFocus()
+    view = tab.live.filter_view  # a weight picked in the filters view
+    rect = view.weight_rect("conv2", (3, 2, 1, 4))
+    qtbot.mouseClick(view, Qt.MouseButton.LeftButton, pos=rect.center().toPoint())
+    assert panel.weight.key == "conv2.weight"
+    layers.setFocus(Qt.FocusReason.TabFocusReason)
+    assert panel.weight.index == (3, 2, 1, 4)  # tabbing in (first row made current) keeps it
+    qtbot.keyClick(layers, Qt.Key.Key_Down)
+    weight = panel.findChild(QWidget, "stepWeight")
+    assert panel.weight.key == "conv2.weight" and "conv2.weight[" in weight.text()
+    assert panel.weight.index != (3, 2, 1, 4)  # the layer's strongest weight
+    qtbot.keyClick(layers, Qt.Key.Key_Down)
+    assert panel.weight.key == "fc1.weight"
+    qtbot.keyClick(layers, Qt.Key.Key_Up)
+    qtbot.keyClick(layers, Qt.Key.Key_Up)
+    assert panel.weight.key == "conv1.weight"
