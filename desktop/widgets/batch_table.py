@@ -80,6 +80,7 @@ class BatchTable(QTableWidget):
     def __init__(self, parent=None) -> None:
         super().__init__(0, len(COLUMNS), parent)
         self.setObjectName("batchTable")
+        self.setTabKeyNavigation(False)  # Tab leaves the table (the arrow keys move in it)
         self.setHorizontalHeaderLabels(COLUMNS)
         self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
@@ -178,7 +179,7 @@ class BatchPage(QWidget):
         super().__init__(parent)
         self.table = BatchTable()
         self.table.setToolTip("Double-click a file to look at it inside the network")
-        self.table.cellDoubleClicked.connect(self._on_table_cell_double_clicked)
+        self.table.cellActivated.connect(self._on_table_cell_activated)  # double-click, Enter
         self.export_button = QPushButton("Export CSV…", objectName="exportCsvButton")
         self.export_button.clicked.connect(self._on_export_clicked)
         self.status = QLabel(
@@ -244,7 +245,7 @@ class BatchPage(QWidget):
         )
         self.batch_classified.emit(event)
 
-    def _on_table_cell_double_clicked(self, row: int, _column: int) -> None:
+    def _on_table_cell_activated(self, row: int, _column: int) -> None:
         self.file_opened.emit(Path(self.table.displayed_files()[row]))
 
     def _on_export_clicked(self) -> None:

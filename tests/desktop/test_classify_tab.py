@@ -509,3 +509,25 @@ def test_a_click_without_moving_leaves_a_dot_and_undo_removes_it(qtbot, tab):
     assert 14 <= xs.max() - xs.min() + 1 <= 24  # the pen's 20 px across
     tab.draw_panel.undo_button.click()
     assert np.array_equal(canvas.pixels(), stroke_only)
+
+
+def test_batch_table_by_keyboard_tab_leaves_it_and_enter_opens_a_row(
+    qtbot, tab, mnist, sure_digits, tmp_path
+):
+    files = [_png(tmp_path, mnist, sure_digits[c][0], f"k{c}.png") for c in (3, 4)]
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in files])
+    with qtbot.waitSignal(tab.batch_classified, timeout=5000):
+        _drop(tab.drop_area, mime)
+    table = tab.batch_table
+    tab.window().activateWindow()
+    qtbot.waitUntil(tab.window().isActiveWindow)
+    row = table.displayed_files().index(str(files[1]))
+    table.setFocus(Qt.FocusReason.TabFocusReason)
+    table.setCurrentCell(row, 0)
+    with qtbot.waitSignal(tab.classified, timeout=3000):  # Enter opens it, as a double-click
+        qtbot.keyClick(table, Qt.Key.Key_Return)
+    _assert_bars(tab, "4")
+    table.setFocus(Qt.FocusReason.TabFocusReason)
+    qtbot.keyClick(table, Qt.Key.Key_Tab)  # one press: out of the table, not to its next cell
+    assert not table.hasFocus()
