@@ -387,6 +387,11 @@ class FiltersTab(QWidget):
                 self._jobs.cancel()
                 return
         self._token += 1
+        if step > 1:
+            # its preview takes the shown result's place: that result's arrays go now, not
+            # once the new one is computed beside them (a 24 MP photo's two results: 3 GB)
+            self._rendered = None
+            self.pages.forget_result()
         # the gray version of the image is made once (by the first gray job) and reused
         gray = self._gray if self._gray is not None and self._gray[0] is self._image else None
         request = RenderRequest(
@@ -518,8 +523,6 @@ class FiltersTab(QWidget):
     def _show_result_pixel(self, row: int, col: int) -> bool:
         """Inspect result pixel ``(row, col)`` as hovering it does (the pixel inspector, the
         pooling window); False before a result or outside it."""
-        if self._rendered is None:
-            return False
         if self._preview_shown is not None:  # a preview of newer settings is on screen: its
             # pixels are not the kept result's, whose numbers belong to other settings
             preview = self._preview_shown
@@ -533,6 +536,8 @@ class FiltersTab(QWidget):
                 )
             )
             self.pages.show_inspection(None)
+            return False
+        if self._rendered is None:
             return False
         result = self._rendered.result
         if not (0 <= row < result.maps.shape[1] and 0 <= col < result.maps.shape[2]):

@@ -203,6 +203,14 @@ class FilterPages(QTabWidget):
         self.maps_caption.setText("The feature maps need the full result (see the message).")
         self.setTabText(1, "Feature maps")
 
+    def forget_result(self) -> None:
+        """A newer result is being computed and the shown one lets go of its memory: the
+        result picture stays until the new one replaces it, without its numbers; the
+        feature maps go."""
+        self.result_view.forget_values()
+        self.maps_view.clear()
+        self.maps_caption.setText("The feature maps come with the full result, being computed.")
+
     def show_inspection(
         self, inspection, where: str = "", marker=None, *, relu_value=None, pool=None
     ) -> None:

@@ -124,6 +124,10 @@ class ImageView(QGraphicsView):
         self._shade = self._values = None
         self._marker.hide()
 
+    def forget_values(self) -> None:
+        """Keep showing the picture but let go of the numbers written in its cells."""
+        self._shade = self._values = None
+
     def has_image(self) -> bool:
         return self._image_size != (0, 0)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import warnings
+import weakref
 
 import numpy as np
 import pytest
@@ -664,6 +665,27 @@ def test_big_photos_show_an_exact_subsampled_preview_first(window, qtbot):
     assert preview, "no preview before the full result"
     full = expected_picture(tab.image(), F.PRESETS["Sobel x"].array())
     assert np.array_equal(preview[0], full[::2, ::2])
+
+
+def test_a_big_photos_shown_result_is_let_go_before_the_next_one_is_computed(
+    window, qtbot, monkeypatch
+):
+    # 3 RGB kernels on a 24 MP photo took the window to 3.1 GB: the previous result's maps
+    # and pictures were kept while the next was computed beside them, though the new
+    # preview had taken their place on screen
+    tab = window.filters_tab
+    monkeypatch.setattr(tab, "PREVIEW_PIXELS", 100)  # the 512x512 sample gets a preview first
+    with qtbot.waitSignal(tab.result_shown, timeout=10000):
+        tab.editor.preset_box.setCurrentText("Sobel y")
+    kept = weakref.ref(tab.result().maps)
+    alive = []
+    tab.preview_shown.connect(lambda: alive.append(kept() is not None))
+    with qtbot.waitSignals([tab.preview_shown, tab.result_shown], order="strict", timeout=10000):
+        tab.editor.preset_box.setCurrentText("Sobel x")
+    assert alive == [False]
+    full = expected_picture(tab.image(), F.PRESETS["Sobel x"].array())
+    assert np.array_equal(shown(tab.pages.result_view), full)
+    assert np.array_equal(tab.pages.maps_view.shown_image()[:, :, :3], full)
 
 
 @pytest.mark.parametrize("kernels", [1, 3])
