@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -63,9 +63,14 @@ class Rendered:
     origin: object  # the tab's image this was computed from
     stats: tuple[float, float, float]  # min, max, mean of the current kernel's map
     current: int  # the kernel shown in the result view
-    qimage: QImage  # its picture, made off the GUI thread (QImage is safe there)
+    qimage: QImage | None  # its picture, made off the GUI thread (QImage is safe there)
     relu: F.ReluFigure | None = None  # Figure 8 of that kernel: before and after ReLU
     maps_qimage: QImage | None = None  # the Feature maps page's mosaic (one kernel: qimage)
+
+    def shown(self) -> Rendered:
+        """What the tab keeps once the views have their pictures: this without its QImages
+        (the views hold their own copies; a 24 MP stack's QImages are hundreds of MB)."""
+        return replace(self, qimage=None, maps_qimage=None)
 
 
 @dataclass(frozen=True)
@@ -153,8 +158,7 @@ def render(request: RenderRequest, cancel: Cancellable) -> Iterator[object]:
             yield event
     if result is None or cancel.cancelled:
         return
-    pictures = [F.display(m, request.display) for m in result.maps]
-    mosaic = F.tile_maps(pictures) if len(pictures) > 1 else None
+    pictures, mosaic = _pictures(result.maps, request.display)
     index = min(current, len(pictures) - 1)
     shown = result.maps[index]
     counts, edges = F.histogram(shown)
@@ -177,6 +181,17 @@ def render(request: RenderRequest, cancel: Cancellable) -> Iterator[object]:
         relu,
         None if mosaic is None else array_to_qimage(mosaic),
     )
+
+
+def _pictures(maps: np.ndarray, mode: str) -> tuple[list[np.ndarray], np.ndarray | None]:
+    """The maps' pictures and, for several, their mosaic; each picture lives once, in its
+    place in the mosaic (a view), not also beside it."""
+    if len(maps) == 1:
+        return [F.display(maps[0], mode)], None
+    board = F.Mosaic(*maps.shape[:3])
+    for i, m in enumerate(maps):
+        board.place(i, F.display(m, mode))
+    return [board.view(i) for i in range(len(maps))], board.canvas
 
 
 @dataclass(frozen=True)

@@ -455,7 +455,7 @@ class FiltersTab(QWidget):
         self.preview_shown.emit()
 
     def _show_rendered(self, rendered: Rendered) -> None:
-        self._rendered = rendered
+        self._rendered = rendered.shown()
         self._preview_shown = None
         if rendered.result.source.ndim == 2 and rendered.origin is self._image:
             self._gray = (self._image, rendered.result.source)
@@ -472,7 +472,9 @@ class FiltersTab(QWidget):
             self._shown_source = key
         index = min(self.editor.current_index(), len(rendered.pictures) - 1)
         scale, offset = result.settings.placement()
-        picture = rendered.qimage if index == rendered.current else rendered.pictures[index]
+        picture = rendered.qimage if index == rendered.current else None
+        if picture is None:
+            picture = rendered.pictures[index]
         pages.show_result(picture, scale, offset, (h, w), result.maps[index])
         colour = "grayscale" if src.ndim == 2 else "RGB"
         pages.source_caption.setText(f"Input — {self._image_name} · {w}×{h} {colour}")
@@ -504,7 +506,8 @@ class FiltersTab(QWidget):
         if rendered.maps_qimage is not None:
             self.pages.show_maps(rendered.maps_qimage, count, mh, mw)
         else:
-            self.pages.show_maps(rendered.qimage, count, mh, mw, rendered.result.maps[0])
+            picture = rendered.pictures[0] if rendered.qimage is None else rendered.qimage
+            self.pages.show_maps(picture, count, mh, mw, rendered.result.maps[0])
 
     def result(self) -> F.FilterResult | None:
         return None if self._rendered is None else self._rendered.result

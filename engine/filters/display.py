@@ -113,9 +113,13 @@ class Mosaic:
         )
 
     def place(self, index: int, picture: np.ndarray) -> None:
+        self.view(index)[...] = picture
+
+    def view(self, index: int) -> np.ndarray:
+        """Picture ``index``'s place in the canvas (a view: no copy of the picture)."""
         r, c = divmod(index, self.cols)
         y, x = r * (self.h + self.gap), c * (self.w + self.gap)
-        self.canvas[y : y + self.h, x : x + self.w] = picture
+        return self.canvas[y : y + self.h, x : x + self.w]
 
 
 def tile_maps(
