@@ -294,9 +294,13 @@ def _decode(
 def _too_many_pixels(name: str, pixels: int, limit: int, size: str = "") -> ImageLoadError:
     """The refusal of an image of ``pixels`` pixels, more than ``limit``; ``size`` ("WxH is ")
     when known."""
+    for digits in range(4):  # a 50.3 MP photo is not "50 megapixels, more than ... 50"
+        got, most = f"{pixels / 1e6:.{digits}f}", f"{limit / 1e6:.{digits}f}"
+        if got != most:
+            break
     return ImageLoadError(
-        f"{name}: {size}{pixels / 1e6:.0f} megapixels, more than the limit of "
-        f"{limit / 1e6:.0f}; refusing to decode it (it may be a decompression bomb). "
+        f"{name}: {size}{got} megapixels, more than the limit of "
+        f"{most}; refusing to decode it (it may be a decompression bomb). "
         "Scale the image down first."
     )
 

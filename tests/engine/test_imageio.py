@@ -339,6 +339,18 @@ def test_concurrent_loads_leave_warning_filters_intact(odd, hostile):
     assert warnings.filters == before
 
 
+def test_an_image_just_over_the_limit_says_by_how_much(tmp_path):
+    # a 50 MP camera's 8688x5792 photo read "50 megapixels, more than the limit of 50"
+    path = tmp_path / "camera.png"
+    Image.new("L", (1010, 1000)).save(path)
+    with pytest.raises(ImageLoadError) as info:
+        load_image(path, max_pixels=1_000_000)
+    assert "1010x1000 is 1.01 megapixels, more than the limit of 1.00;" in str(info.value)
+    Image.new("L", (1100, 1000)).save(path)
+    with pytest.raises(ImageLoadError, match=r"is 1\.1 megapixels, more than the limit of 1\.0;"):
+        load_image(path, max_pixels=1_000_000)
+
+
 def test_an_image_beyond_pillows_own_limit_is_refused_in_the_same_words(hostile):
     """400 megapixels (Pillow refuses it itself) reads like our own check, not Pillow's
     "Image size (400000000 pixels) exceeds limit of 178956970 pixels, could be decompression
