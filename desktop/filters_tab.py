@@ -723,9 +723,22 @@ class FiltersTab(QWidget):
         self._schedule()
 
     # ===== saving and copying ===============================================================
+    def _unsaved_reason(self) -> str:
+        """Why there is no result to save now ("" when there is one)."""
+        preview = self._preview_shown
+        if preview is not None and preview.final:
+            return "Only a preview is shown (the full result would not fit in memory): no file"
+        rendered = self._rendered
+        later = "The result shown is not computed in full yet: save it once it is"
+        if rendered is None:  # (a big photo's shown result goes when newer settings come)
+            return later if self.is_computing() else "Nothing to save yet"
+        if rendered.token != self._token or self._schedule_timer.isActive():
+            return later  # newer settings asked for: the view shows their preview
+        return ""
+
     def save_result(self) -> None:
-        if self._rendered is None:
-            self._state.status_posted.emit("Nothing to save yet")
+        if reason := self._unsaved_reason():
+            self._state.status_posted.emit(reason)
             return
         stem = Path(self._image_name).stem or "result"
         raw_kind = "Float values, NumPy (*.npy)"
@@ -747,14 +760,10 @@ class FiltersTab(QWidget):
         is computed (the kept one is not what the view shows) or while the previous save is
         still being written."""
         rendered = self._rendered
-        if rendered is None:
+        if reason := self._unsaved_reason():
+            self._state.status_posted.emit(reason)
             return False
-        if rendered.token != self._token or self._schedule_timer.isActive():
-            # newer settings asked for: the view shows their preview, not `rendered`
-            self._state.status_posted.emit(
-                "The result shown is not computed in full yet: save it once it is"
-            )
-            return False
+        assert rendered is not None
         if self._saving is not None:
             self._state.status_posted.emit(f"Still saving {self._saving.name}: save again after it")
             return False

@@ -773,6 +773,38 @@ def test_hovering_a_quick_preview_never_explains_the_previous_kernels_result(
     assert "would not fit in memory" in tab.pages.hover_label.text()
 
 
+def test_saving_a_big_photos_result_while_only_its_preview_is_shown_says_why_not(
+    window, qtbot, monkeypatch, tmp_path
+):
+    # a big photo's shown result is let go when newer settings come: a save then said
+    # nothing at all (or "Nothing to save yet" from the button) while the preview was shown
+    tab = window.filters_tab
+    monkeypatch.setattr(tab, "PREVIEW_PIXELS", 100)  # the 512x512 sample gets a preview first
+    render = filters_tab_module.render
+
+    computed = threading.Event()
+
+    def preview_first(request, cancel):  # the full result still being computed
+        yield from (e for e in render(request, cancel) if isinstance(e, Preview))
+        computed.wait(10)
+
+    monkeypatch.setattr(filters_tab_module, "render", preview_first)
+    with qtbot.waitSignal(tab.preview_shown, timeout=10000):
+        tab.editor.preset_box.setCurrentText("Box blur")
+    assert not tab.save_result_to(tmp_path / "blurred.png")
+    assert "not computed in full yet" in window.statusBar().currentMessage()
+    computed.set()
+    qtbot.waitUntil(lambda: not tab.is_computing())
+    monkeypatch.setattr(filters_tab_module, "render", render)
+    monkeypatch.setattr(filter_render, "MAX_RESULT_BYTES", 1_000)  # it would not fit
+    with qtbot.waitSignal(tab.preview_shown, timeout=10000):
+        tab.editor.preset_box.setCurrentText("Sharpen")
+    qtbot.waitUntil(lambda: not tab.is_computing())
+    assert not tab.save_result_to(tmp_path / "sharpened.png")
+    assert "Only a preview is shown" in window.statusBar().currentMessage()
+    assert not list(tmp_path.iterdir())
+
+
 def test_a_large_file_is_decoded_off_the_gui_thread(window, qtbot, tmp_path, rng, monkeypatch):
     tab = window.filters_tab
     monkeypatch.setattr(tab, "BACKGROUND_LOAD_BYTES", 1000)  # any real photo counts as large
