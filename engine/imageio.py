@@ -414,8 +414,11 @@ def composite_on_white(img: Image.Image) -> Image.Image:
 # Saving
 
 
-def save_image(image: np.ndarray, path: str | os.PathLike[str], *, quality: int = 95) -> Path:
-    """Write a ``uint8`` (H,W), (H,W,3) or (H,W,4) array as PNG, JPEG, BMP or TIFF (by suffix).
+def save_image(
+    image: np.ndarray | Image.Image, path: str | os.PathLike[str], *, quality: int = 95
+) -> Path:
+    """Write a ``uint8`` (H,W), (H,W,3) or (H,W,4) array (or a Pillow image in mode L, RGB or
+    RGBA, saved without a copy) as PNG, JPEG, BMP or TIFF (by suffix).
 
     Atomic: the image is written to a temporary file in the same folder, flushed to disk and
     renamed over ``path``, so a crash never leaves half a file. JPEG and BMP keep no alpha: RGBA
@@ -428,7 +431,12 @@ def save_image(image: np.ndarray, path: str | os.PathLike[str], *, quality: int 
             f"{p.name}: cannot save with suffix {p.suffix or '(none)'!r}; "
             f"use one of {', '.join(SAVE_SUFFIXES)}"
         )
-    img = pil_from_array(image, ImageSaveError)
+    if isinstance(image, Image.Image):
+        if image.mode not in ("L", "RGB", "RGBA"):
+            raise ImageSaveError(f"{p.name}: a picture in mode {image.mode}: use L, RGB or RGBA")
+        img = image
+    else:
+        img = pil_from_array(image, ImageSaveError)
     if fmt in ("JPEG", "BMP") and img.mode == "RGBA":  # no (readable) alpha in these formats
         img = composite_on_white(img)
     folder = p.parent if str(p.parent) else Path(".")

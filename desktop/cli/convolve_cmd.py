@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import sys
+from collections import deque
 from pathlib import Path
 
 from desktop.cli import CliError
@@ -232,24 +233,27 @@ def run(args: argparse.Namespace) -> int:
     _check_memory(settings, h, w, picture=bool(args.out))
     n, oh, ow, c = settings.output_shape(h, w)
     raw_shape = (*((n,) if n > 1 else ()), oh, ow, *((c,) if c > 1 else ()))
-    mosaic = F.Mosaic(n, oh, ow) if args.out else None
+    mosaic = F.Mosaic(n, oh, ow, pillow=True) if args.out else None  # saved as it is
     extremes: list[float] = []
 
     def maps():  # one kernel's map at a time: the memory follows the work
-        for i, m in enumerate(F.iter_maps(image, settings)):
+        i = 0  # (enumerate would hold each map until the next one is made)
+        for m in F.iter_maps(image, settings):
             extremes.extend((float(m.min()), float(m.max())))
             if mosaic is not None:
                 mosaic.place(i, F.display(m, args.display))
+            i += 1
             yield m
+            del m  # one map at a time: let go of it before the next one is made
 
     written = {}
     if args.raw:
         written["raw"] = str(F.save_raw_stream(args.raw, raw_shape, maps()))
     else:
-        for _ in maps():
-            pass
+        deque(maps(), maxlen=0)  # run them, holding none
     if mosaic is not None:
-        written["out"] = str(save_image(mosaic.canvas, args.out))
+        assert mosaic.picture is not None
+        written["out"] = str(save_image(mosaic.picture, args.out))
     stages = F.stages(image.shape, settings)
     summary = {
         "input": str(args.image),

@@ -6,6 +6,7 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
+from PIL import Image
 
 from engine.colormap import DIVERGING_LUT
 from engine.filters.correlate import BAND_BYTES, run_parallel
@@ -95,10 +96,18 @@ def _map_gap(height: int, width: int) -> int:
 class Mosaic:
     """A grid of N ``(H, W, 3)`` pictures filled one at a time (:func:`tile_maps` at once):
     ``ceil(sqrt(N))`` columns, ``gap`` pixels of ``background`` between them (default
-    :func:`_map_gap`)."""
+    :func:`_map_gap`). ``pillow``: the grid is a Pillow image (:attr:`picture`, no
+    :attr:`canvas`) that is saved as it is, without a copy of the whole grid for encoding."""
 
     def __init__(
-        self, n: int, height: int, width: int, gap: int | None = None, background: int = 40
+        self,
+        n: int,
+        height: int,
+        width: int,
+        gap: int | None = None,
+        background: int = 40,
+        *,
+        pillow: bool = False,
     ) -> None:
         if n < 1:
             raise KernelError("no maps to lay out")
@@ -106,20 +115,29 @@ class Mosaic:
         self.cols = math.ceil(math.sqrt(n))
         rows = math.ceil(n / self.cols)
         self.h, self.w, self.gap = height, width, gap
-        self.canvas = np.full(
-            (rows * height + (rows - 1) * gap, self.cols * width + (self.cols - 1) * gap, 3),
-            background,
-            np.uint8,
-        )
+        size = (rows * height + (rows - 1) * gap, self.cols * width + (self.cols - 1) * gap)
+        self.picture: Image.Image | None = None
+        if pillow:
+            self.picture = Image.new("RGB", size[::-1], (background,) * 3)
+            self.canvas = np.zeros((0, 0, 3), np.uint8)
+        else:
+            self.canvas = np.full((*size, 3), background, np.uint8)
 
     def place(self, index: int, picture: np.ndarray) -> None:
-        self.view(index)[...] = picture
+        if self.picture is not None:
+            y, x = self._origin(index)
+            self.picture.paste(Image.fromarray(np.ascontiguousarray(picture), "RGB"), (x, y))
+        else:
+            self.view(index)[...] = picture
 
     def view(self, index: int) -> np.ndarray:
         """Picture ``index``'s place in the canvas (a view: no copy of the picture)."""
-        r, c = divmod(index, self.cols)
-        y, x = r * (self.h + self.gap), c * (self.w + self.gap)
+        y, x = self._origin(index)
         return self.canvas[y : y + self.h, x : x + self.w]
+
+    def _origin(self, index: int) -> tuple[int, int]:
+        r, c = divmod(index, self.cols)
+        return r * (self.h + self.gap), c * (self.w + self.gap)
 
 
 def tile_maps(

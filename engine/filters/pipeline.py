@@ -214,8 +214,9 @@ def save_raw_stream(
         written = 0
         for part in parts:
             data = np.ascontiguousarray(part, dtype=np.float32)
-            f.write(data.tobytes())  # a copy of one part at most
+            f.write(data.data)  # the array's own bytes: no copy of a map
             written += data.size
+            del part, data  # before the next part is made
         if written != math.prod(shape):
             raise ShapeError(f"raw values: wrote {written} values for shape {shape}")
 
@@ -337,7 +338,8 @@ def iter_maps(
     parallel: bool = True,
 ) -> Iterator[np.ndarray]:
     """Each kernel's final map (convolution, ReLU, pooling), float32 ``(H', W', C)``, one at a
-    time: the memory of one map, not N (``convscope convolve`` on a big image)."""
+    time: the memory of one map, not N (``convscope convolve`` on a big image). A caller that
+    lets go of each map before asking for the next never holds two."""
     src = prepare_source(image, settings.color)
     img = src if src.ndim == 3 else src[:, :, None]
     for k in settings.kernels:
@@ -346,11 +348,13 @@ def iter_maps(
         job = Correlator(img, k.weights(), settings.border, settings.stride, k.offset)
         job.run(job.bands, parallel)
         m = job.out
+        del job  # it holds the map too
         if settings.relu:
             np.maximum(m, np.float32(0), out=m)
         if settings.pool != "none":
             m = pool(m, settings.pool, settings.pool_size, settings.pool_stride)
         yield m
+        del m  # before the next map is made
 
 
 def stages(image_shape: tuple[int, ...], settings: FilterSettings) -> list[tuple[str, tuple]]:
