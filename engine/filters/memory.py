@@ -75,11 +75,13 @@ def streamed_bytes(height: int, width: int, settings: FilterSettings, *, picture
 
 def whole_result_bytes(height: int, width: int, settings: FilterSettings) -> int:
     """Peak bytes of a whole :class:`FilterResult` with its pictures and mosaic (the tab):
-    per kernel its maps, its picture, and its share of the mosaic twice (the array kept for
-    saving and the picture the Feature maps page is given, made off the GUI thread)."""
+    per kernel its map, its share of the mosaic, of the picture the Feature maps page is
+    given (made off the GUI thread) and of that page's copy; with pooling, one kernel's
+    convolution at a time and the pooled maps twice (as made and stacked)."""
     source, conv, final, pic = _sizes(height, width, settings)
     n = len(settings.kernels)
-    return source + n * (conv + (final if settings.pool != "none" else 0) + 3 * pic)
+    maps = n * conv if settings.pool == "none" else conv + 2 * n * final
+    return source + maps + n * 3 * pic
 
 
 def check_memory(

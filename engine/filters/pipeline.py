@@ -259,21 +259,24 @@ def iter_filter(
     src = prepare_source(image, settings.color)
     img = src if src.ndim == 3 else src[:, :, None]
     stack = _stack(img.shape, settings)
-    jobs = [
-        Correlator(
+    h = img.shape[0]
+    total = sum(
+        fitted_output_size(h, k.size, settings.stride, padding_for(settings.border, k.size))
+        for k in settings.kernels
+    )
+    done = 0
+    maps: list[np.ndarray] = []
+    conv_shape: tuple[int, ...] = ()
+    for n, k in enumerate(settings.kernels):
+        job = Correlator(
             img,
             k.weights(),
             settings.border,
             settings.stride,
             k.offset,
-            out=None if stack is None else stack[i],
+            out=None if stack is None else stack[n],
             max_band=rows_per_step,
         )
-        for i, k in enumerate(settings.kernels)
-    ]
-    total = sum(j.oh for j in jobs)
-    done = 0
-    for job in jobs:
         step = max(1, rows_per_step // job.band) if rows_per_step else len(job.bands)
         for i in range(0, len(job.bands), step):
             if cancel is not None and cancel.cancelled:
@@ -283,7 +286,20 @@ def iter_filter(
             done += chunk[-1][1] - chunk[0][0]
             if done < total:
                 yield Progress("filter", done, total)
-    yield _finish(src, img.shape, [j.out for j in jobs], settings, stack)
+        conv_shape = job.out.shape
+        # ReLU and pooling now: a pooled kernel's convolution goes before the next is made
+        maps.append(_after_conv(job.out, settings))
+        del job
+    yield _finish(src, img.shape, conv_shape, maps, settings, stack)
+
+
+def _after_conv(conv: np.ndarray, settings: FilterSettings) -> np.ndarray:
+    """One kernel's map after ReLU (in place) and pooling (a new, smaller array)."""
+    if settings.relu:
+        np.maximum(conv, np.float32(0), out=conv)
+    if settings.pool != "none":
+        return pool(conv, settings.pool, settings.pool_size, settings.pool_stride)
+    return conv
 
 
 def _stack(shape: tuple[int, ...], settings: FilterSettings) -> np.ndarray | None:
@@ -392,22 +408,20 @@ def run_filter(
 def _finish(
     src: np.ndarray,
     in_shape: tuple[int, ...],
-    convs: list[np.ndarray],
+    conv_shape: tuple[int, ...],
+    maps: list[np.ndarray],
     settings: FilterSettings,
     stack: np.ndarray | None = None,
 ) -> FilterResult:
-    """The result of the convolutions ``convs`` (views of ``stack`` when it is given)."""
+    """The result of the final ``maps`` (views of ``stack`` when it is given) of convolutions
+    whose outputs had the shape ``conv_shape``."""
     stages: list[tuple[str, tuple[int, ...]]] = [("input", tuple(in_shape))]
-    n = len(convs)
+    n = len(maps)
     depth = (n,) if n > 1 else ()
-    stages.append(("conv", (*depth, *convs[0].shape)))
-    maps = convs
+    stages.append(("conv", (*depth, *conv_shape)))
     if settings.relu:
-        for m in maps:
-            np.maximum(m, np.float32(0), out=m)
         stages.append(("ReLU", stages[-1][1]))
     if settings.pool != "none":
-        maps = [pool(m, settings.pool, settings.pool_size, settings.pool_stride) for m in maps]
         stages.append((f"{settings.pool} pool", (*depth, *maps[0].shape)))
     if stack is None:
         stack = np.stack(maps) if n > 1 else maps[0][None]

@@ -334,6 +334,31 @@ def test_a_stack_of_kernels_is_written_in_place_not_stacked_by_a_copy(rng, borde
         np.testing.assert_array_equal(result.maps[i], np.maximum(alone, 0))
 
 
+def test_pooled_kernels_keep_one_convolution_at_a_time(rng):
+    # with pooling, every kernel's full convolution was kept until all were done and pooled:
+    # 4 RGB kernels on a 24 MP photo held 1.2 GB for a 0.3 GB pooled result
+    import tracemalloc
+
+    img = rng.integers(0, 256, (900, 700, 3), dtype=np.uint8)  # maps well above the scratch
+    names = ("Sobel x", "Gaussian blur 3x3", "Sharpen", "Emboss")
+    settings = F.FilterSettings(
+        tuple(F.PRESETS[n].spec() for n in names), color="rgb", relu=True, pool="max"
+    )
+    F.run_filter(img[:20, :20], settings, parallel=False)  # imports are not measured
+    tracemalloc.start()
+    try:
+        result = F.run_filter(img, settings, parallel=False)
+        _held, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    conv = 900 * 700 * 3 * 4
+    assert peak < 4.5 * conv, peak / conv  # one convolution, the pooled maps, their stack
+    assert result.stages[1] == ("conv", (4, 900, 700, 3))
+    for i, name in enumerate(names):  # each map as that kernel alone gives it
+        alone = F.correlate(img, F.PRESETS[name].spec().weights())
+        np.testing.assert_array_equal(result.maps[i], F.pool(np.maximum(alone, 0), "max"))
+
+
 def test_pipeline_stages_shapes_and_stack(rng):
     img = rng.integers(0, 256, (40, 30, 3), dtype=np.uint8)
     kernels = (
