@@ -296,7 +296,7 @@ class FiltersTab(QWidget):
             return  # an older open, finished after a newer one: the newest wins
         if image is None:
             kept = f"; still showing {self._image_name}" if self._image is not None else ""
-            self._show_error(f"Could not open {text}{kept}")
+            self._show_error(f"Could not open {text.rstrip('.')}{kept}")  # no "first.; still"
         else:
             self.set_image(image, text)
 

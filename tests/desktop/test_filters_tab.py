@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import struct
 import threading
 import warnings
 import weakref
+import zlib
 
 import numpy as np
 import pytest
@@ -399,9 +401,20 @@ def test_dropping_a_photo_opens_it_and_a_hostile_file_keeps_it(window, qtbot, tm
     fake.write_text("not a picture at all")
     empty = tmp_path / "empty.jpg"
     empty.write_bytes(b"")
-    for bad in (fake, empty):
+    huge = tmp_path / "huge.png"  # a header of 10000x6000: refused before decoding
+    ihdr = b"IHDR" + struct.pack(">IIBBBBB", 10000, 6000, 8, 0, 0, 0, 0)
+    huge.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + struct.pack(">I", 13)
+        + ihdr
+        + struct.pack(">I", zlib.crc32(ihdr))
+        + b"\0\0\0\0IEND\xaeB`\x82"
+    )
+    for bad in (fake, empty, huge):
         drop_files(window, [bad])
-        assert tab.banner.isVisible() and bad.name in tab.banner.text()
+        qtbot.waitUntil(lambda b=bad: b.name in tab.banner.text())  # a big one: off the thread
+        assert tab.banner.isVisible()
+        assert "; still showing mine.png" in tab.banner.text() and ".;" not in tab.banner.text()
         assert bad.name in window.statusBar().currentMessage()
         assert np.array_equal(tab.image(), pixels)  # the previous image stays
     assert not tab.is_computing()
