@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.server
+import signal
 import threading
 
 import pytest
@@ -124,7 +125,18 @@ def test_progress_is_shown_while_a_file_downloads(small_fashion, tmp_path, capsy
     assert lines[started[0]].startswith("[#") and "[1/4]" in lines[started[0]]
 
 
-def test_ctrl_c_during_a_download_says_so_and_leaves_no_half_file(small_fashion, tmp_path, capsys):
+@pytest.fixture
+def python_ctrl_c():
+    """Python's own Ctrl+C handler, as in a terminal: a test run that a shell started in the
+    background inherits SIGINT ignored, and the server's signal would never arrive."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_during_a_download_says_so_and_leaves_no_half_file(
+    small_fashion, tmp_path, capsys, python_ctrl_c
+):
     server, _pin = small_fashion
     server.behaviour["train-images-idx3-ubyte.gz"] = "ctrl-c"
     rc = main(["download", "fashion-mnist", "--mirror", server.url, "--cache-dir", str(tmp_path)])
