@@ -155,6 +155,9 @@ class ClassifyTab(QWidget):
         self._timed_request = -1  # the request whose first bars last_timing measured
         self._opening = -1  # the request whose "Opening …" the status bar shows
         self._heavy = False  # the model's forward pass runs off the GUI thread
+        # the digit model whose drawing a photo model set aside ('' none): it comes back with
+        # a digit model unless an image was opened meanwhile
+        self._drawing_waits = ""
         self._forward = 0  # the newest forward pass asked for; older results are dropped
         self._forward_jobs = OneAtATime(self, self._on_forward_failed)
         self._image_jobs = OneAtATime(self, self._show_message)
@@ -306,6 +309,7 @@ class ClassifyTab(QWidget):
 
     def set_model(self, model, label: str) -> None:
         """Classify with ``model`` from now on (None: no model loaded)."""
+        previous = self.model_name
         self.model = model
         self.model_name = label
         self._request += 1  # a pending image was prepared for the previous model
@@ -314,22 +318,36 @@ class ClassifyTab(QWidget):
         self.model_panel.show_model(model, label)
         if model is None:
             self.prediction_label.setText("No model loaded")
-        self._apply_model_kind()
+        self._apply_model_kind(previous)
         self._rerun()
+        if self._drawing_waits and self._kind() != "digit" and self._image is None:
+            self._show_message(
+                f"{label} classifies photos, not drawings: drop, paste or open a photo (your "
+                f"drawing waits for a digit model: choose '{self._drawing_waits}' in the "
+                "Model box)"
+            )
         if model is not None:  # the batch table shows this model's verdicts too
             self.batch_page.reclassify(model, label, **self._options())
 
     def _kind(self) -> str:
         return "digit" if self.model is None else preparation_for(self.model)
 
-    def _apply_model_kind(self) -> None:
-        """Offer only what fits the model: the canvas and the digit switches for digits."""
+    def _apply_model_kind(self, previous: str = "") -> None:
+        """Offer only what fits the model: the canvas and the digit switches for digits; a
+        drawing a photo model set aside (``previous`` drew it) comes back with a digit model."""
         digits = self._kind() == "digit"
         for widget in (self.mode_bar, self.invert_box, self.center_box):
             widget.setVisible(digits)
         if not digits and self.mode_group.checkedId() == 0:
+            if not self.canvas.is_empty():
+                self._drawing_waits = previous
             self.mode_group.button(1).setChecked(True)
             self.sources.setCurrentIndex(1)
+        elif digits and self._drawing_waits:
+            self._drawing_waits = ""
+            if not self.canvas.is_empty():
+                self.mode_group.button(0).setChecked(True)
+                self.sources.setCurrentIndex(0)
         self.reading_label.setVisible(digits)
         self.preview.set_boxes([])
 
@@ -411,10 +429,12 @@ class ClassifyTab(QWidget):
     def open_image_file(self, path: Path) -> bool:
         """File > Open, recent files, a single dropped file. A large image is decoded off the
         GUI thread (accepted at once: True); a small one at once (False if it failed)."""
+        self._drawing_waits = ""  # the user moved on from the drawing
         return self._open(Path(path), Path(path).name)
 
     def show_image(self, image: np.ndarray, name: str) -> bool:
         """Classify ``image`` (uint8, upright) and read the number in it."""
+        self._drawing_waits = ""
         return self._open(image, name)
 
     def _open(self, source: Path | np.ndarray, name: str) -> bool:

@@ -19,7 +19,7 @@ from engine.inference import classify_inputs
 from engine.model import build_model
 from engine.modelfile import load_model, save_model
 from engine.photo import prepare_photo
-from tests.desktop.test_classify_tab import _drop
+from tests.desktop.test_classify_tab import _drop, _stroke
 
 CLASSES = ["bird", "cat", "dog", "ship"]
 
@@ -325,3 +325,41 @@ def test_the_output_cells_name_a_users_classes_whole_or_cut_at_the_end(
     for name, (text, width) in zip(names, shown.items(), strict=True):
         assert text == name or (text.endswith("…") and name.startswith(text[:-1])), text
         assert metrics.horizontalAdvance(text) <= width
+
+
+def test_a_drawing_set_aside_by_a_photo_model_says_so_and_comes_back_with_a_digit_model(
+    qtbot, tab, photo_model
+):
+    """A digit drawn, then a photo model chosen: the drawing vanished with no word of why, and
+    choosing the digit model again left an empty Image side with '–' (the drawing hidden
+    behind the Draw button, unclassified)."""
+    _stroke(qtbot, tab.canvas, [(140, 40), (140, 240)])
+    qtbot.waitUntil(lambda: tab.result is not None and tab.result.classes[0] == "0")
+    digits = tab.model_name
+    tab._state.publish_model(photo_model, "my photo model")
+    assert tab.result is None and tab.prediction_label.text() == "–"
+    assert tab.message_label.isVisible()
+    assert tab.message_label.text() == (
+        "my photo model classifies photos, not drawings: drop, paste or open a photo (your "
+        f"drawing waits for a digit model: choose '{digits}' in the Model box)"
+    )
+    tab.model_panel.model_box.activated.emit(tab.model_panel.model_box.findText(digits))
+    qtbot.waitUntil(lambda: tab.result is not None and tab.result.classes[0] == "0")
+    assert tab.sources.currentIndex() == 0 and tab.mode_group.checkedId() == 0  # Draw again
+    assert tab.draw_panel.isVisible() and not tab.message_label.isVisible()
+    assert tab.prediction_label.text() == f"{tab.result.prediction} {tab.result.confidence:.1%}"
+
+
+def test_a_photo_opened_meanwhile_stays_when_the_digit_model_comes_back(
+    qtbot, tab, photo_model, tmp_path
+):
+    _stroke(qtbot, tab.canvas, [(140, 40), (140, 240)])
+    qtbot.waitUntil(lambda: tab.result is not None)
+    digits = tab.model_name
+    tab._state.publish_model(photo_model, "my photo model")
+    tab.open_image_file(_photo(tmp_path / "boat.png"))
+    qtbot.waitUntil(lambda: tab.result is not None and tab.result.classes == CLASSES)
+    assert not tab.message_label.isVisible()
+    tab.model_panel.model_box.activated.emit(tab.model_panel.model_box.findText(digits))
+    qtbot.waitUntil(lambda: not tab.background_busy())
+    assert tab.mode_group.checkedId() == 1 and tab.sources.currentIndex() == 1  # the photo
