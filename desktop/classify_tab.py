@@ -430,16 +430,21 @@ class ClassifyTab(QWidget):
         """File > Open, recent files, a single dropped file. A large image is decoded off the
         GUI thread (accepted at once: True); a small one at once (False if it failed)."""
         self._drawing_waits = ""  # the user moved on from the drawing
-        return self._open(Path(path), Path(path).name)
+        return self._open(Path(path), Path(path).name, announce=True)
 
     def show_image(self, image: np.ndarray, name: str) -> bool:
         """Classify ``image`` (uint8, upright) and read the number in it."""
         self._drawing_waits = ""
-        return self._open(image, name)
+        return self._open(image, name, announce=True)
 
-    def _open(self, source: Path | np.ndarray, name: str) -> bool:
+    def _open(self, source: Path | np.ndarray, name: str, announce: bool = False) -> bool:
+        """Show and classify ``source``; with ``announce`` (the user opened it, not a new
+        model's rerun) the status bar says 'Opened NAME' once it is shown, so the previous
+        file's 'Opened' or error never stands beside this one's answer."""
         self._request += 1
         request = self._request
+        if announce:
+            self._opening = request
         model, options = self.model, self._options()
         if isinstance(source, Path):
             pixels = image_pixels(source)

@@ -273,6 +273,28 @@ def test_the_status_bar_stops_saying_opening_once_the_photo_is_shown(
     assert posted[-1] == "Opened IMG_1000.jpg"
 
 
+def test_the_status_bar_names_the_photo_shown_not_the_one_before(qtbot, tab, photo_model, tmp_path):
+    """A phone photo opened, then a small one dropped: the status bar still said 'Opened
+    IMG_1000.jpg' (or the previous file's error) beside the small photo's answer."""
+    tab.set_model(photo_model, "pets")
+    path = tmp_path / "IMG_1000.jpg"
+    Image.new("RGB", (4032, 3024), (200, 120, 40)).save(path, quality=70)
+    posted: list[str] = []
+    tab._state.status_posted.connect(posted.append)
+    tab.handle_drop(_urls(path))
+    qtbot.waitUntil(lambda: not tab.background_busy() and tab.result is not None, timeout=20000)
+    tab.handle_drop(_urls(_photo(tmp_path / "boat.png")))
+    assert tab.result is not None and posted[-1] == "Opened boat.png"
+    (tmp_path / "notes.png").write_bytes(b"not a picture")
+    tab.handle_drop(_urls(tmp_path / "notes.png"))
+    assert posted[-1].startswith("notes.png: not a readable image")
+    tab.handle_drop(_urls(tmp_path / "boat.png"))
+    assert posted[-1] == "Opened boat.png" and not tab.message_label.isVisible()
+    before = len(posted)
+    tab.set_model(photo_model, "pets again")  # the same photo again: no 'Opened' for it
+    assert tab.result is not None and not [t for t in posted[before:] if "Opened" in t]
+
+
 def test_a_photo_read_by_the_digit_model_points_to_the_users_photo_model(
     qtbot, tab, photo_model, tmp_path
 ):
