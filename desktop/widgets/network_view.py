@@ -55,6 +55,7 @@ from engine.visualize import (
 LABEL_WIDTH = 140
 ROW_GAP = 12
 MAP_GAP = 4
+MIN_SIDE = 360  # the view's least width and height
 MIN_SHRINK = 0.5  # maps shrink to half their size to fit, then the view grows
 MIN_TILE = 40  # a map this wide at least, else its row wraps (24 in a branch's column)
 BRANCH_TILE = 24
@@ -229,7 +230,7 @@ class NetworkView(QWidget):
         super().__init__(parent)
         self.setObjectName("networkView")
         self.setMouseTracking(True)
-        self.setMinimumSize(360, 360)
+        self.setMinimumSize(MIN_SIDE, MIN_SIDE)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self._layers: list[ViewLayer] = []
         self._all: list[ViewLayer] = []
@@ -383,6 +384,7 @@ class NetworkView(QWidget):
         :data:`MIN_SHRINK`) to fit the height, then the view grows."""
         self._rows = []
         if not self._layers:
+            self.setMinimumHeight(MIN_SIDE)  # the message alone: no height left from the maps
             return
         line = self.fontMetrics().height()
         full = max(50.0, self.width() - 12.0)
@@ -413,7 +415,7 @@ class NetworkView(QWidget):
                 low, high = (mid, high) if all_height(mid) <= avail else (low, mid)
             shrink = low
         least = all_height(MIN_SHRINK)
-        self.setMinimumHeight(max(360, int(least - avail + self.height()) + 1))
+        self.setMinimumHeight(max(MIN_SIDE, int(least - avail + self.height()) + 1))
         placed: dict[int, _Row] = {}
         top = 6.0
         for band, head in zip(slots, heads, strict=True):

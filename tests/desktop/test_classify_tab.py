@@ -531,3 +531,15 @@ def test_batch_table_by_keyboard_tab_leaves_it_and_enter_opens_a_row(
     table.setFocus(Qt.FocusReason.TabFocusReason)
     qtbot.keyClick(table, Qt.Key.Key_Tab)  # one press: out of the table, not to its next cell
     assert not table.hasFocus()
+
+
+def test_a_cleared_network_view_leaves_nothing_to_scroll(qtbot, tab):
+    """A result's maps made the view taller than its area; once cleared ('No activations
+    yet') the scroll bar stayed, with nothing under it."""
+    tab.resize(1000, 520)
+    _stroke(qtbot, tab.canvas, [(140, 40), (140, 240)])
+    bar = tab.network_scroll.verticalScrollBar()
+    qtbot.waitUntil(lambda: tab.result is not None and bar.maximum() > 0)
+    qtbot.mouseClick(tab.draw_panel.clear_button, Qt.MouseButton.LeftButton)
+    assert tab.result is None and not tab.network_view.layers()
+    qtbot.waitUntil(lambda: bar.maximum() == 0)
