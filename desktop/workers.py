@@ -38,6 +38,10 @@ def _always(_event: object) -> bool:
     return True
 
 
+def _ignore(_event: object) -> None:
+    pass
+
+
 class GeneratorWorker(QObject):
     """Runs ``job()`` off the GUI thread and emits what it yields.
 
@@ -249,7 +253,8 @@ class OneAtATime(QObject):
     (``cancel()``) as soon as a newer
     job is submitted, so a long computation never delays the newest one by more than a step.
     ``job()`` returns an iterable of events, each handed to ``on_event`` on the GUI thread;
-    errors go to ``on_error(message)``.
+    errors go to ``on_error(message)``. Both go through this object's slots: a plain callable
+    (a lambda) connected to the worker's signals would run in the worker's thread.
     """
 
     def __init__(self, parent: QObject, on_error: Callable[[str], None]) -> None:
@@ -258,6 +263,7 @@ class OneAtATime(QObject):
         self._waiting: tuple | None = None
         self._running = False
         self._running_cancel: CancelFlag | None = None
+        self._on_event: Callable[[object], None] = _ignore
 
     def submit(
         self,
@@ -285,11 +291,21 @@ class OneAtATime(QObject):
     def _start(self) -> None:
         (job, on_event, essential, cancel), self._waiting = self._waiting, None
         worker = GeneratorWorker(job, essential=essential or _always)
-        worker.yielded.connect(on_event)
-        worker.errored.connect(self._on_error)
+        # the previous worker's events were all delivered before its thread finished
+        self._on_event = on_event
+        worker.yielded.connect(self._on_worker_yielded)
+        worker.errored.connect(self._on_worker_errored)
         self._running = True
         self._running_cancel = cancel
         start_worker(worker, self._on_thread_finished)
+
+    @Slot(object)
+    def _on_worker_yielded(self, event: object) -> None:
+        self._on_event(event)
+
+    @Slot(str)
+    def _on_worker_errored(self, message: str) -> None:
+        self._on_error(message)
 
     @Slot()
     def _on_thread_finished(self) -> None:

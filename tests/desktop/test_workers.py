@@ -8,7 +8,7 @@ import time
 
 from PySide6.QtCore import QCoreApplication, QEvent, QObject
 
-from desktop.workers import GeneratorWorker, collection_holds, start_worker
+from desktop.workers import GeneratorWorker, OneAtATime, collection_holds, start_worker
 
 
 class _Cyclic(QObject):
@@ -111,3 +111,23 @@ def test_a_release_after_qt_deleted_the_timer_says_nothing(qtbot):
     shiboken6.delete(collector._timer)
     collector.release()
     assert gc.isenabled() == was and collector.holds == 0
+
+
+def test_one_at_a_time_hands_events_and_errors_to_a_lambda_on_the_gui_thread(qtbot):
+    """A batch of files dropped on the Classify tab: the table was filled in the worker's
+    thread ('QBasicTimer::start: Timers cannot be started from another thread'), as a lambda
+    given as on_event (or on_error) ran in the thread of the worker that emitted."""
+    from engine.errors import EngineError
+
+    owner = QObject()
+    seen: list[tuple[str, bool]] = []
+    gui = threading.current_thread()
+    jobs = OneAtATime(owner, lambda text: seen.append((text, threading.current_thread() is gui)))
+
+    def job():
+        yield "one"
+        raise EngineError("broken")
+
+    jobs.submit(job, lambda event: seen.append((event, threading.current_thread() is gui)))
+    qtbot.waitUntil(lambda: not jobs.busy() and len(seen) == 2)
+    assert seen == [("one", True), ("broken", True)]
