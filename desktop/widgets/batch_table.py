@@ -116,6 +116,10 @@ class BatchTable(QTableWidget):
             problem = QTableWidgetItem(row.error)
             problem.setToolTip(plain_tip(row.error))
             problem.setForeground(_problem_colour(self))
+            if row.error:  # the whole row tells why: a narrow table has Problem out of sight
+                name.setToolTip(plain_tip(f"{row.file}: {row.error}"))
+                for item in (prediction, confidence):
+                    item.setToolTip(plain_tip(row.error))
             for column, item in enumerate((name, prediction, confidence, problem)):
                 self.setItem(r, column, item)
         self.setSortingEnabled(True)

@@ -68,3 +68,22 @@ def test_a_narrow_table_keeps_prediction_and_confidence_in_sight(qtbot, tmp_path
     assert header.sectionSize(0) >= table.fontMetrics().horizontalAdvance("cat_0001.jpg")
     table.resize(900, 300)
     qtbot.waitUntil(lambda: header.sectionSize(0) >= 220)
+
+
+def test_a_narrow_table_tells_why_a_file_failed_on_its_whole_row(qtbot, tmp_path):
+    """At 1024x700 the Problem column is out of sight (scrolled off to the right) and the tab
+    said '(see Problem)': the failed file's row showed only '–', its cells no reason."""
+    reason = "not a readable image: the contents are not a known image format"
+    table = BatchTable()
+    qtbot.addWidget(table)
+    table.set_rows([FileResult(str(tmp_path / "notes.png"), error=reason)], tmp_path)
+    table.resize(380, 300)
+    table.show()
+    qtbot.waitExposed(table)
+    header = table.horizontalHeader()
+    assert header.sectionViewportPosition(3) + 40 > table.viewport().width()  # out of sight
+    assert [table.item(0, c).toolTip() for c in range(3)] == [
+        f"{tmp_path / 'notes.png'}: {reason}",
+        reason,
+        reason,
+    ]
