@@ -542,7 +542,14 @@ class _Loop:
         self.done = 0
 
     def batch(self, epoch: int, b: int) -> BatchEnd | Diverged:
-        """Run batch ``b`` (0-based) of this epoch: forward, loss check, update, weights check."""
+        """Run batch ``b`` (0-based) of this epoch: forward, loss check, update, weights check.
+        NumPy's overflow warnings are silenced: the loss and the weights are checked instead, and
+        a diverging run says so in one line (its shards, threads or forked processes, keep this
+        policy)."""
+        with np.errstate(all="ignore"):
+            return self._batch(epoch, b)
+
+    def _batch(self, epoch: int, b: int) -> BatchEnd | Diverged:
         config = self.config
         t0 = self.clock()
         end = (b + 1) * config.batch_size if b + 1 < self.batches else self.n

@@ -7,6 +7,7 @@ import math
 import queue
 import threading
 import tracemalloc
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -268,6 +269,22 @@ def test_exploding_learning_rate_ends_with_diverged_and_finite_weights(digits):
     assert all(np.isfinite(v).all() for v in now.values())
     assert all(np.array_equal(initial[k], now[k]) for k in now)
     assert model.meta["history"]["status"] == "diverged"
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_an_overflowing_run_diverges_in_one_message_without_numpy_warnings(digits, threads):
+    # --lr 1e308 overflowed the optimiser's float32 step, then every layer: NumPy printed four
+    # RuntimeWarnings (file, line, code) on stderr around the one line saying it diverged
+    x, y = _small(digits, 128)
+    model = _model()
+    model.threads = threads
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # in the shards' threads too
+        events = list(train(model, x, y, TrainConfig(lr=1e308, batch_size=32)))
+    model.threads = 1
+    assert isinstance(events[-1], Diverged)
+    assert "learning rate 1e+308 is probably too high" in events[-1].message
+    assert np.geterr()["invalid"] == "warn"  # the caller's own policy is left as it was
 
 
 def test_nan_loss_restores_the_last_snapshot(digits):
