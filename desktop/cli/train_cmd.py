@@ -2,10 +2,11 @@
 a dataset folder, evaluate it, save it.
 
 Progress (epoch, loss, accuracy, images/s, ETA) goes to stderr; the result to stdout (one JSON
-document with ``--json``). Ctrl+C asks the run to stop after the current batch (a second Ctrl+C
-stops at once); with ``--save-on-interrupt`` the weights trained so far are saved. A diverging run
-(NaN/inf loss) prints why, writes no file and exits with status 1: its weights are only the last
-good ones, and a model file at ``--out`` from an earlier run must not be overwritten by them.
+document with ``--json``). Ctrl+C (or SIGTERM) asks the run to stop after the current batch (a
+second one stops at once); with ``--save-on-interrupt`` the weights trained so far are saved. A
+diverging run (NaN/inf loss) prints why, writes no file and exits with status 1: its weights are
+only the last good ones, and a model file at ``--out`` from an earlier run must not be
+overwritten by them.
 
 Exit status: 0 done, 1 diverged, 2 bad arguments or files, 130 interrupted.
 """
@@ -50,24 +51,30 @@ def _check_out_path(out: str) -> Path:
         raise CliError(f"--out {exc}") from None
 
 
+#: What stops a run as Ctrl+C does: SIGTERM is what ``kill``, ``timeout`` and job schedulers send.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
 @contextmanager
 def _ctrl_c_cancels(control: Any) -> Iterator[None]:
-    """While inside: the first Ctrl+C cancels ``control`` (stop after this batch), the second
-    raises KeyboardInterrupt as usual. Only possible in the main thread; elsewhere a no-op."""
+    """While inside: the first Ctrl+C (or SIGTERM) cancels ``control`` (stop after this batch,
+    then what --save-on-interrupt asks), the second raises KeyboardInterrupt as usual. Only
+    possible in the main thread; elsewhere a no-op."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
-    def on_sigint(signum: int, frame: Any) -> None:
+    def on_signal(signum: int, frame: Any) -> None:
         if control.cancelled:
             raise KeyboardInterrupt
         control.cancel()
 
-    previous = signal.signal(signal.SIGINT, on_sigint)
+    previous = {sig: signal.signal(sig, on_signal) for sig in STOP_SIGNALS}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _pct(x: float | None) -> str:

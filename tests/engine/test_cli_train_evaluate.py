@@ -190,8 +190,10 @@ def test_ctrl_c_without_save_on_interrupt_saves_nothing(digits_folder, tmp_path,
     assert signal.getsignal(signal.SIGINT) is before  # restored
 
 
-def test_ctrl_c_with_save_on_interrupt_saves_what_was_trained(digits_folder, tmp_path):
-    """A real Ctrl+C (SIGINT) to a real `convscope train` process."""
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_with_save_on_interrupt_saves_what_was_trained(digits_folder, tmp_path, sig):
+    """A real Ctrl+C (SIGINT) to a real `convscope train` process; SIGTERM (kill, timeout, a
+    job scheduler) likewise: it killed the process at once, without a word or the weights."""
     from engine.modelfile import load_model
 
     out = tmp_path / "partial.npz"
@@ -210,7 +212,7 @@ def test_ctrl_c_with_save_on_interrupt_saves_what_was_trained(digits_folder, tmp
         for line in proc.stderr:  # wait for the first progress line: training has started
             if "img/s" in line:
                 break
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         stdout, stderr = proc.communicate(timeout=60)
     finally:
         proc.kill()
