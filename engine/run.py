@@ -271,12 +271,17 @@ class TrainingRun:
                 outcome = event
             yield event
         seconds = sum(e.seconds for e in epochs) if epochs else self._clock() - t0
-        evaluation = None
+        evaluation, stopped_testing = None, False
         if isinstance(outcome, Finished) and self.settings.evaluate:
             evaluation = yield from self._evaluate()
             if evaluation is None:  # cancelled during the evaluation
                 outcome = Cancelled(self.settings.config.epochs, 0, outcome.history)
+                stopped_testing = True
         status, message, where = _outcome(outcome)
+        if stopped_testing:  # not "epoch 2 batch 0": every epoch was trained
+            n = len(epochs)
+            where = f"the test evaluation ({n} of {n} epochs trained)"
+            message = f"stopped at {where}"
         record_metadata(self, evaluation, seconds, where)
         yield RunEnded(status, message, evaluation, tuple(epochs), rate, seconds, where)
 

@@ -126,6 +126,10 @@ def test_cancel_during_the_evaluation_makes_the_run_cancelled(digits):
             control.cancel()
         last = event
     assert last.status == "cancelled" and last.evaluation is None
+    # it said "epoch 1 batch 0" (the CLI: "interrupted at epoch 1 batch 0"), as if nothing had
+    # been trained, when every epoch had been
+    assert last.where == "the test evaluation (1 of 1 epochs trained)"
+    assert last.message == f"stopped at {last.where}"
 
 
 def test_a_diverging_run_ends_diverged_without_evaluation(digits):
