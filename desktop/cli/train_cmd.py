@@ -77,6 +77,37 @@ def _ctrl_c_cancels(control: Any) -> Iterator[None]:
             signal.signal(sig, handler)
 
 
+@contextmanager
+def _signals_held() -> Iterator[list[int]]:
+    """While inside (a model file being written): Ctrl+C and SIGTERM are noted in the list
+    yielded, not acted on, so that the file is written in full; a KeyboardInterrupt there would
+    lose a whole run at its last step. Only possible in the main thread; elsewhere a no-op."""
+    caught: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield caught
+        return
+
+    def note(signum: int, frame: Any) -> None:
+        caught.append(signum)
+
+    previous = {sig: signal.signal(sig, note) for sig in STOP_SIGNALS}
+    try:
+        yield caught
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _save(model: Any, out: Path) -> bool:
+    """``save_model`` (with a rescue file if ``out`` fails), whole whatever signal comes
+    meanwhile; whether a Ctrl+C or SIGTERM came during it."""
+    from engine.modelfile import save_model
+
+    with _signals_held() as caught:
+        save_model(model, out, rescue=True)  # a full disk at the end loses no run
+    return bool(caught)
+
+
 def _pct(x: float | None) -> str:
     return "-" if x is None else f"{x:.2%}"
 
@@ -84,8 +115,6 @@ def _pct(x: float | None) -> str:
 # -- the subcommand -----------------------------------------------------------------------------
 def run(args: argparse.Namespace) -> int:
     """Load, check, train, evaluate, save: the CLI's sequence around ``engine.run``."""
-    from engine.modelfile import save_model
-
     progress = Progress()
     t_start = time.perf_counter()
     dataset, label, run_, out = _start(args, progress)
@@ -105,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_DIVERGED
     if ended.status == "cancelled":
         return _interrupted(args, summary, ended.where, run_.model, out)
-    save_model(run_.model, out, rescue=True)  # a full disk at the end loses no run
+    interrupted = _save(run_.model, out)
     t_saved = time.perf_counter()
     summary["model"] = str(out)
     summary["timings"] = {
@@ -124,6 +153,13 @@ def run(args: argparse.Namespace) -> int:
         f"trained in {format_duration(summary['seconds'])}\n"
         f"saved {out}",
     )
+    if interrupted:
+        safe_print(
+            f"convscope train: interrupted while saving; the model was saved in full to {out} "
+            "first",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
     return 0
 
 
@@ -280,8 +316,6 @@ def _interrupted(
     args: argparse.Namespace, summary: dict[str, Any], where: str, model: Any, out: Path
 ) -> int:
     """Ctrl+C: save the weights trained so far if asked to; exit status 130 either way."""
-    from engine.modelfile import save_model
-
     summary["status"] = "interrupted"
     if not args.save_on_interrupt:
         _print_result(args, summary, f"interrupted at {where}; nothing saved")
@@ -291,7 +325,7 @@ def _interrupted(
             file=sys.stderr,
         )
         return EXIT_INTERRUPTED
-    save_model(model, out, rescue=True)
+    _save(model, out)  # already interrupted: a second signal while saving changes nothing
     summary["model"] = str(out)
     _print_result(args, summary, f"interrupted at {where}; saved the weights to {out}")
     safe_print(

@@ -191,6 +191,36 @@ def test_ctrl_c_without_save_on_interrupt_saves_nothing(digits_folder, tmp_path,
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_while_the_model_is_saved_lets_the_save_finish(
+    digits_folder, tmp_path, monkeypatch, sig
+):
+    # Ctrl+C (or SIGTERM) in the moment the finished run was being written raised
+    # KeyboardInterrupt there: the file was dropped, the run lost, and "interrupted" said no more
+    from engine import modelfile
+    from engine.modelfile import load_model
+
+    real = modelfile.write_or_rescue
+
+    def signalled(path, write):
+        signal.raise_signal(sig)
+        signal.raise_signal(sig)  # pressed twice
+        return real(path, write)
+
+    monkeypatch.setattr(modelfile, "write_or_rescue", signalled)
+    out = tmp_path / "model.npz"
+    before = signal.getsignal(sig)
+    argv = ["train", "--dataset", str(digits_folder), "--epochs", "1", "--out", str(out)]
+    status, stdout, stderr = _run_in_process([*argv, "--json"])
+    assert status == 130 and "Traceback" not in stderr
+    assert json.loads(stdout)["model"] == str(out)
+    assert stderr.strip().splitlines()[-1] == (
+        f"convscope train: interrupted while saving; the model was saved in full to {out} first"
+    )
+    assert load_model(out).meta["history"]["status"] == "finished"
+    assert signal.getsignal(sig) is before  # restored
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_ctrl_c_with_save_on_interrupt_saves_what_was_trained(digits_folder, tmp_path, sig):
     """A real Ctrl+C (SIGINT) to a real `convscope train` process; SIGTERM (kill, timeout, a
     job scheduler) likewise: it killed the process at once, without a word or the weights."""
