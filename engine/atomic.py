@@ -68,9 +68,21 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], objec
     return path
 
 
+def home_folder() -> Path | None:
+    """The user's home folder, or None when there is none to be found: HOME unset and the user
+    missing from the password database (a container run under an arbitrary user id), where
+    Python 3.12+ raises RuntimeError and 3.11 answers a relative ``~``."""
+    try:
+        home = Path.home()
+    except (RuntimeError, KeyError, OSError):
+        return None
+    return home if home.is_absolute() else None
+
+
 def rescue_folders() -> list[Path]:
     """Where :func:`write_or_rescue` puts what could not be written where asked, in order."""
-    return [Path(tempfile.gettempdir()), Path.home()]
+    home = home_folder()
+    return [Path(tempfile.gettempdir()), *([home] if home is not None else [])]
 
 
 def write_or_rescue(

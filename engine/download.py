@@ -10,8 +10,9 @@ cancel) the temporary file is deleted and :class:`~engine.errors.DatasetError` i
 half-downloaded or foreign file is never left where the loader would find it.
 
 The cache folder is, in order of preference: the ``cache_dir`` argument, the environment
-variable ``CONVSCOPE_CACHE``, ``$XDG_CACHE_HOME/convscope``, ``~/.cache/convscope``. A dataset
-``NAME`` lives in ``<cache>/datasets/NAME/``.
+variable ``CONVSCOPE_CACHE``, ``$XDG_CACHE_HOME/convscope``, ``~/.cache/convscope`` (with no
+home folder at all, ``convscope-cache-UID`` in the temporary folder). A dataset ``NAME`` lives
+in ``<cache>/datasets/NAME/``.
 
 An archive (CIFAR-10's ``cifar-10-binary.tar.gz``) is verified, then unpacked into a temporary
 folder and renamed into place: only the expected members are taken, only as regular files, each
@@ -40,6 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from engine.atomic import home_folder
 from engine.cifar import CIFAR10_CLASSES
 from engine.errors import DatasetError
 from engine.idx import FASHION_MNIST_CLASSES
@@ -193,8 +195,12 @@ def cache_root(cache_dir: str | os.PathLike[str] | None = None) -> Path:
     if env:
         return Path(env)
     xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg) if xdg else Path.home() / ".cache"
-    return base / "convscope"
+    if xdg:
+        return Path(xdg) / "convscope"
+    home = home_folder()
+    if home is None:  # not a folder named "~" in the current one, nor a traceback
+        return Path(tempfile.gettempdir()) / f"convscope-cache-{getattr(os, 'getuid', int)()}"
+    return home / ".cache" / "convscope"
 
 
 def dataset_cache_dir(name: str, cache_dir: str | os.PathLike[str] | None = None) -> Path:

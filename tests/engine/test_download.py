@@ -301,6 +301,41 @@ def test_cache_location(monkeypatch, tmp_path):
     assert cache_root() == tmp_path / "home" / ".cache" / "convscope"
 
 
+def _no_home(kind: str):
+    """Path.home where HOME is unset and the user id has no password entry (a container run
+    under an arbitrary uid): Python 3.12+ raises, 3.11 answers a relative '~'."""
+
+    def home(cls=None):
+        if kind == "raises":
+            raise RuntimeError("Could not determine home directory.")
+        return Path("~")
+
+    return classmethod(home)
+
+
+@pytest.mark.parametrize("kind", ["raises", "relative"])
+def test_with_no_home_folder_the_cache_and_rescue_files_go_to_the_temporary_folder(
+    monkeypatch, tmp_path, kind
+):
+    # convscope train (any dataset: the error listing the choices asks the cache), download
+    # and the rescue of a model whose disk was full ended in a RuntimeError traceback, or (3.11)
+    # wrote into a folder named "~" in the current one
+    import tempfile
+
+    from desktop.cli import main
+    from engine.atomic import rescue_folders
+
+    for name in ("CONVSCOPE_CACHE", "XDG_CACHE_HOME", "HOME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(Path, "home", _no_home(kind))
+    root = cache_root()
+    assert root.is_absolute() and root.parent == Path(tempfile.gettempdir())
+    assert rescue_folders() == [Path(tempfile.gettempdir())]
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--dataset", "no-such-set"]) == 2
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_bad_names_and_urls(tmp_path):
     with pytest.raises(DatasetError, match="unknown dataset"):
         download_dataset("cifar-10", cache_dir=tmp_path)
