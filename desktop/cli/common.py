@@ -150,8 +150,15 @@ _PLAIN = str.maketrans(
 def safe_print(*parts: object, file: TextIO | None = None, sep: str = " ", end: str = "\n") -> None:
     """``print`` that never raises UnicodeEncodeError: on a terminal whose encoding lacks a
     character, the usual symbols become ASCII (× -> x, → -> ->, ÷ -> /) and anything else
-    (a non-UTF-8 file name, an emoji) is written as a backslash escape."""
+    (a non-UTF-8 file name, an emoji) is written as a backslash escape.
+
+    A closed stream (``>&-``: None in Python) gets nothing, as with ``print``. Progress and
+    errors on stderr never end the job when stderr cannot take them (full, closed: there is
+    nowhere to say so); any other stream that fails (stdout on a full disk) raises
+    :class:`CliError` saying so, BrokenPipeError excepted (``| head``: see ``main``)."""
     stream = sys.stdout if file is None else file
+    if stream is None:
+        return
     text = sep.join(str(p) for p in parts) + end
     encoding = getattr(stream, "encoding", None) or "utf-8"
     try:
@@ -160,8 +167,17 @@ def safe_print(*parts: object, file: TextIO | None = None, sep: str = " ", end: 
         text = text.translate(_PLAIN).encode(encoding, "backslashreplace").decode(encoding)
     except LookupError:  # an encoding Python does not know: ASCII is always safe
         text = text.translate(_PLAIN).encode("ascii", "backslashreplace").decode("ascii")
-    stream.write(text)
-    stream.flush()
+    try:
+        stream.write(text)
+        stream.flush()
+    except BrokenPipeError:
+        if stream is not sys.stderr:
+            raise
+    except (OSError, ValueError) as exc:  # ValueError: a stream closed meanwhile
+        if stream is not sys.stderr:
+            where = "standard output" if stream is sys.stdout else getattr(stream, "name", "")
+            why = getattr(exc, "strerror", None) or exc
+            raise CliError(f"cannot write to {where or 'the output'} ({why})") from None
 
 
 def text_width(text: str) -> int:

@@ -49,7 +49,7 @@ class Progress:
         line_interval: float = 5.0,
     ) -> None:
         self.stream = stream if stream is not None else sys.stderr
-        self.enabled = enabled
+        self.enabled = enabled and self.stream is not None  # None: stderr closed (2>&-)
         isatty = getattr(self.stream, "isatty", None)
         self.tty = bool(isatty and isatty())
         self.interval = tty_interval if self.tty else line_interval
@@ -68,11 +68,10 @@ class Progress:
         if self.tty:
             width = max(20, shutil.get_terminal_size((100, 24)).columns - 1)
             line = line[:width]
-            self.stream.write("\r" + line + " " * max(0, self._drawn - len(line)))
+            self._write("\r" + line + " " * max(0, self._drawn - len(line)))
             self._drawn = len(line)
         else:
-            self.stream.write(line + "\n")
-        self.stream.flush()
+            self._write(line + "\n")
         return True
 
     def message(self, text: str) -> None:
@@ -80,16 +79,21 @@ class Progress:
         if not self.enabled:
             return
         self._end_line()
-        self.stream.write(text + "\n")
-        self.stream.flush()
+        self._write(text + "\n")
 
     def close(self) -> None:
         """Finish the in-place line so what follows starts on a fresh line."""
         if self.enabled:
             self._end_line()
-            self.stream.flush()
 
     def _end_line(self) -> None:
         if self._drawn:
-            self.stream.write("\n")
+            self._write("\n")
             self._drawn = 0
+
+    def _write(self, text: str) -> None:
+        """Write and flush ``text`` as :func:`desktop.cli.common.safe_print` does (a terminal
+        that lacks a symbol, a stderr that is full)."""
+        from desktop.cli.common import safe_print
+
+        safe_print(text, file=self.stream, end="")
