@@ -46,6 +46,9 @@ MAX_SYNTHESES = 1024
 #: The most patches one filter's row may hold: a row of 9 is the article's; 2,000 made a grid
 #: 100,000 pixels wide (gigabytes to draw, and no viewer opens it).
 MAX_PATCHES = 100
+#: The most gradient steps one synthesis climbs: 128 is the default and 1,000 changes little;
+#: a billion ran for days and first asked 16 GB for the jitter of every step.
+MAX_SYNTHESIS_STEPS = 10_000
 
 
 # ----- the network up to one node --------------------------------------------------------------
@@ -333,6 +336,8 @@ def synthesize_all(
     :data:`SYNTHESIS_BATCH` channels), then one :class:`Synthesis` per channel (every channel
     of ``node`` by default; the classes when ``node`` is the output). Every batch has the same
     jitter: a channel's image is the same whatever else is synthesised with it."""
+    if not 1 <= steps <= MAX_SYNTHESIS_STEPS:
+        raise ShapeError(f"synthesis steps must be 1 to {MAX_SYNTHESIS_STEPS:,}, got {steps:,}")
     probe = _Probe(model, node)
     spec = model.input_spec
     shape = model.output_shape(node)

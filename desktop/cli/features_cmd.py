@@ -43,20 +43,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--limit", type=int, default=2000, metavar="N", help="first N test images (default 2000)"
     )
     parser.add_argument("--k", type=int, default=9, help="patches per filter, 1 to 100 (default 9)")
-    parser.add_argument("--steps", type=int, default=128, help="synthesis steps (default 128)")
+    parser.add_argument(
+        "--steps", type=int, default=128, help="synthesis steps, 1 to 10,000 (default 128)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="synthesis seed (default 0)")
     parser.add_argument("--out", required=True, metavar="GRID.png", help="the grid image to write")
     parser.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
 
 
 def _check(args: argparse.Namespace) -> None:
-    from engine.features import MAX_PATCHES
+    from engine.features import MAX_PATCHES, MAX_SYNTHESIS_STEPS
 
     for name in ("limit", "k", "steps"):
         if getattr(args, name) < 1:
             raise CliError(f"--{name} must be >= 1, got {getattr(args, name)}")
     if args.k > MAX_PATCHES:
         raise CliError(f"--k: at most {MAX_PATCHES} patches per filter, got {args.k:,}")
+    if args.steps > MAX_SYNTHESIS_STEPS:
+        raise CliError(f"--steps: at most {MAX_SYNTHESIS_STEPS:,}, got {args.steps:,}")
+    if args.seed < 0:  # NumPy's generators take whole numbers >= 0
+        raise CliError(f"--seed must be >= 0, got {args.seed}")
     from engine.imageio import SAVE_SUFFIXES
 
     out = Path(args.out).expanduser()

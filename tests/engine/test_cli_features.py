@@ -45,6 +45,10 @@ def test_synthesis_of_the_classes(tmp_path, capsys):
         (["--layer", "fc1"], "outputs a vector"),
         (["--limit", "0"], "--limit must be >= 1"),
         (["--k", "100000"], "--k: at most 100 patches per filter, got 100,000"),
+        # a ValueError traceback from NumPy's generator
+        (["--method", "synthesis", "--seed", "-1"], "--seed must be >= 0, got -1"),
+        # ran for days after asking 16 GB for the jitter of each step
+        (["--method", "synthesis", "--steps", "1000000000"], "--steps: at most 10,000, got"),
         (["--out", "grid.txt"], "give an image name ending in .png"),
         (["--out", "missing/grid.png"], "does not exist"),
     ],

@@ -98,6 +98,13 @@ def test_patches_cancel_and_refuse_vectors(model, digits):
         list(features.top_patches(model, "conv1", digits, k=features.MAX_PATCHES + 1))
 
 
+def test_synthesis_refuses_steps_beyond_its_limit_before_any_work(model):
+    rng = np.random.default_rng(0)
+    too_many = features.MAX_SYNTHESIS_STEPS + 1
+    with pytest.raises(ShapeError, match=f"synthesis steps must be 1 to 10,000, got {too_many:,}"):
+        next(features.synthesize_all(model, "conv1", rng, steps=too_many))
+
+
 @pytest.mark.filterwarnings("error")  # no RuntimeWarning on stderr either
 def test_weights_that_overflow_are_a_model_file_error_not_infinite_patches(model, digits):
     """Finite weights of 1e38 load, and once made conv1's maps Infinity: the patches ranked
