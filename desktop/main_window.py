@@ -39,6 +39,7 @@ from desktop.tour import TourPanel
 from desktop.train_tab import TrainTab
 from desktop.workers import hold_collection_while
 from engine import __version__
+from engine.atomic import home_folder
 from engine.filters import FIGURE_SAMPLES
 
 IMAGE_FILTER = (
@@ -158,7 +159,7 @@ class MainWindow(QMainWindow):
     def _on_open_triggered(self) -> None:
         start = self._settings.value("last_folder")
         if not isinstance(start, str) or not start:  # none yet, or not a folder name
-            start = str(Path.home())
+            start = str(home_folder() or "")  # no home (a container): the dialog's own start
         name, _ = QFileDialog.getOpenFileName(self, "Open image", start, IMAGE_FILTER)
         if name:
             self.open_path(Path(name))

@@ -50,6 +50,7 @@ from desktop.widgets.tone import set_tone, text_colour
 from desktop.workers import GeneratorWorker, start_worker
 from engine import architectures
 from engine.archtext import GRAMMAR, ArchTextError
+from engine.atomic import home_folder
 from engine.dataset_size import read_again, size_for
 from engine.datasets import DEFAULT_DATASET, dataset_choices, load_dataset_iter, parse_classes
 from engine.errors import EngineError, short_repr
@@ -309,7 +310,7 @@ class RunSetup(QWidget):
             self._spec = key
         else:
             title = "Dataset folder (IDX files, CIFAR-10 batches or one subfolder per class)"
-            folder = QFileDialog.getExistingDirectory(self, title, str(Path.home()))
+            folder = QFileDialog.getExistingDirectory(self, title, str(home_folder() or ""))
             if not folder:
                 if isinstance(self._spec, str):  # back to the named dataset in use
                     self.source_combo.setCurrentIndex(self.source_combo.findData(self._spec))

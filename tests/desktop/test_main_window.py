@@ -245,3 +245,24 @@ def test_each_menu_has_one_item_per_access_key(qtbot, settings):
         letters = keys(menu.actions())
         assert len(letters) == len(set(letters)), (menu.title(), letters)
         menus.extend(a.menu() for a in menu.actions() if a.menu())
+
+
+def test_file_open_without_a_home_folder_still_asks(qtbot, settings, monkeypatch):
+    """A container run under a user id with no home (HOME unset, no password entry): Python
+    3.12 raises in Path.home(), which File > Open used for its first folder; the dialog now
+    opens where Qt starts it."""
+    from pathlib import Path
+
+    from PySide6.QtWidgets import QFileDialog
+
+    def no_home() -> Path:
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.setattr(Path, "home", staticmethod(no_home))
+    asked = []
+    monkeypatch.setattr(
+        QFileDialog, "getOpenFileName", lambda *a, **k: asked.append(a[2]) or ("", "")
+    )
+    window = _window(qtbot, settings)
+    window.open_action.trigger()  # File > Open image… (Ctrl+O)
+    assert asked == [""]
