@@ -60,6 +60,7 @@ MISTAKES = 40
 
 TITLE_H = 16  # the "predicted" line; the "true" strip is as wide
 ACC_W = 58
+CELL_NAME = 240  # pixels of a class name above a cell's images (the line's tooltip has it whole)
 MAX_LABEL = 110  # class names longer than this (pixels) are elided; the tooltip has them whole
 HINT_H = 18  # the line saying where the names are, when there are too many to write
 GRID_FROM = 6  # cells at least this many pixels wide are outlined (smaller ones: just colour)
@@ -382,6 +383,8 @@ class ResultsPanel(QWidget):
         self.confusion_view = ConfusionView()
         self.confusion_view.cell_clicked.connect(self._on_confusion_view_cell_clicked)
         self.cell_label = QLabel("Click a cell of the matrix to see its images.")
+        self.cell_label.setTextFormat(Qt.TextFormat.PlainText)  # class names, as written
+        self.cell_label.setWordWrap(True)  # a long class name: the page keeps its width
         self.cell_gallery = ImageGallery("cellGallery")
         self.mistakes_label = QLabel("Most confident mistakes (true→predicted)")
         self.mistakes_gallery = ImageGallery("mistakesGallery")
@@ -402,6 +405,7 @@ class ResultsPanel(QWidget):
         self.confusion_view.clear()
         self.cell_gallery.clear()
         self.cell_label.setText("Click a cell of the matrix to see its images.")
+        self.cell_label.setToolTip("")
         self.mistakes_label.setText("Most confident mistakes (true→predicted)")
         self.mistakes_gallery.clear()
 
@@ -424,6 +428,7 @@ class ResultsPanel(QWidget):
         self.confusion_view.set_result(result.confusion, result.per_class, result.classes)
         self.cell_gallery.clear()
         self.cell_label.setText("Click a cell of the matrix to see its images.")
+        self.cell_label.setToolTip("")
         names = result.classes
         picks = result.misclassified[:MISTAKES]
         self.mistakes_label.setText(
@@ -454,9 +459,15 @@ class ResultsPanel(QWidget):
         picks = confusion_cell(result.labels, result.predicted, true_class, predicted_class)
         names = result.classes
         more = f" (first {CELL_IMAGES})" if len(picks) > CELL_IMAGES else ""
-        self.cell_label.setText(
-            f"True {names[true_class]}, predicted {names[predicted_class]}: "
-            f"{len(picks):,} images{more}"
+        metrics = QFontMetrics(self.cell_label.font())  # a name of one long word: cut short
+        true, predicted = (
+            metrics.elidedText(names[k], Qt.TextElideMode.ElideRight, CELL_NAME)
+            for k in (true_class, predicted_class)
+        )
+        line = f"{len(picks):,} images{more}"
+        self.cell_label.setText(f"True {true}, predicted {predicted}: {line}")
+        self.cell_label.setToolTip(
+            plain_tip(f"True {names[true_class]}, predicted {names[predicted_class]}: {line}")
         )
         picks = picks[:CELL_IMAGES]
         self.cell_gallery.set_images(

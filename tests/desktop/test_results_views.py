@@ -235,3 +235,35 @@ def test_a_wide_layer_shows_its_first_filters_and_channels_and_says_so(qtbot):
     view.set_filters([("conv2", narrow)])
     (title,) = [t for _r, t in view.titles() if t.startswith("conv2")]
     assert title.endswith("shown: input channels 1-32") and len(view.tiles()) == 8 * 32
+
+
+def test_a_clicked_cells_line_shows_odd_class_names_as_written_within_the_page(qtbot):
+    # A class named '<b>cat</b>' read 'True cat' in bold above the cell's images, and a long
+    # class name widened the results page past its window (the line did not wrap).
+    long_name = "a class with a very long name written out by a careful user " * 3
+    classes = ["<b>cat</b>", long_name.strip(), "oiseau à 日本"]
+    rng = np.random.default_rng(0)
+    labels = np.arange(30) % 3
+    predicted = (labels + (rng.random(30) < 0.5)) % 3
+    result = summarize(labels, predicted, rng.random(30).astype(np.float32), 3, classes)
+    panel = ResultsPanel()
+    qtbot.addWidget(panel)
+    panel.resize(640, 320)  # the results page of a 1024x700 window
+    panel.show()
+    panel.show_result(result, rng.integers(0, 255, (30, 28, 28), dtype=np.uint8))
+    view = panel.confusion_view
+    qtbot.mouseClick(view, Qt.MouseButton.LeftButton, pos=view.cell_rect(0, 1).center().toPoint())
+    label = panel.cell_label
+    assert label.text().startswith("True <b>cat</b>, predicted a class with")
+    assert label.textFormat() == Qt.TextFormat.PlainText  # the name as written, not bold
+    qtbot.mouseClick(view, Qt.MouseButton.LeftButton, pos=view.cell_rect(1, 2).center().toPoint())
+    assert "predicted oiseau à 日本" in label.text()
+    assert panel.minimumSizeHint().width() <= 640  # the line wraps: the page keeps its width
+    assert label.geometry().right() <= panel.width()
+    word = "averylongclassnamewithoutanyspace" * 8  # one word: cut short, whole in the tooltip
+    result.classes[0] = word
+    panel.show_result(result, rng.integers(0, 255, (30, 28, 28), dtype=np.uint8))
+    qtbot.mouseClick(view, Qt.MouseButton.LeftButton, pos=view.cell_rect(0, 0).center().toPoint())
+    assert label.text().startswith("True averylongclassname") and "…" in label.text()
+    assert f"True {word}, predicted {word}" in label.toolTip()
+    assert panel.minimumSizeHint().width() <= 640
