@@ -17,6 +17,7 @@ at a cell). The layout is worked out once per result and size, not per cell.
 from __future__ import annotations
 
 import math
+from html import escape
 from typing import NamedTuple
 
 import numpy as np
@@ -379,6 +380,7 @@ class ResultsPanel(QWidget):
         self._images: np.ndarray | None = None
         self._files: list[str] | None = None
         self.test_label = QLabel(NO_RESULT, objectName="testAccuracy")
+        self.test_label.setTextFormat(Qt.TextFormat.RichText)  # the accuracy in bold
         self.test_label.setWordWrap(True)
         self.confusion_view = ConfusionView()
         self.confusion_view.cell_clicked.connect(self._on_confusion_view_cell_clicked)
@@ -401,7 +403,7 @@ class ResultsPanel(QWidget):
     def clear(self, text: str = NO_RESULT) -> None:
         """No result (``text`` says why): nothing of an earlier model's test stays in sight."""
         self.result, self._images, self._files = None, None, None
-        self.test_label.setText(text)
+        self.test_label.setText(escape(text))  # plain words: a file name is no markup
         self.confusion_view.clear()
         self.cell_gallery.clear()
         self.cell_label.setText("Click a cell of the matrix to see its images.")
@@ -416,7 +418,7 @@ class ResultsPanel(QWidget):
         evaluated images; ``files``: their file names, when they came from files; ``split``:
         where the test images come from, in words ("the t10k files")."""
         self.result, self._images, self._files = result, images, files
-        where = f"{split}; " if split else ""
+        where = f"{escape(split)}; " if split else ""  # a folder's name, as written
         column = "the last column"
         if len(result.classes) > 10:  # the column may have no room: the tooltips have it
             column += " (or, with no room for it, a cell's tooltip)"

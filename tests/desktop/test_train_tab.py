@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PySide6.QtCore import QObject, QPoint, Qt
+from PySide6.QtGui import QTextDocumentFragment
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from desktop.app_state import AppState
@@ -937,3 +938,26 @@ def test_with_continue_model_ticked_the_diagram_shows_the_model_start_trains(qtb
     qtbot.mouseClick(tab.continue_check, Qt.MouseButton.LeftButton)  # the Network box again
     assert setup.arch_combo.isEnabled()
     assert "bn1" in " ".join(setup.architecture_view.node_names())
+
+
+def test_the_results_page_names_a_loaded_model_file_as_written(
+    qtbot, make_tab, tmp_path, monkeypatch
+):
+    # Loading a model file named '<b>digits.npz' wrote the results page's line as 'Loaded
+    # digits.npz…' in bold (the name went into the label's rich text unescaped).
+    from resources import shipped_model_path
+
+    path = tmp_path / "<b>digits.npz"
+    path.write_bytes(shipped_model_path().read_bytes())
+    tab = make_tab()
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(path), ""))
+    with qtbot.waitSignal(tab.model_load_finished, timeout=20_000) as blocker:
+        qtbot.mouseClick(tab.load_button, Qt.MouseButton.LeftButton)
+    assert blocker.args == [True]
+    label = tab.results.test_label
+    text, form = label.text(), label.textFormat()
+    rich = form == Qt.TextFormat.RichText or (
+        form == Qt.TextFormat.AutoText and Qt.mightBeRichText(text)
+    )
+    shown = QTextDocumentFragment.fromHtml(text).toPlainText() if rich else text
+    assert shown.startswith("Loaded <b>digits.npz: train it further")
