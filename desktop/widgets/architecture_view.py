@@ -76,6 +76,7 @@ class _Canvas(QWidget):
         self.gutter = GUTTER
         self.gap = LANE_GAP
         self.left = float(MARGIN)  # where the blocks' frames start (a narrow graph is centred)
+        self.crowded: set[str] = set()  # blocks beside another: named in their boxes
 
     def set_facts(self, facts: list[NodeFacts]) -> None:
         self.facts = {f.name: f for f in facts}
@@ -111,6 +112,7 @@ class _Canvas(QWidget):
             x = self.left + self.gutter + p.lane * self._lane_w
             y = MARGIN + p.row * ROW_H
             self.rects[p.name] = QRectF(x, y, self._lane_w - self.gap, BOX_H)
+        self.block_frames()  # which blocks are beside another (their boxes name them)
         self.setMinimumSize(width, MARGIN * 2 + grid.rows * ROW_H)
         self.resize(max(width, parent.width() if parent else width), self.minimumHeight())
         self.update()
@@ -163,22 +165,37 @@ class _Canvas(QWidget):
         small.setPointSizeF(max(6.5, small.pointSizeF() - shrink))
         return small
 
-    def _paint_blocks(self, painter: QPainter, font: QFont) -> None:
+    def block_frames(self) -> dict[str, QRectF]:
+        """The frame of each block: from the margin across its rows, or, for a block beside
+        another in the same rows (a network file's named branches), around its own boxes."""
         spans: dict[str, QRectF] = {}
         for name, rect in self.rects.items():
             block = self.facts[name].block
             if block:
                 spans[block] = spans[block].united(rect) if block in spans else QRectF(rect)
+        self.crowded = {
+            a
+            for a, one in spans.items()
+            for b, other in spans.items()
+            if a != b and one.top() < other.bottom() and other.top() < one.bottom()
+        }
+        frames = {}
+        for block, span in spans.items():
+            left = span.left() - 3 if block in self.crowded else self.left
+            frames[block] = QRectF(left, span.top() - 4, span.right() + self.gap - 4 - left, 0)
+            frames[block].setBottom(span.bottom() + 4)
+        return frames
+
+    def _paint_blocks(self, painter: QPainter, font: QFont) -> None:
         painter.setFont(font)
         metrics = painter.fontMetrics()
-        for block, span in spans.items():
-            frame = QRectF(self.left, span.top() - 4, span.right() + self.gap - 4 - self.left, 0)
-            frame.setBottom(span.bottom() + 4)
+        for block, frame in self.block_frames().items():
+            span = frame.adjusted(0, 4, 0, -4)
             painter.setPen(QPen(QColor("#c8c8c8"), 1))
             painter.setBrush(QColor(0, 0, 0, 10))
             painter.drawRoundedRect(frame, 5, 5)
-            if self.gutter < GUTTER:
-                continue  # narrow: the block's name is in each node's tooltip
+            if self.gutter < GUTTER or block in self.crowded:
+                continue  # narrow, or beside another: the block's name is in its boxes' tooltips
             painter.setPen(QColor("#555"))
             label = metrics.elidedText(block, Qt.TextElideMode.ElideMiddle, GUTTER - 6)
             painter.drawText(
@@ -247,7 +264,7 @@ class _Canvas(QWidget):
         """The two lines of a node's box: name (and window), shape (and parameters). What does
         not fit goes first (the window, the parameters: the tooltip has them); the name and
         shape are elided only when they alone do not fit."""
-        name = name_in_block(f.name, f.block)
+        name = f.name if f.block in self.crowded else name_in_block(f.name, f.block)
         wide = self.gutter == GUTTER  # narrow: the window and parameters in the tooltip only
         top = f"{name} {f.kernel}×{f.kernel}" if f.geometry() and wide else name
         bottom = f.shape_text()
@@ -320,6 +337,10 @@ class ArchitectureView(QScrollArea):
 
     def node_names(self) -> list[str]:
         return list(self.canvas.rects)
+
+    def block_frames(self) -> dict[str, QRectF]:
+        """Each block's frame, in the canvas's coordinates."""
+        return self.canvas.block_frames()
 
     def node_rect(self, name: str) -> QRectF:
         """Where the node's box is, in the canvas's coordinates."""

@@ -102,3 +102,30 @@ def test_a_chain_is_centred_in_a_wide_window(qtbot):
     assert left > 0.25 * view.viewport().width()
     assert abs((left + right) / 2 - middle) < 60  # the gutter for block names is on its left
     assert view.canvas.left < left
+
+
+def test_blocks_side_by_side_get_frames_and_names_of_their_own(qtbot):
+    # A network file with two branches named 'left.conv' and 'right.conv': both blocks' frames
+    # were drawn across the whole row, one over the other, their names written over each
+    # other in the margin, and both boxes read 'conv 3×3'.
+    spec = architectures.choose("conv 4 3, relu, flatten, dense 10", 1).architecture(10)
+    conv, relu, flatten, dense = spec["nodes"]
+    branches = []
+    for name in ("left.conv", "right.conv"):
+        branches.append(dict(conv, name=name, inputs=[relu["name"]], in_channels=4, padding=1))
+    cat = {"name": "cat", "type": "concat", "inputs": ["left.conv", "right.conv"]}
+    flatten = dict(flatten, inputs=["cat"])
+    dense = dict(dense, in_features=8 * 28 * 28)
+    spec["nodes"] = [conv, relu, *branches, cat, flatten, dense]
+    view = ArchitectureView()
+    qtbot.addWidget(view)
+    view.resize(900, 500)
+    view.show()
+    view.set_facts(describe(spec))
+    frames = view.block_frames()
+    assert set(frames) == {"left", "right"}
+    assert not frames["left"].intersects(frames["right"])
+    for name in ("left.conv", "right.conv"):
+        assert frames[name.split(".")[0]].contains(view.node_rect(name))
+        assert view.node_label(name)[0].startswith(name)  # the block in the box: told apart
+    assert view.node_label("conv1")[0] == "conv1 3×3"
