@@ -513,7 +513,11 @@ class RunSetup(QWidget):
         self.layer_table = QTableWidget(0, 3, objectName="layerTable")
         self.layer_table.setHorizontalHeaderLabels(["layer", "output", "params"])
         self.layer_table.verticalHeader().setVisible(False)
-        self.layer_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        header = self.layer_table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)  # the rest to the names
+        self.layer_table.setWordWrap(False)  # one line a layer,
+        self.layer_table.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # a branch's end shows
         self.layer_table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.layer_table.setMinimumHeight(160)
         self.architecture_view = ArchitectureView()
@@ -710,11 +714,12 @@ class RunSetup(QWidget):
         rows = model.summary()
         self.layer_table.setRowCount(len(rows) + 1)
         input_shape = "×".join(str(s) for s in model.input_spec.shape)
+        kinds = ["input"] + [i.kind for i in rows]
         for r, (name, shape, n) in enumerate(
             [("input", input_shape, "")]
             + [
                 (
-                    f"{i.name} ({i.kind})",
+                    i.name,
                     "×".join(str(s) for s in i.output_shape),
                     f"{i.n_params:,}" if i.n_params else "",
                 )
@@ -722,7 +727,10 @@ class RunSetup(QWidget):
             ]
         ):
             for c, text in enumerate((name, shape, n)):
-                self.layer_table.setItem(r, c, QTableWidgetItem(text))
+                item = QTableWidgetItem(text)
+                if c == 0:  # the whole name (the column may cut it) and the kind
+                    item.setToolTip(plain_tip(f"{text} ({kinds[r]})"))
+                self.layer_table.setItem(r, c, item)
         params, macs = spec_stats(model.graph_spec())
         self.params_label.setText(
             f"{params:,} trainable parameters · {macs:,} multiply-adds per image"

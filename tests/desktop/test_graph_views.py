@@ -601,3 +601,21 @@ def test_a_model_shown_before_any_image_is_pinned_says_to_pin_one(qtbot):
     caption = panel.activation_view._caption
     assert caption.startswith("No image pinned yet") and "load a model" not in caption
     assert panel.filter_view.tiles()  # the model's filters show meanwhile
+
+
+def test_the_layers_tab_tells_every_layer_apart_in_the_narrow_panel(qtbot):
+    # GoogLeNet's Layers tab in the setup panel (1024x700 window) read 'inception3a....
+    # (conv2d)' row after row: names cut at their end, where the branches differ, and no
+    # tooltip had them. One line a layer, its name whole; the kind is in the tooltip.
+    setup = _mnist_setup(qtbot, 300)
+    setup.arch_combo.setCurrentText("googlenet")
+    table = setup.layer_table
+    setup.arch_tabs.setCurrentWidget(table)
+    qtbot.waitUntil(lambda: table.rowCount() > 40 and table.isVisible(), timeout=10_000)
+    metrics = table.fontMetrics()
+    width = table.columnWidth(0) - 12  # less the cell's margins
+    names = [table.item(r, 0).text() for r in range(table.rowCount())]
+    shown = [metrics.elidedText(n, table.textElideMode(), width) for n in names]
+    assert not table.wordWrap()  # one line a layer
+    assert len(set(shown)) == len(names), shown
+    assert table.item(4, 0).toolTip() == f"{names[4]} (conv2d)"  # whole, and its kind
