@@ -262,27 +262,28 @@ def test_the_status_bar_stops_saying_opening_once_the_photo_is_shown(
 ):
     """A 12-megapixel phone photo is opened off the GUI thread: the status bar said 'Opening
     IMG_1000.jpg…' until it timed out, seconds after the answer was on screen."""
+    posted = _drop_a_phone_photo(qtbot, tab, photo_model, tmp_path)
+    assert posted[0] == "Opening IMG_1000.jpg…"
+    assert posted[-1] == "Opened IMG_1000.jpg"
+
+
+def _drop_a_phone_photo(qtbot, tab, photo_model, tmp_path) -> list[str]:
+    """Drop a 12-megapixel JPEG (opened off the GUI thread) with ``photo_model`` in use; the
+    status messages posted until its answer is shown."""
     tab.set_model(photo_model, "pets")
     path = tmp_path / "IMG_1000.jpg"
     Image.new("RGB", (4032, 3024), (200, 120, 40)).save(path, quality=70)
     posted: list[str] = []
     tab._state.status_posted.connect(posted.append)
     tab.handle_drop(_urls(path))
-    assert posted == ["Opening IMG_1000.jpg…"]
     qtbot.waitUntil(lambda: not tab.background_busy() and tab.result is not None, timeout=20000)
-    assert posted[-1] == "Opened IMG_1000.jpg"
+    return posted
 
 
 def test_the_status_bar_names_the_photo_shown_not_the_one_before(qtbot, tab, photo_model, tmp_path):
     """A phone photo opened, then a small one dropped: the status bar still said 'Opened
     IMG_1000.jpg' (or the previous file's error) beside the small photo's answer."""
-    tab.set_model(photo_model, "pets")
-    path = tmp_path / "IMG_1000.jpg"
-    Image.new("RGB", (4032, 3024), (200, 120, 40)).save(path, quality=70)
-    posted: list[str] = []
-    tab._state.status_posted.connect(posted.append)
-    tab.handle_drop(_urls(path))
-    qtbot.waitUntil(lambda: not tab.background_busy() and tab.result is not None, timeout=20000)
+    posted = _drop_a_phone_photo(qtbot, tab, photo_model, tmp_path)
     tab.handle_drop(_urls(_photo(tmp_path / "boat.png")))
     assert tab.result is not None and posted[-1] == "Opened boat.png"
     (tmp_path / "notes.png").write_bytes(b"not a picture")

@@ -11,16 +11,11 @@ from desktop.widgets.focus_ring import focus_ring
 
 
 @pytest.fixture
-def window(qtbot, settings):
-    from desktop.main_window import MainWindow
-
-    win = MainWindow(settings=settings)
-    qtbot.addWidget(win)
-    win.resize(1280, 820)
-    win.show()
-    win.activateWindow()
-    qtbot.waitUntil(lambda: win.isActiveWindow() and win.filters_tab.result() is not None)
-    return win
+def window(qtbot, filters_window):
+    """The main window on the Filters tab, active (keys go to the active window)."""
+    filters_window.activateWindow()
+    qtbot.waitUntil(filters_window.isActiveWindow)
+    return filters_window
 
 
 def _looks_focused(win, widget) -> bool:
