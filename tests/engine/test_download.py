@@ -234,16 +234,23 @@ def test_server_errors_leave_nothing_behind(server, sums, tmp_path, how, message
     assert _leftovers(dataset_cache_dir("fashion-mnist", tmp_path)) == []
 
 
-def test_a_file_larger_than_its_pinned_size_is_cut_off(server, sums, tmp_path):
-    # a wrong mirror or a hostile server streaming without end must not fill the disk
-    name = "train-images-idx3-ubyte.gz"
-    server.behaviour[name] = "longer"
+def _refused(server, sums, tmp_path, how: str, match: str):
+    """The first file served ``how``: the DatasetError matching ``match`` (its text) and the
+    progress events sent before it."""
+    server.behaviour["train-images-idx3-ubyte.gz"] = how
     events: list[DownloadProgress] = []
-    with pytest.raises(DatasetError, match=rf"{name}: the server sent more than") as info:
+    with pytest.raises(DatasetError, match=match) as info:
         download_dataset(
             base_url=server.url, cache_dir=tmp_path, checksums=sums, progress=events.append
         )
-    assert f"{sums[name][2]:,} bytes" in str(info.value)
+    return str(info.value), events
+
+
+def test_a_file_larger_than_its_pinned_size_is_cut_off(server, sums, tmp_path):
+    # a wrong mirror or a hostile server streaming without end must not fill the disk
+    name = "train-images-idx3-ubyte.gz"
+    text, events = _refused(server, sums, tmp_path, "longer", rf"{name}: the server sent more than")
+    assert f"{sums[name][2]:,} bytes" in text
     assert max(e.done for e in events) <= sums[name][2]  # stopped at the pinned size
     assert _leftovers(dataset_cache_dir("fashion-mnist", tmp_path)) == []
 
@@ -251,14 +258,8 @@ def test_a_file_larger_than_its_pinned_size_is_cut_off(server, sums, tmp_path):
 def test_a_content_length_other_than_the_pinned_size_is_refused_before_reading(
     server, sums, tmp_path
 ):
-    name = "train-images-idx3-ubyte.gz"
-    server.behaviour[name] = "lie"
-    events: list[DownloadProgress] = []
-    with pytest.raises(DatasetError, match=r"announces 1,000,000,000,000 bytes") as info:
-        download_dataset(
-            base_url=server.url, cache_dir=tmp_path, checksums=sums, progress=events.append
-        )
-    assert "free space" not in str(info.value)  # the server is at fault, not the disk
+    text, events = _refused(server, sums, tmp_path, "lie", r"announces 1,000,000,000,000 bytes")
+    assert "free space" not in text  # the server is at fault, not the disk
     assert events == []
     assert _leftovers(dataset_cache_dir("fashion-mnist", tmp_path)) == []
 
