@@ -215,7 +215,7 @@ def training_digit(image: np.ndarray) -> np.ndarray:
         )
         if ring.mean() < 16:
             return gray
-    return prepare_digit(image).image
+    return prepare_digit(gray).image  # gray: ink_gray is its own result on a grey picture
 
 
 def classify_images(model, digits: list[np.ndarray] | np.ndarray) -> np.ndarray:
